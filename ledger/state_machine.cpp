@@ -1,0 +1,2 @@
+#include "ledger/state_machine.hpp"
+// (being written)

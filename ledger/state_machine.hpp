@@ -1,0 +1,130 @@
+#pragma once
+// The ledger's state machine: applies batches of create_accounts / create_transfers events to
+// in-memory state and records what changed, for ledger/store to persist in one transaction.
+// Pure code: no CAF, no I/O, no clock (the caller passes `now_ns`).
+//
+// Residency: every account is resident. Transfers are a cache: before a batch, a store-backed
+// caller loads every transfer the batch names (ids and pending_ids) that exists on disk
+// (`transfer_ids_to_prefetch` + `transfer_load`); after that, "absent" means "does not exist".
+// Pending transfers that are still pending always stay resident (they can expire).
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "ledger/result.hpp"
+#include "ledger/types.hpp"
+
+namespace kassa::ledger {
+
+struct u128_hash {
+  size_t operator()(u128 v) const noexcept {
+    // splitmix-style finaliser over both halves: ids are client-chosen, often sequential.
+    uint64_t x = u128_lo(v) ^ (u128_hi(v) * 0x9E3779B97F4A7C15ull);
+    x ^= x >> 30; x *= 0xBF58476D1CE4E5B9ull;
+    x ^= x >> 27; x *= 0x94D049BB133111EBull;
+    x ^= x >> 31;
+    return static_cast<size_t>(x);
+  }
+};
+
+// A pending transfer's resolution, persisted beside the transfer.
+struct pending_update {
+  u128 id;                // the pending transfer's id
+  pending_status status;  // pending (new), posted, voided or expired
+  uint64_t expires_at_ns; // 0 when the transfer never expires
+};
+
+// A balance snapshot for an account with the `history` flag, after a transfer touched it.
+struct history_entry {
+  u128 account_id;
+  account_balance balance; // balance.timestamp is the transfer's timestamp
+};
+
+// Everything the batches applied since the last `changes_take()` changed, in apply order.
+struct change_set {
+  std::vector<account> accounts_created;
+  std::vector<u128> accounts_updated;       // ids whose balances or flags changed; no repeats
+  std::vector<transfer> transfers_created;  // strictly increasing timestamps
+  std::vector<pending_update> pending_updates;
+  std::vector<history_entry> history;
+  uint64_t timestamp_last = 0;              // the largest timestamp assigned so far
+
+  bool empty() const {
+    return accounts_created.empty() && accounts_updated.empty() && transfers_created.empty() &&
+           pending_updates.empty() && history.empty();
+  }
+};
+
+struct pending_state {
+  pending_status status = pending_status::none;
+  uint64_t expires_at_ns = 0;
+};
+
+class state_machine {
+public:
+  state_machine() = default;
+  state_machine(const state_machine&) = delete;
+  state_machine& operator=(const state_machine&) = delete;
+
+  // --- batches -------------------------------------------------------------------------
+  // One result per event, in input order. Each event is stamped with a strictly increasing
+  // timestamp >= now_ns. Linked chains (flag `linked`) succeed or fail together.
+  std::vector<account_result> create_accounts(const account* events, size_t count, uint64_t now_ns);
+  std::vector<transfer_result> create_transfers(const transfer* events, size_t count, uint64_t now_ns);
+
+  // Expires every pending transfer whose deadline is <= now_ns, releasing its hold.
+  // Returns how many expired.
+  size_t expire_pending(uint64_t now_ns);
+  // The earliest deadline of a pending transfer, or 0 when none is pending with a timeout.
+  uint64_t pending_deadline_next_ns() const;
+
+  // --- reads ---------------------------------------------------------------------------
+  const account* account_find(u128 id) const;
+  const transfer* transfer_find(u128 id) const;
+  pending_state pending_find(u128 id) const;
+  size_t account_count() const { return accounts_.size(); }
+  size_t transfer_resident_count() const { return transfers_.size(); }
+  uint64_t timestamp_last() const { return timestamp_last_; }
+  template <class F> void accounts_for_each(F&& f) const {
+    for (const auto& [id, a] : accounts_) f(a);
+  }
+
+  // --- loading (recovery and prefetch) -------------------------------------------------
+  void account_load(const account& a);
+  // `state` matters for pending transfers only.
+  void transfer_load(const transfer& t, pending_state state);
+  void timestamp_last_load(uint64_t ts) { if (ts > timestamp_last_) timestamp_last_ = ts; }
+  // The ids (transfer ids and pending ids) a batch needs that are not resident.
+  std::vector<u128> transfer_ids_to_prefetch(const transfer* events, size_t count) const;
+  // Drops resident transfers that are no longer pending until at most `count_max` remain.
+  void transfers_evict(size_t count_max);
+
+  // --- changes -------------------------------------------------------------------------
+  const change_set& changes() const { return changes_; }
+  change_set changes_take();
+
+private:
+  struct undo_log;
+
+  account_result create_account(const account& a, uint64_t timestamp);
+  transfer_result create_transfer(const transfer& t, uint64_t timestamp, undo_log& undo);
+  transfer_result post_or_void(const transfer& t, uint64_t timestamp, undo_log& undo);
+  uint64_t timestamp_next(uint64_t now_ns);
+  void account_touch(u128 id, undo_log* undo);
+  void history_record(const account& a, uint64_t timestamp);
+  void pending_set(u128 id, pending_state state, undo_log* undo);
+  void rollback(undo_log& undo);
+
+  std::unordered_map<u128, account, u128_hash> accounts_;
+  std::unordered_map<u128, transfer, u128_hash> transfers_;
+  std::unordered_map<u128, pending_state, u128_hash> pending_;  // only status != none
+  std::multimap<uint64_t, u128> expiry_;                        // deadline -> pending id
+  std::unordered_set<u128, u128_hash> accounts_updated_set_;
+  change_set changes_;
+  uint64_t timestamp_last_ = 0;
+};
+
+} // namespace kassa::ledger
