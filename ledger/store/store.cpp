@@ -1,0 +1,795 @@
+#include "ledger/store/store.hpp"
+
+#include <lmdb.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <system_error>
+
+#include "ledger/assert.hpp"
+#include "ledger/store/crc32c.hpp"
+#include "ledger/store/layout.hpp"
+
+namespace kassa::ledger::store {
+
+std::string_view name(errc code) {
+  switch (code) {
+    case errc::ok: return "ok";
+    case errc::invalid_argument: return "invalid_argument";
+    case errc::io: return "io";
+    case errc::map_full: return "map_full";
+    case errc::corrupt: return "corrupt";
+    case errc::version_mismatch: return "version_mismatch";
+  }
+  return "unknown";
+}
+
+namespace {
+
+using namespace layout;
+
+template <class T> MDB_val val_of(const T& v) { return MDB_val{sizeof(T), const_cast<T*>(&v)}; }
+inline MDB_val val_of_bytes(const void* p, size_t n) { return MDB_val{n, const_cast<void*>(p)}; }
+
+uint64_t mono_ns() {
+  return uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                      std::chrono::steady_clock::now().time_since_epoch())
+                      .count());
+}
+uint64_t wall_ns() {
+  return uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count());
+}
+
+error make_error(errc code, std::string message) { return error{code, std::move(message)}; }
+
+// Maps an LMDB return code to an error whose message tells the operator what to do.
+error lmdb_error(int rc, const std::string& what, const options& o) {
+  std::string where = what + " in " + o.path + ": " + mdb_strerror(rc);
+  switch (rc) {
+    case MDB_MAP_FULL:
+      return make_error(errc::map_full,
+                        "store is full (map_size_mib=" + std::to_string(o.map_size_bytes >> 20) +
+                            ", " + where + "): raise store.map_size_mib and restart");
+    case MDB_CORRUPTED:
+    case MDB_PAGE_NOTFOUND:
+    case MDB_INVALID:
+      return make_error(errc::corrupt,
+                        where + ": the store is damaged; run `kassa verify` and restore from a backup");
+    case MDB_VERSION_MISMATCH:
+      return make_error(errc::version_mismatch,
+                        where + ": the LMDB file was written by another LMDB version");
+    case MDB_READERS_FULL:
+      return make_error(errc::io, where + ": too many concurrent readers; restart the process");
+    default:
+      return make_error(errc::io, where + ": check the disk (space, permissions, errors) and restart");
+  }
+}
+
+error corrupt(const options& o, const std::string& what) {
+  return make_error(errc::corrupt, "store " + o.path + " is inconsistent: " + what +
+                                       "; run `kassa verify` and restore from a backup");
+}
+
+struct txn_guard {
+  MDB_txn* txn = nullptr;
+  ~txn_guard() {
+    if (txn) mdb_txn_abort(txn);
+  }
+  int commit() {
+    int rc = mdb_txn_commit(txn); // frees the handle whatever the outcome
+    txn = nullptr;
+    return rc;
+  }
+};
+
+struct cursor_guard {
+  MDB_cursor* cursor = nullptr;
+  ~cursor_guard() {
+    if (cursor) mdb_cursor_close(cursor);
+  }
+};
+
+int get_u64(MDB_txn* txn, MDB_dbi dbi, const char* key, uint64_t& out, bool& found) {
+  MDB_val k = val_of_bytes(key, std::strlen(key)), v;
+  int rc = mdb_get(txn, dbi, &k, &v);
+  found = rc == 0;
+  if (rc == MDB_NOTFOUND) return 0;
+  if (rc != 0) return rc;
+  if (v.mv_size != 8) return MDB_CORRUPTED;
+  std::memcpy(&out, v.mv_data, 8);
+  return 0;
+}
+
+int put_u64(MDB_txn* txn, MDB_dbi dbi, const char* key, uint64_t value) {
+  MDB_val k = val_of_bytes(key, std::strlen(key)), v = val_of(value);
+  return mdb_put(txn, dbi, &k, &v, 0);
+}
+
+// Reads a transfer by id: transfer_ids gives its timestamp, transfers its record.
+// Returns MDB_NOTFOUND when the id is unknown, MDB_CORRUPTED when the index points nowhere.
+int transfer_get(MDB_txn* txn, MDB_dbi ids, MDB_dbi transfers, u128 id, transfer& out) {
+  key_id k(id);
+  MDB_val kv = val_of(k), v;
+  int rc = mdb_get(txn, ids, &kv, &v);
+  if (rc != 0) return rc;
+  if (v.mv_size != 8) return MDB_CORRUPTED;
+  uint64_t ts;
+  std::memcpy(&ts, v.mv_data, 8);
+  key_u64 tk(ts);
+  MDB_val tkv = val_of(tk);
+  rc = mdb_get(txn, transfers, &tkv, &v);
+  if (rc == MDB_NOTFOUND) return MDB_CORRUPTED;
+  if (rc != 0) return rc;
+  if (v.mv_size != sizeof(transfer)) return MDB_CORRUPTED;
+  std::memcpy(&out, v.mv_data, sizeof(transfer));
+  return out.id == id ? 0 : MDB_CORRUPTED;
+}
+
+int pending_get(MDB_txn* txn, MDB_dbi dbi, u128 id, pending_row& out) {
+  key_id k(id);
+  MDB_val kv = val_of(k), v;
+  int rc = mdb_get(txn, dbi, &kv, &v);
+  if (rc != 0) return rc;
+  if (v.mv_size != sizeof(pending_row)) return MDB_CORRUPTED;
+  std::memcpy(&out, v.mv_data, sizeof(pending_row));
+  return 0;
+}
+
+struct id_ts {
+  u128 id;
+  uint64_t ts;
+  bool operator<(const id_ts& o) const { return id != o.id ? id < o.id : ts < o.ts; }
+};
+
+} // namespace
+
+struct store::impl {
+  MDB_env* env = nullptr;
+  MDB_dbi meta = 0, accounts = 0, transfers = 0, transfer_ids = 0, pending = 0, expiry = 0,
+          history = 0, account_transfers = 0, journal = 0;
+  MDB_txn* prefetch_txn = nullptr; // reset between uses, renewed by prefetch (writer thread)
+
+  // Scratch buffers reused by every commit: no allocation per event once warm.
+  std::vector<u128> account_ids;
+  std::vector<id_ts> ids;
+  std::vector<id_ts> account_transfer_keys;
+  std::vector<uint32_t> history_order;
+  std::vector<u128> prefetch_ids;
+
+  ~impl() {
+    if (prefetch_txn) mdb_txn_abort(prefetch_txn);
+    if (env) mdb_env_close(env);
+  }
+};
+
+store::store(const options& o) : options_(o), impl_(std::make_unique<impl>()) {}
+store::~store() = default;
+
+std::unique_ptr<store> store::open(const options& o, error& err) {
+  err = {};
+  if (o.path.empty()) {
+    err = make_error(errc::invalid_argument, "store path is empty: set store.path / data dir");
+    return nullptr;
+  }
+  if (o.map_size_bytes < (64u << 10)) {
+    err = make_error(errc::invalid_argument, "store map size " + std::to_string(o.map_size_bytes) +
+                                                 " bytes is below 64 KiB: raise store.map_size_mib");
+    return nullptr;
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(o.path, ec);
+  if (ec) {
+    err = make_error(errc::io, "cannot create store directory " + o.path + ": " + ec.message() +
+                                   ": check the path and permissions");
+    return nullptr;
+  }
+
+  std::unique_ptr<store> s(new store(o));
+  impl& m = *s->impl_;
+  int rc = mdb_env_create(&m.env);
+  if (rc != 0) {
+    m.env = nullptr;
+    err = lmdb_error(rc, "mdb_env_create", o);
+    return nullptr;
+  }
+  // MDB_NOTLS: read transactions belong to the transaction object, not the thread, so actors
+  // that CAF moves between worker threads may read, and a reset read txn can be renewed by
+  // whichever thread uses it next. The single writer is one thread per shard by design.
+  unsigned flags = MDB_NOTLS;
+  if (o.durability == durability::none) flags |= MDB_NOSYNC;
+  if ((rc = mdb_env_set_maxdbs(m.env, dbi_count)) != 0 ||
+      (rc = mdb_env_set_mapsize(m.env, o.map_size_bytes)) != 0 ||
+      (rc = mdb_env_open(m.env, o.path.c_str(), flags, 0640)) != 0) {
+    err = lmdb_error(rc, "opening the LMDB environment", o);
+    return nullptr;
+  }
+
+  txn_guard txn;
+  if ((rc = mdb_txn_begin(m.env, nullptr, 0, &txn.txn)) != 0) {
+    err = lmdb_error(rc, "beginning the open transaction", o);
+    return nullptr;
+  }
+  struct {
+    const char* name;
+    MDB_dbi* dbi;
+  } dbis[] = {{dbi_meta, &m.meta},
+              {dbi_accounts, &m.accounts},
+              {dbi_transfers, &m.transfers},
+              {dbi_transfer_ids, &m.transfer_ids},
+              {dbi_pending, &m.pending},
+              {dbi_expiry, &m.expiry},
+              {dbi_history, &m.history},
+              {dbi_account_transfers, &m.account_transfers},
+              {dbi_journal, &m.journal}};
+  static_assert(sizeof(dbis) / sizeof(dbis[0]) == dbi_count);
+  for (auto& d : dbis) {
+    if ((rc = mdb_dbi_open(txn.txn, d.name, MDB_CREATE, d.dbi)) != 0) {
+      err = lmdb_error(rc, std::string("opening table ") + d.name, o);
+      return nullptr;
+    }
+  }
+
+  uint64_t version = 0;
+  bool found = false;
+  if ((rc = get_u64(txn.txn, m.meta, meta_format_version, version, found)) != 0) {
+    err = lmdb_error(rc, "reading meta.format_version", o);
+    return nullptr;
+  }
+  if (!found) {
+    // A new store: every table must be empty, or someone removed meta.
+    for (auto& d : dbis) {
+      MDB_stat st;
+      if ((rc = mdb_stat(txn.txn, *d.dbi, &st)) != 0) {
+        err = lmdb_error(rc, "mdb_stat", o);
+        return nullptr;
+      }
+      if (st.ms_entries != 0) {
+        err = corrupt(o, std::string("meta.format_version is missing but table ") + d.name +
+                             " holds " + std::to_string(st.ms_entries) + " rows");
+        return nullptr;
+      }
+    }
+    if ((rc = put_u64(txn.txn, m.meta, meta_format_version, format_version)) != 0 ||
+        (rc = put_u64(txn.txn, m.meta, meta_commit_sequence, 0)) != 0 ||
+        (rc = put_u64(txn.txn, m.meta, meta_timestamp_last, 0)) != 0 ||
+        (rc = put_u64(txn.txn, m.meta, meta_transfer_timestamp_last, 0)) != 0) {
+      err = lmdb_error(rc, "initialising meta", o);
+      return nullptr;
+    }
+  } else if (version != format_version) {
+    err = make_error(errc::version_mismatch,
+                     "store " + o.path + " has format version " + std::to_string(version) +
+                         ", this kassa reads version " + std::to_string(format_version) +
+                         ": run the kassa release that wrote it");
+    return nullptr;
+  }
+
+  bool f1, f2, f3;
+  if ((rc = get_u64(txn.txn, m.meta, meta_commit_sequence, s->commit_sequence_, f1)) != 0 ||
+      (rc = get_u64(txn.txn, m.meta, meta_timestamp_last, s->timestamp_last_, f2)) != 0 ||
+      (rc = get_u64(txn.txn, m.meta, meta_transfer_timestamp_last, s->transfer_timestamp_last_,
+                    f3)) != 0) {
+    err = lmdb_error(rc, "reading meta", o);
+    return nullptr;
+  }
+  if (!f1 || !f2 || !f3) {
+    err = corrupt(o, "meta lacks commit_sequence, timestamp_last or transfer_timestamp_last");
+    return nullptr;
+  }
+
+  // Recovery check: LMDB commits are atomic, so after a crash the journal's last entry, meta
+  // and the transfers table must describe the same commit.
+  {
+    cursor_guard c;
+    MDB_val k, v;
+    if ((rc = mdb_cursor_open(txn.txn, m.journal, &c.cursor)) != 0) {
+      err = lmdb_error(rc, "opening a journal cursor", o);
+      return nullptr;
+    }
+    rc = mdb_cursor_get(c.cursor, &k, &v, MDB_LAST);
+    if (rc == MDB_NOTFOUND) {
+      if (s->commit_sequence_ != 0) {
+        err = corrupt(o, "meta.commit_sequence is " + std::to_string(s->commit_sequence_) +
+                             " but the journal is empty");
+        return nullptr;
+      }
+    } else if (rc != 0) {
+      err = lmdb_error(rc, "reading the journal", o);
+      return nullptr;
+    } else {
+      journal_entry je;
+      if (k.mv_size != 8 || v.mv_size != sizeof je) {
+        err = corrupt(o, "the last journal entry has a bad size");
+        return nullptr;
+      }
+      std::memcpy(&je, v.mv_data, sizeof je);
+      uint64_t key = get_be64(static_cast<const uint8_t*>(k.mv_data));
+      if (key != s->commit_sequence_ || je.sequence != key ||
+          je.timestamp_last != s->timestamp_last_) {
+        err = corrupt(o, "the last journal entry (sequence " + std::to_string(key) +
+                             ", timestamp_last " + std::to_string(je.timestamp_last) +
+                             ") disagrees with meta (commit_sequence " +
+                             std::to_string(s->commit_sequence_) + ", timestamp_last " +
+                             std::to_string(s->timestamp_last_) + ")");
+        return nullptr;
+      }
+    }
+  }
+  {
+    cursor_guard c;
+    MDB_val k, v;
+    if ((rc = mdb_cursor_open(txn.txn, m.transfers, &c.cursor)) != 0) {
+      err = lmdb_error(rc, "opening a transfers cursor", o);
+      return nullptr;
+    }
+    rc = mdb_cursor_get(c.cursor, &k, &v, MDB_LAST);
+    uint64_t last = 0;
+    if (rc == 0) {
+      if (k.mv_size != 8) {
+        err = corrupt(o, "a transfers key is not 8 bytes");
+        return nullptr;
+      }
+      last = get_be64(static_cast<const uint8_t*>(k.mv_data));
+    } else if (rc != MDB_NOTFOUND) {
+      err = lmdb_error(rc, "reading the transfers", o);
+      return nullptr;
+    }
+    if (last != s->transfer_timestamp_last_ || last > s->timestamp_last_) {
+      err = corrupt(o, "the newest transfer has timestamp " + std::to_string(last) +
+                           " but meta.transfer_timestamp_last is " +
+                           std::to_string(s->transfer_timestamp_last_) +
+                           " and meta.timestamp_last " + std::to_string(s->timestamp_last_));
+      return nullptr;
+    }
+  }
+  if ((rc = txn.commit()) != 0) {
+    err = lmdb_error(rc, "committing the open transaction", o);
+    return nullptr;
+  }
+  return s;
+}
+
+error store::load(state_machine& sm) {
+  KASSA_ASSERT(sm.account_count() == 0);
+  impl& m = *impl_;
+  txn_guard txn;
+  int rc = mdb_txn_begin(m.env, nullptr, MDB_RDONLY, &txn.txn);
+  if (rc != 0) return lmdb_error(rc, "beginning the load transaction", options_);
+
+  {
+    cursor_guard c;
+    if ((rc = mdb_cursor_open(txn.txn, m.accounts, &c.cursor)) != 0)
+      return lmdb_error(rc, "opening an accounts cursor", options_);
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(c.cursor, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(c.cursor, &k, &v, MDB_NEXT)) {
+      if (k.mv_size != 16 || v.mv_size != sizeof(account))
+        return corrupt(options_, "an accounts row has a bad size");
+      account a;
+      std::memcpy(&a, v.mv_data, sizeof a);
+      if (a.id != get_be128(static_cast<const uint8_t*>(k.mv_data)))
+        return corrupt(options_, "an accounts row is stored under another id");
+      sm.account_load(a);
+    }
+    if (rc != MDB_NOTFOUND) return lmdb_error(rc, "reading the accounts", options_);
+  }
+  {
+    cursor_guard c;
+    if ((rc = mdb_cursor_open(txn.txn, m.pending, &c.cursor)) != 0)
+      return lmdb_error(rc, "opening a pending cursor", options_);
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(c.cursor, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(c.cursor, &k, &v, MDB_NEXT)) {
+      if (k.mv_size != 16 || v.mv_size != sizeof(pending_row))
+        return corrupt(options_, "a pending row has a bad size");
+      pending_row row;
+      std::memcpy(&row, v.mv_data, sizeof row);
+      if (row.status != uint8_t(pending_status::pending)) continue;
+      u128 id = get_be128(static_cast<const uint8_t*>(k.mv_data));
+      transfer t;
+      int trc = transfer_get(txn.txn, m.transfer_ids, m.transfers, id, t);
+      if (trc == MDB_NOTFOUND || trc == MDB_CORRUPTED)
+        return corrupt(options_, "pending transfer " + to_string_u128(id) + " is not stored");
+      if (trc != 0) return lmdb_error(trc, "reading a pending transfer", options_);
+      sm.transfer_load(t, pending_state{pending_status::pending, row.expires_at_ns});
+    }
+    if (rc != MDB_NOTFOUND) return lmdb_error(rc, "reading the pending transfers", options_);
+  }
+  sm.timestamp_last_load(timestamp_last_);
+  return {};
+}
+
+error store::prefetch(state_machine& sm, const transfer* events, size_t count) {
+  impl& m = *impl_;
+  m.prefetch_ids = sm.transfer_ids_to_prefetch(events, count);
+  if (m.prefetch_ids.empty()) return {};
+  // Sorted lookups walk the B-tree in key order: neighbouring ids share their leaf pages.
+  std::sort(m.prefetch_ids.begin(), m.prefetch_ids.end());
+  m.prefetch_ids.erase(std::unique(m.prefetch_ids.begin(), m.prefetch_ids.end()),
+                       m.prefetch_ids.end());
+  int rc = m.prefetch_txn ? mdb_txn_renew(m.prefetch_txn)
+                          : mdb_txn_begin(m.env, nullptr, MDB_RDONLY, &m.prefetch_txn);
+  if (rc != 0) return lmdb_error(rc, "beginning a prefetch transaction", options_);
+  error result;
+  for (u128 id : m.prefetch_ids) {
+    transfer t;
+    rc = transfer_get(m.prefetch_txn, m.transfer_ids, m.transfers, id, t);
+    if (rc == MDB_NOTFOUND) continue; // a new id
+    if (rc == MDB_CORRUPTED) {
+      result = corrupt(options_, "transfer_ids names transfer " + to_string_u128(id) +
+                                     " but its row is missing");
+      break;
+    }
+    if (rc != 0) {
+      result = lmdb_error(rc, "prefetching transfers", options_);
+      break;
+    }
+    pending_state state;
+    if (has(t.flags, transfer_pending)) {
+      pending_row row;
+      rc = pending_get(m.prefetch_txn, m.pending, id, row);
+      if (rc != 0) {
+        result = rc == MDB_NOTFOUND
+                     ? corrupt(options_, "pending transfer " + to_string_u128(id) + " has no pending row")
+                     : lmdb_error(rc, "prefetching pending states", options_);
+        break;
+      }
+      state = pending_state{pending_status(row.status), row.expires_at_ns};
+    }
+    sm.transfer_load(t, state);
+  }
+  mdb_txn_reset(m.prefetch_txn);
+  return result;
+}
+
+error store::commit(const state_machine& sm, const change_set& changes) {
+  impl& m = *impl_;
+  const uint64_t t_begin = mono_ns();
+  txn_guard txn;
+  int rc = mdb_txn_begin(m.env, nullptr, 0, &txn.txn);
+  if (rc != 0) return lmdb_error(rc, "beginning the commit transaction", options_);
+  const char* stage = "";
+  auto fail = [&](int code) { return lmdb_error(code, std::string("commit: ") + stage, options_); };
+
+  MDB_val k, v;
+  // 1. Account rows, in key order so that each leaf page is visited once.
+  stage = "writing accounts";
+  m.account_ids.clear();
+  for (const account& a : changes.accounts_created) m.account_ids.push_back(a.id);
+  m.account_ids.insert(m.account_ids.end(), changes.accounts_updated.begin(),
+                       changes.accounts_updated.end());
+  std::sort(m.account_ids.begin(), m.account_ids.end());
+  m.account_ids.erase(std::unique(m.account_ids.begin(), m.account_ids.end()), m.account_ids.end());
+  {
+    cursor_guard c;
+    if ((rc = mdb_cursor_open(txn.txn, m.accounts, &c.cursor)) != 0) return fail(rc);
+    for (u128 id : m.account_ids) {
+      const account* a = sm.account_find(id);
+      KASSA_ASSERT(a != nullptr);
+      key_id key(id);
+      k = val_of(key);
+      v = val_of(*a);
+      if ((rc = mdb_cursor_put(c.cursor, &k, &v, 0)) != 0) return fail(rc);
+    }
+  }
+
+  // 2. The journal of transfers: timestamps strictly increase, so every put is an append.
+  stage = "appending transfers";
+  uint32_t crc = 0;
+  uint64_t ts_prev = transfer_timestamp_last_;
+  {
+    cursor_guard c;
+    if ((rc = mdb_cursor_open(txn.txn, m.transfers, &c.cursor)) != 0) return fail(rc);
+    for (const transfer& t : changes.transfers_created) {
+      KASSA_ASSERT(t.timestamp > ts_prev);
+      ts_prev = t.timestamp;
+      key_u64 key(t.timestamp);
+      k = val_of(key);
+      v = val_of(t);
+      if ((rc = mdb_cursor_put(c.cursor, &k, &v, MDB_APPEND)) != 0) return fail(rc);
+      crc = crc32c_extend(crc, &t, sizeof t);
+    }
+  }
+
+  // 3. transfer_ids, sorted. Ids that all exceed the largest stored id (time-based or
+  // sequential ids) are appended; otherwise MDB_NOOVERWRITE refuses a second copy of an id.
+  stage = "indexing transfer ids";
+  m.ids.clear();
+  for (const transfer& t : changes.transfers_created) m.ids.push_back({t.id, t.timestamp});
+  std::sort(m.ids.begin(), m.ids.end());
+  if (!m.ids.empty()) {
+    cursor_guard c;
+    if ((rc = mdb_cursor_open(txn.txn, m.transfer_ids, &c.cursor)) != 0) return fail(rc);
+    unsigned put_flags = MDB_NOOVERWRITE;
+    rc = mdb_cursor_get(c.cursor, &k, &v, MDB_LAST);
+    if (rc == MDB_NOTFOUND) {
+      put_flags = MDB_APPEND;
+    } else if (rc != 0) {
+      return fail(rc);
+    } else if (k.mv_size == 16 && get_be128(static_cast<const uint8_t*>(k.mv_data)) < m.ids.front().id) {
+      put_flags = MDB_APPEND;
+    }
+    for (const id_ts& e : m.ids) {
+      key_id key(e.id);
+      k = val_of(key);
+      v = val_of(e.ts);
+      rc = mdb_cursor_put(c.cursor, &k, &v, put_flags);
+      if (rc == MDB_KEYEXIST)
+        return corrupt(options_, "transfer id " + to_string_u128(e.id) + " is already stored");
+      if (rc != 0) return fail(rc);
+    }
+  }
+
+  // 4. account_transfers: two rows per transfer, sorted by account then timestamp.
+  stage = "indexing account transfers";
+  m.account_transfer_keys.clear();
+  for (const transfer& t : changes.transfers_created) {
+    m.account_transfer_keys.push_back({t.debit_account_id, t.timestamp});
+    m.account_transfer_keys.push_back({t.credit_account_id, t.timestamp});
+  }
+  std::sort(m.account_transfer_keys.begin(), m.account_transfer_keys.end());
+  if (!m.account_transfer_keys.empty()) {
+    cursor_guard c;
+    if ((rc = mdb_cursor_open(txn.txn, m.account_transfers, &c.cursor)) != 0) return fail(rc);
+    MDB_val empty{0, nullptr};
+    for (const id_ts& e : m.account_transfer_keys) {
+      key_id_ts key(e.id, e.ts);
+      k = val_of(key);
+      if ((rc = mdb_cursor_put(c.cursor, &k, &empty, 0)) != 0) return fail(rc);
+    }
+  }
+
+  // 5. Balance history of accounts with the history flag.
+  stage = "writing history";
+  if (!changes.history.empty()) {
+    m.history_order.resize(changes.history.size());
+    for (uint32_t i = 0; i < m.history_order.size(); ++i) m.history_order[i] = i;
+    std::sort(m.history_order.begin(), m.history_order.end(), [&](uint32_t a, uint32_t b) {
+      const history_entry& x = changes.history[a];
+      const history_entry& y = changes.history[b];
+      return x.account_id != y.account_id ? x.account_id < y.account_id
+                                          : x.balance.timestamp < y.balance.timestamp;
+    });
+    cursor_guard c;
+    if ((rc = mdb_cursor_open(txn.txn, m.history, &c.cursor)) != 0) return fail(rc);
+    for (uint32_t i : m.history_order) {
+      const history_entry& h = changes.history[i];
+      key_id_ts key(h.account_id, h.balance.timestamp);
+      k = val_of(key);
+      v = val_of(h.balance);
+      if ((rc = mdb_cursor_put(c.cursor, &k, &v, 0)) != 0) return fail(rc);
+    }
+  }
+
+  // 6. Pending states, in apply order (a group may create a pending transfer and post it).
+  stage = "writing pending states";
+  MDB_val empty{0, nullptr};
+  for (const pending_update& u : changes.pending_updates) {
+    pending_row row{};
+    row.status = uint8_t(u.status);
+    row.expires_at_ns = u.expires_at_ns;
+    if (u.status != pending_status::pending) {
+      pending_row old;
+      rc = pending_get(txn.txn, m.pending, u.id, old);
+      if (rc == MDB_NOTFOUND)
+        return corrupt(options_, "pending transfer " + to_string_u128(u.id) +
+                                     " is resolved but was never stored as pending");
+      if (rc != 0) return fail(rc);
+      if (old.status == uint8_t(pending_status::pending) && old.expires_at_ns != 0) {
+        key_ts_id ek(old.expires_at_ns, u.id);
+        k = val_of(ek);
+        rc = mdb_del(txn.txn, m.expiry, &k, nullptr);
+        if (rc != 0 && rc != MDB_NOTFOUND) return fail(rc);
+      }
+      if (row.expires_at_ns == 0) row.expires_at_ns = old.expires_at_ns;
+    } else if (u.expires_at_ns != 0) {
+      key_ts_id ek(u.expires_at_ns, u.id);
+      k = val_of(ek);
+      if ((rc = mdb_put(txn.txn, m.expiry, &k, &empty, 0)) != 0) return fail(rc);
+    }
+    key_id key(u.id);
+    k = val_of(key);
+    v = val_of(row);
+    if ((rc = mdb_put(txn.txn, m.pending, &k, &v, 0)) != 0) return fail(rc);
+  }
+
+  // 7. The commit's journal entry and meta.
+  stage = "writing the journal";
+  const uint64_t sequence = commit_sequence_ + 1;
+  const uint64_t timestamp_last = std::max(timestamp_last_, changes.timestamp_last);
+  journal_entry je{};
+  je.sequence = sequence;
+  je.timestamp_last = timestamp_last;
+  if (!changes.transfers_created.empty()) {
+    je.transfer_timestamp_min = changes.transfers_created.front().timestamp;
+    je.transfer_timestamp_max = changes.transfers_created.back().timestamp;
+    KASSA_ASSERT(je.transfer_timestamp_max <= timestamp_last);
+  }
+  je.committed_at_ns = wall_ns();
+  je.accounts_created = uint32_t(changes.accounts_created.size());
+  je.accounts_written = uint32_t(m.account_ids.size());
+  je.transfers_created = uint32_t(changes.transfers_created.size());
+  je.pending_updates = uint32_t(changes.pending_updates.size());
+  je.history_entries = uint32_t(changes.history.size());
+  je.transfers_crc32c = crc;
+  {
+    key_u64 key(sequence);
+    k = val_of(key);
+    v = val_of(je);
+    if ((rc = mdb_put(txn.txn, m.journal, &k, &v, MDB_APPEND)) != 0) return fail(rc);
+  }
+  stage = "writing meta";
+  if ((rc = put_u64(txn.txn, m.meta, meta_commit_sequence, sequence)) != 0 ||
+      (rc = put_u64(txn.txn, m.meta, meta_timestamp_last, timestamp_last)) != 0 ||
+      (rc = put_u64(txn.txn, m.meta, meta_transfer_timestamp_last, ts_prev)) != 0)
+    return fail(rc);
+
+  const uint64_t t_write = mono_ns();
+  stage = "committing (write + fsync)";
+  if ((rc = txn.commit()) != 0) return fail(rc);
+  const uint64_t t_end = mono_ns();
+
+  commit_sequence_ = sequence;
+  timestamp_last_ = timestamp_last;
+  transfer_timestamp_last_ = ts_prev;
+  last_commit_ = commit_stats{sequence, changes.transfers_created.size(), m.account_ids.size(),
+                              t_write - t_begin, t_end - t_write};
+  return {};
+}
+
+// --- reads ---------------------------------------------------------------------------------
+
+error store::lookup_accounts(const u128* ids, size_t count, std::vector<account>& out) const {
+  out.clear();
+  txn_guard txn;
+  int rc = mdb_txn_begin(impl_->env, nullptr, MDB_RDONLY, &txn.txn);
+  if (rc != 0) return lmdb_error(rc, "beginning a read transaction", options_);
+  for (size_t i = 0; i < count; ++i) {
+    key_id key(ids[i]);
+    MDB_val k = val_of(key), v;
+    rc = mdb_get(txn.txn, impl_->accounts, &k, &v);
+    if (rc == MDB_NOTFOUND) continue;
+    if (rc != 0) return lmdb_error(rc, "looking up accounts", options_);
+    if (v.mv_size != sizeof(account)) return corrupt(options_, "an accounts row has a bad size");
+    account a;
+    std::memcpy(&a, v.mv_data, sizeof a);
+    out.push_back(a);
+  }
+  return {};
+}
+
+error store::lookup_transfers(const u128* ids, size_t count, std::vector<transfer>& out) const {
+  out.clear();
+  txn_guard txn;
+  int rc = mdb_txn_begin(impl_->env, nullptr, MDB_RDONLY, &txn.txn);
+  if (rc != 0) return lmdb_error(rc, "beginning a read transaction", options_);
+  for (size_t i = 0; i < count; ++i) {
+    transfer t;
+    rc = transfer_get(txn.txn, impl_->transfer_ids, impl_->transfers, ids[i], t);
+    if (rc == MDB_NOTFOUND) continue;
+    if (rc == MDB_CORRUPTED)
+      return corrupt(options_, "transfer_ids names transfer " + to_string_u128(ids[i]) +
+                                   " but its row is missing");
+    if (rc != 0) return lmdb_error(rc, "looking up transfers", options_);
+    out.push_back(t);
+  }
+  return {};
+}
+
+error store::lookup_pending(u128 id, pending_state& out) const {
+  out = {};
+  txn_guard txn;
+  int rc = mdb_txn_begin(impl_->env, nullptr, MDB_RDONLY, &txn.txn);
+  if (rc != 0) return lmdb_error(rc, "beginning a read transaction", options_);
+  pending_row row;
+  rc = pending_get(txn.txn, impl_->pending, id, row);
+  if (rc == MDB_NOTFOUND) return {};
+  if (rc != 0) return lmdb_error(rc, "looking up a pending state", options_);
+  out = pending_state{pending_status(row.status), row.expires_at_ns};
+  return {};
+}
+
+namespace {
+
+// Walks the rows of `account_id` in an (account id ++ timestamp) table within
+// [ts_min, ts_max], oldest first or newest first; `f(ts, value)` returns false to stop.
+template <class F>
+int scan_account_range(MDB_cursor* c, u128 account_id, uint64_t ts_min, uint64_t ts_max,
+                       bool reversed, F&& f) {
+  MDB_val k, v;
+  int rc;
+  if (!reversed) {
+    key_id_ts start(account_id, ts_min);
+    k = val_of(start);
+    rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+  } else {
+    if (ts_max == UINT64_MAX) {
+      // No key above (id, max) within this account: start after the account's range.
+      key_id_ts start(account_id + 1, 0);
+      k = val_of(start);
+      rc = account_id == u128_max ? MDB_NOTFOUND : mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    } else {
+      key_id_ts start(account_id, ts_max + 1);
+      k = val_of(start);
+      rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    }
+    rc = rc == 0 ? mdb_cursor_get(c, &k, &v, MDB_PREV)
+                 : rc == MDB_NOTFOUND ? mdb_cursor_get(c, &k, &v, MDB_LAST) : rc;
+  }
+  for (; rc == 0; rc = mdb_cursor_get(c, &k, &v, reversed ? MDB_PREV : MDB_NEXT)) {
+    if (k.mv_size != 24) return MDB_CORRUPTED;
+    const auto* bytes = static_cast<const uint8_t*>(k.mv_data);
+    if (get_be128(bytes) != account_id) break;
+    uint64_t ts = get_be64(bytes + 16);
+    if (ts < ts_min || ts > ts_max) break;
+    if (!f(ts, v)) break;
+  }
+  return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+} // namespace
+
+error store::account_transfers(const account_filter& filter, std::vector<transfer>& out) const {
+  out.clear();
+  if (filter.limit == 0) return {};
+  const uint64_t ts_max = filter.timestamp_max == 0 ? UINT64_MAX : filter.timestamp_max;
+  txn_guard txn;
+  int rc = mdb_txn_begin(impl_->env, nullptr, MDB_RDONLY, &txn.txn);
+  if (rc != 0) return lmdb_error(rc, "beginning a read transaction", options_);
+  cursor_guard c;
+  if ((rc = mdb_cursor_open(txn.txn, impl_->account_transfers, &c.cursor)) != 0)
+    return lmdb_error(rc, "opening an account_transfers cursor", options_);
+  int inner = 0;
+  rc = scan_account_range(c.cursor, filter.account_id, filter.timestamp_min, ts_max,
+                          filter.reversed, [&](uint64_t ts, const MDB_val&) {
+    key_u64 key(ts);
+    MDB_val k = val_of(key), v;
+    inner = mdb_get(txn.txn, impl_->transfers, &k, &v);
+    if (inner == 0 && v.mv_size != sizeof(transfer)) inner = MDB_CORRUPTED;
+    if (inner != 0) return false;
+    transfer t;
+    std::memcpy(&t, v.mv_data, sizeof t);
+    if ((filter.debits && t.debit_account_id == filter.account_id) ||
+        (filter.credits && t.credit_account_id == filter.account_id))
+      out.push_back(t);
+    return out.size() < filter.limit;
+  });
+  if (inner == MDB_NOTFOUND || inner == MDB_CORRUPTED || rc == MDB_CORRUPTED)
+    return corrupt(options_, "account_transfers points at a missing or damaged transfer");
+  if (inner != 0) rc = inner;
+  if (rc != 0) return lmdb_error(rc, "reading account transfers", options_);
+  return {};
+}
+
+error store::account_balances(const account_filter& filter,
+                              std::vector<account_balance>& out) const {
+  out.clear();
+  if (filter.limit == 0) return {};
+  const uint64_t ts_max = filter.timestamp_max == 0 ? UINT64_MAX : filter.timestamp_max;
+  txn_guard txn;
+  int rc = mdb_txn_begin(impl_->env, nullptr, MDB_RDONLY, &txn.txn);
+  if (rc != 0) return lmdb_error(rc, "beginning a read transaction", options_);
+  cursor_guard c;
+  if ((rc = mdb_cursor_open(txn.txn, impl_->history, &c.cursor)) != 0)
+    return lmdb_error(rc, "opening a history cursor", options_);
+  bool bad = false;
+  rc = scan_account_range(c.cursor, filter.account_id, filter.timestamp_min, ts_max,
+                          filter.reversed, [&](uint64_t, const MDB_val& v) {
+    if (v.mv_size != sizeof(account_balance)) {
+      bad = true;
+      return false;
+    }
+    account_balance b;
+    std::memcpy(&b, v.mv_data, sizeof b);
+    out.push_back(b);
+    return out.size() < filter.limit;
+  });
+  if (bad || rc == MDB_CORRUPTED) return corrupt(options_, "a history row has a bad size");
+  if (rc != 0) return lmdb_error(rc, "reading account balances", options_);
+  return {};
+}
+
+} // namespace kassa::ledger::store

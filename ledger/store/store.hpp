@@ -1,0 +1,97 @@
+#pragma once
+// Durable LMDB persistence of one shard's ledger state machine: one directory, one LMDB
+// environment, one writer thread. See docs/storage.md for the tables and the guarantees.
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ledger/state_machine.hpp"
+#include "ledger/store/error.hpp"
+#include "ledger/types.hpp"
+
+namespace kassa::ledger::store {
+
+enum class durability {
+  fsync, // commit() returns ok only after fdatasync of data and meta page: survives power loss
+  none,  // MDB_NOSYNC: survives kill -9 (the page cache has it), not an OS crash or power loss
+};
+
+struct options {
+  std::string path;                            // directory; created when missing
+  enum durability durability = durability::fsync;
+  uint64_t map_size_bytes = 64ull << 30;       // upper bound of the data file
+  size_t transfers_resident_max = 1'000'000;   // for the caller's sm.transfers_evict()
+};
+
+// What the last commit did and where its time went, for benchmarks and metrics.
+struct commit_stats {
+  uint64_t sequence = 0;
+  size_t transfers = 0;
+  size_t accounts_written = 0;
+  uint64_t write_ns = 0; // building the transaction (puts into LMDB's dirty pages)
+  uint64_t sync_ns = 0;  // mdb_txn_commit: writing the dirty pages, fsync, meta page
+};
+
+// Range query over the `account_transfers` and `history` indexes (TigerBeetle's AccountFilter).
+struct account_filter {
+  u128 account_id = 0;
+  uint64_t timestamp_min = 0; // inclusive; 0 = unbounded
+  uint64_t timestamp_max = 0; // inclusive; 0 = unbounded
+  uint32_t limit = 0;         // results at most; must be > 0
+  bool debits = true;         // transfers where the account is the debit side
+  bool credits = true;        // transfers where the account is the credit side
+  bool reversed = false;      // newest first
+};
+
+class store {
+public:
+  // Opens (creating when missing) the store at `o.path` and checks that meta and journal
+  // agree. Returns null and sets `err` on failure.
+  static std::unique_ptr<store> open(const options& o, error& err);
+  ~store();
+  store(const store&) = delete;
+  store& operator=(const store&) = delete;
+
+  // Recovery: loads every account, every still-pending transfer with its pending state and
+  // timestamp_last into `sm` (which must be empty).
+  error load(state_machine& sm);
+
+  // Before a create_transfers batch: loads into `sm` every transfer the batch names (ids and
+  // pending ids) that is on disk but not resident, with its pending state.
+  error prefetch(state_machine& sm, const transfer* events, size_t count);
+
+  // Group commit: writes `changes` (any number of batches) in one write transaction and, with
+  // durability fsync, one fsync. Account rows are copied from `sm`, so `sm` must be exactly
+  // the state `changes` leads to (apply nothing between changes_take() and commit()).
+  // ok means durable. On failure the transaction is aborted, the disk holds the previous
+  // commit, and the caller must rebuild its state machine with load() before going on.
+  error commit(const state_machine& sm, const change_set& changes);
+
+  // --- reads: each runs in its own read transaction; safe from any thread, concurrently
+  // with commit(). Missing ids are skipped: `out` holds the found records in input order.
+  error lookup_accounts(const u128* ids, size_t count, std::vector<account>& out) const;
+  error lookup_transfers(const u128* ids, size_t count, std::vector<transfer>& out) const;
+  error lookup_pending(u128 id, pending_state& out) const; // status none when unknown
+  error account_transfers(const account_filter& filter, std::vector<transfer>& out) const;
+  error account_balances(const account_filter& filter, std::vector<account_balance>& out) const;
+
+  uint64_t commit_sequence() const { return commit_sequence_; }
+  uint64_t timestamp_last() const { return timestamp_last_; }
+  const options& opts() const { return options_; }
+  const commit_stats& last_commit() const { return last_commit_; }
+
+private:
+  struct impl;
+  explicit store(const options& o);
+
+  options options_;
+  std::unique_ptr<impl> impl_;
+  uint64_t commit_sequence_ = 0;
+  uint64_t timestamp_last_ = 0;
+  uint64_t transfer_timestamp_last_ = 0;
+  commit_stats last_commit_;
+};
+
+} // namespace kassa::ledger::store

@@ -1,0 +1,433 @@
+#include "ledger/store/verify.hpp"
+
+#include <lmdb.h>
+
+#include <algorithm>
+#include <boost/multiprecision/cpp_int.hpp>
+#include <map>
+#include <unordered_map>
+
+#include "ledger/state_machine.hpp" // u128_hash
+#include "ledger/store/crc32c.hpp"
+#include "ledger/store/layout.hpp"
+#include "ledger/types.hpp"
+
+namespace kassa::ledger::store {
+namespace {
+
+using namespace layout;
+using boost::multiprecision::uint256_t;
+
+uint256_t wide(u128 v) { return (uint256_t(u128_hi(v)) << 64) | uint256_t(u128_lo(v)); }
+std::string str(u128 v) { return to_string_u128(v); }
+std::string str(const uint256_t& v) { return v.str(); }
+
+struct totals {
+  uint256_t debits_pending, debits_posted, credits_pending, credits_posted;
+};
+
+struct account_check {
+  account row;
+  totals replayed;
+};
+
+struct id_ts {
+  u128 id;
+  uint64_t ts;
+  bool operator<(const id_ts& o) const { return id != o.id ? id < o.id : ts < o.ts; }
+  bool operator==(const id_ts& o) const { return id == o.id && ts == o.ts; }
+};
+
+class checker {
+public:
+  explicit checker(verify_report& r) : r_(r) {}
+  void problem(std::string line) {
+    ++r_.problems_total;
+    if (r_.problems.size() < verify_problems_max) r_.problems.push_back(std::move(line));
+  }
+
+private:
+  verify_report& r_;
+};
+
+struct env_guard {
+  MDB_env* env = nullptr;
+  MDB_txn* txn = nullptr;
+  ~env_guard() {
+    if (txn) mdb_txn_abort(txn);
+    if (env) mdb_env_close(env);
+  }
+};
+
+// Iterates a whole table in key order; `f(key, value)`. Returns the LMDB code (0 at the end).
+template <class F> int scan(MDB_txn* txn, MDB_dbi dbi, F&& f) {
+  MDB_cursor* c;
+  int rc = mdb_cursor_open(txn, dbi, &c);
+  if (rc != 0) return rc;
+  MDB_val k, v;
+  for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+    f(k, v);
+  mdb_cursor_close(c);
+  return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+const uint8_t* bytes(const MDB_val& v) { return static_cast<const uint8_t*>(v.mv_data); }
+
+// Compares two sorted sequences of (id, ts) pairs: `expected` (derived from the transfers)
+// against `stored` (an index table), naming the first differences.
+void compare_sorted(checker& c, const char* table, const std::vector<id_ts>& expected,
+                    const std::vector<id_ts>& stored) {
+  size_t i = 0, j = 0;
+  while (i < expected.size() || j < stored.size()) {
+    if (j == stored.size() || (i < expected.size() && expected[i] < stored[j])) {
+      c.problem(std::string(table) + ": missing row (" + str(expected[i].id) + ", " +
+                std::to_string(expected[i].ts) + ")");
+      ++i;
+    } else if (i == expected.size() || stored[j] < expected[i]) {
+      c.problem(std::string(table) + ": row (" + str(stored[j].id) + ", " +
+                std::to_string(stored[j].ts) + ") matches no transfer");
+      ++j;
+    } else {
+      ++i;
+      ++j;
+    }
+  }
+}
+
+} // namespace
+
+verify_report verify(const std::string& path) {
+  verify_report r;
+  checker c(r);
+  auto finish = [&]() -> verify_report {
+    r.consistent = r.problems_total == 0;
+    if (r.consistent) {
+      r.summary = "verify: consistent: " + std::to_string(r.ledgers) + " ledgers, " +
+                  std::to_string(r.accounts) + " accounts, " + std::to_string(r.transfers) +
+                  " transfers, " + std::to_string(r.pending) + " pending, journal " +
+                  std::to_string(r.commits) + " commits";
+    } else {
+      r.summary = "verify: INCONSISTENT: " + std::to_string(r.problems_total) + " problem" +
+                  (r.problems_total == 1 ? "" : "s") + " in " + path;
+    }
+    return std::move(r);
+  };
+
+  env_guard g;
+  int rc = mdb_env_create(&g.env);
+  if (rc == 0) rc = mdb_env_set_maxdbs(g.env, dbi_count);
+  if (rc == 0) rc = mdb_env_open(g.env, path.c_str(), MDB_RDONLY | MDB_NOTLS, 0);
+  if (rc == 0) rc = mdb_txn_begin(g.env, nullptr, MDB_RDONLY, &g.txn);
+  if (rc != 0) {
+    c.problem("cannot open store " + path + ": " + mdb_strerror(rc));
+    return finish();
+  }
+  MDB_txn* txn = g.txn;
+  MDB_dbi meta, accounts, transfers, transfer_ids, pending, expiry, history, account_transfers,
+      journal;
+  struct {
+    const char* name;
+    MDB_dbi* dbi;
+  } dbis[] = {{dbi_meta, &meta},
+              {dbi_accounts, &accounts},
+              {dbi_transfers, &transfers},
+              {dbi_transfer_ids, &transfer_ids},
+              {dbi_pending, &pending},
+              {dbi_expiry, &expiry},
+              {dbi_history, &history},
+              {dbi_account_transfers, &account_transfers},
+              {dbi_journal, &journal}};
+  for (auto& d : dbis) {
+    if ((rc = mdb_dbi_open(txn, d.name, 0, d.dbi)) != 0)
+      c.problem(std::string("table ") + d.name + " is missing: " + mdb_strerror(rc));
+  }
+  if (r.problems_total != 0) return finish();
+  auto scan_failed = [&](const char* table, int code) {
+    if (code != 0) c.problem(std::string("reading ") + table + " failed: " + mdb_strerror(code));
+  };
+
+  // --- meta ----------------------------------------------------------------------------
+  std::map<std::string, uint64_t> m;
+  scan_failed("meta", scan(txn, meta, [&](const MDB_val& k, const MDB_val& v) {
+    uint64_t value = 0;
+    if (v.mv_size == 8) std::memcpy(&value, v.mv_data, 8);
+    else c.problem("meta: value of " + std::string(static_cast<const char*>(k.mv_data), k.mv_size) + " is not 8 bytes");
+    m[std::string(static_cast<const char*>(k.mv_data), k.mv_size)] = value;
+  }));
+  for (const char* key : {meta_format_version, meta_commit_sequence, meta_timestamp_last,
+                          meta_transfer_timestamp_last}) {
+    if (!m.count(key)) c.problem(std::string("meta: ") + key + " is missing");
+  }
+  if (m.count(meta_format_version) && m[meta_format_version] != format_version) {
+    c.problem("meta: format version " + std::to_string(m[meta_format_version]) +
+              ", this verify reads " + std::to_string(format_version));
+    return finish();
+  }
+  const uint64_t sequence_meta = m[meta_commit_sequence];
+  const uint64_t timestamp_last = m[meta_timestamp_last];
+  const uint64_t transfer_timestamp_last = m[meta_transfer_timestamp_last];
+
+  // --- accounts ------------------------------------------------------------------------
+  std::unordered_map<u128, account_check, u128_hash> accts;
+  scan_failed("accounts", scan(txn, accounts, [&](const MDB_val& k, const MDB_val& v) {
+    if (k.mv_size != 16 || v.mv_size != sizeof(account)) {
+      c.problem("accounts: a row has key size " + std::to_string(k.mv_size) + " and value size " +
+                std::to_string(v.mv_size));
+      return;
+    }
+    account a;
+    std::memcpy(&a, v.mv_data, sizeof a);
+    u128 key = get_be128(bytes(k));
+    if (a.id != key) c.problem("accounts: row under key " + str(key) + " holds account " + str(a.id));
+    if (a.timestamp == 0 || a.timestamp > timestamp_last)
+      c.problem("accounts: account " + str(a.id) + " has timestamp " + std::to_string(a.timestamp) +
+                " outside (0, timestamp_last " + std::to_string(timestamp_last) + "]");
+    accts[key] = account_check{a, {}};
+  }));
+  r.accounts = accts.size();
+
+  // --- pending and expiry --------------------------------------------------------------
+  std::unordered_map<u128, pending_row, u128_hash> pend;
+  scan_failed("pending", scan(txn, pending, [&](const MDB_val& k, const MDB_val& v) {
+    if (k.mv_size != 16 || v.mv_size != sizeof(pending_row)) {
+      c.problem("pending: a row has a bad size");
+      return;
+    }
+    pending_row row;
+    std::memcpy(&row, v.mv_data, sizeof row);
+    if (row.status < uint8_t(pending_status::pending) || row.status > uint8_t(pending_status::expired))
+      c.problem("pending: transfer " + str(get_be128(bytes(k))) + " has unknown status " +
+                std::to_string(row.status));
+    pend[get_be128(bytes(k))] = row;
+  }));
+  uint64_t expiry_expected = 0;
+  for (const auto& [id, row] : pend) {
+    if (row.status == uint8_t(pending_status::pending)) {
+      ++r.pending;
+      if (row.expires_at_ns != 0) ++expiry_expected;
+    }
+  }
+  uint64_t expiry_rows = 0;
+  scan_failed("expiry", scan(txn, expiry, [&](const MDB_val& k, const MDB_val& v) {
+    ++expiry_rows;
+    if (k.mv_size != 24 || v.mv_size != 0) {
+      c.problem("expiry: a row has a bad size");
+      return;
+    }
+    uint64_t at = get_be64(bytes(k));
+    u128 id = get_be128(bytes(k) + 8);
+    auto it = pend.find(id);
+    if (it == pend.end() || it->second.status != uint8_t(pending_status::pending) ||
+        it->second.expires_at_ns != at)
+      c.problem("expiry: row (" + std::to_string(at) + ", " + str(id) +
+                ") matches no pending transfer with that deadline");
+  }));
+  if (expiry_rows != expiry_expected)
+    c.problem("expiry: " + std::to_string(expiry_rows) + " rows but " +
+              std::to_string(expiry_expected) + " pending transfers have a deadline");
+
+  // --- journal -------------------------------------------------------------------------
+  std::vector<journal_entry> entries;
+  scan_failed("journal", scan(txn, journal, [&](const MDB_val& k, const MDB_val& v) {
+    if (k.mv_size != 8 || v.mv_size != sizeof(journal_entry)) {
+      c.problem("journal: an entry has a bad size");
+      return;
+    }
+    journal_entry je;
+    std::memcpy(&je, v.mv_data, sizeof je);
+    uint64_t key = get_be64(bytes(k));
+    if (je.sequence != key || key != entries.size() + 1)
+      c.problem("journal: entry under key " + std::to_string(key) + " has sequence " +
+                std::to_string(je.sequence) + ", expected " + std::to_string(entries.size() + 1));
+    if (!entries.empty() && je.timestamp_last < entries.back().timestamp_last)
+      c.problem("journal: timestamp_last goes backwards at sequence " + std::to_string(key));
+    entries.push_back(je);
+  }));
+  r.commits = entries.size();
+  if (entries.size() != sequence_meta)
+    c.problem("journal: " + std::to_string(entries.size()) + " entries but meta.commit_sequence is " +
+              std::to_string(sequence_meta));
+  if (!entries.empty() && entries.back().timestamp_last != timestamp_last)
+    c.problem("journal: last entry has timestamp_last " + std::to_string(entries.back().timestamp_last) +
+              " but meta says " + std::to_string(timestamp_last));
+
+  // --- transfers: replay in timestamp order ----------------------------------------------
+  std::vector<id_ts> ids_expected, account_transfers_expected;
+  std::vector<uint64_t> timestamps;
+  uint64_t pending_flagged = 0;
+  size_t entry = 0; // the journal entry the next transfer must belong to
+  uint32_t entry_crc = 0, entry_count = 0;
+  auto next_entry_with_transfers = [&]() {
+    while (entry < entries.size() && entries[entry].transfers_created == 0) ++entry;
+  };
+  auto close_entry = [&]() {
+    const journal_entry& je = entries[entry];
+    if (entry_count != je.transfers_created || entry_crc != je.transfers_crc32c)
+      c.problem("journal: commit " + std::to_string(je.sequence) + " lists " +
+                std::to_string(je.transfers_created) + " transfers, found " +
+                std::to_string(entry_count) + (entry_crc != je.transfers_crc32c ? " and the CRC-32C differs" : ""));
+    ++entry;
+    entry_crc = 0;
+    entry_count = 0;
+    next_entry_with_transfers();
+  };
+  next_entry_with_transfers();
+  auto side = [&](u128 id, const transfer& t) -> account_check* {
+    auto it = accts.find(id);
+    if (it == accts.end()) {
+      c.problem("transfers: transfer " + str(t.id) + " names account " + str(id) + ", which is not stored");
+      return nullptr;
+    }
+    if (it->second.row.ledger != t.ledger)
+      c.problem("transfers: transfer " + str(t.id) + " has ledger " + std::to_string(t.ledger) +
+                " but account " + str(id) + " has ledger " + std::to_string(it->second.row.ledger));
+    return &it->second;
+  };
+  scan_failed("transfers", scan(txn, transfers, [&](const MDB_val& k, const MDB_val& v) {
+    if (k.mv_size != 8 || v.mv_size != sizeof(transfer)) {
+      c.problem("transfers: a row has a bad size");
+      return;
+    }
+    transfer t;
+    std::memcpy(&t, v.mv_data, sizeof t);
+    uint64_t ts = get_be64(bytes(k));
+    if (t.timestamp != ts)
+      c.problem("transfers: row under timestamp " + std::to_string(ts) + " holds timestamp " +
+                std::to_string(t.timestamp));
+    ++r.transfers;
+    timestamps.push_back(ts);
+    // Journal coverage: each commit's range holds exactly its transfers, with their CRC.
+    while (entry < entries.size() && ts > entries[entry].transfer_timestamp_max) close_entry();
+    if (entry == entries.size() || ts < entries[entry].transfer_timestamp_min) {
+      c.problem("transfers: transfer at " + std::to_string(ts) + " belongs to no journal entry");
+    } else {
+      entry_crc = crc32c_extend(entry_crc, &t, sizeof t);
+      ++entry_count;
+    }
+    ids_expected.push_back({t.id, ts});
+    account_transfers_expected.push_back({t.debit_account_id, ts});
+    account_transfers_expected.push_back({t.credit_account_id, ts});
+
+    account_check* dr = side(t.debit_account_id, t);
+    account_check* cr = side(t.credit_account_id, t);
+    if (t.debit_account_id == t.credit_account_id)
+      c.problem("transfers: transfer " + str(t.id) + " debits and credits the same account");
+    const uint256_t amount = wide(t.amount);
+    auto resolved_status = [&](pending_status want) {
+      auto it = pend.find(t.pending_id);
+      if (it == pend.end() || it->second.status != uint8_t(want))
+        c.problem("transfers: transfer " + str(t.id) + " resolves pending transfer " +
+                  str(t.pending_id) + ", whose pending row does not say so");
+    };
+    if (has(t.flags, transfer_pending)) {
+      ++pending_flagged;
+      auto it = pend.find(t.id);
+      if (it == pend.end()) {
+        c.problem("pending: pending transfer " + str(t.id) + " has no pending row");
+      } else if (it->second.status == uint8_t(pending_status::pending) && dr && cr) {
+        dr->replayed.debits_pending += amount;
+        cr->replayed.credits_pending += amount;
+      }
+    } else if (has(t.flags, transfer_void_pending)) {
+      resolved_status(pending_status::voided);
+    } else {
+      if (has(t.flags, transfer_post_pending)) resolved_status(pending_status::posted);
+      if (dr && cr) {
+        dr->replayed.debits_posted += amount;
+        cr->replayed.credits_posted += amount;
+      }
+    }
+  }));
+  while (entry < entries.size()) close_entry();
+  if (r.transfers != 0 && timestamps.back() != transfer_timestamp_last)
+    c.problem("meta: transfer_timestamp_last is " + std::to_string(transfer_timestamp_last) +
+              " but the newest transfer has " + std::to_string(timestamps.back()));
+  if (r.transfers == 0 && transfer_timestamp_last != 0)
+    c.problem("meta: transfer_timestamp_last is set but there are no transfers");
+  if (pending_flagged != pend.size())
+    c.problem("pending: " + std::to_string(pend.size()) + " rows but " +
+              std::to_string(pending_flagged) + " pending transfers");
+
+  // --- indexes against the transfers ----------------------------------------------------
+  {
+    std::vector<id_ts> stored;
+    stored.reserve(ids_expected.size());
+    scan_failed("transfer_ids", scan(txn, transfer_ids, [&](const MDB_val& k, const MDB_val& v) {
+      if (k.mv_size != 16 || v.mv_size != 8) {
+        c.problem("transfer_ids: a row has a bad size");
+        return;
+      }
+      uint64_t ts;
+      std::memcpy(&ts, v.mv_data, 8);
+      stored.push_back({get_be128(bytes(k)), ts});
+    }));
+    std::sort(ids_expected.begin(), ids_expected.end());
+    for (size_t i = 1; i < ids_expected.size(); ++i) {
+      if (ids_expected[i].id == ids_expected[i - 1].id)
+        c.problem("transfers: id " + str(ids_expected[i].id) + " is stored twice");
+    }
+    compare_sorted(c, "transfer_ids", ids_expected, stored);
+    ids_expected = {};
+  }
+  {
+    std::vector<id_ts> stored;
+    stored.reserve(account_transfers_expected.size());
+    scan_failed("account_transfers", scan(txn, account_transfers, [&](const MDB_val& k, const MDB_val& v) {
+      if (k.mv_size != 24 || v.mv_size != 0) {
+        c.problem("account_transfers: a row has a bad size");
+        return;
+      }
+      stored.push_back({get_be128(bytes(k)), get_be64(bytes(k) + 16)});
+    }));
+    std::sort(account_transfers_expected.begin(), account_transfers_expected.end());
+    compare_sorted(c, "account_transfers", account_transfers_expected, stored);
+  }
+  scan_failed("history", scan(txn, history, [&](const MDB_val& k, const MDB_val& v) {
+    if (k.mv_size != 24 || v.mv_size != sizeof(account_balance)) {
+      c.problem("history: a row has a bad size");
+      return;
+    }
+    u128 id = get_be128(bytes(k));
+    uint64_t ts = get_be64(bytes(k) + 16);
+    auto it = accts.find(id);
+    if (it == accts.end() || !has(it->second.row.flags, account_history))
+      c.problem("history: row for account " + str(id) + ", which lacks the history flag");
+    // Expiry records history too, at a timestamp of its own: no transfer to match.
+    if (ts == 0 || ts > timestamp_last)
+      c.problem("history: row for account " + str(id) + " at " + std::to_string(ts) +
+                " lies outside (0, timestamp_last]");
+  }));
+
+  // --- balances ------------------------------------------------------------------------
+  std::map<uint32_t, totals> ledgers;
+  for (const auto& [id, a] : accts) {
+    const account& row = a.row;
+    totals& l = ledgers[row.ledger];
+    l.debits_pending += wide(row.debits_pending);
+    l.debits_posted += wide(row.debits_posted);
+    l.credits_pending += wide(row.credits_pending);
+    l.credits_posted += wide(row.credits_posted);
+    const totals& t = a.replayed;
+    auto check = [&](const char* field, u128 stored, const uint256_t& replayed) {
+      if (wide(stored) != replayed)
+        c.problem("accounts: account " + str(id) + " has " + field + " " + str(stored) +
+                  " but its transfers add up to " + str(replayed));
+    };
+    check("debits_pending", row.debits_pending, t.debits_pending);
+    check("debits_posted", row.debits_posted, t.debits_posted);
+    check("credits_pending", row.credits_pending, t.credits_pending);
+    check("credits_posted", row.credits_posted, t.credits_posted);
+  }
+  for (const auto& [ledger, l] : ledgers) {
+    if (l.debits_posted != l.credits_posted)
+      c.problem("ledger " + std::to_string(ledger) + ": debits_posted " + str(l.debits_posted) +
+                " != credits_posted " + str(l.credits_posted));
+    if (l.debits_pending != l.credits_pending)
+      c.problem("ledger " + std::to_string(ledger) + ": debits_pending " + str(l.debits_pending) +
+                " != credits_pending " + str(l.credits_pending));
+  }
+  r.ledgers = ledgers.size();
+  return finish();
+}
+
+} // namespace kassa::ledger::store

@@ -1,0 +1,23 @@
+#pragma once
+// Offline consistency check of a stopped store (`kassa verify --data DIR`): balances per
+// ledger, every account's totals replayed from its transfers, and every index against the rows.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace kassa::ledger::store {
+
+struct verify_report {
+  bool consistent = false;
+  std::string summary;               // one line, "verify: consistent: ..." or "verify: INCONSISTENT: ..."
+  std::vector<std::string> problems; // one line each; at most problems_max are kept
+  uint64_t problems_total = 0;       // all problems found, also those not kept
+  uint64_t ledgers = 0, accounts = 0, transfers = 0, pending = 0, commits = 0;
+};
+
+constexpr size_t verify_problems_max = 100;
+
+// Opens `path` read-only. Never writes to the data file.
+verify_report verify(const std::string& path);
+
+} // namespace kassa::ledger::store
