@@ -1,0 +1,123 @@
+#pragma once
+// Helpers for store tests: a temporary directory, record builders, direct LMDB access for
+// tampering, and the deterministic fields the crash workload gives each transfer id.
+#include <lmdb.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include "ledger/state_machine.hpp"
+#include "ledger/store/store.hpp"
+
+namespace kassa::test {
+
+using namespace kassa::ledger;
+
+// A fresh directory under $TMPDIR (or /tmp), removed with everything in it at scope exit.
+struct temp_dir {
+  std::string path;
+  temp_dir() {
+    const char* base = std::getenv("TMPDIR");
+    std::string pattern = std::string(base && *base ? base : "/tmp") + "/kassa-store-XXXXXX";
+    char* made = mkdtemp(pattern.data());
+    if (made == nullptr) std::abort();
+    path = made;
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+};
+
+inline account make_account(u128 id, uint32_t ledger = 1, uint16_t flags = 0) {
+  account a{};
+  a.id = id;
+  a.ledger = ledger;
+  a.code = 10;
+  a.flags = flags;
+  return a;
+}
+
+inline transfer make_transfer(u128 id, u128 debit, u128 credit, u128 amount, uint16_t flags = 0,
+                              uint32_t ledger = 1) {
+  transfer t{};
+  t.id = id;
+  t.debit_account_id = debit;
+  t.credit_account_id = credit;
+  t.amount = amount;
+  t.ledger = ledger;
+  t.code = 1;
+  t.flags = flags;
+  return t;
+}
+
+inline transfer make_resolve(u128 id, u128 pending_id, uint16_t flag, u128 amount = 0) {
+  transfer t{};
+  t.id = id;
+  t.pending_id = pending_id;
+  t.flags = flag;
+  t.amount = amount;
+  return t;
+}
+
+inline store::options store_options(const std::string& path,
+                                    store::durability d = store::durability::none) {
+  store::options o;
+  o.path = path;
+  o.durability = d;
+  o.map_size_bytes = 256ull << 20;
+  o.transfers_resident_max = 1000;
+  return o;
+}
+
+// Direct LMDB access to a closed store, for tests that damage it on purpose.
+struct raw_lmdb {
+  MDB_env* env = nullptr;
+  MDB_txn* txn = nullptr;
+  explicit raw_lmdb(const std::string& path) {
+    if (mdb_env_create(&env) != 0 || mdb_env_set_maxdbs(env, 16) != 0 ||
+        mdb_env_open(env, path.c_str(), 0, 0640) != 0 ||
+        mdb_txn_begin(env, nullptr, 0, &txn) != 0)
+      std::abort();
+  }
+  MDB_dbi dbi(const char* name) {
+    MDB_dbi d;
+    if (mdb_dbi_open(txn, name, 0, &d) != 0) std::abort();
+    return d;
+  }
+  void commit() {
+    if (mdb_txn_commit(txn) != 0) std::abort();
+    txn = nullptr;
+  }
+  ~raw_lmdb() {
+    if (txn) mdb_txn_abort(txn);
+    mdb_env_close(env);
+  }
+};
+
+// --- the crash workload ------------------------------------------------------------------
+// Transfer ids are make_u128(cycle, index): unique across the crash cycles. Each id's fields
+// follow from the id, so the parent can check a durable transfer without knowing the batch.
+namespace crash {
+
+constexpr uint32_t accounts_count = 64;
+
+inline uint64_t mix(u128 id) {
+  uint64_t x = u128_lo(id) ^ (u128_hi(id) * 0x9E3779B97F4A7C15ull);
+  x ^= x >> 30; x *= 0xBF58476D1CE4E5B9ull;
+  x ^= x >> 27; x *= 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+inline u128 debit_of(u128 id) { return 1 + mix(id) % accounts_count; }
+inline u128 credit_of(u128 id) {
+  u128 c = 1 + (mix(id) >> 20) % (accounts_count - 1);
+  return c >= debit_of(id) ? c + 1 : c; // never the debit account
+}
+inline u128 amount_of(u128 id) { return 1 + (mix(id) >> 40) % 10'000; }
+
+} // namespace crash
+} // namespace kassa::test
