@@ -38,14 +38,18 @@ namespace {
 
 // Drives a batch: stamps each event, runs linked chains all-or-nothing. `begin` opens the
 // undo log of a chain, `undo` rolls the chain back, `end` closes the log outside chains.
-template <class Event, class Result, class Apply, class Begin, class Undo, class End>
+template <class Event, class Result, class Apply, class Prefetch, class Begin, class Undo, class End>
 std::vector<Result> run_batch(const Event* events, size_t count, uint16_t linked_flag,
-                              Apply&& apply, Begin&& begin, Undo&& undo, End&& end) {
+                              Apply&& apply, Prefetch&& prefetch, Begin&& begin, Undo&& undo,
+                              End&& end) {
+  constexpr size_t prefetch_distance = 8;
   std::vector<Result> results(count, Result::ok);
+  for (size_t i = 0; i < std::min(count, prefetch_distance); ++i) prefetch(events[i]);
   size_t chain_start = count; // == count: no chain open
   bool chain_failed = false;
   for (size_t i = 0; i < count; ++i) {
     const Event& e = events[i];
+    if (i + prefetch_distance < count) prefetch(events[i + prefetch_distance]);
     const bool linked = has(e.flags, linked_flag);
     if (chain_start == count && linked) {
       chain_start = i;
@@ -107,6 +111,7 @@ std::vector<account_result> state_machine::create_accounts(const account* events
         if (r == account_result::ok && undo.active) undo.accounts_created.push_back(a.id);
         return r;
       },
+      [&](const account& a) { accounts_.prefetch(a.id); },
       [&] { undo.begin(changes_); }, [&] { rollback(undo); }, [&] { undo.end(); });
 }
 
@@ -141,7 +146,7 @@ account_result state_machine::create_account(const account& a, uint64_t timestam
 
   account stored = a;
   stored.timestamp = timestamp;
-  accounts_.emplace(stored.id, stored);
+  accounts_.insert(account_entry{stored, false});
   changes_.accounts_created.push_back(stored);
   return R::ok;
 }
@@ -154,6 +159,12 @@ std::vector<transfer_result> state_machine::create_transfers(const transfer* eve
   return run_batch<transfer, transfer_result>(
       events, count, transfer_linked,
       [&](const transfer& t) { return create_transfer(t, timestamp_next(now_ns), undo); },
+      [&](const transfer& t) {
+        transfers_.prefetch(t.id);
+        transfer_ids_.prefetch(t.id);
+        accounts_.prefetch(t.debit_account_id);
+        accounts_.prefetch(t.credit_account_id);
+      },
       [&] { undo.begin(changes_); }, [&] { rollback(undo); }, [&] { undo.end(); });
 }
 
@@ -226,12 +237,12 @@ transfer_result state_machine::create_transfer(const transfer& t, uint64_t times
   if (t.ledger == 0) return R::ledger_must_not_be_zero;
   if (t.code == 0) return R::code_must_not_be_zero;
 
-  auto dr_it = accounts_.find(t.debit_account_id);
-  if (dr_it == accounts_.end()) return R::debit_account_not_found;
-  auto cr_it = accounts_.find(t.credit_account_id);
-  if (cr_it == accounts_.end()) return R::credit_account_not_found;
-  account& dr = dr_it->second;
-  account& cr = cr_it->second;
+  account_entry* dr_entry = accounts_.find(t.debit_account_id);
+  if (dr_entry == nullptr) return R::debit_account_not_found;
+  account_entry* cr_entry = accounts_.find(t.credit_account_id);
+  if (cr_entry == nullptr) return R::credit_account_not_found;
+  account& dr = dr_entry->value;
+  account& cr = cr_entry->value;
   if (dr.ledger != cr.ledger) return R::accounts_must_have_the_same_ledger;
   if (t.ledger != dr.ledger) return R::transfer_must_have_the_same_ledger_as_accounts;
   if (has(dr.flags, account_closed)) return R::debit_account_already_closed;
@@ -299,7 +310,8 @@ transfer_result state_machine::create_transfer(const transfer& t, uint64_t times
   transfer stored = t;
   stored.amount = amount;
   stored.timestamp = timestamp;
-  transfers_.emplace(stored.id, stored);
+  transfers_.insert(stored);
+  transfer_ids_.insert(stored.id);
   changes_.transfers_created.push_back(stored);
   if (undo.active) undo.transfers_created.push_back(stored.id);
   if (pending) pending_set(stored.id, {pending_status::pending, expires_at_ns}, undo.active ? &undo : nullptr);
@@ -341,11 +353,8 @@ transfer_result state_machine::post_or_void(const transfer& t, uint64_t timestam
   if (state.status == pending_status::expired) return R::pending_transfer_expired;
   if (state.expires_at_ns != 0 && state.expires_at_ns <= timestamp) return R::pending_transfer_expired;
 
-  auto dr_it = accounts_.find(p->debit_account_id);
-  auto cr_it = accounts_.find(p->credit_account_id);
-  KASSA_ASSERT(dr_it != accounts_.end() && cr_it != accounts_.end());
-  account& dr = dr_it->second;
-  account& cr = cr_it->second;
+  account& dr = account_at(p->debit_account_id);
+  account& cr = account_at(p->credit_account_id);
   if (post) {
     if (has(dr.flags, account_closed) && !has(p->flags, transfer_closing_debit)) {
       return R::debit_account_already_closed;
@@ -358,7 +367,7 @@ transfer_result state_machine::post_or_void(const transfer& t, uint64_t timestam
   }
   KASSA_ASSERT(dr.debits_pending >= p->amount && cr.credits_pending >= p->amount);
 
-  const transfer pending_copy = *p; // `p` may dangle once transfers_ grows
+  const transfer pending_copy = *p; // `p` dangles once transfers_ grows
   account_touch(dr.id, undo.active ? &undo : nullptr);
   account_touch(cr.id, undo.active ? &undo : nullptr);
   dr.debits_pending -= pending_copy.amount;
@@ -378,7 +387,8 @@ transfer_result state_machine::post_or_void(const transfer& t, uint64_t timestam
   stored.code = pending_copy.code;
   stored.amount = amount;
   stored.timestamp = timestamp;
-  transfers_.emplace(stored.id, stored);
+  transfers_.insert(stored);
+  transfer_ids_.insert(stored.id);
   changes_.transfers_created.push_back(stored);
   if (undo.active) undo.transfers_created.push_back(stored.id);
   pending_set(pending_copy.id, {post ? pending_status::posted : pending_status::voided, 0},
@@ -394,11 +404,11 @@ size_t state_machine::expire_pending(uint64_t now_ns) {
   size_t expired = 0;
   while (!expiry_.empty() && expiry_.begin()->first <= now_ns) {
     const u128 id = expiry_.begin()->second;
-    auto t_it = transfers_.find(id);
-    KASSA_ASSERT(t_it != transfers_.end());
-    const transfer p = t_it->second;
-    account& dr = accounts_.at(p.debit_account_id);
-    account& cr = accounts_.at(p.credit_account_id);
+    const transfer* found = transfers_.find(id);
+    KASSA_ASSERT(found != nullptr);
+    const transfer p = *found;
+    account& dr = account_at(p.debit_account_id);
+    account& cr = account_at(p.credit_account_id);
     KASSA_ASSERT(dr.debits_pending >= p.amount && cr.credits_pending >= p.amount);
     account_touch(dr.id, nullptr);
     account_touch(cr.id, nullptr);
@@ -421,13 +431,24 @@ uint64_t state_machine::pending_deadline_next_ns() const {
 
 // ------------------------------------------------------------------------ bookkeeping
 
+account& state_machine::account_at(u128 id) {
+  account_entry* e = accounts_.find(id);
+  KASSA_ASSERT(e != nullptr);
+  return e->value;
+}
+
 void state_machine::account_touch(u128 id, undo_log* undo) {
+  account_entry* e = accounts_.find(id);
+  KASSA_ASSERT(e != nullptr);
   if (undo != nullptr) {
     bool seen = std::any_of(undo->accounts_before.begin(), undo->accounts_before.end(),
                             [&](const account& a) { return a.id == id; });
-    if (!seen) undo->accounts_before.push_back(accounts_.at(id));
+    if (!seen) undo->accounts_before.push_back(e->value);
   }
-  if (accounts_updated_set_.insert(id).second) changes_.accounts_updated.push_back(id);
+  if (!e->updated) {
+    e->updated = true;
+    changes_.accounts_updated.push_back(id);
+  }
 }
 
 void state_machine::history_record(const account& a, uint64_t timestamp) {
@@ -483,11 +504,11 @@ void state_machine::rollback(undo_log& undo) {
       }
     }
   }
-  for (const account& a : undo.accounts_before) accounts_.at(a.id) = a;
+  for (const account& a : undo.accounts_before) account_at(a.id) = a;
   for (u128 id : undo.accounts_created) accounts_.erase(id);
   for (u128 id : undo.transfers_created) transfers_.erase(id);
   for (size_t i = undo.changes_accounts_updated; i < changes_.accounts_updated.size(); ++i) {
-    accounts_updated_set_.erase(changes_.accounts_updated[i]);
+    accounts_.find(changes_.accounts_updated[i])->updated = false;
   }
   changes_.accounts_created.resize(undo.changes_accounts_created);
   changes_.accounts_updated.resize(undo.changes_accounts_updated);
@@ -500,13 +521,13 @@ void state_machine::rollback(undo_log& undo) {
 // ------------------------------------------------------------------------------ reads
 
 const account* state_machine::account_find(u128 id) const {
-  auto it = accounts_.find(id);
-  return it == accounts_.end() ? nullptr : &it->second;
+  if (id == 0) return nullptr;
+  const account_entry* e = accounts_.find(id);
+  return e == nullptr ? nullptr : &e->value;
 }
 
 const transfer* state_machine::transfer_find(u128 id) const {
-  auto it = transfers_.find(id);
-  return it == transfers_.end() ? nullptr : &it->second;
+  return id == 0 ? nullptr : transfers_.find(id);
 }
 
 pending_state state_machine::pending_find(u128 id) const {
@@ -516,11 +537,15 @@ pending_state state_machine::pending_find(u128 id) const {
 
 // ---------------------------------------------------------------------------- loading
 
-void state_machine::account_load(const account& a) { accounts_[a.id] = a; }
+void state_machine::account_load(const account& a) {
+  KASSA_ASSERT(a.id != 0);
+  accounts_.upsert(account_entry{a, false});
+}
 
 void state_machine::transfer_load(const transfer& t, pending_state state) {
-  if (transfers_.count(t.id) != 0) return; // resident copies are never older than disk
-  transfers_.emplace(t.id, t);
+  KASSA_ASSERT(t.id != 0);
+  transfer_ids_.insert(t.id);
+  if (!transfers_.insert(t).second) return; // resident copies are never older than disk
   if (state.status == pending_status::none) return;
   pending_[t.id] = state;
   if (state.status == pending_status::pending && state.expires_at_ns != 0) {
@@ -532,9 +557,12 @@ std::vector<u128> state_machine::transfer_ids_to_prefetch(const transfer* events
   std::vector<u128> ids;
   for (size_t i = 0; i < count; ++i) {
     const transfer& t = events[i];
-    if (t.id != 0 && t.id != u128_max && transfers_.count(t.id) == 0) ids.push_back(t.id);
-    if (has(t.flags, transfer_post_pending | transfer_void_pending) && t.pending_id != 0 &&
-        t.pending_id != u128_max && transfers_.count(t.pending_id) == 0) {
+    auto stored_not_resident = [&](u128 id) {
+      return id != 0 && id != u128_max && transfer_ids_.maybe_contains(id) && !transfers_.contains(id);
+    };
+    if (stored_not_resident(t.id)) ids.push_back(t.id);
+    if (has(t.flags, transfer_post_pending | transfer_void_pending) &&
+        stored_not_resident(t.pending_id)) {
       ids.push_back(t.pending_id);
     }
   }
@@ -545,22 +573,22 @@ void state_machine::transfers_evict(size_t count_max) {
   // Only committed transfers may leave memory: an uncommitted one would not be found on disk
   // by the next prefetch, and its id could be applied twice.
   KASSA_ASSERT(changes_.transfers_created.empty() && changes_.pending_updates.empty());
-  for (auto it = transfers_.begin(); it != transfers_.end() && transfers_.size() > count_max;) {
-    auto p = pending_.find(it->first);
-    if (p != pending_.end() && p->second.status == pending_status::pending) {
-      ++it;
-      continue;
-    }
-    if (p != pending_.end()) pending_.erase(p);
-    it = transfers_.erase(it);
-  }
+  if (transfers_.size() <= count_max) return;
+  // Evict a quarter more than needed, so that the scan runs once per many batches.
+  transfers_.erase_while_over(count_max - count_max / 4, [&](const transfer& t) {
+    auto p = pending_.find(t.id);
+    if (p == pending_.end()) return true;
+    if (p->second.status == pending_status::pending) return false;
+    pending_.erase(p);
+    return true;
+  });
 }
 
 change_set state_machine::changes_take() {
   change_set taken = std::move(changes_);
   changes_ = change_set{};
   changes_.timestamp_last = timestamp_last_;
-  accounts_updated_set_.clear();
+  for (u128 id : taken.accounts_updated) accounts_.find(id)->updated = false;
   return taken;
 }
 

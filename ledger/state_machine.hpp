@@ -6,7 +6,9 @@
 // Residency: every account is resident. Transfers are a cache: before a batch, a store-backed
 // caller loads every transfer the batch names (ids and pending_ids) that exists on disk
 // (`transfer_ids_to_prefetch` + `transfer_load`); after that, "absent" means "does not exist".
-// Pending transfers that are still pending always stay resident (they can expire).
+// Pending transfers that are still pending always stay resident (they can expire). A
+// fingerprint of every id ever stored stays in memory (8 bytes an id), so that a new id needs
+// no disk lookup: recovery registers each stored id with `transfer_id_load`.
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -14,20 +16,14 @@
 #include <unordered_set>
 #include <vector>
 
+#include "ledger/id_map.hpp"
 #include "ledger/result.hpp"
 #include "ledger/types.hpp"
 
 namespace kassa::ledger {
 
 struct u128_hash {
-  size_t operator()(u128 v) const noexcept {
-    // splitmix-style finaliser over both halves: ids are client-chosen, often sequential.
-    uint64_t x = u128_lo(v) ^ (u128_hi(v) * 0x9E3779B97F4A7C15ull);
-    x ^= x >> 30; x *= 0xBF58476D1CE4E5B9ull;
-    x ^= x >> 27; x *= 0x94D049BB133111EBull;
-    x ^= x >> 31;
-    return static_cast<size_t>(x);
-  }
+  size_t operator()(u128 v) const noexcept { return static_cast<size_t>(id_hash(v)); }
 };
 
 // A pending transfer's resolution, persisted beside the transfer.
@@ -87,17 +83,21 @@ public:
   pending_state pending_find(u128 id) const;
   size_t account_count() const { return accounts_.size(); }
   size_t transfer_resident_count() const { return transfers_.size(); }
+  size_t transfer_id_count() const { return transfer_ids_.size(); }
   uint64_t timestamp_last() const { return timestamp_last_; }
   template <class F> void accounts_for_each(F&& f) const {
-    for (const auto& [id, a] : accounts_) f(a);
+    accounts_.for_each([&](const account_entry& e) { f(e.value); });
   }
 
   // --- loading (recovery and prefetch) -------------------------------------------------
   void account_load(const account& a);
   // `state` matters for pending transfers only.
   void transfer_load(const transfer& t, pending_state state);
+  // Registers the id of a stored transfer that stays on disk (recovery).
+  void transfer_id_load(u128 id) { transfer_ids_.insert(id); }
   void timestamp_last_load(uint64_t ts) { if (ts > timestamp_last_) timestamp_last_ = ts; }
-  // The ids (transfer ids and pending ids) a batch needs that are not resident.
+  // The ids (transfer ids and pending ids) a batch needs that are not resident but may be
+  // stored. Ids never stored are not listed.
   std::vector<u128> transfer_ids_to_prefetch(const transfer* events, size_t count) const;
   // Drops resident transfers that are no longer pending until at most `count_max` remain.
   void transfers_evict(size_t count_max);
@@ -118,11 +118,24 @@ private:
   void pending_set(u128 id, pending_state state, undo_log* undo);
   void rollback(undo_log& undo);
 
-  std::unordered_map<u128, account, u128_hash> accounts_;
-  std::unordered_map<u128, transfer, u128_hash> transfers_;
+  // An account and whether it is already listed in changes_.accounts_updated.
+  struct account_entry {
+    account value;
+    bool updated;
+  };
+  struct account_entry_id {
+    u128 operator()(const account_entry& e) const { return e.value.id; }
+  };
+  struct transfer_id {
+    u128 operator()(const transfer& t) const { return t.id; }
+  };
+  account& account_at(u128 id);
+
+  id_map<account_entry, account_entry_id> accounts_;
+  id_map<transfer, transfer_id> transfers_;
+  fingerprint_set transfer_ids_; // every id stored, resident or not
   std::unordered_map<u128, pending_state, u128_hash> pending_;  // only status != none
   std::multimap<uint64_t, u128> expiry_;                        // deadline -> pending id
-  std::unordered_set<u128, u128_hash> accounts_updated_set_;
   change_set changes_;
   uint64_t timestamp_last_ = 0;
 };
