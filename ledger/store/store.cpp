@@ -398,6 +398,20 @@ error store::load(state_machine& sm) {
     }
     if (rc != MDB_NOTFOUND) return lmdb_error(rc, "reading the pending transfers", options_);
   }
+  {
+    // Every stored id, so that the state machine knows which new ids need no disk lookup
+    // and which must be prefetched (a repeat after a restart still answers `exists`).
+    cursor_guard c;
+    if ((rc = mdb_cursor_open(txn.txn, m.transfer_ids, &c.cursor)) != 0)
+      return lmdb_error(rc, "opening a transfer_ids cursor", options_);
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(c.cursor, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(c.cursor, &k, &v, MDB_NEXT)) {
+      if (k.mv_size != 16) return corrupt(options_, "a transfer_ids key is not 16 bytes");
+      sm.transfer_id_load(get_be128(static_cast<const uint8_t*>(k.mv_data)));
+    }
+    if (rc != MDB_NOTFOUND) return lmdb_error(rc, "reading the transfer ids", options_);
+  }
   sm.timestamp_last_load(timestamp_last_);
   return {};
 }

@@ -54,8 +54,8 @@ public:
   store(const store&) = delete;
   store& operator=(const store&) = delete;
 
-  // Recovery: loads every account, every still-pending transfer with its pending state and
-  // timestamp_last into `sm` (which must be empty).
+  // Recovery: loads every account, every still-pending transfer with its pending state, the
+  // id of every stored transfer (sm.transfer_id_load) and timestamp_last into `sm` (empty).
   error load(state_machine& sm);
 
   // Before a create_transfers batch: loads into `sm` every transfer the batch names (ids and

@@ -372,3 +372,27 @@ TEST_CASE("open creates a missing directory and refuses an empty path", "[store]
   CHECK_FALSE(ks::store::open(store_options(""), err));
   CHECK(err.code == ks::errc::invalid_argument);
 }
+
+TEST_CASE("a repeated transfer id resolves to exists after a restart", "[store]") {
+  temp_dir dir;
+  {
+    auto s = open_ok(store_options(dir.path));
+    state_machine sm;
+    create_accounts(sm, {make_account(1), make_account(2)});
+    REQUIRE(apply(*s, sm, {make_transfer(10, 1, 2, 100)}).at(0) == transfer_result::ok);
+    REQUIRE(apply(*s, sm, {make_transfer(11, 1, 2, 50, transfer_pending)}).at(0) == transfer_result::ok);
+    REQUIRE(apply(*s, sm, {make_resolve(12, 11, transfer_void_pending)}).at(0) == transfer_result::ok);
+    commit_ok(*s, sm);
+  }
+  auto s = open_ok(store_options(dir.path));
+  state_machine sm;
+  REQUIRE(s->load(sm).ok());
+  auto rs = apply(*s, sm, {make_transfer(10, 1, 2, 100), make_resolve(12, 11, transfer_void_pending),
+                           make_resolve(13, 11, transfer_post_pending), make_transfer(14, 1, 2, 1)});
+  CHECK(rs[0] == transfer_result::exists);
+  CHECK(rs[1] == transfer_result::exists);
+  CHECK(rs[2] == transfer_result::pending_transfer_already_voided);
+  CHECK(rs[3] == transfer_result::ok);
+  commit_ok(*s, sm);
+  CHECK(sm.account_find(1)->debits_posted == 101);
+}
