@@ -416,8 +416,8 @@ size_t state_machine::expire_pending(uint64_t now_ns) {
     cr.credits_pending -= p.amount;
     if (has(p.flags, transfer_closing_debit)) dr.flags &= ~account_closed;
     if (has(p.flags, transfer_closing_credit)) cr.flags &= ~account_closed;
+    const uint64_t timestamp = timestamp_next(now_ns); // the expiry's own stamp
     pending_set(id, {pending_status::expired, 0}, nullptr); // erases the expiry entry
-    const uint64_t timestamp = timestamp_next(now_ns);
     history_record(dr, timestamp);
     history_record(cr, timestamp);
     ++expired;
@@ -480,6 +480,7 @@ void state_machine::pending_set(u128 id, pending_state state, undo_log* undo) {
   if (before.status == pending_status::pending && before.expires_at_ns != 0) {
     expiry_erase(expiry_, before.expires_at_ns, id);
   }
+  state.changed_at = timestamp_last_; // the stamp of the event making this change
   pending_[id] = state;
   if (state.status == pending_status::pending && state.expires_at_ns != 0) {
     expiry_.emplace(state.expires_at_ns, id);
@@ -569,16 +570,16 @@ std::vector<u128> state_machine::transfer_ids_to_prefetch(const transfer* events
   return ids;
 }
 
-void state_machine::transfers_evict(size_t count_max) {
-  // Only committed transfers may leave memory: an uncommitted one would not be found on disk
-  // by the next prefetch, and its id could be applied twice.
-  KASSA_ASSERT(changes_.transfers_created.empty() && changes_.pending_updates.empty());
+void state_machine::transfers_evict(size_t count_max, uint64_t timestamp_durable) {
   if (transfers_.size() <= count_max) return;
   // Evict a quarter more than needed, so that the scan runs once per many batches.
   transfers_.erase_while_over(count_max - count_max / 4, [&](const transfer& t) {
+    if (t.timestamp > timestamp_durable) return false;
     auto p = pending_.find(t.id);
     if (p == pending_.end()) return true;
-    if (p->second.status == pending_status::pending) return false;
+    if (p->second.status == pending_status::pending || p->second.changed_at > timestamp_durable) {
+      return false;
+    }
     pending_.erase(p);
     return true;
   });
@@ -588,7 +589,12 @@ change_set state_machine::changes_take() {
   change_set taken = std::move(changes_);
   changes_ = change_set{};
   changes_.timestamp_last = timestamp_last_;
-  for (u128 id : taken.accounts_updated) accounts_.find(id)->updated = false;
+  taken.account_rows.reserve(taken.accounts_updated.size());
+  for (u128 id : taken.accounts_updated) {
+    account_entry* e = accounts_.find(id);
+    e->updated = false;
+    taken.account_rows.push_back(e->value);
+  }
   return taken;
 }
 

@@ -43,6 +43,9 @@ struct history_entry {
 struct change_set {
   std::vector<account> accounts_created;
   std::vector<u128> accounts_updated;       // ids whose balances or flags changed; no repeats
+  std::vector<account> account_rows;        // filled by changes_take(): the row of each id in
+                                            // accounts_updated as it stands then, so that a
+                                            // writer on another thread never reads the machine
   std::vector<transfer> transfers_created;  // strictly increasing timestamps
   std::vector<pending_update> pending_updates;
   std::vector<history_entry> history;
@@ -57,6 +60,7 @@ struct change_set {
 struct pending_state {
   pending_status status = pending_status::none;
   uint64_t expires_at_ns = 0;
+  uint64_t changed_at = 0; // timestamp of the event that set this status; 0 = loaded from disk
 };
 
 class state_machine {
@@ -99,8 +103,11 @@ public:
   // The ids (transfer ids and pending ids) a batch needs that are not resident but may be
   // stored. Ids never stored are not listed.
   std::vector<u128> transfer_ids_to_prefetch(const transfer* events, size_t count) const;
-  // Drops resident transfers that are no longer pending until at most `count_max` remain.
-  void transfers_evict(size_t count_max);
+  // Drops resident transfers until at most `count_max` remain (plus those that must stay).
+  // Only what is durable may leave memory: a transfer stamped after `timestamp_durable`, or
+  // whose pending status changed after it, would be missing or stale on disk, and its id
+  // could be applied twice. Transfers still pending always stay.
+  void transfers_evict(size_t count_max, uint64_t timestamp_durable);
 
   // --- changes -------------------------------------------------------------------------
   const change_set& changes() const { return changes_; }

@@ -74,7 +74,7 @@ int main(int argc, char** argv) {
     for (auto r : results) failed += r != transfer_result::ok;
     applied += results.size();
     sm.changes_take();
-    sm.transfers_evict(resident);
+    sm.transfers_evict(resident, sm.timestamp_last());
     now_ns += 1'000'000;
     ++batches;
   }

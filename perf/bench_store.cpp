@@ -118,7 +118,7 @@ result run(const settings& cfg, size_t batch_size, ks::durability durability, ui
     const auto t1 = clock_type::now();
     if (err = s->commit(sm, changes); !err.ok()) fail("commit", err);
     const uint64_t latency = ns_since(t1);
-    sm.transfers_evict(o.transfers_resident_max);
+    sm.transfers_evict(o.transfers_resident_max, sm.timestamp_last());
     commit_ns += latency;
     latencies_ns.push_back(latency);
     write_ns += s->last_commit().write_ns;

@@ -211,7 +211,7 @@ TEST_CASE("prefetch names only stored transfers that are not in memory", "[ledge
   REQUIRE(transfer_one(sm, make_transfer(10, 1, 2, 5, transfer_pending)) == R::ok);
   REQUIRE(transfer_one(sm, make_transfer(11, 1, 2, 5)) == R::ok);
   sm.changes_take();
-  sm.transfers_evict(0); // 11 leaves memory; 10 is pending and stays
+  sm.transfers_evict(0, sm.timestamp_last()); // 11 leaves memory; 10 is pending and stays
   sm.transfer_id_load(50); // stored long ago, never resident since recovery
   std::vector<transfer> batch{make_transfer(11, 1, 2, 5), make_transfer(12, 1, 2, 5),
                               make_resolve(13, 10, transfer_void_pending), make_resolve(14, 99, transfer_post_pending),
@@ -226,7 +226,7 @@ TEST_CASE("eviction keeps transfers that are still pending", "[ledger]") {
   REQUIRE(transfer_one(sm, make_transfer(10, 1, 2, 5, transfer_pending)) == R::ok);
   REQUIRE(transfer_one(sm, make_transfer(11, 1, 2, 5)) == R::ok);
   sm.changes_take();
-  sm.transfers_evict(0);
+  sm.transfers_evict(0, sm.timestamp_last());
   CHECK(sm.transfer_find(10) != nullptr);
   CHECK(sm.transfer_find(11) == nullptr);
   // Loading it back, as prefetch would, makes a repeat resolve to `exists` again.

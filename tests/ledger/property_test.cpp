@@ -418,7 +418,7 @@ TEST_CASE("random event streams agree with the reference model and keep the book
         const transfer* stored = s ? s : &disk.at(id);
         REQUIRE(std::memcmp(stored, &t, sizeof t) == 0);
       }
-      if (gen.chance(30)) sm.transfers_evict(gen.below(50));
+      if (gen.chance(30)) sm.transfers_evict(gen.below(50), sm.timestamp_last());
     }
   }
   // The generator must reach most rules, or agreement would prove little.

@@ -104,7 +104,7 @@ int main(int argc, char** argv) {
     std::printf("durable %llu %s %s\n", (unsigned long long)s->commit_sequence(),
                 to_string_u128(first).c_str(), to_string_u128(last).c_str());
     std::fflush(stdout);
-    sm.transfers_evict(s->opts().transfers_resident_max);
+    sm.transfers_evict(s->opts().transfers_resident_max, sm.timestamp_last());
   }
   return 0;
 }

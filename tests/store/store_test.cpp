@@ -194,7 +194,7 @@ TEST_CASE("many group commits with eviction come back whole after reopening", "[
         apply(*s, sm, batch, now);
       }
       commit_ok(*s, sm);
-      sm.transfers_evict(s->opts().transfers_resident_max / 10);
+      sm.transfers_evict(s->opts().transfers_resident_max / 10, sm.timestamp_last());
     }
   }
   require_verify_consistent(dir.path);
@@ -312,7 +312,7 @@ TEST_CASE("a repeated transfer id resolves to exists after the transfer left mem
   REQUIRE(apply(*s, sm, {make_transfer(11, 1, 2, 50, transfer_pending)}).at(0) == transfer_result::ok);
   REQUIRE(apply(*s, sm, {make_resolve(12, 11, transfer_post_pending)}).at(0) == transfer_result::ok);
   commit_ok(*s, sm);
-  sm.transfers_evict(0);
+  sm.transfers_evict(0, sm.timestamp_last());
   REQUIRE(sm.transfer_find(10) == nullptr);
   REQUIRE(sm.transfer_find(11) == nullptr);
 
