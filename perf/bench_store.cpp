@@ -87,7 +87,7 @@ result run(const settings& cfg, size_t batch_size, ks::durability durability, ui
       accounts[i].code = 1;
     }
     sm.create_accounts(accounts.data(), accounts.size(), wall_ns());
-    if (err = s->commit(sm, sm.changes_take()); !err.ok()) fail("commit accounts", err);
+    if (err = s->commit(sm.changes_take()); !err.ok()) fail("commit accounts", err);
   }
 
   std::mt19937_64 rng(seed);
@@ -116,7 +116,7 @@ result run(const settings& cfg, size_t batch_size, ks::durability durability, ui
     change_set changes = sm.changes_take();
     apply_ns += ns_since(t0);
     const auto t1 = clock_type::now();
-    if (err = s->commit(sm, changes); !err.ok()) fail("commit", err);
+    if (err = s->commit(changes); !err.ok()) fail("commit", err);
     const uint64_t latency = ns_since(t1);
     sm.transfers_evict(o.transfers_resident_max, sm.timestamp_last());
     commit_ns += latency;

@@ -153,7 +153,7 @@ struct store::impl {
   MDB_txn* prefetch_txn = nullptr; // reset between uses, renewed by prefetch (writer thread)
 
   // Scratch buffers reused by every commit: no allocation per event once warm.
-  std::vector<u128> account_ids;
+  std::vector<account> account_rows;
   std::vector<id_ts> ids;
   std::vector<id_ts> account_transfer_keys;
   std::vector<uint32_t> history_order;
@@ -459,7 +459,7 @@ error store::prefetch(state_machine& sm, const transfer* events, size_t count) {
   return result;
 }
 
-error store::commit(const state_machine& sm, const change_set& changes) {
+error store::commit(const change_set& changes) {
   impl& m = *impl_;
   const uint64_t t_begin = mono_ns();
   txn_guard txn;
@@ -469,25 +469,31 @@ error store::commit(const state_machine& sm, const change_set& changes) {
   auto fail = [&](int code) { return lmdb_error(code, std::string("commit: ") + stage, options_); };
 
   MDB_val k, v;
-  // 1. Account rows, in key order so that each leaf page is visited once.
+  // 1. Account rows, in key order so that each leaf page is visited once. A row in
+  // account_rows (the state after the group) wins over the row of the same id as created.
   stage = "writing accounts";
-  m.account_ids.clear();
-  for (const account& a : changes.accounts_created) m.account_ids.push_back(a.id);
-  m.account_ids.insert(m.account_ids.end(), changes.accounts_updated.begin(),
-                       changes.accounts_updated.end());
-  std::sort(m.account_ids.begin(), m.account_ids.end());
-  m.account_ids.erase(std::unique(m.account_ids.begin(), m.account_ids.end()), m.account_ids.end());
+  KASSA_ASSERT(changes.account_rows.size() == changes.accounts_updated.size());
+  m.account_rows.clear();
+  m.account_rows.insert(m.account_rows.end(), changes.accounts_created.begin(),
+                        changes.accounts_created.end());
+  m.account_rows.insert(m.account_rows.end(), changes.account_rows.begin(),
+                        changes.account_rows.end());
+  std::stable_sort(m.account_rows.begin(), m.account_rows.end(),
+                   [](const account& a, const account& b) { return a.id < b.id; });
   {
     cursor_guard c;
     if ((rc = mdb_cursor_open(txn.txn, m.accounts, &c.cursor)) != 0) return fail(rc);
-    for (u128 id : m.account_ids) {
-      const account* a = sm.account_find(id);
-      KASSA_ASSERT(a != nullptr);
-      key_id key(id);
+    size_t written = 0;
+    for (size_t i = 0; i < m.account_rows.size(); ++i) {
+      if (i + 1 < m.account_rows.size() && m.account_rows[i + 1].id == m.account_rows[i].id)
+        continue; // a later row of the same id follows
+      key_id key(m.account_rows[i].id);
       k = val_of(key);
-      v = val_of(*a);
+      v = val_of(m.account_rows[i]);
       if ((rc = mdb_cursor_put(c.cursor, &k, &v, 0)) != 0) return fail(rc);
+      m.account_rows[written++] = m.account_rows[i];
     }
+    m.account_rows.resize(written);
   }
 
   // 2. The journal of transfers: timestamps strictly increase, so every put is an append.
@@ -624,7 +630,7 @@ error store::commit(const state_machine& sm, const change_set& changes) {
   }
   je.committed_at_ns = wall_ns();
   je.accounts_created = uint32_t(changes.accounts_created.size());
-  je.accounts_written = uint32_t(m.account_ids.size());
+  je.accounts_written = uint32_t(m.account_rows.size());
   je.transfers_created = uint32_t(changes.transfers_created.size());
   je.pending_updates = uint32_t(changes.pending_updates.size());
   je.history_entries = uint32_t(changes.history.size());
@@ -649,7 +655,7 @@ error store::commit(const state_machine& sm, const change_set& changes) {
   commit_sequence_ = sequence;
   timestamp_last_ = timestamp_last;
   transfer_timestamp_last_ = ts_prev;
-  last_commit_ = commit_stats{sequence, changes.transfers_created.size(), m.account_ids.size(),
+  last_commit_ = commit_stats{sequence, changes.transfers_created.size(), m.account_rows.size(),
                               t_write - t_begin, t_end - t_write};
   return {};
 }

@@ -62,12 +62,13 @@ public:
   // pending ids) that is on disk but not resident, with its pending state.
   error prefetch(state_machine& sm, const transfer* events, size_t count);
 
-  // Group commit: writes `changes` (any number of batches) in one write transaction and, with
-  // durability fsync, one fsync. Account rows are copied from `sm`, so `sm` must be exactly
-  // the state `changes` leads to (apply nothing between changes_take() and commit()).
+  // Group commit: writes `changes` (any number of batches, as returned by changes_take()) in
+  // one write transaction and, with durability fsync, one fsync. Reads nothing but `changes`
+  // (account rows come from changes.account_rows), so the caller may keep applying new
+  // batches to its state machine on another thread while this runs.
   // ok means durable. On failure the transaction is aborted, the disk holds the previous
   // commit, and the caller must rebuild its state machine with load() before going on.
-  error commit(const state_machine& sm, const change_set& changes);
+  error commit(const change_set& changes);
 
   // --- reads: each runs in its own read transaction; safe from any thread, concurrently
   // with commit(). Missing ids are skipped: `out` holds the found records in input order.

@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
       accounts.push_back(make_account(i, 1, i <= 8 ? account_history : 0));
     for (auto r : sm.create_accounts(accounts.data(), accounts.size(), wall_ns()))
       if (r != account_result::ok) die("create_accounts", std::string(name(r)));
-    if (err = s->commit(sm, sm.changes_take()); !err.ok()) die("commit accounts", err.message);
+    if (err = s->commit(sm.changes_take()); !err.ok()) die("commit accounts", err.message);
   }
 
   std::vector<u128> open_pending; // this process's pending transfers without a timeout
@@ -100,7 +100,7 @@ int main(int argc, char** argv) {
         if (results[i] != transfer_result::ok) die("create_transfers", std::string(name(results[i])));
     }
     const u128 last = make_u128(cycle, index);
-    if (err = s->commit(sm, sm.changes_take()); !err.ok()) die("commit", err.message);
+    if (err = s->commit(sm.changes_take()); !err.ok()) die("commit", err.message);
     std::printf("durable %llu %s %s\n", (unsigned long long)s->commit_sequence(),
                 to_string_u128(first).c_str(), to_string_u128(last).c_str());
     std::fflush(stdout);

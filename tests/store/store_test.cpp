@@ -36,7 +36,7 @@ std::vector<transfer_result> apply(ks::store& s, state_machine& sm, std::vector<
 }
 
 void commit_ok(ks::store& s, state_machine& sm) {
-  ks::error err = s.commit(sm, sm.changes_take());
+  ks::error err = s.commit(sm.changes_take());
   INFO(err.message);
   REQUIRE(err.ok());
 }
@@ -228,7 +228,7 @@ TEST_CASE("a full map returns map_full and leaves the store consistent and usabl
     std::vector<transfer> big;
     for (u128 id = 100; id < 100 + 20'000; ++id) big.push_back(make_transfer(id, 1, 2, 1));
     apply(*s, sm, big);
-    ks::error err = s->commit(sm, sm.changes_take());
+    ks::error err = s->commit(sm.changes_take());
     REQUIRE(err.code == ks::errc::map_full);
     CHECK_THAT(err.message, Catch::Contains("raise store.map_size_mib"));
     CHECK(s->commit_sequence() == 1);
