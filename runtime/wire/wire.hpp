@@ -1,0 +1,227 @@
+#pragma once
+// The kassa wire protocol: a pure codec of length-prefixed, checksummed frames (no sockets, no
+// threads). Every byte is documented in docs/protocol.md; the layouts below are that table.
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+#include "ledger/types.hpp"
+#include "ledger/u128.hpp"
+
+namespace kassa::wire {
+
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+              "the wire format is little-endian and records are copied as they are in memory");
+
+constexpr size_t header_bytes = 128;
+constexpr uint16_t protocol_version = 1;
+constexpr uint32_t magic = 0x5353414B; // the bytes "KASS" read as a little-endian u32
+
+#define KASSA_WIRE_OPERATIONS(X)                                                             \
+  X(hello, 1)                                                                                \
+  X(create_accounts, 2)                                                                      \
+  X(create_transfers, 3)                                                                     \
+  X(lookup_accounts, 4)                                                                      \
+  X(lookup_transfers, 5)                                                                     \
+  X(get_account_transfers, 6)                                                                \
+  X(get_account_balances, 7)
+
+// Frame-level status codes. Numbers are part of the protocol and never change.
+#define KASSA_WIRE_STATUSES(X)                                                               \
+  X(ok, 0)                                                                                   \
+  X(busy, 1)                                                                                 \
+  X(bad_magic, 2)                                                                            \
+  X(frame_too_large, 3)                                                                      \
+  X(frame_too_small, 4)                                                                      \
+  X(bad_checksum, 5)                                                                         \
+  X(version_unsupported, 6)                                                                  \
+  X(hello_required, 7)                                                                       \
+  X(operation_unknown, 8)                                                                    \
+  X(body_size_invalid, 9)                                                                    \
+  X(too_many_events, 10)                                                                     \
+  X(reserved_nonzero, 11)                                                                    \
+  X(inflight_limit, 12)                                                                      \
+  X(deadline_exceeded, 13)                                                                   \
+  X(shutting_down, 14)                                                                       \
+  X(store_unavailable, 15)                                                                   \
+  X(filter_invalid, 16)                                                                      \
+  X(internal, 17)
+
+#define KASSA_WIRE_ENUM_ITEM(name, value) name = value,
+enum class operation : uint16_t { KASSA_WIRE_OPERATIONS(KASSA_WIRE_ENUM_ITEM) };
+enum class status : uint16_t { KASSA_WIRE_STATUSES(KASSA_WIRE_ENUM_ITEM) };
+#undef KASSA_WIRE_ENUM_ITEM
+
+constexpr uint16_t operation_min = 1, operation_max = 7;
+constexpr uint16_t status_max = 17;
+
+std::string_view name(operation op); // "unknown" outside the enum
+std::string_view name(status st);
+bool operation_known(uint16_t op);
+// True when the server closes the connection right after this status: framing is lost.
+// (shutting_down also ends in a close, once the requests in flight are answered.)
+bool closes_connection(status st);
+
+// Header flag bits (offset 28).
+constexpr uint16_t flag_shadow = 1u << 0; // route to the shadow store
+constexpr uint16_t flag_reply = 1u << 1;  // set by the server on every reply
+constexpr uint16_t flags_known = flag_shadow | flag_reply;
+
+// The request context every frame carries; replies echo the request's.
+struct context {
+  u128 trace_id = 0;
+  u128 business_id = 0; // e.g. the order id
+  uint64_t client_id = 0;
+  uint64_t deadline_ns = 0; // unix epoch ns; 0 = none
+  bool shadow = false;
+};
+
+// A frame header as the codec sees it (magic, checksum and reserved bytes are its business).
+struct header {
+  uint16_t version = protocol_version;
+  operation op = operation::hello;
+  uint32_t frame_bytes = 0; // set by encode()
+  uint64_t request_id = 0;
+  uint32_t event_count = 0;
+  bool reply = false;
+  status st = status::ok;
+  context ctx;
+};
+
+// The 128 header bytes exactly as they are on the wire.
+struct header_layout {
+  uint32_t magic;
+  uint16_t version;
+  uint16_t operation;
+  uint32_t frame_bytes;
+  uint32_t checksum;
+  uint64_t request_id;
+  uint32_t event_count;
+  uint16_t flags;
+  uint16_t status;
+  u128 trace_id;
+  u128 business_id;
+  uint64_t client_id;
+  uint64_t deadline_ns;
+  uint8_t reserved[48];
+};
+static_assert(sizeof(header_layout) == header_bytes);
+static_assert(offsetof(header_layout, checksum) == 12);
+static_assert(offsetof(header_layout, request_id) == 16);
+static_assert(offsetof(header_layout, event_count) == 24);
+static_assert(offsetof(header_layout, flags) == 28);
+static_assert(offsetof(header_layout, status) == 30);
+static_assert(offsetof(header_layout, trace_id) == 32);
+static_assert(offsetof(header_layout, business_id) == 48);
+static_assert(offsetof(header_layout, client_id) == 64);
+static_assert(offsetof(header_layout, deadline_ns) == 72);
+static_assert(offsetof(header_layout, reserved) == 80);
+
+// --- bodies --------------------------------------------------------------------------------
+
+struct hello_request {
+  uint16_t version_min = protocol_version;
+  uint16_t version_max = protocol_version;
+  uint32_t reserved = 0;
+  uint64_t reserved2 = 0;
+};
+static_assert(sizeof(hello_request) == 16);
+
+struct hello_reply {
+  uint16_t version = protocol_version;
+  uint16_t reserved = 0;
+  uint32_t frame_bytes_max = 0;       // server.frame_bytes_max
+  uint32_t batch_events_max = 0;      // batching.batch_events_max
+  uint32_t requests_inflight_max = 0; // server.requests_inflight_max
+  uint8_t reserved2[16] = {};
+};
+static_assert(sizeof(hello_reply) == 32);
+
+// One failed event of create_accounts / create_transfers (ok events are not listed).
+struct event_result {
+  uint32_t index;  // of the event in the request
+  uint32_t result; // ledger::account_result or ledger::transfer_result
+};
+static_assert(sizeof(event_result) == 8);
+
+// The account filter of get_account_transfers / get_account_balances.
+constexpr uint32_t filter_debits = 1u << 0;
+constexpr uint32_t filter_credits = 1u << 1;
+constexpr uint32_t filter_reversed = 1u << 2;
+constexpr uint32_t filter_flags_known = filter_debits | filter_credits | filter_reversed;
+
+struct filter {
+  u128 account_id = 0;
+  uint64_t timestamp_min = 0; // inclusive; 0 = unbounded
+  uint64_t timestamp_max = 0; // inclusive; 0 = unbounded
+  uint32_t limit = 0;         // 1 .. batch_events_max results
+  uint32_t flags = filter_debits | filter_credits;
+  uint8_t reserved[24] = {};
+};
+static_assert(sizeof(filter) == 64);
+static_assert(offsetof(filter, limit) == 32 && offsetof(filter, reserved) == 40);
+
+// status::ok, or filter_invalid when the filter breaks a rule of docs/protocol.md.
+status validate(const filter& f, uint32_t batch_events_max);
+
+static_assert(sizeof(ledger::account_balance) == 80);
+static_assert(std::is_trivially_copyable_v<filter> && std::is_trivially_copyable_v<hello_reply>);
+
+// Bytes per event record of the request (reply = false) or reply body; 0 for unknown ops.
+size_t record_bytes(operation op, bool reply);
+
+// --- decoding ------------------------------------------------------------------------------
+
+struct limits {
+  uint32_t frame_bytes_max = 1u << 20;
+  uint32_t batch_events_max = 8190;
+  // false: decode requests (the server side); true: decode replies (the client side).
+  bool replies = false;
+};
+
+enum class decode_outcome {
+  frame,           // a valid frame: header, body, consumed
+  need_more,       // the buffer holds no complete frame yet; read more, call again
+  error_keep_open, // a bad frame whose length is known: answer `error`, skip `consumed` bytes
+  error_close,     // framing is lost: answer `error` (request_id 0), then close
+};
+
+struct decoded {
+  decode_outcome outcome = decode_outcome::need_more;
+  status error = status::ok;
+  header h;                     // valid for frame and error_keep_open
+  const uint8_t* body = nullptr; // points into the input; not aligned
+  size_t body_bytes = 0;
+  size_t consumed = 0;          // bytes to drop from the front (0 unless frame / keep_open)
+};
+
+// Decodes one frame from the front of a stream buffer. Checks, in this order: magic,
+// frame_bytes against header_bytes and frame_bytes_max (as soon as 12 bytes are there),
+// checksum, version, flags/status/reserved bytes, operation, event_count, body size, filter.
+decoded decode(const uint8_t* data, size_t size, const limits& l);
+
+// Copies `count` records of type T out of an unaligned body.
+template <class T>
+std::vector<T> records(const uint8_t* body, size_t body_bytes) {
+  static_assert(std::is_trivially_copyable_v<T>);
+  std::vector<T> out(body_bytes / sizeof(T));
+  if (!out.empty()) std::memcpy(out.data(), body, out.size() * sizeof(T));
+  return out;
+}
+
+// --- encoding ------------------------------------------------------------------------------
+
+// Appends one frame to `out`: sets magic, frame_bytes (returned) and checksum; the reserved
+// bytes are zero. `h.event_count` is written as given.
+uint32_t encode(std::vector<uint8_t>& out, const header& h, const void* body, size_t body_bytes);
+
+// Appends an error reply to `request` (empty body, event_count 0, the request's context).
+uint32_t encode_error(std::vector<uint8_t>& out, const header& request, status st);
+
+// The checksum of a whole frame, as if its checksum field were zero.
+uint32_t frame_checksum(const uint8_t* frame, size_t frame_bytes);
+
+} // namespace kassa::wire
