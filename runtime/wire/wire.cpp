@@ -139,7 +139,8 @@ decoded decode(const uint8_t* data, size_t size, const limits& l) {
   };
   if (raw.version != protocol_version) return keep_open(status::version_unsupported);
   if ((raw.flags & ~flags_known) != 0 || h.reply != l.replies ||
-      (!l.replies && raw.status != 0) || !all_zero(raw.reserved, sizeof raw.reserved))
+      (!l.replies && (raw.status != 0 || raw.request_id == 0)) ||
+      !all_zero(raw.reserved, sizeof raw.reserved))
     return keep_open(status::reserved_nonzero);
   if (!operation_known(raw.operation)) return keep_open(status::operation_unknown);
   if (h.event_count > l.batch_events_max) return keep_open(status::too_many_events);

@@ -84,7 +84,7 @@ struct header {
   uint16_t version = protocol_version;
   operation op = operation::hello;
   uint32_t frame_bytes = 0; // set by encode()
-  uint64_t request_id = 0;
+  uint64_t request_id = 0; // never 0 in a request: 0 marks a connection-level error reply
   uint32_t event_count = 0;
   bool reply = false;
   status st = status::ok;
@@ -200,7 +200,8 @@ struct decoded {
 
 // Decodes one frame from the front of a stream buffer. Checks, in this order: magic,
 // frame_bytes against header_bytes and frame_bytes_max (as soon as 12 bytes are there),
-// checksum, version, flags/status/reserved bytes, operation, event_count, body size, filter.
+// checksum, version, flags/status/reserved bytes (and request_id 0 in a request), operation,
+// event_count, body size, filter. The order is the precedence of the error codes.
 decoded decode(const uint8_t* data, size_t size, const limits& l);
 
 // Copies `count` records of type T out of an unaligned body.

@@ -176,7 +176,7 @@ TEST_CASE("random frames round-trip", "[wire]") {
     header h;
     h.op = operation(operation_min + rng() % operation_max);
     h.reply = reply;
-    h.request_id = rng();
+    h.request_id = rng() | 1;
     h.ctx.trace_id = make_u128(rng(), rng());
     h.ctx.business_id = make_u128(rng(), rng());
     h.ctx.client_id = rng();
@@ -299,6 +299,13 @@ TEST_CASE("each decode error comes from the frame that causes it", "[wire]") {
     f = good;
     poke<uint16_t>(f, 30, 1);
     expect(f, o::error_keep_open, status::reserved_nonzero);
+    f = good;
+    poke<uint64_t>(f, 16, 0); // request_id 0 is reserved for connection-level errors
+    {
+      const decoded d = decode_all(f, server_side);
+      CHECK(d.outcome == o::error_keep_open);
+      CHECK(d.error == status::reserved_nonzero);
+    }
     // A client expects replies: a frame without the reply flag is refused.
     expect(good, o::error_keep_open, status::reserved_nonzero, client_side);
   }
