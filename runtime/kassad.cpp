@@ -1,5 +1,5 @@
-// kassad: the kassa daemon. This stage boots from the YAML topology, opens and recovers every
-// shard's store, reports that it is ready, and exits cleanly on SIGTERM or SIGINT.
+// kassad: the kassa daemon. Boots from the YAML topology, recovers the store, serves the
+// binary protocol on TCP, and on SIGTERM or SIGINT drains what is in flight and exits 0.
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -9,11 +9,15 @@
 #include <string>
 #include <vector>
 
+#include <caf/all.hpp>
+
+#include "actors/shard.hpp"
+#include "actors/writer.hpp"
 #include "config/config.hpp"
-#include "ledger/state_machine.hpp"
 #include "ledger/store/store.hpp"
 #include "runtime/data_dir.hpp"
 #include "runtime/log.hpp"
+#include "runtime/server.hpp"
 #include "runtime/version.hpp"
 
 using namespace kassa;
@@ -35,10 +39,7 @@ const char* usage =
     "Exit status: 0 after a clean stop (SIGTERM or SIGINT), 1 when the store cannot be\n"
     "opened or recovered, 2 for a bad command line or configuration.\n";
 
-struct shard {
-  std::unique_ptr<ledger::store::store> store;
-  std::unique_ptr<ledger::state_machine> sm;
-};
+constexpr auto drain_timeout = std::chrono::seconds(30);
 
 log::level to_log_level(config::log_level l) {
   switch (l) {
@@ -109,7 +110,30 @@ int main(int argc, char** argv) {
     return exit_runtime_error;
   }
 
-  std::vector<shard> shards(cfg.store.shards);
+  if (cfg.store.shards != 1) {
+    // Accounts across shards need clearing legs for transfers between them; until those are
+    // in, more than one shard would split money it cannot move.
+    std::fprintf(stderr, "kassad: %s: store.shards: this version serves exactly 1 shard (got %u)\n",
+                 cfg.source.c_str(), cfg.store.shards);
+    return config::exit_config_error;
+  }
+
+  caf::actor_system_config caf_cfg;
+  caf_cfg.set("scheduler.max-threads", 2); // two workers beat four on two cores
+  caf::actor_system sys{caf_cfg};
+
+  std::vector<caf::actor> shards, writers;
+  // Whatever path leaves main, the actors are told to exit first, or the actor system would
+  // wait for them forever.
+  struct exit_on_return {
+    std::vector<caf::actor>& shards;
+    std::vector<caf::actor>& writers;
+    ~exit_on_return() {
+      for (const auto& a : shards) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+      for (const auto& a : writers) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    }
+  } exit_guard{shards, writers};
+  std::vector<std::shared_ptr<ledger::store::store>> stores;
   for (uint32_t i = 0; i < cfg.store.shards; ++i) {
     ledger::store::options o;
     o.path = runtime::shard_path(cfg.store.data_dir, i);
@@ -118,36 +142,72 @@ int main(int argc, char** argv) {
     o.map_size_bytes = cfg.store.map_size_mib << 20;
     o.transfers_resident_max = cfg.store.transfers_resident_max;
     ledger::store::error err;
-    shards[i].store = ledger::store::store::open(o, err);
-    if (!shards[i].store) {
+    std::shared_ptr<ledger::store::store> store = ledger::store::store::open(o, err);
+    if (!store) {
       log::error("cannot open the store", {{"shard", std::to_string(i)}, {"path", o.path},
                                            {"code", std::string(ledger::store::name(err.code))},
                                            {"error", err.message}});
       return exit_runtime_error;
     }
-    shards[i].sm = std::make_unique<ledger::state_machine>();
-    err = shards[i].store->load(*shards[i].sm);
-    if (!err.ok()) {
+    actors::shard_options so;
+    so.shard = i;
+    so.store = store;
+    so.writer = actors::spawn_writer(sys, store);
+    writers.push_back(so.writer);
+    so.transfers_resident_max = cfg.store.transfers_resident_max;
+    so.events_unacked_max = cfg.batching.commit_events_max * size_t{4};
+    so.query_limit_max = cfg.batching.batch_events_max;
+    so.log_error = [i](const std::string& msg, const std::string& detail) {
+      log::error(msg, {{"shard", std::to_string(i)}, {"error", detail}});
+    };
+    caf::actor shard = actors::spawn_shard(sys, so, err);
+    if (!shard) {
       log::error("cannot recover the store", {{"shard", std::to_string(i)}, {"path", o.path},
                                               {"code", std::string(ledger::store::name(err.code))},
                                               {"error", err.message}});
       return exit_runtime_error;
     }
     log::info("shard recovered", {{"shard", std::to_string(i)}, {"path", o.path},
-                                  {"accounts", std::to_string(shards[i].sm->account_count())},
-                                  {"transfers", std::to_string(shards[i].sm->transfer_id_count())},
-                                  {"commits", std::to_string(shards[i].store->commit_sequence())}});
+                                  {"commits", std::to_string(store->commit_sequence())}});
+    shards.push_back(shard);
+    stores.push_back(store);
   }
 
-  log::info("ready", {{"address", cfg.server.address + ":" + std::to_string(cfg.server.port)},
+  runtime::server_options so;
+  so.address = cfg.server.address;
+  so.port = cfg.server.port;
+  so.connections_max = cfg.server.connections_max;
+  so.frame_bytes_max = cfg.server.frame_bytes_max;
+  so.batch_events_max = cfg.batching.batch_events_max;
+  so.requests_inflight_max = cfg.server.requests_inflight_max;
+  so.shards = shards;
+  runtime::server server(sys, so);
+  if (!server.start(error)) {
+    log::error("cannot start the server", {{"error", error}});
+    return exit_runtime_error;
+  }
+
+  log::info("ready", {{"address", cfg.server.address + ":" + std::to_string(server.port())},
                       {"shards", std::to_string(cfg.store.shards)},
                       {"durability", std::string(config::to_string(cfg.store.durability))},
                       {"data_dir", cfg.store.data_dir}});
 
   int signal = 0;
   sigwait(&stop_signals, &signal);
-  log::info("stopping", {{"signal", signal == SIGTERM ? "SIGTERM" : "SIGINT"}});
-  shards.clear(); // closes every LMDB environment; every acknowledged commit is already durable
-  log::info("stopped");
-  return 0;
+  log::info("stopping", {{"signal", signal == SIGTERM ? "SIGTERM" : "SIGINT"},
+                         {"requests_inflight", std::to_string(server.requests_inflight())}});
+  const size_t unanswered = server.drain(drain_timeout);
+  bool durable = true;
+  {
+    caf::scoped_actor self{sys};
+    for (const caf::actor& shard : shards) {
+      self->request(shard, caf::infinite, actors::drain_atom::value)
+          .receive([&](actors::drain_atom, bool ok) { durable = durable && ok; },
+                   [&](caf::error&) { durable = false; });
+    }
+  }
+  log::info("stopped", {{"unanswered", std::to_string(unanswered)},
+                        {"durable", durable ? "yes" : "no"}});
+  return unanswered == 0 && durable ? 0 : exit_runtime_error;
 }
+

@@ -1,0 +1,111 @@
+#pragma once
+// Messages between kassa's actors. All of them stay inside one process, so they travel as
+// plain C++ values (moved, never serialised) and are allowed as "unsafe" message types.
+#include <caf/all.hpp>
+#include <cstdint>
+#include <vector>
+
+#include "ledger/state_machine.hpp"
+#include "ledger/store/store.hpp"
+#include "ledger/types.hpp"
+
+namespace kassa::actors {
+
+// The context every request carries from the wire through every actor.
+struct request_context {
+  u128 trace_id = 0;
+  u128 business_id = 0;
+  uint64_t client_id = 0;
+  uint64_t deadline_ns = 0; // unix epoch; 0 = none
+  bool shadow = false;
+};
+
+// Why a request as a whole was not carried out. `ok` means the per-event results hold.
+enum class outcome : uint16_t {
+  ok = 0,
+  busy,              // too much work queued: nothing applied, retry later
+  store_unavailable, // a commit failed: nothing of this request was acknowledged; retry
+  deadline_exceeded, // the deadline passed before the work started: nothing applied
+  shutting_down,     // the daemon is draining: nothing applied
+  filter_invalid,    // a query filter breaks its rules
+};
+
+struct event_result {
+  uint32_t index;
+  uint32_t code;
+};
+
+struct create_accounts_request {
+  request_context ctx;
+  std::vector<ledger::account> events;
+};
+struct create_transfers_request {
+  request_context ctx;
+  std::vector<ledger::transfer> events;
+};
+// Only events that did not return ok are listed, in index order.
+struct create_reply {
+  outcome status = outcome::ok;
+  std::vector<event_result> failures;
+};
+
+struct lookup_accounts_request {
+  request_context ctx;
+  std::vector<u128> ids;
+};
+struct lookup_transfers_request {
+  request_context ctx;
+  std::vector<u128> ids;
+};
+struct accounts_reply {
+  outcome status = outcome::ok;
+  std::vector<ledger::account> accounts;
+};
+struct transfers_reply {
+  outcome status = outcome::ok;
+  std::vector<ledger::transfer> transfers;
+};
+
+struct account_transfers_request {
+  request_context ctx;
+  ledger::store::account_filter filter;
+};
+struct account_balances_request {
+  request_context ctx;
+  ledger::store::account_filter filter;
+};
+struct balances_reply {
+  outcome status = outcome::ok;
+  std::vector<ledger::account_balance> balances;
+};
+
+// Shard -> writer: one group commit; writer -> shard: its outcome.
+struct commit_group {
+  uint64_t group;
+  ledger::change_set changes;
+};
+struct commit_done {
+  uint64_t group;
+  ledger::store::error error;
+  ledger::store::commit_stats stats;
+};
+
+// Asks a shard to commit everything it has applied and answer once it is durable.
+using drain_atom = caf::atom_constant<caf::atom("drain")>;
+// A shard's timer for the next pending-transfer deadline.
+using expire_atom = caf::atom_constant<caf::atom("expire")>;
+
+} // namespace kassa::actors
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::create_accounts_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::create_transfers_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::create_reply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::lookup_accounts_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::lookup_transfers_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::accounts_reply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::transfers_reply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::account_transfers_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::account_balances_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::balances_reply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::commit_group)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::commit_done)

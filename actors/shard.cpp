@@ -1,0 +1,316 @@
+#include "actors/shard.hpp"
+
+#include <chrono>
+#include <deque>
+#include <functional>
+
+#include "ledger/assert.hpp"
+
+namespace kassa::actors {
+
+using namespace ledger;
+
+uint64_t now_ns() {
+  using namespace std::chrono;
+  return static_cast<uint64_t>(
+      duration_cast<nanoseconds>(system_clock::now().time_since_epoch()).count());
+}
+
+namespace {
+
+// A reply held back until the group that contains its effects is durable.
+struct waiter {
+  uint64_t group;
+  size_t events; // counted in events_unacked until released
+  std::function<void(bool durable)> release;
+};
+
+struct shard_state {
+  static inline const char* name = "kassa.shard";
+
+  shard_options opts;
+  std::shared_ptr<state_machine> sm;
+  bool failed = false;          // recovery after a failed commit failed too: refuse all
+  bool writer_busy = false;     // one group at a time is with the writer
+  uint64_t group_open = 1;      // the group that changes applied now will belong to
+  uint64_t group_durable = 0;   // the last group the writer made durable
+  uint64_t timestamp_durable = 0;
+  size_t events_unacked = 0;    // applied or queued, not yet durable
+  uint64_t expiry_timer_ns = 0; // deadline the armed expiry timer is for; 0 = none
+  std::deque<waiter> waiting;   // ordered by group
+};
+
+using shard_actor = caf::stateful_actor<shard_state>;
+
+void flush(shard_actor* self);
+
+// The group a reply must wait for so that everything it reflects is durable.
+uint64_t group_needed(shard_actor* self) {
+  auto& st = self->state;
+  if (!st.sm->changes().empty()) return st.group_open;
+  if (st.writer_busy) return st.group_open - 1;
+  return st.group_durable;
+}
+
+void hold(shard_actor* self, size_t events, std::function<void(bool)> release) {
+  auto& st = self->state;
+  const uint64_t group = group_needed(self);
+  if (group <= st.group_durable) {
+    release(true);
+    return;
+  }
+  st.events_unacked += events;
+  st.waiting.push_back(waiter{group, events, std::move(release)});
+}
+
+void release_through(shard_actor* self, uint64_t group, bool durable) {
+  auto& st = self->state;
+  while (!st.waiting.empty() && (st.waiting.front().group <= group || !durable)) {
+    waiter w = std::move(st.waiting.front());
+    st.waiting.pop_front();
+    st.events_unacked -= w.events;
+    w.release(durable);
+  }
+}
+
+// A commit failed: nothing that is not on disk may be acknowledged. Every held reply gets
+// store_unavailable, and the state machine is rebuilt from the store (fail-stop, recover).
+void fail_stop(shard_actor* self, const std::string& why) {
+  auto& st = self->state;
+  st.opts.log_error("commit failed; recovering the shard from disk", why);
+  release_through(self, UINT64_MAX, false);
+  st.writer_busy = false;
+  auto fresh = std::make_shared<state_machine>();
+  store::error err = st.opts.store->load(*fresh);
+  if (!err.ok()) {
+    st.opts.log_error("shard recovery failed; refusing requests", err.message);
+    st.failed = true;
+    return;
+  }
+  st.sm = std::move(fresh);
+  st.timestamp_durable = st.sm->timestamp_last();
+  st.expiry_timer_ns = 0;
+}
+
+void committed(shard_actor* self, commit_done& done, uint64_t timestamp_last) {
+  auto& st = self->state;
+  st.writer_busy = false;
+  if (!done.error.ok()) {
+    fail_stop(self, std::string(store::name(done.error.code)) + ": " + done.error.message);
+    return;
+  }
+  st.group_durable = done.group;
+  st.timestamp_durable = timestamp_last;
+  release_through(self, done.group, true);
+  st.sm->transfers_evict(st.opts.transfers_resident_max, st.timestamp_durable);
+  if (!st.sm->changes().empty()) flush(self);
+}
+
+// Hands everything applied so far to the writer as one group (one transaction, one fsync).
+void flush(shard_actor* self) {
+  auto& st = self->state;
+  if (st.writer_busy || st.failed || st.sm->changes().empty()) return;
+  commit_group g{st.group_open++, st.sm->changes_take()};
+  const uint64_t timestamp_last = g.changes.timestamp_last;
+  st.writer_busy = true;
+  self->request(st.opts.writer, caf::infinite, std::move(g))
+      .then([self, timestamp_last](commit_done& done) { committed(self, done, timestamp_last); },
+            [self](caf::error& e) { fail_stop(self, "writer: " + self->system().render(e)); });
+}
+
+void arm_expiry(shard_actor* self) {
+  auto& st = self->state;
+  const uint64_t deadline = st.sm->pending_deadline_next_ns();
+  if (deadline == 0 || (st.expiry_timer_ns != 0 && st.expiry_timer_ns <= deadline)) return;
+  const uint64_t now = now_ns();
+  const uint64_t wait_ns = deadline > now ? deadline - now : 0;
+  st.expiry_timer_ns = deadline;
+  self->delayed_send(self, std::chrono::nanoseconds(wait_ns), expire_atom::value);
+}
+
+// Checks that hold for every request before any work: returns ok or why to refuse it.
+outcome admit(shard_actor* self, const request_context& ctx, size_t events) {
+  auto& st = self->state;
+  if (st.failed) return outcome::store_unavailable;
+  if (ctx.deadline_ns != 0 && now_ns() > ctx.deadline_ns) return outcome::deadline_exceeded;
+  if (events > 0 && st.events_unacked + events > st.opts.events_unacked_max) return outcome::busy;
+  return outcome::ok;
+}
+
+template <class Result>
+std::vector<event_result> failures_of(const std::vector<Result>& results) {
+  std::vector<event_result> out;
+  for (size_t i = 0; i < results.size(); ++i) {
+    if (results[i] != Result::ok) out.push_back({static_cast<uint32_t>(i), static_cast<uint32_t>(results[i])});
+  }
+  return out;
+}
+
+bool filter_valid(const shard_options& opts, const store::account_filter& f) {
+  return f.account_id != 0 && f.account_id != u128_max && f.limit > 0 &&
+         f.limit <= opts.query_limit_max && (f.debits || f.credits) &&
+         (f.timestamp_max == 0 || f.timestamp_min <= f.timestamp_max);
+}
+
+caf::behavior shard(shard_actor* self, shard_options opts, std::shared_ptr<state_machine> recovered) {
+  self->state.opts = std::move(opts);
+  self->state.sm = std::move(recovered);
+  self->state.timestamp_durable = self->state.sm->timestamp_last();
+  arm_expiry(self);
+  return {
+      [self](create_accounts_request& req) -> caf::response_promise {
+        auto rp = self->make_response_promise();
+        auto& st = self->state;
+        if (outcome o = admit(self, req.ctx, req.events.size()); o != outcome::ok) {
+          rp.deliver(create_reply{o, {}});
+          return rp;
+        }
+        auto results = st.sm->create_accounts(req.events.data(), req.events.size(), now_ns());
+        create_reply reply{outcome::ok, failures_of(results)};
+        hold(self, req.events.size(), [rp, reply = std::move(reply)](bool durable) mutable {
+          rp.deliver(durable ? std::move(reply) : create_reply{outcome::store_unavailable, {}});
+        });
+        flush(self);
+        return rp;
+      },
+      [self](create_transfers_request& req) -> caf::response_promise {
+        auto rp = self->make_response_promise();
+        auto& st = self->state;
+        if (outcome o = admit(self, req.ctx, req.events.size()); o != outcome::ok) {
+          rp.deliver(create_reply{o, {}});
+          return rp;
+        }
+        const uint64_t now = now_ns();
+        st.sm->expire_pending(now);
+        if (store::error err = st.opts.store->prefetch(*st.sm, req.events.data(), req.events.size());
+            !err.ok()) {
+          rp.deliver(create_reply{outcome::store_unavailable, {}});
+          return rp;
+        }
+        auto results = st.sm->create_transfers(req.events.data(), req.events.size(), now);
+        create_reply reply{outcome::ok, failures_of(results)};
+        hold(self, req.events.size(), [rp, reply = std::move(reply)](bool durable) mutable {
+          rp.deliver(durable ? std::move(reply) : create_reply{outcome::store_unavailable, {}});
+        });
+        flush(self);
+        arm_expiry(self);
+        return rp;
+      },
+      [self](lookup_accounts_request& req) -> caf::response_promise {
+        auto rp = self->make_response_promise();
+        if (outcome o = admit(self, req.ctx, 0); o != outcome::ok) {
+          rp.deliver(accounts_reply{o, {}});
+          return rp;
+        }
+        accounts_reply reply;
+        for (u128 id : req.ids) {
+          if (const account* a = self->state.sm->account_find(id)) reply.accounts.push_back(*a);
+        }
+        hold(self, 0, [rp, reply = std::move(reply)](bool durable) mutable {
+          rp.deliver(durable ? std::move(reply) : accounts_reply{outcome::store_unavailable, {}});
+        });
+        return rp;
+      },
+      [self](lookup_transfers_request& req) -> caf::response_promise {
+        auto rp = self->make_response_promise();
+        auto& st = self->state;
+        if (outcome o = admit(self, req.ctx, 0); o != outcome::ok) {
+          rp.deliver(transfers_reply{o, {}});
+          return rp;
+        }
+        transfers_reply reply;
+        std::vector<u128> on_disk;
+        for (u128 id : req.ids) {
+          if (id == 0 || id == u128_max) continue;
+          if (!st.sm->transfer_find(id)) on_disk.push_back(id);
+        }
+        std::vector<transfer> found;
+        if (!on_disk.empty()) {
+          if (store::error err = st.opts.store->lookup_transfers(on_disk.data(), on_disk.size(), found);
+              !err.ok()) {
+            rp.deliver(transfers_reply{outcome::store_unavailable, {}});
+            return rp;
+          }
+        }
+        // Answer in request order, from memory first, then from what the store found.
+        size_t next_found = 0;
+        for (u128 id : req.ids) {
+          if (id == 0 || id == u128_max) continue;
+          if (const transfer* t = st.sm->transfer_find(id)) {
+            reply.transfers.push_back(*t);
+          } else if (next_found < found.size() && found[next_found].id == id) {
+            reply.transfers.push_back(found[next_found++]);
+          }
+        }
+        hold(self, 0, [rp, reply = std::move(reply)](bool durable) mutable {
+          rp.deliver(durable ? std::move(reply) : transfers_reply{outcome::store_unavailable, {}});
+        });
+        return rp;
+      },
+      [self](account_transfers_request& req) -> caf::response_promise {
+        auto rp = self->make_response_promise();
+        if (outcome o = admit(self, req.ctx, 0); o != outcome::ok) {
+          rp.deliver(transfers_reply{o, {}});
+          return rp;
+        }
+        if (!filter_valid(self->state.opts, req.filter)) {
+          rp.deliver(transfers_reply{outcome::filter_invalid, {}});
+          return rp;
+        }
+        // The query reads the store, so it runs once everything applied before it is durable.
+        hold(self, 0, [self, rp, filter = req.filter](bool durable) mutable {
+          transfers_reply reply;
+          if (!durable || !self->state.opts.store->account_transfers(filter, reply.transfers).ok()) {
+            reply = transfers_reply{outcome::store_unavailable, {}};
+          }
+          rp.deliver(std::move(reply));
+        });
+        return rp;
+      },
+      [self](account_balances_request& req) -> caf::response_promise {
+        auto rp = self->make_response_promise();
+        if (outcome o = admit(self, req.ctx, 0); o != outcome::ok) {
+          rp.deliver(balances_reply{o, {}});
+          return rp;
+        }
+        if (!filter_valid(self->state.opts, req.filter)) {
+          rp.deliver(balances_reply{outcome::filter_invalid, {}});
+          return rp;
+        }
+        hold(self, 0, [self, rp, filter = req.filter](bool durable) mutable {
+          balances_reply reply;
+          if (!durable || !self->state.opts.store->account_balances(filter, reply.balances).ok()) {
+            reply = balances_reply{outcome::store_unavailable, {}};
+          }
+          rp.deliver(std::move(reply));
+        });
+        return rp;
+      },
+      [self](expire_atom) {
+        auto& st = self->state;
+        st.expiry_timer_ns = 0;
+        if (st.failed) return;
+        st.sm->expire_pending(now_ns());
+        flush(self);
+        arm_expiry(self);
+      },
+      [self](drain_atom) -> caf::response_promise {
+        auto rp = self->make_response_promise();
+        flush(self);
+        hold(self, 0, [rp](bool durable) mutable { rp.deliver(drain_atom::value, durable); });
+        return rp;
+      },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_shard(caf::actor_system& sys, shard_options opts, store::error& err) {
+  auto sm = std::make_shared<state_machine>();
+  err = opts.store->load(*sm);
+  if (!err.ok()) return {};
+  if (!opts.log_error) opts.log_error = [](const std::string&, const std::string&) {};
+  return sys.spawn(shard, std::move(opts), std::move(sm));
+}
+
+} // namespace kassa::actors

@@ -1,0 +1,34 @@
+#pragma once
+// The shard actor: the one owner of a shard's ledger state. Every account of the shard lives
+// in its state machine, so the mailbox order *is* the compare-and-set: a debit is checked
+// against the balance as it stands after every earlier message. It applies batches at once,
+// hands the changes to the shard's writer in groups (one fsync per group), and answers each
+// request only when everything it saw is durable.
+#include <caf/all.hpp>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "actors/messages.hpp"
+
+namespace kassa::actors {
+
+struct shard_options {
+  uint32_t shard = 0;
+  std::shared_ptr<ledger::store::store> store; // opened; load() not yet called
+  caf::actor writer;                           // the shard's writer (see writer.hpp)
+  size_t transfers_resident_max = 100'000;
+  size_t events_unacked_max = 262'144; // applied but not yet durable, beyond which: busy
+  uint32_t query_limit_max = 8190;     // largest `limit` of an account query
+  // Where the shard reports operating failures (message, detail); the daemon logs them.
+  std::function<void(const std::string&, const std::string&)> log_error;
+};
+
+// Spawns a shard; it recovers its state from the store before it takes any message. Returns
+// an invalid handle and sets `err` when recovery fails.
+caf::actor spawn_shard(caf::actor_system& sys, shard_options opts, ledger::store::error& err);
+
+// The time source of shards: nanoseconds since the unix epoch.
+uint64_t now_ns();
+
+} // namespace kassa::actors

@@ -1,0 +1,52 @@
+#pragma once
+// kassad's TCP front end. Boost.Asio owns the sockets on one I/O thread: it reads frames,
+// checks them with the wire codec, and hands each request to the connection's session actor,
+// which asks the shard and writes the reply back through the I/O thread. Limits enforced
+// here: connections, frame size, events per frame, requests in flight per connection.
+#include <atomic>
+#include <caf/all.hpp>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace kassa::runtime {
+
+struct server_options {
+  std::string address = "127.0.0.1";
+  uint16_t port = 3100; // 0: the OS picks one (see server::port())
+  uint32_t connections_max = 1024;
+  uint32_t frame_bytes_max = 1u << 20;
+  uint32_t batch_events_max = 8190;
+  uint32_t requests_inflight_max = 64;
+  std::vector<caf::actor> shards; // exactly one in this version
+};
+
+class server {
+public:
+  server(caf::actor_system& sys, server_options opts);
+  ~server();
+  server(const server&) = delete;
+  server& operator=(const server&) = delete;
+
+  // Binds, listens and starts the I/O thread. False with `error` set when it cannot bind.
+  bool start(std::string& error);
+  uint16_t port() const;
+
+  // Stops accepting; requests arriving from now on are answered `shutting_down`. Then waits,
+  // at most `timeout`, until every request in flight is answered, and closes every
+  // connection. Returns the number of requests still unanswered at the timeout (0: drained).
+  size_t drain(std::chrono::milliseconds timeout);
+
+  size_t connections() const;
+  size_t requests_inflight() const;
+
+  struct impl;
+
+private:
+  std::shared_ptr<impl> impl_;
+};
+
+} // namespace kassa::runtime
