@@ -1,0 +1,72 @@
+#pragma once
+// kassa's configuration: one YAML file -> validated, typed structs. Depends on nothing else of
+// kassa. Every key, default and range is listed in docs/configuration.md and config/kassa.yaml.
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace kassa::config {
+
+enum class durability { fsync, none };
+enum class log_level { debug, info, warn, error };
+
+// The TCP front end.
+struct server_config {
+  std::string address = "127.0.0.1";
+  uint16_t port = 3100;                    // 0 lets the OS pick (tests)
+  uint32_t connections_max = 1024;         // 1 .. 65536
+  uint32_t frame_bytes_max = 1u << 20;     // 256 .. 64 MiB, >= 128 * batch_events_max + 256
+  uint32_t requests_inflight_max = 64;     // per connection, 1 .. 4096
+};
+
+struct store_config {
+  std::string data_dir;                    // required
+  config::durability durability = config::durability::fsync; // required in the file: fsync | none
+  uint64_t map_size_mib = 4096;            // LMDB map size per shard, 1 .. 1 << 24
+  uint32_t shards = 1;                     // 1 .. 256
+  uint64_t transfers_resident_max = 1000000; // transfers cached in memory, 1000 .. 1 << 32
+};
+
+struct batching_config {
+  uint32_t batch_events_max = 8190;        // events per request, 1 .. 65535
+  uint32_t commit_delay_us_max = 1000;     // a group commit waits at most this long, 0 .. 1000000
+  uint32_t commit_events_max = 65536;      // events per group commit, batch_events_max .. 1 << 20
+};
+
+struct log_config {
+  log_level level = log_level::info;
+};
+
+struct config {
+  server_config server;
+  store_config store;
+  batching_config batching;
+  log_config log;
+  std::string source; // file path, or "<string>"
+};
+
+// An invalid configuration. what() is "<source>:<line>: <key.path>: <message>"; the key path
+// part is left out when the error is about the whole file (unreadable, syntax, empty).
+struct config_error : std::runtime_error {
+  config_error(std::string source, int line, std::string key_path, std::string message);
+
+  std::string source;
+  int line;             // 1-based; 0 if unknown
+  std::string key_path; // e.g. "store.durability"; empty for whole-file errors
+  std::string message;
+};
+
+// Both throw config_error for anything that is not a complete, valid configuration, including
+// an unreadable file and YAML syntax errors. The result is meant to be held as `const config`.
+config load_file(const std::string& path);
+config load_string(const std::string& yaml, const std::string& source = "<string>");
+
+std::string_view to_string(durability value);
+std::string_view to_string(log_level value);
+
+// A daemon that cannot load its configuration exits with this status; it never starts
+// half-configured.
+constexpr int exit_config_error = 2;
+
+} // namespace kassa::config

@@ -1,0 +1,102 @@
+#include <catch2/catch.hpp>
+
+#include "config/config.hpp"
+
+using namespace kassa::config;
+
+namespace {
+const std::string default_file = KASSA_SOURCE_DIR "/config/kassa.yaml";
+const std::string minimal = "store:\n  data_dir: /tmp/kassa\n  durability: none\n";
+} // namespace
+
+TEST_CASE("the documented default file loads and agrees with the defaults in code", "[config]") {
+  const config c = load_file(default_file);
+  const config defaults;
+  CHECK(c.source == default_file);
+
+  CHECK(c.server.address == defaults.server.address);
+  CHECK(c.server.port == defaults.server.port);
+  CHECK(c.server.connections_max == defaults.server.connections_max);
+  CHECK(c.server.frame_bytes_max == defaults.server.frame_bytes_max);
+  CHECK(c.server.requests_inflight_max == defaults.server.requests_inflight_max);
+
+  CHECK(c.store.data_dir == "/var/lib/kassa");
+  CHECK(c.store.durability == durability::fsync);
+  CHECK(c.store.map_size_mib == defaults.store.map_size_mib);
+  CHECK(c.store.shards == defaults.store.shards);
+  CHECK(c.store.transfers_resident_max == defaults.store.transfers_resident_max);
+
+  CHECK(c.batching.batch_events_max == defaults.batching.batch_events_max);
+  CHECK(c.batching.commit_delay_us_max == defaults.batching.commit_delay_us_max);
+  CHECK(c.batching.commit_events_max == defaults.batching.commit_events_max);
+
+  CHECK(c.log.level == defaults.log.level);
+}
+
+TEST_CASE("a file with only the required keys keeps every other default", "[config]") {
+  const config c = load_string(minimal);
+  CHECK(c.source == "<string>");
+  CHECK(c.store.data_dir == "/tmp/kassa");
+  CHECK(c.store.durability == durability::none);
+  CHECK(c.server.port == 3100);
+  CHECK(c.server.frame_bytes_max == 1u << 20);
+  CHECK(c.batching.batch_events_max == 8190);
+  CHECK(c.log.level == log_level::info);
+}
+
+TEST_CASE("every key is read into its field", "[config]") {
+  const config c = load_string(R"(
+server:
+  address: 0.0.0.0
+  port: 0
+  connections_max: 65536
+  frame_bytes_max: 67108864
+  requests_inflight_max: 4096
+store:
+  data_dir: "/data/kassa dir"
+  durability: fsync
+  map_size_mib: 16777216
+  shards: 256
+  transfers_resident_max: 4294967296
+batching:
+  batch_events_max: 65535
+  commit_delay_us_max: 0
+  commit_events_max: 1048576
+log:
+  level: debug
+)", "inline.yaml");
+  CHECK(c.source == "inline.yaml");
+  CHECK(c.server.address == "0.0.0.0");
+  CHECK(c.server.port == 0);
+  CHECK(c.server.connections_max == 65536);
+  CHECK(c.server.frame_bytes_max == 64u << 20);
+  CHECK(c.server.requests_inflight_max == 4096);
+  CHECK(c.store.data_dir == "/data/kassa dir");
+  CHECK(c.store.map_size_mib == uint64_t(1) << 24);
+  CHECK(c.store.shards == 256);
+  CHECK(c.store.transfers_resident_max == uint64_t(1) << 32);
+  CHECK(c.batching.batch_events_max == 65535);
+  CHECK(c.batching.commit_delay_us_max == 0);
+  CHECK(c.batching.commit_events_max == 1u << 20);
+  CHECK(c.log.level == log_level::debug);
+}
+
+TEST_CASE("a section left empty keeps its defaults", "[config]") {
+  const config c = load_string("server:\nbatching:\n" + minimal + "log:\n");
+  CHECK(c.server.port == 3100);
+  CHECK(c.batching.commit_events_max == 65536);
+}
+
+TEST_CASE("enum values print as the words the file uses", "[config]") {
+  CHECK(to_string(durability::fsync) == "fsync");
+  CHECK(to_string(durability::none) == "none");
+  CHECK(to_string(log_level::debug) == "debug");
+  CHECK(to_string(log_level::info) == "info");
+  CHECK(to_string(log_level::warn) == "warn");
+  CHECK(to_string(log_level::error) == "error");
+  for (auto level : {"debug", "info", "warn", "error"}) {
+    const config c = load_string(minimal + "log:\n  level: " + level + "\n");
+    CHECK(to_string(c.log.level) == level);
+  }
+  STATIC_REQUIRE(exit_config_error == 2);
+}
