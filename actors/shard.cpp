@@ -122,7 +122,7 @@ void arm_expiry(shard_actor* self) {
   auto& st = self->state;
   const uint64_t deadline = st.sm->pending_deadline_next_ns();
   if (deadline == 0 || (st.expiry_timer_ns != 0 && st.expiry_timer_ns <= deadline)) return;
-  const uint64_t now = now_ns();
+  const uint64_t now = self->state.opts.clock();
   const uint64_t wait_ns = deadline > now ? deadline - now : 0;
   st.expiry_timer_ns = deadline;
   self->delayed_send(self, std::chrono::nanoseconds(wait_ns), expire_atom::value);
@@ -132,7 +132,7 @@ void arm_expiry(shard_actor* self) {
 outcome admit(shard_actor* self, const request_context& ctx, size_t events) {
   auto& st = self->state;
   if (st.failed) return outcome::store_unavailable;
-  if (ctx.deadline_ns != 0 && now_ns() > ctx.deadline_ns) return outcome::deadline_exceeded;
+  if (ctx.deadline_ns != 0 && self->state.opts.clock() > ctx.deadline_ns) return outcome::deadline_exceeded;
   if (events > 0 && st.events_unacked + events > st.opts.events_unacked_max) return outcome::busy;
   return outcome::ok;
 }
@@ -165,7 +165,7 @@ caf::behavior shard(shard_actor* self, shard_options opts, std::shared_ptr<state
           rp.deliver(create_reply{o, {}});
           return rp;
         }
-        auto results = st.sm->create_accounts(req.events.data(), req.events.size(), now_ns());
+        auto results = st.sm->create_accounts(req.events.data(), req.events.size(), self->state.opts.clock());
         create_reply reply{outcome::ok, failures_of(results)};
         hold(self, req.events.size(), [rp, reply = std::move(reply)](bool durable) mutable {
           rp.deliver(durable ? std::move(reply) : create_reply{outcome::store_unavailable, {}});
@@ -180,7 +180,7 @@ caf::behavior shard(shard_actor* self, shard_options opts, std::shared_ptr<state
           rp.deliver(create_reply{o, {}});
           return rp;
         }
-        const uint64_t now = now_ns();
+        const uint64_t now = self->state.opts.clock();
         st.sm->expire_pending(now);
         if (store::error err = st.opts.store->prefetch(*st.sm, req.events.data(), req.events.size());
             !err.ok()) {
@@ -290,7 +290,7 @@ caf::behavior shard(shard_actor* self, shard_options opts, std::shared_ptr<state
         auto& st = self->state;
         st.expiry_timer_ns = 0;
         if (st.failed) return;
-        st.sm->expire_pending(now_ns());
+        st.sm->expire_pending(self->state.opts.clock());
         flush(self);
         arm_expiry(self);
       },
@@ -310,6 +310,7 @@ caf::actor spawn_shard(caf::actor_system& sys, shard_options opts, store::error&
   err = opts.store->load(*sm);
   if (!err.ok()) return {};
   if (!opts.log_error) opts.log_error = [](const std::string&, const std::string&) {};
+  if (!opts.clock) opts.clock = now_ns;
   return sys.spawn(shard, std::move(opts), std::move(sm));
 }
 

@@ -20,6 +20,8 @@ struct shard_options {
   size_t transfers_resident_max = 100'000;
   size_t events_unacked_max = 262'144; // applied but not yet durable, beyond which: busy
   uint32_t query_limit_max = 8190;     // largest `limit` of an account query
+  // The shard's clock (ns since the unix epoch); simulations pass a manual one.
+  std::function<uint64_t()> clock;
   // Where the shard reports operating failures (message, detail); the daemon logs them.
   std::function<void(const std::string&, const std::string&)> log_error;
 };

@@ -1,0 +1,264 @@
+// Deterministic simulations of the shard / writer protocol on CAF's test_coordinator: every
+// message is delivered by the test, the writer is a stand-in that commits (or fails) only
+// when told, and the shard's clock is manual. Tagged [sim].
+#include <catch2/catch.hpp>
+
+#include <caf/all.hpp>
+#include <caf/scheduler/test_coordinator.hpp>
+#include <deque>
+
+#include "actors/shard.hpp"
+#include "tests/ledger/ledger_fixture.hpp"
+#include "tests/process.hpp"
+
+using namespace kassa;
+using namespace kassa::actors;
+using namespace kassa::ledger;
+using namespace kassa::test;
+namespace ks = kassa::ledger::store;
+
+namespace {
+
+using release_atom = caf::atom_constant<caf::atom("release")>;
+
+// A writer that holds each group until the test releases it, then commits it for real or
+// fails it as the test says: the fault injector of these simulations.
+struct held_writer_state {
+  static inline const char* name = "held_writer";
+  std::deque<std::pair<commit_group, caf::response_promise>> held;
+  size_t committed = 0;
+};
+
+caf::behavior held_writer(caf::stateful_actor<held_writer_state>* self, std::shared_ptr<ks::store> store) {
+  return {
+      [self](commit_group& g) -> caf::response_promise {
+        auto rp = self->make_response_promise();
+        self->state.held.emplace_back(std::move(g), rp);
+        return rp;
+      },
+      [self, store](release_atom, bool succeed) {
+        REQUIRE(!self->state.held.empty());
+        auto [g, rp] = std::move(self->state.held.front());
+        self->state.held.pop_front();
+        commit_done done{g.group, {}, {}};
+        if (succeed) {
+          done.error = store->commit(g.changes);
+          ++self->state.committed;
+        } else {
+          done.error = ks::error{ks::errc::io, "injected: the disk refused the write"};
+        }
+        rp.deliver(std::move(done));
+      },
+  };
+}
+
+struct sim {
+  temp_dir dir;
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  caf::scheduler::test_coordinator* sched = nullptr;
+  std::shared_ptr<ks::store> store;
+  caf::actor writer, shard;
+  uint64_t clock_ns = 1'000'000'000'000;
+
+  sim() {
+    cfg.set("scheduler.policy", caf::atom("testing"));
+    cfg.set("logger.file-verbosity", caf::atom("quiet"));
+    sys = std::make_unique<caf::actor_system>(cfg);
+    sched = &dynamic_cast<caf::scheduler::test_coordinator&>(sys->scheduler());
+    open();
+  }
+
+  void open() {
+    ks::options o;
+    o.path = dir.path() + "/shard-000";
+    o.durability = ks::durability::none;
+    o.map_size_bytes = 64ull << 20;
+    ks::error err;
+    store = std::shared_ptr<ks::store>(ks::store::open(o, err));
+    REQUIRE(store);
+    writer = sys->spawn(held_writer, store);
+    shard_options so;
+    so.store = store;
+    so.writer = writer;
+    so.events_unacked_max = 1000;
+    so.clock = [this] { return clock_ns; };
+    shard = spawn_shard(*sys, so, err);
+    REQUIRE(shard);
+    sched->run();
+  }
+
+  ~sim() {
+    caf::anon_send_exit(shard, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(writer, caf::exit_reason::user_shutdown);
+    sched->run();
+  }
+
+  void release(bool succeed = true) {
+    caf::anon_send(writer, release_atom::value, succeed);
+    sched->run();
+  }
+
+};
+
+// A client actor that records every reply it gets, in arrival order.
+struct recorder {
+  std::vector<create_reply> creates;
+  std::vector<accounts_reply> lookups;
+};
+
+caf::behavior client(caf::event_based_actor* self, caf::actor shard, std::shared_ptr<recorder> rec) {
+  return {
+      [=](create_transfers_request& req) {
+        self->request(shard, caf::infinite, std::move(req)).then([rec](create_reply& r) { rec->creates.push_back(r); });
+      },
+      [=](create_accounts_request& req) {
+        self->request(shard, caf::infinite, std::move(req)).then([rec](create_reply& r) { rec->creates.push_back(r); });
+      },
+      [=](lookup_accounts_request& req) {
+        self->request(shard, caf::infinite, std::move(req)).then([rec](accounts_reply& r) { rec->lookups.push_back(r); });
+      },
+  };
+}
+
+create_transfers_request transfers(std::vector<transfer> ts) { return {{}, std::move(ts)}; }
+
+} // namespace
+
+TEST_CASE("a shard answers only once the group holding the request is durable", "[sim]") {
+  sim s;
+  auto rec = std::make_shared<recorder>();
+  auto c = s.sys->spawn(client, s.shard, rec);
+  caf::anon_send(c, create_accounts_request{{}, {make_account(1), make_account(2)}});
+  s.sched->run();
+  CHECK(rec->creates.empty()); // applied, but not durable yet
+  s.release();
+  REQUIRE(rec->creates.size() == 1);
+  CHECK(rec->creates[0].status == outcome::ok);
+  CHECK(rec->creates[0].failures.empty());
+
+  // Three requests arrive while the writer holds the first: they become one group.
+  caf::anon_send(c, transfers({make_transfer(10, 1, 2, 5)}));
+  s.sched->run();
+  caf::anon_send(c, transfers({make_transfer(11, 1, 2, 5)}));
+  caf::anon_send(c, transfers({make_transfer(12, 1, 2, 5), make_transfer(13, 1, 1, 5)}));
+  s.sched->run();
+  CHECK(rec->creates.size() == 1);
+  s.release(); // group with transfer 10
+  CHECK(rec->creates.size() == 2);
+  s.release(); // one group with 11, 12 and 13
+  REQUIRE(rec->creates.size() == 4);
+  CHECK(rec->creates[3].failures.size() == 1);
+  CHECK(rec->creates[3].failures[0].code == static_cast<uint32_t>(transfer_result::accounts_must_be_different));
+  caf::anon_send_exit(c, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("a failed commit acknowledges nothing and the shard recovers the durable state", "[sim]") {
+  sim s;
+  auto rec = std::make_shared<recorder>();
+  auto c = s.sys->spawn(client, s.shard, rec);
+  caf::anon_send(c, create_accounts_request{{}, {make_account(1), make_account(2, 1, account_debits_must_not_exceed_credits)}});
+  s.sched->run();
+  s.release();
+  caf::anon_send(c, transfers({make_transfer(10, 1, 2, 70)}));
+  s.sched->run();
+  s.release();
+  REQUIRE(rec->creates.size() == 2);
+
+  // Spend 2's 70 twice over two requests; the group that holds them fails on disk.
+  caf::anon_send(c, transfers({make_transfer(20, 2, 1, 70)}));
+  s.sched->run();
+  caf::anon_send(c, transfers({make_transfer(21, 2, 1, 1)})); // refused: 2 is empty now
+  s.sched->run();
+  s.release(false);
+  REQUIRE(rec->creates.size() == 4);
+  CHECK(rec->creates[2].status == outcome::store_unavailable);
+  CHECK(rec->creates[3].status == outcome::store_unavailable);
+
+  // Nothing of the failed group stands: 2 still has its 70, and transfer 20 can be retried.
+  caf::anon_send(c, lookup_accounts_request{{}, {2}});
+  s.sched->run();
+  REQUIRE(rec->lookups.size() == 1);
+  REQUIRE(rec->lookups[0].accounts.size() == 1);
+  CHECK(rec->lookups[0].accounts[0].debits_posted == 0);
+  CHECK(rec->lookups[0].accounts[0].credits_posted == 70);
+  caf::anon_send(c, transfers({make_transfer(20, 2, 1, 70)}));
+  s.sched->run();
+  s.release();
+  REQUIRE(rec->creates.size() == 5);
+  CHECK(rec->creates[4].status == outcome::ok);
+  CHECK(rec->creates[4].failures.empty()); // applied now, exactly once
+  caf::anon_send_exit(c, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("a shard refuses work with busy beyond its limit of unacknowledged events", "[sim]") {
+  sim s;
+  auto rec = std::make_shared<recorder>();
+  auto c = s.sys->spawn(client, s.shard, rec);
+  caf::anon_send(c, create_accounts_request{{}, {make_account(1), make_account(2)}});
+  s.sched->run();
+  s.release();
+  std::vector<transfer> big;
+  for (u128 i = 0; i < 900; ++i) big.push_back(make_transfer(100 + i, 1, 2, 1));
+  caf::anon_send(c, transfers(big));
+  s.sched->run();
+  std::vector<transfer> more;
+  for (u128 i = 0; i < 200; ++i) more.push_back(make_transfer(2000 + i, 1, 2, 1));
+  caf::anon_send(c, transfers(more)); // 900 + 200 > 1000 unacknowledged
+  s.sched->run();
+  REQUIRE(rec->creates.size() == 2);
+  CHECK(rec->creates[1].status == outcome::busy);
+  s.release();
+  REQUIRE(rec->creates.size() == 3);
+  CHECK(rec->creates[2].status == outcome::ok);
+  caf::anon_send_exit(c, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("a pending transfer expires on the shard's timer and releases its hold", "[sim]") {
+  sim s;
+  auto rec = std::make_shared<recorder>();
+  auto c = s.sys->spawn(client, s.shard, rec);
+  caf::anon_send(c, create_accounts_request{{}, {make_account(1), make_account(2)}});
+  s.sched->run();
+  s.release();
+  auto pending = make_transfer(10, 1, 2, 40, transfer_pending);
+  pending.timeout = 5;
+  caf::anon_send(c, transfers({pending}));
+  s.sched->run();
+  s.release();
+  REQUIRE(rec->creates.size() == 2);
+
+  CHECK(rec->creates[1].failures.empty());
+  s.clock_ns += 6 * ns_per_s;
+  CHECK(s.sched->clock().advance_time(std::chrono::seconds(6)) >= 1);
+  s.sched->run();
+  s.release(); // the expiry is a change like any other: it is committed
+  caf::anon_send(c, lookup_accounts_request{{}, {1}});
+  s.sched->run();
+  REQUIRE(rec->lookups.size() == 1);
+  CHECK(rec->lookups[0].accounts[0].debits_pending == 0);
+  // A refused event changes nothing, so its reply needs no commit.
+  caf::anon_send(c, transfers({make_resolve(11, 10, transfer_post_pending)}));
+  s.sched->run();
+  REQUIRE(rec->creates.size() == 3);
+  REQUIRE(rec->creates[2].failures.size() == 1);
+  CHECK(rec->creates[2].failures[0].code == static_cast<uint32_t>(transfer_result::pending_transfer_expired));
+  caf::anon_send_exit(c, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("a request past its deadline is refused without being applied", "[sim]") {
+  sim s;
+  auto rec = std::make_shared<recorder>();
+  auto c = s.sys->spawn(client, s.shard, rec);
+  create_accounts_request late{{}, {make_account(1)}};
+  late.ctx.deadline_ns = s.clock_ns - 1;
+  caf::anon_send(c, late);
+  s.sched->run();
+  REQUIRE(rec->creates.size() == 1);
+  CHECK(rec->creates[0].status == outcome::deadline_exceeded);
+  caf::anon_send(c, lookup_accounts_request{{}, {1}});
+  s.sched->run();
+  REQUIRE(rec->lookups.size() == 1);
+  CHECK(rec->lookups[0].accounts.empty());
+  caf::anon_send_exit(c, caf::exit_reason::user_shutdown);
+}
