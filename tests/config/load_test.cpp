@@ -20,7 +20,7 @@ TEST_CASE("the documented default file loads and agrees with the defaults in cod
   CHECK(c.server.frame_bytes_max == defaults.server.frame_bytes_max);
   CHECK(c.server.requests_inflight_max == defaults.server.requests_inflight_max);
 
-  CHECK(c.store.data_dir == "/var/lib/kassa");
+  CHECK(c.store.data_dir == "./data");
   CHECK(c.store.durability == durability::fsync);
   CHECK(c.store.map_size_mib == defaults.store.map_size_mib);
   CHECK(c.store.shards == defaults.store.shards);
