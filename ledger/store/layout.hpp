@@ -10,8 +10,9 @@
 
 namespace kassa::ledger::store::layout {
 
-// Bumped on any incompatible change of a table below; open() refuses newer formats.
-constexpr uint64_t format_version = 1;
+// Bumped on any incompatible change of a table below; open() refuses newer formats and
+// upgrades version 1 (account rows current at every commit, index complete) in place.
+constexpr uint64_t format_version = 2;
 
 constexpr const char* dbi_meta = "meta";
 constexpr const char* dbi_accounts = "accounts";
@@ -22,13 +23,20 @@ constexpr const char* dbi_expiry = "expiry";
 constexpr const char* dbi_history = "history";
 constexpr const char* dbi_account_transfers = "account_transfers";
 constexpr const char* dbi_journal = "journal";
-constexpr unsigned dbi_count = 9;
+constexpr const char* dbi_expirations = "expirations";
+constexpr unsigned dbi_count = 10;
 
 // Keys of the `meta` table; every value is a u64, little-endian.
 constexpr const char* meta_format_version = "format_version";
 constexpr const char* meta_commit_sequence = "commit_sequence";
 constexpr const char* meta_timestamp_last = "timestamp_last";
 constexpr const char* meta_transfer_timestamp_last = "transfer_timestamp_last";
+// Account rows hold every event with a timestamp <= this (the last checkpoint); recovery
+// replays the transfers and expirations after it.
+constexpr const char* meta_accounts_checkpoint_timestamp = "accounts_checkpoint_timestamp";
+// account_transfers holds exactly the transfers with a timestamp <= this; queries scan the
+// transfers after it.
+constexpr const char* meta_account_transfers_indexed = "account_transfers_indexed";
 
 inline void put_be64(uint8_t* p, uint64_t v) {
   v = __builtin_bswap64(v);
@@ -55,7 +63,8 @@ struct key_u64 {
   uint8_t bytes[8];
   explicit key_u64(uint64_t v) { put_be64(bytes, v); }
 };
-// history, account_transfers: account id ++ timestamp. expiry: expires_at ++ pending id.
+// history, account_transfers: account id ++ timestamp.
+// expiry: expires_at ++ pending id. expirations: replay stamp ++ pending id (see below).
 struct key_id_ts {
   uint8_t bytes[24];
   key_id_ts() = default;

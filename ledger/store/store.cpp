@@ -6,10 +6,12 @@
 #include <chrono>
 #include <filesystem>
 #include <system_error>
+#include <unordered_map>
 
 #include "ledger/assert.hpp"
 #include "ledger/store/crc32c.hpp"
 #include "ledger/store/layout.hpp"
+#include "ledger/store/replay.hpp"
 
 namespace kassa::ledger::store {
 
@@ -149,8 +151,17 @@ struct id_ts {
 struct store::impl {
   MDB_env* env = nullptr;
   MDB_dbi meta = 0, accounts = 0, transfers = 0, transfer_ids = 0, pending = 0, expiry = 0,
-          history = 0, account_transfers = 0, journal = 0;
+          history = 0, account_transfers = 0, journal = 0, expirations = 0;
   MDB_txn* prefetch_txn = nullptr; // reset between uses, renewed by prefetch (writer thread)
+  bool ready = false;              // open() succeeded
+
+  // Account rows changed since the checkpoint, as of the last commit: at most one per account.
+  // The next checkpoint writes them; load() prefers them to the rows on disk.
+  std::unordered_map<u128, account, u128_hash> dirty;
+  uint64_t checkpoint_timestamp = 0; // meta.accounts_checkpoint_timestamp
+  uint64_t commits_since_checkpoint = 0, transfers_since_checkpoint = 0;
+  uint64_t indexed_timestamp = 0;    // meta.account_transfers_indexed
+  uint64_t commits_since_index = 0, transfers_unindexed = 0;
 
   // Scratch buffers reused by every commit: no allocation per event once warm.
   std::vector<account> account_rows;
@@ -158,6 +169,8 @@ struct store::impl {
   std::vector<id_ts> account_transfer_keys;
   std::vector<uint32_t> history_order;
   std::vector<u128> prefetch_ids;
+  std::vector<uint64_t> update_stamps;
+  std::vector<id_ts> expiration_keys; // (pending id, replay stamp)
 
   ~impl() {
     if (prefetch_txn) mdb_txn_abort(prefetch_txn);
@@ -166,12 +179,24 @@ struct store::impl {
 };
 
 store::store(const options& o) : options_(o), impl_(std::make_unique<impl>()) {}
-store::~store() = default;
+
+store::~store() {
+  if (options_.checkpoint_on_close && impl_->ready) (void)checkpoint(); // shortens the next recovery
+}
+
+uint64_t store::checkpoint_timestamp() const { return impl_->checkpoint_timestamp; }
+uint64_t store::account_transfers_indexed() const { return impl_->indexed_timestamp; }
 
 std::unique_ptr<store> store::open(const options& o, error& err) {
   err = {};
   if (o.path.empty()) {
     err = make_error(errc::invalid_argument, "store path is empty: set store.path / data dir");
+    return nullptr;
+  }
+  if (o.checkpoint_commits_max == 0 || o.checkpoint_transfers_max == 0 ||
+      o.index_commits_max == 0 || o.index_transfers_max == 0) {
+    err = make_error(errc::invalid_argument,
+                     "store checkpoint and index intervals must be at least 1");
     return nullptr;
   }
   if (o.map_size_bytes < (64u << 10)) {
@@ -223,7 +248,8 @@ std::unique_ptr<store> store::open(const options& o, error& err) {
               {dbi_expiry, &m.expiry},
               {dbi_history, &m.history},
               {dbi_account_transfers, &m.account_transfers},
-              {dbi_journal, &m.journal}};
+              {dbi_journal, &m.journal},
+              {dbi_expirations, &m.expirations}};
   static_assert(sizeof(dbis) / sizeof(dbis[0]) == dbi_count);
   for (auto& d : dbis) {
     if ((rc = mdb_dbi_open(txn.txn, d.name, MDB_CREATE, d.dbi)) != 0) {
@@ -255,8 +281,23 @@ std::unique_ptr<store> store::open(const options& o, error& err) {
     if ((rc = put_u64(txn.txn, m.meta, meta_format_version, format_version)) != 0 ||
         (rc = put_u64(txn.txn, m.meta, meta_commit_sequence, 0)) != 0 ||
         (rc = put_u64(txn.txn, m.meta, meta_timestamp_last, 0)) != 0 ||
-        (rc = put_u64(txn.txn, m.meta, meta_transfer_timestamp_last, 0)) != 0) {
+        (rc = put_u64(txn.txn, m.meta, meta_transfer_timestamp_last, 0)) != 0 ||
+        (rc = put_u64(txn.txn, m.meta, meta_accounts_checkpoint_timestamp, 0)) != 0 ||
+        (rc = put_u64(txn.txn, m.meta, meta_account_transfers_indexed, 0)) != 0) {
       err = lmdb_error(rc, "initialising meta", o);
+      return nullptr;
+    }
+  } else if (version == 1) {
+    // Version 1 wrote every account row and index row at every commit: its rows are a
+    // checkpoint at timestamp_last and its index is complete. Upgrade in place.
+    uint64_t ts_last = 0, transfer_ts_last = 0;
+    bool f1 = false, f2 = false;
+    if ((rc = get_u64(txn.txn, m.meta, meta_timestamp_last, ts_last, f1)) != 0 ||
+        (rc = get_u64(txn.txn, m.meta, meta_transfer_timestamp_last, transfer_ts_last, f2)) != 0 ||
+        (rc = put_u64(txn.txn, m.meta, meta_accounts_checkpoint_timestamp, ts_last)) != 0 ||
+        (rc = put_u64(txn.txn, m.meta, meta_account_transfers_indexed, transfer_ts_last)) != 0 ||
+        (rc = put_u64(txn.txn, m.meta, meta_format_version, format_version)) != 0) {
+      err = lmdb_error(rc, "upgrading meta from format version 1", o);
       return nullptr;
     }
   } else if (version != format_version) {
@@ -277,6 +318,18 @@ std::unique_ptr<store> store::open(const options& o, error& err) {
   }
   if (!f1 || !f2 || !f3) {
     err = corrupt(o, "meta lacks commit_sequence, timestamp_last or transfer_timestamp_last");
+    return nullptr;
+  }
+  if ((rc = get_u64(txn.txn, m.meta, meta_accounts_checkpoint_timestamp, m.checkpoint_timestamp,
+                    f1)) != 0 ||
+      (rc = get_u64(txn.txn, m.meta, meta_account_transfers_indexed, m.indexed_timestamp, f2)) != 0) {
+    err = lmdb_error(rc, "reading meta", o);
+    return nullptr;
+  }
+  if (!f1 || !f2 || m.checkpoint_timestamp > s->timestamp_last_ ||
+      m.indexed_timestamp > s->transfer_timestamp_last_) {
+    err = corrupt(o, "meta lacks accounts_checkpoint_timestamp or account_transfers_indexed, "
+                     "or they lie after the last commit");
     return nullptr;
   }
 
@@ -345,11 +398,91 @@ std::unique_ptr<store> store::open(const options& o, error& err) {
       return nullptr;
     }
   }
+  if (error e = s->recover(txn.txn); !e.ok()) {
+    err = e;
+    return nullptr;
+  }
   if ((rc = txn.commit()) != 0) {
     err = lmdb_error(rc, "committing the open transaction", o);
     return nullptr;
   }
+  m.ready = true;
   return s;
+}
+
+// Brings the account rows changed after the checkpoint forward by replaying the journal tail
+// into `dirty`, and counts the commits and transfers since the checkpoint and the index.
+error store::recover(MDB_txn* txn) {
+  impl& m = *impl_;
+  m.dirty.clear();
+  std::string problem;
+  uint64_t transfers = 0;
+  u128 missing = 0;
+  auto find_account = [&](u128 id) -> account* {
+    auto it = m.dirty.find(id);
+    if (it != m.dirty.end()) return &it->second;
+    key_id key(id);
+    MDB_val k = val_of(key), v;
+    if (mdb_get(txn, m.accounts, &k, &v) != 0 || v.mv_size != sizeof(account)) {
+      missing = id;
+      return nullptr;
+    }
+    account a;
+    std::memcpy(&a, v.mv_data, sizeof a);
+    return &m.dirty.emplace(id, a).first->second;
+  };
+  auto find_transfer = [&](u128 id, transfer& out) {
+    return transfer_get(txn, m.transfer_ids, m.transfers, id, out) == 0;
+  };
+  int rc = replay::walk(
+      txn, m.transfers, m.expirations, m.checkpoint_timestamp,
+      [&](const transfer& t) {
+        ++transfers;
+        problem = replay::apply_transfer(t, find_account, find_transfer);
+        return problem.empty();
+      },
+      [&](uint64_t, u128 id) {
+        problem = replay::apply_expiration(id, find_account, find_transfer);
+        return problem.empty();
+      });
+  if (rc == MDB_CORRUPTED) return corrupt(options_, "a transfers or expirations row has a bad size");
+  if (rc != 0) return lmdb_error(rc, "replaying the journal after the checkpoint", options_);
+  if (!problem.empty()) return corrupt(options_, "replaying the journal: " + problem);
+  if (missing != 0)
+    return corrupt(options_, "replaying the journal: account " + to_string_u128(missing) +
+                                 " is not stored");
+  m.transfers_since_checkpoint = transfers;
+
+  // Commits since the checkpoint and since the index, from the journal's newest entries.
+  cursor_guard c;
+  if ((rc = mdb_cursor_open(txn, m.journal, &c.cursor)) != 0)
+    return lmdb_error(rc, "opening a journal cursor", options_);
+  MDB_val k, v;
+  m.commits_since_checkpoint = m.commits_since_index = 0;
+  for (rc = mdb_cursor_get(c.cursor, &k, &v, MDB_LAST); rc == 0;
+       rc = mdb_cursor_get(c.cursor, &k, &v, MDB_PREV)) {
+    if (v.mv_size != sizeof(journal_entry)) return corrupt(options_, "a journal entry has a bad size");
+    journal_entry je;
+    std::memcpy(&je, v.mv_data, sizeof je);
+    const bool after_checkpoint = je.timestamp_last > m.checkpoint_timestamp;
+    const bool after_index = je.timestamp_last > m.indexed_timestamp;
+    if (!after_checkpoint && !after_index) break;
+    m.commits_since_checkpoint += after_checkpoint;
+    m.commits_since_index += after_index;
+  }
+  if (rc != 0 && rc != MDB_NOTFOUND) return lmdb_error(rc, "reading the journal", options_);
+
+  cursor_guard t;
+  if ((rc = mdb_cursor_open(txn, m.transfers, &t.cursor)) != 0)
+    return lmdb_error(rc, "opening a transfers cursor", options_);
+  m.transfers_unindexed = 0;
+  key_u64 start(m.indexed_timestamp + 1);
+  k = val_of(start);
+  for (rc = mdb_cursor_get(t.cursor, &k, &v, MDB_SET_RANGE); rc == 0;
+       rc = mdb_cursor_get(t.cursor, &k, &v, MDB_NEXT))
+    ++m.transfers_unindexed;
+  if (rc != MDB_NOTFOUND) return lmdb_error(rc, "counting the transfers not indexed", options_);
+  return {};
 }
 
 error store::load(state_machine& sm) {
@@ -372,7 +505,8 @@ error store::load(state_machine& sm) {
       std::memcpy(&a, v.mv_data, sizeof a);
       if (a.id != get_be128(static_cast<const uint8_t*>(k.mv_data)))
         return corrupt(options_, "an accounts row is stored under another id");
-      sm.account_load(a);
+      auto it = m.dirty.find(a.id); // changed after the checkpoint: the replayed row
+      sm.account_load(it == m.dirty.end() ? a : it->second);
     }
     if (rc != MDB_NOTFOUND) return lmdb_error(rc, "reading the accounts", options_);
   }
@@ -459,9 +593,71 @@ error store::prefetch(state_machine& sm, const transfer* events, size_t count) {
   return result;
 }
 
+namespace {
+
+// Writes account rows in key order, so that each leaf page is visited once. Of several rows
+// with one id, the last in `rows` wins (a stable sort keeps their order). `rows` ends up
+// holding the rows written.
+int write_account_rows(MDB_txn* txn, MDB_dbi dbi, std::vector<account>& rows) {
+  std::stable_sort(rows.begin(), rows.end(),
+                   [](const account& a, const account& b) { return a.id < b.id; });
+  cursor_guard c;
+  int rc = mdb_cursor_open(txn, dbi, &c.cursor);
+  if (rc != 0) return rc;
+  size_t written = 0;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (i + 1 < rows.size() && rows[i + 1].id == rows[i].id) continue; // a later row follows
+    key_id key(rows[i].id);
+    MDB_val k = val_of(key), v = val_of(rows[i]);
+    if ((rc = mdb_cursor_put(c.cursor, &k, &v, 0)) != 0) return rc;
+    rows[written++] = rows[i];
+  }
+  rows.resize(written);
+  return 0;
+}
+
+// Indexes every transfer stamped after `after` into account_transfers: two keys a transfer,
+// sorted, so that each leaf page is dirtied once per bulk index instead of once per commit.
+int index_transfers(MDB_txn* txn, MDB_dbi transfers, MDB_dbi account_transfers, uint64_t after,
+                    std::vector<id_ts>& keys) {
+  keys.clear();
+  cursor_guard c;
+  int rc = mdb_cursor_open(txn, transfers, &c.cursor);
+  if (rc != 0) return rc;
+  key_u64 start(after + 1);
+  MDB_val k = val_of(start), v;
+  for (rc = mdb_cursor_get(c.cursor, &k, &v, MDB_SET_RANGE); rc == 0;
+       rc = mdb_cursor_get(c.cursor, &k, &v, MDB_NEXT)) {
+    if (v.mv_size != sizeof(transfer)) return MDB_CORRUPTED;
+    transfer t;
+    std::memcpy(&t, v.mv_data, sizeof t);
+    keys.push_back({t.debit_account_id, t.timestamp});
+    keys.push_back({t.credit_account_id, t.timestamp});
+  }
+  if (rc != MDB_NOTFOUND) return rc;
+  std::sort(keys.begin(), keys.end());
+  cursor_guard a;
+  if ((rc = mdb_cursor_open(txn, account_transfers, &a.cursor)) != 0) return rc;
+  MDB_val empty{0, nullptr};
+  for (const id_ts& e : keys) {
+    key_id_ts key(e.id, e.ts);
+    k = val_of(key);
+    if ((rc = mdb_cursor_put(a.cursor, &k, &empty, 0)) != 0) return rc;
+  }
+  return 0;
+}
+
+} // namespace
+
 error store::commit(const change_set& changes) {
   impl& m = *impl_;
   const uint64_t t_begin = mono_ns();
+  const size_t transfers_count = changes.transfers_created.size();
+  const bool checkpoint_due =
+      m.commits_since_checkpoint + 1 >= options_.checkpoint_commits_max ||
+      m.transfers_since_checkpoint + transfers_count >= options_.checkpoint_transfers_max;
+  const bool index_due = m.commits_since_index + 1 >= options_.index_commits_max ||
+                         m.transfers_unindexed + transfers_count >= options_.index_transfers_max;
   txn_guard txn;
   int rc = mdb_txn_begin(m.env, nullptr, 0, &txn.txn);
   if (rc != 0) return lmdb_error(rc, "beginning the commit transaction", options_);
@@ -469,32 +665,17 @@ error store::commit(const change_set& changes) {
   auto fail = [&](int code) { return lmdb_error(code, std::string("commit: ") + stage, options_); };
 
   MDB_val k, v;
-  // 1. Account rows, in key order so that each leaf page is visited once. A row in
-  // account_rows (the state after the group) wins over the row of the same id as created.
+  // 1. Account rows. A new account's row is written at once (replay starts from it); changed
+  // rows wait in `dirty` until a checkpoint, since the journal below already explains them.
   stage = "writing accounts";
   KASSA_ASSERT(changes.account_rows.size() == changes.accounts_updated.size());
-  m.account_rows.clear();
-  m.account_rows.insert(m.account_rows.end(), changes.accounts_created.begin(),
-                        changes.accounts_created.end());
-  m.account_rows.insert(m.account_rows.end(), changes.account_rows.begin(),
-                        changes.account_rows.end());
-  std::stable_sort(m.account_rows.begin(), m.account_rows.end(),
-                   [](const account& a, const account& b) { return a.id < b.id; });
-  {
-    cursor_guard c;
-    if ((rc = mdb_cursor_open(txn.txn, m.accounts, &c.cursor)) != 0) return fail(rc);
-    size_t written = 0;
-    for (size_t i = 0; i < m.account_rows.size(); ++i) {
-      if (i + 1 < m.account_rows.size() && m.account_rows[i + 1].id == m.account_rows[i].id)
-        continue; // a later row of the same id follows
-      key_id key(m.account_rows[i].id);
-      k = val_of(key);
-      v = val_of(m.account_rows[i]);
-      if ((rc = mdb_cursor_put(c.cursor, &k, &v, 0)) != 0) return fail(rc);
-      m.account_rows[written++] = m.account_rows[i];
-    }
-    m.account_rows.resize(written);
+  m.account_rows.assign(changes.accounts_created.begin(), changes.accounts_created.end());
+  if (checkpoint_due) {
+    for (const auto& [id, row] : m.dirty) m.account_rows.push_back(row);
+    m.account_rows.insert(m.account_rows.end(), changes.account_rows.begin(),
+                          changes.account_rows.end());
   }
+  if ((rc = write_account_rows(txn.txn, m.accounts, m.account_rows)) != 0) return fail(rc);
 
   // 2. The journal of transfers: timestamps strictly increase, so every put is an append.
   stage = "appending transfers";
@@ -543,23 +724,16 @@ error store::commit(const change_set& changes) {
     }
   }
 
-  // 4. account_transfers: two rows per transfer, sorted by account then timestamp.
+  // 4. account_transfers, in bulk every few commits (queries scan the transfers after
+  // meta.account_transfers_indexed until then).
   stage = "indexing account transfers";
-  m.account_transfer_keys.clear();
-  for (const transfer& t : changes.transfers_created) {
-    m.account_transfer_keys.push_back({t.debit_account_id, t.timestamp});
-    m.account_transfer_keys.push_back({t.credit_account_id, t.timestamp});
-  }
-  std::sort(m.account_transfer_keys.begin(), m.account_transfer_keys.end());
-  if (!m.account_transfer_keys.empty()) {
-    cursor_guard c;
-    if ((rc = mdb_cursor_open(txn.txn, m.account_transfers, &c.cursor)) != 0) return fail(rc);
-    MDB_val empty{0, nullptr};
-    for (const id_ts& e : m.account_transfer_keys) {
-      key_id_ts key(e.id, e.ts);
-      k = val_of(key);
-      if ((rc = mdb_cursor_put(c.cursor, &k, &empty, 0)) != 0) return fail(rc);
-    }
+  size_t transfers_indexed = 0;
+  if (index_due) {
+    rc = index_transfers(txn.txn, m.transfers, m.account_transfers, m.indexed_timestamp,
+                         m.account_transfer_keys);
+    if (rc == MDB_CORRUPTED) return corrupt(options_, "a transfers row has a bad size");
+    if (rc != 0) return fail(rc);
+    transfers_indexed = m.account_transfer_keys.size() / 2;
   }
 
   // 5. Balance history of accounts with the history flag.
@@ -586,6 +760,7 @@ error store::commit(const change_set& changes) {
 
   // 6. Pending states, in apply order (a group may create a pending transfer and post it).
   stage = "writing pending states";
+  const uint64_t timestamp_last = std::max(timestamp_last_, changes.timestamp_last);
   MDB_val empty{0, nullptr};
   for (const pending_update& u : changes.pending_updates) {
     pending_row row{};
@@ -616,10 +791,44 @@ error store::commit(const change_set& changes) {
     if ((rc = mdb_put(txn.txn, m.pending, &k, &v, 0)) != 0) return fail(rc);
   }
 
-  // 7. The commit's journal entry and meta.
+  // 7. Expirations join the journal: they release holds and reopen closed accounts, so replay
+  // must see each at its place. A change set does not carry an expiration's own stamp, so its
+  // replay stamp is that of the next event known to follow it: the next transfer that changed
+  // a pending state (pending updates and those transfers share one order), else the group's
+  // timestamp_last. Relative to every event that touches pending amounts or account flags
+  // that is the applied order, and it lies inside this commit's stamps (after the previous
+  // commit's timestamp_last), so a checkpoint never splits an expiration from its commit.
+  stage = "journaling expirations";
+  m.update_stamps.clear();
+  for (const transfer& t : changes.transfers_created) {
+    if (has(t.flags, transfer_pending | transfer_post_pending | transfer_void_pending))
+      m.update_stamps.push_back(t.timestamp);
+  }
+  m.expiration_keys.clear();
+  {
+    size_t next = m.update_stamps.size();
+    uint64_t stamp = timestamp_last;
+    for (size_t i = changes.pending_updates.size(); i-- > 0;) {
+      const pending_update& u = changes.pending_updates[i];
+      if (u.status == pending_status::expired) {
+        m.expiration_keys.push_back({u.id, stamp});
+      } else {
+        KASSA_ASSERT(next > 0);
+        stamp = m.update_stamps[--next];
+      }
+    }
+    KASSA_ASSERT(next == 0);
+  }
+  for (const id_ts& e : m.expiration_keys) {
+    KASSA_ASSERT(e.ts > timestamp_last_ && e.ts <= timestamp_last);
+    key_ts_id key(e.ts, e.id);
+    k = val_of(key);
+    if ((rc = mdb_put(txn.txn, m.expirations, &k, &empty, MDB_NOOVERWRITE)) != 0) return fail(rc);
+  }
+
+  // 8. The commit's journal entry and meta.
   stage = "writing the journal";
   const uint64_t sequence = commit_sequence_ + 1;
-  const uint64_t timestamp_last = std::max(timestamp_last_, changes.timestamp_last);
   journal_entry je{};
   je.sequence = sequence;
   je.timestamp_last = timestamp_last;
@@ -646,17 +855,69 @@ error store::commit(const change_set& changes) {
       (rc = put_u64(txn.txn, m.meta, meta_timestamp_last, timestamp_last)) != 0 ||
       (rc = put_u64(txn.txn, m.meta, meta_transfer_timestamp_last, ts_prev)) != 0)
     return fail(rc);
+  if (checkpoint_due &&
+      (rc = put_u64(txn.txn, m.meta, meta_accounts_checkpoint_timestamp, timestamp_last)) != 0)
+    return fail(rc);
+  if (index_due && (rc = put_u64(txn.txn, m.meta, meta_account_transfers_indexed, ts_prev)) != 0)
+    return fail(rc);
 
   const uint64_t t_write = mono_ns();
   stage = "committing (write + fsync)";
   if ((rc = txn.commit()) != 0) return fail(rc);
   const uint64_t t_end = mono_ns();
 
+  // Durable: only now does the in-memory bookkeeping move (a failed commit leaves it as the
+  // disk is, and the caller reloads).
   commit_sequence_ = sequence;
   timestamp_last_ = timestamp_last;
   transfer_timestamp_last_ = ts_prev;
-  last_commit_ = commit_stats{sequence, changes.transfers_created.size(), m.account_rows.size(),
-                              t_write - t_begin, t_end - t_write};
+  if (checkpoint_due) {
+    m.dirty.clear();
+    m.checkpoint_timestamp = timestamp_last;
+    m.commits_since_checkpoint = m.transfers_since_checkpoint = 0;
+  } else {
+    for (const account& a : changes.account_rows) m.dirty.insert_or_assign(a.id, a);
+    ++m.commits_since_checkpoint;
+    m.transfers_since_checkpoint += transfers_count;
+  }
+  if (index_due) {
+    m.indexed_timestamp = ts_prev;
+    m.commits_since_index = m.transfers_unindexed = 0;
+  } else {
+    ++m.commits_since_index;
+    m.transfers_unindexed += transfers_count;
+  }
+  last_commit_ = commit_stats{sequence,          transfers_count, m.account_rows.size(),
+                              transfers_indexed, checkpoint_due,  t_write - t_begin,
+                              t_end - t_write};
+  return {};
+}
+
+error store::checkpoint() {
+  impl& m = *impl_;
+  if (m.dirty.empty() && m.checkpoint_timestamp == timestamp_last_ &&
+      m.indexed_timestamp == transfer_timestamp_last_)
+    return {};
+  txn_guard txn;
+  int rc = mdb_txn_begin(m.env, nullptr, 0, &txn.txn);
+  if (rc != 0) return lmdb_error(rc, "beginning the checkpoint transaction", options_);
+  m.account_rows.clear();
+  for (const auto& [id, row] : m.dirty) m.account_rows.push_back(row);
+  if ((rc = write_account_rows(txn.txn, m.accounts, m.account_rows)) != 0)
+    return lmdb_error(rc, "checkpoint: writing accounts", options_);
+  rc = index_transfers(txn.txn, m.transfers, m.account_transfers, m.indexed_timestamp,
+                       m.account_transfer_keys);
+  if (rc == MDB_CORRUPTED) return corrupt(options_, "a transfers row has a bad size");
+  if (rc != 0) return lmdb_error(rc, "checkpoint: indexing account transfers", options_);
+  if ((rc = put_u64(txn.txn, m.meta, meta_accounts_checkpoint_timestamp, timestamp_last_)) != 0 ||
+      (rc = put_u64(txn.txn, m.meta, meta_account_transfers_indexed, transfer_timestamp_last_)) != 0)
+    return lmdb_error(rc, "checkpoint: writing meta", options_);
+  if ((rc = txn.commit()) != 0) return lmdb_error(rc, "checkpoint: committing", options_);
+  m.dirty.clear();
+  m.checkpoint_timestamp = timestamp_last_;
+  m.indexed_timestamp = transfer_timestamp_last_;
+  m.commits_since_checkpoint = m.transfers_since_checkpoint = 0;
+  m.commits_since_index = m.transfers_unindexed = 0;
   return {};
 }
 
@@ -667,7 +928,9 @@ error store::lookup_accounts(const u128* ids, size_t count, std::vector<account>
   txn_guard txn;
   int rc = mdb_txn_begin(impl_->env, nullptr, MDB_RDONLY, &txn.txn);
   if (rc != 0) return lmdb_error(rc, "beginning a read transaction", options_);
+  std::unordered_map<u128, account, u128_hash> rows;
   for (size_t i = 0; i < count; ++i) {
+    if (rows.count(ids[i])) continue;
     key_id key(ids[i]);
     MDB_val k = val_of(key), v;
     rc = mdb_get(txn.txn, impl_->accounts, &k, &v);
@@ -676,7 +939,41 @@ error store::lookup_accounts(const u128* ids, size_t count, std::vector<account>
     if (v.mv_size != sizeof(account)) return corrupt(options_, "an accounts row has a bad size");
     account a;
     std::memcpy(&a, v.mv_data, sizeof a);
-    out.push_back(a);
+    rows.emplace(a.id, a);
+  }
+  // The rows are the checkpoint: bring them forward by the journal after it (at most
+  // options.checkpoint_transfers_max transfers). The shard answers from memory instead.
+  uint64_t checkpoint = 0;
+  bool found = false;
+  if ((rc = get_u64(txn.txn, impl_->meta, meta_accounts_checkpoint_timestamp, checkpoint, found)) != 0)
+    return lmdb_error(rc, "reading meta", options_);
+  if (!found) return corrupt(options_, "meta lacks accounts_checkpoint_timestamp");
+  if (!rows.empty()) {
+    std::string problem;
+    auto find_account = [&](u128 id) -> account* {
+      auto it = rows.find(id);
+      return it == rows.end() ? nullptr : &it->second;
+    };
+    auto find_transfer = [&](u128 id, transfer& t) {
+      return transfer_get(txn.txn, impl_->transfer_ids, impl_->transfers, id, t) == 0;
+    };
+    rc = replay::walk(
+        txn.txn, impl_->transfers, impl_->expirations, checkpoint,
+        [&](const transfer& t) {
+          problem = replay::apply_transfer(t, find_account, find_transfer);
+          return problem.empty();
+        },
+        [&](uint64_t, u128 id) {
+          problem = replay::apply_expiration(id, find_account, find_transfer);
+          return problem.empty();
+        });
+    if (rc == MDB_CORRUPTED) return corrupt(options_, "a transfers or expirations row has a bad size");
+    if (rc != 0) return lmdb_error(rc, "replaying the journal after the checkpoint", options_);
+    if (!problem.empty()) return corrupt(options_, "replaying the journal: " + problem);
+  }
+  for (size_t i = 0; i < count; ++i) {
+    auto it = rows.find(ids[i]);
+    if (it != rows.end()) out.push_back(it->second);
   }
   return {};
 }
@@ -755,32 +1052,74 @@ int scan_account_range(MDB_cursor* c, u128 account_id, uint64_t ts_min, uint64_t
 error store::account_transfers(const account_filter& filter, std::vector<transfer>& out) const {
   out.clear();
   if (filter.limit == 0) return {};
+  const uint64_t ts_min = filter.timestamp_min;
   const uint64_t ts_max = filter.timestamp_max == 0 ? UINT64_MAX : filter.timestamp_max;
   txn_guard txn;
   int rc = mdb_txn_begin(impl_->env, nullptr, MDB_RDONLY, &txn.txn);
   if (rc != 0) return lmdb_error(rc, "beginning a read transaction", options_);
-  cursor_guard c;
-  if ((rc = mdb_cursor_open(txn.txn, impl_->account_transfers, &c.cursor)) != 0)
-    return lmdb_error(rc, "opening an account_transfers cursor", options_);
-  int inner = 0;
-  rc = scan_account_range(c.cursor, filter.account_id, filter.timestamp_min, ts_max,
-                          filter.reversed, [&](uint64_t ts, const MDB_val&) {
-    key_u64 key(ts);
-    MDB_val k = val_of(key), v;
-    inner = mdb_get(txn.txn, impl_->transfers, &k, &v);
-    if (inner == 0 && v.mv_size != sizeof(transfer)) inner = MDB_CORRUPTED;
-    if (inner != 0) return false;
-    transfer t;
-    std::memcpy(&t, v.mv_data, sizeof t);
-    if ((filter.debits && t.debit_account_id == filter.account_id) ||
-        (filter.credits && t.credit_account_id == filter.account_id))
-      out.push_back(t);
-    return out.size() < filter.limit;
-  });
-  if (inner == MDB_NOTFOUND || inner == MDB_CORRUPTED || rc == MDB_CORRUPTED)
-    return corrupt(options_, "account_transfers points at a missing or damaged transfer");
-  if (inner != 0) rc = inner;
-  if (rc != 0) return lmdb_error(rc, "reading account transfers", options_);
+  uint64_t indexed = 0;
+  bool found = false;
+  if ((rc = get_u64(txn.txn, impl_->meta, meta_account_transfers_indexed, indexed, found)) != 0)
+    return lmdb_error(rc, "reading meta", options_);
+  if (!found) return corrupt(options_, "meta lacks account_transfers_indexed");
+  auto wanted = [&](const transfer& t) {
+    return (filter.debits && t.debit_account_id == filter.account_id) ||
+           (filter.credits && t.credit_account_id == filter.account_id);
+  };
+
+  // The tail not yet in account_transfers (stamped after `indexed`): a scan of the journal,
+  // bounded by options.index_transfers_max transfers.
+  std::vector<transfer> tail;
+  if (ts_max > indexed) {
+    cursor_guard c;
+    if ((rc = mdb_cursor_open(txn.txn, impl_->transfers, &c.cursor)) != 0)
+      return lmdb_error(rc, "opening a transfers cursor", options_);
+    key_u64 start(std::max(indexed + 1, ts_min));
+    MDB_val k = val_of(start), v;
+    for (rc = mdb_cursor_get(c.cursor, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(c.cursor, &k, &v, MDB_NEXT)) {
+      if (k.mv_size != 8 || v.mv_size != sizeof(transfer))
+        return corrupt(options_, "a transfers row has a bad size");
+      if (get_be64(static_cast<const uint8_t*>(k.mv_data)) > ts_max) break;
+      transfer t;
+      std::memcpy(&t, v.mv_data, sizeof t);
+      if (wanted(t)) tail.push_back(t);
+    }
+    if (rc != 0 && rc != MDB_NOTFOUND) return lmdb_error(rc, "reading the transfers", options_);
+  }
+  auto take_tail = [&]() {
+    if (!filter.reversed) {
+      for (size_t i = 0; i < tail.size() && out.size() < filter.limit; ++i) out.push_back(tail[i]);
+    } else {
+      for (size_t i = tail.size(); i-- > 0 && out.size() < filter.limit;) out.push_back(tail[i]);
+    }
+  };
+  if (filter.reversed) take_tail();
+
+  // The indexed part: stamps in [ts_min, min(ts_max, indexed)].
+  if (indexed != 0 && ts_min <= indexed && out.size() < filter.limit) {
+    cursor_guard c;
+    if ((rc = mdb_cursor_open(txn.txn, impl_->account_transfers, &c.cursor)) != 0)
+      return lmdb_error(rc, "opening an account_transfers cursor", options_);
+    int inner = 0;
+    rc = scan_account_range(c.cursor, filter.account_id, ts_min, std::min(ts_max, indexed),
+                            filter.reversed, [&](uint64_t ts, const MDB_val&) {
+      key_u64 key(ts);
+      MDB_val k = val_of(key), v;
+      inner = mdb_get(txn.txn, impl_->transfers, &k, &v);
+      if (inner == 0 && v.mv_size != sizeof(transfer)) inner = MDB_CORRUPTED;
+      if (inner != 0) return false;
+      transfer t;
+      std::memcpy(&t, v.mv_data, sizeof t);
+      if (wanted(t)) out.push_back(t);
+      return out.size() < filter.limit;
+    });
+    if (inner == MDB_NOTFOUND || inner == MDB_CORRUPTED || rc == MDB_CORRUPTED)
+      return corrupt(options_, "account_transfers points at a missing or damaged transfer");
+    if (inner != 0) rc = inner;
+    if (rc != 0) return lmdb_error(rc, "reading account transfers", options_);
+  }
+  if (!filter.reversed) take_tail();
   return {};
 }
 

@@ -11,6 +11,8 @@
 #include "ledger/store/error.hpp"
 #include "ledger/types.hpp"
 
+struct MDB_txn;
+
 namespace kassa::ledger::store {
 
 enum class durability {
@@ -23,13 +25,25 @@ struct options {
   enum durability durability = durability::fsync;
   uint64_t map_size_bytes = 64ull << 30;       // upper bound of the data file
   size_t transfers_resident_max = 1'000'000;   // for the caller's sm.transfers_evict()
+  // Account rows are a checkpoint: a commit journals its events and the store keeps changed
+  // rows in memory (at most one per account) until a checkpoint writes them, after this many
+  // commits or transfers since the last one, and at close. Recovery replays at most that.
+  uint32_t checkpoint_commits_max = 64;
+  uint32_t checkpoint_transfers_max = 524'288;
+  // account_transfers is indexed in bulk after this many commits or transfers; queries scan
+  // the transfers not yet indexed, so this bounds their extra work.
+  uint32_t index_commits_max = 64;
+  uint32_t index_transfers_max = 131'072;
+  bool checkpoint_on_close = true; // the destructor calls checkpoint() (errors ignored)
 };
 
 // What the last commit did and where its time went, for benchmarks and metrics.
 struct commit_stats {
   uint64_t sequence = 0;
   size_t transfers = 0;
-  size_t accounts_written = 0;
+  size_t accounts_written = 0;  // created rows, plus every changed row at a checkpoint
+  size_t transfers_indexed = 0; // account_transfers built in this commit (0 between)
+  bool checkpoint = false;      // this commit wrote the account rows
   uint64_t write_ns = 0; // building the transaction (puts into LMDB's dirty pages)
   uint64_t sync_ns = 0;  // mdb_txn_commit: writing the dirty pages, fsync, meta page
 };
@@ -54,9 +68,16 @@ public:
   store(const store&) = delete;
   store& operator=(const store&) = delete;
 
-  // Recovery: loads every account, every still-pending transfer with its pending state, the
-  // id of every stored transfer (sm.transfer_id_load) and timestamp_last into `sm` (empty).
+  // Recovery: loads every account (its row brought forward by the journal after the last
+  // checkpoint, which open() replays), every still-pending transfer with its pending state,
+  // the id of every stored transfer (sm.transfer_id_load) and timestamp_last into `sm` (empty).
   error load(state_machine& sm);
+
+  // Writes every account row changed since the last checkpoint and indexes the transfers not
+  // yet in account_transfers, in one transaction (fsync'ed like a commit). Changes nothing a
+  // reader can see; it shortens recovery. commit() checkpoints on its own now and then; call
+  // this on an orderly shutdown (the destructor does with checkpoint_on_close).
+  error checkpoint();
 
   // Before a create_transfers batch: loads into `sm` every transfer the batch names (ids and
   // pending ids) that is on disk but not resident, with its pending state.
@@ -79,6 +100,10 @@ public:
   error account_balances(const account_filter& filter, std::vector<account_balance>& out) const;
 
   uint64_t commit_sequence() const { return commit_sequence_; }
+  // Account rows on disk hold every event stamped <= this; account_transfers every transfer
+  // stamped <= account_transfers_indexed().
+  uint64_t checkpoint_timestamp() const;
+  uint64_t account_transfers_indexed() const;
   uint64_t timestamp_last() const { return timestamp_last_; }
   const options& opts() const { return options_; }
   const commit_stats& last_commit() const { return last_commit_; }
@@ -86,6 +111,7 @@ public:
 private:
   struct impl;
   explicit store(const options& o);
+  error recover(MDB_txn* txn);
 
   options options_;
   std::unique_ptr<impl> impl_;

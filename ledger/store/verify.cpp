@@ -10,6 +10,7 @@
 #include "ledger/state_machine.hpp" // u128_hash
 #include "ledger/store/crc32c.hpp"
 #include "ledger/store/layout.hpp"
+#include "ledger/store/replay.hpp"
 #include "ledger/types.hpp"
 
 namespace kassa::ledger::store {
@@ -105,7 +106,8 @@ verify_report verify(const std::string& path) {
       r.summary = "verify: consistent: " + std::to_string(r.ledgers) + " ledgers, " +
                   std::to_string(r.accounts) + " accounts, " + std::to_string(r.transfers) +
                   " transfers, " + std::to_string(r.pending) + " pending, journal " +
-                  std::to_string(r.commits) + " commits";
+                  std::to_string(r.commits) + " commits, " + std::to_string(r.replayed) +
+                  " transfers after the account checkpoint";
     } else {
       r.summary = "verify: INCONSISTENT: " + std::to_string(r.problems_total) + " problem" +
                   (r.problems_total == 1 ? "" : "s") + " in " + path;
@@ -124,7 +126,7 @@ verify_report verify(const std::string& path) {
   }
   MDB_txn* txn = g.txn;
   MDB_dbi meta, accounts, transfers, transfer_ids, pending, expiry, history, account_transfers,
-      journal;
+      journal, expirations;
   struct {
     const char* name;
     MDB_dbi* dbi;
@@ -136,7 +138,8 @@ verify_report verify(const std::string& path) {
               {dbi_expiry, &expiry},
               {dbi_history, &history},
               {dbi_account_transfers, &account_transfers},
-              {dbi_journal, &journal}};
+              {dbi_journal, &journal},
+              {dbi_expirations, &expirations}};
   for (auto& d : dbis) {
     if ((rc = mdb_dbi_open(txn, d.name, 0, d.dbi)) != 0)
       c.problem(std::string("table ") + d.name + " is missing: " + mdb_strerror(rc));
@@ -155,7 +158,8 @@ verify_report verify(const std::string& path) {
     m[std::string(static_cast<const char*>(k.mv_data), k.mv_size)] = value;
   }));
   for (const char* key : {meta_format_version, meta_commit_sequence, meta_timestamp_last,
-                          meta_transfer_timestamp_last}) {
+                          meta_transfer_timestamp_last, meta_accounts_checkpoint_timestamp,
+                          meta_account_transfers_indexed}) {
     if (!m.count(key)) c.problem(std::string("meta: ") + key + " is missing");
   }
   if (m.count(meta_format_version) && m[meta_format_version] != format_version) {
@@ -166,6 +170,14 @@ verify_report verify(const std::string& path) {
   const uint64_t sequence_meta = m[meta_commit_sequence];
   const uint64_t timestamp_last = m[meta_timestamp_last];
   const uint64_t transfer_timestamp_last = m[meta_transfer_timestamp_last];
+  const uint64_t checkpoint_timestamp = m[meta_accounts_checkpoint_timestamp];
+  const uint64_t indexed = m[meta_account_transfers_indexed];
+  if (checkpoint_timestamp > timestamp_last)
+    c.problem("meta: accounts_checkpoint_timestamp " + std::to_string(checkpoint_timestamp) +
+              " lies after timestamp_last " + std::to_string(timestamp_last));
+  if (indexed > transfer_timestamp_last)
+    c.problem("meta: account_transfers_indexed " + std::to_string(indexed) +
+              " lies after transfer_timestamp_last " + std::to_string(transfer_timestamp_last));
 
   // --- accounts ------------------------------------------------------------------------
   std::unordered_map<u128, account_check, u128_hash> accts;
@@ -305,8 +317,10 @@ verify_report verify(const std::string& path) {
       ++entry_count;
     }
     ids_expected.push_back({t.id, ts});
-    account_transfers_expected.push_back({t.debit_account_id, ts});
-    account_transfers_expected.push_back({t.credit_account_id, ts});
+    if (ts <= indexed) { // later transfers wait for the next bulk index
+      account_transfers_expected.push_back({t.debit_account_id, ts});
+      account_transfers_expected.push_back({t.credit_account_id, ts});
+    }
 
     account_check* dr = side(t.debit_account_id, t);
     account_check* cr = side(t.credit_account_id, t);
@@ -367,8 +381,72 @@ verify_report verify(const std::string& path) {
         c.problem("transfers: id " + str(ids_expected[i].id) + " is stored twice");
     }
     compare_sorted(c, "transfer_ids", ids_expected, stored);
-    ids_expected = {};
   }
+  // A transfer by id, from the transfers table itself (not through transfer_ids).
+  auto find_transfer = [&](u128 id, transfer& out) {
+    auto it = std::lower_bound(ids_expected.begin(), ids_expected.end(), id_ts{id, 0});
+    if (it == ids_expected.end() || it->id != id) return false;
+    key_u64 key(it->ts);
+    MDB_val k{sizeof key, &key}, v;
+    if (mdb_get(txn, transfers, &k, &v) != 0 || v.mv_size != sizeof(transfer)) return false;
+    std::memcpy(&out, v.mv_data, sizeof out);
+    return true;
+  };
+
+  // --- expirations: one per expired pending transfer, stamped after it -----------------
+  uint64_t expired_rows = 0, expirations_rows = 0;
+  for (const auto& [id, row] : pend) expired_rows += row.status == uint8_t(pending_status::expired);
+  scan_failed("expirations", scan(txn, expirations, [&](const MDB_val& k, const MDB_val& v) {
+    ++expirations_rows;
+    if (k.mv_size != 24 || v.mv_size != 0) {
+      c.problem("expirations: a row has a bad size");
+      return;
+    }
+    const uint64_t stamp = get_be64(bytes(k));
+    const u128 id = get_be128(bytes(k) + 8);
+    auto it = pend.find(id);
+    transfer p;
+    if (it == pend.end() || it->second.status != uint8_t(pending_status::expired)) {
+      c.problem("expirations: row (" + std::to_string(stamp) + ", " + str(id) +
+                ") names no expired pending transfer");
+    } else if (!find_transfer(id, p) || stamp <= p.timestamp || stamp > timestamp_last) {
+      c.problem("expirations: row (" + std::to_string(stamp) + ", " + str(id) +
+                ") is not stamped after its pending transfer and by timestamp_last");
+    }
+  }));
+  if (expirations_rows != expired_rows)
+    c.problem("expirations: " + std::to_string(expirations_rows) + " rows but " +
+              std::to_string(expired_rows) + " pending rows say expired");
+
+  // --- account rows brought forward: the checkpoint plus the journal after it ------------
+  // Recovery's own replay (replay.hpp) applied to the stored rows; the result must equal the
+  // totals the whole journal adds up to, checked under "balances" below.
+  std::unordered_map<u128, account, u128_hash> current;
+  current.reserve(accts.size());
+  for (const auto& [id, a] : accts) current.emplace(id, a.row);
+  {
+    auto find_account = [&](u128 id) -> account* {
+      auto it = current.find(id);
+      return it == current.end() ? nullptr : &it->second; // reported with the full replay
+    };
+    uint64_t replayed = 0;
+    int rc2 = replay::walk(
+        txn, transfers, expirations, checkpoint_timestamp,
+        [&](const transfer& t) {
+          ++replayed;
+          std::string p = replay::apply_transfer(t, find_account, find_transfer);
+          if (!p.empty()) c.problem("replay after the checkpoint: " + p);
+          return true;
+        },
+        [&](uint64_t, u128 id) {
+          std::string p = replay::apply_expiration(id, find_account, find_transfer);
+          if (!p.empty()) c.problem("replay after the checkpoint: " + p);
+          return true;
+        });
+    if (rc2 != 0) c.problem(std::string("replay after the checkpoint failed: ") + mdb_strerror(rc2));
+    r.replayed = replayed;
+  }
+  ids_expected = {};
   {
     std::vector<id_ts> stored;
     stored.reserve(account_transfers_expected.size());
@@ -401,7 +479,7 @@ verify_report verify(const std::string& path) {
   // --- balances ------------------------------------------------------------------------
   std::map<uint32_t, totals> ledgers;
   for (const auto& [id, a] : accts) {
-    const account& row = a.row;
+    const account& row = current.at(id);
     totals& l = ledgers[row.ledger];
     l.debits_pending += wide(row.debits_pending);
     l.debits_posted += wide(row.debits_posted);
