@@ -1,11 +1,12 @@
-// kassa: the operator's command-line tool. This stage has `verify`, the offline consistency
-// check of a stopped store; the client commands arrive with the network protocol.
+// kassa: the command-line client and operator tool. Client commands talk to kassad over the
+// binary protocol (docs/protocol.md); `verify` checks a stopped store offline.
 #include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include "ledger/store/verify.hpp"
+#include "runtime/cli_client.hpp"
 #include "runtime/data_dir.hpp"
 #include "runtime/version.hpp"
 
@@ -22,12 +23,25 @@ constexpr int exit_unavailable = 3; // the store cannot be read: missing, locked
 const char* usage_main =
     "usage: kassa <command> [options]\n"
     "\n"
-    "Commands:\n"
+    "Client commands (talk to kassad at --address HOST:PORT, default $KASSA_ADDRESS or\n"
+    "127.0.0.1:3100; --json prints JSON):\n"
+    "  create-account    create an account\n"
+    "  transfer          move money between two accounts (also --pending)\n"
+    "  post              post a pending transfer, whole or in part\n"
+    "  void              void a pending transfer\n"
+    "  lookup-account    print accounts by id\n"
+    "  lookup-transfer   print transfers by id\n"
+    "  history           the transfers of an account, oldest first, paged\n"
+    "  balances          the balance history of an account with the history flag\n"
+    "\n"
+    "Operator commands:\n"
     "  verify --data DIR [--json]   check a stopped store: balances, totals, indexes\n"
     "  version                      print the version\n"
-    "  help [command]               print help\n"
+    "  help [command]               print help for a command\n"
     "\n"
-    "Exit status: 0 success, 1 the check found a problem, 2 bad usage, 3 store unavailable.\n";
+    "Exit status: 0 success; 1 the ledger refused an event, an id was not found, or verify\n"
+    "found a problem; 2 bad usage; 3 kassad or the store cannot be reached; 4 kassad refused\n"
+    "the request as a whole (busy, shutting down, store unavailable) or did not answer in time.\n";
 
 const char* usage_verify =
     "usage: kassa verify --data DIR [--json]\n"
@@ -122,6 +136,18 @@ int cmd_verify(const std::vector<std::string>& args) {
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
+  // Options given before the command (`kassa --address H:P transfer ...`) apply to it.
+  std::vector<std::string> global;
+  while (!args.empty() && args[0].rfind("--", 0) == 0 && args[0] != "--help" && args[0] != "--version") {
+    global.push_back(args[0]);
+    args.erase(args.begin());
+    const bool has_value = global.back().find('=') == std::string::npos && global.back() != "--json";
+    if (has_value && !args.empty()) {
+      global.push_back(args[0]);
+      args.erase(args.begin());
+    }
+  }
+  if (!args.empty()) args.insert(args.end(), global.begin(), global.end());
   if (args.empty()) {
     std::fputs(usage_main, stderr);
     return exit_usage;
@@ -129,6 +155,7 @@ int main(int argc, char** argv) {
   const std::string cmd = args[0];
   args.erase(args.begin());
   if (cmd == "verify") return cmd_verify(args);
+  if (runtime::is_client_command(cmd)) return runtime::run_client_command(cmd, args);
   if (cmd == "version" || cmd == "--version") {
     std::printf("kassa %s\n", kassa_version);
     return exit_ok;
@@ -136,6 +163,8 @@ int main(int argc, char** argv) {
   if (cmd == "help" || cmd == "--help" || cmd == "-h") {
     if (!args.empty() && args[0] == "verify") {
       std::fputs(usage_verify, stdout);
+    } else if (!args.empty() && runtime::is_client_command(args[0])) {
+      std::fputs(runtime::client_command_usage(args[0]).c_str(), stdout);
     } else {
       std::fputs(usage_main, stdout);
     }

@@ -1,0 +1,426 @@
+#include "runtime/cli_client.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <optional>
+#include <sstream>
+
+#include "ledger/result.hpp"
+#include "runtime/client/client.hpp"
+
+namespace kassa::runtime {
+
+namespace {
+
+using namespace kassa::ledger;
+
+constexpr int exit_ok = 0;
+constexpr int exit_refused = 1;     // the ledger refused an event, or an id was not found
+constexpr int exit_usage = 2;
+constexpr int exit_unreachable = 3; // cannot connect to kassad
+constexpr int exit_request = 4;     // kassad refused the request as a whole, or no answer in time
+
+struct usage_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+const std::map<std::string, std::string>& usages() {
+  static const std::map<std::string, std::string> u{
+      {"create-account",
+       "usage: kassa create-account --id ID --ledger N --code N [--flags F,...]\n"
+       "                            [--user-data-128 N] [--user-data-64 N] [--user-data-32 N]\n"
+       "Flags: debits_must_not_exceed_credits, credits_must_not_exceed_debits, history, closed.\n"
+       "Creating an account that exists with the same fields reports `exists` and succeeds.\n"},
+      {"transfer",
+       "usage: kassa transfer --id ID --from ACCOUNT --to ACCOUNT --amount N --ledger N --code N\n"
+       "                      [--pending [--timeout SECONDS]] [--flags F,...] [--user-data-128 N]\n"
+       "                      [--user-data-64 N] [--user-data-32 N]\n"
+       "Moves AMOUNT minor units (an integer: cents, not dollars) from one account to another.\n"
+       "--pending only reserves it; `kassa post` or `kassa void` resolves it later.\n"
+       "Flags: balancing_debit, balancing_credit, closing_debit, closing_credit.\n"
+       "The id makes the transfer idempotent: repeating the command reports `exists`.\n"},
+      {"post",
+       "usage: kassa post --id ID --pending-id ID [--amount N]\n"
+       "Posts a pending transfer: all of it, or --amount of it (the rest is released).\n"},
+      {"void",
+       "usage: kassa void --id ID --pending-id ID\n"
+       "Voids a pending transfer: its hold is released and nothing moves.\n"},
+      {"lookup-account", "usage: kassa lookup-account ID [ID...]\nPrints accounts; exit 1 when any id is not found.\n"},
+      {"lookup-transfer", "usage: kassa lookup-transfer ID [ID...]\nPrints transfers; exit 1 when any id is not found.\n"},
+      {"history",
+       "usage: kassa history ACCOUNT [--limit N] [--reversed] [--debits-only | --credits-only]\n"
+       "                     [--after TIMESTAMP] [--before TIMESTAMP]\n"
+       "Prints one page of the account's transfers (default 20, oldest first). For the next\n"
+       "page pass --after the last timestamp printed (--before with --reversed).\n"},
+      {"balances",
+       "usage: kassa balances ACCOUNT [--limit N] [--reversed] [--after TIMESTAMP] [--before TIMESTAMP]\n"
+       "Prints the account's balance after each transfer; the account needs the history flag.\n"},
+  };
+  return u;
+}
+
+const char* common_options =
+    "\nCommon options: --address HOST:PORT (default $KASSA_ADDRESS or 127.0.0.1:3100),\n"
+    "--json, --timeout-ms N (default 10000), --help.\n";
+
+// Parsed arguments: options with values, bare flags, and positionals.
+struct args_t {
+  std::map<std::string, std::string> values;
+  std::map<std::string, bool> flags;
+  std::vector<std::string> positional;
+
+  std::optional<std::string> get(const std::string& k) const {
+    auto it = values.find(k);
+    if (it == values.end()) return std::nullopt;
+    return it->second;
+  }
+  bool flag(const std::string& k) const { return flags.count(k) != 0; }
+};
+
+const std::vector<std::string> bare_flags{"json", "pending", "reversed", "debits-only", "credits-only", "help"};
+
+args_t parse(const std::vector<std::string>& raw) {
+  args_t a;
+  for (size_t i = 0; i < raw.size(); ++i) {
+    const std::string& s = raw[i];
+    if (s == "-h") {
+      a.flags["help"] = true;
+    } else if (s.rfind("--", 0) == 0) {
+      std::string key = s.substr(2), value;
+      const size_t eq = key.find('=');
+      if (eq != std::string::npos) {
+        value = key.substr(eq + 1);
+        key = key.substr(0, eq);
+        a.values[key] = value;
+      } else if (std::find(bare_flags.begin(), bare_flags.end(), key) != bare_flags.end()) {
+        a.flags[key] = true;
+      } else if (i + 1 < raw.size()) {
+        a.values[key] = raw[++i];
+      } else {
+        throw usage_error("--" + key + " needs a value");
+      }
+    } else {
+      a.positional.push_back(s);
+    }
+  }
+  return a;
+}
+
+u128 number(const std::string& what, const std::string& text) {
+  u128 v = 0;
+  if (!parse_u128(text, v)) throw usage_error(what + " must be a whole number (decimal or 0x hex) below 2^128, got '" + text + "'");
+  return v;
+}
+
+u128 required_number(const args_t& a, const std::string& key) {
+  auto v = a.get(key);
+  if (!v) throw usage_error("--" + key + " is required");
+  return number("--" + key, *v);
+}
+
+template <class T>
+T small_number(const std::string& what, const std::string& text) {
+  const u128 v = number(what, text);
+  if (v > static_cast<u128>(std::numeric_limits<T>::max())) {
+    throw usage_error(what + " must be at most " + std::to_string(std::numeric_limits<T>::max()));
+  }
+  return static_cast<T>(v);
+}
+
+template <class T>
+T optional_small(const args_t& a, const std::string& key, T fallback) {
+  auto v = a.get(key);
+  return v ? small_number<T>("--" + key, *v) : fallback;
+}
+
+template <class T>
+T required_small(const args_t& a, const std::string& key) {
+  auto v = a.get(key);
+  if (!v) throw usage_error("--" + key + " is required");
+  return small_number<T>("--" + key, *v);
+}
+
+uint16_t flag_bits(const std::string& list, const std::map<std::string, uint16_t>& known) {
+  uint16_t bits = 0;
+  std::stringstream ss(list);
+  for (std::string name; std::getline(ss, name, ',');) {
+    auto it = known.find(name);
+    if (it == known.end()) {
+      std::string names;
+      for (auto& [n, b] : known) names += (names.empty() ? "" : ", ") + n;
+      throw usage_error("unknown flag '" + name + "'; known: " + names);
+    }
+    bits |= it->second;
+  }
+  return bits;
+}
+
+const std::map<std::string, uint16_t> account_flag_names{
+    {"debits_must_not_exceed_credits", account_debits_must_not_exceed_credits},
+    {"credits_must_not_exceed_debits", account_credits_must_not_exceed_debits},
+    {"history", account_history},
+    {"closed", account_closed}};
+const std::map<std::string, uint16_t> transfer_flag_names{
+    {"balancing_debit", transfer_balancing_debit}, {"balancing_credit", transfer_balancing_credit},
+    {"closing_debit", transfer_closing_debit}, {"closing_credit", transfer_closing_credit}};
+
+std::string flag_names(uint16_t flags, bool account) {
+  static const std::vector<std::pair<uint16_t, const char*>> a{
+      {account_linked, "linked"}, {account_debits_must_not_exceed_credits, "debits_must_not_exceed_credits"},
+      {account_credits_must_not_exceed_debits, "credits_must_not_exceed_debits"}, {account_history, "history"},
+      {account_closed, "closed"}};
+  static const std::vector<std::pair<uint16_t, const char*>> t{
+      {transfer_linked, "linked"}, {transfer_pending, "pending"}, {transfer_post_pending, "post_pending_transfer"},
+      {transfer_void_pending, "void_pending_transfer"}, {transfer_balancing_debit, "balancing_debit"},
+      {transfer_balancing_credit, "balancing_credit"}, {transfer_closing_debit, "closing_debit"},
+      {transfer_closing_credit, "closing_credit"}};
+  std::string out;
+  for (auto& [bit, name] : account ? a : t) {
+    if (flags & bit) out += (out.empty() ? "" : ",") + std::string(name);
+  }
+  return out.empty() ? "-" : out;
+}
+
+std::string s128(u128 v) { return to_string_u128(v); }
+std::string q128(u128 v) { return "\"" + to_string_u128(v) + "\""; }
+
+// credits_posted - debits_posted as a signed decimal.
+std::string net(const account& a) {
+  return a.credits_posted >= a.debits_posted ? s128(a.credits_posted - a.debits_posted)
+                                             : "-" + s128(a.debits_posted - a.credits_posted);
+}
+
+std::string account_text(const account& a) {
+  return "account " + s128(a.id) + "  ledger " + std::to_string(a.ledger) + "  code " + std::to_string(a.code) +
+         "  flags " + flag_names(a.flags, true) + "\n  debits_pending " + s128(a.debits_pending) +
+         "  debits_posted " + s128(a.debits_posted) + "  credits_pending " + s128(a.credits_pending) +
+         "  credits_posted " + s128(a.credits_posted) + "  net (credits - debits posted) " + net(a) +
+         "\n  user_data " + s128(a.user_data_128) + "/" + std::to_string(a.user_data_64) + "/" +
+         std::to_string(a.user_data_32) + "  timestamp " + std::to_string(a.timestamp) + "\n";
+}
+
+std::string account_json(const account& a) {
+  return "{\"id\":" + q128(a.id) + ",\"ledger\":" + std::to_string(a.ledger) + ",\"code\":" + std::to_string(a.code) +
+         ",\"flags\":\"" + flag_names(a.flags, true) + "\",\"debits_pending\":" + q128(a.debits_pending) +
+         ",\"debits_posted\":" + q128(a.debits_posted) + ",\"credits_pending\":" + q128(a.credits_pending) +
+         ",\"credits_posted\":" + q128(a.credits_posted) + ",\"user_data_128\":" + q128(a.user_data_128) +
+         ",\"user_data_64\":" + std::to_string(a.user_data_64) + ",\"user_data_32\":" + std::to_string(a.user_data_32) +
+         ",\"timestamp\":" + std::to_string(a.timestamp) + "}";
+}
+
+std::string transfer_text(const transfer& t) {
+  std::string s = "transfer " + s128(t.id) + "  " + s128(t.debit_account_id) + " -> " + s128(t.credit_account_id) +
+                  "  amount " + s128(t.amount) + "  ledger " + std::to_string(t.ledger) + "  code " +
+                  std::to_string(t.code) + "  flags " + flag_names(t.flags, false);
+  if (t.pending_id != 0) s += "  pending_id " + s128(t.pending_id);
+  if (t.timeout != 0) s += "  timeout " + std::to_string(t.timeout) + "s";
+  return s + "  timestamp " + std::to_string(t.timestamp) + "\n";
+}
+
+std::string transfer_json(const transfer& t) {
+  return "{\"id\":" + q128(t.id) + ",\"debit_account_id\":" + q128(t.debit_account_id) +
+         ",\"credit_account_id\":" + q128(t.credit_account_id) + ",\"amount\":" + q128(t.amount) +
+         ",\"pending_id\":" + q128(t.pending_id) + ",\"ledger\":" + std::to_string(t.ledger) +
+         ",\"code\":" + std::to_string(t.code) + ",\"flags\":\"" + flag_names(t.flags, false) +
+         "\",\"timeout\":" + std::to_string(t.timeout) + ",\"user_data_128\":" + q128(t.user_data_128) +
+         ",\"user_data_64\":" + std::to_string(t.user_data_64) + ",\"user_data_32\":" + std::to_string(t.user_data_32) +
+         ",\"timestamp\":" + std::to_string(t.timestamp) + "}";
+}
+
+std::string balance_text(const account_balance& b) {
+  return "at " + std::to_string(b.timestamp) + "  debits_pending " + s128(b.debits_pending) + "  debits_posted " +
+         s128(b.debits_posted) + "  credits_pending " + s128(b.credits_pending) + "  credits_posted " +
+         s128(b.credits_posted) + "\n";
+}
+
+std::string balance_json(const account_balance& b) {
+  return "{\"timestamp\":" + std::to_string(b.timestamp) + ",\"debits_pending\":" + q128(b.debits_pending) +
+         ",\"debits_posted\":" + q128(b.debits_posted) + ",\"credits_pending\":" + q128(b.credits_pending) +
+         ",\"credits_posted\":" + q128(b.credits_posted) + "}";
+}
+
+struct session {
+  client::blocking_client c;
+  explicit session(const client::options& o) : c(o) {}
+};
+
+std::pair<std::string, uint16_t> address_of(const args_t& a) {
+  std::string addr = "127.0.0.1:3100";
+  if (const char* env = std::getenv("KASSA_ADDRESS")) addr = env;
+  if (auto v = a.get("address")) addr = *v;
+  const size_t colon = addr.rfind(':');
+  if (colon == std::string::npos || colon == 0) throw usage_error("--address must be HOST:PORT, got '" + addr + "'");
+  const std::string host = addr.substr(0, colon);
+  const auto port = small_number<uint16_t>("the port of --address", addr.substr(colon + 1));
+  return {host, port};
+}
+
+// One event's outcome: prints it and says whether it counts as success.
+template <class Result>
+bool report_outcome(bool json, const std::string& what, u128 id, std::optional<Result> failure) {
+  const std::string code = failure ? std::string(name(*failure)) : "ok";
+  const bool success = !failure || *failure == Result::exists;
+  if (json) {
+    std::printf("{\"%s\":%s,\"result\":\"%s\",\"ok\":%s}\n", what.c_str(), q128(id).c_str(), code.c_str(),
+                success ? "true" : "false");
+  } else {
+    std::printf("%s %s: %s\n", what.c_str(), s128(id).c_str(),
+                code == "exists" ? "exists (already applied with the same fields; nothing changed)" : code.c_str());
+  }
+  return success;
+}
+
+int run_transfer(session& s, bool json, const transfer& t) {
+  auto failures = s.c.create_transfers({t});
+  std::optional<transfer_result> failure;
+  if (!failures.empty()) failure = failures[0].result;
+  return report_outcome(json, "transfer", t.id, failure) ? exit_ok : exit_refused;
+}
+
+wire::filter filter_of(const args_t& a, bool balances) {
+  if (a.positional.size() != 1) throw usage_error("give exactly one ACCOUNT id");
+  wire::filter f;
+  f.account_id = number("ACCOUNT", a.positional[0]);
+  f.limit = optional_small<uint32_t>(a, "limit", 20);
+  f.flags = wire::filter_debits | wire::filter_credits;
+  if (!balances && a.flag("debits-only")) f.flags = wire::filter_debits;
+  if (!balances && a.flag("credits-only")) f.flags = wire::filter_credits;
+  if (a.flag("debits-only") && a.flag("credits-only")) throw usage_error("--debits-only and --credits-only exclude each other");
+  if (a.flag("reversed")) f.flags |= wire::filter_reversed;
+  if (auto v = a.get("after")) f.timestamp_min = small_number<uint64_t>("--after", *v) + 1;
+  if (auto v = a.get("before")) {
+    const uint64_t before = small_number<uint64_t>("--before", *v);
+    if (before == 0) throw usage_error("--before must be above 0");
+    f.timestamp_max = before - 1;
+  }
+  return f;
+}
+
+int dispatch(const std::string& cmd, const args_t& a, session& s, bool json) {
+  if (cmd == "create-account") {
+    account acc{};
+    acc.id = required_number(a, "id");
+    acc.ledger = required_small<uint32_t>(a, "ledger");
+    acc.code = required_small<uint16_t>(a, "code");
+    if (auto f = a.get("flags")) acc.flags = flag_bits(*f, account_flag_names);
+    if (auto v = a.get("user-data-128")) acc.user_data_128 = number("--user-data-128", *v);
+    acc.user_data_64 = optional_small<uint64_t>(a, "user-data-64", 0);
+    acc.user_data_32 = optional_small<uint32_t>(a, "user-data-32", 0);
+    auto failures = s.c.create_accounts({acc});
+    std::optional<account_result> failure;
+    if (!failures.empty()) failure = failures[0].result;
+    return report_outcome(json, "account", acc.id, failure) ? exit_ok : exit_refused;
+  }
+  if (cmd == "transfer") {
+    transfer t{};
+    t.id = required_number(a, "id");
+    t.debit_account_id = required_number(a, "from");
+    t.credit_account_id = required_number(a, "to");
+    if (auto f = a.get("flags")) t.flags = flag_bits(*f, transfer_flag_names);
+    const bool balancing = (t.flags & (transfer_balancing_debit | transfer_balancing_credit)) != 0;
+    t.amount = balancing && !a.get("amount") ? 0 : required_number(a, "amount");
+    t.ledger = required_small<uint32_t>(a, "ledger");
+    t.code = required_small<uint16_t>(a, "code");
+    if (a.flag("pending")) t.flags |= transfer_pending;
+    t.timeout = optional_small<uint32_t>(a, "timeout", 0);
+    if (auto v = a.get("user-data-128")) t.user_data_128 = number("--user-data-128", *v);
+    t.user_data_64 = optional_small<uint64_t>(a, "user-data-64", 0);
+    t.user_data_32 = optional_small<uint32_t>(a, "user-data-32", 0);
+    return run_transfer(s, json, t);
+  }
+  if (cmd == "post" || cmd == "void") {
+    transfer t{};
+    t.id = required_number(a, "id");
+    t.pending_id = required_number(a, "pending-id");
+    t.flags = cmd == "post" ? transfer_post_pending : transfer_void_pending;
+    if (auto v = a.get("amount")) t.amount = number("--amount", *v);
+    return run_transfer(s, json, t);
+  }
+  if (cmd == "lookup-account" || cmd == "lookup-transfer") {
+    if (a.positional.empty()) throw usage_error("give at least one id");
+    std::vector<u128> ids;
+    for (const auto& p : a.positional) ids.push_back(number("an id", p));
+    size_t found = 0;
+    if (cmd == "lookup-account") {
+      auto accounts = s.c.lookup_accounts(ids);
+      found = accounts.size();
+      for (const auto& acc : accounts) std::printf("%s", json ? (account_json(acc) + "\n").c_str() : account_text(acc).c_str());
+    } else {
+      auto transfers = s.c.lookup_transfers(ids);
+      found = transfers.size();
+      for (const auto& t : transfers) std::printf("%s", json ? (transfer_json(t) + "\n").c_str() : transfer_text(t).c_str());
+    }
+    if (found < ids.size()) {
+      std::fprintf(stderr, "kassa: %zu of %zu ids not found\n", ids.size() - found, ids.size());
+      return exit_refused;
+    }
+    return exit_ok;
+  }
+  if (cmd == "history") {
+    auto transfers = s.c.get_account_transfers(filter_of(a, false));
+    for (const auto& t : transfers) std::printf("%s", json ? (transfer_json(t) + "\n").c_str() : transfer_text(t).c_str());
+    if (!json && transfers.empty()) std::printf("no transfers in this range\n");
+    return exit_ok;
+  }
+  if (cmd == "balances") {
+    auto balances = s.c.get_account_balances(filter_of(a, true));
+    for (const auto& b : balances) std::printf("%s", json ? (balance_json(b) + "\n").c_str() : balance_text(b).c_str());
+    if (!json && balances.empty()) std::printf("no balance history in this range (does the account have the history flag?)\n");
+    return exit_ok;
+  }
+  throw usage_error("unknown command " + cmd);
+}
+
+} // namespace
+
+bool is_client_command(const std::string& cmd) { return usages().count(cmd) != 0; }
+
+std::string client_command_usage(const std::string& cmd) { return usages().at(cmd) + common_options; }
+
+int run_client_command(const std::string& cmd, const std::vector<std::string>& raw) {
+  args_t a;
+  try {
+    a = parse(raw);
+    if (a.flag("help")) {
+      std::fputs(client_command_usage(cmd).c_str(), stdout);
+      return exit_ok;
+    }
+    const bool json = a.flag("json");
+    const auto [host, port] = address_of(a);
+    client::options o;
+    o.request_timeout = std::chrono::milliseconds(optional_small<uint32_t>(a, "timeout-ms", 10000));
+    session s(o);
+    try {
+      s.c.connect(host, port, std::chrono::milliseconds(5000));
+    } catch (const client::error& e) {
+      std::fprintf(stderr, "kassa: cannot reach kassad at %s:%u: %s\n", host.c_str(), port, e.what());
+      return e.kind == client::error_kind::status ? exit_request : exit_unreachable;
+    }
+    return dispatch(cmd, a, s, json);
+  } catch (const usage_error& e) {
+    std::fprintf(stderr, "kassa %s: %s\n\n%s", cmd.c_str(), e.what(), client_command_usage(cmd).c_str());
+    return exit_usage;
+  } catch (const client::error& e) {
+    switch (e.kind) {
+      case client::error_kind::status:
+        std::fprintf(stderr, "kassa: kassad refused the request: %s (%s)\n", std::string(wire::name(e.status)).c_str(), e.what());
+        if (e.status == wire::status::filter_invalid) return exit_usage;
+        return exit_request;
+      case client::error_kind::timeout:
+        std::fprintf(stderr, "kassa: no answer in time; the outcome is unknown: run the same command "
+                             "again (same id) to find out (%s)\n", e.what());
+        return exit_request;
+      case client::error_kind::connection:
+        std::fprintf(stderr, "kassa: the connection to kassad was lost; the outcome is unknown: run the "
+                             "same command again (same id) to find out (%s)\n", e.what());
+        return exit_unreachable;
+      case client::error_kind::protocol:
+        std::fprintf(stderr, "kassa: kassad answered something this client cannot read: %s\n", e.what());
+        return exit_request;
+    }
+  }
+  return exit_request;
+}
+
+} // namespace kassa::runtime
