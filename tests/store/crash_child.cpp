@@ -48,7 +48,12 @@ int main(int argc, char** argv) {
   std::mt19937_64 rng(seed ^ (cycle * 0x9E3779B97F4A7C15ull));
 
   store::error err;
-  auto s = store::store::open(store_options(dir, store::durability::fsync), err);
+  // Checkpoints and bulk indexes every few commits, so that kills land between them and the
+  // next open recovers by replaying the journal.
+  store::options o = store_options(dir, store::durability::fsync);
+  o.checkpoint_commits_max = 1 + uint32_t(rng() % 24);
+  o.index_commits_max = 1 + uint32_t(rng() % 24);
+  auto s = store::store::open(o, err);
   if (!s) die("open", err.message);
   state_machine sm;
   if (err = s->load(sm); !err.ok()) die("load", err.message);
