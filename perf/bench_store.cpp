@@ -2,6 +2,7 @@
 // For each batch size: create_transfers through the state machine, then one store commit per
 // batch (fsync on), among `--accounts` accounts with random debit/credit pairs.
 // Usage: bench_store [--seconds S] [--accounts N] [--sizes 1,100,1000,8000] [--dir DIR] [--random-ids]
+//                    [--index-transfers N] [--checkpoint-transfers N] (store options, see store.hpp)
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -32,6 +33,8 @@ struct settings {
   std::vector<size_t> sizes{1, 100, 1000, 8000};
   std::string dir;
   bool random_ids = false;
+  uint32_t index_transfers_max = ks::options{}.index_transfers_max;
+  uint32_t checkpoint_transfers_max = ks::options{}.checkpoint_transfers_max;
 };
 
 uint64_t ns_since(clock_type::time_point t) {
@@ -58,6 +61,10 @@ struct result {
   double seconds = 0, commit_seconds = 0;
   uint64_t p50_us = 0, p99_us = 0;
   double write_ms_mean = 0, sync_ms_mean = 0, apply_ms_mean = 0;
+  // Commit latency by kind: plain (journal only), with a checkpoint of account rows, with a
+  // bulk account_transfers index (a commit may do both; it then counts as checkpoint).
+  size_t plain = 0, checkpoints = 0, indexes = 0;
+  double plain_ms = 0, checkpoint_ms = 0, index_ms = 0;
 };
 
 [[noreturn]] void fail(const char* what, const ks::error& e) {
@@ -74,6 +81,11 @@ result run(const settings& cfg, size_t batch_size, ks::durability durability, ui
   o.durability = durability;
   o.map_size_bytes = 32ull << 30;
   o.transfers_resident_max = 100'000;
+  o.index_transfers_max = cfg.index_transfers_max;
+  o.index_commits_max = std::max<uint32_t>(o.index_commits_max, cfg.index_transfers_max / 1000);
+  o.checkpoint_transfers_max = cfg.checkpoint_transfers_max;
+  o.checkpoint_commits_max =
+      std::max<uint32_t>(o.checkpoint_commits_max, cfg.checkpoint_transfers_max / 1000);
   ks::error err;
   auto s = ks::store::open(o, err);
   if (!s) fail("open", err);
@@ -121,6 +133,17 @@ result run(const settings& cfg, size_t batch_size, ks::durability durability, ui
     sm.transfers_evict(o.transfers_resident_max, sm.timestamp_last());
     commit_ns += latency;
     latencies_ns.push_back(latency);
+    const ks::commit_stats& st = s->last_commit();
+    if (st.checkpoint) {
+      ++r.checkpoints;
+      r.checkpoint_ms += double(latency) / 1e6;
+    } else if (st.transfers_indexed != 0) {
+      ++r.indexes;
+      r.index_ms += double(latency) / 1e6;
+    } else {
+      ++r.plain;
+      r.plain_ms += double(latency) / 1e6;
+    }
     write_ns += s->last_commit().write_ns;
     sync_ns += s->last_commit().sync_ns;
     r.events += changes.transfers_created.size();
@@ -144,6 +167,11 @@ void print(size_t batch_size, const char* durability, const result& r) {
               durability, double(r.events) / r.seconds, double(r.events) / r.commit_seconds,
               double(r.commits) / r.seconds, (unsigned long long)r.p50_us,
               (unsigned long long)r.p99_us, r.apply_ms_mean, r.write_ms_mean, r.sync_ms_mean);
+  std::printf("       commits: %zu plain %.2f ms, %zu with bulk index %.2f ms, %zu with checkpoint "
+              "%.2f ms (mean latency)\n",
+              r.plain, r.plain ? r.plain_ms / double(r.plain) : 0.0, r.indexes,
+              r.indexes ? r.index_ms / double(r.indexes) : 0.0, r.checkpoints,
+              r.checkpoints ? r.checkpoint_ms / double(r.checkpoints) : 0.0);
   std::fflush(stdout);
 }
 
@@ -164,6 +192,8 @@ int main(int argc, char** argv) {
     else if (arg == "--accounts") cfg.accounts = uint32_t(std::stoul(value()));
     else if (arg == "--dir") cfg.dir = value();
     else if (arg == "--random-ids") cfg.random_ids = true;
+    else if (arg == "--index-transfers") cfg.index_transfers_max = uint32_t(std::stoul(value()));
+    else if (arg == "--checkpoint-transfers") cfg.checkpoint_transfers_max = uint32_t(std::stoul(value()));
     else if (arg == "--sizes") {
       cfg.sizes.clear();
       std::string list = value();
@@ -176,7 +206,7 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "usage: bench_store [--seconds S] [--accounts N] [--sizes 1,100,1000,8000] "
-                   "[--dir DIR] [--random-ids]\n");
+                   "[--dir DIR] [--random-ids] [--index-transfers N] [--checkpoint-transfers N]\n");
       return 2;
     }
   }

@@ -157,7 +157,10 @@ struct store::impl {
 
   // Account rows changed since the checkpoint, as of the last commit: at most one per account.
   // The next checkpoint writes them; load() prefers them to the rows on disk.
-  std::unordered_map<u128, account, u128_hash> dirty;
+  struct account_id {
+    u128 operator()(const account& a) const { return a.id; }
+  };
+  id_map<account, account_id> dirty;
   uint64_t checkpoint_timestamp = 0; // meta.accounts_checkpoint_timestamp
   uint64_t commits_since_checkpoint = 0, transfers_since_checkpoint = 0;
   uint64_t indexed_timestamp = 0;    // meta.account_transfers_indexed
@@ -414,13 +417,15 @@ std::unique_ptr<store> store::open(const options& o, error& err) {
 // into `dirty`, and counts the commits and transfers since the checkpoint and the index.
 error store::recover(MDB_txn* txn) {
   impl& m = *impl_;
-  m.dirty.clear();
+  m.dirty = {};
+  // A node map while replaying: apply_transfer holds two account pointers at once.
+  std::unordered_map<u128, account, u128_hash> replayed;
   std::string problem;
   uint64_t transfers = 0;
   u128 missing = 0;
   auto find_account = [&](u128 id) -> account* {
-    auto it = m.dirty.find(id);
-    if (it != m.dirty.end()) return &it->second;
+    auto it = replayed.find(id);
+    if (it != replayed.end()) return &it->second;
     key_id key(id);
     MDB_val k = val_of(key), v;
     if (mdb_get(txn, m.accounts, &k, &v) != 0 || v.mv_size != sizeof(account)) {
@@ -429,7 +434,7 @@ error store::recover(MDB_txn* txn) {
     }
     account a;
     std::memcpy(&a, v.mv_data, sizeof a);
-    return &m.dirty.emplace(id, a).first->second;
+    return &replayed.emplace(id, a).first->second;
   };
   auto find_transfer = [&](u128 id, transfer& out) {
     return transfer_get(txn, m.transfer_ids, m.transfers, id, out) == 0;
@@ -451,6 +456,7 @@ error store::recover(MDB_txn* txn) {
   if (missing != 0)
     return corrupt(options_, "replaying the journal: account " + to_string_u128(missing) +
                                  " is not stored");
+  for (const auto& [id, a] : replayed) m.dirty.upsert(a);
   m.transfers_since_checkpoint = transfers;
 
   // Commits since the checkpoint and since the index, from the journal's newest entries.
@@ -505,8 +511,8 @@ error store::load(state_machine& sm) {
       std::memcpy(&a, v.mv_data, sizeof a);
       if (a.id != get_be128(static_cast<const uint8_t*>(k.mv_data)))
         return corrupt(options_, "an accounts row is stored under another id");
-      auto it = m.dirty.find(a.id); // changed after the checkpoint: the replayed row
-      sm.account_load(it == m.dirty.end() ? a : it->second);
+      const account* replayed = m.dirty.find(a.id); // changed after the checkpoint
+      sm.account_load(replayed != nullptr ? *replayed : a);
     }
     if (rc != MDB_NOTFOUND) return lmdb_error(rc, "reading the accounts", options_);
   }
@@ -671,7 +677,7 @@ error store::commit(const change_set& changes) {
   KASSA_ASSERT(changes.account_rows.size() == changes.accounts_updated.size());
   m.account_rows.assign(changes.accounts_created.begin(), changes.accounts_created.end());
   if (checkpoint_due) {
-    for (const auto& [id, row] : m.dirty) m.account_rows.push_back(row);
+    m.dirty.for_each([&](const account& row) { m.account_rows.push_back(row); });
     m.account_rows.insert(m.account_rows.end(), changes.account_rows.begin(),
                           changes.account_rows.end());
   }
@@ -872,11 +878,11 @@ error store::commit(const change_set& changes) {
   timestamp_last_ = timestamp_last;
   transfer_timestamp_last_ = ts_prev;
   if (checkpoint_due) {
-    m.dirty.clear();
+    m.dirty = {};
     m.checkpoint_timestamp = timestamp_last;
     m.commits_since_checkpoint = m.transfers_since_checkpoint = 0;
   } else {
-    for (const account& a : changes.account_rows) m.dirty.insert_or_assign(a.id, a);
+    for (const account& a : changes.account_rows) m.dirty.upsert(a);
     ++m.commits_since_checkpoint;
     m.transfers_since_checkpoint += transfers_count;
   }
@@ -895,14 +901,14 @@ error store::commit(const change_set& changes) {
 
 error store::checkpoint() {
   impl& m = *impl_;
-  if (m.dirty.empty() && m.checkpoint_timestamp == timestamp_last_ &&
+  if (m.dirty.size() == 0 && m.checkpoint_timestamp == timestamp_last_ &&
       m.indexed_timestamp == transfer_timestamp_last_)
     return {};
   txn_guard txn;
   int rc = mdb_txn_begin(m.env, nullptr, 0, &txn.txn);
   if (rc != 0) return lmdb_error(rc, "beginning the checkpoint transaction", options_);
   m.account_rows.clear();
-  for (const auto& [id, row] : m.dirty) m.account_rows.push_back(row);
+  m.dirty.for_each([&](const account& row) { m.account_rows.push_back(row); });
   if ((rc = write_account_rows(txn.txn, m.accounts, m.account_rows)) != 0)
     return lmdb_error(rc, "checkpoint: writing accounts", options_);
   rc = index_transfers(txn.txn, m.transfers, m.account_transfers, m.indexed_timestamp,
@@ -913,7 +919,7 @@ error store::checkpoint() {
       (rc = put_u64(txn.txn, m.meta, meta_account_transfers_indexed, transfer_timestamp_last_)) != 0)
     return lmdb_error(rc, "checkpoint: writing meta", options_);
   if ((rc = txn.commit()) != 0) return lmdb_error(rc, "checkpoint: committing", options_);
-  m.dirty.clear();
+  m.dirty = {};
   m.checkpoint_timestamp = timestamp_last_;
   m.indexed_timestamp = transfer_timestamp_last_;
   m.commits_since_checkpoint = m.transfers_since_checkpoint = 0;
