@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Runs kassa and the PostgreSQL peer (../shared/peer/postgres/run.sh) on the same transfer
+# workload in the same run, and prints throughput and the ratios. Durable on both sides:
+# kassad with durability fsync, PostgreSQL with synchronous_commit=on.
+#
+# usage: perf/compare_peer.sh [seconds=10] [accounts=100000] [connections=4] [batch=2000]
+# Writes the table to perf/results/compare-<UTC time>.txt as well.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-10}; accounts=${2:-100000}; connections=${3:-4}; batch=${4:-2000}
+peer=${KASSA_PEER:-../shared/peer/postgres/run.sh}
+[ -x build/runtime/kassad ] && [ -x build/perf/kassa_load ] || scripts/build.sh build >/dev/null
+
+dir=$(mktemp -d /tmp/kassa-compare.XXXX)
+trap 'kill $kassad_pid 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$dir"' EXIT
+cat > "$dir/kassa.yaml" <<YAML
+server:
+  address: 127.0.0.1
+  port: 0
+store:
+  data_dir: $dir/data
+  durability: fsync
+YAML
+build/runtime/kassad --config "$dir/kassa.yaml" 2> "$dir/kassad.log" &
+kassad_pid=$!
+for _ in $(seq 100); do grep -q "msg=ready" "$dir/kassad.log" && break; sleep 0.1; done
+address=$(sed -n 's/.*msg=ready address=\([0-9.:]*\).*/\1/p' "$dir/kassad.log")
+[ -n "$address" ] || { cat "$dir/kassad.log"; exit 1; }
+
+load() { build/perf/kassa_load --address "$address" --accounts "$accounts" --seconds "$secs" \
+           --connections "$connections" --batch "$batch" "$@"; }
+uniform_line=$(load --setup --mix uniform --seed 1 | grep '^kassa ')
+hot_line=$(load --mix hot --seed 2 | grep '^kassa ')
+kill -TERM $kassad_pid; wait $kassad_pid || true
+
+peer_out=$("$peer" "$secs" 16 "$accounts")
+field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
+k_uniform=$(field transfers_per_s "$uniform_line")
+k_hot=$(field transfers_per_s "$hot_line")
+p_uniform=$(field transfers_per_s "$(grep 'durable=on mix=uniform' <<<"$peer_out")")
+p_hot=$(field transfers_per_s "$(grep 'durable=on mix=hot' <<<"$peer_out")")
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f", a / b; else print "n/a" }'; }
+
+out="perf/results/compare-$(date -u +%Y%m%dT%H%M%SZ).txt"
+{
+  echo "# kassa vs PostgreSQL peer, durable, same machine, same run"
+  grep -m1 '^machine:' <(build/perf/bench_ledger 2 0.01 1 2>/dev/null) || true
+  echo "command: perf/compare_peer.sh $secs $accounts $connections $batch   (uptime: $(uptime | sed 's/.*load/load/'))"
+  echo "$uniform_line"
+  echo "$hot_line"
+  echo "$peer_out"
+  echo
+  printf "%-34s %14s %14s %10s\n" "workload" "kassa/s" "postgres/s" "ratio"
+  printf "%-34s %14s %14s %10s\n" "uniform, durable" "$k_uniform" "$p_uniform" "$(ratio "$k_uniform" "$p_uniform")x"
+  printf "%-34s %14s %14s %10s\n" "hot (90% credit one account)" "$k_hot" "$p_hot" "$(ratio "$k_hot" "$p_hot")x"
+  printf "%-34s %14s\n" "kassa hot / kassa uniform" "$(ratio "$k_hot" "$k_uniform")"
+} | tee "$out"
