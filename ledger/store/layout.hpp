@@ -21,7 +21,11 @@ constexpr const char* dbi_transfer_ids = "transfer_ids";
 constexpr const char* dbi_pending = "pending";
 constexpr const char* dbi_expiry = "expiry";
 constexpr const char* dbi_history = "history";
-constexpr const char* dbi_account_transfers = "account_transfers";
+// MDB_DUPSORT | MDB_DUPFIXED: key account id, values the 8-byte stamps of its transfers.
+constexpr const char* dbi_account_transfers = "transfers_by_account";
+// The per-row table of format version 1 and early version 2; dropped at open and rebuilt
+// into transfers_by_account by the next bulk index.
+constexpr const char* dbi_account_transfers_rows = "account_transfers";
 constexpr const char* dbi_journal = "journal";
 constexpr const char* dbi_expirations = "expirations";
 constexpr unsigned dbi_count = 10;

@@ -3,6 +3,8 @@
 #include <lmdb.h>
 
 #include <algorithm>
+#include <array>
+#include <cstddef>
 #include <chrono>
 #include <filesystem>
 #include <system_error>
@@ -146,6 +148,21 @@ struct id_ts {
   bool operator<(const id_ts& o) const { return id != o.id ? id < o.id : ts < o.ts; }
 };
 
+// Scratch of a bulk index, reused between passes.
+struct index_group {
+  u128 id;       // account id (0 = empty slot of the id_map)
+  uint64_t next; // count, then the next free position of its stamps
+};
+struct index_group_id {
+  u128 operator()(const index_group& g) const { return g.id; }
+};
+struct index_scratch {
+  id_map<index_group, index_group_id> groups;
+  std::vector<u128> accounts;  // distinct, sorted
+  std::vector<uint64_t> starts; // accounts[i]'s stamps are stamps[starts[i], starts[i + 1])
+  std::vector<std::array<uint8_t, 8>> stamps; // big-endian
+};
+
 } // namespace
 
 struct store::impl {
@@ -169,7 +186,10 @@ struct store::impl {
   // Scratch buffers reused by every commit: no allocation per event once warm.
   std::vector<account> account_rows;
   std::vector<id_ts> ids;
-  std::vector<id_ts> account_transfer_keys;
+  index_scratch index;
+  // (account, stamp) of both sides of every transfer after indexed_timestamp, in stamp order:
+  // what the next bulk index writes (2 per transfer, at most index_transfers_max transfers).
+  std::vector<id_ts> unindexed_sides;
   std::vector<uint32_t> history_order;
   std::vector<u128> prefetch_ids;
   std::vector<uint64_t> update_stamps;
@@ -228,7 +248,7 @@ std::unique_ptr<store> store::open(const options& o, error& err) {
   // whichever thread uses it next. The single writer is one thread per shard by design.
   unsigned flags = MDB_NOTLS;
   if (o.durability == durability::none) flags |= MDB_NOSYNC;
-  if ((rc = mdb_env_set_maxdbs(m.env, dbi_count)) != 0 ||
+  if ((rc = mdb_env_set_maxdbs(m.env, dbi_count + 1)) != 0 ||
       (rc = mdb_env_set_mapsize(m.env, o.map_size_bytes)) != 0 ||
       (rc = mdb_env_open(m.env, o.path.c_str(), flags, 0640)) != 0) {
     err = lmdb_error(rc, "opening the LMDB environment", o);
@@ -243,20 +263,35 @@ std::unique_ptr<store> store::open(const options& o, error& err) {
   struct {
     const char* name;
     MDB_dbi* dbi;
-  } dbis[] = {{dbi_meta, &m.meta},
-              {dbi_accounts, &m.accounts},
-              {dbi_transfers, &m.transfers},
-              {dbi_transfer_ids, &m.transfer_ids},
-              {dbi_pending, &m.pending},
-              {dbi_expiry, &m.expiry},
-              {dbi_history, &m.history},
-              {dbi_account_transfers, &m.account_transfers},
-              {dbi_journal, &m.journal},
-              {dbi_expirations, &m.expirations}};
+    unsigned flags;
+  } dbis[] = {{dbi_meta, &m.meta, 0},
+              {dbi_accounts, &m.accounts, 0},
+              {dbi_transfers, &m.transfers, 0},
+              {dbi_transfer_ids, &m.transfer_ids, 0},
+              {dbi_pending, &m.pending, 0},
+              {dbi_expiry, &m.expiry, 0},
+              {dbi_history, &m.history, 0},
+              {dbi_account_transfers, &m.account_transfers, MDB_DUPSORT | MDB_DUPFIXED},
+              {dbi_journal, &m.journal, 0},
+              {dbi_expirations, &m.expirations, 0}};
   static_assert(sizeof(dbis) / sizeof(dbis[0]) == dbi_count);
   for (auto& d : dbis) {
-    if ((rc = mdb_dbi_open(txn.txn, d.name, MDB_CREATE, d.dbi)) != 0) {
+    if ((rc = mdb_dbi_open(txn.txn, d.name, MDB_CREATE | d.flags, d.dbi)) != 0) {
       err = lmdb_error(rc, std::string("opening table ") + d.name, o);
+      return nullptr;
+    }
+  }
+  // An index in the old one-row-per-entry layout is dropped; the next bulk index rebuilds it.
+  bool index_dropped = false;
+  {
+    MDB_dbi rows;
+    rc = mdb_dbi_open(txn.txn, dbi_account_transfers_rows, 0, &rows);
+    if (rc == 0) {
+      rc = mdb_drop(txn.txn, rows, 1);
+      index_dropped = true;
+    }
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+      err = lmdb_error(rc, "dropping the old account_transfers table", o);
       return nullptr;
     }
   }
@@ -328,6 +363,13 @@ std::unique_ptr<store> store::open(const options& o, error& err) {
       (rc = get_u64(txn.txn, m.meta, meta_account_transfers_indexed, m.indexed_timestamp, f2)) != 0) {
     err = lmdb_error(rc, "reading meta", o);
     return nullptr;
+  }
+  if (index_dropped) {
+    m.indexed_timestamp = 0;
+    if ((rc = put_u64(txn.txn, m.meta, meta_account_transfers_indexed, 0)) != 0) {
+      err = lmdb_error(rc, "resetting meta.account_transfers_indexed", o);
+      return nullptr;
+    }
   }
   if (!f1 || !f2 || m.checkpoint_timestamp > s->timestamp_last_ ||
       m.indexed_timestamp > s->transfer_timestamp_last_) {
@@ -482,12 +524,19 @@ error store::recover(MDB_txn* txn) {
   if ((rc = mdb_cursor_open(txn, m.transfers, &t.cursor)) != 0)
     return lmdb_error(rc, "opening a transfers cursor", options_);
   m.transfers_unindexed = 0;
+  m.unindexed_sides.clear();
   key_u64 start(m.indexed_timestamp + 1);
   k = val_of(start);
   for (rc = mdb_cursor_get(t.cursor, &k, &v, MDB_SET_RANGE); rc == 0;
-       rc = mdb_cursor_get(t.cursor, &k, &v, MDB_NEXT))
+       rc = mdb_cursor_get(t.cursor, &k, &v, MDB_NEXT)) {
+    if (v.mv_size != sizeof(transfer)) return corrupt(options_, "a transfers row has a bad size");
+    transfer tr;
+    std::memcpy(&tr, v.mv_data, sizeof tr);
+    m.unindexed_sides.push_back({tr.debit_account_id, tr.timestamp});
+    m.unindexed_sides.push_back({tr.credit_account_id, tr.timestamp});
     ++m.transfers_unindexed;
-  if (rc != MDB_NOTFOUND) return lmdb_error(rc, "counting the transfers not indexed", options_);
+  }
+  if (rc != MDB_NOTFOUND) return lmdb_error(rc, "reading the transfers not indexed", options_);
   return {};
 }
 
@@ -622,33 +671,48 @@ int write_account_rows(MDB_txn* txn, MDB_dbi dbi, std::vector<account>& rows) {
   return 0;
 }
 
-// Indexes every transfer stamped after `after` into account_transfers: two keys a transfer,
-// sorted, so that each leaf page is dirtied once per bulk index instead of once per commit.
-int index_transfers(MDB_txn* txn, MDB_dbi transfers, MDB_dbi account_transfers, uint64_t after,
-                    std::vector<id_ts>& keys) {
-  keys.clear();
-  cursor_guard c;
-  int rc = mdb_cursor_open(txn, transfers, &c.cursor);
-  if (rc != 0) return rc;
-  key_u64 start(after + 1);
-  MDB_val k = val_of(start), v;
-  for (rc = mdb_cursor_get(c.cursor, &k, &v, MDB_SET_RANGE); rc == 0;
-       rc = mdb_cursor_get(c.cursor, &k, &v, MDB_NEXT)) {
-    if (v.mv_size != sizeof(transfer)) return MDB_CORRUPTED;
-    transfer t;
-    std::memcpy(&t, v.mv_data, sizeof t);
-    keys.push_back({t.debit_account_id, t.timestamp});
-    keys.push_back({t.credit_account_id, t.timestamp});
+// Indexes `sides` (account, stamp), in stamp order, into account_transfers (key account id,
+// one 8-byte big-endian stamp per transfer side as a fixed-size duplicate). The stamps are
+// grouped by account with a counting sort (which keeps their stamp order), then each account gets all of its new stamps in one MDB_MULTIPLE put: one descent
+// and one dirtied leaf per account and pass, instead of one per transfer side and commit.
+int index_transfers(MDB_txn* txn, MDB_dbi account_transfers, const std::vector<id_ts>& sides,
+                    index_scratch& x) {
+  if (sides.empty()) return 0;
+  int rc;
+  MDB_val k;
+  // Counting sort by account: count, order the distinct accounts, place.
+  x.groups = {};
+  x.accounts.clear();
+  for (const id_ts& e : sides) {
+    auto [g, inserted] = x.groups.insert(index_group{e.id, 0});
+    if (inserted) x.accounts.push_back(e.id);
+    ++g->next;
   }
-  if (rc != MDB_NOTFOUND) return rc;
-  std::sort(keys.begin(), keys.end());
+  std::sort(x.accounts.begin(), x.accounts.end());
+  x.starts.resize(x.accounts.size() + 1);
+  uint64_t offset = 0;
+  for (size_t i = 0; i < x.accounts.size(); ++i) {
+    index_group* g = x.groups.find(x.accounts[i]);
+    x.starts[i] = offset;
+    offset += g->next;
+    g->next = x.starts[i];
+  }
+  x.starts[x.accounts.size()] = offset;
+  x.stamps.resize(offset);
+  for (const id_ts& e : sides) {
+    index_group* g = x.groups.find(e.id);
+    put_be64(x.stamps[g->next++].data(), e.ts);
+  }
+
   cursor_guard a;
   if ((rc = mdb_cursor_open(txn, account_transfers, &a.cursor)) != 0) return rc;
-  MDB_val empty{0, nullptr};
-  for (const id_ts& e : keys) {
-    key_id_ts key(e.id, e.ts);
+  for (size_t i = 0; i < x.accounts.size(); ++i) {
+    key_id key(x.accounts[i]);
     k = val_of(key);
-    if ((rc = mdb_cursor_put(a.cursor, &k, &empty, 0)) != 0) return rc;
+    MDB_val data[2];
+    data[0] = MDB_val{8, x.stamps[x.starts[i]].data()};
+    data[1] = MDB_val{size_t(x.starts[i + 1] - x.starts[i]), nullptr};
+    if ((rc = mdb_cursor_put(a.cursor, &k, data, MDB_MULTIPLE)) != 0) return rc;
   }
   return 0;
 }
@@ -669,6 +733,17 @@ error store::commit(const change_set& changes) {
   if (rc != 0) return lmdb_error(rc, "beginning the commit transaction", options_);
   const char* stage = "";
   auto fail = [&](int code) { return lmdb_error(code, std::string("commit: ") + stage, options_); };
+  // This commit's transfer sides join the unindexed ones; a failed commit takes them back.
+  struct sides_guard {
+    std::vector<id_ts>& sides;
+    size_t size_before;
+    bool keep = false;
+    ~sides_guard() { if (!keep) sides.resize(size_before); }
+  } sides{m.unindexed_sides, m.unindexed_sides.size()};
+  for (const transfer& t : changes.transfers_created) {
+    m.unindexed_sides.push_back({t.debit_account_id, t.timestamp});
+    m.unindexed_sides.push_back({t.credit_account_id, t.timestamp});
+  }
 
   MDB_val k, v;
   // 1. Account rows. A new account's row is written at once (replay starts from it); changed
@@ -735,11 +810,9 @@ error store::commit(const change_set& changes) {
   stage = "indexing account transfers";
   size_t transfers_indexed = 0;
   if (index_due) {
-    rc = index_transfers(txn.txn, m.transfers, m.account_transfers, m.indexed_timestamp,
-                         m.account_transfer_keys);
-    if (rc == MDB_CORRUPTED) return corrupt(options_, "a transfers row has a bad size");
-    if (rc != 0) return fail(rc);
-    transfers_indexed = m.account_transfer_keys.size() / 2;
+    if ((rc = index_transfers(txn.txn, m.account_transfers, m.unindexed_sides, m.index)) != 0)
+      return fail(rc);
+    transfers_indexed = m.unindexed_sides.size() / 2;
   }
 
   // 5. Balance history of accounts with the history flag.
@@ -886,9 +959,11 @@ error store::commit(const change_set& changes) {
     ++m.commits_since_checkpoint;
     m.transfers_since_checkpoint += transfers_count;
   }
+  sides.keep = true;
   if (index_due) {
     m.indexed_timestamp = ts_prev;
     m.commits_since_index = m.transfers_unindexed = 0;
+    m.unindexed_sides.clear();
   } else {
     ++m.commits_since_index;
     m.transfers_unindexed += transfers_count;
@@ -911,9 +986,7 @@ error store::checkpoint() {
   m.dirty.for_each([&](const account& row) { m.account_rows.push_back(row); });
   if ((rc = write_account_rows(txn.txn, m.accounts, m.account_rows)) != 0)
     return lmdb_error(rc, "checkpoint: writing accounts", options_);
-  rc = index_transfers(txn.txn, m.transfers, m.account_transfers, m.indexed_timestamp,
-                       m.account_transfer_keys);
-  if (rc == MDB_CORRUPTED) return corrupt(options_, "a transfers row has a bad size");
+  rc = index_transfers(txn.txn, m.account_transfers, m.unindexed_sides, m.index);
   if (rc != 0) return lmdb_error(rc, "checkpoint: indexing account transfers", options_);
   if ((rc = put_u64(txn.txn, m.meta, meta_accounts_checkpoint_timestamp, timestamp_last_)) != 0 ||
       (rc = put_u64(txn.txn, m.meta, meta_account_transfers_indexed, transfer_timestamp_last_)) != 0)
@@ -924,6 +997,7 @@ error store::checkpoint() {
   m.indexed_timestamp = transfer_timestamp_last_;
   m.commits_since_checkpoint = m.transfers_since_checkpoint = 0;
   m.commits_since_index = m.transfers_unindexed = 0;
+  m.unindexed_sides.clear();
   return {};
 }
 
@@ -1053,6 +1127,39 @@ int scan_account_range(MDB_cursor* c, u128 account_id, uint64_t ts_min, uint64_t
   return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+// Walks the stamps of `account_id` in account_transfers (fixed-size duplicates) within
+// [ts_min, ts_max], oldest first or newest first; `f(ts)` returns false to stop.
+template <class F>
+int scan_account_stamps(MDB_cursor* c, u128 account_id, uint64_t ts_min, uint64_t ts_max,
+                        bool reversed, F&& f) {
+  key_id key(account_id);
+  MDB_val k = val_of(key), v;
+  int rc;
+  if (!reversed) {
+    key_u64 from(ts_min);
+    v = val_of(from);
+    rc = mdb_cursor_get(c, &k, &v, MDB_GET_BOTH_RANGE); // first stamp >= ts_min
+  } else {
+    key_u64 from(ts_max);
+    v = val_of(from);
+    rc = mdb_cursor_get(c, &k, &v, MDB_GET_BOTH_RANGE);
+    if (rc == 0 && v.mv_size == 8 && get_be64(static_cast<const uint8_t*>(v.mv_data)) > ts_max) {
+      rc = mdb_cursor_get(c, &k, &v, MDB_PREV_DUP);
+    } else if (rc == MDB_NOTFOUND) { // every stamp is below ts_max, or the account has none
+      k = val_of(key);
+      rc = mdb_cursor_get(c, &k, &v, MDB_SET);
+      if (rc == 0) rc = mdb_cursor_get(c, &k, &v, MDB_LAST_DUP);
+    }
+  }
+  for (; rc == 0; rc = mdb_cursor_get(c, &k, &v, reversed ? MDB_PREV_DUP : MDB_NEXT_DUP)) {
+    if (v.mv_size != 8) return MDB_CORRUPTED;
+    const uint64_t ts = get_be64(static_cast<const uint8_t*>(v.mv_data));
+    if (ts < ts_min || ts > ts_max) break;
+    if (!f(ts)) break;
+  }
+  return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 } // namespace
 
 error store::account_transfers(const account_filter& filter, std::vector<transfer>& out) const {
@@ -1108,8 +1215,8 @@ error store::account_transfers(const account_filter& filter, std::vector<transfe
     if ((rc = mdb_cursor_open(txn.txn, impl_->account_transfers, &c.cursor)) != 0)
       return lmdb_error(rc, "opening an account_transfers cursor", options_);
     int inner = 0;
-    rc = scan_account_range(c.cursor, filter.account_id, ts_min, std::min(ts_max, indexed),
-                            filter.reversed, [&](uint64_t ts, const MDB_val&) {
+    rc = scan_account_stamps(c.cursor, filter.account_id, ts_min, std::min(ts_max, indexed),
+                             filter.reversed, [&](uint64_t ts) {
       key_u64 key(ts);
       MDB_val k = val_of(key), v;
       inner = mdb_get(txn.txn, impl_->transfers, &k, &v);

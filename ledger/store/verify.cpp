@@ -117,7 +117,7 @@ verify_report verify(const std::string& path) {
 
   env_guard g;
   int rc = mdb_env_create(&g.env);
-  if (rc == 0) rc = mdb_env_set_maxdbs(g.env, dbi_count);
+  if (rc == 0) rc = mdb_env_set_maxdbs(g.env, dbi_count + 1);
   if (rc == 0) rc = mdb_env_open(g.env, path.c_str(), MDB_RDONLY | MDB_NOTLS, 0);
   if (rc == 0) rc = mdb_txn_begin(g.env, nullptr, MDB_RDONLY, &g.txn);
   if (rc != 0) {
@@ -451,11 +451,11 @@ verify_report verify(const std::string& path) {
     std::vector<id_ts> stored;
     stored.reserve(account_transfers_expected.size());
     scan_failed("account_transfers", scan(txn, account_transfers, [&](const MDB_val& k, const MDB_val& v) {
-      if (k.mv_size != 24 || v.mv_size != 0) {
-        c.problem("account_transfers: a row has a bad size");
+      if (k.mv_size != 16 || v.mv_size != 8) {
+        c.problem("account_transfers: an entry has a bad size");
         return;
       }
-      stored.push_back({get_be128(bytes(k)), get_be64(bytes(k) + 16)});
+      stored.push_back({get_be128(bytes(k)), get_be64(bytes(v))});
     }));
     std::sort(account_transfers_expected.begin(), account_transfers_expected.end());
     compare_sorted(c, "account_transfers", account_transfers_expected, stored);
