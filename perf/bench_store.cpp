@@ -65,6 +65,10 @@ struct result {
   // bulk account_transfers index (a commit may do both; it then counts as checkpoint).
   size_t plain = 0, checkpoints = 0, indexes = 0;
   double plain_ms = 0, checkpoint_ms = 0, index_ms = 0;
+  // account_transfers(limit 10, newest first) at the end, and how many transfers it had to
+  // scan in the journal because they were not indexed yet.
+  double query_ms = 0;
+  size_t query_unindexed = 0;
 };
 
 [[noreturn]] void fail(const char* what, const ks::error& e) {
@@ -106,6 +110,7 @@ result run(const settings& cfg, size_t batch_size, ks::durability durability, ui
   std::vector<transfer> batch(batch_size);
   std::vector<uint64_t> latencies_ns;
   result r;
+  std::vector<uint8_t> unindexed_after; // per commit: did it leave transfers unindexed
   uint64_t next_id = 1, write_ns = 0, sync_ns = 0, apply_ns = 0, commit_ns = 0;
   const auto start = clock_type::now();
   const uint64_t budget_ns = uint64_t(cfg.seconds * 1e9);
@@ -134,6 +139,7 @@ result run(const settings& cfg, size_t batch_size, ks::durability durability, ui
     commit_ns += latency;
     latencies_ns.push_back(latency);
     const ks::commit_stats& st = s->last_commit();
+    unindexed_after.push_back(s->account_transfers_indexed() < sm.timestamp_last() ? 1 : 0);
     if (st.checkpoint) {
       ++r.checkpoints;
       r.checkpoint_ms += double(latency) / 1e6;
@@ -150,6 +156,22 @@ result run(const settings& cfg, size_t batch_size, ks::durability durability, ui
     ++r.commits;
   }
   r.seconds = double(ns_since(start)) / 1e9;
+  {
+    size_t unindexed = 0;
+    for (size_t i = r.commits; i-- > 0 && unindexed_after[i]; ) unindexed += batch_size;
+    r.query_unindexed = unindexed;
+    ks::account_filter f;
+    f.limit = 10;
+    f.reversed = true;
+    std::vector<transfer> found;
+    const auto q0 = clock_type::now();
+    const int queries = 5;
+    for (int q = 0; q < queries; ++q) {
+      f.account_id = 1 + rng() % cfg.accounts;
+      if (err = s->account_transfers(f, found); !err.ok()) fail("account_transfers", err);
+    }
+    r.query_ms = double(ns_since(q0)) / 1e6 / queries;
+  }
   r.commit_seconds = double(commit_ns) / 1e9;
   std::sort(latencies_ns.begin(), latencies_ns.end());
   r.p50_us = latencies_ns[latencies_ns.size() / 2] / 1000;
@@ -168,10 +190,11 @@ void print(size_t batch_size, const char* durability, const result& r) {
               double(r.commits) / r.seconds, (unsigned long long)r.p50_us,
               (unsigned long long)r.p99_us, r.apply_ms_mean, r.write_ms_mean, r.sync_ms_mean);
   std::printf("       commits: %zu plain %.2f ms, %zu with bulk index %.2f ms, %zu with checkpoint "
-              "%.2f ms (mean latency)\n",
+              "%.2f ms (mean latency); account_transfers %.2f ms with %zu unindexed\n",
               r.plain, r.plain ? r.plain_ms / double(r.plain) : 0.0, r.indexes,
               r.indexes ? r.index_ms / double(r.indexes) : 0.0, r.checkpoints,
-              r.checkpoints ? r.checkpoint_ms / double(r.checkpoints) : 0.0);
+              r.checkpoints ? r.checkpoint_ms / double(r.checkpoints) : 0.0, r.query_ms,
+              r.query_unindexed);
   std::fflush(stdout);
 }
 

@@ -31,9 +31,11 @@ struct options {
   uint32_t checkpoint_commits_max = 64;
   uint32_t checkpoint_transfers_max = 524'288;
   // account_transfers is indexed in bulk after this many commits or transfers; queries scan
-  // the transfers not yet indexed, so this bounds their extra work.
+  // the transfers not yet indexed (up to ~20 ms at 524,288), so this bounds their extra work.
+  // Fewer, larger passes are cheaper per transfer: each pass rewrites the last index page of
+  // every account it touches (docs/storage.md has the measurements).
   uint32_t index_commits_max = 64;
-  uint32_t index_transfers_max = 131'072;
+  uint32_t index_transfers_max = 524'288;
   bool checkpoint_on_close = true; // the destructor calls checkpoint() (errors ignored)
 };
 
