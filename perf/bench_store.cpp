@@ -33,8 +33,8 @@ struct settings {
   std::vector<size_t> sizes{1, 100, 1000, 8000};
   std::string dir;
   bool random_ids = false;
-  uint32_t index_transfers_max = ks::options{}.index_transfers_max;
-  uint32_t checkpoint_transfers_max = ks::options{}.checkpoint_transfers_max;
+  uint32_t index_transfers_max = 0;      // 0: the store's default
+  uint32_t checkpoint_transfers_max = 0;
 };
 
 uint64_t ns_since(clock_type::time_point t) {
@@ -69,6 +69,8 @@ struct result {
   // scan in the journal because they were not indexed yet.
   double query_ms = 0;
   size_t query_unindexed = 0;
+  double open_ms = 0, load_ms = 0; // recovery after the run: open (replay) and load
+  size_t replayed = 0;             // transfers after the checkpoint at that point
 };
 
 [[noreturn]] void fail(const char* what, const ks::error& e) {
@@ -85,11 +87,9 @@ result run(const settings& cfg, size_t batch_size, ks::durability durability, ui
   o.durability = durability;
   o.map_size_bytes = 32ull << 30;
   o.transfers_resident_max = 100'000;
-  o.index_transfers_max = cfg.index_transfers_max;
-  o.index_commits_max = std::max<uint32_t>(o.index_commits_max, cfg.index_transfers_max / 1000);
-  o.checkpoint_transfers_max = cfg.checkpoint_transfers_max;
-  o.checkpoint_commits_max =
-      std::max<uint32_t>(o.checkpoint_commits_max, cfg.checkpoint_transfers_max / 1000);
+  if (cfg.index_transfers_max != 0) o.index_transfers_max = cfg.index_transfers_max;
+  if (cfg.checkpoint_transfers_max != 0) o.checkpoint_transfers_max = cfg.checkpoint_transfers_max;
+  o.checkpoint_on_close = false; // the reopen below measures recovery by replay
   ks::error err;
   auto s = ks::store::open(o, err);
   if (!s) fail("open", err);
@@ -111,6 +111,7 @@ result run(const settings& cfg, size_t batch_size, ks::durability durability, ui
   std::vector<uint64_t> latencies_ns;
   result r;
   std::vector<uint8_t> unindexed_after; // per commit: did it leave transfers unindexed
+  std::vector<uint8_t> checkpointed;    // per commit: did it checkpoint the account rows
   uint64_t next_id = 1, write_ns = 0, sync_ns = 0, apply_ns = 0, commit_ns = 0;
   const auto start = clock_type::now();
   const uint64_t budget_ns = uint64_t(cfg.seconds * 1e9);
@@ -140,6 +141,7 @@ result run(const settings& cfg, size_t batch_size, ks::durability durability, ui
     latencies_ns.push_back(latency);
     const ks::commit_stats& st = s->last_commit();
     unindexed_after.push_back(s->account_transfers_indexed() < sm.timestamp_last() ? 1 : 0);
+    checkpointed.push_back(st.checkpoint ? 1 : 0);
     if (st.checkpoint) {
       ++r.checkpoints;
       r.checkpoint_ms += double(latency) / 1e6;
@@ -179,7 +181,22 @@ result run(const settings& cfg, size_t batch_size, ks::durability durability, ui
   r.write_ms_mean = double(write_ns) / 1e6 / double(r.commits);
   r.sync_ms_mean = double(sync_ns) / 1e6 / double(r.commits);
   r.apply_ms_mean = double(apply_ns) / 1e6 / double(r.commits);
-  s.reset();
+  {
+    size_t after_checkpoint = 0;
+    for (size_t i = r.commits; i-- > 0 && !checkpointed[i];) after_checkpoint += batch_size;
+    r.replayed = after_checkpoint;
+  }
+  s.reset(); // no checkpoint at close: as after kill -9
+  {
+    const auto o0 = clock_type::now();
+    auto reopened = ks::store::open(o, err);
+    if (!reopened) fail("reopen", err);
+    r.open_ms = double(ns_since(o0)) / 1e6;
+    state_machine loaded;
+    const auto l0 = clock_type::now();
+    if (err = reopened->load(loaded); !err.ok()) fail("load", err);
+    r.load_ms = double(ns_since(l0)) / 1e6;
+  }
   std::filesystem::remove_all(path);
   return r;
 }
@@ -195,6 +212,8 @@ void print(size_t batch_size, const char* durability, const result& r) {
               r.indexes ? r.index_ms / double(r.indexes) : 0.0, r.checkpoints,
               r.checkpoints ? r.checkpoint_ms / double(r.checkpoints) : 0.0, r.query_ms,
               r.query_unindexed);
+  std::printf("       recovery: open %.1f ms (replays %zu transfers), load %.1f ms\n", r.open_ms,
+              r.replayed, r.load_ms);
   std::fflush(stdout);
 }
 

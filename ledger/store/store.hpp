@@ -28,13 +28,15 @@ struct options {
   // Account rows are a checkpoint: a commit journals its events and the store keeps changed
   // rows in memory (at most one per account) until a checkpoint writes them, after this many
   // commits or transfers since the last one, and at close. Recovery replays at most that.
-  uint32_t checkpoint_commits_max = 64;
+  // Transfers are the real bound (replay work, index tail); the commit count only caps
+  // commits without transfers (expirations, new accounts).
+  uint32_t checkpoint_commits_max = 4096;
   uint32_t checkpoint_transfers_max = 524'288;
   // account_transfers is indexed in bulk after this many commits or transfers; queries scan
   // the transfers not yet indexed (up to ~20 ms at 524,288), so this bounds their extra work.
   // Fewer, larger passes are cheaper per transfer: each pass rewrites the last index page of
   // every account it touches (docs/storage.md has the measurements).
-  uint32_t index_commits_max = 64;
+  uint32_t index_commits_max = 4096;
   uint32_t index_transfers_max = 524'288;
   bool checkpoint_on_close = true; // the destructor calls checkpoint() (errors ignored)
 };
