@@ -80,7 +80,8 @@ public:
   // Writes every account row changed since the last checkpoint and indexes the transfers not
   // yet in account_transfers, in one transaction (fsync'ed like a commit). Changes nothing a
   // reader can see; it shortens recovery. commit() checkpoints on its own now and then; call
-  // this on an orderly shutdown (the destructor does with checkpoint_on_close).
+  // this on an orderly shutdown (the destructor does with checkpoint_on_close). Writer thread
+  // only, like commit().
   error checkpoint();
 
   // Before a create_transfers batch: loads into `sm` every transfer the batch names (ids and
@@ -105,7 +106,7 @@ public:
 
   uint64_t commit_sequence() const { return commit_sequence_; }
   // Account rows on disk hold every event stamped <= this; account_transfers every transfer
-  // stamped <= account_transfers_indexed().
+  // stamped <= account_transfers_indexed(). Writer thread only.
   uint64_t checkpoint_timestamp() const;
   uint64_t account_transfers_indexed() const;
   uint64_t timestamp_last() const { return timestamp_last_; }
