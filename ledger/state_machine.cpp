@@ -485,7 +485,7 @@ void state_machine::pending_set(u128 id, pending_state state, undo_log* undo) {
   if (state.status == pending_status::pending && state.expires_at_ns != 0) {
     expiry_.emplace(state.expires_at_ns, id);
   }
-  changes_.pending_updates.push_back(pending_update{id, state.status, state.expires_at_ns});
+  changes_.pending_updates.push_back(pending_update{id, state.status, state.expires_at_ns, state.changed_at});
 }
 
 void state_machine::rollback(undo_log& undo) {

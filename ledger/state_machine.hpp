@@ -31,6 +31,8 @@ struct pending_update {
   u128 id;                // the pending transfer's id
   pending_status status;  // pending (new), posted, voided or expired
   uint64_t expires_at_ns; // 0 when the transfer never expires
+  uint64_t timestamp = 0; // of the event that made this change: the creating, posting or
+                          // voiding transfer, or the expiry's own stamp
 };
 
 // A balance snapshot for an account with the `history` flag, after a transfer touched it.

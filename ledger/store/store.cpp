@@ -192,7 +192,6 @@ struct store::impl {
   std::vector<id_ts> unindexed_sides;
   std::vector<uint32_t> history_order;
   std::vector<u128> prefetch_ids;
-  std::vector<uint64_t> update_stamps;
   std::vector<id_ts> expiration_keys; // (pending id, replay stamp)
 
   ~impl() {
@@ -871,32 +870,12 @@ error store::commit(const change_set& changes) {
   }
 
   // 7. Expirations join the journal: they release holds and reopen closed accounts, so replay
-  // must see each at its place. A change set does not carry an expiration's own stamp, so its
-  // replay stamp is that of the next event known to follow it: the next transfer that changed
-  // a pending state (pending updates and those transfers share one order), else the group's
-  // timestamp_last. Relative to every event that touches pending amounts or account flags
-  // that is the applied order, and it lies inside this commit's stamps (after the previous
-  // commit's timestamp_last), so a checkpoint never splits an expiration from its commit.
+  // must see each at its place. Each carries its own stamp (an expiry takes a timestamp like
+  // any event), inside this commit's stamps, so a checkpoint never splits it from its commit.
   stage = "journaling expirations";
-  m.update_stamps.clear();
-  for (const transfer& t : changes.transfers_created) {
-    if (has(t.flags, transfer_pending | transfer_post_pending | transfer_void_pending))
-      m.update_stamps.push_back(t.timestamp);
-  }
   m.expiration_keys.clear();
-  {
-    size_t next = m.update_stamps.size();
-    uint64_t stamp = timestamp_last;
-    for (size_t i = changes.pending_updates.size(); i-- > 0;) {
-      const pending_update& u = changes.pending_updates[i];
-      if (u.status == pending_status::expired) {
-        m.expiration_keys.push_back({u.id, stamp});
-      } else {
-        KASSA_ASSERT(next > 0);
-        stamp = m.update_stamps[--next];
-      }
-    }
-    KASSA_ASSERT(next == 0);
+  for (const pending_update& u : changes.pending_updates) {
+    if (u.status == pending_status::expired) m.expiration_keys.push_back({u.id, u.timestamp});
   }
   for (const id_ts& e : m.expiration_keys) {
     KASSA_ASSERT(e.ts > timestamp_last_ && e.ts <= timestamp_last);

@@ -90,6 +90,12 @@ TEST_CASE("a pending transfer that times out releases its hold", "[ledger]") {
   CHECK(sm.account_find(2)->credits_pending == 0);
   CHECK(sm.pending_find(10).status == pending_status::expired);
   CHECK(sm.pending_deadline_next_ns() == 0);
+  const change_set changes = sm.changes_take();
+  REQUIRE(changes.pending_updates.size() == 2);
+  CHECK(changes.pending_updates[0].timestamp == sm.transfer_find(10)->timestamp);
+  CHECK(changes.pending_updates[1].status == pending_status::expired);
+  CHECK(changes.pending_updates[1].timestamp > sm.transfer_find(10)->timestamp);
+  CHECK(changes.pending_updates[1].timestamp == changes.timestamp_last); // the expiry's own stamp
   CHECK(transfer_one(sm, make_resolve(11, 10, transfer_post_pending), deadline + 1) ==
         R::pending_transfer_expired);
 }
