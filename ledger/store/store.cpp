@@ -11,7 +11,7 @@
 #include <unordered_map>
 
 #include "ledger/assert.hpp"
-#include "ledger/store/crc32c.hpp"
+#include "ledger/crc32c.hpp"
 #include "ledger/store/layout.hpp"
 #include "ledger/store/replay.hpp"
 

@@ -8,7 +8,7 @@
 #include <unordered_map>
 
 #include "ledger/state_machine.hpp" // u128_hash
-#include "ledger/store/crc32c.hpp"
+#include "ledger/crc32c.hpp"
 #include "ledger/store/layout.hpp"
 #include "ledger/store/replay.hpp"
 #include "ledger/types.hpp"

@@ -3,7 +3,7 @@
 #include <cassert>
 #include <stdexcept>
 
-#include "runtime/wire/crc32c.hpp"
+#include "ledger/crc32c.hpp"
 
 namespace kassa::wire {
 

@@ -1,10 +1,10 @@
-#include "runtime/wire/crc32c.hpp"
+#include "ledger/crc32c.hpp"
 
 #include <array>
 #include <boost/crc.hpp>
 #include <cstring>
 
-namespace kassa::wire {
+namespace kassa {
 namespace {
 
 constexpr uint32_t poly_reflected = 0x82F63B78u; // 0x1EDC6F41 bit-reversed
@@ -91,4 +91,4 @@ uint32_t crc32c_extend(uint32_t crc, const void* data, size_t size) {
   return fn(crc, data, size);
 }
 
-} // namespace kassa::wire
+} // namespace kassa
