@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Crash consistency under load: kassad (durability fsync) is killed with SIGKILL while
+# perf/kassa_load writes transfers, restarted, and checked after every crash:
+#   (a) every acknowledged transfer of every cycle so far is stored as sent, and every
+#       refused one is absent;
+#   (b) sending this cycle's acknowledged transfers again answers `exists` for each one;
+#   (c) no account with debits_must_not_exceed_credits is overdrawn;
+#   (d) over all accounts (and the bank) debits equal credits;
+#   (e) before the restart, `kassa verify` finds the store the crash left consistent;
+# and, at the end, kassad stops on SIGTERM with status 0 and `kassa verify` finds the store
+# consistent. (a)-(d) are tests/reliability/acked_check.cpp; see docs/reliability.md.
+#
+# usage: crash_under_load.sh [cycles=3] [seconds_per_cycle=3] [accounts=1000]
+# BUILD_DIR (default build) holds the built kassad, kassa, kassa_load and acked_check; this
+# script builds nothing. KASSA_SEED=N replays the kill times of a run. Loopback only.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+cycles=${1:-3}; secs=${2:-3}; accounts=${3:-1000}
+build=${BUILD_DIR:-build}
+seed=${KASSA_SEED:-$(( (RANDOM << 15) | RANDOM ))}
+RANDOM=$seed
+[[ $cycles =~ ^[0-9]+$ && $secs =~ ^[0-9]+$ && $accounts =~ ^[0-9]+$ ]] || { echo "crash_under_load: arguments are whole numbers"; exit 2; }
+(( cycles >= 1 && cycles <= 1000 && secs >= 1 && secs <= 600 && accounts >= 2 && accounts <= 1000000 )) ||
+  { echo "crash_under_load: an argument is out of range"; exit 2; }
+
+kassad=$build/runtime/kassad; kassa=$build/runtime/kassa
+load=$build/perf/kassa_load; check=$build/tests/reliability/acked_check
+for b in "$kassad" "$kassa" "$load" "$check"; do
+  [ -x "$b" ] || { echo "crash_under_load: $b is not built (cmake --build $build)"; exit 2; }
+done
+
+# The load: accounts funded with 20 transfers' worth, so that some of them run dry and the
+# balance limit refuses transfers; small batches, so that a crash falls between many acks.
+funding=10000; amount=500
+load_args=(--connections 4 --depth 4 --batch 500 --accounts "$accounts" --transfer-amount "$amount")
+start_timeout_s=30; stop_timeout_s=60; check_timeout_s=600
+
+dir=$(mktemp -d /tmp/kassa-crash.XXXX)
+kassad_pid=""; loader_pid=""; failed=0
+cleanup() {
+  [ -n "$loader_pid" ] && kill -9 "$loader_pid" 2>/dev/null || true
+  [ -n "$kassad_pid" ] && kill -9 "$kassad_pid" 2>/dev/null || true
+  wait 2>/dev/null || true
+  if [ "$failed" -eq 0 ]; then rm -rf "$dir"; else echo "crash_under_load: logs and data kept in $dir"; fi
+}
+trap cleanup EXIT
+fail() { echo "crash_under_load: FAILED: $*"; failed=1; }
+
+cat > "$dir/kassa.yaml" <<YAML
+server:
+  address: 127.0.0.1
+  port: 0
+store:
+  data_dir: $dir/data
+  durability: fsync
+  map_size_mib: 16384
+YAML
+
+starts=0
+start_kassad() {
+  starts=$((starts + 1))
+  local log=$dir/kassad-$starts.log
+  "$kassad" --config "$dir/kassa.yaml" 2> "$log" &
+  kassad_pid=$!
+  for _ in $(seq $((start_timeout_s * 10))); do
+    grep -q "msg=ready" "$log" && break
+    kill -0 "$kassad_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  address=$(sed -n 's/.*msg=ready address=\(127\.0\.0\.1:[0-9]*\).*/\1/p' "$log")
+  if [ -z "$address" ]; then cat "$log"; fail "kassad start $starts did not get ready in ${start_timeout_s}s"; exit 1; fi
+}
+
+# Waits for pid (a child) at most $2 seconds; its status goes into $waited, 124 on timeout.
+wait_for() {
+  local pid=$1 limit_ds=$(( $2 * 10 ))
+  for _ in $(seq "$limit_ds"); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; waited=124; return; fi
+  waited=0; wait "$pid" || waited=$?
+}
+
+violations=0; acked=0; logs=()
+run_check() { # $1: this cycle's log (sent again), then every earlier log
+  local out status=0
+  out=$(timeout "$check_timeout_s" "$check" --address "$address" --resend "$@" 2>&1) || status=$?
+  echo "$out" | sed 's/^/  /'
+  local line; line=$(grep '^acked_check:.*violations=' <<<"$out" || true)
+  if [ -z "$line" ]; then fail "acked_check did not finish (status $status)"; return; fi
+  violations=$((violations + $(sed -n 's/.*violations=\([0-9]*\).*/\1/p' <<<"$line")))
+  acked=$(sed -n 's/.* acked=\([0-9]*\).*/\1/p' <<<"$line")
+  [ "$status" -le 1 ] || fail "acked_check exited $status"
+}
+
+run_verify() { # on the stopped (or killed) store
+  local status=0
+  timeout "$check_timeout_s" "$kassa" verify --data "$dir/data" > "$dir/verify.log" 2>&1 || status=$?
+  sed 's/^/  /' "$dir/verify.log"
+  [ "$status" -eq 0 ] || { violations=$((violations + 1)); fail "kassa verify exited $status"; }
+}
+
+echo "crash_under_load: seed=$seed cycles=$cycles seconds_per_cycle=$secs accounts=$accounts dir=$dir"
+start_kassad
+# Setup (accounts, funding) and a first short load that is not interrupted: seed 1.
+timeout $((secs + 120)) "$load" --address "$address" --setup --funding "$funding" --seed 1 --seconds 1 \
+  --acked-log "$dir/acked-0.log" "${load_args[@]}" > "$dir/load-0.log" 2>&1 || { cat "$dir/load-0.log"; fail "kassa_load --setup"; exit 1; }
+grep -E '^(setup|kassa) ' "$dir/load-0.log" | sed 's/^/  /'
+logs=("$dir/acked-0.log")
+
+for cycle in $(seq "$cycles"); do
+  cycle_log=$dir/acked-$cycle.log
+  kill_after_ms=$(( secs * (250 + RANDOM % 650) ))  # 25% .. 90% into the load
+  echo "cycle $cycle: kassa_load --seed $((cycle + 1)) for ${secs}s, kill -9 kassad after ${kill_after_ms}ms"
+  timeout $((secs + 120)) "$load" --address "$address" --seed $((cycle + 1)) --seconds "$secs" \
+    --acked-log "$cycle_log" "${load_args[@]}" > "$dir/load-$cycle.log" 2>&1 &
+  loader_pid=$!
+  sleep "$(awk -v ms="$kill_after_ms" 'BEGIN { printf "%.3f", ms / 1000 }')"
+  kill -9 "$kassad_pid" 2>/dev/null || { cat "$dir/kassad-$starts.log"; fail "kassad died before the kill in cycle $cycle"; exit 1; }
+  wait "$kassad_pid" 2>/dev/null || true
+  kassad_pid=""
+  wait_for "$loader_pid" $((secs + 130)); loader_pid=""
+  # The loader loses its connections (status 1); anything else is a failure of the tool.
+  if [ "$waited" -gt 1 ]; then cat "$dir/load-$cycle.log"; fail "kassa_load exited $waited in cycle $cycle"; fi
+  echo "  acknowledged requests this cycle: $(grep -vc '^#' "$cycle_log" || true)"
+  run_verify
+  start_kassad
+  run_check "$cycle_log" "${logs[@]}"
+  logs+=("$cycle_log")
+done
+
+kill -TERM "$kassad_pid"
+wait_for "$kassad_pid" "$stop_timeout_s"; kassad_pid=""
+[ "$waited" -eq 0 ] || fail "kassad exited $waited on SIGTERM (expected 0)"
+run_verify
+
+echo "crash_under_load: cycles=$cycles acked_transfers=$acked violations=$violations"
+[ "$violations" -eq 0 ] || failed=1
+if [ "$failed" -ne 0 ]; then echo "crash_under_load: KASSA_SEED=$seed replays the kill times"; exit 1; fi
