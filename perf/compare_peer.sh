@@ -12,8 +12,12 @@ peer=${KASSA_PEER:-../shared/peer/postgres/run.sh}
 [ -x build/runtime/kassad ] && [ -x build/perf/kassa_load ] || scripts/build.sh build >/dev/null
 
 dir=$(mktemp -d /tmp/kassa-compare.XXXX)
-trap 'kill $kassad_pid 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$dir"' EXIT
-cat > "$dir/kassa.yaml" <<YAML
+trap '[ -f "$dir/kassad.pid" ] && kill "$(cat "$dir/kassad.pid")" 2>/dev/null; sleep 0.5; rm -rf "$dir"' EXIT
+
+# Each mix runs against its own fresh store, as the peer loads its accounts afresh.
+run_mix() { # mix seed -> the loader's result line
+  rm -rf "$dir/data"
+  cat > "$dir/kassa.yaml" <<YAML
 server:
   address: 127.0.0.1
   port: 0
@@ -21,17 +25,20 @@ store:
   data_dir: $dir/data
   durability: fsync
 YAML
-build/runtime/kassad --config "$dir/kassa.yaml" 2> "$dir/kassad.log" &
-kassad_pid=$!
-for _ in $(seq 100); do grep -q "msg=ready" "$dir/kassad.log" && break; sleep 0.1; done
-address=$(sed -n 's/.*msg=ready address=\([0-9.:]*\).*/\1/p' "$dir/kassad.log")
-[ -n "$address" ] || { cat "$dir/kassad.log"; exit 1; }
-
-load() { build/perf/kassa_load --address "$address" --accounts "$accounts" --seconds "$secs" \
-           --connections "$connections" --batch "$batch" "$@"; }
-uniform_line=$(load --setup --mix uniform --seed 1 | grep '^kassa ')
-hot_line=$(load --mix hot --seed 2 | grep '^kassa ')
-kill -TERM $kassad_pid; wait $kassad_pid || true
+  build/runtime/kassad --config "$dir/kassa.yaml" 2> "$dir/kassad.log" &
+  kassad_pid=$!
+  echo $kassad_pid > "$dir/kassad.pid"
+  for _ in $(seq 100); do grep -q "msg=ready" "$dir/kassad.log" && break; sleep 0.1; done
+  local address
+  address=$(sed -n 's/.*msg=ready address=\([0-9.:]*\).*/\1/p' "$dir/kassad.log")
+  [ -n "$address" ] || { cat "$dir/kassad.log" >&2; exit 1; }
+  build/perf/kassa_load --address "$address" --accounts "$accounts" --seconds "$secs" \
+    --connections "$connections" --batch "$batch" --setup --mix "$1" --seed "$2" | grep '^kassa '
+  kill -TERM $kassad_pid; wait $kassad_pid || true
+  rm -f "$dir/kassad.pid"
+}
+uniform_line=$(run_mix uniform 1)
+hot_line=$(run_mix hot 2)
 
 peer_out=$("$peer" "$secs" 16 "$accounts")
 field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$2"; }

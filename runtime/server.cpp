@@ -44,6 +44,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   std::atomic<size_t> connection_count{0};
   std::atomic<size_t> inflight{0};
   std::atomic<bool> draining{false};
+  std::atomic<bool> io_done{false}; // run() returned: no handler is pending
   std::unordered_set<std::shared_ptr<connection>> connections; // I/O thread only
 
   void accept();
@@ -385,8 +386,22 @@ server::server(caf::actor_system& sys, server_options opts)
 }
 
 server::~server() {
-  impl_->io.stop();
-  if (impl_->thread.joinable()) impl_->thread.join();
+  if (!impl_->thread.joinable()) return;
+  // Close the acceptor and every connection on the I/O thread: their handlers then complete
+  // (aborted), run() runs out of work, and no handler is left holding the server or a
+  // connection alive (the I/O objects and the handlers would otherwise own each other).
+  asio::post(impl_->io, [self = impl_.get()] {
+    boost::system::error_code ignored;
+    self->acceptor.close(ignored);
+    auto conns = self->connections;
+    for (const auto& c : conns) c->close();
+  });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!impl_->io_done.load() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  impl_->io.stop(); // only matters when a handler did not finish in time
+  impl_->thread.join();
 }
 
 bool server::start(std::string& error) {
@@ -406,7 +421,11 @@ bool server::start(std::string& error) {
     return false;
   }
   impl_->accept();
-  impl_->thread = std::thread([self = impl_] { self->io.run(); });
+  // The thread holds the server's state by a plain pointer: ~server outlives it (join).
+  impl_->thread = std::thread([self = impl_.get()] {
+    self->io.run();
+    self->io_done = true;
+  });
   return true;
 }
 
@@ -416,7 +435,7 @@ size_t server::requests_inflight() const { return impl_->inflight.load(); }
 
 size_t server::drain(std::chrono::milliseconds timeout) {
   impl_->draining = true;
-  asio::post(impl_->io, [self = impl_] {
+  asio::post(impl_->io, [self = impl_.get()] {
     boost::system::error_code ignored;
     self->acceptor.close(ignored);
   });
@@ -426,7 +445,7 @@ size_t server::drain(std::chrono::milliseconds timeout) {
   }
   const size_t left = impl_->inflight.load();
   // Close every connection once its replies are written.
-  asio::post(impl_->io, [self = impl_] {
+  asio::post(impl_->io, [self = impl_.get()] {
     auto conns = self->connections;
     for (const auto& c : conns) {
       c->close_after_write = true;

@@ -310,6 +310,10 @@ std::unique_ptr<connection> connection::connect(const std::string& host, uint16_
                                                 const options& o) {
   auto p = std::make_unique<impl>(o);
   impl* raw = p.get();
+  // Declared before the timer and resolver: they belong to the io_context that ~connection
+  // destroys, so they must be gone first, also when connecting fails.
+  std::unique_ptr<connection> c;
+  {
   auto result = std::make_shared<std::promise<void>>();
   auto future = result->get_future();
   auto resolver = std::make_shared<tcp::resolver>(raw->io);
@@ -386,8 +390,9 @@ std::unique_ptr<connection> connection::connect(const std::string& host, uint16_
     });
   });
   raw->start_thread();
-  std::unique_ptr<connection> c(new connection(std::move(p)));
+  c.reset(new connection(std::move(p)));
   future.get(); // throws; ~connection then stops the io thread
+  }
   return c;
 }
 

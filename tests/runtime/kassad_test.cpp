@@ -30,7 +30,9 @@ TEST_CASE("kassad starts on an empty data directory, reports ready and stops cle
   CHECK(kassad.output().find("durability=fsync") != std::string::npos);
   CHECK(kassad.output().find("shards=1") != std::string::npos);
   kassad.signal(SIGTERM);
-  CHECK(kassad.wait(20s) == 0);
+  const int status = kassad.wait(20s);
+  INFO(kassad.output());
+  CHECK(status == 0);
   CHECK(kassad.output().find("msg=stopped") != std::string::npos);
 }
 
@@ -59,7 +61,9 @@ TEST_CASE("a second kassad on the same data directory is refused", "[e2e]") {
   CHECK(run({KASSA_KASSAD, "--config", config}, out) == 1);
   CHECK(out.find("in use by another kassa process") != std::string::npos);
   first.signal(SIGTERM);
-  CHECK(first.wait(20s) == 0);
+  const int status = first.wait(20s);
+  INFO(first.output());
+  CHECK(status == 0);
 }
 
 TEST_CASE("kassa verify checks a stopped store and refuses one in use", "[e2e]") {

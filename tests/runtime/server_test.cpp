@@ -63,7 +63,9 @@ TEST_CASE("every acknowledged transfer survives kill -9 and a restart", "[e2e]")
   }
   CHECK(debits == credits);
   c.close();
-  CHECK(k.stop() == 0);
+  const int status = k.stop();
+  INFO(k.output());
+  CHECK(status == 0);
   std::string out;
   CHECK(run({KASSA_CLI, "verify", "--data", k.data_dir()}, out) == 0);
 }

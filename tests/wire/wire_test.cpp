@@ -88,7 +88,7 @@ void check_round_trip(const header& h, const std::vector<T>& body, const limits&
   CHECK(d.h.ctx.deadline_ns == h.ctx.deadline_ns);
   CHECK(d.h.ctx.shadow == h.ctx.shadow);
   REQUIRE(d.body_bytes == body.size() * sizeof(T));
-  CHECK(std::memcmp(d.body, body.data(), d.body_bytes) == 0);
+  if (d.body_bytes > 0) CHECK(std::memcmp(d.body, body.data(), d.body_bytes) == 0);
   CHECK(record_bytes(h.op, h.reply) * h.event_count == d.body_bytes);
 }
 
