@@ -31,6 +31,7 @@ struct shard_state {
   shard_options opts;
   std::shared_ptr<state_machine> sm;
   bool failed = false;          // recovery after a failed commit failed too: refuse all
+  bool full = false;            // the store's map is full: refuse changes, serve reads
   bool writer_busy = false;     // one group at a time is with the writer
   uint64_t group_open = 1;      // the group that changes applied now will belong to
   uint64_t group_durable = 0;   // the last group the writer made durable
@@ -43,6 +44,7 @@ struct shard_state {
 using shard_actor = caf::stateful_actor<shard_state>;
 
 void flush(shard_actor* self);
+void arm_expiry(shard_actor* self);
 
 // The group a reply must wait for so that everything it reflects is durable.
 uint64_t group_needed(shard_actor* self) {
@@ -90,6 +92,7 @@ void fail_stop(shard_actor* self, const std::string& why) {
   st.sm = std::move(fresh);
   st.timestamp_durable = st.sm->timestamp_last();
   st.expiry_timer_ns = 0;
+  arm_expiry(self);
 }
 
 void committed(shard_actor* self, commit_done& done, uint64_t timestamp_last) {
@@ -97,6 +100,13 @@ void committed(shard_actor* self, commit_done& done, uint64_t timestamp_last) {
   st.writer_busy = false;
   if (!done.error.ok()) {
     fail_stop(self, std::string(store::name(done.error.code)) + ": " + done.error.message);
+    if (done.error.code == store::errc::map_full && !st.failed) {
+      // Every further change would fail the same way, and each failure costs a reload:
+      // refuse changes until an operator raises store.map_size_mib and restarts.
+      st.full = true;
+      st.opts.log_error("the store is full: refusing changes, serving reads",
+                        "raise store.map_size_mib and restart kassad");
+    }
     return;
   }
   st.group_durable = done.group;
@@ -109,7 +119,7 @@ void committed(shard_actor* self, commit_done& done, uint64_t timestamp_last) {
 // Hands everything applied so far to the writer as one group (one transaction, one fsync).
 void flush(shard_actor* self) {
   auto& st = self->state;
-  if (st.writer_busy || st.failed || st.sm->changes().empty()) return;
+  if (st.writer_busy || st.failed || st.full || st.sm->changes().empty()) return;
   commit_group g{st.group_open++, st.sm->changes_take()};
   const uint64_t timestamp_last = g.changes.timestamp_last;
   st.writer_busy = true;
@@ -131,7 +141,7 @@ void arm_expiry(shard_actor* self) {
 // Checks that hold for every request before any work: returns ok or why to refuse it.
 outcome admit(shard_actor* self, const request_context& ctx, size_t events) {
   auto& st = self->state;
-  if (st.failed) return outcome::store_unavailable;
+  if (st.failed || (st.full && events > 0)) return outcome::store_unavailable;
   if (ctx.deadline_ns != 0 && self->state.opts.clock() > ctx.deadline_ns) return outcome::deadline_exceeded;
   if (events > 0 && st.events_unacked + events > st.opts.events_unacked_max) return outcome::busy;
   return outcome::ok;
@@ -289,7 +299,7 @@ caf::behavior shard(shard_actor* self, shard_options opts, std::shared_ptr<state
       [self](expire_atom) {
         auto& st = self->state;
         st.expiry_timer_ns = 0;
-        if (st.failed) return;
+        if (st.failed || st.full) return; // an expiry is a change too
         st.sm->expire_pending(self->state.opts.clock());
         flush(self);
         arm_expiry(self);

@@ -23,7 +23,7 @@ struct server_config {
 struct store_config {
   std::string data_dir;                    // required
   config::durability durability = config::durability::fsync; // required in the file: fsync | none
-  uint64_t map_size_mib = 4096;            // LMDB map size per shard, 1 .. 1 << 24
+  uint64_t map_size_mib = 65536;           // LMDB map size per shard, 1 .. 1 << 24
   uint32_t shards = 1;                     // 1 .. 256
   uint64_t transfers_resident_max = 100000; // recent transfers cached in memory, 1000 .. 1 << 32
 };

@@ -28,6 +28,27 @@ inline uint64_t id_hash(u128 v) {
   return x;
 }
 
+// Zeroed memory for a hash table. Large tables live on 2 MiB-aligned memory advised for huge
+// pages: a random probe into a table of hundreds of MiB then costs a cache miss but rarely a
+// page walk too. Release with std::free.
+inline void* table_allocate(size_t bytes) {
+  constexpr size_t huge_page = 2u << 20;
+  void* p = nullptr;
+  if (bytes >= huge_page) {
+    p = std::aligned_alloc(huge_page, (bytes + huge_page - 1) / huge_page * huge_page);
+    if (p != nullptr) madvise(p, bytes, MADV_HUGEPAGE); // advice only: failure is harmless
+  } else {
+    p = std::malloc(bytes);
+  }
+  KASSA_ASSERT(p != nullptr);
+  std::memset(p, 0, bytes);
+  return p;
+}
+
+struct table_free {
+  void operator()(void* p) const { std::free(p); }
+};
+
 // V must be trivially copyable, all-zero bytes must be its empty value, and KeyOf{}(v) gives
 // its id.
 template <class V, class KeyOf>
@@ -129,29 +150,10 @@ private:
     --size_;
   }
 
-  struct free_deleter {
-    void operator()(V* p) const { std::free(p); }
-  };
-
-  // Large tables live on 2 MiB-aligned memory advised for huge pages: a random probe into a
-  // table of hundreds of MiB then costs a cache miss but rarely a page walk too.
-  static V* allocate(size_t capacity) {
-    constexpr size_t huge_page = 2u << 20;
-    const size_t bytes = capacity * sizeof(V);
-    void* p = nullptr;
-    if (bytes >= huge_page) {
-      p = std::aligned_alloc(huge_page, (bytes + huge_page - 1) / huge_page * huge_page);
-      if (p != nullptr) madvise(p, bytes, MADV_HUGEPAGE); // advice only: failure is harmless
-    } else {
-      p = std::malloc(bytes);
-    }
-    KASSA_ASSERT(p != nullptr);
-    std::memset(p, 0, bytes);
-    return static_cast<V*>(p);
-  }
+  static V* allocate(size_t capacity) { return static_cast<V*>(table_allocate(capacity * sizeof(V))); }
 
   void rehash(size_t capacity) {
-    std::unique_ptr<V[], free_deleter> old(slots_.release());
+    std::unique_ptr<V[], table_free> old(slots_.release());
     const size_t old_capacity = capacity_;
     slots_.reset(allocate(capacity));
     capacity_ = capacity;
@@ -162,7 +164,7 @@ private:
     }
   }
 
-  std::unique_ptr<V[], free_deleter> slots_;
+  std::unique_ptr<V[], table_free> slots_;
   size_t capacity_ = 0;
   size_t mask_ = 0;
   size_t size_ = 0;
@@ -195,13 +197,13 @@ public:
   }
 
   void insert(u128 id) {
-    if ((size_ + 1) * 10 > slots_.size() * 7) rehash(slots_.size() * 2);
+    if ((size_ + 1) * 10 > capacity_ * 7) rehash(capacity_ * 2);
     insert_fingerprint(fingerprint(id));
   }
 
   void prefetch(u128 id) const { __builtin_prefetch(&slots_[fingerprint(id) & mask_]); }
   size_t size() const { return size_; }
-  size_t bytes() const { return slots_.size() * sizeof(uint64_t); }
+  size_t bytes() const { return capacity_ * sizeof(uint64_t); }
 
 private:
   void insert_fingerprint(uint64_t f) {
@@ -216,16 +218,19 @@ private:
   }
 
   void rehash(size_t capacity) {
-    std::vector<uint64_t> old(capacity, 0);
-    old.swap(slots_);
+    std::unique_ptr<uint64_t[], table_free> old(slots_.release());
+    const size_t old_capacity = capacity_;
+    slots_.reset(static_cast<uint64_t*>(table_allocate(capacity * sizeof(uint64_t))));
+    capacity_ = capacity;
     mask_ = capacity - 1;
     size_ = 0;
-    for (uint64_t f : old) {
-      if (f != 0) insert_fingerprint(f);
+    for (size_t i = 0; i < old_capacity; ++i) {
+      if (old[i] != 0) insert_fingerprint(old[i]);
     }
   }
 
-  std::vector<uint64_t> slots_;
+  std::unique_ptr<uint64_t[], table_free> slots_;
+  size_t capacity_ = 0;
   size_t mask_ = 0;
   size_t size_ = 0;
 };

@@ -20,6 +20,7 @@ namespace ks = kassa::ledger::store;
 namespace {
 
 using release_atom = caf::atom_constant<caf::atom("release")>;
+using full_atom = caf::atom_constant<caf::atom("full")>; // fail the held group: map full
 
 // A writer that holds each group until the test releases it, then commits it for real or
 // fails it as the test says: the fault injector of these simulations.
@@ -48,6 +49,12 @@ caf::behavior held_writer(caf::stateful_actor<held_writer_state>* self, std::sha
           done.error = ks::error{ks::errc::io, "injected: the disk refused the write"};
         }
         rp.deliver(std::move(done));
+      },
+      [self](full_atom) {
+        REQUIRE(!self->state.held.empty());
+        auto [g, rp] = std::move(self->state.held.front());
+        self->state.held.pop_front();
+        rp.deliver(commit_done{g.group, ks::error{ks::errc::map_full, "injected: the map is full"}, {}});
       },
   };
 }
@@ -260,5 +267,32 @@ TEST_CASE("a request past its deadline is refused without being applied", "[sim]
   s.sched->run();
   REQUIRE(rec->lookups.size() == 1);
   CHECK(rec->lookups[0].accounts.empty());
+  caf::anon_send_exit(c, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("a full store makes the shard refuse changes without retrying, and serve reads", "[sim]") {
+  sim s;
+  auto rec = std::make_shared<recorder>();
+  auto c = s.sys->spawn(client, s.shard, rec);
+  caf::anon_send(c, create_accounts_request{{}, {make_account(1), make_account(2)}});
+  s.sched->run();
+  s.release();
+  caf::anon_send(c, transfers({make_transfer(10, 1, 2, 5)}));
+  s.sched->run();
+  caf::anon_send(s.writer, full_atom::value);
+  s.sched->run();
+  REQUIRE(rec->creates.size() == 2);
+  CHECK(rec->creates[1].status == outcome::store_unavailable);
+
+  // The next change is refused at once: nothing reaches the writer.
+  caf::anon_send(c, transfers({make_transfer(11, 1, 2, 5)}));
+  s.sched->run();
+  REQUIRE(rec->creates.size() == 3);
+  CHECK(rec->creates[2].status == outcome::store_unavailable);
+  caf::anon_send(c, lookup_accounts_request{{}, {1}});
+  s.sched->run();
+  REQUIRE(rec->lookups.size() == 1);
+  REQUIRE(rec->lookups[0].status == outcome::ok);
+  CHECK(rec->lookups[0].accounts.at(0).debits_posted == 0); // transfer 10 never became durable
   caf::anon_send_exit(c, caf::exit_reason::user_shutdown);
 }
