@@ -162,6 +162,29 @@ bool filter_valid(const shard_options& opts, const store::account_filter& f) {
          (f.timestamp_max == 0 || f.timestamp_min <= f.timestamp_max);
 }
 
+// An account query reads the store, so it runs once everything applied before it is durable.
+template <class Reply, class Query>
+caf::response_promise account_query(shard_actor* self, const request_context& ctx,
+                                    const store::account_filter& filter, Query query) {
+  auto rp = self->make_response_promise();
+  if (outcome o = admit(self, ctx, 0); o != outcome::ok) {
+    rp.deliver(Reply{o, {}});
+    return rp;
+  }
+  if (!filter_valid(self->state.opts, filter)) {
+    rp.deliver(Reply{outcome::filter_invalid, {}});
+    return rp;
+  }
+  hold(self, 0, [self, rp, filter, query](bool durable) mutable {
+    Reply reply;
+    if (!durable || !query(*self->state.opts.store, filter, reply).ok()) {
+      reply = Reply{outcome::store_unavailable, {}};
+    }
+    rp.deliver(std::move(reply));
+  });
+  return rp;
+}
+
 caf::behavior shard(shard_actor* self, shard_options opts, std::shared_ptr<state_machine> recovered) {
   self->state.opts = std::move(opts);
   self->state.sm = std::move(recovered);
@@ -257,44 +280,19 @@ caf::behavior shard(shard_actor* self, shard_options opts, std::shared_ptr<state
         });
         return rp;
       },
-      [self](account_transfers_request& req) -> caf::response_promise {
-        auto rp = self->make_response_promise();
-        if (outcome o = admit(self, req.ctx, 0); o != outcome::ok) {
-          rp.deliver(transfers_reply{o, {}});
-          return rp;
-        }
-        if (!filter_valid(self->state.opts, req.filter)) {
-          rp.deliver(transfers_reply{outcome::filter_invalid, {}});
-          return rp;
-        }
-        // The query reads the store, so it runs once everything applied before it is durable.
-        hold(self, 0, [self, rp, filter = req.filter](bool durable) mutable {
-          transfers_reply reply;
-          if (!durable || !self->state.opts.store->account_transfers(filter, reply.transfers).ok()) {
-            reply = transfers_reply{outcome::store_unavailable, {}};
-          }
-          rp.deliver(std::move(reply));
-        });
-        return rp;
+      [self](account_transfers_request& req) {
+        return account_query<transfers_reply>(
+            self, req.ctx, req.filter,
+            [](const store::store& db, const store::account_filter& f, transfers_reply& r) {
+              return db.account_transfers(f, r.transfers);
+            });
       },
-      [self](account_balances_request& req) -> caf::response_promise {
-        auto rp = self->make_response_promise();
-        if (outcome o = admit(self, req.ctx, 0); o != outcome::ok) {
-          rp.deliver(balances_reply{o, {}});
-          return rp;
-        }
-        if (!filter_valid(self->state.opts, req.filter)) {
-          rp.deliver(balances_reply{outcome::filter_invalid, {}});
-          return rp;
-        }
-        hold(self, 0, [self, rp, filter = req.filter](bool durable) mutable {
-          balances_reply reply;
-          if (!durable || !self->state.opts.store->account_balances(filter, reply.balances).ok()) {
-            reply = balances_reply{outcome::store_unavailable, {}};
-          }
-          rp.deliver(std::move(reply));
-        });
-        return rp;
+      [self](account_balances_request& req) {
+        return account_query<balances_reply>(
+            self, req.ctx, req.filter,
+            [](const store::store& db, const store::account_filter& f, balances_reply& r) {
+              return db.account_balances(f, r.balances);
+            });
       },
       [self](expire_atom) {
         auto& st = self->state;

@@ -153,51 +153,46 @@ static_assert(sizeof(actors::event_result) == sizeof(wire::event_result));
 // The session: one per connection. Turns checked frames into shard requests and shard
 // replies into frames. Replies may leave in another order than requests came in; clients
 // match them by request_id.
+// Asks the shard and answers the frame with the records the shard's reply holds in `field`.
+template <class Request, class Reply, class Records>
+void forward(session_actor* self, const wire::header& h, Request request, Records Reply::*field) {
+  self->request(self->state.shard, caf::infinite, std::move(request))
+      .then([self, h, field](Reply& r) { reply_records(self, h, r.status, r.*field); },
+            [self, h](caf::error&) { reply(self, h, wire::status::internal, nullptr, 0, 0); });
+}
+
 caf::behavior session(session_actor* self, std::shared_ptr<connection> conn, caf::actor shard) {
   self->state.conn = std::move(conn);
   self->state.shard = std::move(shard);
-  auto on_error = [self](const wire::header& h) {
-    return [self, h](caf::error&) { reply(self, h, wire::status::internal, nullptr, 0, 0); };
-  };
   return {
-      [self, on_error](inbound& in) {
-        const wire::header h = in.h;
+      [self](inbound& in) {
+        const wire::header& h = in.h;
         const actors::request_context ctx = context_of(h);
-        const caf::actor& shard = self->state.shard;
+        const uint8_t* body = in.body.data();
+        const size_t bytes = in.body.size();
+        using namespace actors;
         switch (h.op) {
           case wire::operation::create_accounts:
-            self->request(shard, caf::infinite,
-                          actors::create_accounts_request{ctx, wire::records<ledger::account>(in.body.data(), in.body.size())})
-                .then([self, h](actors::create_reply& r) { reply_records(self, h, r.status, r.failures); },
-                      on_error(h));
+            forward(self, h, create_accounts_request{ctx, wire::records<ledger::account>(body, bytes)},
+                    &create_reply::failures);
             break;
           case wire::operation::create_transfers:
-            self->request(shard, caf::infinite,
-                          actors::create_transfers_request{ctx, wire::records<ledger::transfer>(in.body.data(), in.body.size())})
-                .then([self, h](actors::create_reply& r) { reply_records(self, h, r.status, r.failures); },
-                      on_error(h));
+            forward(self, h, create_transfers_request{ctx, wire::records<ledger::transfer>(body, bytes)},
+                    &create_reply::failures);
             break;
           case wire::operation::lookup_accounts:
-            self->request(shard, caf::infinite,
-                          actors::lookup_accounts_request{ctx, wire::records<u128>(in.body.data(), in.body.size())})
-                .then([self, h](actors::accounts_reply& r) { reply_records(self, h, r.status, r.accounts); },
-                      on_error(h));
+            forward(self, h, lookup_accounts_request{ctx, wire::records<u128>(body, bytes)},
+                    &accounts_reply::accounts);
             break;
           case wire::operation::lookup_transfers:
-            self->request(shard, caf::infinite,
-                          actors::lookup_transfers_request{ctx, wire::records<u128>(in.body.data(), in.body.size())})
-                .then([self, h](actors::transfers_reply& r) { reply_records(self, h, r.status, r.transfers); },
-                      on_error(h));
+            forward(self, h, lookup_transfers_request{ctx, wire::records<u128>(body, bytes)},
+                    &transfers_reply::transfers);
             break;
           case wire::operation::get_account_transfers:
-            self->request(shard, caf::infinite, actors::account_transfers_request{ctx, filter_of(in.body)})
-                .then([self, h](actors::transfers_reply& r) { reply_records(self, h, r.status, r.transfers); },
-                      on_error(h));
+            forward(self, h, account_transfers_request{ctx, filter_of(in.body)}, &transfers_reply::transfers);
             break;
           case wire::operation::get_account_balances:
-            self->request(shard, caf::infinite, actors::account_balances_request{ctx, filter_of(in.body)})
-                .then([self, h](actors::balances_reply& r) { reply_records(self, h, r.status, r.balances); },
-                      on_error(h));
+            forward(self, h, account_balances_request{ctx, filter_of(in.body)}, &balances_reply::balances);
             break;
           case wire::operation::hello: // answered by the I/O thread
             reply(self, h, wire::status::internal, nullptr, 0, 0);

@@ -10,6 +10,7 @@
 
 #include "ledger/state_machine.hpp"
 #include "ledger/store/store.hpp"
+#include "tests/ledger/ledger_fixture.hpp" // make_account, make_transfer, make_resolve
 
 namespace kassa::test {
 
@@ -32,37 +33,6 @@ struct temp_dir {
   temp_dir(const temp_dir&) = delete;
   temp_dir& operator=(const temp_dir&) = delete;
 };
-
-inline account make_account(u128 id, uint32_t ledger = 1, uint16_t flags = 0) {
-  account a{};
-  a.id = id;
-  a.ledger = ledger;
-  a.code = 10;
-  a.flags = flags;
-  return a;
-}
-
-inline transfer make_transfer(u128 id, u128 debit, u128 credit, u128 amount, uint16_t flags = 0,
-                              uint32_t ledger = 1) {
-  transfer t{};
-  t.id = id;
-  t.debit_account_id = debit;
-  t.credit_account_id = credit;
-  t.amount = amount;
-  t.ledger = ledger;
-  t.code = 1;
-  t.flags = flags;
-  return t;
-}
-
-inline transfer make_resolve(u128 id, u128 pending_id, uint16_t flag, u128 amount = 0) {
-  transfer t{};
-  t.id = id;
-  t.pending_id = pending_id;
-  t.flags = flag;
-  t.amount = amount;
-  return t;
-}
 
 inline store::options store_options(const std::string& path,
                                     store::durability d = store::durability::none) {
