@@ -44,6 +44,14 @@ TEST_CASE("kassad refuses an invalid configuration with status 2, naming the key
   CHECK(out.find(path + ":3: store.durability") != std::string::npos);
 }
 
+TEST_CASE("kassad refuses more than one shard with status 2, saying why", "[e2e]") {
+  temp_dir dir;
+  const std::string path = write_config(dir, "store:\n  data_dir: " + dir.path() + "/data\n  durability: fsync\n  shards: 2\n");
+  std::string out;
+  CHECK(run({KASSA_KASSAD, "--config", path}, out) == 2);
+  CHECK(out.find("store.shards: this version serves exactly 1 shard") != std::string::npos);
+}
+
 TEST_CASE("kassad refuses a missing configuration file and an unknown argument with status 2", "[e2e]") {
   std::string out;
   CHECK(run({KASSA_KASSAD, "--config", "/nonexistent/kassa.yaml"}, out) == 2);
