@@ -301,12 +301,13 @@ void connection::dispatch(const wire::decoded& d) {
 }
 
 void connection::send(std::vector<uint8_t> bytes, bool completes_request) {
+  // A session may still answer after close() wrote its requests off: drop the reply.
+  if (closed) return;
   if (completes_request) {
     KASSA_ASSERT(inflight > 0);
     --inflight;
     --srv->inflight;
   }
-  if (closed) return;
   out_bytes += bytes.size();
   out.push_back(std::move(bytes));
   write_next();

@@ -284,3 +284,38 @@ TEST_CASE("the CLI creates accounts, moves money and reports results with exit c
   CHECK(run({KASSA_CLI, "transfer", "--help"}, out) == 0);
   CHECK(run({KASSA_CLI, "lookup-account", "--address", "127.0.0.1:1", "1"}, out) == 3);
 }
+
+TEST_CASE("clients that vanish with requests in flight do not disturb kassad", "[e2e]") {
+  kassad_instance k;
+  {
+    auto c = k.connect();
+    REQUIRE(c.create_accounts({make_account(1), make_account(2)}).empty());
+  }
+  namespace asio = boost::asio;
+  for (int round = 0; round < 20; ++round) {
+    asio::io_context io;
+    asio::ip::tcp::socket s(io);
+    s.connect({asio::ip::make_address("127.0.0.1"), k.port()});
+    std::vector<uint8_t> bytes;
+    wire::header h;
+    h.op = wire::operation::hello;
+    h.request_id = 1;
+    h.event_count = 1;
+    wire::hello_request hello;
+    wire::encode(bytes, h, &hello, sizeof hello);
+    for (uint64_t r = 0; r < 30; ++r) {
+      std::vector<transfer> ts;
+      for (u128 i = 0; i < 50; ++i) ts.push_back(make_transfer(1'000'000 + round * 10'000 + r * 50 + i, 1, 2, 1));
+      wire::header t;
+      t.op = wire::operation::create_transfers;
+      t.request_id = 2 + r;
+      t.event_count = static_cast<uint32_t>(ts.size());
+      wire::encode(bytes, t, ts.data(), ts.size() * sizeof(transfer));
+    }
+    asio::write(s, asio::buffer(bytes));
+    s.close(); // gone before the replies
+  }
+  auto c = k.connect();
+  CHECK(c.create_transfers({make_transfer(7, 1, 2, 1)}).empty());
+  CHECK(k.stop() == 0);
+}
