@@ -36,32 +36,6 @@ ks::options rare_checkpoints(const std::string& path) {
   return o;
 }
 
-std::vector<transfer_result> apply(ks::store& s, state_machine& sm, std::vector<transfer> batch,
-                                   uint64_t now) {
-  REQUIRE(s.prefetch(sm, batch.data(), batch.size()).ok());
-  return sm.create_transfers(batch.data(), batch.size(), now);
-}
-
-void commit_ok(ks::store& s, state_machine& sm) {
-  ks::error err = s.commit(sm.changes_take());
-  INFO(err.message);
-  REQUIRE(err.ok());
-}
-
-void require_same_accounts(const state_machine& expected, const state_machine& loaded) {
-  REQUIRE(expected.account_count() == loaded.account_count());
-  expected.accounts_for_each([&](const account& a) {
-    const account* b = loaded.account_find(a.id);
-    REQUIRE(b != nullptr);
-    INFO("account " << to_string_u128(a.id));
-    CHECK(b->debits_pending == a.debits_pending);
-    CHECK(b->debits_posted == a.debits_posted);
-    CHECK(b->credits_pending == a.credits_pending);
-    CHECK(b->credits_posted == a.credits_posted);
-    CHECK(b->flags == a.flags);
-    REQUIRE(std::memcmp(&a, b, sizeof a) == 0);
-  });
-}
 
 void require_verify_consistent(const std::string& path) {
   ks::verify_report r = ks::verify(path);

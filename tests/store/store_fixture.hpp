@@ -12,6 +12,8 @@
 #include "ledger/store/store.hpp"
 #include "tests/ledger/ledger_fixture.hpp" // make_account, make_transfer, make_resolve
 
+#include <catch2/catch.hpp>
+
 namespace kassa::test {
 
 using namespace kassa::ledger;
@@ -90,4 +92,27 @@ inline u128 credit_of(u128 id) {
 inline u128 amount_of(u128 id) { return 1 + (mix(id) >> 40) % 10'000; }
 
 } // namespace crash
+// Prefetches and applies one batch, as the shard does.
+inline std::vector<transfer_result> apply(store::store& s, state_machine& sm, std::vector<transfer> batch,
+                                   uint64_t now = 2000) {
+  REQUIRE(s.prefetch(sm, batch.data(), batch.size()).ok());
+  return sm.create_transfers(batch.data(), batch.size(), now);
+}
+
+inline void commit_ok(store::store& s, state_machine& sm) {
+  store::error err = s.commit(sm.changes_take());
+  INFO(err.message);
+  REQUIRE(err.ok());
+}
+
+// Every resident account of `expected` equals the one `loaded` recovered, byte for byte.
+inline void require_same_accounts(const state_machine& expected, const state_machine& loaded) {
+  REQUIRE(expected.account_count() == loaded.account_count());
+  expected.accounts_for_each([&](const account& a) {
+    const account* b = loaded.account_find(a.id);
+    REQUIRE(b != nullptr);
+    REQUIRE(std::memcmp(&a, b, sizeof a) == 0);
+  });
+}
+
 } // namespace kassa::test

@@ -29,27 +29,6 @@ void create_accounts(state_machine& sm, std::vector<account> as, uint64_t now = 
   for (auto r : sm.create_accounts(as.data(), as.size(), now)) REQUIRE(r == account_result::ok);
 }
 
-std::vector<transfer_result> apply(ks::store& s, state_machine& sm, std::vector<transfer> batch,
-                                   uint64_t now = 2000) {
-  REQUIRE(s.prefetch(sm, batch.data(), batch.size()).ok());
-  return sm.create_transfers(batch.data(), batch.size(), now);
-}
-
-void commit_ok(ks::store& s, state_machine& sm) {
-  ks::error err = s.commit(sm.changes_take());
-  INFO(err.message);
-  REQUIRE(err.ok());
-}
-
-// Every resident account of `expected` equals the one `loaded` recovered, byte for byte.
-void require_same_accounts(const state_machine& expected, const state_machine& loaded) {
-  REQUIRE(expected.account_count() == loaded.account_count());
-  expected.accounts_for_each([&](const account& a) {
-    const account* b = loaded.account_find(a.id);
-    REQUIRE(b != nullptr);
-    REQUIRE(std::memcmp(&a, b, sizeof a) == 0);
-  });
-}
 
 void require_verify_consistent(const std::string& path) {
   ks::verify_report r = ks::verify(path);
