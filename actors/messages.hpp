@@ -94,6 +94,8 @@ struct commit_done {
 using drain_atom = caf::atom_constant<caf::atom("drain")>;
 // A shard's timer for the next pending-transfer deadline.
 using expire_atom = caf::atom_constant<caf::atom("expire")>;
+// A shard's timer for a group that waited commit_delay for more work.
+using flush_atom = caf::atom_constant<caf::atom("flush")>;
 
 } // namespace kassa::actors
 

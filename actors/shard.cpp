@@ -37,6 +37,8 @@ struct shard_state {
   uint64_t group_durable = 0;   // the last group the writer made durable
   uint64_t timestamp_durable = 0;
   size_t events_unacked = 0;    // applied or queued, not yet durable
+  size_t events_open = 0;       // applied into the group being filled
+  bool flush_timer = false;     // a delayed flush is armed (commit_delay_ns)
   uint64_t expiry_timer_ns = 0; // deadline the armed expiry timer is for; 0 = none
   std::deque<waiter> waiting;   // ordered by group
 };
@@ -44,6 +46,7 @@ struct shard_state {
 using shard_actor = caf::stateful_actor<shard_state>;
 
 void flush(shard_actor* self);
+void maybe_flush(shard_actor* self);
 void arm_expiry(shard_actor* self);
 
 // The group a reply must wait for so that everything it reflects is durable.
@@ -82,6 +85,7 @@ void fail_stop(shard_actor* self, const std::string& why) {
   st.opts.log_error("commit failed; recovering the shard from disk", why);
   release_through(self, UINT64_MAX, false);
   st.writer_busy = false;
+  st.events_open = 0;
   auto fresh = std::make_shared<state_machine>();
   store::error err = st.opts.store->load(*fresh);
   if (!err.ok()) {
@@ -121,11 +125,26 @@ void flush(shard_actor* self) {
   auto& st = self->state;
   if (st.writer_busy || st.failed || st.full || st.sm->changes().empty()) return;
   commit_group g{st.group_open++, st.sm->changes_take()};
+  st.events_open = 0;
   const uint64_t timestamp_last = g.changes.timestamp_last;
   st.writer_busy = true;
   self->request(st.opts.writer, caf::infinite, std::move(g))
       .then([self, timestamp_last](commit_done& done) { committed(self, done, timestamp_last); },
             [self](caf::error& e) { fail_stop(self, "writer: " + self->system().render(e)); });
+}
+
+// After applying: hand the group to the writer now, or once commit_delay_ns has passed so that
+// more work can join it. A busy writer takes the group when it is done (see committed()).
+void maybe_flush(shard_actor* self) {
+  auto& st = self->state;
+  if (st.writer_busy || st.sm->changes().empty()) return;
+  if (st.opts.commit_delay_ns == 0 || st.events_open >= st.opts.commit_events_max) {
+    flush(self);
+    return;
+  }
+  if (st.flush_timer) return;
+  st.flush_timer = true;
+  self->delayed_send(self, std::chrono::nanoseconds(st.opts.commit_delay_ns), flush_atom::value);
 }
 
 void arm_expiry(shard_actor* self) {
@@ -143,7 +162,7 @@ outcome admit(shard_actor* self, const request_context& ctx, size_t events) {
   auto& st = self->state;
   if (st.failed || (st.full && events > 0)) return outcome::store_unavailable;
   if (ctx.deadline_ns != 0 && self->state.opts.clock() > ctx.deadline_ns) return outcome::deadline_exceeded;
-  if (events > 0 && st.events_unacked + events > st.opts.events_unacked_max) return outcome::busy;
+  if (events > 0 && st.events_open + events > st.opts.commit_events_max) return outcome::busy;
   return outcome::ok;
 }
 
@@ -200,10 +219,12 @@ caf::behavior shard(shard_actor* self, shard_options opts, std::shared_ptr<state
         }
         auto results = st.sm->create_accounts(req.events.data(), req.events.size(), self->state.opts.clock());
         create_reply reply{outcome::ok, failures_of(results)};
+        const size_t applied = req.events.size() - reply.failures.size(); // refused ones change nothing
         hold(self, req.events.size(), [rp, reply = std::move(reply)](bool durable) mutable {
           rp.deliver(durable ? std::move(reply) : create_reply{outcome::store_unavailable, {}});
         });
-        flush(self);
+        st.events_open += applied;
+        maybe_flush(self);
         return rp;
       },
       [self](create_transfers_request& req) -> caf::response_promise {
@@ -222,10 +243,12 @@ caf::behavior shard(shard_actor* self, shard_options opts, std::shared_ptr<state
         }
         auto results = st.sm->create_transfers(req.events.data(), req.events.size(), now);
         create_reply reply{outcome::ok, failures_of(results)};
+        const size_t applied = req.events.size() - reply.failures.size(); // refused ones change nothing
         hold(self, req.events.size(), [rp, reply = std::move(reply)](bool durable) mutable {
           rp.deliver(durable ? std::move(reply) : create_reply{outcome::store_unavailable, {}});
         });
-        flush(self);
+        st.events_open += applied;
+        maybe_flush(self);
         arm_expiry(self);
         return rp;
       },
@@ -299,8 +322,12 @@ caf::behavior shard(shard_actor* self, shard_options opts, std::shared_ptr<state
         st.expiry_timer_ns = 0;
         if (st.failed || st.full) return; // an expiry is a change too
         st.sm->expire_pending(self->state.opts.clock());
-        flush(self);
+        maybe_flush(self);
         arm_expiry(self);
+      },
+      [self](flush_atom) {
+        self->state.flush_timer = false;
+        flush(self);
       },
       [self](drain_atom) -> caf::response_promise {
         auto rp = self->make_response_promise();

@@ -18,7 +18,13 @@ struct shard_options {
   std::shared_ptr<ledger::store::store> store; // opened; load() not yet called
   caf::actor writer;                           // the shard's writer (see writer.hpp)
   size_t transfers_resident_max = 100'000;
-  size_t events_unacked_max = 262'144; // applied but not yet durable, beyond which: busy
+  // Events in one group commit (batching.commit_events_max). The group being filled never
+  // grows beyond it: a request that would make it is answered busy. So at most two groups'
+  // worth of events (one with the writer, one filling) wait for the disk.
+  size_t commit_events_max = 65'536;
+  // How long a group may wait for more work when the writer is idle
+  // (batching.commit_delay_us_max); 0 hands it to the writer at once.
+  uint64_t commit_delay_ns = 0;
   uint32_t query_limit_max = 8190;     // largest `limit` of an account query
   // The shard's clock (ns since the unix epoch); simulations pass a manual one.
   std::function<uint64_t()> clock;

@@ -30,7 +30,7 @@ struct store_config {
 
 struct batching_config {
   uint32_t batch_events_max = 8190;        // events per request, 1 .. 65535
-  uint32_t commit_delay_us_max = 1000;     // a group commit waits at most this long, 0 .. 1000000
+  uint32_t commit_delay_us_max = 0;        // a group waits at most this long for more work, 0 .. 1000000
   uint32_t commit_events_max = 65536;      // events per group commit, batch_events_max .. 1 << 20
 };
 

@@ -155,7 +155,8 @@ int main(int argc, char** argv) {
     so.writer = actors::spawn_writer(sys, store);
     writers.push_back(so.writer);
     so.transfers_resident_max = cfg.store.transfers_resident_max;
-    so.events_unacked_max = cfg.batching.commit_events_max * size_t{4};
+    so.commit_events_max = cfg.batching.commit_events_max;
+    so.commit_delay_ns = uint64_t{cfg.batching.commit_delay_us_max} * 1000;
     so.query_limit_max = cfg.batching.batch_events_max;
     so.log_error = [i](const std::string& msg, const std::string& detail) {
       log::error(msg, {{"shard", std::to_string(i)}, {"error", detail}});

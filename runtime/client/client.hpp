@@ -21,7 +21,7 @@ namespace kassa::client {
 struct options {
   std::chrono::milliseconds connect_timeout{5000};  // TCP connect + hello
   std::chrono::milliseconds request_timeout{30000}; // per request, including busy retries
-  uint32_t busy_retries_max = 3;                    // then `busy` is surfaced as an error
+  uint32_t busy_retries_max = 8;                    // then `busy` is surfaced as an error
   std::chrono::milliseconds busy_backoff_min{10};   // doubles per retry, up to the max
   std::chrono::milliseconds busy_backoff_max{1000};
   uint64_t client_id = 0;             // put in every request whose context has none

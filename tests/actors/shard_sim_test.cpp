@@ -68,7 +68,9 @@ struct sim {
   caf::actor writer, shard;
   uint64_t clock_ns = 1'000'000'000'000;
 
-  sim() {
+  uint64_t commit_delay_ns;
+
+  explicit sim(uint64_t delay_ns = 0) : commit_delay_ns(delay_ns) {
     cfg.set("scheduler.policy", caf::atom("testing"));
     cfg.set("logger.file-verbosity", caf::atom("quiet"));
     sys = std::make_unique<caf::actor_system>(cfg);
@@ -88,7 +90,8 @@ struct sim {
     shard_options so;
     so.store = store;
     so.writer = writer;
-    so.events_unacked_max = 1000;
+    so.commit_events_max = 1000;
+    so.commit_delay_ns = commit_delay_ns;
     so.clock = [this] { return clock_ns; };
     shard = spawn_shard(*sys, so, err);
     REQUIRE(shard);
@@ -198,26 +201,36 @@ TEST_CASE("a failed commit acknowledges nothing and the shard recovers the durab
   caf::anon_send_exit(c, caf::exit_reason::user_shutdown);
 }
 
-TEST_CASE("a shard refuses work with busy beyond its limit of unacknowledged events", "[sim]") {
+TEST_CASE("a shard answers busy when the group being filled would exceed commit_events_max", "[sim]") {
   sim s;
   auto rec = std::make_shared<recorder>();
   auto c = s.sys->spawn(client, s.shard, rec);
   caf::anon_send(c, create_accounts_request{{}, {make_account(1), make_account(2)}});
   s.sched->run();
   s.release();
-  std::vector<transfer> big;
-  for (u128 i = 0; i < 900; ++i) big.push_back(make_transfer(100 + i, 1, 2, 1));
-  caf::anon_send(c, transfers(big));
+  auto batch = [](u128 first, u128 n) {
+    std::vector<transfer> ts;
+    for (u128 i = 0; i < n; ++i) ts.push_back(make_transfer(first + i, 1, 2, 1));
+    return ts;
+  };
+  caf::anon_send(c, transfers(batch(100, 900))); // goes to the writer, which holds it
   s.sched->run();
-  std::vector<transfer> more;
-  for (u128 i = 0; i < 200; ++i) more.push_back(make_transfer(2000 + i, 1, 2, 1));
-  caf::anon_send(c, transfers(more)); // 900 + 200 > 1000 unacknowledged
+  caf::anon_send(c, transfers(batch(2000, 600))); // fills the next group: 600 of 1000
+  s.sched->run();
+  caf::anon_send(c, transfers(batch(3000, 500))); // 600 + 500 > 1000: refused
   s.sched->run();
   REQUIRE(rec->creates.size() == 2);
   CHECK(rec->creates[1].status == outcome::busy);
+  s.release(); // the 900; the 600 go to the writer
   s.release();
-  REQUIRE(rec->creates.size() == 3);
+  REQUIRE(rec->creates.size() == 4);
   CHECK(rec->creates[2].status == outcome::ok);
+  CHECK(rec->creates[3].status == outcome::ok);
+  caf::anon_send(c, transfers(batch(3000, 500))); // room again
+  s.sched->run();
+  s.release();
+  REQUIRE(rec->creates.size() == 5);
+  CHECK(rec->creates[4].status == outcome::ok);
   caf::anon_send_exit(c, caf::exit_reason::user_shutdown);
 }
 
@@ -294,5 +307,26 @@ TEST_CASE("a full store makes the shard refuse changes without retrying, and ser
   REQUIRE(rec->lookups.size() == 1);
   REQUIRE(rec->lookups[0].status == outcome::ok);
   CHECK(rec->lookups[0].accounts.at(0).debits_posted == 0); // transfer 10 never became durable
+  caf::anon_send_exit(c, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("with a commit delay, requests arriving within it share one group", "[sim]") {
+  sim s(1'000'000); // 1 ms
+  auto rec = std::make_shared<recorder>();
+  auto c = s.sys->spawn(client, s.shard, rec);
+  caf::anon_send(c, create_accounts_request{{}, {make_account(1), make_account(2)}});
+  s.sched->run();
+  s.sched->clock().advance_time(std::chrono::milliseconds(1));
+  s.sched->run();
+  s.release();
+  REQUIRE(rec->creates.size() == 1);
+  caf::anon_send(c, transfers({make_transfer(10, 1, 2, 5)}));
+  caf::anon_send(c, transfers({make_transfer(11, 1, 2, 5)}));
+  s.sched->run();
+  CHECK(rec->creates.size() == 1); // waiting for the delay, nothing with the writer
+  CHECK(s.sched->clock().advance_time(std::chrono::milliseconds(1)) >= 1);
+  s.sched->run();
+  s.release(); // one group holds both
+  CHECK(rec->creates.size() == 3);
   caf::anon_send_exit(c, caf::exit_reason::user_shutdown);
 }
