@@ -175,6 +175,18 @@ std::vector<event_result> failures_of(const std::vector<Result>& results) {
   return out;
 }
 
+// After a create_* batch was applied: holds its reply until its group is durable, counts the
+// applied events into the group being formed, and hands the group over when it is time.
+void answer_when_durable(shard_actor* self, caf::response_promise rp, size_t events,
+                         std::vector<event_result> failures) {
+  const size_t applied = events - failures.size(); // refused events change nothing
+  hold(self, events, [rp, reply = create_reply{outcome::ok, std::move(failures)}](bool durable) mutable {
+    rp.deliver(durable ? std::move(reply) : create_reply{outcome::store_unavailable, {}});
+  });
+  self->state.events_open += applied;
+  maybe_flush(self);
+}
+
 bool filter_valid(const shard_options& opts, const store::account_filter& f) {
   return f.account_id != 0 && f.account_id != u128_max && f.limit > 0 &&
          f.limit <= opts.query_limit_max && (f.debits || f.credits) &&
@@ -218,13 +230,7 @@ caf::behavior shard(shard_actor* self, shard_options opts, std::shared_ptr<state
           return rp;
         }
         auto results = st.sm->create_accounts(req.events.data(), req.events.size(), self->state.opts.clock());
-        create_reply reply{outcome::ok, failures_of(results)};
-        const size_t applied = req.events.size() - reply.failures.size(); // refused ones change nothing
-        hold(self, req.events.size(), [rp, reply = std::move(reply)](bool durable) mutable {
-          rp.deliver(durable ? std::move(reply) : create_reply{outcome::store_unavailable, {}});
-        });
-        st.events_open += applied;
-        maybe_flush(self);
+        answer_when_durable(self, rp, req.events.size(), failures_of(results));
         return rp;
       },
       [self](create_transfers_request& req) -> caf::response_promise {
@@ -242,13 +248,7 @@ caf::behavior shard(shard_actor* self, shard_options opts, std::shared_ptr<state
           return rp;
         }
         auto results = st.sm->create_transfers(req.events.data(), req.events.size(), now);
-        create_reply reply{outcome::ok, failures_of(results)};
-        const size_t applied = req.events.size() - reply.failures.size(); // refused ones change nothing
-        hold(self, req.events.size(), [rp, reply = std::move(reply)](bool durable) mutable {
-          rp.deliver(durable ? std::move(reply) : create_reply{outcome::store_unavailable, {}});
-        });
-        st.events_open += applied;
-        maybe_flush(self);
+        answer_when_durable(self, rp, req.events.size(), failures_of(results));
         arm_expiry(self);
         return rp;
       },
