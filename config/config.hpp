@@ -1,10 +1,15 @@
 #pragma once
-// kassa's configuration: one YAML file -> validated, typed structs. Depends on nothing else of
-// kassa. Every key, default and range is listed in docs/configuration.md and config/kassa.yaml.
+// kassa's configuration: one YAML file -> validated, typed structs. Links nothing else of
+// kassa; it reads ids with the ledger's header-only id helpers (ledger/u128.hpp,
+// ledger/system_ids.hpp) so that the reserved id space has one definition.
+// Every key, default and range is listed in docs/configuration.md and config/kassa.yaml.
 #include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include "ledger/u128.hpp"
 
 namespace kassa::config {
 
@@ -32,6 +37,29 @@ struct batching_config {
   uint32_t batch_events_max = 8190;        // events per request, 1 .. 65535
   uint32_t commit_delay_us_max = 0;        // a group waits at most this long for more work, 0 .. 1000000
   uint32_t commit_events_max = 65536;      // events per group commit, batch_events_max .. 1 << 20
+  // Events waiting in the directory while a round is in flight, batch_events_max .. 1 << 26;
+  // beyond it requests are answered busy.
+  uint32_t queue_events_max = 1u << 20;
+};
+
+// An account split into sub-accounts from the start (hot_accounts.static).
+struct hot_account_static {
+  u128 id = 0;                             // non-zero, not u128 max, not a reserved id
+  uint32_t sub_accounts = 8;               // 2 .. 256
+};
+
+// Accounts split when they receive at least credits_min credits within window_ms.
+struct hot_accounts_adaptive {
+  bool enabled = false;
+  uint32_t window_ms = 1000;               // 1 .. 600000
+  uint32_t credits_min = 10000;            // 1 .. 1000000000
+  uint32_t sub_accounts = 8;               // 2 .. 256
+};
+
+struct hot_accounts_config {
+  std::vector<hot_account_static> static_accounts; // the YAML key `static`; ids unique
+  hot_accounts_adaptive adaptive;
+  uint32_t sweep_interval_ms = 1000;       // 0 .. 3600000; 0: never sweep
 };
 
 struct log_config {
@@ -42,6 +70,7 @@ struct config {
   server_config server;
   store_config store;
   batching_config batching;
+  hot_accounts_config hot_accounts;
   log_config log;
   std::string source; // file path, or "<string>"
 };

@@ -148,6 +148,33 @@ parse_fn text(std::string& out) {
   };
 }
 
+parse_fn boolean(bool& out) {
+  return [&out](reader& r, const YAML::Node& value, const place& at) {
+    const std::string word = read_scalar(r, value, at, "true or false");
+    if (value.Tag() == "?" && (word == "true" || word == "false")) {
+      out = word == "true";
+      return;
+    }
+    r.fail(at, "expected true or false, got " + describe(value));
+  };
+}
+
+void read_list(reader& r, const YAML::Node& list, const place& at, std::string_view expected,
+               const item_fn& item) {
+  if (list.IsNull()) return;
+  if (!list.IsSequence()) r.fail(at, "expected " + std::string(expected) + ", got " + describe(list));
+  size_t index = 0;
+  for (auto it = list.begin(); it != list.end(); ++it, ++index) {
+    const YAML::Node value = *it;
+    place here{at.path + "[" + std::to_string(index) + "]", at.line, at.column};
+    if (value.Mark().line >= 0) {
+      here.line = value.Mark().line + 1;
+      here.column = value.Mark().column + 1;
+    }
+    item(r, value, here);
+  }
+}
+
 std::string list_names(const std::vector<std::string_view>& words) {
   std::string out;
   for (std::string_view w : words) out += (out.empty() ? "" : ", ") + std::string(w);

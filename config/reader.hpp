@@ -67,6 +67,14 @@ uint64_t read_unsigned(reader& r, const YAML::Node& value, const place& at, uint
 // A nested section: its value is a map read with read_map().
 parse_fn section(std::vector<field> fields);
 parse_fn text(std::string& out);
+// `true` or `false`, plain (no quotes); YAML 1.1's yes/no/on/off are refused as ambiguous.
+parse_fn boolean(bool& out);
+
+// Reads a list item by item, each at its own place `<key>[<index>]` (a null value is an empty
+// list); `expected` names the wanted items in the error when the value is not a list.
+using item_fn = std::function<void(reader&, const YAML::Node& item, const place& at)>;
+void read_list(reader& r, const YAML::Node& list, const place& at, std::string_view expected,
+               const item_fn& item);
 
 template <class T> parse_fn integer(T& out, uint64_t min, uint64_t max) {
   static_assert(std::is_unsigned_v<T>);

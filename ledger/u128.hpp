@@ -25,6 +25,28 @@ inline constexpr uint64_t u128_lo(u128 v) { return static_cast<uint64_t>(v); }
 // Decimal text, as printed by the CLI and in logs.
 std::string to_string_u128(u128 v);
 // Parses decimal or 0x-prefixed hex; false on empty input, stray characters or overflow.
-bool parse_u128(const std::string& text, u128& out);
+// Inline so that config/ can read ids without linking the ledger.
+inline bool parse_u128(const std::string& text, u128& out) {
+  if (text.empty()) return false;
+  unsigned base = 10;
+  size_t i = 0;
+  if (text.size() > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X')) {
+    base = 16;
+    i = 2;
+  }
+  u128 v = 0;
+  for (; i < text.size(); ++i) {
+    char c = text[i];
+    unsigned d;
+    if (c >= '0' && c <= '9') d = static_cast<unsigned>(c - '0');
+    else if (base == 16 && c >= 'a' && c <= 'f') d = static_cast<unsigned>(c - 'a' + 10);
+    else if (base == 16 && c >= 'A' && c <= 'F') d = static_cast<unsigned>(c - 'A' + 10);
+    else return false;
+    if (v > (u128_max - d) / base) return false;
+    v = v * base + d;
+  }
+  out = v;
+  return true;
+}
 
 } // namespace kassa

@@ -228,3 +228,158 @@ TEST_CASE("a file that cannot be read names the file and the reason", "[config]"
     }
   }
 }
+
+TEST_CASE("the directory's queue is bounded and holds at least one full request", "[config]") {
+  SECTION("out of range") {
+    for (const std::string value : {"0", "67108865"}) {
+      const config_error e = error_of(store + "batching:\n  queue_events_max: " + value + "\n");
+      CHECK(e.line == 5);
+      CHECK(e.key_path == "batching.queue_events_max");
+      CHECK(e.message == "must be between 1 and 67108864, got '" + value + "'");
+    }
+  }
+  SECTION("smaller than a request, set after the batch") {
+    const config_error e =
+        error_of(store + "batching:\n  batch_events_max: 100\n  queue_events_max: 99\n");
+    CHECK(e.line == 6);
+    CHECK(e.key_path == "batching.queue_events_max");
+    CHECK(e.message ==
+          "must be at least batching.batch_events_max = 100 so that a full request can wait");
+  }
+  SECTION("smaller than the default request") {
+    const config_error e = error_of(store + "batching:\n  queue_events_max: 8189\n");
+    CHECK(e.line == 5);
+    CHECK(e.key_path == "batching.queue_events_max");
+  }
+  SECTION("a request larger than the queue written before it") {
+    const config_error e = error_of(store + "batching:\n  queue_events_max: 10\n"
+                                            "  commit_events_max: 10\n  batch_events_max: 11\n");
+    CHECK(e.line == 7);
+    CHECK(e.key_path == "batching.batch_events_max");
+  }
+}
+
+TEST_CASE("a bad hot-account rule names its list index and line", "[config]") {
+  // Lines: 1-3 store, 4 hot_accounts:, 5 static:, 6 the first item's id, 7 its next key...
+  auto rules = [](const std::string& items) {
+    return store + "hot_accounts:\n  static:\n" + items;
+  };
+  struct {
+    std::string yaml;
+    int line;
+    std::string key_path;
+    std::string message;
+  } cases[] = {
+      {rules("    - id: 0\n"), 6, "hot_accounts.static[0].id",
+       "must not be 0; ids 0 and 2^128 - 1 are reserved"},
+      {rules("    - id: 0x0\n"), 6, "hot_accounts.static[0].id",
+       "must not be 0; ids 0 and 2^128 - 1 are reserved"},
+      {rules("    - id: 340282366920938463463374607431768211455\n"), 6,
+       "hot_accounts.static[0].id", "must not be 2^128 - 1; ids 0 and 2^128 - 1 are reserved"},
+      {rules("    - id: 340282366920938463463374607431768211456\n"), 6,
+       "hot_accounts.static[0].id", "does not fit in 128 bits, got '340282366920938463463374607431768211456'"},
+      {rules("    - id: 0x1FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF\n"), 6, "hot_accounts.static[0].id",
+       "does not fit in 128 bits, got '0x1FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF'"},
+      // A clearing account of kassa's own (kind 1), and the lowest id of the reserved corner.
+      {rules("    - id: 0xFFFFFFFFFFFFFF010000000100000001\n"), 6, "hot_accounts.static[0].id",
+       "'0xFFFFFFFFFFFFFF010000000100000001' lies in the ids kassa reserves for its own "
+       "accounts (the high 64 bits 0xffffffffffffff00 and above); choose another id"},
+      {rules("    - id: \"0xffffffffffffff000000000000000000\"\n"), 6, "hot_accounts.static[0].id",
+       "'0xffffffffffffff000000000000000000' lies in the ids kassa reserves for its own "
+       "accounts (the high 64 bits 0xffffffffffffff00 and above); choose another id"},
+      {rules("    - id: -5\n"), 6, "hot_accounts.static[0].id",
+       "expected an id (decimal or 0x-hex), got '-5'"},
+      {rules("    - id: 12abc\n"), 6, "hot_accounts.static[0].id",
+       "expected an id (decimal or 0x-hex), got '12abc'"},
+      {rules("    - id: 0x\n"), 6, "hot_accounts.static[0].id",
+       "expected an id (decimal or 0x-hex), got '0x'"},
+      {rules("    - id: 1.5\n"), 6, "hot_accounts.static[0].id",
+       "expected an id (decimal or 0x-hex), got '1.5'"},
+      {rules("    - id: 010\n"), 6, "hot_accounts.static[0].id",
+       "expected an id without leading zeros (YAML 1.1 reads them as octal), got '010'"},
+      {rules("    - id: [1]\n"), 6, "hot_accounts.static[0].id",
+       "expected an id (decimal or 0x-hex), got a list"},
+      {rules("    - id:\n"), 6, "hot_accounts.static[0].id",
+       "expected an id (decimal or 0x-hex), got nothing"},
+      {rules("    - sub_accounts: 4\n"), 6, "hot_accounts.static[0].id", "missing required key"},
+      {rules("    - id: 1\n      sub_accounts: 1\n"), 7, "hot_accounts.static[0].sub_accounts",
+       "must be between 2 and 256, got '1'"},
+      {rules("    - id: 1\n      sub_accounts: 257\n"), 7,
+       "hot_accounts.static[0].sub_accounts", "must be between 2 and 256, got '257'"},
+      {rules("    - id: 1\n      subaccounts: 4\n"), 7, "hot_accounts.static[0].subaccounts",
+       "unknown key, did you mean sub_accounts?"},
+      {rules("    - id: 1\n    - id: 2\n    - id: 1\n"), 8, "hot_accounts.static[2].id",
+       "duplicate id (first at hot_accounts.static[0].id, line 6)"},
+      {rules("    - id: 1000\n    - id: 0x3e8\n"), 7, "hot_accounts.static[1].id",
+       "duplicate id (first at hot_accounts.static[0].id, line 6)"},
+      {rules("    - 1000\n"), 6, "hot_accounts.static[0]", "expected a map of keys, got '1000'"},
+      {store + "hot_accounts:\n  static: {id: 1}\n", 5, "hot_accounts.static",
+       "expected a list of {id, sub_accounts} maps, got a map"},
+      {store + "hot_accounts:\n  static: 1000\n", 5, "hot_accounts.static",
+       "expected a list of {id, sub_accounts} maps, got '1000'"},
+      {store + "hot_accounts: [1]\n", 4, "hot_accounts", "expected a map of keys, got a list"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.yaml);
+    const config_error e = error_of(c.yaml);
+    CHECK(e.line == c.line);
+    CHECK(e.key_path == c.key_path);
+    CHECK(e.message == c.message);
+  }
+}
+
+TEST_CASE("adaptive splitting and the sweeper refuse values out of range", "[config]") {
+  auto adaptive = [](const std::string& line) {
+    return store + "hot_accounts:\n  adaptive:\n    " + line + "\n"; // the line is line 6
+  };
+  struct {
+    std::string yaml;
+    int line;
+    std::string key_path;
+    std::string message;
+  } cases[] = {
+      {adaptive("enabled: yes"), 6, "hot_accounts.adaptive.enabled",
+       "expected true or false, got 'yes'"},
+      {adaptive("enabled: \"true\""), 6, "hot_accounts.adaptive.enabled",
+       "expected true or false, got 'true'"},
+      {adaptive("enabled: 1"), 6, "hot_accounts.adaptive.enabled",
+       "expected true or false, got '1'"},
+      {adaptive("enabled: [true]"), 6, "hot_accounts.adaptive.enabled",
+       "expected true or false, got a list"},
+      {adaptive("window_ms: 0"), 6, "hot_accounts.adaptive.window_ms",
+       "must be between 1 and 600000, got '0'"},
+      {adaptive("window_ms: 600001"), 6, "hot_accounts.adaptive.window_ms",
+       "must be between 1 and 600000, got '600001'"},
+      {adaptive("credits_min: 0"), 6, "hot_accounts.adaptive.credits_min",
+       "must be between 1 and 1000000000, got '0'"},
+      {adaptive("credits_min: 1000000001"), 6, "hot_accounts.adaptive.credits_min",
+       "must be between 1 and 1000000000, got '1000000001'"},
+      {adaptive("sub_accounts: 1"), 6, "hot_accounts.adaptive.sub_accounts",
+       "must be between 2 and 256, got '1'"},
+      {adaptive("sub_accounts: 257"), 6, "hot_accounts.adaptive.sub_accounts",
+       "must be between 2 and 256, got '257'"},
+      {adaptive("enable: true"), 6, "hot_accounts.adaptive.enable",
+       "unknown key, did you mean enabled?"},
+      {store + "hot_accounts:\n  sweep_interval_ms: 3600001\n", 5,
+       "hot_accounts.sweep_interval_ms", "must be between 0 and 3600000, got '3600001'"},
+      {store + "hot_accounts:\n  sweep_interval_ms: -1\n", 5, "hot_accounts.sweep_interval_ms",
+       "must be between 0 and 3600000, got '-1'"},
+      {store + "hot_accounts:\n  adaptive: on\n", 5, "hot_accounts.adaptive",
+       "expected a map of keys, got 'on'"},
+      {store + "hot_accounts:\n  sweep_ms: 5\n", 5, "hot_accounts.sweep_ms", "unknown key"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.yaml);
+    const config_error e = error_of(c.yaml);
+    CHECK(e.line == c.line);
+    CHECK(e.key_path == c.key_path);
+    CHECK(e.message == c.message);
+  }
+}
+
+TEST_CASE("an error in a hot-account rule reads as one line with the file, line and index", "[config]") {
+  const config_error e =
+      error_of(store + "hot_accounts:\n  static:\n    - id: 7\n    - id: 7\n");
+  CHECK(std::string(e.what()) == "<string>:7: hot_accounts.static[1].id: duplicate id (first "
+                                 "at hot_accounts.static[0].id, line 6)");
+}

@@ -29,6 +29,14 @@ TEST_CASE("the documented default file loads and agrees with the defaults in cod
   CHECK(c.batching.batch_events_max == defaults.batching.batch_events_max);
   CHECK(c.batching.commit_delay_us_max == defaults.batching.commit_delay_us_max);
   CHECK(c.batching.commit_events_max == defaults.batching.commit_events_max);
+  CHECK(c.batching.queue_events_max == defaults.batching.queue_events_max);
+
+  CHECK(c.hot_accounts.static_accounts.empty());
+  CHECK(c.hot_accounts.adaptive.enabled == defaults.hot_accounts.adaptive.enabled);
+  CHECK(c.hot_accounts.adaptive.window_ms == defaults.hot_accounts.adaptive.window_ms);
+  CHECK(c.hot_accounts.adaptive.credits_min == defaults.hot_accounts.adaptive.credits_min);
+  CHECK(c.hot_accounts.adaptive.sub_accounts == defaults.hot_accounts.adaptive.sub_accounts);
+  CHECK(c.hot_accounts.sweep_interval_ms == defaults.hot_accounts.sweep_interval_ms);
 
   CHECK(c.log.level == defaults.log.level);
 }
@@ -41,6 +49,14 @@ TEST_CASE("a file with only the required keys keeps every other default", "[conf
   CHECK(c.server.port == 3100);
   CHECK(c.server.frame_bytes_max == 1u << 20);
   CHECK(c.batching.batch_events_max == 8190);
+  CHECK(c.batching.queue_events_max == 1u << 20);
+  CHECK(c.store.shards == 1);
+  CHECK(c.hot_accounts.static_accounts.empty());
+  CHECK_FALSE(c.hot_accounts.adaptive.enabled);
+  CHECK(c.hot_accounts.adaptive.window_ms == 1000);
+  CHECK(c.hot_accounts.adaptive.credits_min == 10000);
+  CHECK(c.hot_accounts.adaptive.sub_accounts == 8);
+  CHECK(c.hot_accounts.sweep_interval_ms == 1000);
   CHECK(c.log.level == log_level::info);
 }
 
@@ -62,6 +78,20 @@ batching:
   batch_events_max: 65535
   commit_delay_us_max: 0
   commit_events_max: 1048576
+  queue_events_max: 67108864
+hot_accounts:
+  static:
+    - id: 1000
+      sub_accounts: 256
+    - id: "0x3E9"
+    - {id: 170141183460469231731687303715884105728, sub_accounts: 2}
+    - id: 0xFFFFFFFFFFFFFEFFFFFFFFFFFFFFFFFF
+  adaptive:
+    enabled: true
+    window_ms: 600000
+    credits_min: 1000000000
+    sub_accounts: 2
+  sweep_interval_ms: 3600000
 log:
   level: debug
 )", "inline.yaml");
@@ -78,6 +108,21 @@ log:
   CHECK(c.batching.batch_events_max == 65535);
   CHECK(c.batching.commit_delay_us_max == 0);
   CHECK(c.batching.commit_events_max == 1u << 20);
+  CHECK(c.batching.queue_events_max == 1u << 26);
+  REQUIRE(c.hot_accounts.static_accounts.size() == 4);
+  CHECK(c.hot_accounts.static_accounts[0].id == 1000);
+  CHECK(c.hot_accounts.static_accounts[0].sub_accounts == 256);
+  CHECK(c.hot_accounts.static_accounts[1].id == 1001);
+  CHECK(c.hot_accounts.static_accounts[1].sub_accounts == 8);
+  CHECK(c.hot_accounts.static_accounts[2].id == kassa::u128{1} << 127);
+  CHECK(c.hot_accounts.static_accounts[2].sub_accounts == 2);
+  // The largest id below the corner kassa reserves for itself.
+  CHECK(c.hot_accounts.static_accounts[3].id == kassa::make_u128(0xFFFF'FFFF'FFFF'FEFFull, ~0ull));
+  CHECK(c.hot_accounts.adaptive.enabled);
+  CHECK(c.hot_accounts.adaptive.window_ms == 600000);
+  CHECK(c.hot_accounts.adaptive.credits_min == 1000000000);
+  CHECK(c.hot_accounts.adaptive.sub_accounts == 2);
+  CHECK(c.hot_accounts.sweep_interval_ms == 3600000);
   CHECK(c.log.level == log_level::debug);
 }
 
@@ -99,4 +144,25 @@ TEST_CASE("enum values print as the words the file uses", "[config]") {
     CHECK(to_string(c.log.level) == level);
   }
   STATIC_REQUIRE(exit_config_error == 2);
+}
+
+TEST_CASE("hot accounts may be written as an empty list, an empty section or left out", "[config]") {
+  for (const std::string& yaml :
+       {minimal, minimal + "hot_accounts:\n", minimal + "hot_accounts:\n  static: []\n",
+        minimal + "hot_accounts:\n  static:\n  adaptive:\n"}) {
+    INFO(yaml);
+    const config c = load_string(yaml);
+    CHECK(c.hot_accounts.static_accounts.empty());
+    CHECK_FALSE(c.hot_accounts.adaptive.enabled);
+    CHECK(c.hot_accounts.sweep_interval_ms == 1000);
+  }
+  const config never = load_string(minimal + "hot_accounts:\n  sweep_interval_ms: 0\n"
+                                              "  adaptive: {enabled: false}\n");
+  CHECK(never.hot_accounts.sweep_interval_ms == 0);
+}
+
+TEST_CASE("the directory's queue may be as small as one request", "[config]") {
+  const config c = load_string(minimal + "batching:\n  batch_events_max: 100\n"
+                                         "  queue_events_max: 100\n");
+  CHECK(c.batching.queue_events_max == 100);
 }

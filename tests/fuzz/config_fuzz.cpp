@@ -7,6 +7,7 @@
 #include <string>
 
 #include "config/config.hpp"
+#include "ledger/system_ids.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace kassa::config;
@@ -17,9 +18,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (c.source != "fuzz.yaml" || c.store.data_dir.empty() || c.server.address.empty() ||
         c.store.shards < 1 || c.store.shards > 256 ||
         c.batching.commit_events_max < c.batching.batch_events_max ||
-        uint64_t(c.server.frame_bytes_max) < 128u * c.batching.batch_events_max + 256) {
+        uint64_t(c.server.frame_bytes_max) < 128u * c.batching.batch_events_max + 256 ||
+        c.batching.queue_events_max < c.batching.batch_events_max) {
       std::fprintf(stderr, "loaded a config that breaks a rule\n");
       std::abort();
+    }
+    for (size_t i = 0; i < c.hot_accounts.static_accounts.size(); ++i) {
+      const auto& rule = c.hot_accounts.static_accounts[i];
+      bool repeated = false;
+      for (size_t j = 0; j < i; ++j) repeated |= c.hot_accounts.static_accounts[j].id == rule.id;
+      if (rule.id == 0 || rule.id == kassa::u128_max || kassa::ledger::system_ids::reserved(rule.id) ||
+          repeated || rule.sub_accounts < 2 || rule.sub_accounts > 256) {
+        std::fprintf(stderr, "loaded a hot-account rule that breaks a rule\n");
+        std::abort();
+      }
     }
   } catch (const config_error& e) {
     if (e.source != "fuzz.yaml" || e.line < 0 || e.message.empty()) {
