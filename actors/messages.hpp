@@ -35,13 +35,17 @@ struct event_result {
   uint32_t code;
 };
 
+// `system` is empty for a client's request; the directory marks (non-zero, one per event)
+// the events kassa writes itself, which alone may use the reserved ids (system_ids.hpp).
 struct create_accounts_request {
   request_context ctx;
   std::vector<ledger::account> events;
+  std::vector<uint8_t> system;
 };
 struct create_transfers_request {
   request_context ctx;
   std::vector<ledger::transfer> events;
+  std::vector<uint8_t> system;
 };
 // Only events that did not return ok are listed, in index order.
 struct create_reply {
@@ -79,6 +83,24 @@ struct balances_reply {
   std::vector<ledger::account_balance> balances;
 };
 
+// Directory -> shard: what the shard holds of these transfer ids, in memory or on disk, as of
+// every message the shard took before this one. One entry per id, in order.
+struct probe_request {
+  std::vector<u128> ids;
+};
+struct probe_entry {
+  bool found = false;
+  ledger::transfer transfer{};
+  ledger::pending_status status = ledger::pending_status::none;
+};
+struct probe_reply {
+  outcome status = outcome::ok;
+  std::vector<probe_entry> entries;
+};
+
+// Directory -> shard: every account in the reserved id space (clearing and sub-accounts).
+struct system_accounts_request {};
+
 // Shard -> writer: one group commit; writer -> shard: its outcome.
 struct commit_group {
   uint64_t group;
@@ -109,5 +131,8 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::transfers_reply)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::account_transfers_request)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::account_balances_request)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::balances_reply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::probe_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::probe_reply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::system_accounts_request)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::commit_group)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::commit_done)

@@ -5,6 +5,7 @@
 #include <functional>
 
 #include "ledger/assert.hpp"
+#include "ledger/system_ids.hpp"
 
 namespace kassa::actors {
 
@@ -229,7 +230,8 @@ caf::behavior shard(shard_actor* self, shard_options opts, std::shared_ptr<state
           rp.deliver(create_reply{o, {}});
           return rp;
         }
-        auto results = st.sm->create_accounts(req.events.data(), req.events.size(), self->state.opts.clock());
+        auto results = st.sm->create_accounts(req.events.data(), req.events.size(), self->state.opts.clock(),
+                                              req.system.empty() ? nullptr : req.system.data());
         answer_when_durable(self, rp, req.events.size(), failures_of(results));
         return rp;
       },
@@ -247,7 +249,8 @@ caf::behavior shard(shard_actor* self, shard_options opts, std::shared_ptr<state
           rp.deliver(create_reply{outcome::store_unavailable, {}});
           return rp;
         }
-        auto results = st.sm->create_transfers(req.events.data(), req.events.size(), now);
+        auto results = st.sm->create_transfers(req.events.data(), req.events.size(), now,
+                                               req.system.empty() ? nullptr : req.system.data());
         answer_when_durable(self, rp, req.events.size(), failures_of(results));
         arm_expiry(self);
         return rp;
@@ -300,6 +303,44 @@ caf::behavior shard(shard_actor* self, shard_options opts, std::shared_ptr<state
         }
         hold(self, 0, [rp, reply = std::move(reply)](bool durable) mutable {
           rp.deliver(durable ? std::move(reply) : transfers_reply{outcome::store_unavailable, {}});
+        });
+        return rp;
+      },
+      [self](probe_request& req) -> caf::response_promise {
+        auto rp = self->make_response_promise();
+        auto& st = self->state;
+        if (st.failed) {
+          rp.deliver(probe_reply{outcome::store_unavailable, {}});
+          return rp;
+        }
+        // The store loads what a batch names (ids and pending ids); a probe names ids only.
+        std::vector<transfer> named(req.ids.size(), transfer{});
+        for (size_t i = 0; i < req.ids.size(); ++i) named[i].id = req.ids[i];
+        if (store::error err = st.opts.store->prefetch(*st.sm, named.data(), named.size()); !err.ok()) {
+          rp.deliver(probe_reply{outcome::store_unavailable, {}});
+          return rp;
+        }
+        probe_reply reply;
+        reply.entries.resize(req.ids.size());
+        for (size_t i = 0; i < req.ids.size(); ++i) {
+          if (const transfer* t = st.sm->transfer_find(req.ids[i])) {
+            reply.entries[i] = probe_entry{true, *t, st.sm->pending_find(t->id).status};
+          }
+        }
+        hold(self, 0, [rp, reply = std::move(reply)](bool durable) mutable {
+          rp.deliver(durable ? std::move(reply) : probe_reply{outcome::store_unavailable, {}});
+        });
+        return rp;
+      },
+      [self](system_accounts_request&) -> caf::response_promise {
+        auto rp = self->make_response_promise();
+        accounts_reply reply;
+        if (self->state.failed) reply.status = outcome::store_unavailable;
+        else self->state.sm->accounts_for_each([&](const account& a) {
+          if (system_ids::reserved(a.id)) reply.accounts.push_back(a);
+        });
+        hold(self, 0, [rp, reply = std::move(reply)](bool durable) mutable {
+          rp.deliver(durable ? std::move(reply) : accounts_reply{outcome::store_unavailable, {}});
         });
         return rp;
       },

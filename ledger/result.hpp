@@ -30,7 +30,9 @@ namespace kassa::ledger {
   X(credits_pending_must_be_zero)                                                            \
   X(credits_posted_must_be_zero)                                                             \
   X(ledger_must_not_be_zero)                                                                 \
-  X(code_must_not_be_zero)
+  X(code_must_not_be_zero)                                                                   \
+  X(id_must_not_be_reserved)                                                                 \
+  X(not_supported_across_shards)
 
 #define KASSA_TRANSFER_RESULTS(X)                                                            \
   X(ok)                                                                                      \
@@ -92,15 +94,19 @@ namespace kassa::ledger {
   X(overflows_credits)                                                                       \
   X(overflows_timeout)                                                                       \
   X(exceeds_credits)                                                                         \
-  X(exceeds_debits)
+  X(exceeds_debits)                                                                          \
+  X(id_must_not_be_reserved)                                                                 \
+  X(accounts_must_not_be_reserved)                                                           \
+  X(id_already_failed)                                                                       \
+  X(not_supported_across_shards)
 
 #define KASSA_ENUM_ITEM(name) name,
 enum class account_result : uint32_t { KASSA_ACCOUNT_RESULTS(KASSA_ENUM_ITEM) };
 enum class transfer_result : uint32_t { KASSA_TRANSFER_RESULTS(KASSA_ENUM_ITEM) };
 #undef KASSA_ENUM_ITEM
 
-constexpr uint32_t account_result_count = static_cast<uint32_t>(account_result::code_must_not_be_zero) + 1;
-constexpr uint32_t transfer_result_count = static_cast<uint32_t>(transfer_result::exceeds_debits) + 1;
+constexpr uint32_t account_result_count = static_cast<uint32_t>(account_result::not_supported_across_shards) + 1;
+constexpr uint32_t transfer_result_count = static_cast<uint32_t>(transfer_result::not_supported_across_shards) + 1;
 
 std::string_view name(account_result r);
 std::string_view name(transfer_result r);

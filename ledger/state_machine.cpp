@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "ledger/assert.hpp"
+#include "ledger/system_ids.hpp"
 
 namespace kassa::ledger {
 
@@ -102,11 +103,12 @@ uint64_t state_machine::timestamp_next(uint64_t now_ns) {
 // ---------------------------------------------------------------------------- accounts
 
 std::vector<account_result> state_machine::create_accounts(const account* events, size_t count,
-                                                           uint64_t now_ns) {
+                                                           uint64_t now_ns, const uint8_t* system) {
   undo_log undo;
   return run_batch<account, account_result>(
       events, count, account_linked,
       [&](const account& a) {
+        system_event_ = system != nullptr && system[&a - events] != 0;
         auto r = create_account(a, timestamp_next(now_ns));
         if (r == account_result::ok && undo.active) undo.accounts_created.push_back(a.id);
         return r;
@@ -143,6 +145,7 @@ account_result state_machine::create_account(const account& a, uint64_t timestam
   if (a.credits_posted != 0) return R::credits_posted_must_be_zero;
   if (a.ledger == 0) return R::ledger_must_not_be_zero;
   if (a.code == 0) return R::code_must_not_be_zero;
+  if (!system_event_ && system_ids::reserved(a.id)) return R::id_must_not_be_reserved;
 
   account stored = a;
   stored.timestamp = timestamp;
@@ -154,11 +157,14 @@ account_result state_machine::create_account(const account& a, uint64_t timestam
 // --------------------------------------------------------------------------- transfers
 
 std::vector<transfer_result> state_machine::create_transfers(const transfer* events, size_t count,
-                                                             uint64_t now_ns) {
+                                                             uint64_t now_ns, const uint8_t* system) {
   undo_log undo;
   return run_batch<transfer, transfer_result>(
       events, count, transfer_linked,
-      [&](const transfer& t) { return create_transfer(t, timestamp_next(now_ns), undo); },
+      [&](const transfer& t) {
+        system_event_ = system != nullptr && system[&t - events] != 0;
+        return create_transfer(t, timestamp_next(now_ns), undo);
+      },
       [&](const transfer& t) {
         transfers_.prefetch(t.id);
         transfer_ids_.prefetch(t.id);
@@ -170,7 +176,12 @@ std::vector<transfer_result> state_machine::create_transfers(const transfer* eve
 
 namespace {
 
-transfer_result compare_existing(const transfer& t, const transfer& e) {
+int popcount16(uint16_t v) { return __builtin_popcount(v); }
+
+
+} // namespace
+
+transfer_result transfer_compare_existing(const transfer& t, const transfer& e) {
   using R = transfer_result;
   const bool resolves = has(t.flags, transfer_post_pending | transfer_void_pending);
   if (t.flags != e.flags) return R::exists_with_different_flags;
@@ -198,9 +209,17 @@ transfer_result compare_existing(const transfer& t, const transfer& e) {
   return R::exists;
 }
 
-int popcount16(uint16_t v) { return __builtin_popcount(v); }
-
-} // namespace
+// Clients may not write kassa's own transfers nor touch its own accounts; kassa's own events
+// (system_event_) may. Checked after every other rule, just before a transfer applies.
+transfer_result state_machine::reserved_check(u128 id, u128 debit_account_id,
+                                              u128 credit_account_id) const {
+  if (system_event_) return transfer_result::ok;
+  if (system_ids::reserved(id)) return transfer_result::id_must_not_be_reserved;
+  if (system_ids::reserved(debit_account_id) || system_ids::reserved(credit_account_id)) {
+    return transfer_result::accounts_must_not_be_reserved;
+  }
+  return transfer_result::ok;
+}
 
 transfer_result state_machine::create_transfer(const transfer& t, uint64_t timestamp,
                                                undo_log& undo) {
@@ -209,7 +228,7 @@ transfer_result state_machine::create_transfer(const transfer& t, uint64_t times
   if ((t.flags & ~transfer_flags_known) != 0) return R::reserved_flag;
   if (t.id == 0) return R::id_must_not_be_zero;
   if (t.id == u128_max) return R::id_must_not_be_int_max;
-  if (const transfer* e = transfer_find(t.id)) return compare_existing(t, *e);
+  if (const transfer* e = transfer_find(t.id)) return transfer_compare_existing(t, *e);
 
   const uint16_t phase = t.flags & (transfer_pending | transfer_post_pending | transfer_void_pending);
   const bool resolves = has(t.flags, transfer_post_pending | transfer_void_pending);
@@ -293,6 +312,7 @@ transfer_result state_machine::create_transfer(const transfer& t, uint64_t times
       cr.credits_pending + cr.credits_posted + amount > cr.debits_posted) {
     return R::exceeds_debits;
   }
+  if (transfer_result r = reserved_check(t.id, dr.id, cr.id); r != R::ok) return r;
 
   // Every check passed: apply.
   account_touch(dr.id, undo.active ? &undo : nullptr);
@@ -366,6 +386,7 @@ transfer_result state_machine::post_or_void(const transfer& t, uint64_t timestam
     if (add_overflows(cr.credits_posted, amount)) return R::overflows_credits_posted;
   }
   KASSA_ASSERT(dr.debits_pending >= p->amount && cr.credits_pending >= p->amount);
+  if (transfer_result r = reserved_check(t.id, dr.id, cr.id); r != R::ok) return r;
 
   const transfer pending_copy = *p; // `p` dangles once transfers_ grows
   account_touch(dr.id, undo.active ? &undo : nullptr);

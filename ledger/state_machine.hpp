@@ -65,6 +65,10 @@ struct pending_state {
   uint64_t changed_at = 0; // timestamp of the event that set this status; 0 = loaded from disk
 };
 
+// What a transfer event whose id is already stored returns: `exists` when it states the same
+// transfer, else the first field that differs (exists_with_different_*).
+transfer_result transfer_compare_existing(const transfer& event, const transfer& stored);
+
 class state_machine {
 public:
   state_machine() = default;
@@ -74,8 +78,12 @@ public:
   // --- batches -------------------------------------------------------------------------
   // One result per event, in input order. Each event is stamped with a strictly increasing
   // timestamp >= now_ns. Linked chains (flag `linked`) succeed or fail together.
-  std::vector<account_result> create_accounts(const account* events, size_t count, uint64_t now_ns);
-  std::vector<transfer_result> create_transfers(const transfer* events, size_t count, uint64_t now_ns);
+  // `system`, when given, marks (non-zero) the events kassa writes itself: only those may use
+  // the ids reserved in system_ids.hpp; a client's event that does is refused.
+  std::vector<account_result> create_accounts(const account* events, size_t count, uint64_t now_ns,
+                                              const uint8_t* system = nullptr);
+  std::vector<transfer_result> create_transfers(const transfer* events, size_t count, uint64_t now_ns,
+                                                const uint8_t* system = nullptr);
 
   // Expires every pending transfer whose deadline is <= now_ns, releasing its hold.
   // Returns how many expired.
@@ -121,6 +129,7 @@ private:
   account_result create_account(const account& a, uint64_t timestamp);
   transfer_result create_transfer(const transfer& t, uint64_t timestamp, undo_log& undo);
   transfer_result post_or_void(const transfer& t, uint64_t timestamp, undo_log& undo);
+  transfer_result reserved_check(u128 id, u128 debit_account_id, u128 credit_account_id) const;
   uint64_t timestamp_next(uint64_t now_ns);
   void account_touch(u128 id, undo_log* undo);
   void history_record(const account& a, uint64_t timestamp);
@@ -147,6 +156,7 @@ private:
   std::multimap<uint64_t, u128> expiry_;                        // deadline -> pending id
   change_set changes_;
   uint64_t timestamp_last_ = 0;
+  bool system_event_ = false; // the event being applied is kassa's own
 };
 
 } // namespace kassa::ledger

@@ -5,6 +5,7 @@
 #include <functional>
 #include <map>
 
+#include "ledger/system_ids.hpp"
 #include "tests/ledger/ledger_fixture.hpp"
 
 using namespace kassa;
@@ -52,6 +53,9 @@ std::map<account_result, account_case> account_cases() {
   c[account_result::id_must_not_be_zero] = [](state_machine& sm) { return create_one(sm, make_account(0)); };
   c[account_result::id_must_not_be_int_max] = [](state_machine& sm) {
     return create_one(sm, make_account(u128_max));
+  };
+  c[account_result::id_must_not_be_reserved] = [](state_machine& sm) {
+    return create_one(sm, make_account(system_ids::clearing(0, 1, 1)));
   };
   c[account_result::exists_with_different_flags] = [](state_machine& sm) {
     return create_one(sm, make_account(1, 1, account_history));
@@ -265,6 +269,15 @@ std::map<transfer_result, transfer_case> transfer_cases() {
   };
   c[R::exceeds_credits] = [](state_machine& sm) { return transfer_one(sm, make_transfer(10, 4, 2, 1)); };
   c[R::exceeds_debits] = [](state_machine& sm) { return transfer_one(sm, make_transfer(10, 1, 5, 1)); };
+  c[R::id_must_not_be_reserved] = [](state_machine& sm) {
+    return transfer_one(sm, make_transfer(system_ids::transfer(1), 1, 2, 1));
+  };
+  c[R::accounts_must_not_be_reserved] = [](state_machine& sm) {
+    account clearing = make_account(system_ids::clearing(0, 1, 1));
+    const uint8_t system = 1;
+    REQUIRE(sm.create_accounts(&clearing, 1, 1000, &system)[0] == account_result::ok);
+    return transfer_one(sm, make_transfer(10, 1, clearing.id, 1));
+  };
   return c;
 }
 
@@ -290,9 +303,42 @@ TEST_CASE("every transfer result code is produced by its scenario", "[ledger]") 
   }
 }
 
+// Codes only the directory answers (tests/actors/directory_test.cpp has their scenarios):
+// they concern transfers across shards, which one state machine never sees.
 TEST_CASE("no result code is left without a scenario", "[ledger]") {
-  CHECK(account_cases().size() == account_result_count);
-  CHECK(transfer_cases().size() == transfer_result_count);
+  CHECK(account_cases().size() + 1 == account_result_count); // not_supported_across_shards
+  CHECK(transfer_cases().size() + 2 == transfer_result_count); // id_already_failed, not_supported_across_shards
+  CHECK(account_cases().count(account_result::not_supported_across_shards) == 0);
+  CHECK(transfer_cases().count(transfer_result::id_already_failed) == 0);
+  CHECK(transfer_cases().count(transfer_result::not_supported_across_shards) == 0);
+}
+
+TEST_CASE("kassa's own events may use the reserved ids", "[ledger]") {
+  state_machine sm;
+  seed_accounts(sm);
+  const uint8_t system[2] = {1, 1};
+  account clearing = make_account(system_ids::clearing(0, 1, 1));
+  REQUIRE(sm.create_accounts(&clearing, 1, 1000, system)[0] == account_result::ok);
+  transfer t = make_transfer(system_ids::transfer(7), 1, clearing.id, 5);
+  CHECK(sm.create_transfers(&t, 1, 2000, system)[0] == transfer_result::ok);
+  CHECK(sm.account_find(clearing.id)->credits_posted == 5);
+  // The same event from a client is refused, and changes nothing.
+  transfer again = make_transfer(system_ids::transfer(8), 1, clearing.id, 5);
+  CHECK(transfer_one(sm, again) == transfer_result::id_must_not_be_reserved);
+  CHECK(sm.account_find(clearing.id)->credits_posted == 5);
+}
+
+TEST_CASE("the reserved id space is one corner, apart from int max", "[ledger]") {
+  CHECK(system_ids::reserved(system_ids::clearing(3, 4, 9)));
+  CHECK(system_ids::clearing_from(system_ids::clearing(3, 4, 9)) == 3);
+  CHECK(system_ids::clearing_to(system_ids::clearing(3, 4, 9)) == 4);
+  CHECK(system_ids::clearing_ledger(system_ids::clearing(3, 4, 9)) == 9);
+  CHECK(system_ids::kind_of(system_ids::sub(42, 3)) == system_ids::kind::sub);
+  CHECK(system_ids::kind_of(system_ids::transfer(1)) == system_ids::kind::transfer);
+  CHECK_FALSE(system_ids::reserved(u128_max));
+  CHECK_FALSE(system_ids::reserved(1));
+  CHECK_FALSE(system_ids::reserved(make_u128(0xFFFF'FFFF'FFFF'FEFFull, 0)));
+  CHECK(system_ids::reserved(make_u128(0xFFFF'FFFF'FFFF'FF00ull, 0)));
 }
 
 TEST_CASE("result code names round-trip and are unique", "[ledger]") {

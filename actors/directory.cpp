@@ -1,0 +1,1338 @@
+#include "actors/directory.hpp"
+
+#include <algorithm>
+#include <deque>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "actors/shard.hpp"
+#include "ledger/assert.hpp"
+#include "ledger/system_ids.hpp"
+
+namespace kassa::actors {
+
+namespace detail {
+// Directory -> saga writer (a detached actor: the fsync never blocks the directory).
+struct saga_write {
+  std::vector<ledger::store::saga> add;
+  std::vector<uint64_t> remove;
+};
+struct saga_written {
+  ledger::store::error error;
+};
+} // namespace detail
+
+} // namespace kassa::actors
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::detail::saga_write)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::detail::saga_written)
+
+namespace kassa::actors {
+
+using namespace ledger;
+namespace sid = ledger::system_ids;
+using detail::saga_write;
+using detail::saga_written;
+
+uint32_t shard_of(u128 account_id, uint32_t shards) {
+  if (shards <= 1) return 0;
+  if (sid::kind_of(account_id) == sid::kind::clearing) return sid::clearing_from(account_id) % shards;
+  // The high bits of the hash: the shard's own tables index by the low bits, and a shard that
+  // only ever saw ids with the same low bit would use half of its table.
+  return static_cast<uint32_t>((id_hash(account_id) >> 40) % shards);
+}
+
+namespace {
+
+// A sweep or a clearing-account creation is kassa's own work, queued like a client's.
+using sweep_atom = caf::atom_constant<caf::atom("sweep")>;
+using round_atom = caf::atom_constant<caf::atom("round")>;
+
+constexpr uint16_t plain_flags = transfer_linked; // what a transfer across shards may carry
+
+struct saga_writer_state {
+  static inline const char* name = "kassa.saga_writer";
+};
+
+caf::behavior saga_writer(caf::stateful_actor<saga_writer_state>*, std::shared_ptr<store::saga_log> log) {
+  return {[log](saga_write& w) { return saga_written{log->write(w.add, w.remove)}; }};
+}
+
+// One queued create request: a client's, or kassa's own (sweeps).
+struct work {
+  bool accounts = false;
+  request_context ctx;
+  std::vector<account> account_events;
+  std::vector<transfer> transfer_events;
+  std::vector<uint8_t> system;   // kassa's own events (sweeps); empty for a client's
+  std::vector<uint32_t> results; // one per event; 0 = ok
+  size_t cursor = 0;             // events before it are decided
+  outcome status = outcome::ok;
+  caf::response_promise rp;
+  bool internal = false;
+
+  size_t size() const { return accounts ? account_events.size() : transfer_events.size(); }
+  size_t remaining() const { return size() - cursor; }
+};
+using work_ptr = std::shared_ptr<work>;
+
+// Where an event a shard applies came from.
+struct origin {
+  work* w;         // null: kassa's own bookkeeping (clearing or sub-account creation)
+  uint32_t index;  // the event in w
+  int saga = -1;   // index into round::sagas, or -1 for an event applied as it came
+  int leg = -1;    // the leg of that saga
+};
+
+struct shard_batch {
+  std::vector<account> accounts;
+  std::vector<uint8_t> accounts_system;
+  std::vector<origin> accounts_origin;
+  std::vector<transfer> transfers;
+  std::vector<uint8_t> transfers_system;
+  std::vector<origin> transfers_origin;
+};
+
+struct leg {
+  uint32_t shard;
+  transfer t;
+  uint32_t event;            // index of the client event in the work
+  uint32_t result = UINT32_MAX; // the shard's code once prepared
+};
+
+struct saga_plan {
+  uint64_t id;
+  work* w;
+  uint32_t first, last; // the client events [first, last] it covers
+  std::vector<leg> legs;
+  bool commit = false;
+  bool resolved = false; // every leg posted or voided
+};
+
+// What the shards hold for one transfer id, gathered by a probe.
+struct held {
+  std::vector<std::pair<uint32_t, probe_entry>> entries; // (shard, entry)
+  bool found() const { return !entries.empty(); }
+};
+
+struct hot_state {
+  uint32_t sub_accounts = 0;           // 0: not split
+  std::vector<bool> created;           // per sub-account: known to exist
+  uint32_t ledger = 0;                 // of the parent, once seen
+};
+
+struct directory_state {
+  static inline const char* name = "kassa.directory";
+
+  directory_options opts;
+  uint32_t shards = 1;
+  bool passthrough = false;
+  bool ready = false;     // recovery done
+  bool failed = false;    // recovery failed: refuse changes
+  caf::actor writer;      // saga writer
+  std::deque<work_ptr> queue;
+  size_t queue_events = 0;
+  bool round_busy = false;
+  uint64_t saga_next = 1;
+  uint64_t system_sequence = 0;
+  std::vector<uint64_t> sagas_done; // removed from the log with the next write
+  std::vector<ledger::store::saga> unresolved; // legs left pending by a failed resolution
+  std::unordered_set<u128, u128_hash> clearing_known;
+  std::unordered_map<u128, hot_state, u128_hash> hot;        // parent -> split state
+  std::unordered_map<u128, u128, u128_hash> sub_parent;      // sub-account -> parent
+  std::unordered_map<u128, uint32_t, u128_hash> credits_seen; // adaptive: in this window
+  uint64_t window_start_ns = 0;
+  std::vector<caf::response_promise> drains;
+  bool sweep_queued = false;
+};
+
+using directory_actor = caf::stateful_actor<directory_state>;
+
+void round_start(directory_actor* self);
+
+uint64_t system_sequence_next(directory_actor* self) {
+  auto& st = self->state;
+  st.system_sequence = std::max(st.opts.clock(), st.system_sequence + 1);
+  return st.system_sequence;
+}
+
+// ------------------------------------------------------------------------- fan-out
+
+// Sends one request per shard (skipping empty ones) and calls `done` once every reply (or
+// error, as a default-constructed reply with status store_unavailable) is in.
+template <class Reply, class Request>
+void fan_out(directory_actor* self, std::vector<std::pair<uint32_t, Request>> requests,
+             std::function<void(std::vector<std::pair<uint32_t, Reply>>&)> done) {
+  auto replies = std::make_shared<std::vector<std::pair<uint32_t, Reply>>>();
+  auto left = std::make_shared<size_t>(requests.size());
+  if (requests.empty()) {
+    done(*replies);
+    return;
+  }
+  replies->resize(requests.size());
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const uint32_t shard = requests[i].first;
+    (*replies)[i].first = shard;
+    self->request(self->state.opts.shards[shard], caf::infinite, std::move(requests[i].second))
+        .then(
+            [=](Reply& r) {
+              (*replies)[i].second = std::move(r);
+              if (--*left == 0) done(*replies);
+            },
+            [=](caf::error&) {
+              (*replies)[i].second.status = outcome::store_unavailable;
+              if (--*left == 0) done(*replies);
+            });
+  }
+}
+
+// ----------------------------------------------------------------------------- views
+
+bool is_clearing(u128 id) { return sid::kind_of(id) == sid::kind::clearing; }
+
+// The transfer a client wrote, as the shards hold it: a transfer across shards is two legs
+// (debit + clearing in one shard, clearing + credit in the other) and a credit to a split hot
+// account names one of its sub-accounts. Returns false when the id holds no transfer a client
+// can see (a leg of an aborted or unfinished saga, or one leg only).
+struct view {
+  transfer t{};
+  pending_status status = pending_status::none;
+  bool saga = false; // written by a saga: pending legs that were then posted
+};
+
+bool view_of(const directory_state& st, const held& h, view& out) {
+  const probe_entry* debit_leg = nullptr;
+  const probe_entry* credit_leg = nullptr;
+  const probe_entry* local = nullptr;
+  for (const auto& [shard, e] : h.entries) {
+    if (is_clearing(e.transfer.credit_account_id)) debit_leg = &e;
+    else if (is_clearing(e.transfer.debit_account_id)) credit_leg = &e;
+    else local = &e;
+  }
+  if (debit_leg != nullptr || credit_leg != nullptr) {
+    if (debit_leg == nullptr || credit_leg == nullptr) return false;
+    out.t = debit_leg->transfer;
+    out.t.credit_account_id = credit_leg->transfer.credit_account_id;
+    out.t.flags &= static_cast<uint16_t>(~transfer_pending);
+    out.status = debit_leg->status;
+    out.saga = true;
+  } else if (local != nullptr) {
+    out.t = local->transfer;
+    out.status = local->status;
+    out.saga = false;
+  } else {
+    return false;
+  }
+  if (auto it = st.sub_parent.find(out.t.credit_account_id); it != st.sub_parent.end()) {
+    out.t.credit_account_id = it->second;
+  }
+  return true;
+}
+
+// What an event whose id the shards already hold returns.
+uint32_t existing_result(const transfer& event, const view& v) {
+  using R = transfer_result;
+  if (v.saga) {
+    // The legs were pending and then posted, or voided when the saga aborted.
+    if (v.status == pending_status::voided || v.status == pending_status::expired) {
+      return static_cast<uint32_t>(R::id_already_failed);
+    }
+    transfer stored = v.t;
+    stored.flags = static_cast<uint16_t>((stored.flags & ~transfer_linked) | (event.flags & transfer_linked));
+    return static_cast<uint32_t>(transfer_compare_existing(event, stored));
+  }
+  R r = transfer_compare_existing(event, v.t);
+  // A member of a linked chain that spanned shards is stored pending (and posted by its saga).
+  if (r == R::exists_with_different_flags && has(v.t.flags, transfer_pending) &&
+      !has(event.flags, transfer_pending) &&
+      ((v.t.flags ^ event.flags) & ~(transfer_pending | transfer_linked)) == 0 &&
+      v.status != pending_status::pending) {
+    if (v.status != pending_status::posted) return static_cast<uint32_t>(R::id_already_failed);
+    transfer stored = v.t;
+    stored.flags = event.flags;
+    r = transfer_compare_existing(event, stored);
+  }
+  return static_cast<uint32_t>(r);
+}
+
+// The checks of a plain transfer that need no account, in the state machine's order.
+transfer_result fields_check(const transfer& t) {
+  using R = transfer_result;
+  if (t.timestamp != 0) return R::timestamp_must_be_zero;
+  if ((t.flags & ~transfer_flags_known) != 0) return R::reserved_flag;
+  if (t.id == 0) return R::id_must_not_be_zero;
+  if (t.id == u128_max) return R::id_must_not_be_int_max;
+  if (t.debit_account_id == 0) return R::debit_account_id_must_not_be_zero;
+  if (t.debit_account_id == u128_max) return R::debit_account_id_must_not_be_int_max;
+  if (t.credit_account_id == 0) return R::credit_account_id_must_not_be_zero;
+  if (t.credit_account_id == u128_max) return R::credit_account_id_must_not_be_int_max;
+  if (t.debit_account_id == t.credit_account_id) return R::accounts_must_be_different;
+  if (t.pending_id != 0) return R::pending_id_must_be_zero;
+  if (t.timeout != 0) return R::timeout_reserved_for_pending_transfer;
+  if (t.amount == 0) return R::amount_must_not_be_zero;
+  if (t.ledger == 0) return R::ledger_must_not_be_zero;
+  if (t.code == 0) return R::code_must_not_be_zero;
+  return R::ok;
+}
+
+transfer_result accounts_check(const transfer& t, const account* dr, const account* cr) {
+  using R = transfer_result;
+  if (dr == nullptr) return R::debit_account_not_found;
+  if (cr == nullptr) return R::credit_account_not_found;
+  if (dr->ledger != cr->ledger) return R::accounts_must_have_the_same_ledger;
+  if (t.ledger != dr->ledger) return R::transfer_must_have_the_same_ledger_as_accounts;
+  if (has(dr->flags, account_closed)) return R::debit_account_already_closed;
+  if (has(cr->flags, account_closed)) return R::credit_account_already_closed;
+  // The balance limits as of the round's start. The legs check them again exactly; checking
+  // here first answers most refusals without writing (and voiding) a leg, which would use up
+  // the id.
+  if (has(dr->flags, account_debits_must_not_exceed_credits)) {
+    u128 need;
+    if (add_checked(dr->debits_pending, dr->debits_posted, need) && add_checked(need, t.amount, need) &&
+        need > dr->credits_posted) {
+      return R::exceeds_credits;
+    }
+  }
+  if (has(cr->flags, account_credits_must_not_exceed_debits)) {
+    u128 need;
+    if (add_checked(cr->credits_pending, cr->credits_posted, need) && add_checked(need, t.amount, need) &&
+        need > cr->debits_posted) {
+      return R::exceeds_debits;
+    }
+  }
+  return R::ok;
+}
+
+// ------------------------------------------------------------------------------ round
+
+struct round_state {
+  std::vector<work_ptr> works;
+  std::vector<shard_batch> batches;
+  std::vector<saga_plan> sagas;
+  std::unordered_map<u128, held, u128_hash> probed;        // transfer ids and pending ids
+  std::unordered_map<u128, account, u128_hash> accounts;   // accounts the round names
+  std::unordered_set<u128, u128_hash> seen;                // transfer ids planned this round
+  std::unordered_set<u128, u128_hash> accounts_created;    // account ids created this round
+  std::vector<std::pair<u128, uint32_t>> subs_to_create;   // (parent, index)
+};
+using round_ptr = std::shared_ptr<round_state>;
+
+void reply_work(work& w) {
+  if (w.internal) return;
+  if (w.status != outcome::ok) {
+    w.rp.deliver(create_reply{w.status, {}});
+    return;
+  }
+  create_reply reply;
+  for (size_t i = 0; i < w.results.size(); ++i) {
+    if (w.results[i] != 0) reply.failures.push_back({static_cast<uint32_t>(i), w.results[i]});
+  }
+  w.rp.deliver(std::move(reply));
+}
+
+void fail_chain(work& w, uint32_t first, uint32_t last, uint32_t failed_at, uint32_t code) {
+  for (uint32_t i = first; i <= last; ++i) {
+    w.results[i] = i == failed_at ? code : static_cast<uint32_t>(transfer_result::linked_event_failed);
+  }
+}
+
+const account* account_in(const round_state& r, u128 id) {
+  auto it = r.accounts.find(id);
+  return it == r.accounts.end() ? nullptr : &it->second;
+}
+
+// The sub-account a plain credit to a split hot account lands on, or 0 when it lands on the
+// account itself.
+u128 hot_target(directory_actor* self, round_state& r, const transfer& t) {
+  auto& st = self->state;
+  auto it = st.hot.find(t.credit_account_id);
+  if (it == st.hot.end() || it->second.sub_accounts == 0) return 0;
+  hot_state& h = it->second;
+  const account* parent = account_in(r, t.credit_account_id);
+  if (parent == nullptr || has(parent->flags, account_credits_must_not_exceed_debits | account_closed)) {
+    return 0; // a limit on credits can only be checked on one account
+  }
+  const uint32_t index = static_cast<uint32_t>((id_hash(t.id) >> 16) % h.sub_accounts);
+  if (h.created.size() < h.sub_accounts) h.created.resize(h.sub_accounts, false);
+  h.ledger = parent->ledger;
+  if (!h.created[index]) {
+    h.created[index] = true; // created in this round, before the transfers of its shard
+    r.subs_to_create.emplace_back(t.credit_account_id, index);
+  }
+  return sid::sub(t.credit_account_id, index);
+}
+
+void count_credit(directory_actor* self, u128 account_id) {
+  auto& st = self->state;
+  if (st.opts.adaptive_window_ns == 0 || st.opts.adaptive_credits_min == 0) return;
+  const uint64_t now = st.opts.clock();
+  if (now - st.window_start_ns > st.opts.adaptive_window_ns || st.credits_seen.size() > (1u << 20)) {
+    st.credits_seen.clear();
+    st.window_start_ns = now;
+  }
+  uint32_t& n = st.credits_seen[account_id];
+  if (++n != st.opts.adaptive_credits_min) return;
+  hot_state& h = st.hot[account_id];
+  if (h.sub_accounts != 0) return;
+  h.sub_accounts = std::max<uint32_t>(2, std::min<uint32_t>(256, st.opts.adaptive_sub_accounts));
+  st.opts.log_info("hot account split",
+                   {"account=" + to_string_u128(account_id) + " sub_accounts=" + std::to_string(h.sub_accounts)});
+}
+
+void add_transfer(round_state& r, uint32_t shard, const transfer& t, bool system, origin o) {
+  shard_batch& b = r.batches[shard];
+  b.transfers.push_back(t);
+  b.transfers_system.push_back(system ? 1 : 0);
+  b.transfers_origin.push_back(o);
+}
+
+void add_account(round_state& r, uint32_t shard, const account& a, bool system, origin o) {
+  shard_batch& b = r.batches[shard];
+  b.accounts.push_back(a);
+  b.accounts_system.push_back(system ? 1 : 0);
+  b.accounts_origin.push_back(o);
+}
+
+void ensure_clearing(directory_actor* self, round_state& r, uint32_t from, uint32_t to, uint32_t ledger) {
+  const u128 id = sid::clearing(from, to, ledger);
+  if (self->state.clearing_known.count(id) != 0) return;
+  self->state.clearing_known.insert(id); // forgotten again if the round fails
+  account a{};
+  a.id = id;
+  a.ledger = ledger;
+  a.code = sid::clearing_code;
+  add_account(r, from, a, true, origin{nullptr, 0});
+}
+
+// Plans the account events of `w` from its cursor. Accounts go to their shards; a linked
+// chain of accounts must stay within one shard.
+void plan_accounts(directory_actor* self, round_state& r, work& w) {
+  const uint32_t n = self->state.shards;
+  const auto& ev = w.account_events;
+  size_t i = w.cursor;
+  while (i < ev.size()) {
+    size_t j = i;
+    while (j + 1 < ev.size() && has(ev[j].flags, account_linked)) ++j;
+    const uint32_t shard = shard_of(ev[i].id, n);
+    bool one_shard = true;
+    for (size_t k = i; k <= j; ++k) one_shard = one_shard && shard_of(ev[k].id, n) == shard;
+    if (!one_shard) {
+      for (size_t k = i; k <= j; ++k) {
+        w.results[k] = static_cast<uint32_t>(k == i ? account_result::not_supported_across_shards
+                                                    : account_result::linked_event_failed);
+      }
+    } else {
+      for (size_t k = i; k <= j; ++k) {
+        add_account(r, shard, ev[k], !w.system.empty() && w.system[k] != 0,
+                    origin{&w, static_cast<uint32_t>(k)});
+        r.accounts_created.insert(ev[k].id);
+      }
+    }
+    i = j + 1;
+  }
+  w.cursor = ev.size();
+}
+
+// Plans the transfer events of `w` from its cursor; stops (leaving the rest for the next
+// round) at a unit that names an id this round already planned.
+void plan_transfers(directory_actor* self, round_state& r, work& w) {
+  using R = transfer_result;
+  auto& st = self->state;
+  const uint32_t n = st.shards;
+  auto& ev = w.transfer_events;
+  size_t i = w.cursor;
+  while (i < ev.size()) {
+    size_t j = i;
+    while (j + 1 < ev.size() && has(ev[j].flags, transfer_linked)) ++j;
+    const bool chain = j > i || has(ev[i].flags, transfer_linked);
+    // An id planned twice in one round: the later one waits for the next round, where it
+    // sees what the earlier one did.
+    bool again = false;
+    for (size_t k = i; k <= j && !again; ++k) {
+      again = r.seen.count(ev[k].id) != 0 || (ev[k].pending_id != 0 && r.seen.count(ev[k].pending_id) != 0);
+      for (u128 a : {ev[k].debit_account_id, ev[k].credit_account_id}) {
+        again = again || (r.accounts_created.count(a) != 0 && account_in(r, a) == nullptr);
+      }
+    }
+    if (again && !r.seen.empty()) break;
+    for (size_t k = i; k <= j; ++k) r.seen.insert(ev[k].id);
+
+    // Each event as it will be applied: kassa's own events as they are; a client's plain
+    // credit to a split hot account lands on one of its sub-accounts.
+    std::vector<transfer> eff(ev.begin() + i, ev.begin() + j + 1);
+    std::vector<uint8_t> sys(eff.size(), 0);
+    for (size_t k = 0; k < eff.size(); ++k) {
+      const size_t e = i + k;
+      sys[k] = !w.system.empty() && w.system[e] != 0;
+      if (sys[k]) continue;
+      const transfer& t = ev[e];
+      if ((t.flags & ~plain_flags) == 0 && fields_check(t) == R::ok && !sid::reserved(t.id) &&
+          !sid::reserved(t.debit_account_id) && !sid::reserved(t.credit_account_id)) {
+        count_credit(self, t.credit_account_id);
+        if (u128 target = hot_target(self, r, t); target != 0) {
+          eff[k].credit_account_id = target;
+          sys[k] = 1;
+        }
+      }
+    }
+
+    // Ids the shards already hold: the answer comes from what they hold.
+    int existing = -1;
+    uint32_t existing_code = 0;
+    for (size_t k = 0; k < eff.size() && existing < 0; ++k) {
+      auto it = r.probed.find(ev[i + k].id);
+      if (it == r.probed.end() || !it->second.found()) continue;
+      view v;
+      if (!view_of(st, it->second, v)) {
+        existing = static_cast<int>(k);
+        existing_code = static_cast<uint32_t>(R::id_already_failed);
+        break;
+      }
+      existing_code = existing_result(ev[i + k], v); // the view names the parent, not a sub-account
+      existing = static_cast<int>(k);
+    }
+    if (existing >= 0) {
+      if (!chain) w.results[i] = existing_code;
+      else fail_chain(w, static_cast<uint32_t>(i), static_cast<uint32_t>(j), static_cast<uint32_t>(i + existing), existing_code);
+      i = j + 1;
+      continue;
+    }
+
+    // Where each event applies: the shard of its pending transfer (post, void), or of its
+    // debit and credit accounts.
+    std::vector<uint32_t> dr_shard(eff.size()), cr_shard(eff.size());
+    std::vector<uint32_t> refuse(eff.size(), 0); // a code the directory answers itself
+    bool spans = false;
+    for (size_t k = 0; k < eff.size(); ++k) {
+      const transfer& t = eff[k];
+      if (has(t.flags, transfer_post_pending | transfer_void_pending) && t.pending_id != 0) {
+        auto it = r.probed.find(t.pending_id);
+        view v;
+        if (it != r.probed.end() && it->second.found() && view_of(st, it->second, v)) {
+          if (v.saga) {
+            refuse[k] = static_cast<uint32_t>(R::pending_transfer_not_pending);
+            dr_shard[k] = cr_shard[k] = 0;
+          } else {
+            dr_shard[k] = cr_shard[k] = it->second.entries.front().first;
+          }
+        } else {
+          dr_shard[k] = cr_shard[k] = t.debit_account_id != 0 ? shard_of(t.debit_account_id, n) : 0;
+        }
+      } else {
+        dr_shard[k] = t.debit_account_id != 0 && t.debit_account_id != u128_max ? shard_of(t.debit_account_id, n) : 0;
+        cr_shard[k] = t.credit_account_id != 0 && t.credit_account_id != u128_max ? shard_of(t.credit_account_id, n) : dr_shard[k];
+      }
+      spans = spans || dr_shard[k] != dr_shard[0] || cr_shard[k] != dr_shard[0];
+    }
+
+    if (!spans) {
+      // Everything in one shard: it applies the unit as it came, with its own exact rules.
+      bool refused = false;
+      for (size_t k = 0; k < eff.size() && !refused; ++k) {
+        if (refuse[k] != 0) {
+          refused = true;
+          if (!chain) w.results[i] = refuse[k];
+          else fail_chain(w, static_cast<uint32_t>(i), static_cast<uint32_t>(j), static_cast<uint32_t>(i + k), refuse[k]);
+        }
+      }
+      if (!refused) {
+        for (size_t k = 0; k < eff.size(); ++k) {
+          add_transfer(r, dr_shard[0], eff[k], sys[k] != 0, origin{&w, static_cast<uint32_t>(i + k)});
+        }
+      }
+      i = j + 1;
+      continue;
+    }
+
+    // Across shards: only plain transfers, checked here (fields, accounts) so that the legs
+    // fail only on balances; then one saga of pending legs.
+    uint32_t code = 0;
+    size_t at = 0;
+    for (size_t k = 0; k < eff.size() && code == 0; ++k) {
+      const transfer& t = eff[k];
+      const transfer& original = ev[i + k];
+      R c = refuse[k] != 0 ? static_cast<R>(refuse[k]) : fields_check(original);
+      if (c == R::ok && (t.flags & ~plain_flags) != 0) c = R::not_supported_across_shards;
+      if (c == R::ok) c = accounts_check(original, account_in(r, original.debit_account_id),
+                                         account_in(r, original.credit_account_id));
+      if (c == R::ok && !sys[k]) {
+        if (sid::reserved(original.id)) c = R::id_must_not_be_reserved;
+        else if (sid::reserved(original.debit_account_id) || sid::reserved(original.credit_account_id)) {
+          c = R::accounts_must_not_be_reserved;
+        }
+      }
+      if (c != R::ok) {
+        code = static_cast<uint32_t>(c);
+        at = k;
+      }
+    }
+    if (code != 0) {
+      if (!chain) w.results[i] = code;
+      else fail_chain(w, static_cast<uint32_t>(i), static_cast<uint32_t>(j), static_cast<uint32_t>(i + at), code);
+      i = j + 1;
+      continue;
+    }
+
+    saga_plan saga{st.saga_next++, &w, static_cast<uint32_t>(i), static_cast<uint32_t>(j), {}};
+    for (size_t k = 0; k < eff.size(); ++k) {
+      transfer base = eff[k];
+      base.flags = transfer_pending;
+      base.timeout = 0;
+      const uint32_t a = dr_shard[k], b = cr_shard[k];
+      if (a == b) {
+        saga.legs.push_back(leg{a, base, static_cast<uint32_t>(i + k)});
+        continue;
+      }
+      ensure_clearing(self, r, a, b, base.ledger);
+      ensure_clearing(self, r, b, a, base.ledger);
+      transfer debit_leg = base;
+      debit_leg.credit_account_id = sid::clearing(a, b, base.ledger);
+      transfer credit_leg = base;
+      credit_leg.debit_account_id = sid::clearing(b, a, base.ledger);
+      saga.legs.push_back(leg{a, debit_leg, static_cast<uint32_t>(i + k)});
+      saga.legs.push_back(leg{b, credit_leg, static_cast<uint32_t>(i + k)});
+    }
+    // The legs a shard holds form one linked chain there: all or nothing per shard, and the
+    // saga makes it all or nothing across shards.
+    std::vector<int> last_in_shard(n, -1);
+    for (size_t l = 0; l < saga.legs.size(); ++l) last_in_shard[saga.legs[l].shard] = static_cast<int>(l);
+    const int saga_index = static_cast<int>(r.sagas.size());
+    for (size_t l = 0; l < saga.legs.size(); ++l) {
+      leg& g = saga.legs[l];
+      if (static_cast<int>(l) != last_in_shard[g.shard]) g.t.flags |= transfer_linked;
+      add_transfer(r, g.shard, g.t, true, origin{&w, g.event, saga_index, static_cast<int>(l)});
+    }
+    r.sagas.push_back(std::move(saga));
+    i = j + 1;
+  }
+  w.cursor = i;
+}
+
+// Sub-accounts of split hot accounts first seen in this round are created before the
+// transfers of their shards (create_accounts reaches a shard before create_transfers).
+void plan_sub_accounts(directory_actor* self, round_state& r) {
+  for (const auto& [parent, index] : r.subs_to_create) {
+    const hot_state& h = self->state.hot[parent];
+    account a{};
+    a.id = sid::sub(parent, index);
+    a.user_data_128 = parent;
+    a.user_data_32 = index;
+    a.ledger = h.ledger;
+    a.code = sid::sub_code;
+    a.flags = account_debits_must_not_exceed_credits; // a sweep can never overdraw it
+    self->state.sub_parent[a.id] = parent;
+    add_account(r, shard_of(a.id, self->state.shards), a, true, origin{nullptr, 0});
+  }
+}
+
+// ------------------------------------------------------------------ round: the phases
+
+void round_finish(directory_actor* self, round_ptr r) {
+  auto& st = self->state;
+  // Requests with events left over go back to the front of the queue, in order.
+  for (auto it = r->works.rbegin(); it != r->works.rend(); ++it) {
+    work_ptr& w = *it;
+    if (w->status == outcome::ok && w->cursor < w->size()) {
+      st.queue.push_front(w);
+      st.queue_events += w->remaining();
+    } else {
+      reply_work(*w);
+    }
+  }
+  st.round_busy = false;
+  if (!st.queue.empty()) {
+    round_start(self);
+  } else if (!st.drains.empty()) {
+    auto drains = std::move(st.drains);
+    st.drains.clear();
+    for (auto& d : drains) d.deliver(drain_atom::value, true);
+  }
+}
+
+void round_fail(directory_actor* self, round_ptr r, outcome why) {
+  for (auto& w : r->works) w->status = why;
+  // Clearing and sub-accounts this round meant to create may not exist: forget them.
+  self->state.clearing_known.clear();
+  for (auto& [parent, h] : self->state.hot) h.created.assign(h.created.size(), false);
+  round_finish(self, r);
+}
+
+// Posts (commit) or voids (abort) the legs of the round's sagas that the shards applied.
+void round_resolve(directory_actor* self, round_ptr r) {
+  auto& st = self->state;
+  std::vector<shard_batch> batches(st.shards);
+  std::vector<std::vector<std::pair<int, int>>> which(st.shards); // (saga, leg)
+  for (size_t s = 0; s < r->sagas.size(); ++s) {
+    saga_plan& saga = r->sagas[s];
+    for (size_t l = 0; l < saga.legs.size(); ++l) {
+      const leg& g = saga.legs[l];
+      if (g.result != 0) continue; // not applied: nothing to resolve
+      transfer t{};
+      t.id = sid::transfer(system_sequence_next(self));
+      t.pending_id = g.t.id;
+      t.flags = saga.commit ? transfer_post_pending : transfer_void_pending;
+      batches[g.shard].transfers.push_back(t);
+      batches[g.shard].transfers_system.push_back(1);
+      which[g.shard].emplace_back(static_cast<int>(s), static_cast<int>(l));
+    }
+  }
+  std::vector<std::pair<uint32_t, create_transfers_request>> requests;
+  for (uint32_t s = 0; s < st.shards; ++s) {
+    if (batches[s].transfers.empty()) continue;
+    requests.emplace_back(s, create_transfers_request{request_context{}, std::move(batches[s].transfers),
+                                                      std::move(batches[s].transfers_system)});
+  }
+  fan_out<create_reply>(self, std::move(requests),
+                        [self, r, which](std::vector<std::pair<uint32_t, create_reply>>& replies) {
+    auto& st = self->state;
+    std::vector<bool> saga_ok(r->sagas.size(), true);
+    for (auto& [shard, reply] : replies) {
+      if (reply.status != outcome::ok) {
+        for (auto [s, l] : which[shard]) saga_ok[s] = false;
+        continue;
+      }
+      for (const event_result& f : reply.failures) {
+        auto [s, l] = which[shard][f.index];
+        saga_ok[s] = false;
+        st.opts.log_error("a saga leg could not be resolved; it stays in the saga log",
+                          "leg=" + to_string_u128(r->sagas[s].legs[l].t.id) + " code=" +
+                              std::string(name(static_cast<transfer_result>(f.code))));
+      }
+    }
+    for (size_t s = 0; s < r->sagas.size(); ++s) {
+      saga_plan& saga = r->sagas[s];
+      if (saga_ok[s]) {
+        st.sagas_done.push_back(saga.id);
+        continue;
+      }
+      store::saga rec{saga.id, {}};
+      for (const leg& g : saga.legs) rec.legs.push_back(store::saga_leg{g.shard, g.t.id});
+      st.unresolved.push_back(std::move(rec));
+      // Not acknowledged: the retry between rounds (or recovery) finishes it.
+      if (saga.commit) saga.w->status = outcome::store_unavailable;
+    }
+    round_finish(self, r);
+  });
+}
+
+// The shards answered the round's batches: local results go to their requests, leg results
+// decide each saga.
+void round_applied(directory_actor* self, round_ptr r,
+                   std::vector<std::pair<uint32_t, create_reply>>& account_replies,
+                   std::vector<std::pair<uint32_t, create_reply>>& transfer_replies) {
+  using R = transfer_result;
+  auto& st = self->state;
+  for (auto& [shard, reply] : account_replies) {
+    auto& origins = r->batches[shard].accounts_origin;
+    if (reply.status != outcome::ok) {
+      for (const origin& o : origins) if (o.w != nullptr) o.w->status = reply.status;
+      st.clearing_known.clear();
+      continue;
+    }
+    for (const event_result& f : reply.failures) {
+      const origin& o = origins[f.index];
+      if (o.w != nullptr) o.w->results[o.index] = f.code;
+      else if (f.code != static_cast<uint32_t>(account_result::exists)) {
+        st.opts.log_error("kassa could not create one of its own accounts",
+                          "code=" + std::string(name(static_cast<account_result>(f.code))));
+      }
+    }
+  }
+  for (auto& [shard, reply] : transfer_replies) {
+    auto& origins = r->batches[shard].transfers_origin;
+    for (size_t k = 0; k < origins.size(); ++k) {
+      const origin& o = origins[k];
+      if (o.saga >= 0) r->sagas[o.saga].legs[o.leg].result = 0;
+    }
+    if (reply.status != outcome::ok) {
+      for (const origin& o : origins) {
+        if (o.saga >= 0) r->sagas[o.saga].legs[o.leg].result = static_cast<uint32_t>(R::linked_event_failed);
+        o.w->status = reply.status;
+      }
+      continue;
+    }
+    for (const event_result& f : reply.failures) {
+      const origin& o = origins[f.index];
+      if (o.saga >= 0) r->sagas[o.saga].legs[o.leg].result = f.code;
+      else o.w->results[o.index] = f.code;
+    }
+  }
+  for (saga_plan& saga : r->sagas) {
+    // The first event whose leg failed for a reason of its own (not linked_event_failed)
+    // carries that reason; every other event of the unit is linked_event_failed.
+    uint32_t failed_at = UINT32_MAX, code = 0;
+    bool any_failed = false;
+    for (const leg& g : saga.legs) {
+      if (g.result == 0) continue;
+      any_failed = true;
+      if (g.result != static_cast<uint32_t>(R::linked_event_failed) && g.event < failed_at) {
+        failed_at = g.event;
+        code = g.result;
+      }
+    }
+    saga.commit = !any_failed;
+    if (!any_failed) continue;
+    if (failed_at == UINT32_MAX) { // only linked_event_failed: a shard refused the request
+      failed_at = saga.first;
+      code = static_cast<uint32_t>(R::linked_event_failed);
+    }
+    const bool chain = saga.last > saga.first || has(saga.w->transfer_events[saga.first].flags, transfer_linked);
+    if (!chain) saga.w->results[saga.first] = code;
+    else fail_chain(*saga.w, saga.first, saga.last, failed_at, code);
+  }
+  if (r->sagas.empty()) {
+    round_finish(self, r);
+    return;
+  }
+  round_resolve(self, r);
+}
+
+void round_apply(directory_actor* self, round_ptr r) {
+  auto& st = self->state;
+  std::vector<std::pair<uint32_t, create_accounts_request>> accounts;
+  std::vector<std::pair<uint32_t, create_transfers_request>> transfers;
+  for (uint32_t s = 0; s < st.shards; ++s) {
+    shard_batch& b = r->batches[s];
+    if (!b.accounts.empty()) accounts.emplace_back(s, create_accounts_request{request_context{}, b.accounts, b.accounts_system});
+    if (!b.transfers.empty()) transfers.emplace_back(s, create_transfers_request{request_context{}, b.transfers, b.transfers_system});
+  }
+  // Accounts first: every shard takes its create_accounts before its create_transfers, so a
+  // clearing or sub-account exists before the legs that name it.
+  auto account_replies = std::make_shared<std::vector<std::pair<uint32_t, create_reply>>>();
+  auto left = std::make_shared<int>(2);
+  auto transfer_replies = std::make_shared<std::vector<std::pair<uint32_t, create_reply>>>();
+  auto both = [self, r, account_replies, transfer_replies, left] {
+    if (--*left == 0) round_applied(self, r, *account_replies, *transfer_replies);
+  };
+  fan_out<create_reply>(self, std::move(accounts), [account_replies, both](auto& replies) {
+    *account_replies = std::move(replies);
+    both();
+  });
+  fan_out<create_reply>(self, std::move(transfers), [transfer_replies, both](auto& replies) {
+    *transfer_replies = std::move(replies);
+    both();
+  });
+}
+
+void round_plan(directory_actor* self, round_ptr r) {
+  auto& st = self->state;
+  r->batches.assign(st.shards, shard_batch{});
+  for (auto& w : r->works) {
+    if (w->accounts) plan_accounts(self, *r, *w);
+  }
+  for (auto& w : r->works) {
+    if (!w->accounts) plan_transfers(self, *r, *w);
+  }
+  plan_sub_accounts(self, *r);
+  if (r->sagas.empty() && st.sagas_done.empty()) {
+    round_apply(self, r);
+    return;
+  }
+  // The saga log holds every leg before any shard applies one: recovery finds them all.
+  saga_write sw;
+  for (const saga_plan& s : r->sagas) {
+    store::saga rec{s.id, {}};
+    for (const leg& g : s.legs) rec.legs.push_back(store::saga_leg{g.shard, g.t.id});
+    sw.add.push_back(std::move(rec));
+  }
+  sw.remove = std::move(st.sagas_done);
+  st.sagas_done.clear();
+  auto removed = sw.remove;
+  self->request(st.writer, caf::infinite, std::move(sw))
+      .then(
+          [self, r, removed](saga_written& done) {
+            if (!done.error.ok()) {
+              self->state.opts.log_error("the saga log could not be written", done.error.message);
+              auto& d = self->state.sagas_done;
+              d.insert(d.end(), removed.begin(), removed.end());
+              round_fail(self, r, outcome::store_unavailable);
+              return;
+            }
+            round_apply(self, r);
+          },
+          [self, r](caf::error&) { round_fail(self, r, outcome::store_unavailable); });
+}
+
+// A round: take queued requests, learn what the shards hold of the ids and accounts they
+// name, plan, apply, resolve sagas, answer.
+void round_start(directory_actor* self) {
+  auto& st = self->state;
+  if (st.round_busy || st.queue.empty() || !st.ready) return;
+  st.round_busy = true;
+  auto r = std::make_shared<round_state>();
+  size_t events = 0;
+  const uint64_t now = st.opts.clock();
+  while (!st.queue.empty()) {
+    work_ptr w = st.queue.front();
+    if (!r->works.empty() && events + w->remaining() > st.opts.round_events_max) break;
+    st.queue.pop_front();
+    st.queue_events -= w->remaining();
+    if (w->cursor == 0 && w->ctx.deadline_ns != 0 && now > w->ctx.deadline_ns) {
+      w->status = outcome::deadline_exceeded;
+      reply_work(*w);
+      continue;
+    }
+    if (st.failed) {
+      w->status = outcome::store_unavailable;
+      reply_work(*w);
+      continue;
+    }
+    events += w->remaining();
+    r->works.push_back(std::move(w));
+  }
+  if (r->works.empty()) {
+    st.round_busy = false;
+    round_finish(self, r);
+    return;
+  }
+  // What to ask: transfer ids and pending ids from every shard (an id may be anywhere), and
+  // the accounts the transfers name from their own shards.
+  std::vector<u128> ids;
+  std::vector<std::vector<u128>> account_ids(st.shards);
+  for (auto& w : r->works) {
+    if (w->accounts) continue;
+    for (size_t k = w->cursor; k < w->transfer_events.size(); ++k) {
+      const transfer& t = w->transfer_events[k];
+      ids.push_back(t.id);
+      if (t.pending_id != 0) ids.push_back(t.pending_id);
+      for (u128 a : {t.debit_account_id, t.credit_account_id}) {
+        if (a != 0 && a != u128_max) account_ids[shard_of(a, st.shards)].push_back(a);
+      }
+    }
+  }
+  std::vector<std::pair<uint32_t, probe_request>> probes;
+  std::vector<std::pair<uint32_t, lookup_accounts_request>> lookups;
+  if (!ids.empty()) {
+    for (uint32_t s = 0; s < st.shards; ++s) probes.emplace_back(s, probe_request{ids});
+  }
+  for (uint32_t s = 0; s < st.shards; ++s) {
+    if (!account_ids[s].empty()) lookups.emplace_back(s, lookup_accounts_request{request_context{}, std::move(account_ids[s])});
+  }
+  auto left = std::make_shared<int>(2);
+  auto bad = std::make_shared<bool>(false);
+  auto next = [self, r, left, bad] {
+    if (--*left != 0) return;
+    if (*bad) round_fail(self, r, outcome::store_unavailable);
+    else round_plan(self, r);
+  };
+  auto probe_ids = std::make_shared<std::vector<u128>>(std::move(ids));
+  fan_out<probe_reply>(self, std::move(probes), [r, next, bad, probe_ids](auto& replies) {
+    for (auto& [shard, reply] : replies) {
+      if (reply.status != outcome::ok) {
+        *bad = true;
+        continue;
+      }
+      for (size_t k = 0; k < reply.entries.size(); ++k) {
+        if (reply.entries[k].found) r->probed[(*probe_ids)[k]].entries.emplace_back(shard, reply.entries[k]);
+      }
+    }
+    // An id asked twice is listed twice per shard: keep one entry per shard.
+    for (auto& [id, h] : r->probed) {
+      auto& e = h.entries;
+      e.erase(std::unique(e.begin(), e.end(), [](const auto& x, const auto& y) { return x.first == y.first; }), e.end());
+    }
+    next();
+  });
+  fan_out<accounts_reply>(self, std::move(lookups), [r, next, bad](auto& replies) {
+    for (auto& [shard, reply] : replies) {
+      if (reply.status != outcome::ok) *bad = true;
+      for (const account& a : reply.accounts) r->accounts[a.id] = a;
+    }
+    next();
+  });
+}
+
+// ------------------------------------------------------------------------ requests
+
+template <class Request>
+caf::response_promise enqueue(directory_actor* self, Request& req, bool accounts) {
+  auto& st = self->state;
+  auto rp = self->make_response_promise();
+  const size_t events = req.events.size();
+  if (st.failed) {
+    rp.deliver(create_reply{outcome::store_unavailable, {}});
+    return rp;
+  }
+  if (st.queue_events + events > st.opts.queue_events_max) {
+    rp.deliver(create_reply{outcome::busy, {}});
+    return rp;
+  }
+  auto w = std::make_shared<work>();
+  w->accounts = accounts;
+  w->ctx = req.ctx;
+  if constexpr (std::is_same_v<Request, create_accounts_request>) w->account_events = std::move(req.events);
+  else w->transfer_events = std::move(req.events);
+  w->results.assign(events, 0);
+  w->rp = rp;
+  st.queue.push_back(w);
+  st.queue_events += events;
+  round_start(self);
+  return rp;
+}
+
+// Sums the balances of a split account's sub-accounts into its own.
+bool add_balances(account& into, const account& sub) {
+  return add_checked(into.debits_pending, sub.debits_pending, into.debits_pending) &&
+         add_checked(into.debits_posted, sub.debits_posted, into.debits_posted) &&
+         add_checked(into.credits_pending, sub.credits_pending, into.credits_pending) &&
+         add_checked(into.credits_posted, sub.credits_posted, into.credits_posted);
+}
+
+caf::response_promise lookup_accounts(directory_actor* self, lookup_accounts_request& req) {
+  auto& st = self->state;
+  auto rp = self->make_response_promise();
+  std::vector<std::vector<u128>> per_shard(st.shards);
+  for (u128 id : req.ids) {
+    if (id == 0 || id == u128_max) continue;
+    per_shard[shard_of(id, st.shards)].push_back(id);
+    auto it = st.hot.find(id);
+    if (it == st.hot.end()) continue;
+    for (uint32_t i = 0; i < it->second.created.size(); ++i) {
+      if (it->second.created[i]) {
+        const u128 sub = sid::sub(id, i);
+        per_shard[shard_of(sub, st.shards)].push_back(sub);
+      }
+    }
+  }
+  std::vector<std::pair<uint32_t, lookup_accounts_request>> requests;
+  for (uint32_t s = 0; s < st.shards; ++s) {
+    if (!per_shard[s].empty()) requests.emplace_back(s, lookup_accounts_request{req.ctx, std::move(per_shard[s])});
+  }
+  fan_out<accounts_reply>(self, std::move(requests), [self, rp, ids = req.ids](auto& replies) mutable {
+    auto& st = self->state;
+    std::unordered_map<u128, account, u128_hash> found;
+    for (auto& [shard, reply] : replies) {
+      if (reply.status != outcome::ok) {
+        rp.deliver(accounts_reply{reply.status, {}});
+        return;
+      }
+      for (const account& a : reply.accounts) found[a.id] = a;
+    }
+    accounts_reply out;
+    for (u128 id : ids) {
+      auto it = found.find(id);
+      if (it == found.end()) continue;
+      account a = it->second;
+      if (auto h = st.hot.find(id); h != st.hot.end()) {
+        for (uint32_t i = 0; i < h->second.created.size(); ++i) {
+          auto sub = found.find(sid::sub(id, i));
+          if (sub != found.end() && !add_balances(a, sub->second)) {
+            rp.deliver(accounts_reply{outcome::store_unavailable, {}});
+            return;
+          }
+        }
+      }
+      out.accounts.push_back(a);
+    }
+    rp.deliver(std::move(out));
+  });
+  return rp;
+}
+
+caf::response_promise lookup_transfers(directory_actor* self, lookup_transfers_request& req) {
+  auto& st = self->state;
+  auto rp = self->make_response_promise();
+  std::vector<u128> ids;
+  for (u128 id : req.ids) {
+    if (id != 0 && id != u128_max) ids.push_back(id);
+  }
+  std::vector<std::pair<uint32_t, probe_request>> probes;
+  if (!ids.empty()) {
+    for (uint32_t s = 0; s < st.shards; ++s) probes.emplace_back(s, probe_request{ids});
+  }
+  fan_out<probe_reply>(self, std::move(probes), [self, rp, ids](auto& replies) mutable {
+    std::unordered_map<u128, held, u128_hash> probed;
+    for (auto& [shard, reply] : replies) {
+      if (reply.status != outcome::ok) {
+        rp.deliver(transfers_reply{reply.status, {}});
+        return;
+      }
+      for (size_t k = 0; k < reply.entries.size(); ++k) {
+        if (reply.entries[k].found) probed[ids[k]].entries.emplace_back(shard, reply.entries[k]);
+      }
+    }
+    transfers_reply out;
+    std::unordered_set<u128, u128_hash> done;
+    for (u128 id : ids) {
+      auto it = probed.find(id);
+      if (it == probed.end() || !done.insert(id).second) continue;
+      auto& e = it->second.entries;
+      e.erase(std::unique(e.begin(), e.end(), [](const auto& x, const auto& y) { return x.first == y.first; }), e.end());
+      view v;
+      if (!view_of(self->state, it->second, v)) continue;
+      // A saga's transfer exists for clients once posted; an aborted one never did.
+      if (v.saga && v.status != pending_status::posted) continue;
+      out.transfers.push_back(v.t);
+    }
+    rp.deliver(std::move(out));
+  });
+  return rp;
+}
+
+// ------------------------------------------------------------------ recovery and sweeps
+
+// Finishes sagas from the log (at start) or whose resolution failed (later): every leg
+// applied and none voided or expired -> post the pending ones; otherwise void them. Calls
+// `done(ok)` when every leg is resolved (ok) or something could not be read or written.
+void resolve_logged(directory_actor* self, std::vector<store::saga> sagas, std::function<void(bool)> done) {
+  auto& st = self->state;
+  std::vector<std::vector<u128>> leg_ids(st.shards);
+  for (const auto& s : sagas) {
+    for (const auto& l : s.legs) {
+      if (l.shard >= st.shards) {
+        st.opts.log_error("the saga log names a shard this configuration lacks",
+                          "saga=" + std::to_string(s.id) + " shard=" + std::to_string(l.shard));
+        done(false);
+        return;
+      }
+      leg_ids[l.shard].push_back(l.id);
+    }
+  }
+  std::vector<std::pair<uint32_t, probe_request>> probes;
+  for (uint32_t s = 0; s < st.shards; ++s) if (!leg_ids[s].empty()) probes.emplace_back(s, probe_request{leg_ids[s]});
+  auto shared = std::make_shared<std::vector<store::saga>>(std::move(sagas));
+  fan_out<probe_reply>(self, std::move(probes), [self, shared, leg_ids, done](auto& replies) {
+    auto& st = self->state;
+    std::vector<std::unordered_map<u128, probe_entry, u128_hash>> found(st.shards);
+    for (auto& [shard, reply] : replies) {
+      if (reply.status != outcome::ok) {
+        done(false);
+        return;
+      }
+      for (size_t k = 0; k < reply.entries.size(); ++k) {
+        if (reply.entries[k].found) found[shard][leg_ids[shard][k]] = reply.entries[k];
+      }
+    }
+    std::vector<create_transfers_request> batches(st.shards);
+    std::vector<uint64_t> finished;
+    size_t committed = 0, aborted = 0;
+    for (const auto& s : *shared) {
+      bool commit = true;
+      for (const auto& l : s.legs) {
+        auto it = found[l.shard].find(l.id);
+        commit = commit && it != found[l.shard].end() &&
+                 (it->second.status == pending_status::pending || it->second.status == pending_status::posted);
+      }
+      (commit ? committed : aborted)++;
+      for (const auto& l : s.legs) {
+        auto it = found[l.shard].find(l.id);
+        if (it == found[l.shard].end() || it->second.status != pending_status::pending) continue;
+        transfer t{};
+        t.id = sid::transfer(system_sequence_next(self));
+        t.pending_id = l.id;
+        t.flags = commit ? transfer_post_pending : transfer_void_pending;
+        batches[l.shard].events.push_back(t);
+        batches[l.shard].system.push_back(1);
+      }
+      finished.push_back(s.id);
+    }
+    st.opts.log_info("sagas finished", "committed=" + std::to_string(committed) + " aborted=" + std::to_string(aborted));
+    std::vector<std::pair<uint32_t, create_transfers_request>> requests;
+    for (uint32_t s = 0; s < st.shards; ++s) if (!batches[s].events.empty()) requests.emplace_back(s, std::move(batches[s]));
+    fan_out<create_reply>(self, std::move(requests), [self, finished, done](auto& replies) {
+      bool ok = true;
+      for (auto& [shard, reply] : replies) ok = ok && reply.status == outcome::ok && reply.failures.empty();
+      if (ok) {
+        auto& d = self->state.sagas_done;
+        d.insert(d.end(), finished.begin(), finished.end());
+      }
+      done(ok);
+    });
+  });
+}
+
+// At start: kassa's own accounts (clearing accounts, the sub-accounts that give the splits
+// back), then the sagas the log holds. Requests wait in the queue meanwhile.
+void recover(directory_actor* self) {
+  auto& st = self->state;
+  auto sagas = std::make_shared<std::vector<store::saga>>();
+  if (st.opts.saga_log) {
+    store::error err = st.opts.saga_log->load(*sagas);
+    if (!err.ok()) {
+      st.opts.log_error("cannot read the saga log; refusing changes", err.message);
+      st.failed = true;
+      st.ready = true;
+      return;
+    }
+    st.saga_next = st.opts.saga_log->id_last() + 1;
+  }
+  std::vector<std::pair<uint32_t, system_accounts_request>> asks;
+  for (uint32_t s = 0; s < st.shards; ++s) asks.emplace_back(s, system_accounts_request{});
+  fan_out<accounts_reply>(self, std::move(asks), [self, sagas](auto& replies) {
+    auto& st = self->state;
+    for (auto& [shard, reply] : replies) {
+      if (reply.status != outcome::ok) {
+        st.opts.log_error("a shard could not list kassa's own accounts; refusing changes", "shard=" + std::to_string(shard));
+        st.failed = true;
+      }
+      for (const account& a : reply.accounts) {
+        if (sid::kind_of(a.id) == sid::kind::clearing) st.clearing_known.insert(a.id);
+        if (sid::kind_of(a.id) == sid::kind::sub && a.user_data_32 < 256) {
+          hot_state& h = st.hot[a.user_data_128];
+          const uint32_t index = a.user_data_32;
+          if (h.created.size() <= index) h.created.resize(index + 1, false);
+          h.created[index] = true;
+          h.sub_accounts = std::max<uint32_t>(h.sub_accounts, static_cast<uint32_t>(h.created.size()));
+          h.ledger = a.ledger;
+          st.sub_parent[a.id] = a.user_data_128;
+        }
+      }
+    }
+    resolve_logged(self, std::move(*sagas), [self](bool ok) {
+      auto& st = self->state;
+      if (!ok) {
+        st.opts.log_error("recovery could not finish every saga; refusing changes", "");
+        st.failed = true;
+      }
+      st.ready = true;
+      round_start(self);
+    });
+  });
+}
+
+// Sagas whose legs could not be posted or voided (a shard failed meanwhile) are tried again
+// between rounds.
+void retry_unresolved(directory_actor* self) {
+  auto& st = self->state;
+  if (st.unresolved.empty() || st.round_busy || !st.ready || st.failed) return;
+  st.round_busy = true;
+  auto sagas = std::move(st.unresolved);
+  st.unresolved.clear();
+  auto copy = sagas;
+  resolve_logged(self, std::move(sagas), [self, copy](bool ok) {
+    auto& st = self->state;
+    if (!ok) st.unresolved.insert(st.unresolved.end(), copy.begin(), copy.end());
+    st.round_busy = false;
+    round_start(self);
+  });
+}
+
+// Moves what the sub-accounts of split accounts received back to their parents: one
+// journaled transfer per sub-account with a balance, queued like any request.
+void sweep(directory_actor* self) {
+  auto& st = self->state;
+  if (st.sweep_queued || !st.ready || st.failed) return;
+  std::vector<std::vector<u128>> per_shard(st.shards);
+  bool any = false;
+  for (const auto& [parent, h] : st.hot) {
+    for (uint32_t i = 0; i < h.created.size(); ++i) {
+      if (!h.created[i]) continue;
+      const u128 sub = sid::sub(parent, i);
+      per_shard[shard_of(sub, st.shards)].push_back(sub);
+      any = true;
+    }
+  }
+  if (!any) return;
+  st.sweep_queued = true;
+  std::vector<std::pair<uint32_t, lookup_accounts_request>> requests;
+  for (uint32_t s = 0; s < st.shards; ++s) {
+    if (!per_shard[s].empty()) requests.emplace_back(s, lookup_accounts_request{request_context{}, std::move(per_shard[s])});
+  }
+  fan_out<accounts_reply>(self, std::move(requests), [self](auto& replies) {
+    auto& st = self->state;
+    auto w = std::make_shared<work>();
+    w->internal = true;
+    for (auto& [shard, reply] : replies) {
+      for (const account& a : reply.accounts) {
+        const u128 held = a.debits_posted + a.debits_pending; // cannot overflow: checked on write
+        if (a.credits_posted <= held) continue;
+        transfer t{};
+        t.id = sid::transfer(system_sequence_next(self));
+        t.debit_account_id = a.id;
+        t.credit_account_id = a.user_data_128;
+        t.amount = a.credits_posted - held;
+        t.ledger = a.ledger;
+        t.code = sid::sub_code;
+        w->transfer_events.push_back(t);
+      }
+    }
+    st.sweep_queued = false;
+    if (w->transfer_events.empty()) return;
+    w->system.assign(w->transfer_events.size(), 1);
+    w->results.assign(w->transfer_events.size(), 0);
+    st.queue.push_back(w);
+    st.queue_events += w->transfer_events.size();
+    round_start(self);
+  });
+}
+
+// --------------------------------------------------------------------------- behavior
+
+caf::behavior passthrough(directory_actor* self) {
+  caf::actor shard = self->state.opts.shards.front();
+  return {
+      [=](create_accounts_request& r) { self->delegate(shard, std::move(r)); },
+      [=](create_transfers_request& r) { self->delegate(shard, std::move(r)); },
+      [=](lookup_accounts_request& r) { self->delegate(shard, std::move(r)); },
+      [=](lookup_transfers_request& r) { self->delegate(shard, std::move(r)); },
+      [=](account_transfers_request& r) { self->delegate(shard, std::move(r)); },
+      [=](account_balances_request& r) { self->delegate(shard, std::move(r)); },
+      [=](drain_atom a) { self->delegate(shard, a); },
+  };
+}
+
+// The directory's timer: sweeps, and retries of sagas a failed shard left unresolved.
+std::chrono::nanoseconds tick_interval(const directory_options& o) {
+  return std::chrono::nanoseconds(o.sweep_interval_ns != 0 ? o.sweep_interval_ns : 1'000'000'000);
+}
+
+caf::behavior directory(directory_actor* self, directory_options opts) {
+  auto& st = self->state;
+  st.shards = static_cast<uint32_t>(opts.shards.size());
+  st.opts = std::move(opts);
+  st.passthrough = st.shards == 1 && st.opts.hot_static.empty() && st.opts.adaptive_window_ns == 0;
+  if (st.passthrough) return passthrough(self);
+  for (const hot_account_rule& rule : st.opts.hot_static) {
+    hot_state& h = st.hot[rule.id];
+    h.sub_accounts = std::max<uint32_t>(2, std::min<uint32_t>(256, rule.sub_accounts));
+  }
+  if (st.opts.saga_log) {
+    st.writer = self->system().spawn<caf::detached>(saga_writer, st.opts.saga_log);
+    self->link_to(st.writer);
+  }
+  recover(self);
+  self->delayed_send(self, tick_interval(st.opts), sweep_atom::value);
+  return {
+      [self](create_accounts_request& r) { return enqueue(self, r, true); },
+      [self](create_transfers_request& r) { return enqueue(self, r, false); },
+      [self](lookup_accounts_request& r) { return lookup_accounts(self, r); },
+      [self](lookup_transfers_request& r) { return lookup_transfers(self, r); },
+      [self](account_transfers_request& r) {
+        return self->delegate(self->state.opts.shards[shard_of(r.filter.account_id, self->state.shards)], std::move(r));
+      },
+      [self](account_balances_request& r) {
+        return self->delegate(self->state.opts.shards[shard_of(r.filter.account_id, self->state.shards)], std::move(r));
+      },
+      [self](sweep_atom) {
+        retry_unresolved(self);
+        if (self->state.opts.sweep_interval_ns != 0) sweep(self);
+        self->delayed_send(self, tick_interval(self->state.opts), sweep_atom::value);
+      },
+      [self](drain_atom) -> caf::response_promise {
+        auto rp = self->make_response_promise();
+        auto& st = self->state;
+        if (!st.round_busy && st.queue.empty()) rp.deliver(drain_atom::value, true);
+        else st.drains.push_back(rp);
+        return rp;
+      },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_directory(caf::actor_system& sys, directory_options opts, std::string& error) {
+  if (opts.shards.empty()) {
+    error = "the directory needs at least one shard";
+    return {};
+  }
+  if (opts.shards.size() > 1 && !opts.saga_log) {
+    error = "more than one shard needs a saga log";
+    return {};
+  }
+  if (!opts.clock) opts.clock = now_ns;
+  if (!opts.log_error) opts.log_error = [](const std::string&, const std::string&) {};
+  if (!opts.log_info) opts.log_info = [](const std::string&, const std::string&) {};
+  return sys.spawn(directory, std::move(opts));
+}
+
+} // namespace kassa::actors

@@ -1,0 +1,59 @@
+#pragma once
+// The directory: the one entry point of the ledger for sessions. It maps every account to its
+// shard (by hash of the id), answers the shard-spanning parts itself, and keeps the shards'
+// own work inside each shard:
+//   - a transfer between two accounts of one shard goes to that shard as it came;
+//   - a transfer between shards is written as two pending legs through each shard's clearing
+//     account for the other (debit leg + clearing in the debit shard, clearing + credit leg in
+//     the credit shard), recorded in the saga log first, and posted once both legs are
+//     durable; a leg that is refused voids the other. Never half-applied, no distributed
+//     transaction: every shard balances on its own at every instant.
+//   - a linked chain spanning shards is one saga: all its events pending, then all posted.
+//   - split hot accounts: credits spread over sub-accounts, reads aggregate, a sweeper moves
+//     sub-balances back to the main account as journaled internal transfers.
+// With one shard and no hot accounts it forwards every request unchanged. It takes exactly
+// the messages a shard takes (create_*, lookup_*, account_transfers, account_balances, drain)
+// and answers them the same way. See docs/sharding.md.
+#include <caf/all.hpp>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "actors/messages.hpp"
+#include "ledger/store/saga_log.hpp"
+
+namespace kassa::actors {
+
+struct hot_account_rule {
+  u128 id = 0;
+  uint32_t sub_accounts = 8; // 2 .. 256
+};
+
+struct directory_options {
+  std::vector<caf::actor> shards;              // shard i owns accounts with shard_of(id) == i
+  std::shared_ptr<ledger::store::saga_log> saga_log; // required when shards.size() > 1
+  // Requests waiting while a round is in flight; beyond it, new requests are answered busy.
+  size_t queue_events_max = 1u << 20;
+  // Events one round takes from the queue (batching.commit_events_max).
+  size_t round_events_max = 65'536;
+  // Hot accounts: static rules, and adaptive splitting of accounts that receive at least
+  // `adaptive_credits_min` credits within `adaptive_window_ns` (0 disables adaptive).
+  std::vector<hot_account_rule> hot_static;
+  uint64_t adaptive_window_ns = 0;
+  uint32_t adaptive_credits_min = 0;
+  uint32_t adaptive_sub_accounts = 8;
+  uint64_t sweep_interval_ns = 1'000'000'000; // 0: never sweep
+  std::function<uint64_t()> clock;            // ns since the unix epoch
+  std::function<void(const std::string&, const std::string&)> log_error;
+  std::function<void(const std::string&, const std::string&)> log_info;
+};
+
+// The shard an account (or sub-account, or clearing account) lives in.
+uint32_t shard_of(u128 account_id, uint32_t shards);
+
+// Spawns the directory. It first finishes the sagas the log holds (recovery), then takes
+// requests. Returns an invalid handle and sets `error` when recovery fails.
+caf::actor spawn_directory(caf::actor_system& sys, directory_options opts, std::string& error);
+
+} // namespace kassa::actors
