@@ -11,9 +11,11 @@
 
 #include <caf/all.hpp>
 
+#include "actors/directory.hpp"
 #include "actors/shard.hpp"
 #include "actors/writer.hpp"
 #include "config/config.hpp"
+#include "ledger/store/saga_log.hpp"
 #include "ledger/store/store.hpp"
 #include "runtime/data_dir.hpp"
 #include "runtime/log.hpp"
@@ -37,9 +39,27 @@ const char* usage =
     "  --version        prints the version\n"
     "\n"
     "Exit status: 0 after a clean stop (SIGTERM or SIGINT), 1 when the store cannot be\n"
-    "opened or recovered, 2 for a bad command line or configuration.\n";
+    "opened or recovered, 2 for a bad command line or configuration (also a store.shards\n"
+    "that differs from the shards the data directory holds).\n";
 
 constexpr auto drain_timeout = std::chrono::seconds(30);
+
+// The saga log holds only the sagas in flight (a few per round), never history.
+constexpr uint64_t saga_log_map_bytes = uint64_t{64} << 20;
+
+std::string hot_accounts_summary(const config::hot_accounts_config& h) {
+  std::string s = std::to_string(h.static_accounts.size()) + " static, adaptive ";
+  if (h.adaptive.enabled) {
+    s += "on (" + std::to_string(h.adaptive.credits_min) + " credits in " +
+         std::to_string(h.adaptive.window_ms) + " ms, " +
+         std::to_string(h.adaptive.sub_accounts) + " sub-accounts)";
+  } else {
+    s += "off";
+  }
+  s += ", sweep ";
+  s += h.sweep_interval_ms == 0 ? "never" : "every " + std::to_string(h.sweep_interval_ms) + " ms";
+  return s;
+}
 
 log::level to_log_level(config::log_level l) {
   switch (l) {
@@ -94,10 +114,12 @@ int main(int argc, char** argv) {
   log::set_level(to_log_level(cfg.log.level));
 
   if (check_only) {
-    std::printf("config ok: %s data_dir=%s durability=%s shards=%u map_size_mib=%llu\n",
+    std::printf("config ok: %s data_dir=%s durability=%s shards=%u map_size_mib=%llu "
+                "hot_accounts=\"%s\"\n",
                 cfg.source.c_str(), cfg.store.data_dir.c_str(),
                 std::string(config::to_string(cfg.store.durability)).c_str(), cfg.store.shards,
-                static_cast<unsigned long long>(cfg.store.map_size_mib));
+                static_cast<unsigned long long>(cfg.store.map_size_mib),
+                hot_accounts_summary(cfg.hot_accounts).c_str());
     return 0;
   }
 
@@ -110,35 +132,40 @@ int main(int argc, char** argv) {
     return exit_runtime_error;
   }
 
-  if (cfg.store.shards != 1) {
-    // Accounts across shards need clearing legs for transfers between them; until those are
-    // in, more than one shard would split money it cannot move.
-    std::fprintf(stderr, "kassad: %s: store.shards: this version serves exactly 1 shard (got %u)\n",
-                 cfg.source.c_str(), cfg.store.shards);
+  // Accounts map to shards by hash of their id modulo the shard count: another count would
+  // look for every account in the wrong shard.
+  const std::string mismatch = runtime::shard_count_mismatch(cfg.store.data_dir, cfg.store.shards);
+  if (!mismatch.empty()) {
+    std::fprintf(stderr, "kassad: %s: store.shards: %s\n", cfg.source.c_str(), mismatch.c_str());
     return config::exit_config_error;
   }
+  const ledger::store::durability durability = cfg.store.durability == config::durability::fsync
+                                                   ? ledger::store::durability::fsync
+                                                   : ledger::store::durability::none;
 
   caf::actor_system_config caf_cfg;
   caf_cfg.set("scheduler.max-threads", 2); // two workers beat four on two cores
   caf::actor_system sys{caf_cfg};
 
+  caf::actor directory;
   std::vector<caf::actor> shards, writers;
   // Whatever path leaves main, the actors are told to exit first, or the actor system would
   // wait for them forever.
   struct exit_on_return {
+    caf::actor& directory;
     std::vector<caf::actor>& shards;
     std::vector<caf::actor>& writers;
     ~exit_on_return() {
+      if (directory) caf::anon_send_exit(directory, caf::exit_reason::user_shutdown);
       for (const auto& a : shards) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
       for (const auto& a : writers) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
     }
-  } exit_guard{shards, writers};
+  } exit_guard{directory, shards, writers};
   std::vector<std::shared_ptr<ledger::store::store>> stores;
   for (uint32_t i = 0; i < cfg.store.shards; ++i) {
     ledger::store::options o;
     o.path = runtime::shard_path(cfg.store.data_dir, i);
-    o.durability = cfg.store.durability == config::durability::fsync ? ledger::store::durability::fsync
-                                                                     : ledger::store::durability::none;
+    o.durability = durability;
     o.map_size_bytes = cfg.store.map_size_mib << 20;
     o.transfers_resident_max = cfg.store.transfers_resident_max;
     ledger::store::error err;
@@ -174,6 +201,51 @@ int main(int argc, char** argv) {
     stores.push_back(store);
   }
 
+  // The saga log records the legs of every transfer across shards before they are written, so
+  // that a crash between them is finished at the next start. One shard has no such transfers
+  // and keeps the data directory as it was: no saga log.
+  std::shared_ptr<ledger::store::saga_log> saga_log;
+  if (cfg.store.shards > 1) {
+    const std::string path = runtime::saga_log_path(cfg.store.data_dir);
+    ledger::store::error err;
+    saga_log = ledger::store::saga_log::open(path, durability, saga_log_map_bytes, err);
+    if (!saga_log) {
+      log::error("cannot open the saga log", {{"path", path},
+                                              {"code", std::string(ledger::store::name(err.code))},
+                                              {"error", err.message}});
+      return exit_runtime_error;
+    }
+  }
+
+  actors::directory_options dopts;
+  dopts.shards = shards;
+  dopts.saga_log = saga_log;
+  dopts.queue_events_max = cfg.batching.queue_events_max;
+  dopts.round_events_max = cfg.batching.commit_events_max;
+  for (const config::hot_account_static& rule : cfg.hot_accounts.static_accounts) {
+    dopts.hot_static.push_back(actors::hot_account_rule{rule.id, rule.sub_accounts});
+  }
+  if (cfg.hot_accounts.adaptive.enabled) { // a window of 0 ns disables adaptive splitting
+    dopts.adaptive_window_ns = uint64_t{cfg.hot_accounts.adaptive.window_ms} * 1'000'000;
+    dopts.adaptive_credits_min = cfg.hot_accounts.adaptive.credits_min;
+    dopts.adaptive_sub_accounts = cfg.hot_accounts.adaptive.sub_accounts;
+  }
+  dopts.sweep_interval_ns = uint64_t{cfg.hot_accounts.sweep_interval_ms} * 1'000'000;
+  dopts.clock = actors::now_ns;
+  dopts.log_error = [](const std::string& msg, const std::string& detail) {
+    log::error(msg, {{"error", detail}});
+  };
+  dopts.log_info = [](const std::string& msg, const std::string& detail) {
+    if (detail.empty()) log::info(msg);
+    else log::info(msg, {{"detail", detail}});
+  };
+  directory = actors::spawn_directory(sys, std::move(dopts), error);
+  if (!directory) {
+    log::error("cannot recover the sagas", {{"path", runtime::saga_log_path(cfg.store.data_dir)},
+                                            {"error", error}});
+    return exit_runtime_error;
+  }
+
   runtime::server_options so;
   so.address = cfg.server.address;
   so.port = cfg.server.port;
@@ -181,7 +253,7 @@ int main(int argc, char** argv) {
   so.frame_bytes_max = cfg.server.frame_bytes_max;
   so.batch_events_max = cfg.batching.batch_events_max;
   so.requests_inflight_max = cfg.server.requests_inflight_max;
-  so.shards = shards;
+  so.ledger = directory;
   runtime::server server(sys, so);
   if (!server.start(error)) {
     log::error("cannot start the server", {{"error", error}});
@@ -191,6 +263,7 @@ int main(int argc, char** argv) {
   log::info("ready", {{"address", cfg.server.address + ":" + std::to_string(server.port())},
                       {"shards", std::to_string(cfg.store.shards)},
                       {"durability", std::string(config::to_string(cfg.store.durability))},
+                      {"hot_accounts", hot_accounts_summary(cfg.hot_accounts)},
                       {"data_dir", cfg.store.data_dir}});
 
   int signal = 0;
@@ -200,12 +273,16 @@ int main(int argc, char** argv) {
   const size_t unanswered = server.drain(drain_timeout);
   bool durable = true;
   {
+    // The directory first: it finishes its queue and the sagas in flight, then the shards
+    // make what they acknowledged durable.
     caf::scoped_actor self{sys};
-    for (const caf::actor& shard : shards) {
-      self->request(shard, caf::infinite, actors::drain_atom::value)
+    auto drain = [&](const caf::actor& a) {
+      self->request(a, caf::infinite, actors::drain_atom::value)
           .receive([&](actors::drain_atom, bool ok) { durable = durable && ok; },
                    [&](caf::error&) { durable = false; });
-    }
+    };
+    drain(directory);
+    for (const caf::actor& shard : shards) drain(shard);
   }
   log::info("stopped", {{"unanswered", std::to_string(unanswered)},
                         {"durable", durable ? "yes" : "no"}});

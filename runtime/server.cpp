@@ -95,7 +95,7 @@ struct connection : std::enable_shared_from_this<connection> {
 struct session_state {
   static inline const char* name = "kassa.session";
   std::shared_ptr<connection> conn;
-  caf::actor shard;
+  caf::actor ledger;
 };
 
 using session_actor = caf::stateful_actor<session_state>;
@@ -150,20 +150,20 @@ ledger::store::account_filter filter_of(const std::vector<uint8_t>& body) {
 
 static_assert(sizeof(actors::event_result) == sizeof(wire::event_result));
 
-// The session: one per connection. Turns checked frames into shard requests and shard
+// The session: one per connection. Turns checked frames into ledger requests and ledger
 // replies into frames. Replies may leave in another order than requests came in; clients
 // match them by request_id.
-// Asks the shard and answers the frame with the records the shard's reply holds in `field`.
+// Asks the ledger and answers the frame with the records its reply holds in `field`.
 template <class Request, class Reply, class Records>
 void forward(session_actor* self, const wire::header& h, Request request, Records Reply::*field) {
-  self->request(self->state.shard, caf::infinite, std::move(request))
+  self->request(self->state.ledger, caf::infinite, std::move(request))
       .then([self, h, field](Reply& r) { reply_records(self, h, r.status, r.*field); },
             [self, h](caf::error&) { reply(self, h, wire::status::internal, nullptr, 0, 0); });
 }
 
-caf::behavior session(session_actor* self, std::shared_ptr<connection> conn, caf::actor shard) {
+caf::behavior session(session_actor* self, std::shared_ptr<connection> conn, caf::actor ledger) {
   self->state.conn = std::move(conn);
-  self->state.shard = std::move(shard);
+  self->state.ledger = std::move(ledger);
   return {
       [self](inbound& in) {
         const wire::header& h = in.h;
@@ -173,11 +173,11 @@ caf::behavior session(session_actor* self, std::shared_ptr<connection> conn, caf
         using namespace actors;
         switch (h.op) {
           case wire::operation::create_accounts:
-            forward(self, h, create_accounts_request{ctx, wire::records<ledger::account>(body, bytes)},
+            forward(self, h, create_accounts_request{ctx, wire::records<ledger::account>(body, bytes), {}},
                     &create_reply::failures);
             break;
           case wire::operation::create_transfers:
-            forward(self, h, create_transfers_request{ctx, wire::records<ledger::transfer>(body, bytes)},
+            forward(self, h, create_transfers_request{ctx, wire::records<ledger::transfer>(body, bytes), {}},
                     &create_reply::failures);
             break;
           case wire::operation::lookup_accounts:
@@ -203,7 +203,7 @@ caf::behavior session(session_actor* self, std::shared_ptr<connection> conn, caf
 }
 
 void connection::start() {
-  session = srv->sys.spawn(runtime::session, shared_from_this(), srv->opts.shards.at(0));
+  session = srv->sys.spawn(runtime::session, shared_from_this(), srv->opts.ledger);
   read();
 }
 
@@ -378,7 +378,7 @@ void server::impl::accept() {
 
 server::server(caf::actor_system& sys, server_options opts)
     : impl_(std::make_shared<impl>(sys, std::move(opts))) {
-  KASSA_ASSERT(impl_->opts.shards.size() == 1);
+  KASSA_ASSERT(impl_->opts.ledger);
 }
 
 server::~server() {

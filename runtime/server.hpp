@@ -1,7 +1,8 @@
 #pragma once
 // kassad's TCP front end. Boost.Asio owns the sockets on one I/O thread: it reads frames,
 // checks them with the wire codec, and hands each request to the connection's session actor,
-// which asks the shard and writes the reply back through the I/O thread. Limits enforced
+// which asks the ledger (the directory, or in tests a shard) and writes the reply back through
+// the I/O thread. Limits enforced
 // here: connections, frame size, events per frame, requests in flight per connection.
 #include <atomic>
 #include <caf/all.hpp>
@@ -21,7 +22,9 @@ struct server_options {
   uint32_t frame_bytes_max = 1u << 20;
   uint32_t batch_events_max = 8190;
   uint32_t requests_inflight_max = 64;
-  std::vector<caf::actor> shards; // exactly one in this version
+  // Takes every request: the directory (actors/directory.hpp), which maps accounts to shards;
+  // anything that answers the shard's messages the way a shard does will serve.
+  caf::actor ledger;
 };
 
 class server {
