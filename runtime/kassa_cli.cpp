@@ -2,9 +2,12 @@
 // binary protocol (docs/protocol.md); `verify` checks a stopped store offline.
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
+#include "ledger/store/saga_log.hpp"
 #include "ledger/store/verify.hpp"
 #include "runtime/cli_client.hpp"
 #include "runtime/data_dir.hpp"
@@ -49,11 +52,15 @@ const char* usage_verify =
     "Checks a stopped store offline, read-only. DIR is kassad's data directory (every shard-NNN\n"
     "below it is checked) or one shard directory. For every ledger, debits posted must equal\n"
     "credits posted and debits pending must equal credits pending; every account's totals must\n"
-    "equal what its transfers add up to; every index must agree with the rows.\n"
+    "equal what its transfers add up to; every index must agree with the rows. Across shards,\n"
+    "the clearing account of shard A for shard B must mirror B's for A (A's credits are B's\n"
+    "debits and the other way round); while the saga log in DIR/sagas holds sagas, which the\n"
+    "next start of kassad finishes, the pairs are not compared.\n"
     "\n"
-    "Prints one summary line per shard (and each problem found); --json prints one JSON object\n"
-    "per shard instead. Exit status: 0 consistent, 1 inconsistent or unreadable, 2 bad usage,\n"
-    "3 no store in DIR, or DIR in use by a running kassad.\n";
+    "Prints one summary line per shard and one for the cross-shard check (and each problem\n"
+    "found); --json prints one JSON object per line instead. Exit status: 0 consistent,\n"
+    "1 inconsistent or unreadable, 2 bad usage, 3 no store in DIR, or DIR in use by a running\n"
+    "kassad.\n";
 
 std::string json_escape(const std::string& s) {
   std::string out;
@@ -70,6 +77,40 @@ std::string json_escape(const std::string& s) {
     }
   }
   return out;
+}
+
+// The sagas the log in `path` still holds; 0 when there is no log. False with `problem` set
+// when the log exists but cannot be read.
+bool sagas_open(const std::string& path, uint64_t& count, std::string& problem) {
+  count = 0;
+  std::error_code ec;
+  if (!std::filesystem::exists(std::filesystem::path(path) / "data.mdb", ec)) return true;
+  ledger::store::error err;
+  // The data directory is locked, so nothing else writes the log; durability none because
+  // verify changes nothing in it.
+  auto log = ledger::store::saga_log::open(path, ledger::store::durability::none, uint64_t{64} << 20, err);
+  std::vector<ledger::store::saga> sagas;
+  if (log) err = log->load(sagas);
+  if (!log || !err.ok()) {
+    problem = "cannot read the saga log " + path + ": " + err.message;
+    return false;
+  }
+  count = sagas.size();
+  return true;
+}
+
+// The shard number of a `shard-NNN` directory, or false.
+bool shard_number(const std::string& path, uint32_t& out) {
+  const std::string name = std::filesystem::path(path).filename().string();
+  if (name.rfind("shard-", 0) != 0 || name.size() == 6 || name.size() > 11) return false;
+  uint64_t n = 0;
+  for (char c : name.substr(6)) {
+    if (c < '0' || c > '9') return false;
+    n = n * 10 + uint64_t(c - '0');
+  }
+  if (n > UINT32_MAX) return false;
+  out = static_cast<uint32_t>(n);
+  return true;
 }
 
 int cmd_verify(const std::vector<std::string>& args) {
@@ -102,16 +143,22 @@ int cmd_verify(const std::vector<std::string>& args) {
   // phantom problems.
   std::string error;
   runtime::data_lock lock;
-  if (shards.size() > 1 || shards[0] != data_dir) {
+  const bool whole_store = shards.size() > 1 || shards[0] != data_dir;
+  if (whole_store) {
     if (!lock.acquire(data_dir, error)) {
       std::fprintf(stderr, "kassa verify: %s\n", error.c_str());
       return exit_unavailable;
     }
   }
   int status = exit_ok;
+  std::map<uint32_t, std::vector<ledger::account>> clearing;
+  std::vector<std::string> unnumbered;
   for (const std::string& path : shards) {
-    const ledger::store::verify_report r = ledger::store::verify(path);
+    ledger::store::verify_report r = ledger::store::verify(path);
     if (!r.consistent) status = exit_inconsistent;
+    uint32_t number = 0;
+    if (shard_number(path, number)) clearing[number] = std::move(r.clearing);
+    else if (whole_store) unnumbered.push_back(path);
     if (json) {
       std::printf("{\"shard\":\"%s\",\"consistent\":%s,\"ledgers\":%llu,\"accounts\":%llu,"
                   "\"transfers\":%llu,\"pending\":%llu,\"commits\":%llu,\"problems_total\":%llu,"
@@ -128,6 +175,39 @@ int cmd_verify(const std::vector<std::string>& args) {
       std::printf("%s: %s\n", path.c_str(), r.summary.c_str());
       for (const std::string& p : r.problems) std::printf("  %s\n", p.c_str());
     }
+  }
+  if (!whole_store) return status; // one shard directory: its pairs are in other shards
+
+  // Across shards: each clearing account against its counterpart in the other shard.
+  uint64_t open_sagas = 0;
+  std::string saga_problem;
+  const bool sagas_read = sagas_open(runtime::saga_log_path(data_dir), open_sagas, saga_problem);
+  ledger::store::cross_shard_report x = ledger::store::verify_clearing(clearing, open_sagas);
+  std::vector<std::string> problems;
+  if (!sagas_read) problems.push_back(saga_problem);
+  for (const std::string& path : unnumbered)
+    problems.push_back(path + " is not named shard-NNN; its clearing accounts are not checked");
+  const uint64_t problems_total = x.problems_total + problems.size();
+  problems.insert(problems.end(), x.problems.begin(), x.problems.end());
+  if (!sagas_read || !unnumbered.empty()) {
+    x.consistent = false;
+    x.summary = "cross-shard: INCONSISTENT: " + std::to_string(problems_total) + " problem" +
+                (problems_total == 1 ? "" : "s");
+  }
+  if (!x.consistent) status = exit_inconsistent;
+  if (json) {
+    std::printf("{\"cross_shard\":true,\"consistent\":%s,\"shards\":%llu,\"pairs\":%llu,"
+                "\"sagas_open\":%llu,\"problems_total\":%llu,\"problems\":[",
+                x.consistent ? "true" : "false", (unsigned long long)x.shards,
+                (unsigned long long)x.pairs, (unsigned long long)x.sagas_open,
+                (unsigned long long)problems_total);
+    for (size_t i = 0; i < problems.size(); ++i) {
+      std::printf("%s\"%s\"", i ? "," : "", json_escape(problems[i]).c_str());
+    }
+    std::printf("]}\n");
+  } else {
+    std::printf("%s: %s\n", data_dir.c_str(), x.summary.c_str());
+    for (const std::string& p : problems) std::printf("  %s\n", p.c_str());
   }
   return status;
 }

@@ -11,6 +11,7 @@
 #include "ledger/crc32c.hpp"
 #include "ledger/store/layout.hpp"
 #include "ledger/store/replay.hpp"
+#include "ledger/system_ids.hpp"
 #include "ledger/types.hpp"
 
 namespace kassa::ledger::store {
@@ -39,17 +40,18 @@ struct id_ts {
   bool operator==(const id_ts& o) const { return id == o.id && ts == o.ts; }
 };
 
-class checker {
+template <class Report> class basic_checker {
 public:
-  explicit checker(verify_report& r) : r_(r) {}
+  explicit basic_checker(Report& r) : r_(r) {}
   void problem(std::string line) {
     ++r_.problems_total;
     if (r_.problems.size() < verify_problems_max) r_.problems.push_back(std::move(line));
   }
 
 private:
-  verify_report& r_;
+  Report& r_;
 };
+using checker = basic_checker<verify_report>;
 
 struct env_guard {
   MDB_env* env = nullptr;
@@ -505,7 +507,91 @@ verify_report verify(const std::string& path) {
                 " != credits_pending " + str(l.credits_pending));
   }
   r.ledgers = ledgers.size();
+  for (const auto& [id, row] : current) {
+    if (system_ids::kind_of(id) == system_ids::kind::clearing) r.clearing.push_back(row);
+  }
+  std::sort(r.clearing.begin(), r.clearing.end(),
+            [](const account& a, const account& b) { return a.id < b.id; });
   return finish();
+}
+
+cross_shard_report verify_clearing(const std::map<uint32_t, std::vector<account>>& clearing,
+                                   uint64_t sagas_open) {
+  cross_shard_report r;
+  basic_checker<cross_shard_report> c(r);
+  r.shards = clearing.size();
+  r.sagas_open = sagas_open;
+  auto name = [](u128 id) {
+    return "clearing(" + std::to_string(system_ids::clearing_from(id)) + " -> " +
+           std::to_string(system_ids::clearing_to(id)) + ", ledger " +
+           std::to_string(system_ids::clearing_ledger(id)) + ")";
+  };
+  // Every clearing account where it must be, and the ledger its id names.
+  std::map<u128, const account*> by_id;
+  for (const auto& [shard, rows] : clearing) {
+    for (const account& a : rows) {
+      if (system_ids::kind_of(a.id) != system_ids::kind::clearing) {
+        c.problem("shard " + std::to_string(shard) + ": account " + str(a.id) +
+                  " was handed in as a clearing account but is not one");
+        continue;
+      }
+      if (system_ids::clearing_from(a.id) != shard)
+        c.problem(name(a.id) + " is stored in shard " + std::to_string(shard) + ", not in shard " +
+                  std::to_string(system_ids::clearing_from(a.id)));
+      if (a.ledger != system_ids::clearing_ledger(a.id))
+        c.problem(name(a.id) + " in shard " + std::to_string(shard) + " has ledger " +
+                  std::to_string(a.ledger));
+      by_id.emplace(a.id, &a);
+    }
+  }
+  if (sagas_open == 0) {
+    auto has_balance = [](const account& a) {
+      return a.debits_pending != 0 || a.debits_posted != 0 || a.credits_pending != 0 ||
+             a.credits_posted != 0;
+    };
+    for (const auto& [id, a] : by_id) {
+      const uint32_t from = system_ids::clearing_from(id), to = system_ids::clearing_to(id),
+                     ledger = system_ids::clearing_ledger(id);
+      const u128 mirror_id = system_ids::clearing(to, from, ledger);
+      auto mirror = by_id.find(mirror_id);
+      if (mirror == by_id.end()) {
+        if (has_balance(*a))
+          c.problem(name(id) + " in shard " + std::to_string(from) + " has debits_posted " +
+                    str(a->debits_posted) + ", credits_posted " + str(a->credits_posted) +
+                    ", debits_pending " + str(a->debits_pending) + ", credits_pending " +
+                    str(a->credits_pending) + " but shard " + std::to_string(to) +
+                    (clearing.count(to) ? " holds no " + name(mirror_id) : " is not in this store"));
+        continue;
+      }
+      if (id > mirror_id) continue; // each pair once, from its lower id
+      ++r.pairs;
+      const account& b = *mirror->second;
+      auto mirrors = [&](const char* field_a, u128 value_a, const char* field_b, u128 value_b) {
+        if (value_a != value_b)
+          c.problem(name(id) + " has " + field_a + " " + str(value_a) + " but " + name(mirror_id) +
+                    " has " + field_b + " " + str(value_b) + "; they must be equal");
+      };
+      mirrors("credits_posted", a->credits_posted, "debits_posted", b.debits_posted);
+      mirrors("debits_posted", a->debits_posted, "credits_posted", b.credits_posted);
+      mirrors("credits_pending", a->credits_pending, "debits_pending", b.debits_pending);
+      mirrors("debits_pending", a->debits_pending, "credits_pending", b.credits_pending);
+    }
+  }
+  r.consistent = r.problems_total == 0;
+  const std::string shards = std::to_string(r.shards) + " shard" + (r.shards == 1 ? "" : "s");
+  if (!r.consistent) {
+    r.summary = "cross-shard: INCONSISTENT: " + std::to_string(r.problems_total) + " problem" +
+                (r.problems_total == 1 ? "" : "s") + " between the clearing accounts of " + shards;
+  } else if (sagas_open != 0) {
+    r.summary = "cross-shard: " + std::to_string(sagas_open) +
+                (sagas_open == 1 ? " saga open; it is" : " sagas open; they are") +
+                " finished at the next start (clearing accounts of " + shards +
+                " not compared until then)";
+  } else {
+    r.summary = "cross-shard: consistent: " + std::to_string(r.pairs) + " clearing pair" +
+                (r.pairs == 1 ? "" : "s") + " across " + shards + " mirror each other";
+  }
+  return r;
 }
 
 } // namespace kassa::ledger::store
