@@ -970,12 +970,16 @@ caf::response_promise enqueue(directory_actor* self, Request& req, bool accounts
   return rp;
 }
 
-// Sums the balances of a split account's sub-accounts into its own.
+// A split account's balance: its own row plus what its sub-accounts hold. Sub-accounts take
+// only credits; their debits are sweeps into the account itself (pending while a sweep across
+// shards is under way, when the account shows the same amount as credits pending), so those
+// are netted out rather than counted twice.
 bool add_balances(account& into, const account& sub) {
-  return add_checked(into.debits_pending, sub.debits_pending, into.debits_pending) &&
-         add_checked(into.debits_posted, sub.debits_posted, into.debits_posted) &&
-         add_checked(into.credits_pending, sub.credits_pending, into.credits_pending) &&
-         add_checked(into.credits_posted, sub.credits_posted, into.credits_posted);
+  u128 held = sub.credits_posted - std::min(sub.credits_posted, sub.debits_posted);
+  if (!add_checked(into.credits_posted, held, into.credits_posted)) return false;
+  if (!add_checked(into.credits_pending, sub.credits_pending, into.credits_pending)) return false;
+  into.credits_pending -= std::min(into.credits_pending, sub.debits_pending);
+  return true;
 }
 
 caf::response_promise lookup_accounts(directory_actor* self, lookup_accounts_request& req) {
@@ -1288,7 +1292,9 @@ caf::behavior directory(directory_actor* self, directory_options opts) {
   }
   if (st.opts.saga_log) {
     st.writer = self->system().spawn<caf::detached>(saga_writer, st.opts.saga_log);
-    self->link_to(st.writer);
+    self->attach_functor([writer = st.writer](const caf::error&) {
+      caf::anon_send_exit(writer, caf::exit_reason::user_shutdown);
+    });
   }
   recover(self);
   self->delayed_send(self, tick_interval(st.opts), sweep_atom::value);

@@ -1,0 +1,499 @@
+// The directory over several real shards (LMDB stores in a temp dir, durability none): transfers
+// across shards as sagas, linked chains spanning shards, recovery of sagas from the log, split
+// hot accounts, and the money invariants under random load. Tagged [directory].
+#include <catch2/catch.hpp>
+
+#include <caf/all.hpp>
+#include <map>
+#include <random>
+#include <thread>
+
+#include "actors/directory.hpp"
+#include "actors/shard.hpp"
+#include "actors/writer.hpp"
+#include "ledger/system_ids.hpp"
+#include "tests/ledger/ledger_fixture.hpp"
+#include "tests/seed.hpp"
+#include "tests/store/store_fixture.hpp"
+
+using namespace kassa;
+using namespace kassa::actors;
+using namespace kassa::ledger;
+using namespace kassa::test;
+namespace ks = kassa::ledger::store;
+namespace sid = kassa::ledger::system_ids;
+
+namespace {
+
+std::string shard_dir(const std::string& root, uint32_t i) { return root + "/shard-" + std::to_string(i); }
+
+// One life of a kassad: shards over the stores below `root`, the saga log, the directory.
+// Destroying it stops every actor and closes the stores; a new node on the same root is a
+// restart.
+struct node {
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  std::vector<std::shared_ptr<ks::store>> stores;
+  std::vector<caf::actor> shards, writers;
+  std::shared_ptr<ks::saga_log> log;
+  caf::actor directory;
+
+  node(const std::string& root, uint32_t n, directory_options extra = {}, bool with_directory = true) {
+    cfg.set("scheduler.max-threads", 2);
+    sys = std::make_unique<caf::actor_system>(cfg);
+    for (uint32_t i = 0; i < n; ++i) {
+      ks::error err;
+      auto st = std::shared_ptr<ks::store>(ks::store::open(store_options(shard_dir(root, i)), err));
+      REQUIRE(err.ok());
+      shard_options so;
+      so.shard = i;
+      so.store = st;
+      so.writer = spawn_writer(*sys, st);
+      auto shard = spawn_shard(*sys, so, err);
+      REQUIRE(err.ok());
+      stores.push_back(st);
+      writers.push_back(so.writer);
+      shards.push_back(shard);
+    }
+    ks::error err;
+    log = std::shared_ptr<ks::saga_log>(ks::saga_log::open(root + "/sagas", ks::durability::none, 16u << 20, err));
+    REQUIRE(err.ok());
+    if (with_directory) start(std::move(extra));
+  }
+  void start(directory_options o) {
+    o.shards = shards;
+    o.saga_log = log;
+    std::string error;
+    directory = spawn_directory(*sys, std::move(o), error);
+    REQUIRE(directory);
+  }
+  ~node() {
+    for (auto& a : {directory}) if (a) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    for (auto& a : shards) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    for (auto& a : writers) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    // A detached actor's thread ends once its last handle is gone: drop ours first.
+    directory = caf::actor{};
+    shards.clear();
+    writers.clear();
+    sys.reset(); // waits for every actor
+  }
+
+  template <class Reply, class Request>
+  Reply ask(const caf::actor& to, Request req) {
+    caf::scoped_actor self{*sys};
+    Reply out;
+    out.status = outcome::store_unavailable;
+    self->request(to, std::chrono::seconds(30), std::move(req))
+        .receive([&](Reply& r) { out = std::move(r); }, [&](caf::error&) {});
+    return out;
+  }
+  create_reply accounts(std::vector<account> as) {
+    return ask<create_reply>(directory, create_accounts_request{{}, std::move(as), {}});
+  }
+  create_reply transfers(std::vector<transfer> ts) {
+    return ask<create_reply>(directory, create_transfers_request{{}, std::move(ts), {}});
+  }
+  account lookup(u128 id, const caf::actor* at = nullptr) {
+    auto r = ask<accounts_reply>(at ? *at : directory, lookup_accounts_request{{}, {id}});
+    REQUIRE(r.status == outcome::ok);
+    REQUIRE(r.accounts.size() == 1);
+    return r.accounts[0];
+  }
+  std::vector<transfer> lookup_transfers(std::vector<u128> ids) {
+    auto r = ask<transfers_reply>(directory, lookup_transfers_request{{}, std::move(ids)});
+    REQUIRE(r.status == outcome::ok);
+    return r.transfers;
+  }
+};
+
+// An account id that lives in shard `shard` of `n`, the k-th such.
+u128 id_in(uint32_t shard, uint32_t n, uint32_t k = 0) {
+  for (u128 id = 1;; ++id) {
+    if (shard_of(id, n) == shard && k-- == 0) return id;
+  }
+}
+
+uint32_t code_of(const create_reply& r, uint32_t index) {
+  for (const auto& f : r.failures) if (f.index == index) return f.code;
+  return 0;
+}
+std::string tname(const create_reply& r, uint32_t index) {
+  return std::string(name(static_cast<transfer_result>(code_of(r, index))));
+}
+
+// Per shard and ledger: debits posted == credits posted, pending likewise, over all accounts
+// including clearing and sub-accounts; and each pair of clearing accounts mirrors the other.
+void check_books(node& nd, uint32_t n, const std::vector<u128>& client_ids) {
+  std::vector<std::vector<u128>> ids(n);
+  for (u128 id : client_ids) ids[shard_of(id, n)].push_back(id);
+  std::map<std::pair<uint32_t, uint32_t>, account> clearing; // (from, to)
+  for (uint32_t s = 0; s < n; ++s) {
+    auto sys_rows = nd.ask<accounts_reply>(nd.shards[s], system_accounts_request{});
+    REQUIRE(sys_rows.status == outcome::ok);
+    auto rows = nd.ask<accounts_reply>(nd.shards[s], lookup_accounts_request{{}, ids[s]});
+    REQUIRE(rows.status == outcome::ok);
+    rows.accounts.insert(rows.accounts.end(), sys_rows.accounts.begin(), sys_rows.accounts.end());
+    u128 dp = 0, dpo = 0, cp = 0, cpo = 0;
+    for (const account& a : rows.accounts) {
+      dp += a.debits_pending;
+      dpo += a.debits_posted;
+      cp += a.credits_pending;
+      cpo += a.credits_posted;
+      if (has(a.flags, account_debits_must_not_exceed_credits)) {
+        CHECK(a.debits_posted + a.debits_pending <= a.credits_posted);
+      }
+      if (sid::kind_of(a.id) == sid::kind::clearing) {
+        clearing[{sid::clearing_from(a.id), sid::clearing_to(a.id)}] = a;
+      }
+    }
+    INFO("shard " << s);
+    CHECK(dpo == cpo);
+    CHECK(dp == cp);
+  }
+  for (const auto& [key, a] : clearing) {
+    auto other = clearing.find({key.second, key.first});
+    REQUIRE(other != clearing.end());
+    CHECK(a.credits_posted == other->second.debits_posted);
+    CHECK(a.debits_posted == other->second.credits_posted);
+    CHECK(a.debits_pending == 0);
+    CHECK(a.credits_pending == 0);
+  }
+}
+
+} // namespace
+
+TEST_CASE("a transfer across shards moves the money once, and every shard balances", "[directory]") {
+  temp_dir dir;
+  node nd(dir.path, 2);
+  const u128 a = id_in(0, 2), b = id_in(1, 2);
+  REQUIRE(nd.accounts({make_account(a), make_account(b)}).failures.empty());
+  auto r = nd.transfers({make_transfer(1000, a, b, 100)});
+  REQUIRE(r.status == outcome::ok);
+  CHECK(r.failures.empty());
+  CHECK(nd.lookup(a).debits_posted == 100);
+  CHECK(nd.lookup(a).debits_pending == 0);
+  CHECK(nd.lookup(b).credits_posted == 100);
+  CHECK(nd.lookup(b).credits_pending == 0);
+  auto seen = nd.lookup_transfers({1000});
+  REQUIRE(seen.size() == 1);
+  CHECK(seen[0].debit_account_id == a);
+  CHECK(seen[0].credit_account_id == b);
+  CHECK(seen[0].amount == 100);
+  CHECK(seen[0].flags == 0);
+  // Retries answer from the legs; nothing moves again.
+  CHECK(nd.transfers({make_transfer(1000, a, b, 100)}).failures.at(0).code ==
+        static_cast<uint32_t>(transfer_result::exists));
+  CHECK(tname(nd.transfers({make_transfer(1000, a, b, 101)}), 0) == "exists_with_different_amount");
+  CHECK(tname(nd.transfers({make_transfer(1000, b, a, 100)}), 0) == "exists_with_different_debit_account_id");
+  CHECK(nd.lookup(b).credits_posted == 100);
+  // The same id inside one shard is the same id: refused there too.
+  const u128 a2 = id_in(0, 2, 1);
+  REQUIRE(nd.accounts({make_account(a2)}).failures.empty());
+  CHECK(tname(nd.transfers({make_transfer(1000, a, a2, 100)}), 0) == "exists_with_different_credit_account_id");
+  check_books(nd, 2, {a, b, a2});
+}
+
+TEST_CASE("a refused leg voids the other leg; a refusal seen up front uses no id", "[directory]") {
+  temp_dir dir;
+  node nd(dir.path, 2);
+  const u128 a = id_in(0, 2), b = id_in(1, 2), funder = id_in(1, 2, 1);
+  REQUIRE(nd.accounts({make_account(a, 1, account_debits_must_not_exceed_credits), make_account(b),
+                       make_account(funder)}).failures.empty());
+  // Up front: a holds nothing.
+  CHECK(tname(nd.transfers({make_transfer(1, a, b, 10)}), 0) == "exceeds_credits");
+  REQUIRE(nd.transfers({make_transfer(2, funder, a, 100)}).failures.empty());
+  CHECK(nd.transfers({make_transfer(1, a, b, 10)}).failures.empty()); // id 1 was not used up
+  // In one round: each fits alone, together they do not; the second's debit leg is refused
+  // by a's shard and its credit leg voided.
+  auto r = nd.transfers({make_transfer(3, a, b, 60), make_transfer(4, a, b, 60)});
+  CHECK(r.failures.size() == 1);
+  CHECK(tname(r, 1) == "exceeds_credits");
+  CHECK(nd.lookup(a).debits_posted == 70);
+  CHECK(nd.lookup(b).credits_posted == 70);
+  CHECK(nd.lookup(b).credits_pending == 0);
+  CHECK(tname(nd.transfers({make_transfer(4, a, b, 60)}), 0) == "id_already_failed");
+  CHECK(nd.lookup_transfers({4}).empty());
+  check_books(nd, 2, {a, b, funder});
+}
+
+TEST_CASE("a linked chain spanning shards applies all or nothing", "[directory]") {
+  temp_dir dir;
+  node nd(dir.path, 3);
+  const u128 a = id_in(0, 3), b = id_in(1, 3), c = id_in(2, 3), a2 = id_in(0, 3, 1);
+  REQUIRE(nd.accounts({make_account(a, 1, account_debits_must_not_exceed_credits), make_account(b),
+                       make_account(c), make_account(a2)}).failures.empty());
+  REQUIRE(nd.transfers({make_transfer(1, b, a, 100)}).failures.empty());
+
+  SECTION("every event applies") {
+    auto r = nd.transfers({make_transfer(10, a, b, 30, transfer_linked), make_transfer(11, b, c, 20, transfer_linked),
+                           make_transfer(12, a2, a, 5, transfer_linked), make_transfer(13, c, a2, 1)});
+    CHECK(r.failures.empty());
+    CHECK(nd.lookup(a).debits_posted == 30);
+    CHECK(nd.lookup(a).credits_posted == 105);
+    CHECK(nd.lookup(c).credits_posted == 20);
+    CHECK(nd.lookup(a2).debits_posted == 5);
+    CHECK(nd.lookup(a2).credits_posted == 1);
+    CHECK(nd.lookup_transfers({10, 11, 12, 13}).size() == 4);
+    // The whole chain again: the first event answers exists, the chain fails, nothing moves.
+    auto again = nd.transfers({make_transfer(10, a, b, 30, transfer_linked), make_transfer(11, b, c, 20)});
+    CHECK(tname(again, 0) == "exists");
+    CHECK(tname(again, 1) == "linked_event_failed");
+  }
+  SECTION("a leg refused in one shard undoes the chain in every shard") {
+    // 7 takes 60 of a's 100 first in the same round; the chain's 60 then fails in a's shard.
+    auto r = nd.transfers({make_transfer(7, a, c, 60), make_transfer(20, b, c, 5, transfer_linked),
+                           make_transfer(21, a, b, 60, transfer_linked), make_transfer(22, c, a2, 1)});
+    CHECK(code_of(r, 0) == 0);
+    CHECK(tname(r, 1) == "linked_event_failed");
+    CHECK(tname(r, 2) == "exceeds_credits");
+    CHECK(tname(r, 3) == "linked_event_failed");
+    CHECK(nd.lookup(b).debits_posted == 100); // only the first funding
+    CHECK(nd.lookup(c).credits_posted == 60);
+    CHECK(nd.lookup(a2).credits_posted == 0);
+    CHECK(nd.lookup(a).debits_pending == 0);
+    CHECK(nd.lookup_transfers({20, 21, 22}).empty());
+  }
+  check_books(nd, 3, {a, b, c, a2});
+}
+
+TEST_CASE("what the directory answers itself", "[directory]") {
+  temp_dir dir;
+  node nd(dir.path, 2);
+  const u128 a = id_in(0, 2), b = id_in(1, 2);
+  REQUIRE(nd.accounts({make_account(a), make_account(b)}).failures.empty());
+  CHECK(tname(nd.transfers({make_transfer(1, a, b, 10, transfer_pending)}), 0) == "not_supported_across_shards");
+  CHECK(tname(nd.transfers({make_transfer(2, a, b, 0)}), 0) == "amount_must_not_be_zero");
+  CHECK(tname(nd.transfers({make_transfer(3, a, id_in(1, 2, 5), 1)}), 0) == "credit_account_not_found");
+  CHECK(tname(nd.transfers({make_transfer(4, a, b, 1, 0, 2)}), 0) == "transfer_must_have_the_same_ledger_as_accounts");
+  CHECK(tname(nd.transfers({make_transfer(sid::transfer(9), a, b, 1)}), 0) == "id_must_not_be_reserved");
+  // A post of a transfer across shards: it was never pending for the client.
+  REQUIRE(nd.transfers({make_transfer(6, a, b, 10)}).failures.empty());
+  CHECK(tname(nd.transfers({make_resolve(7, 6, transfer_post_pending)}), 0) == "pending_transfer_not_pending");
+  // That transfer created the clearing accounts; clients may not touch them.
+  CHECK(tname(nd.transfers({make_transfer(5, a, sid::clearing(0, 1, 1), 1)}), 0) == "accounts_must_not_be_reserved");
+  // Linked accounts must stay in one shard.
+  auto r = nd.accounts({make_account(id_in(0, 2, 3), 1, account_linked), make_account(id_in(1, 2, 3))});
+  CHECK(name(static_cast<account_result>(code_of(r, 0))) == "not_supported_across_shards");
+  CHECK(name(static_cast<account_result>(code_of(r, 1))) == "linked_event_failed");
+  // Within a shard, two-phase works as ever.
+  const u128 a2 = id_in(0, 2, 1);
+  REQUIRE(nd.accounts({make_account(a2)}).failures.empty());
+  REQUIRE(nd.transfers({make_transfer(8, a, a2, 10, transfer_pending)}).failures.empty());
+  CHECK(nd.transfers({make_resolve(9, 8, transfer_post_pending, 4)}).failures.empty());
+  CHECK(nd.lookup(a2).credits_posted == 4);
+  check_books(nd, 2, {a, b, a2});
+}
+
+TEST_CASE("duplicate ids in flight from many clients apply once", "[directory]") {
+  temp_dir dir;
+  node nd(dir.path, 2);
+  std::vector<u128> ids;
+  for (uint32_t k = 0; k < 4; ++k) ids.push_back(id_in(k % 2, 2, k));
+  std::vector<account> as;
+  for (u128 id : ids) as.push_back(make_account(id));
+  REQUIRE(nd.accounts(as).failures.empty());
+  std::vector<transfer> batch;
+  for (uint32_t t = 0; t < 200; ++t) batch.push_back(make_transfer(5000 + t, ids[t % 4], ids[(t + 1) % 4], 1 + t % 7));
+  u128 total = 0;
+  for (const auto& t : batch) total += t.amount;
+  std::vector<std::thread> clients;
+  std::atomic<size_t> ok{0}, exists{0};
+  for (int c = 0; c < 8; ++c) {
+    clients.emplace_back([&] {
+      auto r = nd.transfers(batch);
+      REQUIRE(r.status == outcome::ok);
+      for (size_t i = 0; i < batch.size(); ++i) {
+        const uint32_t code = code_of(r, static_cast<uint32_t>(i));
+        if (code == 0) ++ok;
+        else if (code == static_cast<uint32_t>(transfer_result::exists)) ++exists;
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  CHECK(ok == batch.size());
+  CHECK(exists == batch.size() * 7);
+  u128 credits = 0;
+  for (u128 id : ids) credits += nd.lookup(id).credits_posted;
+  CHECK(credits == total);
+  check_books(nd, 2, ids);
+}
+
+TEST_CASE("recovery finishes the sagas the log holds", "[directory]") {
+  temp_dir dir;
+  const u128 a = id_in(0, 2), b = id_in(1, 2);
+  {
+    node nd(dir.path, 2);
+    REQUIRE(nd.accounts({make_account(a), make_account(b)}).failures.empty());
+    REQUIRE(nd.transfers({make_transfer(1, a, b, 1)}).failures.empty()); // clearing accounts exist
+  }
+  {
+    // A crash between the legs and their posts: saga 100 wrote both legs, saga 101 only its
+    // debit leg (the credit leg never became durable).
+    node nd(dir.path, 2, {}, false);
+    const uint8_t sys[1] = {1};
+    auto leg = [&](u128 id, u128 dr, u128 cr, u128 amount) {
+      transfer t = make_transfer(id, dr, cr, amount, transfer_pending);
+      return create_transfers_request{{}, {t}, {sys[0]}};
+    };
+    REQUIRE(nd.ask<create_reply>(nd.shards[0], leg(50, a, sid::clearing(0, 1, 1), 7)).failures.empty());
+    REQUIRE(nd.ask<create_reply>(nd.shards[1], leg(50, sid::clearing(1, 0, 1), b, 7)).failures.empty());
+    REQUIRE(nd.ask<create_reply>(nd.shards[0], leg(51, a, sid::clearing(0, 1, 1), 9)).failures.empty());
+    REQUIRE(nd.log->write({ks::saga{100, {{0, 50}, {1, 50}}}, ks::saga{101, {{0, 51}, {1, 51}}}}, {}).ok());
+  }
+  node nd(dir.path, 2);
+  // Requests wait for recovery; this lookup goes after it through the same shards.
+  REQUIRE(nd.transfers({make_transfer(2, a, b, 1)}).failures.empty());
+  CHECK(nd.lookup(a).debits_posted == 1 + 7 + 1);
+  CHECK(nd.lookup(a).debits_pending == 0);
+  CHECK(nd.lookup(b).credits_posted == 1 + 7 + 1);
+  CHECK(nd.lookup_transfers({50}).size() == 1);
+  CHECK(nd.lookup_transfers({51}).empty());
+  CHECK(tname(nd.transfers({make_transfer(51, a, b, 9)}), 0) == "id_already_failed");
+  check_books(nd, 2, {a, b});
+  std::vector<ks::saga> left;
+  REQUIRE(nd.log->load(left).ok());
+  CHECK(left.size() <= 2); // removed with the next write of the log
+}
+
+TEST_CASE("a split hot account: credits spread, reads aggregate, the sweeper merges", "[directory][hot]") {
+  temp_dir dir;
+  const uint32_t n = 2;
+  const u128 hot = id_in(0, n, 7);
+  directory_options o;
+  o.hot_static.push_back(hot_account_rule{hot, 4});
+  o.sweep_interval_ns = 0; // swept by hand below
+  auto nd = std::make_unique<node>(dir.path, n, o);
+  std::vector<u128> payers;
+  std::vector<account> as{make_account(hot, 1, account_debits_must_not_exceed_credits)};
+  for (uint32_t k = 0; k < 10; ++k) {
+    payers.push_back(id_in(k % n, n, 20 + k));
+    as.push_back(make_account(payers.back()));
+  }
+  const u128 out = id_in(1, n, 40);
+  as.push_back(make_account(out));
+  REQUIRE(nd->accounts(as).failures.empty());
+  std::vector<transfer> credits;
+  u128 total = 0;
+  for (uint32_t t = 0; t < 100; ++t) {
+    credits.push_back(make_transfer(100 + t, payers[t % payers.size()], hot, 1 + t));
+    total += 1 + t;
+  }
+  REQUIRE(nd->transfers(credits).failures.empty());
+  const account seen = nd->lookup(hot);
+  CHECK(seen.credits_posted == total);
+  // main + sub-accounts = the account's balance; the main account itself got none of it.
+  u128 subs = 0;
+  size_t used = 0;
+  for (uint32_t i = 0; i < 4; ++i) {
+    auto r = nd->ask<accounts_reply>(nd->shards[shard_of(sid::sub(hot, i), n)], lookup_accounts_request{{}, {sid::sub(hot, i)}});
+    if (r.accounts.empty()) continue;
+    ++used;
+    subs += r.accounts[0].credits_posted;
+    CHECK(r.accounts[0].user_data_128 == hot);
+  }
+  const account main = nd->lookup(hot, &nd->shards[shard_of(hot, n)]);
+  CHECK(main.credits_posted == 0);
+  CHECK(subs == total);
+  CHECK(used >= 2);
+  // A retried credit is the same transfer, and lookups name the hot account.
+  CHECK(tname(nd->transfers({credits[5]}), 0) == "exists");
+  auto t5 = nd->lookup_transfers({credits[5].id});
+  REQUIRE(t5.size() == 1);
+  CHECK(t5[0].credit_account_id == hot);
+  // Debits check the main account only: exact under any concurrency, and unswept money waits.
+  CHECK(tname(nd->transfers({make_transfer(900, hot, out, 1)}), 0) == "exceeds_credits");
+  // Restart with sweeping on: the split comes back from the sub-accounts, the sweeper merges.
+  nd.reset();
+  o.sweep_interval_ns = 20'000'000;
+  nd = std::make_unique<node>(dir.path, n, o);
+  for (int tries = 0; tries < 200 && nd->lookup(hot, &nd->shards[shard_of(hot, n)]).credits_posted != total; ++tries) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  CHECK(nd->lookup(hot, &nd->shards[shard_of(hot, n)]).credits_posted == total);
+  CHECK(nd->lookup(hot).credits_posted == total);       // aggregated: swept money counted once
+  CHECK(nd->lookup(hot).debits_posted == 0);            // sweeps are not the account's debits
+  CHECK(nd->transfers({make_transfer(900, hot, out, total)}).failures.empty());
+  CHECK(tname(nd->transfers({make_transfer(901, hot, out, 1)}), 0) == "exceeds_credits");
+  std::vector<u128> all = payers;
+  all.push_back(hot);
+  all.push_back(out);
+  check_books(*nd, n, all);
+}
+
+TEST_CASE("adaptive splitting: an account that receives many credits is split", "[directory][hot]") {
+  temp_dir dir;
+  const uint32_t n = 2;
+  directory_options o;
+  o.adaptive_window_ns = 60'000'000'000ull;
+  o.adaptive_credits_min = 20;
+  o.adaptive_sub_accounts = 4;
+  o.sweep_interval_ns = 0;
+  node nd(dir.path, n, o);
+  const u128 hot = id_in(1, n), payer = id_in(0, n);
+  REQUIRE(nd.accounts({make_account(hot), make_account(payer)}).failures.empty());
+  for (uint32_t t = 0; t < 60; ++t) REQUIRE(nd.transfers({make_transfer(10 + t, payer, hot, 1)}).failures.empty());
+  const account main = nd.lookup(hot, &nd.shards[shard_of(hot, n)]);
+  CHECK(main.credits_posted >= 19);
+  CHECK(main.credits_posted < 60); // later credits went to sub-accounts
+  CHECK(nd.lookup(hot).credits_posted == 60);
+  check_books(nd, n, {hot, payer});
+}
+
+TEST_CASE("random load across shards keeps every invariant", "[directory][property]") {
+  const uint64_t s = seed("directory random load");
+  std::mt19937_64 rng(s);
+  temp_dir dir;
+  const uint32_t n = 3;
+  node nd(dir.path, n);
+  std::vector<u128> ids;
+  std::vector<account> as;
+  for (uint32_t k = 0; k < 12; ++k) {
+    ids.push_back(id_in(k % n, n, k));
+    as.push_back(make_account(ids.back(), 1, k % 3 == 0 ? account_debits_must_not_exceed_credits : 0));
+  }
+  REQUIRE(nd.accounts(as).failures.empty());
+  std::map<u128, transfer> applied; // id -> transfer acknowledged ok
+  uint64_t next_id = 1;
+  for (int round = 0; round < 40; ++round) {
+    std::vector<transfer> batch;
+    const size_t len = 1 + rng() % 30;
+    for (size_t e = 0; e < len; ++e) {
+      transfer t;
+      if (!applied.empty() && rng() % 8 == 0) {
+        t = std::next(applied.begin(), static_cast<long>(rng() % applied.size()))->second; // a retry
+        t.timestamp = 0;
+      } else {
+        const u128 dr = ids[rng() % ids.size()];
+        u128 cr = ids[rng() % ids.size()];
+        if (cr == dr) cr = ids[(std::find(ids.begin(), ids.end(), dr) - ids.begin() + 1) % ids.size()];
+        t = make_transfer(next_id++, dr, cr, 1 + rng() % 50);
+      }
+      if (e + 1 < len && rng() % 4 == 0) t.flags |= transfer_linked;
+      else t.flags &= static_cast<uint16_t>(~transfer_linked);
+      batch.push_back(t);
+    }
+    auto r = nd.transfers(batch);
+    REQUIRE(r.status == outcome::ok);
+    for (size_t e = 0; e < batch.size(); ++e) {
+      if (code_of(r, static_cast<uint32_t>(e)) == 0) {
+        INFO("seed " << s << " id " << to_string_u128(batch[e].id));
+        REQUIRE(applied.count(batch[e].id) == 0); // no id applied twice
+        applied[batch[e].id] = batch[e];
+      }
+    }
+  }
+  // What was acknowledged is exactly what the accounts hold.
+  std::map<u128, u128> debits, credits;
+  for (const auto& [id, t] : applied) {
+    debits[t.debit_account_id] += t.amount;
+    credits[t.credit_account_id] += t.amount;
+  }
+  for (u128 id : ids) {
+    const account a = nd.lookup(id);
+    INFO("seed " << s);
+    CHECK(a.debits_posted == debits[id]);
+    CHECK(a.credits_posted == credits[id]);
+    CHECK(a.debits_pending == 0);
+  }
+  check_books(nd, n, ids);
+}
