@@ -12,7 +12,8 @@
 #
 # usage: crash_under_load.sh [cycles=3] [seconds_per_cycle=3] [accounts=1000]
 # BUILD_DIR (default build) holds the built kassad, kassa, kassa_load and acked_check; this
-# script builds nothing. KASSA_SEED=N replays the kill times of a run. Loopback only.
+# script builds nothing. SHARDS (default 1) sets store.shards: with more, most transfers cross
+# shards and the crashes fall between saga legs. KASSA_SEED=N replays the kill times of a run. Loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cycles=${1:-3}; secs=${2:-3}; accounts=${3:-1000}
@@ -54,6 +55,7 @@ store:
   data_dir: $dir/data
   durability: fsync
   map_size_mib: 16384
+  shards: ${SHARDS:-1}
 YAML
 
 starts=0
