@@ -4,10 +4,13 @@
 # kassad with durability fsync, PostgreSQL with synchronous_commit=on.
 #
 # usage: perf/compare_peer.sh [seconds=10] [accounts=100000] [connections=4] [batch=2000]
+# KASSA_SHARDS=N (default 1) runs kassad with N shards; KASSA_HOT_SPLIT=K (default 0: off) splits
+# the hot mix's hot account (id 1) into K sub-accounts (docs/sharding.md).
 # Writes the table to perf/results/compare-<UTC time>.txt as well.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}; accounts=${2:-100000}; connections=${3:-4}; batch=${4:-2000}
+shards=${KASSA_SHARDS:-1}; hot_split=${KASSA_HOT_SPLIT:-0}
 peer=${KASSA_PEER:-../shared/peer/postgres/run.sh}
 [ -x build/runtime/kassad ] && [ -x build/perf/kassa_load ] || scripts/build.sh build >/dev/null
 
@@ -24,7 +27,11 @@ server:
 store:
   data_dir: $dir/data
   durability: fsync
+  shards: $shards
 YAML
+  if [ "$hot_split" -gt 0 ]; then
+    printf 'hot_accounts:\n  static:\n    - id: 1\n      sub_accounts: %s\n' "$hot_split" >> "$dir/kassa.yaml"
+  fi
   build/runtime/kassad --config "$dir/kassa.yaml" 2> "$dir/kassad.log" &
   kassad_pid=$!
   echo $kassad_pid > "$dir/kassad.pid"
@@ -52,7 +59,7 @@ out="perf/results/compare-$(date -u +%Y%m%dT%H%M%SZ).txt"
 {
   echo "# kassa vs PostgreSQL peer, durable, same machine, same run"
   grep -m1 '^machine:' <(build/perf/bench_ledger 2 0.01 1 2>/dev/null) || true
-  echo "command: perf/compare_peer.sh $secs $accounts $connections $batch   (uptime: $(uptime | sed 's/.*load/load/'))"
+  echo "command: KASSA_SHARDS=$shards KASSA_HOT_SPLIT=$hot_split perf/compare_peer.sh $secs $accounts $connections $batch   (uptime: $(uptime | sed 's/.*load/load/'))"
   echo "$uniform_line"
   echo "$hot_line"
   echo "$peer_out"
