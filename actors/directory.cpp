@@ -1291,7 +1291,8 @@ caf::behavior directory(directory_actor* self, directory_options opts) {
     h.sub_accounts = std::max<uint32_t>(2, std::min<uint32_t>(256, rule.sub_accounts));
   }
   if (st.opts.saga_log) {
-    st.writer = self->system().spawn<caf::detached>(saga_writer, st.opts.saga_log);
+    st.writer = st.opts.saga_writer_detached ? self->system().spawn<caf::detached>(saga_writer, st.opts.saga_log)
+                                             : self->system().spawn(saga_writer, st.opts.saga_log);
     self->attach_functor([writer = st.writer](const caf::error&) {
       caf::anon_send_exit(writer, caf::exit_reason::user_shutdown);
     });

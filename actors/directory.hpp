@@ -45,6 +45,9 @@ struct directory_options {
   uint32_t adaptive_sub_accounts = 8;
   uint64_t sweep_interval_ns = 1'000'000'000; // 0: never sweep
   std::function<uint64_t()> clock;            // ns since the unix epoch
+  // The saga log's fsync runs on its own thread; simulations on CAF's test_coordinator
+  // schedule its writer like any actor instead.
+  bool saga_writer_detached = true;
   std::function<void(const std::string&, const std::string&)> log_error;
   std::function<void(const std::string&, const std::string&)> log_info;
 };

@@ -8,6 +8,7 @@
 #include <deque>
 
 #include "actors/shard.hpp"
+#include "tests/actors/held_writer.hpp"
 #include "tests/ledger/ledger_fixture.hpp"
 #include "tests/process.hpp"
 
@@ -18,46 +19,6 @@ using namespace kassa::test;
 namespace ks = kassa::ledger::store;
 
 namespace {
-
-using release_atom = caf::atom_constant<caf::atom("release")>;
-using full_atom = caf::atom_constant<caf::atom("full")>; // fail the held group: map full
-
-// A writer that holds each group until the test releases it, then commits it for real or
-// fails it as the test says: the fault injector of these simulations.
-struct held_writer_state {
-  static inline const char* name = "held_writer";
-  std::deque<std::pair<commit_group, caf::response_promise>> held;
-  size_t committed = 0;
-};
-
-caf::behavior held_writer(caf::stateful_actor<held_writer_state>* self, std::shared_ptr<ks::store> store) {
-  return {
-      [self](commit_group& g) -> caf::response_promise {
-        auto rp = self->make_response_promise();
-        self->state.held.emplace_back(std::move(g), rp);
-        return rp;
-      },
-      [self, store](release_atom, bool succeed) {
-        REQUIRE(!self->state.held.empty());
-        auto [g, rp] = std::move(self->state.held.front());
-        self->state.held.pop_front();
-        commit_done done{g.group, {}, {}};
-        if (succeed) {
-          done.error = store->commit(g.changes);
-          ++self->state.committed;
-        } else {
-          done.error = ks::error{ks::errc::io, "injected: the disk refused the write"};
-        }
-        rp.deliver(std::move(done));
-      },
-      [self](full_atom) {
-        REQUIRE(!self->state.held.empty());
-        auto [g, rp] = std::move(self->state.held.front());
-        self->state.held.pop_front();
-        rp.deliver(commit_done{g.group, ks::error{ks::errc::map_full, "injected: the map is full"}, {}});
-      },
-  };
-}
 
 struct sim {
   temp_dir dir;
@@ -86,7 +47,7 @@ struct sim {
     ks::error err;
     store = std::shared_ptr<ks::store>(ks::store::open(o, err));
     REQUIRE(store);
-    writer = sys->spawn(held_writer, store);
+    writer = sys->spawn(held_writer, store, std::make_shared<size_t>(0));
     shard_options so;
     so.store = store;
     so.writer = writer;

@@ -1,0 +1,205 @@
+// Deterministic simulations of the directory over two shards on CAF's test_coordinator, with
+// the shards' writers held and failed on command: what happens to a saga when a shard fails
+// in the middle of it. Tagged [sim].
+#include <catch2/catch.hpp>
+
+#include <caf/all.hpp>
+#include <caf/scheduler/test_coordinator.hpp>
+
+#include "actors/directory.hpp"
+#include "actors/shard.hpp"
+#include "ledger/system_ids.hpp"
+#include "tests/actors/held_writer.hpp"
+#include "tests/ledger/ledger_fixture.hpp"
+#include "tests/process.hpp"
+
+using namespace kassa;
+using namespace kassa::actors;
+using namespace kassa::ledger;
+using namespace kassa::test;
+namespace sid = kassa::ledger::system_ids;
+
+namespace {
+
+// The directory's timer message (sweeps, and retries of unresolved sagas).
+using sweep_atom = caf::atom_constant<caf::atom("sweep")>;
+
+struct two_shards {
+  temp_dir dir;
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  caf::scheduler::test_coordinator* sched = nullptr;
+  std::vector<std::shared_ptr<ks::store>> stores;
+  std::vector<std::shared_ptr<size_t>> held;
+  std::vector<caf::actor> writers, shards;
+  caf::actor directory;
+  uint64_t clock_ns = 1'000'000'000'000;
+
+  two_shards() {
+    cfg.set("scheduler.policy", caf::atom("testing"));
+    cfg.set("logger.file-verbosity", caf::atom("quiet"));
+    sys = std::make_unique<caf::actor_system>(cfg);
+    sched = &dynamic_cast<caf::scheduler::test_coordinator&>(sys->scheduler());
+    for (uint32_t i = 0; i < 2; ++i) {
+      ks::options o;
+      o.path = dir.path() + "/shard-" + std::to_string(i);
+      o.durability = ks::durability::none;
+      o.map_size_bytes = 64ull << 20;
+      ks::error err;
+      stores.push_back(std::shared_ptr<ks::store>(ks::store::open(o, err)));
+      REQUIRE(stores.back());
+      held.push_back(std::make_shared<size_t>(0));
+      writers.push_back(sys->spawn(held_writer, stores.back(), held.back()));
+      shard_options so;
+      so.shard = i;
+      so.store = stores.back();
+      so.writer = writers.back();
+      so.clock = [this] { return clock_ns; };
+      shards.push_back(spawn_shard(*sys, so, err));
+      REQUIRE(shards.back());
+    }
+    ks::error err;
+    directory_options d;
+    d.shards = shards;
+    d.saga_log = std::shared_ptr<ks::saga_log>(ks::saga_log::open(dir.path() + "/sagas", ks::durability::none, 16u << 20, err));
+    REQUIRE(d.saga_log);
+    d.saga_writer_detached = false;
+    d.sweep_interval_ns = 3600ull * 1'000'000'000; // the test sends the timer's message itself
+    d.clock = [this] { return clock_ns; };
+    std::string error;
+    directory = spawn_directory(*sys, d, error);
+    REQUIRE(directory);
+    sched->run();
+  }
+  ~two_shards() {
+    for (auto& a : shards) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    for (auto& a : writers) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(directory, caf::exit_reason::user_shutdown);
+    sched->run();
+  }
+  // Commits (or fails) the group shard i's writer holds.
+  void release(uint32_t i, bool succeed = true) {
+    REQUIRE(*held[i] > 0);
+    caf::anon_send(writers[i], release_atom::value, succeed);
+    sched->run();
+  }
+  // Commits every held group until no writer holds one.
+  void settle() {
+    for (int round = 0; round < 100 && (*held[0] > 0 || *held[1] > 0); ++round) {
+      for (uint32_t i = 0; i < 2; ++i) if (*held[i] > 0) release(i);
+    }
+  }
+};
+
+struct replies {
+  std::vector<create_reply> creates;
+  std::vector<accounts_reply> accounts;
+};
+
+caf::behavior client(caf::event_based_actor* self, caf::actor to, std::shared_ptr<replies> rec) {
+  return {
+      [=](create_transfers_request& r) { self->request(to, caf::infinite, std::move(r)).then([rec](create_reply& x) { rec->creates.push_back(x); }); },
+      [=](create_accounts_request& r) { self->request(to, caf::infinite, std::move(r)).then([rec](create_reply& x) { rec->creates.push_back(x); }); },
+      [=](lookup_accounts_request& r) { self->request(to, caf::infinite, std::move(r)).then([rec](accounts_reply& x) { rec->accounts.push_back(x); }); },
+  };
+}
+
+u128 id_in(uint32_t shard, uint32_t k = 0) {
+  for (u128 id = 1;; ++id) if (shard_of(id, 2) == shard && k-- == 0) return id;
+}
+
+} // namespace
+
+TEST_CASE("a shard failing while a saga posts its legs: nothing is acknowledged, the saga is finished later", "[sim][directory]") {
+  two_shards s;
+  auto rec = std::make_shared<replies>();
+  auto c = s.sys->spawn(client, s.directory, rec);
+  const u128 a = id_in(0), b = id_in(1);
+  caf::anon_send(c, create_accounts_request{{}, {make_account(a), make_account(b)}, {}});
+  s.sched->run();
+  s.settle();
+  REQUIRE(rec->creates.size() == 1);
+  REQUIRE(rec->creates[0].failures.empty());
+  caf::anon_send(c, create_transfers_request{{}, {make_transfer(1, b, a, 5)}, {}});
+  s.sched->run();
+  s.settle(); // clearing accounts exist from here on
+  REQUIRE(rec->creates.size() == 2);
+
+  caf::anon_send(c, create_transfers_request{{}, {make_transfer(77, a, b, 40)}, {}});
+  s.sched->run();
+  // The legs wait with both writers; nothing is answered.
+  REQUIRE(*s.held[0] == 1);
+  REQUIRE(*s.held[1] == 1);
+  s.release(0);
+  s.release(1);
+  CHECK(rec->creates.size() == 2);
+  // Both legs durable: the posts go out. Shard 1's post fails on disk.
+  REQUIRE(*s.held[0] == 1);
+  REQUIRE(*s.held[1] == 1);
+  s.release(0);
+  s.release(1, false);
+  REQUIRE(rec->creates.size() == 3);
+  CHECK(rec->creates[2].status == outcome::store_unavailable); // not acknowledged
+
+  // Shard 1 recovered from disk: its leg is still pending, b sees the money only as pending.
+  caf::anon_send(c, lookup_accounts_request{{}, {a, b}});
+  s.sched->run();
+  REQUIRE(rec->accounts.size() == 1);
+  REQUIRE(rec->accounts[0].accounts.size() == 2);
+  CHECK(rec->accounts[0].accounts[0].debits_posted == 40);
+  CHECK(rec->accounts[0].accounts[1].credits_pending == 40);
+  CHECK(rec->accounts[0].accounts[1].credits_posted == 0);
+  CHECK(rec->accounts[0].accounts[1].debits_posted == 5);
+
+  // The timer: the directory finds both legs applied and commits the rest.
+  caf::anon_send(s.directory, sweep_atom::value);
+  s.sched->run();
+  s.settle();
+  caf::anon_send(c, lookup_accounts_request{{}, {b}});
+  s.sched->run();
+  s.settle();
+  REQUIRE(rec->accounts.size() == 2);
+  CHECK(rec->accounts[1].accounts.at(0).credits_posted == 40);
+  CHECK(rec->accounts[1].accounts.at(0).credits_pending == 0);
+
+  // The client's retry finds it done.
+  caf::anon_send(c, create_transfers_request{{}, {make_transfer(77, a, b, 40)}, {}});
+  s.sched->run();
+  s.settle();
+  REQUIRE(rec->creates.size() == 4);
+  REQUIRE(rec->creates[3].failures.size() == 1);
+  CHECK(rec->creates[3].failures[0].code == static_cast<uint32_t>(transfer_result::exists));
+  caf::anon_send_exit(c, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("a shard failing while the legs commit aborts the saga in every shard", "[sim][directory]") {
+  two_shards s;
+  auto rec = std::make_shared<replies>();
+  auto c = s.sys->spawn(client, s.directory, rec);
+  const u128 a = id_in(0), b = id_in(1);
+  caf::anon_send(c, create_accounts_request{{}, {make_account(a), make_account(b)}, {}});
+  s.sched->run();
+  s.settle();
+  caf::anon_send(c, create_transfers_request{{}, {make_transfer(1, a, b, 5)}, {}});
+  s.sched->run();
+  s.settle(); // clearing accounts exist from here on
+  REQUIRE(rec->creates.size() == 2);
+
+  caf::anon_send(c, create_transfers_request{{}, {make_transfer(78, a, b, 40)}, {}});
+  s.sched->run();
+  s.release(0);        // a's leg is durable
+  s.release(1, false); // b's leg is lost
+  // The directory voids a's leg; the client is told nothing was applied for it.
+  s.settle();
+  REQUIRE(rec->creates.size() == 3);
+  CHECK(rec->creates[2].status == outcome::store_unavailable);
+  caf::anon_send(c, lookup_accounts_request{{}, {a, b}});
+  s.sched->run();
+  s.settle();
+  REQUIRE(rec->accounts.size() == 1);
+  CHECK(rec->accounts[0].accounts.at(0).debits_posted == 5);
+  CHECK(rec->accounts[0].accounts.at(0).debits_pending == 0);
+  CHECK(rec->accounts[0].accounts.at(1).credits_posted == 5);
+  CHECK(rec->accounts[0].accounts.at(1).credits_pending == 0);
+  caf::anon_send_exit(c, caf::exit_reason::user_shutdown);
+}
