@@ -627,6 +627,49 @@ void plan_sub_accounts(directory_actor* self, round_state& r) {
 
 // ------------------------------------------------------------------ round: the phases
 
+// Writes the removals of finished sagas that no round has carried to the log yet, then calls
+// `then`. Used when the directory goes idle for a drain and after recovery, so that a clean
+// stop leaves an empty saga log.
+void flush_done(directory_actor* self, std::function<void()> then) {
+  auto& st = self->state;
+  if (st.sagas_done.empty() || !st.writer) {
+    then();
+    return;
+  }
+  saga_write sw;
+  sw.remove = std::move(st.sagas_done);
+  st.sagas_done.clear();
+  auto removed = sw.remove;
+  self->request(st.writer, caf::infinite, std::move(sw))
+      .then(
+          [self, removed, then](saga_written& done) {
+            if (!done.error.ok()) {
+              auto& d = self->state.sagas_done;
+              d.insert(d.end(), removed.begin(), removed.end());
+            }
+            then();
+          },
+          [self, removed, then](caf::error&) {
+            auto& d = self->state.sagas_done;
+            d.insert(d.end(), removed.begin(), removed.end());
+            then();
+          });
+}
+
+void deliver_drains(directory_actor* self) {
+  auto& st = self->state;
+  if (st.round_busy || !st.ready || !st.queue.empty() || st.drains.empty()) return;
+  st.round_busy = true; // no round starts while the log is written
+  flush_done(self, [self] {
+    auto& st = self->state;
+    st.round_busy = false;
+    auto drains = std::move(st.drains);
+    st.drains.clear();
+    for (auto& d : drains) d.deliver(drain_atom::value, true);
+    round_start(self);
+  });
+}
+
 void round_finish(directory_actor* self, round_ptr r) {
   auto& st = self->state;
   // Requests with events left over go back to the front of the queue, in order.
@@ -640,13 +683,8 @@ void round_finish(directory_actor* self, round_ptr r) {
     }
   }
   st.round_busy = false;
-  if (!st.queue.empty()) {
-    round_start(self);
-  } else if (!st.drains.empty()) {
-    auto drains = std::move(st.drains);
-    st.drains.clear();
-    for (auto& d : drains) d.deliver(drain_atom::value, true);
-  }
+  if (!st.queue.empty()) round_start(self);
+  else deliver_drains(self);
 }
 
 void round_fail(directory_actor* self, round_ptr r, outcome why) {
@@ -1188,8 +1226,14 @@ void recover(directory_actor* self) {
         st.opts.log_error("recovery could not finish every saga; refusing changes", "");
         st.failed = true;
       }
-      st.ready = true;
-      round_start(self);
+      st.round_busy = true;
+      flush_done(self, [self] {
+        auto& st = self->state;
+        st.round_busy = false;
+        st.ready = true;
+        round_start(self);
+        deliver_drains(self);
+      });
     });
   });
 }
@@ -1208,6 +1252,7 @@ void retry_unresolved(directory_actor* self) {
     if (!ok) st.unresolved.insert(st.unresolved.end(), copy.begin(), copy.end());
     st.round_busy = false;
     round_start(self);
+    deliver_drains(self);
   });
 }
 
@@ -1317,9 +1362,8 @@ caf::behavior directory(directory_actor* self, directory_options opts) {
       },
       [self](drain_atom) -> caf::response_promise {
         auto rp = self->make_response_promise();
-        auto& st = self->state;
-        if (!st.round_busy && st.queue.empty()) rp.deliver(drain_atom::value, true);
-        else st.drains.push_back(rp);
+        self->state.drains.push_back(rp);
+        deliver_drains(self);
         return rp;
       },
   };

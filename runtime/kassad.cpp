@@ -221,7 +221,9 @@ int main(int argc, char** argv) {
   dopts.shards = shards;
   dopts.saga_log = saga_log;
   dopts.queue_events_max = cfg.batching.queue_events_max;
-  dopts.round_events_max = cfg.batching.commit_events_max;
+  // A shard takes at most one leg per event of a round, plus the few accounts kassa creates
+  // for itself; half a group leaves that room.
+  dopts.round_events_max = std::max<size_t>(1, cfg.batching.commit_events_max / 2);
   for (const config::hot_account_static& rule : cfg.hot_accounts.static_accounts) {
     dopts.hot_static.push_back(actors::hot_account_rule{rule.id, rule.sub_accounts});
   }

@@ -92,7 +92,7 @@ caf::behavior client(caf::event_based_actor* self, caf::actor shard, std::shared
   };
 }
 
-create_transfers_request transfers(std::vector<transfer> ts) { return {{}, std::move(ts)}; }
+create_transfers_request transfers(std::vector<transfer> ts) { return {{}, std::move(ts), {}}; }
 
 } // namespace
 
@@ -100,7 +100,7 @@ TEST_CASE("a shard answers only once the group holding the request is durable", 
   sim s;
   auto rec = std::make_shared<recorder>();
   auto c = s.sys->spawn(client, s.shard, rec);
-  caf::anon_send(c, create_accounts_request{{}, {make_account(1), make_account(2)}});
+  caf::anon_send(c, create_accounts_request{{}, {make_account(1), make_account(2)}, {}});
   s.sched->run();
   CHECK(rec->creates.empty()); // applied, but not durable yet
   s.release();
@@ -128,7 +128,7 @@ TEST_CASE("a failed commit acknowledges nothing and the shard recovers the durab
   sim s;
   auto rec = std::make_shared<recorder>();
   auto c = s.sys->spawn(client, s.shard, rec);
-  caf::anon_send(c, create_accounts_request{{}, {make_account(1), make_account(2, 1, account_debits_must_not_exceed_credits)}});
+  caf::anon_send(c, create_accounts_request{{}, {make_account(1), make_account(2, 1, account_debits_must_not_exceed_credits)}, {}});
   s.sched->run();
   s.release();
   caf::anon_send(c, transfers({make_transfer(10, 1, 2, 70)}));
@@ -166,7 +166,7 @@ TEST_CASE("a shard answers busy when the group being filled would exceed commit_
   sim s;
   auto rec = std::make_shared<recorder>();
   auto c = s.sys->spawn(client, s.shard, rec);
-  caf::anon_send(c, create_accounts_request{{}, {make_account(1), make_account(2)}});
+  caf::anon_send(c, create_accounts_request{{}, {make_account(1), make_account(2)}, {}});
   s.sched->run();
   s.release();
   auto batch = [](u128 first, u128 n) {
@@ -199,7 +199,7 @@ TEST_CASE("a pending transfer expires on the shard's timer and releases its hold
   sim s;
   auto rec = std::make_shared<recorder>();
   auto c = s.sys->spawn(client, s.shard, rec);
-  caf::anon_send(c, create_accounts_request{{}, {make_account(1), make_account(2)}});
+  caf::anon_send(c, create_accounts_request{{}, {make_account(1), make_account(2)}, {}});
   s.sched->run();
   s.release();
   auto pending = make_transfer(10, 1, 2, 40, transfer_pending);
@@ -231,7 +231,7 @@ TEST_CASE("a request past its deadline is refused without being applied", "[sim]
   sim s;
   auto rec = std::make_shared<recorder>();
   auto c = s.sys->spawn(client, s.shard, rec);
-  create_accounts_request late{{}, {make_account(1)}};
+  create_accounts_request late{{}, {make_account(1)}, {}};
   late.ctx.deadline_ns = s.clock_ns - 1;
   caf::anon_send(c, late);
   s.sched->run();
@@ -248,7 +248,7 @@ TEST_CASE("a full store makes the shard refuse changes without retrying, and ser
   sim s;
   auto rec = std::make_shared<recorder>();
   auto c = s.sys->spawn(client, s.shard, rec);
-  caf::anon_send(c, create_accounts_request{{}, {make_account(1), make_account(2)}});
+  caf::anon_send(c, create_accounts_request{{}, {make_account(1), make_account(2)}, {}});
   s.sched->run();
   s.release();
   caf::anon_send(c, transfers({make_transfer(10, 1, 2, 5)}));
@@ -275,7 +275,7 @@ TEST_CASE("with a commit delay, requests arriving within it share one group", "[
   sim s(1'000'000); // 1 ms
   auto rec = std::make_shared<recorder>();
   auto c = s.sys->spawn(client, s.shard, rec);
-  caf::anon_send(c, create_accounts_request{{}, {make_account(1), make_account(2)}});
+  caf::anon_send(c, create_accounts_request{{}, {make_account(1), make_account(2)}, {}});
   s.sched->run();
   s.sched->clock().advance_time(std::chrono::milliseconds(1));
   s.sched->run();

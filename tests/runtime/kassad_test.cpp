@@ -173,7 +173,7 @@ TEST_CASE("transfers between accounts of different shards leave clearing pairs t
 
 // Expected of the directory: a drained directory has removed the records of the sagas it
 // finished, so that verify compares the clearing pairs right after a clean stop.
-TEST_CASE("after a clean stop no saga is open and verify compares the clearing pairs", "[e2e][!mayfail]") {
+TEST_CASE("after a clean stop no saga is open and verify compares the clearing pairs", "[e2e]") {
   kassad_instance k("  shards: 4\n");
   transfers_across_four_shards(k);
   std::string out;
