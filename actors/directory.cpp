@@ -119,6 +119,7 @@ struct hot_state {
   uint32_t sub_accounts = 0;           // 0: not split
   std::vector<bool> created;           // per sub-account: known to exist
   uint32_t ledger = 0;                 // of the parent, once seen
+  std::vector<std::vector<uint32_t>> by_shard; // sub-account indexes per shard (cached)
 };
 
 struct directory_state {
@@ -352,7 +353,18 @@ u128 hot_target(directory_actor* self, round_state& r, const transfer& t) {
   if (parent == nullptr || has(parent->flags, account_credits_must_not_exceed_debits | account_closed)) {
     return 0; // a limit on credits can only be checked on one account
   }
-  const uint32_t index = static_cast<uint32_t>((id_hash(t.id) >> 16) % h.sub_accounts);
+  // A sub-account in the debit side's shard keeps the transfer inside one shard (no saga);
+  // among those (or among all, when none is there) the transfer id picks one.
+  const uint32_t n = self->state.shards;
+  if (h.by_shard.size() != n) {
+    h.by_shard.assign(n, {});
+    for (uint32_t i = 0; i < h.sub_accounts; ++i) {
+      h.by_shard[shard_of(sid::sub(t.credit_account_id, i), n)].push_back(i);
+    }
+  }
+  const std::vector<uint32_t>& local = h.by_shard[shard_of(t.debit_account_id, n)];
+  const uint64_t pick = id_hash(t.id) >> 16;
+  const uint32_t index = !local.empty() ? local[pick % local.size()] : static_cast<uint32_t>(pick % h.sub_accounts);
   if (h.created.size() < h.sub_accounts) h.created.resize(h.sub_accounts, false);
   h.ledger = parent->ledger;
   if (!h.created[index]) {
