@@ -117,7 +117,8 @@ struct held {
 
 struct hot_state {
   uint32_t sub_accounts = 0;           // 0: not split
-  std::vector<bool> created;           // per sub-account: known to exist
+  std::vector<bool> created;           // per sub-account: may exist (reads look for it)
+  std::vector<bool> confirmed;         // per sub-account: its creation is durable
   uint32_t ledger = 0;                 // of the parent, once seen
   std::vector<std::vector<uint32_t>> by_shard; // sub-account indexes per shard (cached)
 };
@@ -315,6 +316,7 @@ struct round_state {
   std::unordered_set<u128, u128_hash> seen;                // transfer ids planned this round
   std::unordered_set<u128, u128_hash> accounts_created;    // account ids created this round
   std::vector<std::pair<u128, uint32_t>> subs_to_create;   // (parent, index)
+  std::unordered_set<u128, u128_hash> subs_planned;        // their ids
 };
 using round_ptr = std::shared_ptr<round_state>;
 
@@ -366,12 +368,14 @@ u128 hot_target(directory_actor* self, round_state& r, const transfer& t) {
   const uint64_t pick = id_hash(t.id) >> 16;
   const uint32_t index = !local.empty() ? local[pick % local.size()] : static_cast<uint32_t>(pick % h.sub_accounts);
   if (h.created.size() < h.sub_accounts) h.created.resize(h.sub_accounts, false);
+  if (h.confirmed.size() < h.sub_accounts) h.confirmed.resize(h.sub_accounts, false);
   h.ledger = parent->ledger;
-  if (!h.created[index]) {
+  const u128 sub = sid::sub(t.credit_account_id, index);
+  if (!h.confirmed[index] && r.subs_planned.insert(sub).second) {
     h.created[index] = true; // created in this round, before the transfers of its shard
     r.subs_to_create.emplace_back(t.credit_account_id, index);
   }
-  return sid::sub(t.credit_account_id, index);
+  return sub;
 }
 
 void count_credit(directory_actor* self, u128 account_id) {
@@ -467,6 +471,13 @@ void plan_transfers(directory_actor* self, round_state& r, work& w) {
       }
     }
     if (again && !r.seen.empty()) break;
+    if (has(ev[j].flags, transfer_linked)) { // the request ends inside the chain
+      for (size_t k = i; k <= j; ++k) r.seen.insert(ev[k].id);
+      fail_chain(w, static_cast<uint32_t>(i), static_cast<uint32_t>(j), static_cast<uint32_t>(j),
+                 static_cast<uint32_t>(R::linked_event_chain_open));
+      i = j + 1;
+      continue;
+    }
     for (size_t k = i; k <= j; ++k) r.seen.insert(ev[k].id);
 
     // Each event as it will be applied: kassa's own events as they are; a client's plain
@@ -701,9 +712,9 @@ void round_finish(directory_actor* self, round_ptr r) {
 
 void round_fail(directory_actor* self, round_ptr r, outcome why) {
   for (auto& w : r->works) w->status = why;
-  // Clearing and sub-accounts this round meant to create may not exist: forget them.
+  // Clearing accounts this round meant to create may not exist: forget them (creating one
+  // again answers `exists`). Sub-accounts are confirmed only after a round that made them durable.
   self->state.clearing_known.clear();
-  for (auto& [parent, h] : self->state.hot) h.created.assign(h.created.size(), false);
   round_finish(self, r);
 }
 
@@ -772,6 +783,11 @@ void round_applied(directory_actor* self, round_ptr r,
                    std::vector<std::pair<uint32_t, create_reply>>& transfer_replies) {
   using R = transfer_result;
   auto& st = self->state;
+  bool accounts_ok = true;
+  for (auto& [shard, reply] : account_replies) accounts_ok = accounts_ok && reply.status == outcome::ok;
+  if (accounts_ok) {
+    for (const auto& [parent, index] : r->subs_to_create) st.hot[parent].confirmed[index] = true;
+  }
   for (auto& [shard, reply] : account_replies) {
     auto& origins = r->batches[shard].accounts_origin;
     if (reply.status != outcome::ok) {
@@ -1225,7 +1241,9 @@ void recover(directory_actor* self) {
           hot_state& h = st.hot[a.user_data_128];
           const uint32_t index = a.user_data_32;
           if (h.created.size() <= index) h.created.resize(index + 1, false);
+          if (h.confirmed.size() <= index) h.confirmed.resize(index + 1, false);
           h.created[index] = true;
+          h.confirmed[index] = true;
           h.sub_accounts = std::max<uint32_t>(h.sub_accounts, static_cast<uint32_t>(h.created.size()));
           h.ledger = a.ledger;
           st.sub_parent[a.id] = a.user_data_128;

@@ -275,6 +275,11 @@ TEST_CASE("what the directory answers itself", "[directory]") {
   auto r = nd.accounts({make_account(id_in(0, 2, 3), 1, account_linked), make_account(id_in(1, 2, 3))});
   CHECK(name(static_cast<account_result>(code_of(r, 0))) == "not_supported_across_shards");
   CHECK(name(static_cast<account_result>(code_of(r, 1))) == "linked_event_failed");
+  // A request that ends inside a chain spanning shards: nothing of it applies.
+  auto open = nd.transfers({make_transfer(30, a, b, 1, transfer_linked), make_transfer(31, b, a, 1, transfer_linked)});
+  CHECK(tname(open, 0) == "linked_event_failed");
+  CHECK(tname(open, 1) == "linked_event_chain_open");
+  CHECK(nd.lookup_transfers({30, 31}).empty());
   // Within a shard, two-phase works as ever.
   const u128 a2 = id_in(0, 2, 1);
   REQUIRE(nd.accounts({make_account(a2)}).failures.empty());
