@@ -107,7 +107,10 @@ TEST_CASE("history and balances page through an account's transfers", "[e2e]") {
 TEST_CASE("concurrent clients with duplicate ids in flight: no overdraft, each id once, books balance",
           "[e2e][concurrency]") {
   const uint64_t seed = kassa::test::seed("e2e concurrency");
-  kassad_instance k;
+  // One shard, and three: then most transfers cross shards as sagas.
+  const int shards = GENERATE(1, 3);
+  INFO("shards " << shards);
+  kassad_instance k(shards == 1 ? "" : "  shards: " + std::to_string(shards) + "\n");
   constexpr u128 bank = 1;
   const std::vector<u128> users{10, 11, 12, 13};
   {
