@@ -988,9 +988,7 @@ void round_start(directory_actor* self) {
         *bad = true;
         continue;
       }
-      for (size_t k = 0; k < reply.entries.size(); ++k) {
-        if (reply.entries[k].found) r->probed[(*probe_ids)[k]].entries.emplace_back(shard, reply.entries[k]);
-      }
+      for (const probe_entry& e : reply.entries) r->probed[(*probe_ids)[e.index]].entries.emplace_back(shard, e);
     }
     // An id asked twice is listed twice per shard: keep one entry per shard.
     for (auto& [id, h] : r->probed) {
@@ -1117,9 +1115,7 @@ caf::response_promise lookup_transfers(directory_actor* self, lookup_transfers_r
         rp.deliver(transfers_reply{reply.status, {}});
         return;
       }
-      for (size_t k = 0; k < reply.entries.size(); ++k) {
-        if (reply.entries[k].found) probed[ids[k]].entries.emplace_back(shard, reply.entries[k]);
-      }
+      for (const probe_entry& e : reply.entries) probed[ids[e.index]].entries.emplace_back(shard, e);
     }
     transfers_reply out;
     std::unordered_set<u128, u128_hash> done;
@@ -1169,9 +1165,7 @@ void resolve_logged(directory_actor* self, std::vector<store::saga> sagas, std::
         done(false);
         return;
       }
-      for (size_t k = 0; k < reply.entries.size(); ++k) {
-        if (reply.entries[k].found) found[shard][leg_ids[shard][k]] = reply.entries[k];
-      }
+      for (const probe_entry& e : reply.entries) found[shard][leg_ids[shard][e.index]] = e;
     }
     std::vector<create_transfers_request> batches(st.shards);
     std::vector<uint64_t> finished;

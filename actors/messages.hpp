@@ -84,12 +84,13 @@ struct balances_reply {
 };
 
 // Directory -> shard: what the shard holds of these transfer ids, in memory or on disk, as of
-// every message the shard took before this one. One entry per id, in order.
+// every message the shard took before this one. One entry per id the shard holds, in order;
+// `index` is the id's position in the request.
 struct probe_request {
   std::vector<u128> ids;
 };
 struct probe_entry {
-  bool found = false;
+  uint32_t index = 0;
   ledger::transfer transfer{};
   ledger::pending_status status = ledger::pending_status::none;
 };

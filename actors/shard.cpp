@@ -321,10 +321,9 @@ caf::behavior shard(shard_actor* self, shard_options opts, std::shared_ptr<state
           return rp;
         }
         probe_reply reply;
-        reply.entries.resize(req.ids.size());
         for (size_t i = 0; i < req.ids.size(); ++i) {
           if (const transfer* t = st.sm->transfer_find(req.ids[i])) {
-            reply.entries[i] = probe_entry{true, *t, st.sm->pending_find(t->id).status};
+            reply.entries.push_back(probe_entry{static_cast<uint32_t>(i), *t, st.sm->pending_find(t->id).status});
           }
         }
         hold(self, 0, [rp, reply = std::move(reply)](bool durable) mutable {

@@ -48,6 +48,10 @@ struct connection::impl {
   options opts;
   asio::io_context io;
   tcp::socket socket;
+  // Used while connecting. Members after `io`, so that they are destroyed before it; the
+  // handlers waiting on them refer to them by this object, never own them.
+  std::unique_ptr<tcp::resolver> connect_resolver;
+  std::unique_ptr<asio::steady_timer> connect_timer;
   asio::executor_work_guard<asio::io_context::executor_type> work;
   std::thread thread;
 
@@ -310,14 +314,16 @@ std::unique_ptr<connection> connection::connect(const std::string& host, uint16_
                                                 const options& o) {
   auto p = std::make_unique<impl>(o);
   impl* raw = p.get();
-  // Declared before the timer and resolver: they belong to the io_context that ~connection
-  // destroys, so they must be gone first, also when connecting fails.
+  // The resolver and timer of the attempt are the impl's own (see there), so that they go
+  // before the io_context also when connecting fails.
   std::unique_ptr<connection> c;
   {
   auto result = std::make_shared<std::promise<void>>();
   auto future = result->get_future();
-  auto resolver = std::make_shared<tcp::resolver>(raw->io);
-  auto timer = std::make_shared<asio::steady_timer>(raw->io, o.connect_timeout);
+  raw->connect_resolver = std::make_unique<tcp::resolver>(raw->io);
+  raw->connect_timer = std::make_unique<asio::steady_timer>(raw->io, o.connect_timeout);
+  tcp::resolver* resolver = raw->connect_resolver.get();
+  asio::steady_timer* timer = raw->connect_timer.get();
   auto settled = std::make_shared<bool>(false);
   auto settle = [result, settled, timer](std::exception_ptr err) {
     if (*settled) return;
