@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "ledger/result.hpp"
+#include "ledger/system_ids.hpp"
 #include "runtime/client/client.hpp"
 
 namespace kassa::runtime {
@@ -183,6 +184,21 @@ std::string flag_names(uint16_t flags, bool account) {
 }
 
 std::string s128(u128 v) { return to_string_u128(v); }
+
+// An id in human output: kassa's own accounts and transfers (docs/sharding.md) are named for
+// what they are, with the number after it for scripts that copy it.
+std::string id128(u128 v) {
+  namespace sid = ledger::system_ids;
+  switch (sid::kind_of(v)) {
+    case sid::kind::clearing:
+      return "clearing[shard " + std::to_string(sid::clearing_from(v)) + "->" + std::to_string(sid::clearing_to(v)) +
+             " ledger " + std::to_string(sid::clearing_ledger(v)) + "]:" + s128(v);
+    case sid::kind::sub: return "sub-account[" + std::to_string(u128_lo(v) & 0xFF) + "]:" + s128(v);
+    case sid::kind::transfer: return "kassa:" + s128(v);
+    case sid::kind::none: break;
+  }
+  return s128(v);
+}
 std::string q128(u128 v) { return "\"" + to_string_u128(v) + "\""; }
 
 // credits_posted - debits_posted as a signed decimal.
@@ -192,7 +208,7 @@ std::string net(const account& a) {
 }
 
 std::string account_text(const account& a) {
-  return "account " + s128(a.id) + "  ledger " + std::to_string(a.ledger) + "  code " + std::to_string(a.code) +
+  return "account " + id128(a.id) + "  ledger " + std::to_string(a.ledger) + "  code " + std::to_string(a.code) +
          "  flags " + flag_names(a.flags, true) + "\n  debits_pending " + s128(a.debits_pending) +
          "  debits_posted " + s128(a.debits_posted) + "  credits_pending " + s128(a.credits_pending) +
          "  credits_posted " + s128(a.credits_posted) + "  net (credits - debits posted) " + net(a) +
@@ -210,10 +226,10 @@ std::string account_json(const account& a) {
 }
 
 std::string transfer_text(const transfer& t) {
-  std::string s = "transfer " + s128(t.id) + "  " + s128(t.debit_account_id) + " -> " + s128(t.credit_account_id) +
+  std::string s = "transfer " + id128(t.id) + "  " + id128(t.debit_account_id) + " -> " + id128(t.credit_account_id) +
                   "  amount " + s128(t.amount) + "  ledger " + std::to_string(t.ledger) + "  code " +
                   std::to_string(t.code) + "  flags " + flag_names(t.flags, false);
-  if (t.pending_id != 0) s += "  pending_id " + s128(t.pending_id);
+  if (t.pending_id != 0) s += "  pending_id " + id128(t.pending_id);
   if (t.timeout != 0) s += "  timeout " + std::to_string(t.timeout) + "s";
   return s + "  timestamp " + std::to_string(t.timestamp) + "\n";
 }
