@@ -601,6 +601,7 @@ void state_machine::transfers_evict(size_t count_max, uint64_t timestamp_durable
   // Evict a quarter more than needed, so that the scan runs once per many batches.
   transfers_.erase_while_over(count_max - count_max / 4, [&](const transfer& t) {
     if (t.timestamp > timestamp_durable) return false;
+    if (!has(t.flags, transfer_pending)) return true; // only pending transfers have a state
     auto p = pending_.find(t.id);
     if (p == pending_.end()) return true;
     if (p->second.status == pending_status::pending || p->second.changed_at > timestamp_durable) {
