@@ -10,6 +10,7 @@
 #include "ledger/assert.hpp"
 #include "ledger/crc32c.hpp"
 #include "ledger/store/layout.hpp"
+#include "ledger/store/lmdb_util.hpp"
 
 namespace kassa::ledger::store {
 
@@ -32,7 +33,7 @@ constexpr size_t record_crc_bytes = 4;
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "records are the host's little-endian bytes");
 static_assert(sizeof(u128) == 16);
 
-error make_error(errc code, std::string message) { return error{code, std::move(message)}; }
+using namespace lmdb_util;
 
 std::string path_of(MDB_env* env) {
   const char* p = nullptr;
@@ -51,26 +52,12 @@ std::string size_text(uint64_t bytes) {
 
 // Maps an LMDB return code to an error whose message tells the operator what to do.
 error lmdb_error(int rc, const std::string& what, const std::string& path, uint64_t map_size_bytes) {
-  std::string where = what + " in the saga log " + path + ": " + mdb_strerror(rc);
-  switch (rc) {
-    case MDB_MAP_FULL:
-      return make_error(errc::map_full,
-                        "saga log is full (map size " + size_text(map_size_bytes) + ", " + where +
-                            "): raise the saga log's map size and restart; records leave the "
-                            "log as their sagas resolve, so also check that every shard is up");
-    case MDB_CORRUPTED:
-    case MDB_PAGE_NOTFOUND:
-    case MDB_INVALID:
-      return make_error(errc::corrupt, where + ": the saga log is damaged; restore the data "
-                                               "directory from a backup");
-    case MDB_VERSION_MISMATCH:
-      return make_error(errc::version_mismatch,
-                        where + ": the LMDB file was written by another LMDB version");
-    case MDB_READERS_FULL:
-      return make_error(errc::io, where + ": too many concurrent readers; restart the process");
-    default:
-      return make_error(errc::io, where + ": check the disk (space, permissions, errors) and restart");
-  }
+  const std::string where = what + " in the saga log " + path + ": " + mdb_strerror(rc);
+  return from_rc(rc, where,
+                 "saga log is full (map size " + size_text(map_size_bytes) + ", " + where +
+                     "): raise the saga log's map size and restart; records leave the log as their "
+                     "sagas resolve, so also check that every shard is up",
+                 "the saga log is damaged; restore the data directory from a backup");
 }
 
 error lmdb_error(int rc, const std::string& what, MDB_env* env) {
@@ -80,41 +67,6 @@ error lmdb_error(int rc, const std::string& what, MDB_env* env) {
 error corrupt(MDB_env* env, const std::string& what) {
   return make_error(errc::corrupt, "saga log " + path_of(env) + " is inconsistent: " + what +
                                        "; restore the data directory from a backup");
-}
-
-struct txn_guard {
-  MDB_txn* txn = nullptr;
-  ~txn_guard() {
-    if (txn) mdb_txn_abort(txn);
-  }
-  int commit() {
-    int rc = mdb_txn_commit(txn); // frees the handle whatever the outcome
-    txn = nullptr;
-    return rc;
-  }
-};
-
-struct cursor_guard {
-  MDB_cursor* cursor = nullptr;
-  ~cursor_guard() {
-    if (cursor) mdb_cursor_close(cursor);
-  }
-};
-
-int get_u64(MDB_txn* txn, MDB_dbi dbi, const char* key, uint64_t& out, bool& found) {
-  MDB_val k{std::strlen(key), const_cast<char*>(key)}, v;
-  int rc = mdb_get(txn, dbi, &k, &v);
-  found = rc == 0;
-  if (rc == MDB_NOTFOUND) return 0;
-  if (rc != 0) return rc;
-  if (v.mv_size != 8) return MDB_CORRUPTED;
-  std::memcpy(&out, v.mv_data, 8);
-  return 0;
-}
-
-int put_u64(MDB_txn* txn, MDB_dbi dbi, const char* key, uint64_t value) {
-  MDB_val k{std::strlen(key), const_cast<char*>(key)}, v{8, &value};
-  return mdb_put(txn, dbi, &k, &v, 0);
 }
 
 void record_encode(const saga& s, std::vector<uint8_t>& out) {

@@ -13,6 +13,7 @@
 #include "ledger/assert.hpp"
 #include "ledger/crc32c.hpp"
 #include "ledger/store/layout.hpp"
+#include "ledger/store/lmdb_util.hpp"
 #include "ledger/store/replay.hpp"
 
 namespace kassa::ledger::store {
@@ -33,8 +34,7 @@ namespace {
 
 using namespace layout;
 
-template <class T> MDB_val val_of(const T& v) { return MDB_val{sizeof(T), const_cast<T*>(&v)}; }
-inline MDB_val val_of_bytes(const void* p, size_t n) { return MDB_val{n, const_cast<void*>(p)}; }
+using namespace lmdb_util;
 
 uint64_t mono_ns() {
   return uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -47,69 +47,18 @@ uint64_t wall_ns() {
                       .count());
 }
 
-error make_error(errc code, std::string message) { return error{code, std::move(message)}; }
-
 // Maps an LMDB return code to an error whose message tells the operator what to do.
 error lmdb_error(int rc, const std::string& what, const options& o) {
-  std::string where = what + " in " + o.path + ": " + mdb_strerror(rc);
-  switch (rc) {
-    case MDB_MAP_FULL:
-      return make_error(errc::map_full,
-                        "store is full (map_size_mib=" + std::to_string(o.map_size_bytes >> 20) +
-                            ", " + where + "): raise store.map_size_mib and restart");
-    case MDB_CORRUPTED:
-    case MDB_PAGE_NOTFOUND:
-    case MDB_INVALID:
-      return make_error(errc::corrupt,
-                        where + ": the store is damaged; run `kassa verify` and restore from a backup");
-    case MDB_VERSION_MISMATCH:
-      return make_error(errc::version_mismatch,
-                        where + ": the LMDB file was written by another LMDB version");
-    case MDB_READERS_FULL:
-      return make_error(errc::io, where + ": too many concurrent readers; restart the process");
-    default:
-      return make_error(errc::io, where + ": check the disk (space, permissions, errors) and restart");
-  }
+  const std::string where = what + " in " + o.path + ": " + mdb_strerror(rc);
+  return from_rc(rc, where,
+                 "store is full (map_size_mib=" + std::to_string(o.map_size_bytes >> 20) + ", " + where +
+                     "): raise store.map_size_mib and restart",
+                 "the store is damaged; run `kassa verify` and restore from a backup");
 }
 
 error corrupt(const options& o, const std::string& what) {
   return make_error(errc::corrupt, "store " + o.path + " is inconsistent: " + what +
                                        "; run `kassa verify` and restore from a backup");
-}
-
-struct txn_guard {
-  MDB_txn* txn = nullptr;
-  ~txn_guard() {
-    if (txn) mdb_txn_abort(txn);
-  }
-  int commit() {
-    int rc = mdb_txn_commit(txn); // frees the handle whatever the outcome
-    txn = nullptr;
-    return rc;
-  }
-};
-
-struct cursor_guard {
-  MDB_cursor* cursor = nullptr;
-  ~cursor_guard() {
-    if (cursor) mdb_cursor_close(cursor);
-  }
-};
-
-int get_u64(MDB_txn* txn, MDB_dbi dbi, const char* key, uint64_t& out, bool& found) {
-  MDB_val k = val_of_bytes(key, std::strlen(key)), v;
-  int rc = mdb_get(txn, dbi, &k, &v);
-  found = rc == 0;
-  if (rc == MDB_NOTFOUND) return 0;
-  if (rc != 0) return rc;
-  if (v.mv_size != 8) return MDB_CORRUPTED;
-  std::memcpy(&out, v.mv_data, 8);
-  return 0;
-}
-
-int put_u64(MDB_txn* txn, MDB_dbi dbi, const char* key, uint64_t value) {
-  MDB_val k = val_of_bytes(key, std::strlen(key)), v = val_of(value);
-  return mdb_put(txn, dbi, &k, &v, 0);
 }
 
 // Reads a transfer by id: transfer_ids gives its timestamp, transfers its record.

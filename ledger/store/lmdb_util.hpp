@@ -1,0 +1,70 @@
+#pragma once
+// Small pieces every LMDB environment of kassa needs (the shard stores and the saga log):
+// values over plain bytes, handles that abort or close themselves, u64 meta values, and the
+// mapping of LMDB's return codes to errors that tell the operator what to do.
+#include <lmdb.h>
+
+#include <cstring>
+#include <string>
+
+#include "ledger/store/error.hpp"
+
+namespace kassa::ledger::store::lmdb_util {
+
+template <class T> MDB_val val_of(const T& v) { return MDB_val{sizeof(T), const_cast<T*>(&v)}; }
+inline MDB_val val_of_bytes(const void* p, size_t n) { return MDB_val{n, const_cast<void*>(p)}; }
+
+inline error make_error(errc code, std::string message) { return error{code, std::move(message)}; }
+
+// `where` says what failed in which file; `full` is the whole message for a full map, and
+// `damaged` the advice for a damaged file.
+inline error from_rc(int rc, const std::string& where, const std::string& full, const std::string& damaged) {
+  switch (rc) {
+    case MDB_MAP_FULL: return make_error(errc::map_full, full);
+    case MDB_CORRUPTED:
+    case MDB_PAGE_NOTFOUND:
+    case MDB_INVALID: return make_error(errc::corrupt, where + ": " + damaged);
+    case MDB_VERSION_MISMATCH:
+      return make_error(errc::version_mismatch, where + ": the LMDB file was written by another LMDB version");
+    case MDB_READERS_FULL: return make_error(errc::io, where + ": too many concurrent readers; restart the process");
+    default: return make_error(errc::io, where + ": check the disk (space, permissions, errors) and restart");
+  }
+}
+
+struct txn_guard {
+  MDB_txn* txn = nullptr;
+  ~txn_guard() {
+    if (txn) mdb_txn_abort(txn);
+  }
+  int commit() {
+    int rc = mdb_txn_commit(txn); // frees the handle whatever the outcome
+    txn = nullptr;
+    return rc;
+  }
+};
+
+struct cursor_guard {
+  MDB_cursor* cursor = nullptr;
+  ~cursor_guard() {
+    if (cursor) mdb_cursor_close(cursor);
+  }
+};
+
+// A u64 (host order) under an ASCII key; `found` says whether the key was there.
+inline int get_u64(MDB_txn* txn, MDB_dbi dbi, const char* key, uint64_t& out, bool& found) {
+  MDB_val k = val_of_bytes(key, std::strlen(key)), v;
+  int rc = mdb_get(txn, dbi, &k, &v);
+  found = rc == 0;
+  if (rc == MDB_NOTFOUND) return 0;
+  if (rc != 0) return rc;
+  if (v.mv_size != 8) return MDB_CORRUPTED;
+  std::memcpy(&out, v.mv_data, 8);
+  return 0;
+}
+
+inline int put_u64(MDB_txn* txn, MDB_dbi dbi, const char* key, uint64_t value) {
+  MDB_val k = val_of_bytes(key, std::strlen(key)), v = val_of(value);
+  return mdb_put(txn, dbi, &k, &v, 0);
+}
+
+} // namespace kassa::ledger::store::lmdb_util
