@@ -257,24 +257,11 @@ uint32_t existing_result(const transfer& event, const view& v) {
   return static_cast<uint32_t>(r);
 }
 
-// The checks of a plain transfer that need no account, in the state machine's order.
+// The checks of a plain transfer that need no account, in the state machine's order (a plain
+// transfer has no phase flags to check between the two).
 transfer_result fields_check(const transfer& t) {
-  using R = transfer_result;
-  if (t.timestamp != 0) return R::timestamp_must_be_zero;
-  if ((t.flags & ~transfer_flags_known) != 0) return R::reserved_flag;
-  if (t.id == 0) return R::id_must_not_be_zero;
-  if (t.id == u128_max) return R::id_must_not_be_int_max;
-  if (t.debit_account_id == 0) return R::debit_account_id_must_not_be_zero;
-  if (t.debit_account_id == u128_max) return R::debit_account_id_must_not_be_int_max;
-  if (t.credit_account_id == 0) return R::credit_account_id_must_not_be_zero;
-  if (t.credit_account_id == u128_max) return R::credit_account_id_must_not_be_int_max;
-  if (t.debit_account_id == t.credit_account_id) return R::accounts_must_be_different;
-  if (t.pending_id != 0) return R::pending_id_must_be_zero;
-  if (t.timeout != 0) return R::timeout_reserved_for_pending_transfer;
-  if (t.amount == 0) return R::amount_must_not_be_zero;
-  if (t.ledger == 0) return R::ledger_must_not_be_zero;
-  if (t.code == 0) return R::code_must_not_be_zero;
-  return R::ok;
+  if (transfer_result r = transfer_check_head(t); r != transfer_result::ok) return r;
+  return transfer_check_fields(t);
 }
 
 transfer_result accounts_check(const transfer& t, const account* dr, const account* cr) {

@@ -209,6 +209,36 @@ transfer_result transfer_compare_existing(const transfer& t, const transfer& e) 
   return R::exists;
 }
 
+transfer_result transfer_check_head(const transfer& t) {
+  using R = transfer_result;
+  if (t.timestamp != 0) return R::timestamp_must_be_zero;
+  if ((t.flags & ~transfer_flags_known) != 0) return R::reserved_flag;
+  if (t.id == 0) return R::id_must_not_be_zero;
+  if (t.id == u128_max) return R::id_must_not_be_int_max;
+  return R::ok;
+}
+
+transfer_result transfer_check_fields(const transfer& t) {
+  using R = transfer_result;
+  const bool pending = has(t.flags, transfer_pending);
+  if (t.debit_account_id == 0) return R::debit_account_id_must_not_be_zero;
+  if (t.debit_account_id == u128_max) return R::debit_account_id_must_not_be_int_max;
+  if (t.credit_account_id == 0) return R::credit_account_id_must_not_be_zero;
+  if (t.credit_account_id == u128_max) return R::credit_account_id_must_not_be_int_max;
+  if (t.debit_account_id == t.credit_account_id) return R::accounts_must_be_different;
+  if (t.pending_id != 0) return R::pending_id_must_be_zero;
+  if (!pending && t.timeout != 0) return R::timeout_reserved_for_pending_transfer;
+  if (!pending && has(t.flags, transfer_closing_debit | transfer_closing_credit)) {
+    return R::closing_transfer_must_be_pending;
+  }
+  if (t.amount == 0 && !has(t.flags, transfer_balancing_debit | transfer_balancing_credit)) {
+    return R::amount_must_not_be_zero;
+  }
+  if (t.ledger == 0) return R::ledger_must_not_be_zero;
+  if (t.code == 0) return R::code_must_not_be_zero;
+  return R::ok;
+}
+
 // Clients may not write kassa's own transfers nor touch its own accounts; kassa's own events
 // (system_event_) may. Checked after every other rule, just before a transfer applies.
 transfer_result state_machine::reserved_check(u128 id, u128 debit_account_id,
@@ -224,10 +254,7 @@ transfer_result state_machine::reserved_check(u128 id, u128 debit_account_id,
 transfer_result state_machine::create_transfer(const transfer& t, uint64_t timestamp,
                                                undo_log& undo) {
   using R = transfer_result;
-  if (t.timestamp != 0) return R::timestamp_must_be_zero;
-  if ((t.flags & ~transfer_flags_known) != 0) return R::reserved_flag;
-  if (t.id == 0) return R::id_must_not_be_zero;
-  if (t.id == u128_max) return R::id_must_not_be_int_max;
+  if (R r = transfer_check_head(t); r != R::ok) return r;
   if (const transfer* e = transfer_find(t.id)) return transfer_compare_existing(t, *e);
 
   const uint16_t phase = t.flags & (transfer_pending | transfer_post_pending | transfer_void_pending);
@@ -240,21 +267,9 @@ transfer_result state_machine::create_transfer(const transfer& t, uint64_t times
   if (resolves) return post_or_void(t, timestamp, undo);
 
   const bool pending = has(t.flags, transfer_pending);
-  if (t.debit_account_id == 0) return R::debit_account_id_must_not_be_zero;
-  if (t.debit_account_id == u128_max) return R::debit_account_id_must_not_be_int_max;
-  if (t.credit_account_id == 0) return R::credit_account_id_must_not_be_zero;
-  if (t.credit_account_id == u128_max) return R::credit_account_id_must_not_be_int_max;
-  if (t.debit_account_id == t.credit_account_id) return R::accounts_must_be_different;
-  if (t.pending_id != 0) return R::pending_id_must_be_zero;
-  if (!pending && t.timeout != 0) return R::timeout_reserved_for_pending_transfer;
-  if (!pending && has(t.flags, transfer_closing_debit | transfer_closing_credit)) {
-    return R::closing_transfer_must_be_pending;
-  }
+  if (R r = transfer_check_fields(t); r != R::ok) return r;
   const bool balancing_debit = has(t.flags, transfer_balancing_debit);
   const bool balancing_credit = has(t.flags, transfer_balancing_credit);
-  if (t.amount == 0 && !balancing_debit && !balancing_credit) return R::amount_must_not_be_zero;
-  if (t.ledger == 0) return R::ledger_must_not_be_zero;
-  if (t.code == 0) return R::code_must_not_be_zero;
 
   account_entry* dr_entry = accounts_.find(t.debit_account_id);
   if (dr_entry == nullptr) return R::debit_account_not_found;

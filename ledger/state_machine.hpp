@@ -69,6 +69,13 @@ struct pending_state {
 // transfer, else the first field that differs (exists_with_different_*).
 transfer_result transfer_compare_existing(const transfer& event, const transfer& stored);
 
+// A transfer event's own fields, in the order of the result codes. `head`: what comes before
+// the `exists` check (timestamp, flags, id). `fields`: what comes after it for a transfer that
+// is not a post or void, up to the account lookups (account ids, pending_id, timeout,
+// closing, amount, ledger, code).
+transfer_result transfer_check_head(const transfer& event);
+transfer_result transfer_check_fields(const transfer& event);
+
 class state_machine {
 public:
   state_machine() = default;
