@@ -70,6 +70,7 @@ struct work {
   outcome status = outcome::ok;
   caf::response_promise rp;
   bool internal = false;
+  std::function<void()> done; // kassa's own work: called once it is answered
 
   size_t size() const { return accounts ? account_events.size() : transfer_events.size(); }
   size_t remaining() const { return size() - cursor; }
@@ -308,7 +309,10 @@ struct round_state {
 using round_ptr = std::shared_ptr<round_state>;
 
 void reply_work(work& w) {
-  if (w.internal) return;
+  if (w.internal) {
+    if (w.done) w.done();
+    return;
+  }
   if (w.status != outcome::ok) {
     w.rp.deliver(create_reply{w.status, {}});
     return;
@@ -1306,8 +1310,12 @@ void sweep(directory_actor* self) {
         w->transfer_events.push_back(t);
       }
     }
-    st.sweep_queued = false;
-    if (w->transfer_events.empty()) return;
+    if (w->transfer_events.empty()) {
+      st.sweep_queued = false;
+      return;
+    }
+    // One sweep at a time: the next one reads balances this one has moved.
+    w->done = [self] { self->state.sweep_queued = false; };
     w->system.assign(w->transfer_events.size(), 1);
     w->results.assign(w->transfer_events.size(), 0);
     st.queue.push_back(w);
