@@ -502,3 +502,22 @@ TEST_CASE("random load across shards keeps every invariant", "[directory][proper
   }
   check_books(nd, n, ids);
 }
+
+TEST_CASE("one shard with a split hot account: credits spread, reads aggregate, sweeps merge", "[directory][hot]") {
+  temp_dir dir;
+  directory_options o;
+  o.hot_static.push_back(hot_account_rule{500, 4});
+  o.sweep_interval_ns = 10'000'000;
+  node nd(dir.path, 1, o);
+  REQUIRE(nd.accounts({make_account(500), make_account(1), make_account(2)}).failures.empty());
+  std::vector<transfer> ts;
+  for (uint32_t t = 0; t < 50; ++t) ts.push_back(make_transfer(10 + t, 1 + t % 2, 500, 3));
+  REQUIRE(nd.transfers(ts).failures.empty());
+  CHECK(nd.lookup(500).credits_posted == 150);
+  for (int tries = 0; tries < 200 && nd.lookup(500, &nd.shards[0]).credits_posted != 150; ++tries) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  CHECK(nd.lookup(500, &nd.shards[0]).credits_posted == 150);
+  CHECK(nd.lookup(500).credits_posted == 150);
+  check_books(nd, 1, {500, 1, 2});
+}
