@@ -5,6 +5,7 @@
 
 #include <caf/all.hpp>
 #include <map>
+#include <set>
 #include <random>
 #include <thread>
 
@@ -520,4 +521,57 @@ TEST_CASE("one shard with a split hot account: credits spread, reads aggregate, 
   CHECK(nd.lookup(500, &nd.shards[0]).credits_posted == 150);
   CHECK(nd.lookup(500).credits_posted == 150);
   check_books(nd, 1, {500, 1, 2});
+}
+
+TEST_CASE("random malformed and mixed events across shards: never a crash, books always balance", "[directory][property]") {
+  const uint64_t s = seed("directory mixed events");
+  std::mt19937_64 rng(s);
+  temp_dir dir;
+  const uint32_t n = 3;
+  node nd(dir.path, n);
+  std::vector<u128> ids;
+  std::vector<account> as;
+  for (uint32_t k = 0; k < 9; ++k) {
+    ids.push_back(id_in(k % n, n, k));
+    as.push_back(make_account(ids.back(), 1 + (k == 8), k % 2 ? account_debits_must_not_exceed_credits : 0));
+  }
+  REQUIRE(nd.accounts(as).failures.empty());
+  const uint16_t flag_choices[] = {0, 0, 0, transfer_linked, transfer_pending, transfer_post_pending,
+                                   transfer_void_pending, transfer_balancing_debit, uint16_t(1u << 12)};
+  uint64_t next_id = 1;
+  std::set<u128> ok_ids;
+  for (int round = 0; round < 60; ++round) {
+    std::vector<transfer> batch;
+    const size_t len = 1 + rng() % 20;
+    for (size_t e = 0; e < len; ++e) {
+      transfer t = make_transfer(rng() % 4 == 0 && next_id > 1 ? 1 + rng() % next_id : next_id++,
+                                 ids[rng() % ids.size()], ids[rng() % ids.size()], rng() % 5 == 0 ? 0 : 1 + rng() % 40);
+      t.flags = flag_choices[rng() % (sizeof flag_choices / sizeof flag_choices[0])];
+      if (has(t.flags, transfer_post_pending | transfer_void_pending)) {
+        t.pending_id = 1 + rng() % next_id;
+        if (rng() % 2) t.debit_account_id = t.credit_account_id = 0;
+        t.amount = rng() % 3 == 0 ? 0 : t.amount;
+      }
+      if (has(t.flags, transfer_pending) && rng() % 3 == 0) t.timeout = 1 + rng() % 2;
+      switch (rng() % 12) {
+        case 0: t.ledger = 2; break;
+        case 1: t.code = 0; break;
+        case 2: t.credit_account_id = sid::clearing(0, 1, 1); break;
+        case 3: t.id = sid::transfer(rng()); break;
+        case 4: t.timestamp = 1; break;
+        case 5: t.credit_account_id = 999'999; break;
+        default: break;
+      }
+      batch.push_back(t);
+    }
+    auto r = nd.transfers(batch);
+    INFO("seed " << s << " round " << round);
+    REQUIRE(r.status == outcome::ok);
+    for (size_t e = 0; e < batch.size(); ++e) {
+      const uint32_t code = code_of(r, static_cast<uint32_t>(e));
+      CHECK(code < transfer_result_count);
+      if (code == 0) CHECK(ok_ids.insert(batch[e].id).second); // no id applied twice
+    }
+  }
+  check_books(nd, n, ids); // per shard balanced, no overdraft, clearing pairs mirror
 }
