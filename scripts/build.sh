@@ -4,6 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${1:-build}
+# ccache: paths relative to the clone, and no hash of the build directory, so that a fresh
+# clone somewhere else still hits the cache (only debug info's paths differ).
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD}
+export CCACHE_NOHASHDIR=${CCACHE_NOHASHDIR:-1}
 shift || true
 jobs=$(nproc)
 cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
