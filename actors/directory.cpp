@@ -1126,6 +1126,104 @@ caf::response_promise lookup_transfers(directory_actor* self, lookup_transfers_r
   return rp;
 }
 
+// An account's history as clients wrote it: a transfer across shards shows once, as the
+// client's transfer (from the leg this account's shard holds, at that leg's timestamp) and
+// only once its saga posted it; kassa's own posts, voids and sweeps do not show; credits to a
+// sub-account name the split account. Since that drops records, a page is refilled from the
+// shard until it holds `limit` transfers or the shard has no more.
+struct history_walk {
+  request_context ctx;
+  store::account_filter filter;
+  uint32_t shard = 0;
+  transfers_reply out;
+};
+
+bool internal_record(const directory_state& st, const transfer& t) {
+  if (sid::kind_of(t.id) != sid::kind::transfer) return false;
+  if (has(t.flags, transfer_post_pending | transfer_void_pending)) return true; // a saga's
+  return st.sub_parent.count(t.debit_account_id) != 0;                          // a sweep
+}
+
+void history_step(directory_actor* self, std::shared_ptr<history_walk> walk, caf::response_promise rp) {
+  auto& st = self->state;
+  self->request(st.opts.shards[walk->shard], caf::infinite, account_transfers_request{walk->ctx, walk->filter})
+      .then(
+          [self, walk, rp](transfers_reply& page) mutable {
+            auto& st = self->state;
+            if (page.status != outcome::ok) {
+              rp.deliver(transfers_reply{page.status, {}});
+              return;
+            }
+            // Legs need their other half (and their saga's outcome) from the other shard.
+            std::vector<std::vector<u128>> ask(st.shards);
+            for (const transfer& t : page.transfers) {
+              if (internal_record(st, t)) continue;
+              if (is_clearing(t.credit_account_id)) ask[sid::clearing_to(t.credit_account_id) % st.shards].push_back(t.id);
+              else if (is_clearing(t.debit_account_id)) ask[sid::clearing_to(t.debit_account_id) % st.shards].push_back(t.id);
+            }
+            std::vector<std::pair<uint32_t, probe_request>> probes;
+            for (uint32_t s = 0; s < st.shards; ++s) {
+              if (!ask[s].empty()) probes.emplace_back(s, probe_request{ask[s]});
+            }
+            // This shard's own legs with their status, too.
+            std::vector<u128> own;
+            for (auto& [s, pr] : probes) own.insert(own.end(), pr.ids.begin(), pr.ids.end());
+            if (!own.empty()) probes.emplace_back(walk->shard, probe_request{own});
+            auto pg = std::make_shared<transfers_reply>(std::move(page));
+            fan_out<probe_reply>(self, std::move(probes), [self, walk, rp, pg, ask, own](auto& replies) mutable {
+              auto& st = self->state;
+              std::unordered_map<u128, held, u128_hash> probed;
+              for (auto& [shard, reply] : replies) {
+                if (reply.status != outcome::ok) {
+                  rp.deliver(transfers_reply{reply.status, {}});
+                  return;
+                }
+                const std::vector<u128>& ids = shard == walk->shard ? own : ask[shard];
+                for (const probe_entry& e : reply.entries) probed[ids[e.index]].entries.emplace_back(shard, e);
+              }
+              for (const transfer& t : pg->transfers) {
+                if (walk->out.transfers.size() >= walk->filter.limit) break;
+                if (internal_record(st, t)) continue;
+                transfer shown = t;
+                if (is_clearing(t.credit_account_id) || is_clearing(t.debit_account_id)) {
+                  auto it = probed.find(t.id);
+                  view v;
+                  if (it == probed.end() || !view_of(st, it->second, v) || v.status != pending_status::posted) continue;
+                  shown = v.t;
+                  shown.timestamp = t.timestamp; // this shard's order, for paging
+                } else if (auto sp = st.sub_parent.find(t.credit_account_id); sp != st.sub_parent.end()) {
+                  shown.credit_account_id = sp->second;
+                }
+                walk->out.transfers.push_back(shown);
+              }
+              const bool more = pg->transfers.size() == walk->filter.limit && !pg->transfers.empty();
+              if (walk->out.transfers.size() >= walk->filter.limit || !more) {
+                rp.deliver(std::move(walk->out));
+                return;
+              }
+              const uint64_t last = pg->transfers.back().timestamp;
+              if (walk->filter.reversed) {
+                if (last <= 1) { rp.deliver(std::move(walk->out)); return; }
+                walk->filter.timestamp_max = last - 1;
+              } else {
+                walk->filter.timestamp_min = last + 1;
+              }
+              history_step(self, walk, rp);
+            });
+          },
+          [rp](caf::error&) mutable { rp.deliver(transfers_reply{outcome::store_unavailable, {}}); });
+}
+
+caf::response_promise account_transfers(directory_actor* self, account_transfers_request& req) {
+  auto rp = self->make_response_promise();
+  auto walk = std::make_shared<history_walk>();
+  walk->ctx = req.ctx;
+  walk->filter = req.filter;
+  walk->shard = shard_of(req.filter.account_id, self->state.shards);
+  history_step(self, walk, rp);
+  return rp;
+}
+
 // ------------------------------------------------------------------ recovery and sweeps
 
 // Finishes sagas from the log (at start) or whose resolution failed (later): every leg
@@ -1368,9 +1466,7 @@ caf::behavior directory(directory_actor* self, directory_options opts) {
       [self](create_transfers_request& r) { return enqueue(self, r, false); },
       [self](lookup_accounts_request& r) { return lookup_accounts(self, r); },
       [self](lookup_transfers_request& r) { return lookup_transfers(self, r); },
-      [self](account_transfers_request& r) {
-        return self->delegate(self->state.opts.shards[shard_of(r.filter.account_id, self->state.shards)], std::move(r));
-      },
+      [self](account_transfers_request& r) { return account_transfers(self, r); },
       [self](account_balances_request& r) {
         return self->delegate(self->state.opts.shards[shard_of(r.filter.account_id, self->state.shards)], std::move(r));
       },

@@ -575,3 +575,52 @@ TEST_CASE("random malformed and mixed events across shards: never a crash, books
   }
   check_books(nd, n, ids); // per shard balanced, no overdraft, clearing pairs mirror
 }
+
+TEST_CASE("an account's history across shards lists the transfers clients wrote, page by page", "[directory]") {
+  temp_dir dir;
+  node nd(dir.path, 2);
+  const u128 a = id_in(0, 2), b = id_in(1, 2), a2 = id_in(0, 2, 1);
+  REQUIRE(nd.accounts({make_account(a, 1, account_debits_must_not_exceed_credits), make_account(b),
+                       make_account(a2)}).failures.empty());
+  REQUIRE(nd.transfers({make_transfer(1, b, a, 100)}).failures.empty()); // across
+  REQUIRE(nd.transfers({make_transfer(2, a, a2, 10)}).failures.empty()); // within shard 0
+  // 4 fits alone but not after 3 in the same round: its legs are written and voided.
+  auto r = nd.transfers({make_transfer(3, a, b, 60), make_transfer(4, a, b, 60)});
+  REQUIRE(r.failures.size() == 1);
+  REQUIRE(nd.transfers({make_transfer(5, a, b, 1)}).failures.empty());
+  auto history = [&](uint32_t limit, uint64_t after, bool reversed = false) {
+    account_transfers_request q;
+    q.filter.account_id = a;
+    q.filter.limit = limit;
+    q.filter.reversed = reversed;
+    if (reversed) q.filter.timestamp_max = after;
+    else q.filter.timestamp_min = after;
+    auto reply = nd.ask<transfers_reply>(nd.directory, q);
+    REQUIRE(reply.status == outcome::ok);
+    return reply.transfers;
+  };
+  auto all = history(100, 0);
+  REQUIRE(all.size() == 4);
+  CHECK(all[0].id == 1);
+  CHECK(all[0].debit_account_id == b);
+  CHECK(all[0].credit_account_id == a);
+  CHECK(all[0].flags == 0);
+  CHECK(all[1].id == 2);
+  CHECK(all[2].id == 3);
+  CHECK(all[2].credit_account_id == b);
+  CHECK(all[3].id == 5);
+  // Pages of one: each page is refilled past kassa's own records.
+  std::vector<u128> paged;
+  uint64_t after = 0;
+  for (int i = 0; i < 10; ++i) {
+    auto page = history(1, after);
+    if (page.empty()) break;
+    paged.push_back(page[0].id);
+    after = page[0].timestamp + 1;
+  }
+  CHECK(paged == std::vector<u128>{1, 2, 3, 5});
+  auto newest = history(2, 0, true);
+  REQUIRE(newest.size() == 2);
+  CHECK(newest[0].id == 5);
+  CHECK(newest[1].id == 3);
+}
