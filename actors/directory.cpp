@@ -216,7 +216,8 @@ bool view_of(const directory_state& st, const held& h, view& out) {
     if (debit_leg == nullptr || credit_leg == nullptr) return false;
     out.t = debit_leg->transfer;
     out.t.credit_account_id = credit_leg->transfer.credit_account_id;
-    out.t.flags &= static_cast<uint16_t>(~transfer_pending);
+    // The legs' flags are the saga's (pending, linked within their shard), not the client's.
+    out.t.flags &= static_cast<uint16_t>(~(transfer_pending | transfer_linked));
     out.status = debit_leg->status;
     out.saga = true;
   } else if (local != nullptr) {
