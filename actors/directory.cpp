@@ -1280,7 +1280,9 @@ void resolve_logged(directory_actor* self, std::vector<store::saga> sagas, std::
       }
       finished.push_back(s.id);
     }
-    st.opts.log_info("sagas finished", "committed=" + std::to_string(committed) + " aborted=" + std::to_string(aborted));
+    if (committed + aborted > 0) {
+      st.opts.log_info("sagas finished", "committed=" + std::to_string(committed) + " aborted=" + std::to_string(aborted));
+    }
     std::vector<std::pair<uint32_t, create_transfers_request>> requests;
     for (uint32_t s = 0; s < st.shards; ++s) if (!batches[s].events.empty()) requests.emplace_back(s, std::move(batches[s]));
     fan_out<create_reply>(self, std::move(requests), [self, finished, done](auto& replies) {
