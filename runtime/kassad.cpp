@@ -243,8 +243,7 @@ int main(int argc, char** argv) {
   };
   directory = actors::spawn_directory(sys, std::move(dopts), error);
   if (!directory) {
-    log::error("cannot recover the sagas", {{"path", runtime::saga_log_path(cfg.store.data_dir)},
-                                            {"error", error}});
+    log::error("cannot start the directory", {{"error", error}});
     return exit_runtime_error;
   }
 
