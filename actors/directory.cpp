@@ -110,6 +110,13 @@ struct saga_plan {
   bool resolved = false; // every leg posted or voided
 };
 
+// A saga as the log keeps it: which pending transfer it wrote in which shard.
+store::saga record_of(const saga_plan& s) {
+  store::saga rec{s.id, {}};
+  for (const leg& g : s.legs) rec.legs.push_back(store::saga_leg{g.shard, g.t.id});
+  return rec;
+}
+
 // What the shards hold for one transfer id, gathered by a probe.
 struct held {
   std::vector<std::pair<uint32_t, probe_entry>> entries; // (shard, entry)
@@ -642,40 +649,40 @@ void plan_sub_accounts(directory_actor* self, round_state& r) {
 
 // ------------------------------------------------------------------ round: the phases
 
-// Writes the removals of finished sagas that no round has carried to the log yet, then calls
-// `then`. Used when the directory goes idle for a drain and after recovery, so that a clean
-// stop leaves an empty saga log.
-void flush_done(directory_actor* self, std::function<void()> then) {
+// One write of the saga log: adds `add`, and removes the finished sagas no write has carried
+// yet (put back for the next write if this one fails). Calls `then(ok)` once it is durable or
+// has failed. Rounds with sagas write through it before any leg; an idle directory (a drain,
+// the end of recovery) flushes the removals through it, so that a clean stop leaves an empty
+// log.
+void log_write(directory_actor* self, std::vector<store::saga> add, std::function<void(bool)> then) {
   auto& st = self->state;
-  if (st.sagas_done.empty() || !st.writer) {
-    then();
+  if ((add.empty() && st.sagas_done.empty()) || !st.writer) {
+    then(true);
     return;
   }
-  saga_write sw;
-  sw.remove = std::move(st.sagas_done);
+  saga_write sw{std::move(add), std::move(st.sagas_done)};
   st.sagas_done.clear();
-  auto removed = sw.remove;
+  auto removed = std::make_shared<std::vector<uint64_t>>(sw.remove);
+  auto failed = [self, removed, then](const std::string& why) {
+    self->state.opts.log_error("the saga log could not be written", why);
+    auto& d = self->state.sagas_done;
+    d.insert(d.end(), removed->begin(), removed->end());
+    then(false);
+  };
   self->request(st.writer, caf::infinite, std::move(sw))
       .then(
-          [self, removed, then](saga_written& done) {
-            if (!done.error.ok()) {
-              auto& d = self->state.sagas_done;
-              d.insert(d.end(), removed.begin(), removed.end());
-            }
-            then();
+          [then, failed](saga_written& done) {
+            if (done.error.ok()) then(true);
+            else failed(done.error.message);
           },
-          [self, removed, then](caf::error&) {
-            auto& d = self->state.sagas_done;
-            d.insert(d.end(), removed.begin(), removed.end());
-            then();
-          });
+          [self, failed](caf::error& e) { failed(self->system().render(e)); });
 }
 
 void deliver_drains(directory_actor* self) {
   auto& st = self->state;
   if (st.round_busy || !st.ready || !st.queue.empty() || st.drains.empty()) return;
   st.round_busy = true; // no round starts while the log is written
-  flush_done(self, [self] {
+  log_write(self, {}, [self](bool) {
     auto& st = self->state;
     st.round_busy = false;
     auto drains = std::move(st.drains);
@@ -758,9 +765,7 @@ void round_resolve(directory_actor* self, round_ptr r) {
         st.sagas_done.push_back(saga.id);
         continue;
       }
-      store::saga rec{saga.id, {}};
-      for (const leg& g : saga.legs) rec.legs.push_back(store::saga_leg{g.shard, g.t.id});
-      st.unresolved.push_back(std::move(rec));
+      st.unresolved.push_back(record_of(saga));
       // Not acknowledged: the retry between rounds (or recovery) finishes it.
       if (saga.commit) saga.w->status = outcome::store_unavailable;
     }
@@ -882,33 +887,13 @@ void round_plan(directory_actor* self, round_ptr r) {
     if (!w->accounts) plan_transfers(self, *r, *w);
   }
   plan_sub_accounts(self, *r);
-  if (r->sagas.empty() && st.sagas_done.empty()) {
-    round_apply(self, r);
-    return;
-  }
   // The saga log holds every leg before any shard applies one: recovery finds them all.
-  saga_write sw;
-  for (const saga_plan& s : r->sagas) {
-    store::saga rec{s.id, {}};
-    for (const leg& g : s.legs) rec.legs.push_back(store::saga_leg{g.shard, g.t.id});
-    sw.add.push_back(std::move(rec));
-  }
-  sw.remove = std::move(st.sagas_done);
-  st.sagas_done.clear();
-  auto removed = sw.remove;
-  self->request(st.writer, caf::infinite, std::move(sw))
-      .then(
-          [self, r, removed](saga_written& done) {
-            if (!done.error.ok()) {
-              self->state.opts.log_error("the saga log could not be written", done.error.message);
-              auto& d = self->state.sagas_done;
-              d.insert(d.end(), removed.begin(), removed.end());
-              round_fail(self, r, outcome::store_unavailable);
-              return;
-            }
-            round_apply(self, r);
-          },
-          [self, r](caf::error&) { round_fail(self, r, outcome::store_unavailable); });
+  std::vector<store::saga> add;
+  for (const saga_plan& s : r->sagas) add.push_back(record_of(s));
+  log_write(self, std::move(add), [self, r](bool ok) {
+    if (ok) round_apply(self, r);
+    else round_fail(self, r, outcome::store_unavailable);
+  });
 }
 
 // A round: take queued requests, learn what the shards hold of the ids and accounts they
@@ -1343,7 +1328,7 @@ void recover(directory_actor* self) {
         st.failed = true;
       }
       st.round_busy = true;
-      flush_done(self, [self] {
+      log_write(self, {}, [self](bool) {
         auto& st = self->state;
         st.round_busy = false;
         st.ready = true;
