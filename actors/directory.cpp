@@ -121,6 +121,10 @@ store::saga record_of(const saga_plan& s) {
 struct held {
   std::vector<std::pair<uint32_t, probe_entry>> entries; // (shard, entry)
   bool found() const { return !entries.empty(); }
+  const probe_entry* in(uint32_t shard) const {
+    for (const auto& [s, e] : entries) if (s == shard) return &e;
+    return nullptr;
+  }
 };
 
 struct hot_state {
@@ -194,6 +198,40 @@ void fan_out(directory_actor* self, std::vector<std::pair<uint32_t, Request>> re
               if (--*left == 0) done(*replies);
             });
   }
+}
+
+using probed_map = std::unordered_map<u128, held, u128_hash>;
+
+// Asks shard i what it holds of ids[i] (empty lists are not sent) and gathers the answers by
+// id, one entry per shard. `done` gets ok, or the first shard's failure with nothing gathered.
+void probe(directory_actor* self, std::vector<std::vector<u128>> ids,
+           std::function<void(outcome, probed_map&)> done) {
+  std::vector<std::pair<uint32_t, probe_request>> requests;
+  for (uint32_t s = 0; s < ids.size(); ++s) {
+    if (!ids[s].empty()) requests.emplace_back(s, probe_request{ids[s]});
+  }
+  auto asked = std::make_shared<std::vector<std::vector<u128>>>(std::move(ids));
+  fan_out<probe_reply>(self, std::move(requests), [asked, done](auto& replies) {
+    probed_map probed;
+    for (auto& [shard, reply] : replies) {
+      if (reply.status != outcome::ok) {
+        probed.clear();
+        done(reply.status, probed);
+        return;
+      }
+      for (const probe_entry& e : reply.entries) {
+        auto& entries = probed[(*asked)[shard][e.index]].entries;
+        // An id asked twice is answered twice by the same shard: keep one.
+        if (entries.empty() || entries.back().first != shard) entries.emplace_back(shard, e);
+      }
+    }
+    done(outcome::ok, probed);
+  });
+}
+
+// The same ids asked of every shard (a transfer id may be anywhere).
+std::vector<std::vector<u128>> everywhere(const std::vector<u128>& ids, uint32_t shards) {
+  return std::vector<std::vector<u128>>(ids.empty() ? 0 : shards, ids);
 }
 
 // ----------------------------------------------------------------------------- views
@@ -943,11 +981,7 @@ void round_start(directory_actor* self) {
       }
     }
   }
-  std::vector<std::pair<uint32_t, probe_request>> probes;
   std::vector<std::pair<uint32_t, lookup_accounts_request>> lookups;
-  if (!ids.empty()) {
-    for (uint32_t s = 0; s < st.shards; ++s) probes.emplace_back(s, probe_request{ids});
-  }
   for (uint32_t s = 0; s < st.shards; ++s) {
     if (!account_ids[s].empty()) lookups.emplace_back(s, lookup_accounts_request{request_context{}, std::move(account_ids[s])});
   }
@@ -958,20 +992,9 @@ void round_start(directory_actor* self) {
     if (*bad) round_fail(self, r, outcome::store_unavailable);
     else round_plan(self, r);
   };
-  auto probe_ids = std::make_shared<std::vector<u128>>(std::move(ids));
-  fan_out<probe_reply>(self, std::move(probes), [r, next, bad, probe_ids](auto& replies) {
-    for (auto& [shard, reply] : replies) {
-      if (reply.status != outcome::ok) {
-        *bad = true;
-        continue;
-      }
-      for (const probe_entry& e : reply.entries) r->probed[(*probe_ids)[e.index]].entries.emplace_back(shard, e);
-    }
-    // An id asked twice is listed twice per shard: keep one entry per shard.
-    for (auto& [id, h] : r->probed) {
-      auto& e = h.entries;
-      e.erase(std::unique(e.begin(), e.end(), [](const auto& x, const auto& y) { return x.first == y.first; }), e.end());
-    }
+  probe(self, everywhere(ids, st.shards), [r, next, bad](outcome o, probed_map& probed) {
+    *bad = *bad || o != outcome::ok;
+    r->probed = std::move(probed);
     next();
   });
   fan_out<accounts_reply>(self, std::move(lookups), [r, next, bad](auto& replies) {
@@ -1081,26 +1104,16 @@ caf::response_promise lookup_transfers(directory_actor* self, lookup_transfers_r
   for (u128 id : req.ids) {
     if (id != 0 && id != u128_max) ids.push_back(id);
   }
-  std::vector<std::pair<uint32_t, probe_request>> probes;
-  if (!ids.empty()) {
-    for (uint32_t s = 0; s < st.shards; ++s) probes.emplace_back(s, probe_request{ids});
-  }
-  fan_out<probe_reply>(self, std::move(probes), [self, rp, ids](auto& replies) mutable {
-    std::unordered_map<u128, held, u128_hash> probed;
-    for (auto& [shard, reply] : replies) {
-      if (reply.status != outcome::ok) {
-        rp.deliver(transfers_reply{reply.status, {}});
-        return;
-      }
-      for (const probe_entry& e : reply.entries) probed[ids[e.index]].entries.emplace_back(shard, e);
+  probe(self, everywhere(ids, st.shards), [self, rp, ids](outcome o, probed_map& probed) mutable {
+    if (o != outcome::ok) {
+      rp.deliver(transfers_reply{o, {}});
+      return;
     }
     transfers_reply out;
     std::unordered_set<u128, u128_hash> done;
     for (u128 id : ids) {
       auto it = probed.find(id);
       if (it == probed.end() || !done.insert(id).second) continue;
-      auto& e = it->second.entries;
-      e.erase(std::unique(e.begin(), e.end(), [](const auto& x, const auto& y) { return x.first == y.first; }), e.end());
       view v;
       if (!view_of(self->state, it->second, v)) continue;
       // A saga's transfer exists for clients once posted; an aborted one never did.
@@ -1147,25 +1160,16 @@ void history_step(directory_actor* self, std::shared_ptr<history_walk> walk, caf
               if (is_clearing(t.credit_account_id)) ask[sid::clearing_to(t.credit_account_id) % st.shards].push_back(t.id);
               else if (is_clearing(t.debit_account_id)) ask[sid::clearing_to(t.debit_account_id) % st.shards].push_back(t.id);
             }
-            std::vector<std::pair<uint32_t, probe_request>> probes;
-            for (uint32_t s = 0; s < st.shards; ++s) {
-              if (!ask[s].empty()) probes.emplace_back(s, probe_request{ask[s]});
-            }
             // This shard's own legs with their status, too.
             std::vector<u128> own;
-            for (auto& [s, pr] : probes) own.insert(own.end(), pr.ids.begin(), pr.ids.end());
-            if (!own.empty()) probes.emplace_back(walk->shard, probe_request{own});
+            for (const auto& ids : ask) own.insert(own.end(), ids.begin(), ids.end());
+            ask[walk->shard] = std::move(own); // no leg's other half is in its own shard
             auto pg = std::make_shared<transfers_reply>(std::move(page));
-            fan_out<probe_reply>(self, std::move(probes), [self, walk, rp, pg, ask, own](auto& replies) mutable {
+            probe(self, std::move(ask), [self, walk, rp, pg](outcome o, probed_map& probed) mutable {
               auto& st = self->state;
-              std::unordered_map<u128, held, u128_hash> probed;
-              for (auto& [shard, reply] : replies) {
-                if (reply.status != outcome::ok) {
-                  rp.deliver(transfers_reply{reply.status, {}});
-                  return;
-                }
-                const std::vector<u128>& ids = shard == walk->shard ? own : ask[shard];
-                for (const probe_entry& e : reply.entries) probed[ids[e.index]].entries.emplace_back(shard, e);
+              if (o != outcome::ok) {
+                rp.deliver(transfers_reply{o, {}});
+                return;
               }
               for (const transfer& t : pg->transfers) {
                 if (walk->out.transfers.size() >= walk->filter.limit) break;
@@ -1229,33 +1233,31 @@ void resolve_logged(directory_actor* self, std::vector<store::saga> sagas, std::
       leg_ids[l.shard].push_back(l.id);
     }
   }
-  std::vector<std::pair<uint32_t, probe_request>> probes;
-  for (uint32_t s = 0; s < st.shards; ++s) if (!leg_ids[s].empty()) probes.emplace_back(s, probe_request{leg_ids[s]});
   auto shared = std::make_shared<std::vector<store::saga>>(std::move(sagas));
-  fan_out<probe_reply>(self, std::move(probes), [self, shared, leg_ids, done](auto& replies) {
+  probe(self, std::move(leg_ids), [self, shared, done](outcome o, probed_map& probed) {
     auto& st = self->state;
-    std::vector<std::unordered_map<u128, probe_entry, u128_hash>> found(st.shards);
-    for (auto& [shard, reply] : replies) {
-      if (reply.status != outcome::ok) {
-        done(false);
-        return;
-      }
-      for (const probe_entry& e : reply.entries) found[shard][leg_ids[shard][e.index]] = e;
+    if (o != outcome::ok) {
+      done(false);
+      return;
     }
+    auto leg = [&](const store::saga_leg& l) -> const probe_entry* {
+      auto it = probed.find(l.id);
+      return it == probed.end() ? nullptr : it->second.in(l.shard);
+    };
     std::vector<create_transfers_request> batches(st.shards);
     std::vector<uint64_t> finished;
     size_t committed = 0, aborted = 0;
     for (const auto& s : *shared) {
       bool commit = true;
       for (const auto& l : s.legs) {
-        auto it = found[l.shard].find(l.id);
-        commit = commit && it != found[l.shard].end() &&
-                 (it->second.status == pending_status::pending || it->second.status == pending_status::posted);
+        const probe_entry* e = leg(l);
+        commit = commit && e != nullptr &&
+                 (e->status == pending_status::pending || e->status == pending_status::posted);
       }
       (commit ? committed : aborted)++;
       for (const auto& l : s.legs) {
-        auto it = found[l.shard].find(l.id);
-        if (it == found[l.shard].end() || it->second.status != pending_status::pending) continue;
+        const probe_entry* e = leg(l);
+        if (e == nullptr || e->status != pending_status::pending) continue;
         transfer t{};
         t.id = sid::transfer(system_sequence_next(self));
         t.pending_id = l.id;
