@@ -108,6 +108,20 @@ u128 id_in(uint32_t shard, uint32_t k = 0) {
   for (u128 id = 1;; ++id) if (shard_of(id, 2) == shard && k-- == 0) return id;
 }
 
+// Accounts a (shard 0) and b (shard 1), and a first transfer of 5 between them, all durable:
+// the clearing accounts exist from here on, so the next saga's legs are one group per shard.
+void two_accounts_settled(two_shards& s, caf::actor c, const replies& rec, u128 from, u128 to) {
+  caf::anon_send(c, create_accounts_request{{}, {make_account(id_in(0)), make_account(id_in(1))}, {}});
+  s.sched->run();
+  s.settle();
+  caf::anon_send(c, create_transfers_request{{}, {make_transfer(1, from, to, 5)}, {}});
+  s.sched->run();
+  s.settle();
+  REQUIRE(rec.creates.size() == 2);
+  REQUIRE(rec.creates[0].failures.empty());
+  REQUIRE(rec.creates[1].failures.empty());
+}
+
 } // namespace
 
 TEST_CASE("a shard failing while a saga posts its legs: nothing is acknowledged, the saga is finished later", "[sim][directory]") {
@@ -115,15 +129,7 @@ TEST_CASE("a shard failing while a saga posts its legs: nothing is acknowledged,
   auto rec = std::make_shared<replies>();
   auto c = s.sys->spawn(client, s.directory, rec);
   const u128 a = id_in(0), b = id_in(1);
-  caf::anon_send(c, create_accounts_request{{}, {make_account(a), make_account(b)}, {}});
-  s.sched->run();
-  s.settle();
-  REQUIRE(rec->creates.size() == 1);
-  REQUIRE(rec->creates[0].failures.empty());
-  caf::anon_send(c, create_transfers_request{{}, {make_transfer(1, b, a, 5)}, {}});
-  s.sched->run();
-  s.settle(); // clearing accounts exist from here on
-  REQUIRE(rec->creates.size() == 2);
+  two_accounts_settled(s, c, *rec, b, a);
 
   caf::anon_send(c, create_transfers_request{{}, {make_transfer(77, a, b, 40)}, {}});
   s.sched->run();
@@ -177,13 +183,7 @@ TEST_CASE("a shard failing while the legs commit aborts the saga in every shard"
   auto rec = std::make_shared<replies>();
   auto c = s.sys->spawn(client, s.directory, rec);
   const u128 a = id_in(0), b = id_in(1);
-  caf::anon_send(c, create_accounts_request{{}, {make_account(a), make_account(b)}, {}});
-  s.sched->run();
-  s.settle();
-  caf::anon_send(c, create_transfers_request{{}, {make_transfer(1, a, b, 5)}, {}});
-  s.sched->run();
-  s.settle(); // clearing accounts exist from here on
-  REQUIRE(rec->creates.size() == 2);
+  two_accounts_settled(s, c, *rec, a, b);
 
   caf::anon_send(c, create_transfers_request{{}, {make_transfer(78, a, b, 40)}, {}});
   s.sched->run();
