@@ -265,20 +265,8 @@ TEST_CASE("verify reports an account row that the journal after the checkpoint d
     commit_ok(*s, sm);
   }
   require_verify_consistent(dir.path);
-  {
-    // Pretend a checkpoint already holds transfer 10: replaying it again doubles it.
-    raw_lmdb raw(dir.path);
-    MDB_dbi accounts = raw.dbi(ks::layout::dbi_accounts);
-    ks::layout::key_id key(1);
-    MDB_val k{sizeof key, &key}, v;
-    REQUIRE(mdb_get(raw.txn, accounts, &k, &v) == 0);
-    account a;
-    std::memcpy(&a, v.mv_data, sizeof a);
-    a.debits_posted = 100;
-    v = MDB_val{sizeof a, &a};
-    REQUIRE(mdb_put(raw.txn, accounts, &k, &v, 0) == 0);
-    raw.commit();
-  }
+  // Pretend a checkpoint already holds transfer 10: replaying it again doubles it.
+  tamper_account_row(dir.path, 1, [](account& a) { a.debits_posted = 100; });
   ks::verify_report r = ks::verify(dir.path);
   CHECK_FALSE(r.consistent);
   REQUIRE_FALSE(r.problems.empty());

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "ledger/state_machine.hpp"
+#include "ledger/store/layout.hpp"
 #include "ledger/store/store.hpp"
 #include "tests/ledger/ledger_fixture.hpp" // make_account, make_transfer, make_resolve
 
@@ -70,6 +71,23 @@ struct raw_lmdb {
     mdb_env_close(env);
   }
 };
+
+// Rewrites account `id`'s checkpointed row in the stopped store at `path`, bypassing the store:
+// how the tests make a row disagree with the journal.
+template <class Change>
+void tamper_account_row(const std::string& path, u128 id, Change&& change) {
+  raw_lmdb raw(path);
+  MDB_dbi accounts = raw.dbi(store::layout::dbi_accounts);
+  store::layout::key_id key(id);
+  MDB_val k{sizeof key, &key}, v;
+  REQUIRE(mdb_get(raw.txn, accounts, &k, &v) == 0);
+  account a;
+  std::memcpy(&a, v.mv_data, sizeof a);
+  change(a);
+  v = MDB_val{sizeof a, &a};
+  REQUIRE(mdb_put(raw.txn, accounts, &k, &v, 0) == 0);
+  raw.commit();
+}
 
 // --- the crash workload ------------------------------------------------------------------
 // Transfer ids are make_u128(cycle, index): unique across the crash cycles. Each id's fields

@@ -237,20 +237,8 @@ TEST_CASE("verify reports a tampered account row as inconsistent", "[store]") {
     commit_ok(*s, sm);
   }
   require_verify_consistent(dir.path);
-  {
-    // Give account 1 a debit that no transfer explains.
-    raw_lmdb raw(dir.path);
-    MDB_dbi accounts = raw.dbi(ks::layout::dbi_accounts);
-    ks::layout::key_id key(1);
-    MDB_val k{sizeof key, &key}, v;
-    REQUIRE(mdb_get(raw.txn, accounts, &k, &v) == 0);
-    account a;
-    std::memcpy(&a, v.mv_data, sizeof a);
-    a.debits_posted += 1;
-    v = MDB_val{sizeof a, &a};
-    REQUIRE(mdb_put(raw.txn, accounts, &k, &v, 0) == 0);
-    raw.commit();
-  }
+  // Give account 1 a debit that no transfer explains.
+  tamper_account_row(dir.path, 1, [](account& a) { a.debits_posted += 1; });
   ks::verify_report r = ks::verify(dir.path);
   INFO(r.summary);
   CHECK_FALSE(r.consistent);
