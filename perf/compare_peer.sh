@@ -14,34 +14,23 @@ shards=${KASSA_SHARDS:-1}; hot_split=${KASSA_HOT_SPLIT:-0}
 peer=${KASSA_PEER:-../shared/peer/postgres/run.sh}
 [ -x build/runtime/kassad ] && [ -x build/perf/kassa_load ] || scripts/build.sh build >/dev/null
 
+. scripts/kassad-lib.sh
 dir=$(mktemp -d /tmp/kassa-compare.XXXX)
 trap '[ -f "$dir/kassad.pid" ] && kill "$(cat "$dir/kassad.pid")" 2>/dev/null; sleep 0.5; rm -rf "$dir"' EXIT
 
 # Each mix runs against its own fresh store, as the peer loads its accounts afresh.
 run_mix() { # mix seed -> the loader's result line
   rm -rf "$dir/data"
-  cat > "$dir/kassa.yaml" <<YAML
-server:
-  address: 127.0.0.1
-  port: 0
-store:
-  data_dir: $dir/data
-  durability: fsync
-  shards: $shards
-YAML
+  kassad_config "$dir/kassa.yaml" "$dir/data" "$shards"
   if [ "$hot_split" -gt 0 ]; then
     printf 'hot_accounts:\n  static:\n    - id: 1\n      sub_accounts: %s\n' "$hot_split" >> "$dir/kassa.yaml"
   fi
-  build/runtime/kassad --config "$dir/kassa.yaml" 2> "$dir/kassad.log" &
-  kassad_pid=$!
-  echo $kassad_pid > "$dir/kassad.pid"
-  for _ in $(seq 100); do grep -q "msg=ready" "$dir/kassad.log" && break; sleep 0.1; done
-  local address
-  address=$(sed -n 's/.*msg=ready address=\([0-9.:]*\).*/\1/p' "$dir/kassad.log")
+  kassad_start build/runtime/kassad "$dir/kassa.yaml" "$dir/kassad.log" 10
+  echo "$kassad_pid" > "$dir/kassad.pid"
   [ -n "$address" ] || { cat "$dir/kassad.log" >&2; exit 1; }
   build/perf/kassa_load --address "$address" --accounts "$accounts" --seconds "$secs" \
     --connections "$connections" --batch "$batch" --setup --mix "$1" --seed "$2" | grep '^kassa '
-  kill -TERM $kassad_pid; wait $kassad_pid || true
+  kill -TERM "$kassad_pid"; wait "$kassad_pid" || true
   rm -f "$dir/kassad.pid"
 }
 uniform_line=$(run_mix uniform 1)

@@ -47,29 +47,14 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "crash_under_load: FAILED: $*"; failed=1; }
 
-cat > "$dir/kassa.yaml" <<YAML
-server:
-  address: 127.0.0.1
-  port: 0
-store:
-  data_dir: $dir/data
-  durability: fsync
-  map_size_mib: 16384
-  shards: ${SHARDS:-1}
-YAML
+. scripts/kassad-lib.sh
+kassad_config "$dir/kassa.yaml" "$dir/data" "${SHARDS:-1}" 16384
 
 starts=0
 start_kassad() {
   starts=$((starts + 1))
   local log=$dir/kassad-$starts.log
-  "$kassad" --config "$dir/kassa.yaml" 2> "$log" &
-  kassad_pid=$!
-  for _ in $(seq $((start_timeout_s * 10))); do
-    grep -q "msg=ready" "$log" && break
-    kill -0 "$kassad_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  address=$(sed -n 's/.*msg=ready address=\(127\.0\.0\.1:[0-9]*\).*/\1/p' "$log")
+  kassad_start "$kassad" "$dir/kassa.yaml" "$log" "$start_timeout_s"
   if [ -z "$address" ]; then cat "$log"; fail "kassad start $starts did not get ready in ${start_timeout_s}s"; exit 1; fi
 }
 
