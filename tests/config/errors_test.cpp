@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <vector>
+
 #include <stdexcept>
 
 #include "config/config.hpp"
@@ -19,6 +21,24 @@ config_error error_of(const std::string& yaml) {
   }
   FAIL("expected a config_error for:\n" << yaml);
   throw std::logic_error("unreachable");
+}
+
+// A configuration and the error it must get: its line, key path and message.
+struct error_case {
+  std::string yaml;
+  int line;
+  std::string key_path;
+  std::string message;
+};
+
+void check_errors(const std::vector<error_case>& cases) {
+  for (const auto& c : cases) {
+    INFO(c.yaml);
+    const config_error e = error_of(c.yaml);
+    CHECK(e.line == c.line);
+    CHECK(e.key_path == c.key_path);
+    CHECK(e.message == c.message);
+  }
 }
 
 } // namespace
@@ -264,12 +284,7 @@ TEST_CASE("a bad hot-account rule names its list index and line", "[config]") {
   auto rules = [](const std::string& items) {
     return store + "hot_accounts:\n  static:\n" + items;
   };
-  struct {
-    std::string yaml;
-    int line;
-    std::string key_path;
-    std::string message;
-  } cases[] = {
+  check_errors({
       {rules("    - id: 0\n"), 6, "hot_accounts.static[0].id",
        "must not be 0; ids 0 and 2^128 - 1 are reserved"},
       {rules("    - id: 0x0\n"), 6, "hot_accounts.static[0].id",
@@ -318,26 +333,14 @@ TEST_CASE("a bad hot-account rule names its list index and line", "[config]") {
       {store + "hot_accounts:\n  static: 1000\n", 5, "hot_accounts.static",
        "expected a list of {id, sub_accounts} maps, got '1000'"},
       {store + "hot_accounts: [1]\n", 4, "hot_accounts", "expected a map of keys, got a list"},
-  };
-  for (const auto& c : cases) {
-    INFO(c.yaml);
-    const config_error e = error_of(c.yaml);
-    CHECK(e.line == c.line);
-    CHECK(e.key_path == c.key_path);
-    CHECK(e.message == c.message);
-  }
+  });
 }
 
 TEST_CASE("adaptive splitting and the sweeper refuse values out of range", "[config]") {
   auto adaptive = [](const std::string& line) {
     return store + "hot_accounts:\n  adaptive:\n    " + line + "\n"; // the line is line 6
   };
-  struct {
-    std::string yaml;
-    int line;
-    std::string key_path;
-    std::string message;
-  } cases[] = {
+  check_errors({
       {adaptive("enabled: yes"), 6, "hot_accounts.adaptive.enabled",
        "expected true or false, got 'yes'"},
       {adaptive("enabled: \"true\""), 6, "hot_accounts.adaptive.enabled",
@@ -367,14 +370,7 @@ TEST_CASE("adaptive splitting and the sweeper refuse values out of range", "[con
       {store + "hot_accounts:\n  adaptive: on\n", 5, "hot_accounts.adaptive",
        "expected a map of keys, got 'on'"},
       {store + "hot_accounts:\n  sweep_ms: 5\n", 5, "hot_accounts.sweep_ms", "unknown key"},
-  };
-  for (const auto& c : cases) {
-    INFO(c.yaml);
-    const config_error e = error_of(c.yaml);
-    CHECK(e.line == c.line);
-    CHECK(e.key_path == c.key_path);
-    CHECK(e.message == c.message);
-  }
+  });
 }
 
 TEST_CASE("an error in a hot-account rule reads as one line with the file, line and index", "[config]") {
