@@ -1,8 +1,7 @@
 #include <catch2/catch.hpp>
 
-#include <vector>
-
 #include <stdexcept>
+#include <vector>
 
 #include "config/config.hpp"
 
