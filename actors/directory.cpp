@@ -248,6 +248,12 @@ struct view {
   bool saga = false; // written by a saga: pending legs that were then posted
 };
 
+// The account a client named: a sub-account stands for the split account it belongs to.
+u128 as_written(const directory_state& st, u128 account_id) {
+  auto it = st.sub_parent.find(account_id);
+  return it == st.sub_parent.end() ? account_id : it->second;
+}
+
 bool view_of(const directory_state& st, const held& h, view& out) {
   const probe_entry* debit_leg = nullptr;
   const probe_entry* credit_leg = nullptr;
@@ -272,9 +278,7 @@ bool view_of(const directory_state& st, const held& h, view& out) {
   } else {
     return false;
   }
-  if (auto it = st.sub_parent.find(out.t.credit_account_id); it != st.sub_parent.end()) {
-    out.t.credit_account_id = it->second;
-  }
+  out.t.credit_account_id = as_written(st, out.t.credit_account_id);
   return true;
 }
 
@@ -1181,8 +1185,8 @@ void history_step(directory_actor* self, std::shared_ptr<history_walk> walk, caf
                   if (it == probed.end() || !view_of(st, it->second, v) || v.status != pending_status::posted) continue;
                   shown = v.t;
                   shown.timestamp = t.timestamp; // this shard's order, for paging
-                } else if (auto sp = st.sub_parent.find(t.credit_account_id); sp != st.sub_parent.end()) {
-                  shown.credit_account_id = sp->second;
+                } else {
+                  shown.credit_account_id = as_written(st, t.credit_account_id);
                 }
                 walk->out.transfers.push_back(shown);
               }
