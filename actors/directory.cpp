@@ -353,6 +353,7 @@ struct round_state {
   std::unordered_map<u128, account, u128_hash> accounts;   // accounts the round names
   std::unordered_set<u128, u128_hash> seen;                // transfer ids planned this round
   std::unordered_set<u128, u128_hash> accounts_created;    // account ids created this round
+  uint64_t now = 0;                                        // the clock when the round began
   std::vector<std::pair<u128, uint32_t>> subs_to_create;   // (parent, index)
   std::unordered_set<u128, u128_hash> subs_planned;        // their ids
 };
@@ -419,10 +420,10 @@ u128 hot_target(directory_actor* self, round_state& r, const transfer& t) {
   return sub;
 }
 
-void count_credit(directory_actor* self, u128 account_id) {
+void count_credit(directory_actor* self, const round_state& r, u128 account_id) {
   auto& st = self->state;
   if (st.opts.adaptive_window_ns == 0 || st.opts.adaptive_credits_min == 0) return;
-  const uint64_t now = st.opts.clock();
+  const uint64_t now = r.now;
   if (now - st.window_start_ns > st.opts.adaptive_window_ns || st.credits_seen.size() > (1u << 20)) {
     st.credits_seen.clear();
     st.window_start_ns = now;
@@ -497,6 +498,11 @@ void plan_transfers(directory_actor* self, round_state& r, work& w) {
   auto& st = self->state;
   const uint32_t n = st.shards;
   auto& ev = w.transfer_events;
+  // Per unit (an event or a chain): each event as it will be applied, whether it is kassa's
+  // own, its shards, and a code the directory answers itself. Reused from unit to unit.
+  std::vector<transfer> eff;
+  std::vector<uint8_t> sys;
+  std::vector<uint32_t> dr_shard, cr_shard, refuse;
   size_t i = w.cursor;
   while (i < ev.size()) {
     size_t j = i;
@@ -523,8 +529,8 @@ void plan_transfers(directory_actor* self, round_state& r, work& w) {
 
     // Each event as it will be applied: kassa's own events as they are; a client's plain
     // credit to a split hot account lands on one of its sub-accounts.
-    std::vector<transfer> eff(ev.begin() + i, ev.begin() + j + 1);
-    std::vector<uint8_t> sys(eff.size(), 0);
+    eff.assign(ev.begin() + i, ev.begin() + j + 1);
+    sys.assign(eff.size(), 0);
     for (size_t k = 0; k < eff.size(); ++k) {
       const size_t e = i + k;
       sys[k] = !w.system.empty() && w.system[e] != 0;
@@ -532,7 +538,7 @@ void plan_transfers(directory_actor* self, round_state& r, work& w) {
       const transfer& t = ev[e];
       if ((t.flags & ~plain_flags) == 0 && fields_check(t) == R::ok && !sid::reserved(t.id) &&
           !sid::reserved(t.debit_account_id) && !sid::reserved(t.credit_account_id)) {
-        count_credit(self, t.credit_account_id);
+        count_credit(self, r, t.credit_account_id);
         if (u128 target = hot_target(self, r, t); target != 0) {
           eff[k].credit_account_id = target;
           sys[k] = 1;
@@ -564,8 +570,9 @@ void plan_transfers(directory_actor* self, round_state& r, work& w) {
 
     // Where each event applies: the shard of its pending transfer (post, void), or of its
     // debit and credit accounts.
-    std::vector<uint32_t> dr_shard(eff.size()), cr_shard(eff.size());
-    std::vector<uint32_t> refuse(eff.size(), 0); // a code the directory answers itself
+    dr_shard.assign(eff.size(), 0);
+    cr_shard.assign(eff.size(), 0);
+    refuse.assign(eff.size(), 0); // a code the directory answers itself
     bool spans = false;
     for (size_t k = 0; k < eff.size(); ++k) {
       const transfer& t = eff[k];
@@ -946,7 +953,7 @@ void round_start(directory_actor* self) {
   st.round_busy = true;
   auto r = std::make_shared<round_state>();
   size_t events = 0;
-  const uint64_t now = st.opts.clock();
+  const uint64_t now = r->now = st.opts.clock();
   while (!st.queue.empty()) {
     work_ptr w = st.queue.front();
     if (!r->works.empty() && events + w->remaining() > st.opts.round_events_max) break;
