@@ -39,7 +39,8 @@ struct node {
   std::shared_ptr<ks::saga_log> log;
   caf::actor directory;
 
-  node(const std::string& root, uint32_t n, directory_options extra = {}, bool with_directory = true) {
+  node(const std::string& root, uint32_t n, directory_options extra = {}, bool with_directory = true,
+       uint64_t saga_log_bytes = 16u << 20) {
     cfg.set("scheduler.max-threads", 2);
     sys = std::make_unique<caf::actor_system>(cfg);
     for (uint32_t i = 0; i < n; ++i) {
@@ -57,7 +58,7 @@ struct node {
       shards.push_back(shard);
     }
     ks::error err;
-    log = std::shared_ptr<ks::saga_log>(ks::saga_log::open(root + "/sagas", ks::durability::none, 16u << 20, err));
+    log = std::shared_ptr<ks::saga_log>(ks::saga_log::open(root + "/sagas", ks::durability::none, saga_log_bytes, err));
     REQUIRE(err.ok());
     if (with_directory) start(std::move(extra));
   }
@@ -623,4 +624,23 @@ TEST_CASE("an account's history across shards lists the transfers clients wrote,
   REQUIRE(newest.size() == 2);
   CHECK(newest[0].id == 5);
   CHECK(newest[1].id == 3);
+}
+
+TEST_CASE("a saga log that cannot take a round's sagas refuses the round and changes nothing", "[directory]") {
+  temp_dir dir;
+  node nd(dir.path, 2, {}, true, 256u << 10); // room for a few thousand legs, not 20,000
+  const u128 a = id_in(0, 2), b = id_in(1, 2);
+  REQUIRE(nd.accounts({make_account(a), make_account(b)}).failures.empty());
+  std::vector<transfer> many;
+  for (uint32_t t = 0; t < 10'000; ++t) many.push_back(make_transfer(100 + t, a, b, 1));
+  auto r = nd.transfers(many);
+  CHECK(r.status == outcome::store_unavailable);
+  CHECK(nd.lookup(a).debits_posted == 0);
+  CHECK(nd.lookup(a).debits_pending == 0);
+  CHECK(nd.lookup(b).credits_pending == 0);
+  CHECK(nd.lookup_transfers({100, 5000}).empty());
+  // The log is still usable: a round that fits goes through, and the refused ids are free.
+  CHECK(nd.transfers({make_transfer(100, a, b, 7)}).failures.empty());
+  CHECK(nd.lookup(b).credits_posted == 7);
+  check_books(nd, 2, {a, b});
 }
