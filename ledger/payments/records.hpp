@@ -142,7 +142,9 @@ struct payment_reply {
 static_assert(sizeof(payment_reply) == 64);
 static_assert(std::is_trivially_copyable_v<payment_reply>);
 
-// An order as lookup_orders returns it (256 bytes).
+// An order as lookup_orders returns it (256 bytes). Every command that moves money has such a
+// row: create_order, topup, withdrawal and transfer under their order_id; pay and refund under
+// their key, with parent_id naming the order.
 struct order {
   u128 id;
   u128 key;                  // the idempotency key of the command that created it
@@ -155,6 +157,7 @@ struct order {
   u128 fee;
   u128 trace_id;             // the context of the command that created it
   u128 provider_amount;      // what the provider confirmed (differs on a mismatch)
+  u128 parent_id;            // pay and refund rows: the order they belong to; else zero
   uint64_t created_ns;
   uint64_t updated_ns;
   uint64_t sequence;         // kassa's number of the order: names its ledger transfers
@@ -162,13 +165,13 @@ struct order {
   uint16_t kind;
   uint16_t state;
   uint32_t result;           // the last payment_result that was not ok / in_progress
-  uint16_t items;            // pay items (create_order) or refunds recorded
-  uint16_t reserved;
+  uint16_t items;            // pay items and refunds recorded under this order
+  uint16_t source;           // pay and refund rows: payments::source
   char provider[provider_name_bytes]; // the channel used, if any
   uint64_t user_data_64;
-  uint64_t reserved2[2];
 };
 static_assert(sizeof(order) == 256);
+static_assert(offsetof(order, created_ns) == 192 && offsetof(order, provider) == 232);
 static_assert(std::is_trivially_copyable_v<order>);
 
 } // namespace kassa::ledger::payments
