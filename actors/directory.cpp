@@ -37,6 +37,9 @@ using detail::saga_written;
 uint32_t shard_of(u128 account_id, uint32_t shards) {
   if (shards <= 1) return 0;
   if (sid::kind_of(account_id) == sid::kind::clearing) return sid::clearing_from(account_id) % shards;
+  // The payment core's accounts name their shard (ledger/payments/ids.hpp).
+  if (sid::kind_of(account_id) == sid::kind::payment_account)
+    return static_cast<uint32_t>((u128_lo(account_id) >> 32) & 0xFFFF) % shards;
   // The high bits of the hash: the shard's own tables index by the low bits, and a shard that
   // only ever saw ids with the same low bit would use half of its table.
   return static_cast<uint32_t>((id_hash(account_id) >> 40) % shards);

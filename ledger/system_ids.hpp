@@ -2,7 +2,7 @@
 // Ids kassa reserves for its own accounts and transfers: inter-shard clearing accounts, the
 // sub-accounts of split hot accounts, and the transfers kassa itself writes (the legs of a
 // transfer across shards, their posts and voids, sweeps). They live in one corner of the id
-// space that clients may not use: the high 64 bits are 0xFFFF_FFFF_FFFF_FF<kind>, kind 1..3.
+// space that clients may not use: the high 64 bits are 0xFFFF_FFFF_FFFF_FF<kind>, kind 1..5.
 // A client event that names such an id is refused (see docs/ledger.md and docs/sharding.md).
 #include <cstdint>
 
@@ -16,6 +16,8 @@ enum class kind : uint8_t {
   clearing = 1, // an inter-shard clearing account
   sub = 2,      // a sub-account of a split hot account
   transfer = 3, // a transfer kassa writes itself
+  payment = 4,  // a transfer the payment core writes (ledger/payments/ids.hpp)
+  payment_account = 5, // an account of the payment core's chart (ledger/payments/ids.hpp)
 };
 
 constexpr uint64_t high_base = 0xFFFF'FFFF'FFFF'FF00ull;
@@ -29,7 +31,7 @@ inline constexpr bool reserved(u128 id) {
 inline constexpr kind kind_of(u128 id) {
   if (!reserved(id)) return kind::none;
   const uint64_t k = u128_hi(id) & 0xFF;
-  return k >= 1 && k <= 3 ? static_cast<kind>(k) : kind::none;
+  return k >= 1 && k <= 5 ? static_cast<kind>(k) : kind::none;
 }
 
 // The code stamped on accounts kassa creates for itself.

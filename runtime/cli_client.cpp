@@ -195,6 +195,14 @@ std::string id128(u128 v) {
              " ledger " + std::to_string(sid::clearing_ledger(v)) + "]:" + s128(v);
     case sid::kind::sub: return "sub-account[" + std::to_string(u128_lo(v) & 0xFF) + "]:" + s128(v);
     case sid::kind::transfer: return "kassa:" + s128(v);
+    case sid::kind::payment: return "payment:" + s128(v);
+    case sid::kind::payment_account: {
+      static const char* roles[] = {"?", "provider-clearing", "fees", "suspense", "escrow"};
+      const unsigned r = static_cast<unsigned>(u128_lo(v) >> 56);
+      return std::string(r < 5 ? roles[r] : "?") + "[provider " + std::to_string((u128_lo(v) >> 48) & 0xFF) +
+             " shard " + std::to_string((u128_lo(v) >> 32) & 0xFFFF) + " ledger " +
+             std::to_string(static_cast<uint32_t>(u128_lo(v))) + "]:" + s128(v);
+    }
     case sid::kind::none: break;
   }
   return s128(v);
