@@ -3,6 +3,7 @@
 // kassa; it reads ids with the ledger's header-only id helpers (ledger/u128.hpp,
 // ledger/system_ids.hpp) so that the reserved id space has one definition.
 // Every key, default and range is listed in docs/configuration.md and config/kassa.yaml.
+#include <cstddef>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -66,12 +67,146 @@ struct log_config {
   log_level level = log_level::info;
 };
 
+// --- payments: the payment core (orders, flows, channels); docs/configuration.md#payments ---
+
+// What a fee or a limit applies to.
+enum class payment_type { topup, withdrawal, transfer, pay };
+// The pipelines of steps, one per kind of payment command that runs a flow.
+enum class flow_name { topup, withdrawal, transfer, pay, refund };
+constexpr size_t flow_count = 5;
+// How amount * rate_ppm / 1000000 is rounded to minor units.
+enum class fee_rounding { up, down, half_even };
+enum class partial_payment_policy { accept, refund, hold };
+enum class duplicate_payment_policy { refund, keep };
+enum class late_success_policy { accept, refund };
+
+// A currency the payment core serves (payments.ledgers[i]).
+struct payment_ledger {
+  uint32_t ledger = 0;                     // non-zero, unique
+  std::string currency;                    // 1 .. 8 of [A-Z0-9]
+};
+
+struct breaker_config {
+  uint32_t failures_min = 5;               // failures within the window that open it, 1 .. 1000000
+  uint32_t window_ms = 10000;              // 1 .. 3600000
+  uint32_t open_ms = 5000;                 // open this long before probing, 1 .. 3600000
+};
+
+struct status_query_config {
+  uint32_t interval_ms = 500;              // between queries of an unknown outcome, 1 .. 3600000
+  uint32_t queries_max = 20;               // then the payment goes to review, 1 .. 1000000
+};
+
+// One provider: a channel (payments.providers[i]).
+struct provider_config {
+  std::string name;                        // required, unique, [a-z0-9_-]{1,16}
+  std::string url;                         // required, as written: http://HOST:PORT[/PATH]
+  std::string host;                        // from url
+  uint16_t port = 0;                       // from url, 1 .. 65535
+  std::string path_prefix;                 // from url: "" or "/..." without a trailing '/'
+  std::vector<uint32_t> ledgers;           // required, non-empty, each under payments.ledgers
+  uint32_t priority = 1;                   // 0 .. 1000, lower is tried first
+  u128 amount_min = 1;                     // >= 1
+  u128 amount_max = 0;                     // 0: no maximum; else >= amount_min
+  uint32_t inflight_max = 256;             // 1 .. 100000
+  uint32_t connections_max = 16;           // 1 .. 1024
+  uint32_t timeout_ms = 2000;              // per attempt, 1 .. 600000
+  uint32_t retries_max = 3;                // 0 .. 100
+  uint32_t backoff_ms_min = 50;            // 1 .. 600000
+  uint32_t backoff_ms_max = 2000;          // backoff_ms_min .. 3600000
+  breaker_config breaker;
+  bool credentials = false;                // the provider wants a pre-payment credential
+  uint32_t credential_ttl_ms = 60000;      // 1 .. 86400000
+  uint32_t events_poll_ms = 200;           // 0 .. 600000; 0: never
+  status_query_config status_query;
+  uint32_t statement_poll_ms = 1000;       // 0 .. 3600000; 0: never
+};
+
+// A fee for one (type, ledger): fixed + amount * rate_ppm / 1e6 (rounded), clamped to
+// [min, max]. No entry: no fee.
+struct fee_config {
+  payment_type type = payment_type::topup; // required
+  uint32_t ledger = 0;                     // required, under payments.ledgers
+  u128 fixed = 0;                          // minor units
+  uint32_t rate_ppm = 0;                   // 0 .. 1000000
+  fee_rounding rounding = fee_rounding::up;
+  u128 min = 0;
+  u128 max = 0;                            // 0: none; else >= min
+};
+
+// Limits for one (type, ledger); 0 is no limit.
+struct limit_config {
+  payment_type type = payment_type::topup; // required
+  uint32_t ledger = 0;                     // required, under payments.ledgers
+  u128 payment_max = 0;                    // one payment's amount
+  u128 account_day_max = 0;                // sum per account per UTC day
+  uint32_t account_day_count_max = 0;      // payments per account per UTC day
+};
+
+struct exceptions_config {
+  partial_payment_policy partial_payment = partial_payment_policy::refund;
+  uint32_t partial_hold_ms = 60000;        // hold: wait this long for the rest, 1 .. 86400000
+  duplicate_payment_policy duplicate_payment = duplicate_payment_policy::refund;
+  late_success_policy late_success = late_success_policy::accept;
+};
+
+// General-ledger vouchers derived from the journal, off the core link.
+struct accounting_config {
+  bool enabled = true;
+  uint32_t interval_ms = 200;              // 1 .. 3600000
+  uint32_t batch_events_max = 8190;        // journal events per voucher batch, 1 .. 1000000
+};
+
+struct reconciliation_config {
+  bool enabled = true;
+  uint32_t interval_ms = 1000;             // 1 .. 3600000
+  uint32_t grace_ms = 5000;                // unmatched this long becomes a case, 0 .. 86400000
+};
+
+// One step of a flow. The step names are checked at boot against the steps kassa registers;
+// an unknown one is reported with step_error(), at the step's line.
+struct flow_step {
+  std::string step;                        // required, [a-z0-9_]{1,32}
+  uint32_t timeout_ms = 5000;              // 1 .. 600000
+  std::string compensate;                  // "" or a step name: undoes this step on failure
+  uint8_t group = 0;                       // 0 .. 255; adjacent steps of one non-zero group
+                                           // run in parallel
+  std::string source;                      // the file, as config::source
+  std::string key_path;                    // e.g. "payments.flows.topup[2]"
+  int line = 0;                            // of `step`; 0 for a default flow
+  int compensate_line = 0;                 // of `compensate`; 0 when not written
+};
+constexpr size_t flow_steps_max = 32;
+
+// Each flow is 1 .. 32 steps; a flow not written in the file keeps its default (default_flow).
+struct flows_config {
+  std::vector<flow_step> topup, withdrawal, transfer, pay, refund;
+  flows_config();
+  const std::vector<flow_step>& of(flow_name flow) const;
+  std::vector<flow_step>& of(flow_name flow);
+};
+
+struct payments_config {
+  bool enabled = false;                    // the payment core runs
+  uint32_t orders_inflight_max = 100000;   // unfinished flows, 1 .. 10000000; beyond: busy
+  uint32_t flow_wait_ms = 5000;            // submit_payments waits this long, 0 .. 600000
+  std::vector<payment_ledger> ledgers;     // non-empty when enabled
+  std::vector<provider_config> providers;  // non-empty when enabled; names unique
+  std::vector<fee_config> fees;            // one per (type, ledger)
+  std::vector<limit_config> limits;        // one per (type, ledger)
+  exceptions_config exceptions;
+  accounting_config accounting;
+  reconciliation_config reconciliation;
+  flows_config flows;
+};
+
 struct config {
   server_config server;
   store_config store;
   batching_config batching;
   hot_accounts_config hot_accounts;
   log_config log;
+  payments_config payments;
   std::string source; // file path, or "<string>"
 };
 
@@ -93,6 +228,20 @@ config load_string(const std::string& yaml, const std::string& source = "<string
 
 std::string_view to_string(durability value);
 std::string_view to_string(log_level value);
+std::string_view to_string(payment_type value);
+std::string_view to_string(flow_name value);
+std::string_view to_string(fee_rounding value);
+std::string_view to_string(partial_payment_policy value);
+std::string_view to_string(duplicate_payment_policy value);
+std::string_view to_string(late_success_policy value);
+
+// The steps of a flow when the file does not list them (one table in config.cpp).
+std::vector<flow_step> default_flow(flow_name flow);
+
+// An error about a step found after loading, such as a step name no plugin registered:
+// `field` is "step" or "compensate", e.g. step_error(s, "step", "unknown step \"x\"") is
+// "kassa.yaml:40: payments.flows.topup[2].step: unknown step "x"".
+config_error step_error(const flow_step& s, std::string_view field, const std::string& message);
 
 // A daemon that cannot load its configuration exits with this status; it never starts
 // half-configured.
