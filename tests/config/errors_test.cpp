@@ -4,41 +4,16 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "tests/config/error_cases.hpp"
 
 using namespace kassa::config;
 using Catch::Matchers::Contains;
+using kassa::test::check_errors;
+using kassa::test::error_of;
 
 namespace {
 
 const std::string store = "store:\n  data_dir: /tmp/kassa\n  durability: none\n"; // lines 1-3
-
-config_error error_of(const std::string& yaml) {
-  try {
-    load_string(yaml);
-  } catch (const config_error& e) {
-    return e;
-  }
-  FAIL("expected a config_error for:\n" << yaml);
-  throw std::logic_error("unreachable");
-}
-
-// A configuration and the error it must get: its line, key path and message.
-struct error_case {
-  std::string yaml;
-  int line;
-  std::string key_path;
-  std::string message;
-};
-
-void check_errors(const std::vector<error_case>& cases) {
-  for (const auto& c : cases) {
-    INFO(c.yaml);
-    const config_error e = error_of(c.yaml);
-    CHECK(e.line == c.line);
-    CHECK(e.key_path == c.key_path);
-    CHECK(e.message == c.message);
-  }
-}
 
 } // namespace
 

@@ -39,6 +39,42 @@ TEST_CASE("the documented default file loads and agrees with the defaults in cod
   CHECK(c.hot_accounts.sweep_interval_ms == defaults.hot_accounts.sweep_interval_ms);
 
   CHECK(c.log.level == defaults.log.level);
+
+  const payments_config& p = c.payments;
+  const payments_config& pd = defaults.payments;
+  CHECK_FALSE(p.enabled);
+  CHECK(p.orders_inflight_max == pd.orders_inflight_max);
+  CHECK(p.flow_wait_ms == pd.flow_wait_ms);
+  CHECK(p.ledgers.empty());
+  CHECK(p.providers.empty());
+  CHECK(p.fees.empty());
+  CHECK(p.limits.empty());
+  CHECK(p.exceptions.partial_payment == pd.exceptions.partial_payment);
+  CHECK(p.exceptions.partial_hold_ms == pd.exceptions.partial_hold_ms);
+  CHECK(p.exceptions.duplicate_payment == pd.exceptions.duplicate_payment);
+  CHECK(p.exceptions.late_success == pd.exceptions.late_success);
+  CHECK(p.accounting.enabled == pd.accounting.enabled);
+  CHECK(p.accounting.interval_ms == pd.accounting.interval_ms);
+  CHECK(p.accounting.batch_events_max == pd.accounting.batch_events_max);
+  CHECK(p.reconciliation.enabled == pd.reconciliation.enabled);
+  CHECK(p.reconciliation.interval_ms == pd.reconciliation.interval_ms);
+  CHECK(p.reconciliation.grace_ms == pd.reconciliation.grace_ms);
+  // The file spells the default flows out: they must be the table in config.cpp.
+  for (flow_name f : {flow_name::topup, flow_name::withdrawal, flow_name::transfer, flow_name::pay,
+                      flow_name::refund}) {
+    const auto& written = p.flows.of(f);
+    const auto& table = pd.flows.of(f);
+    INFO(to_string(f));
+    REQUIRE(written.size() == table.size());
+    for (size_t i = 0; i < written.size(); ++i) {
+      CHECK(written[i].step == table[i].step);
+      CHECK(written[i].timeout_ms == table[i].timeout_ms);
+      CHECK(written[i].compensate == table[i].compensate);
+      CHECK(written[i].group == table[i].group);
+      CHECK(written[i].key_path == table[i].key_path);
+      CHECK(written[i].line > 0);
+    }
+  }
 }
 
 TEST_CASE("a file with only the required keys keeps every other default", "[config]") {
@@ -143,6 +179,12 @@ TEST_CASE("enum values print as the words the file uses", "[config]") {
     const config c = load_string(minimal + "log:\n  level: " + level + "\n");
     CHECK(to_string(c.log.level) == level);
   }
+  CHECK(to_string(payment_type::withdrawal) == "withdrawal");
+  CHECK(to_string(flow_name::refund) == "refund");
+  CHECK(to_string(fee_rounding::half_even) == "half_even");
+  CHECK(to_string(partial_payment_policy::hold) == "hold");
+  CHECK(to_string(duplicate_payment_policy::keep) == "keep");
+  CHECK(to_string(late_success_policy::accept) == "accept");
   STATIC_REQUIRE(exit_config_error == 2);
 }
 
