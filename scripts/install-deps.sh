@@ -9,6 +9,7 @@ packages=(
   liblmdb-dev lmdb-utils
   libyaml-cpp-dev       # the YAML topology
   libboost-dev          # Multiprecision, CRC, Asio/Beast (header-only)
+  nlohmann-json3-dev    # JSON of the provider API (channels/)
   catch2                # Catch2 2.x
   clang libclang-rt-14-dev  # libFuzzer and sanitizer runtimes for the fuzz targets
   python3
