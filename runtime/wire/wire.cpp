@@ -57,8 +57,18 @@ size_t record_bytes(operation op, bool reply) {
     return reply ? sizeof(ledger::transfer) : sizeof(filter);
   case operation::get_account_balances:
     return reply ? sizeof(ledger::account_balance) : sizeof(filter);
+  case operation::submit_payments:
+    return reply ? sizeof(ledger::payments::payment_reply) : sizeof(ledger::payments::payment_command);
+  case operation::lookup_orders:
+    return reply ? sizeof(ledger::payments::order) : sizeof(u128);
   }
   return 0;
+}
+
+uint32_t request_events_max(operation op, uint32_t frame_bytes_max, uint32_t batch_events_max) {
+  if (op != operation::lookup_orders || frame_bytes_max < header_bytes) return batch_events_max;
+  const size_t fit = (frame_bytes_max - header_bytes) / sizeof(ledger::payments::order);
+  return fit < batch_events_max ? static_cast<uint32_t>(fit) : batch_events_max;
 }
 
 status validate(const filter& f, uint32_t batch_events_max) {
@@ -144,6 +154,8 @@ decoded decode(const uint8_t* data, size_t size, const limits& l) {
     return keep_open(status::reserved_nonzero);
   if (!operation_known(raw.operation)) return keep_open(status::operation_unknown);
   if (h.event_count > l.batch_events_max) return keep_open(status::too_many_events);
+  if (!h.reply && h.event_count > request_events_max(h.op, l.frame_bytes_max, l.batch_events_max))
+    return keep_open(status::too_many_events);
   if (h.reply && h.st != status::ok) {
     // An error reply carries no body.
     if (h.event_count != 0 || d.body_bytes != 0) return keep_open(status::body_size_invalid);
@@ -152,6 +164,8 @@ decoded decode(const uint8_t* data, size_t size, const limits& l) {
                         (!h.reply && (h.op == operation::get_account_transfers ||
                                       h.op == operation::get_account_balances));
     if (single && h.event_count != 1) return keep_open(status::body_size_invalid);
+    if (!h.reply && h.op == operation::submit_payments && h.event_count == 0)
+      return keep_open(status::body_size_invalid);
     if (uint64_t(h.event_count) * record_bytes(h.op, h.reply) != d.body_bytes)
       return keep_open(status::body_size_invalid);
     if (!h.reply && (h.op == operation::get_account_transfers ||

@@ -8,6 +8,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "ledger/payments/records.hpp"
 #include "ledger/types.hpp"
 #include "ledger/u128.hpp"
 
@@ -27,7 +28,9 @@ constexpr uint32_t magic = 0x5353414B; // the bytes "KASS" read as a little-endi
   X(lookup_accounts, 4)                                                                      \
   X(lookup_transfers, 5)                                                                     \
   X(get_account_transfers, 6)                                                                \
-  X(get_account_balances, 7)
+  X(get_account_balances, 7)                                                                 \
+  X(submit_payments, 8)                                                                      \
+  X(lookup_orders, 9)
 
 // Frame-level status codes. Numbers are part of the protocol and never change.
 #define KASSA_WIRE_STATUSES(X)                                                               \
@@ -48,15 +51,16 @@ constexpr uint32_t magic = 0x5353414B; // the bytes "KASS" read as a little-endi
   X(shutting_down, 14)                                                                       \
   X(store_unavailable, 15)                                                                   \
   X(filter_invalid, 16)                                                                      \
-  X(internal, 17)
+  X(internal, 17)                                                                            \
+  X(payments_disabled, 18)
 
 #define KASSA_WIRE_ENUM_ITEM(name, value) name = value,
 enum class operation : uint16_t { KASSA_WIRE_OPERATIONS(KASSA_WIRE_ENUM_ITEM) };
 enum class status : uint16_t { KASSA_WIRE_STATUSES(KASSA_WIRE_ENUM_ITEM) };
 #undef KASSA_WIRE_ENUM_ITEM
 
-constexpr uint16_t operation_min = 1, operation_max = 7;
-constexpr uint16_t status_max = 17;
+constexpr uint16_t operation_min = 1, operation_max = 9;
+constexpr uint16_t status_max = 18;
 
 std::string_view name(operation op); // "unknown" outside the enum
 std::string_view name(status st);
@@ -170,8 +174,17 @@ status validate(const filter& f, uint32_t batch_events_max);
 static_assert(sizeof(ledger::account_balance) == 80);
 static_assert(std::is_trivially_copyable_v<filter> && std::is_trivially_copyable_v<hello_reply>);
 
+// submit_payments and lookup_orders carry the payment core's records as they are.
+static_assert(sizeof(ledger::payments::payment_command) == 128);
+static_assert(sizeof(ledger::payments::payment_reply) == 64);
+static_assert(sizeof(ledger::payments::order) == 256);
+
 // Bytes per event record of the request (reply = false) or reply body; 0 for unknown ops.
 size_t record_bytes(operation op, bool reply);
+
+// The most records a request of `op` may hold: batch_events_max, and for lookup_orders also
+// no more ids than 256-byte orders fit in a reply frame.
+uint32_t request_events_max(operation op, uint32_t frame_bytes_max, uint32_t batch_events_max);
 
 // --- decoding ------------------------------------------------------------------------------
 
@@ -201,7 +214,9 @@ struct decoded {
 // Decodes one frame from the front of a stream buffer. Checks, in this order: magic,
 // frame_bytes against header_bytes and frame_bytes_max (as soon as 12 bytes are there),
 // checksum, version, flags/status/reserved bytes (and request_id 0 in a request), operation,
-// event_count, body size, filter. The order is the precedence of the error codes.
+// event_count (request_events_max for a request), body size (and event_count 1 for hello and
+// filters, at least 1 for submit_payments), filter. The order is the precedence of the error
+// codes.
 decoded decode(const uint8_t* data, size_t size, const limits& l);
 
 // Copies `count` records of type T out of an unaligned body.
