@@ -2,6 +2,7 @@
 // The example frames of docs/protocol.md, built with the codec. The doc's hex dumps are these
 // bytes; wire_test checks them, and the fuzz corpus starts from them.
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "runtime/wire/wire.hpp"
@@ -44,6 +45,46 @@ inline std::vector<uint8_t> example_create_transfers() {
   const ledger::transfer t = example_transfer();
   std::vector<uint8_t> out;
   wire::encode(out, h, &t, sizeof t);
+  return out;
+}
+
+// A topup of 50.00 (5000 minor units) on ledger 840 to account 7 through provider "alpha":
+// key 501, order 9001.
+inline ledger::payments::payment_command example_topup() {
+  ledger::payments::payment_command c{};
+  c.key = 501;
+  c.order_id = 9001;
+  c.account_id = 7;
+  c.amount = 5000;
+  c.ledger = 840;
+  c.kind = uint16_t(ledger::payments::kind::topup);
+  std::memcpy(c.provider, "alpha", 5);
+  return c;
+}
+
+// submit_payments of that one topup; request_id 3, trace id 7, business id the order.
+inline std::vector<uint8_t> example_submit_payments() {
+  wire::header h;
+  h.op = wire::operation::submit_payments;
+  h.request_id = 3;
+  h.event_count = 1;
+  h.ctx.trace_id = 7;
+  h.ctx.business_id = 9001;
+  const ledger::payments::payment_command c = example_topup();
+  std::vector<uint8_t> out;
+  wire::encode(out, h, &c, sizeof c);
+  return out;
+}
+
+// lookup_orders of order 9001 and of an order that does not exist; request_id 4.
+inline std::vector<uint8_t> example_lookup_orders() {
+  wire::header h;
+  h.op = wire::operation::lookup_orders;
+  h.request_id = 4;
+  h.event_count = 2;
+  const u128 ids[2] = {9001, 9002};
+  std::vector<uint8_t> out;
+  wire::encode(out, h, ids, sizeof ids);
   return out;
 }
 

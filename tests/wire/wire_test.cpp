@@ -154,6 +154,30 @@ TEST_CASE("every operation round-trips as a request and as a reply", "[wire]") {
   check_round_trip(with_ctx(request(operation::get_account_balances, 7, 3), true),
                    std::vector<ledger::account_balance>(3, b), rp);
 
+  const ledger::payments::payment_command cmd = test::example_topup();
+  check_round_trip(with_ctx(request(operation::submit_payments, 8, 2), false),
+                   std::vector<ledger::payments::payment_command>(2, cmd), rq);
+  ledger::payments::payment_reply pr{};
+  pr.index = 1;
+  pr.result = uint32_t(ledger::payments::payment_result::in_progress);
+  pr.state = uint16_t(ledger::payments::order_state::processing);
+  pr.order_id = 9001;
+  pr.amount = 5000;
+  pr.fee = 30;
+  check_round_trip(with_ctx(request(operation::submit_payments, 8, 2), true),
+                   std::vector<ledger::payments::payment_reply>(2, pr), rp);
+  check_round_trip(with_ctx(request(operation::lookup_orders, 9, 3), false),
+                   std::vector<u128>{9001, 9002, 9001}, rq);
+  ledger::payments::order ord{};
+  ord.id = 9001;
+  ord.amount = 5000;
+  ord.kind = uint16_t(ledger::payments::kind::topup);
+  ord.state = uint16_t(ledger::payments::order_state::completed);
+  check_round_trip(with_ctx(request(operation::lookup_orders, 9, 2), true),
+                   std::vector<ledger::payments::order>(2, ord), rp);
+  check_round_trip(with_ctx(request(operation::lookup_orders, 9, 0), true),
+                   std::vector<ledger::payments::order>{}, rp);
+
   // Error replies carry no body, for every operation and every status.
   for (uint16_t op = operation_min; op <= operation_max; ++op)
     for (uint16_t st = 1; st <= status_max; ++st) {
@@ -186,6 +210,7 @@ TEST_CASE("random frames round-trip", "[wire]") {
                         (!reply && (h.op == operation::get_account_transfers ||
                                     h.op == operation::get_account_balances));
     h.event_count = single ? 1 : uint32_t(rng() % (l.batch_events_max + 1));
+    if (!reply && h.op == operation::submit_payments && h.event_count == 0) h.event_count = 1;
     std::vector<uint8_t> body(h.event_count * record_bytes(h.op, reply));
     for (auto& b : body) b = uint8_t(rng());
     if (!reply && single && h.op != operation::hello) {
@@ -310,7 +335,7 @@ TEST_CASE("each decode error comes from the frame that causes it", "[wire]") {
     expect(good, o::error_keep_open, status::reserved_nonzero, client_side);
   }
   SECTION("operation_unknown") {
-    for (uint16_t op : {0, 8, 0xFFFF}) {
+    for (uint16_t op : {0, 10, 0xFFFF}) {
       auto f = good;
       poke<uint16_t>(f, 6, op);
       expect(f, o::error_keep_open, status::operation_unknown);
@@ -329,6 +354,10 @@ TEST_CASE("each decode error comes from the frame that causes it", "[wire]") {
     std::vector<uint8_t> g;
     encode(g, request(operation::get_account_transfers, 2, 2), two, sizeof two);
     expect(g, o::error_keep_open, status::body_size_invalid);
+    // A submit_payments request holds at least one command.
+    g.clear();
+    encode(g, request(operation::submit_payments, 2, 0), nullptr, 0);
+    expect(g, o::error_keep_open, status::body_size_invalid);
     // An error reply has no body.
     header h = request(operation::lookup_accounts, 2, 1);
     h.reply = true;
@@ -342,6 +371,21 @@ TEST_CASE("each decode error comes from the frame that causes it", "[wire]") {
     std::vector<ledger::transfer> many(server_side.batch_events_max + 1);
     const auto f = frame_of(request(operation::create_transfers, 2, uint32_t(many.size())), many);
     expect(f, o::error_keep_open, status::too_many_events);
+    std::vector<ledger::payments::payment_command> commands(server_side.batch_events_max + 1);
+    expect(frame_of(request(operation::submit_payments, 2, uint32_t(commands.size())), commands),
+           o::error_keep_open, status::too_many_events);
+  }
+  SECTION("too_many_events: lookup_orders asks for no more orders than fit in a reply frame") {
+    // 4096-byte frames hold (4096 - 128) / 256 = 15 orders, fewer than batch_events_max 16.
+    CHECK(request_events_max(operation::lookup_orders, 4096, 16) == 15);
+    CHECK(request_events_max(operation::lookup_orders, 1u << 20, 8190) == 4095);
+    CHECK(request_events_max(operation::lookup_transfers, 4096, 16) == 16);
+    std::vector<u128> ids(15, 1);
+    CHECK(decode_all(frame_of(request(operation::lookup_orders, 2, 15), ids), server_side).outcome ==
+          o::frame);
+    ids.push_back(1);
+    expect(frame_of(request(operation::lookup_orders, 2, 16), ids), o::error_keep_open,
+           status::too_many_events);
   }
   SECTION("filter_invalid") {
     std::vector<filter> bad(6, valid_filter());
@@ -366,8 +410,13 @@ TEST_CASE("statuses only a server produces are named, numbered and keep the conn
   CHECK(name(status(status_max + 1)) == "unknown");
   CHECK(name(status::store_unavailable) == "store_unavailable");
   CHECK(name(operation::get_account_balances) == "get_account_balances");
+  CHECK(name(operation::submit_payments) == "submit_payments");
+  CHECK(name(operation::lookup_orders) == "lookup_orders");
+  CHECK(name(status::payments_disabled) == "payments_disabled");
+  CHECK(uint16_t(status::payments_disabled) == 18);
   for (status st : {status::busy, status::hello_required, status::inflight_limit,
-                    status::deadline_exceeded, status::store_unavailable, status::internal})
+                    status::deadline_exceeded, status::store_unavailable, status::internal,
+                    status::payments_disabled})
     CHECK_FALSE(closes_connection(st));
 }
 
@@ -438,4 +487,6 @@ TEST_CASE("write the wire fuzz corpus", "[wire][.corpus]") {
                                           std::vector<filter>{valid_filter()}));
   write("get_account_balances", frame_of(request(operation::get_account_balances, 7, 1),
                                          std::vector<filter>{valid_filter()}));
+  write("submit_payments", test::example_submit_payments());
+  write("lookup_orders", test::example_lookup_orders());
 }
