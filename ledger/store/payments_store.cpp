@@ -162,6 +162,58 @@ std::unique_ptr<payments_store> payments_store::open(const std::string& path, en
   return s;
 }
 
+std::unique_ptr<payments_store> payments_store::open_read_only(const std::string& path, error& err) {
+  std::error_code ec;
+  if (!std::filesystem::exists(std::filesystem::path(path) / "data.mdb", ec)) {
+    err = make_error(errc::io, "no payments store in " + path + " (expected data.mdb): check --data");
+    return nullptr;
+  }
+  std::unique_ptr<payments_store> s(new payments_store());
+  int rc = mdb_env_create(&s->env_);
+  if (rc != 0) {
+    s->env_ = nullptr;
+    err = make_error(errc::io, "mdb_env_create for " + path + ": " + mdb_strerror(rc));
+    return nullptr;
+  }
+  if ((rc = mdb_env_set_maxdbs(s->env_, 10)) != 0 ||
+      (rc = mdb_env_open(s->env_, path.c_str(), MDB_NOTLS | MDB_RDONLY, 0640)) != 0) {
+    err = lmdb_error(rc, "opening the LMDB environment read-only", s->env_);
+    return nullptr;
+  }
+  read_txn t(s->env_);
+  if (t.rc != 0) {
+    err = lmdb_error(t.rc, "beginning the open transaction", s->env_);
+    return nullptr;
+  }
+  MDB_dbi dbis[8];
+  const char* names[8] = {"rows", "keys", "sequences", "children", "journal", "traces", "row_journal", "meta"};
+  for (int i = 0; i < 8; ++i) {
+    if ((rc = mdb_dbi_open(t.g.txn, names[i], 0, &dbis[i])) != 0) {
+      err = lmdb_error(rc, std::string("opening table ") + names[i], s->env_);
+      return nullptr;
+    }
+  }
+  s->dbi_rows_ = dbis[0], s->dbi_keys_ = dbis[1], s->dbi_seqs_ = dbis[2], s->dbi_children_ = dbis[3];
+  s->dbi_journal_ = dbis[4], s->dbi_traces_ = dbis[5], s->dbi_row_journal_ = dbis[6];
+  s->dbi_meta_ = dbis[7];
+  uint64_t version = 0;
+  bool found = false;
+  if ((rc = get_u64(t.g.txn, s->dbi_meta_, "format_version", version, found)) != 0) {
+    err = lmdb_error(rc, "reading meta.format_version", s->env_);
+    return nullptr;
+  }
+  if (!found || version != format_version) {
+    err = make_error(errc::version_mismatch, "payments store " + path + " has format version " +
+                                                 std::to_string(version) + ", this kassa reads " +
+                                                 std::to_string(format_version));
+    return nullptr;
+  }
+  // Handles opened in a read transaction stay valid once it ends without a commit.
+  t.g.commit();
+  if ((err = s->read_journal_last(s->journal_last_)).code != errc::ok) return nullptr;
+  return s;
+}
+
 payments_store::~payments_store() {
   if (env_) mdb_env_close(env_);
 }
@@ -337,6 +389,22 @@ error payments_store::get_meta(const std::string& key, uint64_t& out, bool& foun
   if (t.rc != 0) return lmdb_error(t.rc, "beginning a read", env_);
   int rc = get_u64(t.g.txn, dbi_meta_, key.c_str(), out, found);
   return rc == 0 ? error{} : lmdb_error(rc, "reading meta", env_);
+}
+
+error payments_store::read_journal_last(uint64_t& out) const {
+  out = 0;
+  read_txn t(env_);
+  if (t.rc != 0) return lmdb_error(t.rc, "beginning a read", env_);
+  cursor_guard c;
+  int rc = mdb_cursor_open(t.g.txn, dbi_journal_, &c.cursor);
+  if (rc != 0) return lmdb_error(rc, "opening a cursor", env_);
+  MDB_val k, v;
+  rc = mdb_cursor_get(c.cursor, &k, &v, MDB_LAST);
+  if (rc == MDB_NOTFOUND) return {};
+  if (rc != 0) return lmdb_error(rc, "reading the journal's last entry", env_);
+  if (k.mv_size != 8) return lmdb_error(MDB_CORRUPTED, "reading the journal's last entry", env_);
+  out = from_be(k.mv_data);
+  return {};
 }
 
 } // namespace kassa::ledger::store

@@ -49,6 +49,9 @@ class payments_store {
 public:
   static std::unique_ptr<payments_store> open(const std::string& path, enum durability durability,
                                               uint64_t map_size_bytes, error& err);
+  // Opens an existing store for reading only (MDB_RDONLY): offline tools (`kassa trace`) read
+  // it while kassad writes. write() on it fails.
+  static std::unique_ptr<payments_store> open_read_only(const std::string& path, error& err);
   ~payments_store();
   payments_store(const payments_store&) = delete;
   payments_store& operator=(const payments_store&) = delete;
@@ -70,6 +73,9 @@ public:
   error journal_by_row(u128 row_id, std::vector<journal_entry>& out) const;
   error journal_after(uint64_t sequence, uint32_t limit, std::vector<journal_entry>& out) const;
   error get_meta(const std::string& key, uint64_t& out, bool& found) const;
+  // The journal's last sequence as committed now (a read transaction), for readers on other
+  // threads or processes than the writer's; 0 when the journal is empty.
+  error read_journal_last(uint64_t& out) const;
 
   uint64_t sequence_last() const { return sequence_last_; } // largest row sequence written
   uint64_t journal_last() const { return journal_last_; }
