@@ -91,7 +91,8 @@ constexpr uint16_t order_state_max = 9;
   X(busy)                            /* too many orders in flight: nothing done; retry */    \
   X(store_unavailable)               /* a commit failed: nothing done; retry */              \
   X(ledger_refused)                  /* the ledger refused a booking (see the order) */      \
-  X(shutting_down)
+  X(shutting_down)                                                                           \
+  X(outcome_unknown)                 /* the provider never told: in review, case opened */
 
 #define KASSA_PAYMENT_ENUM_ITEM(name) name,
 enum class payment_result : uint32_t { KASSA_PAYMENT_RESULTS(KASSA_PAYMENT_ENUM_ITEM) };
