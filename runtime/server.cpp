@@ -6,6 +6,7 @@
 #include <unordered_set>
 
 #include "actors/messages.hpp"
+#include "actors/payment_messages.hpp"
 #include "ledger/assert.hpp"
 #include "runtime/log.hpp"
 #include "runtime/wire/wire.hpp"
@@ -96,6 +97,7 @@ struct session_state {
   static inline const char* name = "kassa.session";
   std::shared_ptr<connection> conn;
   caf::actor ledger;
+  caf::actor payments; // unset: payments are disabled
 };
 
 using session_actor = caf::stateful_actor<session_state>;
@@ -153,17 +155,21 @@ static_assert(sizeof(actors::event_result) == sizeof(wire::event_result));
 // The session: one per connection. Turns checked frames into ledger requests and ledger
 // replies into frames. Replies may leave in another order than requests came in; clients
 // match them by request_id.
-// Asks the ledger and answers the frame with the records its reply holds in `field`.
+// Asks `to` (the ledger, or the payment core) and answers the frame with the records its reply
+// holds in `field`.
 template <class Request, class Reply, class Records>
-void forward(session_actor* self, const wire::header& h, Request request, Records Reply::*field) {
-  self->request(self->state.ledger, caf::infinite, std::move(request))
+void forward(session_actor* self, const caf::actor& to, const wire::header& h, Request request,
+             Records Reply::*field) {
+  self->request(to, caf::infinite, std::move(request))
       .then([self, h, field](Reply& r) { reply_records(self, h, r.status, r.*field); },
             [self, h](caf::error&) { reply(self, h, wire::status::internal, nullptr, 0, 0); });
 }
 
-caf::behavior session(session_actor* self, std::shared_ptr<connection> conn, caf::actor ledger) {
+caf::behavior session(session_actor* self, std::shared_ptr<connection> conn, caf::actor ledger,
+                      caf::actor payments) {
   self->state.conn = std::move(conn);
   self->state.ledger = std::move(ledger);
+  self->state.payments = std::move(payments);
   return {
       [self](inbound& in) {
         const wire::header& h = in.h;
@@ -173,26 +179,39 @@ caf::behavior session(session_actor* self, std::shared_ptr<connection> conn, caf
         using namespace actors;
         switch (h.op) {
           case wire::operation::create_accounts:
-            forward(self, h, create_accounts_request{ctx, wire::records<ledger::account>(body, bytes), {}},
+            forward(self, self->state.ledger, h, create_accounts_request{ctx, wire::records<ledger::account>(body, bytes), {}},
                     &create_reply::failures);
             break;
           case wire::operation::create_transfers:
-            forward(self, h, create_transfers_request{ctx, wire::records<ledger::transfer>(body, bytes), {}},
+            forward(self, self->state.ledger, h, create_transfers_request{ctx, wire::records<ledger::transfer>(body, bytes), {}},
                     &create_reply::failures);
             break;
           case wire::operation::lookup_accounts:
-            forward(self, h, lookup_accounts_request{ctx, wire::records<u128>(body, bytes)},
+            forward(self, self->state.ledger, h, lookup_accounts_request{ctx, wire::records<u128>(body, bytes)},
                     &accounts_reply::accounts);
             break;
           case wire::operation::lookup_transfers:
-            forward(self, h, lookup_transfers_request{ctx, wire::records<u128>(body, bytes)},
+            forward(self, self->state.ledger, h, lookup_transfers_request{ctx, wire::records<u128>(body, bytes)},
                     &transfers_reply::transfers);
             break;
           case wire::operation::get_account_transfers:
-            forward(self, h, account_transfers_request{ctx, filter_of(in.body)}, &transfers_reply::transfers);
+            forward(self, self->state.ledger, h, account_transfers_request{ctx, filter_of(in.body)}, &transfers_reply::transfers);
             break;
           case wire::operation::get_account_balances:
-            forward(self, h, account_balances_request{ctx, filter_of(in.body)}, &balances_reply::balances);
+            forward(self, self->state.ledger, h, account_balances_request{ctx, filter_of(in.body)}, &balances_reply::balances);
+            break;
+          case wire::operation::submit_payments:
+          case wire::operation::lookup_orders:
+            if (!self->state.payments) {
+              reply(self, h, wire::status::payments_disabled, nullptr, 0, 0);
+            } else if (h.op == wire::operation::submit_payments) {
+              forward(self, self->state.payments, h,
+                      submit_payments_request{ctx, wire::records<ledger::payments::payment_command>(body, bytes)},
+                      &payments_reply::replies);
+            } else {
+              forward(self, self->state.payments, h, lookup_orders_request{ctx, wire::records<u128>(body, bytes)},
+                      &orders_reply::orders);
+            }
             break;
           case wire::operation::hello: // answered by the I/O thread
             reply(self, h, wire::status::internal, nullptr, 0, 0);
@@ -203,7 +222,7 @@ caf::behavior session(session_actor* self, std::shared_ptr<connection> conn, caf
 }
 
 void connection::start() {
-  session = srv->sys.spawn(runtime::session, shared_from_this(), srv->opts.ledger);
+  session = srv->sys.spawn(runtime::session, shared_from_this(), srv->opts.ledger, srv->opts.payments);
   read();
 }
 

@@ -25,6 +25,10 @@ struct server_options {
   // Takes every request: the directory (actors/directory.hpp), which maps accounts to shards;
   // anything that answers the shard's messages the way a shard does will serve.
   caf::actor ledger;
+  // Takes submit_payments and lookup_orders (actors/payment_messages.hpp): the payment core's
+  // gateway (actors/payments.hpp). Unset when payments are disabled: those operations are
+  // then answered `payments_disabled`.
+  caf::actor payments;
 };
 
 class server {
