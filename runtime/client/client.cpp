@@ -538,6 +538,22 @@ std::function<void(std::vector<Record>&, const reply&, size_t, size_t)> append_r
   };
 }
 
+// One reply per command of the frame, in order; indexes become indexes into the whole call.
+std::function<void(std::vector<ledger::payments::payment_reply>&, const reply&, size_t, size_t)>
+merge_payment_replies() {
+  return [](std::vector<ledger::payments::payment_reply>& out, const reply& r, size_t first, size_t count) {
+    auto got = wire::records<ledger::payments::payment_reply>(r.body.data(), r.body.size());
+    if (got.size() != count)
+      throw error(error_kind::protocol, wire::status::ok, "submit_payments: not one reply per command");
+    for (size_t i = 0; i < got.size(); ++i) {
+      if (got[i].index != i)
+        throw error(error_kind::protocol, wire::status::ok, "submit_payments: replies out of order");
+      got[i].index = uint32_t(first + i);
+    }
+    out.insert(out.end(), got.begin(), got.end());
+  };
+}
+
 } // namespace
 
 std::future<std::vector<ledger::create_account_outcome>>
@@ -588,6 +604,25 @@ connection::get_account_balances(const wire::filter& f, const wire::context& ctx
       append_records<ledger::account_balance>());
 }
 
+std::future<std::vector<ledger::payments::payment_reply>>
+connection::submit_payments(std::vector<ledger::payments::payment_command> commands,
+                            const wire::context& ctx) {
+  using ledger::payments::payment_command;
+  auto starts = starts_plain(commands.size(), events_per_frame(server_limits(), sizeof(payment_command)));
+  return run_batches<payment_command, std::vector<ledger::payments::payment_reply>>(
+      *this, wire::operation::submit_payments, std::move(commands), std::move(starts), ctx,
+      merge_payment_replies());
+}
+
+std::future<std::vector<ledger::payments::order>> connection::lookup_orders(std::vector<u128> ids,
+                                                                          const wire::context& ctx) {
+  // Orders are 256 bytes: a frame asks for no more than a reply frame holds.
+  auto starts = starts_plain(ids.size(), events_per_frame(server_limits(), sizeof(ledger::payments::order)));
+  return run_batches<u128, std::vector<ledger::payments::order>>(
+      *this, wire::operation::lookup_orders, std::move(ids), std::move(starts), ctx,
+      append_records<ledger::payments::order>());
+}
+
 // --- blocking_client ---------------------------------------------------------------------------
 
 void blocking_client::connect(const std::string& host, uint16_t port,
@@ -635,6 +670,17 @@ std::vector<ledger::transfer> blocking_client::get_account_transfers(const wire:
 std::vector<ledger::account_balance>
 blocking_client::get_account_balances(const wire::filter& f, const wire::context& ctx) {
   return async().get_account_balances(f, ctx).get();
+}
+
+std::vector<ledger::payments::payment_reply>
+blocking_client::submit_payments(const std::vector<ledger::payments::payment_command>& commands,
+                                 const wire::context& ctx) {
+  return async().submit_payments(commands, ctx).get();
+}
+
+std::vector<ledger::payments::order> blocking_client::lookup_orders(const std::vector<u128>& ids,
+                                                                    const wire::context& ctx) {
+  return async().lookup_orders(ids, ctx).get();
 }
 
 } // namespace kassa::client

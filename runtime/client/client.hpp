@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "ledger/payments/records.hpp"
 #include "ledger/result.hpp"
 #include "ledger/types.hpp"
 #include "runtime/wire/wire.hpp"
@@ -85,6 +86,14 @@ public:
                                                                    const wire::context& ctx = {});
   std::future<std::vector<ledger::account_balance>>
   get_account_balances(const wire::filter& f, const wire::context& ctx = {});
+  // Payment commands: one reply per command, in order, with `index` into `commands`. A
+  // server without the payment core answers status payments_disabled.
+  std::future<std::vector<ledger::payments::payment_reply>>
+  submit_payments(std::vector<ledger::payments::payment_command> commands,
+                  const wire::context& ctx = {});
+  // The orders found, in request order; ids not found are left out.
+  std::future<std::vector<ledger::payments::order>> lookup_orders(std::vector<u128> ids,
+                                                                  const wire::context& ctx = {});
 
   const wire::hello_reply& server_limits() const; // from the hello reply
   bool is_open() const;
@@ -119,6 +128,10 @@ public:
                                                       const wire::context& ctx = {});
   std::vector<ledger::account_balance> get_account_balances(const wire::filter& f,
                                                             const wire::context& ctx = {});
+  std::vector<ledger::payments::payment_reply> submit_payments(
+      const std::vector<ledger::payments::payment_command>& commands, const wire::context& ctx = {});
+  std::vector<ledger::payments::order> lookup_orders(const std::vector<u128>& ids,
+                                                     const wire::context& ctx = {});
 
 private:
   options options_;
