@@ -214,6 +214,52 @@ TEST_CASE("every operation of the blocking client, with the context echoed", "[c
   CHECK(sent.shadow);
 }
 
+TEST_CASE("submit_payments answers every command in order, with indexes into the whole call, "
+          "across frames of batch_events_max",
+          "[client]") {
+  test::fake_server server;
+  client::blocking_client c;
+  c.connect("127.0.0.1", server.port, 2s);
+  std::vector<ledger::payments::payment_command> commands;
+  for (u128 i = 0; i < 6; ++i) {
+    ledger::payments::payment_command cmd{};
+    cmd.key = 100 + i;
+    cmd.order_id = 900 + i;
+    cmd.account_id = 7;
+    cmd.amount = i == 4 ? 0 : 1000 + i;
+    cmd.ledger = 840;
+    cmd.kind = uint16_t(ledger::payments::kind::topup);
+    commands.push_back(cmd);
+  }
+  const auto replies = c.submit_payments(commands);
+  REQUIRE(replies.size() == 6);
+  for (uint32_t i = 0; i < 6; ++i) {
+    CHECK(replies[i].index == i);
+    CHECK(replies[i].order_id == 900 + i);
+  }
+  CHECK(replies[4].result == uint32_t(ledger::payments::payment_result::amount_must_not_be_zero));
+  CHECK(replies[5].result == uint32_t(ledger::payments::payment_result::in_progress));
+  CHECK(replies[5].amount == 1005);
+  CHECK(server.payment_frame_events() == std::vector<uint32_t>{4, 2});
+  CHECK(c.submit_payments({}).empty()); // nothing to send: no frame
+}
+
+TEST_CASE("lookup_orders asks for no more orders per frame than a reply frame holds, and "
+          "leaves missing ones out",
+          "[client]") {
+  test::fake_server server; // 768-byte frames: (768 - 128) / 256 = 2 orders a reply
+  client::blocking_client c;
+  c.connect("127.0.0.1", server.port, 2s);
+  const auto orders = c.lookup_orders({5, 1'000'001, 6, 7, 5});
+  REQUIRE(orders.size() == 4);
+  CHECK(orders[0].id == 5);
+  CHECK(orders[1].id == 6);
+  CHECK(orders[2].id == 7);
+  CHECK(orders[3].id == 5);
+  CHECK(orders[0].state == uint16_t(ledger::payments::order_state::created));
+  CHECK(server.payment_frame_events() == std::vector<uint32_t>{2, 2, 1});
+}
+
 TEST_CASE("connecting where nobody listens fails with a connection error", "[client]") {
   uint16_t port;
   {

@@ -8,6 +8,9 @@
 //   lookup_transfers: 666 -> never answered; 555 -> the server closes the connection
 //   get_account_transfers: min(limit, 3) transfers stamped timestamp_min (or 1) onwards
 //   get_account_balances:  account 13 -> store_unavailable; others one balance
+//   submit_payments:  one reply per command: amount 0 -> amount_must_not_be_zero, else
+//                     in_progress / processing with the command's order and amount
+//   lookup_orders:    ids >= 1'000'000 are missing; the others are created orders
 #include <algorithm>
 #include <atomic>
 #include <boost/asio.hpp>
@@ -50,6 +53,11 @@ public:
   std::vector<uint32_t> create_frame_events() {
     std::lock_guard<std::mutex> g(mutex_);
     return create_frame_events_;
+  }
+  // Commands or ids per submit_payments / lookup_orders frame, in arrival order.
+  std::vector<uint32_t> payment_frame_events() {
+    std::lock_guard<std::mutex> g(mutex_);
+    return payment_frame_events_;
   }
   std::vector<wire::context> contexts() {
     std::lock_guard<std::mutex> g(mutex_);
@@ -244,6 +252,45 @@ private:
       send(s, reply(d.h, std::vector<ledger::account_balance>{b}));
       return;
     }
+    case wire::operation::submit_payments: {
+      using namespace ledger::payments;
+      const auto commands = wire::records<payment_command>(d.body, d.body_bytes);
+      {
+        std::lock_guard<std::mutex> g(mutex_);
+        payment_frame_events_.push_back(d.h.event_count);
+      }
+      std::vector<payment_reply> replies;
+      for (uint32_t i = 0; i < commands.size(); ++i) {
+        payment_reply r{};
+        r.index = i;
+        r.result = uint32_t(commands[i].amount == 0 ? payment_result::amount_must_not_be_zero
+                                                    : payment_result::in_progress);
+        r.state = uint16_t(commands[i].amount == 0 ? order_state::none : order_state::processing);
+        r.order_id = commands[i].order_id;
+        r.amount = commands[i].amount;
+        replies.push_back(r);
+      }
+      send(s, reply(d.h, replies));
+      return;
+    }
+    case wire::operation::lookup_orders: {
+      const auto ids = wire::records<u128>(d.body, d.body_bytes);
+      {
+        std::lock_guard<std::mutex> g(mutex_);
+        payment_frame_events_.push_back(d.h.event_count);
+      }
+      std::vector<ledger::payments::order> found;
+      for (u128 id : ids)
+        if (id < 1'000'000) {
+          ledger::payments::order o{};
+          o.id = id;
+          o.kind = uint16_t(ledger::payments::kind::create_order);
+          o.state = uint16_t(ledger::payments::order_state::created);
+          found.push_back(o);
+        }
+      send(s, reply(d.h, found));
+      return;
+    }
     }
   }
 
@@ -255,6 +302,7 @@ private:
   std::set<u128> busy_ids_; // io thread only
   std::mutex mutex_;
   std::vector<uint32_t> create_frame_events_;
+  std::vector<uint32_t> payment_frame_events_;
   std::vector<wire::context> contexts_;
 };
 
