@@ -1,0 +1,352 @@
+#include "ledger/store/recon_store.hpp"
+
+#include <lmdb.h>
+
+#include <cstring>
+#include <filesystem>
+#include <system_error>
+
+#include "ledger/store/layout.hpp"
+#include "ledger/store/lmdb_util.hpp"
+
+namespace kassa::ledger::store {
+
+std::string_view name(case_kind k) {
+  switch (k) {
+    case case_kind::none: return "none";
+    case case_kind::missing_internal: return "missing_internal";
+    case case_kind::missing_provider: return "missing_provider";
+    case case_kind::amount_mismatch: return "amount_mismatch";
+    case case_kind::suspense: return "suspense";
+  }
+  return "unknown";
+}
+
+std::string_view name(case_status s) {
+  switch (s) {
+    case case_status::open: return "open";
+    case case_status::resolved: return "resolved";
+  }
+  return "unknown";
+}
+
+namespace {
+
+using namespace lmdb_util;
+
+// Bumped on any incompatible change of the tables below; open() refuses any other version.
+constexpr uint64_t recon_format_version = 1;
+
+constexpr const char* dbi_cases = "cases";         // case id (8 B BE) -> recon_case
+constexpr const char* dbi_case_keys = "case_keys"; // case_key -> case id (8 B BE)
+constexpr const char* dbi_seen = "seen";           // payment id (16 B BE) -> 1 byte (seen_* / case_kind)
+constexpr const char* dbi_pending = "pending";     // provider (16 B), sequence (8 B BE) -> recon_pending
+constexpr const char* dbi_cursors = "cursors";     // provider name -> u64 LE
+constexpr const char* dbi_meta = "meta";           // ASCII name -> u64 LE
+constexpr const char* meta_format_version = "format_version";
+constexpr const char* meta_case_id_last = "case_id_last";
+constexpr const char* meta_cases_open = "cases_open";
+constexpr const char* meta_matched = "matched";
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "cases are the host's little-endian bytes");
+
+// What makes two cases the same case.
+struct case_key {
+  uint8_t bytes[1 + provider_bytes + 16 * 4 + 8];
+  explicit case_key(const recon_case& c) {
+    uint8_t* p = bytes;
+    *p++ = c.kind;
+    std::memcpy(p, c.provider, provider_bytes), p += provider_bytes;
+    layout::put_be128(p, c.row_id), p += 16;
+    layout::put_be128(p, c.payment_id), p += 16;
+    layout::put_be128(p, c.internal_amount), p += 16;
+    layout::put_be128(p, c.provider_amount), p += 16;
+    layout::put_be64(p, c.statement_sequence);
+  }
+};
+
+struct pending_key {
+  uint8_t bytes[provider_bytes + 8];
+  explicit pending_key(const recon_pending& r) {
+    std::memcpy(bytes, r.provider, provider_bytes);
+    layout::put_be64(bytes + provider_bytes, r.sequence);
+  }
+};
+
+std::string path_of(MDB_env* env) {
+  const char* p = nullptr;
+  return env && mdb_env_get_path(env, &p) == 0 && p ? std::string(p) : std::string("(unknown)");
+}
+
+error lmdb_error(int rc, const std::string& what, MDB_env* env) {
+  const std::string where = what + " in the reconciliation store " + path_of(env) + ": " + mdb_strerror(rc);
+  return from_rc(rc, where, "the reconciliation store is full (" + where + "): raise its map size and restart",
+                 "the reconciliation store is damaged; restore the data directory from a backup");
+}
+
+struct read_txn {
+  txn_guard g;
+  int rc = 0;
+  explicit read_txn(MDB_env* env) { rc = mdb_txn_begin(env, nullptr, MDB_RDONLY, &g.txn); }
+};
+
+template <class T> int get_fixed(MDB_txn* txn, MDB_dbi dbi, MDB_val k, T& out, bool& found) {
+  MDB_val v;
+  int rc = mdb_get(txn, dbi, &k, &v);
+  found = rc == 0;
+  if (rc == MDB_NOTFOUND) return 0;
+  if (rc != 0) return rc;
+  if (v.mv_size != sizeof(T)) return MDB_CORRUPTED;
+  std::memcpy(&out, v.mv_data, sizeof(T));
+  return 0;
+}
+
+} // namespace
+
+std::unique_ptr<recon_store> recon_store::open(const std::string& path, enum durability durability,
+                                               uint64_t map_size_bytes, error& err) {
+  return open_env(path, false, durability, map_size_bytes, err);
+}
+
+std::unique_ptr<recon_store> recon_store::open_read_only(const std::string& path, error& err) {
+  return open_env(path, true, durability::none, 0, err);
+}
+
+std::unique_ptr<recon_store> recon_store::open_env(const std::string& path, bool read_only, enum durability durability,
+                                                   uint64_t map_size_bytes, error& err) {
+  err = {};
+  std::error_code ec;
+  if (read_only) {
+    if (!std::filesystem::exists(std::filesystem::path(path) / "data.mdb", ec)) {
+      err = make_error(errc::io, "no reconciliation store in " + path +
+                                     " (expected data.mdb): is reconciliation enabled?");
+      return nullptr;
+    }
+  } else {
+    if (path.empty()) {
+      err = make_error(errc::invalid_argument, "reconciliation store path is empty: set the data dir");
+      return nullptr;
+    }
+    std::filesystem::create_directories(path, ec);
+    if (ec) {
+      err = make_error(errc::io, "cannot create the reconciliation store directory " + path + ": " +
+                                     ec.message() + ": check the path and permissions");
+      return nullptr;
+    }
+  }
+  std::unique_ptr<recon_store> s(new recon_store());
+  int rc = mdb_env_create(&s->env_);
+  if (rc != 0) {
+    s->env_ = nullptr;
+    err = make_error(errc::io, "mdb_env_create for " + path + ": " + mdb_strerror(rc));
+    return nullptr;
+  }
+  unsigned flags = MDB_NOTLS;
+  if (read_only) flags |= MDB_RDONLY;
+  if (durability == durability::none) flags |= MDB_NOSYNC;
+  if ((rc = mdb_env_set_maxdbs(s->env_, 6)) != 0 ||
+      (!read_only && (rc = mdb_env_set_mapsize(s->env_, map_size_bytes)) != 0) ||
+      (rc = mdb_env_open(s->env_, path.c_str(), flags, 0640)) != 0) {
+    err = lmdb_error(rc, "opening the LMDB environment", s->env_);
+    return nullptr;
+  }
+  txn_guard txn;
+  if ((rc = mdb_txn_begin(s->env_, nullptr, read_only ? MDB_RDONLY : 0, &txn.txn)) != 0) {
+    err = lmdb_error(rc, "beginning the open transaction", s->env_);
+    return nullptr;
+  }
+  const unsigned create = read_only ? 0 : MDB_CREATE;
+  const char* names[6] = {dbi_cases, dbi_case_keys, dbi_seen, dbi_pending, dbi_cursors, dbi_meta};
+  MDB_dbi dbis[6];
+  for (int i = 0; i < 6; ++i) {
+    if ((rc = mdb_dbi_open(txn.txn, names[i], create, &dbis[i])) != 0) {
+      err = lmdb_error(rc, std::string("opening table ") + names[i], s->env_);
+      return nullptr;
+    }
+  }
+  uint64_t version = 0;
+  bool found = false;
+  if ((rc = get_u64(txn.txn, dbis[5], meta_format_version, version, found)) != 0) {
+    err = lmdb_error(rc, "reading meta.format_version", s->env_);
+    return nullptr;
+  }
+  if (!found && !read_only) {
+    if ((rc = put_u64(txn.txn, dbis[5], meta_format_version, recon_format_version)) != 0 ||
+        (rc = put_u64(txn.txn, dbis[5], meta_case_id_last, 0)) != 0 ||
+        (rc = put_u64(txn.txn, dbis[5], meta_cases_open, 0)) != 0 ||
+        (rc = put_u64(txn.txn, dbis[5], meta_matched, 0)) != 0) {
+      err = lmdb_error(rc, "initialising meta", s->env_);
+      return nullptr;
+    }
+  } else if (version != recon_format_version) {
+    err = make_error(errc::version_mismatch, "reconciliation store " + path + " has format version " +
+                                                 std::to_string(version) + ", this kassa reads version " +
+                                                 std::to_string(recon_format_version));
+    return nullptr;
+  }
+  if ((rc = txn.commit()) != 0) {
+    err = lmdb_error(rc, "committing the open transaction", s->env_);
+    return nullptr;
+  }
+  s->dbi_cases_ = dbis[0], s->dbi_case_keys_ = dbis[1], s->dbi_seen_ = dbis[2];
+  s->dbi_pending_ = dbis[3], s->dbi_cursors_ = dbis[4], s->dbi_meta_ = dbis[5];
+  return s;
+}
+
+recon_store::~recon_store() {
+  if (env_) mdb_env_close(env_);
+}
+
+error recon_store::write(recon_batch& batch) {
+  txn_guard txn;
+  int rc = mdb_txn_begin(env_, nullptr, 0, &txn.txn);
+  if (rc != 0) return lmdb_error(rc, "beginning a write", env_);
+  uint64_t id_last = 0, open = 0, matched = 0;
+  bool found = false;
+  if ((rc = get_u64(txn.txn, dbi_meta_, meta_case_id_last, id_last, found)) != 0 ||
+      (rc = get_u64(txn.txn, dbi_meta_, meta_cases_open, open, found)) != 0 ||
+      (rc = get_u64(txn.txn, dbi_meta_, meta_matched, matched, found)) != 0)
+    return lmdb_error(rc, "reading meta", env_);
+  for (recon_case& c : batch.cases) {
+    c.id = 0;
+    if (c.status == 0) c.status = static_cast<uint8_t>(case_status::open);
+    case_key ck(c);
+    uint8_t id_be[8];
+    layout::put_be64(id_be, id_last + 1);
+    MDB_val k = val_of_bytes(ck.bytes, sizeof ck.bytes), v = val_of_bytes(id_be, 8);
+    rc = mdb_put(txn.txn, dbi_case_keys_, &k, &v, MDB_NOOVERWRITE);
+    if (rc == MDB_KEYEXIST) continue; // the same case is open (or was) already
+    if (rc != 0) return lmdb_error(rc, "writing a case key", env_);
+    c.id = ++id_last;
+    MDB_val ik = val_of_bytes(id_be, 8), cv = val_of(c);
+    if ((rc = mdb_put(txn.txn, dbi_cases_, &ik, &cv, MDB_APPEND)) != 0) return lmdb_error(rc, "writing a case", env_);
+    if (c.status == static_cast<uint8_t>(case_status::open)) ++open;
+  }
+  for (const auto& [id, resolved_ns] : batch.resolve) {
+    uint8_t id_be[8];
+    layout::put_be64(id_be, id);
+    recon_case c;
+    if ((rc = get_fixed(txn.txn, dbi_cases_, val_of_bytes(id_be, 8), c, found)) != 0)
+      return lmdb_error(rc, "reading a case", env_);
+    if (!found || c.status != static_cast<uint8_t>(case_status::open)) continue;
+    c.status = static_cast<uint8_t>(case_status::resolved);
+    c.resolved_ns = resolved_ns;
+    MDB_val ik = val_of_bytes(id_be, 8), cv = val_of(c);
+    if ((rc = mdb_put(txn.txn, dbi_cases_, &ik, &cv, 0)) != 0) return lmdb_error(rc, "resolving a case", env_);
+    if (open > 0) --open;
+  }
+  for (const auto& [payment_id, what] : batch.seen) {
+    uint8_t key[16];
+    layout::put_be128(key, payment_id);
+    MDB_val k = val_of_bytes(key, 16), v = val_of_bytes(&what, 1);
+    // A statement's word outranks a missing_provider mark; never the other way round.
+    rc = mdb_put(txn.txn, dbi_seen_, &k, &v, what == seen_only_missing_case ? MDB_NOOVERWRITE : 0);
+    if (rc != 0 && rc != MDB_KEYEXIST) return lmdb_error(rc, "writing a seen payment id", env_);
+  }
+  for (const recon_pending& p : batch.pending_remove) {
+    pending_key pk(p);
+    MDB_val k = val_of_bytes(pk.bytes, sizeof pk.bytes);
+    rc = mdb_del(txn.txn, dbi_pending_, &k, nullptr);
+    if (rc != 0 && rc != MDB_NOTFOUND) return lmdb_error(rc, "removing a pending line", env_);
+  }
+  for (const recon_pending& p : batch.pending_add) {
+    pending_key pk(p);
+    MDB_val k = val_of_bytes(pk.bytes, sizeof pk.bytes), v = val_of(p);
+    if ((rc = mdb_put(txn.txn, dbi_pending_, &k, &v, 0)) != 0) return lmdb_error(rc, "writing a pending line", env_);
+  }
+  for (const auto& [provider, cursor] : batch.cursors) {
+    MDB_val k = val_of_bytes(provider.data(), provider.size()), v = val_of(cursor);
+    if ((rc = mdb_put(txn.txn, dbi_cursors_, &k, &v, 0)) != 0) return lmdb_error(rc, "writing a cursor", env_);
+  }
+  matched += batch.matched;
+  if ((rc = put_u64(txn.txn, dbi_meta_, meta_case_id_last, id_last)) != 0 ||
+      (rc = put_u64(txn.txn, dbi_meta_, meta_cases_open, open)) != 0 ||
+      (rc = put_u64(txn.txn, dbi_meta_, meta_matched, matched)) != 0)
+    return lmdb_error(rc, "writing meta", env_);
+  if ((rc = txn.commit()) != 0) return lmdb_error(rc, "committing", env_);
+  return {};
+}
+
+error recon_store::load_cases(bool open_only, std::vector<recon_case>& out) const {
+  read_txn t(env_);
+  if (t.rc != 0) return lmdb_error(t.rc, "beginning a read", env_);
+  cursor_guard c;
+  int rc = mdb_cursor_open(t.g.txn, dbi_cases_, &c.cursor);
+  if (rc != 0) return lmdb_error(rc, "opening a cursor", env_);
+  MDB_val k, v;
+  for (rc = mdb_cursor_get(c.cursor, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c.cursor, &k, &v, MDB_NEXT)) {
+    if (v.mv_size != sizeof(recon_case)) return lmdb_error(MDB_CORRUPTED, "reading cases", env_);
+    recon_case rc_;
+    std::memcpy(&rc_, v.mv_data, sizeof rc_);
+    if (!open_only || rc_.status == static_cast<uint8_t>(case_status::open)) out.push_back(rc_);
+  }
+  return rc == MDB_NOTFOUND ? error{} : lmdb_error(rc, "reading cases", env_);
+}
+
+error recon_store::get_case(uint64_t id, recon_case& out, bool& found) const {
+  read_txn t(env_);
+  if (t.rc != 0) return lmdb_error(t.rc, "beginning a read", env_);
+  uint8_t id_be[8];
+  layout::put_be64(id_be, id);
+  int rc = get_fixed(t.g.txn, dbi_cases_, val_of_bytes(id_be, 8), out, found);
+  return rc == 0 ? error{} : lmdb_error(rc, "reading a case", env_);
+}
+
+error recon_store::load_cursors(std::map<std::string, uint64_t>& out) const {
+  read_txn t(env_);
+  if (t.rc != 0) return lmdb_error(t.rc, "beginning a read", env_);
+  cursor_guard c;
+  int rc = mdb_cursor_open(t.g.txn, dbi_cursors_, &c.cursor);
+  if (rc != 0) return lmdb_error(rc, "opening a cursor", env_);
+  MDB_val k, v;
+  for (rc = mdb_cursor_get(c.cursor, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c.cursor, &k, &v, MDB_NEXT)) {
+    if (v.mv_size != 8) return lmdb_error(MDB_CORRUPTED, "reading cursors", env_);
+    uint64_t value;
+    std::memcpy(&value, v.mv_data, 8);
+    out[std::string(static_cast<const char*>(k.mv_data), k.mv_size)] = value;
+  }
+  return rc == MDB_NOTFOUND ? error{} : lmdb_error(rc, "reading cursors", env_);
+}
+
+error recon_store::load_pending(std::vector<recon_pending>& out) const {
+  read_txn t(env_);
+  if (t.rc != 0) return lmdb_error(t.rc, "beginning a read", env_);
+  cursor_guard c;
+  int rc = mdb_cursor_open(t.g.txn, dbi_pending_, &c.cursor);
+  if (rc != 0) return lmdb_error(rc, "opening a cursor", env_);
+  MDB_val k, v;
+  for (rc = mdb_cursor_get(c.cursor, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c.cursor, &k, &v, MDB_NEXT)) {
+    if (v.mv_size != sizeof(recon_pending)) return lmdb_error(MDB_CORRUPTED, "reading pending lines", env_);
+    recon_pending p;
+    std::memcpy(&p, v.mv_data, sizeof p);
+    out.push_back(p);
+  }
+  return rc == MDB_NOTFOUND ? error{} : lmdb_error(rc, "reading pending lines", env_);
+}
+
+error recon_store::seen(const std::vector<u128>& payment_ids, std::vector<int>& out) const {
+  out.assign(payment_ids.size(), -1);
+  read_txn t(env_);
+  if (t.rc != 0) return lmdb_error(t.rc, "beginning a read", env_);
+  for (size_t i = 0; i < payment_ids.size(); ++i) {
+    uint8_t key[16];
+    layout::put_be128(key, payment_ids[i]);
+    MDB_val k = val_of_bytes(key, 16), v;
+    int rc = mdb_get(t.g.txn, dbi_seen_, &k, &v);
+    if (rc == 0 && v.mv_size == 1) out[i] = *static_cast<const uint8_t*>(v.mv_data);
+    else if (rc == 0) return lmdb_error(MDB_CORRUPTED, "reading seen payment ids", env_);
+    else if (rc != MDB_NOTFOUND) return lmdb_error(rc, "reading seen payment ids", env_);
+  }
+  return {};
+}
+
+error recon_store::read_counters(recon_counters& out) const {
+  read_txn t(env_);
+  if (t.rc != 0) return lmdb_error(t.rc, "beginning a read", env_);
+  bool found = false;
+  int rc = get_u64(t.g.txn, dbi_meta_, meta_matched, out.matched, found);
+  if (rc == 0) rc = get_u64(t.g.txn, dbi_meta_, meta_cases_open, out.cases_open, found);
+  if (rc == 0) rc = get_u64(t.g.txn, dbi_meta_, meta_case_id_last, out.cases_total, found);
+  return rc == 0 ? error{} : lmdb_error(rc, "reading meta", env_);
+}
+
+} // namespace kassa::ledger::store

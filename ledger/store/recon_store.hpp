@@ -1,0 +1,132 @@
+#pragma once
+// Reconciliation's own LMDB environment (`<data_dir>/recon/`): the cases it opened, each
+// provider's statement cursor, the statement lines waiting for their payment to become final,
+// and the payment ids the statements already showed. Cursor, cases and seen ids change in one
+// transaction, so a restart neither re-opens a case nor forgets one. One writer (the
+// reconciler's committer); any thread or process may read. See docs/accounting.md.
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ledger/store/error.hpp"
+#include "ledger/store/store.hpp"
+#include "ledger/u128.hpp"
+
+struct MDB_env;
+
+namespace kassa::ledger::store {
+
+enum class case_kind : uint8_t {
+  none = 0,
+  missing_internal = 1, // the statement shows money kassa has no (or no final, or zero) record of
+  missing_provider = 2, // kassa recorded provider money the statement never showed
+  amount_mismatch = 3,  // both know the payment, with different amounts
+  suspense = 4,         // the payment core parked money in suspense (opened by the core)
+};
+enum class case_status : uint8_t { open = 1, resolved = 2 };
+
+std::string_view name(case_kind k);
+std::string_view name(case_status s);
+
+constexpr size_t provider_bytes = 16; // a provider name, zero-padded (payments::provider_name_bytes)
+
+// One reconciliation case (144 bytes).
+struct recon_case {
+  uint64_t id = 0;                 // assigned by recon_store::write, increasing from 1
+  uint64_t opened_ns = 0;
+  uint64_t resolved_ns = 0;        // 0 while open
+  uint64_t statement_sequence = 0; // the statement line it comes from; 0 for none
+  u128 payment_id = 0;             // the provider payment id (payments::payment_id)
+  u128 row_id = 0;                 // the payment row; 0 when kassa has none
+  u128 trace_id = 0;
+  u128 internal_amount = 0;        // what kassa recorded
+  u128 provider_amount = 0;        // what the provider reported
+  uint32_t ledger = 0;
+  uint8_t kind = 0;                // case_kind
+  uint8_t status = 0;              // case_status
+  uint16_t reserved = 0;
+  char provider[provider_bytes] = {};
+  uint64_t reserved2 = 0;
+};
+static_assert(sizeof(recon_case) == 144);
+
+// A statement line kept until its payment row is final or its grace runs out (80 bytes).
+struct recon_pending {
+  char provider[provider_bytes] = {};
+  uint64_t sequence = 0;      // in the provider's statement
+  uint64_t first_seen_ns = 0; // when reconciliation first read it
+  u128 payment_id = 0;
+  u128 amount = 0;
+  uint32_t ledger = 0;
+  uint8_t kind = 0;           // the channel's call_kind
+  uint8_t status = 0;         // the channel's call_status
+  uint16_t reserved = 0;
+  uint64_t reserved2 = 0;
+};
+static_assert(sizeof(recon_pending) == 80);
+
+// What a statement line (or a missing_provider check) found out about a payment id.
+constexpr uint8_t seen_matched = 0;            // the statement showed it and it matched
+constexpr uint8_t seen_only_missing_case = 0x80; // not in a statement yet; a missing_provider case is open
+// other values: the case_kind the statement line opened
+
+// One write transaction's worth of changes.
+struct recon_batch {
+  // Added; `id` and, when 0, `status` (open) are written back. A case equal to one already
+  // stored (same kind, provider, row, payment id, statement sequence and amounts) is skipped
+  // and keeps id 0: opening a case twice is harmless.
+  std::vector<recon_case> cases;
+  std::vector<std::pair<uint64_t, uint64_t>> resolve; // (case id, resolved_ns); unknown or resolved: skipped
+  std::vector<std::pair<u128, uint8_t>> seen;         // payment id -> seen_* / case_kind
+  std::vector<recon_pending> pending_add;
+  std::vector<recon_pending> pending_remove;          // by provider and sequence
+  std::vector<std::pair<std::string, uint64_t>> cursors; // provider -> last statement sequence read
+  uint64_t matched = 0;                               // statement lines matched, added to the count
+  bool empty() const {
+    return cases.empty() && resolve.empty() && seen.empty() && pending_add.empty() && pending_remove.empty() &&
+           cursors.empty() && matched == 0;
+  }
+};
+
+struct recon_counters {
+  uint64_t matched = 0;     // statement lines matched, ever
+  uint64_t cases_open = 0;
+  uint64_t cases_total = 0; // the last case id
+};
+
+class recon_store {
+public:
+  static std::unique_ptr<recon_store> open(const std::string& path, enum durability durability,
+                                           uint64_t map_size_bytes, error& err);
+  // Opens an existing store for reading only (MDB_RDONLY), also while kassad writes it.
+  static std::unique_ptr<recon_store> open_read_only(const std::string& path, error& err);
+  ~recon_store();
+  recon_store(const recon_store&) = delete;
+  recon_store& operator=(const recon_store&) = delete;
+
+  // One write transaction (one fsync with durability fsync). ok means durable. One writer.
+  error write(recon_batch& batch);
+
+  // Each its own read transaction.
+  error load_cases(bool open_only, std::vector<recon_case>& out) const; // by id
+  error get_case(uint64_t id, recon_case& out, bool& found) const;
+  error load_cursors(std::map<std::string, uint64_t>& out) const;
+  error load_pending(std::vector<recon_pending>& out) const;
+  // For each payment id what is known of it (seen_* or the case_kind a statement line opened),
+  // or -1 when neither a statement showed it nor a missing_provider case covers it.
+  error seen(const std::vector<u128>& payment_ids, std::vector<int>& out) const;
+  error read_counters(recon_counters& out) const;
+
+private:
+  recon_store() = default;
+  static std::unique_ptr<recon_store> open_env(const std::string& path, bool read_only,
+                                               enum durability durability, uint64_t map_size_bytes,
+                                               error& err);
+  MDB_env* env_ = nullptr;
+  unsigned dbi_cases_ = 0, dbi_case_keys_ = 0, dbi_seen_ = 0, dbi_pending_ = 0, dbi_cursors_ = 0, dbi_meta_ = 0;
+};
+
+} // namespace kassa::ledger::store

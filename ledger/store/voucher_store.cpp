@@ -1,0 +1,263 @@
+#include "ledger/store/voucher_store.hpp"
+
+#include <lmdb.h>
+
+#include <cstring>
+#include <filesystem>
+#include <system_error>
+
+#include "ledger/assert.hpp"
+#include "ledger/store/layout.hpp"
+#include "ledger/store/lmdb_util.hpp"
+
+namespace kassa::ledger::store {
+
+namespace {
+
+using namespace lmdb_util;
+
+// Bumped on any incompatible change of the tables below; open() refuses any other version.
+constexpr uint64_t voucher_format_version = 1;
+
+constexpr const char* dbi_vouchers = "vouchers"; // journal sequence (8 B BE) -> voucher
+constexpr const char* dbi_totals = "totals";     // account (2 B BE), ledger (4 B BE) -> totals_value
+constexpr const char* dbi_meta = "meta";         // ASCII name -> u64 LE
+constexpr const char* meta_format_version = "format_version";
+constexpr const char* meta_cursor = "cursor";     // the last journal sequence accounted for
+constexpr const char* meta_vouchers = "vouchers"; // vouchers written
+
+struct totals_value {
+  u128 debits, credits;
+};
+static_assert(sizeof(totals_value) == 32);
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "vouchers are the host's little-endian bytes");
+
+struct totals_key {
+  uint8_t bytes[6];
+  totals_key(uint16_t account, uint32_t ledger) {
+    bytes[0] = uint8_t(account >> 8), bytes[1] = uint8_t(account);
+    for (int i = 0; i < 4; ++i) bytes[2 + i] = uint8_t(ledger >> (24 - 8 * i));
+  }
+};
+
+std::string path_of(MDB_env* env) {
+  const char* p = nullptr;
+  return env && mdb_env_get_path(env, &p) == 0 && p ? std::string(p) : std::string("(unknown)");
+}
+
+error lmdb_error(int rc, const std::string& what, MDB_env* env) {
+  const std::string where = what + " in the accounting store " + path_of(env) + ": " + mdb_strerror(rc);
+  return from_rc(rc, where,
+                 "the accounting store is full (" + where + "): raise its map size and restart",
+                 "the accounting store is damaged; move DIR/accounting away and restart kassad, which "
+                 "derives the vouchers again from the payments journal");
+}
+
+struct read_txn {
+  txn_guard g;
+  int rc = 0;
+  explicit read_txn(MDB_env* env) { rc = mdb_txn_begin(env, nullptr, MDB_RDONLY, &g.txn); }
+};
+
+} // namespace
+
+std::unique_ptr<voucher_store> voucher_store::open(const std::string& path, enum durability durability,
+                                                   uint64_t map_size_bytes, error& err) {
+  return open_env(path, false, durability, map_size_bytes, err);
+}
+
+std::unique_ptr<voucher_store> voucher_store::open_read_only(const std::string& path, error& err) {
+  return open_env(path, true, durability::none, 0, err);
+}
+
+std::unique_ptr<voucher_store> voucher_store::open_env(const std::string& path, bool read_only,
+                                                       enum durability durability, uint64_t map_size_bytes,
+                                                       error& err) {
+  err = {};
+  std::error_code ec;
+  if (read_only) {
+    if (!std::filesystem::exists(std::filesystem::path(path) / "data.mdb", ec)) {
+      err = make_error(errc::io, "no accounting store in " + path + " (expected data.mdb): is accounting enabled?");
+      return nullptr;
+    }
+  } else {
+    if (path.empty()) {
+      err = make_error(errc::invalid_argument, "accounting store path is empty: set the data dir");
+      return nullptr;
+    }
+    std::filesystem::create_directories(path, ec);
+    if (ec) {
+      err = make_error(errc::io, "cannot create the accounting store directory " + path + ": " + ec.message() +
+                                     ": check the path and permissions");
+      return nullptr;
+    }
+  }
+  std::unique_ptr<voucher_store> s(new voucher_store());
+  int rc = mdb_env_create(&s->env_);
+  if (rc != 0) {
+    s->env_ = nullptr;
+    err = make_error(errc::io, "mdb_env_create for " + path + ": " + mdb_strerror(rc));
+    return nullptr;
+  }
+  // MDB_NOTLS: CAF moves actors (and so their transactions' threads) around.
+  unsigned flags = MDB_NOTLS;
+  if (read_only) flags |= MDB_RDONLY;
+  if (durability == durability::none) flags |= MDB_NOSYNC;
+  if ((rc = mdb_env_set_maxdbs(s->env_, 3)) != 0 ||
+      (!read_only && (rc = mdb_env_set_mapsize(s->env_, map_size_bytes)) != 0) ||
+      (rc = mdb_env_open(s->env_, path.c_str(), flags, 0640)) != 0) {
+    err = lmdb_error(rc, "opening the LMDB environment", s->env_);
+    return nullptr;
+  }
+  txn_guard txn;
+  if ((rc = mdb_txn_begin(s->env_, nullptr, read_only ? MDB_RDONLY : 0, &txn.txn)) != 0) {
+    err = lmdb_error(rc, "beginning the open transaction", s->env_);
+    return nullptr;
+  }
+  const unsigned create = read_only ? 0 : MDB_CREATE;
+  MDB_dbi vouchers, totals, meta;
+  if ((rc = mdb_dbi_open(txn.txn, dbi_vouchers, create, &vouchers)) != 0 ||
+      (rc = mdb_dbi_open(txn.txn, dbi_totals, create, &totals)) != 0 ||
+      (rc = mdb_dbi_open(txn.txn, dbi_meta, create, &meta)) != 0) {
+    err = lmdb_error(rc, "opening the tables", s->env_);
+    return nullptr;
+  }
+  uint64_t version = 0;
+  bool found = false;
+  if ((rc = get_u64(txn.txn, meta, meta_format_version, version, found)) != 0) {
+    err = lmdb_error(rc, "reading meta.format_version", s->env_);
+    return nullptr;
+  }
+  if (!found && !read_only) {
+    if ((rc = put_u64(txn.txn, meta, meta_format_version, voucher_format_version)) != 0 ||
+        (rc = put_u64(txn.txn, meta, meta_cursor, 0)) != 0 || (rc = put_u64(txn.txn, meta, meta_vouchers, 0)) != 0) {
+      err = lmdb_error(rc, "initialising meta", s->env_);
+      return nullptr;
+    }
+  } else if (version != voucher_format_version) {
+    err = make_error(errc::version_mismatch, "accounting store " + path + " has format version " +
+                                                 std::to_string(version) + ", this kassa reads version " +
+                                                 std::to_string(voucher_format_version));
+    return nullptr;
+  }
+  if ((rc = get_u64(txn.txn, meta, meta_cursor, s->cursor_, found)) != 0 ||
+      (rc = get_u64(txn.txn, meta, meta_vouchers, s->vouchers_, found)) != 0) {
+    err = lmdb_error(rc, "reading meta", s->env_);
+    return nullptr;
+  }
+  if ((rc = txn.commit()) != 0) {
+    err = lmdb_error(rc, "committing the open transaction", s->env_);
+    return nullptr;
+  }
+  s->dbi_vouchers_ = vouchers, s->dbi_totals_ = totals, s->dbi_meta_ = meta;
+  return s;
+}
+
+voucher_store::~voucher_store() {
+  if (env_) mdb_env_close(env_);
+}
+
+error voucher_store::write(const std::vector<voucher>& vouchers, uint64_t cursor_before, uint64_t cursor_after) {
+  KASSA_ASSERT(cursor_after >= cursor_before);
+  txn_guard txn;
+  int rc = mdb_txn_begin(env_, nullptr, 0, &txn.txn);
+  if (rc != 0) return lmdb_error(rc, "beginning a write", env_);
+  uint64_t cursor = 0, count = 0;
+  bool found = false;
+  if ((rc = get_u64(txn.txn, dbi_meta_, meta_cursor, cursor, found)) != 0 ||
+      (rc = get_u64(txn.txn, dbi_meta_, meta_vouchers, count, found)) != 0)
+    return lmdb_error(rc, "reading meta", env_);
+  if (cursor != cursor_before)
+    return make_error(errc::invalid_argument, "accounting store " + path_of(env_) + " is at journal entry " +
+                                                  std::to_string(cursor) + ", not " +
+                                                  std::to_string(cursor_before) +
+                                                  ": a second writer? nothing was written");
+  for (const voucher& v : vouchers) {
+    KASSA_ASSERT(v.journal_sequence > cursor_before && v.journal_sequence <= cursor_after);
+    uint8_t key[8];
+    layout::put_be64(key, v.journal_sequence);
+    MDB_val k = val_of_bytes(key, 8), val = val_of(v);
+    if ((rc = mdb_put(txn.txn, dbi_vouchers_, &k, &val, MDB_NOOVERWRITE)) != 0)
+      return lmdb_error(rc, "writing voucher " + std::to_string(v.journal_sequence), env_);
+    // The two legs: the debit's account, then the credit's.
+    for (int leg = 0; leg < 2; ++leg) {
+      totals_key tk(leg == 0 ? v.debit_account : v.credit_account, v.ledger);
+      MDB_val tkv = val_of_bytes(tk.bytes, sizeof tk.bytes), tv;
+      totals_value t{0, 0};
+      rc = mdb_get(txn.txn, dbi_totals_, &tkv, &tv);
+      if (rc == 0) {
+        if (tv.mv_size != sizeof t) return lmdb_error(MDB_CORRUPTED, "reading GL totals", env_);
+        std::memcpy(&t, tv.mv_data, sizeof t);
+      } else if (rc != MDB_NOTFOUND) {
+        return lmdb_error(rc, "reading GL totals", env_);
+      }
+      u128& side = leg == 0 ? t.debits : t.credits;
+      if (!add_checked(side, v.amount, side))
+        return make_error(errc::invalid_argument, "a GL total of account " + std::to_string(leg == 0 ? v.debit_account : v.credit_account) +
+                                                      " would pass 2^128 at journal entry " +
+                                                      std::to_string(v.journal_sequence) + ": nothing was written");
+      MDB_val nv = val_of(t);
+      if ((rc = mdb_put(txn.txn, dbi_totals_, &tkv, &nv, 0)) != 0) return lmdb_error(rc, "writing GL totals", env_);
+    }
+  }
+  count += vouchers.size();
+  if ((rc = put_u64(txn.txn, dbi_meta_, meta_cursor, cursor_after)) != 0 ||
+      (rc = put_u64(txn.txn, dbi_meta_, meta_vouchers, count)) != 0)
+    return lmdb_error(rc, "writing meta", env_);
+  if ((rc = txn.commit()) != 0) return lmdb_error(rc, "committing", env_);
+  cursor_ = cursor_after, vouchers_ = count;
+  return {};
+}
+
+error voucher_store::read_cursor(uint64_t& cursor, uint64_t& vouchers) const {
+  read_txn t(env_);
+  if (t.rc != 0) return lmdb_error(t.rc, "beginning a read", env_);
+  bool found = false;
+  int rc = get_u64(t.g.txn, dbi_meta_, meta_cursor, cursor, found);
+  if (rc == 0) rc = get_u64(t.g.txn, dbi_meta_, meta_vouchers, vouchers, found);
+  return rc == 0 ? error{} : lmdb_error(rc, "reading meta", env_);
+}
+
+error voucher_store::load_totals(std::vector<gl_total>& out) const {
+  read_txn t(env_);
+  if (t.rc != 0) return lmdb_error(t.rc, "beginning a read", env_);
+  cursor_guard c;
+  int rc = mdb_cursor_open(t.g.txn, dbi_totals_, &c.cursor);
+  if (rc != 0) return lmdb_error(rc, "opening a cursor", env_);
+  MDB_val k, v;
+  for (rc = mdb_cursor_get(c.cursor, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c.cursor, &k, &v, MDB_NEXT)) {
+    if (k.mv_size != 6 || v.mv_size != sizeof(totals_value)) return lmdb_error(MDB_CORRUPTED, "reading GL totals", env_);
+    const auto* b = static_cast<const uint8_t*>(k.mv_data);
+    totals_value tv;
+    std::memcpy(&tv, v.mv_data, sizeof tv);
+    gl_total g;
+    g.account = uint16_t(b[0] << 8 | b[1]);
+    g.ledger = uint32_t(b[2]) << 24 | uint32_t(b[3]) << 16 | uint32_t(b[4]) << 8 | b[5];
+    g.debits = tv.debits, g.credits = tv.credits;
+    out.push_back(g);
+  }
+  return rc == MDB_NOTFOUND ? error{} : lmdb_error(rc, "reading GL totals", env_);
+}
+
+error voucher_store::vouchers_after(uint64_t journal_sequence, uint32_t limit, std::vector<voucher>& out) const {
+  read_txn t(env_);
+  if (t.rc != 0) return lmdb_error(t.rc, "beginning a read", env_);
+  cursor_guard c;
+  int rc = mdb_cursor_open(t.g.txn, dbi_vouchers_, &c.cursor);
+  if (rc != 0) return lmdb_error(rc, "opening a cursor", env_);
+  if (journal_sequence == UINT64_MAX) return {};
+  uint8_t key[8];
+  layout::put_be64(key, journal_sequence + 1);
+  MDB_val k = val_of_bytes(key, 8), v;
+  uint32_t n = 0;
+  for (rc = mdb_cursor_get(c.cursor, &k, &v, MDB_SET_RANGE); rc == 0 && n < limit;
+       rc = mdb_cursor_get(c.cursor, &k, &v, MDB_NEXT), ++n) {
+    if (v.mv_size != sizeof(voucher)) return lmdb_error(MDB_CORRUPTED, "reading vouchers", env_);
+    voucher vo;
+    std::memcpy(&vo, v.mv_data, sizeof vo);
+    out.push_back(vo);
+  }
+  return rc == MDB_NOTFOUND || rc == 0 ? error{} : lmdb_error(rc, "reading vouchers", env_);
+}
+
+} // namespace kassa::ledger::store

@@ -1,0 +1,82 @@
+#pragma once
+// The general ledger derived from the payments journal: its own LMDB environment
+// (`<data_dir>/accounting/`) with one voucher per booking entry of the journal, the debit and
+// credit totals per (GL account, ledger) and the journal cursor up to which both are complete.
+// All three change in one transaction, so a crash never counts an entry twice or skips one.
+// One writer (the accounting actor's committer); any thread or process may read. See
+// docs/accounting.md.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ledger/store/error.hpp"
+#include "ledger/store/store.hpp"
+#include "ledger/u128.hpp"
+
+struct MDB_env;
+
+namespace kassa::ledger::store {
+
+// One voucher (112 bytes): a debit and a credit of `amount` derived from one journal entry.
+struct voucher {
+  uint64_t journal_sequence = 0; // the entry it comes from; also the voucher's id
+  uint64_t timestamp_ns = 0;     // the entry's
+  u128 trace_id = 0;
+  u128 business_id = 0;
+  u128 row_id = 0;
+  u128 amount = 0;
+  uint32_t ledger = 0;           // the payment row's ledger (currency); 0 when unknown
+  uint16_t debit_account = 0;    // payments::gl_account
+  uint16_t credit_account = 0;
+  uint16_t kind = 0;             // payments::kind of the entry
+  uint16_t reserved[3] = {};
+  char step[16] = {};
+};
+static_assert(sizeof(voucher) == 112);
+
+// The totals of one GL account in one ledger.
+struct gl_total {
+  uint16_t account = 0; // payments::gl_account
+  uint32_t ledger = 0;
+  u128 debits = 0;
+  u128 credits = 0;
+};
+
+class voucher_store {
+public:
+  // Opens (creating when missing) the store at `path`. Null and `err` set on failure.
+  static std::unique_ptr<voucher_store> open(const std::string& path, enum durability durability,
+                                             uint64_t map_size_bytes, error& err);
+  // Opens an existing store for reading only (MDB_RDONLY), also while kassad writes it.
+  static std::unique_ptr<voucher_store> open_read_only(const std::string& path, error& err);
+  ~voucher_store();
+  voucher_store(const voucher_store&) = delete;
+  voucher_store& operator=(const voucher_store&) = delete;
+
+  // One write transaction (one fsync with durability fsync): adds `vouchers` to the store and
+  // to the totals and moves the cursor from `cursor_before` to `cursor_after`. Refused
+  // (errc::invalid_argument, nothing written) unless the stored cursor is `cursor_before`, so a
+  // range of the journal is never counted twice. ok means durable. One thread at a time.
+  error write(const std::vector<voucher>& vouchers, uint64_t cursor_before, uint64_t cursor_after);
+
+  // As committed now (each its own read transaction).
+  error read_cursor(uint64_t& cursor, uint64_t& vouchers) const;
+  error load_totals(std::vector<gl_total>& out) const; // ordered by account, then ledger
+  error vouchers_after(uint64_t journal_sequence, uint32_t limit, std::vector<voucher>& out) const;
+
+  // As of open() or this process's last write.
+  uint64_t cursor() const { return cursor_; }
+  uint64_t vouchers() const { return vouchers_; }
+
+private:
+  voucher_store() = default;
+  static std::unique_ptr<voucher_store> open_env(const std::string& path, bool read_only,
+                                                 enum durability durability, uint64_t map_size_bytes,
+                                                 error& err);
+  MDB_env* env_ = nullptr;
+  unsigned dbi_vouchers_ = 0, dbi_totals_ = 0, dbi_meta_ = 0;
+  uint64_t cursor_ = 0, vouchers_ = 0;
+};
+
+} // namespace kassa::ledger::store
