@@ -2,10 +2,12 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <optional>
 #include <sstream>
 
+#include "ledger/payments/records.hpp"
 #include "ledger/result.hpp"
 #include "ledger/system_ids.hpp"
 #include "runtime/client/client.hpp"
@@ -57,6 +59,25 @@ const std::map<std::string, std::string>& usages() {
       {"balances",
        "usage: kassa balances ACCOUNT [--limit N] [--reversed] [--after TIMESTAMP] [--before TIMESTAMP]\n"
        "Prints the account's balance after each transfer; the account needs the history flag.\n"},
+      {"order",
+       "usage: kassa order create   --key KEY --order ID --account MERCHANT --amount N --ledger N\n"
+       "       kassa order pay      --key KEY --order ID --account PAYER --amount N\n"
+       "                            --source balance|provider [--provider NAME]\n"
+       "       kassa order topup    --key KEY --order ID --account ACCOUNT --amount N --ledger N\n"
+       "                            [--provider NAME]\n"
+       "       kassa order withdraw --key KEY --order ID --account ACCOUNT --amount N --ledger N\n"
+       "                            [--provider NAME]\n"
+       "       kassa order refund   --key KEY --order ID --amount N\n"
+       "       kassa order transfer --key KEY --order ID --from ACCOUNT --to ACCOUNT --amount N\n"
+       "                            --ledger N\n"
+       "       kassa order show ID [ID...]\n"
+       "All but show send one payment command (submit_payments) and print its reply: the result,\n"
+       "the order's state, the order id, the amount moved and the fee. --key is the command's\n"
+       "idempotency key: repeating the command with the same key reports `exists` and the state\n"
+       "now. `in_progress` means accepted but not finished: `kassa order show ID` tells later.\n"
+       "pay and refund act on an order (--order); the others create the order --order names.\n"
+       "--provider picks a provider by name instead of the routing rules; --user-data-64 N is\n"
+       "kept with the order. show prints orders; exit 1 when any id is not found.\n"},
   };
   return u;
 }
@@ -264,6 +285,44 @@ std::string balance_json(const account_balance& b) {
          ",\"credits_posted\":" + q128(b.credits_posted) + "}";
 }
 
+std::string provider_text(const char (&name)[payments::provider_name_bytes]) {
+  const size_t n = strnlen(name, payments::provider_name_bytes);
+  return n == 0 ? "-" : std::string(name, n);
+}
+
+std::string order_text(const payments::order& o) {
+  using namespace payments;
+  std::string s = "order " + s128(o.id) + "  kind " + std::string(name(kind(o.kind))) + "  state " +
+                  std::string(name(order_state(o.state))) + "  ledger " + std::to_string(o.ledger) +
+                  "  account " + id128(o.account_id);
+  if (o.counterparty_id != 0) s += " -> " + id128(o.counterparty_id);
+  s += "  amount " + s128(o.amount) + "\n  captured " + s128(o.amount_captured) + "  refunded " +
+       s128(o.amount_refunded) + "  refund_pending " + s128(o.amount_refund_pending) + "  fee " + s128(o.fee) +
+       "  provider " + provider_text(o.provider) + "  provider_amount " + s128(o.provider_amount) +
+       "\n  result " + std::string(name(payment_result(o.result))) + "  items " + std::to_string(o.items) +
+       "  key " + s128(o.key) + "  parent " + s128(o.parent_id) + "  sequence " + std::to_string(o.sequence) +
+       "  user_data_64 " + std::to_string(o.user_data_64) + "  created_ns " + std::to_string(o.created_ns) +
+       "  updated_ns " + std::to_string(o.updated_ns) + "\n";
+  return s;
+}
+
+std::string order_json(const payments::order& o) {
+  using namespace payments;
+  return "{\"id\":" + q128(o.id) + ",\"kind\":\"" + std::string(name(kind(o.kind))) + "\",\"state\":\"" +
+         std::string(name(order_state(o.state))) + "\",\"ledger\":" + std::to_string(o.ledger) +
+         ",\"account_id\":" + q128(o.account_id) + ",\"counterparty_id\":" + q128(o.counterparty_id) +
+         ",\"amount\":" + q128(o.amount) + ",\"amount_captured\":" + q128(o.amount_captured) +
+         ",\"amount_refunded\":" + q128(o.amount_refunded) +
+         ",\"amount_refund_pending\":" + q128(o.amount_refund_pending) + ",\"fee\":" + q128(o.fee) +
+         ",\"provider\":\"" + (provider_text(o.provider) == "-" ? "" : provider_text(o.provider)) +
+         "\",\"provider_amount\":" + q128(o.provider_amount) + ",\"result\":\"" +
+         std::string(name(payment_result(o.result))) + "\",\"items\":" + std::to_string(o.items) +
+         ",\"key\":" + q128(o.key) + ",\"parent_id\":" + q128(o.parent_id) +
+         ",\"trace_id\":" + q128(o.trace_id) + ",\"sequence\":" + std::to_string(o.sequence) +
+         ",\"user_data_64\":" + std::to_string(o.user_data_64) + ",\"created_ns\":" +
+         std::to_string(o.created_ns) + ",\"updated_ns\":" + std::to_string(o.updated_ns) + "}";
+}
+
 struct session {
   client::blocking_client c;
   explicit session(const client::options& o) : c(o) {}
@@ -321,7 +380,76 @@ wire::filter filter_of(const args_t& a, bool balances) {
   return f;
 }
 
+// `kassa order <what> ...`: one payment command, or `show` of orders.
+int run_order(const args_t& a, session& s, bool json) {
+  using namespace payments;
+  if (a.positional.empty()) throw usage_error("give what to do: create, pay, topup, withdraw, refund, transfer or show");
+  const std::string what = a.positional[0];
+  if (what == "show") {
+    if (a.positional.size() < 2) throw usage_error("give at least one order id");
+    std::vector<u128> ids;
+    for (size_t i = 1; i < a.positional.size(); ++i) ids.push_back(number("an order id", a.positional[i]));
+    const auto orders = s.c.lookup_orders(ids);
+    for (const auto& o : orders) std::printf("%s", json ? (order_json(o) + "\n").c_str() : order_text(o).c_str());
+    if (orders.size() < ids.size()) {
+      std::fprintf(stderr, "kassa: %zu of %zu order ids not found\n", ids.size() - orders.size(), ids.size());
+      return exit_refused;
+    }
+    return exit_ok;
+  }
+  if (a.positional.size() != 1) throw usage_error("unexpected argument '" + a.positional[1] + "'");
+  static const std::map<std::string, kind> kinds{
+      {"create", kind::create_order}, {"pay", kind::pay},       {"topup", kind::topup},
+      {"withdraw", kind::withdrawal}, {"refund", kind::refund}, {"transfer", kind::transfer}};
+  const auto k = kinds.find(what);
+  if (k == kinds.end()) throw usage_error("unknown order command '" + what + "'");
+  payment_command c{};
+  c.kind = uint16_t(k->second);
+  c.key = required_number(a, "key");
+  c.order_id = required_number(a, "order");
+  c.amount = required_number(a, "amount");
+  c.user_data_64 = optional_small<uint64_t>(a, "user-data-64", 0);
+  if (k->second == kind::transfer) {
+    c.account_id = required_number(a, "from");
+    c.counterparty_id = required_number(a, "to");
+  } else if (k->second != kind::refund) {
+    c.account_id = required_number(a, "account");
+  }
+  if (k->second != kind::pay && k->second != kind::refund) c.ledger = required_small<uint32_t>(a, "ledger");
+  if (k->second == kind::pay) {
+    const auto src = a.get("source");
+    if (!src || (*src != "balance" && *src != "provider")) throw usage_error("--source must be balance or provider");
+    c.source = uint16_t(*src == "balance" ? source::balance : source::provider);
+  }
+  if (auto p = a.get("provider")) {
+    const bool takes_provider = k->second == kind::topup || k->second == kind::withdrawal ||
+                                (k->second == kind::pay && c.source == uint16_t(source::provider));
+    if (!takes_provider) throw usage_error("--provider is only for topup, withdraw and pay --source provider");
+    if (p->empty() || p->size() > provider_name_bytes) {
+      throw usage_error("--provider must be 1 to " + std::to_string(provider_name_bytes) + " characters");
+    }
+    std::memcpy(c.provider, p->data(), p->size());
+  }
+  const auto replies = s.c.submit_payments({c});
+  if (replies.size() != 1) throw client::error(client::error_kind::protocol, wire::status::ok, "not one reply to one command");
+  const payment_reply& r = replies[0];
+  const auto result = payment_result(r.result);
+  const bool success = result == payment_result::ok || result == payment_result::in_progress ||
+                       result == payment_result::exists;
+  const std::string result_name(name(result)), state_name(name(order_state(r.state)));
+  if (json) {
+    std::printf("{\"order\":%s,\"result\":\"%s\",\"state\":\"%s\",\"amount\":%s,\"fee\":%s,\"ok\":%s}\n",
+                q128(r.order_id).c_str(), result_name.c_str(), state_name.c_str(), q128(r.amount).c_str(),
+                q128(r.fee).c_str(), success ? "true" : "false");
+  } else {
+    std::printf("order %s: %s  state %s  amount %s  fee %s\n", s128(r.order_id).c_str(), result_name.c_str(),
+                state_name.c_str(), s128(r.amount).c_str(), s128(r.fee).c_str());
+  }
+  return success ? exit_ok : exit_refused;
+}
+
 int dispatch(const std::string& cmd, const args_t& a, session& s, bool json) {
+  if (cmd == "order") return run_order(a, s, json);
   if (cmd == "create-account") {
     account acc{};
     acc.id = required_number(a, "id");
@@ -430,6 +558,10 @@ int run_client_command(const std::string& cmd, const std::vector<std::string>& r
       case client::error_kind::status:
         std::fprintf(stderr, "kassa: kassad refused the request: %s (%s)\n", std::string(wire::name(e.status)).c_str(), e.what());
         if (e.status == wire::status::filter_invalid) return exit_usage;
+        if (e.status == wire::status::payments_disabled) {
+          std::fprintf(stderr, "kassa: the payment core is off in this kassad (payments.enabled: false in its "
+                               "configuration)\n");
+        }
         return exit_request;
       case client::error_kind::timeout:
         std::fprintf(stderr, "kassa: no answer in time; the outcome is unknown: run the same command "

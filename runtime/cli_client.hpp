@@ -1,6 +1,6 @@
 #pragma once
 // The client commands of the kassa CLI (create-account, transfer, post, void, lookups,
-// history, balances): argument parsing, one request through the client library, and human
+// history, balances, order): argument parsing, one request through the client library, and human
 // or JSON output. Exit statuses are documented in docs/cli.md.
 #include <string>
 #include <vector>

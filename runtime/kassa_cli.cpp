@@ -36,6 +36,7 @@ const char* usage_main =
     "  lookup-transfer   print transfers by id\n"
     "  history           the transfers of an account, oldest first, paged\n"
     "  balances          the balance history of an account with the history flag\n"
+    "  order             payments: create, pay, topup, withdraw, refund, transfer; show orders\n"
     "\n"
     "Operator commands:\n"
     "  verify --data DIR [--json]   check a stopped store: balances, totals, indexes\n"
@@ -44,7 +45,8 @@ const char* usage_main =
     "\n"
     "Exit status: 0 success; 1 the ledger refused an event, an id was not found, or verify\n"
     "found a problem; 2 bad usage; 3 kassad or the store cannot be reached; 4 kassad refused\n"
-    "the request as a whole (busy, shutting down, store unavailable) or did not answer in time.\n";
+    "the request as a whole (busy, shutting down, store unavailable, payments disabled) or did\n"
+    "not answer in time.\n";
 
 const char* usage_verify =
     "usage: kassa verify --data DIR [--json]\n"
