@@ -322,3 +322,45 @@ TEST_CASE("clients that vanish with requests in flight do not disturb kassad", "
   CHECK(c.create_transfers({make_transfer(7, 1, 2, 1)}).empty());
   CHECK(k.stop() == 0);
 }
+
+TEST_CASE("with the payment core off, payment requests are answered payments_disabled and the "
+          "connection carries on",
+          "[e2e]") {
+  kassad_instance k;
+  auto c = k.connect();
+  payments::payment_command topup{};
+  topup.key = 1;
+  topup.order_id = 9001;
+  topup.account_id = 7;
+  topup.amount = 5000;
+  topup.ledger = 840;
+  topup.kind = uint16_t(payments::kind::topup);
+  auto status_of = [](auto&& call) {
+    try {
+      call();
+    } catch (const client::error& e) {
+      CHECK(e.kind == client::error_kind::status);
+      return e.status;
+    }
+    FAIL("no client::error was thrown");
+    return wire::status::ok;
+  };
+  CHECK(status_of([&] { c.submit_payments({topup}); }) == wire::status::payments_disabled);
+  CHECK(status_of([&] { c.lookup_orders({9001}); }) == wire::status::payments_disabled);
+  REQUIRE(c.create_accounts({make_account(1)}).empty());
+  CHECK(c.lookup_accounts({1}).size() == 1);
+
+  std::string out;
+  const std::string addr = k.address();
+  CHECK(run({KASSA_CLI, "order", "topup", "--address", addr, "--key", "1", "--order", "9001", "--account", "7",
+             "--amount", "5000", "--ledger", "840"}, out) == 4);
+  CHECK(out.find("payments_disabled") != std::string::npos);
+  CHECK(out.find("payments.enabled: false") != std::string::npos);
+  CHECK(run({KASSA_CLI, "order", "show", "9001", "--address", addr}, out) == 4);
+  CHECK(run({KASSA_CLI, "order", "pay", "--address", addr, "--key", "1", "--order", "9001", "--account", "7",
+             "--amount", "1", "--source", "card"}, out) == 2);
+  CHECK(out.find("--source must be balance or provider") != std::string::npos);
+  CHECK(run({KASSA_CLI, "order", "frobnicate", "--address", addr}, out) == 2);
+  CHECK(run({KASSA_CLI, "order", "--help"}, out) == 0);
+  CHECK(out.find("kassa order show ID") != std::string::npos);
+}
