@@ -1,0 +1,53 @@
+#pragma once
+// The accounting actor: off the core link, it tails the payments journal from its durable
+// cursor and turns booking entries into general-ledger vouchers (ledger/payments/gl.hpp) in
+// its own store (`<data_dir>/accounting/`). It may lag or fail without slowing a payment: no
+// actor of the payment core ever waits for it, and it catches up when it can. See
+// docs/accounting.md.
+#include <caf/all.hpp>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "ledger/store/payments_store.hpp"
+#include "ledger/store/store.hpp"
+
+namespace kassa::actors {
+
+struct accounting_options {
+  std::shared_ptr<ledger::store::payments_store> payments; // read only: journal_after, get_row
+  std::string path;                                        // its own LMDB environment
+  ledger::store::durability durability = ledger::store::durability::fsync;
+  uint64_t map_size_bytes = uint64_t{1} << 30;
+  uint32_t interval_ms = 200;        // how often it reads the journal when it has caught up
+  uint32_t batch_events_max = 4096;  // journal entries per transaction of its store
+};
+
+// Stops (true) or restarts (false) the tailing; what was committed stays.
+struct accounting_pause {
+  bool paused = false;
+};
+// Fault injection: while `failing`, every write of its store fails as a full disk would; it
+// retries each interval and never moves its cursor on a failure.
+struct accounting_fail {
+  bool failing = false;
+};
+struct accounting_status_request {};
+struct accounting_status {
+  uint64_t cursor = 0;       // the last journal entry accounted for (durable)
+  uint64_t journal_last = 0; // the journal's last entry now: journal_last - cursor is the lag
+  uint64_t vouchers = 0;     // written, ever
+  std::string last_error;    // of the last failed read or write; empty after a success
+  bool paused = false;
+};
+
+// Opens the store at opts.path and spawns the actor; a null handle and `err` set when the
+// store cannot be opened.
+caf::actor spawn_accounting(caf::actor_system& sys, accounting_options opts, ledger::store::error& err);
+
+} // namespace kassa::actors
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::accounting_pause)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::accounting_fail)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::accounting_status_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::accounting_status)

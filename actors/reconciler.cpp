@@ -1,0 +1,514 @@
+#include "actors/reconciler.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <optional>
+#include <set>
+#include <utility>
+
+#include "actors/channel.hpp"
+#include "ledger/assert.hpp"
+#include "ledger/payments/gl.hpp"
+#include "ledger/payments/ids.hpp"
+#include "ledger/payments/records.hpp"
+
+namespace kassa::actors {
+
+namespace {
+
+namespace ks = ledger::store;
+namespace pay = ledger::payments;
+using ks::case_kind;
+using ks::recon_batch;
+using ks::recon_case;
+using ks::recon_pending;
+using ks::recon_store;
+
+struct recon_write {
+  recon_batch batch;
+};
+struct recon_written {
+  ks::error error;
+  recon_batch batch; // with the ids of the cases it added
+  ks::recon_counters counters;
+};
+
+} // namespace
+} // namespace kassa::actors
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::recon_write)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::recon_written)
+
+namespace kassa::actors {
+
+namespace {
+
+using tick_atom = caf::atom_constant<caf::atom("rec_tick")>;
+
+// Runs detached: a commit of the reconciliation store blocks on fsync.
+caf::behavior committer(caf::event_based_actor*, std::shared_ptr<recon_store> store) {
+  return {
+      [store](recon_write& w) -> recon_written {
+        recon_written done;
+        done.error = store->write(w.batch);
+        if (done.error.ok()) done.error = store->read_counters(done.counters);
+        done.batch = std::move(w.batch);
+        return done;
+      },
+  };
+}
+
+struct provider_state {
+  std::string name;
+  caf::actor channel;
+  uint64_t cursor = 0;
+  std::vector<recon_pending> pending;        // lines waiting for a final payment row
+  std::optional<statement_reply> reply;      // of this round's request
+  std::string last_error;
+};
+
+struct reconciler_state {
+  reconciler_options opts;
+  std::shared_ptr<recon_store> store; // reads here; writes go through the committer
+  caf::actor committer;
+  std::vector<provider_state> providers;
+  // Rows that may still need a statement line: the unmatched-row index (docs/accounting.md).
+  std::set<u128> candidates;
+  uint64_t journal_cursor = 0; // the payments journal read into `candidates` up to here
+  bool rescan = true;          // rebuild `candidates` from every row (at start, after a failure)
+  bool round_running = false;
+  size_t replies_outstanding = 0;
+  uint64_t rounds = 0;
+  ks::recon_counters counters;
+  std::string last_error;
+};
+
+using reconciler_actor = caf::stateful_actor<reconciler_state>;
+
+uint64_t now_ns(const reconciler_state& st) {
+  if (st.opts.clock_ns) return st.opts.clock_ns();
+  return uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count());
+}
+
+bool is_final(uint16_t state) {
+  using s = pay::order_state;
+  switch (static_cast<s>(state)) {
+    case s::completed:
+    case s::failed:
+    case s::partially_paid:
+    case s::partially_refunded:
+    case s::refunded:
+    case s::in_review: return true;
+    default: return false;
+  }
+}
+
+void copy_name(char (&out)[ks::provider_bytes], const std::string& name) {
+  std::memset(out, 0, sizeof out);
+  std::memcpy(out, name.data(), std::min(name.size(), sizeof out));
+}
+
+std::string name_of(const char (&field)[ks::provider_bytes]) {
+  return std::string(field, strnlen(field, sizeof field));
+}
+
+// What a round decided so far: the batch to commit and what it knows of payment ids that the
+// store does not know yet.
+struct round_work {
+  recon_batch batch;
+  std::map<u128, uint8_t> seen; // payment id -> seen_* / case_kind, this round
+  uint64_t now = 0;
+};
+
+enum class verdict { pending, matched, opened, failed };
+
+// Matches one statement line of `provider` against the payments store.
+verdict match_line(reconciler_state& st, const std::string& provider, const recon_pending& line, round_work& w) {
+  const uint64_t grace_ns = uint64_t(st.opts.grace_ms) * 1000000u;
+  recon_case c;
+  c.opened_ns = w.now;
+  c.statement_sequence = line.sequence;
+  c.payment_id = line.payment_id;
+  c.provider_amount = line.amount;
+  c.ledger = line.ledger;
+  copy_name(c.provider, provider);
+  auto open = [&](case_kind k) {
+    c.kind = static_cast<uint8_t>(k);
+    w.batch.cases.push_back(c);
+    w.seen[line.payment_id] = static_cast<uint8_t>(k);
+    return verdict::opened;
+  };
+
+  // A second line for a payment id the statements showed already: money moved twice.
+  int known = -1;
+  if (auto it = w.seen.find(line.payment_id); it != w.seen.end()) {
+    known = it->second;
+  } else {
+    std::vector<int> values;
+    if (auto err = st.store->seen({line.payment_id}, values); !err.ok()) {
+      st.last_error = err.message;
+      return verdict::failed;
+    }
+    known = values[0];
+  }
+  if (known >= 0 && known != ks::seen_only_missing_case) return open(case_kind::missing_internal);
+
+  if (!pay::is_payment_id(line.payment_id)) return open(case_kind::missing_internal);
+  pay::order row;
+  bool found = false;
+  if (auto err = st.opts.payments->find_sequence(pay::payment_sequence(line.payment_id), row, found); !err.ok()) {
+    st.last_error = err.message;
+    return verdict::failed;
+  }
+  if (!found) return open(case_kind::missing_internal);
+  c.row_id = row.id;
+  c.trace_id = row.trace_id;
+  if (row.ledger != 0) c.ledger = row.ledger;
+  if (!is_final(row.state)) {
+    if (w.now - std::min(w.now, line.first_seen_ns) < grace_ns) return verdict::pending;
+    c.internal_amount = row.provider_amount;
+    return open(case_kind::missing_internal);
+  }
+  u128 internal = 0;
+  if (pay::payment_role(line.payment_id) == pay::call_role::main) {
+    internal = row.provider_amount;
+  } else {
+    std::vector<ks::journal_entry> entries;
+    if (auto err = st.opts.payments->journal_by_row(row.id, entries); !err.ok()) {
+      st.last_error = err.message;
+      return verdict::failed;
+    }
+    for (const ks::journal_entry& e : entries)
+      if (pay::step_is(e.step, "compensated") && !add_checked(internal, e.amount, internal)) internal = u128_max;
+  }
+  c.internal_amount = internal;
+  if (internal == 0) return open(case_kind::missing_internal);
+  if (internal != line.amount) return open(case_kind::amount_mismatch);
+  w.seen[line.payment_id] = ks::seen_matched;
+  ++w.batch.matched;
+  return verdict::matched;
+}
+
+// Brings the unmatched-row index forward: every row the journal names since the last round
+// (or every row, after a restart) is a candidate until a statement shows it or a case covers it.
+bool refresh_candidates(reconciler_state& st) {
+  if (st.rescan) {
+    uint64_t journal_last = 0;
+    // The journal's end first: rows changed while scanning come in again through the journal.
+    ks::error err = st.opts.payments->read_journal_last(journal_last);
+    std::set<u128> rows;
+    if (err.ok())
+      err = st.opts.payments->scan_rows([&](const pay::order& row) {
+        if (row.provider[0] != 0) rows.insert(row.id);
+        return true;
+      });
+    if (!err.ok()) {
+      st.last_error = err.message;
+      return false;
+    }
+    st.candidates = std::move(rows);
+    st.journal_cursor = journal_last;
+    st.rescan = false;
+    return true;
+  }
+  std::vector<ks::journal_entry> entries;
+  if (auto err = st.opts.payments->journal_after(st.journal_cursor, st.opts.journal_entries_max, entries); !err.ok()) {
+    st.last_error = err.message;
+    return false;
+  }
+  for (const ks::journal_entry& e : entries)
+    if (e.row_id != 0) st.candidates.insert(e.row_id);
+  if (!entries.empty()) st.journal_cursor = entries.back().sequence;
+  return true;
+}
+
+// Opens missing_provider cases for final rows whose provider money no statement showed within
+// the grace period; drops rows from the index that need nothing more.
+bool check_missing_provider(reconciler_state& st, round_work& w) {
+  const uint64_t grace_ns = uint64_t(st.opts.grace_ms) * 1000000u;
+  std::vector<pay::order> rows;
+  std::vector<u128> drop;
+  for (const u128& id : st.candidates) {
+    pay::order row;
+    bool found = false;
+    if (auto err = st.opts.payments->get_row(id, row, found); !err.ok()) {
+      st.last_error = err.message;
+      return false;
+    }
+    if (!found || row.provider[0] == 0 || row.sequence == 0) {
+      drop.push_back(id);
+      continue;
+    }
+    if (!is_final(row.state)) continue;
+    if (row.provider_amount == 0) {
+      drop.push_back(id); // nothing moved; a later change comes back through the journal
+      continue;
+    }
+    rows.push_back(row);
+  }
+  std::vector<u128> pids;
+  for (const pay::order& row : rows) pids.push_back(pay::payment_id(row.sequence));
+  std::vector<int> known;
+  if (auto err = st.store->seen(pids, known); !err.ok()) {
+    st.last_error = err.message;
+    return false;
+  }
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const pay::order& row = rows[i];
+    if (known[i] >= 0 || w.seen.count(pids[i]) != 0) {
+      drop.push_back(row.id);
+      continue;
+    }
+    if (w.now - std::min(w.now, row.updated_ns) < grace_ns) continue;
+    recon_case c;
+    c.kind = static_cast<uint8_t>(case_kind::missing_provider);
+    c.opened_ns = w.now;
+    c.payment_id = pids[i];
+    c.row_id = row.id;
+    c.trace_id = row.trace_id;
+    c.internal_amount = row.provider_amount;
+    c.ledger = row.ledger;
+    std::memcpy(c.provider, row.provider, sizeof c.provider);
+    w.batch.cases.push_back(c);
+    w.batch.seen.emplace_back(pids[i], ks::seen_only_missing_case);
+    drop.push_back(row.id);
+  }
+  for (const u128& id : drop) st.candidates.erase(id);
+  return true;
+}
+
+void finish_round(reconciler_actor* self) {
+  auto& st = self->state;
+  round_work w;
+  w.now = now_ns(st);
+  bool ok = true;
+  // What the providers' state becomes once the batch is durable.
+  std::vector<std::vector<recon_pending>> pending_next(st.providers.size());
+  std::vector<uint64_t> cursor_next(st.providers.size());
+  for (size_t i = 0; ok && i < st.providers.size(); ++i) {
+    provider_state& p = st.providers[i];
+    cursor_next[i] = p.cursor;
+    // Lines from earlier rounds first: their rows may have become final.
+    for (const recon_pending& line : p.pending) {
+      const verdict v = match_line(st, p.name, line, w);
+      if (v == verdict::failed) ok = false;
+      if (v == verdict::pending) pending_next[i].push_back(line);
+      else w.batch.pending_remove.push_back(line);
+    }
+    if (!ok || !p.reply || !p.reply->ok) continue;
+    std::vector<statement_entry> entries = std::move(p.reply->entries);
+    std::sort(entries.begin(), entries.end(),
+              [](const statement_entry& a, const statement_entry& b) { return a.sequence < b.sequence; });
+    for (const statement_entry& e : entries) {
+      if (e.sequence <= cursor_next[i]) continue; // a provider that repeats itself
+      recon_pending line;
+      copy_name(line.provider, p.name);
+      line.sequence = e.sequence;
+      line.first_seen_ns = w.now;
+      line.payment_id = e.payment_id;
+      line.amount = e.amount;
+      line.ledger = e.ledger;
+      line.kind = static_cast<uint8_t>(e.kind);
+      line.status = static_cast<uint8_t>(e.status);
+      const verdict v = match_line(st, p.name, line, w);
+      if (v == verdict::failed) {
+        ok = false;
+        break;
+      }
+      if (v == verdict::pending) {
+        pending_next[i].push_back(line);
+        w.batch.pending_add.push_back(line);
+      }
+      cursor_next[i] = e.sequence;
+    }
+    if (cursor_next[i] != p.cursor) w.batch.cursors.emplace_back(p.name, cursor_next[i]);
+  }
+  for (const auto& [pid, what] : w.seen) w.batch.seen.emplace_back(pid, what);
+  if (ok) ok = refresh_candidates(st) && check_missing_provider(st, w);
+  for (provider_state& p : st.providers) p.reply.reset();
+  if (!ok) {
+    st.rescan = true; // the index may have lost rows this round decided nothing about
+    st.round_running = false;
+    return;
+  }
+  if (w.batch.empty()) {
+    st.last_error.clear();
+    st.round_running = false;
+    ++st.rounds;
+    return;
+  }
+  self->request(st.committer, caf::infinite, recon_write{std::move(w.batch)})
+      .then(
+          [self, pending_next = std::move(pending_next), cursor_next](recon_written& done) mutable {
+            auto& st = self->state;
+            st.round_running = false;
+            if (!done.error.ok()) {
+              st.last_error = done.error.message;
+              st.rescan = true;
+              return; // cursors and pending lines stay: the next round reads the same lines
+            }
+            for (size_t i = 0; i < st.providers.size(); ++i) {
+              st.providers[i].cursor = cursor_next[i];
+              st.providers[i].pending = std::move(pending_next[i]);
+            }
+            st.counters = done.counters;
+            st.last_error.clear();
+            ++st.rounds;
+          },
+          [self](caf::error& e) {
+            self->state.round_running = false;
+            self->state.rescan = true;
+            self->state.last_error = "reconciliation committer failed: " + to_string(e);
+          });
+}
+
+void start_round(reconciler_actor* self) {
+  auto& st = self->state;
+  if (st.round_running) return;
+  st.round_running = true;
+  st.replies_outstanding = st.providers.size();
+  if (st.providers.empty()) return finish_round(self);
+  for (size_t i = 0; i < st.providers.size(); ++i) {
+    provider_state& p = st.providers[i];
+    auto answered = [self]() {
+      KASSA_ASSERT(self->state.replies_outstanding > 0);
+      if (--self->state.replies_outstanding == 0) finish_round(self);
+    };
+    self->request(p.channel, std::chrono::milliseconds(st.opts.statement_timeout_ms),
+                  statement_request{p.cursor, st.opts.statement_lines_max})
+        .then(
+            [self, i, answered](statement_reply& reply) {
+              provider_state& p = self->state.providers[i];
+              if (reply.ok) p.last_error.clear();
+              else p.last_error = "statement request failed: " + reply.detail;
+              p.reply = std::move(reply);
+              answered();
+            },
+            [self, i, answered](caf::error& e) {
+              self->state.providers[i].last_error = "statement request failed: " + to_string(e);
+              answered();
+            });
+  }
+}
+
+caf::behavior reconciler(reconciler_actor* self, reconciler_options opts, std::shared_ptr<recon_store> store,
+                         std::map<std::string, uint64_t> cursors, std::vector<recon_pending> pending,
+                         ks::recon_counters counters) {
+  auto& st = self->state;
+  st.opts = std::move(opts);
+  st.store = store;
+  st.counters = counters;
+  for (auto& [name, channel] : st.opts.channels) {
+    provider_state p;
+    p.name = name;
+    p.channel = channel;
+    p.cursor = cursors[name];
+    for (const recon_pending& line : pending)
+      if (name_of(line.provider) == name) p.pending.push_back(line);
+    st.providers.push_back(std::move(p));
+  }
+  st.committer = self->system().spawn<caf::detached>(committer, std::move(store));
+  self->link_to(st.committer);
+  self->send(self, tick_atom::value);
+  return {
+      [self](tick_atom) {
+        start_round(self);
+        self->delayed_send(self, std::chrono::milliseconds(self->state.opts.interval_ms), tick_atom::value);
+      },
+      [self](open_case& oc) {
+        auto& st = self->state;
+        recon_case c;
+        c.kind = static_cast<uint8_t>(case_kind::suspense);
+        c.opened_ns = now_ns(st);
+        c.payment_id = oc.payment_id;
+        c.row_id = oc.row_id;
+        c.trace_id = oc.trace_id;
+        c.ledger = oc.ledger;
+        c.internal_amount = oc.internal_amount;
+        c.provider_amount = oc.provider_amount;
+        copy_name(c.provider, oc.provider);
+        recon_batch b;
+        b.cases.push_back(c);
+        auto rp = self->make_response_promise();
+        self->request(st.committer, caf::infinite, recon_write{std::move(b)})
+            .then(
+                [self, rp](recon_written& done) mutable {
+                  if (done.error.ok()) self->state.counters = done.counters;
+                  else self->state.last_error = done.error.message;
+                  if (!rp.async())
+                    rp.deliver(recon_case_opened{done.error, done.batch.cases.empty() ? 0 : done.batch.cases[0].id});
+                },
+                [self, rp](caf::error& e) mutable {
+                  ks::error err{ks::errc::io, "reconciliation committer failed: " + to_string(e)};
+                  self->state.last_error = err.message;
+                  if (!rp.async()) rp.deliver(recon_case_opened{err, 0});
+                });
+        return rp;
+      },
+      [self](const resolve_case& r) {
+        auto& st = self->state;
+        recon_batch b;
+        b.resolve.emplace_back(r.id, now_ns(st));
+        auto rp = self->make_response_promise();
+        ks::recon_case before;
+        bool found = false;
+        ks::error err = st.store->get_case(r.id, before, found);
+        if (!err.ok() || !found || before.status != static_cast<uint8_t>(ks::case_status::open)) {
+          if (!rp.async()) rp.deliver(recon_case_resolved{err, false});
+          return rp;
+        }
+        self->request(st.committer, caf::infinite, recon_write{std::move(b)})
+            .then(
+                [self, rp](recon_written& done) mutable {
+                  if (done.error.ok()) self->state.counters = done.counters;
+                  if (!rp.async()) rp.deliver(recon_case_resolved{done.error, done.error.ok()});
+                },
+                [rp](caf::error& e) mutable {
+                  ks::error err{ks::errc::io, "reconciliation committer failed: " + to_string(e)};
+                  if (!rp.async()) rp.deliver(recon_case_resolved{err, false});
+                });
+        return rp;
+      },
+      [self](const recon_cases_request& r) -> recon_cases_reply {
+        recon_cases_reply reply;
+        reply.error = self->state.store->load_cases(r.open_only, reply.cases);
+        return reply;
+      },
+      [self](const recon_status_request&) -> recon_status {
+        auto& st = self->state;
+        recon_status s;
+        s.matched = st.counters.matched;
+        s.cases_open = st.counters.cases_open;
+        s.cases_total = st.counters.cases_total;
+        s.rounds = st.rounds;
+        s.unmatched_rows = st.candidates.size();
+        s.last_error = st.last_error;
+        for (const provider_state& p : st.providers)
+          s.providers.push_back({p.name, p.cursor, p.pending.size(), p.last_error});
+        return s;
+      },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_reconciler(caf::actor_system& sys, reconciler_options opts, ks::error& err) {
+  err = {};
+  KASSA_ASSERT(opts.payments != nullptr);
+  KASSA_ASSERT(opts.interval_ms > 0 && opts.statement_lines_max > 0 && opts.journal_entries_max > 0);
+  std::shared_ptr<recon_store> store(recon_store::open(opts.path, opts.durability, opts.map_size_bytes, err));
+  if (!store) return {};
+  std::map<std::string, uint64_t> cursors;
+  std::vector<recon_pending> pending;
+  ks::recon_counters counters;
+  if ((err = store->load_cursors(cursors)).ok() && (err = store->load_pending(pending)).ok())
+    err = store->read_counters(counters);
+  if (!err.ok()) return {};
+  return sys.spawn(reconciler, std::move(opts), std::move(store), std::move(cursors), std::move(pending), counters);
+}
+
+} // namespace kassa::actors

@@ -1,0 +1,98 @@
+#pragma once
+// The reconciler: off the core link, it reads each provider's settlement statement through
+// its channel actor and matches every line against the payments store; what does not match
+// becomes a case in its own store (`<data_dir>/recon/`). The payment core opens suspense
+// cases itself with open_case. A provider that does not answer only delays its own
+// statement. See docs/accounting.md, "Reconciliation".
+#include <caf/all.hpp>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ledger/store/payments_store.hpp"
+#include "ledger/store/recon_store.hpp"
+#include "ledger/store/store.hpp"
+
+namespace kassa::actors {
+
+struct reconciler_options {
+  std::shared_ptr<ledger::store::payments_store> payments; // read only
+  std::string path;                                        // its own LMDB environment
+  ledger::store::durability durability = ledger::store::durability::fsync;
+  uint64_t map_size_bytes = uint64_t{1} << 30;
+  std::vector<std::pair<std::string, caf::actor>> channels; // provider name -> channel actor
+  uint32_t interval_ms = 1000;
+  // How long a statement line may wait for its payment to become final, and how long a final
+  // payment may wait for its statement line, before either becomes a case.
+  uint32_t grace_ms = 600000;
+  uint32_t statement_lines_max = 1000;   // per statement_request
+  uint32_t statement_timeout_ms = 5000;  // per statement_request
+  uint32_t journal_entries_max = 65536;  // journal entries read per round (see docs)
+  std::function<uint64_t()> clock_ns;    // unix epoch ns; empty: the system clock
+};
+
+// The payment core opens a suspense case: money it parked in suspense (an amount mismatch, a
+// late success it could not collect). Sending the same case twice opens it once. A request
+// is answered with recon_case_opened once the case is durable.
+struct open_case {
+  u128 payment_id = 0;
+  u128 row_id = 0;
+  uint32_t ledger = 0;
+  u128 internal_amount = 0;
+  u128 provider_amount = 0;
+  std::string provider;
+  u128 trace_id = 0;
+};
+struct recon_case_opened {
+  ledger::store::error error;
+  uint64_t id = 0; // 0: the same case was open already (or error)
+};
+// An operator settled a case. Answered with recon_case_resolved once durable.
+struct resolve_case {
+  uint64_t id = 0;
+};
+struct recon_case_resolved {
+  ledger::store::error error;
+  bool resolved = false; // false: no open case with that id
+};
+struct recon_cases_request {
+  bool open_only = true;
+};
+struct recon_cases_reply {
+  ledger::store::error error;
+  std::vector<ledger::store::recon_case> cases;
+};
+struct recon_status_request {};
+struct recon_provider_status {
+  std::string provider;
+  uint64_t cursor = 0;      // the last statement line read
+  uint64_t pending = 0;     // lines waiting for their payment to become final
+  std::string last_error;   // of its last statement request; empty after a success
+};
+struct recon_status {
+  uint64_t matched = 0;     // statement lines matched, ever
+  uint64_t cases_open = 0;
+  uint64_t cases_total = 0;
+  uint64_t rounds = 0;      // rounds completed since start
+  uint64_t unmatched_rows = 0; // rows with a provider payment not yet shown by a statement
+  std::vector<recon_provider_status> providers;
+  std::string last_error;   // of the last store read or write; empty after a success
+};
+
+// Opens the store at opts.path and spawns the reconciler; a null handle and `err` set when the
+// store cannot be opened.
+caf::actor spawn_reconciler(caf::actor_system& sys, reconciler_options opts, ledger::store::error& err);
+
+} // namespace kassa::actors
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::open_case)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::recon_case_opened)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::resolve_case)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::recon_case_resolved)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::recon_cases_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::recon_cases_reply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::recon_status_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::recon_status)
