@@ -116,6 +116,7 @@ struct health_reply {
 // Where the channel sends provider_event messages (the payment core's dispatcher).
 struct subscribe_events {
   caf::actor subscriber;
+  uint64_t after = 0; // deliver events with sequence > after (a cursor kept across restarts)
 };
 
 } // namespace kassa::actors
@@ -152,6 +153,7 @@ struct channel_options {
   uint32_t events_poll_ms = 200;       // how often the callback feed is read; 0: never
   uint32_t credential_ttl_ms = 60000;  // cached token lifetime
   bool credentials = false;            // the provider wants a credential on payment calls
+  uint64_t seed = 0;                   // backoff jitter (deterministic per seed and payment)
 };
 
 // Spawns the channel actor. It answers payment_call -> call_result, status_query ->
