@@ -58,6 +58,7 @@ caf::behavior committer(caf::event_based_actor*, std::shared_ptr<voucher_store> 
 
 struct accounting_state {
   accounting_options opts;
+  std::shared_ptr<voucher_store> store; // reads here; writes go through the committer
   caf::actor committer;
   uint64_t cursor = 0;
   uint64_t vouchers = 0;
@@ -146,6 +147,7 @@ caf::behavior accounting(accounting_actor* self, accounting_options opts, std::s
   st.opts = std::move(opts);
   st.cursor = store->cursor();
   st.vouchers = store->vouchers();
+  st.store = store;
   st.committer = self->system().spawn<caf::detached>(committer, std::move(store));
   self->link_to(st.committer);
   self->send(self, tick_atom::value);
@@ -169,6 +171,11 @@ caf::behavior accounting(accounting_actor* self, accounting_options opts, std::s
         if (auto err = st.opts.payments->read_journal_last(s.journal_last); !err.ok() && s.last_error.empty())
           s.last_error = err.message;
         return s;
+      },
+      [self](const accounting_totals_request&) -> accounting_totals {
+        accounting_totals t;
+        t.error = self->state.store->load_totals(t.totals, &t.cursor, &t.vouchers);
+        return t;
       },
   };
 }

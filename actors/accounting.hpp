@@ -8,9 +8,11 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "ledger/store/payments_store.hpp"
 #include "ledger/store/store.hpp"
+#include "ledger/store/voucher_store.hpp"
 
 namespace kassa::actors {
 
@@ -40,6 +42,14 @@ struct accounting_status {
   std::string last_error;    // of the last failed read or write; empty after a success
   bool paused = false;
 };
+// The GL totals as committed (what `kassa gl` prints), read from its store.
+struct accounting_totals_request {};
+struct accounting_totals {
+  ledger::store::error error;
+  std::vector<ledger::store::gl_total> totals; // by account, then ledger
+  uint64_t cursor = 0;
+  uint64_t vouchers = 0;
+};
 
 // Opens the store at opts.path and spawns the actor; a null handle and `err` set when the
 // store cannot be opened.
@@ -51,3 +61,5 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::accounting_pause)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::accounting_fail)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::accounting_status_request)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::accounting_status)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::accounting_totals_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::accounting_totals)

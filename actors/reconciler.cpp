@@ -239,16 +239,8 @@ bool check_missing_provider(reconciler_state& st, round_work& w) {
       st.last_error = err.message;
       return false;
     }
-    if (!found || row.provider[0] == 0 || row.sequence == 0) {
-      drop.push_back(id);
-      continue;
-    }
-    if (!is_final(row.state)) continue;
-    if (row.provider_amount == 0) {
-      drop.push_back(id); // nothing moved; a later change comes back through the journal
-      continue;
-    }
-    rows.push_back(row);
+    if (!found || row.provider[0] == 0 || row.sequence == 0) drop.push_back(id);
+    else rows.push_back(row);
   }
   std::vector<u128> pids;
   for (const pay::order& row : rows) pids.push_back(pay::payment_id(row.sequence));
@@ -260,7 +252,12 @@ bool check_missing_provider(reconciler_state& st, round_work& w) {
   for (size_t i = 0; i < rows.size(); ++i) {
     const pay::order& row = rows[i];
     if (known[i] >= 0 || w.seen.count(pids[i]) != 0) {
-      drop.push_back(row.id);
+      drop.push_back(row.id); // a statement showed it, or a case covers it
+      continue;
+    }
+    if (!is_final(row.state)) continue;
+    if (row.provider_amount == 0) {
+      drop.push_back(row.id); // nothing moved; a later change comes back through the journal
       continue;
     }
     if (w.now - std::min(w.now, row.updated_ns) < grace_ns) continue;

@@ -218,11 +218,17 @@ error voucher_store::read_cursor(uint64_t& cursor, uint64_t& vouchers) const {
   return rc == 0 ? error{} : lmdb_error(rc, "reading meta", env_);
 }
 
-error voucher_store::load_totals(std::vector<gl_total>& out) const {
+error voucher_store::load_totals(std::vector<gl_total>& out, uint64_t* cursor, uint64_t* vouchers) const {
   read_txn t(env_);
   if (t.rc != 0) return lmdb_error(t.rc, "beginning a read", env_);
+  bool found = false;
+  int rc = 0;
+  if (cursor && (rc = get_u64(t.g.txn, dbi_meta_, meta_cursor, *cursor, found)) != 0)
+    return lmdb_error(rc, "reading meta", env_);
+  if (vouchers && (rc = get_u64(t.g.txn, dbi_meta_, meta_vouchers, *vouchers, found)) != 0)
+    return lmdb_error(rc, "reading meta", env_);
   cursor_guard c;
-  int rc = mdb_cursor_open(t.g.txn, dbi_totals_, &c.cursor);
+  rc = mdb_cursor_open(t.g.txn, dbi_totals_, &c.cursor);
   if (rc != 0) return lmdb_error(rc, "opening a cursor", env_);
   MDB_val k, v;
   for (rc = mdb_cursor_get(c.cursor, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c.cursor, &k, &v, MDB_NEXT)) {

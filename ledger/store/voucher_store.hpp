@@ -62,7 +62,8 @@ public:
 
   // As committed now (each its own read transaction).
   error read_cursor(uint64_t& cursor, uint64_t& vouchers) const;
-  error load_totals(std::vector<gl_total>& out) const; // ordered by account, then ledger
+  // Ordered by account, then ledger; with the cursor and voucher count of the same snapshot.
+  error load_totals(std::vector<gl_total>& out, uint64_t* cursor = nullptr, uint64_t* vouchers = nullptr) const;
   error vouchers_after(uint64_t journal_sequence, uint32_t limit, std::vector<voucher>& out) const;
 
   // As of open() or this process's last write.

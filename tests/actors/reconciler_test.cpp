@@ -1,0 +1,304 @@
+// The reconciler against fake channel actors that serve statements from a vector and a
+// payments store filled directly: every discrepancy becomes exactly one case, a matched line
+// none; a line whose payment is not final waits (until its grace runs out); a provider that is
+// down delays only itself; a restart neither re-opens nor forgets a case. Tagged [recon].
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "actors/channel.hpp"
+#include "actors/reconciler.hpp"
+#include "ledger/payments/ids.hpp"
+#include "tests/actors/side_link_fixture.hpp"
+#include "tests/seed.hpp"
+
+using namespace kassa;
+using namespace kassa::actors;
+using namespace kassa::test;
+namespace pay = kassa::ledger::payments;
+
+namespace {
+
+constexpr uint64_t t0 = 1'700'000'000'000'000'000ull; // ns
+constexpr uint64_t second = 1'000'000'000ull;
+
+// A provider's statement as the test writes it; the fake channel serves it.
+struct fake_statement {
+  std::mutex mu;
+  std::vector<statement_entry> entries;
+  bool down = false; // answers ok = false
+  uint64_t requests = 0;
+  void add(u128 payment_id, u128 amount) {
+    std::lock_guard<std::mutex> g(mu);
+    statement_entry e;
+    e.sequence = entries.size() + 1;
+    e.payment_id = payment_id;
+    e.amount = amount;
+    e.ledger = 1;
+    entries.push_back(e);
+  }
+};
+
+caf::behavior fake_channel(caf::event_based_actor*, std::shared_ptr<fake_statement> f) {
+  return {
+      [f](const statement_request& r) -> statement_reply {
+        std::lock_guard<std::mutex> g(f->mu);
+        ++f->requests;
+        statement_reply reply;
+        if (f->down) {
+          reply.detail = "provider down";
+          return reply;
+        }
+        reply.ok = true;
+        for (const statement_entry& e : f->entries)
+          if (e.sequence > r.after && reply.entries.size() < r.limit) reply.entries.push_back(e);
+        return reply;
+      },
+  };
+}
+
+pay::order make_row(uint64_t seq, pay::order_state state, u128 provider_amount, const std::string& provider = "alpha",
+                    uint64_t updated_ns = t0) {
+  pay::order row{};
+  row.id = make_u128(0xA0, seq);
+  row.sequence = seq;
+  row.state = uint16_t(state);
+  row.provider_amount = provider_amount;
+  row.ledger = 1;
+  row.kind = uint16_t(pay::kind::topup);
+  row.trace_id = make_u128(0x7, seq);
+  row.updated_ns = updated_ns;
+  if (!provider.empty()) set_name(row.provider, provider);
+  return row;
+}
+
+ks::journal_entry compensated(u128 row_id, u128 amount) {
+  ks::journal_entry e;
+  e.row_id = row_id;
+  e.amount = amount;
+  set_name(e.step, "compensated");
+  set_name(e.actor, "flow");
+  return e;
+}
+
+struct recon_node {
+  actor_node node;
+  caf::actor recon;
+  recon_node(const std::shared_ptr<ks::payments_store>& payments, const std::string& path,
+             const std::vector<std::pair<std::string, std::shared_ptr<fake_statement>>>& statements,
+             std::shared_ptr<std::atomic<uint64_t>> clock) {
+    reconciler_options o;
+    o.payments = payments;
+    o.path = path;
+    o.durability = ks::durability::none;
+    o.map_size_bytes = 64ull << 20;
+    o.interval_ms = 5;
+    o.grace_ms = 1000;
+    o.statement_lines_max = 3; // several requests per statement
+    o.statement_timeout_ms = 2000;
+    o.clock_ns = [clock] { return clock->load(); };
+    for (const auto& [name, st] : statements) {
+      caf::actor ch = node.sys->spawn(fake_channel, st);
+      node.actors.push_back(ch);
+      o.channels.emplace_back(name, ch);
+    }
+    ks::error err;
+    recon = spawn_reconciler(*node.sys, std::move(o), err);
+    INFO(err.message);
+    REQUIRE(recon);
+    node.actors.push_back(recon);
+  }
+  recon_status status() { return node.ask<recon_status>(recon, recon_status_request{}); }
+  std::vector<ks::recon_case> cases(bool open_only = false) {
+    auto r = node.ask<recon_cases_reply>(recon, recon_cases_request{open_only});
+    INFO(r.error.message);
+    REQUIRE(r.error.ok());
+    return r.cases;
+  }
+  // Waits until two more rounds have completed: everything sent before is decided.
+  void settle() {
+    const uint64_t start = status().rounds;
+    const bool done = eventually([&] { return status().rounds >= start + 2; });
+    INFO("last error: " << status().last_error);
+    REQUIRE(done);
+  }
+};
+
+using case_set = std::multiset<std::pair<std::string, std::string>>; // (kind, payment id)
+
+case_set set_of(const std::vector<ks::recon_case>& cases) {
+  case_set out;
+  for (const auto& c : cases)
+    out.insert({std::string(ks::name(static_cast<ks::case_kind>(c.kind))), to_string_u128(c.payment_id)});
+  return out;
+}
+
+std::pair<std::string, std::string> expect(ks::case_kind k, u128 pid) {
+  return {std::string(ks::name(k)), to_string_u128(pid)};
+}
+
+} // namespace
+
+TEST_CASE("every discrepancy between statements and payments becomes exactly one case", "[recon]") {
+  seed("recon"); // the scenario is fixed; printed for the record
+  temp_dir dir;
+  auto payments = open_payments(dir.path + "/payments");
+  auto clock = std::make_shared<std::atomic<uint64_t>>(t0 + second / 2);
+  auto alpha = std::make_shared<fake_statement>();
+  auto bravo = std::make_shared<fake_statement>();
+  using s = pay::order_state;
+  using pay::call_role;
+  const auto pid = [](uint64_t seq, call_role r = call_role::main) { return pay::payment_id(seq, r); };
+
+  ks::payments_batch b;
+  b.rows = {make_row(1, s::completed, 100),       // matched
+            make_row(2, s::completed, 200),       // the provider says 250: amount_mismatch
+            make_row(3, s::completed, 300),       // never in a statement: missing_provider
+            make_row(4, s::failed, 0),            // the provider took 40 anyway: missing_internal
+            make_row(5, s::failed, 500),          // charged and compensated in full: matched twice
+            make_row(6, s::failed, 600),          // compensated 300, the provider refunded 600
+            make_row(7, s::completed, 0, ""),     // no provider: nothing to reconcile
+            make_row(8, s::completed, 800, "bravo"), // matched once bravo is up
+            make_row(9, s::unknown, 0),           // becomes final later: matched then
+            make_row(10, s::processing, 0)};      // never final: missing_internal after grace
+  b.journal = {compensated(make_u128(0xA0, 5), 500), compensated(make_u128(0xA0, 6), 300)};
+  write_ok(*payments, std::move(b));
+
+  alpha->add(pid(1), 100);
+  alpha->add(pid(2), 250);
+  alpha->add(pid(99), 50);               // no such payment
+  alpha->add(make_u128(0, 12345), 10);   // not a kassa payment id at all
+  alpha->add(pid(4), 40);
+  alpha->add(pid(5), 500);
+  alpha->add(pid(5, call_role::compensation), 500);
+  alpha->add(pid(6), 600);
+  alpha->add(pid(6, call_role::compensation), 600);
+  alpha->add(pid(1), 100);               // the same payment settled twice
+  alpha->add(pid(9), 900);
+  alpha->add(pid(10), 1000);
+  bravo->add(pid(8), 800);
+  bravo->down = true;
+
+  const case_set statement_cases = {
+      expect(ks::case_kind::amount_mismatch, pid(2)),
+      expect(ks::case_kind::missing_internal, pid(99)),
+      expect(ks::case_kind::missing_internal, make_u128(0, 12345)),
+      expect(ks::case_kind::missing_internal, pid(4)),
+      expect(ks::case_kind::amount_mismatch, pid(6, call_role::compensation)),
+      expect(ks::case_kind::missing_internal, pid(1)),
+  };
+  std::vector<ks::recon_case> first_cases;
+  {
+    recon_node rn(payments, dir.path + "/recon", {{"alpha", alpha}, {"bravo", bravo}}, clock);
+    // bravo is down: alpha is reconciled all the same; within grace nothing else is a case.
+    REQUIRE(eventually([&] { return rn.status().providers[0].cursor == 12; }));
+    rn.settle();
+    CHECK(set_of(rn.cases()) == statement_cases);
+    recon_status st = rn.status();
+    CHECK(st.providers[0].pending == 2); // rows 9 and 10 are not final
+    CHECK(st.providers[1].cursor == 0);
+    CHECK_FALSE(st.providers[1].last_error.empty());
+    CHECK(st.matched == 4); // pid 1, 5, 5 (compensation), 6
+
+    // Row 9 becomes final; bravo comes back.
+    ks::payments_batch later;
+    later.rows = {make_row(9, s::completed, 900)};
+    write_ok(*payments, std::move(later));
+    {
+      std::lock_guard<std::mutex> g(bravo->mu);
+      bravo->down = false;
+    }
+    REQUIRE(eventually([&] { return rn.status().providers[1].cursor == 1; }));
+    rn.settle();
+    st = rn.status();
+    CHECK(st.providers[0].pending == 1);
+    CHECK(st.providers[1].last_error.empty());
+    CHECK(st.matched == 6); // + pid 9, pid 8
+    CHECK(set_of(rn.cases()) == statement_cases);
+
+    // Past the grace period: row 3 never showed up, row 10 never became final.
+    clock->store(t0 + 2 * second);
+    rn.settle();
+    case_set all = statement_cases;
+    all.insert(expect(ks::case_kind::missing_provider, pid(3)));
+    all.insert(expect(ks::case_kind::missing_internal, pid(10)));
+    first_cases = rn.cases();
+    CHECK(set_of(first_cases) == all);
+    CHECK(rn.status().providers[0].pending == 0);
+    CHECK(rn.status().cases_open == all.size());
+    for (const auto& c : first_cases) {
+      CHECK(c.status == uint8_t(ks::case_status::open));
+      CHECK(c.opened_ns >= t0);
+    }
+  }
+  // A restart re-reads nothing it decided and re-opens nothing.
+  {
+    clock->store(t0 + 5 * second);
+    recon_node rn(payments, dir.path + "/recon", {{"alpha", alpha}, {"bravo", bravo}}, clock);
+    rn.settle();
+    rn.settle();
+    const auto again = rn.cases();
+    REQUIRE(again.size() == first_cases.size());
+    for (size_t i = 0; i < again.size(); ++i) {
+      CHECK(again[i].id == first_cases[i].id);
+      CHECK(again[i].kind == first_cases[i].kind);
+    }
+    CHECK(rn.status().matched == 6);
+    CHECK(rn.status().providers[0].cursor == 12);
+    CHECK(rn.status().unmatched_rows == 0);
+
+    // A new line after the restart is matched against its row like any other.
+    ks::payments_batch more;
+    more.rows = {make_row(11, s::completed, 1100, "alpha", clock->load())};
+    more.journal = {compensated(make_u128(0xA0, 11), 0)}; // any entry names the row
+    write_ok(*payments, std::move(more));
+    alpha->add(pid(11), 1100);
+    REQUIRE(eventually([&] { return rn.status().providers[0].cursor == 13; }));
+    rn.settle();
+    CHECK(rn.status().matched == 7);
+    CHECK(rn.cases().size() == first_cases.size());
+  }
+}
+
+TEST_CASE("the payment core opens suspense cases once; an operator resolves them", "[recon]") {
+  temp_dir dir;
+  auto payments = open_payments(dir.path + "/payments");
+  auto clock = std::make_shared<std::atomic<uint64_t>>(t0);
+  recon_node rn(payments, dir.path + "/recon", {}, clock);
+  open_case oc;
+  oc.payment_id = pay::payment_id(42);
+  oc.row_id = 42;
+  oc.ledger = 1;
+  oc.internal_amount = 100;
+  oc.provider_amount = 120;
+  oc.provider = "alpha";
+  oc.trace_id = 77;
+  const auto first = rn.node.ask<recon_case_opened>(rn.recon, oc);
+  REQUIRE(first.error.ok());
+  CHECK(first.id == 1);
+  const auto second = rn.node.ask<recon_case_opened>(rn.recon, oc); // a retry of the same case
+  REQUIRE(second.error.ok());
+  CHECK(second.id == 0);
+  auto cases = rn.cases(true);
+  REQUIRE(cases.size() == 1);
+  CHECK(cases[0].kind == uint8_t(ks::case_kind::suspense));
+  CHECK(std::string(cases[0].provider) == "alpha");
+  CHECK(cases[0].trace_id == 77);
+  CHECK(rn.status().cases_open == 1);
+
+  CHECK(rn.node.ask<recon_case_resolved>(rn.recon, resolve_case{1}).resolved);
+  CHECK_FALSE(rn.node.ask<recon_case_resolved>(rn.recon, resolve_case{1}).resolved);
+  CHECK_FALSE(rn.node.ask<recon_case_resolved>(rn.recon, resolve_case{99}).resolved);
+  CHECK(rn.cases(true).empty());
+  cases = rn.cases(false);
+  REQUIRE(cases.size() == 1);
+  CHECK(cases[0].status == uint8_t(ks::case_status::resolved));
+  CHECK(cases[0].resolved_ns == t0);
+  CHECK(rn.status().cases_open == 0);
+}
