@@ -11,7 +11,13 @@
 
 #include <caf/all.hpp>
 
+#include "actors/accounting.hpp"
+#include "actors/channel.hpp"
 #include "actors/directory.hpp"
+#include "actors/payments.hpp"
+#include "actors/payments_writer.hpp"
+#include "actors/reconciler.hpp"
+#include "ledger/store/payments_store.hpp"
 #include "actors/shard.hpp"
 #include "actors/writer.hpp"
 #include "config/config.hpp"
@@ -105,6 +111,7 @@ int main(int argc, char** argv) {
   config::config loaded;
   try {
     loaded = config::load_file(config_path);
+    if (loaded.payments.enabled) actors::check_flows(loaded.payments); // step names: plugins
   } catch (const config::config_error& e) {
     std::fprintf(stderr, "kassad: %s\n", e.what());
     return config::exit_config_error;
@@ -247,7 +254,94 @@ int main(int argc, char** argv) {
     return exit_runtime_error;
   }
 
+  // The payment core, when enabled: its store, channels, side-link consumers and gateway.
+  caf::actor payments, payments_writer, accounting, reconciler;
+  std::vector<caf::actor> channels;
+  struct exit_payments {
+    std::vector<caf::actor*> actors;
+    std::vector<caf::actor>& channels;
+    ~exit_payments() {
+      for (auto* a : actors)
+        if (*a) caf::anon_send_exit(*a, caf::exit_reason::user_shutdown);
+      for (const auto& a : channels) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    }
+  } payments_exit{{&payments, &payments_writer, &accounting, &reconciler}, channels};
+  if (cfg.payments.enabled) {
+    ledger::store::error err;
+    auto pstore = std::shared_ptr<ledger::store::payments_store>(
+        ledger::store::payments_store::open(cfg.store.data_dir + "/payments", durability, cfg.store.map_size_mib << 20, err));
+    if (!pstore) {
+      log::error("cannot open the payments store", {{"error", err.message}});
+      return exit_runtime_error;
+    }
+    payments_writer = actors::spawn_payments_writer(sys, pstore);
+    std::vector<std::pair<std::string, caf::actor>> named;
+    for (const auto& p : cfg.payments.providers) {
+      actors::channel_options co;
+      co.name = p.name;
+      co.host = p.host;
+      co.port = p.port;
+      co.path_prefix = p.path_prefix;
+      co.inflight_max = p.inflight_max;
+      co.connections_max = p.connections_max;
+      co.timeout_ms = p.timeout_ms;
+      co.retries_max = p.retries_max;
+      co.backoff_ms_min = p.backoff_ms_min;
+      co.backoff_ms_max = p.backoff_ms_max;
+      co.breaker_failures_min = p.breaker.failures_min;
+      co.breaker_window_ms = p.breaker.window_ms;
+      co.breaker_open_ms = p.breaker.open_ms;
+      co.events_poll_ms = p.events_poll_ms;
+      co.credential_ttl_ms = p.credential_ttl_ms;
+      co.credentials = p.credentials;
+      channels.push_back(actors::spawn_channel(sys, co));
+      named.emplace_back(p.name, channels.back());
+    }
+    if (cfg.payments.reconciliation.enabled) {
+      actors::reconciler_options ro;
+      ro.payments = pstore;
+      ro.path = cfg.store.data_dir + "/recon";
+      ro.durability = durability;
+      ro.channels = named;
+      ro.interval_ms = cfg.payments.reconciliation.interval_ms;
+      ro.grace_ms = cfg.payments.reconciliation.grace_ms;
+      reconciler = actors::spawn_reconciler(sys, ro, err);
+      if (!reconciler) {
+        log::error("cannot start reconciliation", {{"error", err.message}});
+        return exit_runtime_error;
+      }
+    }
+    if (cfg.payments.accounting.enabled) {
+      actors::accounting_options ao;
+      ao.payments = pstore;
+      ao.path = cfg.store.data_dir + "/accounting";
+      ao.durability = durability;
+      ao.interval_ms = cfg.payments.accounting.interval_ms;
+      ao.batch_events_max = cfg.payments.accounting.batch_events_max;
+      accounting = actors::spawn_accounting(sys, ao, err);
+      if (!accounting) {
+        log::error("cannot start accounting", {{"error", err.message}});
+        return exit_runtime_error;
+      }
+    }
+    actors::payments_options po;
+    po.cfg = cfg.payments;
+    po.shards = cfg.store.shards;
+    po.directory = directory;
+    po.writer = payments_writer;
+    po.reconciler = reconciler;
+    po.channels = channels;
+    po.store = pstore;
+    po.clock = actors::now_ns;
+    po.log_info = [](const std::string& msg) {
+      if (!msg.empty()) log::info(msg);
+    };
+    po.log_error = [](const std::string& msg) { log::error(msg); };
+    payments = actors::spawn_payments(sys, std::move(po));
+  }
+
   runtime::server_options so;
+  so.payments = payments;
   so.address = cfg.server.address;
   so.port = cfg.server.port;
   so.connections_max = cfg.server.connections_max;

@@ -227,18 +227,18 @@ TEST_CASE("the default flows are the documented pipelines", "[config]") {
     return out;
   };
   CHECK(names(flow_name::topup) ==
-        "check_limits route fetch_credentials/1 provider_charge(provider_refund) book");
-  CHECK(names(flow_name::withdrawal) == "check_limits route hold_funds/1 fetch_credentials/1 "
-                                        "provider_payout(release_hold) settle_hold");
-  CHECK(names(flow_name::transfer) == "check_limits book_transfer");
-  CHECK(names(flow_name::pay) == "check_order route_if_provider hold_funds_if_balance/1 "
-                                 "fetch_credentials/1 provider_charge(provider_refund) capture");
+        "check_accounts check_limits route fetch_credentials provider_call(provider_refund) book_topup");
+  CHECK(names(flow_name::withdrawal) == "check_accounts check_limits route hold_funds/1(release_hold) "
+                                        "fetch_credentials/1 provider_call settle_hold");
+  CHECK(names(flow_name::transfer) == "check_accounts check_limits book_transfer");
+  CHECK(names(flow_name::pay) == "check_accounts check_limits route hold_funds/1(release_hold) "
+                                 "fetch_credentials/1 provider_call(provider_refund) capture");
   CHECK(names(flow_name::refund) ==
-        "check_refund reserve_refund provider_refund_if_provider book_refund");
+        "route hold_funds/1(release_hold) fetch_credentials/1 provider_call book_refund");
   const flows_config flows;
-  CHECK(flows.topup[3].timeout_ms == 10000);
-  CHECK(flows.topup[3].key_path == "payments.flows.topup[3]");
-  CHECK(flows.topup[3].line == 0);
+  CHECK(flows.topup[4].timeout_ms == 15000);
+  CHECK(flows.topup[4].key_path == "payments.flows.topup[4]");
+  CHECK(flows.topup[4].line == 0);
 }
 
 TEST_CASE("a step unknown at boot is reported at its line by step_error", "[config]") {

@@ -1,0 +1,336 @@
+// The flow supervisor: one actor per running payment. It runs the pipeline the YAML declares
+// for the payment's kind, step by step (adjacent steps of one group in parallel), each with
+// its timeout; when a step fails it runs the compensations of the steps done so far in
+// reverse; when a provider's outcome is unknown it parks the payment and asks the provider
+// until it knows. Every step is idempotent (ids derive from the row's sequence), so a flow
+// cut short by a crash is simply run again from its first step at the next start.
+#include <algorithm>
+#include <cstring>
+
+#include "actors/payments_core.hpp"
+#include "actors/payments_writer.hpp"
+#include "ledger/assert.hpp"
+
+namespace kassa::actors::pay {
+
+namespace {
+
+constexpr uint32_t step_reruns_max = 20; // a timed-out booking is run again at most this often
+
+config::flow_name flow_of(kind k) {
+  switch (k) {
+    case kind::topup: return config::flow_name::topup;
+    case kind::withdrawal: return config::flow_name::withdrawal;
+    case kind::transfer: return config::flow_name::transfer;
+    case kind::pay: return config::flow_name::pay;
+    default: return config::flow_name::refund;
+  }
+}
+
+void advance(flow_actor* self);
+void fail(flow_actor* self, payment_result r);
+void park(flow_actor* self);
+void finish(flow_actor* self, order_state s, payment_result r);
+
+// Writes the row and the journal gathered so far; `then` runs once durable (or with the
+// error's result when the store failed).
+void persist(flow_actor* self, std::function<void(bool)> then) {
+  auto& st = self->state;
+  st.row.updated_ns = st.e->clock();
+  payments_write w;
+  w.batch.rows.push_back(st.row);
+  w.batch.journal = std::move(st.journal);
+  st.journal.clear();
+  self->request(st.e->writer, caf::infinite, std::move(w))
+      .then([self, then](payments_written& done) {
+        if (!done.error.ok()) self->state.e->log_error("payments store: " + done.error.message);
+        then(done.error.ok());
+      },
+      [self, then](caf::error& err) {
+        self->state.e->log_error("payments writer: " + self->system().render(err));
+        then(false);
+      });
+}
+
+void report(flow_actor* self, bool final) {
+  auto& st = self->state;
+  self->send(st.owner, flow_report{st.row, st.result, final});
+}
+
+// Runs the steps from st.next: one, or a run of adjacent steps of the same non-zero group.
+void advance(flow_actor* self) {
+  auto& st = self->state;
+  const auto& p = *st.pipeline;
+  if (st.next >= p.size()) {
+    if (st.on_hold && st.row.state == uint16_t(order_state::partially_paid)) {
+      // a partial payment held per policy: tell the client, refund it when the hold expires
+      persist(self, [self](bool) {
+        report(self, false);
+        self->delayed_send(self, std::chrono::milliseconds(self->state.e->cfg.exceptions.partial_hold_ms),
+                           hold_atom::value);
+      });
+      return;
+    }
+    finish(self, st.row.state == uint16_t(order_state::processing) ? order_state::completed : order_state(st.row.state), st.result);
+    return;
+  }
+  size_t end = st.next + 1;
+  if (p[st.next].group != 0)
+    while (end < p.size() && p[end].group == p[st.next].group) ++end;
+  const uint64_t run = ++st.run_id;
+  struct batch {
+    size_t outstanding = 0;
+    payment_result worst = payment_result::ok;
+    bool unknown = false;
+    std::vector<bool> completed;
+    std::vector<uint32_t> reruns;
+  };
+  auto b = std::make_shared<batch>();
+  b->outstanding = end - st.next;
+  b->completed.assign(end - st.next, false);
+  b->reruns.assign(end - st.next, 0);
+  const size_t first = st.next;
+  st.running.clear();
+  for (size_t i = first; i < end; ++i) {
+    auto f = steps().find(p[i].step);
+    KASSA_ASSERT(f != steps().end()); // check_flows() ran at boot
+    st.running.push_back(f->second());
+  }
+  auto complete = std::make_shared<std::function<void(size_t, payment_result)>>();
+  *complete = [self, b, run, first, end](size_t i, payment_result r) {
+    auto& st = self->state;
+    if (st.run_id != run || b->completed[i - first]) return; // late, after a timeout
+    b->completed[i - first] = true;
+    if (r == payment_result::in_progress) b->unknown = true;
+    else if (r != payment_result::ok && b->worst == payment_result::ok) b->worst = r;
+    if (--b->outstanding != 0) return;
+    ++st.run_id; // later answers and timeouts of this batch are stale
+    // steps that ran count as done for compensation, whatever their outcome
+    for (size_t k = first; k < end; ++k) st.done_steps.push_back(k);
+    st.next = end;
+    if (b->worst != payment_result::ok) fail(self, b->worst);
+    else if (b->unknown) park(self);
+    else advance(self);
+  };
+  for (size_t i = first; i < end; ++i) {
+    const auto& cfg = p[i];
+    step* s = st.running[i - first].get();
+    self->delayed_send(self, std::chrono::milliseconds(cfg.timeout_ms), step_timeout_atom::value, run, uint64_t(i));
+    s->run(self, [complete, i](payment_result r) { (*complete)(i, r); });
+  }
+  // timeouts: a provider step's outcome becomes unknown; a booking is run again (its ids make
+  // a second run harmless) up to step_reruns_max; anything else fails the flow
+  struct timeout_ctx {
+    std::shared_ptr<batch> b;
+    std::shared_ptr<std::function<void(size_t, payment_result)>> complete;
+    size_t first;
+  };
+  auto tctx = std::make_shared<timeout_ctx>(timeout_ctx{b, complete, first});
+  self->state.on_timeout = [self, tctx, run](uint64_t r, uint64_t i) {
+    auto& st = self->state;
+    if (r != run || st.run_id != run || i < tctx->first || tctx->b->completed[i - tctx->first]) return;
+    const auto& cfg = (*st.pipeline)[i];
+    step* s = st.running[i - tctx->first].get();
+    st.note(cfg.step.c_str(), uint32_t(payment_result::in_progress), 0);
+    if (s->uncertain()) {
+      (*tctx->complete)(i, payment_result::in_progress);
+    } else if (s->rerun_on_timeout() && tctx->b->reruns[i - tctx->first]++ < step_reruns_max) {
+      self->delayed_send(self, std::chrono::milliseconds(cfg.timeout_ms), step_timeout_atom::value, run, i);
+      auto complete = tctx->complete;
+      s->run(self, [complete, i](payment_result res) { (*complete)(i, res); });
+    } else if (s->rerun_on_timeout()) {
+      // the booking may or may not have landed: leave the row processing for the next start
+      st.e->log_error("payment " + to_string_u128(st.row.id) + ": step " + cfg.step +
+                      " timed out repeatedly; left processing until the next start");
+      st.finished = true;
+      report(self, true);
+      self->quit();
+    } else {
+      (*tctx->complete)(i, payment_result::busy);
+    }
+  };
+}
+
+// Compensations of the steps done, newest first, then the row fails.
+void compensate(flow_actor* self, std::shared_ptr<std::vector<size_t>> todo, payment_result r) {
+  auto& st = self->state;
+  while (!todo->empty()) {
+    const size_t i = todo->back();
+    todo->pop_back();
+    const auto& cfg = (*st.pipeline)[i];
+    if (cfg.compensate.empty()) continue;
+    auto f = steps().find(cfg.compensate);
+    KASSA_ASSERT(f != steps().end());
+    auto s = std::shared_ptr<step>(f->second());
+    const uint64_t run = ++st.run_id;
+    auto called = std::make_shared<bool>(false);
+    auto next = [self, todo, r, s, called, run](payment_result cr) {
+      if (*called) return;
+      *called = true;
+      if (cr != payment_result::ok)
+        self->state.e->log_error("payment " + to_string_u128(self->state.row.id) + ": compensation failed: " +
+                                 std::string(ledger::payments::name(cr)));
+      compensate(self, todo, r);
+    };
+    s->run(self, next);
+    return;
+  }
+  finish(self, order_state::failed, r);
+}
+
+void fail(flow_actor* self, payment_result r) {
+  auto& st = self->state;
+  st.result = r;
+  st.note("failed", uint32_t(r), 0);
+  if (st.limit_reserved) {
+    self->send(st.e->gateway, limit_release{st.row.id});
+    st.limit_reserved = false;
+  }
+  auto todo = std::make_shared<std::vector<size_t>>(st.done_steps);
+  st.done_steps.clear();
+  compensate(self, todo, r);
+}
+
+void resolved(flow_actor* self, const call_result& cr) {
+  auto& st = self->state;
+  st.parked = false;
+  st.provider_known = true;
+  st.provider_result = cr;
+  st.row.provider_amount = cr.status == call_status::succeeded || cr.status == call_status::partial ? cr.amount : 0;
+  st.row.state = uint16_t(order_state::processing);
+  st.note("resolved", uint32_t(payment_result::ok), st.row.provider_amount);
+  if (cr.status == call_status::declined || cr.status == call_status::not_found) fail(self, payment_result::provider_declined);
+  else advance(self);
+}
+
+void park(flow_actor* self) {
+  auto& st = self->state;
+  st.parked = true;
+  st.queries = 0;
+  st.row.state = uint16_t(order_state::unknown);
+  st.note("parked", uint32_t(payment_result::in_progress), 0);
+  persist(self, [self](bool) {
+    report(self, false);
+    const auto* ch = self->state.channel();
+    self->delayed_send(self, std::chrono::milliseconds(ch ? ch->cfg.status_query.interval_ms : 500), query_atom::value);
+  });
+}
+
+void finish(flow_actor* self, order_state s, payment_result r) {
+  auto& st = self->state;
+  if (st.finished) return;
+  st.row.state = uint16_t(s);
+  if (r != payment_result::ok && r != payment_result::in_progress) st.row.result = uint32_t(r);
+  st.result = r;
+  if (s == order_state::failed && st.limit_reserved) {
+    self->send(st.e->gateway, limit_release{st.row.id});
+    st.limit_reserved = false;
+  }
+  st.note("finished", uint32_t(r), st.row.amount_captured);
+  persist(self, [self](bool ok) {
+    auto& st = self->state;
+    st.finished = true;
+    if (!ok) st.result = payment_result::store_unavailable; // the row stays as last durable
+    report(self, true);
+    self->quit();
+  });
+}
+
+} // namespace
+
+void after(flow_actor* self, uint32_t ms, std::function<void()> fn) {
+  const uint64_t id = ++self->state.timer_next;
+  self->state.timers.emplace(id, std::move(fn));
+  self->delayed_send(self, std::chrono::milliseconds(ms), timer_atom::value, id);
+}
+
+void flow_state::note(const char* step, uint32_t result, u128 amount) {
+  journal.push_back(entry(*e, ctx, row, "flow", step, result, amount));
+}
+
+caf::actor spawn_flow(caf::actor_system& sys, env_ptr e, caf::actor owner, flow_start start) {
+  return sys.spawn([e, owner, start](flow_actor* self) mutable -> caf::behavior {
+    auto& st = self->state;
+    st.e = e;
+    st.owner = owner;
+    st.ctx = start.ctx;
+    st.cmd = start.cmd;
+    st.row = start.row;
+    st.parent = start.parent;
+    st.item = start.item;
+    st.k = static_cast<kind>(start.row.kind);
+    st.pipeline = &e->cfg.flows.of(flow_of(st.k));
+    st.resume = start.resume;
+    st.row.state = uint16_t(order_state::processing);
+    st.note(start.resume ? "resumed" : "started", 0, st.row.amount);
+    self->send(self, flow_down_atom::value); // start once the behaviour is in place
+    return {
+        [self](flow_down_atom) { advance(self); },
+        [self](step_timeout_atom, uint64_t run, uint64_t i) {
+          if (self->state.on_timeout) self->state.on_timeout(run, i);
+        },
+        [self](query_atom) {
+          auto& st = self->state;
+          if (!st.parked) return;
+          const auto* ch = st.channel();
+          if (!ch) return;
+          if (st.queries++ >= ch->cfg.status_query.queries_max) {
+            // never guess: the payment goes to review with a case; the reconciler and the
+            // provider's late callbacks can still settle it
+            st.parked = false;
+            st.note("unresolved", uint32_t(payment_result::outcome_unknown), st.row.amount);
+            open_case_unknown(self);
+            finish(self, order_state::in_review, payment_result::outcome_unknown);
+            return;
+          }
+          self->request(ch->channel, std::chrono::milliseconds(ch->cfg.timeout_ms * (ch->cfg.retries_max + 2)),
+                        status_query{st.ctx, st.payment_id()})
+              .then(
+                  [self](call_result& cr) {
+                    auto& st = self->state;
+                    if (!st.parked) return;
+                    if (cr.status == call_status::succeeded || cr.status == call_status::partial ||
+                        cr.status == call_status::declined || cr.status == call_status::not_found) {
+                      resolved(self, cr);
+                      return;
+                    }
+                    self->delayed_send(self, std::chrono::milliseconds(st.channel()->cfg.status_query.interval_ms),
+                                       query_atom::value);
+                  },
+                  [self](caf::error&) {
+                    auto& st = self->state;
+                    if (st.parked)
+                      self->delayed_send(self, std::chrono::milliseconds(st.channel()->cfg.status_query.interval_ms),
+                                         query_atom::value);
+                  });
+        },
+        [self](flow_event& fe) {
+          auto& st = self->state;
+          if (fe.ev.payment_id != st.payment_id()) return;
+          if (st.parked && fe.ev.status != call_status::pending && fe.ev.status != call_status::unknown) {
+            call_result cr;
+            cr.status = fe.ev.status;
+            cr.payment_id = fe.ev.payment_id;
+            cr.amount = fe.ev.amount;
+            cr.provider_ref = fe.ev.provider_ref;
+            resolved(self, cr);
+          } else if (st.waiting_event) {
+            st.waiting_event(fe.ev);
+          }
+        },
+        [self](hold_atom) {
+          if (self->state.on_hold) self->state.on_hold();
+        },
+        [self](timer_atom, uint64_t id) {
+          auto& timers = self->state.timers;
+          auto it = timers.find(id);
+          if (it == timers.end()) return;
+          auto fn = std::move(it->second);
+          timers.erase(it);
+          fn();
+        },
+    };
+  });
+}
+
+} // namespace kassa::actors::pay

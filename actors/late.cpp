@@ -1,0 +1,147 @@
+// A provider's success that arrives after kassa had failed the payment (a declined answer,
+// then a success callback): the money did move, so the books follow it.
+//  - topup: policy `accept` credits the user; `refund` gives it back through the provider.
+//  - withdrawal (or a refund): the money went out although the hold was voided: the payer is
+//    debited now; if the balance no longer covers it, suspense carries it with a case open.
+//  - pay: the order was not charged for it: it is given back (a duplicate payment).
+#include <cstring>
+
+#include "actors/payments_core.hpp"
+#include "actors/payments_writer.hpp"
+#include "actors/reconciler.hpp"
+#include "actors/steps/steps.hpp"
+
+namespace kassa::actors::pay {
+
+namespace lp = ledger::payments;
+
+namespace {
+
+void late_done(flow_actor* self, order_state s) {
+  auto& st = self->state;
+  st.row.state = uint16_t(s);
+  st.row.updated_ns = st.e->clock();
+  payments_write w;
+  w.batch.rows.push_back(st.row);
+  w.batch.journal = std::move(st.journal);
+  self->request(st.e->writer, caf::infinite, std::move(w))
+      .then([self](payments_written&) { self->send(self->state.e->gateway, flow_report{self->state.row, payment_result::ok, true}); self->quit(); },
+            [self](caf::error&) { self->quit(); });
+}
+
+} // namespace
+
+caf::actor spawn_late_flow(caf::actor_system& sys, env_ptr e, late_start start) {
+  return sys.spawn([e, start](flow_actor* self) -> caf::behavior {
+    auto& st = self->state;
+    st.e = e;
+    st.owner = e->gateway;
+    st.row = start.row;
+    st.ctx = request_context{start.row.trace_id, start.row.parent_id ? start.row.parent_id : start.row.id, 0, 0, false};
+    st.k = static_cast<kind>(start.row.kind);
+    if (start.row.parent_id != 0) {
+      bool found = false;
+      e->store->get_row(start.row.parent_id, st.parent, found);
+    }
+    if (const auto* p = e->find_provider(start.row.provider)) st.provider = int(p->index);
+    st.provider_known = true;
+    st.provider_result.status = start.ev.status;
+    st.provider_result.amount = start.ev.amount;
+    st.row.provider_amount = start.ev.amount;
+    st.note("late_success", 0, start.ev.amount);
+    self->send(self, flow_down_atom::value);
+    return {
+        [self](flow_down_atom) {
+          auto& st = self->state;
+          const u128 amount = st.row.provider_amount;
+          if (st.provider < 0) {
+            open_case(self, 0, amount);
+            late_done(self, order_state::in_review);
+            return;
+          }
+          const u128 clearing =
+              chart_account(*st.e, lp::role::provider_clearing, uint32_t(st.provider), st.row.account_id, st.row.ledger);
+          if (st.k == kind::topup && st.e->cfg.exceptions.late_success == config::late_success_policy::accept) {
+            book(self, {make_transfer(st, lp::leg::late, clearing, st.row.account_id, amount)}, [self, amount](payment_result r) {
+              auto& st = self->state;
+              if (r == payment_result::ok) {
+                st.note("book_late", 0, amount);
+                st.row.amount_captured = amount;
+                st.row.result = 0;
+                late_done(self, order_state::completed);
+              } else {
+                open_case(self, 0, amount);
+                late_done(self, order_state::in_review);
+              }
+            });
+            return;
+          }
+          if (st.k == kind::topup || st.k == kind::pay) {
+            // give it back: suspense, then the compensation refund
+            const u128 suspense = chart_account(*st.e, lp::role::suspense, 0, st.row.account_id, st.row.ledger);
+            book(self, {make_transfer(st, lp::leg::suspense, clearing, suspense, amount)}, [self, amount](payment_result r) {
+              if (r != payment_result::ok) {
+                open_case(self, 0, amount);
+                late_done(self, order_state::in_review);
+                return;
+              }
+              self->state.note("book_suspense", 0, amount);
+              refund_from_suspense(self, amount, [self](bool ok) {
+                late_done(self, ok ? order_state::failed : order_state::in_review);
+              });
+            });
+            return;
+          }
+          // money went out: withdrawal, or a refund through the provider
+          const u128 payer = st.k == kind::refund ? st.parent.account_id : st.row.account_id;
+          book(self, {make_transfer(st, lp::leg::late, payer, clearing, amount)}, [self, amount, clearing](payment_result r) {
+            auto& st = self->state;
+            if (r == payment_result::ok) {
+              st.note("book_late", 0, amount);
+              st.row.amount_captured = amount;
+              st.row.result = 0;
+              late_done(self, order_state::completed);
+              return;
+            }
+            // the payer cannot cover it: suspense holds the claim, a person follows up
+            const u128 suspense = chart_account(*st.e, lp::role::suspense, 0, st.row.account_id, st.row.ledger);
+            book(self, {make_transfer(st, lp::leg::suspense_out, suspense, clearing, amount)}, [self, amount](payment_result r2) {
+              if (r2 == payment_result::ok) self->state.note("book_suspense_out", 0, amount);
+              open_case(self, 0, amount);
+              late_done(self, order_state::in_review);
+            });
+          });
+        },
+        [self](timer_atom, uint64_t id) {
+          auto& timers = self->state.timers;
+          auto it = timers.find(id);
+          if (it == timers.end()) return;
+          auto fn = std::move(it->second);
+          timers.erase(it);
+          fn();
+        },
+    };
+  });
+}
+
+void open_case(flow_actor* self, u128 amount_internal, u128 amount_provider) {
+  auto& st = self->state;
+  st.note("case_opened", 0, amount_provider);
+  if (!st.e->reconciler) {
+    st.e->log_error("payment " + to_string_u128(st.row.id) + ": a reconciliation case is due but reconciliation is off");
+    return;
+  }
+  actors::open_case msg;
+  msg.payment_id = st.payment_id();
+  msg.row_id = st.row.id;
+  msg.ledger = st.row.ledger;
+  msg.internal_amount = amount_internal;
+  msg.provider_amount = amount_provider;
+  msg.provider = std::string(st.row.provider, strnlen(st.row.provider, sizeof st.row.provider));
+  msg.trace_id = st.ctx.trace_id;
+  self->send(st.e->reconciler, std::move(msg));
+}
+
+void open_case_unknown(flow_actor* self) { open_case(self, self->state.row.amount, 0); }
+
+} // namespace kassa::actors::pay

@@ -1,0 +1,822 @@
+// The payment core's gateway and order actors.
+//  - The gateway takes submit_payments and lookup_orders from sessions. It checks each
+//    command's form and idempotency key, assigns row sequences, owns the per-day limit
+//    counters, runs topup / withdrawal / transfer flows itself (one flow actor each), and hands
+//    pay and refund to the order's actor. It routes provider callbacks to the flow waiting for
+//    them, and books a late success after a payment had failed.
+//  - An order actor owns one business order: what is still to pay, what is captured, what is
+//    refunded and what refunds are in flight. Its mailbox is the compare-and-set that keeps
+//    concurrent pays from overpaying and concurrent refunds from exceeding what was captured.
+#include "actors/payments.hpp"
+
+#include <cstring>
+#include <map>
+#include <set>
+#include <tuple>
+#include <unordered_map>
+
+#include "actors/directory.hpp"
+#include "actors/payments_core.hpp"
+#include "actors/payments_writer.hpp"
+#include "actors/steps/steps.hpp"
+#include "ledger/assert.hpp"
+
+namespace kassa::actors {
+
+namespace pay {
+
+namespace lp = ledger::payments;
+using ledger::payments::payment_reply;
+
+// gateway -> order actor
+struct order_command {
+  request_context ctx;
+  payment_command cmd;
+  uint64_t sequence = 0; // for the row the command creates
+};
+struct order_resume {};
+struct order_idle {
+  u128 order_id = 0;
+  uint64_t commands = 0; // commands the order actor has taken
+};
+struct flow_register {
+  uint64_t sequence = 0;
+  caf::actor flow; // invalid: unregister
+};
+
+} // namespace pay
+} // namespace kassa::actors
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::pay::order_command)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::pay::order_resume)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::pay::order_idle)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::pay::flow_register)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::pay::payment_reply)
+
+namespace kassa::actors {
+
+void check_flows(const config::payments_config& cfg) {
+  for (size_t f = 0; f < config::flow_count; ++f) {
+    for (const auto& s : cfg.flows.of(static_cast<config::flow_name>(f))) {
+      if (!pay::steps().count(s.step)) {
+        std::string known;
+        for (const auto& [name, _] : pay::steps()) known += (known.empty() ? "" : ", ") + name;
+        throw config::step_error(s, "step", "unknown step \"" + s.step + "\" (known: " + known + ")");
+      }
+      if (!s.compensate.empty() && !pay::steps().count(s.compensate))
+        throw config::step_error(s, "compensate", "unknown step \"" + s.compensate + "\"");
+    }
+  }
+}
+
+namespace pay {
+
+namespace {
+
+payment_reply reply_of(const order& row, payment_result r) {
+  payment_reply out{};
+  out.result = uint32_t(r);
+  out.state = row.state;
+  out.order_id = row.parent_id != 0 ? row.parent_id : row.id;
+  out.amount = row.amount_captured;
+  out.fee = row.fee;
+  return out;
+}
+
+order new_row(const env& e, const request_context& ctx, const payment_command& c, uint64_t sequence) {
+  order row{};
+  row.id = c.order_id;
+  row.key = c.key;
+  row.account_id = c.account_id;
+  row.counterparty_id = c.counterparty_id;
+  row.amount = c.amount;
+  row.trace_id = ctx.trace_id;
+  row.created_ns = row.updated_ns = e.clock();
+  row.sequence = sequence;
+  row.ledger = c.ledger;
+  row.kind = c.kind;
+  row.state = uint16_t(order_state::processing);
+  row.source = c.source;
+  std::memcpy(row.provider, c.provider, sizeof row.provider);
+  row.user_data_64 = c.user_data_64;
+  return row;
+}
+
+u128 fee_at_start(const env& e, kind k, uint32_t ledger, u128 amount) {
+  if (k != kind::withdrawal && k != kind::transfer) return 0; // topup: on what arrives
+  const auto* f = e.fee(payment_type_of(k), ledger);
+  if (!f) return 0;
+  lp::fee_rule rule{f->fixed, f->rate_ppm,
+                    f->rounding == config::fee_rounding::up     ? lp::rounding::up
+                    : f->rounding == config::fee_rounding::down ? lp::rounding::down
+                                                                : lp::rounding::half_even,
+                    f->min, f->max};
+  u128 fee = 0;
+  return lp::fee_of(rule, amount, fee) ? fee : u128_max;
+}
+
+// A reply owed to a client for a row whose flow runs: given at the first report, or as
+// in_progress when flow_wait_ms passes first.
+struct owed_reply {
+  caf::response_promise rp;
+  bool given = false;
+};
+
+// ---------------------------------------------------------------------------------- order
+
+struct order_state_t {
+  env_ptr e;
+  order row;                                 // the order (kind create_order)
+  std::map<u128, order> items;               // its pay items and refunds, by id
+  std::set<u128> reserved;                   // pay items whose amount counts as "to be paid"
+  u128 reserved_amount = 0;
+  std::unordered_map<u128, std::shared_ptr<owed_reply>, std::hash<uint64_t>> owed_unused;
+  std::map<u128, std::shared_ptr<owed_reply>> owed; // by row id
+  size_t flows = 0;
+  uint64_t commands = 0;
+};
+using order_actor = caf::stateful_actor<order_state_t>;
+
+void order_persist(order_actor* self, std::vector<order> rows, std::vector<payment_command> keys,
+                   std::vector<journal_entry> journal, std::function<void(bool)> then) {
+  payments_write w;
+  w.batch.rows = std::move(rows);
+  w.batch.keys = std::move(keys);
+  w.batch.journal = std::move(journal);
+  self->request(self->state.e->writer, caf::infinite, std::move(w))
+      .then([then](payments_written& d) { then(d.error.ok()); }, [then](caf::error&) { then(false); });
+}
+
+void order_refresh_state(order_state_t& st) {
+  order& o = st.row;
+  if (o.amount_refunded != 0)
+    o.state = uint16_t(o.amount_refunded >= o.amount_captured ? order_state::refunded : order_state::partially_refunded);
+  else if (o.amount_captured >= o.amount)
+    o.state = uint16_t(order_state::completed);
+  else if (o.amount_captured != 0)
+    o.state = uint16_t(order_state::partially_paid);
+  else
+    o.state = uint16_t(order_state::created);
+}
+
+void release_reservation(order_state_t& st, const order& item) {
+  if (st.reserved.erase(item.id)) st.reserved_amount -= item.amount;
+}
+
+void give_reply(std::shared_ptr<owed_reply> o, payment_reply r) {
+  if (!o || o->given) return;
+  o->given = true;
+  o->rp.deliver(r);
+}
+
+void order_start_flow(order_actor* self, request_context ctx, payment_command cmd, order item, bool resume,
+                      std::shared_ptr<owed_reply> owed) {
+  auto& st = self->state;
+  flow_start fs;
+  fs.ctx = ctx;
+  fs.cmd = cmd;
+  fs.row = item;
+  fs.parent = st.row;
+  if (item.kind == uint16_t(kind::refund)) {
+    auto it = st.items.find(item.counterparty_id);
+    if (it != st.items.end()) fs.item = it->second;
+  }
+  fs.resume = resume;
+  ++st.flows;
+  auto flow = spawn_flow(self->system(), st.e, caf::actor_cast<caf::actor>(self), fs);
+  self->send(st.e->gateway, flow_register{item.sequence, flow});
+  if (owed) {
+    st.owed[item.id] = owed;
+    self->delayed_send(self, std::chrono::milliseconds(st.e->cfg.flow_wait_ms), step_timeout_atom::value,
+                       u128_hi(item.id), u128_lo(item.id));
+  }
+}
+
+caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
+  auto& st = self->state;
+  st.e = e;
+  st.row = row;
+  std::vector<order> children;
+  auto err = e->store->children(row.id, children);
+  if (!err.ok()) e->log_error("order " + to_string_u128(row.id) + ": " + err.message);
+  for (auto& c : children) st.items[c.id] = c;
+  return {
+      [self](order_resume) {
+        auto& st = self->state;
+        for (auto& [id, item] : st.items) {
+          const auto s = static_cast<order_state>(item.state);
+          if (s == order_state::processing || s == order_state::unknown || s == order_state::partially_paid) {
+            if (item.kind == uint16_t(kind::pay) && s == order_state::processing) {
+              st.reserved.insert(item.id);
+              st.reserved_amount += item.amount;
+            }
+            payment_command cmd{};
+            order_start_flow(self, request_context{item.trace_id, st.row.id, 0, 0, false}, cmd, item, true, nullptr);
+          }
+        }
+      },
+      [self](order_command& oc) -> caf::result<payment_reply> {
+        auto& st = self->state;
+        ++st.commands;
+        const auto& c = oc.cmd;
+        order& o = st.row;
+        auto refuse = [&](payment_result r) {
+          payment_reply out = reply_of(o, r);
+          return out;
+        };
+        order item = new_row(*st.e, oc.ctx, c, oc.sequence);
+        item.id = c.key;
+        item.parent_id = o.id;
+        item.ledger = o.ledger;
+        if (c.kind == uint16_t(kind::pay)) {
+          const auto s = static_cast<order_state>(o.state);
+          if (s != order_state::created && s != order_state::partially_paid) return refuse(payment_result::order_not_payable);
+          const u128 taken = o.amount_captured + st.reserved_amount;
+          if (taken >= o.amount || c.amount > o.amount - taken) return refuse(payment_result::amount_exceeds_order_remaining);
+          item.counterparty_id = o.account_id;
+          st.reserved.insert(item.id);
+          st.reserved_amount += item.amount;
+        } else { // refund
+          const auto s = static_cast<order_state>(o.state);
+          if (o.amount_captured == 0 || s == order_state::in_review) return refuse(payment_result::order_not_refundable);
+          if (o.amount_refunded + o.amount_refund_pending + c.amount > o.amount_captured)
+            return refuse(payment_result::refund_exceeds_captured);
+          // the newest captured item that can take the whole refund
+          order* from = nullptr;
+          for (auto it = st.items.rbegin(); it != st.items.rend(); ++it) {
+            order& i = it->second;
+            if (i.kind != uint16_t(kind::pay) || i.items != 1) continue;
+            if (i.amount_refunded + i.amount_refund_pending + c.amount <= i.amount_captured) {
+              if (!from || i.sequence > from->sequence) from = &i;
+            }
+          }
+          if (!from) return refuse(payment_result::refund_exceeds_captured);
+          item.account_id = from->account_id;
+          item.counterparty_id = from->id;
+          item.source = from->source;
+          std::memcpy(item.provider, from->provider, sizeof item.provider);
+          from->amount_refund_pending += c.amount;
+          o.amount_refund_pending += c.amount;
+        }
+        st.items[item.id] = item;
+        auto rp = self->make_response_promise<payment_reply>();
+        auto owed = std::make_shared<owed_reply>(owed_reply{rp, false});
+        std::vector<order> rows{item};
+        if (c.kind == uint16_t(kind::refund)) {
+          rows.push_back(o);
+          rows.push_back(st.items[item.counterparty_id]);
+        }
+        std::vector<journal_entry> j{entry(*st.e, oc.ctx, item, "order", "accepted", 0, item.amount)};
+        order_persist(self, std::move(rows), {c}, std::move(j), [self, oc, item, owed](bool ok) {
+          auto& st = self->state;
+          if (!ok) {
+            // nothing of it is durable: undo the reservation and say so
+            if (item.kind == uint16_t(kind::pay)) release_reservation(st, item);
+            else {
+              st.row.amount_refund_pending -= item.amount;
+              st.items[item.counterparty_id].amount_refund_pending -= item.amount;
+            }
+            st.items.erase(item.id);
+            give_reply(owed, reply_of(item, payment_result::store_unavailable));
+            return;
+          }
+          order_start_flow(self, oc.ctx, oc.cmd, item, false, owed);
+        });
+        return rp;
+      },
+      [self](capture_request& cr) -> capture_reply {
+        auto& st = self->state;
+        auto it = st.items.find(cr.item_id);
+        if (it == st.items.end()) return {false};
+        order& item = it->second;
+        if (item.items == 1) return {true}; // asked again after a restart: already counted
+        release_reservation(st, item);
+        order& o = st.row;
+        const auto s = static_cast<order_state>(o.state);
+        if ((s != order_state::created && s != order_state::partially_paid) || o.amount_captured + cr.amount > o.amount)
+          return {false};
+        o.amount_captured += cr.amount;
+        item.items = 1; // counts towards the order
+        order_refresh_state(st);
+        return {true};
+      },
+      [self](flow_report& r) {
+        auto& st = self->state;
+        order item = r.row;
+        auto& mine = st.items[item.id];
+        const uint16_t counted = mine.items;
+        const u128 refunded = mine.amount_refunded, pending = mine.amount_refund_pending;
+        mine = item;
+        mine.items = counted;
+        mine.amount_refunded = refunded;
+        mine.amount_refund_pending = pending;
+        payment_reply out = reply_of(item, r.result);
+        if (!r.final) {
+          // unknown outcome: the payer may pay again; a later success is a duplicate
+          if (item.kind == uint16_t(kind::pay)) release_reservation(st, item);
+          out.result = uint32_t(payment_result::in_progress);
+          out.state = item.state;
+          auto it = st.owed.find(item.id);
+          if (it != st.owed.end()) give_reply(it->second, out);
+          return;
+        }
+        --st.flows;
+        self->send(st.e->gateway, flow_register{item.sequence, caf::actor{}});
+        std::vector<order> rows;
+        if (item.kind == uint16_t(kind::pay)) {
+          release_reservation(st, item);
+          out.state = st.row.state;
+        } else if (item.kind == uint16_t(kind::refund)) {
+          order& from = st.items[item.counterparty_id];
+          from.amount_refund_pending -= item.amount;
+          st.row.amount_refund_pending -= item.amount;
+          if (static_cast<order_state>(item.state) == order_state::completed) {
+            from.amount_refunded += item.amount;
+            st.row.amount_refunded += item.amount;
+            from.state = uint16_t(from.amount_refunded >= from.amount_captured ? order_state::refunded
+                                                                                : order_state::partially_refunded);
+          }
+          order_refresh_state(st);
+          rows.push_back(from);
+        }
+        st.row.updated_ns = st.e->clock();
+        rows.push_back(st.row);
+        if (item.kind == uint16_t(kind::pay)) rows.push_back(mine);
+        std::vector<journal_entry> j{entry(*st.e, request_context{item.trace_id, st.row.id, 0, 0, false}, st.row,
+                                           "order", "updated", r.result == payment_result::ok ? 0 : uint32_t(r.result),
+                                           st.row.amount_captured)};
+        auto owed = st.owed.count(item.id) ? st.owed[item.id] : nullptr;
+        st.owed.erase(item.id);
+        order_persist(self, std::move(rows), {}, std::move(j), [self, owed, out](bool ok) mutable {
+          if (!ok) out.result = uint32_t(payment_result::store_unavailable);
+          give_reply(owed, out);
+          auto& st = self->state;
+          if (st.flows == 0) self->send(st.e->gateway, order_idle{st.row.id, st.commands});
+        });
+      },
+      [self](step_timeout_atom, uint64_t hi, uint64_t lo) {
+        auto& st = self->state;
+        auto it = st.owed.find(make_u128(hi, lo));
+        if (it == st.owed.end()) return;
+        auto item = st.items[it->first];
+        payment_reply out = reply_of(item, payment_result::in_progress);
+        give_reply(it->second, out);
+      },
+      [self](order_idle&) { self->quit(); }, // the gateway confirms: no command on the way
+  };
+}
+
+// -------------------------------------------------------------------------------- gateway
+
+struct limit_key {
+  u128 account;
+  int type;
+  uint32_t ledger;
+  uint32_t day;
+  bool operator<(const limit_key& o) const {
+    return std::tie(account, type, ledger, day) < std::tie(o.account, o.type, o.ledger, o.day);
+  }
+};
+struct limit_use {
+  u128 sum = 0;
+  uint32_t count = 0;
+};
+
+struct request_agg {
+  caf::response_promise rp;
+  std::vector<payment_reply> replies;
+  size_t outstanding = 0;
+};
+using agg_ptr = std::shared_ptr<request_agg>;
+
+struct key_waiter {
+  agg_ptr agg;
+  uint32_t index;
+};
+struct inflight_key {
+  payment_command cmd;
+  std::vector<key_waiter> waiters;
+};
+
+struct gateway_state {
+  std::shared_ptr<env> e;
+  bool ready = false;
+  std::vector<std::pair<submit_payments_request, caf::response_promise>> queued;
+  uint64_t sequence = 0;
+  std::map<u128, inflight_key> keys;                  // keys whose command is being accepted
+  std::map<u128, caf::actor> orders;                  // order actors, by order id
+  std::map<u128, uint64_t> orders_sent;               // commands sent to each
+  std::unordered_map<uint64_t, caf::actor> flows;     // running flows, by row sequence
+  struct relay {
+    agg_ptr agg;
+    uint32_t index;
+  };
+  std::map<u128, relay> relays;                       // gateway-run flows' replies, by row id
+  std::set<u128> rows_inflight;                       // rows created but not final (order ids)
+  size_t flows_running = 0;
+  std::map<limit_key, limit_use> limits;
+  std::map<u128, std::pair<limit_key, u128>> limit_rows;
+};
+using gateway_actor = caf::stateful_actor<gateway_state>;
+using relay = gateway_state::relay;
+
+void answer(gateway_actor* self, agg_ptr agg, uint32_t index, payment_reply r);
+
+void key_done(gateway_actor* self, u128 key, const payment_reply& r, bool stored) {
+  auto& st = self->state;
+  auto it = st.keys.find(key);
+  if (it == st.keys.end()) return;
+  auto waiters = std::move(it->second.waiters);
+  st.keys.erase(it);
+  for (auto& w : waiters) {
+    payment_reply copy = r;
+    if (stored) copy.result = uint32_t(payment_result::exists);
+    answer(self, w.agg, w.index, copy);
+  }
+}
+
+void answer(gateway_actor* self, agg_ptr agg, uint32_t index, payment_reply r) {
+  r.index = index;
+  agg->replies[index] = r;
+  if (--agg->outstanding == 0) agg->rp.deliver(payments_reply{outcome::ok, std::move(agg->replies)});
+}
+
+caf::actor order_actor_for(gateway_actor* self, const order& row) {
+  auto& st = self->state;
+  auto it = st.orders.find(row.id);
+  if (it != st.orders.end()) return it->second;
+  auto a = self->system().spawn(order_behavior, env_ptr(st.e), row);
+  st.orders[row.id] = a;
+  st.orders_sent[row.id] = 0;
+  return a;
+}
+
+void gateway_start_flow(gateway_actor* self, request_context ctx, payment_command cmd, order row, bool resume) {
+  auto& st = self->state;
+  flow_start fs;
+  fs.ctx = ctx;
+  fs.cmd = cmd;
+  fs.row = row;
+  fs.resume = resume;
+  auto flow = spawn_flow(self->system(), st.e, caf::actor_cast<caf::actor>(self), fs);
+  st.flows[row.sequence] = flow;
+  st.rows_inflight.insert(row.id);
+  ++st.flows_running;
+  if (!resume)
+    self->delayed_send(self, std::chrono::milliseconds(st.e->cfg.flow_wait_ms), step_timeout_atom::value,
+                       u128_hi(row.id), u128_lo(row.id));
+}
+
+// One command, checked and dispatched; its reply goes to agg[index] (now or later).
+void take_command(gateway_actor* self, const request_context& ctx, const payment_command& c, agg_ptr agg,
+                  uint32_t index) {
+  auto& st = self->state;
+  const env& e = *st.e;
+  auto refuse = [&](payment_result r) {
+    payment_reply out{};
+    out.result = uint32_t(r);
+    out.order_id = c.order_id;
+    answer(self, agg, index, out);
+  };
+  if (auto r = lp::validate(c); r != payment_result::ok) return refuse(r);
+  // the idempotency key: a command being accepted, or one the store holds
+  if (auto it = st.keys.find(c.key); it != st.keys.end()) {
+    if (!lp::same_fields(it->second.cmd, c)) return refuse(payment_result::exists_with_different_fields);
+    it->second.waiters.push_back({agg, index});
+    return;
+  }
+  payment_command seen{};
+  bool found = false;
+  if (auto err = e.store->get_key(c.key, seen, found); !err.ok()) return refuse(payment_result::store_unavailable);
+  if (found) {
+    if (!lp::same_fields(seen, c)) return refuse(payment_result::exists_with_different_fields);
+    const u128 row_id = (c.kind == uint16_t(kind::pay) || c.kind == uint16_t(kind::refund)) ? c.key : c.order_id;
+    order row{};
+    bool have = false;
+    e.store->get_row(row_id, row, have);
+    payment_reply out = have ? reply_of(row, payment_result::exists) : payment_reply{};
+    out.result = uint32_t(payment_result::exists);
+    return answer(self, agg, index, out);
+  }
+  const auto k = static_cast<kind>(c.kind);
+  auto served = [&](uint32_t ledger) {
+    for (const auto& l : e.cfg.ledgers)
+      if (l.ledger == ledger) return true;
+    return false;
+  };
+  if (c.provider[0] != 0 && !e.find_provider(c.provider)) return refuse(payment_result::provider_unknown);
+  if (k == kind::pay || k == kind::refund) {
+    order o{};
+    bool have = false;
+    if (auto err = e.store->get_row(c.order_id, o, have); !err.ok()) return refuse(payment_result::store_unavailable);
+    if (!have) return refuse(payment_result::order_not_found);
+    if (o.kind != uint16_t(kind::create_order)) return refuse(payment_result::order_kind_invalid);
+    if (st.flows_running >= e.cfg.orders_inflight_max) return refuse(payment_result::busy);
+    st.keys[c.key] = inflight_key{c, {}};
+    auto a = order_actor_for(self, o);
+    ++st.orders_sent[o.id];
+    self->request(a, caf::infinite, order_command{ctx, c, ++st.sequence})
+        .then(
+            [self, agg, index, key = c.key](payment_reply& r) {
+              const auto res = static_cast<payment_result>(r.result);
+              const bool stored = res == payment_result::ok || res == payment_result::in_progress;
+              key_done(self, key, r, stored);
+              answer(self, agg, index, r);
+            },
+            [self, agg, index, key = c.key, oid = c.order_id](caf::error&) {
+              payment_reply r{};
+              r.result = uint32_t(payment_result::busy);
+              r.order_id = oid;
+              key_done(self, key, r, false);
+              answer(self, agg, index, r);
+            });
+    return;
+  }
+  if (!served(c.ledger)) return refuse(payment_result::ledger_not_served);
+  if (st.rows_inflight.count(c.order_id)) return refuse(payment_result::order_exists);
+  order existing{};
+  bool have = false;
+  if (auto err = e.store->get_row(c.order_id, existing, have); !err.ok()) return refuse(payment_result::store_unavailable);
+  if (have) return refuse(payment_result::order_exists);
+  if (k != kind::create_order && st.flows_running >= e.cfg.orders_inflight_max) return refuse(payment_result::busy);
+  order row = new_row(e, ctx, c, ++st.sequence);
+  if (k == kind::create_order) row.state = uint16_t(order_state::created);
+  row.fee = fee_at_start(e, k, c.ledger, c.amount);
+  if (row.fee == u128_max) return refuse(payment_result::amount_overflow);
+  st.keys[c.key] = inflight_key{c, {}};
+  st.rows_inflight.insert(row.id);
+  payments_write w;
+  w.batch.rows.push_back(row);
+  w.batch.keys.push_back(c);
+  w.batch.journal.push_back(entry(e, ctx, row, "gateway", "accepted", 0, row.amount));
+  self->request(e.writer, caf::infinite, std::move(w))
+      .then(
+          [self, ctx, c, row, agg, index](payments_written& done) {
+            auto& st = self->state;
+            if (!done.error.ok()) {
+              st.rows_inflight.erase(row.id);
+              payment_reply r = reply_of(row, payment_result::store_unavailable);
+              key_done(self, c.key, r, false);
+              answer(self, agg, index, r);
+              return;
+            }
+            if (row.kind == uint16_t(kind::create_order)) {
+              st.rows_inflight.erase(row.id);
+              payment_reply r = reply_of(row, payment_result::ok);
+              key_done(self, c.key, r, true);
+              answer(self, agg, index, r);
+              return;
+            }
+            // the key is durable with its row: later repeats read it from the store
+            key_done(self, c.key, reply_of(row, payment_result::in_progress), true);
+            st.relays[row.id] = relay{agg, index};
+            gateway_start_flow(self, ctx, c, row, false);
+          },
+          [self, c, row, agg, index](caf::error&) {
+            auto& st = self->state;
+            st.rows_inflight.erase(row.id);
+            payment_reply r = reply_of(row, payment_result::store_unavailable);
+            key_done(self, c.key, r, false);
+            answer(self, agg, index, r);
+          });
+}
+
+
+void relay_reply(gateway_actor* self, u128 row_id, payment_reply r) {
+  auto& st = self->state;
+  auto it = st.relays.find(row_id);
+  if (it == st.relays.end()) return;
+  auto rl = it->second;
+  st.relays.erase(it);
+  answer(self, rl.agg, rl.index, r);
+}
+
+// The chart of accounts: per served ledger and shard, fees, suspense and escrow, and a
+// clearing account per provider serving the ledger. Creating one that exists is harmless.
+std::vector<ledger::account> chart(const env& e) {
+  std::vector<ledger::account> out;
+  auto add = [&](u128 id, uint32_t ledger) {
+    ledger::account a{};
+    a.id = id;
+    a.ledger = ledger;
+    a.code = lp::account_code;
+    out.push_back(a);
+  };
+  for (const auto& l : e.cfg.ledgers) {
+    for (uint32_t s = 0; s < e.shards; ++s) {
+      add(lp::account_id(lp::role::fees, 0, s, l.ledger), l.ledger);
+      add(lp::account_id(lp::role::suspense, 0, s, l.ledger), l.ledger);
+      add(lp::account_id(lp::role::escrow, 0, s, l.ledger), l.ledger);
+      for (const auto& p : e.providers)
+        for (uint32_t pl : p.cfg.ledgers)
+          if (pl == l.ledger) add(lp::account_id(lp::role::provider_clearing, p.index, s, l.ledger), l.ledger);
+    }
+  }
+  return out;
+}
+
+void boot(gateway_actor* self);
+
+void take_request(gateway_actor* self, submit_payments_request& req, caf::response_promise rp) {
+  auto agg = std::make_shared<request_agg>();
+  agg->rp = rp;
+  agg->replies.resize(req.commands.size());
+  agg->outstanding = req.commands.size();
+  if (req.commands.empty()) {
+    rp.deliver(payments_reply{outcome::ok, {}});
+    return;
+  }
+  for (uint32_t i = 0; i < req.commands.size(); ++i) take_command(self, req.ctx, req.commands[i], agg, i);
+}
+
+void on_event(gateway_actor* self, provider_event& ev) {
+  auto& st = self->state;
+  if (!lp::is_payment_id(ev.payment_id) || lp::payment_role(ev.payment_id) != lp::call_role::main) return;
+  const uint64_t seq = lp::payment_sequence(ev.payment_id);
+  if (auto it = st.flows.find(seq); it != st.flows.end()) {
+    self->send(it->second, flow_event{ev});
+    return;
+  }
+  if (ev.status != call_status::succeeded && ev.status != call_status::partial) return; // nothing to add
+  order row{};
+  bool found = false;
+  if (auto err = st.e->store->find_sequence(seq, row, found); !err.ok() || !found) return;
+  // a success for a payment that failed without the provider's money: a late success
+  if (static_cast<order_state>(row.state) != order_state::failed || row.provider_amount != 0) return;
+  st.e->log_info("payment " + to_string_u128(row.id) + ": late success from " + ev.provider);
+  auto flow = spawn_late_flow(self->system(), st.e, late_start{row, ev});
+  st.flows[seq] = flow;
+}
+
+caf::behavior gateway(gateway_actor* self, std::shared_ptr<env> e) {
+  auto& st = self->state;
+  st.e = e;
+  st.sequence = e->store->sequence_last();
+  self->send(self, flow_down_atom::value); // boot once the behaviour is in place
+  return {
+      [self](flow_down_atom) { boot(self); },
+      [self](submit_payments_request& req) -> caf::result<payments_reply> {
+        auto rp = self->make_response_promise<payments_reply>();
+        if (!self->state.ready) self->state.queued.emplace_back(std::move(req), rp);
+        else take_request(self, req, rp);
+        return rp;
+      },
+      [self](lookup_orders_request& req) -> orders_reply {
+        orders_reply out;
+        for (u128 id : req.ids) {
+          order row{};
+          bool found = false;
+          if (auto err = self->state.e->store->get_row(id, row, found); !err.ok()) {
+            out.status = outcome::store_unavailable;
+            out.orders.clear();
+            return out;
+          }
+          if (found) out.orders.push_back(row);
+        }
+        return out;
+      },
+      [self](flow_report& r) {
+        auto& st = self->state;
+        payment_reply out = reply_of(r.row, r.final ? r.result : payment_result::in_progress);
+        relay_reply(self, r.row.id, out);
+        if (!r.final) return;
+        st.flows.erase(r.row.sequence);
+        if (st.rows_inflight.erase(r.row.id) && st.flows_running > 0) --st.flows_running;
+      },
+      [self](step_timeout_atom, uint64_t hi, uint64_t lo) {
+        auto& st = self->state;
+        const u128 id = make_u128(hi, lo);
+        if (!st.relays.count(id)) return;
+        order row{};
+        bool found = false;
+        st.e->store->get_row(id, row, found);
+        relay_reply(self, id, reply_of(row, payment_result::in_progress));
+      },
+      [self](flow_register& fr) {
+        auto& st = self->state;
+        if (fr.flow) st.flows[fr.sequence] = fr.flow;
+        else st.flows.erase(fr.sequence);
+      },
+      [self](order_idle& oi) {
+        auto& st = self->state;
+        auto it = st.orders.find(oi.order_id);
+        if (it == st.orders.end() || st.orders_sent[oi.order_id] != oi.commands) return;
+        self->send(it->second, oi);
+        st.orders.erase(it);
+        st.orders_sent.erase(oi.order_id);
+      },
+      [self](provider_event& ev) { on_event(self, ev); },
+      [self](limit_reserve& lr) -> bool {
+        auto& st = self->state;
+        if (st.limit_rows.count(lr.row_id)) return true; // run again after a restart
+        limit_key k{lr.account_id, int(lr.type), lr.ledger, lr.day};
+        const auto* l = st.e->limit(lr.type, lr.ledger);
+        auto& use = st.limits[k];
+        if (l) {
+          if (l->account_day_max != 0 && (add_overflows(use.sum, lr.amount) || use.sum + lr.amount > l->account_day_max))
+            return false;
+          if (l->account_day_count_max != 0 && use.count + 1 > l->account_day_count_max) return false;
+        }
+        use.sum += lr.amount;
+        use.count += 1;
+        st.limit_rows[lr.row_id] = {k, lr.amount};
+        return true;
+      },
+      [self](limit_release& lr) {
+        auto& st = self->state;
+        auto it = st.limit_rows.find(lr.row_id);
+        if (it == st.limit_rows.end()) return;
+        auto& use = st.limits[it->second.first];
+        use.sum -= it->second.second;
+        use.count -= 1;
+        st.limit_rows.erase(it);
+      },
+  };
+}
+
+void boot(gateway_actor* self) {
+  auto& st = self->state;
+  auto accounts = chart(*st.e);
+  const size_t n = accounts.size();
+  self->request(st.e->directory, caf::infinite, create_accounts_request{request_context{}, std::move(accounts), std::vector<uint8_t>(n, 1)})
+      .then(
+          [self](create_reply& r) {
+            auto& st = self->state;
+            for (const auto& f : r.failures)
+              if (static_cast<ledger::account_result>(f.code) != ledger::account_result::exists)
+                st.e->log_error("payments: creating the chart of accounts: " +
+                                std::string(ledger::name(static_cast<ledger::account_result>(f.code))));
+            if (r.status != outcome::ok) st.e->log_error("payments: the ledger did not take the chart of accounts");
+            // resume what a crash cut short, rebuild today's limit counters
+            const uint32_t today = lp::utc_day(st.e->clock());
+            std::vector<order> resume;
+            std::set<u128> order_ids;
+            st.e->store->scan_rows([&](const order& row) {
+              const auto s = static_cast<order_state>(row.state);
+              const auto k = static_cast<kind>(row.kind);
+              if (k != kind::create_order && k != kind::refund && s != order_state::failed &&
+                  lp::utc_day(row.created_ns) == today) {
+                const auto type = payment_type_of(k);
+                limit_key key{row.kind == uint16_t(kind::pay) ? row.account_id : row.account_id, int(type), row.ledger, today};
+                if (st.e->limit(type, row.ledger)) {
+                  st.limits[key].sum += row.amount;
+                  st.limits[key].count += 1;
+                  st.limit_rows[row.id] = {key, row.amount};
+                }
+              }
+              if (s == order_state::processing || s == order_state::unknown || s == order_state::partially_paid) {
+                if (k == kind::pay || k == kind::refund) order_ids.insert(row.parent_id);
+                else if (k != kind::create_order) resume.push_back(row);
+              }
+              return true;
+            });
+            for (const auto& row : resume)
+              gateway_start_flow(self, request_context{row.trace_id, row.id, 0, 0, false}, payment_command{}, row, true);
+            for (u128 oid : order_ids) {
+              order o{};
+              bool found = false;
+              st.e->store->get_row(oid, o, found);
+              if (!found) continue;
+              auto a = order_actor_for(self, o);
+              ++st.orders_sent[oid];
+              self->send(a, order_resume{});
+            }
+            if (!resume.empty() || !order_ids.empty())
+              st.e->log_info("payments: resumed " + std::to_string(resume.size()) + " payments and " +
+                             std::to_string(order_ids.size()) + " orders");
+            for (const auto& p : st.e->providers)
+              self->send(p.channel, subscribe_events{caf::actor_cast<caf::actor>(self), 0});
+            st.ready = true;
+            auto queued = std::move(st.queued);
+            st.queued.clear();
+            for (auto& [req, rp] : queued) take_request(self, req, rp);
+          },
+          [self](caf::error& err) {
+            self->state.e->log_error("payments: boot failed: " + self->system().render(err));
+          });
+}
+
+} // namespace
+} // namespace pay
+
+caf::actor spawn_payments(caf::actor_system& sys, payments_options opts) {
+  auto e = std::make_shared<pay::env>();
+  e->cfg = std::move(opts.cfg);
+  e->shards = opts.shards;
+  e->directory = opts.directory;
+  e->writer = opts.writer;
+  e->reconciler = opts.reconciler;
+  e->store = opts.store;
+  e->clock = opts.clock;
+  e->log_info = opts.log_info ? opts.log_info : [](const std::string&) {};
+  e->log_error = opts.log_error ? opts.log_error : [](const std::string&) {};
+  for (size_t i = 0; i < e->cfg.providers.size(); ++i)
+    e->providers.push_back({e->cfg.providers[i].name, uint32_t(i), e->cfg.providers[i], opts.channels.at(i)});
+  // the gateway's handle goes into the env before any other actor sees it
+  return sys.spawn([e](pay::gateway_actor* self) {
+    e->gateway = caf::actor_cast<caf::actor>(self);
+    return pay::gateway(self, e);
+  });
+}
+
+} // namespace kassa::actors

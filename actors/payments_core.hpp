@@ -1,0 +1,224 @@
+#pragma once
+// Inside the payment core: what the gateway, the order actors, the flow supervisors and the
+// step plugins share. Not for use outside actors/payments*.cpp and actors/steps/.
+#include <caf/all.hpp>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "actors/channel.hpp"
+#include "actors/messages.hpp"
+#include "actors/payment_messages.hpp"
+#include "actors/payments.hpp"
+#include "ledger/payments/ids.hpp"
+#include "ledger/payments/records.hpp"
+#include "ledger/payments/rules.hpp"
+#include "ledger/store/payments_store.hpp"
+
+namespace kassa::actors::pay {
+
+using ledger::payments::kind;
+using ledger::payments::order;
+using ledger::payments::order_state;
+using ledger::payments::payment_command;
+using ledger::payments::payment_result;
+using ledger::payments::source;
+using ledger::store::journal_entry;
+
+// What every actor of the payment core reads; set up once at boot, never changed.
+struct env {
+  config::payments_config cfg;
+  uint32_t shards = 1;
+  caf::actor directory, writer, reconciler, gateway;
+  struct provider {
+    std::string name;
+    uint32_t index = 0;
+    config::provider_config cfg;
+    caf::actor channel;
+  };
+  std::vector<provider> providers;
+  std::shared_ptr<ledger::store::payments_store> store;
+  std::function<uint64_t()> clock;
+  std::function<void(const std::string&)> log_info, log_error;
+
+  const provider* find_provider(const char* name16) const; // by a zero-padded name
+  const config::fee_config* fee(config::payment_type t, uint32_t ledger) const;
+  const config::limit_config* limit(config::payment_type t, uint32_t ledger) const;
+};
+using env_ptr = std::shared_ptr<const env>;
+
+// --- messages inside the core ---------------------------------------------------------------
+
+// gateway/order -> flow supervisor: run (or resume) the flow of this row.
+struct flow_start {
+  request_context ctx;
+  payment_command cmd;
+  order row;    // state processing (new) or whatever the store held (resume)
+  order parent; // pay/refund: the order; refund: also `item` below
+  order item;   // refund: the pay item being refunded
+  bool resume = false;
+};
+// flow supervisor -> its owner (order actor or gateway): the row has reached a state the
+// client may be told about. `final` false: still running (unknown outcome, held partial).
+struct flow_report {
+  order row;
+  payment_result result = payment_result::ok;
+  bool final = false;
+};
+// flow -> order actor: may this pay item count towards the order? (the order's mailbox is
+// the compare-and-set of "what is still to pay")
+struct capture_request {
+  u128 item_id = 0;
+  u128 amount = 0;
+};
+struct capture_reply {
+  bool ok = false; // false: the order is paid already: the item is a duplicate payment
+};
+// flow -> order actor: this pay item's outcome is unknown: release what it reserved, so the
+// payer may pay again (if it later succeeds, it is a duplicate).
+struct item_unknown {
+  u128 item_id = 0;
+};
+// gateway -> flow: a provider callback (or a late one) about the flow's payment.
+struct flow_event {
+  provider_event ev;
+};
+// step plugins -> gateway: per-day limits (the gateway owns the counters).
+struct limit_reserve {
+  u128 row_id = 0;
+  u128 account_id = 0;
+  config::payment_type type = config::payment_type::topup;
+  uint32_t ledger = 0;
+  uint32_t day = 0;
+  u128 amount = 0;
+};
+struct limit_release {
+  u128 row_id = 0;
+};
+// gateway/order -> a late flow: a provider said succeeded after the row was final.
+struct late_start {
+  order row;
+  provider_event ev;
+};
+
+using step_timeout_atom = caf::atom_constant<caf::atom("stepto")>;
+using query_atom = caf::atom_constant<caf::atom("pquery")>;
+using hold_atom = caf::atom_constant<caf::atom("phold")>;
+using flow_down_atom = caf::atom_constant<caf::atom("flowdown")>;
+using timer_atom = caf::atom_constant<caf::atom("ptimer")>;
+
+} // namespace kassa::actors::pay
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::pay::flow_start)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::pay::flow_report)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::pay::capture_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::pay::capture_reply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::pay::item_unknown)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::pay::flow_event)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::pay::limit_reserve)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::pay::limit_release)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::pay::late_start)
+
+namespace kassa::actors::pay {
+
+// --- the flow supervisor and its steps --------------------------------------------------------
+
+struct flow_state;
+using flow_actor = caf::stateful_actor<flow_state>;
+
+// How a step ended. `ok`: on to the next step. `unknown`: the provider's answer is not known
+// (the supervisor parks the flow and inquires). Any other result fails the flow: the
+// compensations of the steps done so far run in reverse order.
+using step_done = std::function<void(payment_result)>;
+
+// A step plugin: one async message exchange (or a few) on behalf of the flow. It must call
+// `done` exactly once, from a message handler of `self`, and never block.
+class step {
+public:
+  virtual ~step() = default;
+  virtual void run(flow_actor* self, step_done done) = 0;
+  // Whether a timeout leaves the outcome unknown (a provider call) instead of failing.
+  virtual bool uncertain() const { return false; }
+  // Whether a timeout runs the step again (bookings: their ids make a second run harmless,
+  // and failing would compensate money that may have moved).
+  virtual bool rerun_on_timeout() const { return false; }
+};
+using step_factory = std::unique_ptr<step> (*)();
+
+// The registry: every step a YAML flow may name (actors/steps/registry.cpp).
+const std::map<std::string, step_factory>& steps();
+
+// What a running flow knows. Steps read and write it through `self->state`.
+struct flow_state {
+  env_ptr e;
+  caf::actor owner; // the order actor (pay, refund) or the gateway
+  request_context ctx;
+  payment_command cmd;
+  order row, parent, item;
+  kind k = kind::none;
+  const std::vector<config::flow_step>* pipeline = nullptr;
+  size_t next = 0;                        // the next step to start
+  std::vector<size_t> done_steps;         // finished steps, in order (for compensation)
+  std::vector<std::unique_ptr<step>> running;
+  uint64_t run_id = 0;                    // tells stale timeouts apart
+  int provider = -1;                      // env::providers index once routed
+  std::string credential;
+  bool provider_known = false;            // the provider's outcome is known
+  call_result provider_result;
+  u128 fee = 0;
+  bool held = false;                      // hold_funds wrote a pending hold
+  bool limit_reserved = false;
+  bool parked = false;                    // inquiring about an unknown outcome
+  bool resume = false;                    // run again after a restart: the provider may have
+                                          // seen this payment already
+  uint32_t queries = 0;
+  payment_result result = payment_result::ok;
+  std::vector<journal_entry> journal;     // written with the next row write
+  bool finished = false;
+  caf::actor_addr self_addr;
+  std::function<void(uint64_t, uint64_t)> on_timeout;        // the running batch's timeouts
+  std::function<void(const provider_event&)> waiting_event;  // a step waiting for a callback
+  std::function<void()> on_hold;                             // a held partial payment's expiry
+  std::map<uint64_t, std::function<void()>> timers;          // after(): pending callbacks
+  uint64_t timer_next = 0;
+
+  // helpers for steps
+  const env::provider* channel() const { return provider >= 0 ? &e->providers[size_t(provider)] : nullptr; }
+  void note(const char* step, uint32_t result, u128 amount);
+  u128 payment_id() const { return ledger::payments::payment_id(row.sequence); }
+};
+
+// Ledger bookings: sends `transfers` (all kassa's own, linked as given) to the directory and
+// maps the outcome: ok when every event is ok or `exists`.
+void book(flow_actor* self, std::vector<ledger::transfer> transfers, std::function<void(payment_result)> then);
+ledger::transfer make_transfer(const flow_state& st, ledger::payments::leg l, u128 debit, u128 credit, u128 amount,
+                               uint16_t flags = 0, u128 pending_id = 0);
+// The payment core's account for `role` in the shard of `near` (so bookings stay in-shard).
+u128 chart_account(const env& e, ledger::payments::role r, uint32_t provider, u128 near, uint32_t ledger);
+payment_result map_transfer_result(ledger::transfer_result r);
+config::payment_type payment_type_of(kind k);
+
+caf::actor spawn_flow(caf::actor_system& sys, env_ptr e, caf::actor owner, flow_start start);
+caf::actor spawn_late_flow(caf::actor_system& sys, env_ptr e, late_start start);
+caf::actor spawn_order(caf::actor_system& sys, env_ptr e, order row);
+
+// Runs `fn` in `self` after `ms` milliseconds (a retry's backoff).
+void after(flow_actor* self, uint32_t ms, std::function<void()> fn);
+void compensation_refund(flow_actor* self, u128 amount, std::function<void(bool)> then);
+
+// Money parked in suspense, or an outcome never learnt: a reconciliation case.
+void open_case(flow_actor* self, u128 amount_internal, u128 amount_provider);
+void open_case_unknown(flow_actor* self);
+
+// Gives `amount` that the provider took for this row back through the provider (the
+// compensation refund), then books it out of suspense. then(ok) once done; on failure the
+// money stays in suspense with a case open.
+void refund_from_suspense(flow_actor* self, u128 amount, std::function<void(bool)> then);
+
+// A row's journal entry.
+journal_entry entry(const env& e, const request_context& ctx, const order& row, const char* actor, const char* step,
+                    uint32_t result, u128 amount);
+
+} // namespace kassa::actors::pay

@@ -1,0 +1,297 @@
+// The bookings that finish a flow: book_topup (money in, to the user, less the fee),
+// book_transfer (user to user, with the fee), capture (a pay item counts towards its order,
+// if the order still needs it) and book_refund. Money a provider moved in that does not
+// match what was asked follows the YAML: a partial payment is accepted, refunded or held;
+// an amount mismatch goes to suspense with a reconciliation case; a duplicate payment of an
+// order already paid is refunded (or kept on the payer's balance).
+#include "actors/payments_core.hpp"
+#include "actors/steps/steps.hpp"
+
+namespace kassa::actors::pay {
+
+namespace lp = ledger::payments;
+
+namespace {
+
+u128 clearing_near(const flow_state& st, u128 near) {
+  return chart_account(*st.e, lp::role::provider_clearing, uint32_t(st.provider), near, st.row.ledger);
+}
+
+// Moves `amount` that the provider took in into suspense: its owner is not settled.
+void to_suspense(flow_actor* self, u128 amount, std::function<void(payment_result)> then) {
+  auto& st = self->state;
+  const u128 near = st.row.account_id;
+  book(self,
+       {make_transfer(st, lp::leg::suspense, clearing_near(st, near),
+                      chart_account(*st.e, lp::role::suspense, 0, near, st.row.ledger), amount)},
+       [self, amount, then](payment_result r) {
+         if (r == payment_result::ok) self->state.note("book_suspense", 0, amount);
+         then(r);
+       });
+}
+
+// What came in goes back through the provider: suspense, then the compensation refund.
+void give_back(flow_actor* self, u128 amount, payment_result result, step_done done) {
+  to_suspense(self, amount, [self, amount, result, done](payment_result r) {
+    if (r != payment_result::ok) {
+      done(r);
+      return;
+    }
+    refund_from_suspense(self, amount, [self, result, done](bool ok) {
+      auto& st = self->state;
+      if (ok) {
+        st.row.state = uint16_t(order_state::failed);
+        st.result = result;
+      } else {
+        st.row.state = uint16_t(order_state::in_review);
+        st.result = payment_result::outcome_unknown;
+      }
+      done(payment_result::ok);
+    });
+  });
+}
+
+// The provider's answer did not match the request. Returns true when it took care of it.
+bool exception_path(flow_actor* self, step_done done) {
+  auto& st = self->state;
+  const u128 got = st.row.provider_amount;
+  if (st.provider_result.status == call_status::partial && got < st.row.amount) {
+    switch (st.e->cfg.exceptions.partial_payment) {
+      case config::partial_payment_policy::accept: return false; // booked as it came
+      case config::partial_payment_policy::refund:
+        st.note("partial", uint32_t(payment_result::partial_payment_refunded), got);
+        give_back(self, got, payment_result::partial_payment_refunded, done);
+        return true;
+      case config::partial_payment_policy::hold:
+        st.note("partial_hold", 0, got);
+        to_suspense(self, got, [self, got, done](payment_result r) {
+          auto& st = self->state;
+          if (r != payment_result::ok) {
+            done(r);
+            return;
+          }
+          st.row.state = uint16_t(order_state::partially_paid);
+          // when the hold expires without the rest, the payment goes back
+          st.on_hold = [self, got]() {
+            auto& st = self->state;
+            st.on_hold = nullptr;
+            refund_from_suspense(self, got, [self](bool ok) {
+              auto& st = self->state;
+              st.row.state = uint16_t(ok ? order_state::failed : order_state::in_review);
+              st.result = ok ? payment_result::partial_payment_refunded : payment_result::outcome_unknown;
+              st.row.result = uint32_t(st.result);
+              st.note("hold_expired", uint32_t(st.result), 0);
+              self->send(self, flow_down_atom::value); // past the last step: finishes
+            });
+          };
+          done(payment_result::ok);
+        });
+        return true;
+    }
+  }
+  if (got != st.row.amount) {
+    // an amount mismatch: nobody's balance moves until a person looks at it
+    st.note("amount_mismatch", uint32_t(payment_result::amount_mismatch), got);
+    to_suspense(self, got, [self, got, done](payment_result r) {
+      auto& st = self->state;
+      if (r != payment_result::ok) {
+        done(r);
+        return;
+      }
+      open_case(self, st.row.amount, got);
+      st.row.state = uint16_t(order_state::in_review);
+      st.result = payment_result::amount_mismatch;
+      done(payment_result::ok);
+    });
+    return true;
+  }
+  return false;
+}
+
+u128 fee_for(const flow_state& st, u128 amount) {
+  const auto* f = st.e->fee(payment_type_of(st.k), st.row.ledger);
+  if (!f) return 0;
+  lp::fee_rule rule{f->fixed, f->rate_ppm,
+                    f->rounding == config::fee_rounding::up     ? lp::rounding::up
+                    : f->rounding == config::fee_rounding::down ? lp::rounding::down
+                                                                : lp::rounding::half_even,
+                    f->min, f->max};
+  u128 fee = 0;
+  if (!lp::fee_of(rule, amount, fee)) return amount;
+  return fee;
+}
+
+class book_topup : public step {
+public:
+  bool rerun_on_timeout() const override { return true; }
+  void run(flow_actor* self, step_done done) override {
+    auto& st = self->state;
+    if (!st.provider_known) {
+      done(payment_result::in_progress);
+      return;
+    }
+    if (exception_path(self, done)) return;
+    const u128 amount = st.row.provider_amount;
+    u128 fee = fee_for(st, amount);
+    if (fee > amount) fee = amount; // a topup never takes more than it brings
+    std::vector<ledger::transfer> ts{make_transfer(st, lp::leg::book, clearing_near(st, st.row.account_id), st.row.account_id, amount)};
+    if (fee != 0)
+      ts.push_back(make_transfer(st, lp::leg::fee, st.row.account_id,
+                                 chart_account(*st.e, lp::role::fees, 0, st.row.account_id, st.row.ledger), fee));
+    book(self, std::move(ts), [self, amount, fee, done](payment_result r) {
+      auto& st = self->state;
+      if (r == payment_result::ok) {
+        st.row.amount_captured = amount;
+        st.row.fee = fee;
+        st.note("book_topup", 0, amount);
+        if (fee != 0) st.note("book_fee", 0, fee);
+      }
+      done(r);
+    });
+  }
+};
+
+class book_transfer : public step {
+public:
+  bool rerun_on_timeout() const override { return true; }
+  void run(flow_actor* self, step_done done) override {
+    auto& st = self->state;
+    std::vector<ledger::transfer> ts{make_transfer(st, lp::leg::book, st.row.account_id, st.row.counterparty_id, st.row.amount)};
+    if (st.row.fee != 0)
+      ts.push_back(make_transfer(st, lp::leg::fee, st.row.account_id,
+                                 chart_account(*st.e, lp::role::fees, 0, st.row.account_id, st.row.ledger), st.row.fee));
+    book(self, std::move(ts), [self, done](payment_result r) {
+      auto& st = self->state;
+      if (r == payment_result::ok) {
+        st.row.amount_captured = st.row.amount;
+        st.note("book_transfer", 0, st.row.amount);
+        if (st.row.fee != 0) st.note("book_fee", 0, st.row.fee);
+      }
+      done(r);
+    });
+  }
+};
+
+class capture : public step {
+public:
+  bool rerun_on_timeout() const override { return true; }
+  void run(flow_actor* self, step_done done) override {
+    auto& st = self->state;
+    const bool by_provider = st.row.source == uint16_t(source::provider);
+    if (by_provider && !st.provider_known) {
+      done(payment_result::in_progress);
+      return;
+    }
+    if (by_provider && exception_path(self, done)) return;
+    const u128 amount = by_provider ? st.row.provider_amount : st.row.amount;
+    self->request(st.owner, caf::infinite, capture_request{st.row.id, amount})
+        .then(
+            [self, amount, by_provider, done](capture_reply& cr) {
+              auto& st = self->state;
+              const u128 merchant = st.row.counterparty_id;
+              if (!cr.ok) {
+                if (!by_provider) {
+                  // nothing moved yet: the hold goes back, the item fails
+                  release_holds(self, [done](payment_result r) {
+                    done(r == payment_result::ok ? payment_result::order_not_payable : r);
+                  });
+                  return;
+                }
+                // a duplicate payment: the order was paid by another item meanwhile
+                st.note("duplicate", 0, amount);
+                if (st.e->cfg.exceptions.duplicate_payment == config::duplicate_payment_policy::refund) {
+                  give_back(self, amount, payment_result::ok, [self, done](payment_result r) {
+                    auto& st = self->state;
+                    if (st.row.state == uint16_t(order_state::failed)) st.row.state = uint16_t(order_state::refunded);
+                    done(r);
+                  });
+                } else {
+                  book(self, {make_transfer(st, lp::leg::book, clearing_near(st, st.row.account_id), st.row.account_id, amount)},
+                       [self, amount, done](payment_result r) {
+                         if (r == payment_result::ok) self->state.note("book_topup", 0, amount);
+                         done(r);
+                       });
+                }
+                return;
+              }
+              std::vector<ledger::transfer> ts;
+              if (by_provider) {
+                ts.push_back(make_transfer(st, lp::leg::book, clearing_near(st, merchant), merchant, amount));
+              } else {
+                const u128 escrow = chart_account(*st.e, lp::role::escrow, 0, st.row.account_id, st.row.ledger);
+                ts.push_back(make_transfer(st, lp::leg::post, st.row.account_id, escrow, amount,
+                                           ledger::transfer_post_pending, lp::transfer_id(st.row.sequence, lp::leg::hold)));
+              }
+              book(self, std::move(ts), [self, amount, by_provider, merchant, done](payment_result r) {
+                auto& st = self->state;
+                if (r != payment_result::ok || by_provider) {
+                  if (r == payment_result::ok) {
+                    st.row.amount_captured = amount;
+                    st.note("book_capture_prv", 0, amount);
+                  }
+                  done(r);
+                  return;
+                }
+                // from the payer's shard's escrow on to the merchant (a plain transfer may
+                // cross shards; the hold could not)
+                const u128 escrow = chart_account(*st.e, lp::role::escrow, 0, st.row.account_id, st.row.ledger);
+                book(self, {make_transfer(st, lp::leg::forward, escrow, merchant, amount)}, [self, amount, done](payment_result r2) {
+                  auto& st = self->state;
+                  if (r2 == payment_result::ok) {
+                    st.row.amount_captured = amount;
+                    st.note("book_capture_bal", 0, amount);
+                  }
+                  done(r2);
+                });
+              });
+            },
+            [done](caf::error&) { done(payment_result::busy); });
+  }
+};
+
+class book_refund : public step {
+public:
+  bool rerun_on_timeout() const override { return true; }
+  void run(flow_actor* self, step_done done) override {
+    auto& st = self->state;
+    const u128 merchant = st.parent.account_id;
+    if (st.row.source == uint16_t(source::provider)) {
+      if (!st.provider_known) {
+        done(payment_result::in_progress);
+        return;
+      }
+      const u128 clearing = clearing_near(st, merchant);
+      book(self,
+           {make_transfer(st, lp::leg::post, merchant, clearing, st.row.amount, ledger::transfer_post_pending,
+                          lp::transfer_id(st.row.sequence, lp::leg::hold))},
+           [self, done](payment_result r) {
+             auto& st = self->state;
+             if (r == payment_result::ok) {
+               st.row.amount_captured = st.row.amount;
+               st.note("book_refund_prv", 0, st.row.amount);
+             }
+             done(r);
+           });
+      return;
+    }
+    book(self, {make_transfer(st, lp::leg::book, merchant, st.row.account_id, st.row.amount)}, [self, done](payment_result r) {
+      auto& st = self->state;
+      if (r == payment_result::ok) {
+        st.row.amount_captured = st.row.amount;
+        st.note("book_refund_bal", 0, st.row.amount);
+      }
+      done(r);
+    });
+  }
+};
+
+} // namespace
+
+u128 fee_of_row(const flow_state& st, u128 amount) { return fee_for(st, amount); }
+
+std::unique_ptr<step> make_book_topup() { return std::make_unique<book_topup>(); }
+std::unique_ptr<step> make_book_transfer() { return std::make_unique<book_transfer>(); }
+std::unique_ptr<step> make_capture() { return std::make_unique<capture>(); }
+std::unique_ptr<step> make_book_refund() { return std::make_unique<book_refund>(); }
+
+} // namespace kassa::actors::pay

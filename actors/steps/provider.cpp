@@ -1,0 +1,175 @@
+// provider_call: the payment's one call to its provider (charge for topup and pay, payout for
+// withdrawal, refund for refunds), under a payment id derived from the row, so a repeat after
+// a timeout or a restart is the same payment at the provider. Declined: the flow fails and
+// compensates. Unknown (timeout, broken connection) or pending: the supervisor parks the
+// payment and asks the provider until it knows; never a guess.
+// provider_refund (a compensation): gives back what provider_call took, when it took any.
+#include "actors/payments_core.hpp"
+#include "actors/steps/steps.hpp"
+
+namespace kassa::actors::pay {
+
+namespace lp = ledger::payments;
+
+namespace {
+
+bool calls_provider(const flow_state& st) {
+  switch (st.k) {
+    case kind::topup:
+    case kind::withdrawal: return true;
+    case kind::pay:
+    case kind::refund: return st.row.source == uint16_t(source::provider);
+    default: return false;
+  }
+}
+
+call_kind call_of(kind k) {
+  switch (k) {
+    case kind::withdrawal: return call_kind::payout;
+    case kind::refund: return call_kind::refund;
+    default: return call_kind::charge;
+  }
+}
+
+class provider_call : public step {
+public:
+  bool uncertain() const override { return true; }
+  void run(flow_actor* self, step_done done) override {
+    auto& st = self->state;
+    if (!calls_provider(st)) {
+      done(payment_result::ok);
+      return;
+    }
+    const auto* ch = st.channel();
+    if (!ch) {
+      done(payment_result::no_channel_available);
+      return;
+    }
+    payment_call call;
+    call.ctx = st.ctx;
+    call.payment_id = st.payment_id();
+    call.kind = call_of(st.k);
+    call.amount = st.row.amount;
+    call.ledger = st.row.ledger;
+    call.account_id = st.row.account_id;
+    if (st.k == kind::refund) call.refund_of = lp::payment_id(st.item.sequence);
+    call.credential = st.credential;
+    st.note("provider_call", 0, st.row.amount);
+    const bool resume = st.resume;
+    self->request(ch->channel, caf::infinite, std::move(call))
+        .then(
+            [self, done, resume](call_result& r) {
+              auto& st = self->state;
+              st.provider_result = r;
+              switch (r.status) {
+                case call_status::succeeded:
+                case call_status::partial:
+                  st.provider_known = true;
+                  st.row.provider_amount = r.amount;
+                  st.note("provider_ok", 0, r.amount);
+                  done(payment_result::ok);
+                  return;
+                case call_status::declined:
+                  st.provider_known = true;
+                  st.note("provider_declined", uint32_t(payment_result::provider_declined), 0);
+                  done(payment_result::provider_declined);
+                  return;
+                case call_status::rejected:
+                  // not sent now; after a restart it may have been sent before: ask, never guess
+                  if (resume) done(payment_result::in_progress);
+                  else done(payment_result::no_channel_available);
+                  return;
+                case call_status::failed:
+                  if (resume) done(payment_result::in_progress);
+                  else done(payment_result::provider_failed);
+                  return;
+                default: // pending, unknown, not_found (a call never answers that)
+                  st.note("provider_unknown", uint32_t(payment_result::in_progress), 0);
+                  done(payment_result::in_progress);
+              }
+            },
+            [done](caf::error&) { done(payment_result::in_progress); });
+  }
+};
+
+class provider_refund : public step {
+public:
+  void run(flow_actor* self, step_done done) override {
+    auto& st = self->state;
+    if (!calls_provider(st) || st.row.provider_amount == 0 || st.k == kind::withdrawal || st.k == kind::refund) {
+      done(payment_result::ok); // nothing taken, or money went out (not in): nothing to give back
+      return;
+    }
+    compensation_refund(self, st.row.provider_amount, [done](bool ok) {
+      done(ok ? payment_result::ok : payment_result::provider_failed);
+    });
+  }
+};
+
+} // namespace
+
+void compensation_refund(flow_actor* self, u128 amount, std::function<void(bool)> then) {
+  auto& st = self->state;
+  const auto* ch = st.channel();
+  if (!ch) {
+    then(false);
+    return;
+  }
+  payment_call call;
+  call.ctx = st.ctx;
+  call.payment_id = lp::payment_id(st.row.sequence, lp::call_role::compensation);
+  call.kind = call_kind::refund;
+  call.amount = amount;
+  call.ledger = st.row.ledger;
+  call.account_id = st.row.account_id;
+  call.refund_of = st.payment_id();
+  call.credential = st.credential;
+  auto attempt = std::make_shared<std::function<void(uint32_t)>>();
+  *attempt = [self, call, then, attempt, amount](uint32_t n) {
+    auto& st = self->state;
+    self->request(st.channel()->channel, caf::infinite, call)
+        .then(
+            [self, then, attempt, n, amount](call_result& r) {
+              auto& st = self->state;
+              if (r.status == call_status::succeeded) {
+                st.note("compensated", 0, amount);
+                then(true);
+                return;
+              }
+              const uint32_t tries_max = st.channel()->cfg.status_query.queries_max;
+              if (r.status == call_status::declined || n + 1 >= tries_max) {
+                st.note("compensation_failed", uint32_t(payment_result::provider_failed), amount);
+                then(false);
+                return;
+              }
+              // the refund id is idempotent at the provider: asking again is safe
+              auto again = attempt;
+              after(self, st.channel()->cfg.status_query.interval_ms, [again, n]() { (*again)(n + 1); });
+            },
+            [then](caf::error&) { then(false); });
+  };
+  (*attempt)(0);
+}
+
+void refund_from_suspense(flow_actor* self, u128 amount, std::function<void(bool)> then) {
+  compensation_refund(self, amount, [self, amount, then](bool ok) {
+    auto& st = self->state;
+    if (!ok) {
+      open_case(self, amount, amount);
+      then(false);
+      return;
+    }
+    const u128 suspense = chart_account(*st.e, lp::role::suspense, 0, st.row.account_id, st.row.ledger);
+    const u128 clearing =
+        chart_account(*st.e, lp::role::provider_clearing, uint32_t(st.provider), st.row.account_id, st.row.ledger);
+    book(self, {make_transfer(st, lp::leg::suspense_out, suspense, clearing, amount)}, [self, amount, then](payment_result r) {
+      if (r == payment_result::ok) self->state.note("book_suspense_out", 0, amount);
+      then(r == payment_result::ok);
+    });
+  });
+}
+
+std::unique_ptr<step> make_provider_call() { return std::make_unique<provider_call>(); }
+std::unique_ptr<step> make_provider_refund() { return std::make_unique<provider_refund>(); }
+
+} // namespace kassa::actors::pay

@@ -1,0 +1,117 @@
+// route: picks the channel for a payment that needs a provider: the one the command names,
+// or the first by priority among those serving the ledger and amount, skipping channels
+// whose breaker is open. None left: no_channel_available, at once.
+// fetch_credentials: the provider's pre-payment credential, when it wants one; runs in
+// parallel with other steps of its group (hold_funds).
+#include <algorithm>
+#include <cstring>
+
+#include "actors/payments_core.hpp"
+#include "actors/steps/steps.hpp"
+
+namespace kassa::actors::pay {
+
+namespace {
+
+bool needs_provider(const flow_state& st) {
+  switch (st.k) {
+    case kind::topup:
+    case kind::withdrawal: return true;
+    case kind::pay:
+    case kind::refund: return st.row.source == uint16_t(source::provider);
+    default: return false;
+  }
+}
+
+class route : public step {
+public:
+  void run(flow_actor* self, step_done done) override {
+    auto& st = self->state;
+    if (!needs_provider(st)) {
+      done(payment_result::ok);
+      return;
+    }
+    std::vector<const env::provider*> candidates;
+    if (st.row.provider[0] != 0 && st.resume) {
+      // after a restart the provider may have this payment already: same channel, no choice
+      if (const auto* p = st.e->find_provider(st.row.provider)) {
+        st.provider = int(p->index);
+        done(payment_result::ok);
+      } else {
+        done(payment_result::provider_unknown);
+      }
+      return;
+    }
+    if (st.row.provider[0] != 0) { // named by the command, or the refunded item's channel
+      if (const auto* p = st.e->find_provider(st.row.provider)) candidates.push_back(p);
+    } else {
+      for (const auto& p : st.e->providers) {
+        const auto& c = p.cfg;
+        if (std::find(c.ledgers.begin(), c.ledgers.end(), st.row.ledger) == c.ledgers.end()) continue;
+        if (st.row.amount < c.amount_min || (c.amount_max != 0 && st.row.amount > c.amount_max)) continue;
+        candidates.push_back(&p);
+      }
+      std::stable_sort(candidates.begin(), candidates.end(),
+                       [](const env::provider* a, const env::provider* b) { return a->cfg.priority < b->cfg.priority; });
+    }
+    if (candidates.empty()) {
+      done(payment_result::no_channel_available);
+      return;
+    }
+    struct gather {
+      std::vector<health_state> health;
+      size_t outstanding;
+    };
+    auto g = std::make_shared<gather>(gather{std::vector<health_state>(candidates.size(), health_state::down), candidates.size()});
+    for (size_t i = 0; i < candidates.size(); ++i) {
+      auto finish = [self, g, candidates, done, i](health_state h) {
+        g->health[i] = h;
+        if (--g->outstanding != 0) return;
+        for (size_t k = 0; k < candidates.size(); ++k) {
+          if (g->health[k] == health_state::down) continue;
+          auto& st = self->state;
+          st.provider = int(candidates[k]->index);
+          std::memset(st.row.provider, 0, sizeof st.row.provider);
+          std::memcpy(st.row.provider, candidates[k]->name.data(),
+                      std::min(candidates[k]->name.size(), sizeof st.row.provider));
+          st.note("routed", 0, st.row.amount);
+          done(payment_result::ok);
+          return;
+        }
+        done(payment_result::no_channel_available);
+      };
+      self->request(candidates[i]->channel, std::chrono::milliseconds(500), health_request{})
+          .then([finish](health_reply& h) { finish(h.state); }, [finish](caf::error&) { finish(health_state::down); });
+    }
+  }
+};
+
+class fetch_credentials : public step {
+public:
+  void run(flow_actor* self, step_done done) override {
+    auto& st = self->state;
+    const auto* ch = st.channel();
+    if (!ch || !ch->cfg.credentials) {
+      done(payment_result::ok);
+      return;
+    }
+    self->request(ch->channel, caf::infinite, credential_request{st.ctx})
+        .then(
+            [self, done](credential_reply& r) {
+              if (!r.ok) {
+                done(payment_result::provider_failed);
+                return;
+              }
+              self->state.credential = r.token;
+              done(payment_result::ok);
+            },
+            [done](caf::error&) { done(payment_result::provider_failed); });
+  }
+};
+
+} // namespace
+
+std::unique_ptr<step> make_route() { return std::make_unique<route>(); }
+std::unique_ptr<step> make_fetch_credentials() { return std::make_unique<fetch_credentials>(); }
+
+} // namespace kassa::actors::pay
