@@ -10,6 +10,7 @@
 #include "ledger/store/saga_log.hpp"
 #include "ledger/store/verify.hpp"
 #include "runtime/cli_client.hpp"
+#include "runtime/cli_payments.hpp"
 #include "runtime/data_dir.hpp"
 #include "runtime/version.hpp"
 
@@ -40,6 +41,9 @@ const char* usage_main =
     "\n"
     "Operator commands:\n"
     "  verify --data DIR [--json]   check a stopped store: balances, totals, indexes\n"
+    "  trace ID [--data DIR]        the payment journal of a trace, order or payment row\n"
+    "  recon [--data DIR] [--all]   reconciliation cases and statement cursors\n"
+    "  gl [--data DIR]              general-ledger totals and the accounting lag\n"
     "  version                      print the version\n"
     "  help [command]               print help for a command\n"
     "\n"
@@ -240,6 +244,12 @@ int main(int argc, char** argv) {
   if (runtime::is_client_command(cmd)) return runtime::run_client_command(cmd, args);
   if (cmd == "version" || cmd == "--version") {
     std::printf("kassa %s\n", kassa_version);
+    return exit_ok;
+  }
+  // Offline readers of the payment core's stores: trace, recon, gl (runtime/cli_payments.hpp).
+  if (runtime::is_payments_reader_command(cmd)) return runtime::run_payments_reader_command(cmd, args);
+  if (cmd == "help" && !args.empty() && runtime::is_payments_reader_command(args[0])) {
+    std::fputs(runtime::payments_reader_usage(args[0]).c_str(), stdout);
     return exit_ok;
   }
   if (cmd == "help" || cmd == "--help" || cmd == "-h") {
