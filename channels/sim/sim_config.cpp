@@ -57,11 +57,13 @@ std::string at(const YAML::Node& n) { return " (line " + std::to_string(n.Mark()
 bool yaml_u64(const YAML::Node& n, uint64_t& out) {
   if (!n.IsScalar()) return false;
   const std::string& s = n.Scalar();
-  if (s.empty() || s.size() > 19) return false;
+  if (s.empty() || s.size() > 20) return false;
   uint64_t v = 0;
   for (char c : s) {
     if (c < '0' || c > '9') return false;
-    v = v * 10 + static_cast<uint64_t>(c - '0');
+    const uint64_t d = static_cast<uint64_t>(c - '0');
+    if (v > (UINT64_MAX - d) / 10) return false;
+    v = v * 10 + d;
   }
   out = v;
   return true;
