@@ -38,11 +38,13 @@ struct harness {
   std::mt19937_64 rng;
   uint64_t next_id = 1;
 
-  harness(const std::string& what, const std::string& yaml, channel_options o) : seed(test::seed(what.c_str())), rng(seed) {
+  harness(const std::string& what, const std::string& yaml, channel_options o,
+          const std::string& server = "  connections_max: 4096\n")
+      : seed(test::seed(what.c_str())), rng(seed) {
     cfg.set("scheduler.max-threads", 2);
     cfg.set("logger.file-verbosity", caf::atom("quiet"));
     sys = std::make_unique<caf::actor_system>(cfg);
-    sim = std::make_unique<channel_sim>(yaml, seed);
+    sim = std::make_unique<channel_sim>(yaml, seed, server);
     o.port = sim->port();
     o.seed = seed;
     if (o.path_prefix.empty()) o.path_prefix = "/p/" + o.name;
@@ -194,6 +196,16 @@ TEST_CASE("a connection closed after processing is an unknown outcome, resolved 
   CHECK(h.status(c.payment_id).status == call_status::succeeded);
 }
 
+TEST_CASE("a keep-alive connection the provider closed while idle is replaced without a failure", "[channels]") {
+  harness h("channel stale connection", provider_yaml("alpha"), options("alpha"), "  idle_ms: 100\n");
+  CHECK(h.pay(h.charge()).status == call_status::succeeded);
+  std::this_thread::sleep_for(400ms); // the simulator closes the idle connection
+  auto r = h.pay(h.charge());
+  CHECK(r.status == call_status::succeeded);
+  CHECK(r.attempts == 1);
+  CHECK(h.health().failures == 0);
+}
+
 TEST_CASE("a provider that is down gives failed without money in doubt", "[channels]") {
   harness h("channel refused", provider_yaml("alpha"), options("alpha"));
   // A second channel to a port nobody listens on: connections are refused, nothing is sent.
@@ -216,7 +228,7 @@ TEST_CASE("the breaker opens after failures, rejects without sending, and recove
   o.retries_max = 0;
   o.breaker_failures_min = 3;
   o.breaker_window_ms = 10'000;
-  o.breaker_open_ms = 600;
+  o.breaker_open_ms = 1500;
   harness h("channel breaker", provider_yaml("alpha"), o);
   h.sim->force("alpha", {"timeout", "timeout", "timeout"});
   for (int i = 0; i < 3; ++i) CHECK(h.pay(h.charge()).status == call_status::unknown);
@@ -226,7 +238,7 @@ TEST_CASE("the breaker opens after failures, rejects without sending, and recove
   CHECK(rejected.status == call_status::rejected);
   CHECK(rejected.attempts == 0);
   CHECK(h.sim->stats("alpha")["counts"]["payment_calls"].get<uint64_t>() == calls_before); // nothing was sent
-  std::this_thread::sleep_for(700ms);
+  std::this_thread::sleep_for(1600ms);
   CHECK(h.health().state == health_state::degraded);
   CHECK(h.pay(h.charge()).status == call_status::succeeded); // the probe
   auto health = h.health();

@@ -15,9 +15,11 @@ namespace kassa::test {
 
 class channel_sim {
 public:
-  // `providers` is the YAML under `providers:` (indented by two spaces).
-  channel_sim(const std::string& providers, uint64_t seed) : config_(dir_.path() + "/channel-sim.yaml") {
-    std::ofstream(config_) << "server:\n  connections_max: 4096\nproviders:\n" << providers;
+  // `providers` is the YAML under `providers:` (indented by two spaces); `server` the keys
+  // under `server:`.
+  channel_sim(const std::string& providers, uint64_t seed, const std::string& server = "  connections_max: 4096\n")
+      : config_(dir_.path() + "/channel-sim.yaml") {
+    std::ofstream(config_) << "server:\n" << server << "providers:\n" << providers;
     proc_ = std::make_unique<process>(std::vector<std::string>{KASSA_CHANNEL_SIM, "--config", config_, "--port", "0",
                                                                "--seed", std::to_string(seed)});
     if (!proc_->wait_for_output("listening on 127.0.0.1:", std::chrono::seconds(20)) ||
