@@ -319,7 +319,10 @@ caf::actor spawn_flow(caf::actor_system& sys, env_ptr e, caf::actor owner, flow_
           }
         },
         [self](hold_atom) {
-          if (self->state.on_hold) self->state.on_hold();
+          // moved out first: the callback may set a new one while it runs
+          auto fn = std::move(self->state.on_hold);
+          self->state.on_hold = nullptr;
+          if (fn) fn();
         },
         [self](timer_atom, uint64_t id) {
           auto& timers = self->state.timers;

@@ -132,7 +132,8 @@ struct order_state_t {
   u128 reserved_amount = 0;
   std::unordered_map<u128, std::shared_ptr<owed_reply>, std::hash<uint64_t>> owed_unused;
   std::map<u128, std::shared_ptr<owed_reply>> owed; // by row id
-  size_t flows = 0;
+  size_t flows = 0;      // flows running
+  size_t accepting = 0;  // commands whose first write is on its way
   uint64_t commands = 0;
 };
 using order_actor = caf::stateful_actor<order_state_t>;
@@ -267,8 +268,10 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
           rows.push_back(st.items[item.counterparty_id]);
         }
         std::vector<journal_entry> j{entry(*st.e, oc.ctx, item, "order", "accepted", 0, item.amount)};
+        ++st.accepting;
         order_persist(self, std::move(rows), {c}, std::move(j), [self, oc, item, owed](bool ok) {
           auto& st = self->state;
+          --st.accepting;
           if (!ok) {
             // nothing of it is durable: undo the reservation and say so
             if (item.kind == uint16_t(kind::pay)) release_reservation(st, item);
@@ -278,6 +281,7 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
             }
             st.items.erase(item.id);
             give_reply(owed, reply_of(item, payment_result::store_unavailable));
+            if (st.flows == 0 && st.accepting == 0) self->send(st.e->gateway, order_idle{st.row.id, st.commands});
             return;
           }
           order_start_flow(self, oc.ctx, oc.cmd, item, false, owed);
@@ -351,7 +355,7 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
           if (!ok) out.result = uint32_t(payment_result::store_unavailable);
           give_reply(owed, out);
           auto& st = self->state;
-          if (st.flows == 0) self->send(st.e->gateway, order_idle{st.row.id, st.commands});
+          if (st.flows == 0 && st.accepting == 0) self->send(st.e->gateway, order_idle{st.row.id, st.commands});
         });
       },
       [self](step_timeout_atom, uint64_t hi, uint64_t lo) {

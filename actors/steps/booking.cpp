@@ -73,8 +73,6 @@ bool exception_path(flow_actor* self, step_done done) {
           st.row.state = uint16_t(order_state::partially_paid);
           // when the hold expires without the rest, the payment goes back
           st.on_hold = [self, got]() {
-            auto& st = self->state;
-            st.on_hold = nullptr;
             refund_from_suspense(self, got, [self](bool ok) {
               auto& st = self->state;
               st.row.state = uint16_t(ok ? order_state::failed : order_state::in_review);

@@ -1,0 +1,529 @@
+// End-to-end: the payment core in a real kassad against a real kassa-channel-sim, both on
+// 127.0.0.1. Every payment type and every exception, each followed by the money check: the
+// ledger balances (kassa verify on the stopped store), and each provider's clearing account
+// holds exactly what the provider's own statement says moved (charges - payouts - refunds).
+#include <catch2/catch.hpp>
+
+#include <cstring>
+#include <fstream>
+#include <thread>
+
+#include "ledger/payments/ids.hpp"
+#include "ledger/payments/records.hpp"
+#include "tests/channels/sim_fixture.hpp"
+#include "tests/process.hpp"
+#include "tests/runtime/kassad_fixture.hpp"
+
+using namespace kassa;
+using namespace kassa::test;
+using namespace std::chrono_literals;
+namespace lp = kassa::ledger::payments;
+using lp::kind;
+using lp::order_state;
+using lp::payment_result;
+
+namespace {
+
+constexpr uint32_t usd = 840;
+
+// Providers the simulator plays: alpha (fast, tried first) and beta.
+const char* sim_providers =
+    "  alpha:\n"
+    "    latency: {min_ms: 1, median_ms: 3, p99_ms: 10, max_ms: 20}\n"
+    "    callback_delay_ms: 600\n"
+    "    late_callback_ms: 400\n"
+    "    timeout_hold_ms: 2000\n"
+    "    mismatch_delta: 7\n"
+    "  beta:\n"
+    "    latency: {min_ms: 1, median_ms: 3, p99_ms: 10, max_ms: 20}\n"
+    "    credentials_required: true\n";
+
+std::string payments_yaml(uint16_t sim_port, const std::string& exceptions = "", const std::string& extra = "") {
+  const std::string url = "http://127.0.0.1:" + std::to_string(sim_port);
+  return "payments:\n"
+         "  enabled: true\n"
+         "  flow_wait_ms: 4000\n"
+         "  ledgers: [{ledger: 840, currency: USD}]\n"
+         "  providers:\n"
+         "    - {name: alpha, url: \"" + url + "/p/alpha\", ledgers: [840], priority: 1, timeout_ms: 400,\n"
+         "       retries_max: 0, events_poll_ms: 50, status_query: {interval_ms: 100, queries_max: 100},\n"
+         "       breaker: {failures_min: 3, window_ms: 10000, open_ms: 3000}}\n"
+         "    - {name: beta, url: \"" + url + "/p/beta\", ledgers: [840], priority: 2, timeout_ms: 400,\n"
+         "       retries_max: 0, events_poll_ms: 50, credentials: true,\n"
+         "       breaker: {failures_min: 3, window_ms: 10000, open_ms: 3000},\n"
+         "       status_query: {interval_ms: 100, queries_max: 100}}\n"
+         "  fees:\n"
+         "    - {type: withdrawal, ledger: 840, fixed: 25}\n"
+         "    - {type: transfer, ledger: 840, rate_ppm: 10000, rounding: up}\n"
+         "  limits:\n"
+         "    - {type: transfer, ledger: 840, account_day_max: 10000}\n"
+         "    - {type: withdrawal, ledger: 840, payment_max: 100000}\n" +
+         (exceptions.empty() ? "" : "  exceptions:\n" + exceptions) +
+         "  reconciliation: {enabled: true, interval_ms: 100, grace_ms: 60000}\n" + extra;
+}
+
+lp::payment_command command(kind k, u128 key, u128 order_id, u128 account, u128 amount, uint32_t ledger = usd) {
+  lp::payment_command c{};
+  c.key = key;
+  c.order_id = order_id;
+  c.account_id = account;
+  c.amount = amount;
+  c.ledger = k == kind::pay || k == kind::refund ? 0 : ledger;
+  c.kind = uint16_t(k);
+  if (k == kind::refund) c.account_id = 0;
+  return c;
+}
+
+lp::payment_command with_provider(lp::payment_command c, const char* name) {
+  std::strncpy(c.provider, name, sizeof c.provider);
+  return c;
+}
+
+lp::payment_command paying(u128 key, u128 order_id, u128 payer, u128 amount, lp::source s) {
+  auto c = command(kind::pay, key, order_id, payer, amount);
+  c.source = uint16_t(s);
+  return c;
+}
+
+struct payments_env {
+  channel_sim sim;
+  std::unique_ptr<kassad_instance> kassad;
+  client::blocking_client client;
+  std::string config_extra;
+
+  explicit payments_env(const std::string& exceptions = "", const std::string& extra = "")
+      : sim(sim_providers, 42) {
+    config_extra = payments_yaml(sim.port(), exceptions, extra);
+    kassad = std::make_unique<kassad_instance>(config_extra);
+    client = kassad->connect();
+  }
+
+  lp::payment_reply submit(const lp::payment_command& c) {
+    std::vector<lp::payment_reply> r;
+    try {
+      r = client.submit_payments({c});
+    } catch (const std::exception& e) {
+      FAIL(e.what() << "\nkassad:\n" << kassad->output());
+    }
+    REQUIRE(r.size() == 1);
+    return r[0];
+  }
+
+  lp::order order(u128 id) {
+    auto rows = client.lookup_orders({id});
+    REQUIRE(rows.size() == 1);
+    return rows[0];
+  }
+
+  // Polls until the row reaches `state` (or the time is up); returns the row.
+  lp::order wait_for(u128 id, order_state state, std::chrono::milliseconds timeout = 10s) {
+    const auto until = std::chrono::steady_clock::now() + timeout;
+    lp::order row{};
+    while (std::chrono::steady_clock::now() < until) {
+      auto rows = client.lookup_orders({id});
+      if (!rows.empty()) {
+        row = rows[0];
+        if (row.state == uint16_t(state)) return row;
+      }
+      std::this_thread::sleep_for(50ms);
+    }
+    FAIL("row " << to_string_u128(id) << " did not reach " << lp::name(state) << ", it is "
+                << lp::name(static_cast<order_state>(row.state)));
+    return row;
+  }
+
+  void account(u128 id, uint16_t flags = ledger::account_debits_must_not_exceed_credits) {
+    ledger::account a{};
+    a.id = id;
+    a.ledger = usd;
+    a.code = 1;
+    a.flags = flags;
+    auto out = client.create_accounts({a});
+    for (const auto& o : out) REQUIRE(o.result == ledger::account_result::ok);
+  }
+
+  ledger::account lookup(u128 id) {
+    auto a = client.lookup_accounts({id});
+    REQUIRE(a.size() == 1);
+    return a[0];
+  }
+
+  // credits - debits posted (a user's spendable balance when nothing is pending)
+  __int128 balance(u128 id) {
+    auto a = lookup(id);
+    return static_cast<__int128>(a.credits_posted) - static_cast<__int128>(a.debits_posted);
+  }
+  __int128 pending_debits(u128 id) { return static_cast<__int128>(lookup(id).debits_pending); }
+
+  // What the provider is owed by kassa's books: debits - credits of its clearing account.
+  __int128 clearing(uint32_t provider) {
+    auto a = lookup(lp::account_id(lp::role::provider_clearing, provider, 0, usd));
+    return static_cast<__int128>(a.debits_posted) - static_cast<__int128>(a.credits_posted);
+  }
+  __int128 suspense() {
+    auto a = lookup(lp::account_id(lp::role::suspense, 0, 0, usd));
+    return static_cast<__int128>(a.credits_posted) - static_cast<__int128>(a.debits_posted);
+  }
+
+  // What the provider's statement says moved: charges in, payouts and refunds out.
+  __int128 statement_net(const std::string& provider) {
+    auto j = sim.json(false, "/p/" + provider + "/v1/statement?after=0&limit=10000");
+    __int128 net = 0;
+    for (const auto& e : j["entries"]) {
+      u128 amount = 0;
+      REQUIRE(parse_u128(e["amount"].get<std::string>(), amount));
+      const std::string k = e["kind"].get<std::string>();
+      net += k == "charge" ? static_cast<__int128>(amount) : -static_cast<__int128>(amount);
+    }
+    return net;
+  }
+
+  // No money created or lost: each provider's clearing account mirrors its statement, then
+  // the stopped store verifies (balances, totals, indexes).
+  void check_money() {
+    // callbacks and late successes may still be on the way: wait until the books agree
+    const auto until = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < until &&
+           (clearing(0) != statement_net("alpha") || clearing(1) != statement_net("beta")))
+      std::this_thread::sleep_for(100ms);
+    CHECK(clearing(0) == statement_net("alpha"));
+    CHECK(clearing(1) == statement_net("beta"));
+    client.close();
+    REQUIRE(kassad->stop() == 0);
+    std::string out;
+    CHECK(run({KASSA_CLI, "verify", "--data", kassad->data_dir()}, out, 60s) == 0);
+    INFO(out);
+    CHECK(out.find("verify: consistent") != std::string::npos);
+  }
+};
+
+} // namespace
+
+TEST_CASE("a topup credits the user once the provider confirms; a repeated key moves nothing twice", "[e2e][payments]") {
+  payments_env env;
+  env.account(1);
+  auto r = env.submit(command(kind::topup, 101, 1001, 1, 5000));
+  CHECK(r.result == uint32_t(payment_result::ok));
+  CHECK(r.state == uint16_t(order_state::completed));
+  CHECK(r.amount == 5000);
+  CHECK(env.balance(1) == 5000);
+  // the same command again: exists, the same outcome, no second credit
+  r = env.submit(command(kind::topup, 101, 1001, 1, 5000));
+  CHECK(r.result == uint32_t(payment_result::exists));
+  CHECK(r.state == uint16_t(order_state::completed));
+  CHECK(env.balance(1) == 5000);
+  // the same key with another amount is refused and changes nothing
+  r = env.submit(command(kind::topup, 101, 1001, 1, 5001));
+  CHECK(r.result == uint32_t(payment_result::exists_with_different_fields));
+  // a new key for an order id in use
+  r = env.submit(command(kind::topup, 102, 1001, 1, 10));
+  CHECK(r.result == uint32_t(payment_result::order_exists));
+  // bad input: a clear code, nothing moves
+  CHECK(env.submit(command(kind::topup, 0, 1003, 1, 10)).result == uint32_t(payment_result::key_must_not_be_zero));
+  CHECK(env.submit(command(kind::topup, 103, 1003, 1, 0)).result == uint32_t(payment_result::amount_must_not_be_zero));
+  CHECK(env.submit(command(kind::topup, 104, 1004, 1, 10, 978)).result == uint32_t(payment_result::ledger_not_served));
+  CHECK(env.submit(command(kind::topup, 105, 1005, 999, 10)).result == uint32_t(payment_result::account_not_found));
+  CHECK(env.submit(with_provider(command(kind::topup, 106, 1006, 1, 10), "nobody")).result ==
+        uint32_t(payment_result::provider_unknown));
+  // a declined topup fails and credits nothing
+  env.sim.force("alpha", {"declined"});
+  r = env.submit(command(kind::topup, 107, 1007, 1, 700));
+  CHECK(r.result == uint32_t(payment_result::provider_declined));
+  CHECK(r.state == uint16_t(order_state::failed));
+  CHECK(env.balance(1) == 5000);
+  // concurrent duplicates of one key: one credit
+  std::vector<lp::payment_command> same(8, command(kind::topup, 108, 1008, 1, 300));
+  auto replies = env.client.submit_payments(same);
+  size_t firsts = 0;
+  for (const auto& x : replies) {
+    if (x.result == uint32_t(payment_result::ok) || x.result == uint32_t(payment_result::in_progress)) ++firsts;
+    else CHECK(x.result == uint32_t(payment_result::exists));
+  }
+  CHECK(firsts == 1);
+  env.wait_for(1008, order_state::completed);
+  CHECK(env.balance(1) == 5300);
+  env.check_money();
+}
+
+TEST_CASE("a withdrawal holds the money, posts it with its fee on success and releases it on decline", "[e2e][payments]") {
+  payments_env env;
+  env.account(1);
+  REQUIRE(env.submit(command(kind::topup, 1, 1, 1, 10000)).result == uint32_t(payment_result::ok));
+  auto r = env.submit(command(kind::withdrawal, 2, 2, 1, 4000));
+  CHECK(r.result == uint32_t(payment_result::ok));
+  CHECK(r.fee == 25);
+  CHECK(env.balance(1) == 10000 - 4000 - 25);
+  CHECK(env.pending_debits(1) == 0);
+  env.sim.force("alpha", {"declined"});
+  r = env.submit(command(kind::withdrawal, 3, 3, 1, 1000));
+  CHECK(r.result == uint32_t(payment_result::provider_declined));
+  CHECK(env.balance(1) == 10000 - 4025);
+  CHECK(env.pending_debits(1) == 0); // the hold went back
+  // more than the balance: refused by the hold, nothing sent to the provider
+  r = env.submit(command(kind::withdrawal, 4, 4, 1, 9000));
+  CHECK(r.result == uint32_t(payment_result::insufficient_funds));
+  // above the per-payment limit of the YAML
+  r = env.submit(command(kind::withdrawal, 5, 5, 1, 100001));
+  CHECK(r.result == uint32_t(payment_result::limit_exceeded));
+  CHECK(env.balance(1) == 10000 - 4025);
+  env.check_money();
+}
+
+TEST_CASE("a transfer between users honours the per-day limit, the fee and the balance", "[e2e][payments]") {
+  payments_env env;
+  env.account(1);
+  env.account(2);
+  REQUIRE(env.submit(command(kind::topup, 1, 1, 1, 50000)).result == uint32_t(payment_result::ok));
+  auto t = command(kind::transfer, 2, 2, 1, 6000);
+  t.counterparty_id = 2;
+  auto r = env.submit(t);
+  CHECK(r.result == uint32_t(payment_result::ok));
+  CHECK(r.fee == 60); // 1% rounded up
+  CHECK(env.balance(2) == 6000);
+  CHECK(env.balance(1) == 50000 - 6060);
+  // 6000 + 5000 > 10000 a day
+  t = command(kind::transfer, 3, 3, 1, 5000);
+  t.counterparty_id = 2;
+  CHECK(env.submit(t).result == uint32_t(payment_result::limit_exceeded));
+  // a refused transfer does not use up the day's limit
+  t = command(kind::transfer, 4, 4, 1, 4000);
+  t.counterparty_id = 2;
+  CHECK(env.submit(t).result == uint32_t(payment_result::ok));
+  CHECK(env.balance(2) == 10000);
+  t = command(kind::transfer, 5, 5, 1, 1);
+  t.counterparty_id = 1;
+  CHECK(env.submit(t).result == uint32_t(payment_result::accounts_must_be_different));
+  env.check_money();
+}
+
+TEST_CASE("an order paid from balance and through a provider is refunded, never beyond what was captured, also concurrently",
+          "[e2e][payments]") {
+  payments_env env;
+  env.account(1);                    // payer
+  env.account(2);                    // payer by card
+  env.account(100, 0);               // merchant
+  REQUIRE(env.submit(command(kind::topup, 1, 1, 1, 10000)).result == uint32_t(payment_result::ok));
+  auto r = env.submit(command(kind::create_order, 10, 500, 100, 9000));
+  CHECK(r.result == uint32_t(payment_result::ok));
+  CHECK(r.state == uint16_t(order_state::created));
+  r = env.submit(paying(11, 500, 1, 4000, lp::source::balance));
+  CHECK(r.result == uint32_t(payment_result::ok));
+  CHECK(r.state == uint16_t(order_state::partially_paid));
+  // more than what is left
+  CHECK(env.submit(paying(12, 500, 2, 5001, lp::source::provider)).result ==
+        uint32_t(payment_result::amount_exceeds_order_remaining));
+  r = env.submit(paying(13, 500, 2, 5000, lp::source::provider));
+  CHECK(r.result == uint32_t(payment_result::ok));
+  CHECK(r.state == uint16_t(order_state::completed));
+  CHECK(env.balance(100) == 9000);
+  CHECK(env.balance(1) == 6000);
+  CHECK(env.submit(paying(14, 500, 1, 1, lp::source::balance)).result == uint32_t(payment_result::order_not_payable));
+  // eight refunds of 2000 at once against 9000 captured: at most 9000 comes back
+  std::vector<lp::payment_command> refunds;
+  for (u128 k = 0; k < 8; ++k) refunds.push_back(command(kind::refund, 20 + k, 500, 0, 2000));
+  std::vector<lp::payment_reply> replies;
+  try {
+    replies = env.client.submit_payments(refunds);
+  } catch (const std::exception& e) {
+    auto c2 = env.kassad->connect();
+    std::string rows;
+    for (const auto& o : c2.lookup_orders({20, 21, 22, 23, 24, 25, 26, 27}))
+      rows += to_string_u128(o.id) + " " + std::string(lp::name(order_state(o.state))) + " " +
+              std::string(lp::name(payment_result(o.result))) + " src " + std::to_string(o.source) + "\n";
+    FAIL(e.what() << "\nrows:\n" << rows);
+  }
+  u128 refunded = 0;
+  for (const auto& x : replies) {
+    if (x.result == uint32_t(payment_result::ok)) refunded += 2000;
+    else CHECK(x.result == uint32_t(payment_result::refund_exceeds_captured));
+  }
+  auto o = env.order(500);
+  CHECK(o.amount_refunded == refunded);
+  CHECK(o.amount_refunded <= o.amount_captured);
+  CHECK(o.amount_refund_pending == 0);
+  CHECK(env.balance(100) == static_cast<__int128>(9000 - refunded));
+  CHECK(env.balance(2) == 0); // the card payer's refunds go back to the card
+  // a refund of an order kind that has none
+  CHECK(env.submit(command(kind::refund, 40, 1, 0, 1)).result == uint32_t(payment_result::order_kind_invalid));
+  CHECK(env.submit(command(kind::refund, 41, 77777, 0, 1)).result == uint32_t(payment_result::order_not_found));
+  env.check_money();
+}
+
+TEST_CASE("a duplicate payment of an order already paid is refunded through the provider", "[e2e][payments]") {
+  payments_env env;
+  env.account(2);
+  env.account(100, 0);
+  REQUIRE(env.submit(command(kind::create_order, 10, 600, 100, 3000)).result == uint32_t(payment_result::ok));
+  // the first card payment stays pending at the provider: kassa does not know, the payer
+  // pays again, the order is paid; then the first one succeeds too
+  env.sim.force("alpha", {"pending"});
+  auto r = env.submit(paying(11, 600, 2, 3000, lp::source::provider));
+  CHECK(r.result == uint32_t(payment_result::in_progress));
+  CHECK(r.state == uint16_t(order_state::unknown));
+  r = env.submit(paying(12, 600, 2, 3000, lp::source::provider));
+  CHECK(r.result == uint32_t(payment_result::ok));
+  CHECK(r.state == uint16_t(order_state::completed));
+  auto dup = env.wait_for(11, order_state::refunded);
+  CHECK(dup.provider_amount == 3000);
+  auto o = env.order(600);
+  CHECK(o.amount_captured == 3000);
+  CHECK(env.balance(100) == 3000);
+  CHECK(env.suspense() == 0);
+  env.check_money();
+}
+
+TEST_CASE("a partial payment follows the YAML policy: refund, accept or hold then refund", "[e2e][payments]") {
+  SECTION("refund") {
+    payments_env env("    partial_payment: refund\n");
+    env.account(1);
+    env.sim.force("alpha", {"partial"});
+    auto r = env.submit(command(kind::topup, 1, 1, 1, 1000));
+    CHECK(r.result == uint32_t(payment_result::partial_payment_refunded));
+    CHECK(r.state == uint16_t(order_state::failed));
+    CHECK(env.balance(1) == 0);
+    CHECK(env.suspense() == 0);
+    env.check_money();
+  }
+  SECTION("accept") {
+    payments_env env("    partial_payment: accept\n");
+    env.account(1);
+    env.sim.force("alpha", {"partial"});
+    auto r = env.submit(command(kind::topup, 1, 1, 1, 1000));
+    CHECK(r.result == uint32_t(payment_result::ok));
+    CHECK(r.amount == 500);
+    CHECK(env.balance(1) == 500);
+    env.check_money();
+  }
+  SECTION("hold") {
+    payments_env env("    partial_payment: hold\n    partial_hold_ms: 500\n");
+    env.account(1);
+    env.sim.force("alpha", {"partial"});
+    auto r = env.submit(command(kind::topup, 1, 1, 1, 1000));
+    CHECK(r.result == uint32_t(payment_result::in_progress));
+    CHECK(r.state == uint16_t(order_state::partially_paid));
+    CHECK(env.suspense() == 500);
+    auto row = env.wait_for(1, order_state::failed);
+    CHECK(row.result == uint32_t(payment_result::partial_payment_refunded));
+    CHECK(env.suspense() == 0);
+    CHECK(env.balance(1) == 0);
+    env.check_money();
+  }
+}
+
+TEST_CASE("an amount mismatch goes to suspense and opens a reconciliation case", "[e2e][payments]") {
+  payments_env env;
+  env.account(1);
+  env.sim.force("alpha", {"mismatch"});
+  auto r = env.submit(command(kind::topup, 1, 1, 1, 1000));
+  CHECK(r.result == uint32_t(payment_result::amount_mismatch));
+  CHECK(r.state == uint16_t(order_state::in_review));
+  CHECK(env.balance(1) == 0);
+  CHECK(env.suspense() == 1007);
+  auto row = env.order(1);
+  CHECK(row.provider_amount == 1007);
+  std::string out;
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < until) {
+    run({KASSA_CLI, "recon", "--data", env.kassad->data_dir()}, out, 20s);
+    if (out.find("suspense") != std::string::npos) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  INFO(out);
+  CHECK(out.find("suspense") != std::string::npos);
+  env.check_money();
+}
+
+TEST_CASE("a timeout leaves the payment unknown and kassa asks the provider until it knows", "[e2e][payments]") {
+  payments_env env;
+  env.account(1);
+  SECTION("the provider does not answer in time, then says succeeded") {
+    env.sim.force("alpha", {"timeout"});
+    auto r = env.submit(command(kind::topup, 1, 1, 1, 1000));
+    // the answer comes from the status query after the timeout
+    auto row = r.state == uint16_t(order_state::completed) ? env.order(1) : env.wait_for(1, order_state::completed);
+    CHECK(row.amount_captured == 1000);
+    CHECK(env.balance(1) == 1000);
+    std::string out;
+    CHECK(run({KASSA_CLI, "trace", "1", "--data", env.kassad->data_dir()}, out, 20s) == 0);
+    INFO(out);
+    CHECK(out.find("parked") != std::string::npos);
+    CHECK(out.find("resolved") != std::string::npos);
+    env.check_money();
+  }
+  SECTION("the provider says pending; the callback settles it") {
+    env.sim.force("alpha", {"pending"});
+    auto r = env.submit(command(kind::topup, 1, 1, 1, 1000));
+    CHECK(r.result == uint32_t(payment_result::in_progress));
+    CHECK(r.state == uint16_t(order_state::unknown));
+    env.wait_for(1, order_state::completed);
+    CHECK(env.balance(1) == 1000);
+    env.check_money();
+  }
+}
+
+TEST_CASE("a late success after a failure is compensated", "[e2e][payments]") {
+  SECTION("withdrawal: the hold was voided, then the payout succeeded: the user is debited") {
+    payments_env env;
+    env.account(1);
+    REQUIRE(env.submit(command(kind::topup, 1, 1, 1, 10000)).result == uint32_t(payment_result::ok));
+    env.sim.force("alpha", {"late_success"});
+    auto r = env.submit(command(kind::withdrawal, 2, 2, 1, 3000));
+    CHECK(r.result == uint32_t(payment_result::provider_declined));
+    CHECK(env.pending_debits(1) == 0);
+    env.wait_for(2, order_state::completed);
+    CHECK(env.balance(1) == 10000 - 3000);
+    env.check_money();
+  }
+  SECTION("topup with late_success: accept credits the user") {
+    payments_env env("    late_success: accept\n");
+    env.account(1);
+    env.sim.force("alpha", {"late_success"});
+    CHECK(env.submit(command(kind::topup, 1, 1, 1, 800)).result == uint32_t(payment_result::provider_declined));
+    env.wait_for(1, order_state::completed);
+    CHECK(env.balance(1) == 800);
+    env.check_money();
+  }
+  SECTION("topup with late_success: refund gives it back through the provider") {
+    payments_env env("    late_success: refund\n");
+    env.account(1);
+    env.sim.force("alpha", {"late_success"});
+    CHECK(env.submit(command(kind::topup, 1, 1, 1, 800)).result == uint32_t(payment_result::provider_declined));
+    // the books agree with the statement once the refund went through
+    const auto until = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < until && env.statement_net("alpha") != 0) std::this_thread::sleep_for(100ms);
+    CHECK(env.statement_net("alpha") == 0);
+    CHECK(env.balance(1) == 0);
+    env.check_money();
+  }
+}
+
+TEST_CASE("routing goes around a channel that is down and fails fast when none is left", "[e2e][payments]") {
+  payments_env env;
+  env.account(1);
+  // the command may name a channel: beta wants a credential, fetched before the charge
+  auto r = env.submit(with_provider(command(kind::topup, 1, 1, 1, 100), "beta"));
+  CHECK(r.result == uint32_t(payment_result::ok));
+  CHECK(env.order(1).provider[0] == 'b');
+  // alpha stops answering: its breaker opens after a few failures, then topups go to beta
+  env.sim.json(true, "/p/alpha/v1/admin/behaviour", R"({"unknown_ppm": 1000000})");
+  for (u128 k = 10; k < 13; ++k) CHECK(env.submit(command(kind::topup, k, k, 1, 10)).result == uint32_t(payment_result::in_progress));
+  r = env.submit(command(kind::topup, 20, 20, 1, 100));
+  CHECK(r.result == uint32_t(payment_result::ok));
+  CHECK(std::string(env.order(20).provider) == "beta");
+  // beta too: nothing left, a clear code at once
+  env.sim.json(true, "/p/beta/v1/admin/behaviour", R"({"unknown_ppm": 1000000})");
+  for (u128 k = 30; k < 33; ++k) {
+    auto x = env.submit(command(kind::topup, k, k, 1, 10));
+    CHECK(x.result == uint32_t(payment_result::in_progress));
+  }
+  r = env.submit(command(kind::topup, 40, 40, 1, 100));
+  CHECK(r.result == uint32_t(payment_result::no_channel_available));
+  // the providers recover; the unknown topups are settled by status queries
+  env.sim.json(true, "/p/alpha/v1/admin/behaviour", R"({"unknown_ppm": 0})");
+  env.sim.json(true, "/p/beta/v1/admin/behaviour", R"({"unknown_ppm": 0})");
+  for (u128 k : {u128(10), u128(11), u128(12), u128(30), u128(31), u128(32)}) {
+    const auto row = env.order(k);
+    if (row.state != uint16_t(order_state::failed)) env.wait_for(k, order_state::completed, 20s);
+  }
+  env.check_money();
+}
