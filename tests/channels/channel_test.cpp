@@ -84,13 +84,16 @@ struct harness {
   std::vector<call_result> pay_all(const std::vector<payment_call>& calls) {
     caf::scoped_actor self{*sys};
     caf::actor me = caf::actor_cast<caf::actor>(self);
-    caf::actor ch = channel;
-    sys->spawn([ch, calls, me](caf::event_based_actor* a) {
-      for (const auto& c : calls) {
-        a->request(ch, 60s, c).then([a, me](call_result& r) { a->send(me, r); },
-                                    [a, me](caf::error&) { a->send(me, call_result{}); });
-      }
-    });
+    // Arguments go through spawn: CAF 0.17 dereferences a null argument tuple for a
+    // function spawned without any (UBSan reports it).
+    sys->spawn(
+        [](caf::event_based_actor* a, caf::actor ch, std::vector<payment_call> calls, caf::actor me) {
+          for (const auto& c : calls) {
+            a->request(ch, 60s, c).then([a, me](call_result& r) { a->send(me, r); },
+                                        [a, me](caf::error&) { a->send(me, call_result{}); });
+          }
+        },
+        channel, calls, me);
     std::vector<call_result> out;
     bool timed_out = false;
     while (out.size() < calls.size() && !timed_out) {
@@ -158,7 +161,7 @@ TEST_CASE("business outcomes come back as the provider gave them", "[channels]")
 
 TEST_CASE("a timed-out payment is sent again and the repeat returns the applied payment", "[channels]") {
   auto o = options("alpha");
-  o.timeout_ms = 300;
+  o.timeout_ms = 800;
   harness h("channel timeout retry", provider_yaml("alpha"), o);
   h.sim->force("alpha", {"timeout"});
   auto r = h.pay(h.charge(500));
@@ -169,7 +172,7 @@ TEST_CASE("a timed-out payment is sent again and the repeat returns the applied 
 
 TEST_CASE("timeouts beyond retries_max give unknown, and a status query then says succeeded", "[channels]") {
   auto o = options("alpha");
-  o.timeout_ms = 300;
+  o.timeout_ms = 800;
   o.retries_max = 2;
   harness h("channel timeout unknown", provider_yaml("alpha"), o);
   h.sim->force("alpha", {"timeout", "timeout", "timeout"});
@@ -224,7 +227,7 @@ TEST_CASE("a provider that is down gives failed without money in doubt", "[chann
 
 TEST_CASE("the breaker opens after failures, rejects without sending, and recovers", "[channels]") {
   auto o = options("alpha");
-  o.timeout_ms = 200;
+  o.timeout_ms = 800;
   o.retries_max = 0;
   o.breaker_failures_min = 3;
   o.breaker_window_ms = 10'000;
