@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# Top-up throughput against provider latency, in one run: for each latency (2 ms, then
+# 200 ms) a fresh kassa-channel-sim with one provider that always answers after exactly that
+# long (no faults) and a fresh kassad (durability fsync, payment core on), driven by
+# kassa-payments-load with the same number of top-ups in flight. A flow waiting on its
+# provider holds no thread, so the two throughputs should be within 10% of each other.
+#
+# usage: perf/payments_latency.sh [seconds=20] [inflight=3000] [per_request=10] [connections=8]
+#   [warmup=3]
+# BUILD_DIR (default build) holds kassad, kassa-channel-sim and kassa-payments-load; this
+# script builds nothing. LATENCIES (default "2 200") lists the provider latencies in ms.
+# CHANNELS (default "1 2") lists how many channels kassad runs to that one provider: a channel
+# has at most 1024 HTTP connections and one call on each at a time, so it carries at most
+# 1024 / latency calls a second (5,120/s at 200 ms); with N > 1 the load names the channels in
+# turn (docs/performance.md). ROUNDS (default 2) repeats the whole sequence, so that a noisy
+# machine shows in the spread; every run has a fresh kassad and sim.
+# Prints a table and writes it to OUT (default perf/results/payments-latency-<UTC time>.txt;
+# /dev/null for none). Exits 1 when a run had a top-up that was not ok or a request error:
+# such a run's figure is not a throughput. Loopback only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-20}; inflight=${2:-3000}; per_request=${3:-10}; connections=${4:-8}; warmup=${5:-3}
+build=${BUILD_DIR:-build}
+latencies=${LATENCIES:-2 200}
+channel_counts=${CHANNELS:-1 2}
+rounds=${ROUNDS:-2}
+for v in "$secs" "$inflight" "$per_request" "$connections" "$warmup" "$rounds" $latencies $channel_counts; do
+  [[ $v =~ ^[0-9]+$ ]] || { echo "payments_latency: arguments are whole numbers"; exit 2; }
+done
+for c in $channel_counts; do (( c >= 1 && c <= 8 )) || { echo "payments_latency: CHANNELS are 1 .. 8"; exit 2; }; done
+(( secs >= 1 && secs <= 600 && warmup < secs && inflight >= 1 && inflight <= 100000 && rounds >= 1 && rounds <= 10 )) ||
+  { echo "payments_latency: an argument is out of range"; exit 2; }
+
+kassad=$build/runtime/kassad; sim=$build/channels/sim/kassa-channel-sim; load=$build/perf/kassa-payments-load
+for b in "$kassad" "$sim" "$load"; do
+  [ -x "$b" ] || { echo "payments_latency: $b is not built (cmake --build $build)"; exit 2; }
+done
+
+dir=$(mktemp -d /tmp/kassa-paylat.XXXX)
+sim_pid=""; kassad_pid=""; load_pid=""
+cleanup() {
+  for p in $load_pid $kassad_pid $sim_pid; do kill -TERM "$p" 2>/dev/null || true; done
+  sleep 0.5
+  for p in $load_pid $kassad_pid $sim_pid; do kill -KILL "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+
+. scripts/kassad-lib.sh
+ticks=$(getconf CLK_TCK)
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; } # utime + stime
+
+# The provider: every payment answered after exactly $1 ms, no faults. payments_max well above
+# what one run creates (a provider at payments_max answers 503).
+sim_config() { # latency_ms file
+  {
+    printf 'seed: 7\nserver:\n  connections_max: 4096\n  idle_ms: 600000\nproviders:\n  alpha:\n'
+    printf '    latency: {min_ms: %s, median_ms: %s, p99_ms: %s, max_ms: %s}\n' "$1" "$1" "$1" "$1"
+    printf '    payments_max: 10000000\n    events_max: 1000000\n'
+  } > "$2"
+}
+
+# kassad: fsync, one shard, the payment core with channels alpha, alpha-2, ... all to the one
+# provider. flow_wait_ms far above any latency here, so that every reply carries the final
+# result; inflight_max and orders_inflight_max above the load's in-flight count;
+# connections_max at its maximum.
+channel_names() { # count -> alpha,alpha-2,...
+  local names=alpha
+  for i in $(seq 2 "$1"); do names="$names,alpha-$i"; done
+  echo "$names"
+}
+kassa_config() { # file data_dir sim_port channels
+  kassad_config "$1" "$2" 1 16384
+  {
+    printf 'payments:\n  enabled: true\n  orders_inflight_max: 100000\n  flow_wait_ms: 60000\n'
+    printf '  ledgers:\n    - {ledger: 840, currency: USD}\n  providers:\n'
+    for name in $(channel_names "$4" | tr , ' '); do
+      printf '    - {name: %s, url: "http://127.0.0.1:%s/p/alpha", ledgers: [840], inflight_max: 100000, connections_max: 1024, timeout_ms: 10000}\n' \
+        "$name" "$3"
+    done
+  } >> "$1"
+}
+
+declare -A result # channels-latency-round -> "topups_per_s p50_ms p99_ms kassad_cores sim_cores ok other in_progress"
+run_one() { # channels latency_ms round; runs in this shell, so that the trap knows every pid
+  local ch=$1 lat=$2 run=$1-$2-$3
+  local named=()
+  if [ "$ch" -gt 1 ]; then named=(--provider "$(channel_names "$ch")"); fi
+  sim_config "$lat" "$dir/sim.yaml"
+  "$sim" --config "$dir/sim.yaml" --port 0 --seed 7 > "$dir/sim-$run.out" 2>&1 &
+  sim_pid=$!
+  local port=""
+  for _ in $(seq 100); do
+    port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$dir/sim-$run.out" 2>/dev/null)
+    [ -n "$port" ] && break
+    kill -0 "$sim_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  [ -n "$port" ] || { cat "$dir/sim-$run.out" >&2; echo "payments_latency: kassa-channel-sim did not start" >&2; exit 1; }
+  rm -rf "$dir/data"
+  kassa_config "$dir/kassa.yaml" "$dir/data" "$port" "$ch"
+  kassad_start "$kassad" "$dir/kassa.yaml" "$dir/kassad-$run.log" 30 2>/dev/null
+  [ -n "$address" ] || { cat "$dir/kassad-$run.log" >&2; echo "payments_latency: kassad did not start" >&2; exit 1; }
+  local k0 s0 t0 k1 s1 t1
+  "$load" --address "$address" --inflight "$inflight" --per-request "$per_request" --connections "$connections" \
+    --seconds "$secs" --warmup "$warmup" --seed "$lat$3" "${named[@]}" > "$dir/load-$run.out" 2>&1 &
+  load_pid=$!
+  # CPU time over the measured window (about: the accounts are created before it), and a look
+  # at top in its middle
+  sleep "$warmup"
+  k0=$(cpu_ticks "$kassad_pid"); s0=$(cpu_ticks "$sim_pid"); t0=$(date +%s.%N)
+  sleep $(( (secs - warmup) / 2 ))
+  top -b -n1 -w 200 2>/dev/null | sed -n '1,5p;7,14p' > "$dir/top-$run.txt" || true
+  sleep $(( secs - warmup - (secs - warmup) / 2 ))
+  k1=$(cpu_ticks "$kassad_pid"); s1=$(cpu_ticks "$sim_pid"); t1=$(date +%s.%N)
+  wait "$load_pid" || true
+  load_pid=""
+  kill -TERM "$kassad_pid"; wait "$kassad_pid" || true; kassad_pid=""
+  kill -TERM "$sim_pid"; wait "$sim_pid" || true; sim_pid=""
+  local line
+  line=$(grep '^payments ' "$dir/load-$run.out") || { cat "$dir/load-$run.out" >&2; exit 1; }
+  local cores_k cores_s
+  cores_k=$(awk -v a="$k0" -v b="$k1" -v t="$ticks" -v s="$t0" -v e="$t1" 'BEGIN { printf "%.2f", (b - a) / t / (e - s) }')
+  cores_s=$(awk -v a="$s0" -v b="$s1" -v t="$ticks" -v s="$t0" -v e="$t1" 'BEGIN { printf "%.2f", (b - a) / t / (e - s) }')
+  field() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" <<<"$line"; }
+  result[$run]="$(field topups_per_s) $(field p50_ms) $(field p99_ms) $cores_k $cores_s $(field ok) $(field other) $(field in_progress)"
+}
+
+uptime_before=$(uptime | sed 's/.*load/load/')
+for r in $(seq "$rounds"); do
+  for ch in $channel_counts; do
+    for lat in $latencies; do run_one "$ch" "$lat" "$r"; done
+  done
+done
+mean() { awk '{ s += $1; n++ } END { if (n > 0) printf "%.0f", s / n; else print 0 }'; }
+
+out=${OUT:-perf/results/payments-latency-$(date -u +%Y%m%dT%H%M%SZ).txt}
+bad=0
+for key in "${!result[@]}"; do
+  read -r tps _ _ _ _ ok other inprog <<<"${result[$key]}"
+  if [ -z "$ok" ] || [ "$ok" -eq 0 ] || [ "$((other + inprog))" -ne 0 ] ||
+     ! grep -q ' request_errors=0 ' "$dir/load-$key.out"; then bad=1; fi
+done
+first=${latencies%% *}; last=${latencies##* }
+first_run=${channel_counts%% *}-$first-1
+{
+  echo "# top-up throughput against provider latency, same in-flight count, same run"
+  grep -m1 '^machine:' "$dir/load-$first_run.out" || true
+  echo "command: BUILD_DIR=$build LATENCIES=\"$latencies\" CHANNELS=\"$channel_counts\" ROUNDS=$rounds perf/payments_latency.sh $secs $inflight $per_request $connections $warmup   ($uptime_before before the run)"
+  echo "source: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- actors channels config ledger runtime 2>/dev/null || echo ', with uncommitted changes in the tree')"
+  echo "kassad: durability fsync, 1 shard, payments.flow_wait_ms 60000; each channel: inflight_max 100000, connections_max 1024"
+  echo "load: $inflight top-ups in flight, $per_request a request, $connections connections, ${secs}s (first ${warmup}s not measured)"
+  echo "cores: CPU time over wall time in the measured window, of kassad and of kassa-channel-sim;"
+  echo "  CPU us/top-up: kassad's CPU time per top-up answered (less moved by other work on the machine)"
+  echo
+  printf "%-9s %-8s %-6s %10s %8s %8s %8s %12s %8s %9s %6s\n" "channels" "latency" "round" "top-ups/s" "p50 ms" "p99 ms" \
+    "kassad" "CPU us/top-up" "sim" "ok" "other"
+  for ch in $channel_counts; do
+    for lat in $latencies; do
+      for r in $(seq "$rounds"); do
+        read -r tps p50 p99 ck cs ok other inprog <<<"${result[$ch-$lat-$r]}"
+        printf "%-9s %-8s %-6s %10s %8s %8s %8s %12s %8s %9s %6s\n" "$ch" "$lat ms" "$r" "$tps" "$p50" "$p99" "$ck" \
+          "$(awk -v c="$ck" -v t="$tps" 'BEGIN { if (t > 0) printf "%.0f", c * 1e6 / t; else print "-" }')" "$cs" "$ok" "$((other + inprog))"
+      done
+    done
+  done
+  echo
+  printf "%-9s %16s %16s %8s\n" "channels" "$first ms top-ups/s" "$last ms top-ups/s" "ratio"
+  for ch in $channel_counts; do
+    a=$(for r in $(seq "$rounds"); do read -r t _ <<<"${result[$ch-$first-$r]}"; echo "$t"; done | mean)
+    b=$(for r in $(seq "$rounds"); do read -r t _ <<<"${result[$ch-$last-$r]}"; echo "$t"; done | mean)
+    printf "%-9s %16s %16s %8s\n" "$ch" "$a" "$b" "$(awk -v a="$b" -v b="$a" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "n/a" }')"
+  done
+  echo "(means over the rounds; ratio = $last ms / $first ms)"
+  for r in $(seq "$rounds"); do
+    for ch in $channel_counts; do
+      for lat in $latencies; do
+        echo
+        echo "## round $r, $ch channel(s), $lat ms: kassa-payments-load"
+        grep -v '^machine:' "$dir/load-$ch-$lat-$r.out"
+        echo "## top in the middle of the window"
+        cat "$dir/top-$ch-$lat-$r.txt" 2>/dev/null || true
+      done
+    done
+  done
+} | tee "$out"
+[ "$bad" -eq 0 ] || { echo "payments_latency: a run had top-ups that were not ok or request errors (see above)"; exit 1; }
