@@ -92,6 +92,7 @@ void run_once(accounting_actor* self) {
   if (st.busy || st.paused) return;
   std::vector<journal_entry> entries;
   if (auto err = st.opts.payments->journal_after(st.cursor, st.opts.batch_events_max, entries); !err.ok()) {
+    if (st.last_error != err.message && st.opts.log_error) st.opts.log_error(err.message);
     st.last_error = err.message;
     return;
   }
@@ -128,6 +129,7 @@ void run_once(accounting_actor* self) {
             auto& st = self->state;
             st.busy = false;
             if (!done.error.ok()) {
+              if (st.last_error != done.error.message && st.opts.log_error) st.opts.log_error(done.error.message);
               st.last_error = done.error.message;
               return; // the cursor stays: the next tick reads the same range again
             }

@@ -5,6 +5,7 @@
 // actor of the payment core ever waits for it, and it catches up when it can. See
 // docs/accounting.md.
 #include <caf/all.hpp>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -23,6 +24,7 @@ struct accounting_options {
   uint64_t map_size_bytes = uint64_t{1} << 30;
   uint32_t interval_ms = 200;        // how often it reads the journal when it has caught up
   uint32_t batch_events_max = 4096;  // journal entries per transaction of its store
+  std::function<void(const std::string&)> log_error; // told once per new error
 };
 
 // Stops (true) or restarts (false) the tailing; what was committed stays.

@@ -1040,6 +1040,8 @@ caf::response_promise enqueue(directory_actor* self, Request& req, bool accounts
   w->ctx = req.ctx;
   if constexpr (std::is_same_v<Request, create_accounts_request>) w->account_events = std::move(req.events);
   else w->transfer_events = std::move(req.events);
+  // kassa's own events (the payment core's chart and bookings) keep their mark
+  w->system = std::move(req.system);
   w->results.assign(events, 0);
   w->rp = rp;
   st.queue.push_back(w);

@@ -134,9 +134,17 @@ struct order_state_t {
   std::map<u128, std::shared_ptr<owed_reply>> owed; // by row id
   size_t flows = 0;      // flows running
   size_t accepting = 0;  // commands whose first write is on its way
+  size_t writing = 0;    // writes on their way (their callbacks still owe replies)
   uint64_t commands = 0;
 };
 using order_actor = caf::stateful_actor<order_state_t>;
+
+// Tells the gateway this actor holds nothing in flight, so it may stop (the gateway confirms
+// only if no command is on its way).
+void maybe_idle(order_actor* self) {
+  auto& st = self->state;
+  if (st.flows == 0 && st.accepting == 0 && st.writing == 0) self->send(st.e->gateway, order_idle{st.row.id, st.commands});
+}
 
 void order_persist(order_actor* self, std::vector<order> rows, std::vector<payment_command> keys,
                    std::vector<journal_entry> journal, std::function<void(bool)> then) {
@@ -144,8 +152,19 @@ void order_persist(order_actor* self, std::vector<order> rows, std::vector<payme
   w.batch.rows = std::move(rows);
   w.batch.keys = std::move(keys);
   w.batch.journal = std::move(journal);
+  ++self->state.writing;
   self->request(self->state.e->writer, caf::infinite, std::move(w))
-      .then([then](payments_written& d) { then(d.error.ok()); }, [then](caf::error&) { then(false); });
+      .then(
+          [self, then](payments_written& d) {
+            --self->state.writing;
+            then(d.error.ok());
+            maybe_idle(self);
+          },
+          [self, then](caf::error&) {
+            --self->state.writing;
+            then(false);
+            maybe_idle(self);
+          });
 }
 
 void order_refresh_state(order_state_t& st) {
@@ -281,7 +300,6 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
             }
             st.items.erase(item.id);
             give_reply(owed, reply_of(item, payment_result::store_unavailable));
-            if (st.flows == 0 && st.accepting == 0) self->send(st.e->gateway, order_idle{st.row.id, st.commands});
             return;
           }
           order_start_flow(self, oc.ctx, oc.cmd, item, false, owed);
@@ -354,8 +372,6 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
         order_persist(self, std::move(rows), {}, std::move(j), [self, owed, out](bool ok) mutable {
           if (!ok) out.result = uint32_t(payment_result::store_unavailable);
           give_reply(owed, out);
-          auto& st = self->state;
-          if (st.flows == 0 && st.accepting == 0) self->send(st.e->gateway, order_idle{st.row.id, st.commands});
         });
       },
       [self](step_timeout_atom, uint64_t hi, uint64_t lo) {
@@ -366,7 +382,12 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
         payment_reply out = reply_of(item, payment_result::in_progress);
         give_reply(it->second, out);
       },
-      [self](order_idle&) { self->quit(); }, // the gateway confirms: no command on the way
+      [self](order_idle&) {
+        // the gateway confirms: no command on the way, and nothing started since
+        auto& st = self->state;
+        if (st.flows == 0 && st.accepting == 0 && st.writing == 0) self->quit();
+        else st.e->log_error("order " + to_string_u128(st.row.id) + ": asked to stop while busy");
+      },
   };
 }
 
@@ -418,6 +439,7 @@ struct gateway_state {
   std::map<u128, relay> relays;                       // gateway-run flows' replies, by row id
   std::set<u128> rows_inflight;                       // rows created but not final (order ids)
   size_t flows_running = 0;
+  uint64_t traces = 0;
   std::map<limit_key, limit_use> limits;
   std::map<u128, std::pair<limit_key, u128>> limit_rows;
 };
@@ -622,6 +644,8 @@ std::vector<ledger::account> chart(const env& e) {
 void boot(gateway_actor* self);
 
 void take_request(gateway_actor* self, submit_payments_request& req, caf::response_promise rp) {
+  // a flow without a trace id gets one, so that `kassa trace` can follow it
+  if (req.ctx.trace_id == 0) req.ctx.trace_id = make_u128(self->state.e->clock(), ++self->state.traces);
   auto agg = std::make_shared<request_agg>();
   agg->rp = rp;
   agg->replies.resize(req.commands.size());

@@ -318,6 +318,7 @@ int main(int argc, char** argv) {
       ao.durability = durability;
       ao.interval_ms = cfg.payments.accounting.interval_ms;
       ao.batch_events_max = cfg.payments.accounting.batch_events_max;
+      ao.log_error = [](const std::string& msg) { log::error("accounting", {{"error", msg}}); };
       accounting = actors::spawn_accounting(sys, ao, err);
       if (!accounting) {
         log::error("cannot start accounting", {{"error", err.message}});

@@ -4,8 +4,11 @@
 // holds exactly what the provider's own statement says moved (charges - payouts - refunds).
 #include <catch2/catch.hpp>
 
+#include <cctype>
 #include <cstring>
 #include <fstream>
+#include <set>
+#include <sstream>
 #include <thread>
 
 #include "ledger/payments/ids.hpp"
@@ -38,7 +41,8 @@ const char* sim_providers =
     "    latency: {min_ms: 1, median_ms: 3, p99_ms: 10, max_ms: 20}\n"
     "    credentials_required: true\n";
 
-std::string payments_yaml(uint16_t sim_port, const std::string& exceptions = "", const std::string& extra = "") {
+std::string payments_yaml(uint16_t sim_port, const std::string& exceptions = "", const std::string& extra = "",
+                          const std::string& reconciliation = "  reconciliation: {enabled: true, interval_ms: 100, grace_ms: 60000}\n") {
   const std::string url = "http://127.0.0.1:" + std::to_string(sim_port);
   return "payments:\n"
          "  enabled: true\n"
@@ -59,7 +63,7 @@ std::string payments_yaml(uint16_t sim_port, const std::string& exceptions = "",
          "    - {type: transfer, ledger: 840, account_day_max: 10000}\n"
          "    - {type: withdrawal, ledger: 840, payment_max: 100000}\n" +
          (exceptions.empty() ? "" : "  exceptions:\n" + exceptions) +
-         "  reconciliation: {enabled: true, interval_ms: 100, grace_ms: 60000}\n" + extra;
+         reconciliation + extra;
 }
 
 lp::payment_command command(kind k, u128 key, u128 order_id, u128 account, u128 amount, uint32_t ledger = usd) {
@@ -91,10 +95,12 @@ struct payments_env {
   client::blocking_client client;
   std::string config_extra;
 
-  explicit payments_env(const std::string& exceptions = "", const std::string& extra = "")
+  explicit payments_env(const std::string& exceptions = "", const std::string& extra = "",
+                        const std::string& reconciliation = "", const std::string& store_extra = "")
       : sim(sim_providers, 42) {
-    config_extra = payments_yaml(sim.port(), exceptions, extra);
-    kassad = std::make_unique<kassad_instance>(config_extra);
+    config_extra = reconciliation.empty() ? payments_yaml(sim.port(), exceptions, extra)
+                                          : payments_yaml(sim.port(), exceptions, extra, reconciliation);
+    kassad = std::make_unique<kassad_instance>(store_extra + config_extra);
     client = kassad->connect();
   }
 
@@ -188,12 +194,25 @@ struct payments_env {
       std::this_thread::sleep_for(100ms);
     CHECK(clearing(0) == statement_net("alpha"));
     CHECK(clearing(1) == statement_net("beta"));
+    // the general ledger is derived off the core link, a little later: wait for it
+    std::string gl;
+    const auto gl_until = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < gl_until) {
+      run({KASSA_CLI, "gl", "--data", kassad->data_dir()}, gl, 20s);
+      if (gl.find("(behind by 0)") != std::string::npos) break;
+      std::this_thread::sleep_for(100ms);
+    }
     client.close();
     REQUIRE(kassad->stop() == 0);
     std::string out;
     CHECK(run({KASSA_CLI, "verify", "--data", kassad->data_dir()}, out, 60s) == 0);
     INFO(out);
     CHECK(out.find("verify: consistent") != std::string::npos);
+    // the general ledger was derived from the journal, balances, and has caught up
+    CHECK(run({KASSA_CLI, "gl", "--data", kassad->data_dir()}, out, 60s) == 0);
+    INFO(out);
+    CHECK(out.find("(behind by 0)") != std::string::npos);
+    CHECK(out.find("NOT BALANCED") == std::string::npos);
   }
 };
 
@@ -526,4 +545,113 @@ TEST_CASE("routing goes around a channel that is down and fails fast when none i
     if (row.state != uint16_t(order_state::failed)) env.wait_for(k, order_state::completed, 20s);
   }
   env.check_money();
+}
+
+namespace {
+
+std::string strip_0x(std::string s) {
+  if (s.rfind("0x", 0) == 0) s = s.substr(2);
+  for (auto& ch : s) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+  return s;
+}
+
+// (kind, payment id) of every case `kassa recon --all` lists.
+std::set<std::pair<std::string, std::string>> recon_cases(const std::string& data_dir) {
+  std::string out;
+  run({KASSA_CLI, "recon", "--all", "--data", data_dir}, out, 20s);
+  std::set<std::pair<std::string, std::string>> cases;
+  std::istringstream in(out);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream words(line);
+    std::string id, kind, status, opened, provider, payment_id;
+    if (!(words >> id >> kind >> status >> opened >> provider >> payment_id)) continue;
+    if (id.empty() || !std::isdigit(static_cast<unsigned char>(id[0]))) continue;
+    cases.insert({kind, strip_0x(payment_id)});
+  }
+  return cases;
+}
+
+} // namespace
+
+TEST_CASE("reconciliation finds every discrepancy the provider's statement holds, and invents none", "[e2e][payments]") {
+  payments_env env("", "", "  reconciliation: {enabled: true, interval_ms: 100, grace_ms: 1500}\n");
+  env.account(1);
+  env.sim.json(true, "/p/alpha/v1/admin/behaviour",
+               R"({"statement_missing_ppm": 150000, "statement_amount_mismatch_ppm": 150000, "statement_extra_ppm": 150000})");
+  for (u128 k = 1; k <= 40; ++k) REQUIRE(env.submit(command(kind::topup, k, k, 1, 100 + k)).result == uint32_t(payment_result::ok));
+  auto injected = [&env] {
+    std::set<std::pair<std::string, std::string>> out;
+    const auto list = env.sim.json(false, "/p/alpha/v1/admin/injected"); // kept alive for the loop
+    for (const auto& i : list["injected"]) {
+      const std::string type = i["type"].get<std::string>();
+      const std::string kind =
+          type == "missing" ? "missing_provider" : type == "extra" ? "missing_internal" : "amount_mismatch";
+      out.insert({kind, strip_0x(i["payment_id"].get<std::string>())});
+    }
+    return out;
+  };
+  std::set<std::pair<std::string, std::string>> expected, found;
+  const auto until = std::chrono::steady_clock::now() + 20s;
+  while (std::chrono::steady_clock::now() < until) {
+    expected = injected();
+    found = recon_cases(env.kassad->data_dir());
+    if (!expected.empty() && found.size() >= expected.size()) break;
+    std::this_thread::sleep_for(200ms);
+  }
+  INFO("injected: " << expected.size());
+  REQUIRE(!expected.empty());
+  std::this_thread::sleep_for(500ms); // nothing more turns up
+  found = recon_cases(env.kassad->data_dir());
+  CHECK(found == expected);
+  env.client.close();
+  REQUIRE(env.kassad->stop() == 0);
+}
+
+TEST_CASE("kassad refuses a flow naming a step nobody registered, at the step's line, with status 2", "[e2e][payments]") {
+  temp_dir dir;
+  const std::string path = dir.path() + "/kassa.yaml";
+  std::ofstream(path) << "store: {data_dir: " << dir.path() << "/data, durability: fsync}\n"
+                      << payments_yaml(1) << "  flows:\n    transfer:\n      - {step: check_limits}\n      - {step: teleport}\n";
+  std::string out;
+  CHECK(run({KASSA_KASSAD, "--config", path}, out, 20s) == 2);
+  INFO(out);
+  CHECK(out.find("payments.flows.transfer[1].step: unknown step \"teleport\"") != std::string::npos);
+}
+
+TEST_CASE("payments work with accounts in different shards; holds stay in the payer's shard", "[e2e][payments]") {
+  // the store section ends the fixture's YAML: these lines continue it
+  payments_env env("", "", "", "  shards: 3\n");
+  for (u128 id = 1; id <= 6; ++id) env.account(id);
+  env.account(100, 0);
+  for (u128 id = 1; id <= 6; ++id) REQUIRE(env.submit(command(kind::topup, 10 + id, 10 + id, id, 10000)).result == uint32_t(payment_result::ok));
+  for (u128 id = 1; id <= 6; ++id) {
+    auto t = command(kind::transfer, 20 + id, 20 + id, id, 1000);
+    t.counterparty_id = id % 6 + 1;
+    CHECK(env.submit(t).result == uint32_t(payment_result::ok));
+    CHECK(env.submit(command(kind::withdrawal, 30 + id, 30 + id, id, 500)).result == uint32_t(payment_result::ok));
+  }
+  REQUIRE(env.submit(command(kind::create_order, 40, 400, 100, 6000)).result == uint32_t(payment_result::ok));
+  for (u128 id = 1; id <= 6; ++id)
+    CHECK(env.submit(paying(40 + id, 400, id, 1000, id % 2 ? lp::source::balance : lp::source::provider)).result ==
+          uint32_t(payment_result::ok));
+  CHECK(env.order(400).state == uint16_t(order_state::completed));
+  for (u128 k = 0; k < 6; ++k) CHECK(env.submit(command(kind::refund, 50 + k, 400, 0, 1000)).result == uint32_t(payment_result::ok));
+  CHECK(env.order(400).state == uint16_t(order_state::refunded));
+  CHECK(env.balance(100) == 0);
+  __int128 users = 0;
+  for (u128 id = 1; id <= 6; ++id) users += env.balance(id);
+  CHECK(users == 6 * 10000 - 6 * (10 + 525)); // transfer fee 1%, withdrawal 500 + 25
+  // each provider's clearing accounts (one per shard) together mirror its statement
+  __int128 alpha = 0;
+  for (uint32_t s = 0; s < 3; ++s) {
+    auto a = env.lookup(lp::account_id(lp::role::provider_clearing, 0, s, usd));
+    alpha += static_cast<__int128>(a.debits_posted) - static_cast<__int128>(a.credits_posted);
+  }
+  CHECK(alpha == env.statement_net("alpha"));
+  env.client.close();
+  REQUIRE(env.kassad->stop() == 0);
+  std::string out;
+  CHECK(run({KASSA_CLI, "verify", "--data", env.kassad->data_dir()}, out, 60s) == 0);
+  INFO(out);
 }
