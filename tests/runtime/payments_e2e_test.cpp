@@ -6,12 +6,14 @@
 
 #include <cctype>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
 #include <thread>
 
 #include "ledger/payments/ids.hpp"
+#include "ledger/payments/rules.hpp"
 #include "ledger/payments/records.hpp"
 #include "tests/channels/sim_fixture.hpp"
 #include "tests/process.hpp"
@@ -654,4 +656,69 @@ TEST_CASE("payments work with accounts in different shards; holds stay in the pa
   std::string out;
   CHECK(run({KASSA_CLI, "verify", "--data", env.kassad->data_dir()}, out, 60s) == 0);
   INFO(out);
+}
+
+TEST_CASE("payments cut short by kill -9 are finished at the next start, each moving money once", "[e2e][payments]") {
+  payments_env env;
+  env.account(1);
+  REQUIRE(env.submit(command(kind::topup, 1, 1, 1, 100000)).result == uint32_t(payment_result::ok));
+  // a topup the provider keeps pending, a withdrawal holding money, and a burst in flight
+  env.sim.force("alpha", {"pending", "pending"});
+  CHECK(env.submit(command(kind::topup, 2, 2, 1, 1000)).result == uint32_t(payment_result::in_progress));
+  CHECK(env.submit(command(kind::withdrawal, 3, 3, 1, 2000)).result == uint32_t(payment_result::in_progress));
+  std::vector<lp::payment_command> burst;
+  for (u128 k = 10; k < 60; ++k) burst.push_back(command(k % 2 ? kind::topup : kind::withdrawal, k, k, 1, 100 + k));
+  auto in_flight = env.client.async().submit_payments(burst); // no answer expected: kassad is killed
+  std::this_thread::sleep_for(5ms);
+  env.kassad->stop(SIGKILL);
+  env.kassad->start();
+  env.client = env.kassad->connect();
+  // every row the store holds ends final; no payment moved twice
+  std::vector<u128> ids{2, 3};
+  for (u128 k = 10; k < 60; ++k) ids.push_back(k);
+  __int128 expected = 100000;
+  for (u128 id : ids) {
+    auto rows = env.client.lookup_orders({id});
+    if (rows.empty()) continue; // never accepted: nothing happened
+    auto row = rows[0];
+    const auto until = std::chrono::steady_clock::now() + 15s;
+    while (!lp::final_state(order_state(row.state)) && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(50ms);
+      row = env.client.lookup_orders({id})[0];
+    }
+    INFO("row " << to_string_u128(id) << " " << lp::name(order_state(row.state)));
+    REQUIRE(lp::final_state(order_state(row.state)));
+    if (row.state != uint16_t(order_state::completed)) continue;
+    if (row.kind == uint16_t(kind::topup)) expected += static_cast<__int128>(row.amount_captured);
+    else expected -= static_cast<__int128>(row.amount_captured + row.fee);
+  }
+  CHECK(env.balance(1) == expected);
+  CHECK(env.pending_debits(1) == 0);
+  env.check_money();
+}
+
+TEST_CASE("the general ledger is rebuilt from the journal when its store is lost, while payments go on", "[e2e][payments]") {
+  payments_env env;
+  env.account(1);
+  for (u128 k = 1; k <= 20; ++k) REQUIRE(env.submit(command(kind::topup, k, k, 1, 1000)).result == uint32_t(payment_result::ok));
+  std::string before;
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < until) {
+    run({KASSA_CLI, "gl", "--data", env.kassad->data_dir()}, before, 20s);
+    if (before.find("(behind by 0)") != std::string::npos) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  env.client.close();
+  REQUIRE(env.kassad->stop() == 0);
+  std::filesystem::remove_all(env.kassad->data_dir() + "/accounting");
+  env.kassad->start();
+  env.client = env.kassad->connect();
+  // payments do not wait for it
+  CHECK(env.submit(command(kind::withdrawal, 100, 100, 1, 500)).result == uint32_t(payment_result::ok));
+  env.check_money();
+  std::string after;
+  run({KASSA_CLI, "gl", "--data", env.kassad->data_dir()}, after, 20s);
+  // the topups' vouchers are all back (the withdrawal added its own on top)
+  CHECK(after.find("vouchers 0;") == std::string::npos);
+  CHECK(after.find("(behind by 0)") != std::string::npos);
 }
