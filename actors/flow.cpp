@@ -140,7 +140,7 @@ void advance(flow_actor* self) {
       s->run(self, [complete, i](payment_result res) { (*complete)(i, res); });
     } else if (s->rerun_on_timeout()) {
       // the booking may or may not have landed: leave the row processing for the next start
-      st.e->log_error("payment " + to_string_u128(st.row.id) + ": step " + cfg.step +
+      st.e->log_error(st.tag() + "step " + cfg.step +
                       " timed out repeatedly; left processing until the next start");
       st.finished = true;
       report(self, true);
@@ -168,7 +168,7 @@ void compensate(flow_actor* self, std::shared_ptr<std::vector<size_t>> todo, pay
       if (*called) return;
       *called = true;
       if (cr != payment_result::ok)
-        self->state.e->log_error("payment " + to_string_u128(self->state.row.id) + ": compensation failed: " +
+        self->state.e->log_error(self->state.tag() + "compensation failed: " +
                                  std::string(ledger::payments::name(cr)));
       compensate(self, todo, r);
     };
@@ -242,6 +242,14 @@ void after(flow_actor* self, uint32_t ms, std::function<void()> fn) {
   const uint64_t id = ++self->state.timer_next;
   self->state.timers.emplace(id, std::move(fn));
   self->delayed_send(self, std::chrono::milliseconds(ms), timer_atom::value, id);
+}
+
+std::string flow_state::tag() const {
+  static const char* digits = "0123456789abcdef";
+  std::string trace(32, '0');
+  for (int i = 0; i < 32; ++i) trace[size_t(i)] = digits[(ctx.trace_id >> (4 * (31 - i))) & 0xF];
+  return "payment=" + to_string_u128(row.id) + " order=" + to_string_u128(row.parent_id != 0 ? row.parent_id : row.id) +
+         " trace=" + trace + ": ";
 }
 
 void flow_state::note(const char* step, uint32_t result, u128 amount) {

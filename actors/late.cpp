@@ -128,7 +128,7 @@ void open_case(flow_actor* self, u128 amount_internal, u128 amount_provider) {
   auto& st = self->state;
   st.note("case_opened", 0, amount_provider);
   if (!st.e->reconciler) {
-    st.e->log_error("payment " + to_string_u128(st.row.id) + ": a reconciliation case is due but reconciliation is off");
+    st.e->log_error(st.tag() + "a reconciliation case is due but reconciliation is off");
     return;
   }
   actors::open_case msg;

@@ -187,6 +187,8 @@ struct flow_state {
   // helpers for steps
   const env::provider* channel() const { return provider >= 0 ? &e->providers[size_t(provider)] : nullptr; }
   void note(const char* step, uint32_t result, u128 amount);
+  // "payment=ID order=ID trace=HEX: " for log lines: every line names its flow's context
+  std::string tag() const;
   u128 payment_id() const { return ledger::payments::payment_id(row.sequence); }
 };
 

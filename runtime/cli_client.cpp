@@ -301,7 +301,7 @@ std::string order_text(const payments::order& o) {
        "  provider " + provider_text(o.provider) + "  provider_amount " + s128(o.provider_amount) +
        "\n  result " + std::string(name(payment_result(o.result))) + "  items " + std::to_string(o.items) +
        "  key " + s128(o.key) + "  parent " + s128(o.parent_id) + "  sequence " + std::to_string(o.sequence) +
-       "  user_data_64 " + std::to_string(o.user_data_64) + "  created_ns " + std::to_string(o.created_ns) +
+       "  trace " + s128(o.trace_id) + "  user_data_64 " + std::to_string(o.user_data_64) + "  created_ns " + std::to_string(o.created_ns) +
        "  updated_ns " + std::to_string(o.updated_ns) + "\n";
   return s;
 }

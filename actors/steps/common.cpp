@@ -97,7 +97,7 @@ void book(flow_actor* self, std::vector<ledger::transfer> transfers, std::functi
               const payment_result pr = map_transfer_result(tr);
               if (pr != payment_result::ok) {
                 if (pr == payment_result::ledger_refused)
-                  self->state.e->log_error("payment " + to_string_u128(self->state.row.id) + ": the ledger refused a booking: " +
+                  self->state.e->log_error(self->state.tag() + "the ledger refused a booking: " +
                                            std::string(ledger::name(tr)));
                 worst = pr;
                 break;

@@ -80,7 +80,7 @@ void resolve_holds(flow_actor* self, bool post, std::function<void(payment_resul
                 continue;
               if (tr == R::exists) continue;
               if (post && tr == R::pending_transfer_already_posted) continue;
-              self->state.e->log_error("payment " + to_string_u128(self->state.row.id) + ": resolving a hold: " +
+              self->state.e->log_error(self->state.tag() + "resolving a hold: " +
                                        std::string(ledger::name(tr)));
               then(payment_result::ledger_refused);
               return;
