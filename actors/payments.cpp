@@ -34,7 +34,9 @@ struct order_command {
   payment_command cmd;
   uint64_t sequence = 0; // for the row the command creates
 };
-struct order_resume {};
+struct order_resume {
+  u128 item_id = 0; // 0: every unfinished item; else this item (a provider spoke up late)
+};
 struct order_idle {
   u128 order_id = 0;
   uint64_t commands = 0; // commands the order actor has taken
@@ -221,19 +223,27 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
   if (!err.ok()) e->log_error("order " + to_string_u128(row.id) + ": " + err.message);
   for (auto& c : children) st.items[c.id] = c;
   return {
-      [self](order_resume) {
+      [self](order_resume& r) {
         auto& st = self->state;
+        ++st.commands; // the gateway counts this message as a command
         for (auto& [id, item] : st.items) {
           const auto s = static_cast<order_state>(item.state);
-          if (s == order_state::processing || s == order_state::unknown || s == order_state::partially_paid) {
-            if (item.kind == uint16_t(kind::pay) && s == order_state::processing) {
-              st.reserved.insert(item.id);
-              st.reserved_amount += item.amount;
-            }
-            payment_command cmd{};
-            order_start_flow(self, request_context{item.trace_id, st.row.id, 0, 0, false}, cmd, item, true, nullptr);
+          const bool unfinished =
+              s == order_state::processing || s == order_state::unknown || s == order_state::partially_paid;
+          // an item given up on (no answer from its provider) runs again when the provider
+          // speaks up: every step is idempotent, so it picks up where it stopped
+          const bool revived = r.item_id == id && s == order_state::in_review &&
+                               item.result == uint32_t(payment_result::outcome_unknown);
+          if (r.item_id != 0 ? !revived : !unfinished) continue;
+          if (item.kind == uint16_t(kind::pay) && (s == order_state::processing || revived)) {
+            st.reserved.insert(item.id);
+            st.reserved_amount += item.amount;
           }
+          if (revived) item.result = 0;
+          payment_command cmd{};
+          order_start_flow(self, request_context{item.trace_id, st.row.id, 0, 0, false}, cmd, item, true, nullptr);
         }
+        maybe_idle(self);
       },
       [self](order_command& oc) -> caf::result<payment_reply> {
         auto& st = self->state;
@@ -669,6 +679,25 @@ void on_event(gateway_actor* self, provider_event& ev) {
   order row{};
   bool found = false;
   if (auto err = st.e->store->find_sequence(seq, row, found); !err.ok() || !found) return;
+  // a payment given up on (its provider never answered) runs again: the provider has spoken
+  if (static_cast<order_state>(row.state) == order_state::in_review &&
+      row.result == uint32_t(payment_result::outcome_unknown) && row.provider_amount == 0) {
+    st.e->log_info("payment " + to_string_u128(row.id) + ": " + ev.provider + " answered after all; resuming it");
+    const auto k = static_cast<kind>(row.kind);
+    if (k == kind::pay || k == kind::refund) {
+      order o{};
+      bool have = false;
+      if (!st.e->store->get_row(row.parent_id, o, have).ok() || !have) return;
+      auto a = order_actor_for(self, o);
+      ++st.orders_sent[o.id];
+      self->send(a, order_resume{row.id});
+    } else {
+      row.result = 0;
+      gateway_start_flow(self, request_context{row.trace_id, row.id, 0, 0, false}, payment_command{}, row, true);
+      self->send(st.flows[seq], flow_event{ev});
+    }
+    return;
+  }
   // a success for a payment that failed without the provider's money: a late success
   if (static_cast<order_state>(row.state) != order_state::failed || row.provider_amount != 0) return;
   st.e->log_info("payment " + to_string_u128(row.id) + ": late success from " + ev.provider);

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -98,10 +99,12 @@ struct payments_env {
   std::string config_extra;
 
   explicit payments_env(const std::string& exceptions = "", const std::string& extra = "",
-                        const std::string& reconciliation = "", const std::string& store_extra = "")
+                        const std::string& reconciliation = "", const std::string& store_extra = "",
+                        const std::function<void(std::string&)>& edit = {})
       : sim(sim_providers, 42) {
     config_extra = reconciliation.empty() ? payments_yaml(sim.port(), exceptions, extra)
                                           : payments_yaml(sim.port(), exceptions, extra, reconciliation);
+    if (edit) edit(config_extra);
     kassad = std::make_unique<kassad_instance>(store_extra + config_extra);
     client = kassad->connect();
   }
@@ -721,4 +724,39 @@ TEST_CASE("the general ledger is rebuilt from the journal when its store is lost
   // the topups' vouchers are all back (the withdrawal added its own on top)
   CHECK(after.find("vouchers 0;") == std::string::npos);
   CHECK(after.find("(behind by 0)") != std::string::npos);
+}
+
+TEST_CASE("a payment whose provider never answers goes to review with a case, and is finished when it answers late",
+          "[e2e][payments]") {
+  // alpha is asked three times, 100 ms apart; its callback comes after 600 ms
+  payments_env env("", "", "", "", [](std::string& yaml) {
+    const std::string from = "status_query: {interval_ms: 100, queries_max: 100},\n       breaker";
+    const auto at = yaml.find(from);
+    REQUIRE(at != std::string::npos);
+    yaml.replace(at, from.size(), "status_query: {interval_ms: 100, queries_max: 3},\n       breaker");
+  });
+  env.account(1);
+  REQUIRE(env.submit(command(kind::topup, 1, 1, 1, 10000)).result == uint32_t(payment_result::ok));
+  SECTION("a withdrawal: its hold waits, then is posted") {
+    env.sim.force("alpha", {"pending"});
+    CHECK(env.submit(command(kind::withdrawal, 2, 2, 1, 3000)).result == uint32_t(payment_result::in_progress));
+    auto row = env.wait_for(2, order_state::in_review);
+    CHECK(row.result == uint32_t(payment_result::outcome_unknown));
+    CHECK(env.pending_debits(1) == 3000 + 25); // never released on a guess
+    env.wait_for(2, order_state::completed);
+    CHECK(env.pending_debits(1) == 0);
+    CHECK(env.balance(1) == 10000 - 3025);
+    env.check_money();
+  }
+  SECTION("a pay item of an order") {
+    env.account(100, 0);
+    REQUIRE(env.submit(command(kind::create_order, 3, 300, 100, 2000)).result == uint32_t(payment_result::ok));
+    env.sim.force("alpha", {"pending"});
+    CHECK(env.submit(paying(4, 300, 1, 2000, lp::source::provider)).result == uint32_t(payment_result::in_progress));
+    env.wait_for(4, order_state::in_review);
+    env.wait_for(4, order_state::completed);
+    CHECK(env.order(300).state == uint16_t(order_state::completed));
+    CHECK(env.balance(100) == 2000);
+    env.check_money();
+  }
 }
