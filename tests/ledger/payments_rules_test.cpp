@@ -1,0 +1,183 @@
+// The payment core's pure rules: command validation precedence, key comparison, and fee
+// arithmetic against an independent 256-bit reference.
+#include <catch2/catch.hpp>
+
+#include <boost/multiprecision/cpp_int.hpp>
+#include <cstring>
+#include <random>
+
+#include "ledger/payments/ids.hpp"
+#include "ledger/payments/rules.hpp"
+#include "tests/seed.hpp"
+
+using namespace kassa;
+using namespace kassa::ledger::payments;
+using big = boost::multiprecision::uint256_t;
+
+namespace {
+
+payment_command topup() {
+  payment_command c{};
+  c.key = 1;
+  c.order_id = 2;
+  c.account_id = 3;
+  c.amount = 100;
+  c.ledger = 840;
+  c.kind = uint16_t(kind::topup);
+  return c;
+}
+
+big to_big(u128 v) { return (big(uint64_t(v >> 64)) << 64) | big(uint64_t(v)); }
+
+// amount * ppm / 1e6 rounded by `r`, computed in 256 bits.
+big reference(u128 amount, uint32_t ppm, rounding r) {
+  const big p = to_big(amount) * ppm;
+  big q = p / 1000000, rest = p % 1000000;
+  if (rest != 0) {
+    if (r == rounding::up) q += 1;
+    else if (r == rounding::half_even && (rest * 2 > 1000000 || (rest * 2 == 1000000 && (q & 1) != 0))) q += 1;
+  }
+  return q;
+}
+
+} // namespace
+
+TEST_CASE("a well-formed command of each kind validates ok", "[payments]") {
+  auto c = topup();
+  CHECK(validate(c) == payment_result::ok);
+  c.kind = uint16_t(kind::withdrawal);
+  CHECK(validate(c) == payment_result::ok);
+  c.kind = uint16_t(kind::create_order);
+  CHECK(validate(c) == payment_result::ok);
+  c.kind = uint16_t(kind::transfer);
+  c.counterparty_id = 4;
+  CHECK(validate(c) == payment_result::ok);
+  payment_command p{};
+  p.key = 9, p.order_id = 2, p.account_id = 3, p.amount = 5, p.kind = uint16_t(kind::pay), p.source = uint16_t(source::balance);
+  CHECK(validate(p) == payment_result::ok);
+  payment_command r{};
+  r.key = 10, r.order_id = 2, r.amount = 5, r.kind = uint16_t(kind::refund);
+  CHECK(validate(r) == payment_result::ok);
+}
+
+TEST_CASE("a command breaking several rules gets the first in the order of the codes", "[payments]") {
+  auto c = topup();
+  c.reserved[1] = 1;
+  c.key = 0;
+  c.amount = 0;
+  CHECK(validate(c) == payment_result::reserved_field);
+  c.reserved[1] = 0;
+  CHECK(validate(c) == payment_result::key_must_not_be_zero);
+  c.key = u128_max;
+  CHECK(validate(c) == payment_result::key_must_not_be_int_max);
+  c.key = 1;
+  c.kind = 99;
+  CHECK(validate(c) == payment_result::kind_invalid);
+  c.kind = uint16_t(kind::topup);
+  c.source = uint16_t(source::balance);
+  CHECK(validate(c) == payment_result::source_invalid);
+  c.source = 0;
+  c.order_id = 0;
+  CHECK(validate(c) == payment_result::order_id_must_not_be_zero);
+  c.order_id = u128_max;
+  CHECK(validate(c) == payment_result::order_id_must_not_be_int_max);
+  c.order_id = 2;
+  c.account_id = 0;
+  CHECK(validate(c) == payment_result::account_id_must_not_be_zero);
+  c.account_id = 3;
+  CHECK(validate(c) == payment_result::amount_must_not_be_zero);
+  c.amount = 1;
+  CHECK(validate(c) == payment_result::ok);
+  auto t = topup();
+  t.kind = uint16_t(kind::transfer);
+  CHECK(validate(t) == payment_result::counterparty_id_must_not_be_zero);
+  t.counterparty_id = t.account_id;
+  CHECK(validate(t) == payment_result::accounts_must_be_different);
+  auto p = topup();
+  p.kind = uint16_t(kind::pay);
+  CHECK(validate(p) == payment_result::source_invalid); // pay needs a source
+  p.source = uint16_t(source::provider);
+  CHECK(validate(p) == payment_result::reserved_field); // pay takes the order's ledger
+  p.ledger = 0;
+  CHECK(validate(p) == payment_result::ok);
+  p.source = uint16_t(source::balance);
+  std::strcpy(p.provider, "alpha");
+  CHECK(validate(p) == payment_result::reserved_field); // a balance item names no provider
+  auto r = topup();
+  r.kind = uint16_t(kind::refund);
+  CHECK(validate(r) == payment_result::reserved_field); // a refund names no account or ledger
+}
+
+TEST_CASE("a repeated key is the same command only when every byte is the same", "[payments]") {
+  auto a = topup(), b = topup();
+  CHECK(same_fields(a, b));
+  b.user_data_64 = 1;
+  CHECK(!same_fields(a, b));
+}
+
+TEST_CASE("fees round as named and never overflow silently (256-bit reference, random amounts)", "[payments]") {
+  const uint64_t seed = kassa::test::seed("payments fees");
+  std::mt19937_64 rng(seed);
+  INFO("seed " << seed);
+  for (int i = 0; i < 200000; ++i) {
+    const int width = int(rng() % 128) + 1;
+    u128 amount = (u128(rng()) << 64 | rng());
+    if (width < 128) amount &= (u128(1) << width) - 1;
+    const uint32_t ppm = i % 7 == 0 ? 1000000 : uint32_t(rng() % 1000001);
+    const rounding r = static_cast<rounding>(rng() % 3);
+    u128 got = 0;
+    const big want = reference(amount, ppm, r);
+    const bool fits = want <= to_big(u128_max);
+    REQUIRE(scale_ppm(amount, ppm, r, got) == fits);
+    if (fits) REQUIRE(to_big(got) == want);
+  }
+}
+
+TEST_CASE("a fee is fixed plus the rate, clamped to its minimum and maximum", "[payments]") {
+  u128 fee = 0;
+  CHECK(fee_of(fee_rule{25, 0, rounding::up, 0, 0}, 1000, fee));
+  CHECK(fee == 25);
+  CHECK(fee_of(fee_rule{0, 10000, rounding::up, 0, 0}, 6001, fee)); // 1% of 6001 = 60.01
+  CHECK(fee == 61);
+  CHECK(fee_of(fee_rule{0, 10000, rounding::down, 0, 0}, 6001, fee));
+  CHECK(fee == 60);
+  CHECK(fee_of(fee_rule{0, 500000, rounding::half_even, 0, 0}, 3, fee)); // 1.5 -> 2
+  CHECK(fee == 2);
+  CHECK(fee_of(fee_rule{0, 500000, rounding::half_even, 0, 0}, 5, fee)); // 2.5 -> 2
+  CHECK(fee == 2);
+  CHECK(fee_of(fee_rule{0, 10000, rounding::up, 50, 0}, 100, fee)); // 1 -> min 50
+  CHECK(fee == 50);
+  CHECK(fee_of(fee_rule{0, 10000, rounding::up, 0, 70}, 100000, fee)); // 1000 -> max 70
+  CHECK(fee == 70);
+  CHECK(!fee_of(fee_rule{u128_max, 1, rounding::up, 0, 0}, 1000000, fee)); // overflow: a result code
+}
+
+TEST_CASE("payment ids and transfer ids derive from the row's sequence and never collide across roles", "[payments]") {
+  for (uint64_t seq : {uint64_t{1}, uint64_t{77}, (uint64_t{1} << 55) - 1}) {
+    CHECK(is_payment_id(payment_id(seq)));
+    CHECK(payment_sequence(payment_id(seq)) == seq);
+    CHECK(payment_role(payment_id(seq, call_role::compensation)) == call_role::compensation);
+    CHECK(payment_id(seq) != payment_id(seq, call_role::compensation));
+    for (int l = 1; l <= 13; ++l) {
+      const u128 id = transfer_id(seq, leg(l));
+      CHECK(transfer_sequence(id) == seq);
+      CHECK(ledger::system_ids::kind_of(id) == ledger::system_ids::kind::payment);
+      CHECK(id != transfer_id(seq + 1, leg(l)));
+    }
+  }
+  const u128 a = account_id(role::provider_clearing, 3, 2, 840);
+  CHECK(account_role(a) == role::provider_clearing);
+  CHECK(account_provider(a) == 3);
+  CHECK(account_shard(a) == 2);
+  CHECK(account_ledger(a) == 840);
+  CHECK(ledger::system_ids::reserved(a));
+}
+
+TEST_CASE("every payment result code, state and kind has its name", "[payments]") {
+  for (uint32_t r = 0; r <= uint32_t(payment_result::outcome_unknown); ++r)
+    CHECK(name(payment_result(r)) != "unknown");
+  for (uint16_t s = 0; s <= order_state_max; ++s) CHECK(name(order_state(s)) != "unknown");
+  for (uint16_t k = 1; k <= kind_max; ++k) CHECK(kind_known(k));
+  CHECK(!kind_known(0));
+  CHECK(!kind_known(kind_max + 1));
+}
