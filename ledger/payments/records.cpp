@@ -24,7 +24,7 @@ std::string_view name(order_state s) {
     KASSA_ORDER_STATES(KASSA_PAYMENT_NAME)
 #undef KASSA_PAYMENT_NAME
   }
-  return "unknown";
+  return "invalid"; // ("unknown" is a state)
 }
 
 std::string_view name(payment_result r) {
