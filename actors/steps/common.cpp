@@ -122,8 +122,9 @@ journal_entry entry(const env& e, const request_context& ctx, const order& row, 
   j.result = result;
   j.kind = row.kind;
   j.state = row.state;
-  std::strncpy(j.actor, actor, sizeof j.actor);
-  std::strncpy(j.step, step, sizeof j.step);
+  // zero-padded, cut at 16 bytes (docs/accounting.md names the cut step names)
+  std::memcpy(j.actor, actor, strnlen(actor, sizeof j.actor));
+  std::memcpy(j.step, step, strnlen(step, sizeof j.step));
   return j;
 }
 
