@@ -12,19 +12,23 @@
 # CHANNELS (default "1 2") lists how many channels kassad runs to that one provider: a channel
 # has at most 1024 HTTP connections and one call on each at a time, so it carries at most
 # 1024 / latency calls a second (5,120/s at 200 ms); with N > 1 the load names the channels in
-# turn (docs/performance.md). ROUNDS (default 2) repeats the whole sequence, so that a noisy
-# machine shows in the spread; every run has a fresh kassad and sim.
+# turn (docs/performance.md). ROUNDS (default 3) repeats the whole sequence; the two latencies
+# run back to back in each round and the ratio is taken per round, so that other work on a
+# shared machine moves both alike. Before each run the script waits (60 s at most) for a
+# second in which the machine is QUIET percent idle (default 80; 0: no wait). Every run has a
+# fresh kassad and sim.
 # Prints a table and writes it to OUT (default perf/results/payments-latency-<UTC time>.txt;
 # /dev/null for none). Exits 1 when a run had a top-up that was not ok or a request error:
 # such a run's figure is not a throughput. Loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-secs=${1:-20}; inflight=${2:-3000}; per_request=${3:-10}; connections=${4:-8}; warmup=${5:-3}
+secs=${1:-12}; inflight=${2:-3000}; per_request=${3:-10}; connections=${4:-8}; warmup=${5:-3}
 build=${BUILD_DIR:-build}
 latencies=${LATENCIES:-2 200}
 channel_counts=${CHANNELS:-1 2}
-rounds=${ROUNDS:-2}
-for v in "$secs" "$inflight" "$per_request" "$connections" "$warmup" "$rounds" $latencies $channel_counts; do
+rounds=${ROUNDS:-3}
+quiet=${QUIET:-80}
+for v in "$secs" "$inflight" "$per_request" "$connections" "$warmup" "$rounds" "$quiet" $latencies $channel_counts; do
   [[ $v =~ ^[0-9]+$ ]] || { echo "payments_latency: arguments are whole numbers"; exit 2; }
 done
 for c in $channel_counts; do (( c >= 1 && c <= 8 )) || { echo "payments_latency: CHANNELS are 1 .. 8"; exit 2; }; done
@@ -39,17 +43,38 @@ done
 dir=$(mktemp -d /tmp/kassa-paylat.XXXX)
 sim_pid=""; kassad_pid=""; load_pid=""
 cleanup() {
+  local rc=$?
   for p in $load_pid $kassad_pid $sim_pid; do kill -TERM "$p" 2>/dev/null || true; done
   sleep 0.5
   for p in $load_pid $kassad_pid $sim_pid; do kill -KILL "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  rm -rf "$dir"
+  rm -rf "$dir/data"
+  if [ "$rc" -eq 0 ]; then rm -rf "$dir"; else echo "payments_latency: logs kept in $dir" >&2; fi
 }
 trap cleanup EXIT
 
 . scripts/kassad-lib.sh
 ticks=$(getconf CLK_TCK)
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; } # utime + stime
+
+# The machine's idle percent over one second (idle + iowait, all cores, from /proc/stat).
+idle_percent() {
+  local a b
+  a=$(head -1 /proc/stat); sleep 1; b=$(head -1 /proc/stat)
+  awk -v a="$a" -v b="$b" 'BEGIN {
+    n = split(a, x, " "); split(b, y, " "); total = 0
+    for (i = 2; i <= n; i++) total += y[i] - x[i]
+    printf "%.0f", (total > 0 ? 100 * ((y[5] - x[5]) + (y[6] - x[6])) / total : 0) }'
+}
+# Waits until a second is $quiet percent idle, 60 s at most; prints the last idle percent.
+wait_quiet() {
+  local idle=0
+  for _ in $(seq 60); do
+    idle=$(idle_percent)
+    [ "$idle" -ge "$quiet" ] && break
+  done
+  echo "$idle"
+}
 
 # The provider: every payment answered after exactly $1 ms, no faults. payments_max well above
 # what one run creates (a provider at payments_max answers 503).
@@ -82,11 +107,13 @@ kassa_config() { # file data_dir sim_port channels
   } >> "$1"
 }
 
-declare -A result # channels-latency-round -> "topups_per_s p50_ms p99_ms kassad_cores sim_cores ok other in_progress"
+declare -A result # channels-latency-round -> "topups_per_s p50_ms p99_ms kassad_cores sim_cores ok other in_progress idle"
 run_one() { # channels latency_ms round; runs in this shell, so that the trap knows every pid
   local ch=$1 lat=$2 run=$1-$2-$3
   local named=()
   if [ "$ch" -gt 1 ]; then named=(--provider "$(channel_names "$ch")"); fi
+  local idle=-
+  if [ "$quiet" -gt 0 ]; then idle=$(wait_quiet); fi
   sim_config "$lat" "$dir/sim.yaml"
   "$sim" --config "$dir/sim.yaml" --port 0 --seed 7 > "$dir/sim-$run.out" 2>&1 &
   sim_pid=$!
@@ -116,6 +143,14 @@ run_one() { # channels latency_ms round; runs in this shell, so that the trap kn
   k1=$(cpu_ticks "$kassad_pid"); s1=$(cpu_ticks "$sim_pid"); t1=$(date +%s.%N)
   wait "$load_pid" || true
   load_pid=""
+  local status=0
+  if ! kill -0 "$kassad_pid" 2>/dev/null; then
+    wait "$kassad_pid" || status=$?
+    kassad_pid=""
+    tail -20 "$dir/kassad-$run.log" >&2
+    echo "payments_latency: kassad stopped during the run (status $status)" >&2
+    exit 1
+  fi
   kill -TERM "$kassad_pid"; wait "$kassad_pid" || true; kassad_pid=""
   kill -TERM "$sim_pid"; wait "$sim_pid" || true; sim_pid=""
   local line
@@ -124,7 +159,7 @@ run_one() { # channels latency_ms round; runs in this shell, so that the trap kn
   cores_k=$(awk -v a="$k0" -v b="$k1" -v t="$ticks" -v s="$t0" -v e="$t1" 'BEGIN { printf "%.2f", (b - a) / t / (e - s) }')
   cores_s=$(awk -v a="$s0" -v b="$s1" -v t="$ticks" -v s="$t0" -v e="$t1" 'BEGIN { printf "%.2f", (b - a) / t / (e - s) }')
   field() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" <<<"$line"; }
-  result[$run]="$(field topups_per_s) $(field p50_ms) $(field p99_ms) $cores_k $cores_s $(field ok) $(field other) $(field in_progress)"
+  result[$run]="$(field topups_per_s) $(field p50_ms) $(field p99_ms) $cores_k $cores_s $(field ok) $(field other) $(field in_progress) $idle"
 }
 
 uptime_before=$(uptime | sed 's/.*load/load/')
@@ -133,12 +168,11 @@ for r in $(seq "$rounds"); do
     for lat in $latencies; do run_one "$ch" "$lat" "$r"; done
   done
 done
-mean() { awk '{ s += $1; n++ } END { if (n > 0) printf "%.0f", s / n; else print 0 }'; }
 
 out=${OUT:-perf/results/payments-latency-$(date -u +%Y%m%dT%H%M%SZ).txt}
 bad=0
 for key in "${!result[@]}"; do
-  read -r tps _ _ _ _ ok other inprog <<<"${result[$key]}"
+  read -r tps _ _ _ _ ok other inprog _ <<<"${result[$key]}"
   if [ -z "$ok" ] || [ "$ok" -eq 0 ] || [ "$((other + inprog))" -ne 0 ] ||
      ! grep -q ' request_errors=0 ' "$dir/load-$key.out"; then bad=1; fi
 done
@@ -152,27 +186,32 @@ first_run=${channel_counts%% *}-$first-1
   echo "kassad: durability fsync, 1 shard, payments.flow_wait_ms 60000; each channel: inflight_max 100000, connections_max 1024"
   echo "load: $inflight top-ups in flight, $per_request a request, $connections connections, ${secs}s (first ${warmup}s not measured)"
   echo "cores: CPU time over wall time in the measured window, of kassad and of kassa-channel-sim;"
-  echo "  CPU us/top-up: kassad's CPU time per top-up answered (less moved by other work on the machine)"
+  echo "  CPU us/top-up: kassad's CPU time per top-up answered (less moved by other work on the machine);"
+  echo "  idle: the machine's idle percent in the second before the run"
   echo
-  printf "%-9s %-8s %-6s %10s %8s %8s %8s %12s %8s %9s %6s\n" "channels" "latency" "round" "top-ups/s" "p50 ms" "p99 ms" \
-    "kassad" "CPU us/top-up" "sim" "ok" "other"
-  for ch in $channel_counts; do
-    for lat in $latencies; do
-      for r in $(seq "$rounds"); do
-        read -r tps p50 p99 ck cs ok other inprog <<<"${result[$ch-$lat-$r]}"
-        printf "%-9s %-8s %-6s %10s %8s %8s %8s %12s %8s %9s %6s\n" "$ch" "$lat ms" "$r" "$tps" "$p50" "$p99" "$ck" \
-          "$(awk -v c="$ck" -v t="$tps" 'BEGIN { if (t > 0) printf "%.0f", c * 1e6 / t; else print "-" }')" "$cs" "$ok" "$((other + inprog))"
+  printf "%-6s %-9s %-8s %10s %8s %8s %7s %14s %6s %9s %6s %5s\n" "round" "channels" "latency" "top-ups/s" "p50 ms" "p99 ms" \
+    "kassad" "CPU us/top-up" "sim" "ok" "other" "idle"
+  for r in $(seq "$rounds"); do
+    for ch in $channel_counts; do
+      for lat in $latencies; do
+        read -r tps p50 p99 ck cs ok other inprog idle <<<"${result[$ch-$lat-$r]}"
+        printf "%-6s %-9s %-8s %10s %8s %8s %7s %14s %6s %9s %6s %5s\n" "$r" "$ch" "$lat ms" "$tps" "$p50" "$p99" "$ck" \
+          "$(awk -v c="$ck" -v t="$tps" 'BEGIN { if (t > 0) printf "%.0f", c * 1e6 / t; else print "-" }')" "$cs" "$ok" \
+          "$((other + inprog))" "$idle"
       done
     done
   done
-  echo
-  printf "%-9s %16s %16s %8s\n" "channels" "$first ms top-ups/s" "$last ms top-ups/s" "ratio"
-  for ch in $channel_counts; do
-    a=$(for r in $(seq "$rounds"); do read -r t _ <<<"${result[$ch-$first-$r]}"; echo "$t"; done | mean)
-    b=$(for r in $(seq "$rounds"); do read -r t _ <<<"${result[$ch-$last-$r]}"; echo "$t"; done | mean)
-    printf "%-9s %16s %16s %8s\n" "$ch" "$a" "$b" "$(awk -v a="$b" -v b="$a" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "n/a" }')"
-  done
-  echo "(means over the rounds; ratio = $last ms / $first ms)"
+  if [ "$first" != "$last" ]; then
+    echo
+    printf "%-9s %-28s %8s\n" "channels" "ratio $last ms / $first ms, by round" "median"
+    for ch in $channel_counts; do
+      ratios=$(for r in $(seq "$rounds"); do
+        read -r ta _ <<<"${result[$ch-$first-$r]}"; read -r tb _ <<<"${result[$ch-$last-$r]}"
+        awk -v a="$tb" -v b="$ta" 'BEGIN { if (b > 0) printf "%.3f\n", a / b; else print "0" }'
+      done)
+      printf "%-9s %-28s %8s\n" "$ch" "$(echo $ratios)" "$(sort -n <<<"$ratios" | awk '{ v[NR] = $1 } END { printf "%.3f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')"
+    done
+  fi
   for r in $(seq "$rounds"); do
     for ch in $channel_counts; do
       for lat in $latencies; do
