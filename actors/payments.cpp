@@ -554,8 +554,14 @@ void take_command(gateway_actor* self, const request_context& ctx, const payment
     self->request(a, caf::infinite, order_command{ctx, c, ++st.sequence})
         .then(
             [self, agg, index, key = c.key](payment_reply& r) {
+              // the order actor refuses these before it writes anything; any other answer
+              // comes after the row and its key were written
               const auto res = static_cast<payment_result>(r.result);
-              const bool stored = res == payment_result::ok || res == payment_result::in_progress;
+              const bool stored = res != payment_result::order_not_payable &&
+                                  res != payment_result::amount_exceeds_order_remaining &&
+                                  res != payment_result::order_not_refundable &&
+                                  res != payment_result::refund_exceeds_captured &&
+                                  res != payment_result::store_unavailable && res != payment_result::busy;
               key_done(self, key, r, stored);
               answer(self, agg, index, r);
             },
