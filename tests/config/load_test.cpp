@@ -208,3 +208,12 @@ TEST_CASE("the directory's queue may be as small as one request", "[config]") {
                                          "  queue_events_max: 100\n");
   CHECK(c.batching.queue_events_max == 100);
 }
+
+TEST_CASE("the payments example config/kassa-payments.yaml loads with the payment core on", "[config]") {
+  const kassa::config::config c = kassa::config::load_file(KASSA_SOURCE_DIR "/config/kassa-payments.yaml");
+  CHECK(c.payments.enabled);
+  REQUIRE(c.payments.providers.size() == 2);
+  CHECK(c.payments.providers[0].port == 3200);
+  CHECK(c.payments.providers[1].credentials);
+  CHECK(c.payments.flows.topup.size() == kassa::config::default_flow(kassa::config::flow_name::topup).size());
+}
