@@ -90,6 +90,9 @@ void advance(flow_actor* self) {
   b->completed.assign(end - st.next, false);
   b->reruns.assign(end - st.next, 0);
   const size_t first = st.next;
+  // steps that finished stay alive until the flow ends: one may still be on the stack
+  // (a step that calls done() from run() starts the next batch from inside itself)
+  for (auto& r : st.running) st.retired.push_back(std::move(r));
   st.running.clear();
   for (size_t i = first; i < end; ++i) {
     auto f = steps().find(p[i].step);
@@ -112,12 +115,6 @@ void advance(flow_actor* self) {
     else if (b->unknown) park(self);
     else advance(self);
   };
-  for (size_t i = first; i < end; ++i) {
-    const auto& cfg = p[i];
-    step* s = st.running[i - first].get();
-    self->delayed_send(self, std::chrono::milliseconds(cfg.timeout_ms), step_timeout_atom::value, run, uint64_t(i));
-    s->run(self, [complete, i](payment_result r) { (*complete)(i, r); });
-  }
   // timeouts: a provider step's outcome becomes unknown; a booking is run again (its ids make
   // a second run harmless) up to step_reruns_max; anything else fails the flow
   struct timeout_ctx {
@@ -149,6 +146,12 @@ void advance(flow_actor* self) {
       (*tctx->complete)(i, payment_result::busy);
     }
   };
+  for (size_t i = first; i < end; ++i) {
+    const auto& cfg = p[i];
+    step* s = st.running[i - first].get();
+    self->delayed_send(self, std::chrono::milliseconds(cfg.timeout_ms), step_timeout_atom::value, run, uint64_t(i));
+    s->run(self, [complete, i](payment_result r) { (*complete)(i, r); });
+  }
 }
 
 // Compensations of the steps done, newest first, then the row fails.

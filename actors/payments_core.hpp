@@ -162,6 +162,7 @@ struct flow_state {
   size_t next = 0;                        // the next step to start
   std::vector<size_t> done_steps;         // finished steps, in order (for compensation)
   std::vector<std::unique_ptr<step>> running;
+  std::vector<std::unique_ptr<step>> retired; // finished steps, freed with the flow
   uint64_t run_id = 0;                    // tells stale timeouts apart
   int provider = -1;                      // env::providers index once routed
   std::string credential;
