@@ -119,7 +119,8 @@ run_one() { # channels latency_ms round; runs in this shell, so that the trap kn
   sim_pid=$!
   local port=""
   for _ in $(seq 100); do
-    port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$dir/sim-$run.out" 2>/dev/null)
+    # (the file may not be there yet: the shell of the background job creates it)
+    port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$dir/sim-$run.out" 2>/dev/null || true)
     [ -n "$port" ] && break
     kill -0 "$sim_pid" 2>/dev/null || break
     sleep 0.1
