@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "ledger/crc32c.hpp"
+#include "runtime/wire/hmac_sha256.hpp"
 
 namespace kassa::wire {
 
@@ -61,6 +62,8 @@ size_t record_bytes(operation op, bool reply) {
     return reply ? sizeof(ledger::payments::payment_reply) : sizeof(ledger::payments::payment_command);
   case operation::lookup_orders:
     return reply ? sizeof(ledger::payments::order) : sizeof(u128);
+  case operation::authenticate:
+    return reply ? sizeof(authenticate_reply) : sizeof(authenticate_request);
   }
   return 0;
 }
@@ -81,6 +84,22 @@ status validate(const filter& f, uint32_t batch_events_max) {
   for (uint8_t b : f.reserved)
     if (b != 0) return status::filter_invalid;
   return status::ok;
+}
+
+std::array<uint8_t, proof_bytes> auth_proof(proof_side side, const uint8_t (&key)[key_bytes],
+                                            const uint8_t (&server_nonce)[nonce_bytes],
+                                            const uint8_t (&client_nonce)[nonce_bytes],
+                                            uint64_t client_id) {
+  constexpr size_t label_bytes = 20;
+  static const char client_label[] = "kassa-auth-client-v1";
+  static const char server_label[] = "kassa-auth-server-v1";
+  static_assert(sizeof client_label == label_bytes + 1 && sizeof server_label == label_bytes + 1);
+  uint8_t message[label_bytes + 2 * nonce_bytes + 8];
+  std::memcpy(message, side == proof_side::client ? client_label : server_label, label_bytes);
+  std::memcpy(message + label_bytes, server_nonce, nonce_bytes);
+  std::memcpy(message + label_bytes + nonce_bytes, client_nonce, nonce_bytes);
+  std::memcpy(message + label_bytes + 2 * nonce_bytes, &client_id, 8); // little-endian host
+  return hmac_sha256(key, key_bytes, message, sizeof message);
 }
 
 uint32_t frame_checksum(const uint8_t* frame, size_t frame_bytes) {
@@ -160,7 +179,7 @@ decoded decode(const uint8_t* data, size_t size, const limits& l) {
     // An error reply carries no body.
     if (h.event_count != 0 || d.body_bytes != 0) return keep_open(status::body_size_invalid);
   } else {
-    const bool single = h.op == operation::hello ||
+    const bool single = h.op == operation::hello || h.op == operation::authenticate ||
                         (!h.reply && (h.op == operation::get_account_transfers ||
                                       h.op == operation::get_account_balances));
     if (single && h.event_count != 1) return keep_open(status::body_size_invalid);
@@ -173,6 +192,11 @@ decoded decode(const uint8_t* data, size_t size, const limits& l) {
       filter f;
       std::memcpy(&f, d.body, sizeof f);
       if (validate(f, l.batch_events_max) != status::ok) return keep_open(status::filter_invalid);
+    }
+    if (!h.reply && h.op == operation::authenticate) {
+      authenticate_request a;
+      std::memcpy(&a, d.body, sizeof a);
+      if (a.reserved != 0) return keep_open(status::reserved_nonzero);
     }
   }
   d.outcome = decode_outcome::frame;

@@ -1,6 +1,7 @@
 #pragma once
 // The kassa wire protocol: a pure codec of length-prefixed, checksummed frames (no sockets, no
 // threads). Every byte is documented in docs/protocol.md; the layouts below are that table.
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -30,7 +31,8 @@ constexpr uint32_t magic = 0x5353414B; // the bytes "KASS" read as a little-endi
   X(get_account_transfers, 6)                                                                \
   X(get_account_balances, 7)                                                                 \
   X(submit_payments, 8)                                                                      \
-  X(lookup_orders, 9)
+  X(lookup_orders, 9)                                                                        \
+  X(authenticate, 10)
 
 // Frame-level status codes. Numbers are part of the protocol and never change.
 #define KASSA_WIRE_STATUSES(X)                                                               \
@@ -52,15 +54,18 @@ constexpr uint32_t magic = 0x5353414B; // the bytes "KASS" read as a little-endi
   X(store_unavailable, 15)                                                                   \
   X(filter_invalid, 16)                                                                      \
   X(internal, 17)                                                                            \
-  X(payments_disabled, 18)
+  X(payments_disabled, 18)                                                                   \
+  X(unauthenticated, 19)                                                                     \
+  X(forbidden, 20)                                                                           \
+  X(authentication_failed, 21)
 
 #define KASSA_WIRE_ENUM_ITEM(name, value) name = value,
 enum class operation : uint16_t { KASSA_WIRE_OPERATIONS(KASSA_WIRE_ENUM_ITEM) };
 enum class status : uint16_t { KASSA_WIRE_STATUSES(KASSA_WIRE_ENUM_ITEM) };
 #undef KASSA_WIRE_ENUM_ITEM
 
-constexpr uint16_t operation_min = 1, operation_max = 9;
-constexpr uint16_t status_max = 18;
+constexpr uint16_t operation_min = 1, operation_max = 10;
+constexpr uint16_t status_max = 21;
 
 std::string_view name(operation op); // "unknown" outside the enum
 std::string_view name(status st);
@@ -134,15 +139,59 @@ struct hello_request {
 };
 static_assert(sizeof(hello_request) == 16);
 
+// hello_reply.access_flags bits.
+constexpr uint16_t access_required = 1u << 0;   // access.required: authenticate before any request
+constexpr uint16_t access_available = 1u << 1;  // access.clients is not empty: authenticate works
+constexpr size_t nonce_bytes = 16;
+
 struct hello_reply {
   uint16_t version = protocol_version;
-  uint16_t reserved = 0;
+  uint16_t access_flags = 0;
   uint32_t frame_bytes_max = 0;       // server.frame_bytes_max
   uint32_t batch_events_max = 0;      // batching.batch_events_max
   uint32_t requests_inflight_max = 0; // server.requests_inflight_max
-  uint8_t reserved2[16] = {};
+  // Random, one per connection: the challenge an `authenticate` answers. All zero when the
+  // server has no clients to authenticate.
+  uint8_t server_nonce[nonce_bytes] = {};
 };
 static_assert(sizeof(hello_reply) == 32);
+static_assert(offsetof(hello_reply, access_flags) == 2 && offsetof(hello_reply, server_nonce) == 16);
+
+// --- authenticate: challenge-response with a key both sides hold (docs/protocol.md) ----------
+
+constexpr size_t key_bytes = 32;
+constexpr size_t proof_bytes = 32;
+
+struct authenticate_request {
+  uint64_t client_id = 0;                // as in access.clients[].id; also in the header
+  uint64_t reserved = 0;
+  uint8_t client_nonce[nonce_bytes] = {}; // random, chosen by the client
+  uint8_t proof[proof_bytes] = {};        // auth_proof(client, ...)
+};
+static_assert(sizeof(authenticate_request) == 64);
+static_assert(offsetof(authenticate_request, client_nonce) == 16 &&
+              offsetof(authenticate_request, proof) == 32);
+
+struct authenticate_reply {
+  uint8_t proof[proof_bytes] = {}; // auth_proof(server, ...): the server holds the key too
+  uint32_t operations = 0;         // bit n set: operation n is allowed
+  uint32_t ledgers_count = 0;      // 0: every ledger; else the client is limited to this many
+  uint8_t reserved[24] = {};
+};
+static_assert(sizeof(authenticate_reply) == 64);
+static_assert(offsetof(authenticate_reply, operations) == 32 &&
+              offsetof(authenticate_reply, reserved) == 40);
+
+// Which side a proof is from: the two are different MACs, so a reply cannot be sent back as
+// a request.
+enum class proof_side { client, server };
+
+// HMAC-SHA256(key, label || server_nonce || client_nonce || client_id as u64 little-endian),
+// label the 20 ASCII bytes "kassa-auth-client-v1" or "kassa-auth-server-v1".
+std::array<uint8_t, proof_bytes> auth_proof(proof_side side, const uint8_t (&key)[key_bytes],
+                                            const uint8_t (&server_nonce)[nonce_bytes],
+                                            const uint8_t (&client_nonce)[nonce_bytes],
+                                            uint64_t client_id);
 
 // One failed event of create_accounts / create_transfers (ok events are not listed).
 struct event_result {
@@ -214,9 +263,9 @@ struct decoded {
 // Decodes one frame from the front of a stream buffer. Checks, in this order: magic,
 // frame_bytes against header_bytes and frame_bytes_max (as soon as 12 bytes are there),
 // checksum, version, flags/status/reserved bytes (and request_id 0 in a request), operation,
-// event_count (request_events_max for a request), body size (and event_count 1 for hello and
-// filters, at least 1 for submit_payments), filter. The order is the precedence of the error
-// codes.
+// event_count (request_events_max for a request), body size (and event_count 1 for hello,
+// authenticate and filters, at least 1 for submit_payments), filter, the reserved field of an
+// authenticate request. The order is the precedence of the error codes.
 decoded decode(const uint8_t* data, size_t size, const limits& l);
 
 // Copies `count` records of type T out of an unaligned body.

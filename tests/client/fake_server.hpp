@@ -156,6 +156,9 @@ private:
     case wire::operation::hello:
       send(s, reply(d.h, std::vector<wire::hello_reply>{hello_}));
       return;
+    case wire::operation::authenticate: // this server knows no client keys
+      send(s, error(d.h, wire::status::authentication_failed));
+      return;
     case wire::operation::create_transfers: {
       const auto ts = wire::records<ledger::transfer>(d.body, d.body_bytes);
       for (const auto& t : ts) {

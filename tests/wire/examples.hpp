@@ -88,4 +88,27 @@ inline std::vector<uint8_t> example_lookup_orders() {
   return out;
 }
 
+// authenticate as client 7 with the key 00 01 .. 1f, answering the server nonce a0 .. af with
+// the client nonce b0 .. bf; request_id 2 (docs/protocol.md#authenticate-10).
+inline std::vector<uint8_t> example_authenticate() {
+  uint8_t key[wire::key_bytes], server_nonce[wire::nonce_bytes];
+  for (size_t i = 0; i < wire::key_bytes; ++i) key[i] = uint8_t(i);
+  wire::authenticate_request a;
+  a.client_id = 7;
+  for (size_t i = 0; i < wire::nonce_bytes; ++i) {
+    server_nonce[i] = uint8_t(0xa0 + i);
+    a.client_nonce[i] = uint8_t(0xb0 + i);
+  }
+  const auto proof = wire::auth_proof(wire::proof_side::client, key, server_nonce, a.client_nonce, a.client_id);
+  std::memcpy(a.proof, proof.data(), proof.size());
+  wire::header h;
+  h.op = wire::operation::authenticate;
+  h.request_id = 2;
+  h.event_count = 1;
+  h.ctx.client_id = 7;
+  std::vector<uint8_t> out;
+  wire::encode(out, h, &a, sizeof a);
+  return out;
+}
+
 } // namespace kassa::test

@@ -178,6 +178,19 @@ TEST_CASE("every operation round-trips as a request and as a reply", "[wire]") {
   check_round_trip(with_ctx(request(operation::lookup_orders, 9, 0), true),
                    std::vector<ledger::payments::order>{}, rp);
 
+  authenticate_request ar;
+  ar.client_id = 9;
+  for (size_t i = 0; i < nonce_bytes; ++i) ar.client_nonce[i] = uint8_t(0xb0 + i);
+  for (size_t i = 0; i < proof_bytes; ++i) ar.proof[i] = uint8_t(i * 7);
+  check_round_trip(with_ctx(request(operation::authenticate, 10, 1), false),
+                   std::vector<authenticate_request>{ar}, rq);
+  authenticate_reply ap;
+  for (size_t i = 0; i < proof_bytes; ++i) ap.proof[i] = uint8_t(255 - i);
+  ap.operations = 0x3FE;
+  ap.ledgers_count = 2;
+  check_round_trip(with_ctx(request(operation::authenticate, 10, 1), true),
+                   std::vector<authenticate_reply>{ap}, rp);
+
   // Error replies carry no body, for every operation and every status.
   for (uint16_t op = operation_min; op <= operation_max; ++op)
     for (uint16_t st = 1; st <= status_max; ++st) {
@@ -206,14 +219,15 @@ TEST_CASE("random frames round-trip", "[wire]") {
     h.ctx.client_id = rng();
     h.ctx.deadline_ns = rng();
     h.ctx.shadow = rng() % 2;
-    const bool single = h.op == operation::hello ||
+    const bool single = h.op == operation::hello || h.op == operation::authenticate ||
                         (!reply && (h.op == operation::get_account_transfers ||
                                     h.op == operation::get_account_balances));
     h.event_count = single ? 1 : uint32_t(rng() % (l.batch_events_max + 1));
     if (!reply && h.op == operation::submit_payments && h.event_count == 0) h.event_count = 1;
     std::vector<uint8_t> body(h.event_count * record_bytes(h.op, reply));
     for (auto& b : body) b = uint8_t(rng());
-    if (!reply && single && h.op != operation::hello) {
+    if (!reply && h.op == operation::authenticate) std::memset(body.data() + 8, 0, 8); // reserved
+    if (!reply && single && h.op != operation::hello && h.op != operation::authenticate) {
       filter f = valid_filter();
       f.account_id = make_u128(rng(), rng() | 1);
       f.limit = 1 + rng() % l.batch_events_max;
@@ -335,7 +349,7 @@ TEST_CASE("each decode error comes from the frame that causes it", "[wire]") {
     expect(good, o::error_keep_open, status::reserved_nonzero, client_side);
   }
   SECTION("operation_unknown") {
-    for (uint16_t op : {0, 10, 0xFFFF}) {
+    for (uint16_t op : {0, 11, 0xFFFF}) {
       auto f = good;
       poke<uint16_t>(f, 6, op);
       expect(f, o::error_keep_open, status::operation_unknown);
@@ -366,6 +380,19 @@ TEST_CASE("each decode error comes from the frame that causes it", "[wire]") {
     u128 id = 1;
     encode(g, h, &id, sizeof id);
     expect(g, o::error_keep_open, status::body_size_invalid, client_side);
+    // An authenticate request holds exactly one record.
+    authenticate_request two_auth[2];
+    g.clear();
+    encode(g, request(operation::authenticate, 2, 2), two_auth, sizeof two_auth);
+    expect(g, o::error_keep_open, status::body_size_invalid);
+  }
+  SECTION("reserved_nonzero: the reserved field of an authenticate request") {
+    authenticate_request a;
+    a.client_id = 9;
+    a.reserved = 1;
+    std::vector<uint8_t> g;
+    encode(g, request(operation::authenticate, 2, 1), &a, sizeof a);
+    expect(g, o::error_keep_open, status::reserved_nonzero);
   }
   SECTION("too_many_events") {
     std::vector<ledger::transfer> many(server_side.batch_events_max + 1);
@@ -414,9 +441,17 @@ TEST_CASE("statuses only a server produces are named, numbered and keep the conn
   CHECK(name(operation::lookup_orders) == "lookup_orders");
   CHECK(name(status::payments_disabled) == "payments_disabled");
   CHECK(uint16_t(status::payments_disabled) == 18);
+  CHECK(name(operation::authenticate) == "authenticate");
+  CHECK(uint16_t(operation::authenticate) == 10);
+  CHECK(uint16_t(status::unauthenticated) == 19);
+  CHECK(uint16_t(status::forbidden) == 20);
+  CHECK(uint16_t(status::authentication_failed) == 21);
+  CHECK(name(status::authentication_failed) == "authentication_failed");
+  // The connection stays open: the server closes it itself after too many failed attempts.
   for (status st : {status::busy, status::hello_required, status::inflight_limit,
                     status::deadline_exceeded, status::store_unavailable, status::internal,
-                    status::payments_disabled})
+                    status::payments_disabled, status::unauthenticated, status::forbidden,
+                    status::authentication_failed})
     CHECK_FALSE(closes_connection(st));
 }
 
@@ -489,4 +524,31 @@ TEST_CASE("write the wire fuzz corpus", "[wire][.corpus]") {
                                          std::vector<filter>{valid_filter()}));
   write("submit_payments", test::example_submit_payments());
   write("lookup_orders", test::example_lookup_orders());
+  auto hello_then_authenticate = test::example_hello();
+  const auto auth = test::example_authenticate();
+  hello_then_authenticate.insert(hello_then_authenticate.end(), auth.begin(), auth.end());
+  write("hello_then_authenticate", hello_then_authenticate);
+}
+
+TEST_CASE("a hello reply carries the access flags and the server nonce where the doc says", "[wire]") {
+  hello_reply r;
+  r.access_flags = access_required | access_available;
+  for (size_t i = 0; i < nonce_bytes; ++i) r.server_nonce[i] = uint8_t(0xa0 + i);
+  r.frame_bytes_max = 4096;
+  r.batch_events_max = 16;
+  r.requests_inflight_max = 64;
+  header h = request(operation::hello, 1, 1);
+  h.reply = true;
+  const auto frame = frame_of(h, std::vector<hello_reply>{r});
+  REQUIRE(frame.size() == header_bytes + 32);
+  const uint8_t* body = frame.data() + header_bytes;
+  CHECK(body[2] == 3); // access_flags: required | available
+  CHECK(body[3] == 0);
+  for (size_t i = 0; i < nonce_bytes; ++i) CHECK(body[16 + i] == 0xa0 + i);
+  const decoded d = decode_all(frame, client_side);
+  REQUIRE(d.outcome == decode_outcome::frame);
+  hello_reply back;
+  std::memcpy(&back, d.body, sizeof back);
+  CHECK(back.access_flags == r.access_flags);
+  CHECK(std::memcmp(back.server_nonce, r.server_nonce, nonce_bytes) == 0);
 }
