@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "ledger/u128.hpp"
@@ -200,6 +201,31 @@ struct payments_config {
   flows_config flows;
 };
 
+// --- access: client authentication and permissions; docs/configuration.md#access ----------
+
+// The operations a client may be limited to, by their wire numbers (docs/protocol.md):
+// create_accounts 2 .. lookup_orders 9. Bit n of access_client::operations is operation n;
+// hello and authenticate are always allowed.
+constexpr uint32_t access_operations_all = 0x3FCu; // bits 2 .. 9
+constexpr size_t access_key_bytes = 32;
+
+struct access_client {
+  uint64_t id = 0;                         // required, 1 .. 2^64 - 1, unique: the frames' client_id
+  uint8_t key[access_key_bytes] = {};      // `key` (64 hex digits) or the file `key_file` holds
+  std::string key_file;                    // "" when the key is written in the YAML
+  std::vector<uint32_t> ledgers;           // empty: every ledger
+  uint32_t operations = access_operations_all;
+};
+
+struct access_config {
+  bool required = false;                   // every connection authenticates first
+  uint32_t authentication_failures_max = 3; // then the connection is closed, 1 .. 100
+  std::vector<access_client> clients;
+};
+
+// The names of the operations access_client::operations may list, with their numbers.
+const std::vector<std::pair<std::string_view, uint16_t>>& access_operation_names();
+
 struct config {
   server_config server;
   store_config store;
@@ -207,6 +233,7 @@ struct config {
   hot_accounts_config hot_accounts;
   log_config log;
   payments_config payments;
+  access_config access;
   std::string source; // file path, or "<string>"
 };
 
