@@ -2,8 +2,13 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cctype>
+#include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <map>
+#include <sys/stat.h>
 #include <optional>
 #include <sstream>
 
@@ -23,6 +28,7 @@ constexpr int exit_refused = 1;     // the ledger refused an event, or an id was
 constexpr int exit_usage = 2;
 constexpr int exit_unreachable = 3; // cannot connect to kassad
 constexpr int exit_request = 4;     // kassad refused the request as a whole, or no answer in time
+constexpr int exit_access = 5;      // authentication failed, or the client may not do this
 
 struct usage_error : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -44,11 +50,13 @@ const std::map<std::string, std::string>& usages() {
        "Flags: balancing_debit, balancing_credit, closing_debit, closing_credit.\n"
        "The id makes the transfer idempotent: repeating the command reports `exists`.\n"},
       {"post",
-       "usage: kassa post --id ID --pending-id ID [--amount N]\n"
-       "Posts a pending transfer: all of it, or --amount of it (the rest is released).\n"},
+       "usage: kassa post --id ID --pending-id ID [--amount N] [--ledger N]\n"
+       "Posts a pending transfer: all of it, or --amount of it (the rest is released).\n"
+       "--ledger states the pending transfer's ledger (a client limited to ledgers must).\n"},
       {"void",
-       "usage: kassa void --id ID --pending-id ID\n"
-       "Voids a pending transfer: its hold is released and nothing moves.\n"},
+       "usage: kassa void --id ID --pending-id ID [--ledger N]\n"
+       "Voids a pending transfer: its hold is released and nothing moves.\n"
+       "--ledger states the pending transfer's ledger (a client limited to ledgers must).\n"},
       {"lookup-account", "usage: kassa lookup-account ID [ID...]\nPrints accounts; exit 1 when any id is not found.\n"},
       {"lookup-transfer", "usage: kassa lookup-transfer ID [ID...]\nPrints transfers; exit 1 when any id is not found.\n"},
       {"history",
@@ -84,7 +92,11 @@ const std::map<std::string, std::string>& usages() {
 
 const char* common_options =
     "\nCommon options: --address HOST:PORT (default $KASSA_ADDRESS or 127.0.0.1:3100),\n"
-    "--json, --timeout-ms N (default 10000), --help.\n";
+    "--json, --timeout-ms N (default 10000), --help.\n"
+    "Authentication (docs/security.md): --client-id N (default $KASSA_CLIENT_ID) with the\n"
+    "client's key: --client-key-file PATH (default $KASSA_CLIENT_KEY_FILE; a file only its\n"
+    "owner may read) or --client-key HEX (default $KASSA_CLIENT_KEY; a value on the command\n"
+    "line is visible to other users in the process list).\n";
 
 // Parsed arguments: options with values, bare flags, and positionals.
 struct args_t {
@@ -485,6 +497,7 @@ int dispatch(const std::string& cmd, const args_t& a, session& s, bool json) {
     transfer t{};
     t.id = required_number(a, "id");
     t.pending_id = required_number(a, "pending-id");
+    t.ledger = optional_small<uint32_t>(a, "ledger", 0);
     t.flags = cmd == "post" ? transfer_post_pending : transfer_void_pending;
     if (auto v = a.get("amount")) t.amount = number("--amount", *v);
     return run_transfer(s, json, t);
@@ -524,6 +537,79 @@ int dispatch(const std::string& cmd, const args_t& a, session& s, bool json) {
   throw usage_error("unknown command " + cmd);
 }
 
+// 64 hex digits: the 32-byte key.
+std::vector<uint8_t> key_of_hex(const std::string& what, const std::string& text) {
+  auto digit = [](char ch) {
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    return -1;
+  };
+  std::vector<uint8_t> key(wire::key_bytes);
+  bool ok = text.size() == 2 * key.size();
+  for (size_t i = 0; ok && i < key.size(); ++i) {
+    const int hi = digit(text[2 * i]), lo = digit(text[2 * i + 1]);
+    ok = hi >= 0 && lo >= 0;
+    key[i] = uint8_t(hi << 4 | lo);
+  }
+  if (!ok) throw usage_error(what + " must be 64 hex digits (32 bytes)");
+  return key;
+}
+
+std::vector<uint8_t> key_of_file(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) throw usage_error("cannot read the key file '" + path + "': " + std::strerror(errno));
+  if ((st.st_mode & 077) != 0) {
+    throw usage_error("the key file '" + path + "' may be read by others; make it readable by its owner only: chmod 600 " + path);
+  }
+  std::ifstream in(path);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in.good() && !in.eof()) throw usage_error("cannot read the key file '" + path + "'");
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
+  return key_of_hex("the key in '" + path + "'", text);
+}
+
+// --client-id and --client-key / --client-key-file, or their environment variables; a key
+// needs an id. (--key is the idempotency key of `kassa order`.)
+void credentials_of(const args_t& a, client::options& o) {
+  auto value = [&](const std::string& key, const char* env) -> std::optional<std::string> {
+    if (auto v = a.get(key)) return v;
+    if (const char* e = std::getenv(env); e != nullptr && *e != '\0') return std::string(e);
+    return std::nullopt;
+  };
+  if (auto id = value("client-id", "KASSA_CLIENT_ID")) o.client_id = small_number<uint64_t>("--client-id", *id);
+  const auto key = a.get("client-key"), key_file = a.get("client-key-file");
+  if (key && key_file) throw usage_error("--client-key and --client-key-file exclude each other");
+  if (key) o.key = key_of_hex("--client-key", *key);
+  else if (key_file) o.key = key_of_file(*key_file);
+  else if (auto f = value("client-key-file", "KASSA_CLIENT_KEY_FILE")) o.key = key_of_file(*f);
+  else if (auto k = value("client-key", "KASSA_CLIENT_KEY")) o.key = key_of_hex("$KASSA_CLIENT_KEY", *k);
+  if (!o.key.empty() && o.client_id == 0) throw usage_error("a key needs --client-id (or $KASSA_CLIENT_ID)");
+}
+
+bool access_status(wire::status st) {
+  return st == wire::status::unauthenticated || st == wire::status::forbidden ||
+         st == wire::status::authentication_failed;
+}
+
+void explain_access(wire::status st) {
+  switch (st) {
+    case wire::status::unauthenticated:
+      std::fprintf(stderr, "kassa: kassad requires authentication: give --client-id and "
+                           "--client-key-file (see kassa help)\n");
+      break;
+    case wire::status::authentication_failed:
+      std::fprintf(stderr, "kassa: kassad refused the client id or key; check them against its "
+                           "access.clients\n");
+      break;
+    case wire::status::forbidden:
+      std::fprintf(stderr, "kassa: this client may not make this request (its operations or ledgers "
+                           "in kassad's access.clients); nothing was changed\n");
+      break;
+    default: break;
+  }
+}
+
 } // namespace
 
 bool is_client_command(const std::string& cmd) { return usages().count(cmd) != 0; }
@@ -542,10 +628,17 @@ int run_client_command(const std::string& cmd, const std::vector<std::string>& r
     const auto [host, port] = address_of(a);
     client::options o;
     o.request_timeout = std::chrono::milliseconds(optional_small<uint32_t>(a, "timeout-ms", 10000));
+    credentials_of(a, o);
     session s(o);
     try {
       s.c.connect(host, port, std::chrono::milliseconds(5000));
     } catch (const client::error& e) {
+      if (e.kind == client::error_kind::status && access_status(e.status)) {
+        std::fprintf(stderr, "kassa: kassad at %s:%u refused access: %s\n", host.c_str(), port,
+                     std::string(wire::name(e.status)).c_str());
+        explain_access(e.status);
+        return exit_access;
+      }
       std::fprintf(stderr, "kassa: cannot reach kassad at %s:%u: %s\n", host.c_str(), port, e.what());
       return e.kind == client::error_kind::status ? exit_request : exit_unreachable;
     }
@@ -557,6 +650,10 @@ int run_client_command(const std::string& cmd, const std::vector<std::string>& r
     switch (e.kind) {
       case client::error_kind::status:
         std::fprintf(stderr, "kassa: kassad refused the request: %s (%s)\n", std::string(wire::name(e.status)).c_str(), e.what());
+        if (access_status(e.status)) {
+          explain_access(e.status);
+          return exit_access;
+        }
         if (e.status == wire::status::filter_invalid) return exit_usage;
         if (e.status == wire::status::payments_disabled) {
           std::fprintf(stderr, "kassa: the payment core is off in this kassad (payments.enabled: false in its "

@@ -47,10 +47,14 @@ const char* usage_main =
     "  version                      print the version\n"
     "  help [command]               print help for a command\n"
     "\n"
+    "Authentication: --client-id N with --client-key-file PATH (or $KASSA_CLIENT_ID,\n"
+    "$KASSA_CLIENT_KEY_FILE, $KASSA_CLIENT_KEY) when kassad asks for it; see docs/security.md.\n"
+    "\n"
     "Exit status: 0 success; 1 the ledger refused an event, an id was not found, or verify\n"
     "found a problem; 2 bad usage; 3 kassad or the store cannot be reached; 4 kassad refused\n"
     "the request as a whole (busy, shutting down, store unavailable, payments disabled) or did\n"
-    "not answer in time.\n";
+    "not answer in time; 5 kassad refused access (authentication failed, unauthenticated,\n"
+    "forbidden).\n";
 
 const char* usage_verify =
     "usage: kassa verify --data DIR [--json]\n"

@@ -67,6 +67,11 @@ std::string hot_accounts_summary(const config::hot_accounts_config& h) {
   return s;
 }
 
+std::string access_summary(const config::access_config& a) {
+  return std::string(a.required ? "required" : "optional") + ", " + std::to_string(a.clients.size()) +
+         (a.clients.size() == 1 ? " client" : " clients");
+}
+
 log::level to_log_level(config::log_level l) {
   switch (l) {
     case config::log_level::debug: return log::level::debug;
@@ -350,6 +355,21 @@ int main(int argc, char** argv) {
   so.batch_events_max = cfg.batching.batch_events_max;
   so.requests_inflight_max = cfg.server.requests_inflight_max;
   so.ledger = directory;
+  so.access.required = cfg.access.required;
+  so.access.authentication_failures_max = cfg.access.authentication_failures_max;
+  for (const config::access_client& c : cfg.access.clients) {
+    runtime::access::client a;
+    a.id = c.id;
+    static_assert(sizeof a.key == sizeof c.key);
+    std::memcpy(a.key, c.key, sizeof a.key);
+    a.operations = c.operations; // the same bits: bit n is operation n
+    a.ledgers = c.ledgers;
+    so.access.clients.push_back(std::move(a));
+  }
+  if (!cfg.access.required && !cfg.access.clients.empty()) {
+    log::warn("access.required is false: connections that do not authenticate may make any "
+              "request; the clients' limits bind only those that do");
+  }
   runtime::server server(sys, so);
   if (!server.start(error)) {
     log::error("cannot start the server", {{"error", error}});
@@ -360,6 +380,7 @@ int main(int argc, char** argv) {
                       {"shards", std::to_string(cfg.store.shards)},
                       {"durability", std::string(config::to_string(cfg.store.durability))},
                       {"hot_accounts", hot_accounts_summary(cfg.hot_accounts)},
+                      {"access", access_summary(cfg.access)},
                       {"data_dir", cfg.store.data_dir}});
 
   int signal = 0;

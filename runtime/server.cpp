@@ -1,8 +1,11 @@
 #include "runtime/server.hpp"
 
 #include <boost/asio.hpp>
+#include <cerrno>
 #include <deque>
+#include <sys/random.h>
 #include <thread>
+#include <type_traits>
 #include <unordered_set>
 
 #include "actors/messages.hpp"
@@ -25,6 +28,7 @@ struct connection;
 struct inbound {
   wire::header h;
   std::vector<uint8_t> body;
+  const access::client* who = nullptr; // the authenticated client; points into server_options
 };
 
 } // namespace
@@ -74,6 +78,9 @@ struct connection : std::enable_shared_from_this<connection> {
   bool closed = false;
   bool hello_done = false;
   uint32_t inflight = 0;
+  uint8_t server_nonce[wire::nonce_bytes] = {}; // the challenge of this connection's hello
+  const access::client* who = nullptr;           // set by a successful authenticate
+  uint32_t authentication_failures = 0;
 
   size_t out_bytes_max() const { return 4 * size_t{srv->opts.frame_bytes_max}; }
 
@@ -81,6 +88,8 @@ struct connection : std::enable_shared_from_this<connection> {
   void read();
   void process();
   void dispatch(const wire::decoded& d);
+  void authenticate(const wire::decoded& d);
+  std::string remote() const;
   void send(std::vector<uint8_t> bytes, bool completes_request);
   void write_next();
   void close();
@@ -157,12 +166,47 @@ static_assert(sizeof(actors::event_result) == sizeof(wire::event_result));
 // match them by request_id.
 // Asks `to` (the ledger, or the payment core) and answers the frame with the records its reply
 // holds in `field`.
+template <class T, class = void>
+struct has_ledger : std::false_type {};
+template <class T>
+struct has_ledger<T, std::void_t<decltype(std::declval<T>().ledger)>> : std::true_type {};
+
+// Records that name a ledger (accounts, transfers, orders) are left out of the reply when the
+// client `who` may not use their ledger.
 template <class Request, class Reply, class Records>
 void forward(session_actor* self, const caf::actor& to, const wire::header& h, Request request,
-             Records Reply::*field) {
+             Records Reply::*field, const access::client* who) {
   self->request(to, caf::infinite, std::move(request))
-      .then([self, h, field](Reply& r) { reply_records(self, h, r.status, r.*field); },
-            [self, h](caf::error&) { reply(self, h, wire::status::internal, nullptr, 0, 0); });
+      .then(
+          [self, h, field, who](Reply& r) {
+            if constexpr (has_ledger<typename Records::value_type>::value) {
+              if (who != nullptr) access::keep_allowed(*who, r.*field);
+            }
+            reply_records(self, h, r.status, r.*field);
+          },
+          [self, h](caf::error&) { reply(self, h, wire::status::internal, nullptr, 0, 0); });
+}
+
+// Balances carry no ledger: a client limited to ledgers gets them only for an account of one
+// of its ledgers, found first; any other account answers as one without history (empty).
+void forward_balances(session_actor* self, const wire::header& h, const actors::request_context& ctx,
+                      const ledger::store::account_filter& f, const access::client* who) {
+  if (who == nullptr || who->every_ledger()) {
+    forward(self, self->state.ledger, h, actors::account_balances_request{ctx, f}, &actors::balances_reply::balances, who);
+    return;
+  }
+  self->request(self->state.ledger, caf::infinite, actors::lookup_accounts_request{ctx, {f.account_id}})
+      .then(
+          [self, h, ctx, f, who](actors::accounts_reply& r) {
+            if (r.status == actors::outcome::ok && r.accounts.size() == 1 &&
+                who->ledger_allowed(r.accounts[0].ledger)) {
+              forward(self, self->state.ledger, h, actors::account_balances_request{ctx, f},
+                      &actors::balances_reply::balances, who);
+            } else {
+              reply_records(self, h, r.status, std::vector<ledger::account_balance>{});
+            }
+          },
+          [self, h](caf::error&) { reply(self, h, wire::status::internal, nullptr, 0, 0); });
 }
 
 caf::behavior session(session_actor* self, std::shared_ptr<connection> conn, caf::actor ledger,
@@ -173,6 +217,7 @@ caf::behavior session(session_actor* self, std::shared_ptr<connection> conn, caf
   return {
       [self](inbound& in) {
         const wire::header& h = in.h;
+        const access::client* who = in.who;
         const actors::request_context ctx = context_of(h);
         const uint8_t* body = in.body.data();
         const size_t bytes = in.body.size();
@@ -180,25 +225,25 @@ caf::behavior session(session_actor* self, std::shared_ptr<connection> conn, caf
         switch (h.op) {
           case wire::operation::create_accounts:
             forward(self, self->state.ledger, h, create_accounts_request{ctx, wire::records<ledger::account>(body, bytes), {}},
-                    &create_reply::failures);
+                    &create_reply::failures, who);
             break;
           case wire::operation::create_transfers:
             forward(self, self->state.ledger, h, create_transfers_request{ctx, wire::records<ledger::transfer>(body, bytes), {}},
-                    &create_reply::failures);
+                    &create_reply::failures, who);
             break;
           case wire::operation::lookup_accounts:
             forward(self, self->state.ledger, h, lookup_accounts_request{ctx, wire::records<u128>(body, bytes)},
-                    &accounts_reply::accounts);
+                    &accounts_reply::accounts, who);
             break;
           case wire::operation::lookup_transfers:
             forward(self, self->state.ledger, h, lookup_transfers_request{ctx, wire::records<u128>(body, bytes)},
-                    &transfers_reply::transfers);
+                    &transfers_reply::transfers, who);
             break;
           case wire::operation::get_account_transfers:
-            forward(self, self->state.ledger, h, account_transfers_request{ctx, filter_of(in.body)}, &transfers_reply::transfers);
+            forward(self, self->state.ledger, h, account_transfers_request{ctx, filter_of(in.body)}, &transfers_reply::transfers, who);
             break;
           case wire::operation::get_account_balances:
-            forward(self, self->state.ledger, h, account_balances_request{ctx, filter_of(in.body)}, &balances_reply::balances);
+            forward_balances(self, h, ctx, filter_of(in.body), who);
             break;
           case wire::operation::submit_payments:
           case wire::operation::lookup_orders:
@@ -207,13 +252,14 @@ caf::behavior session(session_actor* self, std::shared_ptr<connection> conn, caf
             } else if (h.op == wire::operation::submit_payments) {
               forward(self, self->state.payments, h,
                       submit_payments_request{ctx, wire::records<ledger::payments::payment_command>(body, bytes)},
-                      &payments_reply::replies);
+                      &payments_reply::replies, who);
             } else {
               forward(self, self->state.payments, h, lookup_orders_request{ctx, wire::records<u128>(body, bytes)},
-                      &orders_reply::orders);
+                      &orders_reply::orders, who);
             }
             break;
-          case wire::operation::hello: // answered by the I/O thread
+          case wire::operation::hello: // hello and authenticate are answered by the I/O thread
+          case wire::operation::authenticate:
             reply(self, h, wire::status::internal, nullptr, 0, 0);
             break;
         }
@@ -221,7 +267,20 @@ caf::behavior session(session_actor* self, std::shared_ptr<connection> conn, caf
   };
 }
 
+// Fills `out` from the kernel's random source (getrandom). Never fails quietly: a connection
+// without an unpredictable challenge could be answered with a replayed proof.
+void random_bytes(uint8_t* out, size_t bytes) {
+  size_t done = 0;
+  while (done < bytes) {
+    const ssize_t n = ::getrandom(out + done, bytes - done, 0);
+    if (n < 0 && errno == EINTR) continue;
+    KASSA_ASSERT(n > 0);
+    done += size_t(n);
+  }
+}
+
 void connection::start() {
+  if (!srv->opts.access.clients.empty()) random_bytes(server_nonce, sizeof server_nonce);
   session = srv->sys.spawn(runtime::session, shared_from_this(), srv->opts.ledger, srv->opts.payments);
   read();
 }
@@ -293,6 +352,10 @@ void connection::dispatch(const wire::decoded& d) {
       wire::encode_error(bytes, d.h, wire::status::version_unsupported);
     } else {
       wire::hello_reply r;
+      const access::policy& p = srv->opts.access;
+      r.access_flags = uint16_t((p.required ? wire::access_required : 0) |
+                                (p.clients.empty() ? 0 : wire::access_available));
+      std::memcpy(r.server_nonce, server_nonce, sizeof r.server_nonce);
       r.frame_bytes_max = srv->opts.frame_bytes_max;
       r.batch_events_max = srv->opts.batch_events_max;
       r.requests_inflight_max = srv->opts.requests_inflight_max;
@@ -305,8 +368,16 @@ void connection::dispatch(const wire::decoded& d) {
     send(std::move(bytes), false);
     return;
   }
+  if (hello_done && d.h.op == wire::operation::authenticate) {
+    authenticate(d);
+    return;
+  }
   wire::status refuse = wire::status::ok;
   if (!hello_done) refuse = wire::status::hello_required;
+  else if (who == nullptr ? srv->opts.access.required : d.h.ctx.client_id != who->id)
+    refuse = wire::status::unauthenticated;
+  else if (who != nullptr && access::check_request(*who, d.h.op, d.body, d.body_bytes) != wire::status::ok)
+    refuse = wire::status::forbidden;
   else if (srv->draining.load()) refuse = wire::status::shutting_down;
   else if (inflight >= srv->opts.requests_inflight_max) refuse = wire::status::inflight_limit;
   if (refuse != wire::status::ok) {
@@ -316,7 +387,45 @@ void connection::dispatch(const wire::decoded& d) {
   }
   ++inflight;
   ++srv->inflight;
-  caf::anon_send(session, inbound{d.h, std::vector<uint8_t>(d.body, d.body + d.body_bytes)});
+  caf::anon_send(session, inbound{d.h, std::vector<uint8_t>(d.body, d.body + d.body_bytes), who});
+}
+
+void connection::authenticate(const wire::decoded& d) {
+  wire::authenticate_request request;
+  std::memcpy(&request, d.body, sizeof request);
+  const access::authentication a = access::authenticate(srv->opts.access, server_nonce, d.h, request);
+  std::vector<uint8_t> bytes;
+  const std::string client_id = std::to_string(request.client_id);
+  if (a.st != wire::status::ok) {
+    ++authentication_failures;
+    const bool closing = authentication_failures >= srv->opts.access.authentication_failures_max;
+    log::warn("authentication failed", {{"client_id", client_id}, {"remote", remote()},
+                                        {"failures", std::to_string(authentication_failures)},
+                                        {"closing", closing ? "yes" : "no"}});
+    wire::encode_error(bytes, d.h, wire::status::authentication_failed);
+    send(std::move(bytes), false);
+    if (closing) close_after_write = true;
+    return;
+  }
+  if (who != nullptr && who != a.who) {
+    // A connection has one identity for its life; another client opens its own connection.
+    wire::encode_error(bytes, d.h, wire::status::forbidden);
+    send(std::move(bytes), false);
+    return;
+  }
+  if (who == nullptr) log::info("client authenticated", {{"client_id", client_id}, {"remote", remote()}});
+  who = a.who;
+  wire::header h = d.h;
+  h.reply = true;
+  h.event_count = 1;
+  wire::encode(bytes, h, &a.reply, sizeof a.reply);
+  send(std::move(bytes), false);
+}
+
+std::string connection::remote() const {
+  boost::system::error_code ec;
+  const auto endpoint = socket.remote_endpoint(ec);
+  return ec ? std::string("?") : endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
 }
 
 void connection::send(std::vector<uint8_t> bytes, bool completes_request) {

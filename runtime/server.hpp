@@ -3,7 +3,9 @@
 // checks them with the wire codec, and hands each request to the connection's session actor,
 // which asks the ledger (the directory, or in tests a shard) and writes the reply back through
 // the I/O thread. Limits enforced
-// here: connections, frame size, events per frame, requests in flight per connection.
+// here: connections, frame size, events per frame, requests in flight per connection; and
+// access: authentication (answered on the I/O thread, like hello) and each client's
+// operations and ledgers, checked before a request reaches any actor.
 #include <atomic>
 #include <caf/all.hpp>
 #include <chrono>
@@ -12,6 +14,8 @@
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "runtime/access.hpp"
 
 namespace kassa::runtime {
 
@@ -29,6 +33,9 @@ struct server_options {
   // gateway (actors/payments.hpp). Unset when payments are disabled: those operations are
   // then answered `payments_disabled`.
   caf::actor payments;
+  // Who may connect and what each client may do (docs/security.md). The default takes every
+  // request from anyone, as before access control.
+  access::policy access;
 };
 
 class server {

@@ -1,12 +1,16 @@
 #include "runtime/client/client.hpp"
 
+#include "runtime/wire/hmac_sha256.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <boost/asio.hpp>
 #include <cassert>
 #include <deque>
 #include <map>
+#include <cerrno>
 #include <mutex>
+#include <sys/random.h>
 #include <thread>
 #include <unordered_map>
 
@@ -19,6 +23,17 @@ namespace {
 
 std::exception_ptr make_error(error_kind kind, wire::status st, const std::string& message) {
   return std::make_exception_ptr(error(kind, st, message));
+}
+
+// The client's nonce: unpredictable, from the kernel.
+void random_bytes(uint8_t* out, size_t bytes) {
+  size_t done = 0;
+  while (done < bytes) {
+    const ssize_t n = ::getrandom(out + done, bytes - done, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) throw error(error_kind::connection, wire::status::ok, "no random bytes for the client nonce");
+    done += size_t(n);
+  }
 }
 
 std::exception_ptr status_error(wire::operation op, wire::status st) {
@@ -67,6 +82,53 @@ struct connection::impl {
   wire::limits decode_limits{64u << 20, 65535, true};
   std::atomic<bool> open{false};
   wire::hello_reply hello{};
+  bool is_authenticated = false; // set once, before connect() returns
+  wire::authenticate_reply authentication{};
+
+  // Proves the key to the server (the answer to the hello's nonce) and checks the server's
+  // proof in return; `done` gets nullptr or the error connect() throws.
+  void authenticate(std::function<void(std::exception_ptr)> done) {
+    wire::authenticate_request a;
+    a.client_id = opts.client_id;
+    uint8_t key[wire::key_bytes];
+    std::memcpy(key, opts.key.data(), sizeof key);
+    try {
+      random_bytes(a.client_nonce, sizeof a.client_nonce);
+    } catch (...) {
+      done(std::current_exception());
+      return;
+    }
+    const auto proof = wire::auth_proof(wire::proof_side::client, key, hello.server_nonce, a.client_nonce, a.client_id);
+    std::memcpy(a.proof, proof.data(), proof.size());
+    const auto expected = wire::auth_proof(wire::proof_side::server, key, hello.server_nonce, a.client_nonce, a.client_id);
+    std::vector<uint8_t> body(sizeof a);
+    std::memcpy(body.data(), &a, sizeof a);
+    wire::context ctx;
+    ctx.client_id = opts.client_id;
+    submit(wire::operation::authenticate, std::move(body), 1, ctx,
+           [this, expected, done](std::exception_ptr err, reply r) {
+             if (err) {
+               done(err);
+               return;
+             }
+             wire::authenticate_reply got;
+             if (r.body.size() != sizeof got) {
+               protocol_failure("bad authenticate reply");
+               done(make_error(error_kind::protocol, wire::status::ok, "bad authenticate reply"));
+               return;
+             }
+             std::memcpy(&got, r.body.data(), sizeof got);
+             if (!wire::equal_constant_time(got.proof, expected.data(), expected.size())) {
+               protocol_failure("the server's proof does not match the key");
+               done(make_error(error_kind::protocol, wire::status::ok,
+                               "the server did not prove that it holds this client's key"));
+               return;
+             }
+             authentication = got;
+             is_authenticated = true;
+             done(nullptr);
+           });
+  }
 
   void start_thread() {
     thread = std::thread([this] { io.run(); });
@@ -310,8 +372,15 @@ bool connection::is_open() const { return impl_->open; }
 
 const wire::hello_reply& connection::server_limits() const { return impl_->hello; }
 
+const wire::authenticate_reply* connection::authenticated() const {
+  return impl_->is_authenticated ? &impl_->authentication : nullptr;
+}
+
 std::unique_ptr<connection> connection::connect(const std::string& host, uint16_t port,
                                                 const options& o) {
+  if (!o.key.empty() && (o.key.size() != wire::key_bytes || o.client_id == 0)) {
+    throw std::invalid_argument("client::options: a key is 32 bytes and needs a non-zero client_id");
+  }
   auto p = std::make_unique<impl>(o);
   impl* raw = p.get();
   // The resolver and timer of the attempt are the impl's own (see there), so that they go
@@ -390,7 +459,11 @@ std::unique_ptr<connection> connection::connect(const std::string& host, uint16_
                       raw->decode_limits = {h.frame_bytes_max, h.batch_events_max, true};
                       raw->inflight_max = h.requests_inflight_max;
                       raw->pump();
-                      settle(nullptr);
+                      if (raw->opts.key.empty()) {
+                        settle(nullptr);
+                      } else {
+                        raw->authenticate(settle);
+                      }
                     });
       });
     });

@@ -27,6 +27,11 @@ struct options {
   std::chrono::milliseconds busy_backoff_max{1000};
   uint64_t client_id = 0;             // put in every request whose context has none
   bool deadline_from_timeout = false; // send deadline_ns = now + request_timeout when unset
+  // The client's secret (access.clients[].key of kassad's configuration): 32 bytes, or empty
+  // to not authenticate. With a key, connect() authenticates as `client_id` right after hello
+  // (challenge-response: the key never leaves this process) and checks that the server holds
+  // the key too; it throws client::error with status authentication_failed when refused.
+  std::vector<uint8_t> key;
 };
 
 enum class error_kind {
@@ -96,6 +101,9 @@ public:
                                                                   const wire::context& ctx = {});
 
   const wire::hello_reply& server_limits() const; // from the hello reply
+  // The answer to this connection's authenticate (operations and ledger count); nullptr when
+  // it did not authenticate.
+  const wire::authenticate_reply* authenticated() const;
   bool is_open() const;
   void close(); // idempotent; must not be called from a callback
 

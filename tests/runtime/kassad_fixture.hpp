@@ -40,6 +40,10 @@ public:
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   std::string data_dir() const { return dir_.path() + "/data"; }
   const std::string& output() const { return proc_->output(); }
+  // Reads kassad's output until `text` appears; false when it does not in time.
+  bool wait_for_output(const std::string& text, std::chrono::milliseconds timeout = 10s) {
+    return proc_->wait_for_output(text, timeout);
+  }
 
   client::blocking_client connect(client::options o = {}) const {
     client::blocking_client c(o);
