@@ -260,7 +260,7 @@ void flow_state::note(const char* step, uint32_t result, u128 amount) {
 }
 
 caf::actor spawn_flow(caf::actor_system& sys, env_ptr e, caf::actor owner, flow_start start) {
-  return sys.spawn([e, owner, start](flow_actor* self) mutable -> caf::behavior {
+  return sys.spawn([](flow_actor* self, env_ptr e, caf::actor owner, flow_start start) -> caf::behavior {
     auto& st = self->state;
     st.e = e;
     st.owner = owner;
@@ -344,7 +344,7 @@ caf::actor spawn_flow(caf::actor_system& sys, env_ptr e, caf::actor owner, flow_
           fn();
         },
     };
-  });
+  }, e, owner, start);
 }
 
 } // namespace kassa::actors::pay

@@ -32,7 +32,7 @@ void late_done(flow_actor* self, order_state s) {
 } // namespace
 
 caf::actor spawn_late_flow(caf::actor_system& sys, env_ptr e, late_start start) {
-  return sys.spawn([e, start](flow_actor* self) -> caf::behavior {
+  return sys.spawn([](flow_actor* self, env_ptr e, late_start start) -> caf::behavior {
     auto& st = self->state;
     st.e = e;
     st.owner = e->gateway;
@@ -121,7 +121,7 @@ caf::actor spawn_late_flow(caf::actor_system& sys, env_ptr e, late_start start) 
           fn();
         },
     };
-  });
+  }, e, start);
 }
 
 void open_case(flow_actor* self, u128 amount_internal, u128 amount_provider) {

@@ -876,10 +876,14 @@ caf::actor spawn_payments(caf::actor_system& sys, payments_options opts) {
   for (size_t i = 0; i < e->cfg.providers.size(); ++i)
     e->providers.push_back({e->cfg.providers[i].name, uint32_t(i), e->cfg.providers[i], opts.channels.at(i)});
   // the gateway's handle goes into the env before any other actor sees it
-  return sys.spawn([e](pay::gateway_actor* self) {
-    e->gateway = caf::actor_cast<caf::actor>(self);
-    return pay::gateway(self, e);
-  });
+  // (arguments go through spawn: CAF 0.17 binds a reference to a null tuple for an actor
+  // spawned without any, which UBSan reports)
+  return sys.spawn(
+      [](pay::gateway_actor* self, std::shared_ptr<pay::env> e) {
+        e->gateway = caf::actor_cast<caf::actor>(self);
+        return pay::gateway(self, e);
+      },
+      e);
 }
 
 } // namespace kassa::actors
