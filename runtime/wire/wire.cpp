@@ -131,6 +131,8 @@ decoded decode(const uint8_t* data, size_t size, const limits& l) {
   assert(l.frame_bytes_max >= header_bytes);
   static const uint8_t magic_bytes[4] = {'K', 'A', 'S', 'S'};
   // Judge the magic on the bytes that are there: a stream that starts wrong is lost already.
+  // (An empty buffer may come as a null pointer: nothing to judge yet.)
+  if (size == 0) return decoded{};
   if (std::memcmp(data, magic_bytes, size < 4 ? size : 4) != 0) return fail_close(status::bad_magic);
   if (size < 12) return decoded{};
   uint32_t frame_bytes;
