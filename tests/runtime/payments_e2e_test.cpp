@@ -208,7 +208,9 @@ struct payments_env {
       std::this_thread::sleep_for(100ms);
     }
     client.close();
-    REQUIRE(kassad->stop() == 0);
+    const int stopped = kassad->stop();
+    INFO(kassad->output());
+    REQUIRE(stopped == 0);
     std::string out;
     CHECK(run({KASSA_CLI, "verify", "--data", kassad->data_dir()}, out, 60s) == 0);
     INFO(out);
