@@ -108,6 +108,34 @@ public:
 
 } // namespace
 
+namespace {
+
+// One try of a compensation refund; the refund's id is idempotent at the provider, so asking
+// again after an unclear answer is safe (at most status_query.queries_max tries).
+void compensation_attempt(flow_actor* self, payment_call call, u128 amount, std::function<void(bool)> then, uint32_t n) {
+  auto& st = self->state;
+  self->request(st.channel()->channel, caf::infinite, call)
+      .then(
+          [self, call, amount, then, n](call_result& r) {
+            auto& st = self->state;
+            if (r.status == call_status::succeeded) {
+              st.note("compensated", 0, amount);
+              then(true);
+              return;
+            }
+            if (r.status == call_status::declined || n + 1 >= st.channel()->cfg.status_query.queries_max) {
+              st.note("compensation_failed", uint32_t(payment_result::provider_failed), amount);
+              then(false);
+              return;
+            }
+            after(self, st.channel()->cfg.status_query.interval_ms,
+                  [self, call, amount, then, n]() { compensation_attempt(self, call, amount, then, n + 1); });
+          },
+          [then](caf::error&) { then(false); });
+}
+
+} // namespace
+
 void compensation_refund(flow_actor* self, u128 amount, std::function<void(bool)> then) {
   auto& st = self->state;
   const auto* ch = st.channel();
@@ -124,31 +152,7 @@ void compensation_refund(flow_actor* self, u128 amount, std::function<void(bool)
   call.account_id = st.row.account_id;
   call.refund_of = st.payment_id();
   call.credential = st.credential;
-  auto attempt = std::make_shared<std::function<void(uint32_t)>>();
-  *attempt = [self, call, then, attempt, amount](uint32_t n) {
-    auto& st = self->state;
-    self->request(st.channel()->channel, caf::infinite, call)
-        .then(
-            [self, then, attempt, n, amount](call_result& r) {
-              auto& st = self->state;
-              if (r.status == call_status::succeeded) {
-                st.note("compensated", 0, amount);
-                then(true);
-                return;
-              }
-              const uint32_t tries_max = st.channel()->cfg.status_query.queries_max;
-              if (r.status == call_status::declined || n + 1 >= tries_max) {
-                st.note("compensation_failed", uint32_t(payment_result::provider_failed), amount);
-                then(false);
-                return;
-              }
-              // the refund id is idempotent at the provider: asking again is safe
-              auto again = attempt;
-              after(self, st.channel()->cfg.status_query.interval_ms, [again, n]() { (*again)(n + 1); });
-            },
-            [then](caf::error&) { then(false); });
-  };
-  (*attempt)(0);
+  compensation_attempt(self, std::move(call), amount, std::move(then), 0);
 }
 
 void refund_from_suspense(flow_actor* self, u128 amount, std::function<void(bool)> then) {
