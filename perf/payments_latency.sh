@@ -12,7 +12,9 @@
 # CHANNELS (default "1 2") lists how many channels kassad runs to that one provider: a channel
 # has at most 1024 HTTP connections and one call on each at a time, so it carries at most
 # 1024 / latency calls a second (5,120/s at 200 ms); with N > 1 the load names the channels in
-# turn (docs/performance.md). ROUNDS (default 3) repeats the whole sequence; the two latencies
+# turn, only alpha reads the provider's callback feed, and reconciliation is off (every channel's
+# statement would show every payment of the one provider account: duplicates, each a case).
+# See docs/performance.md. ROUNDS (default 3) repeats the whole sequence; the two latencies
 # run back to back in each round and the ratio is taken per round, so that other work on a
 # shared machine moves both alike. Before each run the script waits (60 s at most) for a
 # second in which the machine is QUIET percent idle (default 80; 0: no wait). Every run has a
@@ -89,7 +91,8 @@ sim_config() { # latency_ms file
 # kassad: fsync, one shard, the payment core with channels alpha, alpha-2, ... all to the one
 # provider. flow_wait_ms far above any latency here, so that every reply carries the final
 # result; inflight_max and orders_inflight_max above the load's in-flight count;
-# connections_max at its maximum.
+# connections_max at its maximum. alpha-2, ... are extra connection pools: no feed of their own,
+# and no reconciliation (see the top).
 channel_names() { # count -> alpha,alpha-2,...
   local names=alpha
   for i in $(seq 2 "$1"); do names="$names,alpha-$i"; done
@@ -99,10 +102,13 @@ kassa_config() { # file data_dir sim_port channels
   kassad_config "$1" "$2" 1 16384
   {
     printf 'payments:\n  enabled: true\n  orders_inflight_max: 100000\n  flow_wait_ms: 60000\n'
+    if [ "$4" -gt 1 ]; then printf '  reconciliation: {enabled: false}\n'; fi
     printf '  ledgers:\n    - {ledger: 840, currency: USD}\n  providers:\n'
     for name in $(channel_names "$4" | tr , ' '); do
-      printf '    - {name: %s, url: "http://127.0.0.1:%s/p/alpha", ledgers: [840], inflight_max: 100000, connections_max: 1024, timeout_ms: 10000}\n' \
-        "$name" "$3"
+      local poll=200
+      [ "$name" = alpha ] || poll=0
+      printf '    - {name: %s, url: "http://127.0.0.1:%s/p/alpha", ledgers: [840], inflight_max: 100000, connections_max: 1024, timeout_ms: 10000, events_poll_ms: %s}\n' \
+        "$name" "$3" "$poll"
     done
   } >> "$1"
 }
@@ -184,7 +190,8 @@ first_run=${channel_counts%% *}-$first-1
   grep -m1 '^machine:' "$dir/load-$first_run.out" || true
   echo "command: BUILD_DIR=$build LATENCIES=\"$latencies\" CHANNELS=\"$channel_counts\" ROUNDS=$rounds perf/payments_latency.sh $secs $inflight $per_request $connections $warmup   ($uptime_before before the run)"
   echo "source: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- actors channels config ledger runtime 2>/dev/null || echo ', with uncommitted changes in the tree')"
-  echo "kassad: durability fsync, 1 shard, payments.flow_wait_ms 60000; each channel: inflight_max 100000, connections_max 1024"
+  echo "kassad: durability fsync, 1 shard, payments.flow_wait_ms 60000; each channel: inflight_max 100000, connections_max 1024;"
+  echo "  with 2+ channels only alpha reads the provider's feed and reconciliation is off"
   echo "load: $inflight top-ups in flight, $per_request a request, $connections connections, ${secs}s (first ${warmup}s not measured)"
   echo "cores: CPU time over wall time in the measured window, of kassad and of kassa-channel-sim;"
   echo "  CPU us/top-up: kassad's CPU time per top-up answered (less moved by other work on the machine);"
