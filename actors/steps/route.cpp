@@ -58,30 +58,58 @@ public:
       done(payment_result::no_channel_available);
       return;
     }
+    // A channel is usable when its breaker is not open and it has room for another call;
+    // among the usable ones of the best priority, the least loaded takes the payment, so
+    // several channels to one provider share its traffic.
     struct gather {
-      std::vector<health_state> health;
+      std::vector<health_reply> health;
       size_t outstanding;
     };
-    auto g = std::make_shared<gather>(gather{std::vector<health_state>(candidates.size(), health_state::down), candidates.size()});
+    auto g = std::make_shared<gather>(gather{std::vector<health_reply>(candidates.size()), candidates.size()});
+    for (auto& h : g->health) h.state = health_state::down;
     for (size_t i = 0; i < candidates.size(); ++i) {
-      auto finish = [self, g, candidates, done, i](health_state h) {
+      auto finish = [self, g, candidates, done, i](health_reply h) {
         g->health[i] = h;
         if (--g->outstanding != 0) return;
+        int best = -1;
+        auto usable = [&](size_t k) {
+          const auto& r = g->health[k];
+          return r.state != health_state::down && (r.inflight_max == 0 || r.inflight < r.inflight_max);
+        };
+        // load as a fraction of the channel's limit, compared without division
+        auto lighter = [&](size_t a, size_t b) {
+          const auto& x = g->health[a];
+          const auto& y = g->health[b];
+          return uint64_t(x.inflight) * std::max<uint32_t>(1, y.inflight_max) <
+                 uint64_t(y.inflight) * std::max<uint32_t>(1, x.inflight_max);
+        };
         for (size_t k = 0; k < candidates.size(); ++k) {
-          if (g->health[k] == health_state::down) continue;
-          auto& st = self->state;
-          st.provider = int(candidates[k]->index);
-          std::memset(st.row.provider, 0, sizeof st.row.provider);
-          std::memcpy(st.row.provider, candidates[k]->name.data(),
-                      std::min(candidates[k]->name.size(), sizeof st.row.provider));
-          st.note("routed", 0, st.row.amount);
-          done(payment_result::ok);
+          if (!usable(k)) continue;
+          if (best < 0) best = int(k);
+          else if (candidates[k]->cfg.priority == candidates[size_t(best)]->cfg.priority && lighter(k, size_t(best)))
+            best = int(k);
+          else if (candidates[k]->cfg.priority != candidates[size_t(best)]->cfg.priority)
+            break; // candidates are sorted by priority: the best group is done
+        }
+        if (best < 0) {
+          done(payment_result::no_channel_available);
           return;
         }
-        done(payment_result::no_channel_available);
+        auto& st = self->state;
+        const auto* c = candidates[size_t(best)];
+        st.provider = int(c->index);
+        std::memset(st.row.provider, 0, sizeof st.row.provider);
+        std::memcpy(st.row.provider, c->name.data(), std::min(c->name.size(), sizeof st.row.provider));
+        st.note("routed", 0, st.row.amount);
+        done(payment_result::ok);
       };
       self->request(candidates[i]->channel, std::chrono::milliseconds(500), health_request{})
-          .then([finish](health_reply& h) { finish(h.state); }, [finish](caf::error&) { finish(health_state::down); });
+          .then([finish](health_reply& h) { finish(h); },
+                [finish](caf::error&) {
+                  health_reply down;
+                  down.state = health_state::down;
+                  finish(down);
+                });
     }
   }
 };
