@@ -1,5 +1,6 @@
 #pragma once
-// Small pieces every LMDB environment of kassa needs (the shard stores and the saga log):
+// Small pieces every LMDB environment of kassa needs (the shard stores, the saga log, the
+// payments, accounting and reconciliation stores):
 // values over plain bytes, handles that abort or close themselves, u64 meta values, and the
 // mapping of LMDB's return codes to errors that tell the operator what to do.
 #include <lmdb.h>
@@ -15,6 +16,12 @@ template <class T> MDB_val val_of(const T& v) { return MDB_val{sizeof(T), const_
 inline MDB_val val_of_bytes(const void* p, size_t n) { return MDB_val{n, const_cast<void*>(p)}; }
 
 inline error make_error(errc code, std::string message) { return error{code, std::move(message)}; }
+
+// The environment's directory, for messages.
+inline std::string path_of(MDB_env* env) {
+  const char* p = nullptr;
+  return env && mdb_env_get_path(env, &p) == 0 && p ? std::string(p) : std::string("(unknown)");
+}
 
 // `where` says what failed in which file; `full` is the whole message for a full map, and
 // `damaged` the advice for a damaged file.
@@ -43,12 +50,32 @@ struct txn_guard {
   }
 };
 
+// A read transaction of its own; `rc` is mdb_txn_begin's result.
+struct read_txn {
+  txn_guard g;
+  int rc = 0;
+  explicit read_txn(MDB_env* env) { rc = mdb_txn_begin(env, nullptr, MDB_RDONLY, &g.txn); }
+};
+
 struct cursor_guard {
   MDB_cursor* cursor = nullptr;
   ~cursor_guard() {
     if (cursor) mdb_cursor_close(cursor);
   }
 };
+
+// A fixed-size record under key `k`; `found` says whether it was there. A value of another
+// size is MDB_CORRUPTED.
+template <class T> int get_fixed(MDB_txn* txn, MDB_dbi dbi, MDB_val k, T& out, bool& found) {
+  MDB_val v;
+  int rc = mdb_get(txn, dbi, &k, &v);
+  found = rc == 0;
+  if (rc == MDB_NOTFOUND) return 0;
+  if (rc != 0) return rc;
+  if (v.mv_size != sizeof(T)) return MDB_CORRUPTED;
+  std::memcpy(&out, v.mv_data, sizeof(T));
+  return 0;
+}
 
 // A u64 (host order) under an ASCII key; `found` says whether the key was there.
 inline int get_u64(MDB_txn* txn, MDB_dbi dbi, const char* key, uint64_t& out, bool& found) {

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "ledger/store/layout.hpp"
 #include "ledger/store/lmdb_util.hpp"
 
 namespace kassa::ledger::store {
@@ -18,42 +19,12 @@ using payments::payment_command;
 constexpr uint64_t format_version = 1;
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "rows are the host's little-endian bytes");
 
-// Keys of ids and sequences are stored big-endian so that LMDB's byte order is numeric order.
-struct be_u64 {
-  uint8_t b[8];
-};
-be_u64 be(uint64_t v) {
-  be_u64 out;
-  for (int i = 7; i >= 0; --i, v >>= 8) out.b[i] = static_cast<uint8_t>(v);
-  return out;
-}
-uint64_t from_be(const void* p) {
-  const auto* b = static_cast<const uint8_t*>(p);
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v = (v << 8) | b[i];
-  return v;
-}
-struct be_u128 {
-  be_u64 hi, lo;
-};
-be_u128 be(u128 v) { return {be(u128_hi(v)), be(u128_lo(v))}; }
-u128 from_be128(const void* p) {
-  const auto* b = static_cast<const uint8_t*>(p);
-  return make_u128(from_be(b), from_be(b + 8));
-}
-struct pair_key {
-  be_u128 a;
-  be_u64 b;
-};
-static_assert(sizeof(pair_key) == 24);
-struct id_pair_key {
-  be_u128 a, b;
-};
-
-std::string path_of(MDB_env* env) {
-  const char* p = nullptr;
-  return env && mdb_env_get_path(env, &p) == 0 && p ? std::string(p) : std::string("(unknown)");
-}
+// Keys of ids and sequences are big-endian (layout.hpp): LMDB's byte order is numeric order.
+using layout::get_be128;
+using layout::get_be64;
+using layout::key_id;
+using layout::key_id_ts;
+using layout::key_u64;
 
 error lmdb_error(int rc, const std::string& what, MDB_env* env) {
   const std::string where = what + " in the payments store " + path_of(env) + ": " + mdb_strerror(rc);
@@ -61,23 +32,6 @@ error lmdb_error(int rc, const std::string& what, MDB_env* env) {
                  "the payments store is full (" + where + "): raise store.map_size_mib and restart",
                  "the payments store is damaged; restore the data directory from a backup");
 }
-
-template <class T> int get_fixed(MDB_txn* txn, MDB_dbi dbi, MDB_val k, T& out, bool& found) {
-  MDB_val v;
-  int rc = mdb_get(txn, dbi, &k, &v);
-  found = rc == 0;
-  if (rc == MDB_NOTFOUND) return 0;
-  if (rc != 0) return rc;
-  if (v.mv_size != sizeof(T)) return MDB_CORRUPTED;
-  std::memcpy(&out, v.mv_data, sizeof(T));
-  return 0;
-}
-
-struct read_txn {
-  txn_guard g;
-  int rc = 0;
-  explicit read_txn(MDB_env* env) { rc = mdb_txn_begin(env, nullptr, MDB_RDONLY, &g.txn); }
-};
 
 } // namespace
 
@@ -148,7 +102,7 @@ std::unique_ptr<payments_store> payments_store::open(const std::string& path, en
     if (r == MDB_NOTFOUND) return 0;
     if (r != 0) return r;
     if (k.mv_size != 8) return MDB_CORRUPTED;
-    out = from_be(k.mv_data);
+    out = get_be64(static_cast<const uint8_t*>(k.mv_data));
     return 0;
   };
   if ((rc = last_key(s->dbi_seqs_, s->sequence_last_)) != 0 || (rc = last_key(s->dbi_journal_, s->journal_last_)) != 0) {
@@ -226,40 +180,40 @@ error payments_store::write(payments_batch& batch) {
   if (rc != 0) return lmdb_error(rc, "beginning a write", env_);
   uint64_t seq_last = sequence_last_, journal_last = journal_last_;
   for (const order& row : batch.rows) {
-    auto k = be(row.id);
+    const key_id k(row.id);
     MDB_val kv = val_of(k), vv = val_of(row);
     if ((rc = mdb_put(txn.txn, dbi_rows_, &kv, &vv, 0)) != 0) return lmdb_error(rc, "writing a payment row", env_);
     if (row.sequence != 0) {
-      auto sk = be(row.sequence);
+      const key_u64 sk(row.sequence);
       MDB_val skv = val_of(sk), svv = val_of(k);
       if ((rc = mdb_put(txn.txn, dbi_seqs_, &skv, &svv, 0)) != 0) return lmdb_error(rc, "writing a sequence", env_);
       if (row.sequence > seq_last) seq_last = row.sequence;
     }
     if (row.parent_id != 0) {
       // children are keyed (parent, sequence) so that they list in creation order
-      pair_key ck{be(row.parent_id), be(row.sequence)};
+      const key_id_ts ck(row.parent_id, row.sequence);
       MDB_val ckv = val_of(ck), cvv = val_of(k);
       if ((rc = mdb_put(txn.txn, dbi_children_, &ckv, &cvv, 0)) != 0) return lmdb_error(rc, "writing a child", env_);
     }
   }
   for (const payment_command& cmd : batch.keys) {
-    auto k = be(cmd.key);
+    const key_id k(cmd.key);
     MDB_val kv = val_of(k), vv = val_of(cmd);
     if ((rc = mdb_put(txn.txn, dbi_keys_, &kv, &vv, 0)) != 0) return lmdb_error(rc, "writing a key", env_);
   }
   for (journal_entry& e : batch.journal) {
     e.sequence = ++journal_last;
-    auto k = be(e.sequence);
+    const key_u64 k(e.sequence);
     MDB_val kv = val_of(k), vv = val_of(e);
     if ((rc = mdb_put(txn.txn, dbi_journal_, &kv, &vv, 0)) != 0) return lmdb_error(rc, "writing the journal", env_);
     MDB_val empty{0, nullptr};
     if (e.trace_id != 0) {
-      pair_key tk{be(e.trace_id), k};
+      const key_id_ts tk(e.trace_id, e.sequence);
       MDB_val tkv = val_of(tk);
       if ((rc = mdb_put(txn.txn, dbi_traces_, &tkv, &empty, 0)) != 0) return lmdb_error(rc, "writing a trace", env_);
     }
     if (e.row_id != 0) {
-      pair_key rk{be(e.row_id), k};
+      const key_id_ts rk(e.row_id, e.sequence);
       MDB_val rkv = val_of(rk);
       if ((rc = mdb_put(txn.txn, dbi_row_journal_, &rkv, &empty, 0)) != 0) return lmdb_error(rc, "writing a row index", env_);
     }
@@ -275,7 +229,7 @@ error payments_store::write(payments_batch& batch) {
 error payments_store::get_row(u128 id, order& out, bool& found) const {
   read_txn t(env_);
   if (t.rc != 0) return lmdb_error(t.rc, "beginning a read", env_);
-  auto k = be(id);
+  const key_id k(id);
   int rc = get_fixed(t.g.txn, dbi_rows_, val_of(k), out, found);
   return rc == 0 ? error{} : lmdb_error(rc, "reading a payment row", env_);
 }
@@ -283,7 +237,7 @@ error payments_store::get_row(u128 id, order& out, bool& found) const {
 error payments_store::get_key(u128 key, payment_command& out, bool& found) const {
   read_txn t(env_);
   if (t.rc != 0) return lmdb_error(t.rc, "beginning a read", env_);
-  auto k = be(key);
+  const key_id k(key);
   int rc = get_fixed(t.g.txn, dbi_keys_, val_of(k), out, found);
   return rc == 0 ? error{} : lmdb_error(rc, "reading a key", env_);
 }
@@ -291,8 +245,8 @@ error payments_store::get_key(u128 key, payment_command& out, bool& found) const
 error payments_store::find_sequence(uint64_t sequence, order& out, bool& found) const {
   read_txn t(env_);
   if (t.rc != 0) return lmdb_error(t.rc, "beginning a read", env_);
-  auto k = be(sequence);
-  be_u128 id;
+  const key_u64 k(sequence);
+  key_id id(0);
   int rc = get_fixed(t.g.txn, dbi_seqs_, val_of(k), id, found);
   if (rc == 0 && found) rc = get_fixed(t.g.txn, dbi_rows_, val_of(id), out, found);
   return rc == 0 ? error{} : lmdb_error(rc, "reading a sequence", env_);
@@ -304,11 +258,11 @@ error payments_store::children(u128 parent, std::vector<order>& out) const {
   cursor_guard c;
   int rc = mdb_cursor_open(t.g.txn, dbi_children_, &c.cursor);
   if (rc != 0) return lmdb_error(rc, "opening a cursor", env_);
-  pair_key start{be(parent), be(uint64_t{0})};
+  const key_id_ts start(parent, 0);
   MDB_val k = val_of(start), v;
   for (rc = mdb_cursor_get(c.cursor, &k, &v, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(c.cursor, &k, &v, MDB_NEXT)) {
-    if (k.mv_size != sizeof(pair_key) || v.mv_size != sizeof(be_u128)) return lmdb_error(MDB_CORRUPTED, "children", env_);
-    if (from_be128(k.mv_data) != parent) break;
+    if (k.mv_size != sizeof(key_id_ts) || v.mv_size != sizeof(key_id)) return lmdb_error(MDB_CORRUPTED, "children", env_);
+    if (get_be128(static_cast<const uint8_t*>(k.mv_data)) != parent) break;
     order row;
     bool found = false;
     MDB_val idk{v.mv_size, v.mv_data};
@@ -342,11 +296,11 @@ error journal_by_index(MDB_env* env, MDB_dbi index, MDB_dbi journal, u128 id, st
   cursor_guard c;
   int rc = mdb_cursor_open(t.g.txn, index, &c.cursor);
   if (rc != 0) return lmdb_error(rc, "opening a cursor", env);
-  pair_key start{be(id), be(uint64_t{0})};
+  const key_id_ts start(id, 0);
   MDB_val k = val_of(start), v;
   for (rc = mdb_cursor_get(c.cursor, &k, &v, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(c.cursor, &k, &v, MDB_NEXT)) {
-    if (k.mv_size != sizeof(pair_key)) return lmdb_error(MDB_CORRUPTED, "journal index", env);
-    if (from_be128(k.mv_data) != id) break;
+    if (k.mv_size != sizeof(key_id_ts)) return lmdb_error(MDB_CORRUPTED, "journal index", env);
+    if (get_be128(static_cast<const uint8_t*>(k.mv_data)) != id) break;
     MDB_val jk{8, static_cast<uint8_t*>(k.mv_data) + 16};
     journal_entry e;
     bool found = false;
@@ -372,7 +326,7 @@ error payments_store::journal_after(uint64_t sequence, uint32_t limit, std::vect
   cursor_guard c;
   int rc = mdb_cursor_open(t.g.txn, dbi_journal_, &c.cursor);
   if (rc != 0) return lmdb_error(rc, "opening a cursor", env_);
-  auto start = be(sequence + 1);
+  const key_u64 start(sequence + 1);
   MDB_val k = val_of(start), v;
   for (rc = mdb_cursor_get(c.cursor, &k, &v, MDB_SET_RANGE); rc == 0 && out.size() < limit;
        rc = mdb_cursor_get(c.cursor, &k, &v, MDB_NEXT)) {
@@ -403,7 +357,7 @@ error payments_store::read_journal_last(uint64_t& out) const {
   if (rc == MDB_NOTFOUND) return {};
   if (rc != 0) return lmdb_error(rc, "reading the journal's last entry", env_);
   if (k.mv_size != 8) return lmdb_error(MDB_CORRUPTED, "reading the journal's last entry", env_);
-  out = from_be(k.mv_data);
+  out = get_be64(static_cast<const uint8_t*>(k.mv_data));
   return {};
 }
 

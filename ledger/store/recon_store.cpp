@@ -72,32 +72,10 @@ struct pending_key {
   }
 };
 
-std::string path_of(MDB_env* env) {
-  const char* p = nullptr;
-  return env && mdb_env_get_path(env, &p) == 0 && p ? std::string(p) : std::string("(unknown)");
-}
-
 error lmdb_error(int rc, const std::string& what, MDB_env* env) {
   const std::string where = what + " in the reconciliation store " + path_of(env) + ": " + mdb_strerror(rc);
   return from_rc(rc, where, "the reconciliation store is full (" + where + "): raise its map size and restart",
                  "the reconciliation store is damaged; restore the data directory from a backup");
-}
-
-struct read_txn {
-  txn_guard g;
-  int rc = 0;
-  explicit read_txn(MDB_env* env) { rc = mdb_txn_begin(env, nullptr, MDB_RDONLY, &g.txn); }
-};
-
-template <class T> int get_fixed(MDB_txn* txn, MDB_dbi dbi, MDB_val k, T& out, bool& found) {
-  MDB_val v;
-  int rc = mdb_get(txn, dbi, &k, &v);
-  found = rc == 0;
-  if (rc == MDB_NOTFOUND) return 0;
-  if (rc != 0) return rc;
-  if (v.mv_size != sizeof(T)) return MDB_CORRUPTED;
-  std::memcpy(&out, v.mv_data, sizeof(T));
-  return 0;
 }
 
 } // namespace

@@ -35,11 +35,6 @@ static_assert(sizeof(u128) == 16);
 
 using namespace lmdb_util;
 
-std::string path_of(MDB_env* env) {
-  const char* p = nullptr;
-  return env && mdb_env_get_path(env, &p) == 0 && p ? std::string(p) : std::string("(unknown)");
-}
-
 uint64_t map_size_of(MDB_env* env) {
   MDB_envinfo info;
   return mdb_env_info(env, &info) == 0 ? uint64_t(info.me_mapsize) : 0;

@@ -40,11 +40,6 @@ struct totals_key {
   }
 };
 
-std::string path_of(MDB_env* env) {
-  const char* p = nullptr;
-  return env && mdb_env_get_path(env, &p) == 0 && p ? std::string(p) : std::string("(unknown)");
-}
-
 error lmdb_error(int rc, const std::string& what, MDB_env* env) {
   const std::string where = what + " in the accounting store " + path_of(env) + ": " + mdb_strerror(rc);
   return from_rc(rc, where,
@@ -52,12 +47,6 @@ error lmdb_error(int rc, const std::string& what, MDB_env* env) {
                  "the accounting store is damaged; move DIR/accounting away and restart kassad, which "
                  "derives the vouchers again from the payments journal");
 }
-
-struct read_txn {
-  txn_guard g;
-  int rc = 0;
-  explicit read_txn(MDB_env* env) { rc = mdb_txn_begin(env, nullptr, MDB_RDONLY, &g.txn); }
-};
 
 } // namespace
 
