@@ -255,6 +255,15 @@ std::string flow_state::tag() const {
          " trace=" + trace + ": ";
 }
 
+void fire_timer(flow_actor* self, uint64_t id) {
+  auto& timers = self->state.timers;
+  auto it = timers.find(id);
+  if (it == timers.end()) return;
+  auto fn = std::move(it->second);
+  timers.erase(it);
+  fn();
+}
+
 void flow_state::note(const char* step, uint32_t result, u128 amount) {
   journal.push_back(entry(*e, ctx, row, "flow", step, result, amount));
 }
@@ -335,14 +344,7 @@ caf::actor spawn_flow(caf::actor_system& sys, env_ptr e, caf::actor owner, flow_
           self->state.on_hold = nullptr;
           if (fn) fn();
         },
-        [self](timer_atom, uint64_t id) {
-          auto& timers = self->state.timers;
-          auto it = timers.find(id);
-          if (it == timers.end()) return;
-          auto fn = std::move(it->second);
-          timers.erase(it);
-          fn();
-        },
+        [self](timer_atom, uint64_t id) { fire_timer(self, id); },
     };
   }, e, owner, start);
 }

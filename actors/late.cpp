@@ -78,14 +78,12 @@ caf::actor spawn_late_flow(caf::actor_system& sys, env_ptr e, late_start start) 
           }
           if (st.k == kind::topup || st.k == kind::pay) {
             // give it back: suspense, then the compensation refund
-            const u128 suspense = chart_account(*st.e, lp::role::suspense, 0, st.row.account_id, st.row.ledger);
-            book(self, {make_transfer(st, lp::leg::suspense, clearing, suspense, amount)}, [self, amount](payment_result r) {
+            to_suspense(self, amount, [self, amount](payment_result r) {
               if (r != payment_result::ok) {
                 open_case(self, 0, amount);
                 late_done(self, order_state::in_review);
                 return;
               }
-              self->state.note("book_suspense", 0, amount);
               refund_from_suspense(self, amount, [self](bool ok) {
                 late_done(self, ok ? order_state::failed : order_state::in_review);
               });
@@ -112,14 +110,7 @@ caf::actor spawn_late_flow(caf::actor_system& sys, env_ptr e, late_start start) 
             });
           });
         },
-        [self](timer_atom, uint64_t id) {
-          auto& timers = self->state.timers;
-          auto it = timers.find(id);
-          if (it == timers.end()) return;
-          auto fn = std::move(it->second);
-          timers.erase(it);
-          fn();
-        },
+        [self](timer_atom, uint64_t id) { fire_timer(self, id); },
     };
   }, e, start);
 }

@@ -106,15 +106,8 @@ order new_row(const env& e, const request_context& ctx, const payment_command& c
 
 u128 fee_at_start(const env& e, kind k, uint32_t ledger, u128 amount) {
   if (k != kind::withdrawal && k != kind::transfer) return 0; // topup: on what arrives
-  const auto* f = e.fee(payment_type_of(k), ledger);
-  if (!f) return 0;
-  lp::fee_rule rule{f->fixed, f->rate_ppm,
-                    f->rounding == config::fee_rounding::up     ? lp::rounding::up
-                    : f->rounding == config::fee_rounding::down ? lp::rounding::down
-                                                                : lp::rounding::half_even,
-                    f->min, f->max};
   u128 fee = 0;
-  return lp::fee_of(rule, amount, fee) ? fee : u128_max;
+  return fee_for(e, payment_type_of(k), ledger, amount, fee) ? fee : u128_max;
 }
 
 // A reply owed to a client for a row whose flow runs: given at the first report, or as

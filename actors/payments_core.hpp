@@ -201,6 +201,14 @@ ledger::transfer make_transfer(const flow_state& st, ledger::payments::leg l, u1
 // The payment core's account for `role` in the shard of `near` (so bookings stay in-shard).
 u128 chart_account(const env& e, ledger::payments::role r, uint32_t provider, u128 near, uint32_t ledger);
 payment_result map_transfer_result(ledger::transfer_result r);
+// The fee `payments.fees` sets for a payment of type `t` in `ledger` on `amount` (0 without an
+// entry); false when it overflows.
+bool fee_for(const env& e, config::payment_type t, uint32_t ledger, u128 amount, u128& fee);
+// Whether the row's payment goes through a provider (topup, withdrawal, or a pay item or
+// refund whose source is a provider).
+bool uses_provider(const flow_state& st);
+// Runs the callback after() armed under `id` (the timer_atom handler of every flow actor).
+void fire_timer(flow_actor* self, uint64_t id);
 config::payment_type payment_type_of(kind k);
 
 caf::actor spawn_flow(caf::actor_system& sys, env_ptr e, caf::actor owner, flow_start start);

@@ -17,19 +17,6 @@ u128 clearing_near(const flow_state& st, u128 near) {
   return chart_account(*st.e, lp::role::provider_clearing, uint32_t(st.provider), near, st.row.ledger);
 }
 
-// Moves `amount` that the provider took in into suspense: its owner is not settled.
-void to_suspense(flow_actor* self, u128 amount, std::function<void(payment_result)> then) {
-  auto& st = self->state;
-  const u128 near = st.row.account_id;
-  book(self,
-       {make_transfer(st, lp::leg::suspense, clearing_near(st, near),
-                      chart_account(*st.e, lp::role::suspense, 0, near, st.row.ledger), amount)},
-       [self, amount, then](payment_result r) {
-         if (r == payment_result::ok) self->state.note("book_suspense", 0, amount);
-         then(r);
-       });
-}
-
 // What came in goes back through the provider: suspense, then the compensation refund.
 void give_back(flow_actor* self, u128 amount, payment_result result, step_done done) {
   to_suspense(self, amount, [self, amount, result, done](payment_result r) {
@@ -106,16 +93,10 @@ bool exception_path(flow_actor* self, step_done done) {
   return false;
 }
 
-u128 fee_for(const flow_state& st, u128 amount) {
-  const auto* f = st.e->fee(payment_type_of(st.k), st.row.ledger);
-  if (!f) return 0;
-  lp::fee_rule rule{f->fixed, f->rate_ppm,
-                    f->rounding == config::fee_rounding::up     ? lp::rounding::up
-                    : f->rounding == config::fee_rounding::down ? lp::rounding::down
-                                                                : lp::rounding::half_even,
-                    f->min, f->max};
+// A topup's fee, on what arrived; never more than that (also when it overflows).
+u128 topup_fee(const flow_state& st, u128 amount) {
   u128 fee = 0;
-  if (!lp::fee_of(rule, amount, fee)) return amount;
+  if (!fee_for(*st.e, payment_type_of(st.k), st.row.ledger, amount, fee) || fee > amount) return amount;
   return fee;
 }
 
@@ -130,8 +111,7 @@ public:
     }
     if (exception_path(self, done)) return;
     const u128 amount = st.row.provider_amount;
-    u128 fee = fee_for(st, amount);
-    if (fee > amount) fee = amount; // a topup never takes more than it brings
+    const u128 fee = topup_fee(st, amount); // a topup never takes more than it brings
     std::vector<ledger::transfer> ts{make_transfer(st, lp::leg::book, clearing_near(st, st.row.account_id), st.row.account_id, amount)};
     if (fee != 0)
       ts.push_back(make_transfer(st, lp::leg::fee, st.row.account_id,
@@ -285,7 +265,18 @@ public:
 
 } // namespace
 
-u128 fee_of_row(const flow_state& st, u128 amount) { return fee_for(st, amount); }
+// Moves `amount` that the provider took in into suspense: its owner is not settled.
+void to_suspense(flow_actor* self, u128 amount, std::function<void(payment_result)> then) {
+  auto& st = self->state;
+  const u128 near = st.row.account_id;
+  book(self,
+       {make_transfer(st, lp::leg::suspense, clearing_near(st, near),
+                      chart_account(*st.e, lp::role::suspense, 0, near, st.row.ledger), amount)},
+       [self, amount, then](payment_result r) {
+         if (r == payment_result::ok) self->state.note("book_suspense", 0, amount);
+         then(r);
+       });
+}
 
 std::unique_ptr<step> make_book_topup() { return std::make_unique<book_topup>(); }
 std::unique_ptr<step> make_book_transfer() { return std::make_unique<book_transfer>(); }

@@ -36,6 +36,28 @@ config::payment_type payment_type_of(kind k) {
   }
 }
 
+bool fee_for(const env& e, config::payment_type t, uint32_t ledger, u128 amount, u128& fee) {
+  fee = 0;
+  const auto* f = e.fee(t, ledger);
+  if (!f) return true;
+  const lp::fee_rule rule{f->fixed, f->rate_ppm,
+                          f->rounding == config::fee_rounding::up     ? lp::rounding::up
+                          : f->rounding == config::fee_rounding::down ? lp::rounding::down
+                                                                      : lp::rounding::half_even,
+                          f->min, f->max};
+  return lp::fee_of(rule, amount, fee);
+}
+
+bool uses_provider(const flow_state& st) {
+  switch (st.k) {
+    case kind::topup:
+    case kind::withdrawal: return true;
+    case kind::pay:
+    case kind::refund: return st.row.source == uint16_t(source::provider);
+    default: return false;
+  }
+}
+
 u128 chart_account(const env& e, lp::role r, uint32_t provider, u128 near, uint32_t ledger) {
   return lp::account_id(r, provider, shard_of(near, e.shards), ledger);
 }

@@ -13,16 +13,6 @@ namespace lp = ledger::payments;
 
 namespace {
 
-bool calls_provider(const flow_state& st) {
-  switch (st.k) {
-    case kind::topup:
-    case kind::withdrawal: return true;
-    case kind::pay:
-    case kind::refund: return st.row.source == uint16_t(source::provider);
-    default: return false;
-  }
-}
-
 call_kind call_of(kind k) {
   switch (k) {
     case kind::withdrawal: return call_kind::payout;
@@ -36,7 +26,7 @@ public:
   bool uncertain() const override { return true; }
   void run(flow_actor* self, step_done done) override {
     auto& st = self->state;
-    if (!calls_provider(st)) {
+    if (!uses_provider(st)) {
       done(payment_result::ok);
       return;
     }
@@ -96,7 +86,7 @@ class provider_refund : public step {
 public:
   void run(flow_actor* self, step_done done) override {
     auto& st = self->state;
-    if (!calls_provider(st) || st.row.provider_amount == 0 || st.k == kind::withdrawal || st.k == kind::refund) {
+    if (!uses_provider(st) || st.row.provider_amount == 0 || st.k == kind::withdrawal || st.k == kind::refund) {
       done(payment_result::ok); // nothing taken, or money went out (not in): nothing to give back
       return;
     }

@@ -13,21 +13,11 @@ namespace kassa::actors::pay {
 
 namespace {
 
-bool needs_provider(const flow_state& st) {
-  switch (st.k) {
-    case kind::topup:
-    case kind::withdrawal: return true;
-    case kind::pay:
-    case kind::refund: return st.row.source == uint16_t(source::provider);
-    default: return false;
-  }
-}
-
 class route : public step {
 public:
   void run(flow_actor* self, step_done done) override {
     auto& st = self->state;
-    if (!needs_provider(st)) {
+    if (!uses_provider(st)) {
       done(payment_result::ok);
       return;
     }

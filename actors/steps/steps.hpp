@@ -19,8 +19,9 @@ std::unique_ptr<step> make_book_transfer();
 std::unique_ptr<step> make_capture();
 std::unique_ptr<step> make_book_refund();
 
-// Shared by the steps: voids every hold the row has (none: ok); the fee a row pays on `amount`.
+// Shared by the steps: voids every hold the row has (none: ok); moves `amount` the provider
+// took in for this row from its clearing account into suspense (journal: book_suspense).
 void release_holds(flow_actor* self, std::function<void(payment_result)> then);
-u128 fee_of_row(const flow_state& st, u128 amount);
+void to_suspense(flow_actor* self, u128 amount, std::function<void(payment_result)> then);
 
 } // namespace kassa::actors::pay
