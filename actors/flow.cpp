@@ -334,8 +334,6 @@ caf::actor spawn_flow(caf::actor_system& sys, env_ptr e, caf::actor owner, flow_
             cr.amount = fe.ev.amount;
             cr.provider_ref = fe.ev.provider_ref;
             resolved(self, cr);
-          } else if (st.waiting_event) {
-            st.waiting_event(fe.ev);
           }
         },
         [self](hold_atom) {

@@ -125,7 +125,6 @@ struct order_state_t {
   std::map<u128, order> items;               // its pay items and refunds, by id
   std::set<u128> reserved;                   // pay items whose amount counts as "to be paid"
   u128 reserved_amount = 0;
-  std::unordered_map<u128, std::shared_ptr<owed_reply>, std::hash<uint64_t>> owed_unused;
   std::map<u128, std::shared_ptr<owed_reply>> owed; // by row id
   size_t flows = 0;      // flows running
   size_t accepting = 0;  // commands whose first write is on its way
@@ -813,7 +812,7 @@ void boot(gateway_actor* self) {
               if (k != kind::create_order && k != kind::refund && s != order_state::failed &&
                   lp::utc_day(row.created_ns) == today) {
                 const auto type = payment_type_of(k);
-                limit_key key{row.kind == uint16_t(kind::pay) ? row.account_id : row.account_id, int(type), row.ledger, today};
+                limit_key key{row.account_id, int(type), row.ledger, today};
                 if (st.e->limit(type, row.ledger)) {
                   st.limits[key].sum += row.amount;
                   st.limits[key].count += 1;

@@ -76,11 +76,6 @@ struct capture_request {
 struct capture_reply {
   bool ok = false; // false: the order is paid already: the item is a duplicate payment
 };
-// flow -> order actor: this pay item's outcome is unknown: release what it reserved, so the
-// payer may pay again (if it later succeeds, it is a duplicate).
-struct item_unknown {
-  u128 item_id = 0;
-};
 // gateway -> flow: a provider callback (or a late one) about the flow's payment.
 struct flow_event {
   provider_event ev;
@@ -115,7 +110,6 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::pay::flow_start)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::pay::flow_report)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::pay::capture_request)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::pay::capture_reply)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::pay::item_unknown)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::pay::flow_event)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::pay::limit_reserve)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::pay::limit_release)
@@ -178,9 +172,7 @@ struct flow_state {
   payment_result result = payment_result::ok;
   std::vector<journal_entry> journal;     // written with the next row write
   bool finished = false;
-  caf::actor_addr self_addr;
   std::function<void(uint64_t, uint64_t)> on_timeout;        // the running batch's timeouts
-  std::function<void(const provider_event&)> waiting_event;  // a step waiting for a callback
   std::function<void()> on_hold;                             // a held partial payment's expiry
   std::map<uint64_t, std::function<void()>> timers;          // after(): pending callbacks
   uint64_t timer_next = 0;
