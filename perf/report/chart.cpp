@@ -131,6 +131,9 @@ std::string render(const line_chart& chart) {
       y_min = std::min(y_min, y), y_max = std::max(y_max, y);
     }
   }
+  for (const reference_line& r : chart.references) {
+    if (std::isfinite(r.y)) y_min = std::min(y_min, r.y), y_max = std::max(y_max, r.y);
+  }
   if (x_max < x_min) x_min = 0, x_max = 1, y_max = 1;
   ticks xt = linear_ticks(x_min, x_max, 8);
   ticks yt = linear_ticks(y_min, std::max(y_max, y_min), 5);
@@ -142,6 +145,12 @@ std::string render(const line_chart& chart) {
   std::vector<std::string> names;
   for (const series& s : chart.lines) names.push_back(s.name);
   body += legend(names, a.right);
+  for (const reference_line& r : chart.references) {
+    if (!std::isfinite(r.y)) continue;
+    body += "<line class=\"reference\" x1=\"" + px(a.left) + "\" y1=\"" + px(y(r.y)) + "\" x2=\"" +
+            px(a.right) + "\" y2=\"" + px(y(r.y)) + "\"><title>" + escape_html(r.label) +
+            "</title></line>\n" + text(a.left + 4, y(r.y) - 4, r.label, "reference-label");
+  }
   size_t marks = 0;
   for (size_t i = 0; i < chart.lines.size(); ++i) {
     const series& s = chart.lines[i];
@@ -150,10 +159,13 @@ std::string render(const line_chart& chart) {
     body += "<polyline class=\"series\" fill=\"none\" stroke=\"" + std::string(colour(i)) +
             "\" points=\"" + points + "\"/>\n";
     const char* radius = s.points.size() > 120 ? "1.5" : "3";
-    for (auto [vx, vy] : s.points) {
+    for (size_t p = 0; p < s.points.size(); ++p) {
+      auto [vx, vy] = s.points[p];
+      std::string tip = p < s.tips.size()
+                            ? s.tips[p]
+                            : s.name + " at " + chart.x_format(vx) + ": " + chart.y_format(vy);
       body += "<circle class=\"pt\" cx=\"" + px(x(vx)) + "\" cy=\"" + px(y(vy)) + "\" r=\"" +
-              radius + "\" fill=\"" + colour(i) + "\"><title>" +
-              escape_html(s.name + " at " + chart.x_format(vx) + ": " + chart.y_format(vy)) +
+              radius + "\" fill=\"" + colour(i) + "\"><title>" + escape_html(tip) +
               "</title></circle>\n";
       ++marks;
     }

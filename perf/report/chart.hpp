@@ -14,6 +14,13 @@ using formatter = std::string (*)(double);
 struct series {
   std::string name;
   std::vector<std::pair<double, double>> points; // (x, y), finite
+  std::vector<std::string> tips;                 // a tooltip per point (else "name at x: y")
+};
+
+// A dashed horizontal line across the plot, labelled at its right end.
+struct reference_line {
+  std::string label;
+  double y;
 };
 
 struct line_chart {
@@ -24,6 +31,7 @@ struct line_chart {
   formatter x_format;
   formatter y_format;
   std::vector<series> lines; // one colour each, in order
+  std::vector<reference_line> references = {};
 };
 std::string render(const line_chart& chart);
 

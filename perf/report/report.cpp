@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <optional>
 #include <set>
 
@@ -85,6 +86,7 @@ struct summary {
   std::vector<histogram_bin> histogram;
   std::vector<named_count> results;
   std::vector<named_count> request_errors;
+  std::vector<named_count> commands; // payments scenarios: requests by payment command
 };
 
 struct scenario {
@@ -144,8 +146,47 @@ std::vector<named_count> counts_of(const json& j, const char* key, std::vector<s
   return out;
 }
 
-// Log buckets from their upper bounds: a bucket starts where the one below it ends, or one
-// bucket width (the smallest ratio between neighbours) below its upper bound.
+// Display bins from the summary's log buckets (the non-empty ones, by upper bound). A bucket
+// starts where the one below it ends, or one bucket width (the smallest ratio between
+// neighbours) below its upper bound. kassa-bench's buckets are ~3% wide; drawn one by one they
+// would be slivers, so buckets finer than `bins_per_decade` are summed into bins of that width.
+// A log axis has no 0: a bucket of 0 µs is drawn with the next one (or as the one up to 1 µs).
+constexpr int bins_per_decade = 20;
+
+std::vector<histogram_bin> display_bins(std::vector<double> ups, std::vector<double> ns) {
+  if (!ups.empty() && ups[0] <= 0) {
+    if (ups.size() == 1) {
+      ups[0] = 1;
+    } else {
+      ns[1] += ns[0];
+      ups.erase(ups.begin());
+      ns.erase(ns.begin());
+    }
+  }
+  double factor = 2;
+  for (size_t i = 1; i < ups.size(); ++i) {
+    factor = i == 1 ? ups[1] / ups[0] : std::min(factor, ups[i] / ups[i - 1]);
+  }
+  std::vector<histogram_bin> bins;
+  if (factor >= std::pow(10.0, 1.0 / bins_per_decade)) {
+    for (size_t i = 0; i < ups.size(); ++i) {
+      double lo = ups[i] / factor;
+      if (i > 0) lo = std::max(lo, ups[i - 1]);
+      if (ns[i] > 0) bins.push_back({lo, ups[i], ns[i]});
+    }
+    return bins;
+  }
+  std::map<long, double> summed; // bin k holds (10^((k-1)/n), 10^(k/n)]
+  for (size_t i = 0; i < ups.size(); ++i) {
+    if (ns[i] > 0) summed[long(std::ceil(bins_per_decade * std::log10(ups[i]) - 1e-9))] += ns[i];
+  }
+  for (auto [k, n] : summed) {
+    bins.push_back({std::pow(10.0, double(k - 1) / bins_per_decade),
+                    std::pow(10.0, double(k) / bins_per_decade), n});
+  }
+  return bins;
+}
+
 std::vector<histogram_bin> histogram_of(const json& j, std::vector<std::string>& bad) {
   auto it = j.find("histogram");
   if (it == j.end()) return {};
@@ -161,27 +202,17 @@ std::vector<histogram_bin> histogram_of(const json& j, std::vector<std::string>&
   for (size_t i = 0; i < upper->size(); ++i) {
     const json& u = (*upper)[i];
     const json& n = (*counts)[i];
-    if (!u.is_number() || !n.is_number() || !(u.get<double>() > 0) || !known(u.get<double>()) ||
+    if (!u.is_number() || !n.is_number() || !(u.get<double>() >= 0) || !known(u.get<double>()) ||
         !(n.get<double>() >= 0) || !known(n.get<double>()) ||
         (!ups.empty() && !(u.get<double>() > ups.back()))) {
       bad.push_back("histogram bucket " + std::to_string(i) +
-                    " is not a positive, increasing bound with a count");
+                    " is not an increasing bound (>= 0) with a count");
       return {};
     }
     ups.push_back(u.get<double>());
     ns.push_back(n.get<double>());
   }
-  double factor = 2;
-  for (size_t i = 1; i < ups.size(); ++i) {
-    factor = i == 1 ? ups[1] / ups[0] : std::min(factor, ups[i] / ups[i - 1]);
-  }
-  std::vector<histogram_bin> bins;
-  for (size_t i = 0; i < ups.size(); ++i) {
-    double lo = ups[i] / factor;
-    if (i > 0) lo = std::max(lo, ups[i - 1]);
-    bins.push_back({lo, ups[i], ns[i]});
-  }
-  return bins;
+  return display_bins(std::move(ups), std::move(ns));
 }
 
 class collector {
@@ -265,6 +296,7 @@ private:
     r.histogram = histogram_of(j, bad);
     r.results = counts_of(j, "results", bad);
     r.request_errors = counts_of(j, "request_errors", bad);
+    r.commands = counts_of(j, "commands", bad);
     s.result = std::move(r);
     for (const std::string& b : bad) notes_.push_back("summary of \"" + name + "\": " + b);
     return "";
@@ -337,6 +369,11 @@ model collect(const input& in) {
     }
   }
   m.notes.insert(m.notes.end(), c.notes_.begin(), c.notes_.end());
+  // Ticks appended out of order (two files of one scenario, say) still draw left to right.
+  for (scenario& s : m.scenarios) {
+    std::stable_sort(s.ticks.begin(), s.ticks.end(),
+                     [](const tick& a, const tick& b) { return a.t_s < b.t_s; });
+  }
   return m;
 }
 
@@ -366,6 +403,8 @@ svg .bar-note{font-size:12px;font-weight:600;fill:#1a202c}
 svg .grid{stroke:#edf2f7;stroke-width:1}
 svg .axis{stroke:#718096;stroke-width:1}
 svg .series{stroke-width:1.5}
+svg .reference{stroke:#a0aec0;stroke-width:1;stroke-dasharray:4 3}
+svg .reference-label{font-size:10px;fill:#4a5568}
 .run td{max-width:640px}
 .missing{color:#718096;font-style:italic}
 .notes{background:#fffbea;border:1px solid #f6e05e;border-radius:4px;padding:6px 16px;margin:12px 0}
@@ -432,14 +471,24 @@ std::string throughput_chart(const scenario& s) {
   if (s.ticks.empty()) return missing("No per-second ticks: no throughput over time.");
   line_chart c{"throughput-" + s.id, "Throughput: events/s, each second", "time (s)", "events/s",
                format_seconds, format_count, {}};
-  series events{"events/s", {}};
-  for (const tick& t : s.ticks) events.points.push_back({t.t_s, t.events_per_s});
+  series events{"events/s", {}, {}};
+  for (const tick& t : s.ticks) {
+    events.points.push_back({t.t_s, t.events_per_s});
+    std::string tip = format_seconds(t.t_s) + ": " + format_grouped(t.events_per_s) + " events/s";
+    if (known(t.requests)) tip += ", " + format_grouped(t.requests) + " requests";
+    if (known(t.errors)) tip += ", " + format_grouped(t.errors) + " errors";
+    events.tips.push_back(tip);
+  }
   c.lines.push_back(std::move(events));
+  if (s.result && known(s.result->events_per_s)) {
+    c.references.push_back({"run: " + format_count(s.result->events_per_s) + "/s",
+                            s.result->events_per_s});
+  }
   return render(c);
 }
 
 std::string latency_time_chart(const scenario& s) {
-  series p50{"p50", {}}, p99{"p99", {}};
+  series p50{"p50", {}, {}}, p99{"p99", {}, {}};
   for (const tick& t : s.ticks) {
     if (known(t.p50_us)) p50.points.push_back({t.t_s, t.p50_us});
     if (known(t.p99_us)) p99.points.push_back({t.t_s, t.p99_us});
@@ -549,6 +598,9 @@ std::string scenario_section(const scenario& s) {
   if (s.result) {
     out += counts_table("results-" + s.id, "Results by code", "result", s.result->results);
     out += counts_table("errors-" + s.id, "Request errors", "status", s.result->request_errors);
+    if (!s.result->commands.empty()) {
+      out += counts_table("commands-" + s.id, "Payment commands", "command", s.result->commands);
+    }
   }
   return out + "</div>\n</section>\n";
 }

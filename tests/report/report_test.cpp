@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <random>
+#include <set>
 #include <sstream>
 
 using json = nlohmann::json;
@@ -358,4 +359,89 @@ TEST_CASE("randomly damaged lines never break the page", "[report][property]") {
     INFO("round " << round);
     REQUIRE(unbalanced(page) == "");
   }
+}
+
+namespace {
+
+// kassa-bench's buckets: one per value below 64, then 32 a power of two.
+uint64_t bench_bucket_upper(size_t b) {
+  if (b < 64) return b;
+  int e = int((b - 64) >> 5) + 6;
+  uint64_t sub = (b - 64) & 31;
+  return ((32 + sub + 1) << (e - 5)) - 1;
+}
+
+} // namespace
+
+TEST_CASE("fine histogram buckets are summed into bins of a twentieth of a decade", "[report]") {
+  std::mt19937_64 rng(kassa::test::seed("report fine histogram"));
+  json upper = json::array(), counts = json::array();
+  std::set<long> bins;
+  double total = 0;
+  for (size_t b = 1; b < 64 + 20 * 32; ++b) { // from 1 µs: 0 has a test of its own
+    if (std::uniform_int_distribution<int>(0, 2)(rng) == 0) continue; // some left empty
+    int n = std::uniform_int_distribution<int>(1, 1000)(rng);
+    uint64_t u = bench_bucket_upper(b);
+    upper.push_back(u);
+    counts.push_back(n);
+    total += n;
+    bins.insert(long(std::ceil(20 * std::log10(double(u)) - 1e-9)));
+  }
+  json summary = {{"type", "summary"}, {"scenario", "s"},
+                  {"histogram", {{"upper_us", upper}, {"counts", counts}}}};
+  std::string svg = chart(render_report(std::vector<json>{summary}), "histogram-s");
+  REQUIRE(!svg.empty());
+  CHECK(declared_points(svg) == long(bins.size()));
+  CHECK(long(count(svg, "class=\"pt\"")) == long(bins.size()));
+  // Every request is in some bar: add up the counts the tooltips give.
+  double drawn = 0;
+  for (size_t at = svg.find("class=\"pt\""); at != std::string::npos;
+       at = svg.find("class=\"pt\"", at + 1)) {
+    size_t end = svg.find("</title>", at);
+    size_t colon = svg.rfind(": ", end);
+    std::string n = svg.substr(colon + 2, end - colon - 2);
+    n.erase(std::remove(n.begin(), n.end(), ','), n.end());
+    drawn += std::stod(n);
+  }
+  CHECK(drawn == total);
+}
+
+TEST_CASE("a histogram bucket of 0 µs is drawn with the next one", "[report]") {
+  json summary = {{"type", "summary"}, {"scenario", "s"},
+                  {"histogram", {{"upper_us", {0, 1000, 2000}}, {"counts", {5, 10, 20}}}}};
+  std::string svg = chart(render_report(std::vector<json>{summary}), "histogram-s");
+  CHECK(declared_points(svg) == 2);
+  CHECK(svg.find("500 µs – 1 ms: 15") != std::string::npos);
+
+  summary["histogram"] = {{"upper_us", {0}}, {"counts", {7}}};
+  svg = chart(render_report(std::vector<json>{summary}), "histogram-s");
+  CHECK(declared_points(svg) == 1);
+}
+
+TEST_CASE("ticks draw in time order with their requests and errors in the tooltip",
+          "[report]") {
+  json late = {{"type", "tick"}, {"scenario", "s"}, {"t_s", 2.0}, {"events_per_s", 20.0},
+               {"requests", 10}, {"errors", 1}};
+  json early = {{"type", "tick"}, {"scenario", "s"}, {"t_s", 1.0}, {"events_per_s", 10.0},
+                {"requests", 5}, {"errors", 0}};
+  json summary = {{"type", "summary"}, {"scenario", "s"}, {"events_per_s", 15.0}};
+  std::string svg = chart(render_report(std::vector<json>{late, early, summary}), "throughput-s");
+  size_t first = svg.find("1 s: 10 events/s, 5 requests, 0 errors");
+  size_t second = svg.find("2 s: 20 events/s, 10 requests, 1 errors");
+  REQUIRE(first != std::string::npos);
+  REQUIRE(second != std::string::npos);
+  CHECK(first < second);
+  CHECK(svg.find("class=\"reference\"") != std::string::npos); // the run's mean
+  CHECK(svg.find("run: 15/s") != std::string::npos);
+}
+
+TEST_CASE("a payments summary lists its commands", "[report]") {
+  json summary = {{"type", "summary"}, {"scenario", "payments"},
+                  {"results", {{"ok", 90}, {"declined", 10}}},
+                  {"commands", {{"top_up", 70}, {"refund", 30}}}};
+  std::string page = render_report(std::vector<json>{summary});
+  CHECK(page.find("id=\"commands-payments\"") != std::string::npos);
+  CHECK(page.find("top_up") != std::string::npos);
+  CHECK(page.find("declined") != std::string::npos);
+  CHECK(unbalanced(page) == "");
 }
