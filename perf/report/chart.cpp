@@ -226,6 +226,44 @@ std::string render(const bar_chart& chart) {
   return wrap(chart.id, chart.title, height, marks, body);
 }
 
+std::string render(const stacked_bar& chart) {
+  const double per_row = 3, row_height = 18, bar_top = 32, bar_height = 26;
+  double total = 0;
+  std::vector<std::pair<std::string, double>> parts;
+  for (const auto& [name, v] : chart.parts) {
+    if (std::isfinite(v) && v > 0) parts.push_back({name, v}), total += v;
+  }
+  double rows = std::ceil(double(parts.size()) / per_row);
+  double height = bar_top + bar_height + 14 + rows * row_height + 6;
+  area a{20, bar_top, chart_width - 20, bar_top + bar_height};
+
+  std::string body;
+  size_t marks = 0;
+  double x = a.left;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const auto& [name, v] = parts[i];
+    double share = v / total;
+    double w = std::max(1.0, share * (a.right - a.left));
+    char percent[32];
+    std::snprintf(percent, sizeof percent, "%.1f%%", 100 * share);
+    body += "<rect class=\"pt\" x=\"" + px(x) + "\" y=\"" + px(a.top) + "\" width=\"" + px(w) +
+            "\" height=\"" + px(bar_height) + "\" fill=\"" + colour(i) + "\"><title>" +
+            escape_html(name + ": " + chart.value_format(v) + " (" + percent + ")") +
+            "</title></rect>\n";
+    if (w > 44) body += text(x + w / 2, a.top + bar_height / 2 + 4, percent, "bar-inside", "middle");
+    x += w;
+    ++marks;
+
+    double lx = a.left + double(i % size_t(per_row)) * (a.right - a.left) / per_row;
+    double ly = a.bottom + 14 + double(i / size_t(per_row)) * row_height;
+    body += "<rect class=\"legend\" x=\"" + px(lx) + "\" y=\"" + px(ly) +
+            "\" width=\"10\" height=\"10\" fill=\"" + colour(i) + "\"/>\n" +
+            text(lx + 14, ly + 9, shorten(name, 24) + " " + chart.value_format(v) + " (" + percent + ")",
+                 "legend-label");
+  }
+  return wrap(chart.id, chart.title, height, marks, body);
+}
+
 std::string render(const histogram_chart& chart) {
   const double height = 280;
   area a{70, 36, chart_width - 20, height - 44};

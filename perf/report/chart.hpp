@@ -1,5 +1,6 @@
 #pragma once
-// Inline SVG charts: a line chart, horizontal (grouped) bars, and a histogram on a log axis.
+// Inline SVG charts: a line chart, horizontal (grouped) bars, one stacked bar, and a histogram
+// on a log axis.
 // Every data mark has class "pt" and a <title> tooltip; the <svg> carries class "chart", the id
 // given, and data-points = the number of marks drawn, so a reader (or a test) can count them.
 // All text is escaped here; callers pass plain strings.
@@ -51,6 +52,15 @@ struct bar_chart {
   bool log_scale = false;                // bars of values <= 0 are left out on a log axis
 };
 std::string render(const bar_chart& chart);
+
+// One bar split into the shares of its parts (e.g. the stages of a request), with a legend.
+struct stacked_bar {
+  std::string id;
+  std::string title;
+  formatter value_format;
+  std::vector<std::pair<std::string, double>> parts; // parts that are not > 0 are left out
+};
+std::string render(const stacked_bar& chart);
 
 struct histogram_bin {
   double lo; // bucket bounds, 0 < lo < hi

@@ -219,8 +219,10 @@ class collector {
 public:
   explicit collector(model& m) : m_(m) {}
 
-  // Adds one line to the model; returns why it was skipped, or "" when it was used.
-  std::string add(const json& j) {
+  // Adds one line to the model; notes problems inside it (naming `where`) and returns why the
+  // whole line was skipped, or "" when it was used.
+  std::string add(const json& j, const std::string& where) {
+    where_ = where;
     if (!j.is_object()) return "not a JSON object";
     auto type = j.find("type");
     if (type == j.end() || !type->is_string()) return "no \"type\"";
@@ -298,7 +300,7 @@ private:
     r.request_errors = counts_of(j, "request_errors", bad);
     r.commands = counts_of(j, "commands", bad);
     s.result = std::move(r);
-    for (const std::string& b : bad) notes_.push_back("summary of \"" + name + "\": " + b);
+    for (const std::string& b : bad) note("summary of \"" + name + "\": " + b);
     return "";
   }
 
@@ -308,7 +310,7 @@ private:
     std::vector<stage> stages;
     for (const json& e : *list) {
       if (!e.is_object() || !e.contains("stage") || !e["stage"].is_string()) {
-        notes_.push_back("stages of \"" + name + "\": an entry without a stage name, skipped");
+        note("stages of \"" + name + "\": an entry without a stage name, skipped");
         continue;
       }
       stages.push_back({e["stage"].get<std::string>(), number(e, "count"), number(e, "mean_us"),
@@ -329,7 +331,7 @@ private:
     c.command = text_of(j, "command");
     for (const json& r : *rows) {
       if (!r.is_object()) {
-        notes_.push_back("compare \"" + name + "\": a row that is not an object, skipped");
+        note("compare \"" + name + "\": a row that is not an object, skipped");
         continue;
       }
       compare_row row{text_of(r, "workload"),  text_of(r, "target"),
@@ -347,12 +349,11 @@ private:
     return "";
   }
 
-public:
-  std::vector<std::string> notes_; // problems inside lines that were otherwise used
+  void note(const std::string& what) { m_.notes.push_back(where_ + ": " + what); }
 
-private:
   model& m_;
   std::set<std::string> ids_;
+  std::string where_; // of the line being added
 };
 
 model collect(const input& in) {
@@ -360,15 +361,14 @@ model collect(const input& in) {
   m.notes = in.notes;
   collector c(m);
   for (size_t i = 0; i < in.lines.size(); ++i) {
-    std::string why = c.add(in.lines[i]);
     std::string where = i < in.origins.size() ? in.origins[i] : "line " + std::to_string(i + 1);
+    std::string why = c.add(in.lines[i], where);
     if (why.empty()) {
       ++m.lines_used;
     } else {
       m.notes.push_back(where + ": " + why + ", skipped");
     }
   }
-  m.notes.insert(m.notes.end(), c.notes_.begin(), c.notes_.end());
   // Ticks appended out of order (two files of one scenario, say) still draw left to right.
   for (scenario& s : m.scenarios) {
     std::stable_sort(s.ticks.begin(), s.ticks.end(),
@@ -399,6 +399,7 @@ svg.chart{border:1px solid #e2e8f0;border-radius:4px;background:#fff;max-width:1
 svg .chart-title{font-size:13px;font-weight:600;fill:#1a202c}
 svg .tick{font-size:10px;fill:#4a5568}
 svg .axis-label,svg .legend-label,svg .bar-label,svg .bar-value{font-size:11px;fill:#2d3748}
+svg .bar-inside{font-size:11px;fill:#fff;font-weight:600}
 svg .bar-note{font-size:12px;font-weight:600;fill:#1a202c}
 svg .grid{stroke:#edf2f7;stroke-width:1}
 svg .axis{stroke:#718096;stroke-width:1}
@@ -530,6 +531,14 @@ std::string stages_chart(const scenario& s) {
   return render(c);
 }
 
+std::string stages_share_chart(const scenario& s) {
+  if (!s.stages || s.stages->empty()) return "";
+  stacked_bar c{"stages-share-" + s.id, "Where a request's time in kassad goes (mean per stage)",
+                format_duration_us, {}};
+  for (const stage& st : *s.stages) c.parts.push_back({st.name, st.mean_us});
+  return render(c);
+}
+
 std::string stages_table(const scenario& s) {
   if (!s.stages || s.stages->empty()) return "";
   double total = 0;
@@ -593,7 +602,7 @@ std::string scenario_section(const scenario& s) {
   if (!kind.empty()) out += "<span class=\"kind\">" + esc(kind) + "</span>";
   out += "</h2>\n<div class=\"head\">\n" + run_header(s) + "</div>\n";
   out += "<div class=\"charts\">\n" + throughput_chart(s) + latency_time_chart(s) +
-         percentile_chart(s) + histogram(s) + stages_chart(s) + "</div>\n";
+         percentile_chart(s) + histogram(s) + stages_chart(s) + stages_share_chart(s) + "</div>\n";
   out += "<div class=\"tables\">\n" + summary_table(s) + stages_table(s);
   if (s.result) {
     out += counts_table("results-" + s.id, "Results by code", "result", s.result->results);

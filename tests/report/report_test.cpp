@@ -174,6 +174,7 @@ TEST_CASE("a synthetic results file renders every chart with one mark per point"
                                                  {"latency-uniform", 5},
                                                  {"histogram-uniform", buckets},
                                                  {"stages-uniform", 10},
+                                                 {"stages-share-uniform", 5},
                                                  {"throughput-hot", ticks_b},
                                                  {"latency-time-hot", 2 * ticks_b},
                                                  {"latency-hot", 5},
