@@ -537,36 +537,21 @@ int dispatch(const std::string& cmd, const args_t& a, session& s, bool json) {
   throw usage_error("unknown command " + cmd);
 }
 
-// 64 hex digits: the 32-byte key.
+// The client library's readers, with kassa's usage error.
 std::vector<uint8_t> key_of_hex(const std::string& what, const std::string& text) {
-  auto digit = [](char ch) {
-    if (ch >= '0' && ch <= '9') return ch - '0';
-    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-    return -1;
-  };
-  std::vector<uint8_t> key(wire::key_bytes);
-  bool ok = text.size() == 2 * key.size();
-  for (size_t i = 0; ok && i < key.size(); ++i) {
-    const int hi = digit(text[2 * i]), lo = digit(text[2 * i + 1]);
-    ok = hi >= 0 && lo >= 0;
-    key[i] = uint8_t(hi << 4 | lo);
+  try {
+    return client::key_of_hex(what, text);
+  } catch (const std::invalid_argument& e) {
+    throw usage_error(e.what());
   }
-  if (!ok) throw usage_error(what + " must be 64 hex digits (32 bytes)");
-  return key;
 }
 
 std::vector<uint8_t> key_of_file(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) throw usage_error("cannot read the key file '" + path + "': " + std::strerror(errno));
-  if ((st.st_mode & 077) != 0) {
-    throw usage_error("the key file '" + path + "' may be read by others; make it readable by its owner only: chmod 600 " + path);
+  try {
+    return client::key_of_file(path);
+  } catch (const std::invalid_argument& e) {
+    throw usage_error(e.what());
   }
-  std::ifstream in(path);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (!in.good() && !in.eof()) throw usage_error("cannot read the key file '" + path + "'");
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
-  return key_of_hex("the key in '" + path + "'", text);
 }
 
 // --client-id and --client-key / --client-key-file, or their environment variables; a key

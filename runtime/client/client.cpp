@@ -8,8 +8,13 @@
 #include <cassert>
 #include <deque>
 #include <map>
+#include <cctype>
 #include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iterator>
 #include <mutex>
+#include <sys/stat.h>
 #include <sys/random.h>
 #include <thread>
 #include <unordered_map>
@@ -494,6 +499,39 @@ std::future<reply> connection::send(wire::operation op, std::vector<uint8_t> bod
 }
 
 // --- batching ----------------------------------------------------------------------------------
+
+std::vector<uint8_t> key_of_hex(const std::string& what, const std::string& text) {
+  auto digit = [](char ch) {
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    return -1;
+  };
+  std::vector<uint8_t> key(wire::key_bytes);
+  bool ok = text.size() == 2 * key.size();
+  for (size_t i = 0; ok && i < key.size(); ++i) {
+    const int hi = digit(text[2 * i]), lo = digit(text[2 * i + 1]);
+    ok = hi >= 0 && lo >= 0;
+    key[i] = uint8_t(hi << 4 | lo);
+  }
+  if (!ok) throw std::invalid_argument(what + " must be 64 hex digits (32 bytes)");
+  return key;
+}
+
+std::vector<uint8_t> key_of_file(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0)
+    throw std::invalid_argument("cannot read the key file '" + path + "': " + std::strerror(errno));
+  if ((st.st_mode & 077) != 0) {
+    throw std::invalid_argument("the key file '" + path +
+                                "' may be read by others; make it readable by its owner only: chmod 600 " + path);
+  }
+  std::ifstream in(path);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in.good() && !in.eof()) throw std::invalid_argument("cannot read the key file '" + path + "'");
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
+  return key_of_hex("the key in '" + path + "'", text);
+}
 
 std::vector<size_t> batch_starts(const std::vector<uint16_t>& flags, size_t max) {
   assert(max > 0);

@@ -146,6 +146,12 @@ private:
   std::unique_ptr<connection> conn_;
 };
 
+// The 32-byte key of `text` (64 hex digits). Throws std::invalid_argument naming `what`.
+std::vector<uint8_t> key_of_hex(const std::string& what, const std::string& text);
+// The key a key file holds (64 hex digits, surrounding white space ignored); a file others may
+// read is refused. Throws std::invalid_argument saying what to do.
+std::vector<uint8_t> key_of_file(const std::string& path);
+
 // Where a batch of `count` events with these flags is cut into frames of at most `max`
 // events: the start index of each frame. A cut never falls inside a linked chain unless
 // the chain alone is longer than `max`.
