@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Crash consistency under load: kassad (durability fsync) is killed with SIGKILL while
-# perf/kassa_load writes transfers, restarted, and checked after every crash:
+# kassa-bench writes transfers (perf/scenarios/uniform.yaml), restarted, and checked after
+# every crash:
 #   (a) every acknowledged transfer of every cycle so far is stored as sent, and every
 #       refused one is absent;
 #   (b) sending this cycle's acknowledged transfers again answers `exists` for each one;
@@ -11,7 +12,7 @@
 # consistent. (a)-(d) are tests/reliability/acked_check.cpp; see docs/reliability.md.
 #
 # usage: crash_under_load.sh [cycles=3] [seconds_per_cycle=3] [accounts=1000]
-# BUILD_DIR (default build) holds the built kassad, kassa, kassa_load and acked_check; this
+# BUILD_DIR (default build) holds the built kassad, kassa, kassa-bench and acked_check; this
 # script builds nothing. SHARDS (default 1) sets store.shards: with more, most transfers cross
 # shards and the crashes fall between saga legs. KASSA_SEED=N replays the kill times of a run. Loopback only.
 set -euo pipefail
@@ -25,7 +26,7 @@ RANDOM=$seed
   { echo "crash_under_load: an argument is out of range"; exit 2; }
 
 kassad=$build/runtime/kassad; kassa=$build/runtime/kassa
-load=$build/perf/kassa_load; check=$build/tests/reliability/acked_check
+load=$build/perf/kassa-bench; check=$build/tests/reliability/acked_check
 for b in "$kassad" "$kassa" "$load" "$check"; do
   [ -x "$b" ] || { echo "crash_under_load: $b is not built (cmake --build $build)"; exit 2; }
 done
@@ -33,7 +34,8 @@ done
 # The load: accounts funded with 20 transfers' worth, so that some of them run dry and the
 # balance limit refuses transfers; small batches, so that a crash falls between many acks.
 funding=10000; amount=500
-load_args=(--connections 4 --depth 4 --batch 500 --accounts "$accounts" --transfer-amount "$amount")
+load_args=(perf/scenarios/uniform.yaml --quiet --connections 4 --depth 4 --events 500 --accounts "$accounts"
+  --set amount_min="$amount" --set amount_max="$amount" --set funding="$funding")
 start_timeout_s=30; stop_timeout_s=60; check_timeout_s=600
 
 dir=$(mktemp -d /tmp/kassa-crash.XXXX)
@@ -88,17 +90,20 @@ run_verify() { # on the stopped (or killed) store
 echo "crash_under_load: seed=$seed cycles=$cycles seconds_per_cycle=$secs accounts=$accounts dir=$dir"
 start_kassad
 # Setup (accounts, funding) and a first short load that is not interrupted: seed 1.
-timeout $((secs + 120)) "$load" --address "$address" --setup --funding "$funding" --seed 1 --seconds 1 \
-  --acked-log "$dir/acked-0.log" "${load_args[@]}" > "$dir/load-0.log" 2>&1 || { cat "$dir/load-0.log"; fail "kassa_load --setup"; exit 1; }
-grep -E '^(setup|kassa) ' "$dir/load-0.log" | sed 's/^/  /'
+# (status 1 is a request refused, e.g. busy: the acked-log holds only what was acknowledged)
+status=0
+timeout $((secs + 120)) "$load" --address "$address" --seed 1 --duration-s 1 --out "$dir/bench-0.jsonl" \
+  --acked-log "$dir/acked-0.log" "${load_args[@]}" > "$dir/load-0.log" 2>&1 || status=$?
+[ "$status" -le 1 ] || { cat "$dir/load-0.log"; fail "kassa-bench with the setup exited $status"; exit 1; }
+grep -E '^(uniform: |kassa-bench uniform: setup)' "$dir/load-0.log" | sed 's/^/  /'
 logs=("$dir/acked-0.log")
 
 for cycle in $(seq "$cycles"); do
   cycle_log=$dir/acked-$cycle.log
   kill_after_ms=$(( secs * (250 + RANDOM % 650) ))  # 25% .. 90% into the load
-  echo "cycle $cycle: kassa_load --seed $((cycle + 1)) for ${secs}s, kill -9 kassad after ${kill_after_ms}ms"
-  timeout $((secs + 120)) "$load" --address "$address" --seed $((cycle + 1)) --seconds "$secs" \
-    --acked-log "$cycle_log" "${load_args[@]}" > "$dir/load-$cycle.log" 2>&1 &
+  echo "cycle $cycle: kassa-bench --seed $((cycle + 1)) for ${secs}s, kill -9 kassad after ${kill_after_ms}ms"
+  timeout $((secs + 120)) "$load" --address "$address" --seed $((cycle + 1)) --duration-s "$secs" --no-setup \
+    --out "$dir/bench-$cycle.jsonl" --acked-log "$cycle_log" "${load_args[@]}" > "$dir/load-$cycle.log" 2>&1 &
   loader_pid=$!
   sleep "$(awk -v ms="$kill_after_ms" 'BEGIN { printf "%.3f", ms / 1000 }')"
   kill -9 "$kassad_pid" 2>/dev/null || { cat "$dir/kassad-$starts.log"; fail "kassad died before the kill in cycle $cycle"; exit 1; }
@@ -106,7 +111,7 @@ for cycle in $(seq "$cycles"); do
   kassad_pid=""
   wait_for "$loader_pid" $((secs + 130)); loader_pid=""
   # The loader loses its connections (status 1); anything else is a failure of the tool.
-  if [ "$waited" -gt 1 ]; then cat "$dir/load-$cycle.log"; fail "kassa_load exited $waited in cycle $cycle"; fi
+  if [ "$waited" -gt 1 ]; then cat "$dir/load-$cycle.log"; fail "kassa-bench exited $waited in cycle $cycle"; fi
   echo "  acknowledged requests this cycle: $(grep -vc '^#' "$cycle_log" || true)"
   run_verify
   start_kassad
