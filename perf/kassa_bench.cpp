@@ -137,11 +137,7 @@ int main(int argc, char** argv) {
   std::vector<scenario> scenarios;
   try {
     for (const auto& f : o.files) {
-      for (auto& s : load_scenarios(read_file(f), f, o.overrides)) {
-        bool wanted = o.only.empty();
-        for (const auto& n : o.only) wanted = wanted || n == s.name;
-        if (wanted) scenarios.push_back(std::move(s));
-      }
+      for (auto& s : load_scenarios(read_file(f), f, o.overrides, o.only)) scenarios.push_back(std::move(s));
     }
   } catch (const config::config_error& e) {
     std::fprintf(stderr, "kassa-bench: %s\n", e.what());

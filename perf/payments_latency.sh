@@ -2,12 +2,14 @@
 # Top-up throughput against provider latency, in one run: for each latency (2 ms, then
 # 200 ms) a fresh kassa-channel-sim with one provider that always answers after exactly that
 # long (no faults) and a fresh kassad (durability fsync, payment core on), driven by
-# kassa-payments-load with the same number of top-ups in flight. A flow waiting on its
+# kassa-bench (perf/scenarios/payments.yaml, top-ups only) with the same number of top-ups in
+# flight: connections x depth requests of per_request top-ups, depth = inflight / per_request /
+# connections rounded up. A flow waiting on its
 # provider holds no thread, so the two throughputs should be within 10% of each other.
 #
 # usage: perf/payments_latency.sh [seconds=20] [inflight=3000] [per_request=10] [connections=8]
 #   [warmup=3]
-# BUILD_DIR (default build) holds kassad, kassa-channel-sim and kassa-payments-load; this
+# BUILD_DIR (default build) holds kassad, kassa-channel-sim and kassa-bench; this
 # script builds nothing. LATENCIES (default "2 200") lists the provider latencies in ms.
 # CHANNELS (default "1 2") lists how many channels kassad runs to that one provider: a channel
 # has at most 1024 HTTP connections and one call on each at a time, so it carries at most
@@ -20,7 +22,8 @@
 # second in which the machine is QUIET percent idle (default 80; 0: no wait). Every run has a
 # fresh kassad and sim.
 # Prints a table and writes it to OUT (default perf/results/payments-latency-<UTC time>.txt;
-# /dev/null for none). Exits 1 when a run had a top-up that was not ok or a request error:
+# /dev/null for none), and kassa-bench's JSON lines next to it (.jsonl; none with /dev/null);
+# needs jq. Exits 1 when a run had a top-up that was not ok or a request error:
 # such a run's figure is not a throughput. Loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,7 +40,11 @@ for c in $channel_counts; do (( c >= 1 && c <= 8 )) || { echo "payments_latency:
 (( secs >= 1 && secs <= 600 && warmup < secs && inflight >= 1 && inflight <= 100000 && rounds >= 1 && rounds <= 10 )) ||
   { echo "payments_latency: an argument is out of range"; exit 2; }
 
-kassad=$build/runtime/kassad; sim=$build/channels/sim/kassa-channel-sim; load=$build/perf/kassa-payments-load
+kassad=$build/runtime/kassad; sim=$build/channels/sim/kassa-channel-sim; load=$build/perf/kassa-bench
+command -v jq >/dev/null || { echo "payments_latency: needs jq (apt-get install jq)"; exit 2; }
+depth=$(( (inflight / per_request + connections - 1) / connections ))
+(( inflight % per_request == 0 && depth >= 1 && depth <= 4096 )) ||
+  { echo "payments_latency: inflight must be a multiple of per_request, with at least one request a connection"; exit 2; }
 for b in "$kassad" "$sim" "$load"; do
   [ -x "$b" ] || { echo "payments_latency: $b is not built (cmake --build $build)"; exit 2; }
 done
@@ -113,11 +120,11 @@ kassa_config() { # file data_dir sim_port channels
   } >> "$1"
 }
 
-declare -A result # channels-latency-round -> "topups_per_s p50_ms p99_ms kassad_cores sim_cores ok other in_progress idle"
+declare -A result # channels-latency-round -> "topups_per_s p50_ms p99_ms kassad_cores sim_cores ok other in_progress idle request_errors"
 run_one() { # channels latency_ms round; runs in this shell, so that the trap knows every pid
   local ch=$1 lat=$2 run=$1-$2-$3
   local named=()
-  if [ "$ch" -gt 1 ]; then named=(--provider "$(channel_names "$ch")"); fi
+  if [ "$ch" -gt 1 ]; then named=(--set "providers=[$(channel_names "$ch")]"); fi
   local idle=-
   if [ "$quiet" -gt 0 ]; then idle=$(wait_quiet); fi
   sim_config "$lat" "$dir/sim.yaml"
@@ -137,8 +144,11 @@ run_one() { # channels latency_ms round; runs in this shell, so that the trap kn
   kassad_start "$kassad" "$dir/kassa.yaml" "$dir/kassad-$run.log" 30 2>/dev/null
   [ -n "$address" ] || { cat "$dir/kassad-$run.log" >&2; echo "payments_latency: kassad did not start" >&2; exit 1; }
   local k0 s0 t0 k1 s1 t1
-  "$load" --address "$address" --inflight "$inflight" --per-request "$per_request" --connections "$connections" \
-    --seconds "$secs" --warmup "$warmup" --seed "$lat$3" "${named[@]}" > "$dir/load-$run.out" 2>&1 &
+  "$load" --address "$address" perf/scenarios/payments.yaml --quiet --out "$dir/load-$run.jsonl" \
+    --events "$per_request" --connections "$connections" --depth "$depth" --duration-s "$secs" \
+    --set warmup_s="$warmup" --seed "$lat$3" --set topup_percent=100 --set withdrawal_percent=0 \
+    --set transfer_percent=0 --set refund_percent=0 --set amount_min=100 --set amount_max=100 \
+    --set funding=0 --set request_timeout_ms=60000 "${named[@]}" > "$dir/load-$run.out" 2>&1 &
   load_pid=$!
   # CPU time over the measured window (about: the accounts are created before it), and a look
   # at top in its middle
@@ -160,13 +170,20 @@ run_one() { # channels latency_ms round; runs in this shell, so that the trap kn
   fi
   kill -TERM "$kassad_pid"; wait "$kassad_pid" || true; kassad_pid=""
   kill -TERM "$sim_pid"; wait "$sim_pid" || true; sim_pid=""
-  local line
-  line=$(grep '^payments ' "$dir/load-$run.out") || { cat "$dir/load-$run.out" >&2; exit 1; }
+  local summary
+  summary=$(jq -c 'select(.type == "summary")' "$dir/load-$run.jsonl" 2>/dev/null | tail -1)
+  [ -n "$summary" ] || { cat "$dir/load-$run.out" >&2; exit 1; }
   local cores_k cores_s
   cores_k=$(awk -v a="$k0" -v b="$k1" -v t="$ticks" -v s="$t0" -v e="$t1" 'BEGIN { printf "%.2f", (b - a) / t / (e - s) }')
   cores_s=$(awk -v a="$s0" -v b="$s1" -v t="$ticks" -v s="$t0" -v e="$t1" 'BEGIN { printf "%.2f", (b - a) / t / (e - s) }')
-  field() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" <<<"$line"; }
-  result[$run]="$(field topups_per_s) $(field p50_ms) $(field p99_ms) $cores_k $cores_s $(field ok) $(field other) $(field in_progress) $idle"
+  # top-ups/s, p50 and p99 in ms, ok, other (neither ok nor in_progress), in_progress, request errors
+  local figures
+  figures=$(jq -r '[(.events_per_s | round), (.latency_us.p50 / 1000), (.latency_us.p99 / 1000), (.results.ok // 0),
+                    (.events - (.results.ok // 0) - (.results.in_progress // 0)), (.results.in_progress // 0),
+                    ([.request_errors[]] | add // 0)] | map(tostring) | join(" ")' <<<"$summary")
+  local tps p50 p99 ok other inprog errors
+  read -r tps p50 p99 ok other inprog errors <<<"$figures"
+  result[$run]="$tps $p50 $p99 $cores_k $cores_s $ok $other $inprog $idle $errors"
 }
 
 uptime_before=$(uptime | sed 's/.*load/load/')
@@ -179,20 +196,19 @@ done
 out=${OUT:-perf/results/payments-latency-$(date -u +%Y%m%dT%H%M%SZ).txt}
 bad=0
 for key in "${!result[@]}"; do
-  read -r tps _ _ _ _ ok other inprog _ <<<"${result[$key]}"
-  if [ -z "$ok" ] || [ "$ok" -eq 0 ] || [ "$((other + inprog))" -ne 0 ] ||
-     ! grep -q ' request_errors=0 ' "$dir/load-$key.out"; then bad=1; fi
+  read -r tps _ _ _ _ ok other inprog _ errors <<<"${result[$key]}"
+  if [ -z "$ok" ] || [ "$ok" -eq 0 ] || [ "$((other + inprog))" -ne 0 ] || [ "$errors" -ne 0 ]; then bad=1; fi
 done
 first=${latencies%% *}; last=${latencies##* }
 first_run=${channel_counts%% *}-$first-1
 {
   echo "# top-up throughput against provider latency, same in-flight count, same run"
-  grep -m1 '^machine:' "$dir/load-$first_run.out" || true
+  echo "machine: $(jq -r 'select(.type == "run") | .machine' "$dir/load-$first_run.jsonl" | head -1)"
   echo "command: BUILD_DIR=$build LATENCIES=\"$latencies\" CHANNELS=\"$channel_counts\" ROUNDS=$rounds perf/payments_latency.sh $secs $inflight $per_request $connections $warmup   ($uptime_before before the run)"
   echo "source: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- actors channels config ledger runtime 2>/dev/null || echo ', with uncommitted changes in the tree')"
   echo "kassad: durability fsync, 1 shard, payments.flow_wait_ms 60000; each channel: inflight_max 100000, connections_max 1024;"
   echo "  with 2+ channels only alpha reads the provider's feed and reconciliation is off"
-  echo "load: $inflight top-ups in flight, $per_request a request, $connections connections, ${secs}s (first ${warmup}s not measured)"
+  echo "load: kassa-bench, $((connections * depth * per_request)) top-ups in flight ($connections connections x depth $depth x $per_request a request), ${secs}s (first ${warmup}s not measured)"
   echo "cores: CPU time over wall time in the measured window, of kassad and of kassa-channel-sim;"
   echo "  CPU us/top-up: kassad's CPU time per top-up answered (less moved by other work on the machine);"
   echo "  idle: the machine's idle percent in the second before the run"
@@ -202,7 +218,7 @@ first_run=${channel_counts%% *}-$first-1
   for r in $(seq "$rounds"); do
     for ch in $channel_counts; do
       for lat in $latencies; do
-        read -r tps p50 p99 ck cs ok other inprog idle <<<"${result[$ch-$lat-$r]}"
+        read -r tps p50 p99 ck cs ok other inprog idle _ <<<"${result[$ch-$lat-$r]}"
         printf "%-6s %-9s %-8s %10s %8s %8s %7s %14s %6s %9s %6s %5s\n" "$r" "$ch" "$lat ms" "$tps" "$p50" "$p99" "$ck" \
           "$(awk -v c="$ck" -v t="$tps" 'BEGIN { if (t > 0) printf "%.0f", c * 1e6 / t; else print "-" }')" "$cs" "$ok" \
           "$((other + inprog))" "$idle"
@@ -224,12 +240,19 @@ first_run=${channel_counts%% *}-$first-1
     for ch in $channel_counts; do
       for lat in $latencies; do
         echo
-        echo "## round $r, $ch channel(s), $lat ms: kassa-payments-load"
-        grep -v '^machine:' "$dir/load-$ch-$lat-$r.out"
+        echo "## round $r, $ch channel(s), $lat ms: kassa-bench"
+        grep -v '^kassa-bench: results in' "$dir/load-$ch-$lat-$r.out"
         echo "## top in the middle of the window"
         cat "$dir/top-$ch-$lat-$r.txt" 2>/dev/null || true
       done
     done
   done
 } | tee "$out"
+if [ "$out" != /dev/null ]; then
+  for r in $(seq "$rounds"); do
+    for ch in $channel_counts; do
+      for lat in $latencies; do cat "$dir/load-$ch-$lat-$r.jsonl"; done
+    done
+  done > "${out%.txt}.jsonl"
+fi
 [ "$bad" -eq 0 ] || { echo "payments_latency: a run had top-ups that were not ok or request errors (see above)"; exit 1; }

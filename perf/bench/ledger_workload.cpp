@@ -18,7 +18,7 @@ constexpr uint32_t unknown_code = ledger::transfer_result_count + 1;
 class ledger_generator final : public generator {
 public:
   ledger_generator(const scenario& s, uint32_t connection, acked_log* log)
-      : s_(s), log_(log), rng_(s.seed * 1000003 + connection), first_id_(first_transfer_id(s.seed, connection)),
+      : s_(s), log_(log), base_(account_base(s)), rng_(s.seed * 1000003 + connection), first_id_(first_transfer_id(s.seed, connection)),
         next_id_(first_id_), slots_(s.depth) {}
 
   request_shape next(size_t slot, std::vector<uint8_t>& body) override {
@@ -35,7 +35,7 @@ public:
     } else {
       body.resize(size_t(s_.events) * sizeof(u128));
       for (uint32_t i = 0; i < s_.events; ++i) {
-        const u128 id = info.op == wire::operation::lookup_accounts ? u128{1 + rng_() % s_.accounts} : some_transfer_id();
+        const u128 id = info.op == wire::operation::lookup_accounts ? base_ + 1 + rng_() % s_.accounts : some_transfer_id();
         std::memcpy(body.data() + i * sizeof id, &id, sizeof id);
       }
     }
@@ -74,7 +74,7 @@ private:
 
   // Half the time a funding transfer of the setup, else one this connection wrote.
   u128 some_transfer_id() {
-    if (next_id_ == first_id_ || rng_() % 2 == 0) return funding_transfer_id(1 + rng_() % s_.accounts);
+    if (next_id_ == first_id_ || rng_() % 2 == 0) return funding_transfer_id(base_ + 1 + rng_() % s_.accounts);
     return first_id_ + u128{rng_() % uint64_t(next_id_ - first_id_)};
   }
 
@@ -87,14 +87,16 @@ private:
       ledger::transfer t{};
       t.id = next_id_++;
       const bool hot = s_.hot_percent > 0 && percent() < s_.hot_percent;
-      t.credit_account_id = hot ? u128{s_.hot_account} : u128{1 + rng_() % s_.accounts};
+      const uint64_t credit = hot ? s_.hot_account : 1 + rng_() % s_.accounts;
       // Any account but the credit one, in one draw.
-      t.debit_account_id = 1 + rng_() % (s_.accounts - 1);
-      if (t.debit_account_id >= t.credit_account_id) t.debit_account_id++;
+      uint64_t debit = 1 + rng_() % (s_.accounts - 1);
+      if (debit >= credit) debit++;
+      t.credit_account_id = base_ + credit;
+      t.debit_account_id = base_ + debit;
       t.amount = amount();
       t.ledger = s_.ledger;
       t.code = 1;
-      t.user_data_128 = make_u128(uint64_t(t.debit_account_id), uint64_t(t.credit_account_id));
+      t.user_data_128 = make_u128(debit, credit);
       t.user_data_64 = uint64_t(t.amount);
       std::memcpy(body.data() + i * sizeof t, &t, sizeof t);
     }
@@ -103,6 +105,7 @@ private:
 
   const scenario& s_;
   acked_log* log_;
+  const u128 base_;
   std::mt19937_64 rng_;
   const u128 first_id_;
   u128 next_id_;

@@ -21,7 +21,7 @@ constexpr size_t orders_kept_max = 100'000; // per connection, waiting to be pai
 class payments_generator final : public generator {
 public:
   payments_generator(const scenario& s, uint32_t connection)
-      : s_(s), rng_(s.seed * 1000003 + connection), key_base_((u128{s.seed} << 64) | (u128{connection} << 40)),
+      : s_(s), base_(account_base(s)), rng_(s.seed * 1000003 + connection), key_base_((u128{s.seed} << 64) | (u128{connection} << 40)),
         slots_(s.depth) {}
 
   request_shape next(size_t slot, std::vector<uint8_t>& body) override {
@@ -61,7 +61,7 @@ private:
     u128 amount;
   };
 
-  u128 user() { return 1 + rng_() % s_.accounts; }
+  u128 user() { return base_ + 1 + rng_() % s_.accounts; }
   u128 amount() {
     const uint64_t span = s_.amount_max - s_.amount_min;
     return span == 0 ? s_.amount_min : s_.amount_min + (span == UINT64_MAX ? rng_() : rng_() % (span + 1));
@@ -84,7 +84,7 @@ private:
       c.kind = uint16_t(lp::kind::transfer);
       c.order_id = c.key;
       c.account_id = user();
-      c.counterparty_id = 1 + rng_() % (s_.accounts - 1);
+      c.counterparty_id = base_ + 1 + rng_() % (s_.accounts - 1);
       if (c.counterparty_id >= c.account_id) c.counterparty_id++;
       c.amount = amount();
       c.ledger = s_.ledger;
@@ -104,21 +104,26 @@ private:
     } else {
       c.kind = uint16_t(lp::kind::create_order);
       c.order_id = c.key;
-      c.account_id = u128{s_.accounts} + 2; // the merchant
+      c.account_id = base_ + s_.accounts + 2; // the merchant
       c.amount = amount();
       c.ledger = s_.ledger;
     }
     return c;
   }
 
-  void provider(lp::payment_command& c) const {
-    std::memcpy(c.provider, s_.provider.data(), s_.provider.size());
+  // The next of the scenario's channels, in turn; none: kassad's routing chooses.
+  void provider(lp::payment_command& c) {
+    if (s_.providers.empty()) return;
+    const std::string& p = s_.providers[provider_next_++ % s_.providers.size()];
+    std::memcpy(c.provider, p.data(), p.size());
   }
 
   const scenario& s_;
+  const u128 base_;
   std::mt19937_64 rng_;
   const u128 key_base_;
   uint64_t counter_ = 0;
+  size_t provider_next_ = 0;
   std::vector<std::vector<command_sent>> slots_;
   std::deque<command_sent> created_, paid_;
 };

@@ -1,5 +1,7 @@
 #include "perf/bench/scenario.hpp"
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
@@ -70,18 +72,24 @@ std::vector<field> fields(scenario& s, bool in_file) {
   add("withdrawal_percent", integer(s.withdrawal_percent, 0, 100));
   add("transfer_percent", integer(s.transfer_percent, 0, 100));
   add("refund_percent", integer(s.refund_percent, 0, 100));
-  add("provider", [&s](reader& r, const YAML::Node& v, const place& at) {
-    s.provider = read_scalar(r, v, at, "a channel name");
-    if (s.provider.size() > ledger::payments::provider_name_bytes)
-      r.fail(at, "a channel name has at most 16 bytes");
+  add("providers", [&s](reader& r, const YAML::Node& v, const place& at) {
+    s.providers.clear();
+    read_list(r, v, at, "a list of channel names", [&s](reader& r2, const YAML::Node& item, const place& here) {
+      std::string p = read_scalar(r2, item, here, "a channel name");
+      if (p.empty() || p.size() > ledger::payments::provider_name_bytes)
+        r2.fail(here, "a channel name has 1 to 16 bytes");
+      s.providers.push_back(std::move(p));
+    });
   });
   add("request_timeout_ms", integer(s.request_timeout_ms, 1, 600'000));
   return f;
 }
 
 // Reads one scenario map, applies the overrides, checks the rules between keys.
+// Scenarios not in `only` (when it is not empty) get no overrides: they will not run.
 scenario read_scenario(const YAML::Node& map, const place& at, const std::string& source,
-                       const std::vector<std::pair<std::string, std::string>>& overrides) {
+                       const std::vector<std::pair<std::string, std::string>>& all_overrides,
+                       const std::vector<std::string>& only) {
   reader file(source);
   if (!map.IsMap()) file.fail(at, "expected a scenario (a map with name, kind and knobs)");
   scenario_kind k = scenario_kind::transfers;
@@ -91,6 +99,9 @@ scenario read_scenario(const YAML::Node& map, const place& at, const std::string
   }
   scenario s = defaults(k);
   read_map(file, map, at, fields(s, true));
+  const bool selected = only.empty() || std::find(only.begin(), only.end(), s.name) != only.end();
+  const std::vector<std::pair<std::string, std::string>> none;
+  const auto& overrides = selected ? all_overrides : none;
 
   reader set("--set");
   std::vector<std::string> set_keys;
@@ -140,7 +151,8 @@ std::string_view name(scenario_kind k) {
 }
 
 std::vector<scenario> load_scenarios(const std::string& yaml, const std::string& source,
-                                     const std::vector<std::string>& overrides) {
+                                     const std::vector<std::string>& overrides,
+                                     const std::vector<std::string>& only) {
   reader r(source);
   std::vector<std::pair<std::string, std::string>> sets;
   for (const auto& o : overrides) {
@@ -157,16 +169,21 @@ std::vector<scenario> load_scenarios(const std::string& yaml, const std::string&
   std::vector<scenario> out;
   if (doc.IsSequence()) {
     read_list(r, doc, {"", 1, 1}, "a list of scenarios", [&](reader&, const YAML::Node& item, const place& at) {
-      out.push_back(read_scenario(item, at, source, sets));
+      out.push_back(read_scenario(item, at, source, sets, only));
     });
   } else {
-    out.push_back(read_scenario(doc, {"", 1, 1}, source, sets));
+    out.push_back(read_scenario(doc, {"", 1, 1}, source, sets, only));
   }
   if (out.empty()) r.fail({"", 1, 1}, "no scenario in the file");
   for (size_t i = 0; i < out.size(); ++i) {
     for (size_t j = 0; j < i; ++j) {
       if (out[i].name == out[j].name) r.fail({"[" + std::to_string(i) + "].name", 1, 1}, "scenario '" + out[i].name + "' twice");
     }
+  }
+  if (!only.empty()) {
+    out.erase(std::remove_if(out.begin(), out.end(),
+                             [&](const scenario& s) { return std::find(only.begin(), only.end(), s.name) == only.end(); }),
+              out.end());
   }
   return out;
 }
@@ -201,7 +218,7 @@ nlohmann::ordered_json settings_json(const scenario& s) {
     j["withdrawal_percent"] = s.withdrawal_percent;
     j["transfer_percent"] = s.transfer_percent;
     j["refund_percent"] = s.refund_percent;
-    j["provider"] = s.provider;
+    j["providers"] = s.providers;
   }
   return j;
 }

@@ -53,16 +53,20 @@ struct scenario {
   uint32_t withdrawal_percent = 20;
   uint32_t transfer_percent = 20;
   uint32_t refund_percent = 20;
-  std::string provider;       // payments: a channel name, or "" to route by kassad's rules
+  // payments: channels that top-ups, withdrawals and pays name in turn; none: kassad's
+  // routing rules choose.
+  std::vector<std::string> providers;
   uint64_t request_timeout_ms = 60'000;
 };
 
 std::string_view name(scenario_kind k);
 
 // Reads every scenario of a YAML document (`source` names it in errors), applies the
-// overrides ("key=value", in order) to each, and checks the result.
+// overrides ("key=value", in order) to each, and checks the result. With names in `only`,
+// returns just those scenarios (the others are checked without the overrides).
 std::vector<scenario> load_scenarios(const std::string& yaml, const std::string& source,
-                                     const std::vector<std::string>& overrides);
+                                     const std::vector<std::string>& overrides,
+                                     const std::vector<std::string>& only = {});
 
 // Every knob after overrides, for the results' `run` line.
 nlohmann::ordered_json settings_json(const scenario& s);

@@ -11,10 +11,11 @@ void setup_accounts(const scenario& s, const std::string& host, uint16_t port, c
   c.connect(host, port);
   wire::context ctx;
   ctx.shadow = shadow;
-  const u128 bank = u128{s.accounts} + 1;
+  const u128 base = account_base(s);
+  const u128 bank = base + s.accounts + 1;
   const u128 last = s.kind == scenario_kind::payments ? bank + 1 : bank; // payments: the merchant
   std::vector<ledger::account> accounts;
-  for (u128 id = 1; id <= last; ++id) {
+  for (u128 id = base + 1; id <= last; ++id) {
     ledger::account a{};
     a.id = id;
     a.ledger = s.ledger;
@@ -29,7 +30,7 @@ void setup_accounts(const scenario& s, const std::string& host, uint16_t port, c
   }
   if (s.funding == 0) return;
   std::vector<ledger::transfer> funding;
-  for (u128 id = 1; id < bank; ++id) {
+  for (u128 id = base + 1; id < bank; ++id) {
     ledger::transfer t{};
     t.id = funding_transfer_id(id); // clear of the load's ids
     t.debit_account_id = bank;

@@ -3,7 +3,7 @@
 // created through the client library (idempotent: `exists` is fine, so a second run on the
 // same store goes on). Ledger kinds: accounts 1..N with debits_must_not_exceed_credits and
 // the bank N+1, each account funded by transfer (1 << 100) + id. Payments: the same, plus the
-// merchant N+2 the orders pay.
+// merchant N+2 the orders pay. Ids are account_base(s) + i (workload.hpp).
 #include <string>
 
 #include "perf/bench/scenario.hpp"

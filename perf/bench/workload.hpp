@@ -69,6 +69,9 @@ std::unique_ptr<workload> make_payments_workload(const scenario& s);
 inline u128 first_transfer_id(uint64_t seed, uint32_t connection) {
   return (u128{seed} << 80) | (u128{connection} << 56) | 1;
 }
+// Account i (1..N) of a scenario is base + i: base 0 in ledger 1, ledger << 64 in any other,
+// so that scenarios of several ledgers can share one kassad.
+inline u128 account_base(const scenario& s) { return s.ledger == 1 ? 0 : u128{s.ledger} << 64; }
 // The funding transfer of account id made by the setup.
 inline u128 funding_transfer_id(u128 account) { return (u128{1} << 100) + account; }
 

@@ -1,5 +1,9 @@
 #include <catch2/catch.hpp>
 
+#include <thread>
+
+#include <boost/asio.hpp>
+
 #include "config/config.hpp"
 #include "perf/bench/metrics.hpp"
 #include "perf/bench/scenario.hpp"
@@ -38,9 +42,20 @@ TEST_CASE("--set overrides a knob of every scenario and is checked like the file
                           {"connections=64", "events=1"});
   CHECK(s[0].connections == 64);
   CHECK(s[1].events == 1);
+  // Only the scenarios that run get the overrides (rate_per_s would not fit the closed one).
+  auto open = load_scenarios("- {name: c, kind: lookups}\n- {name: o, kind: lookups, loop: open, rate_per_s: 10}\n",
+                             "s.yaml", {"rate_per_s=20"}, {"o"});
+  REQUIRE(open.size() == 1);
+  CHECK(open[0].rate_per_s == 20);
   CHECK(error_of("name: a\nkind: transfers\n", {"connections=0"}).find("--set:1: connections: must be between 1") == 0);
   CHECK(error_of("name: a\nkind: transfers\n", {"conections=3"}).find("did you mean connections?") != std::string::npos);
   CHECK(error_of("name: a\nkind: transfers\n", {"kind=hot"}).find("come from the file") != std::string::npos);
+  auto p = load_scenarios("name: p\nkind: payments\n", "s.yaml", {"providers=[alpha, alpha-2]", "topup_percent=100",
+                                                                   "withdrawal_percent=0", "transfer_percent=0",
+                                                                   "refund_percent=0"});
+  CHECK(p[0].providers == std::vector<std::string>{"alpha", "alpha-2"});
+  CHECK(error_of("name: p\nkind: payments\n", {"providers=[a-name-longer-than-16]"}).find("1 to 16 bytes") !=
+        std::string::npos);
 }
 
 TEST_CASE("a bad scenario is refused with its file, line and key", "[bench]") {
@@ -86,4 +101,50 @@ TEST_CASE("the stages line is the difference of two scrapes, in pipeline order",
   CHECK(stages[1]["mean_us"] == 4.0);
   CHECK(stages[1]["p50_us"] == 4.0);
   CHECK(stages[1]["p99_us"] == 4.0);
+}
+
+TEST_CASE("scrape reads the body of GET /metrics, also when chunked, and says why when it cannot", "[bench]") {
+  namespace asio = boost::asio;
+  using tcp = asio::ip::tcp;
+  for (bool chunked : {false, true}) {
+    asio::io_context io;
+    tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    const auto at = acceptor.local_endpoint();
+    std::string request;
+    std::thread server([&] {
+      tcp::socket s(io);
+      acceptor.accept(s);
+      asio::streambuf in;
+      asio::read_until(s, in, "\r\n\r\n");
+      request.assign(asio::buffers_begin(in.data()), asio::buffers_end(in.data()));
+      const std::string body = "kassa_stage_seconds_count{stage=\"decode\"} 3\n";
+      std::string reply = "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n";
+      if (chunked) {
+        char size[16];
+        std::snprintf(size, sizeof size, "%zx", body.size());
+        reply += "Transfer-Encoding: chunked\r\n\r\n" + std::string(size) + "\r\n" + body + "\r\n0\r\n\r\n";
+      } else {
+        reply += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+      }
+      asio::write(s, asio::buffer(reply));
+      boost::system::error_code ignored;
+      s.shutdown(tcp::socket::shutdown_both, ignored);
+    });
+    const std::string body = scrape(at);
+    server.join();
+    CHECK(request.rfind("GET /metrics HTTP/1.", 0) == 0);
+    CHECK(body == "kassa_stage_seconds_count{stage=\"decode\"} 3\n");
+    CHECK(parse_stage_histograms(body)["decode"].count == 3);
+  }
+  // Nothing listening: an error naming the URL.
+  asio::io_context io;
+  tcp::acceptor closed(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  const auto at = closed.local_endpoint();
+  closed.close();
+  try {
+    scrape(at);
+    FAIL("scrape of a closed port succeeded");
+  } catch (const std::runtime_error& e) {
+    CHECK(std::string(e.what()).find("/metrics") != std::string::npos);
+  }
 }
