@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Configures and builds kassa with Ninja and ccache.
 # Usage: scripts/build.sh [BUILD_DIR=build] [extra cmake arguments...]
+# KASSA_TARGETS="a b" builds only those targets (and what they need).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${1:-build}
@@ -11,4 +12,5 @@ export CCACHE_NOHASHDIR=${CCACHE_NOHASHDIR:-1}
 shift || true
 jobs=$(nproc)
 cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
-cmake --build "$dir" -j "$jobs"
+# shellcheck disable=SC2086 # KASSA_TARGETS is a list of target names
+cmake --build "$dir" -j "$jobs" ${KASSA_TARGETS:+--target $KASSA_TARGETS}

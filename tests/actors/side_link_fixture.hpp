@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "ledger/store/payments_store.hpp"
+#include "tests/ask.hpp"
 #include "tests/store/store_fixture.hpp"
 
 namespace kassa::test {
@@ -53,13 +54,9 @@ struct actor_node {
   }
 
   template <class Reply, class Request> Reply ask(const caf::actor& to, Request req) {
-    caf::scoped_actor self{*sys};
-    Reply out{};
-    bool answered = false;
-    self->request(to, std::chrono::seconds(30), std::move(req))
-        .receive([&](Reply& r) { out = std::move(r), answered = true; }, [&](caf::error&) {});
-    REQUIRE(answered);
-    return out;
+    auto r = kassa::test::ask<Reply>(*sys, to, std::move(req));
+    REQUIRE(r);
+    return std::move(*r);
   }
 };
 

@@ -1,0 +1,110 @@
+// Linked into the tests only in a ThreadSanitizer build (KASSA_SANITIZE=thread).
+//
+// Debian's libcaf_core is not built with TSan: the atomics of its mailboxes, its scheduler's
+// queues and its reference counts are invisible to it, so every message would look like a
+// data race between its sender and its receiver. This file restores those edges. It defines
+// (and so interposes) the libcaf_core functions where an actor or a message changes threads,
+// tells TSan about the hand-over, and calls the library's own definition (dlsym RTLD_NEXT):
+//   - launch and enqueue          -> release on the receiving actor;
+//   - resume and consume          -> acquire on the actor at the start, release at the end
+//                                    (its next message may be handled on another worker);
+//   - a reference count released  -> each releaser's accesses happen before the delete.
+// Nothing here silences a report: every access of kassa's code is still checked.
+//
+// Limits: a call inside libcaf_core to libcaf_core is bound within the library, so this
+// reaches only actors whose class is instantiated in kassa's code (caf::stateful_actor<S>,
+// every kassa actor with state); a plain event_based_actor or a scoped_actor is compiled into
+// the library and keeps the blind spot (tests ask through tests/ask.hpp instead of a
+// scoped_actor). And an actor acquires everything sent to it before, not only the message at
+// hand: a race between two of its senders on memory they share outside messages may be missed.
+#include <caf/all.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <dlfcn.h>
+
+#if CAF_VERSION != 1706
+#error "tests/tsan/caf_sync.cpp interposes CAF 0.17.6; check its functions against this version"
+#endif
+
+extern "C" void __tsan_acquire(void* addr);
+extern "C" void __tsan_release(void* addr);
+
+namespace {
+
+// The library's definition of `mangled`; a missing symbol means another CAF version: stop.
+template <class F>
+F real(const char* mangled) {
+  auto f = reinterpret_cast<F>(dlsym(RTLD_NEXT, mangled));
+  if (f == nullptr) {
+    std::fprintf(stderr, "tests/tsan/caf_sync.cpp: %s is not in libcaf_core\n", mangled);
+    std::abort();
+  }
+  return f;
+}
+
+// A hand-over through an atomic reference count: every thread that drops a reference
+// publishes its accesses and takes those of the threads that dropped theirs before it, so
+// the one that deletes the object has seen them all.
+void hand_over(const void* object) {
+  __tsan_release(const_cast<void*>(object));
+  __tsan_acquire(const_cast<void*>(object));
+}
+
+} // namespace
+
+namespace caf {
+
+void scheduled_actor::enqueue(mailbox_element_ptr ptr, execution_unit* eu) {
+  using fn = void (*)(scheduled_actor*, mailbox_element_ptr, execution_unit*);
+  static const fn f = real<fn>("_ZN3caf15scheduled_actor7enqueueESt10unique_ptrINS_15mailbox_elementENS_6detail8disposerEEPNS_14execution_unitE");
+  __tsan_release(this);
+  f(this, std::move(ptr), eu);
+}
+
+void scheduled_actor::launch(execution_unit* eu, bool lazy, bool hide) {
+  using fn = void (*)(scheduled_actor*, execution_unit*, bool, bool);
+  static const fn f = real<fn>("_ZN3caf15scheduled_actor6launchEPNS_14execution_unitEbb");
+  __tsan_release(this); // what spawn wrote (the actor and its arguments) precedes its first run
+  f(this, eu, lazy, hide);
+}
+
+resumable::resume_result scheduled_actor::resume(execution_unit* eu, size_t max_throughput) {
+  using fn = resumable::resume_result (*)(scheduled_actor*, execution_unit*, size_t);
+  static const fn f = real<fn>("_ZN3caf15scheduled_actor6resumeEPNS_14execution_unitEm");
+  __tsan_acquire(this);
+  auto result = f(this, eu, max_throughput);
+  __tsan_release(this);
+  return result;
+}
+
+invoke_message_result scheduled_actor::consume(mailbox_element& x) {
+  using fn = invoke_message_result (*)(scheduled_actor*, mailbox_element&);
+  static const fn f = real<fn>("_ZN3caf15scheduled_actor7consumeERNS_15mailbox_elementE");
+  __tsan_acquire(this);
+  auto result = f(this, x);
+  __tsan_release(this); // the next message may be handled on another worker thread
+  return result;
+}
+
+void ref_counted::deref() const noexcept {
+  using fn = void (*)(const ref_counted*);
+  static const fn f = real<fn>("_ZNK3caf11ref_counted5derefEv");
+  hand_over(this);
+  f(this);
+}
+
+void intrusive_ptr_release(actor_control_block* x) {
+  using fn = void (*)(actor_control_block*);
+  static const fn f = real<fn>("_ZN3caf21intrusive_ptr_releaseEPNS_19actor_control_blockE");
+  hand_over(x);
+  f(x);
+}
+
+void intrusive_ptr_release_weak(actor_control_block* x) {
+  using fn = void (*)(actor_control_block*);
+  static const fn f = real<fn>("_ZN3caf26intrusive_ptr_release_weakEPNS_19actor_control_blockE");
+  hand_over(x);
+  f(x);
+}
+
+} // namespace caf
