@@ -30,6 +30,19 @@ std::string label(const std::string& labels, const std::string& name) {
   return end == std::string::npos ? "" : labels.substr(begin, end - begin);
 }
 
+// True once `response` holds a head with Content-Length and that many body bytes (a server
+// that keeps the connection open has answered then).
+bool complete(const std::string& response) {
+  const size_t head_end = response.find("\r\n\r\n");
+  if (head_end == std::string::npos) return false;
+  std::string head = response.substr(0, head_end);
+  std::transform(head.begin(), head.end(), head.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+  const size_t at = head.find("\r\ncontent-length:");
+  if (at == std::string::npos) return false;
+  const size_t length = std::strtoul(head.c_str() + at + 17, nullptr, 10);
+  return response.size() - (head_end + 4) >= length;
+}
+
 std::string dechunk(const std::string& body) {
   std::string out;
   size_t at = 0;
@@ -87,7 +100,7 @@ std::string scrape(const tcp::endpoint& at) {
   std::function<void()> read = [&] {
     socket.async_read_some(asio::buffer(chunk), [&](const boost::system::error_code& ec, size_t n) {
       response.append(chunk.data(), n);
-      if (ec == asio::error::eof) return;
+      if (ec == asio::error::eof || (!ec && complete(response))) return;
       if (ec) failure = ec;
       else if (response.size() > response_bytes_max) failure = asio::error::message_size;
       else read();

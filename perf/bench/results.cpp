@@ -3,21 +3,27 @@
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "ledger/payments/records.hpp"
 
 namespace kassa::bench {
 
 results_file::results_file(const std::string& path) : path_(path) {
+  struct stat st {};
+  created_ = ::stat(path.c_str(), &st) != 0;
   file_ = std::fopen(path.c_str(), "a");
   if (file_ == nullptr) throw std::runtime_error("cannot open " + path + ": " + std::strerror(errno));
 }
 
 results_file::~results_file() {
   if (file_ != nullptr) std::fclose(file_);
+  if (created_ && !written_) ::unlink(path_.c_str());
 }
 
 void results_file::write(const nlohmann::ordered_json& line) {
+  written_ = true;
   const std::string text = line.dump() + "\n";
   if (std::fputs(text.c_str(), file_) < 0 || std::fflush(file_) != 0)
     throw std::runtime_error("writing " + path_ + " failed: " + std::strerror(errno));

@@ -15,7 +15,8 @@ namespace kassa::bench {
 
 class results_file {
 public:
-  // Appends to `path`; throws std::runtime_error when it cannot be opened.
+  // Appends to `path`; throws std::runtime_error when it cannot be opened. A file this
+  // created and never wrote to is removed again (a run that could not start leaves none).
   explicit results_file(const std::string& path);
   ~results_file();
   results_file(const results_file&) = delete;
@@ -26,6 +27,8 @@ public:
 private:
   std::FILE* file_ = nullptr;
   std::string path_;
+  bool created_ = false;
+  bool written_ = false;
 };
 
 nlohmann::ordered_json tick_line(const scenario& s, double t_s, double window_s, const tally& t);

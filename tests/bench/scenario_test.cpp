@@ -103,10 +103,11 @@ TEST_CASE("the stages line is the difference of two scrapes, in pipeline order",
   CHECK(stages[1]["p99_us"] == 4.0);
 }
 
-TEST_CASE("scrape reads the body of GET /metrics, also when chunked, and says why when it cannot", "[bench]") {
+TEST_CASE("scrape reads the body of GET /metrics, also chunked or from a server that keeps the connection, and says why when it cannot", "[bench]") {
   namespace asio = boost::asio;
   using tcp = asio::ip::tcp;
-  for (bool chunked : {false, true}) {
+  enum { closes, chunked, keeps_open };
+  for (int mode : {closes, chunked, keeps_open}) {
     asio::io_context io;
     tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
     const auto at = acceptor.local_endpoint();
@@ -119,7 +120,7 @@ TEST_CASE("scrape reads the body of GET /metrics, also when chunked, and says wh
       request.assign(asio::buffers_begin(in.data()), asio::buffers_end(in.data()));
       const std::string body = "kassa_stage_seconds_count{stage=\"decode\"} 3\n";
       std::string reply = "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n";
-      if (chunked) {
+      if (mode == chunked) {
         char size[16];
         std::snprintf(size, sizeof size, "%zx", body.size());
         reply += "Transfer-Encoding: chunked\r\n\r\n" + std::string(size) + "\r\n" + body + "\r\n0\r\n\r\n";
@@ -127,8 +128,12 @@ TEST_CASE("scrape reads the body of GET /metrics, also when chunked, and says wh
         reply += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
       }
       asio::write(s, asio::buffer(reply));
-      boost::system::error_code ignored;
-      s.shutdown(tcp::socket::shutdown_both, ignored);
+      boost::system::error_code ec;
+      if (mode == keeps_open) { // until the client closes
+        char byte;
+        s.read_some(asio::buffer(&byte, 1), ec);
+      }
+      s.shutdown(tcp::socket::shutdown_both, ec);
     });
     const std::string body = scrape(at);
     server.join();
