@@ -41,7 +41,9 @@ const char* const usage_text =
     "  --acked-log FILE       every acknowledged transfer request, for tests/reliability/acked_check\n"
     "  --shadow               set the shadow flag in every request: kassad uses its shadow store\n"
     "  --metrics HOST:PORT    scrape kassad's /metrics before and after each scenario\n"
-    "  --client-id N --key-file PATH   authenticate (when kassad's access.required is set)\n"
+    "  --client-id N --key-file PATH   authenticate (when kassad's access.required is set);\n"
+    "                         --client-key-file is the same; default $KASSA_CLIENT_ID and\n"
+    "                         $KASSA_CLIENT_KEY_FILE, as for kassa\n"
     "  --quiet                no progress line on stderr\n"
     "Exit status: 0 every request answered ok, 1 some request failed or went unanswered,\n"
     "2 bad usage or scenario, 3 kassad could not be set up or reached, or a result not written.\n";
@@ -102,10 +104,16 @@ options parse(int argc, char** argv) {
     else if (a == "--shadow") o.shadow = true;
     else if (a == "--metrics") o.metrics = value();
     else if (a == "--client-id") o.client_id = number(a, value());
-    else if (a == "--key-file") o.key_file = value();
+    else if (a == "--key-file" || a == "--client-key-file") o.key_file = value();
     else if (a == "--quiet") o.quiet = true;
     else if (!a.empty() && a[0] == '-') usage("unknown option " + a);
     else o.files.push_back(a);
+  }
+  if (o.client_id == 0) {
+    if (const char* id = std::getenv("KASSA_CLIENT_ID"); id != nullptr && *id != '\0') o.client_id = number("$KASSA_CLIENT_ID", id);
+  }
+  if (o.key_file.empty()) {
+    if (const char* f = std::getenv("KASSA_CLIENT_KEY_FILE"); f != nullptr && *f != '\0') o.key_file = f;
   }
   if (o.address.empty()) usage("--address HOST:PORT is required");
   if (o.files.empty()) usage("name at least one scenario file");

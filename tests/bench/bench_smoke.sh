@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # kassa-bench end to end, a few seconds per scenario kind, against a fresh kassad (fsync, the
-# payment core on, access required: every run authenticates with --client-id/--key-file) and
+# payment core on, access required: every run authenticates, with --client-id/--key-file or
+# their environment variables) and
 # kassa-channel-sim: uniform, hot, single, lookups (closed and open loop) and payments, one of
 # them on two event loop threads. Checks that every results line is JSON, that each scenario
 # has its run, tick and summary lines, and that the summary's counts agree with each other
@@ -66,7 +67,11 @@ run hot --duration-s "$secs" --accounts 1000 --threads 2 perf/scenarios/hot.yaml
 run single --duration-s "$secs" --accounts 1000 perf/scenarios/single.yaml
 run lookups --duration-s "$secs" --accounts 1000 --set rate_per_s=200 perf/scenarios/lookups.yaml --scenario lookups-open
 run lookups-closed --duration-s "$secs" --accounts 1000 --no-setup perf/scenarios/lookups.yaml --scenario lookups
+# (the client id and key from the environment, as kassa takes them)
+auth=()
+export KASSA_CLIENT_ID=7 KASSA_CLIENT_KEY_FILE=$dir/bench.key
 run payments --duration-s $((secs + 2)) --accounts 100 perf/scenarios/payments.yaml
+unset KASSA_CLIENT_ID KASSA_CLIENT_KEY_FILE
 
 # Every line is JSON; per scenario one run and one summary, ticks, and counts that agree.
 jq -e . "$out" > /dev/null || fail "a results line is not JSON"
