@@ -13,6 +13,7 @@ packages=(
   catch2                # Catch2 2.x
   clang libclang-rt-14-dev  # libFuzzer and sanitizer runtimes for the fuzz targets
   python3
+  jq                    # reads kassa-bench's JSON lines in scripts and tests (perf/, tests/bench)
   chromium              # headless, renders the benchmark report in its test (tests/report)
 )
 
