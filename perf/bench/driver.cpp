@@ -23,6 +23,9 @@ using clock_type = std::chrono::steady_clock;
 namespace {
 
 constexpr size_t read_chunk_bytes = 64 * 1024;
+// After a `busy` reply a connection sends nothing for this long: kassad asked for less, and
+// an immediate resend would spin both sides on the shared cores.
+constexpr auto busy_pause = std::chrono::milliseconds(10);
 constexpr uint32_t slot_bits = 16; // request_id = sequence << 16 | slot
 static_assert((uint64_t{1} << slot_bits) > depth_max);
 const wire::limits reply_limits{64u << 20, 65535, true};
@@ -181,6 +184,11 @@ private:
     if (finished_) return;
     const auto now = clock_type::now();
     if (now >= r_.deadline) stopping_ = true;
+    if (!stopping_ && now < paused_until_) {
+      arm_timer(paused_until_);
+      flush();
+      return;
+    }
     while (!stopping_ && !free_.empty()) {
       auto start = now;
       if (r_.s.loop == loop_kind::open) {
@@ -313,6 +321,7 @@ private:
         } else {
           t.request_errors[size_t(d.h.st)]++;
           gen_->failed(index);
+          if (d.h.st == wire::status::busy) paused_until_ = now + busy_pause;
         }
       }
       release(index);
@@ -370,6 +379,7 @@ private:
   uint64_t handshake_id_ = 0;
   size_t inflight_ = 0;
   uint64_t scheduled_ = 0;
+  clock_type::time_point paused_until_;
   double interval_s_ = 0, phase_s_ = 0;
   std::vector<uint8_t> body_, outbox_, writing_, inbox_;
   size_t inbox_start_ = 0;
