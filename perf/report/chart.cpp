@@ -86,8 +86,9 @@ std::string legend(const std::vector<std::string>& names, double right) {
   for (size_t i = names.size(); i-- > 0;) {
     std::string name = shorten(names[i], 20);
     x -= 24 + 7.0 * double(name.size());
-    out += "<rect class=\"legend\" x=\"" + px(x) + "\" y=\"10\" width=\"10\" height=\"10\" fill=\"" +
-           colour(i) + "\"/>\n" + text(x + 14, 19, name, "legend-label");
+    out += "<rect class=\"legend\" x=\"" + px(x) +
+           "\" y=\"10\" width=\"10\" height=\"10\" fill=\"" + colour(i) + "\"/>\n" +
+           text(x + 14, 19, name, "legend-label");
   }
   return out;
 }
@@ -250,7 +251,9 @@ std::string render(const stacked_bar& chart) {
             "\" height=\"" + px(bar_height) + "\" fill=\"" + colour(i) + "\"><title>" +
             escape_html(name + ": " + chart.value_format(v) + " (" + percent + ")") +
             "</title></rect>\n";
-    if (w > 44) body += text(x + w / 2, a.top + bar_height / 2 + 4, percent, "bar-inside", "middle");
+    if (w > 44) { // room for the share inside the bar
+      body += text(x + w / 2, a.top + bar_height / 2 + 4, percent, "bar-inside", "middle");
+    }
     x += w;
     ++marks;
 
@@ -258,7 +261,8 @@ std::string render(const stacked_bar& chart) {
     double ly = a.bottom + 14 + double(i / size_t(per_row)) * row_height;
     body += "<rect class=\"legend\" x=\"" + px(lx) + "\" y=\"" + px(ly) +
             "\" width=\"10\" height=\"10\" fill=\"" + colour(i) + "\"/>\n" +
-            text(lx + 14, ly + 9, shorten(name, 24) + " " + chart.value_format(v) + " (" + percent + ")",
+            text(lx + 14, ly + 9,
+                 shorten(name, 24) + " " + chart.value_format(v) + " (" + percent + ")",
                  "legend-label");
   }
   return wrap(chart.id, chart.title, height, marks, body);

@@ -86,7 +86,7 @@ struct summary {
   std::vector<histogram_bin> histogram;
   std::vector<named_count> results;
   std::vector<named_count> request_errors;
-  std::vector<named_count> commands; // payments scenarios: requests by payment command
+  std::vector<named_count> commands; // payments scenarios: commands sent, by kind
 };
 
 struct scenario {
@@ -447,7 +447,8 @@ std::string run_header(const scenario& s) {
     out += fact("command", text_of(r, "command"), true);
     auto shadow = r.find("shadow");
     if (shadow != r.end() && shadow->is_boolean()) {
-      out += fact("shadow", shadow->get<bool>() ? "yes (kassad in shadow mode)" : "no");
+      out += fact("shadow",
+                  shadow->get<bool>() ? "yes (requests go to kassad's shadow store)" : "no");
     }
   }
   if (s.result) {
@@ -591,7 +592,9 @@ std::string summary_table(const scenario& s) {
   out += fact("events", figure(r.events, format_grouped));
   out += fact("events/s", figure(r.events_per_s, format_grouped));
   out += fact("requests/s", figure(r.requests_per_s, format_grouped));
-  for (const auto& [label, v] : r.latency_us) out += fact("latency " + label, format_duration_us(v));
+  for (const auto& [label, v] : r.latency_us) {
+    out += fact("latency " + label, format_duration_us(v));
+  }
   out += fact("latency mean", figure(r.mean_us, format_duration_us));
   return out + "</table>\n</div>\n";
 }
@@ -608,7 +611,8 @@ std::string scenario_section(const scenario& s) {
     out += counts_table("results-" + s.id, "Results by code", "result", s.result->results);
     out += counts_table("errors-" + s.id, "Request errors", "status", s.result->request_errors);
     if (!s.result->commands.empty()) {
-      out += counts_table("commands-" + s.id, "Payment commands", "command", s.result->commands);
+      out += counts_table("commands-" + s.id, "Payment commands sent", "command",
+                          s.result->commands);
     }
   }
   return out + "</div>\n</section>\n";
@@ -622,7 +626,8 @@ std::string comparison_section(const comparison& c) {
   bar_chart chart{c.id, "Throughput: kassa and PostgreSQL (log scale)", "per second (log scale)",
                   format_count, {"kassa", "PostgreSQL"}, {}, true};
   for (const compare_row& r : c.rows) {
-    chart.groups.push_back({r.workload, {r.kassa_per_s, r.peer_per_s}, figure(r.ratio, format_ratio)});
+    chart.groups.push_back(
+        {r.workload, {r.kassa_per_s, r.peer_per_s}, figure(r.ratio, format_ratio)});
   }
   out += "<div class=\"charts\">\n" + render(chart) + "</div>\n";
   out += "<table id=\"" + c.id + "-table\">\n<tr>" + header_cell("workload") +
@@ -642,9 +647,10 @@ std::string comparison_section(const comparison& c) {
 }
 
 std::string overview(const model& m) {
-  std::string out = "<table id=\"overview\">\n<tr>" + header_cell("scenario") + header_cell("kind") +
-                    header_cell("seconds", true) + header_cell("events/s", true) +
-                    header_cell("requests/s", true) + header_cell("p50", true) +
+  std::string out = "<table id=\"overview\">\n<tr>" + header_cell("scenario") +
+                    header_cell("kind") + header_cell("seconds", true) +
+                    header_cell("events/s", true) + header_cell("requests/s", true) +
+                    header_cell("p50", true) +
                     header_cell("p99", true) + header_cell("max", true) +
                     header_cell("request errors", true) + "</tr>\n";
   for (const scenario& s : m.scenarios) {
@@ -708,7 +714,8 @@ std::string render_report(const input& in) {
                     "<title>kassa benchmark report</title>\n<style>" +
                     std::string(style) + "</style>\n</head>\n<body>\n<header>\n"
                     "<h1>kassa benchmark report</h1>\n<p class=\"meta\">";
-  out += std::to_string(m.scenarios.size()) + (m.scenarios.size() == 1 ? " scenario" : " scenarios");
+  out += std::to_string(m.scenarios.size());
+  out += m.scenarios.size() == 1 ? " scenario" : " scenarios";
   if (!m.comparisons.empty()) out += ", " + std::to_string(m.comparisons.size()) + " comparison";
   out += " from " + std::to_string(m.lines_used) + " result lines";
   if (!started.empty()) out += "; first started " + esc(started);

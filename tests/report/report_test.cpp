@@ -267,7 +267,8 @@ TEST_CASE("malformed lines are skipped with a note and the rest still renders", 
 
   CHECK(page.find("id=\"notes\"") != std::string::npos);
   for (const char* note :
-       {"bad.jsonl:8: not JSON", "bad.jsonl:10: not a JSON object", "bad.jsonl:11: no &quot;type&quot;",
+       {"bad.jsonl:8: not JSON", "bad.jsonl:10: not a JSON object",
+        "bad.jsonl:11: no &quot;type&quot;",
         "bad.jsonl:12: no &quot;scenario&quot;", "bad.jsonl:13: tick without numbers",
         "bad.jsonl:14: unknown type &quot;teleport&quot;", "bad.jsonl:15: a second summary",
         "bad.jsonl:16: stages line without", "a row that is not an object"}) {
