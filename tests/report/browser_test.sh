@@ -70,6 +70,7 @@ done
 count=$(echo "$measured" | grep -c '^chart ' || true)
 [ "$count" -eq 11 ] || fail "$count charts in the page, expected 11 (no stages charts for hot)"
 
+# The report itself (no script in it: checked above).
 chromium --window-size=1340,5000 --screenshot="$dir/report.png" "file://$dir/report.html" \
   >/dev/null || fail "chromium --screenshot exited with $?"
 [ -f "$dir/report.png" ] || fail "no screenshot written"

@@ -29,6 +29,15 @@ expect 1 "an unwritable output" "$report" "$results" --out "$dir/no/such/dir/r.h
 
 expect 0 "the sample" "$report" "$results" --out "$dir/r.html"
 grep -q 'id="throughput-uniform"' "$dir/r.html" || fail "the sample's page has no throughput chart"
+# Every chart is well-formed XML (an .svg file of its own would open).
+python3 - "$dir/r.html" <<'PY' || fail "a chart is not well-formed XML"
+import re, sys, xml.etree.ElementTree as ET
+page = open(sys.argv[1], encoding="utf-8").read()
+charts = re.findall(r"<svg .*?</svg>", page, re.S)
+assert len(charts) == 11, len(charts)
+for svg in charts:
+    ET.fromstring(svg)
+PY
 
 : >"$dir/empty.jsonl"
 expect 0 "an empty file" "$report" "$dir/empty.jsonl" --out "$dir/empty.html"
