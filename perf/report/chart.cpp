@@ -125,7 +125,7 @@ std::string x_axis(const ticks& t, const scale& x, const area& a, formatter form
 std::string render(const line_chart& chart) {
   const double height = 280;
   area a{70, 36, chart_width - 20, height - 44};
-  double x_min = INFINITY, x_max = -INFINITY, y_min = 0, y_max = -INFINITY;
+  double x_min = 0, x_max = -INFINITY, y_min = 0, y_max = -INFINITY;
   for (const series& s : chart.lines) {
     for (auto [x, y] : s.points) {
       x_min = std::min(x_min, x), x_max = std::max(x_max, x);
@@ -135,7 +135,7 @@ std::string render(const line_chart& chart) {
   for (const reference_line& r : chart.references) {
     if (std::isfinite(r.y)) y_min = std::min(y_min, r.y), y_max = std::max(y_max, r.y);
   }
-  if (x_max < x_min) x_min = 0, x_max = 1, y_max = 1;
+  if (x_max == -INFINITY) x_max = 1, y_max = 1; // no points
   ticks xt = linear_ticks(x_min, x_max, 8);
   ticks yt = linear_ticks(y_min, std::max(y_max, y_min), 5);
   scale x{xt.lo, xt.hi, false, a.left, a.right};
@@ -146,6 +146,7 @@ std::string render(const line_chart& chart) {
   std::vector<std::string> names;
   for (const series& s : chart.lines) names.push_back(s.name);
   body += legend(names, a.right);
+  if (!chart.caption.empty()) body += text(a.right, 18, chart.caption, "caption", "end");
   for (const reference_line& r : chart.references) {
     if (!std::isfinite(r.y)) continue;
     body += "<line class=\"reference\" x1=\"" + px(a.left) + "\" y1=\"" + px(y(r.y)) + "\" x2=\"" +

@@ -24,6 +24,7 @@ struct reference_line {
   double y;
 };
 
+// Both axes start at 0 (time from the start of the run, values from nothing).
 struct line_chart {
   std::string id;
   std::string title;
@@ -33,6 +34,7 @@ struct line_chart {
   formatter y_format;
   std::vector<series> lines; // one colour each, in order
   std::vector<reference_line> references = {};
+  std::string caption = {}; // a remark at the top right, e.g. what was left out
 };
 std::string render(const line_chart& chart);
 

@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <utility>
 
 namespace kassa::report {
 
@@ -405,7 +406,7 @@ svg .grid{stroke:#edf2f7;stroke-width:1}
 svg .axis{stroke:#718096;stroke-width:1}
 svg .series{stroke-width:1.5}
 svg .reference{stroke:#a0aec0;stroke-width:1;stroke-dasharray:4 3}
-svg .reference-label{font-size:10px;fill:#4a5568}
+svg .reference-label,svg .caption{font-size:10px;fill:#4a5568}
 .run td{max-width:640px}
 .missing{color:#718096;font-style:italic}
 .notes{background:#fffbea;border:1px solid #f6e05e;border-radius:4px;padding:6px 16px;margin:12px 0}
@@ -473,8 +474,17 @@ std::string throughput_chart(const scenario& s) {
   if (s.ticks.empty()) return missing("No per-second ticks: no throughput over time.");
   line_chart c{"throughput-" + s.id, "Throughput: events/s, each second", "time (s)", "events/s",
                format_seconds, format_count, {}};
+  // A rate over a short window (the run's last, partial second) is noise: left out.
+  const double window_s_min = 0.5;
   series events{"events/s", {}, {}};
+  double previous_t_s = 0;
+  std::vector<std::string> short_windows;
   for (const tick& t : s.ticks) {
+    double window_s = t.t_s - std::exchange(previous_t_s, t.t_s);
+    if (window_s < window_s_min) {
+      short_windows.push_back(format_seconds(window_s) + " at " + format_seconds(t.t_s));
+      continue;
+    }
     events.points.push_back({t.t_s, t.events_per_s});
     std::string tip = format_seconds(t.t_s) + ": " + format_grouped(t.events_per_s) + " events/s";
     if (known(t.requests)) tip += ", " + format_grouped(t.requests) + " requests";
@@ -482,6 +492,11 @@ std::string throughput_chart(const scenario& s) {
     events.tips.push_back(tip);
   }
   c.lines.push_back(std::move(events));
+  if (short_windows.size() == 1) {
+    c.caption = "left out: a tick of " + short_windows[0];
+  } else if (!short_windows.empty()) {
+    c.caption = "left out: " + std::to_string(short_windows.size()) + " ticks under 0.5 s";
+  }
   if (s.result && known(s.result->events_per_s)) {
     c.references.push_back({"run: " + format_count(s.result->events_per_s) + "/s",
                             s.result->events_per_s});
@@ -492,6 +507,7 @@ std::string throughput_chart(const scenario& s) {
 std::string latency_time_chart(const scenario& s) {
   series p50{"p50", {}, {}}, p99{"p99", {}, {}};
   for (const tick& t : s.ticks) {
+    if (t.requests == 0) continue; // no reply in that second: its 0 µs is no latency
     if (known(t.p50_us)) p50.points.push_back({t.t_s, t.p50_us});
     if (known(t.p99_us)) p99.points.push_back({t.t_s, t.p99_us});
   }

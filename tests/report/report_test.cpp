@@ -447,3 +447,21 @@ TEST_CASE("a payments summary lists its commands", "[report]") {
   CHECK(page.find("declined") != std::string::npos);
   CHECK(unbalanced(page) == "");
 }
+
+TEST_CASE("the run's last, partial second is left out of the throughput chart, a second "
+          "without replies out of the latency chart", "[report]") {
+  // As kassa-bench writes them: the last tick covers the few ms until the drain ended.
+  std::vector<json> lines;
+  for (double t : {1.0, 2.0, 2.012}) {
+    bool last = t > 2;
+    lines.push_back({{"type", "tick"}, {"scenario", "s"}, {"t_s", t},
+                     {"requests", last ? 0 : 250}, {"events_per_s", last ? 2607840.1 : 5e5},
+                     {"p50_us", last ? 0 : 47103}, {"p99_us", last ? 0 : 184774}});
+  }
+  std::string page = render_report(lines);
+  std::string throughput = chart(page, "throughput-s");
+  CHECK(declared_points(throughput) == 2);
+  CHECK(throughput.find("left out: a tick of 0.012 s at 2.01 s") != std::string::npos);
+  CHECK(throughput.find(">0 s</text>") != std::string::npos); // time starts at 0
+  CHECK(declared_points(chart(page, "latency-time-s")) == 4);
+}
