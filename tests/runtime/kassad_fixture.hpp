@@ -12,12 +12,23 @@ using namespace std::chrono_literals;
 
 class kassad_instance {
 public:
-  // `extra` is appended to the YAML (e.g. a batching section).
-  explicit kassad_instance(const std::string& extra = "", const std::string& durability = "fsync")
-      : config_(dir_.path() + "/kassa.yaml") {
-    std::ofstream(config_) << "server:\n  address: 127.0.0.1\n  port: 0\nstore:\n  data_dir: " << data_dir()
-                           << "\n  durability: " << durability << "\n  map_size_mib: 256\n" << extra;
+  // `extra` is appended to the YAML (store keys, then e.g. a batching section);
+  // `server_extra` goes into the server section (e.g. "  connections_max: 2\n"). `data_dir`
+  // empty: one in the test's temporary directory.
+  explicit kassad_instance(const std::string& extra = "", const std::string& durability = "fsync",
+                           uint64_t map_size_mib = 256, const std::string& data_dir = "",
+                           const std::string& server_extra = "")
+      : config_(dir_.path() + "/kassa.yaml"), extra_(extra), server_extra_(server_extra), durability_(durability),
+        data_dir_(data_dir.empty() ? dir_.path() + "/data" : data_dir) {
+    write_config(map_size_mib);
     start();
+  }
+
+  // Rewrites the YAML with another store.map_size_mib; it takes effect at the next start().
+  void write_config(uint64_t map_size_mib) {
+    std::ofstream(config_) << "server:\n  address: 127.0.0.1\n  port: 0\n" << server_extra_ << "store:\n  data_dir: " << data_dir_
+                           << "\n  durability: " << durability_ << "\n  map_size_mib: " << map_size_mib << "\n"
+                           << extra_;
   }
 
   void start() {
@@ -38,7 +49,8 @@ public:
 
   uint16_t port() const { return port_; }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
-  std::string data_dir() const { return dir_.path() + "/data"; }
+  const std::string& data_dir() const { return data_dir_; }
+  pid_t pid() const { return proc_->pid(); }
   const std::string& output() const { return proc_->output(); }
   // Reads kassad's output until `text` appears; false when it does not in time.
   bool wait_for_output(const std::string& text, std::chrono::milliseconds timeout = 10s) {
@@ -54,6 +66,10 @@ public:
 private:
   temp_dir dir_;
   std::string config_;
+  std::string extra_;
+  std::string server_extra_;
+  std::string durability_;
+  std::string data_dir_;
   std::unique_ptr<process> proc_;
   uint16_t port_ = 0;
 };
