@@ -414,6 +414,7 @@ svg .reference-label,svg .caption{font-size:10px;fill:#4a5568}
 .missed{color:#c53030;font-weight:600}
 nav a{margin-right:12px}
 footer{margin-top:3em;color:#718096;font-size:0.85em}
+@media print{body{max-width:none;padding:0}svg.chart,table{break-inside:avoid}}
 )";
 
 std::string esc(const std::string& s) { return escape_html(s); }
@@ -514,7 +515,7 @@ std::string latency_time_chart(const scenario& s) {
   if (p50.points.empty() && p99.points.empty()) {
     return missing("No per-second latency: no latency over time.");
   }
-  line_chart c{"latency-time-" + s.id, "Request latency each second: p50 and p99", "time (s)",
+  line_chart c{"latency-" + s.id, "Request latency each second: p50 and p99", "time (s)",
                "latency", format_seconds, format_duration_us, {}};
   if (!p50.points.empty()) c.lines.push_back(std::move(p50));
   if (!p99.points.empty()) c.lines.push_back(std::move(p99));
@@ -525,7 +526,7 @@ std::string percentile_chart(const scenario& s) {
   if (!s.result || s.result->latency_us.empty()) {
     return missing("No summary latency: no percentiles.");
   }
-  bar_chart c{"latency-" + s.id, "Request latency over the run", "latency", format_duration_us,
+  bar_chart c{"percentiles-" + s.id, "Request latency over the run", "latency", format_duration_us,
               {}, {}, false};
   for (const auto& [label, v] : s.result->latency_us) c.groups.push_back({label, {v}, ""});
   return render(c);
@@ -550,7 +551,7 @@ std::string stages_chart(const scenario& s) {
 
 std::string stages_share_chart(const scenario& s) {
   if (!s.stages || s.stages->empty()) return "";
-  stacked_bar c{"stages-share-" + s.id, "Where a request's time in kassad goes (mean per stage)",
+  stacked_bar c{"shares-" + s.id, "Where a request's time in kassad goes (mean per stage)",
                 format_duration_us, {}};
   for (const stage& st : *s.stages) c.parts.push_back({st.name, st.mean_us});
   return render(c);
@@ -562,7 +563,7 @@ std::string stages_table(const scenario& s) {
   for (const stage& st : *s.stages) {
     if (known(st.mean_us)) total += st.mean_us;
   }
-  std::string out = "<div><h3>Stages</h3>\n<table id=\"stages-table-" + s.id + "\">\n<tr>" +
+  std::string out = "<div><h3>Stages</h3>\n<table id=\"stage-table-" + s.id + "\">\n<tr>" +
                     header_cell("stage") + header_cell("count", true) + header_cell("mean", true) +
                     header_cell("p50", true) + header_cell("p99", true) +
                     header_cell("share of the mean", true) + "</tr>\n";

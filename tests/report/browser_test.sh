@@ -50,8 +50,8 @@ echo "$measured"
 # throughput), p50+p99 per tick, 5 percentiles, 5 stages x
 # (mean, p99) and their 5 shares, 2 workloads x (kassa, peer); histograms: the non-empty bins
 # of 1/20 decade that the sample's ~3%-wide buckets fall into.
-expected="throughput-uniform=10 latency-time-uniform=22 latency-uniform=5 histogram-uniform=41
-stages-uniform=10 stages-share-uniform=5 throughput-hot=10 latency-time-hot=20 latency-hot=5 histogram-hot=40 compare-1=4"
+expected="throughput-uniform=10 latency-uniform=22 percentiles-uniform=5 histogram-uniform=41
+stages-uniform=10 shares-uniform=5 throughput-hot=10 latency-hot=20 percentiles-hot=5 histogram-hot=40 compare-1=4"
 for e in $expected; do
   id=${e%=*} points=${e#*=}
   row=$(echo "$measured" | grep "^chart $id " || true)
@@ -64,7 +64,7 @@ for e in $expected; do
   [ "$(field height)" -ge 100 ] || fail "$id is $(field height) px high"
   [ "$(field title)" -gt 0 ] || fail "$id: its title has no width (text not rendered)"
   case $id in
-  stages-share-*) ;; # one stacked bar, no axis
+  shares-*) ;; # one stacked bar, no axis
   *) [ "$(field ticks)" -ge 2 ] || fail "$id has $(field ticks) tick labels" ;;
   esac
 done

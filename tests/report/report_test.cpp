@@ -67,6 +67,19 @@ std::string unbalanced(const std::string& page) {
   return "";
 }
 
+// The ids that occur more than once in the page.
+std::vector<std::string> repeated_ids(const std::string& page) {
+  std::set<std::string> seen;
+  std::vector<std::string> repeated;
+  for (size_t at = page.find(" id=\""); at != std::string::npos;
+       at = page.find(" id=\"", at + 1)) {
+    size_t start = at + 5;
+    std::string id = page.substr(start, page.find('"', start) - start);
+    if (!seen.insert(id).second) repeated.push_back(id);
+  }
+  return repeated;
+}
+
 json run_line(const std::string& scenario) {
   return {{"type", "run"},
           {"scenario", scenario},
@@ -170,14 +183,14 @@ TEST_CASE("a synthetic results file renders every chart with one mark per point"
     long points;
   };
   for (const expected& e : std::vector<expected>{{"throughput-uniform", ticks_a},
-                                                 {"latency-time-uniform", 2 * ticks_a},
-                                                 {"latency-uniform", 5},
+                                                 {"latency-uniform", 2 * ticks_a},
+                                                 {"percentiles-uniform", 5},
                                                  {"histogram-uniform", buckets},
                                                  {"stages-uniform", 10},
-                                                 {"stages-share-uniform", 5},
+                                                 {"shares-uniform", 5},
                                                  {"throughput-hot", ticks_b},
-                                                 {"latency-time-hot", 2 * ticks_b},
-                                                 {"latency-hot", 5},
+                                                 {"latency-hot", 2 * ticks_b},
+                                                 {"percentiles-hot", 5},
                                                  {"histogram-hot", 3},
                                                  {"compare-1", 4}}) {
     INFO(e.id);
@@ -197,6 +210,7 @@ TEST_CASE("a synthetic results file renders every chart with one mark per point"
   CHECK(page.find("✗ missed") != std::string::npos);
   CHECK(page.find("id=\"notes\"") == std::string::npos);
   CHECK(unbalanced(page) == "");
+  CHECK(repeated_ids(page).empty());
 }
 
 TEST_CASE("the page needs nothing from outside: no script, no link, no external source",
@@ -305,7 +319,7 @@ TEST_CASE("numbers that are not finite are treated as missing", "[report]") {
                {"p50_us", INFINITY}};
   std::string page = render_report(std::vector<json>{tick, good});
   CHECK(declared_points(chart(page, "throughput-s")) == 1);
-  CHECK(chart(page, "latency-time-s").empty());
+  CHECK(chart(page, "latency-s").empty());
   CHECK(page.find("No per-second latency") != std::string::npos);
 }
 
@@ -463,5 +477,20 @@ TEST_CASE("the run's last, partial second is left out of the throughput chart, a
   CHECK(declared_points(throughput) == 2);
   CHECK(throughput.find("left out: a tick of 0.012 s at 2.01 s") != std::string::npos);
   CHECK(throughput.find(">0 s</text>") != std::string::npos); // time starts at 0
-  CHECK(declared_points(chart(page, "latency-time-s")) == 4);
+  CHECK(declared_points(chart(page, "latency-s")) == 4);
+}
+
+TEST_CASE("every id in the page is unique, whatever the scenarios are called", "[report]") {
+  std::mt19937_64 rng(kassa::test::seed("report ids"));
+  std::vector<json> lines;
+  // Names whose ids could meet another's: a prefix of one chart id plus a name is never the id
+  // of another chart.
+  for (const char* name : {"x", "time-x", "share-x", "table-x", "stages-x", "compare 1", "X"}) {
+    std::vector<json> more = scenario_lines(name, 3, 2, true, rng);
+    lines.insert(lines.end(), more.begin(), more.end());
+  }
+  lines.push_back(compare_line());
+  std::string page = render_report(lines);
+  CHECK(repeated_ids(page) == std::vector<std::string>{});
+  CHECK(count(page, "class=\"chart\"") == 7 * 6 + 1);
 }
