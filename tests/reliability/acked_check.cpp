@@ -1,9 +1,9 @@
-// acked_check: checks a running kassad against the --acked-log files of perf/kassa_load.
+// acked_check: checks a running kassad against the --acked-log files of kassa-bench (docs/performance.md).
 //
 // usage: acked_check --address 127.0.0.1:PORT [--resend LOG]... [LOG]...
 //
 // For every logged (acknowledged) request: each transfer that was answered ok is stored with
-// the fields kassa_load sent (id, accounts from user_data_128, amount from the log header,
+// the fields kassa-bench sent (id, accounts from user_data_128, amount from the log header,
 // ledger 1, code 1, no flags, a timestamp), and each transfer that was refused is absent.
 // The transfers of a log named by --resend are checked, then the stored ones are sent again and requires `exists` for every one
 // (nothing is applied twice). Then the accounts 1..N+1 of the log header (N limited ones and
@@ -82,7 +82,7 @@ std::string field(const std::string& header, const std::string& key) {
   return header.substr(begin, header.find(' ', begin) - begin);
 }
 
-// What kassa_load sent, as far as the stored record can show it; empty when it all agrees.
+// What kassa-bench sent, as far as the stored record can show it; empty when it all agrees.
 std::string mismatch(const transfer& t, const log_header& h) {
   const u128 debit = u128_hi(t.user_data_128), credit = u128_lo(t.user_data_128);
   if (t.debit_account_id != debit || t.credit_account_id != credit) return "accounts differ from user_data_128";
@@ -206,11 +206,11 @@ log_header check_log(const std::string& path, bool resend, transfer_checker& che
     }
     for (size_t i = 0; i < count; ++i) checker.add({first + i, failed.count(i) == 0}, h, resend);
   }
-  if (h.accounts == 0) usage(path + ": no header (is it an --acked-log of kassa_load?)");
+  if (h.accounts == 0) usage(path + ": no header (is it an --acked-log of kassa-bench?)");
   return h;
 }
 
-// The accounts 1..N (limited) and the bank N+1 that kassa_load --setup made.
+// The accounts 1..N (limited) and the bank N+1 that kassa-bench's setup made.
 void check_accounts(client::blocking_client& kassad, uint64_t accounts_n, counts& c) {
   const u128 bank = u128{accounts_n} + 1;
   u128 debits_posted = 0, credits_posted = 0, debits_pending = 0, credits_pending = 0;
