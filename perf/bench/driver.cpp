@@ -320,7 +320,7 @@ private:
           gen_->replied(index, d.body, d.body_bytes, t);
         } else {
           t.request_errors[size_t(d.h.st)]++;
-          gen_->failed(index);
+          gen_->failed(index, t);
           if (d.h.st == wire::status::busy) paused_until_ = now + busy_pause;
         }
       }
@@ -341,7 +341,7 @@ private:
     for (size_t i = 0; i < slots_.size(); ++i) {
       if (!slots_[i].used) continue;
       l_.window.request_errors[error]++;
-      gen_->failed(i);
+      gen_->failed(i, l_.window);
       release(i);
     }
   }

@@ -36,6 +36,10 @@ public:
     return {wire::operation::submit_payments, s_.events};
   }
 
+  void failed(size_t slot, tally& t) override {
+    for (const auto& c : slots_[slot]) t.commands[size_t(c.kind) < t.commands.size() ? size_t(c.kind) : 0]++;
+  }
+
   void replied(size_t slot, const uint8_t* body, size_t bytes, tally& t) override {
     const auto& sent = slots_[slot];
     const size_t n = bytes / sizeof(lp::payment_reply);

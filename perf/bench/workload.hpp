@@ -28,7 +28,7 @@ struct tally {
   uint64_t events = 0;   // in the requests answered ok
   std::vector<uint64_t> results;
   std::array<uint64_t, request_error_count> request_errors{};
-  std::array<uint64_t, 8> commands{}; // payments: commands sent, by ledger::payments::kind
+  std::array<uint64_t, 8> commands{}; // payments: commands sent (answered or not), by kind
 
   uint64_t errors() const;
   void merge(const tally& o);
@@ -47,8 +47,8 @@ public:
   virtual request_shape next(size_t slot, std::vector<uint8_t>& body) = 0;
   // The ok reply to the request in `slot`: counts its events' results into `t`.
   virtual void replied(size_t slot, const uint8_t* body, size_t body_bytes, tally& t) = 0;
-  // The request in `slot` got no ok reply (a status, or none).
-  virtual void failed(size_t slot) {}
+  // The request in `slot` got no ok reply (a status, or none); `t` counts what it sent.
+  virtual void failed(size_t slot, tally& t) {}
 };
 
 class acked_log;

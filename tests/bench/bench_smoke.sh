@@ -93,6 +93,7 @@ for s in uniform hot single lookups-open lookups payments; do
           (if $m.latency_us.p50 > $m.latency_us.p99 or $m.latency_us.p99 > $m.latency_us.max then "percentiles out of order" else empty end),
           (if $s == "payments" then ($m.commands | to_entries | map(select(.value == 0)) | map(.key)) as $none
              | if ($none | length) != 0 then "payment kinds that never ran: \($none)" else empty end else empty end),
+          (if $s == "payments" and ([$m.commands[]] | add) != $m.events then "commands \([$m.commands[]] | add) != events" else empty end),
           (if $s == "lookups-open" and $set.loop != "open" then "not an open loop" else empty end)
         ] | join("; ")
       end' "$out")
