@@ -488,7 +488,8 @@ verify_report verify(const std::string& path) {
     l.credits_pending += wide(row.credits_pending);
     l.credits_posted += wide(row.credits_posted);
     const totals& t = a.replayed;
-    auto check = [&](const char* field, u128 stored, const uint256_t& replayed) {
+    // (a structured binding is named through an init-capture: C++17 lambdas cannot capture one)
+    auto check = [&, id = id](const char* field, u128 stored, const uint256_t& replayed) {
       if (wide(stored) != replayed)
         c.problem("accounts: account " + str(id) + " has " + field + " " + str(stored) +
                   " but its transfers add up to " + str(replayed));
@@ -566,7 +567,7 @@ cross_shard_report verify_clearing(const std::map<uint32_t, std::vector<account>
       if (id > mirror_id) continue; // each pair once, from its lower id
       ++r.pairs;
       const account& b = *mirror->second;
-      auto mirrors = [&](const char* field_a, u128 value_a, const char* field_b, u128 value_b) {
+      auto mirrors = [&, id = id](const char* field_a, u128 value_a, const char* field_b, u128 value_b) {
         if (value_a != value_b)
           c.problem(name(id) + " has " + field_a + " " + str(value_a) + " but " + name(mirror_id) +
                     " has " + field_b + " " + str(value_b) + "; they must be equal");
