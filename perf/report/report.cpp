@@ -46,12 +46,32 @@ double number(const json& j, const char* key) {
 
 bool known(double v) { return std::isfinite(v); }
 
-// A string under `key`; other values as their JSON text; "" when missing.
+// nlohmann's dump recurses once a level: a value nested deeper than this is not printed.
+constexpr int json_depth_max = 64;
+
+bool deeper_than(const json& j, int levels) {
+  if (!j.is_structured()) return false;
+  if (levels == 0) return true;
+  for (const json& e : j) {
+    if (deeper_than(e, levels - 1)) return true;
+  }
+  return false;
+}
+
+// A string as it is; any other value as its JSON text.
+std::string text_of(const json& value) {
+  if (value.is_string()) return value.get<std::string>();
+  if (deeper_than(value, json_depth_max)) {
+    return "(nested deeper than " + std::to_string(json_depth_max) + " levels)";
+  }
+  return value.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+// text_of the value under `key`; "" when missing.
 std::string text_of(const json& j, const char* key) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return "";
-  if (it->is_string()) return it->get<std::string>();
-  return it->dump(-1, ' ', false, json::error_handler_t::replace);
+  return text_of(*it);
 }
 
 struct tick {
@@ -463,10 +483,8 @@ std::string run_header(const scenario& s) {
   out += "<details open><summary>Settings (" + std::to_string(settings->size()) +
          ")</summary>\n<table class=\"settings\" id=\"settings-" + s.id + "\">\n";
   for (auto it = settings->begin(); it != settings->end(); ++it) {
-    std::string value = it.value().is_string()
-                            ? it.value().get<std::string>()
-                            : it.value().dump(-1, ' ', false, json::error_handler_t::replace);
-    out += "<tr><th>" + esc(it.key()) + "</th><td class=\"mono\">" + esc(value) + "</td></tr>\n";
+    out += "<tr><th>" + esc(it.key()) + "</th><td class=\"mono\">" + esc(text_of(it.value())) +
+           "</td></tr>\n";
   }
   return out + "</table>\n</details>\n";
 }

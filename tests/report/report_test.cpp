@@ -494,3 +494,20 @@ TEST_CASE("every id in the page is unique, whatever the scenarios are called", "
   CHECK(repeated_ids(page) == std::vector<std::string>{});
   CHECK(count(page, "class=\"chart\"") == 7 * 6 + 1);
 }
+
+TEST_CASE("values nested deeper than the report prints are named, not printed", "[report]") {
+  // As text: printing such a value is what must not happen.
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  std::stringstream file;
+  file << deep << "\n"
+       << R"({"type":"run","scenario":"deep","machine":)" << deep << R"(,"settings":{"x":)" << deep
+       << "}}\n";
+  input in;
+  read_json_lines(file, "deep.jsonl", in);
+  REQUIRE(in.lines.size() == 2);
+  std::string page;
+  REQUIRE_NOTHROW(page = render_report(in));
+  CHECK(page.find("deep.jsonl:1: not a JSON object") != std::string::npos);
+  CHECK(count(page, "(nested deeper than 64 levels)") == 3); // machine twice, the setting once
+  CHECK(unbalanced(page) == "");
+}
