@@ -18,7 +18,14 @@ std::string escape_html(const std::string& text) {
     case '>': out += "&gt;"; break;
     case '"': out += "&quot;"; break;
     case '\'': out += "&#39;"; break;
-    default: out += c;
+    case '\t': case '\n': case '\r': out += c; break;
+    default:
+      // Other control characters (a NUL, say) are not allowed in HTML text or in XML.
+      if (static_cast<unsigned char>(c) < 0x20) {
+        out += "\uFFFD";
+      } else {
+        out += c;
+      }
     }
   }
   return out;

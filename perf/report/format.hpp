@@ -6,7 +6,8 @@
 
 namespace kassa::report {
 
-// &, <, >, " and ' as entities: safe in element text and in quoted attribute values.
+// &, <, >, " and ' as entities, other control characters than tab and line ends as U+FFFD:
+// safe in element text and in quoted attribute values, of HTML and of XML (the SVG).
 std::string escape_html(const std::string& text);
 
 // Three significant digits and a unit prefix: 950, 1.23k, 2.47M, 3G; "n/a" if not finite.

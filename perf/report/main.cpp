@@ -1,11 +1,13 @@
 // kassa-report: kassa-bench's JSON lines results -> one self-contained HTML page.
 //   kassa-report IN.jsonl [IN2.jsonl ...] [--out report.html]
 // "-" reads standard input; without --out the page goes to standard output.
-// Exit status: 0 written, 2 bad arguments or unreadable input, 1 the output could not be written.
+// Exit status: 0 written, 2 bad arguments or unreadable input, 1 the output could not be written
+// (or rendering failed).
 #include "perf/report/report.hpp"
 
 #include <cerrno>
 #include <cstring>
+#include <exception>
 #include <fstream>
 #include <iostream>
 
@@ -57,7 +59,13 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  std::string page = kassa::report::render_report(in);
+  std::string page;
+  try {
+    page = kassa::report::render_report(in);
+  } catch (const std::exception& e) { // a bug, not bad input: that only makes notes
+    std::cerr << "kassa-report: rendering failed: " << e.what() << "\n";
+    return 1;
+  }
   if (out_path.empty() || out_path == "-") {
     std::cout << page;
     return std::cout.flush() ? 0 : 1;

@@ -56,6 +56,7 @@ TEST_CASE("HTML escaping covers every character that could open markup or end an
         "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;");
   CHECK(escape_html("a & \"b\"") == "a &amp; &quot;b&quot;");
   CHECK(escape_html("µs ✓") == "µs ✓");
+  CHECK(escape_html(std::string("nul") + '\0' + "x\a\tend\n") == "nul\uFFFDx\uFFFD\tend\n");
 }
 
 TEST_CASE("ids are made of lower-case letters, digits and dashes", "[report]") {
