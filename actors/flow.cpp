@@ -230,6 +230,17 @@ void finish(flow_actor* self, order_state s, payment_result r) {
     st.limit_reserved = false;
   }
   st.note("finished", uint32_t(r), st.row.amount_captured);
+  if (st.row.kind == uint16_t(kind::pay) || st.row.kind == uint16_t(kind::refund)) {
+    // An item of an order: the order actor writes its final row with the order's own, in one
+    // write, so that a crash cannot leave the item final and the order without it (the item
+    // would not run again at the next start, and the order would never count it).
+    st.finished = true;
+    st.row.updated_ns = st.e->clock();
+    self->send(st.owner, flow_report{st.row, st.result, true, std::move(st.journal)});
+    st.journal.clear();
+    self->quit();
+    return;
+  }
   persist(self, [self](bool ok) {
     auto& st = self->state;
     st.finished = true;

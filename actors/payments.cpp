@@ -365,10 +365,10 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
         }
         st.row.updated_ns = st.e->clock();
         rows.push_back(st.row);
-        if (item.kind == uint16_t(kind::pay)) rows.push_back(mine);
-        std::vector<journal_entry> j{entry(*st.e, request_context{item.trace_id, st.row.id, 0, 0, false}, st.row,
-                                           "order", "updated", r.result == payment_result::ok ? 0 : uint32_t(r.result),
-                                           st.row.amount_captured)};
+        rows.push_back(mine); // the item's final row goes with the order's (see flow.cpp, finish)
+        std::vector<journal_entry> j = std::move(r.journal);
+        j.push_back(entry(*st.e, request_context{item.trace_id, st.row.id, 0, 0, false}, st.row, "order", "updated",
+                          r.result == payment_result::ok ? 0 : uint32_t(r.result), st.row.amount_captured));
         auto owed = st.owed.count(item.id) ? st.owed[item.id] : nullptr;
         st.owed.erase(item.id);
         order_persist(self, std::move(rows), {}, std::move(j), [self, owed, out](bool ok) mutable {

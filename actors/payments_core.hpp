@@ -66,6 +66,9 @@ struct flow_report {
   order row;
   payment_result result = payment_result::ok;
   bool final = false;
+  // the final report of a pay item or a refund: the row and these entries are not on disk
+  // yet; the order actor writes them with the order's row, in one write
+  std::vector<journal_entry> journal;
 };
 // flow -> order actor: may this pay item count towards the order? (the order's mailbox is
 // the compare-and-set of "what is still to pay")
