@@ -38,7 +38,8 @@ const char* const usage_text =
     "  --no-setup             do not create and fund the accounts (--set setup=false)\n"
     "  --threads N            event loop threads driving the connections (default 1, at most 8)\n"
     "  --out FILE             JSON lines of results (default perf/results/bench-<UTC time>.jsonl)\n"
-    "  --acked-log FILE       every acknowledged transfer request, for tests/reliability/acked_check\n"
+    "  --acked-log FILE       every acknowledged transfer request (for tests/reliability/acked_check)\n"
+    "                         or payment command (for tests/reliability/payments_check)\n"
     "  --shadow               set the shadow flag in every request: kassad uses its shadow store\n"
     "  --metrics HOST:PORT    scrape kassad's /metrics before and after each scenario\n"
     "  --client-id N --key-file PATH   authenticate (when kassad's access.required is set);\n"
@@ -158,8 +159,9 @@ int main(int argc, char** argv) {
   }
   if (!o.acked_log_path.empty()) {
     for (const auto& s : scenarios) {
+      if (s.kind == scenario_kind::payments) continue;
       if (s.kind != scenario_kind::transfers && s.kind != scenario_kind::hot)
-        usage("--acked-log is for transfers and hot scenarios; '" + s.name + "' is " + std::string(name(s.kind)));
+        usage("--acked-log is for transfers, hot and payments scenarios; '" + s.name + "' is " + std::string(name(s.kind)));
       if (s.amount_min != s.amount_max || s.ledger != 1)
         usage("--acked-log needs one amount (amount_min = amount_max) and ledger 1 (scenario '" + s.name + "')");
     }
@@ -212,7 +214,7 @@ int main(int argc, char** argv) {
                      {"command", o.command},
                      {"settings", settings_json(s)},
                      {"shadow", o.shadow}});
-      auto workload = s.kind == scenario_kind::payments ? make_payments_workload(s) : make_ledger_workload(s, acked.get());
+      auto workload = s.kind == scenario_kind::payments ? make_payments_workload(s, acked.get()) : make_ledger_workload(s, acked.get());
       const load_result r = run_load(s, *workload, d, [&](double t_s, double window_s, const tally& t) {
         if (window_s <= 0) return;
         results.write(tick_line(s, t_s, window_s, t));

@@ -1,12 +1,15 @@
 #pragma once
 // --acked-log FILE: after each acknowledged create_transfers request one line
-// `<first_id_hex> <count> <failed indexes, comma separated, or ->`, flushed at once, so a line
-// is there only if kassad acknowledged the request; the first line is a `#` header with the
-// settings. tests/reliability/acked_check.cpp reads it (docs/reliability.md).
+// `<first_id_hex> <count> <failed indexes, comma separated, or ->`; after each acknowledged
+// submit_payments request one line per command (record_payments); flushed at once, so a line
+// is there only if kassad acknowledged the request. Each scenario starts with a `#` header
+// with its settings. tests/reliability/acked_check.cpp reads the transfer lines,
+// tests/reliability/payments_check.cpp the payment lines (docs/performance.md#--acked-log).
 #include <cstdio>
 #include <mutex>
 #include <string>
 
+#include "ledger/payments/records.hpp"
 #include "ledger/u128.hpp"
 #include "perf/bench/scenario.hpp"
 #include "runtime/wire/wire.hpp"
@@ -21,12 +24,19 @@ public:
   acked_log(const acked_log&) = delete;
   acked_log& operator=(const acked_log&) = delete;
 
-  // The header of a scenario's requests (every transfer of it moves `amount`).
+  // The header of a scenario's requests: for transfers and hot, every transfer moves
+  // `amount_min`; for payments, the accounts, ledger and funding of the setup.
   void begin(const scenario& s);
   // One acknowledged request: its first id, its event count, the failed events of its reply.
   // Exits the process (status 3) when the line cannot be written: a log missing an
   // acknowledged request would mislead its checker.
   void record(u128 first_id, uint32_t count, const wire::event_result* failed, size_t failed_count);
+  // One acknowledged submit_payments request: a line per answered command, `<kind> <key>
+  // <order_id> <account_id> <counterparty_id> <amount> <ledger> <source> <provider or ->
+  // <user_data_64> <result> <state>` (ids in hex, the others decimal, result and state by
+  // name), all written and flushed at once. Exits like record().
+  void record_payments(const ledger::payments::payment_command* commands, size_t command_count,
+                       const ledger::payments::payment_reply* replies, size_t reply_count);
 
 private:
   void write(const std::string& line);

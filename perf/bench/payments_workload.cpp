@@ -9,6 +9,7 @@
 #include <random>
 
 #include "ledger/payments/records.hpp"
+#include "perf/bench/acked_log.hpp"
 #include "perf/bench/workload.hpp"
 
 namespace kassa::bench {
@@ -20,8 +21,8 @@ constexpr size_t orders_kept_max = 100'000; // per connection, waiting to be pai
 
 class payments_generator final : public generator {
 public:
-  payments_generator(const scenario& s, uint32_t connection)
-      : s_(s), base_(account_base(s)), rng_(s.seed * 1000003 + connection), key_base_((u128{s.seed} << 64) | (u128{connection} << 40)),
+  payments_generator(const scenario& s, uint32_t connection, acked_log* log)
+      : s_(s), log_(log), base_(account_base(s)), rng_(s.seed * 1000003 + connection), key_base_((u128{s.seed} << 64) | (u128{connection} << 40)),
         slots_(s.depth) {}
 
   request_shape next(size_t slot, std::vector<uint8_t>& body) override {
@@ -30,31 +31,33 @@ public:
     body.resize(size_t(s_.events) * sizeof(lp::payment_command));
     for (uint32_t i = 0; i < s_.events; ++i) {
       const lp::payment_command c = command();
-      sent.push_back({lp::kind(c.kind), c.order_id, c.amount});
+      sent.push_back(c);
       std::memcpy(body.data() + i * sizeof c, &c, sizeof c);
     }
     return {wire::operation::submit_payments, s_.events};
   }
 
   void failed(size_t slot, tally& t) override {
-    for (const auto& c : slots_[slot]) t.commands[size_t(c.kind) < t.commands.size() ? size_t(c.kind) : 0]++;
+    for (const auto& c : slots_[slot]) t.commands[c.kind < t.commands.size() ? c.kind : 0]++;
   }
 
   void replied(size_t slot, const uint8_t* body, size_t bytes, tally& t) override {
     const auto& sent = slots_[slot];
     const size_t n = bytes / sizeof(lp::payment_reply);
-    for (size_t i = 0; i < n; ++i) {
-      lp::payment_reply r;
-      std::memcpy(&r, body + i * sizeof r, sizeof r);
+    replies_.resize(n);
+    if (n != 0) std::memcpy(replies_.data(), body, n * sizeof(lp::payment_reply));
+    if (log_ != nullptr) log_->record_payments(sent.data(), sent.size(), replies_.data(), n);
+    for (const lp::payment_reply& r : replies_) {
       t.results[r.result < payment_result_count ? r.result : payment_result_count]++;
       if (r.index >= sent.size()) continue;
-      const command_sent& c = sent[r.index];
-      t.commands[size_t(c.kind) < t.commands.size() ? size_t(c.kind) : 0]++;
+      const lp::payment_command& c = sent[r.index];
+      t.commands[c.kind < t.commands.size() ? c.kind : 0]++;
       if (r.result != uint32_t(lp::payment_result::ok)) continue;
-      if (c.kind == lp::kind::create_order && r.state == uint16_t(lp::order_state::created) && created_.size() < orders_kept_max)
-        created_.push_back({c.kind, c.order_id, c.amount});
-      if (c.kind == lp::kind::pay && r.state == uint16_t(lp::order_state::completed) && paid_.size() < orders_kept_max)
-        paid_.push_back({c.kind, c.order_id, c.amount});
+      if (lp::kind(c.kind) == lp::kind::create_order && r.state == uint16_t(lp::order_state::created) &&
+          created_.size() < orders_kept_max)
+        created_.push_back({lp::kind(c.kind), c.order_id, c.amount});
+      if (lp::kind(c.kind) == lp::kind::pay && r.state == uint16_t(lp::order_state::completed) && paid_.size() < orders_kept_max)
+        paid_.push_back({lp::kind(c.kind), c.order_id, c.amount});
     }
   }
 
@@ -123,33 +126,38 @@ private:
   }
 
   const scenario& s_;
+  acked_log* log_;
   const u128 base_;
   std::mt19937_64 rng_;
   const u128 key_base_;
   uint64_t counter_ = 0;
   size_t provider_next_ = 0;
-  std::vector<std::vector<command_sent>> slots_;
+  std::vector<std::vector<lp::payment_command>> slots_; // what each request in flight sent
+  std::vector<lp::payment_reply> replies_;
   std::deque<command_sent> created_, paid_;
 };
 
 class payments_workload final : public workload {
 public:
-  explicit payments_workload(const scenario& s) : s_(s) {
+  payments_workload(const scenario& s, acked_log* log) : s_(s), log_(log) {
     for (uint32_t c = 0; c < payment_result_count; ++c) names_.emplace_back(lp::name(lp::payment_result(c)));
     names_.push_back("unknown");
   }
   std::unique_ptr<generator> make_generator(uint32_t connection) override {
-    return std::make_unique<payments_generator>(s_, connection);
+    return std::make_unique<payments_generator>(s_, connection, log_);
   }
   const std::vector<std::string>& result_names() const override { return names_; }
 
 private:
   const scenario& s_;
+  acked_log* log_;
   std::vector<std::string> names_;
 };
 
 } // namespace
 
-std::unique_ptr<workload> make_payments_workload(const scenario& s) { return std::make_unique<payments_workload>(s); }
+std::unique_ptr<workload> make_payments_workload(const scenario& s, acked_log* log) {
+  return std::make_unique<payments_workload>(s, log);
+}
 
 } // namespace kassa::bench

@@ -61,9 +61,10 @@ public:
   virtual const std::vector<std::string>& result_names() const = 0;
 };
 
-// transfers, hot and lookups (docs/performance.md says what each sends). `log` may be null.
+// transfers, hot and lookups; payments (docs/performance.md says what each sends). `log`, the
+// --acked-log, may be null.
 std::unique_ptr<workload> make_ledger_workload(const scenario& s, acked_log* log);
-std::unique_ptr<workload> make_payments_workload(const scenario& s);
+std::unique_ptr<workload> make_payments_workload(const scenario& s, acked_log* log);
 
 // The transfer ids of connection c: (seed << 80) | (c << 56) | counter, counter from 1.
 inline u128 first_transfer_id(uint64_t seed, uint32_t connection) {
