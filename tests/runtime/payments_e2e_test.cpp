@@ -17,6 +17,7 @@
 #include "ledger/payments/rules.hpp"
 #include "ledger/payments/records.hpp"
 #include "tests/channels/sim_fixture.hpp"
+#include "tests/payments_money.hpp"
 #include "tests/process.hpp"
 #include "tests/runtime/kassad_fixture.hpp"
 
@@ -167,10 +168,7 @@ struct payments_env {
   __int128 pending_debits(u128 id) { return static_cast<__int128>(lookup(id).debits_pending); }
 
   // What the provider is owed by kassa's books: debits - credits of its clearing account.
-  __int128 clearing(uint32_t provider) {
-    auto a = lookup(lp::account_id(lp::role::provider_clearing, provider, 0, usd));
-    return static_cast<__int128>(a.debits_posted) - static_cast<__int128>(a.credits_posted);
-  }
+  __int128 clearing(uint32_t provider) { return clearing_net(lookup(lp::account_id(lp::role::provider_clearing, provider, 0, usd))); }
   __int128 suspense() {
     auto a = lookup(lp::account_id(lp::role::suspense, 0, 0, usd));
     return static_cast<__int128>(a.credits_posted) - static_cast<__int128>(a.debits_posted);
@@ -178,15 +176,7 @@ struct payments_env {
 
   // What the provider's statement says moved: charges in, payouts and refunds out.
   __int128 statement_net(const std::string& provider) {
-    auto j = sim.json(false, "/p/" + provider + "/v1/statement?after=0&limit=10000");
-    __int128 net = 0;
-    for (const auto& e : j["entries"]) {
-      u128 amount = 0;
-      REQUIRE(parse_u128(e["amount"].get<std::string>(), amount));
-      const std::string k = e["kind"].get<std::string>();
-      net += k == "charge" ? static_cast<__int128>(amount) : -static_cast<__int128>(amount);
-    }
-    return net;
+    return test::statement_net([this](const std::string& target) { return sim.json(false, target); }, provider);
   }
 
   // No money created or lost: each provider's clearing account mirrors its statement, then
@@ -653,7 +643,7 @@ TEST_CASE("payments work with accounts in different shards; holds stay in the pa
   __int128 alpha = 0;
   for (uint32_t s = 0; s < 3; ++s) {
     auto a = env.lookup(lp::account_id(lp::role::provider_clearing, 0, s, usd));
-    alpha += static_cast<__int128>(a.debits_posted) - static_cast<__int128>(a.credits_posted);
+    alpha += clearing_net(a);
   }
   CHECK(alpha == env.statement_net("alpha"));
   env.client.close();

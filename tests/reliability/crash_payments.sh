@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# Crash consistency of the payment core under load: kassad (durability fsync, payments on,
+# against kassa-channel-sim with two providers) is killed with SIGKILL while kassa-bench runs
+# its payments scenario (top-ups, withdrawals, transfers, orders paid through a provider and
+# refunded), restarted, and checked after every crash:
+#   (a) before the restart, `kassa verify` finds the store the crash left consistent;
+#   (b) after the restart, every payment row becomes final (the resume at boot and the status
+#       queries settle the ones cut short), within a bound;
+#   (c) every command acknowledged ok or in_progress in any cycle so far is stored with the
+#       fields sent, and this cycle's, sent again, answer `exists`;
+#   (d) no money moved twice or got lost: each provider's clearing account equals the
+#       simulator's statement, each user holds the funding plus its completed payments, the
+#       merchant what its orders captured less refunds, refunds never beyond what was
+#       captured, no overdraft, debits equal credits;
+# and, at the end, kassad stops on SIGTERM with status 0, `kassa verify` passes and the
+# general ledger balances. (b)-(d) are tests/reliability/payments_check.cpp; see
+# docs/reliability.md.
+#
+# usage: crash_payments.sh [cycles=3] [seconds_per_cycle=3] [accounts=100]
+# BUILD_DIR (default build) holds the built kassad, kassa, kassa-bench, kassa-channel-sim and
+# payments_check; this script builds nothing. KASSA_SEED=N replays the kill times and the
+# simulator's draws of a run. Loopback only.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+cycles=${1:-3}; secs=${2:-3}; accounts=${3:-100}
+build=${BUILD_DIR:-build}
+seed=${KASSA_SEED:-$(( (RANDOM << 15) | RANDOM ))}
+RANDOM=$seed
+[[ $cycles =~ ^[0-9]+$ && $secs =~ ^[0-9]+$ && $accounts =~ ^[0-9]+$ ]] || { echo "crash_payments: arguments are whole numbers"; exit 2; }
+(( cycles >= 1 && cycles <= 1000 && secs >= 1 && secs <= 600 && accounts >= 2 && accounts <= 100000 )) ||
+  { echo "crash_payments: an argument is out of range"; exit 2; }
+
+kassad=$build/runtime/kassad; kassa=$build/runtime/kassa; sim=$build/channels/sim/kassa-channel-sim
+load=$build/perf/kassa-bench; check=$build/tests/reliability/payments_check
+for b in "$kassad" "$kassa" "$sim" "$load" "$check"; do
+  [ -x "$b" ] || { echo "crash_payments: $b is not built (cmake --build $build)"; exit 2; }
+done
+
+# The load: every kind of command, both providers in turn; users funded with about 20
+# payments' worth, so that withdrawals and transfers run into the balance limit too.
+providers=alpha,beta
+load_args=(perf/scenarios/payments.yaml --quiet --connections 4 --depth 4 --events 10 --accounts "$accounts"
+  --set funding=10000 --set "providers=[$providers]" --set request_timeout_ms=30000)
+start_timeout_s=30; stop_timeout_s=60; check_timeout_s=600; settle_s=60
+
+dir=$(mktemp -d /tmp/kassa-paycrash.XXXX)
+kassad_pid=""; loader_pid=""; sim_pid=""; failed=0
+cleanup() {
+  [ -n "$loader_pid" ] && kill -9 "$loader_pid" 2>/dev/null || true
+  [ -n "$kassad_pid" ] && kill -9 "$kassad_pid" 2>/dev/null || true
+  [ -n "$sim_pid" ] && kill -TERM "$sim_pid" 2>/dev/null || true
+  wait 2>/dev/null || true
+  if [ "$failed" -eq 0 ]; then rm -rf "$dir"; else echo "crash_payments: logs and data kept in $dir"; fi
+}
+trap cleanup EXIT
+fail() { echo "crash_payments: FAILED: $*"; failed=1; }
+
+# The providers: fast, and alpha leaves 2% of its payments pending (settled by a callback or a
+# status query 300 ms later), so that crashes find payments in every state.
+cat > "$dir/sim.yaml" <<'EOF'
+server:
+  connections_max: 4096
+providers:
+  alpha:
+    latency: {min_ms: 1, median_ms: 3, p99_ms: 10, max_ms: 20}
+    pending_ppm: 20000
+    callback_delay_ms: 300
+    payments_max: 10000000
+  beta:
+    latency: {min_ms: 1, median_ms: 3, p99_ms: 10, max_ms: 20}
+    credentials_required: true
+    payments_max: 10000000
+EOF
+"$sim" --config "$dir/sim.yaml" --port 0 --seed "$seed" > "$dir/sim.log" 2>&1 &
+sim_pid=$!
+sim_port=""
+for _ in $(seq 100); do
+  sim_port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$dir/sim.log" 2>/dev/null || true)
+  [ -n "$sim_port" ] && break
+  kill -0 "$sim_pid" 2>/dev/null || break
+  sleep 0.1
+done
+[ -n "$sim_port" ] || { cat "$dir/sim.log"; fail "kassa-channel-sim did not start"; exit 1; }
+
+. scripts/kassad-lib.sh
+kassad_config "$dir/kassa.yaml" "$dir/data" 1 4096
+cat >> "$dir/kassa.yaml" <<EOF
+payments:
+  enabled: true
+  orders_inflight_max: 100000
+  flow_wait_ms: 2000
+  ledgers: [{ledger: 840, currency: USD}]
+  providers:
+    - {name: alpha, url: "http://127.0.0.1:$sim_port/p/alpha", ledgers: [840], priority: 1, timeout_ms: 1000,
+       events_poll_ms: 50, status_query: {interval_ms: 100, queries_max: 1000}}
+    - {name: beta, url: "http://127.0.0.1:$sim_port/p/beta", ledgers: [840], priority: 2, timeout_ms: 1000,
+       credentials: true, events_poll_ms: 50, status_query: {interval_ms: 100, queries_max: 1000}}
+  fees:
+    - {type: withdrawal, ledger: 840, fixed: 25}
+    - {type: transfer, ledger: 840, rate_ppm: 1000, rounding: half_even}
+EOF
+
+starts=0
+start_kassad() {
+  starts=$((starts + 1))
+  local log=$dir/kassad-$starts.log
+  kassad_start "$kassad" "$dir/kassa.yaml" "$log" "$start_timeout_s"
+  if [ -z "$address" ]; then cat "$log"; fail "kassad start $starts did not get ready in ${start_timeout_s}s"; exit 1; fi
+}
+
+# Waits for pid (a child) at most $2 seconds; its status goes into $waited, 124 on timeout.
+wait_for() {
+  local pid=$1 limit_ds=$(( $2 * 10 ))
+  for _ in $(seq "$limit_ds"); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; waited=124; return; fi
+  waited=0; wait "$pid" || waited=$?
+}
+
+violations=0; acked=0; logs=()
+run_check() { # $1: this cycle's log (sent again), then every earlier log
+  local out status=0 resend=$1
+  shift
+  out=$(timeout "$check_timeout_s" "$check" --address "$address" --data "$dir/data" --sim "$sim_port" \
+    --providers "$providers" --settle-s "$settle_s" --resend "$resend" "$@" 2>&1) || status=$?
+  echo "$out" | sed 's/^/  /'
+  local line; line=$(grep '^payments_check:.*violations=' <<<"$out" || true)
+  if [ -z "$line" ]; then fail "payments_check did not finish (status $status)"; return; fi
+  violations=$((violations + $(sed -n 's/.*violations=\([0-9]*\).*/\1/p' <<<"$line")))
+  acked=$(sed -n 's/.* accepted=\([0-9]*\).*/\1/p' <<<"$line")
+  [ "$status" -le 1 ] || fail "payments_check exited $status"
+}
+
+run_verify() { # on the stopped (or killed) store
+  local status=0
+  timeout "$check_timeout_s" "$kassa" verify --data "$dir/data" > "$dir/verify.log" 2>&1 || status=$?
+  sed 's/^/  /' "$dir/verify.log"
+  [ "$status" -eq 0 ] || { violations=$((violations + 1)); fail "kassa verify exited $status"; }
+}
+
+echo "crash_payments: seed=$seed cycles=$cycles seconds_per_cycle=$secs accounts=$accounts dir=$dir"
+start_kassad
+# Setup (users, bank, merchant, funding) and a first short load that is not interrupted: seed 1.
+# (status 1 is a request refused as a whole, e.g. busy: the acked-log holds only what was acknowledged)
+status=0
+timeout $((secs + 120)) "$load" --address "$address" --seed 1 --duration-s 1 --out "$dir/bench-0.jsonl" \
+  --acked-log "$dir/acked-0.log" "${load_args[@]}" > "$dir/load-0.log" 2>&1 || status=$?
+[ "$status" -le 1 ] || { cat "$dir/load-0.log"; fail "kassa-bench with the setup exited $status"; exit 1; }
+grep -E '^(payments: |kassa-bench payments: setup)' "$dir/load-0.log" | sed 's/^/  /'
+logs=("$dir/acked-0.log")
+
+for cycle in $(seq "$cycles"); do
+  cycle_log=$dir/acked-$cycle.log
+  kill_after_ms=$(( secs * (250 + RANDOM % 650) ))  # 25% .. 90% into the load
+  echo "cycle $cycle: kassa-bench --seed $((cycle + 1)) for ${secs}s, kill -9 kassad after ${kill_after_ms}ms"
+  timeout $((secs + 120)) "$load" --address "$address" --seed $((cycle + 1)) --duration-s "$secs" --no-setup \
+    --out "$dir/bench-$cycle.jsonl" --acked-log "$cycle_log" "${load_args[@]}" > "$dir/load-$cycle.log" 2>&1 &
+  loader_pid=$!
+  sleep "$(awk -v ms="$kill_after_ms" 'BEGIN { printf "%.3f", ms / 1000 }')"
+  kill -9 "$kassad_pid" 2>/dev/null || { cat "$dir/kassad-$starts.log"; fail "kassad died before the kill in cycle $cycle"; exit 1; }
+  wait "$kassad_pid" 2>/dev/null || true
+  kassad_pid=""
+  wait_for "$loader_pid" $((secs + 130)); loader_pid=""
+  # The loader loses its connections (status 1); anything else is a failure of the tool.
+  if [ "$waited" -gt 1 ]; then cat "$dir/load-$cycle.log"; fail "kassa-bench exited $waited in cycle $cycle"; fi
+  echo "  acknowledged commands this cycle: $(grep -vc '^#' "$cycle_log" || true)"
+  run_verify
+  start_kassad
+  run_check "$cycle_log" "${logs[@]}"
+  logs+=("$cycle_log")
+done
+
+kill -TERM "$kassad_pid"
+wait_for "$kassad_pid" "$stop_timeout_s"; kassad_pid=""
+[ "$waited" -eq 0 ] || fail "kassad exited $waited on SIGTERM (expected 0)"
+run_verify
+# The general ledger is derived from the journal off the core link; whatever it has derived
+# must balance.
+if "$kassa" gl --data "$dir/data" > "$dir/gl.log" 2>&1; then
+  if grep -q "NOT BALANCED" "$dir/gl.log"; then violations=$((violations + 1)); fail "the general ledger does not balance"; fi
+else
+  cat "$dir/gl.log"; fail "kassa gl failed"
+fi
+
+echo "crash_payments: cycles=$cycles acked_commands=$acked violations=$violations"
+[ "$violations" -eq 0 ] || failed=1
+if [ "$failed" -ne 0 ]; then echo "crash_payments: KASSA_SEED=$seed replays the kill times"; exit 1; fi
