@@ -16,6 +16,7 @@ namespace kassa::actors::pay {
 namespace {
 
 constexpr uint32_t step_reruns_max = 20; // a timed-out booking is run again at most this often
+constexpr uint32_t booking_retry_ms = 100; // before a booking the ledger turned away runs again
 
 config::flow_name flow_of(kind k) {
   switch (k) {
@@ -100,9 +101,22 @@ void advance(flow_actor* self) {
     st.running.push_back(f->second());
   }
   auto complete = std::make_shared<std::function<void(size_t, payment_result)>>();
-  *complete = [self, b, run, first, end](size_t i, payment_result r) {
+  std::weak_ptr<std::function<void(size_t, payment_result)>> again = complete; // no cycle: see below
+  *complete = [self, b, run, first, end, again](size_t i, payment_result r) {
     auto& st = self->state;
     if (st.run_id != run || b->completed[i - first]) return; // late, after a timeout
+    // A booking the ledger turned away for a moment (busy, a failed commit) runs again like
+    // one that timed out: failing it would compensate money that has moved (a payout made).
+    if ((r == payment_result::busy || r == payment_result::store_unavailable) &&
+        st.running[i - first]->rerun_on_timeout() && b->reruns[i - first]++ < step_reruns_max) {
+      after(self, booking_retry_ms, [self, b, run, first, i, again] {
+        auto& st = self->state;
+        auto c = again.lock(); // the batch's timeout handler keeps it while the batch runs
+        if (!c || st.run_id != run || b->completed[i - first]) return;
+        st.running[i - first]->run(self, [c, i](payment_result res) { (*c)(i, res); });
+      });
+      return;
+    }
     b->completed[i - first] = true;
     if (r == payment_result::in_progress) b->unknown = true;
     else if (r != payment_result::ok && b->worst == payment_result::ok) b->worst = r;
@@ -154,6 +168,18 @@ void advance(flow_actor* self) {
   }
 }
 
+// Runs a compensation; one the ledger turned away for a moment (busy, a failed commit) runs
+// again, or a hold it voids would stay pending for good.
+void run_compensation(flow_actor* self, std::shared_ptr<step> s, std::function<void(payment_result)> next, uint32_t tries) {
+  s->run(self, [self, s, next, tries](payment_result cr) {
+    if ((cr == payment_result::busy || cr == payment_result::store_unavailable) && tries < step_reruns_max) {
+      after(self, booking_retry_ms, [self, s, next, tries] { run_compensation(self, s, next, tries + 1); });
+      return;
+    }
+    next(cr);
+  });
+}
+
 // Compensations of the steps done, newest first, then the row fails.
 void compensate(flow_actor* self, std::shared_ptr<std::vector<size_t>> todo, payment_result r) {
   auto& st = self->state;
@@ -175,7 +201,7 @@ void compensate(flow_actor* self, std::shared_ptr<std::vector<size_t>> todo, pay
                                  std::string(ledger::payments::name(cr)));
       compensate(self, todo, r);
     };
-    s->run(self, next);
+    run_compensation(self, s, next, 0);
     return;
   }
   finish(self, order_state::failed, r);

@@ -130,14 +130,33 @@ struct order_state_t {
   size_t accepting = 0;  // commands whose first write is on its way
   size_t writing = 0;    // writes on their way (their callbacks still owe replies)
   uint64_t commands = 0;
+  bool behind = false;      // a write of the order's counts failed: written again before it stops
+  uint32_t rewrites = 0;
 };
 using order_actor = caf::stateful_actor<order_state_t>;
 
+void order_persist(order_actor* self, std::vector<order> rows, std::vector<payment_command> keys,
+                   std::vector<journal_entry> journal, std::function<void(bool)> then);
+
+constexpr uint32_t order_rewrites_max = 10;
+
 // Tells the gateway this actor holds nothing in flight, so it may stop (the gateway confirms
-// only if no command is on its way).
+// only if no command is on its way). An order whose counts did not reach the store writes
+// them first (a few tries; what is still missing is recounted from the items at the next load).
 void maybe_idle(order_actor* self) {
   auto& st = self->state;
-  if (st.flows == 0 && st.accepting == 0 && st.writing == 0) self->send(st.e->gateway, order_idle{st.row.id, st.commands});
+  if (st.flows != 0 || st.accepting != 0 || st.writing != 0) return;
+  if (st.behind && st.rewrites < order_rewrites_max) {
+    ++st.rewrites;
+    std::vector<order> rows{st.row};
+    for (const auto& [id, c] : st.items) // the pay items whose counts this actor keeps
+      if (c.kind == uint16_t(kind::pay) && (c.items == 1 || c.amount_refunded != 0)) rows.push_back(c);
+    order_persist(self, std::move(rows), {}, {}, [self](bool ok) {
+      if (ok) self->state.behind = false;
+    });
+    return;
+  }
+  self->send(st.e->gateway, order_idle{st.row.id, st.commands});
 }
 
 void order_persist(order_actor* self, std::vector<order> rows, std::vector<payment_command> keys,
@@ -171,6 +190,42 @@ void order_refresh_state(order_state_t& st) {
     o.state = uint16_t(order_state::partially_paid);
   else
     o.state = uint16_t(order_state::created);
+}
+
+// The order's counters from its items' own rows. A pay item's or a refund's flow writes the
+// row final, then this actor writes what it changes in the order: a write that failed, or a
+// stop in between, leaves the order's row behind its items, never the other way round.
+void order_recount(order_state_t& st) {
+  order& o = st.row;
+  o.amount_captured = o.amount_refunded = o.amount_refund_pending = 0;
+  for (auto& [id, c] : st.items) {
+    if (c.kind != uint16_t(kind::pay)) continue;
+    c.amount_refunded = c.amount_refund_pending = 0;
+    const auto s = static_cast<order_state>(c.state);
+    // amount_captured is set once the capture is booked to the merchant
+    const bool captured = c.amount_captured != 0 && (s == order_state::completed || s == order_state::partially_refunded ||
+                                                     s == order_state::refunded);
+    c.items = captured ? 1 : 0;
+    if (captured) o.amount_captured += c.amount_captured;
+  }
+  for (auto& [id, r] : st.items) {
+    if (r.kind != uint16_t(kind::refund)) continue;
+    auto from = st.items.find(r.counterparty_id);
+    if (from == st.items.end()) continue;
+    const auto s = static_cast<order_state>(r.state);
+    if (s == order_state::completed) {
+      from->second.amount_refunded += r.amount;
+      o.amount_refunded += r.amount;
+    } else if (s == order_state::processing || s == order_state::unknown) {
+      from->second.amount_refund_pending += r.amount;
+      o.amount_refund_pending += r.amount;
+    }
+  }
+  for (auto& [id, c] : st.items) {
+    if (c.kind == uint16_t(kind::pay) && c.amount_refunded != 0)
+      c.state = uint16_t(c.amount_refunded >= c.amount_captured ? order_state::refunded : order_state::partially_refunded);
+  }
+  order_refresh_state(st);
 }
 
 void release_reservation(order_state_t& st, const order& item) {
@@ -214,6 +269,7 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
   auto err = e->store->children(row.id, children);
   if (!err.ok()) e->log_error("order " + to_string_u128(row.id) + ": " + err.message);
   for (auto& c : children) st.items[c.id] = c;
+  order_recount(st);
   return {
       [self](order_resume& r) {
         auto& st = self->state;
@@ -372,7 +428,10 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
         auto owed = st.owed.count(item.id) ? st.owed[item.id] : nullptr;
         st.owed.erase(item.id);
         order_persist(self, std::move(rows), {}, std::move(j), [self, owed, out](bool ok) mutable {
-          if (!ok) out.result = uint32_t(payment_result::store_unavailable);
+          if (!ok) {
+            out.result = uint32_t(payment_result::store_unavailable);
+            self->state.behind = true;
+          }
           give_reply(owed, out);
         });
       },

@@ -99,6 +99,26 @@ public:
       done(payment_result::ok);
       return;
     }
+    if (!self->state.resume) {
+      place(self, std::move(holds), done);
+      return;
+    }
+    // Resumed after a restart: the flow may have failed and voided its hold before the stop cut
+    // off its last write. The hold then answers `exists` but holds nothing: the payment failed,
+    // and must not go on to the provider.
+    const u128 voided = lp::transfer_id(self->state.row.sequence, lp::leg::void_hold);
+    self->request(self->state.e->directory, caf::infinite, lookup_transfers_request{self->state.ctx, {voided}})
+        .then(
+            [self, holds, done](transfers_reply& r) mutable {
+              if (r.status != outcome::ok) done(payment_result::busy);
+              else if (!r.transfers.empty()) done(payment_result::ledger_refused);
+              else place(self, std::move(holds), done);
+            },
+            [done](caf::error&) { done(payment_result::busy); });
+  }
+
+private:
+  static void place(flow_actor* self, std::vector<transfer> holds, step_done done) {
     book(self, std::move(holds), [self, done](payment_result r) {
       auto& st = self->state;
       if (r == payment_result::ok) {

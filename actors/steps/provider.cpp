@@ -35,6 +35,44 @@ public:
       done(payment_result::no_channel_available);
       return;
     }
+    if (st.resume && call_of(st.k) == call_kind::charge) {
+      check_compensation(self, done, 0);
+      return;
+    }
+    send_call(self, done);
+  }
+
+private:
+  // Resumed after a restart: the flow may have failed and given the charge back (the
+  // compensation refund) before the stop cut off its last write. Then the payment failed;
+  // taking the charge's success now would book money the payer has back. So the provider is
+  // asked first; while it cannot tell, it is asked again; never a guess.
+  void check_compensation(flow_actor* self, step_done done, uint32_t n) {
+    auto& st = self->state;
+    const auto* ch = st.channel();
+    auto again = [this, self, done, n] {
+      const auto* ch = self->state.channel();
+      if (n + 1 >= ch->cfg.status_query.queries_max) done(payment_result::in_progress);
+      else after(self, ch->cfg.status_query.interval_ms, [this, self, done, n] { check_compensation(self, done, n + 1); });
+    };
+    self->request(ch->channel, caf::infinite, status_query{st.ctx, lp::payment_id(st.row.sequence, lp::call_role::compensation)})
+        .then(
+            [this, self, done, again](call_result& r) {
+              switch (r.status) {
+                case call_status::not_found: send_call(self, done); return;
+                case call_status::succeeded:
+                case call_status::partial:
+                case call_status::pending:
+                case call_status::declined: done(payment_result::provider_failed); return;
+                default: again();
+              }
+            },
+            [again](caf::error&) { again(); });
+  }
+
+  void send_call(flow_actor* self, step_done done) {
+    auto& st = self->state;
+    const auto* ch = st.channel();
     payment_call call;
     call.ctx = st.ctx;
     call.payment_id = st.payment_id();
