@@ -192,9 +192,9 @@ void order_refresh_state(order_state_t& st) {
     o.state = uint16_t(order_state::created);
 }
 
-// The order's counters from its items' own rows. A pay item's or a refund's flow writes the
-// row final, then this actor writes what it changes in the order: a write that failed, or a
-// stop in between, leaves the order's row behind its items, never the other way round.
+// The order's counters from its items' own rows. Final item rows are written with the order's
+// row, but a store written before that, or a write of the counts that failed, can leave the
+// order's row behind its items, never the other way round.
 void order_recount(order_state_t& st) {
   order& o = st.row;
   o.amount_captured = o.amount_refunded = o.amount_refund_pending = 0;

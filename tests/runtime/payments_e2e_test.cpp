@@ -747,7 +747,7 @@ TEST_CASE("a payment whose provider never answers goes to review with a case, an
     CHECK(env.submit(paying(4, 300, 1, 2000, lp::source::provider)).result == uint32_t(payment_result::in_progress));
     env.wait_for(4, order_state::in_review);
     env.wait_for(4, order_state::completed);
-    env.wait_for(300, order_state::completed); // the order's row is written after its item's
+    env.wait_for(300, order_state::completed);
     CHECK(env.balance(100) == 2000);
     env.check_money();
   }
