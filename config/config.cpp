@@ -715,6 +715,25 @@ parse_fn access_operation_list(uint32_t& out) {
   };
 }
 
+const names<uint32_t> access_store_names = {
+    {"real", access_store_real},
+    {"shadow", access_store_shadow},
+};
+
+parse_fn access_store_list(uint32_t& out) {
+  return [&out](reader& r, const YAML::Node& value, const place& at) {
+    out = 0;
+    read_list(r, value, at, "a list of stores (real, shadow)",
+              [&](reader& r, const YAML::Node& item, const place& here) {
+                uint32_t store = 0;
+                one_of(store, access_store_names)(r, item, here);
+                if ((out & store) != 0) r.fail(here, "duplicate store " + read_scalar(r, item, here, "a store"));
+                out |= store;
+              });
+    if (out == 0) r.fail(at, "must list at least one store; leave stores out for the real store only");
+  };
+}
+
 parse_fn access_client_list(std::vector<access_client>& out) {
   return [&out](reader& r, const YAML::Node& value, const place& at) {
     read_list(r, value, at, "a list of {id, key or key_file, ledgers, operations} maps",
@@ -727,6 +746,7 @@ parse_fn access_client_list(std::vector<access_client>& out) {
                              {"key_file", optional, access_key_file(c)},
                              {"ledgers", optional, client_ledgers(c.ledgers)},
                              {"operations", optional, access_operation_list(c.operations)},
+                             {"stores", optional, access_store_list(c.stores)},
                          });
                 const place id_at = must_find(r, here.path + ".id");
                 for (size_t i = 0; i < out.size(); ++i) {
@@ -764,6 +784,43 @@ void check_access(const reader& r, const access_config& c) {
   }
 }
 
+// --- shadow --------------------------------------------------------------------------------
+
+parse_fn shadow_section(shadow_config& c) {
+  return section({
+      {"enabled", optional, boolean(c.enabled)},
+      {"map_size_mib", optional, integer(c.map_size_mib, 1, uint64_t(1) << 24)},
+      {"providers", optional, provider_list(c.providers)},
+  });
+}
+
+// Shadow providers serve ledgers of the payment core, and none may be a real provider: shadow
+// payments must never reach one.
+void check_shadow(const reader& r, shadow_config& c, const config& all) {
+  if (c.map_size_mib == 0) c.map_size_mib = all.store.map_size_mib;
+  for (size_t i = 0; i < c.providers.size(); ++i) {
+    const provider_config& p = c.providers[i];
+    const std::string path = "shadow.providers[" + std::to_string(i) + "]";
+    for (size_t j = 0; j < p.ledgers.size(); ++j) {
+      const bool served = std::any_of(all.payments.ledgers.begin(), all.payments.ledgers.end(),
+                                      [&](const payment_ledger& l) { return l.ledger == p.ledgers[j]; });
+      if (!served) {
+        r.fail(must_find(r, path + ".ledgers[" + std::to_string(j) + "]"),
+               "ledger " + std::to_string(p.ledgers[j]) + " is not listed under payments.ledgers");
+      }
+    }
+    for (size_t k = 0; k < all.payments.providers.size(); ++k) {
+      const provider_config& real = all.payments.providers[k];
+      if (real.host == p.host && real.port == p.port && real.path_prefix == p.path_prefix) {
+        r.fail(must_find(r, path + ".url"),
+               "is the url of payments.providers[" + std::to_string(k) + "] (" + real.name +
+                   "); shadow payments must never reach a real provider: point it at a "
+                   "kassa-channel-sim");
+      }
+    }
+  }
+}
+
 parse_fn top_level(config& c) {
   return section({
       {"server", optional, server_section(c.server)},
@@ -773,6 +830,7 @@ parse_fn top_level(config& c) {
       {"log", optional, log_section(c.log)},
       {"payments", optional, payments_section(c.payments)},
       {"access", optional, access_section(c.access)},
+      {"shadow", optional, shadow_section(c.shadow)},
   });
 }
 
@@ -879,6 +937,7 @@ config load_string(const std::string& yaml, const std::string& source) {
   check_across_sections(r, c);
   check_payments(r, c.payments, source);
   check_access(r, c.access);
+  check_shadow(r, c.shadow, c);
   return c;
 }
 

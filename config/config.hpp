@@ -209,18 +209,36 @@ struct payments_config {
 constexpr uint32_t access_operations_all = 0x3FCu; // bits 2 .. 9
 constexpr size_t access_key_bytes = 32;
 
+// The stores a client may use (access_client::stores): the real one, and the shadow store that
+// requests with the shadow flag go to (docs/security.md).
+constexpr uint32_t access_store_real = 1u << 0;
+constexpr uint32_t access_store_shadow = 1u << 1;
+
 struct access_client {
   uint64_t id = 0;                         // required, 1 .. 2^64 - 1, unique: the frames' client_id
   uint8_t key[access_key_bytes] = {};      // `key` (64 hex digits) or the file `key_file` holds
   std::string key_file;                    // "" when the key is written in the YAML
   std::vector<uint32_t> ledgers;           // empty: every ledger
   uint32_t operations = access_operations_all;
+  uint32_t stores = access_store_real;     // `stores: [real, shadow]`; by default the real one only
 };
 
 struct access_config {
   bool required = false;                   // every connection authenticates first
   uint32_t authentication_failures_max = 3; // then the connection is closed, 1 .. 100
   std::vector<access_client> clients;
+};
+
+// --- shadow: the shadow store of stress tests; docs/configuration.md#shadow ----------------
+
+// Requests with the shadow flag run through the same code into a second, separate store under
+// <data_dir>/shadow/ (same shard count and durability as the real one).
+struct shadow_config {
+  bool enabled = true;                     // false: shadow requests are answered shadow_disabled
+  uint64_t map_size_mib = 0;               // per shadow shard, 1 .. 1 << 24; not written: store.map_size_mib
+  // The channels of the shadow payment core (the schema of payments.providers; never the real
+  // providers' urls). Empty: shadow payment requests are answered payments_disabled.
+  std::vector<provider_config> providers;
 };
 
 // The names of the operations access_client::operations may list, with their numbers.
@@ -234,6 +252,7 @@ struct config {
   log_config log;
   payments_config payments;
   access_config access;
+  shadow_config shadow;
   std::string source; // file path, or "<string>"
 };
 
