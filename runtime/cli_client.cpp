@@ -92,7 +92,7 @@ const std::map<std::string, std::string>& usages() {
 
 const char* common_options =
     "\nCommon options: --address HOST:PORT (default $KASSA_ADDRESS or 127.0.0.1:3100),\n"
-    "--json, --timeout-ms N (default 10000), --help.\n"
+    "--json, --timeout-ms N (default 10000), --shadow (the shadow store of stress tests), --help.\n"
     "Authentication (docs/security.md): --client-id N (default $KASSA_CLIENT_ID) with the\n"
     "client's key: --client-key-file PATH (default $KASSA_CLIENT_KEY_FILE; a file only its\n"
     "owner may read) or --client-key HEX (default $KASSA_CLIENT_KEY; a value on the command\n"
@@ -112,7 +112,7 @@ struct args_t {
   bool flag(const std::string& k) const { return flags.count(k) != 0; }
 };
 
-const std::vector<std::string> bare_flags{"json", "pending", "reversed", "debits-only", "credits-only", "help"};
+const std::vector<std::string> bare_flags{"json", "shadow", "pending", "reversed", "debits-only", "credits-only", "help"};
 
 args_t parse(const std::vector<std::string>& raw) {
   args_t a;
@@ -614,6 +614,7 @@ int run_client_command(const std::string& cmd, const std::vector<std::string>& r
     client::options o;
     o.request_timeout = std::chrono::milliseconds(optional_small<uint32_t>(a, "timeout-ms", 10000));
     credentials_of(a, o);
+    o.shadow = a.flag("shadow");
     session s(o);
     try {
       s.c.connect(host, port, std::chrono::milliseconds(5000));
@@ -641,8 +642,15 @@ int run_client_command(const std::string& cmd, const std::vector<std::string>& r
         }
         if (e.status == wire::status::filter_invalid) return exit_usage;
         if (e.status == wire::status::payments_disabled) {
-          std::fprintf(stderr, "kassa: the payment core is off in this kassad (payments.enabled: false in its "
-                               "configuration)\n");
+          std::fprintf(stderr, a.flag("shadow")
+                                   ? "kassa: the shadow store of this kassad has no payment core (payments.enabled: "
+                                     "false, or no shadow.providers in its configuration)\n"
+                                   : "kassa: the payment core is off in this kassad (payments.enabled: false in its "
+                                     "configuration)\n");
+        }
+        if (e.status == wire::status::shadow_disabled) {
+          std::fprintf(stderr, "kassa: the shadow store is off in this kassad (shadow.enabled: false in its "
+                               "configuration); nothing was changed\n");
         }
         return exit_request;
       case client::error_kind::timeout:

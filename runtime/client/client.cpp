@@ -154,6 +154,7 @@ struct connection::impl {
   void submit(wire::operation op, std::vector<uint8_t> body, uint32_t event_count,
               wire::context ctx, callback done) {
     if (ctx.client_id == 0) ctx.client_id = opts.client_id;
+    if (opts.shadow) ctx.shadow = true;
     if (ctx.deadline_ns == 0 && opts.deadline_from_timeout) {
       const auto now = std::chrono::system_clock::now().time_since_epoch();
       ctx.deadline_ns = uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(

@@ -26,6 +26,7 @@ struct options {
   std::chrono::milliseconds busy_backoff_min{10};   // doubles per retry, up to the max
   std::chrono::milliseconds busy_backoff_max{1000};
   uint64_t client_id = 0;             // put in every request whose context has none
+  bool shadow = false;                // set the shadow flag on every request (the shadow store)
   bool deadline_from_timeout = false; // send deadline_ns = now + request_timeout when unset
   // The client's secret (access.clients[].key of kassad's configuration): 32 bytes, or empty
   // to not authenticate. With a key, connect() authenticates as `client_id` right after hello

@@ -57,7 +57,8 @@ constexpr uint32_t magic = 0x5353414B; // the bytes "KASS" read as a little-endi
   X(payments_disabled, 18)                                                                   \
   X(unauthenticated, 19)                                                                     \
   X(forbidden, 20)                                                                           \
-  X(authentication_failed, 21)
+  X(authentication_failed, 21)                                                               \
+  X(shadow_disabled, 22)
 
 #define KASSA_WIRE_ENUM_ITEM(name, value) name = value,
 enum class operation : uint16_t { KASSA_WIRE_OPERATIONS(KASSA_WIRE_ENUM_ITEM) };
@@ -65,7 +66,7 @@ enum class status : uint16_t { KASSA_WIRE_STATUSES(KASSA_WIRE_ENUM_ITEM) };
 #undef KASSA_WIRE_ENUM_ITEM
 
 constexpr uint16_t operation_min = 1, operation_max = 10;
-constexpr uint16_t status_max = 21;
+constexpr uint16_t status_max = 22;
 
 std::string_view name(operation op); // "unknown" outside the enum
 std::string_view name(status st);

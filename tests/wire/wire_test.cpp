@@ -447,11 +447,13 @@ TEST_CASE("statuses only a server produces are named, numbered and keep the conn
   CHECK(uint16_t(status::forbidden) == 20);
   CHECK(uint16_t(status::authentication_failed) == 21);
   CHECK(name(status::authentication_failed) == "authentication_failed");
+  CHECK(uint16_t(status::shadow_disabled) == 22);
+  CHECK(name(status::shadow_disabled) == "shadow_disabled");
   // The connection stays open: the server closes it itself after too many failed attempts.
   for (status st : {status::busy, status::hello_required, status::inflight_limit,
                     status::deadline_exceeded, status::store_unavailable, status::internal,
                     status::payments_disabled, status::unauthenticated, status::forbidden,
-                    status::authentication_failed})
+                    status::authentication_failed, status::shadow_disabled})
     CHECK_FALSE(closes_connection(st));
 }
 
