@@ -40,9 +40,10 @@ bool ledgers_allowed(const client& c, const uint8_t* body, size_t body_bytes) {
 
 } // namespace
 
-wire::status check_request(const client& c, wire::operation op, const uint8_t* body,
+wire::status check_request(const client& c, const wire::header& h, const uint8_t* body,
                            size_t body_bytes) {
-  if (!c.operation_allowed(op)) return wire::status::forbidden;
+  const wire::operation op = h.op;
+  if (!c.store_allowed(h.ctx.shadow) || !c.operation_allowed(op)) return wire::status::forbidden;
   if (c.every_ledger()) return wire::status::ok;
   bool allowed = true;
   switch (op) {

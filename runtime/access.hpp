@@ -26,8 +26,13 @@ struct client {
   uint8_t key[wire::key_bytes] = {};
   uint32_t operations = operations_all;
   std::vector<uint32_t> ledgers; // empty: every ledger
+  // The stores it may use: requests without the shadow flag go to the real store, with it to
+  // the shadow store (a load tester needs no right to the real one).
+  bool real_store = true;
+  bool shadow_store = false;
 
   bool operation_allowed(wire::operation op) const;
+  bool store_allowed(bool shadow) const { return shadow ? shadow_store : real_store; }
   bool every_ledger() const { return ledgers.empty(); }
   bool ledger_allowed(uint32_t ledger) const;
 };
@@ -40,13 +45,14 @@ struct policy {
   const client* find(uint64_t id) const; // nullptr when no client has this id
 };
 
-// ok, or forbidden when `c` may not make this request: the operation is not in its list, or an
-// event names a ledger it may not use. For a client limited to ledgers, an event with ledger 0
+// ok, or forbidden when `c` may not make this request: the store the shadow flag of `h` selects
+// is not one of its stores, the operation is not in its list, or an event names a ledger it
+// may not use. For a client limited to ledgers, an event with ledger 0
 // (a post or void that leaves the ledger to the pending transfer; a pay or refund, which act on
 // an existing order) is forbidden: it must state the ledger, or the check could not be made
 // before the ledger applies the request. Every event is checked before any is applied, so a
 // refused request changes nothing.
-wire::status check_request(const client& c, wire::operation op, const uint8_t* body,
+wire::status check_request(const client& c, const wire::header& h, const uint8_t* body,
                            size_t body_bytes);
 
 // The answer to an authenticate request on a connection whose hello sent `server_nonce`.

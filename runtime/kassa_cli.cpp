@@ -40,7 +40,7 @@ const char* usage_main =
     "  order             payments: create, pay, topup, withdraw, refund, transfer; show orders\n"
     "\n"
     "Operator commands:\n"
-    "  verify --data DIR [--json]   check a stopped store: balances, totals, indexes\n"
+    "  verify --data DIR [--json]   check a stopped store (and its shadow store): balances, totals\n"
     "  trace ID [--data DIR]        the payment journal of a trace, order or payment row\n"
     "  recon [--data DIR] [--all]   reconciliation cases and statement cursors\n"
     "  gl [--data DIR]              general-ledger totals and the accounting lag\n"
@@ -57,7 +57,7 @@ const char* usage_main =
     "forbidden).\n";
 
 const char* usage_verify =
-    "usage: kassa verify --data DIR [--json]\n"
+    "usage: kassa verify --data DIR [--shadow] [--json]\n"
     "\n"
     "Checks a stopped store offline, read-only. DIR is kassad's data directory (every shard-NNN\n"
     "below it is checked) or one shard directory. For every ledger, debits posted must equal\n"
@@ -66,6 +66,9 @@ const char* usage_verify =
     "the clearing account of shard A for shard B must mirror B's for A (A's credits are B's\n"
     "debits and the other way round); while the saga log in DIR/sagas holds sagas, which the\n"
     "next start of kassad finishes, the pairs are not compared.\n"
+    "\n"
+    "The shadow store of stress tests (DIR/shadow, when it holds shards) is checked the same\n"
+    "way after the real one; --shadow checks only the shadow store.\n"
     "\n"
     "Prints one summary line per shard and one for the cross-shard check (and each problem\n"
     "found); --json prints one JSON object per line instead. Exit status: 0 consistent,\n"
@@ -123,43 +126,10 @@ bool shard_number(const std::string& path, uint32_t& out) {
   return true;
 }
 
-int cmd_verify(const std::vector<std::string>& args) {
-  std::string data_dir;
-  bool json = false;
-  for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--data" && i + 1 < args.size()) {
-      data_dir = args[++i];
-    } else if (args[i] == "--json") {
-      json = true;
-    } else if (args[i] == "--help" || args[i] == "-h") {
-      std::fputs(usage_verify, stdout);
-      return exit_ok;
-    } else {
-      std::fprintf(stderr, "kassa verify: unknown or incomplete argument '%s'\n\n%s", args[i].c_str(),
-                   usage_verify);
-      return exit_usage;
-    }
-  }
-  if (data_dir.empty()) {
-    std::fprintf(stderr, "kassa verify: --data DIR is required\n\n%s", usage_verify);
-    return exit_usage;
-  }
-  const std::vector<std::string> shards = runtime::shard_paths_found(data_dir);
-  if (shards.empty()) {
-    std::fprintf(stderr, "kassa verify: no store in %s (expected data.mdb or shard-NNN/)\n", data_dir.c_str());
-    return exit_unavailable;
-  }
-  // A running kassad holds the lock: checking a store that is being written would report
-  // phantom problems.
-  std::string error;
-  runtime::data_lock lock;
-  const bool whole_store = shards.size() > 1 || shards[0] != data_dir;
-  if (whole_store) {
-    if (!lock.acquire(data_dir, error)) {
-      std::fprintf(stderr, "kassa verify: %s\n", error.c_str());
-      return exit_unavailable;
-    }
-  }
+// Checks the shards `shards` of the store in `data_dir` (a whole data directory, or one shard
+// directory) and, for a whole store, the clearing accounts across them. Returns the exit status.
+int verify_store(const std::string& data_dir, const std::vector<std::string>& shards, bool whole_store,
+                 bool json) {
   int status = exit_ok;
   std::map<uint32_t, std::vector<ledger::account>> clearing;
   std::vector<std::string> unnumbered;
@@ -222,6 +192,60 @@ int cmd_verify(const std::vector<std::string>& args) {
   return status;
 }
 
+int cmd_verify(const std::vector<std::string>& args) {
+  std::string data_dir;
+  bool json = false;
+  bool shadow_only = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--data" && i + 1 < args.size()) {
+      data_dir = args[++i];
+    } else if (args[i] == "--json") {
+      json = true;
+    } else if (args[i] == "--shadow") {
+      shadow_only = true;
+    } else if (args[i] == "--help" || args[i] == "-h") {
+      std::fputs(usage_verify, stdout);
+      return exit_ok;
+    } else {
+      std::fprintf(stderr, "kassa verify: unknown or incomplete argument '%s'\n\n%s", args[i].c_str(),
+                   usage_verify);
+      return exit_usage;
+    }
+  }
+  if (data_dir.empty()) {
+    std::fprintf(stderr, "kassa verify: --data DIR is required\n\n%s", usage_verify);
+    return exit_usage;
+  }
+  // The shadow store of stress tests, in DIR/shadow, has the layout of the real one.
+  const std::string shadow_dir = (std::filesystem::path(data_dir) / "shadow").string();
+  const std::vector<std::string> shards = runtime::shard_paths_found(shadow_only ? shadow_dir : data_dir);
+  if (shards.empty()) {
+    std::fprintf(stderr, "kassa verify: no store in %s (expected data.mdb or shard-NNN/)\n",
+                 (shadow_only ? shadow_dir : data_dir).c_str());
+    return exit_unavailable;
+  }
+  // A running kassad holds the lock (of both stores): checking a store that is being written
+  // would report phantom problems.
+  std::string error;
+  runtime::data_lock lock;
+  const bool whole_store = shadow_only || shards.size() > 1 || shards[0] != data_dir;
+  if (whole_store) {
+    if (!lock.acquire(data_dir, error)) {
+      std::fprintf(stderr, "kassa verify: %s\n", error.c_str());
+      return exit_unavailable;
+    }
+  }
+  if (shadow_only) return verify_store(shadow_dir, shards, true, json);
+  int status = verify_store(data_dir, shards, whole_store, json);
+  const std::vector<std::string> shadow_shards = whole_store ? runtime::shard_paths_found(shadow_dir)
+                                                             : std::vector<std::string>{};
+  if (!shadow_shards.empty()) {
+    const int shadow_status = verify_store(shadow_dir, shadow_shards, true, json);
+    if (status == exit_ok) status = shadow_status;
+  }
+  return status;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -231,7 +255,8 @@ int main(int argc, char** argv) {
   while (!args.empty() && args[0].rfind("--", 0) == 0 && args[0] != "--help" && args[0] != "--version") {
     global.push_back(args[0]);
     args.erase(args.begin());
-    const bool has_value = global.back().find('=') == std::string::npos && global.back() != "--json";
+    const bool has_value = global.back().find('=') == std::string::npos && global.back() != "--json" &&
+                           global.back() != "--shadow";
     if (has_value && !args.empty()) {
       global.push_back(args[0]);
       args.erase(args.begin());

@@ -41,6 +41,10 @@ void append_value(std::string& out, const std::string& v) {
 void set_level(level l) { threshold = static_cast<int>(l); }
 
 void write(level l, const std::string& msg, fields kv) {
+  write(l, msg, std::vector<std::pair<const char*, std::string>>(kv));
+}
+
+void write(level l, const std::string& msg, const std::vector<std::pair<const char*, std::string>>& kv) {
   if (static_cast<int>(l) < threshold.load(std::memory_order_relaxed)) return;
   using namespace std::chrono;
   const auto now = system_clock::now();

@@ -4,6 +4,7 @@
 #include <initializer_list>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace kassa::log {
 
@@ -12,6 +13,8 @@ enum class level { debug, info, warn, error };
 void set_level(level l);
 using fields = std::initializer_list<std::pair<const char*, std::string>>;
 void write(level l, const std::string& msg, fields kv = {});
+// The same, with fields put together at run time.
+void write(level l, const std::string& msg, const std::vector<std::pair<const char*, std::string>>& kv);
 
 inline void debug(const std::string& msg, fields kv = {}) { write(level::debug, msg, kv); }
 inline void info(const std::string& msg, fields kv = {}) { write(level::info, msg, kv); }

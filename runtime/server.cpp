@@ -107,6 +107,9 @@ struct session_state {
   std::shared_ptr<connection> conn;
   caf::actor ledger;
   caf::actor payments; // unset: payments are disabled
+  // The shadow store's (server_options): unset when the shadow store or its payments are off.
+  caf::actor shadow_ledger;
+  caf::actor shadow_payments;
 };
 
 using session_actor = caf::stateful_actor<session_state>;
@@ -189,18 +192,19 @@ void forward(session_actor* self, const caf::actor& to, const wire::header& h, R
 
 // Balances carry no ledger: a client limited to ledgers gets them only for an account of one
 // of its ledgers, found first; any other account answers as one without history (empty).
-void forward_balances(session_actor* self, const wire::header& h, const actors::request_context& ctx,
-                      const ledger::store::account_filter& f, const access::client* who) {
+void forward_balances(session_actor* self, const caf::actor& ledger, const wire::header& h,
+                      const actors::request_context& ctx, const ledger::store::account_filter& f,
+                      const access::client* who) {
   if (who == nullptr || who->every_ledger()) {
-    forward(self, self->state.ledger, h, actors::account_balances_request{ctx, f}, &actors::balances_reply::balances, who);
+    forward(self, ledger, h, actors::account_balances_request{ctx, f}, &actors::balances_reply::balances, who);
     return;
   }
-  self->request(self->state.ledger, caf::infinite, actors::lookup_accounts_request{ctx, {f.account_id}})
+  self->request(ledger, caf::infinite, actors::lookup_accounts_request{ctx, {f.account_id}})
       .then(
-          [self, h, ctx, f, who](actors::accounts_reply& r) {
+          [self, ledger, h, ctx, f, who](actors::accounts_reply& r) {
             if (r.status == actors::outcome::ok && r.accounts.size() == 1 &&
                 who->ledger_allowed(r.accounts[0].ledger)) {
-              forward(self, self->state.ledger, h, actors::account_balances_request{ctx, f},
+              forward(self, ledger, h, actors::account_balances_request{ctx, f},
                       &actors::balances_reply::balances, who);
             } else {
               reply_records(self, h, r.status, std::vector<ledger::account_balance>{});
@@ -209,11 +213,13 @@ void forward_balances(session_actor* self, const wire::header& h, const actors::
           [self, h](caf::error&) { reply(self, h, wire::status::internal, nullptr, 0, 0); });
 }
 
-caf::behavior session(session_actor* self, std::shared_ptr<connection> conn, caf::actor ledger,
-                      caf::actor payments) {
+caf::behavior session(session_actor* self, std::shared_ptr<connection> conn) {
+  const server_options& opts = conn->srv->opts;
   self->state.conn = std::move(conn);
-  self->state.ledger = std::move(ledger);
-  self->state.payments = std::move(payments);
+  self->state.ledger = opts.ledger;
+  self->state.payments = opts.payments;
+  self->state.shadow_ledger = opts.shadow_ledger;
+  self->state.shadow_payments = opts.shadow_payments;
   return {
       [self](inbound& in) {
         const wire::header& h = in.h;
@@ -221,40 +227,49 @@ caf::behavior session(session_actor* self, std::shared_ptr<connection> conn, caf
         const actors::request_context ctx = context_of(h);
         const uint8_t* body = in.body.data();
         const size_t bytes = in.body.size();
+        // The shadow flag picks the store: the real and the shadow store never see each
+        // other's requests.
+        const session_state& st = self->state;
+        if (h.ctx.shadow && !st.shadow_ledger) {
+          reply(self, h, wire::status::shadow_disabled, nullptr, 0, 0);
+          return;
+        }
+        const caf::actor& ledger = h.ctx.shadow ? st.shadow_ledger : st.ledger;
+        const caf::actor& payments = h.ctx.shadow ? st.shadow_payments : st.payments;
         using namespace actors;
         switch (h.op) {
           case wire::operation::create_accounts:
-            forward(self, self->state.ledger, h, create_accounts_request{ctx, wire::records<ledger::account>(body, bytes), {}},
+            forward(self, ledger, h, create_accounts_request{ctx, wire::records<ledger::account>(body, bytes), {}},
                     &create_reply::failures, who);
             break;
           case wire::operation::create_transfers:
-            forward(self, self->state.ledger, h, create_transfers_request{ctx, wire::records<ledger::transfer>(body, bytes), {}},
+            forward(self, ledger, h, create_transfers_request{ctx, wire::records<ledger::transfer>(body, bytes), {}},
                     &create_reply::failures, who);
             break;
           case wire::operation::lookup_accounts:
-            forward(self, self->state.ledger, h, lookup_accounts_request{ctx, wire::records<u128>(body, bytes)},
+            forward(self, ledger, h, lookup_accounts_request{ctx, wire::records<u128>(body, bytes)},
                     &accounts_reply::accounts, who);
             break;
           case wire::operation::lookup_transfers:
-            forward(self, self->state.ledger, h, lookup_transfers_request{ctx, wire::records<u128>(body, bytes)},
+            forward(self, ledger, h, lookup_transfers_request{ctx, wire::records<u128>(body, bytes)},
                     &transfers_reply::transfers, who);
             break;
           case wire::operation::get_account_transfers:
-            forward(self, self->state.ledger, h, account_transfers_request{ctx, filter_of(in.body)}, &transfers_reply::transfers, who);
+            forward(self, ledger, h, account_transfers_request{ctx, filter_of(in.body)}, &transfers_reply::transfers, who);
             break;
           case wire::operation::get_account_balances:
-            forward_balances(self, h, ctx, filter_of(in.body), who);
+            forward_balances(self, ledger, h, ctx, filter_of(in.body), who);
             break;
           case wire::operation::submit_payments:
           case wire::operation::lookup_orders:
-            if (!self->state.payments) {
+            if (!payments) {
               reply(self, h, wire::status::payments_disabled, nullptr, 0, 0);
             } else if (h.op == wire::operation::submit_payments) {
-              forward(self, self->state.payments, h,
+              forward(self, payments, h,
                       submit_payments_request{ctx, wire::records<ledger::payments::payment_command>(body, bytes)},
                       &payments_reply::replies, who);
             } else {
-              forward(self, self->state.payments, h, lookup_orders_request{ctx, wire::records<u128>(body, bytes)},
+              forward(self, payments, h, lookup_orders_request{ctx, wire::records<u128>(body, bytes)},
                       &orders_reply::orders, who);
             }
             break;
@@ -281,7 +296,7 @@ void random_bytes(uint8_t* out, size_t bytes) {
 
 void connection::start() {
   if (!srv->opts.access.clients.empty()) random_bytes(server_nonce, sizeof server_nonce);
-  session = srv->sys.spawn(runtime::session, shared_from_this(), srv->opts.ledger, srv->opts.payments);
+  session = srv->sys.spawn(runtime::session, shared_from_this());
   read();
 }
 
@@ -376,7 +391,7 @@ void connection::dispatch(const wire::decoded& d) {
   if (!hello_done) refuse = wire::status::hello_required;
   else if (who == nullptr ? srv->opts.access.required : d.h.ctx.client_id != who->id)
     refuse = wire::status::unauthenticated;
-  else if (who != nullptr && access::check_request(*who, d.h.op, d.body, d.body_bytes) != wire::status::ok)
+  else if (who != nullptr && access::check_request(*who, d.h, d.body, d.body_bytes) != wire::status::ok)
     refuse = wire::status::forbidden;
   else if (srv->draining.load()) refuse = wire::status::shutting_down;
   else if (inflight >= srv->opts.requests_inflight_max) refuse = wire::status::inflight_limit;

@@ -33,6 +33,11 @@ struct server_options {
   // gateway (actors/payments.hpp). Unset when payments are disabled: those operations are
   // then answered `payments_disabled`.
   caf::actor payments;
+  // The shadow store (docs/protocol.md, shadow flag): requests with the flag go to these and
+  // never to `ledger` or `payments`. An unset shadow_ledger answers them `shadow_disabled`; an
+  // unset shadow_payments answers their payment operations `payments_disabled`.
+  caf::actor shadow_ledger;
+  caf::actor shadow_payments;
   // Who may connect and what each client may do (docs/security.md). The default takes every
   // request from anyone, as before access control.
   access::policy access;

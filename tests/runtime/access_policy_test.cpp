@@ -49,9 +49,12 @@ std::vector<uint8_t> body_of(const std::vector<T>& records) {
 }
 
 template <class T>
-status check(const access::client& c, operation op, const std::vector<T>& records) {
+status check(const access::client& c, operation op, const std::vector<T>& records, bool shadow = false) {
   const auto body = body_of(records);
-  return access::check_request(c, op, body.data(), body.size());
+  wire::header h;
+  h.op = op;
+  h.ctx.shadow = shadow;
+  return access::check_request(c, h, body.data(), body.size());
 }
 
 ledger::transfer transfer_on(uint32_t ledger) {
@@ -123,6 +126,27 @@ TEST_CASE("operations outside a client's list are forbidden; hello and authentic
   CHECK(check(c, operation::lookup_accounts, std::vector<u128>{1}) == status::ok);
   CHECK(check(c, operation::create_transfers, std::vector<ledger::transfer>{transfer_on(1)}) == status::forbidden);
   CHECK(check(c, operation::lookup_orders, std::vector<u128>{1}) == status::forbidden);
+}
+
+TEST_CASE("a client uses the real store only, unless it may use the shadow store; a load tester may use only that",
+          "[access]") {
+  const std::vector<ledger::transfer> one{transfer_on(840)};
+  access::client c = client_7();
+  CHECK(check(c, operation::create_transfers, one) == status::ok);
+  CHECK(check(c, operation::create_transfers, one, true) == status::forbidden);
+  CHECK(check(c, operation::lookup_accounts, std::vector<u128>{1}, true) == status::forbidden);
+  c.shadow_store = true;
+  CHECK(check(c, operation::create_transfers, one, true) == status::ok);
+  c.real_store = false;
+  CHECK(check(c, operation::create_transfers, one, true) == status::ok);
+  CHECK(check(c, operation::create_transfers, one) == status::forbidden);
+  CHECK(check(c, operation::lookup_transfers, std::vector<u128>{1}) == status::forbidden);
+  // the operations and ledgers of the client bind in the shadow store too
+  c.ledgers = {978};
+  CHECK(check(c, operation::create_transfers, one, true) == status::forbidden);
+  c.ledgers.clear();
+  c.operations = access::operation_bit(operation::lookup_accounts);
+  CHECK(check(c, operation::create_transfers, one, true) == status::forbidden);
 }
 
 TEST_CASE("one event on a ledger the client may not use forbids the whole request", "[access]") {

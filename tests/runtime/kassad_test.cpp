@@ -166,7 +166,7 @@ TEST_CASE("transfers between accounts of different shards leave clearing pairs t
   INFO(out);
   const bool open = out.find(" open; ") != std::string::npos;
   CHECK((open || out.find("cross-shard: consistent: ") != std::string::npos));
-  CHECK(out.find("cross-shard: consistent: 0 clearing pairs") == std::string::npos);
+  CHECK(out.find(k.data_dir() + ": cross-shard: consistent: 0 clearing pairs") == std::string::npos);
   CHECK(run({KASSA_CLI, "verify", "--data", k.data_dir(), "--json"}, out) == 0);
   CHECK(out.find("{\"cross_shard\":true,\"consistent\":true,\"shards\":4,") != std::string::npos);
 }
