@@ -148,12 +148,19 @@ int main(int argc, char** argv) {
     if (!shadow) return status;
   }
 
-  // The payment core, when enabled: its store, channels, side-link consumers and gateway. Shadow
-  // payment requests are answered payments_disabled: they must never reach a real provider.
-  std::unique_ptr<runtime::payment_core> payments;
+  // The payment core, when enabled: its store, channels, side-link consumers and gateway. The
+  // shadow store's has channels to shadow.providers only (simulators): shadow payments never
+  // reach a real provider, and without shadow providers there is no shadow payment core.
+  std::unique_ptr<runtime::payment_core> payments, shadow_payments;
   if (cfg.payments.enabled) {
     payments = runtime::start_payment_core(sys, cfg, cfg.payments, *real);
     if (!payments) return exit_runtime_error;
+    if (shadow && !cfg.shadow.providers.empty()) {
+      config::payments_config shadow_cfg = cfg.payments;
+      shadow_cfg.providers = cfg.shadow.providers;
+      shadow_payments = runtime::start_payment_core(sys, cfg, shadow_cfg, *shadow);
+      if (!shadow_payments) return exit_runtime_error;
+    }
   }
 
   runtime::server_options so;
@@ -166,6 +173,7 @@ int main(int argc, char** argv) {
   so.requests_inflight_max = cfg.server.requests_inflight_max;
   so.ledger = real->directory;
   so.shadow_ledger = shadow ? shadow->directory : caf::actor{};
+  so.shadow_payments = shadow_payments ? shadow_payments->payments : caf::actor{};
   so.access.required = cfg.access.required;
   so.access.authentication_failures_max = cfg.access.authentication_failures_max;
   for (const config::access_client& c : cfg.access.clients) {
