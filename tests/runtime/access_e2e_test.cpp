@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <fstream>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <netinet/in.h>
@@ -43,6 +44,7 @@ std::string hex_of(const std::vector<uint8_t>& key) {
 const std::vector<uint8_t> admin_key = key_of(0x11);  // client 1: everything
 const std::vector<uint8_t> reader_key = key_of(0x22); // client 2: lookups only
 const std::vector<uint8_t> clerk_key = key_of(0x33);  // client 3: ledger 1 only
+const std::vector<uint8_t> bench_key = key_of(0x44);  // client 4: the shadow store only
 
 // kassad with access required and three clients; client 3's key is in a file of mode 600.
 struct secured_kassad {
@@ -64,7 +66,10 @@ struct secured_kassad {
         "      operations: [lookup_accounts, lookup_transfers]\n"
         "    - id: 3\n"
         "      key_file: " + clerk_key_file + "\n"
-        "      ledgers: [1]\n");
+        "      ledgers: [1]\n"
+        "    - id: 4\n"
+        "      key: \"" + hex_of(bench_key) + "\"\n"
+        "      stores: [shadow]\n");
   }
 
   client::blocking_client as(uint64_t id, const std::vector<uint8_t>& key) const {
@@ -377,6 +382,43 @@ TEST_CASE("a request naming a ledger the client may not use is forbidden as a wh
   CHECK(admin.get_account_transfers(f).size() == 1);
   f.account_id = 1;
   CHECK(clerk.get_account_transfers(f).size() == 2);
+}
+
+TEST_CASE("a load tester with stores [shadow] moves shadow money only; other clients may not use the shadow store",
+          "[e2e][access][shadow]") {
+  secured_kassad s;
+  auto admin = s.as(1, admin_key);
+  seed_accounts(admin);
+  client::options o;
+  o.client_id = 4;
+  o.key = bench_key;
+  o.shadow = true;
+  auto bench = s.k->connect(o);
+  CHECK(bench.create_accounts({make_account(1), make_account(2)}).empty());
+  CHECK(bench.create_transfers({make_transfer(100, 1, 2, 999)}).empty()); // id 100 exists only in the real store
+  REQUIRE(bench.lookup_accounts({1}).size() == 1);
+  CHECK(bench.lookup_accounts({1})[0].debits_posted == 999);
+  CHECK(bench.lookup_accounts({11}).empty()); // a real account, not in the shadow store
+  // without the flag the same client is refused, and changes nothing
+  auto refused = [&](const std::function<void()>& request) {
+    try {
+      request();
+    } catch (const client::error& e) {
+      return e.status == wire::status::forbidden;
+    }
+    return false;
+  };
+  client::options plain = o;
+  plain.shadow = false;
+  auto bench_real = s.k->connect(plain);
+  CHECK(refused([&] { bench_real.lookup_accounts({1}); }));
+  CHECK(refused([&] { bench_real.create_transfers({make_transfer(300, 1, 2, 5)}); }));
+  CHECK(admin.lookup_transfers({300}).empty());
+  CHECK(admin.lookup_accounts({1})[0].debits_posted == 100);
+  // the admin has the default stores: the real one only
+  wire::context shadow;
+  shadow.shadow = true;
+  CHECK(refused([&] { admin.lookup_accounts({1}, shadow); }));
 }
 
 TEST_CASE("after authenticating, a frame naming another client is unauthenticated", "[e2e][access]") {
