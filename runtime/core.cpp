@@ -70,7 +70,11 @@ std::unique_ptr<ledger_core> start_ledger_core(caf::actor_system& sys, const con
   // look for every account in the wrong shard.
   const std::string mismatch = shard_count_mismatch(site.data_dir, cfg.store.shards);
   if (!mismatch.empty()) {
-    std::fprintf(stderr, "kassad: %s: store.shards: %s\n", cfg.source.c_str(), mismatch.c_str());
+    // The shadow store holds test data only: throwing it away is a fix too.
+    const std::string or_drop =
+        site.shadow ? " (or delete " + site.data_dir + ", which holds shadow test data only)" : "";
+    std::fprintf(stderr, "kassad: %s: store.shards: %s%s\n", cfg.source.c_str(), mismatch.c_str(),
+                 or_drop.c_str());
     exit_status = config::exit_config_error;
     return nullptr;
   }

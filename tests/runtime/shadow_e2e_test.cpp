@@ -160,6 +160,7 @@ TEST_CASE("the shadow store keeps the shard count of the real one and refuses an
   INFO(out);
   CHECK(out.find("store.shards: is 3 but the data directory " + data + "/shadow holds 2 shards") !=
         std::string::npos);
+  CHECK(out.find("(or delete " + data + "/shadow, which holds shadow test data only)") != std::string::npos);
 }
 
 TEST_CASE("with shadow.enabled false shadow requests are answered shadow_disabled and change nothing",
