@@ -261,18 +261,19 @@ private:
   // --- replies -------------------------------------------------------------------------
 
   void read() {
-    if (inbox_start_ == inbox_.size()) {
-      inbox_.clear();
-      inbox_start_ = 0;
+    // The inbox keeps its size (only ever grows, for a reply larger than what it holds):
+    // resizing a vector up per read would zero-fill the chunk every time.
+    if (inbox_start_ == inbox_used_) {
+      inbox_used_ = inbox_start_ = 0;
     } else if (inbox_start_ > 0) {
-      inbox_.erase(inbox_.begin(), inbox_.begin() + long(inbox_start_));
+      std::memmove(inbox_.data(), inbox_.data() + inbox_start_, inbox_used_ - inbox_start_);
+      inbox_used_ -= inbox_start_;
       inbox_start_ = 0;
     }
-    const size_t have = inbox_.size();
-    inbox_.resize(have + read_chunk_bytes);
-    socket_.async_read_some(asio::buffer(inbox_.data() + have, read_chunk_bytes),
-                            [this, have](const boost::system::error_code& ec, size_t n) {
-                              inbox_.resize(have + n);
+    if (inbox_.size() < inbox_used_ + read_chunk_bytes) inbox_.resize(inbox_used_ + read_chunk_bytes);
+    socket_.async_read_some(asio::buffer(inbox_.data() + inbox_used_, inbox_.size() - inbox_used_),
+                            [this](const boost::system::error_code& ec, size_t n) {
+                              inbox_used_ += n;
                               if (finished_) return;
                               if (ec) {
                                 lost();
@@ -287,7 +288,7 @@ private:
   // Handles every complete reply in the inbox; false once the connection is gone.
   bool drain() {
     for (;;) {
-      const wire::decoded d = wire::decode(inbox_.data() + inbox_start_, inbox_.size() - inbox_start_, reply_limits);
+      const wire::decoded d = wire::decode(inbox_.data() + inbox_start_, inbox_used_ - inbox_start_, reply_limits);
       if (d.outcome == wire::decode_outcome::need_more) return true;
       if (d.outcome != wire::decode_outcome::frame) {
         lost();
@@ -382,7 +383,8 @@ private:
   clock_type::time_point paused_until_;
   double interval_s_ = 0, phase_s_ = 0;
   std::vector<uint8_t> body_, outbox_, writing_, inbox_;
-  size_t inbox_start_ = 0;
+  size_t inbox_start_ = 0; // the first byte not yet decoded
+  size_t inbox_used_ = 0;  // bytes of inbox_ that hold received data
   bool writing_active_ = false;
   bool stopping_ = false;
   bool finished_ = false;
