@@ -661,6 +661,9 @@ std::string comparison_section(const comparison& c) {
   bar_chart chart{c.id, "Throughput: kassa and PostgreSQL (log scale)", "per second (log scale)",
                   format_count, {"kassa", "PostgreSQL"}, {}, true};
   for (const compare_row& r : c.rows) {
+    // Rows without a kassa figure (a ratio of kassa to itself, a memory figure) are in the
+    // table only.
+    if (!known(r.kassa_per_s)) continue;
     chart.groups.push_back(
         {r.workload, {r.kassa_per_s, r.peer_per_s}, figure(r.ratio, format_ratio)});
   }
