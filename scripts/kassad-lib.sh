@@ -1,4 +1,4 @@
-# Shell helpers for scripts that run kassad on 127.0.0.1 (perf/compare_peer.sh,
+# Shell helpers for scripts that run kassad on 127.0.0.1 (perf/payments_latency.sh,
 # tests/reliability/crash_under_load.sh). Source it; it runs nothing by itself.
 
 # kassad_config FILE DATA_DIR SHARDS [MAP_SIZE_MIB]: a loopback config, OS-chosen port, fsync.
