@@ -1,6 +1,7 @@
 #include "config/config.hpp"
 
 #include <algorithm>
+#include <arpa/inet.h>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
@@ -143,6 +144,28 @@ parse_fn hot_accounts_section(hot_accounts_config& c) {
       {"static", optional, hot_static_list(c.static_accounts)},
       {"adaptive", optional, hot_adaptive_section(c.adaptive)},
       {"sweep_interval_ms", optional, integer(c.sweep_interval_ms, 0, 3600000)},
+  });
+}
+
+// An IPv4 or IPv6 address in numeric form (a host name would need a resolver at boot).
+parse_fn ip_address(std::string& out) {
+  return [&out](reader& r, const YAML::Node& value, const place& at) {
+    out = read_scalar(r, value, at, "an IP address");
+    unsigned char bytes[sizeof(in6_addr)];
+    if (inet_pton(AF_INET, out.c_str(), bytes) != 1 && inet_pton(AF_INET6, out.c_str(), bytes) != 1) {
+      r.fail(at, "'" + out + "' is not an IPv4 or IPv6 address");
+    }
+  };
+}
+
+parse_fn metrics_section(metrics_config& c) {
+  return section({
+      {"enabled", optional, boolean(c.enabled)},
+      {"address", optional, ip_address(c.address)},
+      {"port", optional, integer(c.port, 0, 65535)},
+      {"connections_max", optional, integer(c.connections_max, 1, 1024)},
+      {"request_bytes_max", optional, integer(c.request_bytes_max, 256, 65536)},
+      {"read_timeout_ms", optional, integer(c.read_timeout_ms, 1, 60000)},
   });
 }
 
@@ -828,6 +851,7 @@ parse_fn top_level(config& c) {
       {"batching", optional, batching_section(c.batching)},
       {"hot_accounts", optional, hot_accounts_section(c.hot_accounts)},
       {"log", optional, log_section(c.log)},
+      {"metrics", optional, metrics_section(c.metrics)},
       {"payments", optional, payments_section(c.payments)},
       {"access", optional, access_section(c.access)},
       {"shadow", optional, shadow_section(c.shadow)},
@@ -868,6 +892,14 @@ void check_across_sections(const reader& r, const config& c) {
     }
     r.fail(batch, "must be at most batching.queue_events_max = " +
                       std::to_string(c.batching.queue_events_max));
+  }
+  const place metrics_port = r.find("metrics.port");
+  const place server_port = r.find("server.port");
+  if (c.metrics.enabled && c.metrics.port != 0 && c.metrics.port == c.server.port) {
+    if (later(server_port, metrics_port)) {
+      r.fail(server_port, "must differ from metrics.port = " + std::to_string(c.metrics.port));
+    }
+    r.fail(metrics_port, "must differ from server.port = " + std::to_string(c.server.port));
   }
 }
 

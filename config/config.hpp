@@ -64,6 +64,16 @@ struct hot_accounts_config {
   uint32_t sweep_interval_ms = 1000;       // 0 .. 3600000; 0: never sweep
 };
 
+// kassad's Prometheus metrics over HTTP (GET /metrics); docs/operations.md lists them.
+struct metrics_config {
+  bool enabled = true;
+  std::string address = "127.0.0.1";       // an IPv4 or IPv6 address
+  uint16_t port = 9464;                    // 0 lets the OS pick (tests)
+  uint32_t connections_max = 8;            // scrapes at once, 1 .. 1024; more are refused
+  uint32_t request_bytes_max = 8192;       // request line and headers, 256 .. 65536
+  uint32_t read_timeout_ms = 2000;         // to receive a whole request, 1 .. 60000
+};
+
 struct log_config {
   log_level level = log_level::info;
 };
@@ -250,6 +260,7 @@ struct config {
   batching_config batching;
   hot_accounts_config hot_accounts;
   log_config log;
+  metrics_config metrics;
   payments_config payments;
   access_config access;
   shadow_config shadow;

@@ -40,6 +40,13 @@ TEST_CASE("the documented default file loads and agrees with the defaults in cod
 
   CHECK(c.log.level == defaults.log.level);
 
+  CHECK(c.metrics.enabled == defaults.metrics.enabled);
+  CHECK(c.metrics.address == defaults.metrics.address);
+  CHECK(c.metrics.port == defaults.metrics.port);
+  CHECK(c.metrics.connections_max == defaults.metrics.connections_max);
+  CHECK(c.metrics.request_bytes_max == defaults.metrics.request_bytes_max);
+  CHECK(c.metrics.read_timeout_ms == defaults.metrics.read_timeout_ms);
+
   const payments_config& p = c.payments;
   const payments_config& pd = defaults.payments;
   CHECK_FALSE(p.enabled);
