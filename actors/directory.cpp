@@ -8,6 +8,7 @@
 #include "actors/shard.hpp"
 #include "ledger/assert.hpp"
 #include "ledger/system_ids.hpp"
+#include "metrics/shared.hpp"
 
 namespace kassa::actors {
 
@@ -161,6 +162,12 @@ struct directory_state {
   uint64_t window_start_ns = 0;
   std::vector<caf::response_promise> drains;
   bool sweep_queued = false;
+  // Metrics (docs/operations.md#metrics), set up when the directory starts.
+  metrics::gauge* mailbox = nullptr;
+  metrics::gauge* hot_accounts = nullptr;
+  metrics::gauge* hot_sub_accounts = nullptr;
+  metrics::counter* sweeps = nullptr;
+  metrics::counter* sweep_transfers = nullptr;
 };
 
 using directory_actor = caf::stateful_actor<directory_state>;
@@ -904,12 +911,17 @@ void round_applied(directory_actor* self, round_ptr r,
 
 void round_apply(directory_actor* self, round_ptr r) {
   auto& st = self->state;
+  // The shards record the routing stage of the round from its oldest client request.
+  request_context ctx;
+  for (const work_ptr& w : r->works) {
+    if (w->ctx.handed_ns != 0 && (ctx.handed_ns == 0 || w->ctx.handed_ns < ctx.handed_ns)) ctx.handed_ns = w->ctx.handed_ns;
+  }
   std::vector<std::pair<uint32_t, create_accounts_request>> accounts;
   std::vector<std::pair<uint32_t, create_transfers_request>> transfers;
   for (uint32_t s = 0; s < st.shards; ++s) {
     shard_batch& b = r->batches[s];
-    if (!b.accounts.empty()) accounts.emplace_back(s, create_accounts_request{request_context{}, b.accounts, b.accounts_system});
-    if (!b.transfers.empty()) transfers.emplace_back(s, create_transfers_request{request_context{}, b.transfers, b.transfers_system});
+    if (!b.accounts.empty()) accounts.emplace_back(s, create_accounts_request{ctx, b.accounts, b.accounts_system});
+    if (!b.transfers.empty()) transfers.emplace_back(s, create_transfers_request{ctx, b.transfers, b.transfers_system});
   }
   // Accounts first: every shard takes its create_accounts before its create_transfers, so a
   // clearing or sub-account exists before the legs that name it.
@@ -1027,6 +1039,7 @@ caf::response_promise enqueue(directory_actor* self, Request& req, bool accounts
   auto& st = self->state;
   auto rp = self->make_response_promise();
   const size_t events = req.events.size();
+  st.mailbox->set(static_cast<int64_t>(self->mailbox().size()));
   if (st.failed) {
     rp.deliver(create_reply{outcome::store_unavailable, {}});
     return rp;
@@ -1422,6 +1435,8 @@ void sweep(directory_actor* self) {
     w->done = [self] { self->state.sweep_queued = false; };
     w->system.assign(w->transfer_events.size(), 1);
     w->results.assign(w->transfer_events.size(), 0);
+    st.sweeps->add();
+    st.sweep_transfers->add(w->transfer_events.size());
     st.queue.push_back(w);
     st.queue_events += w->transfer_events.size();
     round_start(self);
@@ -1432,9 +1447,16 @@ void sweep(directory_actor* self) {
 
 caf::behavior passthrough(directory_actor* self) {
   caf::actor shard = self->state.opts.shards.front();
+  auto sample = [self] { self->state.mailbox->set(static_cast<int64_t>(self->mailbox().size())); };
   return {
-      [=](create_accounts_request& r) { self->delegate(shard, std::move(r)); },
-      [=](create_transfers_request& r) { self->delegate(shard, std::move(r)); },
+      [=](create_accounts_request& r) {
+        sample();
+        self->delegate(shard, std::move(r));
+      },
+      [=](create_transfers_request& r) {
+        sample();
+        self->delegate(shard, std::move(r));
+      },
       [=](lookup_accounts_request& r) { self->delegate(shard, std::move(r)); },
       [=](lookup_transfers_request& r) { self->delegate(shard, std::move(r)); },
       [=](account_transfers_request& r) { self->delegate(shard, std::move(r)); },
@@ -1448,10 +1470,29 @@ std::chrono::nanoseconds tick_interval(const directory_options& o) {
   return std::chrono::nanoseconds(o.sweep_interval_ns != 0 ? o.sweep_interval_ns : 1'000'000'000);
 }
 
+// Split accounts and their sub-accounts, counted again on each tick (a few entries).
+void count_hot(directory_actor* self) {
+  auto& st = self->state;
+  int64_t split = 0, subs = 0;
+  for (const auto& [parent, h] : st.hot) {
+    if (h.sub_accounts == 0) continue;
+    ++split;
+    subs += h.sub_accounts;
+  }
+  st.hot_accounts->set(split);
+  st.hot_sub_accounts->set(subs);
+}
+
 caf::behavior directory(directory_actor* self, directory_options opts) {
   auto& st = self->state;
   st.shards = static_cast<uint32_t>(opts.shards.size());
   st.opts = std::move(opts);
+  metrics::registry& m = *st.opts.metrics;
+  st.mailbox = &metrics::mailbox_depth(m, "directory");
+  st.hot_accounts = &m.get_gauge("kassa_hot_accounts", "Accounts split into sub-accounts (hot accounts)");
+  st.hot_sub_accounts = &m.get_gauge("kassa_hot_sub_accounts", "Sub-accounts of the split accounts");
+  st.sweeps = &m.get_counter("kassa_sweeps_total", "Sweeps of sub-account balances back to their accounts");
+  st.sweep_transfers = &m.get_counter("kassa_sweep_transfers_total", "Transfers the sweeps wrote (one per sub-account with a balance)");
   st.passthrough = st.shards == 1 && st.opts.hot_static.empty() && st.opts.adaptive_window_ns == 0;
   if (st.passthrough) return passthrough(self);
   for (const hot_account_rule& rule : st.opts.hot_static) {
@@ -1465,6 +1506,7 @@ caf::behavior directory(directory_actor* self, directory_options opts) {
       caf::anon_send_exit(writer, caf::exit_reason::user_shutdown);
     });
   }
+  count_hot(self);
   recover(self);
   self->delayed_send(self, tick_interval(st.opts), sweep_atom::value);
   return {
@@ -1477,6 +1519,7 @@ caf::behavior directory(directory_actor* self, directory_options opts) {
         return self->delegate(self->state.opts.shards[shard_of(r.filter.account_id, self->state.shards)], std::move(r));
       },
       [self](sweep_atom) {
+        count_hot(self);
         retry_unresolved(self);
         if (self->state.opts.sweep_interval_ns != 0) sweep(self);
         self->delayed_send(self, tick_interval(self->state.opts), sweep_atom::value);

@@ -22,6 +22,7 @@
 
 #include "actors/messages.hpp"
 #include "ledger/store/saga_log.hpp"
+#include "metrics/registry.hpp"
 
 namespace kassa::actors {
 
@@ -50,6 +51,8 @@ struct directory_options {
   bool saga_writer_detached = true;
   std::function<void(const std::string&, const std::string&)> log_error;
   std::function<void(const std::string&, const std::string&)> log_info;
+  // Where the directory records its mailbox depth, hot accounts and sweeps.
+  metrics::registry* metrics = &metrics::process_registry();
 };
 
 // The shard an account (or sub-account, or clearing account) lives in.

@@ -18,6 +18,9 @@ struct request_context {
   uint64_t client_id = 0;
   uint64_t deadline_ns = 0; // unix epoch; 0 = none
   bool shadow = false;
+  // Steady clock (metrics::steady_ns) when the session handed the request to the ledger: the
+  // shard that applies it records the routing stage. 0: not measured (kassa's own work).
+  uint64_t handed_ns = 0;
 };
 
 // Why a request as a whole was not carried out. `ok` means the per-event results hold.

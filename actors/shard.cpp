@@ -6,6 +6,7 @@
 
 #include "ledger/assert.hpp"
 #include "ledger/system_ids.hpp"
+#include "metrics/shared.hpp"
 
 namespace kassa::actors {
 
@@ -24,6 +25,34 @@ struct waiter {
   uint64_t group;
   size_t events; // counted in events_unacked until released
   std::function<void(bool durable)> release;
+  uint64_t applied_ns = 0; // steady clock when a create_* was applied; 0: not measured
+};
+
+// What a shard records (docs/operations.md#metrics); set up when it starts.
+struct shard_metrics {
+  metrics::histogram* routing = nullptr;
+  metrics::histogram* accounts = nullptr;
+  metrics::histogram* commit_wait = nullptr;
+  metrics::histogram* commit_seconds = nullptr;
+  metrics::histogram* commit_batch_events = nullptr;
+  metrics::counter* commits = nullptr;
+  metrics::counter* commit_failures = nullptr;
+  metrics::gauge* mailbox = nullptr;
+
+  void setup(metrics::registry& r, const std::string& name) {
+    routing = &metrics::stage_seconds(r, metrics::stage::routing);
+    accounts = &metrics::stage_seconds(r, metrics::stage::accounts);
+    commit_wait = &metrics::stage_seconds(r, metrics::stage::commit_wait);
+    const metrics::labels shard{{"shard", name}};
+    commit_seconds = &r.get_histogram("kassa_commit_seconds", "A group commit: its write transaction and fsync",
+                                      shard, metrics::seconds_buckets());
+    commit_batch_events = &r.get_histogram("kassa_commit_batch_events", "Events in one group commit", shard,
+                                           metrics::powers_of_two(20));
+    commits = &r.get_counter("kassa_commits_total", "Group commits made durable", shard);
+    commit_failures = &r.get_counter("kassa_commit_failures_total",
+                                     "Group commits that failed (the shard recovered from disk)", shard);
+    mailbox = &metrics::mailbox_depth(r, "shard" + name);
+  }
 };
 
 struct shard_state {
@@ -42,6 +71,8 @@ struct shard_state {
   bool flush_timer = false;     // a delayed flush is armed (commit_delay_ns)
   uint64_t expiry_timer_ns = 0; // deadline the armed expiry timer is for; 0 = none
   std::deque<waiter> waiting;   // ordered by group
+  size_t group_events = 0;      // events of the group with the writer
+  shard_metrics stats;
 };
 
 using shard_actor = caf::stateful_actor<shard_state>;
@@ -58,23 +89,26 @@ uint64_t group_needed(shard_actor* self) {
   return st.group_durable;
 }
 
-void hold(shard_actor* self, size_t events, std::function<void(bool)> release) {
+void hold(shard_actor* self, size_t events, std::function<void(bool)> release, uint64_t applied_ns = 0) {
   auto& st = self->state;
   const uint64_t group = group_needed(self);
   if (group <= st.group_durable) {
+    if (applied_ns != 0) st.stats.commit_wait->observe(0); // nothing of it waits for the disk
     release(true);
     return;
   }
   st.events_unacked += events;
-  st.waiting.push_back(waiter{group, events, std::move(release)});
+  st.waiting.push_back(waiter{group, events, std::move(release), applied_ns});
 }
 
 void release_through(shard_actor* self, uint64_t group, bool durable) {
   auto& st = self->state;
+  const uint64_t now = st.waiting.empty() || !durable ? 0 : metrics::steady_ns();
   while (!st.waiting.empty() && (st.waiting.front().group <= group || !durable)) {
     waiter w = std::move(st.waiting.front());
     st.waiting.pop_front();
     st.events_unacked -= w.events;
+    if (durable && w.applied_ns != 0) st.stats.commit_wait->observe(metrics::elapsed(w.applied_ns, now));
     w.release(durable);
   }
 }
@@ -104,6 +138,7 @@ void committed(shard_actor* self, commit_done& done, uint64_t timestamp_last) {
   auto& st = self->state;
   st.writer_busy = false;
   if (!done.error.ok()) {
+    st.stats.commit_failures->add();
     fail_stop(self, std::string(store::name(done.error.code)) + ": " + done.error.message);
     if (done.error.code == store::errc::map_full && !st.failed) {
       // Every further change would fail the same way, and each failure costs a reload:
@@ -114,6 +149,9 @@ void committed(shard_actor* self, commit_done& done, uint64_t timestamp_last) {
     }
     return;
   }
+  st.stats.commits->add();
+  st.stats.commit_seconds->observe(done.stats.write_ns + done.stats.sync_ns);
+  st.stats.commit_batch_events->observe(st.group_events);
   st.group_durable = done.group;
   st.timestamp_durable = timestamp_last;
   release_through(self, done.group, true);
@@ -126,6 +164,7 @@ void flush(shard_actor* self) {
   auto& st = self->state;
   if (st.writer_busy || st.failed || st.full || st.sm->changes().empty()) return;
   commit_group g{st.group_open++, st.sm->changes_take()};
+  st.group_events = g.changes.transfers_created.size() + g.changes.accounts_created.size();
   st.events_open = 0;
   const uint64_t timestamp_last = g.changes.timestamp_last;
   st.writer_busy = true;
@@ -179,11 +218,11 @@ std::vector<event_result> failures_of(const std::vector<Result>& results) {
 // After a create_* batch was applied: holds its reply until its group is durable, counts the
 // applied events into the group being formed, and hands the group over when it is time.
 void answer_when_durable(shard_actor* self, caf::response_promise rp, size_t events,
-                         std::vector<event_result> failures) {
+                         std::vector<event_result> failures, uint64_t applied_ns) {
   const size_t applied = events - failures.size(); // refused events change nothing
   hold(self, events, [rp, reply = create_reply{outcome::ok, std::move(failures)}](bool durable) mutable {
     rp.deliver(durable ? std::move(reply) : create_reply{outcome::store_unavailable, {}});
-  });
+  }, applied_ns);
   self->state.events_open += applied;
   maybe_flush(self);
 }
@@ -217,7 +256,26 @@ caf::response_promise account_query(shard_actor* self, const request_context& ct
   return rp;
 }
 
+// A create_* request starts being applied: records how long it took to get here (routing) and
+// samples the mailbox. Returns the steady clock for the accounts stage.
+uint64_t apply_start(shard_actor* self, const request_context& ctx) {
+  auto& st = self->state;
+  const uint64_t now = metrics::steady_ns();
+  if (ctx.handed_ns != 0) st.stats.routing->observe(metrics::elapsed(ctx.handed_ns, now));
+  st.stats.mailbox->set(static_cast<int64_t>(self->mailbox().size()));
+  return now;
+}
+
+// The request's events are applied to account state: records the accounts stage; returns
+// the steady clock, where its commit_wait starts.
+uint64_t apply_end(shard_actor* self, uint64_t started_ns) {
+  const uint64_t now = metrics::steady_ns();
+  self->state.stats.accounts->observe(metrics::elapsed(started_ns, now));
+  return now;
+}
+
 caf::behavior shard(shard_actor* self, shard_options opts, std::shared_ptr<state_machine> recovered) {
+  self->state.stats.setup(*opts.metrics, opts.metrics_name.empty() ? std::to_string(opts.shard) : opts.metrics_name);
   self->state.opts = std::move(opts);
   self->state.sm = std::move(recovered);
   self->state.timestamp_durable = self->state.sm->timestamp_last();
@@ -230,9 +288,10 @@ caf::behavior shard(shard_actor* self, shard_options opts, std::shared_ptr<state
           rp.deliver(create_reply{o, {}});
           return rp;
         }
+        const uint64_t started_ns = apply_start(self, req.ctx);
         auto results = st.sm->create_accounts(req.events.data(), req.events.size(), self->state.opts.clock(),
                                               req.system.empty() ? nullptr : req.system.data());
-        answer_when_durable(self, rp, req.events.size(), failures_of(results));
+        answer_when_durable(self, rp, req.events.size(), failures_of(results), apply_end(self, started_ns));
         return rp;
       },
       [self](create_transfers_request& req) -> caf::response_promise {
@@ -242,6 +301,7 @@ caf::behavior shard(shard_actor* self, shard_options opts, std::shared_ptr<state
           rp.deliver(create_reply{o, {}});
           return rp;
         }
+        const uint64_t started_ns = apply_start(self, req.ctx);
         const uint64_t now = self->state.opts.clock();
         st.sm->expire_pending(now);
         if (store::error err = st.opts.store->prefetch(*st.sm, req.events.data(), req.events.size());
@@ -251,7 +311,7 @@ caf::behavior shard(shard_actor* self, shard_options opts, std::shared_ptr<state
         }
         auto results = st.sm->create_transfers(req.events.data(), req.events.size(), now,
                                                req.system.empty() ? nullptr : req.system.data());
-        answer_when_durable(self, rp, req.events.size(), failures_of(results));
+        answer_when_durable(self, rp, req.events.size(), failures_of(results), apply_end(self, started_ns));
         arm_expiry(self);
         return rp;
       },

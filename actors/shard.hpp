@@ -10,6 +10,7 @@
 #include <string>
 
 #include "actors/messages.hpp"
+#include "metrics/registry.hpp"
 
 namespace kassa::actors {
 
@@ -30,6 +31,11 @@ struct shard_options {
   std::function<uint64_t()> clock;
   // Where the shard reports operating failures (message, detail); the daemon logs them.
   std::function<void(const std::string&, const std::string&)> log_error;
+  // Where the shard records its stages (routing, accounts, commit_wait), its commits and its
+  // mailbox depth, labelled shard="<metrics_name>" and actor="shard<metrics_name>".
+  // An empty name is the shard's number.
+  metrics::registry* metrics = &metrics::process_registry();
+  std::string metrics_name;
 };
 
 // Spawns a shard; it recovers its state from the store before it takes any message. Returns

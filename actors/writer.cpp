@@ -1,12 +1,16 @@
 #include "actors/writer.hpp"
 
+#include "metrics/shared.hpp"
+
 namespace kassa::actors {
 
 namespace {
 
-caf::behavior writer(caf::event_based_actor*, std::shared_ptr<ledger::store::store> store) {
+caf::behavior writer(caf::event_based_actor* self, std::shared_ptr<ledger::store::store> store,
+                     metrics::gauge* mailbox) {
   return {
-      [store](commit_group& g) -> commit_done {
+      [self, store, mailbox](commit_group& g) -> commit_done {
+        mailbox->set(static_cast<int64_t>(self->mailbox().size()));
         commit_done done{g.group, store->commit(g.changes), {}};
         done.stats = store->last_commit();
         return done;
@@ -16,8 +20,10 @@ caf::behavior writer(caf::event_based_actor*, std::shared_ptr<ledger::store::sto
 
 } // namespace
 
-caf::actor spawn_writer(caf::actor_system& sys, std::shared_ptr<ledger::store::store> store) {
-  return sys.spawn<caf::detached>(writer, std::move(store));
+caf::actor spawn_writer(caf::actor_system& sys, std::shared_ptr<ledger::store::store> store,
+                        const std::string& metrics_name, metrics::registry& registry) {
+  metrics::gauge* mailbox = &metrics::mailbox_depth(registry, "writer" + metrics_name);
+  return sys.spawn<caf::detached>(writer, std::move(store), mailbox);
 }
 
 } // namespace kassa::actors

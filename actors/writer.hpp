@@ -3,11 +3,16 @@
 // because a commit blocks on fsync; it takes `commit_group` and answers `commit_done`.
 #include <caf/all.hpp>
 #include <memory>
+#include <string>
 
 #include "actors/messages.hpp"
+#include "metrics/registry.hpp"
 
 namespace kassa::actors {
 
-caf::actor spawn_writer(caf::actor_system& sys, std::shared_ptr<ledger::store::store> store);
+// `metrics_name` labels the writer's mailbox depth: actor="writer<metrics_name>" (the shard's).
+caf::actor spawn_writer(caf::actor_system& sys, std::shared_ptr<ledger::store::store> store,
+                        const std::string& metrics_name = "",
+                        metrics::registry& registry = metrics::process_registry());
 
 } // namespace kassa::actors

@@ -98,7 +98,7 @@ std::unique_ptr<ledger_core> start_ledger_core(caf::actor_system& sys, const con
     actors::shard_options so;
     so.shard = i;
     so.store = store;
-    so.writer = actors::spawn_writer(sys, store);
+    so.writer = actors::spawn_writer(sys, store, std::to_string(i));
     core->writers.push_back(so.writer);
     so.transfers_resident_max = cfg.store.transfers_resident_max;
     so.commit_events_max = cfg.batching.commit_events_max;

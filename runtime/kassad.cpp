@@ -14,8 +14,10 @@
 #include "actors/payments.hpp"
 #include "config/config.hpp"
 #include "runtime/core.hpp"
+#include "metrics/shared.hpp"
 #include "runtime/data_dir.hpp"
 #include "runtime/log.hpp"
+#include "runtime/metrics_endpoint.hpp"
 #include "runtime/server.hpp"
 #include "runtime/version.hpp"
 
@@ -132,6 +134,7 @@ int main(int argc, char** argv) {
     return exit_runtime_error;
   }
 
+  metrics::register_stages(metrics::process_registry()); // all five from the first scrape
   caf::actor_system_config caf_cfg;
   caf_cfg.set("scheduler.max-threads", 2); // two workers beat four on two cores
   caf::actor_system sys{caf_cfg};
@@ -197,7 +200,28 @@ int main(int argc, char** argv) {
     return exit_runtime_error;
   }
 
+  // Metrics are a side link: without them kassad still serves (the error says why).
+  std::unique_ptr<runtime::metrics_endpoint> metrics_endpoint;
+  std::string metrics_at = "off";
+  if (cfg.metrics.enabled) {
+    runtime::metrics_endpoint_options mo;
+    mo.address = cfg.metrics.address;
+    mo.port = cfg.metrics.port;
+    mo.connections_max = cfg.metrics.connections_max;
+    mo.request_bytes_max = cfg.metrics.request_bytes_max;
+    mo.read_timeout = std::chrono::milliseconds(cfg.metrics.read_timeout_ms);
+    metrics_endpoint = std::make_unique<runtime::metrics_endpoint>(mo);
+    if (metrics_endpoint->start(error)) {
+      metrics_at = cfg.metrics.address + ":" + std::to_string(metrics_endpoint->port());
+    } else {
+      log::error("cannot serve metrics; running without them", {{"error", error}});
+      metrics_endpoint.reset();
+      metrics_at = "unavailable";
+    }
+  }
+
   log::info("ready", {{"address", cfg.server.address + ":" + std::to_string(server.port())},
+                      {"metrics", metrics_at},
                       {"shards", std::to_string(cfg.store.shards)},
                       {"durability", std::string(config::to_string(cfg.store.durability))},
                       {"hot_accounts", hot_accounts_summary(cfg.hot_accounts)},

@@ -11,6 +11,8 @@
 #include "actors/messages.hpp"
 #include "actors/payment_messages.hpp"
 #include "ledger/assert.hpp"
+#include "ledger/result.hpp"
+#include "metrics/shared.hpp"
 #include "runtime/log.hpp"
 #include "runtime/wire/wire.hpp"
 
@@ -29,6 +31,81 @@ struct inbound {
   wire::header h;
   std::vector<uint8_t> body;
   const access::client* who = nullptr; // the authenticated client; points into server_options
+  uint64_t received_ns = 0;            // steady clock: the read that completed the frame
+};
+
+// What the I/O thread records when it queues a reply to a request the session answered.
+struct reply_stamp {
+  wire::operation op = wire::operation::hello;
+  wire::status st = wire::status::ok;
+  uint64_t received_ns = 0; // the frame was complete
+  uint64_t built_ns = 0;    // the session had the ledger's reply
+};
+
+// The front end's metrics (docs/operations.md#metrics). Rows are indexed by operation number,
+// the last slot standing for an unknown one; replies by operation and status.
+struct server_metrics {
+  static constexpr size_t operations = wire::operation_max + 2;
+  static constexpr size_t statuses = wire::status_max + 2;
+
+  explicit server_metrics(metrics::registry& r)
+      : decode(metrics::stage_seconds(r, metrics::stage::decode)),
+        encode(metrics::stage_seconds(r, metrics::stage::encode)),
+        requests(operations, [&r](size_t op) -> metrics::counter& {
+          return r.get_counter("kassa_requests_total", "Requests received, by operation", {{"operation", op_name(op)}});
+        }),
+        request_seconds(operations, [&r](size_t op) -> metrics::histogram& {
+          return r.get_histogram("kassa_request_seconds",
+                                 "A request inside kassad: its frame complete -> its reply queued on the socket",
+                                 {{"operation", op_name(op)}}, metrics::seconds_buckets());
+        }),
+        replies(operations * statuses, [&r](size_t i) -> metrics::counter& {
+          return r.get_counter("kassa_replies_total", "Replies sent, by operation and status",
+                               {{"operation", op_name(i / statuses)}, {"status", status_name(i % statuses)}});
+        }),
+        account_results(ledger::account_result_count + 1, [&r](size_t code) -> metrics::counter& {
+          return r.get_counter("kassa_results_total", "Event results of create_accounts and create_transfers, by code",
+                               {{"operation", "create_accounts"},
+                                {"code", code < ledger::account_result_count
+                                             ? std::string(ledger::name(static_cast<ledger::account_result>(code)))
+                                             : "unknown"}});
+        }),
+        transfer_results(ledger::transfer_result_count + 1, [&r](size_t code) -> metrics::counter& {
+          return r.get_counter("kassa_results_total", "Event results of create_accounts and create_transfers, by code",
+                               {{"operation", "create_transfers"},
+                                {"code", code < ledger::transfer_result_count
+                                             ? std::string(ledger::name(static_cast<ledger::transfer_result>(code)))
+                                             : "unknown"}});
+        }),
+        frames_rejected(statuses, [&r](size_t st) -> metrics::counter& {
+          return r.get_counter("kassa_frames_rejected_total", "Frames the codec refused, by status",
+                               {{"status", status_name(st)}});
+        }),
+        connections_open(r.get_gauge("kassa_connections_open", "Client connections open")),
+        connections_refused(r.get_counter("kassa_connections_refused_total",
+                                          "Client connections refused (server.connections_max, or draining)")) {}
+
+  static std::string op_name(size_t op) {
+    return op < operations - 1 ? std::string(wire::name(static_cast<wire::operation>(op))) : "unknown";
+  }
+  static std::string status_name(size_t st) {
+    return st < statuses - 1 ? std::string(wire::name(static_cast<wire::status>(st))) : "unknown";
+  }
+  static size_t op_index(wire::operation op) { return std::min<size_t>(static_cast<size_t>(op), operations - 1); }
+  static size_t status_index(wire::status st) { return std::min<size_t>(static_cast<size_t>(st), statuses - 1); }
+
+  void replied(wire::operation op, wire::status st) { replies[op_index(op) * statuses + status_index(st)].add(); }
+
+  metrics::histogram& decode;
+  metrics::histogram& encode;
+  metrics::row<metrics::counter> requests;
+  metrics::row<metrics::histogram> request_seconds;
+  metrics::row<metrics::counter> replies;
+  metrics::row<metrics::counter> account_results;
+  metrics::row<metrics::counter> transfer_results;
+  metrics::row<metrics::counter> frames_rejected;
+  metrics::gauge& connections_open;
+  metrics::counter& connections_refused;
 };
 
 } // namespace
@@ -39,10 +116,11 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::runtime::inbound)
 namespace kassa::runtime {
 
 struct server::impl : std::enable_shared_from_this<server::impl> {
-  impl(caf::actor_system& s, server_options o) : sys(s), opts(std::move(o)) {}
+  impl(caf::actor_system& s, server_options o) : sys(s), opts(std::move(o)), stats(*opts.metrics) {}
 
   caf::actor_system& sys;
   server_options opts;
+  server_metrics stats;
   asio::io_context io;
   tcp::acceptor acceptor{io};
   std::thread thread;
@@ -81,6 +159,7 @@ struct connection : std::enable_shared_from_this<connection> {
   uint8_t server_nonce[wire::nonce_bytes] = {}; // the challenge of this connection's hello
   const access::client* who = nullptr;           // set by a successful authenticate
   uint32_t authentication_failures = 0;
+  uint64_t received_ns = 0; // steady clock: the last read, which completed the frames in `in`
 
   size_t out_bytes_max() const { return 4 * size_t{srv->opts.frame_bytes_max}; }
 
@@ -90,14 +169,15 @@ struct connection : std::enable_shared_from_this<connection> {
   void dispatch(const wire::decoded& d);
   void authenticate(const wire::decoded& d);
   std::string remote() const;
-  void send(std::vector<uint8_t> bytes, bool completes_request);
+  void send(std::vector<uint8_t> bytes, const reply_stamp* completes = nullptr);
+  void refuse(const wire::header& h, wire::status st);
   void write_next();
   void close();
 
   // Called from a session actor's thread.
-  void post_reply(std::vector<uint8_t> bytes) {
-    asio::post(srv->io, [self = shared_from_this(), bytes = std::move(bytes)]() mutable {
-      self->send(std::move(bytes), true);
+  void post_reply(std::vector<uint8_t> bytes, reply_stamp stamp) {
+    asio::post(srv->io, [self = shared_from_this(), bytes = std::move(bytes), stamp]() mutable {
+      self->send(std::move(bytes), &stamp);
     });
   }
 };
@@ -126,8 +206,11 @@ wire::status to_wire(actors::outcome o) {
   return wire::status::internal;
 }
 
-void reply(session_actor* self, const wire::header& request, wire::status st, const void* body,
-           size_t body_bytes, size_t count) {
+// The session has the answer to `request` (received at `received_ns`): encode it and hand it
+// to the I/O thread, which records the request's time and the encode stage once it is queued.
+void reply(session_actor* self, const wire::header& request, uint64_t received_ns, wire::status st,
+           const void* body, size_t body_bytes, size_t count) {
+  const uint64_t built_ns = metrics::steady_ns();
   wire::header h = request;
   h.reply = true;
   h.st = st;
@@ -135,13 +218,28 @@ void reply(session_actor* self, const wire::header& request, wire::status st, co
   std::vector<uint8_t> bytes;
   bytes.reserve(wire::header_bytes + body_bytes);
   wire::encode(bytes, h, st == wire::status::ok ? body : nullptr, st == wire::status::ok ? body_bytes : 0);
-  self->state.conn->post_reply(std::move(bytes));
+  self->state.conn->post_reply(std::move(bytes), reply_stamp{request.op, st, received_ns, built_ns});
 }
 
 template <class T>
-void reply_records(session_actor* self, const wire::header& request, actors::outcome o,
-                   const std::vector<T>& records) {
-  reply(self, request, to_wire(o), records.data(), records.size() * sizeof(T), records.size());
+void reply_records(session_actor* self, const wire::header& request, uint64_t received_ns,
+                   actors::outcome o, const std::vector<T>& records) {
+  reply(self, request, received_ns, to_wire(o), records.data(), records.size() * sizeof(T), records.size());
+}
+
+// Counts the event results of a create_* reply: ok for every event not listed, and each
+// listed code, one add per run of equal codes.
+void count_results(server_metrics& m, const wire::header& h, const actors::create_reply& r) {
+  if (r.status != actors::outcome::ok) return;
+  metrics::row<metrics::counter>& row =
+      h.op == wire::operation::create_accounts ? m.account_results : m.transfer_results;
+  if (h.event_count > r.failures.size()) row[0].add(h.event_count - r.failures.size());
+  for (size_t i = 0; i < r.failures.size();) {
+    size_t j = i + 1;
+    while (j < r.failures.size() && r.failures[j].code == r.failures[i].code) ++j;
+    row[r.failures[i].code].add(j - i);
+    i = j;
+  }
 }
 
 actors::request_context context_of(const wire::header& h) {
@@ -177,40 +275,44 @@ struct has_ledger<T, std::void_t<decltype(std::declval<T>().ledger)>> : std::tru
 // Records that name a ledger (accounts, transfers, orders) are left out of the reply when the
 // client `who` may not use their ledger.
 template <class Request, class Reply, class Records>
-void forward(session_actor* self, const caf::actor& to, const wire::header& h, Request request,
-             Records Reply::*field, const access::client* who) {
+void forward(session_actor* self, const caf::actor& to, const wire::header& h, uint64_t received_ns,
+             Request request, Records Reply::*field, const access::client* who) {
   self->request(to, caf::infinite, std::move(request))
       .then(
-          [self, h, field, who](Reply& r) {
+          [self, h, received_ns, field, who](Reply& r) {
             if constexpr (has_ledger<typename Records::value_type>::value) {
               if (who != nullptr) access::keep_allowed(*who, r.*field);
             }
-            reply_records(self, h, r.status, r.*field);
+            if constexpr (std::is_same_v<Reply, actors::create_reply>) {
+              count_results(self->state.conn->srv->stats, h, r);
+            }
+            reply_records(self, h, received_ns, r.status, r.*field);
           },
-          [self, h](caf::error&) { reply(self, h, wire::status::internal, nullptr, 0, 0); });
+          [self, h, received_ns](caf::error&) { reply(self, h, received_ns, wire::status::internal, nullptr, 0, 0); });
 }
 
 // Balances carry no ledger: a client limited to ledgers gets them only for an account of one
 // of its ledgers, found first; any other account answers as one without history (empty).
-void forward_balances(session_actor* self, const caf::actor& ledger, const wire::header& h,
+void forward_balances(session_actor* self, const caf::actor& ledger, const wire::header& h, uint64_t received_ns,
                       const actors::request_context& ctx, const ledger::store::account_filter& f,
                       const access::client* who) {
   if (who == nullptr || who->every_ledger()) {
-    forward(self, ledger, h, actors::account_balances_request{ctx, f}, &actors::balances_reply::balances, who);
+    forward(self, ledger, h, received_ns, actors::account_balances_request{ctx, f},
+            &actors::balances_reply::balances, who);
     return;
   }
   self->request(ledger, caf::infinite, actors::lookup_accounts_request{ctx, {f.account_id}})
       .then(
-          [self, ledger, h, ctx, f, who](actors::accounts_reply& r) {
+          [self, ledger, h, received_ns, ctx, f, who](actors::accounts_reply& r) {
             if (r.status == actors::outcome::ok && r.accounts.size() == 1 &&
                 who->ledger_allowed(r.accounts[0].ledger)) {
-              forward(self, ledger, h, actors::account_balances_request{ctx, f},
+              forward(self, ledger, h, received_ns, actors::account_balances_request{ctx, f},
                       &actors::balances_reply::balances, who);
             } else {
-              reply_records(self, h, r.status, std::vector<ledger::account_balance>{});
+              reply_records(self, h, received_ns, r.status, std::vector<ledger::account_balance>{});
             }
           },
-          [self, h](caf::error&) { reply(self, h, wire::status::internal, nullptr, 0, 0); });
+          [self, h, received_ns](caf::error&) { reply(self, h, received_ns, wire::status::internal, nullptr, 0, 0); });
 }
 
 caf::behavior session(session_actor* self, std::shared_ptr<connection> conn) {
@@ -224,6 +326,7 @@ caf::behavior session(session_actor* self, std::shared_ptr<connection> conn) {
       [self](inbound& in) {
         const wire::header& h = in.h;
         const access::client* who = in.who;
+        const uint64_t t = in.received_ns;
         const actors::request_context ctx = context_of(h);
         const uint8_t* body = in.body.data();
         const size_t bytes = in.body.size();
@@ -231,51 +334,72 @@ caf::behavior session(session_actor* self, std::shared_ptr<connection> conn) {
         // other's requests.
         const session_state& st = self->state;
         if (h.ctx.shadow && !st.shadow_ledger) {
-          reply(self, h, wire::status::shadow_disabled, nullptr, 0, 0);
+          reply(self, h, t, wire::status::shadow_disabled, nullptr, 0, 0);
           return;
         }
         const caf::actor& ledger = h.ctx.shadow ? st.shadow_ledger : st.ledger;
         const caf::actor& payments = h.ctx.shadow ? st.shadow_payments : st.payments;
+        // A ledger request is decoded once its records are copied out of the frame; the shard
+        // that applies it measures the routing stage from `handed_ns`.
+        auto handed = [&self, &ctx, t] {
+          actors::request_context c = ctx;
+          c.handed_ns = metrics::steady_ns();
+          self->state.conn->srv->stats.decode.observe(metrics::elapsed(t, c.handed_ns));
+          return c;
+        };
         using namespace actors;
         switch (h.op) {
-          case wire::operation::create_accounts:
-            forward(self, ledger, h, create_accounts_request{ctx, wire::records<ledger::account>(body, bytes), {}},
-                    &create_reply::failures, who);
+          case wire::operation::create_accounts: {
+            create_accounts_request r{ctx, wire::records<ledger::account>(body, bytes), {}};
+            r.ctx = handed();
+            forward(self, ledger, h, t, std::move(r), &create_reply::failures, who);
             break;
-          case wire::operation::create_transfers:
-            forward(self, ledger, h, create_transfers_request{ctx, wire::records<ledger::transfer>(body, bytes), {}},
-                    &create_reply::failures, who);
+          }
+          case wire::operation::create_transfers: {
+            create_transfers_request r{ctx, wire::records<ledger::transfer>(body, bytes), {}};
+            r.ctx = handed();
+            forward(self, ledger, h, t, std::move(r), &create_reply::failures, who);
             break;
-          case wire::operation::lookup_accounts:
-            forward(self, ledger, h, lookup_accounts_request{ctx, wire::records<u128>(body, bytes)},
-                    &accounts_reply::accounts, who);
+          }
+          case wire::operation::lookup_accounts: {
+            lookup_accounts_request r{ctx, wire::records<u128>(body, bytes)};
+            r.ctx = handed();
+            forward(self, ledger, h, t, std::move(r), &accounts_reply::accounts, who);
             break;
-          case wire::operation::lookup_transfers:
-            forward(self, ledger, h, lookup_transfers_request{ctx, wire::records<u128>(body, bytes)},
-                    &transfers_reply::transfers, who);
+          }
+          case wire::operation::lookup_transfers: {
+            lookup_transfers_request r{ctx, wire::records<u128>(body, bytes)};
+            r.ctx = handed();
+            forward(self, ledger, h, t, std::move(r), &transfers_reply::transfers, who);
             break;
-          case wire::operation::get_account_transfers:
-            forward(self, ledger, h, account_transfers_request{ctx, filter_of(in.body)}, &transfers_reply::transfers, who);
+          }
+          case wire::operation::get_account_transfers: {
+            account_transfers_request r{ctx, filter_of(in.body)};
+            r.ctx = handed();
+            forward(self, ledger, h, t, std::move(r), &transfers_reply::transfers, who);
             break;
-          case wire::operation::get_account_balances:
-            forward_balances(self, ledger, h, ctx, filter_of(in.body), who);
+          }
+          case wire::operation::get_account_balances: {
+            const ledger::store::account_filter f = filter_of(in.body);
+            forward_balances(self, ledger, h, t, handed(), f, who);
             break;
+          }
           case wire::operation::submit_payments:
           case wire::operation::lookup_orders:
             if (!payments) {
-              reply(self, h, wire::status::payments_disabled, nullptr, 0, 0);
+              reply(self, h, t, wire::status::payments_disabled, nullptr, 0, 0);
             } else if (h.op == wire::operation::submit_payments) {
-              forward(self, payments, h,
+              forward(self, payments, h, t,
                       submit_payments_request{ctx, wire::records<ledger::payments::payment_command>(body, bytes)},
                       &payments_reply::replies, who);
             } else {
-              forward(self, payments, h, lookup_orders_request{ctx, wire::records<u128>(body, bytes)},
+              forward(self, payments, h, t, lookup_orders_request{ctx, wire::records<u128>(body, bytes)},
                       &orders_reply::orders, who);
             }
             break;
           case wire::operation::hello: // hello and authenticate are answered by the I/O thread
           case wire::operation::authenticate:
-            reply(self, h, wire::status::internal, nullptr, 0, 0);
+            reply(self, h, t, wire::status::internal, nullptr, 0, 0);
             break;
         }
       },
@@ -312,6 +436,7 @@ void connection::read() {
                              return;
                            }
                            self->in_used += n;
+                           self->received_ns = metrics::steady_ns();
                            self->process();
                            // A client that does not read its replies stops being read.
                            if (!self->close_after_write && self->out_bytes < self->out_bytes_max()) self->read();
@@ -329,14 +454,14 @@ void connection::process() {
       wire::header none;
       wire::encode_error(bytes, none, d.error);
       log::warn("closing a connection: framing lost", {{"status", std::string(wire::name(d.error))}});
-      send(std::move(bytes), false);
+      srv->stats.frames_rejected[server_metrics::status_index(d.error)].add();
+      send(std::move(bytes));
       close_after_write = true;
       break;
     }
     if (d.outcome == wire::decode_outcome::error_keep_open) {
-      std::vector<uint8_t> bytes;
-      wire::encode_error(bytes, d.h, d.error);
-      send(std::move(bytes), false);
+      srv->stats.frames_rejected[server_metrics::status_index(d.error)].add();
+      refuse(d.h, d.error);
     } else {
       dispatch(d);
     }
@@ -360,49 +485,57 @@ void connection::process() {
 
 void connection::dispatch(const wire::decoded& d) {
   std::vector<uint8_t> bytes;
+  srv->stats.requests[server_metrics::op_index(d.h.op)].add();
   if (d.h.op == wire::operation::hello) {
     wire::hello_request hello;
     std::memcpy(&hello, d.body, sizeof hello);
     if (hello.version_min > wire::protocol_version || hello.version_max < wire::protocol_version) {
-      wire::encode_error(bytes, d.h, wire::status::version_unsupported);
-    } else {
-      wire::hello_reply r;
-      const access::policy& p = srv->opts.access;
-      r.access_flags = uint16_t((p.required ? wire::access_required : 0) |
-                                (p.clients.empty() ? 0 : wire::access_available));
-      std::memcpy(r.server_nonce, server_nonce, sizeof r.server_nonce);
-      r.frame_bytes_max = srv->opts.frame_bytes_max;
-      r.batch_events_max = srv->opts.batch_events_max;
-      r.requests_inflight_max = srv->opts.requests_inflight_max;
-      wire::header h = d.h;
-      h.reply = true;
-      h.event_count = 1;
-      wire::encode(bytes, h, &r, sizeof r);
-      hello_done = true;
+      refuse(d.h, wire::status::version_unsupported);
+      return;
     }
-    send(std::move(bytes), false);
+    wire::hello_reply r;
+    const access::policy& p = srv->opts.access;
+    r.access_flags = uint16_t((p.required ? wire::access_required : 0) |
+                              (p.clients.empty() ? 0 : wire::access_available));
+    std::memcpy(r.server_nonce, server_nonce, sizeof r.server_nonce);
+    r.frame_bytes_max = srv->opts.frame_bytes_max;
+    r.batch_events_max = srv->opts.batch_events_max;
+    r.requests_inflight_max = srv->opts.requests_inflight_max;
+    wire::header h = d.h;
+    h.reply = true;
+    h.event_count = 1;
+    wire::encode(bytes, h, &r, sizeof r);
+    hello_done = true;
+    srv->stats.replied(d.h.op, wire::status::ok);
+    send(std::move(bytes));
     return;
   }
   if (hello_done && d.h.op == wire::operation::authenticate) {
     authenticate(d);
     return;
   }
-  wire::status refuse = wire::status::ok;
-  if (!hello_done) refuse = wire::status::hello_required;
+  wire::status refused = wire::status::ok;
+  if (!hello_done) refused = wire::status::hello_required;
   else if (who == nullptr ? srv->opts.access.required : d.h.ctx.client_id != who->id)
-    refuse = wire::status::unauthenticated;
+    refused = wire::status::unauthenticated;
   else if (who != nullptr && access::check_request(*who, d.h, d.body, d.body_bytes) != wire::status::ok)
-    refuse = wire::status::forbidden;
-  else if (srv->draining.load()) refuse = wire::status::shutting_down;
-  else if (inflight >= srv->opts.requests_inflight_max) refuse = wire::status::inflight_limit;
-  if (refuse != wire::status::ok) {
-    wire::encode_error(bytes, d.h, refuse);
-    send(std::move(bytes), false);
+    refused = wire::status::forbidden;
+  else if (srv->draining.load()) refused = wire::status::shutting_down;
+  else if (inflight >= srv->opts.requests_inflight_max) refused = wire::status::inflight_limit;
+  if (refused != wire::status::ok) {
+    refuse(d.h, refused);
     return;
   }
   ++inflight;
   ++srv->inflight;
-  caf::anon_send(session, inbound{d.h, std::vector<uint8_t>(d.body, d.body + d.body_bytes), who});
+  caf::anon_send(session, inbound{d.h, std::vector<uint8_t>(d.body, d.body + d.body_bytes), who, received_ns});
+}
+
+void connection::refuse(const wire::header& h, wire::status st) {
+  std::vector<uint8_t> bytes;
+  wire::encode_error(bytes, h, st);
+  srv->stats.replied(h.op, st);
+  send(std::move(bytes));
 }
 
 void connection::authenticate(const wire::decoded& d) {
@@ -417,15 +550,13 @@ void connection::authenticate(const wire::decoded& d) {
     log::warn("authentication failed", {{"client_id", client_id}, {"remote", remote()},
                                         {"failures", std::to_string(authentication_failures)},
                                         {"closing", closing ? "yes" : "no"}});
-    wire::encode_error(bytes, d.h, wire::status::authentication_failed);
-    send(std::move(bytes), false);
+    refuse(d.h, wire::status::authentication_failed);
     if (closing) close_after_write = true;
     return;
   }
   if (who != nullptr && who != a.who) {
     // A connection has one identity for its life; another client opens its own connection.
-    wire::encode_error(bytes, d.h, wire::status::forbidden);
-    send(std::move(bytes), false);
+    refuse(d.h, wire::status::forbidden);
     return;
   }
   if (who == nullptr) log::info("client authenticated", {{"client_id", client_id}, {"remote", remote()}});
@@ -434,7 +565,8 @@ void connection::authenticate(const wire::decoded& d) {
   h.reply = true;
   h.event_count = 1;
   wire::encode(bytes, h, &a.reply, sizeof a.reply);
-  send(std::move(bytes), false);
+  srv->stats.replied(d.h.op, wire::status::ok);
+  send(std::move(bytes));
 }
 
 std::string connection::remote() const {
@@ -443,13 +575,20 @@ std::string connection::remote() const {
   return ec ? std::string("?") : endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
 }
 
-void connection::send(std::vector<uint8_t> bytes, bool completes_request) {
+void connection::send(std::vector<uint8_t> bytes, const reply_stamp* completes) {
   // A session may still answer after close() wrote its requests off: drop the reply.
   if (closed) return;
-  if (completes_request) {
+  if (completes != nullptr) {
     KASSA_ASSERT(inflight > 0);
     --inflight;
     --srv->inflight;
+    const uint64_t queued_ns = metrics::steady_ns();
+    server_metrics& m = srv->stats;
+    if (completes->op != wire::operation::submit_payments && completes->op != wire::operation::lookup_orders) {
+      m.encode.observe(metrics::elapsed(completes->built_ns, queued_ns));
+    }
+    m.request_seconds[server_metrics::op_index(completes->op)].observe(metrics::elapsed(completes->received_ns, queued_ns));
+    m.replied(completes->op, completes->st);
   }
   out_bytes += bytes.size();
   out.push_back(std::move(bytes));
@@ -488,6 +627,7 @@ void connection::close() {
   srv->inflight -= inflight;
   inflight = 0;
   srv->connection_count--;
+  srv->stats.connections_open.add(-1);
   srv->connections.erase(shared_from_this());
 }
 
@@ -504,6 +644,7 @@ void server::impl::accept() {
       // Refused with one `busy` error frame so that the client knows why.
       auto bytes = std::make_shared<std::vector<uint8_t>>();
       wire::encode_error(*bytes, wire::header{}, self->draining ? wire::status::shutting_down : wire::status::busy);
+      self->stats.connections_refused.add();
       auto s = std::make_shared<tcp::socket>(std::move(sock));
       asio::async_write(*s, asio::buffer(*bytes), [s, bytes](const boost::system::error_code&, size_t) {
         boost::system::error_code ignored;
@@ -512,6 +653,7 @@ void server::impl::accept() {
     } else {
       auto conn = std::make_shared<connection>(self, std::move(sock));
       self->connection_count++;
+      self->stats.connections_open.add(1);
       self->connections.insert(conn);
       conn->start();
     }

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "metrics/registry.hpp"
 #include "runtime/access.hpp"
 
 namespace kassa::runtime {
@@ -41,6 +42,9 @@ struct server_options {
   // Who may connect and what each client may do (docs/security.md). The default takes every
   // request from anyone, as before access control.
   access::policy access;
+  // Where the front end records requests, replies, connections and the decode and encode
+  // stages (docs/operations.md#metrics).
+  metrics::registry* metrics = &metrics::process_registry();
 };
 
 class server {

@@ -14,7 +14,8 @@ class kassad_instance {
 public:
   // `extra` is appended to the YAML (store keys, then e.g. a batching section);
   // `server_extra` goes into the server section (e.g. "  connections_max: 2\n"). `data_dir`
-  // empty: one in the test's temporary directory.
+  // empty: one in the test's temporary directory. Metrics are served on an OS-chosen port
+  // unless `extra` has a metrics section of its own.
   explicit kassad_instance(const std::string& extra = "", const std::string& durability = "fsync",
                            uint64_t map_size_mib = 256, const std::string& data_dir = "",
                            const std::string& server_extra = "")
@@ -29,6 +30,11 @@ public:
     std::ofstream(config_) << "server:\n  address: 127.0.0.1\n  port: 0\n" << server_extra_ << "store:\n  data_dir: " << data_dir_
                            << "\n  durability: " << durability_ << "\n  map_size_mib: " << map_size_mib << "\n"
                            << extra_;
+    const bool metrics = extra_.rfind("metrics:", 0) == 0 || extra_.find("\nmetrics:") != std::string::npos;
+    if (!metrics) {
+      std::ofstream(config_, std::ios::app) << (extra_.empty() || extra_.back() == '\n' ? "" : "\n")
+                                            << "metrics:\n  port: 0\n";
+    }
   }
 
   void start() {
@@ -40,6 +46,9 @@ public:
       throw std::runtime_error("no address in kassad's ready line:\n" + out);
     }
     port_ = static_cast<uint16_t>(std::stoi(m[1]));
+    if (std::regex_search(out, m, std::regex("msg=ready address=[^ ]+ metrics=127\\.0\\.0\\.1:([0-9]+)"))) {
+      metrics_port_ = static_cast<uint16_t>(std::stoi(m[1]));
+    }
   }
 
   int stop(int sig = SIGTERM) {
@@ -48,6 +57,8 @@ public:
   }
 
   uint16_t port() const { return port_; }
+  // The metrics endpoint's port; 0 when kassad does not serve metrics.
+  uint16_t metrics_port() const { return metrics_port_; }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   const std::string& data_dir() const { return data_dir_; }
   pid_t pid() const { return proc_->pid(); }
@@ -72,6 +83,7 @@ private:
   std::string data_dir_;
   std::unique_ptr<process> proc_;
   uint16_t port_ = 0;
+  uint16_t metrics_port_ = 0;
 };
 
 } // namespace kassa::test
