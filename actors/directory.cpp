@@ -168,6 +168,7 @@ struct directory_state {
   metrics::gauge* hot_sub_accounts = nullptr;
   metrics::counter* sweeps = nullptr;
   metrics::counter* sweep_transfers = nullptr;
+  metrics::registry unshown; // what a prefixed directory records but does not show
 };
 
 using directory_actor = caf::stateful_actor<directory_state>;
@@ -1488,11 +1489,14 @@ caf::behavior directory(directory_actor* self, directory_options opts) {
   st.shards = static_cast<uint32_t>(opts.shards.size());
   st.opts = std::move(opts);
   metrics::registry& m = *st.opts.metrics;
-  st.mailbox = &metrics::mailbox_depth(m, "directory");
-  st.hot_accounts = &m.get_gauge("kassa_hot_accounts", "Accounts split into sub-accounts (hot accounts)");
-  st.hot_sub_accounts = &m.get_gauge("kassa_hot_sub_accounts", "Sub-accounts of the split accounts");
-  st.sweeps = &m.get_counter("kassa_sweeps_total", "Sweeps of sub-account balances back to their accounts");
-  st.sweep_transfers = &m.get_counter("kassa_sweep_transfers_total", "Transfers the sweeps wrote (one per sub-account with a balance)");
+  st.mailbox = &metrics::mailbox_depth(m, st.opts.metrics_prefix + "directory");
+  // A second store (shadow) keeps its hot accounts out of the real store's numbers.
+  metrics::registry& hot = st.opts.metrics_prefix.empty() ? m : st.unshown;
+  st.hot_accounts = &hot.get_gauge("kassa_hot_accounts", "Accounts split into sub-accounts (hot accounts)");
+  st.hot_sub_accounts = &hot.get_gauge("kassa_hot_sub_accounts", "Sub-accounts of the split accounts");
+  st.sweeps = &hot.get_counter("kassa_sweeps_total", "Sweeps of sub-account balances back to their accounts");
+  st.sweep_transfers = &hot.get_counter("kassa_sweep_transfers_total",
+                                        "Transfers the sweeps wrote (one per sub-account with a balance)");
   st.passthrough = st.shards == 1 && st.opts.hot_static.empty() && st.opts.adaptive_window_ns == 0;
   if (st.passthrough) return passthrough(self);
   for (const hot_account_rule& rule : st.opts.hot_static) {

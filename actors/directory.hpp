@@ -51,8 +51,10 @@ struct directory_options {
   bool saga_writer_detached = true;
   std::function<void(const std::string&, const std::string&)> log_error;
   std::function<void(const std::string&, const std::string&)> log_info;
-  // Where the directory records its mailbox depth, hot accounts and sweeps.
+  // Where the directory records its mailbox depth (actor="<metrics_prefix>directory") and, for
+  // the store without a prefix, its hot accounts and sweeps.
   metrics::registry* metrics = &metrics::process_registry();
+  std::string metrics_prefix;
 };
 
 // The shard an account (or sub-account, or clearing account) lives in.

@@ -39,19 +39,19 @@ struct shard_metrics {
   metrics::counter* commit_failures = nullptr;
   metrics::gauge* mailbox = nullptr;
 
-  void setup(metrics::registry& r, const std::string& name) {
+  void setup(metrics::registry& r, const std::string& prefix, uint32_t shard) {
     routing = &metrics::stage_seconds(r, metrics::stage::routing);
     accounts = &metrics::stage_seconds(r, metrics::stage::accounts);
     commit_wait = &metrics::stage_seconds(r, metrics::stage::commit_wait);
-    const metrics::labels shard{{"shard", name}};
-    commit_seconds = &r.get_histogram("kassa_commit_seconds", "A group commit: its write transaction and fsync",
-                                      shard, metrics::seconds_buckets());
-    commit_batch_events = &r.get_histogram("kassa_commit_batch_events", "Events in one group commit", shard,
+    const metrics::labels l{{"shard", prefix + std::to_string(shard)}};
+    commit_seconds = &r.get_histogram("kassa_commit_seconds", "A group commit: its write transaction and fsync", l,
+                                      metrics::seconds_buckets());
+    commit_batch_events = &r.get_histogram("kassa_commit_batch_events", "Events in one group commit", l,
                                            metrics::powers_of_two(20));
-    commits = &r.get_counter("kassa_commits_total", "Group commits made durable", shard);
+    commits = &r.get_counter("kassa_commits_total", "Group commits made durable", l);
     commit_failures = &r.get_counter("kassa_commit_failures_total",
-                                     "Group commits that failed (the shard recovered from disk)", shard);
-    mailbox = &metrics::mailbox_depth(r, "shard" + name);
+                                     "Group commits that failed (the shard recovered from disk)", l);
+    mailbox = &metrics::mailbox_depth(r, prefix + "shard" + std::to_string(shard));
   }
 };
 
@@ -275,7 +275,7 @@ uint64_t apply_end(shard_actor* self, uint64_t started_ns) {
 }
 
 caf::behavior shard(shard_actor* self, shard_options opts, std::shared_ptr<state_machine> recovered) {
-  self->state.stats.setup(*opts.metrics, opts.metrics_name.empty() ? std::to_string(opts.shard) : opts.metrics_name);
+  self->state.stats.setup(*opts.metrics, opts.metrics_prefix, opts.shard);
   self->state.opts = std::move(opts);
   self->state.sm = std::move(recovered);
   self->state.timestamp_durable = self->state.sm->timestamp_last();

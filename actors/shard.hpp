@@ -32,10 +32,10 @@ struct shard_options {
   // Where the shard reports operating failures (message, detail); the daemon logs them.
   std::function<void(const std::string&, const std::string&)> log_error;
   // Where the shard records its stages (routing, accounts, commit_wait), its commits and its
-  // mailbox depth, labelled shard="<metrics_name>" and actor="shard<metrics_name>".
-  // An empty name is the shard's number.
+  // mailbox depth, labelled shard="<metrics_prefix><shard>" and actor="<metrics_prefix>shard<shard>";
+  // a second store (shadow) sets a prefix so that its shards are told apart.
   metrics::registry* metrics = &metrics::process_registry();
-  std::string metrics_name;
+  std::string metrics_prefix;
 };
 
 // Spawns a shard; it recovers its state from the store before it takes any message. Returns

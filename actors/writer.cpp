@@ -21,8 +21,8 @@ caf::behavior writer(caf::event_based_actor* self, std::shared_ptr<ledger::store
 } // namespace
 
 caf::actor spawn_writer(caf::actor_system& sys, std::shared_ptr<ledger::store::store> store,
-                        const std::string& metrics_name, metrics::registry& registry) {
-  metrics::gauge* mailbox = &metrics::mailbox_depth(registry, "writer" + metrics_name);
+                        const std::string& metrics_actor, metrics::registry& registry) {
+  metrics::gauge* mailbox = &metrics::mailbox_depth(registry, metrics_actor);
   return sys.spawn<caf::detached>(writer, std::move(store), mailbox);
 }
 

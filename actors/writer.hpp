@@ -10,9 +10,9 @@
 
 namespace kassa::actors {
 
-// `metrics_name` labels the writer's mailbox depth: actor="writer<metrics_name>" (the shard's).
+// `metrics_actor` labels the writer's mailbox depth (kassa_mailbox_depth{actor="writer0"}).
 caf::actor spawn_writer(caf::actor_system& sys, std::shared_ptr<ledger::store::store> store,
-                        const std::string& metrics_name = "",
+                        const std::string& metrics_actor = "writer",
                         metrics::registry& registry = metrics::process_registry());
 
 } // namespace kassa::actors

@@ -98,7 +98,9 @@ std::unique_ptr<ledger_core> start_ledger_core(caf::actor_system& sys, const con
     actors::shard_options so;
     so.shard = i;
     so.store = store;
-    so.writer = actors::spawn_writer(sys, store, std::to_string(i));
+    // The shadow store's metrics are labelled apart: shard="shadow_0", actor="shadow_writer0".
+    so.metrics_prefix = site.shadow ? "shadow_" : "";
+    so.writer = actors::spawn_writer(sys, store, so.metrics_prefix + "writer" + std::to_string(i));
     core->writers.push_back(so.writer);
     so.transfers_resident_max = cfg.store.transfers_resident_max;
     so.commit_events_max = cfg.batching.commit_events_max;
@@ -138,6 +140,7 @@ std::unique_ptr<ledger_core> start_ledger_core(caf::actor_system& sys, const con
   dopts.shards = core->shards;
   dopts.saga_log = core->saga_log;
   dopts.queue_events_max = cfg.batching.queue_events_max;
+  dopts.metrics_prefix = site.shadow ? "shadow_" : "";
   // A shard takes at most one leg per event of a round, plus the few accounts kassa creates
   // for itself; half a group leaves that room.
   dopts.round_events_max = std::max<size_t>(1, cfg.batching.commit_events_max / 2);
