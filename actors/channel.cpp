@@ -6,6 +6,7 @@
 
 #include "channels/backoff.hpp"
 #include "channels/breaker.hpp"
+#include "metrics/shared.hpp"
 #include "channels/http_client.hpp"
 #include "channels/protocol.hpp"
 #include "channels/text.hpp"
@@ -62,6 +63,43 @@ struct op {
   bool auth_renewed = false;
   bool stop = false;        // no further attempt (the breaker opened meanwhile)
   std::string detail;
+  uint64_t started_ns = 0;  // steady clock: a payment or status call was admitted
+};
+
+const char* name(call_status s) {
+  switch (s) {
+    case call_status::succeeded: return "succeeded";
+    case call_status::partial: return "partial";
+    case call_status::declined: return "declined";
+    case call_status::pending: return "pending";
+    case call_status::not_found: return "not_found";
+    case call_status::unknown: return "unknown";
+    case call_status::rejected: return "rejected";
+    case call_status::failed: return "failed";
+  }
+  return "unknown";
+}
+
+// What a channel records (docs/operations.md#metrics); set up when it starts.
+struct channel_metrics {
+  metrics::gauge* up = nullptr;       // 1 while the breaker is closed
+  metrics::gauge* inflight = nullptr;
+  std::unique_ptr<metrics::row<metrics::counter>> calls; // by call_status
+  metrics::histogram* call_seconds = nullptr;
+
+  void setup(metrics::registry& r, const std::string& channel) {
+    const metrics::labels l{{"channel", channel}};
+    up = &r.get_gauge("kassa_channel_up", "1 while the channel's circuit breaker is closed, else 0", l);
+    inflight = &r.get_gauge("kassa_channel_inflight", "Payment and status calls the channel has in flight", l);
+    calls = std::make_unique<metrics::row<metrics::counter>>(
+        static_cast<size_t>(call_status::failed) + 1, [&r, channel](size_t s) -> metrics::counter& {
+          return r.get_counter("kassa_channel_calls_total", "Payment and status calls by how they ended",
+                               {{"channel", channel}, {"outcome", name(static_cast<call_status>(s))}});
+        });
+    call_seconds = &r.get_histogram("kassa_channel_call_seconds",
+                                    "A payment or status call: admitted -> answered, retries included", l,
+                                    metrics::seconds_buckets());
+  }
 };
 
 struct channel_state {
@@ -85,6 +123,7 @@ struct channel_state {
   bool poll_out = false;
   bool poll_armed = false;
   uint64_t calls = 0, failures = 0, rejected = 0;
+  channel_metrics stats;
 };
 
 using channel_actor = caf::stateful_actor<channel_state>;
@@ -248,6 +287,13 @@ void retry_or_give_up(channel_actor* self, uint64_t id) {
   }
 }
 
+// The breaker's state and the calls in flight, as the metrics show them.
+void record_health(channel_actor* self) {
+  auto& st = self->state;
+  st.stats.up->set(st.breaker.state(now_ms()) == channels::breaker_state::closed ? 1 : 0);
+  st.stats.inflight->set(st.inflight);
+}
+
 void finish(channel_actor* self, uint64_t id, call_result r) {
   auto& st = self->state;
   auto it = st.ops.find(id);
@@ -259,6 +305,11 @@ void finish(channel_actor* self, uint64_t id, call_result r) {
     KASSA_ASSERT(st.inflight > 0);
     --st.inflight;
   }
+  if (o.kind == op_kind::payment || o.kind == op_kind::status) {
+    (*st.stats.calls)[static_cast<size_t>(r.status)].add();
+    if (o.started_ns != 0) st.stats.call_seconds->observe(metrics::elapsed(o.started_ns, metrics::steady_ns()));
+  }
+  record_health(self);
   if (o.has_promise) o.rp.deliver(std::move(r));
   st.ops.erase(it);
 }
@@ -416,7 +467,15 @@ bool admit(channel_actor* self, std::string& why) {
     return false;
   }
   ++st.inflight;
+  st.stats.inflight->set(st.inflight);
   return true;
+}
+
+// A payment or status call refused before anything was sent.
+call_result rejected(channel_actor* self, u128 payment_id, const std::string& why) {
+  (*self->state.stats.calls)[static_cast<size_t>(call_status::rejected)].add();
+  record_health(self);
+  return verdict(call_status::rejected, payment_id, why);
 }
 
 uint64_t add_op(channel_actor* self, op o) {
@@ -437,6 +496,7 @@ void arm_poll(channel_actor* self, uint32_t delay_ms) {
 void poll_events(channel_actor* self) {
   auto& st = self->state;
   st.poll_armed = false;
+  record_health(self); // the breaker also moves with time (open -> half-open)
   if (st.poll_out || !st.subscriber) return;
   if (st.breaker.state(now_ms()) == channels::breaker_state::open) {
     arm_poll(self, st.opts.events_poll_ms); // no network while the breaker is open
@@ -494,11 +554,14 @@ caf::behavior channel(channel_actor* self, channel_options opts) {
   st.breaker = channels::breaker(
       channels::breaker_options{st.opts.breaker_failures_min, st.opts.breaker_window_ms, st.opts.breaker_open_ms});
   st.backoff = channels::backoff_policy{st.opts.backoff_ms_min, st.opts.backoff_ms_max, st.opts.seed};
+  st.stats.setup(metrics::process_registry(), st.opts.name);
+  record_health(self);
   return {
       [self](payment_call& c) -> caf::result<call_result> {
         std::string why;
-        if (!admit(self, why)) return verdict(call_status::rejected, c.payment_id, why);
+        if (!admit(self, why)) return rejected(self, c.payment_id, why);
         op o;
+        o.started_ns = metrics::steady_ns();
         o.kind = op_kind::payment;
         o.rp = self->make_response_promise();
         o.has_promise = true;
@@ -511,8 +574,9 @@ caf::behavior channel(channel_actor* self, channel_options opts) {
       },
       [self](status_query& q) -> caf::result<call_result> {
         std::string why;
-        if (!admit(self, why)) return verdict(call_status::rejected, q.payment_id, why);
+        if (!admit(self, why)) return rejected(self, q.payment_id, why);
         op o;
+        o.started_ns = metrics::steady_ns();
         o.kind = op_kind::status;
         o.rp = self->make_response_promise();
         o.has_promise = true;

@@ -20,6 +20,7 @@
 #include "tests/payments_money.hpp"
 #include "tests/process.hpp"
 #include "tests/runtime/kassad_fixture.hpp"
+#include "tests/runtime/scrape.hpp"
 
 using namespace kassa;
 using namespace kassa::test;
@@ -526,6 +527,21 @@ TEST_CASE("routing goes around a channel that is down and fails fast when none i
   r = env.submit(command(kind::topup, 20, 20, 1, 100));
   CHECK(r.result == uint32_t(payment_result::ok));
   CHECK(std::string(env.order(20).provider) == "beta");
+  {
+    // The metrics show it: alpha is down, beta up; alpha's calls ended unknown.
+    REQUIRE(env.kassad->metrics_port() != 0);
+    const http_reply m = scrape(env.kassad->metrics_port());
+    REQUIRE(m.status == 200);
+    const exposition e(m.body);
+    CHECK(e.value("kassa_channel_up", {{"channel", "alpha"}}) == 0);
+    CHECK(e.value("kassa_channel_up", {{"channel", "beta"}}) == 1);
+    CHECK(e.value("kassa_channel_calls_total", {{"channel", "alpha"}, {"outcome", "unknown"}}) >= 3);
+    CHECK(e.value("kassa_channel_calls_total", {{"channel", "beta"}, {"outcome", "succeeded"}}) >= 2);
+    CHECK(e.value("kassa_channel_call_seconds_count", {{"channel", "beta"}}) >= 2);
+    CHECK(e.value("kassa_channel_inflight", {{"channel", "beta"}}) >= 0);
+    CHECK(e.value("kassa_mailbox_depth", {{"actor", "payments"}}) >= 0);
+    CHECK(e.value("kassa_requests_total", {{"operation", "submit_payments"}}) >= 5);
+  }
   // beta too: nothing left, a clear code at once
   env.sim.json(true, "/p/beta/v1/admin/behaviour", R"({"unknown_ppm": 1000000})");
   for (u128 k = 30; k < 33; ++k) {
