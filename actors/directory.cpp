@@ -8,6 +8,7 @@
 #include "actors/shard.hpp"
 #include "ledger/assert.hpp"
 #include "ledger/system_ids.hpp"
+#include "actors/mailbox.hpp"
 #include "metrics/shared.hpp"
 
 namespace kassa::actors {
@@ -1040,7 +1041,7 @@ caf::response_promise enqueue(directory_actor* self, Request& req, bool accounts
   auto& st = self->state;
   auto rp = self->make_response_promise();
   const size_t events = req.events.size();
-  st.mailbox->set(static_cast<int64_t>(self->mailbox().size()));
+  st.mailbox->set(mailbox_waiting(self));
   if (st.failed) {
     rp.deliver(create_reply{outcome::store_unavailable, {}});
     return rp;
@@ -1448,7 +1449,7 @@ void sweep(directory_actor* self) {
 
 caf::behavior passthrough(directory_actor* self) {
   caf::actor shard = self->state.opts.shards.front();
-  auto sample = [self] { self->state.mailbox->set(static_cast<int64_t>(self->mailbox().size())); };
+  auto sample = [self] { self->state.mailbox->set(mailbox_waiting(self)); };
   return {
       [=](create_accounts_request& r) {
         sample();

@@ -20,6 +20,7 @@
 #include "actors/payments_writer.hpp"
 #include "actors/steps/steps.hpp"
 #include "ledger/assert.hpp"
+#include "actors/mailbox.hpp"
 #include "metrics/shared.hpp"
 
 namespace kassa::actors {
@@ -772,7 +773,7 @@ caf::behavior gateway(gateway_actor* self, std::shared_ptr<env> e) {
   return {
       [self](flow_down_atom) { boot(self); },
       [self](submit_payments_request& req) -> caf::result<payments_reply> {
-        self->state.mailbox->set(static_cast<int64_t>(self->mailbox().size()));
+        self->state.mailbox->set(mailbox_waiting(self));
         auto rp = self->make_response_promise<payments_reply>();
         if (!self->state.ready) self->state.queued.emplace_back(std::move(req), rp);
         else take_request(self, req, rp);

@@ -6,6 +6,7 @@
 
 #include "ledger/assert.hpp"
 #include "ledger/system_ids.hpp"
+#include "actors/mailbox.hpp"
 #include "metrics/shared.hpp"
 
 namespace kassa::actors {
@@ -262,7 +263,7 @@ uint64_t apply_start(shard_actor* self, const request_context& ctx) {
   auto& st = self->state;
   const uint64_t now = metrics::steady_ns();
   if (ctx.handed_ns != 0) st.stats.routing->observe(metrics::elapsed(ctx.handed_ns, now));
-  st.stats.mailbox->set(static_cast<int64_t>(self->mailbox().size()));
+  st.stats.mailbox->set(mailbox_waiting(self));
   return now;
 }
 

@@ -1,5 +1,6 @@
 #include "actors/writer.hpp"
 
+#include "actors/mailbox.hpp"
 #include "metrics/shared.hpp"
 
 namespace kassa::actors {
@@ -10,7 +11,7 @@ caf::behavior writer(caf::event_based_actor* self, std::shared_ptr<ledger::store
                      metrics::gauge* mailbox) {
   return {
       [self, store, mailbox](commit_group& g) -> commit_done {
-        mailbox->set(static_cast<int64_t>(self->mailbox().size()));
+        mailbox->set(mailbox_waiting(self));
         commit_done done{g.group, store->commit(g.changes), {}};
         done.stats = store->last_commit();
         return done;
