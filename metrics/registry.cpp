@@ -203,7 +203,10 @@ std::string registry::text() const {
 }
 
 registry& process_registry() {
-  static registry r;
+  // Never destroyed: actors on CAF's threads may still record into it while the process exits
+  // (an in-process core that is never stopped, as in the request fuzzer), and a static's
+  // destructor would free the metrics under them.
+  static registry& r = *new registry;
   return r;
 }
 
