@@ -33,6 +33,8 @@ void fail(flow_actor* self, payment_result r);
 void park(flow_actor* self);
 void finish(flow_actor* self, order_state s, payment_result r);
 
+} // namespace
+
 // Writes the row and the journal gathered so far; `then` runs once durable (or with the
 // error's result when the store failed).
 void persist(flow_actor* self, std::function<void(bool)> then) {
@@ -53,9 +55,22 @@ void persist(flow_actor* self, std::function<void(bool)> then) {
       });
 }
 
+namespace {
+
 void report(flow_actor* self, bool final) {
   auto& st = self->state;
   self->send(st.owner, flow_report{st.row, st.result, final});
+}
+
+// A step that cannot get through now and must not fail (a booking that may have landed, a
+// resumed flow's step its first life went past): the row stays processing, and the next start
+// resumes it.
+void leave_for_next_start(flow_actor* self, const std::string& step, std::string_view why) {
+  auto& st = self->state;
+  st.e->log_error(st.tag() + "step " + step + " " + std::string(why) + " repeatedly; left processing until the next start");
+  st.finished = true;
+  report(self, true);
+  self->quit();
 }
 
 // Runs the steps from st.next: one, or a run of adjacent steps of the same non-zero group.
@@ -107,15 +122,22 @@ void advance(flow_actor* self) {
     if (st.run_id != run || b->completed[i - first]) return; // late, after a timeout
     // A booking the ledger turned away for a moment (busy, a failed commit) runs again like
     // one that timed out: failing it would compensate money that has moved (a payout made).
-    if ((r == payment_result::busy || r == payment_result::store_unavailable) &&
-        st.running[i - first]->rerun_on_timeout() && b->reruns[i - first]++ < step_reruns_max) {
-      after(self, booking_retry_ms, [self, b, run, first, i, again] {
-        auto& st = self->state;
-        auto c = again.lock(); // the batch's timeout handler keeps it while the batch runs
-        if (!c || st.run_id != run || b->completed[i - first]) return;
-        st.running[i - first]->run(self, [c, i](payment_result res) { (*c)(i, res); });
-      });
-      return;
+    // A resumed flow runs any step again that said "not now": its first life went past it.
+    step* s = st.running[i - first].get();
+    if (s->transient(r) && (s->rerun_on_timeout() || st.resume)) {
+      if (b->reruns[i - first]++ < step_reruns_max) {
+        after(self, booking_retry_ms, [self, b, run, first, i, again] {
+          auto& st = self->state;
+          auto c = again.lock(); // the batch's timeout handler keeps it while the batch runs
+          if (!c || st.run_id != run || b->completed[i - first]) return;
+          st.running[i - first]->run(self, [c, i](payment_result res) { (*c)(i, res); });
+        });
+        return;
+      }
+      if (st.resume) {
+        leave_for_next_start(self, (*st.pipeline)[i].step, ledger::payments::name(r));
+        return;
+      }
     }
     b->completed[i - first] = true;
     if (r == payment_result::in_progress) b->unknown = true;
@@ -151,11 +173,7 @@ void advance(flow_actor* self) {
       s->run(self, [complete, i](payment_result res) { (*complete)(i, res); });
     } else if (s->rerun_on_timeout()) {
       // the booking may or may not have landed: leave the row processing for the next start
-      st.e->log_error(st.tag() + "step " + cfg.step +
-                      " timed out repeatedly; left processing until the next start");
-      st.finished = true;
-      report(self, true);
-      self->quit();
+      leave_for_next_start(self, cfg.step, "timed out");
     } else {
       (*tctx->complete)(i, payment_result::busy);
     }
@@ -204,7 +222,8 @@ void compensate(flow_actor* self, std::shared_ptr<std::vector<size_t>> todo, pay
     run_compensation(self, s, next, 0);
     return;
   }
-  finish(self, order_state::failed, r);
+  // a compensation that could not give money back parked it in suspense: a case, not a failure
+  finish(self, st.row.state == uint16_t(order_state::in_review) ? order_state::in_review : order_state::failed, r);
 }
 
 void fail(flow_actor* self, payment_result r) {

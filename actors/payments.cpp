@@ -375,8 +375,13 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
         release_reservation(st, item);
         order& o = st.row;
         const auto s = static_cast<order_state>(o.state);
-        if ((s != order_state::created && s != order_state::partially_paid) || o.amount_captured + cr.amount > o.amount)
-          return {false};
+        const bool room = (s == order_state::created || s == order_state::partially_paid) &&
+                          o.amount_captured + cr.amount <= o.amount;
+        // forced: a flow resumed after a restart found its capture booked to the merchant; the
+        // money moved, so the order counts it even if that overpays it
+        if (!room && !cr.force) return {false};
+        if (!room) st.e->log_error("order " + to_string_u128(o.id) + ": pay item " + to_string_u128(item.id) +
+                                   " was captured before a restart and overpays it");
         o.amount_captured += cr.amount;
         item.items = 1; // counts towards the order
         order_refresh_state(st);
@@ -490,7 +495,8 @@ struct gateway_state {
   std::shared_ptr<env> e;
   metrics::gauge* mailbox = &metrics::mailbox_depth(metrics::process_registry(), "payments");
   bool ready = false;
-  std::vector<std::pair<submit_payments_request, caf::response_promise>> queued;
+  std::vector<std::pair<submit_payments_request, caf::response_promise>> queued; // until ready
+  size_t queued_commands = 0;
   uint64_t sequence = 0;
   std::map<u128, inflight_key> keys;                  // keys whose command is being accepted
   std::map<u128, caf::actor> orders;                  // order actors, by order id
@@ -713,6 +719,8 @@ std::vector<ledger::account> chart(const env& e) {
 
 void boot(gateway_actor* self);
 
+constexpr uint32_t chart_retry_ms = 100; // before the chart of accounts is created again at boot
+
 void take_request(gateway_actor* self, submit_payments_request& req, caf::response_promise rp) {
   // a flow without a trace id gets one, so that `kassa trace` can follow it
   if (req.ctx.trace_id == 0) req.ctx.trace_id = make_u128(self->state.e->clock(), ++self->state.traces);
@@ -775,8 +783,15 @@ caf::behavior gateway(gateway_actor* self, std::shared_ptr<env> e) {
       [self](submit_payments_request& req) -> caf::result<payments_reply> {
         self->state.mailbox->set(mailbox_waiting(self));
         auto rp = self->make_response_promise<payments_reply>();
-        if (!self->state.ready) self->state.queued.emplace_back(std::move(req), rp);
-        else take_request(self, req, rp);
+        auto& st = self->state;
+        if (st.ready) {
+          take_request(self, req, rp);
+        } else if (st.queued_commands + req.commands.size() > st.e->cfg.orders_inflight_max) {
+          rp.deliver(payments_reply{outcome::busy, {}}); // still booting: nothing taken
+        } else {
+          st.queued_commands += req.commands.size();
+          st.queued.emplace_back(std::move(req), rp);
+        }
         return rp;
       },
       [self](lookup_orders_request& req) -> orders_reply {
@@ -864,7 +879,15 @@ void boot(gateway_actor* self) {
               if (static_cast<ledger::account_result>(f.code) != ledger::account_result::exists)
                 st.e->log_error("payments: creating the chart of accounts: " +
                                 std::string(ledger::name(static_cast<ledger::account_result>(f.code))));
-            if (r.status != outcome::ok) st.e->log_error("payments: the ledger did not take the chart of accounts");
+            if (r.status != outcome::ok) {
+              // every booking names these accounts: nothing runs until the ledger holds them
+              // (commands wait, up to orders_inflight_max of them)
+              st.e->log_error("payments: the ledger did not take the chart of accounts (" +
+                              std::string(r.status == outcome::busy ? "busy" : "store unavailable") +
+                              "); trying again in " + std::to_string(chart_retry_ms) + " ms");
+              self->delayed_send(self, std::chrono::milliseconds(chart_retry_ms), flow_down_atom::value);
+              return;
+            }
             // resume what a crash cut short, rebuild today's limit counters
             const uint32_t today = lp::utc_day(st.e->clock());
             std::vector<order> resume;
@@ -907,10 +930,13 @@ void boot(gateway_actor* self) {
             st.ready = true;
             auto queued = std::move(st.queued);
             st.queued.clear();
+            st.queued_commands = 0;
             for (auto& [req, rp] : queued) take_request(self, req, rp);
           },
           [self](caf::error& err) {
-            self->state.e->log_error("payments: boot failed: " + self->system().render(err));
+            self->state.e->log_error("payments: creating the chart of accounts: " + self->system().render(err) +
+                                     "; trying again in " + std::to_string(chart_retry_ms) + " ms");
+            self->delayed_send(self, std::chrono::milliseconds(chart_retry_ms), flow_down_atom::value);
           });
 }
 

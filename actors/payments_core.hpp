@@ -75,6 +75,7 @@ struct flow_report {
 struct capture_request {
   u128 item_id = 0;
   u128 amount = 0;
+  bool force = false; // the ledger shows the item's money went to the merchant: it counts
 };
 struct capture_reply {
   bool ok = false; // false: the order is paid already: the item is a duplicate payment
@@ -141,6 +142,13 @@ public:
   // Whether a timeout runs the step again (bookings: their ids make a second run harmless,
   // and failing would compensate money that may have moved).
   virtual bool rerun_on_timeout() const { return false; }
+  // Whether `r` says "not now" rather than "no": the step may answer otherwise when run again
+  // (the ledger or the store turned it away, a provider's token service failed). A resumed
+  // flow runs such a step again instead of failing: its first life may have gone past it and
+  // moved money, so it must reach the same end.
+  virtual bool transient(payment_result r) const {
+    return r == payment_result::busy || r == payment_result::store_unavailable;
+  }
 };
 using step_factory = std::unique_ptr<step> (*)();
 
@@ -189,7 +197,8 @@ struct flow_state {
 };
 
 // Ledger bookings: sends `transfers` (all kassa's own, linked as given) to the directory and
-// maps the outcome: ok when every event is ok or `exists`.
+// maps the outcome: ok when every event is ok or `exists`. An attempt the ledger undid
+// (`id_already_failed`) is booked again under the next attempt's ids (ledger/payments/ids.hpp).
 void book(flow_actor* self, std::vector<ledger::transfer> transfers, std::function<void(payment_result)> then);
 ledger::transfer make_transfer(const flow_state& st, ledger::payments::leg l, u128 debit, u128 credit, u128 amount,
                                uint16_t flags = 0, u128 pending_id = 0);
@@ -209,6 +218,9 @@ config::payment_type payment_type_of(kind k);
 caf::actor spawn_flow(caf::actor_system& sys, env_ptr e, caf::actor owner, flow_start start);
 caf::actor spawn_late_flow(caf::actor_system& sys, env_ptr e, late_start start);
 caf::actor spawn_order(caf::actor_system& sys, env_ptr e, order row);
+
+// Writes the flow's row and the journal gathered so far; then(true) once durable.
+void persist(flow_actor* self, std::function<void(bool)> then);
 
 // Runs `fn` in `self` after `ms` milliseconds (a retry's backoff).
 void after(flow_actor* self, uint32_t ms, std::function<void()> fn);

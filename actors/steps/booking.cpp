@@ -162,68 +162,121 @@ public:
     }
     if (by_provider && exception_path(self, done)) return;
     const u128 amount = by_provider ? st.row.provider_amount : st.row.amount;
-    self->request(st.owner, caf::infinite, capture_request{st.row.id, amount})
+    if (st.resume) {
+      resumed(self, amount, by_provider, done);
+      return;
+    }
+    ask_order(self, amount, by_provider, false, done);
+  }
+
+private:
+  // Whether the item may count towards its order: the order's mailbox decides. `force`: the
+  // ledger shows the first life counted it (the money went to the merchant): it counts.
+  static void ask_order(flow_actor* self, u128 amount, bool by_provider, bool force, step_done done) {
+    auto& st = self->state;
+    self->request(st.owner, caf::infinite, capture_request{st.row.id, amount, force})
         .then(
             [self, amount, by_provider, done](capture_reply& cr) {
-              auto& st = self->state;
-              const u128 merchant = st.row.counterparty_id;
-              if (!cr.ok) {
-                if (!by_provider) {
-                  // nothing moved yet: the hold goes back, the item fails
-                  release_holds(self, [done](payment_result r) {
-                    done(r == payment_result::ok ? payment_result::order_not_payable : r);
-                  });
-                  return;
-                }
-                // a duplicate payment: the order was paid by another item meanwhile
-                st.note("duplicate", 0, amount);
-                if (st.e->cfg.exceptions.duplicate_payment == config::duplicate_payment_policy::refund) {
-                  give_back(self, amount, payment_result::ok, [self, done](payment_result r) {
-                    auto& st = self->state;
-                    if (st.row.state == uint16_t(order_state::failed)) st.row.state = uint16_t(order_state::refunded);
-                    done(r);
-                  });
-                } else {
-                  book(self, {make_transfer(st, lp::leg::book, clearing_near(st, st.row.account_id), st.row.account_id, amount)},
-                       [self, amount, done](payment_result r) {
-                         if (r == payment_result::ok) self->state.note("book_topup", 0, amount);
-                         done(r);
-                       });
-                }
-                return;
-              }
-              std::vector<ledger::transfer> ts;
-              if (by_provider) {
-                ts.push_back(make_transfer(st, lp::leg::book, clearing_near(st, merchant), merchant, amount));
-              } else {
-                const u128 escrow = chart_account(*st.e, lp::role::escrow, 0, st.row.account_id, st.row.ledger);
-                ts.push_back(make_transfer(st, lp::leg::post, st.row.account_id, escrow, amount,
-                                           ledger::transfer_post_pending, lp::transfer_id(st.row.sequence, lp::leg::hold)));
-              }
-              book(self, std::move(ts), [self, amount, by_provider, merchant, done](payment_result r) {
-                auto& st = self->state;
-                if (r != payment_result::ok || by_provider) {
-                  if (r == payment_result::ok) {
-                    st.row.amount_captured = amount;
-                    st.note("book_capture_prv", 0, amount);
-                  }
-                  done(r);
-                  return;
-                }
-                // from the payer's shard's escrow on to the merchant (a plain transfer may
-                // cross shards; the hold could not)
-                const u128 escrow = chart_account(*st.e, lp::role::escrow, 0, st.row.account_id, st.row.ledger);
-                book(self, {make_transfer(st, lp::leg::forward, escrow, merchant, amount)}, [self, amount, done](payment_result r2) {
-                  auto& st = self->state;
-                  if (r2 == payment_result::ok) {
-                    st.row.amount_captured = amount;
-                    st.note("book_capture_bal", 0, amount);
-                  }
-                  done(r2);
-                });
-              });
+              if (cr.ok) counted(self, amount, by_provider, done);
+              else if (by_provider) duplicate(self, amount, done);
+              else refused(done, self);
             },
             [done](caf::error&) { done(payment_result::busy); });
+  }
+
+  // A flow resumed after a restart: the order's answer may differ from the one its first life
+  // got (the order was reloaded, other items came meanwhile), so what the ledger shows the
+  // first life booked decides, and only a capture that left no trace asks the order again.
+  static void resumed(flow_actor* self, u128 amount, bool by_provider, step_done done) {
+    auto& st = self->state;
+    const uint64_t seq = st.row.sequence;
+    std::vector<u128> ids{lp::transfer_id(seq, lp::leg::book), lp::transfer_id(seq, lp::leg::post),
+                          lp::transfer_id(seq, lp::leg::void_hold), lp::transfer_id(seq, lp::leg::suspense)};
+    self->request(st.e->directory, caf::infinite, lookup_transfers_request{st.ctx, ids})
+        .then(
+            [self, amount, by_provider, done, ids](transfers_reply& r) {
+              if (r.status != outcome::ok) {
+                done(payment_result::busy);
+                return;
+              }
+              auto find = [&](u128 id) -> const ledger::transfer* {
+                for (const auto& t : r.transfers)
+                  if (t.id == id) return &t;
+                return nullptr;
+              };
+              const u128 merchant = self->state.row.counterparty_id;
+              const auto* book = find(ids[0]);
+              if (by_provider) {
+                if (book && book->credit_account_id == merchant) ask_order(self, amount, by_provider, true, done);
+                else if (book || find(ids[3])) duplicate(self, amount, done); // kept, or given back
+                else ask_order(self, amount, by_provider, false, done);
+                return;
+              }
+              if (find(ids[1])) ask_order(self, amount, by_provider, true, done); // the hold was posted
+              else if (find(ids[2])) refused(done, self);                         // the hold was voided
+              else ask_order(self, amount, by_provider, false, done);
+            },
+            [done](caf::error&) { done(payment_result::busy); });
+  }
+
+  // The item counts: the money goes to the merchant.
+  static void counted(flow_actor* self, u128 amount, bool by_provider, step_done done) {
+    auto& st = self->state;
+    const u128 merchant = st.row.counterparty_id;
+    std::vector<ledger::transfer> ts;
+    if (by_provider) {
+      ts.push_back(make_transfer(st, lp::leg::book, clearing_near(st, merchant), merchant, amount));
+    } else {
+      const u128 escrow = chart_account(*st.e, lp::role::escrow, 0, st.row.account_id, st.row.ledger);
+      ts.push_back(make_transfer(st, lp::leg::post, st.row.account_id, escrow, amount, ledger::transfer_post_pending,
+                                 lp::transfer_id(st.row.sequence, lp::leg::hold)));
+    }
+    book(self, std::move(ts), [self, amount, by_provider, merchant, done](payment_result r) {
+      auto& st = self->state;
+      if (r != payment_result::ok || by_provider) {
+        if (r == payment_result::ok) {
+          st.row.amount_captured = amount;
+          st.note("book_capture_prv", 0, amount);
+        }
+        done(r);
+        return;
+      }
+      // from the payer's shard's escrow on to the merchant (a plain transfer may cross shards;
+      // the hold could not)
+      const u128 escrow = chart_account(*st.e, lp::role::escrow, 0, st.row.account_id, st.row.ledger);
+      book(self, {make_transfer(st, lp::leg::forward, escrow, merchant, amount)}, [self, amount, done](payment_result r2) {
+        auto& st = self->state;
+        if (r2 == payment_result::ok) {
+          st.row.amount_captured = amount;
+          st.note("book_capture_bal", 0, amount);
+        }
+        done(r2);
+      });
+    });
+  }
+
+  // A duplicate payment: the order was paid by another item meanwhile.
+  static void duplicate(flow_actor* self, u128 amount, step_done done) {
+    auto& st = self->state;
+    st.note("duplicate", 0, amount);
+    if (st.e->cfg.exceptions.duplicate_payment == config::duplicate_payment_policy::refund) {
+      give_back(self, amount, payment_result::ok, [self, done](payment_result r) {
+        auto& st = self->state;
+        if (st.row.state == uint16_t(order_state::failed)) st.row.state = uint16_t(order_state::refunded);
+        done(r);
+      });
+      return;
+    }
+    book(self, {make_transfer(st, lp::leg::book, clearing_near(st, st.row.account_id), st.row.account_id, amount)},
+         [self, amount, done](payment_result r) {
+           if (r == payment_result::ok) self->state.note("book_topup", 0, amount);
+           done(r);
+         });
+  }
+
+  // Paid from the balance, but the order needs it no more: nothing moved yet; the hold goes back.
+  static void refused(step_done done, flow_actor* self) {
+    release_holds(self, [done](payment_result r) { done(r == payment_result::ok ? payment_result::order_not_payable : r); });
   }
 };
 

@@ -100,17 +100,30 @@ payment_result map_transfer_result(ledger::transfer_result r) {
   }
 }
 
-void book(flow_actor* self, std::vector<ledger::transfer> transfers, std::function<void(payment_result)> then) {
+namespace {
+
+void book_attempt(flow_actor* self, std::vector<ledger::transfer> transfers, uint32_t attempt,
+                  std::function<void(payment_result)> then) {
   auto& st = self->state;
   const size_t n = transfers.size();
-  for (size_t i = 0; i + 1 < n; ++i) transfers[i].flags |= ledger::transfer_linked;
-  create_transfers_request req{st.ctx, std::move(transfers), std::vector<uint8_t>(n, 1)};
+  auto sent = transfers;
+  for (auto& t : sent) t.id = lp::transfer_id(lp::transfer_sequence(t.id), lp::leg(u128_lo(t.id) & 0xF), attempt);
+  create_transfers_request req{st.ctx, std::move(sent), std::vector<uint8_t>(n, 1)};
   self->request(st.e->directory, caf::infinite, std::move(req))
       .then(
-          [self, then](create_reply& r) {
+          [self, then, transfers = std::move(transfers), attempt](create_reply& r) mutable {
             if (r.status != outcome::ok) {
               then(r.status == outcome::busy ? payment_result::busy : payment_result::store_unavailable);
               return;
+            }
+            for (const auto& f : r.failures) {
+              if (static_cast<ledger::transfer_result>(f.code) != ledger::transfer_result::id_already_failed) continue;
+              // an earlier attempt across shards was undone: nothing of it moved; the next one
+              if (attempt + 1 < lp::transfer_attempts) {
+                book_attempt(self, std::move(transfers), attempt + 1, std::move(then));
+                return;
+              }
+              break;
             }
             payment_result worst = payment_result::ok;
             for (const auto& f : r.failures) {
@@ -131,6 +144,14 @@ void book(flow_actor* self, std::vector<ledger::transfer> transfers, std::functi
             self->state.e->log_error("payment booking: " + self->system().render(err));
             then(payment_result::store_unavailable);
           });
+}
+
+} // namespace
+
+void book(flow_actor* self, std::vector<ledger::transfer> transfers, std::function<void(payment_result)> then) {
+  const size_t n = transfers.size();
+  for (size_t i = 0; i + 1 < n; ++i) transfers[i].flags |= ledger::transfer_linked;
+  book_attempt(self, std::move(transfers), 0, std::move(then));
 }
 
 journal_entry entry(const env& e, const request_context& ctx, const order& row, const char* actor, const char* step,

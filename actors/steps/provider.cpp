@@ -52,7 +52,9 @@ private:
     const auto* ch = st.channel();
     auto again = [this, self, done, n] {
       const auto* ch = self->state.channel();
-      if (n + 1 >= ch->cfg.status_query.queries_max) done(payment_result::in_progress);
+      // still unclear: "not now" (a resumed flow runs the step again, then leaves the row for the
+      // next start); parking would let the charge's success book what may have been given back
+      if (n + 1 >= ch->cfg.status_query.queries_max) done(payment_result::busy);
       else after(self, ch->cfg.status_query.interval_ms, [this, self, done, n] { check_compensation(self, done, n + 1); });
     };
     self->request(ch->channel, caf::infinite, status_query{st.ctx, lp::payment_id(st.row.sequence, lp::call_role::compensation)})
@@ -63,9 +65,45 @@ private:
                 case call_status::succeeded:
                 case call_status::partial:
                 case call_status::pending:
-                case call_status::declined: done(payment_result::provider_failed); return;
+                case call_status::declined:
+                  // The first life gave the charge back (or tried): the payment failed. What the
+                  // charge took is learnt again, so that the compensation (provider_refund) makes
+                  // the first life's bookings again: into suspense, and out when the refund went
+                  // through.
+                  learn_charge(self, done, 0);
+                  return;
                 default: again();
               }
+            },
+            [again](caf::error&) { again(); });
+  }
+
+  void learn_charge(flow_actor* self, step_done done, uint32_t n) {
+    auto& st = self->state;
+    const auto* ch = st.channel();
+    auto again = [this, self, done, n] {
+      const auto* ch = self->state.channel();
+      // still unclear: "not now" (a resumed flow runs the step again, then leaves the row for the
+      // next start); parking would let the charge's success book what may have been given back
+      if (n + 1 >= ch->cfg.status_query.queries_max) done(payment_result::busy);
+      else after(self, ch->cfg.status_query.interval_ms, [this, self, done, n] { learn_charge(self, done, n + 1); });
+    };
+    self->request(ch->channel, caf::infinite, status_query{st.ctx, st.payment_id()})
+        .then(
+            [self, done, again](call_result& r) {
+              auto& st = self->state;
+              if (r.status == call_status::declined || r.status == call_status::not_found) {
+                done(payment_result::provider_failed); // it took nothing
+                return;
+              }
+              if (r.status != call_status::succeeded && r.status != call_status::partial) {
+                again();
+                return;
+              }
+              st.provider_result = r;
+              st.provider_known = true;
+              st.row.provider_amount = r.amount;
+              done(payment_result::provider_failed);
             },
             [again](caf::error&) { again(); });
   }
@@ -128,8 +166,20 @@ public:
       done(payment_result::ok); // nothing taken, or money went out (not in): nothing to give back
       return;
     }
-    compensation_refund(self, st.row.provider_amount, [done](bool ok) {
-      done(ok ? payment_result::ok : payment_result::provider_failed);
+    // Through suspense, like every charge kassa gives back: a flow resumed after a restart that
+    // finds the compensation at the provider makes the same bookings again, whichever path its
+    // first life took. If the provider keeps the money, it waits in suspense with a case open
+    // and the row goes to review instead of failing with the money unbooked.
+    const u128 taken = st.row.provider_amount;
+    to_suspense(self, taken, [self, taken, done](payment_result r) {
+      if (r != payment_result::ok) {
+        done(r); // busy or a failed commit: the compensation runs again
+        return;
+      }
+      refund_from_suspense(self, taken, [self, done](bool ok) {
+        if (!ok) self->state.row.state = uint16_t(order_state::in_review);
+        done(ok ? payment_result::ok : payment_result::provider_failed);
+      });
     });
   }
 };

@@ -1,6 +1,7 @@
 // route: picks the channel for a payment that needs a provider: the one the command names,
 // or the first by priority among those serving the ledger and amount, skipping channels
-// whose breaker is open. None left: no_channel_available, at once.
+// whose breaker is open. None left: no_channel_available, at once. A channel it picks is
+// written to the row before the flow goes on (a resumed flow keeps it).
 // fetch_credentials: the provider's pre-payment credential, when it wants one; runs in
 // parallel with other steps of its group (hold_funds).
 #include <algorithm>
@@ -15,6 +16,9 @@ namespace {
 
 class route : public step {
 public:
+  bool transient(payment_result r) const override {
+    return step::transient(r) || r == payment_result::no_channel_available;
+  }
   void run(flow_actor* self, step_done done) override {
     auto& st = self->state;
     if (!uses_provider(st)) {
@@ -32,7 +36,8 @@ public:
       }
       return;
     }
-    if (st.row.provider[0] != 0) { // named by the command, or the refunded item's channel
+    const bool named = st.row.provider[0] != 0; // the accepted row holds it already
+    if (named) { // named by the command, or the refunded item's channel
       if (const auto* p = st.e->find_provider(st.row.provider)) candidates.push_back(p);
     } else {
       for (const auto& p : st.e->providers) {
@@ -58,7 +63,7 @@ public:
     auto g = std::make_shared<gather>(gather{std::vector<health_reply>(candidates.size()), candidates.size()});
     for (auto& h : g->health) h.state = health_state::down;
     for (size_t i = 0; i < candidates.size(); ++i) {
-      auto finish = [self, g, candidates, done, i](health_reply h) {
+      auto finish = [self, g, candidates, done, i, named](health_reply h) {
         g->health[i] = h;
         if (--g->outstanding != 0) return;
         int best = -1;
@@ -91,7 +96,10 @@ public:
         std::memset(st.row.provider, 0, sizeof st.row.provider);
         std::memcpy(st.row.provider, c->name.data(), std::min(c->name.size(), sizeof st.row.provider));
         st.note("routed", 0, st.row.amount);
-        done(payment_result::ok);
+        // The choice is written before the provider hears of the payment: a flow resumed
+        // after a restart must ask the same provider, which may have the payment already.
+        if (named) done(payment_result::ok);
+        else persist(self, [done](bool ok) { done(ok ? payment_result::ok : payment_result::store_unavailable); });
       };
       self->request(candidates[i]->channel, std::chrono::milliseconds(500), health_request{})
           .then([finish](health_reply& h) { finish(h); },
@@ -106,6 +114,7 @@ public:
 
 class fetch_credentials : public step {
 public:
+  bool transient(payment_result r) const override { return step::transient(r) || r == payment_result::provider_failed; }
   void run(flow_actor* self, step_done done) override {
     auto& st = self->state;
     const auto* ch = st.channel();

@@ -45,11 +45,19 @@ enum class leg : uint8_t {
   late = 12,         // a late success booked after the payment had failed
   compensation = 13, // money booked back after a compensating provider refund
 };
-inline constexpr u128 transfer_id(uint64_t sequence, leg l) {
+// A booking's id: the row's sequence, the attempt and the leg. A booking across shards that
+// the ledger undid (a leg refused, or its shard's commit failed) uses its id up: the ledger
+// answers `id_already_failed` to it for good, so the payment core books it again under the
+// next attempt (at most transfer_attempts). Attempts are tried in order, so a flow resumed
+// after a restart finds the one that landed.
+inline constexpr uint32_t transfer_attempts = 16;
+inline constexpr u128 transfer_id(uint64_t sequence, leg l, uint32_t attempt = 0) {
   return make_u128(sid::high_base | static_cast<uint64_t>(sid::kind::payment),
-                   (sequence << 8) | static_cast<uint64_t>(l));
+                   (sequence << 8) | (uint64_t{attempt & 0xF} << 4) | static_cast<uint64_t>(l));
 }
 inline constexpr uint64_t transfer_sequence(u128 id) { return u128_lo(id) >> 8; }
+inline constexpr uint32_t transfer_attempt(u128 id) { return uint32_t(u128_lo(id) >> 4) & 0xF; }
+static_assert(static_cast<uint8_t>(leg::compensation) < 16, "a leg fits in 4 bits");
 
 // --- the chart of accounts -------------------------------------------------------------------
 enum class role : uint8_t {

@@ -2,6 +2,8 @@
 // arithmetic against an independent 256-bit reference.
 #include <catch2/catch.hpp>
 
+#include <set>
+
 #include <boost/multiprecision/cpp_int.hpp>
 #include <cstring>
 #include <random>
@@ -163,6 +165,19 @@ TEST_CASE("payment ids and transfer ids derive from the row's sequence and never
       CHECK(transfer_sequence(id) == seq);
       CHECK(ledger::system_ids::kind_of(id) == ledger::system_ids::kind::payment);
       CHECK(id != transfer_id(seq + 1, leg(l)));
+      // a booking again under the next attempt: another id, the same sequence and leg
+      std::set<u128> attempts;
+      for (uint32_t n = 0; n < transfer_attempts; ++n) {
+        const u128 again = transfer_id(seq, leg(l), n);
+        CHECK(transfer_sequence(again) == seq);
+        CHECK(transfer_attempt(again) == n);
+        CHECK(leg(u128_lo(again) & 0xF) == leg(l));
+        for (int other = 1; other <= 13; ++other)
+          if (other != l) CHECK(again != transfer_id(seq, leg(other), n));
+        attempts.insert(again);
+      }
+      CHECK(attempts.size() == transfer_attempts);
+      CHECK(attempts.count(id) == 1);
     }
   }
   const u128 a = account_id(role::provider_clearing, 3, 2, 840);
