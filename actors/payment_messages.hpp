@@ -2,6 +2,7 @@
 // Messages between a client session and the payment core (submit_payments, lookup_orders).
 // In-process only: plain C++ values, allowed as "unsafe" message types like messages.hpp.
 #include <caf/all.hpp>
+#include <cstdint>
 #include <vector>
 
 #include "actors/messages.hpp"
@@ -12,6 +13,9 @@ namespace kassa::actors {
 struct submit_payments_request {
   request_context ctx;
   std::vector<ledger::payments::payment_command> commands;
+  // The ledgers the client may use (docs/security.md); empty: every ledger. pay and refund
+  // carry no ledger, so the gateway checks the order's ledger against this list.
+  std::vector<uint32_t> ledgers;
 };
 // One reply per command, in order (unless status is not ok: then nothing was done).
 struct payments_reply {

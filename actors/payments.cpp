@@ -563,9 +563,10 @@ void gateway_start_flow(gateway_actor* self, request_context ctx, payment_comman
                        u128_hi(row.id), u128_lo(row.id));
 }
 
-// One command, checked and dispatched; its reply goes to agg[index] (now or later).
+// One command, checked and dispatched; its reply goes to agg[index] (now or later). `ledgers`:
+// those the client may use, empty for every ledger (submit_payments_request::ledgers).
 void take_command(gateway_actor* self, const request_context& ctx, const payment_command& c, agg_ptr agg,
-                  uint32_t index) {
+                  uint32_t index, const std::vector<uint32_t>& ledgers) {
   auto& st = self->state;
   const env& e = *st.e;
   auto refuse = [&](payment_result r) {
@@ -575,6 +576,22 @@ void take_command(gateway_actor* self, const request_context& ctx, const payment
     answer(self, agg, index, out);
   };
   if (auto r = lp::validate(c); r != payment_result::ok) return refuse(r);
+  auto ledger_allowed = [&ledgers](uint32_t ledger) {
+    for (uint32_t l : ledgers)
+      if (l == ledger) return true;
+    return ledgers.empty();
+  };
+  // A client limited to ledgers acts only on orders of its ledgers (docs/security.md). pay and
+  // refund name none: their order's is checked here, before the key, so that such a client
+  // stores nothing and learns nothing of another ledger's keys and rows.
+  const bool on_order = c.kind == uint16_t(kind::pay) || c.kind == uint16_t(kind::refund);
+  if (!on_order && !ledger_allowed(c.ledger)) return refuse(payment_result::ledger_forbidden);
+  if (on_order && !ledgers.empty()) {
+    order o{};
+    bool have = false;
+    if (auto err = e.store->get_row(c.order_id, o, have); !err.ok()) return refuse(payment_result::store_unavailable);
+    if (have && !ledger_allowed(o.ledger)) return refuse(payment_result::ledger_forbidden);
+  }
   // the idempotency key: a command being accepted, or one the store holds
   if (auto it = st.keys.find(c.key); it != st.keys.end()) {
     if (!lp::same_fields(it->second.cmd, c)) return refuse(payment_result::exists_with_different_fields);
@@ -607,6 +624,7 @@ void take_command(gateway_actor* self, const request_context& ctx, const payment
     if (auto err = e.store->get_row(c.order_id, o, have); !err.ok()) return refuse(payment_result::store_unavailable);
     if (!have) return refuse(payment_result::order_not_found);
     if (o.kind != uint16_t(kind::create_order)) return refuse(payment_result::order_kind_invalid);
+    if (!ledger_allowed(o.ledger)) return refuse(payment_result::ledger_forbidden); // created since the check
     if (st.flows_running >= e.cfg.orders_inflight_max) return refuse(payment_result::busy);
     st.keys[c.key] = inflight_key{c, {}};
     auto a = order_actor_for(self, o);
@@ -732,7 +750,7 @@ void take_request(gateway_actor* self, submit_payments_request& req, caf::respon
     rp.deliver(payments_reply{outcome::ok, {}});
     return;
   }
-  for (uint32_t i = 0; i < req.commands.size(); ++i) take_command(self, req.ctx, req.commands[i], agg, i);
+  for (uint32_t i = 0; i < req.commands.size(); ++i) take_command(self, req.ctx, req.commands[i], agg, i, req.ledgers);
 }
 
 void on_event(gateway_actor* self, provider_event& ev) {

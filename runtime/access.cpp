@@ -38,6 +38,23 @@ bool ledgers_allowed(const client& c, const uint8_t* body, size_t body_bytes) {
   return true;
 }
 
+// As ledgers_allowed, but pay and refund, which act on an existing order and carry ledger 0,
+// pass: the payment core checks their order's ledger (result ledger_forbidden).
+bool commands_allowed(const client& c, const uint8_t* body, size_t body_bytes) {
+  namespace lp = ledger::payments;
+  constexpr size_t command_bytes = sizeof(lp::payment_command);
+  for (size_t offset = 0; offset + command_bytes <= body_bytes; offset += command_bytes) {
+    uint32_t ledger;
+    uint16_t kind;
+    std::memcpy(&ledger, body + offset + offsetof(lp::payment_command, ledger), sizeof ledger);
+    std::memcpy(&kind, body + offset + offsetof(lp::payment_command, kind), sizeof kind);
+    const bool on_order = kind == uint16_t(lp::kind::pay) || kind == uint16_t(lp::kind::refund);
+    if (ledger == 0 && on_order) continue;
+    if (ledger == 0 || !c.ledger_allowed(ledger)) return false;
+  }
+  return true;
+}
+
 } // namespace
 
 wire::status check_request(const client& c, const wire::header& h, const uint8_t* body,
@@ -54,7 +71,7 @@ wire::status check_request(const client& c, const wire::header& h, const uint8_t
     allowed = ledgers_allowed<ledger::transfer>(c, body, body_bytes);
     break;
   case wire::operation::submit_payments:
-    allowed = ledgers_allowed<ledger::payments::payment_command>(c, body, body_bytes);
+    allowed = commands_allowed(c, body, body_bytes);
     break;
   default: // reads: their replies are filtered by the session (keep_allowed)
     break;

@@ -47,11 +47,12 @@ struct policy {
 
 // ok, or forbidden when `c` may not make this request: the store the shadow flag of `h` selects
 // is not one of its stores, the operation is not in its list, or an event names a ledger it
-// may not use. For a client limited to ledgers, an event with ledger 0
-// (a post or void that leaves the ledger to the pending transfer; a pay or refund, which act on
-// an existing order) is forbidden: it must state the ledger, or the check could not be made
-// before the ledger applies the request. Every event is checked before any is applied, so a
-// refused request changes nothing.
+// may not use. For a client limited to ledgers, an event with ledger 0 (a post or void that
+// leaves the ledger to the pending transfer) is forbidden: it must state the ledger, or the
+// check could not be made before the ledger applies the request. Every event is checked before
+// any is applied, so a refused request changes nothing. pay and refund commands carry ledger 0
+// and act on an existing order: they pass here, and the payment core refuses each one whose
+// order is of a ledger not in `c.ledgers` (ledger_forbidden), before it stores anything.
 wire::status check_request(const client& c, const wire::header& h, const uint8_t* body,
                            size_t body_bytes);
 

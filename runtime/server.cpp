@@ -389,9 +389,10 @@ caf::behavior session(session_actor* self, std::shared_ptr<connection> conn) {
             if (!payments) {
               reply(self, h, t, wire::status::payments_disabled, nullptr, 0, 0);
             } else if (h.op == wire::operation::submit_payments) {
-              forward(self, payments, h, t,
-                      submit_payments_request{ctx, wire::records<ledger::payments::payment_command>(body, bytes)},
-                      &payments_reply::replies, who);
+              // pay and refund name no ledger: the gateway checks their order's against the list
+              submit_payments_request r{ctx, wire::records<ledger::payments::payment_command>(body, bytes), {}};
+              if (who != nullptr) r.ledgers = who->ledgers;
+              forward(self, payments, h, t, std::move(r), &payments_reply::replies, who);
             } else {
               forward(self, payments, h, t, lookup_orders_request{ctx, wire::records<u128>(body, bytes)},
                       &orders_reply::orders, who);

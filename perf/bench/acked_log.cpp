@@ -59,7 +59,7 @@ void acked_log::record_payments(const ledger::payments::payment_command* command
     if (r.index >= command_count) continue; // not a command of this request: nothing to record
     const lp::payment_command& c = commands[r.index];
     const std::string provider(c.provider, strnlen(c.provider, sizeof c.provider));
-    const std::string_view result = r.result <= uint32_t(lp::payment_result::outcome_unknown)
+    const std::string_view result = r.result <= lp::payment_result_max
                                         ? lp::name(lp::payment_result(r.result)) : std::string_view("unknown");
     const std::string_view state = r.state <= lp::order_state_max ? lp::name(lp::order_state(r.state)) : std::string_view("unknown");
     lines += std::string(lp::name(lp::kind(c.kind))) + " " + hex(c.key) + " " + hex(c.order_id) + " " + hex(c.account_id) + " " +

@@ -16,7 +16,7 @@ namespace kassa::bench {
 namespace {
 
 namespace lp = ledger::payments;
-constexpr uint32_t payment_result_count = uint32_t(lp::payment_result::outcome_unknown) + 1;
+constexpr uint32_t payment_result_count = lp::payment_result_max + 1;
 constexpr size_t orders_kept_max = 100'000; // per connection, waiting to be paid or refunded
 
 class payments_generator final : public generator {

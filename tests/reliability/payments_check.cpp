@@ -147,7 +147,7 @@ log_header read_log(const std::string& path, bool resend, std::vector<logged_com
     }
     lp::kind k{};
     by_name<lp::kind, lp::kind_max>(kind, k, "kind", where);
-    by_name<lp::payment_result, size_t(lp::payment_result::outcome_unknown)>(result, c.result, "result", where);
+    by_name<lp::payment_result, size_t(lp::payment_result_max)>(result, c.result, "result", where);
     by_name<lp::order_state, lp::order_state_max>(state, c.state, "state", where);
     p.kind = uint16_t(k);
     p.ledger = uint32_t(ledger);
@@ -269,7 +269,7 @@ void check_commands(client::blocking_client& kassad, const ks::payments_store& s
     for (const auto& r : replies) {
       if (r.index < again.size() && r.result != uint32_t(lp::payment_result::exists))
         violation("resent key " + text(again[r.index].key) + " answered " +
-                  std::string(r.result <= uint32_t(lp::payment_result::outcome_unknown) ? lp::name(lp::payment_result(r.result))
+                  std::string(r.result <= lp::payment_result_max ? lp::name(lp::payment_result(r.result))
                                                                                        : "unknown"));
     }
   }

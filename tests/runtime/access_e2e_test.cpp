@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <mutex>
@@ -15,6 +16,7 @@
 #include <sys/stat.h>
 #include <thread>
 
+#include "ledger/payments/records.hpp"
 #include "tests/ledger/ledger_fixture.hpp"
 #include "tests/process.hpp"
 #include "tests/runtime/kassad_fixture.hpp"
@@ -47,12 +49,13 @@ const std::vector<uint8_t> clerk_key = key_of(0x33);  // client 3: ledger 1 only
 const std::vector<uint8_t> bench_key = key_of(0x44);  // client 4: the shadow store only
 
 // kassad with access required and three clients; client 3's key is in a file of mode 600.
+// `extra`: more configuration (another section).
 struct secured_kassad {
   temp_dir keys;
   std::string clerk_key_file = keys.path() + "/clerk.key";
   std::unique_ptr<kassad_instance> k;
 
-  secured_kassad() {
+  explicit secured_kassad(const std::string& extra = "") {
     std::ofstream(clerk_key_file) << hex_of(clerk_key) << "\n";
     ::chmod(clerk_key_file.c_str(), 0600);
     k = std::make_unique<kassad_instance>(
@@ -69,7 +72,8 @@ struct secured_kassad {
         "      ledgers: [1]\n"
         "    - id: 4\n"
         "      key: \"" + hex_of(bench_key) + "\"\n"
-        "      stores: [shadow]\n");
+        "      stores: [shadow]\n" +
+        extra);
   }
 
   client::blocking_client as(uint64_t id, const std::vector<uint8_t>& key) const {
@@ -99,6 +103,58 @@ std::vector<u128> balances(client::blocking_client& admin) {
   }
   return out;
 }
+
+// The payment core on ledgers 1 and 2. The tests pay from balances and refund those pays,
+// which never call a provider: nobody listens at alpha's address.
+const std::string payments_section =
+    "payments:\n"
+    "  enabled: true\n"
+    "  ledgers: [{ledger: 1, currency: USD}, {ledger: 2, currency: EUR}]\n"
+    "  providers:\n"
+    "    - {name: alpha, url: \"http://127.0.0.1:9/p/alpha\", ledgers: [1, 2], events_poll_ms: 0,\n"
+    "       statement_poll_ms: 0}\n"
+    "  reconciliation: {enabled: false}\n";
+
+namespace lp = ledger::payments;
+
+lp::payment_command create_order(u128 key, u128 order_id, u128 merchant, u128 amount, uint32_t ledger) {
+  lp::payment_command c{};
+  c.key = key;
+  c.order_id = order_id;
+  c.account_id = merchant;
+  c.amount = amount;
+  c.ledger = ledger;
+  c.kind = uint16_t(lp::kind::create_order);
+  return c;
+}
+
+lp::payment_command pay_from_balance(u128 key, u128 order_id, u128 payer, u128 amount) {
+  lp::payment_command c{};
+  c.key = key;
+  c.order_id = order_id;
+  c.account_id = payer;
+  c.amount = amount;
+  c.kind = uint16_t(lp::kind::pay);
+  c.source = uint16_t(lp::source::balance);
+  return c;
+}
+
+lp::payment_command refund(u128 key, u128 order_id, u128 amount) {
+  lp::payment_command c{};
+  c.key = key;
+  c.order_id = order_id;
+  c.amount = amount;
+  c.kind = uint16_t(lp::kind::refund);
+  return c;
+}
+
+// The result of each reply, by name.
+std::vector<std::string> results_of(const std::vector<lp::payment_reply>& replies) {
+  std::vector<std::string> out;
+  for (const auto& r : replies) out.emplace_back(lp::name(lp::payment_result(r.result)));
+  return out;
+}
+using names = std::vector<std::string>;
 
 template <class F>
 wire::status status_of(F&& call) {
@@ -382,6 +438,81 @@ TEST_CASE("a request naming a ledger the client may not use is forbidden as a wh
   CHECK(admin.get_account_transfers(f).size() == 1);
   f.account_id = 1;
   CHECK(clerk.get_account_transfers(f).size() == 2);
+}
+
+TEST_CASE("a client limited to ledgers pays and refunds orders of its ledgers; another ledger's order is "
+          "ledger_forbidden and changes nothing",
+          "[e2e][access][payments]") {
+  secured_kassad s(payments_section);
+  auto admin = s.as(1, admin_key);
+  seed_accounts(admin); // payers: 2 (ledger 1) holds 100, 12 (ledger 2) holds 200
+  REQUIRE(admin.create_accounts({make_account(3, 1), make_account(13, 2)}).empty()); // merchants
+  CHECK(results_of(admin.submit_payments({create_order(1000, 500, 3, 60, 1), create_order(1001, 600, 13, 60, 2)})) ==
+        names{"ok", "ok"});
+  auto clerk = s.as(3, clerk_key);
+
+  // An order of its own ledger: paid in full, then partly refunded.
+  auto r = clerk.submit_payments({pay_from_balance(1010, 500, 2, 60)});
+  REQUIRE(results_of(r) == names{"ok"});
+  CHECK(r[0].state == uint16_t(lp::order_state::completed));
+  CHECK(results_of(clerk.submit_payments({refund(1011, 500, 20)})) == names{"ok"});
+  auto mine = clerk.lookup_orders({500, 1010, 1011}); // the order, its pay item and its refund
+  REQUIRE(mine.size() == 3);
+  CHECK(mine[0].amount_captured == 60);
+  CHECK(mine[0].amount_refunded == 20);
+  CHECK(mine[0].state == uint16_t(lp::order_state::partially_refunded));
+  CHECK(admin.lookup_accounts({2})[0].credits_posted - admin.lookup_accounts({2})[0].debits_posted == 60);
+  // An order that does not exist is not found, as for any client.
+  CHECK(results_of(clerk.submit_payments({pay_from_balance(1040, 999, 2, 1)})) == names{"order_not_found"});
+
+  // An order of ledger 2: each pay and refund on it is refused, the others in the request are
+  // carried out.
+  auto ledger_2 = [&admin] {
+    std::vector<u128> out;
+    for (const auto& a : admin.lookup_accounts({11, 12, 13})) {
+      out.push_back(a.debits_posted);
+      out.push_back(a.credits_posted);
+      out.push_back(a.debits_pending);
+    }
+    return out;
+  };
+  const auto ledger_2_before = ledger_2();
+  const auto order_before = admin.lookup_orders({600});
+  REQUIRE(order_before.size() == 1);
+  r = clerk.submit_payments({pay_from_balance(1020, 600, 12, 60), refund(1021, 600, 10), refund(1012, 500, 10)});
+  CHECK(results_of(r) == names{"ledger_forbidden", "ledger_forbidden", "ok"});
+  CHECK(r[0].order_id == 600);
+  // Nothing of them changed: the order row, its items, the balances; and it stays hidden.
+  const auto order_after = admin.lookup_orders({600});
+  REQUIRE(order_after.size() == 1);
+  CHECK(std::memcmp(&order_after[0], &order_before[0], sizeof(lp::order)) == 0);
+  CHECK(admin.lookup_orders({1020, 1021}).empty());
+  CHECK(ledger_2() == ledger_2_before);
+  CHECK(clerk.lookup_orders({600, 1020, 1021}).empty());
+  // Their keys were not stored: the same commands from a client of every ledger are carried
+  // out, not answered `exists`.
+  r = admin.submit_payments({pay_from_balance(1020, 600, 12, 60)});
+  CHECK(results_of(r) == names{"ok"});
+  CHECK(r[0].state == uint16_t(lp::order_state::completed));
+  CHECK(results_of(admin.submit_payments({refund(1021, 600, 10)})) == names{"ok"});
+  const auto paid = admin.lookup_orders({600, 1020, 1021});
+  REQUIRE(paid.size() == 3);
+  CHECK(paid[0].amount_captured == 60);
+  CHECK(paid[0].amount_refunded == 10);
+  CHECK(results_of(admin.submit_payments({refund(1021, 600, 10)})) == names{"exists"});
+  // Now that the keys are stored, the limited client's repeat is still refused: it learns
+  // nothing of another ledger's keys.
+  CHECK(results_of(clerk.submit_payments({pay_from_balance(1020, 600, 12, 60), refund(1021, 600, 10)})) ==
+        names{"ledger_forbidden", "ledger_forbidden"});
+  CHECK(clerk.lookup_orders({600, 1020, 1021}).empty());
+
+  // A command that names another ledger still refuses its whole request.
+  CHECK(status_of([&] { clerk.submit_payments({refund(1013, 500, 1), create_order(1030, 700, 13, 5, 2)}); }) ==
+        wire::status::forbidden);
+  CHECK(admin.lookup_orders({1013, 700}).empty());
+  mine = clerk.lookup_orders({500});
+  REQUIRE(mine.size() == 1);
+  CHECK(mine[0].amount_refunded == 30);
 }
 
 TEST_CASE("a load tester with stores [shadow] moves shadow money only; other clients may not use the shadow store",

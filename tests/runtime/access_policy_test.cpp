@@ -168,18 +168,35 @@ TEST_CASE("one event on a ledger the client may not use forbids the whole reques
   a.ledger = 840;
   CHECK(check(c, operation::create_accounts, std::vector<ledger::account>{a}) == status::ok);
 
-  ledger::payments::payment_command topup{};
-  topup.kind = uint16_t(ledger::payments::kind::topup);
-  topup.ledger = 840;
-  ledger::payments::payment_command pay{};
-  pay.kind = uint16_t(ledger::payments::kind::pay); // ledger 0: acts on an existing order
-  CHECK(check(c, operation::submit_payments, std::vector<ledger::payments::payment_command>{topup}) == status::ok);
-  CHECK(check(c, operation::submit_payments, std::vector<ledger::payments::payment_command>{topup, pay}) ==
-        status::forbidden);
-  // Without a ledger list every ledger, and a ledger-less pay, is allowed.
+  // Without a ledger list every ledger is allowed.
   const access::client any = client_7();
-  CHECK(check(any, operation::submit_payments, std::vector<ledger::payments::payment_command>{pay}) == status::ok);
   CHECK(check(any, operation::create_transfers, std::vector<ledger::transfer>{transfer_on(2)}) == status::ok);
+}
+
+TEST_CASE("payment commands must name one of the client's ledgers, except pay and refund, which the payment core checks",
+          "[access]") {
+  namespace lp = ledger::payments;
+  using commands = std::vector<lp::payment_command>;
+  access::client c = client_7();
+  c.ledgers = {840, 1};
+  auto command = [](lp::kind k, uint32_t ledger) {
+    lp::payment_command out{};
+    out.kind = uint16_t(k);
+    out.ledger = ledger;
+    return out;
+  };
+  const auto topup = command(lp::kind::topup, 840);
+  const auto pay = command(lp::kind::pay, 0);       // acts on an existing order: its ledger is the order's
+  const auto refund = command(lp::kind::refund, 0); // likewise
+  CHECK(check(c, operation::submit_payments, commands{topup}) == status::ok);
+  CHECK(check(c, operation::submit_payments, commands{topup, pay, refund}) == status::ok);
+  CHECK(check(c, operation::submit_payments, commands{pay, command(lp::kind::topup, 978)}) == status::forbidden);
+  CHECK(check(c, operation::submit_payments, commands{command(lp::kind::create_order, 0)}) == status::forbidden);
+  CHECK(check(c, operation::submit_payments, commands{command(lp::kind::transfer, 0)}) == status::forbidden);
+  // a pay that states a ledger (invalid: reserved_field) is checked like any other command
+  CHECK(check(c, operation::submit_payments, commands{command(lp::kind::pay, 978)}) == status::forbidden);
+  // without a ledger list every command is allowed
+  CHECK(check(client_7(), operation::submit_payments, commands{pay, command(lp::kind::topup, 978)}) == status::ok);
 }
 
 TEST_CASE("lookups leave out the records of ledgers the client may not use", "[access]") {
