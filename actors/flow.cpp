@@ -59,7 +59,7 @@ namespace {
 
 void report(flow_actor* self, bool final) {
   auto& st = self->state;
-  self->send(st.owner, flow_report{st.row, st.result, final});
+  self->send(st.owner, flow_report{st.row, st.result, final, {}});
 }
 
 // A step that cannot get through now and must not fail (a booking that may have landed, a

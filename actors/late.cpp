@@ -25,7 +25,7 @@ void late_done(flow_actor* self, order_state s) {
   w.batch.rows.push_back(st.row);
   w.batch.journal = std::move(st.journal);
   self->request(st.e->writer, caf::infinite, std::move(w))
-      .then([self](payments_written&) { self->send(self->state.e->gateway, flow_report{self->state.row, payment_result::ok, true}); self->quit(); },
+      .then([self](payments_written&) { self->send(self->state.e->gateway, flow_report{self->state.row, payment_result::ok, true, {}}); self->quit(); },
             [self](caf::error&) { self->quit(); });
 }
 
