@@ -2,7 +2,7 @@
 # Installs what kassa needs, builds it and runs every test:
 #   1. the whole suite (unit, property, store, crash, end-to-end) with ctest;
 #   2. the whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer;
-#   3. the actor tests (ctest label `actors`) under ThreadSanitizer;
+#   3. the actor and channel tests (ctest labels `actors`, `channels`) under ThreadSanitizer;
 #   4. each fuzz target for a bounded time (clang + libFuzzer).
 # Every randomized test prints its seed; KASSA_SEED=N replays it.
 set -euo pipefail
@@ -22,14 +22,15 @@ echo "== tests under ASan + UBSan"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --output-on-failure -j "$jobs" --timeout 1800)
 
-echo "== build (TSan: the actor tests only)"
-KASSA_TARGETS="test_actors test_side_link" scripts/build.sh build-tsan -DKASSA_SANITIZE=thread
-echo "== actor tests under TSan"
+echo "== build (TSan: the actor and channel tests only)"
+KASSA_TARGETS="test_actors test_side_link test_channels test_channel_sim" \
+  scripts/build.sh build-tsan -DKASSA_SANITIZE=thread
+echo "== actor and channel tests under TSan"
 # tests/tsan/tsan.supp: why libcaf_core needs suppressions, and which. Any other report fails
 # the test (exit status 66).
 tsan_supp=$PWD/tests/tsan/tsan.supp
 (cd build-tsan && TSAN_OPTIONS="suppressions=$tsan_supp exitcode=66 second_deadlock_stack=1" \
-  ctest --output-on-failure -L actors --timeout 300)
+  ctest --output-on-failure -L '^(actors|channels)$' --timeout 300)
 
 if [ -x scripts/fuzz.sh ]; then
   echo "== fuzz (bounded)"

@@ -1,13 +1,18 @@
 #pragma once
-// Asks an actor from a test's thread and waits for the reply. A small stateful actor makes the
-// request and hands the reply over through a promise, rather than a scoped_actor: a
+// Asks an actor from a test's thread and waits for the reply (ask, ask_all), or receives what
+// an actor sends (inbox). A small stateful actor talks to the actor and hands each reply to
+// the test's thread through a promise or a locked queue, rather than a scoped_actor: a
 // scoped_actor's mailbox lives in libcaf_core, where ThreadSanitizer cannot see the message
 // change threads (tests/tsan/caf_sync.cpp restores that edge for stateful actors only).
 #include <caf/all.hpp>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <vector>
 
 namespace kassa::test {
 
@@ -39,5 +44,88 @@ std::optional<Reply> ask(caf::actor_system& sys, const caf::actor& to, Request r
       to, std::move(request), timeout, answer);
   return reply.get();
 }
+
+struct ask_all_state {
+  static inline const char* name = "kassa.test.ask_all";
+};
+
+// Sends every request to `to` at once and waits for all replies; replies are in the order of
+// `requests`, each empty when its request got an error or no answer within `timeout`.
+template <class Reply, class Request>
+std::vector<std::optional<Reply>> ask_all(caf::actor_system& sys, const caf::actor& to, std::vector<Request> requests,
+                                          std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
+  using replies = std::vector<std::optional<Reply>>;
+  auto answer = std::make_shared<std::promise<replies>>();
+  auto all = answer->get_future();
+  if (requests.empty()) return {};
+  sys.spawn(
+      [](caf::stateful_actor<ask_all_state>* self, caf::actor to, std::vector<Request> requests,
+         std::chrono::milliseconds timeout, std::shared_ptr<std::promise<replies>> answer) -> caf::behavior {
+        auto out = std::make_shared<replies>(requests.size());
+        auto open = std::make_shared<size_t>(requests.size());
+        auto settle = [self, answer, out, open] {
+          if (--*open > 0) return;
+          answer->set_value(std::move(*out));
+          self->quit();
+        };
+        for (size_t i = 0; i < requests.size(); ++i) {
+          self->request(to, timeout, std::move(requests[i]))
+              .then(
+                  [out, settle, i](Reply& r) {
+                    (*out)[i] = std::move(r);
+                    settle();
+                  },
+                  [settle](caf::error&) { settle(); });
+        }
+        return {[](int) {}}; // alive until the last reply
+      },
+      to, std::move(requests), timeout, answer);
+  return all.get();
+}
+
+struct inbox_state {
+  static inline const char* name = "kassa.test.inbox";
+};
+
+// An actor handle a test can give out (a subscriber, a reply-to) and read on its own thread:
+// each message of type T sent to handle() is queued until next() takes it.
+template <class T>
+class inbox {
+public:
+  explicit inbox(caf::actor_system& sys) : queue_(std::make_shared<queue>()) {
+    actor_ = sys.spawn(
+        [](caf::stateful_actor<inbox_state>*, std::shared_ptr<queue> q) -> caf::behavior {
+          return {[q](T& x) {
+            std::lock_guard<std::mutex> lock(q->mutex);
+            q->items.push_back(std::move(x));
+            q->ready.notify_one();
+          }};
+        },
+        queue_);
+  }
+  ~inbox() { caf::anon_send_exit(actor_, caf::exit_reason::user_shutdown); }
+  inbox(const inbox&) = delete;
+  inbox& operator=(const inbox&) = delete;
+
+  const caf::actor& handle() const { return actor_; }
+
+  // The oldest message not yet taken, or nothing when none arrives within `timeout`.
+  std::optional<T> next(std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(queue_->mutex);
+    if (!queue_->ready.wait_for(lock, timeout, [this] { return !queue_->items.empty(); })) return std::nullopt;
+    T x = std::move(queue_->items.front());
+    queue_->items.pop_front();
+    return x;
+  }
+
+private:
+  struct queue {
+    std::mutex mutex;
+    std::condition_variable ready;
+    std::deque<T> items;
+  };
+  std::shared_ptr<queue> queue_;
+  caf::actor actor_;
+};
 
 } // namespace kassa::test

@@ -12,6 +12,7 @@
 
 #include "actors/channel.hpp"
 #include "channels/text.hpp"
+#include "tests/ask.hpp"
 #include "tests/channels/sim_fixture.hpp"
 #include "tests/seed.hpp"
 
@@ -65,16 +66,14 @@ struct harness {
     return c;
   }
 
+  // Through tests/ask.hpp rather than a scoped_actor, so that ThreadSanitizer sees the reply
+  // reach the test's thread (docs/reliability.md#threadsanitizer).
   template <class Reply, class Request>
   Reply ask(Request req) {
-    caf::scoped_actor self{*sys};
-    Reply out{};
-    bool got = false;
-    self->request(channel, 30s, std::move(req))
-        .receive([&](Reply& r) { out = std::move(r), got = true; },
-                 [&](caf::error& e) { FAIL("channel: " << sys->render(e)); });
-    REQUIRE(got);
-    return out;
+    auto r = test::ask<Reply>(*sys, channel, std::move(req), 30s);
+    INFO("the channel answers with an error or not within 30 s");
+    REQUIRE(r);
+    return std::move(*r);
   }
   call_result pay(payment_call c) { return ask<call_result>(std::move(c)); }
   call_result status(u128 id) { return ask<call_result>(status_query{{}, id}); }
@@ -82,22 +81,10 @@ struct harness {
 
   // Sends every call at once and waits for all answers.
   std::vector<call_result> pay_all(const std::vector<payment_call>& calls) {
-    caf::scoped_actor self{*sys};
-    caf::actor me = caf::actor_cast<caf::actor>(self);
-    // Arguments go through spawn: CAF 0.17 dereferences a null argument tuple for a
-    // function spawned without any (UBSan reports it).
-    sys->spawn(
-        [](caf::event_based_actor* a, caf::actor ch, std::vector<payment_call> calls, caf::actor me) {
-          for (const auto& c : calls) {
-            a->request(ch, 60s, c).then([a, me](call_result& r) { a->send(me, r); },
-                                        [a, me](caf::error&) { a->send(me, call_result{}); });
-          }
-        },
-        channel, calls, me);
+    auto replies = test::ask_all<call_result>(*sys, channel, calls, 60s);
     std::vector<call_result> out;
-    bool timed_out = false;
-    while (out.size() < calls.size() && !timed_out) {
-      self->receive([&](call_result& r) { out.push_back(std::move(r)); }, caf::after(60s) >> [&] { timed_out = true; });
+    for (auto& r : replies) {
+      if (r) out.push_back(std::move(*r));
     }
     REQUIRE(out.size() == calls.size());
     return out;
@@ -217,11 +204,10 @@ TEST_CASE("a provider that is down gives failed without money in doubt", "[chann
   o2.path_prefix = "/p/nobody";
   o2.retries_max = 1;
   caf::actor dead = spawn_channel(*h.sys, o2);
-  caf::scoped_actor self{*h.sys};
-  call_result r;
-  self->request(dead, 30s, h.charge()).receive([&](call_result& x) { r = x; }, [&](caf::error&) {});
-  CHECK(r.status == call_status::failed);
-  CHECK(r.attempts == 2);
+  auto r = test::ask<call_result>(*h.sys, dead, h.charge(), 30s);
+  REQUIRE(r);
+  CHECK(r->status == call_status::failed);
+  CHECK(r->attempts == 2);
   caf::anon_send_exit(dead, caf::exit_reason::user_shutdown);
 }
 
@@ -276,21 +262,18 @@ TEST_CASE("the events feed delivers duplicate and late callbacks to the subscrib
   CHECK(h.pay(late).status == call_status::declined);
   CHECK(h.pay(pending).status == call_status::pending);
 
-  caf::scoped_actor self{*h.sys};
-  caf::anon_send(h.channel, subscribe_events{caf::actor_cast<caf::actor>(self), 0});
+  test::inbox<provider_event> events{*h.sys};
+  caf::anon_send(h.channel, subscribe_events{events.handle(), 0});
   std::map<u128, std::vector<provider_event>> seen;
   uint64_t last_sequence = 0;
-  bool timed_out = false;
   auto done = [&] { return seen[dup.payment_id].size() == 2 && seen[late.payment_id].size() == 1 && seen[pending.payment_id].size() == 1; };
-  while (!done() && !timed_out) {
-    self->receive(
-        [&](provider_event& e) {
-          CHECK(e.provider == "alpha");
-          CHECK(e.sequence > last_sequence);
-          last_sequence = e.sequence;
-          seen[e.payment_id].push_back(e);
-        },
-        caf::after(5s) >> [&] { timed_out = true; });
+  while (!done()) {
+    auto e = events.next(5s);
+    if (!e) break;
+    CHECK(e->provider == "alpha");
+    CHECK(e->sequence > last_sequence);
+    last_sequence = e->sequence;
+    seen[e->payment_id].push_back(*e);
   }
   REQUIRE(done());
   CHECK(seen[dup.payment_id][0].status == call_status::succeeded);
@@ -301,12 +284,12 @@ TEST_CASE("the events feed delivers duplicate and late callbacks to the subscrib
   CHECK(seen[pending.payment_id][0].status == call_status::succeeded);
   CHECK(h.status(late.payment_id).status == call_status::succeeded);
   // A subscriber that resumes from a cursor gets only what came after it.
-  caf::anon_send(h.channel, subscribe_events{caf::actor_cast<caf::actor>(self), last_sequence});
+  caf::anon_send(h.channel, subscribe_events{events.handle(), last_sequence});
   CHECK(h.pay(h.charge(40)).status == call_status::succeeded);
-  provider_event next;
-  self->receive([&](provider_event& e) { next = e; }, caf::after(5s) >> [] {});
-  CHECK(next.sequence == last_sequence + 1);
-  CHECK(next.amount == 40);
+  auto next = events.next(5s);
+  REQUIRE(next);
+  CHECK(next->sequence == last_sequence + 1);
+  CHECK(next->amount == 40);
 }
 
 TEST_CASE("the statement feed carries exactly the discrepancies the provider injected", "[channels]") {
