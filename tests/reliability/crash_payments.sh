@@ -8,26 +8,30 @@
 #       queries settle the ones cut short), within a bound;
 #   (c) every command acknowledged ok or in_progress in any cycle so far is stored with the
 #       fields sent, and this cycle's, sent again, answer `exists`;
-#   (d) no money moved twice or got lost: each provider's clearing account equals the
-#       simulator's statement, each user holds the funding plus its completed payments, the
-#       merchant what its orders captured less refunds, refunds never beyond what was
-#       captured, no overdraft, debits equal credits;
+#   (d) no money moved twice or got lost: each provider's clearing accounts (one per shard)
+#       add up to the simulator's statement, each user holds the funding plus its completed
+#       payments, the merchant what its orders captured less refunds, refunds never beyond
+#       what was captured, no overdraft, debits equal credits;
 # and, at the end, kassad stops on SIGTERM with status 0, `kassa verify` passes and the
 # general ledger balances. (b)-(d) are tests/reliability/payments_check.cpp; see
 # docs/reliability.md.
 #
 # usage: crash_payments.sh [cycles=3] [seconds_per_cycle=3] [accounts=100]
 # BUILD_DIR (default build) holds the built kassad, kassa, kassa-bench, kassa-channel-sim and
-# payments_check; this script builds nothing. KASSA_SEED=N replays the kill times and the
-# simulator's draws of a run. Loopback only.
+# payments_check; this script builds nothing. SHARDS (default 1) sets store.shards: with more,
+# transfers between users and pay-from-balance items' forwards from the payer's escrow to the
+# merchant cross shards (sagas), so the kills fall between saga legs. KASSA_SEED=N replays the
+# kill times and the simulator's draws of a run. Loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-cycles=${1:-3}; secs=${2:-3}; accounts=${3:-100}
+cycles=${1:-3}; secs=${2:-3}; accounts=${3:-100}; shards=${SHARDS:-1}
 build=${BUILD_DIR:-build}
 seed=${KASSA_SEED:-$(( (RANDOM << 15) | RANDOM ))}
 RANDOM=$seed
-[[ $cycles =~ ^[0-9]+$ && $secs =~ ^[0-9]+$ && $accounts =~ ^[0-9]+$ ]] || { echo "crash_payments: arguments are whole numbers"; exit 2; }
-(( cycles >= 1 && cycles <= 1000 && secs >= 1 && secs <= 600 && accounts >= 2 && accounts <= 100000 )) ||
+[[ $cycles =~ ^[0-9]+$ && $secs =~ ^[0-9]+$ && $accounts =~ ^[0-9]+$ && $shards =~ ^[0-9]+$ ]] ||
+  { echo "crash_payments: arguments and SHARDS are whole numbers"; exit 2; }
+(( cycles >= 1 && cycles <= 1000 && secs >= 1 && secs <= 600 && accounts >= 2 && accounts <= 100000 &&
+   shards >= 1 && shards <= 256 )) ||
   { echo "crash_payments: an argument is out of range"; exit 2; }
 
 kassad=$build/runtime/kassad; kassa=$build/runtime/kassa; sim=$build/channels/sim/kassa-channel-sim
@@ -83,7 +87,7 @@ done
 [ -n "$sim_port" ] || { cat "$dir/sim.log"; fail "kassa-channel-sim did not start"; exit 1; }
 
 . scripts/kassad-lib.sh
-kassad_config "$dir/kassa.yaml" "$dir/data" 1 4096
+kassad_config "$dir/kassa.yaml" "$dir/data" "$shards" 4096
 cat >> "$dir/kassa.yaml" <<EOF
 payments:
   enabled: true
@@ -107,7 +111,7 @@ run_check() { # $1: this cycle's log (sent again), then every earlier log
   local out status=0 resend=$1
   shift
   out=$(timeout "$check_timeout_s" "$check" --address "$address" --data "$dir/data" --sim "$sim_port" \
-    --providers "$providers" --settle-s "$settle_s" --resend "$resend" "$@" 2>&1) || status=$?
+    --providers "$providers" --shards "$shards" --settle-s "$settle_s" --resend "$resend" "$@" 2>&1) || status=$?
   echo "$out" | sed 's/^/  /'
   local line; line=$(grep '^payments_check:.*violations=' <<<"$out" || true)
   if [ -z "$line" ]; then fail "payments_check did not finish (status $status)"; return; fi
@@ -116,7 +120,7 @@ run_check() { # $1: this cycle's log (sent again), then every earlier log
   [ "$status" -le 1 ] || fail "payments_check exited $status"
 }
 
-echo "crash_payments: seed=$seed cycles=$cycles seconds_per_cycle=$secs accounts=$accounts dir=$dir"
+echo "crash_payments: seed=$seed cycles=$cycles seconds_per_cycle=$secs accounts=$accounts shards=$shards dir=$dir"
 crash_cycles '^(payments: |kassa-bench payments: setup)'
 # The general ledger is derived from the journal off the core link; whatever it has derived
 # must balance.

@@ -3,7 +3,7 @@
 // kassa-channel-sim's statements. tests/reliability/crash_payments.sh runs it after each crash.
 //
 // usage: payments_check --address 127.0.0.1:PORT --data DIR --sim PORT --providers A,B,...
-//                       [--settle-s N] [--resend LOG]... [LOG]...
+//                       [--shards N] [--settle-s N] [--resend LOG]... [LOG]...
 //
 // 1. Waits (--settle-s, default 60) until every payment row of the store (DIR/payments, read
 //    only) is final; an order (create_order) waits for nothing. A row still running is a
@@ -18,9 +18,12 @@
 //    completed top-ups, withdrawals and transfers add up to, nothing pending, not overdrawn;
 //    the merchant (N+2) what the orders captured less what was refunded; each order's pay
 //    items add up to its captured amount and its completed refunds to its refunded amount,
-//    never beyond what was captured; each provider's clearing account equals the provider's
-//    statement (charges - payouts - refunds); over these accounts, the bank (N+1) and the
-//    chart of accounts of shard 0, debits equal credits.
+//    never beyond what was captured; each provider's clearing accounts (one per shard, --shards,
+//    default 1: kassad's store.shards) add up to the provider's statement (charges - payouts -
+//    refunds); over these accounts, the bank (N+1) and the chart of accounts of every shard,
+//    debits equal credits (a booking across shards is a saga through the directory's own
+//    clearing accounts, whose two legs move the same amount, so once every saga is resolved
+//    the sum over the accounts above balances without them).
 // Prints one summary line; exit 0 when there is no violation, 1 when there is, 2 bad usage,
 // 3 when kassad, the simulator or the store cannot be read.
 #include <algorithm>
@@ -52,6 +55,7 @@ namespace {
 constexpr size_t chunk_commands_max = 500;  // per lookup or resend request
 constexpr size_t problems_printed_max = 20; // detail lines; the counts say the rest
 constexpr uint64_t settle_s_default = 60;
+constexpr uint32_t shards_max = 256; // store.shards' limit
 constexpr uint32_t http_timeout_ms = 10'000;
 
 struct unavailable : std::runtime_error {
@@ -312,7 +316,7 @@ __int128 balance(const ledger::account& a) {
 
 // Step 3.
 void check_money(client::blocking_client& kassad, simulator& sim, const std::vector<std::string>& providers,
-                 const std::vector<lp::order>& rows, const log_header& h, uint64_t settle_s) {
+                 uint32_t shards, const std::vector<lp::order>& rows, const log_header& h, uint64_t settle_s) {
   const u128 base = h.ledger == 1 ? 0 : u128{h.ledger} << 64; // kassa-bench's account_base
   const u128 bank = base + h.accounts + 1, merchant = base + h.accounts + 2;
   std::map<u128, __int128> expected; // users
@@ -366,19 +370,28 @@ void check_money(client::blocking_client& kassad, simulator& sim, const std::vec
                 text(sums.refunded));
   }
 
-  // The providers' clearing accounts against their statements: the last callbacks may still
-  // be on the way, so look again until they agree or the time is up.
-  std::vector<u128> clearing;
+  // The providers' clearing accounts against their statements: a provider has one clearing
+  // account per shard (bookings stay in the payer's shard), and together they hold what it
+  // owes. The last callbacks may still be on the way, so look again until they agree or the
+  // time is up.
+  std::vector<u128> clearing; // provider i's account of shard s at i * shards + s
   for (size_t i = 0; i < providers.size(); ++i)
-    clearing.push_back(lp::account_id(lp::role::provider_clearing, uint32_t(i), 0, h.ledger));
+    for (uint32_t s = 0; s < shards; ++s) clearing.push_back(lp::account_id(lp::role::provider_clearing, uint32_t(i), s, h.ledger));
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(settle_s);
   std::vector<__int128> books(providers.size()), statements(providers.size());
+  std::vector<std::string> per_shard(providers.size());
   for (;;) {
     const auto found = lookup_accounts(kassad, clearing);
     bool agree = true;
     for (size_t i = 0; i < providers.size(); ++i) {
-      const auto it = found.find(clearing[i]);
-      books[i] = it == found.end() ? 0 : test::clearing_net(it->second);
+      books[i] = 0;
+      per_shard[i].clear();
+      for (uint32_t s = 0; s < shards; ++s) {
+        const auto it = found.find(clearing[i * shards + s]);
+        const __int128 net = it == found.end() ? 0 : test::clearing_net(it->second);
+        books[i] += net;
+        per_shard[i] += (s == 0 ? "" : " + ") + text(net);
+      }
       statements[i] = test::statement_net([&sim](const std::string& t) { return sim.get(t); }, providers[i]);
       agree = agree && books[i] == statements[i];
     }
@@ -387,13 +400,15 @@ void check_money(client::blocking_client& kassad, simulator& sim, const std::vec
   }
   for (size_t i = 0; i < providers.size(); ++i) {
     if (books[i] != statements[i])
-      violation("provider " + providers[i] + ": clearing account " + text(books[i]) + ", its statement " + text(statements[i]));
+      violation("provider " + providers[i] + ": clearing accounts " + text(books[i]) +
+                (shards > 1 ? " (shards: " + per_shard[i] + ")" : "") + ", its statement " + text(statements[i]));
   }
 
   std::vector<u128> ids;
   for (u128 id = base + 1; id <= merchant; ++id) ids.push_back(id);
   ids.insert(ids.end(), clearing.begin(), clearing.end());
-  for (auto r : {lp::role::fees, lp::role::suspense, lp::role::escrow}) ids.push_back(lp::account_id(r, 0, 0, h.ledger));
+  for (uint32_t s = 0; s < shards; ++s)
+    for (auto r : {lp::role::fees, lp::role::suspense, lp::role::escrow}) ids.push_back(lp::account_id(r, 0, s, h.ledger));
   const auto accounts = lookup_accounts(kassad, ids);
   u128 debits_posted = 0, credits_posted = 0, debits_pending = 0, credits_pending = 0;
   for (const auto& [id, a] : accounts) {
@@ -438,6 +453,7 @@ int main(int argc, char** argv) {
   std::string host, data_dir;
   uint16_t port = 0, sim_port = 0;
   uint64_t settle_s = settle_s_default;
+  uint32_t shards = 1;
   std::vector<std::string> providers;
   std::vector<std::pair<std::string, bool>> logs; // path, resend
   for (int i = 1; i < argc; ++i) {
@@ -456,6 +472,12 @@ int main(int argc, char** argv) {
     } else if (a == "--providers" && has_value) {
       std::istringstream list(argv[++i]);
       for (std::string p; std::getline(list, p, ',');) providers.push_back(p);
+    } else if (a == "--shards" && has_value) {
+      const std::string v = argv[++i];
+      if (v.empty() || v.size() > 3 || v.find_first_not_of("0123456789") != std::string::npos || std::stoul(v) < 1 ||
+          std::stoul(v) > shards_max)
+        usage("--shards is kassad's store.shards, 1.." + std::to_string(shards_max));
+      shards = uint32_t(std::stoul(v));
     } else if (a == "--settle-s" && has_value) {
       const std::string v = argv[++i];
       if (v.empty() || v.size() > 5 || v.find_first_not_of("0123456789") != std::string::npos) usage("--settle-s is seconds");
@@ -495,7 +517,7 @@ int main(int argc, char** argv) {
     // after the resends: what they changed, if anything, shows here
     const auto rows = scan(*store);
     c.rows = rows.size();
-    check_money(kassad, sim, providers, rows, h, settle_s);
+    check_money(kassad, sim, providers, shards, rows, h, settle_s);
   } catch (const client::error& e) {
     std::fprintf(stderr, "payments_check: kassad at %s:%u: %s\n", host.c_str(), unsigned(port), e.what());
     return 3;
