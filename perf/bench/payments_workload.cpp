@@ -1,8 +1,8 @@
 // The payments workload: submit_payments requests mixing top-ups, withdrawals, transfers and
 // refunds. A refund needs a paid order, so the refund share runs a chain per connection:
-// create_order, then pay it through a provider once kassad answered `created`, then refund it
-// in full once the pay answered `completed`; each draw of the refund share sends the furthest
-// step it can. Accounts (setup): users 1..N (debits_must_not_exceed_credits, funded from the
+// create_order, then pay it (through a provider, or pay_from_balance_percent of the time from
+// the payer's balance) once kassad answered `created`, then refund it in full once the pay
+// answered `completed`; each draw of the refund share sends the furthest step it can. Accounts (setup): users 1..N (debits_must_not_exceed_credits, funded from the
 // bank), the bank N+1, the merchant N+2 that the orders pay.
 #include <cstring>
 #include <deque>
@@ -105,8 +105,13 @@ private:
       c.order_id = created_.front().order_id;
       c.amount = created_.front().amount;
       c.account_id = user();
-      c.source = uint16_t(lp::source::provider);
-      provider(c);
+      // (no draw when every pay goes through a provider: the seeds of such runs send what they sent before)
+      if (s_.pay_from_balance_percent != 0 && rng_() % 100 < s_.pay_from_balance_percent) {
+        c.source = uint16_t(lp::source::balance);
+      } else {
+        c.source = uint16_t(lp::source::provider);
+        provider(c);
+      }
       created_.pop_front();
     } else {
       c.kind = uint16_t(lp::kind::create_order);

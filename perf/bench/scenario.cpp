@@ -72,6 +72,7 @@ std::vector<field> fields(scenario& s, bool in_file) {
   add("withdrawal_percent", integer(s.withdrawal_percent, 0, 100));
   add("transfer_percent", integer(s.transfer_percent, 0, 100));
   add("refund_percent", integer(s.refund_percent, 0, 100));
+  add("pay_from_balance_percent", integer(s.pay_from_balance_percent, 0, 100));
   add("providers", [&s](reader& r, const YAML::Node& v, const place& at) {
     s.providers.clear();
     read_list(r, v, at, "a list of channel names", [&s](reader& r2, const YAML::Node& item, const place& here) {
@@ -218,6 +219,7 @@ nlohmann::ordered_json settings_json(const scenario& s) {
     j["withdrawal_percent"] = s.withdrawal_percent;
     j["transfer_percent"] = s.transfer_percent;
     j["refund_percent"] = s.refund_percent;
+    j["pay_from_balance_percent"] = s.pay_from_balance_percent;
     j["providers"] = s.providers;
   }
   return j;

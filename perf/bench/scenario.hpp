@@ -53,6 +53,9 @@ struct scenario {
   uint32_t withdrawal_percent = 20;
   uint32_t transfer_percent = 20;
   uint32_t refund_percent = 20;
+  // payments: of the pay items, the share paid from the payer's balance (the rest through a
+  // provider).
+  uint32_t pay_from_balance_percent = 0;
   // payments: channels that top-ups, withdrawals and pays name in turn; none: kassad's
   // routing rules choose.
   std::vector<std::string> providers;

@@ -54,6 +54,10 @@ TEST_CASE("--set overrides a knob of every scenario and is checked like the file
                                                                    "withdrawal_percent=0", "transfer_percent=0",
                                                                    "refund_percent=0"});
   CHECK(p[0].providers == std::vector<std::string>{"alpha", "alpha-2"});
+  CHECK(p[0].pay_from_balance_percent == 0);
+  CHECK(load_scenarios("name: p\nkind: payments\n", "s.yaml", {"pay_from_balance_percent=50"})[0].pay_from_balance_percent == 50);
+  CHECK(error_of("name: p\nkind: payments\n", {"pay_from_balance_percent=101"}).find("pay_from_balance_percent") !=
+        std::string::npos);
   CHECK(error_of("name: p\nkind: payments\n", {"providers=[a-name-longer-than-16]"}).find("1 to 16 bytes") !=
         std::string::npos);
 }
