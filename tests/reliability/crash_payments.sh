@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Crash consistency of the payment core under load: kassad (durability fsync, payments on,
 # against kassa-channel-sim with two providers) is killed with SIGKILL while kassa-bench runs
-# its payments scenario (top-ups, withdrawals, transfers, orders paid through a provider and
-# refunded), restarted, and checked after every crash:
+# its payments scenario (top-ups, withdrawals, transfers, orders paid through a provider or
+# from the payer's balance and refunded), restarted, and checked after every crash:
 #   (a) before the restart, `kassa verify` finds the store the crash left consistent;
 #   (b) after the restart, every payment row becomes final (the resume at boot and the status
 #       queries settle the ones cut short), within a bound;
@@ -40,11 +40,12 @@ for b in "$kassad" "$kassa" "$sim" "$load" "$check"; do
   [ -x "$b" ] || { echo "crash_payments: $b is not built (cmake --build $build)"; exit 2; }
 done
 
-# The load: every kind of command, both providers in turn; users funded with about 20
-# payments' worth, so that withdrawals and transfers run into the balance limit too.
+# The load: every kind of command, both providers in turn, half the pay items from the payer's
+# balance; users funded with about 20 payments' worth, so that withdrawals, transfers and pay
+# items from balance run into the balance limit too.
 providers=alpha,beta
 load_args=(perf/scenarios/payments.yaml --quiet --connections 4 --depth 4 --events 10 --accounts "$accounts"
-  --set funding=10000 --set "providers=[$providers]" --set request_timeout_ms=30000)
+  --set funding=10000 --set "providers=[$providers]" --set pay_from_balance_percent=50 --set request_timeout_ms=30000)
 start_timeout_s=30; stop_timeout_s=60; check_timeout_s=600; settle_s=60
 
 dir=$(mktemp -d /tmp/kassa-paycrash.XXXX)

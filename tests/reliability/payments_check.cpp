@@ -15,7 +15,8 @@
 //    stored commands of the logs named by --resend are sent again: each must answer `exists`.
 // 3. The money, over every row the store holds (commands in flight at a crash included):
 //    each user (accounts 1..N of the log header in its ledger) holds the funding plus what its
-//    completed top-ups, withdrawals and transfers add up to, nothing pending, not overdrawn;
+//    completed top-ups, withdrawals and transfers and its pay items from balance (less their
+//    refunds) add up to, nothing pending, not overdrawn;
 //    the merchant (N+2) what the orders captured less what was refunded; each order's pay
 //    items add up to its captured amount and its completed refunds to its refunded amount,
 //    never beyond what was captured; each provider's clearing accounts (one per shard, --shards,
@@ -352,7 +353,12 @@ void check_money(client::blocking_client& kassad, simulator& sim, const std::vec
     if (k == lp::kind::pay && moved) items[row.parent_id].captured += captured;
     if (k == lp::kind::refund && moved) items[row.parent_id].refunded += captured;
     if (!moved) continue;
-    if (k == lp::kind::topup) {
+    const bool from_balance = row.source == uint16_t(lp::source::balance);
+    if (k == lp::kind::pay && from_balance) { // the payer paid what reached the merchant
+      if (auto* u = user(row.account_id, row)) *u -= captured;
+    } else if (k == lp::kind::refund && from_balance) { // the merchant gave it back to the payer
+      if (auto* u = user(row.account_id, row)) *u += captured;
+    } else if (k == lp::kind::topup) {
       if (auto* u = user(row.account_id, row)) *u += captured - fee;
     } else if (k == lp::kind::withdrawal) {
       if (auto* u = user(row.account_id, row)) *u -= captured + fee;
