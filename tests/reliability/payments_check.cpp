@@ -16,15 +16,15 @@
 // 3. The money, over every row the store holds (commands in flight at a crash included):
 //    each user (accounts 1..N of the log header in its ledger) holds the funding plus what its
 //    completed top-ups, withdrawals and transfers and its pay items from balance (less their
-//    refunds) add up to, nothing pending, not overdrawn;
-//    the merchant (N+2) what the orders captured less what was refunded; each order's pay
-//    items add up to its captured amount and its completed refunds to its refunded amount,
-//    never beyond what was captured; each provider's clearing accounts (one per shard, --shards,
-//    default 1: kassad's store.shards) add up to the provider's statement (charges - payouts -
-//    refunds); over these accounts, the bank (N+1) and the chart of accounts of every shard,
-//    debits equal credits (a booking across shards is a saga through the directory's own
-//    clearing accounts, whose two legs move the same amount, so once every saga is resolved
-//    the sum over the accounts above balances without them).
+//    refunds) add up to, nothing pending, not overdrawn; the merchant (N+2) what the orders
+//    captured less what was refunded; each order's pay items add up to its captured amount
+//    and its completed refunds to its refunded amount, never beyond what was captured; every
+//    shard's escrow account is empty; each provider's clearing accounts (one per shard;
+//    --shards, default 1, is kassad's store.shards) add up to the provider's statement
+//    (charges - payouts - refunds); over these accounts, the bank (N+1) and the chart of
+//    accounts of every shard, debits equal credits (a booking across shards is a saga through
+//    the directory's own clearing accounts, whose two legs move the same amount, so once
+//    every saga is resolved the sum over the accounts above balances without them).
 // Prints one summary line; exit 0 when there is no violation, 1 when there is, 2 bad usage,
 // 3 when kassad, the simulator or the store cannot be read.
 #include <algorithm>
@@ -442,6 +442,15 @@ void check_money(client::blocking_client& kassad, simulator& sim, const std::vec
   const auto b = accounts.find(bank);
   if (b == accounts.end() || b->second.debits_posted != h.funding * h.accounts || b->second.credits_posted != 0)
     violation("the bank " + text(bank) + " moved more than the funding");
+  // Escrow holds a pay-from-balance item's money only between its hold and the forward to the
+  // merchant (or back to the payer, or into suspense): with every row final, each shard's is empty.
+  for (uint32_t s = 0; s < shards; ++s) {
+    const u128 id = lp::account_id(lp::role::escrow, 0, s, h.ledger);
+    const auto e = accounts.find(id);
+    if (e != accounts.end() && (balance(e->second) != 0 || e->second.debits_pending != 0 || e->second.credits_pending != 0))
+      violation("the escrow account of shard " + std::to_string(s) + " holds " + text(balance(e->second)) +
+                " (pending credits " + text(e->second.credits_pending) + "), with every row final");
+  }
   if (debits_posted != credits_posted || debits_pending != credits_pending)
     violation("debits posted " + text(debits_posted) + " != credits posted " + text(credits_posted) + " or debits pending " +
               text(debits_pending) + " != credits pending " + text(credits_pending));
