@@ -36,76 +36,68 @@ public:
       return;
     }
     if (st.resume && call_of(st.k) == call_kind::charge) {
-      check_compensation(self, done, 0);
+      check_compensation(self, done);
       return;
     }
     send_call(self, done);
   }
 
 private:
+  // Asks the provider about `id` until an answer tells (`decide` returns true); one that does
+  // not, or no answer, is asked again after status_query.interval_ms, at most queries_max
+  // times. Still unclear then: "not now" (busy: a resumed flow runs the step again, then leaves
+  // the row for the next start); parking would let the charge's success book what may have
+  // been given back.
+  static void ask_until_told(flow_actor* self, u128 id, step_done done, std::function<bool(call_result&)> decide,
+                             uint32_t n = 0) {
+    auto& st = self->state;
+    auto again = [self, id, done, decide, n] {
+      const auto* ch = self->state.channel();
+      if (n + 1 >= ch->cfg.status_query.queries_max) done(payment_result::busy);
+      else after(self, ch->cfg.status_query.interval_ms, [self, id, done, decide, n] { ask_until_told(self, id, done, decide, n + 1); });
+    };
+    self->request(st.channel()->channel, caf::infinite, status_query{st.ctx, id})
+        .then([decide, again](call_result& r) { if (!decide(r)) again(); }, [again](caf::error&) { again(); });
+  }
+
   // Resumed after a restart: the flow may have failed and given the charge back (the
   // compensation refund) before the stop cut off its last write. Then the payment failed;
   // taking the charge's success now would book money the payer has back. So the provider is
-  // asked first; while it cannot tell, it is asked again; never a guess.
-  void check_compensation(flow_actor* self, step_done done, uint32_t n) {
-    auto& st = self->state;
-    const auto* ch = st.channel();
-    auto again = [this, self, done, n] {
-      const auto* ch = self->state.channel();
-      // still unclear: "not now" (a resumed flow runs the step again, then leaves the row for the
-      // next start); parking would let the charge's success book what may have been given back
-      if (n + 1 >= ch->cfg.status_query.queries_max) done(payment_result::busy);
-      else after(self, ch->cfg.status_query.interval_ms, [this, self, done, n] { check_compensation(self, done, n + 1); });
-    };
-    self->request(ch->channel, caf::infinite, status_query{st.ctx, lp::payment_id(st.row.sequence, lp::call_role::compensation)})
-        .then(
-            [this, self, done, again](call_result& r) {
-              switch (r.status) {
-                case call_status::not_found: send_call(self, done); return;
-                case call_status::succeeded:
-                case call_status::partial:
-                case call_status::pending:
-                case call_status::declined:
-                  // The first life gave the charge back (or tried): the payment failed. What the
-                  // charge took is learnt again, so that the compensation (provider_refund) makes
-                  // the first life's bookings again: into suspense, and out when the refund went
-                  // through.
-                  learn_charge(self, done, 0);
-                  return;
-                default: again();
-              }
-            },
-            [again](caf::error&) { again(); });
+  // asked first; never a guess.
+  void check_compensation(flow_actor* self, step_done done) {
+    ask_until_told(self, lp::payment_id(self->state.row.sequence, lp::call_role::compensation), done,
+                   [this, self, done](call_result& r) {
+                     switch (r.status) {
+                       case call_status::not_found: send_call(self, done); return true;
+                       case call_status::succeeded:
+                       case call_status::partial:
+                       case call_status::pending:
+                       case call_status::declined:
+                         // The first life gave the charge back (or tried): the payment failed.
+                         // What the charge took is learnt again, so that the compensation
+                         // (provider_refund) makes the first life's bookings again: into
+                         // suspense, and out when the refund went through.
+                         learn_charge(self, done);
+                         return true;
+                       default: return false;
+                     }
+                   });
   }
 
-  void learn_charge(flow_actor* self, step_done done, uint32_t n) {
-    auto& st = self->state;
-    const auto* ch = st.channel();
-    auto again = [this, self, done, n] {
-      const auto* ch = self->state.channel();
-      // still unclear: "not now" (a resumed flow runs the step again, then leaves the row for the
-      // next start); parking would let the charge's success book what may have been given back
-      if (n + 1 >= ch->cfg.status_query.queries_max) done(payment_result::busy);
-      else after(self, ch->cfg.status_query.interval_ms, [this, self, done, n] { learn_charge(self, done, n + 1); });
-    };
-    self->request(ch->channel, caf::infinite, status_query{st.ctx, st.payment_id()})
-        .then(
-            [self, done, again](call_result& r) {
-              auto& st = self->state;
-              if (r.status == call_status::declined || r.status == call_status::not_found) {
-                done(payment_result::provider_failed); // it took nothing
-                return;
-              }
-              if (r.status != call_status::succeeded && r.status != call_status::partial) {
-                again();
-                return;
-              }
-              st.provider_result = r;
-              st.provider_known = true;
-              st.row.provider_amount = r.amount;
-              done(payment_result::provider_failed);
-            },
-            [again](caf::error&) { again(); });
+  static void learn_charge(flow_actor* self, step_done done) {
+    ask_until_told(self, self->state.payment_id(), done, [self, done](call_result& r) {
+      auto& st = self->state;
+      if (r.status == call_status::declined || r.status == call_status::not_found) {
+        done(payment_result::provider_failed); // it took nothing
+        return true;
+      }
+      if (r.status != call_status::succeeded && r.status != call_status::partial) return false;
+      st.provider_result = r;
+      st.provider_known = true;
+      st.row.provider_amount = r.amount;
+      done(payment_result::provider_failed);
+      return true;
+    });
   }
 
   void send_call(flow_actor* self, step_done done) {
