@@ -3,7 +3,10 @@
 // its timeout; when a step fails it runs the compensations of the steps done so far in
 // reverse; when a provider's outcome is unknown it parks the payment and asks the provider
 // until it knows. Every step is idempotent (ids derive from the row's sequence), so a flow
-// cut short by a crash is simply run again from its first step at the next start.
+// cut short by a crash is run again from its first step at the next start; as a resumed flow
+// it must reach the end its first life reached, so a step that says "not now" runs again
+// instead of failing, and the steps whose answer could differ ask the ledger or the provider
+// what the first life did (docs/payments.md, "Durability and recovery").
 #include <algorithm>
 #include <cstring>
 
