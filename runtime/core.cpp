@@ -183,7 +183,10 @@ std::unique_ptr<payment_core> start_payment_core(caf::actor_system& sys, const c
     site.log(log::level::error, "cannot open the payments store", {{"error", err.message}});
     return nullptr;
   }
-  core->writer = actors::spawn_payments_writer(sys, pstore);
+  core->writer = actors::spawn_payments_writer(sys, pstore, [site](const std::string& msg) {
+    site.log(log::level::error, "a write of the payments store failed; its commands are answered store_unavailable",
+             {{"error", msg}});
+  });
   std::vector<std::pair<std::string, caf::actor>> named;
   for (const config::provider_config& p : payments.providers) {
     actors::channel_options co;

@@ -553,6 +553,8 @@ TEST_CASE("a full payments store: commands answer store_unavailable, nothing ack
   REQUIRE(refusals > 0);
   REQUIRE(!acked.empty());
   CHECK(k.output().find("the store is full") == std::string::npos); // the ledger's shards have room
+  CHECK(k.wait_for_output("a write of the payments store failed"));
+  CHECK(k.output().find("the payments store is full") != std::string::npos);
 
   // The rows of every command; a command refused before it was stored has none.
   auto rows_of = [&](client::blocking_client& c) {
