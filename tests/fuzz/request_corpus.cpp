@@ -82,6 +82,25 @@ bytes accounts() {
   return frame(wire::operation::create_accounts, as);
 }
 
+namespace lp = ledger::payments;
+
+// A payment command (docs/payments.md says which fields each kind uses).
+lp::payment_command command(lp::kind k, u128 key, u128 order_id, u128 account_id, u128 amount, uint32_t ledger,
+                            lp::source source = lp::source::none, u128 counterparty_id = 0) {
+  lp::payment_command c{};
+  c.key = key;
+  c.order_id = order_id;
+  c.account_id = account_id;
+  c.counterparty_id = counterparty_id;
+  c.amount = amount;
+  c.ledger = ledger;
+  c.kind = uint16_t(k);
+  c.source = uint16_t(source);
+  return c;
+}
+
+bytes payments(std::vector<lp::payment_command> commands) { return frame(wire::operation::submit_payments, commands); }
+
 wire::filter filter_of(u128 account_id) {
   wire::filter f;
   f.account_id = account_id;
@@ -165,7 +184,7 @@ int main(int argc, char** argv) {
   }
   ok &= write(dir, "no_hello", accounts());
   {
-    // More requests at once than requests_inflight_max, and a payment while payments are off.
+    // More requests at once than requests_inflight_max, and a payment command of zeros.
     std::vector<bytes> parts{hello(), accounts()};
     for (u128 id = 700; id < 710; ++id) {
       parts.push_back(frame(wire::operation::create_transfers, std::vector<ledger::transfer>{transfer(id, 3, 2, 1)}));
@@ -175,6 +194,32 @@ int main(int argc, char** argv) {
     bytes all;
     for (const bytes& b : parts) all.insert(all.end(), b.begin(), b.end());
     ok &= write(dir, "many_in_flight", all);
+  }
+  // An order to merchant 2 paid from the balances of 3 and 4, then partly refunded, and the
+  // rows looked up. The commands of a frame run at once: the pays find the order, and the
+  // refund its captures, only when the input runs again (request_fuzz keeps its core).
+  ok &= write(dir, "payments_order",
+              cat({hello(), accounts(),
+                   payments({command(lp::kind::create_order, 800, 800, 2, 1000, 1),
+                             command(lp::kind::pay, 801, 800, 3, 600, 0, lp::source::balance),
+                             command(lp::kind::pay, 802, 800, 4, 400, 0, lp::source::balance),
+                             command(lp::kind::refund, 803, 800, 0, 300, 0)}),
+                   frame(wire::operation::lookup_orders, std::vector<u128>{800, 801, 802, 803})}));
+  // Transfers (one within the limits, one that overdraws 1, one to another ledger's account),
+  // a topup and a withdrawal that find no provider, then the same frame again: each answered `exists`.
+  {
+    const bytes mixed = payments({command(lp::kind::transfer, 810, 810, 2, 100, 1, lp::source::none, 3),
+                                  command(lp::kind::transfer, 811, 811, 1, 5, 1, lp::source::none, 3),
+                                  command(lp::kind::transfer, 812, 812, 3, 5, 1, lp::source::none, 7),
+                                  command(lp::kind::topup, 813, 813, 3, 10, 1),
+                                  command(lp::kind::withdrawal, 814, 814, 3, 10, 1)});
+    ok &= write(dir, "payments_mixed", cat({hello(), accounts(), mixed, mixed}));
+  }
+  {
+    // More commands in one frame than payments.orders_inflight_max.
+    std::vector<lp::payment_command> many;
+    for (u128 id = 820; id < 832; ++id) many.push_back(command(lp::kind::transfer, id, id, 5, 1, 1, lp::source::none, 6));
+    ok &= write(dir, "payments_many", cat({hello(), accounts(), payments(many)}));
   }
   if (!ok) {
     std::fprintf(stderr, "request_corpus: cannot write to %s\n", dir.c_str());

@@ -1,17 +1,24 @@
 // libFuzzer target: the bytes of one client connection to an in-process kassad core (the real
-// TCP server and sessions, the directory over two shards with their writers and saga log, on
-// temporary LMDB stores). The core is started once per process and serves every input.
+// TCP server and sessions, the directory over two shards with their writers and saga log, and
+// the payment core's gateway with its payments store, on temporary LMDB stores). The core is
+// started once per process and serves every input. The payment core serves ledgers 1 and 2
+// without providers: topups and withdrawals find no channel, while transfers, orders paid
+// from a balance and their refunds move money in the ledger.
 // After each input:
 //   - every reply is a well-formed frame that answers a frame of the input (request id and
 //     operation), each at most once; without a frame that closes the connection, every frame
-//     is answered and the server keeps the connection open;
+//     is answered and the server keeps the connection open; an ok submit_payments reply holds
+//     one payment reply per command, in order, with a known result and state;
 //   - per shard and ledger, debits equal credits (posted and pending) over every account any
-//     input created and the shard's clearing accounts, as one lookup at one instant;
-//   - a fresh connection is still served: hello, a transfer and a lookup answer ok.
+//     input created, the shard's clearing accounts and the payment core's chart of accounts
+//     (fees, suspense, escrow), as one lookup at one instant;
+//   - a fresh connection is still served: hello, a transfer, a lookup and a payment transfer
+//     answer ok.
 // The input is sent as it is, except that a frame whose checksum field is 0 gets its correct
 // checksum (so that mutated frames reach the server's logic instead of all failing at the
 // checksum); any other checksum is sent unchanged. The seed corpus is written by
-// request_corpus (tests/fuzz/request_corpus.cpp). Run with -detect_leaks=0: the core and what
+// request_corpus (tests/fuzz/request_corpus.cpp); KASSA_FUZZ_PRINT=1 prints the replies to
+// each input (operation, status, each payment reply's result and state). Run with -detect_leaks=0: the core and what
 // the checks track live on across inputs, so libFuzzer's per-input leak check would scan the
 // heap after nearly every input (the ASan pass of the test suite checks leaks instead):
 //   request_fuzz -detect_leaks=0 -dict=tests/fuzz/request.dict tests/fuzz/corpus/request
@@ -38,8 +45,14 @@
 
 #include "actors/directory.hpp"
 #include "actors/messages.hpp"
+#include "actors/payments.hpp"
+#include "actors/payments_writer.hpp"
 #include "actors/shard.hpp"
 #include "actors/writer.hpp"
+#include "config/config.hpp"
+#include "ledger/payments/ids.hpp"
+#include "ledger/payments/records.hpp"
+#include "ledger/store/payments_store.hpp"
 #include "ledger/store/saga_log.hpp"
 #include "ledger/store/store.hpp"
 #include "ledger/system_ids.hpp"
@@ -52,16 +65,22 @@ namespace {
 using namespace kassa;
 namespace ks = kassa::ledger::store;
 namespace sid = kassa::ledger::system_ids;
+namespace lp = kassa::ledger::payments;
 
 // Small limits, so that inputs reach them: events per frame, requests in flight.
 constexpr uint32_t shards_n = 2;
 constexpr uint32_t frame_bytes_max = 64 * 1024;
 constexpr uint32_t batch_events_max = 64;
 constexpr uint32_t requests_inflight_max = 4;
-// A fresh store once the accounts to check or the transfers sent grow beyond these: the
-// checks after each input stay cheap and the store stays far from its map size.
+constexpr uint32_t orders_inflight_max = 8;
+// The ledgers the payment core serves (inputs may name others).
+constexpr uint32_t payment_ledgers[] = {1, 2};
+// A fresh store once the accounts to check, the transfers or the payment commands sent grow
+// beyond these: the checks after each input stay cheap and the stores stay far from their
+// map size.
 constexpr size_t tracked_accounts_max = 4096;
 constexpr uint64_t transfers_per_store_max = 200'000;
+constexpr uint64_t payments_per_store_max = 100'000;
 constexpr auto reply_timeout = std::chrono::seconds(10);
 
 // The probe's accounts (ledger 1), created with every store; far from what inputs name.
@@ -82,15 +101,19 @@ struct core {
   std::shared_ptr<ks::saga_log> saga_log;
   std::vector<caf::actor> shards, writers;
   caf::actor directory;
+  std::shared_ptr<ks::payments_store> payments_store;
+  caf::actor payments_writer, payments;
   std::unique_ptr<runtime::server> server;
   uint16_t port = 0;
   // What the balance check looks up: every account id an input tried to create, per shard,
   // and every ledger named by one.
   std::vector<std::set<u128>> accounts = std::vector<std::set<u128>>(shards_n);
   size_t accounts_count = 0;
-  std::set<uint32_t> ledgers{1};
+  std::set<uint32_t> ledgers{std::begin(payment_ledgers), std::end(payment_ledgers)};
   uint64_t transfers_sent = 0;
+  uint64_t payments_sent = 0;
   uint64_t probe_next = 1;
+  uint32_t probe_payments_busy = 0; // in a row
 
   explicit core(caf::actor_system& s) : sys(s) {
     char pattern[] = "/tmp/kassa-request-fuzz-XXXXXX";
@@ -128,6 +151,7 @@ struct core {
     std::string error;
     directory = actors::spawn_directory(sys, std::move(dopts), error);
     if (!directory) fail("cannot start the directory: " + error);
+    start_payments();
     runtime::server_options so;
     so.address = "127.0.0.1";
     so.port = 0;
@@ -136,10 +160,53 @@ struct core {
     so.batch_events_max = batch_events_max;
     so.requests_inflight_max = requests_inflight_max;
     so.ledger = directory;
+    so.payments = payments;
     server = std::make_unique<runtime::server>(sys, so);
     if (!server->start(error)) fail("cannot start the server: " + error);
     port = server->port();
     create_probe_accounts();
+  }
+
+  // The payment core without providers, accounting or reconciliation; a fee on transfers and
+  // on pay items, and a per-payment limit on transfers, so that both are exercised.
+  void start_payments() {
+    ks::error err;
+    payments_store = std::shared_ptr<ks::payments_store>(
+        ks::payments_store::open(dir + "/payments", ks::durability::none, uint64_t{256} << 20, err));
+    if (!payments_store) fail("cannot open the payments store: " + err.message);
+    config::payments_config pc;
+    pc.enabled = true;
+    pc.orders_inflight_max = orders_inflight_max;
+    pc.flow_wait_ms = 2000;
+    for (uint32_t l : payment_ledgers) pc.ledgers.push_back({l, "C" + std::to_string(l)});
+    for (config::payment_type type : {config::payment_type::transfer, config::payment_type::pay}) {
+      config::fee_config fee;
+      fee.type = type;
+      fee.ledger = 1;
+      fee.fixed = 1;
+      fee.rate_ppm = 10'000;
+      pc.fees.push_back(fee);
+    }
+    config::limit_config limit;
+    limit.type = config::payment_type::transfer;
+    limit.ledger = 1;
+    limit.payment_max = 1'000'000;
+    pc.limits.push_back(limit);
+    pc.accounting.enabled = false;
+    pc.reconciliation.enabled = false;
+    actors::check_flows(pc);
+    payments_writer = actors::spawn_payments_writer(sys, payments_store);
+    actors::payments_options po;
+    po.cfg = std::move(pc);
+    po.shards = shards_n;
+    po.directory = directory;
+    po.writer = payments_writer;
+    po.store = payments_store;
+    po.clock = actors::now_ns;
+    po.log_info = [](const std::string&) {};
+    po.log_error = [](const std::string&) {};
+    payments = actors::spawn_payments(sys, std::move(po));
+    if (!payments) fail("cannot start the payment core");
   }
 
   void create_probe_accounts() {
@@ -162,6 +229,10 @@ struct core {
 
   ~core() {
     server.reset();
+    caf::anon_send_exit(payments, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(payments_writer, caf::exit_reason::user_shutdown);
+    payments = caf::actor{};
+    payments_writer = caf::actor{};
     caf::anon_send_exit(directory, caf::exit_reason::user_shutdown);
     for (auto& a : shards) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
     for (auto& a : writers) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
@@ -171,12 +242,14 @@ struct core {
     // The stores close when the last actor holding one is gone.
     std::vector<std::weak_ptr<ks::store>> closing(stores.begin(), stores.end());
     std::weak_ptr<ks::saga_log> log_closing = saga_log;
+    std::weak_ptr<ks::payments_store> payments_closing = payments_store;
     stores.clear();
     saga_log.reset();
+    payments_store.reset();
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     auto open = [&] {
       for (const auto& w : closing) if (!w.expired()) return true;
-      return !log_closing.expired();
+      return !log_closing.expired() || !payments_closing.expired();
     };
     while (open() && std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -211,7 +284,8 @@ core& get_core() {
     std::atexit(stop_everything);
   }
   if (the_core != nullptr &&
-      (the_core->accounts_count > tracked_accounts_max || the_core->transfers_sent > transfers_per_store_max)) {
+      (the_core->accounts_count > tracked_accounts_max || the_core->transfers_sent > transfers_per_store_max ||
+       the_core->payments_sent > payments_per_store_max)) {
     delete the_core;
     the_core = nullptr;
   }
@@ -244,6 +318,8 @@ void fill_checksums(std::vector<uint8_t>& bytes) {
 // (lost framing, or as many authenticate frames as it allows to fail).
 struct expectation {
   std::multiset<std::pair<uint64_t, uint16_t>> replies;
+  // The command count of each submit_payments frame, by request id.
+  std::multiset<std::pair<uint64_t, uint32_t>> payment_commands;
   bool may_close = false;
 };
 
@@ -269,6 +345,10 @@ expectation expect(const std::vector<uint8_t>& bytes, core& c) {
         }
       }
       if (d.h.op == wire::operation::create_transfers) c.transfers_sent += d.h.event_count;
+      if (d.h.op == wire::operation::submit_payments) {
+        c.payments_sent += d.h.event_count;
+        e.payment_commands.emplace(d.h.request_id, d.h.event_count);
+      }
     }
     at += d.consumed;
   }
@@ -294,6 +374,26 @@ struct reply_frame {
   wire::header h;
   std::vector<uint8_t> body;
 };
+
+// An ok submit_payments reply: one payment reply per command of a frame with that request id,
+// in order, each with a result and a state the protocol knows.
+void check_payment_replies(const wire::decoded& d, expectation& e) {
+  auto it = e.payment_commands.find({d.h.request_id, d.h.event_count});
+  if (it == e.payment_commands.end()) {
+    fail("a submit_payments reply with " + std::to_string(d.h.event_count) +
+         " payment replies answers no frame with as many commands (request_id " + std::to_string(d.h.request_id) + ")");
+  }
+  e.payment_commands.erase(it);
+  for (uint32_t i = 0; i < d.h.event_count; ++i) {
+    lp::payment_reply r;
+    std::memcpy(&r, d.body + size_t(i) * sizeof r, sizeof r);
+    if (r.index != i) fail("payment reply " + std::to_string(i) + " names command " + std::to_string(r.index));
+    if (r.result > uint32_t(lp::payment_result::outcome_unknown))
+      fail("payment reply " + std::to_string(i) + " has an unknown result " + std::to_string(r.result));
+    if (r.state > lp::order_state_max)
+      fail("payment reply " + std::to_string(i) + " has an unknown state " + std::to_string(r.state));
+  }
+}
 
 // Sends `bytes` and reads replies until `e` is met: all replies in (and the connection still
 // open unless the input may close it), or the server closed a connection it may close.
@@ -352,6 +452,7 @@ std::vector<reply_frame> exchange(uint16_t port, const std::vector<uint8_t>& byt
                ") answers no frame of the input, or one already answered");
         }
         e.replies.erase(it);
+        if (d.h.op == wire::operation::submit_payments && d.h.st == wire::status::ok) check_payment_replies(d, e);
         replies.push_back({d.h, std::vector<uint8_t>(d.body, d.body + d.body_bytes)});
         at += d.consumed;
       }
@@ -379,8 +480,10 @@ struct wide_sum {
   bool operator==(const wide_sum& o) const { return hi == o.hi && lo == o.lo; }
 };
 
-// Per shard and ledger, debits equal credits, posted and pending, over every tracked account
-// and the shard's clearing accounts, read in one message (one instant of the shard).
+// Per shard and ledger, debits equal credits, posted and pending, over every tracked account,
+// the shard's clearing accounts and its part of the payment core's chart of accounts (no
+// provider clearing accounts: there are no providers), read in one message (one instant of
+// the shard).
 void check_books(core& c) {
   caf::scoped_actor self{c.sys};
   for (uint32_t s = 0; s < shards_n; ++s) {
@@ -389,6 +492,11 @@ void check_books(core& c) {
     for (uint32_t ledger : c.ledgers) {
       for (uint32_t other = 0; other < shards_n; ++other) {
         if (other != s) req.ids.push_back(sid::clearing(s, other, ledger));
+      }
+    }
+    for (uint32_t ledger : payment_ledgers) {
+      for (lp::role role : {lp::role::fees, lp::role::suspense, lp::role::escrow}) {
+        req.ids.push_back(lp::account_id(role, 0, s, ledger));
       }
     }
     actors::accounts_reply reply;
@@ -423,7 +531,9 @@ std::vector<uint8_t> frame(wire::operation op, uint64_t request_id, const void* 
   return out;
 }
 
-// A fresh connection is served: hello, a transfer between the probe's accounts, a lookup.
+// A fresh connection is served: hello, a transfer between the probe's accounts, a lookup, and
+// a payment transfer between them (done, or still running, or turned away as busy while the
+// input's payments run on).
 void check_serving(core& c) {
   std::vector<uint8_t> bytes;
   auto append = [&](const std::vector<uint8_t>& f) { bytes.insert(bytes.end(), f.begin(), f.end()); };
@@ -439,27 +549,73 @@ void check_serving(core& c) {
   append(frame(wire::operation::create_transfers, 3, &t, sizeof t, 1));
   const u128 ids[2] = {probe_debit, probe_credit};
   append(frame(wire::operation::lookup_accounts, 4, ids, sizeof ids, 2));
+  lp::payment_command p{};
+  p.key = make_u128(0x4b41'5353'4655'5a5bull, c.probe_next);
+  p.order_id = p.key;
+  p.account_id = probe_debit;
+  p.counterparty_id = probe_credit;
+  p.amount = 1;
+  p.ledger = 1;
+  p.kind = uint16_t(lp::kind::transfer);
+  append(frame(wire::operation::submit_payments, 5, &p, sizeof p, 1));
+  ++c.payments_sent;
   expectation e;
   e.replies = {{1, uint16_t(wire::operation::hello)},
                {3, uint16_t(wire::operation::create_transfers)},
-               {4, uint16_t(wire::operation::lookup_accounts)}};
+               {4, uint16_t(wire::operation::lookup_accounts)},
+               {5, uint16_t(wire::operation::submit_payments)}};
+  e.payment_commands = {{5, 1}};
   for (const reply_frame& r : exchange(c.port, bytes, e)) {
     if (r.h.st != wire::status::ok) {
       fail("a fresh connection's " + std::string(wire::name(r.h.op)) + " was answered " +
            std::string(wire::name(r.h.st)));
     }
     if (r.h.op == wire::operation::lookup_accounts && r.h.event_count != 2) fail("the probe's accounts are not found");
+    if (r.h.op == wire::operation::submit_payments) {
+      lp::payment_reply pr;
+      std::memcpy(&pr, r.body.data(), sizeof pr);
+      const auto result = lp::payment_result(pr.result);
+      if (result != lp::payment_result::ok && result != lp::payment_result::in_progress &&
+          result != lp::payment_result::busy) {
+        fail("a fresh connection's payment transfer was answered " + std::string(lp::name(result)));
+      }
+      // Flows end within the flow wait when no provider is called: a payment core that stays
+      // busy has lost count of its flows.
+      c.probe_payments_busy = result == lp::payment_result::busy ? c.probe_payments_busy + 1 : 0;
+      if (c.probe_payments_busy >= 100) fail("the payment core answered busy to 100 probes in a row");
+    }
+  }
+}
+
+// KASSA_FUZZ_PRINT=1: what the server answered, to see what a seed or a crash input does.
+void print_replies(const std::vector<reply_frame>& replies) {
+  for (const reply_frame& r : replies) {
+    std::fprintf(stderr, "reply %llu %s: %s", static_cast<unsigned long long>(r.h.request_id),
+                 std::string(wire::name(r.h.op)).c_str(), std::string(wire::name(r.h.st)).c_str());
+    if (r.h.op == wire::operation::submit_payments && r.h.st == wire::status::ok) {
+      for (size_t at = 0; at + sizeof(lp::payment_reply) <= r.body.size(); at += sizeof(lp::payment_reply)) {
+        lp::payment_reply pr;
+        std::memcpy(&pr, r.body.data() + at, sizeof pr);
+        std::fprintf(stderr, " %s/%s", std::string(lp::name(lp::payment_result(pr.result))).c_str(),
+                     std::string(lp::name(lp::order_state(pr.state))).c_str());
+      }
+    } else if (r.h.st == wire::status::ok) {
+      std::fprintf(stderr, " (%u records)", r.h.event_count);
+    }
+    std::fprintf(stderr, "\n");
   }
 }
 
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static const bool print = std::getenv("KASSA_FUZZ_PRINT") != nullptr;
   core& c = get_core();
   std::vector<uint8_t> bytes(data, data + size);
   fill_checksums(bytes);
   const expectation e = expect(bytes, c);
-  exchange(c.port, bytes, e);
+  const std::vector<reply_frame> replies = exchange(c.port, bytes, e);
+  if (print) print_replies(replies);
   check_books(c);
   check_serving(c);
   return 0;
