@@ -72,7 +72,7 @@ constexpr uint32_t shards_n = 2;
 constexpr uint32_t frame_bytes_max = 64 * 1024;
 constexpr uint32_t batch_events_max = 64;
 constexpr uint32_t requests_inflight_max = 4;
-constexpr uint32_t orders_inflight_max = 8;
+constexpr uint32_t orders_inflight_max = 2;
 // The ledgers the payment core serves (inputs may name others).
 constexpr uint32_t payment_ledgers[] = {1, 2};
 // A fresh store once the accounts to check, the transfers or the payment commands sent grow
