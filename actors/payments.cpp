@@ -357,6 +357,9 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
             else {
               st.row.amount_refund_pending -= item.amount;
               st.items[item.counterparty_id].amount_refund_pending -= item.amount;
+              // another write of the order's rows may have landed meanwhile with the refund
+              // counted as pending: the corrected counts are written again before it stops
+              st.behind = true;
             }
             st.items.erase(item.id);
             give_reply(owed, reply_of(item, payment_result::store_unavailable));
