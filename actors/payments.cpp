@@ -499,7 +499,6 @@ struct gateway_state {
   metrics::gauge* mailbox = &metrics::mailbox_depth(metrics::process_registry(), "payments");
   bool ready = false;
   std::vector<std::pair<submit_payments_request, caf::response_promise>> queued; // until ready
-  size_t queued_commands = 0;
   uint64_t sequence = 0;
   std::map<u128, inflight_key> keys;                  // keys whose command is being accepted
   std::map<u128, caf::actor> orders;                  // order actors, by order id
@@ -511,7 +510,8 @@ struct gateway_state {
   };
   std::map<u128, relay> relays;                       // gateway-run flows' replies, by row id
   std::set<u128> rows_inflight;                       // rows created but not final (order ids)
-  size_t flows_running = 0;
+  std::set<uint64_t> item_flows; // pay and refund commands handed to an order, until their flow
+                                 // ends or the order refuses them (by row sequence)
   uint64_t traces = 0;
   std::map<limit_key, limit_use> limits;
   std::map<u128, std::pair<limit_key, u128>> limit_rows;
@@ -520,6 +520,10 @@ using gateway_actor = caf::stateful_actor<gateway_state>;
 using relay = gateway_state::relay;
 
 void answer(gateway_actor* self, agg_ptr agg, uint32_t index, payment_reply r);
+
+// Payments taken and not final, for payments.orders_inflight_max: rows being written or whose
+// flow runs, and pay items and refunds handed to their order.
+size_t admitted(const gateway_state& st) { return st.rows_inflight.size() + st.item_flows.size(); }
 
 void key_done(gateway_actor* self, u128 key, const payment_reply& r, bool stored) {
   auto& st = self->state;
@@ -560,7 +564,6 @@ void gateway_start_flow(gateway_actor* self, request_context ctx, payment_comman
   auto flow = spawn_flow(self->system(), st.e, caf::actor_cast<caf::actor>(self), fs);
   st.flows[row.sequence] = flow;
   st.rows_inflight.insert(row.id);
-  ++st.flows_running;
   if (!resume)
     self->delayed_send(self, std::chrono::milliseconds(st.e->cfg.flow_wait_ms), step_timeout_atom::value,
                        u128_hi(row.id), u128_lo(row.id));
@@ -628,13 +631,15 @@ void take_command(gateway_actor* self, const request_context& ctx, const payment
     if (!have) return refuse(payment_result::order_not_found);
     if (o.kind != uint16_t(kind::create_order)) return refuse(payment_result::order_kind_invalid);
     if (!ledger_allowed(o.ledger)) return refuse(payment_result::ledger_forbidden); // created since the check
-    if (st.flows_running >= e.cfg.orders_inflight_max) return refuse(payment_result::busy);
+    if (admitted(st) >= e.cfg.orders_inflight_max) return refuse(payment_result::busy);
     st.keys[c.key] = inflight_key{c, {}};
     auto a = order_actor_for(self, o);
     ++st.orders_sent[o.id];
-    self->request(a, caf::infinite, order_command{ctx, c, ++st.sequence})
+    const uint64_t sequence = ++st.sequence;
+    st.item_flows.insert(sequence);
+    self->request(a, caf::infinite, order_command{ctx, c, sequence})
         .then(
-            [self, agg, index, key = c.key](payment_reply& r) {
+            [self, agg, index, key = c.key, sequence](payment_reply& r) {
               // the order actor refuses these before it writes anything; any other answer
               // comes after the row and its key were written
               const auto res = static_cast<payment_result>(r.result);
@@ -643,10 +648,12 @@ void take_command(gateway_actor* self, const request_context& ctx, const payment
                                   res != payment_result::order_not_refundable &&
                                   res != payment_result::refund_exceeds_captured &&
                                   res != payment_result::store_unavailable && res != payment_result::busy;
+              if (!stored) self->state.item_flows.erase(sequence); // no flow runs for it
               key_done(self, key, r, stored);
               answer(self, agg, index, r);
             },
-            [self, agg, index, key = c.key, oid = c.order_id](caf::error&) {
+            [self, agg, index, key = c.key, oid = c.order_id, sequence](caf::error&) {
+              self->state.item_flows.erase(sequence);
               payment_reply r{};
               r.result = uint32_t(payment_result::busy);
               r.order_id = oid;
@@ -661,7 +668,7 @@ void take_command(gateway_actor* self, const request_context& ctx, const payment
   bool have = false;
   if (auto err = e.store->get_row(c.order_id, existing, have); !err.ok()) return refuse(payment_result::store_unavailable);
   if (have) return refuse(payment_result::order_exists);
-  if (k != kind::create_order && st.flows_running >= e.cfg.orders_inflight_max) return refuse(payment_result::busy);
+  if (k != kind::create_order && admitted(st) >= e.cfg.orders_inflight_max) return refuse(payment_result::busy);
   order row = new_row(e, ctx, c, ++st.sequence);
   if (k == kind::create_order) row.state = uint16_t(order_state::created);
   row.fee = fee_at_start(e, k, c.ledger, c.amount);
@@ -807,10 +814,9 @@ caf::behavior gateway(gateway_actor* self, std::shared_ptr<env> e) {
         auto& st = self->state;
         if (st.ready) {
           take_request(self, req, rp);
-        } else if (st.queued_commands + req.commands.size() > st.e->cfg.orders_inflight_max) {
+        } else if (st.queued.size() >= st.e->cfg.orders_inflight_max) {
           rp.deliver(payments_reply{outcome::busy, {}}); // still booting: nothing taken
         } else {
-          st.queued_commands += req.commands.size();
           st.queued.emplace_back(std::move(req), rp);
         }
         return rp;
@@ -835,7 +841,7 @@ caf::behavior gateway(gateway_actor* self, std::shared_ptr<env> e) {
         relay_reply(self, r.row.id, out);
         if (!r.final) return;
         st.flows.erase(r.row.sequence);
-        if (st.rows_inflight.erase(r.row.id) && st.flows_running > 0) --st.flows_running;
+        st.rows_inflight.erase(r.row.id);
       },
       [self](step_timeout_atom, uint64_t hi, uint64_t lo) {
         auto& st = self->state;
@@ -848,8 +854,13 @@ caf::behavior gateway(gateway_actor* self, std::shared_ptr<env> e) {
       },
       [self](flow_register& fr) {
         auto& st = self->state;
-        if (fr.flow) st.flows[fr.sequence] = fr.flow;
-        else st.flows.erase(fr.sequence);
+        if (fr.flow) {
+          st.flows[fr.sequence] = fr.flow;
+          st.item_flows.insert(fr.sequence); // also one resumed at boot
+        } else {
+          st.flows.erase(fr.sequence);
+          st.item_flows.erase(fr.sequence);
+        }
       },
       [self](order_idle& oi) {
         auto& st = self->state;
@@ -902,7 +913,7 @@ void boot(gateway_actor* self) {
                                 std::string(ledger::name(static_cast<ledger::account_result>(f.code))));
             if (r.status != outcome::ok) {
               // every booking names these accounts: nothing runs until the ledger holds them
-              // (commands wait, up to orders_inflight_max of them)
+              // (requests wait, up to orders_inflight_max of them)
               st.e->log_error("payments: the ledger did not take the chart of accounts (" +
                               std::string(r.status == outcome::busy ? "busy" : "store unavailable") +
                               "); trying again in " + std::to_string(chart_retry_ms) + " ms");
@@ -951,7 +962,6 @@ void boot(gateway_actor* self) {
             st.ready = true;
             auto queued = std::move(st.queued);
             st.queued.clear();
-            st.queued_commands = 0;
             for (auto& [req, rp] : queued) take_request(self, req, rp);
           },
           [self](caf::error& err) {

@@ -471,7 +471,7 @@ struct sim {
     return uint64_t{1'780'000'000} * 1'000'000'000 + uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count());
   }
 
-  explicit sim(uint64_t seed) : w(std::make_shared<world>(seed)) {
+  explicit sim(uint64_t seed, std::function<void(config::payments_config&)> tweak = {}) : w(std::make_shared<world>(seed)) {
     cfg.set("scheduler.policy", caf::atom("testing"));
     cfg.set("logger.file-verbosity", caf::atom("quiet"));
     sys = std::make_unique<caf::actor_system>(cfg);
@@ -510,6 +510,7 @@ struct sim {
         ks::payments_store::open(dir.path() + "/payments", ks::durability::none, 64ull << 20, err));
     REQUIRE(pstore);
     configure();
+    if (tweak) tweak(pcfg);
     client_actor = sys->spawn(client, replies);
     checker_actor = sys->spawn(checker, books);
     settle_ledger();
@@ -1159,4 +1160,62 @@ TEST_CASE("the payment core under random faults: keys apply once, refunds stay w
                      << s.commit_failures << all);
     REQUIRE(s.violations.empty());
   }
+}
+
+TEST_CASE("beyond payments.orders_inflight_max a command is answered busy and does nothing", "[sim][payments]") {
+  sim s(test::seed("inflight limit"), [](config::payments_config& c) { c.orders_inflight_max = 2; });
+  s.write_fail_pct = s.commit_fail_pct = 0;
+  s.w->credentials_fail = false;
+  s.settle(); // booted
+  auto send = [&](std::vector<lp::payment_command> cs) {
+    s.replies->replies.clear();
+    submit_payments_request req;
+    req.ctx.trace_id = 77;
+    req.commands = std::move(cs);
+    caf::anon_send(s.client_actor, s.gateway, std::move(req));
+    s.settle();
+    REQUIRE(s.replies->replies.size() == 1);
+    REQUIRE(s.replies->replies[0].status == outcome::ok);
+    return s.replies->replies[0].replies;
+  };
+  auto command = [&](kind k, u128 order, u128 amount) {
+    lp::payment_command c{};
+    c.key = ++s.next_id;
+    c.order_id = order;
+    c.kind = uint16_t(k);
+    c.amount = amount;
+    c.account_id = k == kind::create_order ? s.merchants[0] : s.users[0];
+    if (k == kind::transfer) c.counterparty_id = s.users[1];
+    if (k == kind::pay) c.source = uint16_t(lp::source::balance);
+    else c.ledger = usd;
+    return c;
+  };
+  auto results = [](const std::vector<lp::payment_reply>& rs) {
+    std::map<payment_result, int> n;
+    for (const auto& r : rs) ++n[payment_result(r.result)];
+    return n;
+  };
+  // Six transfers in one request: all are taken before any row is written, so the limit
+  // counts commands being written, not only flows running.
+  std::vector<lp::payment_command> transfers;
+  for (int i = 0; i < 6; ++i) transfers.push_back(command(kind::transfer, ++s.next_id, 10));
+  auto n = results(send(transfers));
+  CHECK(n[payment_result::ok] == 2);
+  CHECK(n[payment_result::busy] == 4);
+  CHECK(s.rows().size() == 2); // busy ones left nothing: no row, no key
+  // Pay items handed to their order count too.
+  const u128 order_id = ++s.next_id;
+  REQUIRE(results(send({command(kind::create_order, order_id, 1000)}))[payment_result::ok] == 1);
+  std::vector<lp::payment_command> pays;
+  for (int i = 0; i < 5; ++i) pays.push_back(command(kind::pay, order_id, 10));
+  n = results(send(pays));
+  CHECK(n[payment_result::ok] == 2);
+  CHECK(n[payment_result::busy] == 3);
+  // Sent again once the others are done, the refused ones go through (their keys were free).
+  std::vector<lp::payment_command> again;
+  for (const auto& c : transfers) again.push_back(c);
+  n = results(send({again[2], again[3]}));
+  CHECK(n[payment_result::ok] == 2);
+  s.check_rows();
+  CHECK(s.violations.empty());
 }
