@@ -98,8 +98,21 @@ public:
         st.note("routed", 0, st.row.amount);
         // The choice is written before the provider hears of the payment: a flow resumed
         // after a restart must ask the same provider, which may have the payment already.
-        if (named) done(payment_result::ok);
-        else persist(self, [done](bool ok) { done(ok ? payment_result::ok : payment_result::store_unavailable); });
+        if (named) {
+          done(payment_result::ok);
+          return;
+        }
+        persist(self, [self, done](bool ok) {
+          if (!ok) {
+            // not durable: the choice is forgotten, or a run of this step again (a resumed
+            // flow's) would take it for one the provider may know, and the next start would
+            // route afresh while the provider has the payment
+            auto& st = self->state;
+            std::memset(st.row.provider, 0, sizeof st.row.provider);
+            st.provider = -1;
+          }
+          done(ok ? payment_result::ok : payment_result::store_unavailable);
+        });
       };
       self->request(candidates[i]->channel, std::chrono::milliseconds(500), health_request{})
           .then([finish](health_reply& h) { finish(h); },

@@ -1135,10 +1135,15 @@ TEST_CASE("the payment core under random faults: keys apply once, refunds stay w
     INFO("run " << run << " of seed " << seed << " (run seed " << run_seed << ")");
     sim s(run_seed);
     const int steps = 1500 + int(s.w->below(1500));
-    const int crash_at = s.w->chance(40) && s.crashes ? int(s.w->below(uint64_t(steps))) : -1;
+    // a crash in 40 % of the runs, a second one in a quarter of those
+    std::set<int> crash_at;
+    if (s.crashes && s.w->chance(40)) {
+      crash_at.insert(int(s.w->below(uint64_t(steps))));
+      if (s.w->chance(25)) crash_at.insert(int(s.w->below(uint64_t(steps))));
+    }
     for (int i = 0; i < steps; ++i) {
       s.step(true);
-      if (i == crash_at) s.crash_and_restart();
+      if (crash_at.count(i)) s.crash_and_restart();
       s.check_books_seen(); // the shards' books as read after each commit (release_commit)
       if (i % 100 == 99) s.check_rows();
     }
