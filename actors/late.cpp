@@ -17,6 +17,35 @@ namespace lp = ledger::payments;
 
 namespace {
 
+constexpr uint32_t late_writes_max = 20;   // tries of the row's write
+constexpr uint32_t late_write_retry_ms = 100;
+
+// Writes the row with what the late success booked. A write that fails is tried again: the
+// bookings are in the ledger, and a row left `failed` would not say so (until the provider's
+// feed is read again at the next start and the late flow runs again, its bookings answering
+// `exists`).
+void late_write(flow_actor* self, payments_write w, uint32_t tries) {
+  auto& st = self->state;
+  self->request(st.e->writer, caf::infinite, w)
+      .then(
+          [self, w, tries](payments_written& done) {
+            auto& st = self->state;
+            if (!done.error.ok() && tries + 1 < late_writes_max) {
+              after(self, late_write_retry_ms, [self, w, tries] { late_write(self, w, tries + 1); });
+              return;
+            }
+            if (!done.error.ok())
+              st.e->log_error(st.tag() + "a late success's row was not written: " + done.error.message +
+                              "; its bookings are made, the row follows at the next start");
+            self->send(st.e->gateway, flow_report{st.row, payment_result::ok, true, {}});
+            self->quit();
+          },
+          [self](caf::error&) {
+            self->send(self->state.e->gateway, flow_report{self->state.row, payment_result::ok, true, {}});
+            self->quit();
+          });
+}
+
 void late_done(flow_actor* self, order_state s) {
   auto& st = self->state;
   st.row.state = uint16_t(s);
@@ -24,9 +53,8 @@ void late_done(flow_actor* self, order_state s) {
   payments_write w;
   w.batch.rows.push_back(st.row);
   w.batch.journal = std::move(st.journal);
-  self->request(st.e->writer, caf::infinite, std::move(w))
-      .then([self](payments_written&) { self->send(self->state.e->gateway, flow_report{self->state.row, payment_result::ok, true, {}}); self->quit(); },
-            [self](caf::error&) { self->quit(); });
+  st.journal.clear();
+  late_write(self, std::move(w), 0);
 }
 
 } // namespace

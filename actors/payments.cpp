@@ -133,6 +133,8 @@ struct order_state_t {
   size_t writing = 0;    // writes on their way (their callbacks still owe replies)
   uint64_t commands = 0;
   bool behind = false;      // a write of the order's counts failed: written again before it stops
+  std::map<u128, order> unwritten; // refunds whose end did not reach the store: counted as pending
+                                   // until it does (written again before the actor stops)
   uint32_t rewrites = 0;
 };
 using order_actor = caf::stateful_actor<order_state_t>;
@@ -142,12 +144,56 @@ void order_persist(order_actor* self, std::vector<order> rows, std::vector<payme
 
 constexpr uint32_t order_rewrites_max = 10;
 
+void order_refresh_state(order& o);
+
+// What a refund's end does to its pay item's and its order's counts.
+void apply_refund_end(order& from, order& o, const order& refund) {
+  from.amount_refund_pending -= refund.amount;
+  o.amount_refund_pending -= refund.amount;
+  if (static_cast<order_state>(refund.state) == order_state::completed) {
+    from.amount_refunded += refund.amount;
+    o.amount_refunded += refund.amount;
+    from.state = uint16_t(from.amount_refunded >= from.amount_captured ? order_state::refunded
+                                                                        : order_state::partially_refunded);
+  }
+  order_refresh_state(o);
+}
+
+// Writes a refund's final row with its pay item's and order's counts as they are once it has
+// ended. The actor's own counts take the end only once that is durable: until then no other
+// refund may count on the room it frees, since after a crash the refund would run again.
+void write_refund_end(order_actor* self, order refund, std::vector<journal_entry> j, std::function<void(bool)> then) {
+  auto& st = self->state;
+  order from = st.items[refund.counterparty_id];
+  order o = st.row;
+  apply_refund_end(from, o, refund);
+  o.updated_ns = st.e->clock();
+  order_persist(self, {from, o, refund}, {}, std::move(j), [self, refund, then](bool ok) {
+    auto& st = self->state;
+    if (ok) {
+      apply_refund_end(st.items[refund.counterparty_id], st.row, refund);
+      st.unwritten.erase(refund.id);
+      if (st.writing != 0) st.behind = true; // a write on its way may carry the counts before
+    } else {
+      st.unwritten[refund.id] = refund;
+      st.behind = true;
+    }
+    then(ok);
+  });
+}
+
 // Tells the gateway this actor holds nothing in flight, so it may stop (the gateway confirms
 // only if no command is on its way). An order whose counts did not reach the store writes
 // them first (a few tries; what is still missing is recounted from the items at the next load).
 void maybe_idle(order_actor* self) {
   auto& st = self->state;
   if (st.flows != 0 || st.accepting != 0 || st.writing != 0) return;
+  if (!st.unwritten.empty() && st.rewrites < order_rewrites_max) {
+    ++st.rewrites;
+    auto ends = st.unwritten;
+    for (auto& [id, refund] : ends) write_refund_end(self, refund, {}, [](bool) {});
+    return;
+  }
   if (st.behind && st.rewrites < order_rewrites_max) {
     ++st.rewrites;
     std::vector<order> rows{st.row};
@@ -182,8 +228,7 @@ void order_persist(order_actor* self, std::vector<order> rows, std::vector<payme
           });
 }
 
-void order_refresh_state(order_state_t& st) {
-  order& o = st.row;
+void order_refresh_state(order& o) {
   if (o.amount_refunded != 0)
     o.state = uint16_t(o.amount_refunded >= o.amount_captured ? order_state::refunded : order_state::partially_refunded);
   else if (o.amount_captured >= o.amount)
@@ -227,11 +272,22 @@ void order_recount(order_state_t& st) {
     if (c.kind == uint16_t(kind::pay) && c.amount_refunded != 0)
       c.state = uint16_t(c.amount_refunded >= c.amount_captured ? order_state::refunded : order_state::partially_refunded);
   }
-  order_refresh_state(st);
+  order_refresh_state(st.row);
 }
 
 void release_reservation(order_state_t& st, const order& item) {
   if (st.reserved.erase(item.id)) st.reserved_amount -= item.amount;
+}
+
+void reserve(order_state_t& st, const order& item) {
+  if (st.reserved.insert(item.id).second) st.reserved_amount += item.amount;
+}
+
+// A row its flow left for the next start (a step that could not get through): it may still
+// move money, so its order keeps counting it (reserved, or a refund pending) until then.
+bool left_unfinished(const order& item) {
+  const auto s = static_cast<order_state>(item.state);
+  return s == order_state::processing || s == order_state::unknown;
 }
 
 void give_reply(std::shared_ptr<owed_reply> o, payment_reply r) {
@@ -272,6 +328,9 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
   if (!err.ok()) e->log_error("order " + to_string_u128(row.id) + ": " + err.message);
   for (auto& c : children) st.items[c.id] = c;
   order_recount(st);
+  // a pay item still processing (left for the next start) may yet capture
+  for (const auto& [id, c] : st.items)
+    if (c.kind == uint16_t(kind::pay) && static_cast<order_state>(c.state) == order_state::processing) reserve(st, c);
   return {
       [self](order_resume& r) {
         auto& st = self->state;
@@ -286,8 +345,7 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
                                item.result == uint32_t(payment_result::outcome_unknown);
           if (r.item_id != 0 ? !revived : !unfinished) continue;
           if (item.kind == uint16_t(kind::pay) && (s == order_state::processing || revived)) {
-            st.reserved.insert(item.id);
-            st.reserved_amount += item.amount;
+            reserve(st, item);
           }
           if (revived) item.result = 0;
           payment_command cmd{};
@@ -314,8 +372,7 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
           const u128 taken = o.amount_captured + st.reserved_amount;
           if (taken >= o.amount || c.amount > o.amount - taken) return refuse(payment_result::amount_exceeds_order_remaining);
           item.counterparty_id = o.account_id;
-          st.reserved.insert(item.id);
-          st.reserved_amount += item.amount;
+          reserve(st, item);
         } else { // refund
           const auto s = static_cast<order_state>(o.state);
           if (o.amount_captured == 0 || s == order_state::in_review) return refuse(payment_result::order_not_refundable);
@@ -387,7 +444,7 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
                                    " was captured before a restart and overpays it");
         o.amount_captured += cr.amount;
         item.items = 1; // counts towards the order
-        order_refresh_state(st);
+        order_refresh_state(st.row);
         return {true};
       },
       [self](flow_report& r) {
@@ -412,37 +469,35 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
         }
         --st.flows;
         self->send(st.e->gateway, flow_register{item.sequence, caf::actor{}});
+        const bool left = left_unfinished(item);
+        std::vector<journal_entry> j = std::move(r.journal);
+        auto owed = st.owed.count(item.id) ? st.owed[item.id] : nullptr;
+        st.owed.erase(item.id);
+        auto reply = [self, owed, out](bool ok) mutable {
+          if (!ok) out.result = uint32_t(payment_result::store_unavailable);
+          give_reply(owed, out);
+        };
+        if (item.kind == uint16_t(kind::refund) && !left) {
+          j.push_back(entry(*st.e, request_context{item.trace_id, st.row.id, 0, 0, false}, st.row, "order", "updated",
+                            r.result == payment_result::ok ? 0 : uint32_t(r.result), st.row.amount_captured));
+          write_refund_end(self, mine, std::move(j), std::move(reply));
+          return;
+        }
         std::vector<order> rows;
         if (item.kind == uint16_t(kind::pay)) {
-          release_reservation(st, item);
+          if (!left) release_reservation(st, item);
           out.state = st.row.state;
-        } else if (item.kind == uint16_t(kind::refund)) {
-          order& from = st.items[item.counterparty_id];
-          from.amount_refund_pending -= item.amount;
-          st.row.amount_refund_pending -= item.amount;
-          if (static_cast<order_state>(item.state) == order_state::completed) {
-            from.amount_refunded += item.amount;
-            st.row.amount_refunded += item.amount;
-            from.state = uint16_t(from.amount_refunded >= from.amount_captured ? order_state::refunded
-                                                                                : order_state::partially_refunded);
-          }
-          order_refresh_state(st);
-          rows.push_back(from);
+        } else {
+          rows.push_back(st.items[item.counterparty_id]); // a refund left for the next start: still pending
         }
         st.row.updated_ns = st.e->clock();
         rows.push_back(st.row);
         rows.push_back(mine); // the item's final row goes with the order's (see flow.cpp, finish)
-        std::vector<journal_entry> j = std::move(r.journal);
         j.push_back(entry(*st.e, request_context{item.trace_id, st.row.id, 0, 0, false}, st.row, "order", "updated",
                           r.result == payment_result::ok ? 0 : uint32_t(r.result), st.row.amount_captured));
-        auto owed = st.owed.count(item.id) ? st.owed[item.id] : nullptr;
-        st.owed.erase(item.id);
-        order_persist(self, std::move(rows), {}, std::move(j), [self, owed, out](bool ok) mutable {
-          if (!ok) {
-            out.result = uint32_t(payment_result::store_unavailable);
-            self->state.behind = true;
-          }
-          give_reply(owed, out);
+        order_persist(self, std::move(rows), {}, std::move(j), [self, reply](bool ok) mutable {
+          if (!ok) self->state.behind = true;
+          reply(ok);
         });
       },
       [self](step_timeout_atom, uint64_t hi, uint64_t lo) {
