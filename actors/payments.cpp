@@ -133,8 +133,7 @@ struct order_state_t {
   size_t writing = 0;    // writes on their way (their callbacks still owe replies)
   uint64_t commands = 0;
   bool behind = false;      // a write of the order's counts failed: written again before it stops
-  std::map<u128, order> unwritten; // refunds whose end did not reach the store: counted as pending
-                                   // until it does (written again before the actor stops)
+  std::map<u128, order> unsettled; // refunds whose end is not durable yet (see write_refund_end)
   uint32_t rewrites = 0;
 };
 using order_actor = caf::stateful_actor<order_state_t>;
@@ -159,27 +158,30 @@ void apply_refund_end(order& from, order& o, const order& refund) {
   order_refresh_state(o);
 }
 
-// Writes a refund's final row with its pay item's and order's counts as they are once it has
-// ended. The actor's own counts take the end only once that is durable: until then no other
-// refund may count on the room it frees, since after a crash the refund would run again.
-void write_refund_end(order_actor* self, order refund, std::vector<journal_entry> j, std::function<void(bool)> then) {
+// Writes a refund's final row with its pay item's and order's counts. Until that is durable
+// the refund stays "unsettled": a refund that ended without moving money freed room that no
+// other refund may take yet (after a crash the refund would run again). A failed write is
+// tried again before the actor stops.
+void write_refund_end(order_actor* self, const order& refund, std::vector<journal_entry> j, std::function<void(bool)> then) {
   auto& st = self->state;
-  order from = st.items[refund.counterparty_id];
-  order o = st.row;
-  apply_refund_end(from, o, refund);
-  o.updated_ns = st.e->clock();
-  order_persist(self, {from, o, refund}, {}, std::move(j), [self, refund, then](bool ok) {
+  st.unsettled[refund.id] = refund;
+  st.row.updated_ns = st.e->clock();
+  order_persist(self, {st.items[refund.counterparty_id], st.row, refund}, {}, std::move(j), [self, id = refund.id, then](bool ok) {
     auto& st = self->state;
-    if (ok) {
-      apply_refund_end(st.items[refund.counterparty_id], st.row, refund);
-      st.unwritten.erase(refund.id);
-      if (st.writing != 0) st.behind = true; // a write on its way may carry the counts before
-    } else {
-      st.unwritten[refund.id] = refund;
-      st.behind = true;
-    }
+    if (ok) st.unsettled.erase(id);
+    else st.behind = true;
     then(ok);
   });
+}
+
+// Room of the order (item_id 0) or of one pay item that refunds whose end is not durable yet
+// still hold.
+u128 unsettled_room(const order_state_t& st, u128 item_id) {
+  u128 held = 0;
+  for (const auto& [id, r] : st.unsettled)
+    if (static_cast<order_state>(r.state) != order_state::completed && (item_id == 0 || r.counterparty_id == item_id))
+      held += r.amount;
+  return held;
 }
 
 // Tells the gateway this actor holds nothing in flight, so it may stop (the gateway confirms
@@ -188,9 +190,9 @@ void write_refund_end(order_actor* self, order refund, std::vector<journal_entry
 void maybe_idle(order_actor* self) {
   auto& st = self->state;
   if (st.flows != 0 || st.accepting != 0 || st.writing != 0) return;
-  if (!st.unwritten.empty() && st.rewrites < order_rewrites_max) {
+  if (!st.unsettled.empty() && st.rewrites < order_rewrites_max) {
     ++st.rewrites;
-    auto ends = st.unwritten;
+    auto ends = st.unsettled;
     for (auto& [id, refund] : ends) write_refund_end(self, refund, {}, [](bool) {});
     return;
   }
@@ -327,7 +329,11 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
   auto err = e->store->children(row.id, children);
   if (!err.ok()) e->log_error("order " + to_string_u128(row.id) + ": " + err.message);
   for (auto& c : children) st.items[c.id] = c;
+  const order stored = st.row;
   order_recount(st);
+  // the stored counts were behind the items (a write of them failed): written again when idle
+  st.behind = stored.amount_captured != st.row.amount_captured || stored.amount_refunded != st.row.amount_refunded ||
+              stored.amount_refund_pending != st.row.amount_refund_pending || stored.state != st.row.state;
   // a pay item still processing (left for the next start) may yet capture
   for (const auto& [id, c] : st.items)
     if (c.kind == uint16_t(kind::pay) && static_cast<order_state>(c.state) == order_state::processing) reserve(st, c);
@@ -376,14 +382,14 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
         } else { // refund
           const auto s = static_cast<order_state>(o.state);
           if (o.amount_captured == 0 || s == order_state::in_review) return refuse(payment_result::order_not_refundable);
-          if (o.amount_refunded + o.amount_refund_pending + c.amount > o.amount_captured)
+          if (o.amount_refunded + o.amount_refund_pending + unsettled_room(st, 0) + c.amount > o.amount_captured)
             return refuse(payment_result::refund_exceeds_captured);
           // the newest captured item that can take the whole refund
           order* from = nullptr;
           for (auto it = st.items.rbegin(); it != st.items.rend(); ++it) {
             order& i = it->second;
             if (i.kind != uint16_t(kind::pay) || i.items != 1) continue;
-            if (i.amount_refunded + i.amount_refund_pending + c.amount <= i.amount_captured) {
+            if (i.amount_refunded + i.amount_refund_pending + unsettled_room(st, i.id) + c.amount <= i.amount_captured) {
               if (!from || i.sequence > from->sequence) from = &i;
             }
           }
@@ -478,6 +484,7 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
           give_reply(owed, out);
         };
         if (item.kind == uint16_t(kind::refund) && !left) {
+          apply_refund_end(st.items[item.counterparty_id], st.row, item);
           j.push_back(entry(*st.e, request_context{item.trace_id, st.row.id, 0, 0, false}, st.row, "order", "updated",
                             r.result == payment_result::ok ? 0 : uint32_t(r.result), st.row.amount_captured));
           write_refund_end(self, mine, std::move(j), std::move(reply));
