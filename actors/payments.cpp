@@ -476,6 +476,10 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
         --st.flows;
         self->send(st.e->gateway, flow_register{item.sequence, caf::actor{}});
         const bool left = left_unfinished(item);
+        if (item.kind == uint16_t(kind::pay)) {
+          if (!left) release_reservation(st, item);
+          out.state = st.row.state; // a pay item answers with its order's state
+        }
         std::vector<journal_entry> j = std::move(r.journal);
         auto owed = st.owed.count(item.id) ? st.owed[item.id] : nullptr;
         st.owed.erase(item.id);
@@ -491,12 +495,8 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
           return;
         }
         std::vector<order> rows;
-        if (item.kind == uint16_t(kind::pay)) {
-          if (!left) release_reservation(st, item);
-          out.state = st.row.state;
-        } else {
+        if (item.kind == uint16_t(kind::refund))
           rows.push_back(st.items[item.counterparty_id]); // a refund left for the next start: still pending
-        }
         st.row.updated_ns = st.e->clock();
         rows.push_back(st.row);
         rows.push_back(mine); // the item's final row goes with the order's (see flow.cpp, finish)
