@@ -189,11 +189,11 @@ void advance(flow_actor* self) {
   }
 }
 
-// Runs a compensation; one the ledger turned away for a moment (busy, a failed commit) runs
-// again, or a hold it voids would stay pending for good.
+// Runs a compensation; one that says "not now" (the ledger turned it away for a moment: busy,
+// a failed commit) runs again, or a hold it voids would stay pending for good.
 void run_compensation(flow_actor* self, std::shared_ptr<step> s, std::function<void(payment_result)> next, uint32_t tries) {
   s->run(self, [self, s, next, tries](payment_result cr) {
-    if ((cr == payment_result::busy || cr == payment_result::store_unavailable) && tries < step_reruns_max) {
+    if (s->transient(cr) && tries < step_reruns_max) {
       after(self, booking_retry_ms, [self, s, next, tries] { run_compensation(self, s, next, tries + 1); });
       return;
     }
