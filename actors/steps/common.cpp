@@ -107,7 +107,7 @@ void book_attempt(flow_actor* self, std::vector<ledger::transfer> transfers, uin
   auto& st = self->state;
   const size_t n = transfers.size();
   auto sent = transfers;
-  for (auto& t : sent) t.id = lp::transfer_id(lp::transfer_sequence(t.id), lp::leg(u128_lo(t.id) & 0xF), attempt);
+  for (auto& t : sent) t.id = lp::transfer_id(lp::transfer_sequence(t.id), lp::transfer_leg(t.id), attempt);
   create_transfers_request req{st.ctx, std::move(sent), std::vector<uint8_t>(n, 1)};
   self->request(st.e->directory, caf::infinite, std::move(req))
       .then(

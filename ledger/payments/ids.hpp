@@ -57,6 +57,7 @@ inline constexpr u128 transfer_id(uint64_t sequence, leg l, uint32_t attempt = 0
 }
 inline constexpr uint64_t transfer_sequence(u128 id) { return u128_lo(id) >> 8; }
 inline constexpr uint32_t transfer_attempt(u128 id) { return uint32_t(u128_lo(id) >> 4) & 0xF; }
+inline constexpr leg transfer_leg(u128 id) { return static_cast<leg>(u128_lo(id) & 0xF); }
 static_assert(static_cast<uint8_t>(leg::compensation) < 16, "a leg fits in 4 bits");
 
 // --- the chart of accounts -------------------------------------------------------------------

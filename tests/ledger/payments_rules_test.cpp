@@ -171,7 +171,7 @@ TEST_CASE("payment ids and transfer ids derive from the row's sequence and never
         const u128 again = transfer_id(seq, leg(l), n);
         CHECK(transfer_sequence(again) == seq);
         CHECK(transfer_attempt(again) == n);
-        CHECK(leg(u128_lo(again) & 0xF) == leg(l));
+        CHECK(transfer_leg(again) == leg(l));
         for (int other = 1; other <= 13; ++other)
           if (other != l) CHECK(again != transfer_id(seq, leg(other), n));
         attempts.insert(again);
