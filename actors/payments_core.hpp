@@ -200,6 +200,12 @@ struct flow_state {
 // maps the outcome: ok when every event is ok or `exists`. An attempt the ledger undid
 // (`id_already_failed`) is booked again under the next attempt's ids (ledger/payments/ids.hpp).
 void book(flow_actor* self, std::vector<ledger::transfer> transfers, std::function<void(payment_result)> then);
+// What the ledger holds of this row's bookings of `legs` (first attempt: kassa's bookings within
+// one shard), by leg; then(busy, {}) when the ledger did not answer. A resumed flow asks it
+// what its first life booked.
+using bookings = std::map<ledger::payments::leg, ledger::transfer>;
+void find_bookings(flow_actor* self, std::vector<ledger::payments::leg> legs,
+                   std::function<void(payment_result, const bookings&)> then);
 ledger::transfer make_transfer(const flow_state& st, ledger::payments::leg l, u128 debit, u128 credit, u128 amount,
                                uint16_t flags = 0, u128 pending_id = 0);
 // The payment core's account for `role` in the shard of `near` (so bookings stay in-shard).

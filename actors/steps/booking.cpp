@@ -188,35 +188,26 @@ private:
   // got (the order was reloaded, other items came meanwhile), so what the ledger shows the
   // first life booked decides, and only a capture that left no trace asks the order again.
   static void resumed(flow_actor* self, u128 amount, bool by_provider, step_done done) {
-    auto& st = self->state;
-    const uint64_t seq = st.row.sequence;
-    std::vector<u128> ids{lp::transfer_id(seq, lp::leg::book), lp::transfer_id(seq, lp::leg::post),
-                          lp::transfer_id(seq, lp::leg::void_hold), lp::transfer_id(seq, lp::leg::suspense)};
-    self->request(st.e->directory, caf::infinite, lookup_transfers_request{st.ctx, ids})
-        .then(
-            [self, amount, by_provider, done, ids](transfers_reply& r) {
-              if (r.status != outcome::ok) {
-                done(payment_result::busy);
-                return;
-              }
-              auto find = [&](u128 id) -> const ledger::transfer* {
-                for (const auto& t : r.transfers)
-                  if (t.id == id) return &t;
-                return nullptr;
-              };
-              const u128 merchant = self->state.row.counterparty_id;
-              const auto* book = find(ids[0]);
-              if (by_provider) {
-                if (book && book->credit_account_id == merchant) ask_order(self, amount, by_provider, true, done);
-                else if (book || find(ids[3])) duplicate(self, amount, done); // kept, or given back
-                else ask_order(self, amount, by_provider, false, done);
-                return;
-              }
-              if (find(ids[1])) ask_order(self, amount, by_provider, true, done); // the hold was posted
-              else if (find(ids[2])) refused(done, self);                         // the hold was voided
-              else ask_order(self, amount, by_provider, false, done);
-            },
-            [done](caf::error&) { done(payment_result::busy); });
+    find_bookings(self, {lp::leg::book, lp::leg::post, lp::leg::void_hold, lp::leg::suspense},
+                  [self, amount, by_provider, done](payment_result r, const bookings& found) {
+                    if (r != payment_result::ok) {
+                      done(r);
+                      return;
+                    }
+                    auto book = found.find(lp::leg::book);
+                    if (by_provider) {
+                      if (book != found.end() && book->second.credit_account_id == self->state.row.counterparty_id)
+                        ask_order(self, amount, by_provider, true, done); // booked to the merchant
+                      else if (book != found.end() || found.count(lp::leg::suspense))
+                        duplicate(self, amount, done); // kept, or given back
+                      else
+                        ask_order(self, amount, by_provider, false, done);
+                      return;
+                    }
+                    if (found.count(lp::leg::post)) ask_order(self, amount, by_provider, true, done); // hold posted
+                    else if (found.count(lp::leg::void_hold)) refused(done, self);                    // hold voided
+                    else ask_order(self, amount, by_provider, false, done);
+                  });
   }
 
   // The item counts: the money goes to the merchant.

@@ -154,6 +154,24 @@ void book(flow_actor* self, std::vector<ledger::transfer> transfers, std::functi
   book_attempt(self, std::move(transfers), 0, std::move(then));
 }
 
+void find_bookings(flow_actor* self, std::vector<lp::leg> legs, std::function<void(payment_result, const bookings&)> then) {
+  auto& st = self->state;
+  std::vector<u128> ids;
+  for (lp::leg l : legs) ids.push_back(lp::transfer_id(st.row.sequence, l));
+  self->request(st.e->directory, caf::infinite, lookup_transfers_request{st.ctx, std::move(ids)})
+      .then(
+          [then](transfers_reply& r) {
+            bookings found;
+            if (r.status != outcome::ok) {
+              then(payment_result::busy, found);
+              return;
+            }
+            for (const auto& t : r.transfers) found.emplace(lp::transfer_leg(t.id), t);
+            then(payment_result::ok, found);
+          },
+          [then](caf::error&) { then(payment_result::busy, bookings{}); });
+}
+
 journal_entry entry(const env& e, const request_context& ctx, const order& row, const char* actor, const char* step,
                     uint32_t result, u128 amount) {
   journal_entry j{};

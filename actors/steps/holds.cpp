@@ -106,15 +106,11 @@ public:
     // Resumed after a restart: the flow may have failed and voided its hold before the stop cut
     // off its last write. The hold then answers `exists` but holds nothing: the payment failed,
     // and must not go on to the provider.
-    const u128 voided = lp::transfer_id(self->state.row.sequence, lp::leg::void_hold);
-    self->request(self->state.e->directory, caf::infinite, lookup_transfers_request{self->state.ctx, {voided}})
-        .then(
-            [self, holds, done](transfers_reply& r) mutable {
-              if (r.status != outcome::ok) done(payment_result::busy);
-              else if (!r.transfers.empty()) done(payment_result::ledger_refused);
-              else place(self, std::move(holds), done);
-            },
-            [done](caf::error&) { done(payment_result::busy); });
+    find_bookings(self, {lp::leg::void_hold}, [self, holds, done](payment_result r, const bookings& found) mutable {
+      if (r != payment_result::ok) done(r);
+      else if (!found.empty()) done(payment_result::ledger_refused);
+      else place(self, std::move(holds), done);
+    });
   }
 
 private:
