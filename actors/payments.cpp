@@ -654,11 +654,15 @@ void take_command(gateway_actor* self, const request_context& ctx, const payment
   // stores nothing and learns nothing of another ledger's keys and rows.
   const bool on_order = c.kind == uint16_t(kind::pay) || c.kind == uint16_t(kind::refund);
   if (!on_order && !ledger_allowed(c.ledger)) return refuse(payment_result::ledger_forbidden);
+  order o{}; // pay, refund: their order, read once (here for such a client, else below)
+  bool have_order = false, order_read = false;
+  auto read_order = [&] {
+    order_read = true;
+    return e.store->get_row(c.order_id, o, have_order).ok();
+  };
   if (on_order && !ledgers.empty()) {
-    order o{};
-    bool have = false;
-    if (auto err = e.store->get_row(c.order_id, o, have); !err.ok()) return refuse(payment_result::store_unavailable);
-    if (have && !ledger_allowed(o.ledger)) return refuse(payment_result::ledger_forbidden);
+    if (!read_order()) return refuse(payment_result::store_unavailable);
+    if (have_order && !ledger_allowed(o.ledger)) return refuse(payment_result::ledger_forbidden);
   }
   // the idempotency key: a command being accepted, or one the store holds
   if (auto it = st.keys.find(c.key); it != st.keys.end()) {
@@ -686,13 +690,10 @@ void take_command(gateway_actor* self, const request_context& ctx, const payment
     return false;
   };
   if (c.provider[0] != 0 && !e.find_provider(c.provider)) return refuse(payment_result::provider_unknown);
-  if (k == kind::pay || k == kind::refund) {
-    order o{};
-    bool have = false;
-    if (auto err = e.store->get_row(c.order_id, o, have); !err.ok()) return refuse(payment_result::store_unavailable);
-    if (!have) return refuse(payment_result::order_not_found);
+  if (on_order) {
+    if (!order_read && !read_order()) return refuse(payment_result::store_unavailable);
+    if (!have_order) return refuse(payment_result::order_not_found);
     if (o.kind != uint16_t(kind::create_order)) return refuse(payment_result::order_kind_invalid);
-    if (!ledger_allowed(o.ledger)) return refuse(payment_result::ledger_forbidden); // created since the check
     if (admitted(st) >= e.cfg.orders_inflight_max) return refuse(payment_result::busy);
     st.keys[c.key] = inflight_key{c, {}};
     auto a = order_actor_for(self, o);
