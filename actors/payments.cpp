@@ -487,10 +487,11 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
           if (!ok) out.result = uint32_t(payment_result::store_unavailable);
           give_reply(owed, out);
         };
-        if (item.kind == uint16_t(kind::refund) && !left) {
-          apply_refund_end(st.items[item.counterparty_id], st.row, item);
-          j.push_back(entry(*st.e, request_context{item.trace_id, st.row.id, 0, 0, false}, st.row, "order", "updated",
-                            r.result == payment_result::ok ? 0 : uint32_t(r.result), st.row.amount_captured));
+        const bool refund_ends = item.kind == uint16_t(kind::refund) && !left;
+        if (refund_ends) apply_refund_end(st.items[item.counterparty_id], st.row, item);
+        j.push_back(entry(*st.e, request_context{item.trace_id, st.row.id, 0, 0, false}, st.row, "order", "updated",
+                          r.result == payment_result::ok ? 0 : uint32_t(r.result), st.row.amount_captured));
+        if (refund_ends) {
           write_refund_end(self, mine, std::move(j), std::move(reply));
           return;
         }
@@ -500,8 +501,6 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
         st.row.updated_ns = st.e->clock();
         rows.push_back(st.row);
         rows.push_back(mine); // the item's final row goes with the order's (see flow.cpp, finish)
-        j.push_back(entry(*st.e, request_context{item.trace_id, st.row.id, 0, 0, false}, st.row, "order", "updated",
-                          r.result == payment_result::ok ? 0 : uint32_t(r.result), st.row.amount_captured));
         order_persist(self, std::move(rows), {}, std::move(j), [self, reply](bool ok) mutable {
           if (!ok) self->state.behind = true;
           reply(ok);
@@ -812,6 +811,13 @@ void boot(gateway_actor* self);
 
 constexpr uint32_t chart_retry_ms = 100; // before the chart of accounts is created again at boot
 
+// The ledger did not take the chart of accounts: boot runs again after chart_retry_ms.
+void chart_again(gateway_actor* self, const std::string& why) {
+  self->state.e->log_error("payments: the ledger did not take the chart of accounts (" + why + "); trying again in " +
+                           std::to_string(chart_retry_ms) + " ms");
+  self->delayed_send(self, std::chrono::milliseconds(chart_retry_ms), flow_down_atom::value);
+}
+
 void take_request(gateway_actor* self, submit_payments_request& req, caf::response_promise rp) {
   // a flow without a trace id gets one, so that `kassa trace` can follow it
   if (req.ctx.trace_id == 0) req.ctx.trace_id = make_u128(self->state.e->clock(), ++self->state.traces);
@@ -977,10 +983,7 @@ void boot(gateway_actor* self) {
             if (r.status != outcome::ok) {
               // every booking names these accounts: nothing runs until the ledger holds them
               // (requests wait, up to orders_inflight_max of them)
-              st.e->log_error("payments: the ledger did not take the chart of accounts (" +
-                              std::string(r.status == outcome::busy ? "busy" : "store unavailable") +
-                              "); trying again in " + std::to_string(chart_retry_ms) + " ms");
-              self->delayed_send(self, std::chrono::milliseconds(chart_retry_ms), flow_down_atom::value);
+              chart_again(self, r.status == outcome::busy ? "busy" : "store unavailable");
               return;
             }
             // resume what a crash cut short, rebuild today's limit counters
@@ -1027,11 +1030,7 @@ void boot(gateway_actor* self) {
             st.queued.clear();
             for (auto& [req, rp] : queued) take_request(self, req, rp);
           },
-          [self](caf::error& err) {
-            self->state.e->log_error("payments: creating the chart of accounts: " + self->system().render(err) +
-                                     "; trying again in " + std::to_string(chart_retry_ms) + " ms");
-            self->delayed_send(self, std::chrono::milliseconds(chart_retry_ms), flow_down_atom::value);
-          });
+          [self](caf::error& err) { chart_again(self, self->system().render(err)); });
 }
 
 } // namespace
