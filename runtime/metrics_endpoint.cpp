@@ -6,6 +6,8 @@
 #include <thread>
 #include <unordered_set>
 
+#include "runtime/io_thread.hpp"
+
 namespace kassa::runtime {
 
 namespace asio = boost::asio;
@@ -175,30 +177,11 @@ metrics_endpoint::~metrics_endpoint() {
     auto scrapes = self->scrapes;
     for (const auto& s : scrapes) s->close();
   });
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (!impl_->io_done.load() && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  impl_->io.stop();
-  impl_->thread.join();
+  join_io_thread(impl_->io, impl_->io_done, impl_->thread);
 }
 
 bool metrics_endpoint::start(std::string& error) {
-  boost::system::error_code ec;
-  const auto address = asio::ip::make_address(impl_->opts.address, ec);
-  if (ec) {
-    error = "metrics.address '" + impl_->opts.address + "' is not an IP address";
-    return false;
-  }
-  tcp::endpoint endpoint(address, impl_->opts.port);
-  impl_->acceptor.open(endpoint.protocol(), ec);
-  if (!ec) impl_->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
-  if (!ec) impl_->acceptor.bind(endpoint, ec);
-  if (!ec) impl_->acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) {
-    error = "cannot listen on " + impl_->opts.address + ":" + std::to_string(impl_->opts.port) + ": " + ec.message();
-    return false;
-  }
+  if (!listen_on(impl_->acceptor, impl_->opts.address, impl_->opts.port, "metrics.address", error)) return false;
   impl_->accept();
   impl_->thread = std::thread([self = impl_.get()] {
     self->io.run();
