@@ -22,6 +22,7 @@
 
 #include "ledger/assert.hpp"
 #include "runtime/client/client.hpp"
+#include "tests/reliability/acked_log.hpp"
 
 using namespace kassa;
 using namespace kassa::ledger;
@@ -75,12 +76,7 @@ std::string hex(u128 v) {
   return "0x" + digits;
 }
 
-std::string field(const std::string& header, const std::string& key) {
-  const size_t at = header.find(" " + key + "=");
-  if (at == std::string::npos) usage("log header has no " + key + ": " + header);
-  const size_t begin = at + key.size() + 2;
-  return header.substr(begin, header.find(' ', begin) - begin);
-}
+std::string field(const std::string& header, const std::string& key) { return test::log_field(header, key, usage); }
 
 // What kassa-bench sent, as far as the stored record can show it; empty when it all agrees.
 std::string mismatch(const transfer& t, const log_header& h) {
@@ -168,24 +164,16 @@ private:
 // Reads one log and hands every transfer of every acknowledged request to the checker.
 // Returns the log's header.
 log_header check_log(const std::string& path, bool resend, transfer_checker& checker) {
-  std::ifstream in(path);
-  if (!in) usage("cannot read " + path);
   log_header h;
-  std::string line;
-  size_t line_number = 0;
-  while (std::getline(in, line)) {
-    ++line_number;
-    const std::string where = path + ":" + std::to_string(line_number);
-    if (line.empty()) continue;
-    if (line[0] == '#') {
-      u128 accounts = 0;
-      if (!parse_u128(field(line, "accounts"), accounts) || !parse_u128(field(line, "transfer_amount"), h.transfer_amount) ||
-          accounts < 2 || accounts > (u128{1} << 40)) {
-        usage(where + ": bad header");
-      }
-      h.accounts = static_cast<uint64_t>(accounts);
-      continue;
+  auto header = [&](const std::string& line, const std::string& where) {
+    u128 accounts = 0;
+    if (!parse_u128(field(line, "accounts"), accounts) || !parse_u128(field(line, "transfer_amount"), h.transfer_amount) ||
+        accounts < 2 || accounts > (u128{1} << 40)) {
+      usage(where + ": bad header");
     }
+    h.accounts = static_cast<uint64_t>(accounts);
+  };
+  test::read_acked_log(path, usage, header, [&](const std::string& line, const std::string& where) {
     if (h.accounts == 0) usage(where + ": a request before the header");
     std::istringstream fields(line);
     std::string first_text, failed_text;
@@ -205,7 +193,7 @@ log_header check_log(const std::string& path, bool resend, transfer_checker& che
       }
     }
     for (size_t i = 0; i < count; ++i) checker.add({first + i, failed.count(i) == 0}, h, resend);
-  }
+  });
   if (h.accounts == 0) usage(path + ": no header (is it an --acked-log of kassa-bench?)");
   return h;
 }

@@ -46,6 +46,7 @@
 #include "ledger/store/payments_store.hpp"
 #include "runtime/client/client.hpp"
 #include "tests/payments_money.hpp"
+#include "tests/reliability/acked_log.hpp"
 
 using namespace kassa;
 namespace lp = kassa::ledger::payments;
@@ -104,36 +105,23 @@ void by_name(const std::string& word, E& out, const char* what, const std::strin
   usage(where + ": unknown " + what + " '" + word + "'");
 }
 
-std::string field(const std::string& header, const std::string& key) {
-  const size_t at = header.find(" " + key + "=");
-  if (at == std::string::npos) usage("log header has no " + key + ": " + header);
-  const size_t begin = at + key.size() + 2;
-  return header.substr(begin, header.find(' ', begin) - begin);
-}
+std::string field(const std::string& header, const std::string& key) { return test::log_field(header, key, usage); }
 
 // Reads the payment lines of one --acked-log (transfer lines are acked_check's).
 log_header read_log(const std::string& path, bool resend, std::vector<logged_command>& out) {
-  std::ifstream in(path);
-  if (!in) usage("cannot read " + path);
   log_header h;
-  std::string line;
-  size_t line_number = 0;
-  while (std::getline(in, line)) {
-    ++line_number;
-    const std::string where = path + ":" + std::to_string(line_number);
-    if (line.empty()) continue;
-    if (line[0] == '#') {
-      if (field(line, "mix") != "payments") usage(where + ": not a payments scenario's log");
-      u128 accounts = 0, ledger = 0;
-      if (!parse_u128(field(line, "accounts"), accounts) || !parse_u128(field(line, "ledger"), ledger) ||
-          !parse_u128(field(line, "funding"), h.funding) || accounts < 2 || accounts > (u128{1} << 40) || ledger == 0 ||
-          ledger > UINT32_MAX) {
-        usage(where + ": bad header");
-      }
-      h.accounts = uint64_t(accounts);
-      h.ledger = uint32_t(ledger);
-      continue;
+  auto header = [&](const std::string& line, const std::string& where) {
+    if (field(line, "mix") != "payments") usage(where + ": not a payments scenario's log");
+    u128 accounts = 0, ledger = 0;
+    if (!parse_u128(field(line, "accounts"), accounts) || !parse_u128(field(line, "ledger"), ledger) ||
+        !parse_u128(field(line, "funding"), h.funding) || accounts < 2 || accounts > (u128{1} << 40) || ledger == 0 ||
+        ledger > UINT32_MAX) {
+      usage(where + ": bad header");
     }
+    h.accounts = uint64_t(accounts);
+    h.ledger = uint32_t(ledger);
+  };
+  test::read_acked_log(path, usage, header, [&](const std::string& line, const std::string& where) {
     if (h.accounts == 0) usage(where + ": a command before the header");
     std::istringstream words(line);
     std::string kind, key, order_id, account, counterparty, amount, provider, result, state;
@@ -160,7 +148,7 @@ log_header read_log(const std::string& path, bool resend, std::vector<logged_com
     p.user_data_64 = user_data_64;
     if (provider != "-") std::memcpy(p.provider, provider.data(), provider.size());
     out.push_back(c);
-  }
+  });
   if (h.accounts == 0) usage(path + ": no header (is it a payments --acked-log of kassa-bench?)");
   return h;
 }
