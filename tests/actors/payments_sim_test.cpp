@@ -115,7 +115,9 @@ void answer(const caf::actor& by, caf::response_promise rp, T x) {
 // One life of the payment core: its stand-ins for the outside world answer only while it lives.
 struct generation {
   bool dead = false;
-  std::set<caf::strong_actor_ptr> seen; // every actor of the core that spoke to a stand-in
+  // every actor of the core that spoke to a stand-in, by id: killed in the order they were
+  // spawned, not by address, so that a seed replays alike in every build
+  std::map<caf::actor_id, caf::strong_actor_ptr> seen;
 };
 using gen_ptr = std::shared_ptr<generation>;
 
@@ -214,7 +216,7 @@ struct world {
 using world_ptr = std::shared_ptr<world>;
 
 void seen(caf::local_actor* self, const gen_ptr& g) {
-  if (auto s = self->current_sender()) g->seen.insert(s);
+  if (auto s = self->current_sender()) g->seen.emplace(s->id(), s);
 }
 
 // The channel stand-in: calls and status queries wait for the simulation; credentials and
@@ -521,7 +523,7 @@ struct sim {
   ~sim() {
     for (auto& g : gens) {
       g->dead = true;
-      for (auto& a : g->seen) caf::anon_send_exit(caf::actor_cast<caf::actor>(a), caf::exit_reason::kill);
+      for (auto& [id, a] : g->seen) caf::anon_send_exit(caf::actor_cast<caf::actor>(a), caf::exit_reason::kill);
     }
     w->calls.clear();
     w->queries.clear();
@@ -537,7 +539,7 @@ struct sim {
     for (int round = 0; round < 10; ++round) {
       size_t n = 0;
       for (auto& g : gens)
-        for (auto& a : g->seen) {
+        for (auto& [id, a] : g->seen) {
           caf::anon_send_exit(caf::actor_cast<caf::actor>(a), caf::exit_reason::kill);
           ++n;
         }
@@ -669,7 +671,7 @@ struct sim {
   void crash_and_restart() {
     ++restarts;
     gen->dead = true;
-    for (auto& a : gen->seen) caf::anon_send_exit(caf::actor_cast<caf::actor>(a), caf::exit_reason::kill);
+    for (auto& [id, a] : gen->seen) caf::anon_send_exit(caf::actor_cast<caf::actor>(a), caf::exit_reason::kill);
     caf::anon_send_exit(gateway, caf::exit_reason::kill);
     w->calls.clear();
     w->queries.clear();
