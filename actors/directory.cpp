@@ -7,6 +7,7 @@
 
 #include "actors/shard.hpp"
 #include "ledger/assert.hpp"
+#include "ledger/state_machine.hpp"
 #include "ledger/system_ids.hpp"
 #include "actors/mailbox.hpp"
 #include "metrics/shared.hpp"
@@ -87,7 +88,6 @@ struct origin {
   work* w;         // null: kassa's own bookkeeping (clearing or sub-account creation)
   uint32_t index;  // the event in w
   int saga = -1;   // index into round::sagas, or -1 for an event applied as it came
-  int leg = -1;    // the leg of that saga
 };
 
 struct shard_batch {
@@ -99,28 +99,11 @@ struct shard_batch {
   std::vector<origin> transfers_origin;
 };
 
-struct leg {
-  uint32_t shard;
-  transfer t;
-  uint32_t event;            // index of the client event in the work
-  uint32_t result = UINT32_MAX; // the shard's code once prepared
-};
-
+// A transfer (or linked chain) across shards, already decided: every event of it applies.
 struct saga_plan {
-  uint64_t id;
   work* w;
   uint32_t first, last; // the client events [first, last] it covers
-  std::vector<leg> legs;
-  bool commit = false;
-  bool resolved = false; // every leg posted or voided
 };
-
-// A saga as the log keeps it: which pending transfer it wrote in which shard.
-store::saga record_of(const saga_plan& s) {
-  store::saga rec{s.id, {}};
-  for (const leg& g : s.legs) rec.legs.push_back(store::saga_leg{g.shard, g.t.id});
-  return rec;
-}
 
 // What the shards hold for one transfer id, gathered by a probe.
 struct held {
@@ -294,6 +277,12 @@ bool view_of(const directory_state& st, const held& h, view& out) {
   return true;
 }
 
+// A transfer across shards exists for clients once both legs stand: posted legs (since format
+// version 2 of the saga log), or pending legs that their saga posted (before it).
+bool visible(const view& v) {
+  return !v.saga || v.status == pending_status::posted || v.status == pending_status::none;
+}
+
 // What an event whose id the shards already hold returns.
 uint32_t existing_result(const transfer& event, const view& v) {
   using R = transfer_result;
@@ -327,34 +316,6 @@ transfer_result fields_check(const transfer& t) {
   return transfer_check_fields(t);
 }
 
-transfer_result accounts_check(const transfer& t, const account* dr, const account* cr) {
-  using R = transfer_result;
-  if (dr == nullptr) return R::debit_account_not_found;
-  if (cr == nullptr) return R::credit_account_not_found;
-  if (dr->ledger != cr->ledger) return R::accounts_must_have_the_same_ledger;
-  if (t.ledger != dr->ledger) return R::transfer_must_have_the_same_ledger_as_accounts;
-  if (has(dr->flags, account_closed)) return R::debit_account_already_closed;
-  if (has(cr->flags, account_closed)) return R::credit_account_already_closed;
-  // The balance limits as of the round's start. The legs check them again exactly; checking
-  // here first answers most refusals without writing (and voiding) a leg, which would use up
-  // the id.
-  if (has(dr->flags, account_debits_must_not_exceed_credits)) {
-    u128 need;
-    if (add_checked(dr->debits_pending, dr->debits_posted, need) && add_checked(need, t.amount, need) &&
-        need > dr->credits_posted) {
-      return R::exceeds_credits;
-    }
-  }
-  if (has(cr->flags, account_credits_must_not_exceed_debits)) {
-    u128 need;
-    if (add_checked(cr->credits_pending, cr->credits_posted, need) && add_checked(need, t.amount, need) &&
-        need > cr->debits_posted) {
-      return R::exceeds_debits;
-    }
-  }
-  return R::ok;
-}
-
 // ------------------------------------------------------------------------------ round
 
 struct round_state {
@@ -368,6 +329,12 @@ struct round_state {
   uint64_t now = 0;                                        // the clock when the round began
   std::vector<std::pair<u128, uint32_t>> subs_to_create;   // (parent, index)
   std::unordered_set<u128, u128_hash> subs_planned;        // their ids
+  // The single-shard state machine over the accounts the round names, as the probe found
+  // them: it decides every transfer the round plans (but posts and voids), in request order,
+  // so a later event sees what an earlier one did, wherever the accounts live.
+  std::unique_ptr<state_machine> model;
+  bool resolves = false;   // a post or void is planned: no saga joins this round
+  uint64_t redo_id = 0;    // the saga log record of the round, when it has sagas
 };
 using round_ptr = std::shared_ptr<round_state>;
 
@@ -396,6 +363,18 @@ void fail_chain(work& w, uint32_t first, uint32_t last, uint32_t failed_at, uint
 const account* account_in(const round_state& r, u128 id) {
   auto it = r.accounts.find(id);
   return it == r.accounts.end() ? nullptr : &it->second;
+}
+
+// A sub-account as kassa creates it.
+account sub_account_row(u128 parent, uint32_t index, uint32_t ledger) {
+  account a{};
+  a.id = sid::sub(parent, index);
+  a.user_data_128 = parent;
+  a.user_data_32 = index;
+  a.ledger = ledger;
+  a.code = sid::sub_code;
+  a.flags = account_debits_must_not_exceed_credits; // a sweep can never overdraw it
+  return a;
 }
 
 // The sub-account a plain credit to a split hot account lands on, or 0 when it lands on the
@@ -429,6 +408,9 @@ u128 hot_target(directory_actor* self, round_state& r, const transfer& t) {
     h.created[index] = true; // created in this round, before the transfers of its shard
     r.subs_to_create.emplace_back(t.credit_account_id, index);
   }
+  // The round's model knows every sub-account a credit may land on: the probe read those
+  // that exist; one created in this round starts empty.
+  if (r.model->account_find(sub) == nullptr) r.model->account_load(sub_account_row(t.credit_account_id, index, h.ledger));
   return sub;
 }
 
@@ -608,8 +590,17 @@ void plan_transfers(directory_actor* self, round_state& r, work& w) {
       spans = spans || dr_shard[k] != dr_shard[0] || cr_shard[k] != dr_shard[0];
     }
 
-    if (!spans) {
-      // Everything in one shard: it applies the unit as it came, with its own exact rules.
+    bool resolves = false;
+    for (const transfer& t : eff) resolves = resolves || has(t.flags, transfer_post_pending | transfer_void_pending);
+    // A post or void depends on its pending transfer's deadline, which the shard judges at
+    // its own clock: it never shares a round with a saga, whose legs must all apply.
+    if ((resolves && !r.sagas.empty()) || (spans && r.resolves)) break;
+
+    if (!spans && (resolves || r.resolves)) {
+      // Posts and voids within one shard: the shard applies the unit as it came, with its own
+      // exact rules (and its clock for deadlines). The model does not learn what they did, so
+      // every later unit of the round goes to its shard the same way.
+      r.resolves = true;
       bool refused = false;
       for (size_t k = 0; k < eff.size() && !refused; ++k) {
         if (refuse[k] != 0) {
@@ -627,43 +618,59 @@ void plan_transfers(directory_actor* self, round_state& r, work& w) {
       continue;
     }
 
-    // Across shards: only plain transfers, checked here (fields, accounts) so that the legs
-    // fail only on balances; then one saga of pending legs.
-    uint32_t code = 0;
-    size_t at = 0;
-    for (size_t k = 0; k < eff.size() && code == 0; ++k) {
-      const transfer& t = eff[k];
-      const transfer& original = ev[i + k];
-      R c = refuse[k] != 0 ? static_cast<R>(refuse[k]) : fields_check(original);
-      if (c == R::ok && (t.flags & ~plain_flags) != 0) c = R::not_supported_across_shards;
-      if (c == R::ok) c = accounts_check(original, account_in(r, original.debit_account_id),
-                                         account_in(r, original.credit_account_id));
-      if (c == R::ok && !sys[k]) {
-        if (sid::reserved(original.id)) c = R::id_must_not_be_reserved;
-        else if (sid::reserved(original.debit_account_id) || sid::reserved(original.credit_account_id)) {
-          c = R::accounts_must_not_be_reserved;
+    if (spans) {
+      // Across shards: plain transfers only (for now). What the model cannot judge as one
+      // shard would is answered here, before it.
+      uint32_t code = 0;
+      size_t at = 0;
+      for (size_t k = 0; k < eff.size() && code == 0; ++k) {
+        R c = refuse[k] != 0 ? static_cast<R>(refuse[k]) : fields_check(ev[i + k]);
+        if (c == R::ok && (eff[k].flags & ~plain_flags) != 0) c = R::not_supported_across_shards;
+        if (c != R::ok) {
+          code = static_cast<uint32_t>(c);
+          at = k;
         }
       }
-      if (c != R::ok) {
-        code = static_cast<uint32_t>(c);
-        at = k;
+      if (code != 0) {
+        if (!chain) w.results[i] = code;
+        else fail_chain(w, static_cast<uint32_t>(i), static_cast<uint32_t>(j), static_cast<uint32_t>(i + at), code);
+        i = j + 1;
+        continue;
       }
     }
-    if (code != 0) {
-      if (!chain) w.results[i] = code;
-      else fail_chain(w, static_cast<uint32_t>(i), static_cast<uint32_t>(j), static_cast<uint32_t>(i + at), code);
+
+    // The model decides the unit exactly as one shard would, after everything the round
+    // planned before it. A refused unit is answered here and written nowhere.
+    const auto decided = r.model->create_transfers(eff.data(), eff.size(), r.now, sys.data());
+    bool accepted = true;
+    for (size_t k = 0; k < decided.size(); ++k) {
+      w.results[i + k] = static_cast<uint32_t>(decided[k]);
+      accepted = accepted && decided[k] == R::ok;
+    }
+    if (!accepted) {
+      i = j + 1;
+      continue;
+    }
+    if (!spans) {
+      for (size_t k = 0; k < eff.size(); ++k) {
+        add_transfer(r, dr_shard[0], eff[k], sys[k] != 0, origin{&w, static_cast<uint32_t>(i + k)});
+      }
       i = j + 1;
       continue;
     }
 
-    saga_plan saga{st.saga_next++, &w, static_cast<uint32_t>(i), static_cast<uint32_t>(j), {}};
+    // A saga: each event across shards becomes two posted legs through the clearing accounts
+    // of the pair, one in each shard, with the client's id; an event within one shard applies
+    // there as it came. Every leg applies: the model has judged them all.
+    const int saga_index = static_cast<int>(r.sagas.size());
+    r.sagas.push_back(saga_plan{&w, static_cast<uint32_t>(i), static_cast<uint32_t>(j)});
     for (size_t k = 0; k < eff.size(); ++k) {
       transfer base = eff[k];
-      base.flags = transfer_pending;
-      base.timeout = 0;
+      base.flags = static_cast<uint16_t>(base.flags & ~transfer_linked);
       const uint32_t a = dr_shard[k], b = cr_shard[k];
+      const origin o{&w, static_cast<uint32_t>(i + k), saga_index};
       if (a == b) {
-        saga.legs.push_back(leg{a, base, static_cast<uint32_t>(i + k)});
+        add_transfer(r, a, base, sys[k] != 0, o);
         continue;
       }
       ensure_clearing(self, r, a, b, base.ledger);
@@ -672,20 +679,9 @@ void plan_transfers(directory_actor* self, round_state& r, work& w) {
       debit_leg.credit_account_id = sid::clearing(a, b, base.ledger);
       transfer credit_leg = base;
       credit_leg.debit_account_id = sid::clearing(b, a, base.ledger);
-      saga.legs.push_back(leg{a, debit_leg, static_cast<uint32_t>(i + k)});
-      saga.legs.push_back(leg{b, credit_leg, static_cast<uint32_t>(i + k)});
+      add_transfer(r, a, debit_leg, true, o);
+      add_transfer(r, b, credit_leg, true, o);
     }
-    // The legs a shard holds form one linked chain there: all or nothing per shard, and the
-    // saga makes it all or nothing across shards.
-    std::vector<int> last_in_shard(n, -1);
-    for (size_t l = 0; l < saga.legs.size(); ++l) last_in_shard[saga.legs[l].shard] = static_cast<int>(l);
-    const int saga_index = static_cast<int>(r.sagas.size());
-    for (size_t l = 0; l < saga.legs.size(); ++l) {
-      leg& g = saga.legs[l];
-      if (static_cast<int>(l) != last_in_shard[g.shard]) g.t.flags |= transfer_linked;
-      add_transfer(r, g.shard, g.t, true, origin{&w, g.event, saga_index, static_cast<int>(l)});
-    }
-    r.sagas.push_back(std::move(saga));
     i = j + 1;
   }
   w.cursor = i;
@@ -695,14 +691,7 @@ void plan_transfers(directory_actor* self, round_state& r, work& w) {
 // transfers of their shards (create_accounts reaches a shard before create_transfers).
 void plan_sub_accounts(directory_actor* self, round_state& r) {
   for (const auto& [parent, index] : r.subs_to_create) {
-    const hot_state& h = self->state.hot[parent];
-    account a{};
-    a.id = sid::sub(parent, index);
-    a.user_data_128 = parent;
-    a.user_data_32 = index;
-    a.ledger = h.ledger;
-    a.code = sid::sub_code;
-    a.flags = account_debits_must_not_exceed_credits; // a sweep can never overdraw it
+    const account a = sub_account_row(parent, index, self->state.hot[parent].ledger);
     self->state.sub_parent[a.id] = parent;
     add_account(r, shard_of(a.id, self->state.shards), a, true, origin{nullptr, 0});
   }
@@ -778,68 +767,25 @@ void round_fail(directory_actor* self, round_ptr r, outcome why) {
   round_finish(self, r);
 }
 
-// Posts (commit) or voids (abort) the legs of the round's sagas that the shards applied.
-void round_resolve(directory_actor* self, round_ptr r) {
-  auto& st = self->state;
-  std::vector<shard_batch> batches(st.shards);
-  std::vector<std::vector<std::pair<int, int>>> which(st.shards); // (saga, leg)
-  for (size_t s = 0; s < r->sagas.size(); ++s) {
-    saga_plan& saga = r->sagas[s];
-    for (size_t l = 0; l < saga.legs.size(); ++l) {
-      const leg& g = saga.legs[l];
-      if (g.result != 0) continue; // not applied: nothing to resolve
-      transfer t{};
-      t.id = sid::transfer(system_sequence_next(self));
-      t.pending_id = g.t.id;
-      t.flags = saga.commit ? transfer_post_pending : transfer_void_pending;
-      batches[g.shard].transfers.push_back(t);
-      batches[g.shard].transfers_system.push_back(1);
-      which[g.shard].emplace_back(static_cast<int>(s), static_cast<int>(l));
+// The round's redo record: kassa's own accounts and every transfer, per shard in apply order.
+store::saga redo_record(const round_state& r, uint64_t id) {
+  store::saga rec;
+  rec.id = id;
+  for (uint32_t s = 0; s < r.batches.size(); ++s) {
+    const shard_batch& b = r.batches[s];
+    for (size_t k = 0; k < b.accounts.size(); ++k) {
+      if (b.accounts_origin[k].w == nullptr) rec.accounts.push_back({s, 1, b.accounts[k]});
     }
+    for (size_t k = 0; k < b.transfers.size(); ++k) rec.transfers.push_back({s, b.transfers_system[k], b.transfers[k]});
   }
-  std::vector<std::pair<uint32_t, create_transfers_request>> requests;
-  for (uint32_t s = 0; s < st.shards; ++s) {
-    if (batches[s].transfers.empty()) continue;
-    requests.emplace_back(s, create_transfers_request{request_context{}, std::move(batches[s].transfers),
-                                                      std::move(batches[s].transfers_system)});
-  }
-  fan_out<create_reply>(self, std::move(requests),
-                        [self, r, which](std::vector<std::pair<uint32_t, create_reply>>& replies) {
-    auto& st = self->state;
-    std::vector<bool> saga_ok(r->sagas.size(), true);
-    for (auto& [shard, reply] : replies) {
-      if (reply.status != outcome::ok) {
-        for (auto [s, l] : which[shard]) saga_ok[s] = false;
-        continue;
-      }
-      for (const event_result& f : reply.failures) {
-        auto [s, l] = which[shard][f.index];
-        saga_ok[s] = false;
-        st.opts.log_error("a saga leg could not be resolved; it stays in the saga log",
-                          "leg=" + to_string_u128(r->sagas[s].legs[l].t.id) + " code=" +
-                              std::string(name(static_cast<transfer_result>(f.code))));
-      }
-    }
-    for (size_t s = 0; s < r->sagas.size(); ++s) {
-      saga_plan& saga = r->sagas[s];
-      if (saga_ok[s]) {
-        st.sagas_done.push_back(saga.id);
-        continue;
-      }
-      st.unresolved.push_back(record_of(saga));
-      // Not acknowledged: the retry between rounds (or recovery) finishes it.
-      if (saga.commit) saga.w->status = outcome::store_unavailable;
-    }
-    round_finish(self, r);
-  });
+  return rec;
 }
 
-// The shards answered the round's batches: local results go to their requests, leg results
-// decide each saga.
+// The shards answered the round's batches: their results go to the requests; a round with
+// sagas leaves the saga log once every shard holds its part.
 void round_applied(directory_actor* self, round_ptr r,
                    std::vector<std::pair<uint32_t, create_reply>>& account_replies,
                    std::vector<std::pair<uint32_t, create_reply>>& transfer_replies) {
-  using R = transfer_result;
   auto& st = self->state;
   bool accounts_ok = true;
   for (auto& [shard, reply] : account_replies) accounts_ok = accounts_ok && reply.status == outcome::ok;
@@ -862,53 +808,46 @@ void round_applied(directory_actor* self, round_ptr r,
       }
     }
   }
+  // Every transfer a shard was sent was decided already (posts and voids by the shard
+  // itself): a refusal of one the directory decided means the two disagree.
+  bool shard_failed = false, disagreed = false;
   for (auto& [shard, reply] : transfer_replies) {
     auto& origins = r->batches[shard].transfers_origin;
-    for (size_t k = 0; k < origins.size(); ++k) {
-      const origin& o = origins[k];
-      if (o.saga >= 0) r->sagas[o.saga].legs[o.leg].result = 0;
-    }
     if (reply.status != outcome::ok) {
-      for (const origin& o : origins) {
-        if (o.saga >= 0) r->sagas[o.saga].legs[o.leg].result = static_cast<uint32_t>(R::linked_event_failed);
-        o.w->status = reply.status;
-      }
+      shard_failed = true;
+      for (const origin& o : origins) o.w->status = reply.status;
       continue;
     }
     for (const event_result& f : reply.failures) {
       const origin& o = origins[f.index];
-      if (o.saga >= 0) r->sagas[o.saga].legs[o.leg].result = f.code;
-      else o.w->results[o.index] = f.code;
-    }
-  }
-  for (saga_plan& saga : r->sagas) {
-    // The first event whose leg failed for a reason of its own (not linked_event_failed)
-    // carries that reason; every other event of the unit is linked_event_failed.
-    uint32_t failed_at = UINT32_MAX, code = 0;
-    bool any_failed = false;
-    for (const leg& g : saga.legs) {
-      if (g.result == 0) continue;
-      any_failed = true;
-      if (g.result != static_cast<uint32_t>(R::linked_event_failed) && g.event < failed_at) {
-        failed_at = g.event;
-        code = g.result;
+      const transfer& t = r->batches[shard].transfers[f.index];
+      if (!r->resolves || o.saga >= 0) {
+        disagreed = true;
+        st.opts.log_error("a shard refused a transfer the directory had decided",
+                          "shard=" + std::to_string(shard) + " id=" + to_string_u128(t.id) + " code=" +
+                              std::string(name(static_cast<transfer_result>(f.code))));
       }
+      if (o.saga < 0 || o.w->results[o.index] == 0) o.w->results[o.index] = f.code;
     }
-    saga.commit = !any_failed;
-    if (!any_failed) continue;
-    if (failed_at == UINT32_MAX) { // only linked_event_failed: a shard refused the request
-      failed_at = saga.first;
-      code = static_cast<uint32_t>(R::linked_event_failed);
+  }
+  if (r->redo_id != 0) {
+    if (disagreed) {
+      // Part of a saga may stand in one shard only: stop changing anything until an operator
+      // has looked (kassa verify shows where the clearing accounts disagree).
+      st.opts.log_error("a saga could not be applied whole; refusing changes",
+                        "saga=" + std::to_string(r->redo_id));
+      st.failed = true;
+      for (auto& w : r->works) w->status = outcome::store_unavailable;
+    } else if (shard_failed) {
+      // Not acknowledged: the round is applied again between rounds (or at recovery) until
+      // every shard holds its part.
+      st.unresolved.push_back(redo_record(*r, r->redo_id));
+      for (auto& w : r->works) w->status = outcome::store_unavailable;
+    } else {
+      st.sagas_done.push_back(r->redo_id);
     }
-    const bool chain = saga.last > saga.first || has(saga.w->transfer_events[saga.first].flags, transfer_linked);
-    if (!chain) saga.w->results[saga.first] = code;
-    else fail_chain(*saga.w, saga.first, saga.last, failed_at, code);
   }
-  if (r->sagas.empty()) {
-    round_finish(self, r);
-    return;
-  }
-  round_resolve(self, r);
+  round_finish(self, r);
 }
 
 void round_apply(directory_actor* self, round_ptr r) {
@@ -946,6 +885,8 @@ void round_apply(directory_actor* self, round_ptr r) {
 void round_plan(directory_actor* self, round_ptr r) {
   auto& st = self->state;
   r->batches.assign(st.shards, shard_batch{});
+  r->model = std::make_unique<state_machine>();
+  for (const auto& [id, a] : r->accounts) r->model->account_load(a);
   for (auto& w : r->works) {
     if (w->accounts) plan_accounts(self, *r, *w);
   }
@@ -953,9 +894,15 @@ void round_plan(directory_actor* self, round_ptr r) {
     if (!w->accounts) plan_transfers(self, *r, *w);
   }
   plan_sub_accounts(self, *r);
-  // The saga log holds every leg before any shard applies one: recovery finds them all.
+  r->model.reset();
+  // A round with sagas is written to the saga log whole before any shard applies any of it:
+  // a leg may need what an earlier event of the round brought its account, so recovery
+  // applies the round's every shard part again, not the legs alone.
   std::vector<store::saga> add;
-  for (const saga_plan& s : r->sagas) add.push_back(record_of(s));
+  if (!r->sagas.empty()) {
+    r->redo_id = st.saga_next++;
+    add.push_back(redo_record(*r, r->redo_id));
+  }
   log_write(self, std::move(add), [self, r](bool ok) {
     if (ok) round_apply(self, r);
     else round_fail(self, r, outcome::store_unavailable);
@@ -967,6 +914,11 @@ void round_plan(directory_actor* self, round_ptr r) {
 void round_start(directory_actor* self) {
   auto& st = self->state;
   if (st.round_busy || st.queue.empty() || !st.ready) return;
+  // A round whose shards did not all take their part is applied again first (the timer
+  // retries it): until then its transfers stand in some shards only.
+  for (const store::saga& s : st.unresolved) {
+    if (s.redo()) return;
+  }
   st.round_busy = true;
   auto r = std::make_shared<round_state>();
   size_t events = 0;
@@ -998,6 +950,7 @@ void round_start(directory_actor* self) {
   // the accounts the transfers name from their own shards.
   std::vector<u128> ids;
   std::vector<std::vector<u128>> account_ids(st.shards);
+  std::unordered_set<u128, u128_hash> hot_asked;
   for (auto& w : r->works) {
     if (w->accounts) continue;
     for (size_t k = w->cursor; k < w->transfer_events.size(); ++k) {
@@ -1006,6 +959,14 @@ void round_start(directory_actor* self) {
       if (t.pending_id != 0) ids.push_back(t.pending_id);
       for (u128 a : {t.debit_account_id, t.credit_account_id}) {
         if (a != 0 && a != u128_max) account_ids[shard_of(a, st.shards)].push_back(a);
+      }
+      // The sub-accounts a credit to a split account may land on, for the round's model.
+      if (auto h = st.hot.find(t.credit_account_id); h != st.hot.end() && hot_asked.insert(t.credit_account_id).second) {
+        for (uint32_t i = 0; i < h->second.created.size(); ++i) {
+          if (!h->second.created[i]) continue;
+          const u128 sub = sid::sub(t.credit_account_id, i);
+          account_ids[shard_of(sub, st.shards)].push_back(sub);
+        }
       }
     }
   }
@@ -1148,7 +1109,7 @@ caf::response_promise lookup_transfers(directory_actor* self, lookup_transfers_r
       view v;
       if (!view_of(self->state, it->second, v)) continue;
       // A saga's transfer exists for clients once posted; an aborted one never did.
-      if (v.saga && v.status != pending_status::posted) continue;
+      if (!visible(v)) continue;
       out.transfers.push_back(v.t);
     }
     rp.deliver(std::move(out));
@@ -1209,7 +1170,7 @@ void history_step(directory_actor* self, std::shared_ptr<history_walk> walk, caf
                 if (is_clearing(t.credit_account_id) || is_clearing(t.debit_account_id)) {
                   auto it = probed.find(t.id);
                   view v;
-                  if (it == probed.end() || !view_of(st, it->second, v) || v.status != pending_status::posted) continue;
+                  if (it == probed.end() || !view_of(st, it->second, v) || !visible(v)) continue;
                   shown = v.t;
                   shown.timestamp = t.timestamp; // this shard's order, for paging
                 } else {
@@ -1250,7 +1211,104 @@ caf::response_promise account_transfers(directory_actor* self, account_transfers
 // Finishes sagas from the log (at start) or whose resolution failed (later): every leg
 // applied and none voided or expired -> post the pending ones; otherwise void them. Calls
 // `done(ok)` when every leg is resolved (ok) or something could not be read or written.
+void resolve_legs(directory_actor* self, std::vector<store::saga> sagas, std::function<void(bool)> done);
+
+// Applies redo records again, one after the other in id order: every shard is sent its part
+// (kassa's own accounts, then the transfers) and each event must answer ok or exists, since
+// the directory decided them all before the record was written.
+void redo_logged(directory_actor* self, std::shared_ptr<std::vector<store::saga>> records, size_t next,
+                 std::function<void(bool)> done) {
+  auto& st = self->state;
+  if (next == records->size()) {
+    done(true);
+    return;
+  }
+  const store::saga& rec = (*records)[next];
+  std::vector<create_accounts_request> accounts(st.shards);
+  std::vector<create_transfers_request> transfers(st.shards);
+  for (const auto& a : rec.accounts) {
+    if (a.shard >= st.shards) {
+      st.opts.log_error("the saga log names a shard this configuration lacks",
+                        "saga=" + std::to_string(rec.id) + " shard=" + std::to_string(a.shard));
+      done(false);
+      return;
+    }
+    accounts[a.shard].events.push_back(a.value);
+    accounts[a.shard].system.push_back(a.system);
+  }
+  for (const auto& t : rec.transfers) {
+    if (t.shard >= st.shards) {
+      st.opts.log_error("the saga log names a shard this configuration lacks",
+                        "saga=" + std::to_string(rec.id) + " shard=" + std::to_string(t.shard));
+      done(false);
+      return;
+    }
+    transfers[t.shard].events.push_back(t.value);
+    transfers[t.shard].system.push_back(t.system);
+  }
+  std::vector<std::pair<uint32_t, create_accounts_request>> account_requests;
+  std::vector<std::pair<uint32_t, create_transfers_request>> transfer_requests;
+  for (uint32_t s = 0; s < st.shards; ++s) {
+    if (!accounts[s].events.empty()) account_requests.emplace_back(s, std::move(accounts[s]));
+    if (!transfers[s].events.empty()) transfer_requests.emplace_back(s, std::move(transfers[s]));
+  }
+  const uint64_t id = rec.id;
+  auto ok = std::make_shared<bool>(true);
+  auto left = std::make_shared<int>(2);
+  auto both = [self, records, next, done, ok, left, id] {
+    if (--*left != 0) return;
+    if (!*ok) {
+      done(false);
+      return;
+    }
+    self->state.sagas_done.push_back(id);
+    redo_logged(self, records, next + 1, done);
+  };
+  // Accounts first: a shard takes its create_accounts before its create_transfers.
+  fan_out<create_reply>(self, std::move(account_requests), [self, ok, both, id](auto& replies) {
+    for (auto& [shard, reply] : replies) {
+      *ok = *ok && reply.status == outcome::ok;
+      for (const event_result& f : reply.failures) {
+        if (f.code == static_cast<uint32_t>(account_result::exists)) continue;
+        *ok = false;
+        self->state.opts.log_error("a saga's account could not be created again",
+                                   "saga=" + std::to_string(id) + " shard=" + std::to_string(shard) +
+                                       " code=" + std::string(name(static_cast<account_result>(f.code))));
+      }
+    }
+    both();
+  });
+  fan_out<create_reply>(self, std::move(transfer_requests), [self, ok, both, id](auto& replies) {
+    for (auto& [shard, reply] : replies) {
+      *ok = *ok && reply.status == outcome::ok;
+      for (const event_result& f : reply.failures) {
+        if (f.code == static_cast<uint32_t>(transfer_result::exists)) continue;
+        *ok = false;
+        self->state.opts.log_error("a saga's transfer could not be applied again",
+                                   "saga=" + std::to_string(id) + " shard=" + std::to_string(shard) +
+                                       " code=" + std::string(name(static_cast<transfer_result>(f.code))));
+      }
+    }
+    both();
+  });
+}
+
+// Finishes what the saga log holds: records of pending legs (format version 1) by their rule,
+// then redo records applied again.
 void resolve_logged(directory_actor* self, std::vector<store::saga> sagas, std::function<void(bool)> done) {
+  std::vector<store::saga> legs;
+  auto redo = std::make_shared<std::vector<store::saga>>();
+  for (auto& s : sagas) (s.redo() ? *redo : legs).push_back(std::move(s));
+  resolve_legs(self, std::move(legs), [self, redo, done](bool ok) {
+    if (!ok) {
+      done(false);
+      return;
+    }
+    redo_logged(self, redo, 0, done);
+  });
+}
+
+void resolve_legs(directory_actor* self, std::vector<store::saga> sagas, std::function<void(bool)> done) {
   auto& st = self->state;
   std::vector<std::vector<u128>> leg_ids(st.shards);
   for (const auto& s : sagas) {

@@ -16,17 +16,21 @@ namespace kassa::ledger::store {
 
 namespace {
 
-// Bumped on any incompatible change of the tables below; open() refuses any other version.
-constexpr uint64_t saga_format_version = 1;
-
 constexpr const char* dbi_sagas = "sagas"; // saga id (8 B, big-endian) -> record (below)
 constexpr const char* dbi_meta = "meta";   // ASCII name -> u64 LE
 constexpr const char* meta_format_version = "format_version";
 // The largest saga id ever written: ids stay unique after every record was removed.
 constexpr const char* meta_id_last = "id_last";
 
-// A record, little-endian: u32 leg count, then per leg u32 shard and the 16-byte pending
-// transfer id, then the CRC-32C of every byte before it.
+// A record of format version 1, little-endian: u32 leg count, then per leg u32 shard and the
+// 16-byte pending transfer id, then the CRC-32C of every byte before it.
+// Format version 2 puts a kind byte first: kind_legs, then the version 1 bytes (the CRC
+// covering the kind byte too); or kind_redo, then u32 account count, u32 transfer count, per
+// account u32 shard, u8 system and the 128-byte account, per transfer the same with the
+// 128-byte transfer, then the CRC-32C.
+constexpr uint8_t kind_legs = 1;
+constexpr uint8_t kind_redo = 2;
+constexpr size_t redo_event_bytes = 4 + 1 + 128;
 constexpr size_t record_head_bytes = 4;
 constexpr size_t record_leg_bytes = 4 + 16;
 constexpr size_t record_crc_bytes = 4;
@@ -64,38 +68,15 @@ error corrupt(MDB_env* env, const std::string& what) {
                                        "; restore the data directory from a backup");
 }
 
-void record_encode(const saga& s, std::vector<uint8_t>& out) {
-  KASSA_ASSERT(s.legs.size() <= UINT32_MAX);
-  const uint32_t count = uint32_t(s.legs.size());
-  out.resize(record_head_bytes + count * record_leg_bytes + record_crc_bytes);
-  uint8_t* p = out.data();
-  std::memcpy(p, &count, 4);
-  p += 4;
-  for (const saga_leg& leg : s.legs) {
-    std::memcpy(p, &leg.shard, 4);
-    std::memcpy(p + 4, &leg.id, 16);
-    p += record_leg_bytes;
-  }
-  const uint32_t crc = crc32c(out.data(), size_t(p - out.data()));
-  std::memcpy(p, &crc, 4);
-  KASSA_ASSERT(size_t(p + 4 - out.data()) == out.size());
-}
-
-// An empty string when `v` decodes into `out`, else what is wrong with it.
-std::string record_decode(const MDB_val& v, saga& out) {
-  const auto* p = static_cast<const uint8_t*>(v.mv_data);
-  const size_t size = v.mv_size;
-  if (size < record_head_bytes + record_crc_bytes ||
-      (size - record_head_bytes - record_crc_bytes) % record_leg_bytes != 0)
-    return "its record has a bad length (" + std::to_string(size) + " bytes)";
-  uint32_t count, crc_stored;
+// The version 1 bytes of a legs record (without CRC) from `p`; `size` excludes the CRC.
+std::string legs_decode(const uint8_t* p, size_t size, saga& out) {
+  if (size < record_head_bytes || (size - record_head_bytes) % record_leg_bytes != 0)
+    return "its record has a bad length (" + std::to_string(size + record_crc_bytes) + " bytes)";
+  uint32_t count;
   std::memcpy(&count, p, 4);
-  std::memcpy(&crc_stored, p + size - record_crc_bytes, 4);
-  const uint32_t crc = crc32c(p, size - record_crc_bytes);
-  if (crc != crc_stored) return "its record fails its checksum";
-  if (uint64_t(count) * record_leg_bytes != size - record_head_bytes - record_crc_bytes)
-    return "its record holds " + std::to_string(count) + " legs in " + std::to_string(size) +
-           " bytes";
+  if (uint64_t(count) * record_leg_bytes != size - record_head_bytes)
+    return "its record holds " + std::to_string(count) + " legs in " +
+           std::to_string(size + record_crc_bytes) + " bytes";
   out.legs.resize(count);
   p += record_head_bytes;
   for (saga_leg& leg : out.legs) {
@@ -106,6 +87,118 @@ std::string record_decode(const MDB_val& v, saga& out) {
   return {};
 }
 
+std::string redo_decode(const uint8_t* p, size_t size, saga& out) {
+  if (size < 8) return "its redo record has a bad length (" + std::to_string(size) + " bytes)";
+  uint32_t accounts, transfers;
+  std::memcpy(&accounts, p, 4);
+  std::memcpy(&transfers, p + 4, 4);
+  if ((uint64_t(accounts) + transfers) * redo_event_bytes != size - 8)
+    return "its redo record holds " + std::to_string(accounts) + " accounts and " +
+           std::to_string(transfers) + " transfers in " + std::to_string(size) + " bytes";
+  p += 8;
+  out.accounts.resize(accounts);
+  for (saga_account& a : out.accounts) {
+    std::memcpy(&a.shard, p, 4);
+    a.system = p[4];
+    std::memcpy(static_cast<void*>(&a.value), p + 5, 128);
+    p += redo_event_bytes;
+  }
+  out.transfers.resize(transfers);
+  for (saga_transfer& t : out.transfers) {
+    std::memcpy(&t.shard, p, 4);
+    t.system = p[4];
+    std::memcpy(static_cast<void*>(&t.value), p + 5, 128);
+    p += redo_event_bytes;
+  }
+  return {};
+}
+
+void record_encode(const saga& s, std::vector<uint8_t>& out) {
+  out.clear();
+  auto put32 = [&out](uint32_t v) {
+    const size_t at = out.size();
+    out.resize(at + 4);
+    std::memcpy(out.data() + at, &v, 4);
+  };
+  auto put_event = [&out, &put32](uint32_t shard, uint8_t system, const void* value) {
+    put32(shard);
+    out.push_back(system);
+    const size_t at = out.size();
+    out.resize(at + 128);
+    std::memcpy(out.data() + at, value, 128);
+  };
+  if (!s.redo()) {
+    KASSA_ASSERT(s.legs.size() <= UINT32_MAX && s.accounts.empty() && s.transfers.empty());
+    out.push_back(kind_legs);
+    put32(uint32_t(s.legs.size()));
+    for (const saga_leg& leg : s.legs) {
+      put32(leg.shard);
+      const size_t at = out.size();
+      out.resize(at + 16);
+      std::memcpy(out.data() + at, &leg.id, 16);
+    }
+  } else {
+    KASSA_ASSERT(s.accounts.size() <= UINT32_MAX && s.transfers.size() <= UINT32_MAX);
+    out.push_back(kind_redo);
+    put32(uint32_t(s.accounts.size()));
+    put32(uint32_t(s.transfers.size()));
+    for (const saga_account& a : s.accounts) put_event(a.shard, a.system, &a.value);
+    for (const saga_transfer& t : s.transfers) put_event(t.shard, t.system, &t.value);
+  }
+  put32(crc32c(out.data(), out.size()));
+}
+
+// An empty string when `v` (a record of format version `version`) decodes into `out`, else
+// what is wrong with it.
+std::string record_decode(const MDB_val& v, saga& out, uint64_t version = saga_format_version) {
+  const auto* p = static_cast<const uint8_t*>(v.mv_data);
+  const size_t size = v.mv_size;
+  if (size < 1 + record_crc_bytes) return "its record has a bad length (" + std::to_string(size) + " bytes)";
+  // The length first (a cut record is a bad length, not a bad checksum), then the checksum.
+  const size_t body = size - (version == 1 ? 0 : 1) - record_crc_bytes;
+  const uint8_t kind = version == 1 ? kind_legs : p[0];
+  if (kind == kind_legs && (body < record_head_bytes || (body - record_head_bytes) % record_leg_bytes != 0))
+    return "its record has a bad length (" + std::to_string(size) + " bytes)";
+  if (kind == kind_redo && (body < 8 || (body - 8) % redo_event_bytes != 0))
+    return "its record has a bad length (" + std::to_string(size) + " bytes)";
+  uint32_t crc_stored;
+  std::memcpy(&crc_stored, p + size - record_crc_bytes, 4);
+  if (crc32c(p, size - record_crc_bytes) != crc_stored) return "its record fails its checksum";
+  if (version == 1) return legs_decode(p, body, out);
+  if (p[0] == kind_legs) return legs_decode(p + 1, body, out);
+  if (p[0] == kind_redo) return redo_decode(p + 1, body, out);
+  return "its record has an unknown kind " + std::to_string(p[0]);
+}
+
+// Rewrites every record of format version 1 in the format of this version, in the open
+// transaction (so an upgrade is whole or not at all).
+int upgrade_from_1(MDB_txn* txn, MDB_dbi sagas, std::string& problem) {
+  std::vector<std::pair<std::vector<uint8_t>, std::vector<uint8_t>>> rewritten;
+  {
+    cursor_guard c;
+    int rc = mdb_cursor_open(txn, sagas, &c.cursor);
+    if (rc != 0) return rc;
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(c.cursor, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(c.cursor, &k, &v, MDB_NEXT)) {
+      saga s;
+      if (std::string p = record_decode(v, s, 1); !p.empty()) {
+        problem = p;
+        return 0;
+      }
+      std::vector<uint8_t> record;
+      record_encode(s, record);
+      const auto* key = static_cast<const uint8_t*>(k.mv_data);
+      rewritten.emplace_back(std::vector<uint8_t>(key, key + k.mv_size), std::move(record));
+    }
+    if (rc != MDB_NOTFOUND) return rc;
+  }
+  for (auto& [key, record] : rewritten) {
+    MDB_val k{key.size(), key.data()}, v{record.size(), record.data()};
+    if (int rc = mdb_put(txn, sagas, &k, &v, 0); rc != 0) return rc;
+  }
+  return 0;
+}
 } // namespace
 
 std::unique_ptr<saga_log> saga_log::open(const std::string& path, enum durability durability,
@@ -180,6 +273,17 @@ std::unique_ptr<saga_log> saga_log::open(const std::string& path, enum durabilit
     if ((rc = put_u64(txn.txn, meta, meta_format_version, saga_format_version)) != 0 ||
         (rc = put_u64(txn.txn, meta, meta_id_last, 0)) != 0) {
       err = lmdb_error(rc, "initialising meta", log->env_);
+      return nullptr;
+    }
+  } else if (version == 1) {
+    std::string problem;
+    if ((rc = upgrade_from_1(txn.txn, sagas, problem)) != 0 ||
+        (rc = put_u64(txn.txn, meta, meta_format_version, saga_format_version)) != 0) {
+      err = lmdb_error(rc, "upgrading the saga log from format version 1", log->env_);
+      return nullptr;
+    }
+    if (!problem.empty()) {
+      err = corrupt(log->env_, "upgrading from format version 1: a record: " + problem);
       return nullptr;
     }
   } else if (version != saga_format_version) {

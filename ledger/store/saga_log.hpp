@@ -1,10 +1,12 @@
 #pragma once
-// The directory's saga log: a small LMDB environment of its own (`<data_dir>/sagas/`) that
-// records, before any leg is prepared, which pending transfers a transfer across shards (or a
-// linked chain spanning shards) consists of. Recovery reads it to finish what a crash cut
-// short: when every leg exists and none was voided or expired, the saga commits (its pending
-// legs are posted); otherwise it aborts (its pending legs are voided). A record is removed
-// once every leg is resolved. See docs/sharding.md.
+// The directory's saga log: a small LMDB environment of its own (`<data_dir>/sagas/`).
+// Since format version 2 a record is a **redo record**: everything a round that moves money
+// across shards will write, per shard, in order (kassa's own accounts, then the transfers),
+// written and fsynced before any shard applies any of it. The directory has already decided
+// every event of it, so each applies (or is found applied): recovery sends every shard its
+// part again and each event answers ok or exists. A record is removed once every shard made
+// its part durable. Records of format version 1 (pending legs, posted on commit or voided on
+// abort) are upgraded in place and still finished by their old rule. See docs/sharding.md.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -23,10 +25,30 @@ struct saga_leg {
   u128 id = 0; // the pending transfer this saga wrote in that shard
 };
 
+// One event of a redo record, and the shard that applies it.
+struct saga_account {
+  uint32_t shard = 0;
+  uint8_t system = 0; // kassa's own event (may use reserved ids)
+  account value{};
+};
+struct saga_transfer {
+  uint32_t shard = 0;
+  uint8_t system = 0;
+  transfer value{};
+};
+
+// A record: either pending legs (`legs`, written by format version 1) or a redo record
+// (`accounts` and `transfers`, in apply order per shard).
 struct saga {
   uint64_t id = 0; // unique, increasing; assigned by the directory
   std::vector<saga_leg> legs;
+  std::vector<saga_account> accounts;
+  std::vector<saga_transfer> transfers;
+  bool redo() const { return legs.empty(); }
 };
+
+// The log's current format version (1: pending legs only; 2: tagged records, redo records).
+constexpr uint64_t saga_format_version = 2;
 
 class saga_log {
 public:

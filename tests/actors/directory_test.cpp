@@ -194,7 +194,7 @@ TEST_CASE("a transfer across shards moves the money once, and every shard balanc
   check_books(nd, 2, {a, b, a2});
 }
 
-TEST_CASE("a refused leg voids the other leg; a refusal seen up front uses no id", "[directory]") {
+TEST_CASE("a refused transfer across shards uses no id, up front or after another event of its round", "[directory]") {
   temp_dir dir;
   node nd(dir.path, 2);
   const u128 a = id_in(0, 2), b = id_in(1, 2), funder = id_in(1, 2, 1);
@@ -204,16 +204,20 @@ TEST_CASE("a refused leg voids the other leg; a refusal seen up front uses no id
   CHECK(tname(nd.transfers({make_transfer(1, a, b, 10)}), 0) == "exceeds_credits");
   REQUIRE(nd.transfers({make_transfer(2, funder, a, 100)}).failures.empty());
   CHECK(nd.transfers({make_transfer(1, a, b, 10)}).failures.empty()); // id 1 was not used up
-  // In one round: each fits alone, together they do not; the second's debit leg is refused
-  // by a's shard and its credit leg voided.
+  // In one round: each fits alone, together they do not; the second is refused as one shard
+  // would refuse it, and nothing of it is written.
   auto r = nd.transfers({make_transfer(3, a, b, 60), make_transfer(4, a, b, 60)});
   CHECK(r.failures.size() == 1);
   CHECK(tname(r, 1) == "exceeds_credits");
   CHECK(nd.lookup(a).debits_posted == 70);
+  CHECK(nd.lookup(a).debits_pending == 0);
   CHECK(nd.lookup(b).credits_posted == 70);
   CHECK(nd.lookup(b).credits_pending == 0);
-  CHECK(tname(nd.transfers({make_transfer(4, a, b, 60)}), 0) == "id_already_failed");
   CHECK(nd.lookup_transfers({4}).empty());
+  CHECK(tname(nd.transfers({make_transfer(4, a, b, 60)}), 0) == "exceeds_credits");
+  REQUIRE(nd.transfers({make_transfer(5, funder, a, 30)}).failures.empty());
+  CHECK(nd.transfers({make_transfer(4, a, b, 60)}).failures.empty()); // id 4 was free
+  CHECK(nd.lookup_transfers({4}).size() == 1);
   check_books(nd, 2, {a, b, funder});
 }
 
@@ -329,7 +333,7 @@ TEST_CASE("duplicate ids in flight from many clients apply once", "[directory]")
   check_books(nd, 2, ids);
 }
 
-TEST_CASE("recovery finishes the sagas the log holds", "[directory]") {
+TEST_CASE("recovery finishes the sagas of pending legs that an older kassa logged", "[directory]") {
   temp_dir dir;
   const u128 a = id_in(0, 2), b = id_in(1, 2);
   {
@@ -349,7 +353,12 @@ TEST_CASE("recovery finishes the sagas the log holds", "[directory]") {
     REQUIRE(nd.ask<create_reply>(nd.shards[0], leg(50, a, sid::clearing(0, 1, 1), 7)).failures.empty());
     REQUIRE(nd.ask<create_reply>(nd.shards[1], leg(50, sid::clearing(1, 0, 1), b, 7)).failures.empty());
     REQUIRE(nd.ask<create_reply>(nd.shards[0], leg(51, a, sid::clearing(0, 1, 1), 9)).failures.empty());
-    REQUIRE(nd.log->write({ks::saga{100, {{0, 50}, {1, 50}}}, ks::saga{101, {{0, 51}, {1, 51}}}}, {}).ok());
+    ks::saga s100, s101;
+    s100.id = 100;
+    s100.legs = {{0, 50}, {1, 50}};
+    s101.id = 101;
+    s101.legs = {{0, 51}, {1, 51}};
+    REQUIRE(nd.log->write({s100, s101}, {}).ok());
   }
   node nd(dir.path, 2);
   // Requests wait for recovery; this lookup goes after it through the same shards.
@@ -364,6 +373,42 @@ TEST_CASE("recovery finishes the sagas the log holds", "[directory]") {
   std::vector<ks::saga> left;
   REQUIRE(nd.log->load(left).ok());
   CHECK(left.size() <= 2); // removed with the next write of the log
+}
+
+TEST_CASE("recovery applies a logged round again: a transfer whose reply was lost stands whole and its retry answers exists", "[directory]") {
+  temp_dir dir;
+  const u128 a = id_in(0, 2), b = id_in(1, 2), a2 = id_in(0, 2, 1);
+  {
+    node nd(dir.path, 2);
+    REQUIRE(nd.accounts({make_account(a), make_account(b), make_account(a2)}).failures.empty());
+    REQUIRE(nd.transfers({make_transfer(1, a, b, 1)}).failures.empty()); // clearing accounts exist
+  }
+  {
+    // A crash inside a round: its record is in the log, shard 0 made its part durable
+    // (a2 -> a 20, then the debit leg of a -> b 20), shard 1 nothing.
+    node nd(dir.path, 2, {}, false);
+    ks::saga s;
+    s.id = 100;
+    const transfer fund = make_transfer(60, a2, a, 20);
+    transfer debit_leg = make_transfer(61, a, sid::clearing(0, 1, 1), 20);
+    transfer credit_leg = make_transfer(61, sid::clearing(1, 0, 1), b, 20);
+    s.transfers = {{0, 0, fund}, {0, 1, debit_leg}, {1, 1, credit_leg}};
+    REQUIRE(nd.log->write({s}, {}).ok());
+    const uint8_t sys[2] = {0, 1};
+    REQUIRE(nd.ask<create_reply>(nd.shards[0], create_transfers_request{{}, {fund, debit_leg}, {sys[0], sys[1]}}).failures.empty());
+  }
+  node nd(dir.path, 2);
+  CHECK(tname(nd.transfers({make_transfer(61, a, b, 20)}), 0) == "exists");
+  CHECK(tname(nd.transfers({make_transfer(60, a2, a, 20)}), 0) == "exists");
+  CHECK(nd.lookup(a).debits_posted == 1 + 20);
+  CHECK(nd.lookup(a).credits_posted == 20);
+  CHECK(nd.lookup(b).credits_posted == 1 + 20);
+  CHECK(nd.lookup(b).credits_pending == 0);
+  auto found = nd.lookup_transfers({61});
+  REQUIRE(found.size() == 1);
+  CHECK(found[0].debit_account_id == a);
+  CHECK(found[0].credit_account_id == b);
+  check_books(nd, 2, {a, b, a2});
 }
 
 TEST_CASE("a split hot account: credits spread, reads aggregate, the sweeper merges", "[directory][hot]") {

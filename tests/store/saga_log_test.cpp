@@ -177,7 +177,7 @@ TEST_CASE("a tampered saga record is reported corrupt on load", "[store][saga]")
   };
 
   SECTION("a flipped bit in a leg id fails the checksum") {
-    tamper(dir.path, 2, [](std::vector<uint8_t>& b) { b[4 + 20 + 7] ^= 0x10; });
+    tamper(dir.path, 2, [](std::vector<uint8_t>& b) { b[1 + 4 + 20 + 7] ^= 0x10; });
     expect_corrupt("checksum");
   }
   SECTION("a flipped bit in the checksum itself fails it") {
@@ -190,8 +190,8 @@ TEST_CASE("a tampered saga record is reported corrupt on load", "[store][saga]")
   }
   SECTION("a leg count that disagrees with the length is caught, checksum or not") {
     tamper(dir.path, 2, [](std::vector<uint8_t>& b) {
-      uint32_t count = 2; // one leg fewer than the record holds
-      std::memcpy(b.data(), &count, 4);
+      uint32_t count = 2; // one leg fewer than the record holds (after the kind byte)
+      std::memcpy(b.data() + 1, &count, 4);
       uint32_t crc = crc32c(b.data(), b.size() - 4);
       std::memcpy(b.data() + b.size() - 4, &crc, 4);
     });
@@ -205,7 +205,7 @@ TEST_CASE("open refuses a saga log written by an unknown format", "[store][saga]
   {
     raw_lmdb raw(dir.path);
     const char* key = "format_version";
-    uint64_t version = 2;
+    uint64_t version = ks::saga_format_version + 1;
     MDB_val k{std::strlen(key), const_cast<char*>(key)}, v{8, &version};
     REQUIRE(mdb_put(raw.txn, raw.dbi("meta"), &k, &v, 0) == 0);
     raw.commit();
@@ -213,7 +213,7 @@ TEST_CASE("open refuses a saga log written by an unknown format", "[store][saga]
   ks::error err;
   CHECK_FALSE(ks::saga_log::open(dir.path, ks::durability::fsync, map_size_bytes, err));
   CHECK(err.code == ks::errc::version_mismatch);
-  CHECK_THAT(err.message, Catch::Contains("format version 2"));
+  CHECK_THAT(err.message, Catch::Contains("format version " + std::to_string(ks::saga_format_version + 1)));
 }
 
 TEST_CASE("open refuses a saga log whose records lie beyond id_last", "[store][saga]") {
@@ -280,4 +280,86 @@ TEST_CASE("open creates a missing directory and refuses an empty path or a tiny 
   CHECK(err.code == ks::errc::invalid_argument);
   CHECK_FALSE(ks::saga_log::open(dir.path + "/other", ks::durability::fsync, 4096, err));
   CHECK(err.code == ks::errc::invalid_argument);
+}
+
+// tests/store/data/saga_log_v1 was written by the saga log of format version 1 (the program
+// beside it): sagas 7 (legs (0, 1001), (2, 1001)) and 9 (legs (1, 5:77), (3, 5:77), (1, 5:78)),
+// id_last 11.
+TEST_CASE("a saga log of format version 1 is upgraded in place and its legs load back", "[store][saga][upgrade]") {
+  temp_dir dir;
+  std::filesystem::copy_file(std::string(KASSA_SOURCE_DIR) + "/tests/store/data/saga_log_v1/data.mdb",
+                             dir.path + "/data.mdb");
+  {
+    auto log = open_ok(dir.path);
+    CHECK(log->id_last() == 11);
+    auto loaded = load_ok(*log);
+    REQUIRE(loaded.size() == 2);
+    CHECK(loaded[0].id == 7);
+    REQUIRE(loaded[0].legs.size() == 2);
+    CHECK(loaded[0].legs[1].shard == 2);
+    CHECK(loaded[0].legs[1].id == make_u128(0, 1001));
+    CHECK(loaded[1].id == 9);
+    REQUIRE(loaded[1].legs.size() == 3);
+    CHECK(loaded[1].legs[2].shard == 1);
+    CHECK(loaded[1].legs[2].id == make_u128(5, 78));
+    CHECK_FALSE(loaded[1].redo());
+    write_ok(*log, {}, {7});
+  }
+  raw_lmdb raw(dir.path);
+  const char* key = "format_version";
+  MDB_val k{std::strlen(key), const_cast<char*>(key)}, v;
+  REQUIRE(mdb_get(raw.txn, raw.dbi("meta"), &k, &v) == 0);
+  uint64_t version = 0;
+  std::memcpy(&version, v.mv_data, 8);
+  CHECK(version == ks::saga_format_version);
+  raw.commit();
+  auto log = open_ok(dir.path);
+  auto loaded = load_ok(*log);
+  REQUIRE(loaded.size() == 1);
+  CHECK(loaded[0].id == 9);
+}
+
+TEST_CASE("a redo record keeps every account and transfer with its shard and mark", "[store][saga]") {
+  temp_dir dir;
+  ks::saga s;
+  s.id = 3;
+  for (uint32_t i = 0; i < 3; ++i) {
+    ks::saga_account a;
+    a.shard = 0x01020304u * (i + 1);
+    a.system = uint8_t(i % 2);
+    a.value.id = make_u128(0xC1EA0000ull + i, 0xFFFF'0000'0000'0001ull);
+    a.value.ledger = 700 + i;
+    s.accounts.push_back(a);
+  }
+  for (uint32_t i = 0; i < 5; ++i) {
+    ks::saga_transfer t;
+    t.shard = i;
+    t.system = uint8_t(i == 4);
+    t.value.id = make_u128(i, 0xABCD'EF01'2345'6789ull);
+    t.value.amount = make_u128(0x1000 + i, 7);
+    t.value.flags = uint16_t(i);
+    s.transfers.push_back(t);
+  }
+  {
+    auto log = open_ok(dir.path);
+    write_ok(*log, {s, make_saga(4, 2)});
+  }
+  auto log = open_ok(dir.path);
+  auto loaded = load_ok(*log);
+  REQUIRE(loaded.size() == 2);
+  REQUIRE(loaded[0].redo());
+  REQUIRE(loaded[0].accounts.size() == 3);
+  REQUIRE(loaded[0].transfers.size() == 5);
+  for (uint32_t i = 0; i < 3; ++i) {
+    CHECK(loaded[0].accounts[i].shard == s.accounts[i].shard);
+    CHECK(loaded[0].accounts[i].system == s.accounts[i].system);
+    CHECK(std::memcmp(&loaded[0].accounts[i].value, &s.accounts[i].value, 128) == 0);
+  }
+  for (uint32_t i = 0; i < 5; ++i) {
+    CHECK(loaded[0].transfers[i].shard == s.transfers[i].shard);
+    CHECK(loaded[0].transfers[i].system == s.transfers[i].system);
+    CHECK(std::memcmp(&loaded[0].transfers[i].value, &s.transfers[i].value, 128) == 0);
+  }
+  CHECK_FALSE(loaded[1].redo());
+  CHECK(loaded[1].legs.size() == 2);
 }
