@@ -262,8 +262,9 @@ bool view_of(const directory_state& st, const held& h, view& out) {
     if (debit_leg == nullptr || credit_leg == nullptr) return false;
     out.t = debit_leg->transfer;
     out.t.credit_account_id = credit_leg->transfer.credit_account_id;
-    // The legs' flags are the saga's (pending, linked within their shard), not the client's.
-    out.t.flags &= static_cast<uint16_t>(~(transfer_pending | transfer_linked));
+    // Pending legs (written before format version 2 of the saga log) carry the saga's flags
+    // (pending, linked within their shard), not the client's; posted legs carry the client's.
+    if (has(out.t.flags, transfer_pending)) out.t.flags &= static_cast<uint16_t>(~(transfer_pending | transfer_linked));
     out.status = debit_leg->status;
     out.saga = true;
   } else if (local != nullptr) {
@@ -292,7 +293,9 @@ uint32_t existing_result(const transfer& event, const view& v) {
       return static_cast<uint32_t>(R::id_already_failed);
     }
     transfer stored = v.t;
-    stored.flags = static_cast<uint16_t>((stored.flags & ~transfer_linked) | (event.flags & transfer_linked));
+    if (v.status != pending_status::none) { // pending legs kept no `linked` of the client's
+      stored.flags = static_cast<uint16_t>((stored.flags & ~transfer_linked) | (event.flags & transfer_linked));
+    }
     return static_cast<uint32_t>(transfer_compare_existing(event, stored));
   }
   R r = transfer_compare_existing(event, v.t);
@@ -333,6 +336,7 @@ struct round_state {
   // them: it decides every transfer the round plans (but posts and voids), in request order,
   // so a later event sees what an earlier one did, wherever the accounts live.
   std::unique_ptr<state_machine> model;
+  std::unordered_set<u128, u128_hash> gathered; // split accounts whose sub-accounts were gathered
   bool resolves = false;   // a post or void is planned: no saga joins this round
   uint64_t redo_id = 0;    // the saga log record of the round, when it has sagas
 };
@@ -431,10 +435,11 @@ void count_credit(directory_actor* self, const round_state& r, u128 account_id) 
                    {"account=" + to_string_u128(account_id) + " sub_accounts=" + std::to_string(h.sub_accounts)});
 }
 
-void add_transfer(round_state& r, uint32_t shard, const transfer& t, bool system, origin o) {
+// `system`: 0 for a client's event, else system_own or system_unlinked (state_machine.hpp).
+void add_transfer(round_state& r, uint32_t shard, const transfer& t, uint8_t system, origin o) {
   shard_batch& b = r.batches[shard];
   b.transfers.push_back(t);
-  b.transfers_system.push_back(system ? 1 : 0);
+  b.transfers_system.push_back(system);
   b.transfers_origin.push_back(o);
 }
 
@@ -454,6 +459,59 @@ void ensure_clearing(directory_actor* self, round_state& r, uint32_t from, uint3
   a.ledger = ledger;
   a.code = sid::clearing_code;
   add_account(r, from, a, true, origin{nullptr, 0});
+}
+
+// Adds a decided transfer to the round: to its shard, or, across shards, as two posted legs
+// through the clearing accounts of the pair (one in each shard, both with the transfer's id).
+// Returns whether it crossed shards.
+bool add_decided(directory_actor* self, round_state& r, const transfer& t, uint8_t mark, origin o) {
+  const uint32_t n = self->state.shards;
+  const uint32_t a = shard_of(t.debit_account_id, n), b = shard_of(t.credit_account_id, n);
+  if (a == b) {
+    add_transfer(r, a, t, mark, o);
+    return false;
+  }
+  ensure_clearing(self, r, a, b, t.ledger);
+  ensure_clearing(self, r, b, a, t.ledger);
+  transfer debit_leg = t;
+  debit_leg.credit_account_id = sid::clearing(a, b, t.ledger);
+  transfer credit_leg = t;
+  credit_leg.debit_account_id = sid::clearing(b, a, t.ledger);
+  add_transfer(r, a, debit_leg, mark, o);
+  add_transfer(r, b, credit_leg, mark, o);
+  return true;
+}
+
+// Before a split account is debited, what its sub-accounts hold moves into it (kassa's own
+// transfers, as the sweeper writes them), so that its balance limit is judged on all it
+// holds, as for one account. `event` is the client event that needs it.
+void gather(directory_actor* self, round_state& r, work& w, uint32_t event, u128 parent) {
+  auto& st = self->state;
+  r.gathered.insert(parent);
+  const hot_state& h = st.hot[parent];
+  for (uint32_t x = 0; x < h.created.size(); ++x) {
+    if (!h.created[x]) continue;
+    const account* a = r.model->account_find(sid::sub(parent, x));
+    if (a == nullptr) continue;
+    const u128 held = a->debits_posted + a->debits_pending; // cannot overflow: checked on write
+    if (a->credits_posted <= held) continue;
+    transfer t{};
+    t.id = sid::transfer(system_sequence_next(self));
+    t.debit_account_id = a->id;
+    t.credit_account_id = parent;
+    t.amount = a->credits_posted - held;
+    t.ledger = a->ledger;
+    t.code = sid::sub_code;
+    const uint8_t own = system_own;
+    const transfer_result result = r.model->create_transfers(&t, 1, r.now, &own).at(0);
+    if (result != transfer_result::ok) {
+      st.opts.log_error("a sub-account could not be gathered into its account",
+                        "sub=" + to_string_u128(a->id) + " code=" + std::string(name(result)));
+      continue;
+    }
+    const int saga_index = static_cast<int>(r.sagas.size());
+    if (add_decided(self, r, t, own, origin{&w, event, saga_index})) r.sagas.push_back(saga_plan{&w, event, event});
+  }
 }
 
 // Plans the account events of `w` from its cursor. Accounts go to their shards; a linked
@@ -485,6 +543,29 @@ void plan_accounts(directory_actor* self, round_state& r, work& w) {
   w.cursor = ev.size();
 }
 
+// Whether the model would apply the unit `events`, without changing it: the unit runs as
+// one chain closed by an event that always fails, so whatever it did is rolled back. On
+// refusal, `code` and `at` name the event that failed and its code.
+bool model_accepts(state_machine& model, const std::vector<transfer>& events, const std::vector<uint8_t>& system,
+             uint64_t now, uint32_t& code, size_t& at) {
+  std::vector<transfer> chain = events;
+  for (transfer& t : chain) t.flags |= transfer_linked;
+  transfer poison{};
+  poison.timestamp = 1; // timestamp_must_be_zero, before anything is looked up
+  chain.push_back(poison);
+  std::vector<uint8_t> marks = system;
+  marks.push_back(0);
+  const auto results = model.create_transfers(chain.data(), chain.size(), now, marks.data());
+  for (size_t k = 0; k < events.size(); ++k) {
+    if (results[k] != transfer_result::linked_event_failed) {
+      code = static_cast<uint32_t>(results[k]);
+      at = k;
+      return false;
+    }
+  }
+  return true;
+}
+
 // Plans the transfer events of `w` from its cursor; stops (leaving the rest for the next
 // round) at a unit that names an id this round already planned.
 void plan_transfers(directory_actor* self, round_state& r, work& w) {
@@ -497,6 +578,7 @@ void plan_transfers(directory_actor* self, round_state& r, work& w) {
   std::vector<transfer> eff;
   std::vector<uint8_t> sys;
   std::vector<uint32_t> dr_shard, cr_shard, refuse;
+  std::vector<u128> debited_split; // split accounts the unit judges (see below)
   size_t i = w.cursor;
   while (i < ev.size()) {
     size_t j = i;
@@ -511,7 +593,7 @@ void plan_transfers(directory_actor* self, round_state& r, work& w) {
         again = again || (r.accounts_created.count(a) != 0 && account_in(r, a) == nullptr);
       }
     }
-    if (again && !r.seen.empty()) break;
+    if (again) break; // never the round's first unit: something before it was planned
     if (has(ev[j].flags, transfer_linked)) { // the request ends inside the chain
       for (size_t k = i; k <= j; ++k) r.seen.insert(ev[k].id);
       fail_chain(w, static_cast<uint32_t>(i), static_cast<uint32_t>(j), static_cast<uint32_t>(j),
@@ -522,21 +604,48 @@ void plan_transfers(directory_actor* self, round_state& r, work& w) {
     for (size_t k = i; k <= j; ++k) r.seen.insert(ev[k].id);
 
     // Each event as it will be applied: kassa's own events as they are; a client's plain
-    // credit to a split hot account lands on one of its sub-accounts.
+    // credit to a split hot account lands on one of its sub-accounts (an account may become
+    // split by this unit's credits: they are counted first).
     eff.assign(ev.begin() + i, ev.begin() + j + 1);
     sys.assign(eff.size(), 0);
     for (size_t k = 0; k < eff.size(); ++k) {
-      const size_t e = i + k;
-      sys[k] = !w.system.empty() && w.system[e] != 0;
-      if (sys[k]) continue;
-      const transfer& t = ev[e];
-      if ((t.flags & ~plain_flags) == 0 && fields_check(t) == R::ok && !sid::reserved(t.id) &&
-          !sid::reserved(t.debit_account_id) && !sid::reserved(t.credit_account_id)) {
-        count_credit(self, r, t.credit_account_id);
-        if (u128 target = hot_target(self, r, t); target != 0) {
-          eff[k].credit_account_id = target;
-          sys[k] = 1;
-        }
+      const transfer& t = ev[i + k];
+      sys[k] = !w.system.empty() && w.system[i + k] != 0;
+      if (sys[k] || (t.flags & ~plain_flags) != 0 || fields_check(t) != R::ok || sid::reserved(t.id) ||
+          sid::reserved(t.debit_account_id) || sid::reserved(t.credit_account_id)) {
+        continue;
+      }
+      count_credit(self, r, t.credit_account_id);
+      eff[k].credit_account_id = 0; // marks a credit that may land on a sub-account
+    }
+    // Split accounts whose balance the unit judges: those it debits (not by a post or void,
+    // whose hold is in the account's own row) and those a balancing credit fills up. They
+    // are gathered before the unit, and its credits to them land on them directly.
+    debited_split.clear();
+    auto judged = [&](u128 id) {
+      auto h = st.hot.find(id);
+      if (h != st.hot.end() && h->second.sub_accounts != 0 && r.gathered.count(id) == 0 &&
+          std::find(debited_split.begin(), debited_split.end(), id) == debited_split.end()) {
+        debited_split.push_back(id);
+      }
+    };
+    for (size_t k = i; k <= j; ++k) {
+      const transfer& t = ev[k];
+      if ((!w.system.empty() && w.system[k] != 0) || has(t.flags, transfer_post_pending | transfer_void_pending)) continue;
+      judged(t.debit_account_id);
+      if (has(t.flags, transfer_balancing_credit)) judged(t.credit_account_id);
+    }
+    for (size_t k = 0; k < eff.size(); ++k) {
+      if (eff[k].credit_account_id != 0) continue;
+      const transfer& t = ev[i + k];
+      eff[k].credit_account_id = t.credit_account_id;
+      if (r.gathered.count(t.credit_account_id) != 0 ||
+          std::find(debited_split.begin(), debited_split.end(), t.credit_account_id) != debited_split.end()) {
+        continue;
+      }
+      if (u128 target = hot_target(self, r, t); target != 0) {
+        eff[k].credit_account_id = target;
+        sys[k] = 1;
       }
     }
 
@@ -595,6 +704,9 @@ void plan_transfers(directory_actor* self, round_state& r, work& w) {
     // A post or void depends on its pending transfer's deadline, which the shard judges at
     // its own clock: it never shares a round with a saga, whose legs must all apply.
     if ((resolves && !r.sagas.empty()) || (spans && r.resolves)) break;
+    // Units after a post or void go to their shards unjudged: one that needs a gather waits.
+    if (resolves) debited_split.clear(); // a post or void mixed in: its shard judges the unit
+    else if (!debited_split.empty() && r.resolves) break;
 
     if (!spans && (resolves || r.resolves)) {
       // Posts and voids within one shard: the shard applies the unit as it came, with its own
@@ -619,25 +731,37 @@ void plan_transfers(directory_actor* self, round_state& r, work& w) {
     }
 
     if (spans) {
-      // Across shards: plain transfers only (for now). What the model cannot judge as one
-      // shard would is answered here, before it.
-      uint32_t code = 0;
-      size_t at = 0;
-      for (size_t k = 0; k < eff.size() && code == 0; ++k) {
-        R c = refuse[k] != 0 ? static_cast<R>(refuse[k]) : fields_check(ev[i + k]);
-        if (c == R::ok && (eff[k].flags & ~plain_flags) != 0) c = R::not_supported_across_shards;
-        if (c != R::ok) {
-          code = static_cast<uint32_t>(c);
-          at = k;
-        }
+      // Across shards: plain transfers only (for now). A unit with another kind of event is
+      // answered with the code one shard would give, and not_supported_across_shards only
+      // where one shard would have applied it.
+      size_t unsupported = eff.size();
+      for (size_t k = 0; k < eff.size() && unsupported == eff.size(); ++k) {
+        if ((eff[k].flags & ~plain_flags) != 0) unsupported = k;
       }
-      if (code != 0) {
+      if (unsupported != eff.size()) {
+        uint32_t code = 0;
+        size_t at = 0;
+        if (resolves) { // posts and voids: the model holds no pending transfers
+          for (size_t k = 0; k < eff.size() && code == 0; ++k) {
+            R c = refuse[k] != 0 ? static_cast<R>(refuse[k]) : fields_check(ev[i + k]);
+            if (c == R::ok && (eff[k].flags & ~plain_flags) != 0) c = R::not_supported_across_shards;
+            if (c != R::ok) {
+              code = static_cast<uint32_t>(c);
+              at = k;
+            }
+          }
+        } else if (model_accepts(*r.model, eff, sys, r.now, code, at)) {
+          code = static_cast<uint32_t>(R::not_supported_across_shards);
+          at = unsupported;
+        }
         if (!chain) w.results[i] = code;
         else fail_chain(w, static_cast<uint32_t>(i), static_cast<uint32_t>(j), static_cast<uint32_t>(i + at), code);
         i = j + 1;
         continue;
       }
     }
+
+    for (u128 parent : debited_split) gather(self, r, w, static_cast<uint32_t>(i), parent);
 
     // The model decides the unit exactly as one shard would, after everything the round
     // planned before it. A refused unit is answered here and written nowhere.
@@ -664,23 +788,10 @@ void plan_transfers(directory_actor* self, round_state& r, work& w) {
     // there as it came. Every leg applies: the model has judged them all.
     const int saga_index = static_cast<int>(r.sagas.size());
     r.sagas.push_back(saga_plan{&w, static_cast<uint32_t>(i), static_cast<uint32_t>(j)});
+    // Each keeps the client's flags, `linked` too, as data (system_unlinked): the unit was
+    // decided whole, so no shard needs to chain it.
     for (size_t k = 0; k < eff.size(); ++k) {
-      transfer base = eff[k];
-      base.flags = static_cast<uint16_t>(base.flags & ~transfer_linked);
-      const uint32_t a = dr_shard[k], b = cr_shard[k];
-      const origin o{&w, static_cast<uint32_t>(i + k), saga_index};
-      if (a == b) {
-        add_transfer(r, a, base, sys[k] != 0, o);
-        continue;
-      }
-      ensure_clearing(self, r, a, b, base.ledger);
-      ensure_clearing(self, r, b, a, base.ledger);
-      transfer debit_leg = base;
-      debit_leg.credit_account_id = sid::clearing(a, b, base.ledger);
-      transfer credit_leg = base;
-      credit_leg.debit_account_id = sid::clearing(b, a, base.ledger);
-      add_transfer(r, a, debit_leg, true, o);
-      add_transfer(r, b, credit_leg, true, o);
+      add_decided(self, r, eff[k], system_unlinked, origin{&w, static_cast<uint32_t>(i + k), saga_index});
     }
     i = j + 1;
   }
@@ -887,11 +998,19 @@ void round_plan(directory_actor* self, round_ptr r) {
   r->batches.assign(st.shards, shard_batch{});
   r->model = std::make_unique<state_machine>();
   for (const auto& [id, a] : r->accounts) r->model->account_load(a);
+  // Requests are planned in the order they came, as one shard would apply them: the round
+  // ends at a request that must wait (part of it, or accounts after transfers, which shards
+  // take first), and every request after it waits too, so none overtakes another.
+  bool transfers_planned = false;
   for (auto& w : r->works) {
-    if (w->accounts) plan_accounts(self, *r, *w);
-  }
-  for (auto& w : r->works) {
-    if (!w->accounts) plan_transfers(self, *r, *w);
+    if (w->accounts) {
+      if (transfers_planned) break;
+      plan_accounts(self, *r, *w);
+    } else {
+      plan_transfers(self, *r, *w);
+      transfers_planned = true;
+    }
+    if (w->cursor < w->size()) break;
   }
   plan_sub_accounts(self, *r);
   r->model.reset();
@@ -960,11 +1079,14 @@ void round_start(directory_actor* self) {
       for (u128 a : {t.debit_account_id, t.credit_account_id}) {
         if (a != 0 && a != u128_max) account_ids[shard_of(a, st.shards)].push_back(a);
       }
-      // The sub-accounts a credit to a split account may land on, for the round's model.
-      if (auto h = st.hot.find(t.credit_account_id); h != st.hot.end() && hot_asked.insert(t.credit_account_id).second) {
+      // The sub-accounts of a split account, for the round's model: a credit may land on one,
+      // a debit gathers them.
+      for (u128 a : {t.debit_account_id, t.credit_account_id}) {
+        auto h = st.hot.find(a);
+        if (h == st.hot.end() || !hot_asked.insert(a).second) continue;
         for (uint32_t i = 0; i < h->second.created.size(); ++i) {
           if (!h->second.created[i]) continue;
-          const u128 sub = sid::sub(t.credit_account_id, i);
+          const u128 sub = sid::sub(a, i);
           account_ids[shard_of(sub, st.shards)].push_back(sub);
         }
       }

@@ -39,8 +39,8 @@ namespace {
 
 // Drives a batch: stamps each event, runs linked chains all-or-nothing. `begin` opens the
 // undo log of a chain, `undo` rolls the chain back, `end` closes the log outside chains.
-template <class Event, class Result, class Apply, class Prefetch, class Begin, class Undo, class End>
-std::vector<Result> run_batch(const Event* events, size_t count, uint16_t linked_flag,
+template <class Event, class Result, class Linked, class Apply, class Prefetch, class Begin, class Undo, class End>
+std::vector<Result> run_batch(const Event* events, size_t count, Linked&& is_linked,
                               Apply&& apply, Prefetch&& prefetch, Begin&& begin, Undo&& undo,
                               End&& end) {
   constexpr size_t prefetch_distance = 8;
@@ -51,7 +51,7 @@ std::vector<Result> run_batch(const Event* events, size_t count, uint16_t linked
   for (size_t i = 0; i < count; ++i) {
     const Event& e = events[i];
     if (i + prefetch_distance < count) prefetch(events[i + prefetch_distance]);
-    const bool linked = has(e.flags, linked_flag);
+    const bool linked = is_linked(i);
     if (chain_start == count && linked) {
       chain_start = i;
       chain_failed = false;
@@ -106,7 +106,7 @@ std::vector<account_result> state_machine::create_accounts(const account* events
                                                            uint64_t now_ns, const uint8_t* system) {
   undo_log undo;
   return run_batch<account, account_result>(
-      events, count, account_linked,
+      events, count, [&](size_t i) { return has(events[i].flags, account_linked); },
       [&](const account& a) {
         system_event_ = system != nullptr && system[&a - events] != 0;
         auto r = create_account(a, timestamp_next(now_ns));
@@ -159,8 +159,13 @@ account_result state_machine::create_account(const account& a, uint64_t timestam
 std::vector<transfer_result> state_machine::create_transfers(const transfer* events, size_t count,
                                                              uint64_t now_ns, const uint8_t* system) {
   undo_log undo;
+  // A system event marked system_unlinked keeps the client's `linked` flag as data: it ends
+  // no chain and opens none (the legs of a chain that spanned shards).
   return run_batch<transfer, transfer_result>(
-      events, count, transfer_linked,
+      events, count,
+      [&](size_t i) {
+        return has(events[i].flags, transfer_linked) && (system == nullptr || system[i] != system_unlinked);
+      },
       [&](const transfer& t) {
         system_event_ = system != nullptr && system[&t - events] != 0;
         return create_transfer(t, timestamp_next(now_ns), undo);

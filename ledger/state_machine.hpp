@@ -59,6 +59,12 @@ struct change_set {
   }
 };
 
+// Marks in the `system` array of create_transfers: kassa's own event; or kassa's own event
+// whose `linked` flag is data it keeps for the client (a leg of a linked chain that spanned
+// shards, decided as a whole already), not a link to the next event.
+constexpr uint8_t system_own = 1;
+constexpr uint8_t system_unlinked = 2;
+
 struct pending_state {
   pending_status status = pending_status::none;
   uint64_t expires_at_ns = 0;
