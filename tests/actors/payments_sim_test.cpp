@@ -1226,3 +1226,43 @@ TEST_CASE("beyond payments.orders_inflight_max a command is answered busy and do
   s.check_rows();
   CHECK(s.violations.empty());
 }
+
+TEST_CASE("a payout whose flow placed no hold never reaches the provider: the withdrawal fails with funds_not_held",
+          "[sim][payments]") {
+  // A withdrawal flow without hold_funds, as kassad refuses it at boot (the flow check); the
+  // provider step is the last guard should one run anyway.
+  sim s(test::seed("payout without hold"), [](config::payments_config& c) {
+    std::vector<config::flow_step> unsafe;
+    for (const auto& step : c.flows.withdrawal)
+      if (step.step != "hold_funds" && step.step != "fetch_credentials") unsafe.push_back(step);
+    c.flows.withdrawal = unsafe;
+  });
+  s.write_fail_pct = s.commit_fail_pct = 0;
+  s.w->credentials_fail = false;
+  s.settle(); // booted
+  lp::payment_command c{};
+  c.key = ++s.next_id;
+  c.order_id = ++s.next_id;
+  c.kind = uint16_t(kind::withdrawal);
+  c.account_id = s.users[0];
+  c.amount = 5000;
+  c.ledger = usd;
+  submit_payments_request req;
+  req.ctx.trace_id = 78;
+  req.commands = {c};
+  caf::anon_send(s.client_actor, s.gateway, std::move(req));
+  s.settle();
+  REQUIRE(s.replies->replies.size() == 1);
+  REQUIRE(s.replies->replies[0].replies.size() == 1);
+  CHECK(s.replies->replies[0].replies[0].result == uint32_t(payment_result::funds_not_held));
+  const auto rows = s.rows();
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0].state == uint16_t(order_state::failed));
+  CHECK(rows[0].result == uint32_t(payment_result::funds_not_held));
+  for (const auto& books : s.w->providers) CHECK(books.payments.empty()); // nothing was sent
+  bool logged = false;
+  for (const auto& e : s.errors) logged = logged || e.find("with no hold placed before it (hold_funds): not sent") != std::string::npos;
+  CHECK(logged);
+  s.check_settled(); // the user's balance is untouched
+  CHECK(s.violations.empty());
+}
