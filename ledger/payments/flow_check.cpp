@@ -14,28 +14,22 @@
 
 namespace kassa::ledger::payments {
 
-namespace {
-
-constexpr uint8_t in_pay_flows = 8;
-
-} // namespace
-
 const std::vector<step_effects>& step_effects_table() {
-  //  step               flows        route  hold   post   void   prov   back   in     direct refuse void_r compensation
+  using namespace effect;
   static const std::vector<step_effects> table{
-      {"check_accounts", every_flow, false, false, false, false, false, false, false, false, true, false, ""},
-      {"check_limits", every_flow, false, false, false, false, false, false, false, false, true, false, ""},
-      {"route", every_flow, true, false, false, false, false, false, false, false, true, false, ""},
-      {"fetch_credentials", every_flow, false, false, false, false, false, false, false, false, true, false, ""},
-      {"hold_funds", every_flow, false, true, false, false, false, false, false, false, true, false, "release_hold"},
-      {"release_hold", every_flow, false, false, false, true, false, false, false, false, false, false, ""},
-      {"settle_hold", flow_bit(kind::withdrawal), false, false, true, false, false, false, false, false, false, false, ""},
-      {"provider_call", every_flow, false, false, false, false, true, false, false, false, true, false, "provider_refund"},
-      {"provider_refund", every_flow, false, false, false, false, false, true, false, false, false, false, ""},
-      {"book_topup", flow_bit(kind::topup), false, false, false, false, false, false, true, false, false, false, ""},
-      {"book_transfer", flow_bit(kind::transfer), false, false, false, false, false, false, false, true, true, false, ""},
-      {"capture", in_pay_flows, false, false, true, false, false, false, true, false, true, true, ""},
-      {"book_refund", flow_bit(kind::refund), false, false, true, false, false, false, false, true, true, false, ""},
+      {"check_accounts", every_flow, may_refuse, ""},
+      {"check_limits", every_flow, may_refuse, ""},
+      {"route", every_flow, routes | may_refuse, ""},
+      {"fetch_credentials", every_flow, may_refuse, ""},
+      {"hold_funds", every_flow, holds | may_refuse, "release_hold"},
+      {"release_hold", every_flow, voids_hold, ""},
+      {"settle_hold", flow_bit(kind::withdrawal), posts_hold, ""},
+      {"provider_call", every_flow, calls_provider | may_refuse, "provider_refund"},
+      {"provider_refund", every_flow, gives_back_charge, ""},
+      {"book_topup", flow_bit(kind::topup), books_incoming, ""},
+      {"book_transfer", flow_bit(kind::transfer), books_direct | may_refuse, ""},
+      {"capture", flow_bit(kind::pay), posts_hold | books_incoming | may_refuse | voids_on_refusal, ""},
+      {"book_refund", flow_bit(kind::refund), posts_hold | books_direct | may_refuse, ""},
   };
   return table;
 }
@@ -128,15 +122,11 @@ struct money {
 
 enum class outcome : uint8_t { ok, refused, declined, unknown };
 
-bool has_money_effect(const step_effects& e) {
-  return e.holds || e.posts_hold || e.voids_hold || e.calls_provider || e.gives_back_charge || e.books_incoming ||
-         e.books_direct;
-}
-
 // Whether any of the step's money effects acts on this variant.
 bool acts_on(const step_effects& e, const variant& v) {
-  return ((e.holds || e.posts_hold || e.voids_hold) && v.holds) || (e.calls_provider && v.provider) ||
-         ((e.gives_back_charge || e.books_incoming) && v.provider && !v.outgoing) || (e.books_direct && !v.provider);
+  using namespace effect;
+  return (e.has(holds | posts_hold | voids_hold) && v.holds) || (e.has(calls_provider) && v.provider) ||
+         (e.has(gives_back_charge | books_incoming) && v.provider && !v.outgoing) || (e.has(books_direct) && !v.provider);
 }
 
 class walker {
@@ -197,7 +187,7 @@ private:
       if (!e || e->compensation.empty()) continue;
       bool needed = false;
       for (const variant& v : vs)
-        needed = needed || (e->holds && v.holds) || (e->calls_provider && v.provider && !v.outgoing);
+        needed = needed || (e->has(effect::holds) && v.holds) || (e->has(effect::calls_provider) && v.provider && !v.outgoing);
       if (needed && flow_[i].compensate != e->compensation)
         report(flow_invariant::money_step_compensated, i, true,
                flow_[i].step + " moves money and needs compensate: " + std::string(e->compensation) +
@@ -206,17 +196,18 @@ private:
   }
 
   bool may_refuse(const step_effects& e, const money& pre) const {
-    if (!e.may_refuse) return false;
-    if (has_money_effect(e) && !acts_on(e, v_)) return false; // nothing to do: answers ok
+    if (!e.has(effect::may_refuse)) return false;
+    if (e.has(effect::money) && !acts_on(e, v_)) return false; // nothing to do: answers ok
     // a hold the ledger set aside is posted for sure, unless the step refuses by voiding it
-    if (e.posts_hold && v_.holds && pre.hold == hold_state::pending && !e.voids_on_refusal) return false;
+    if (e.has(effect::posts_hold) && v_.holds && pre.hold == hold_state::pending && !e.has(effect::voids_on_refusal))
+      return false;
     return true;
   }
 
   std::vector<outcome> outcomes_of(size_t i, const money& pre) const {
     const step_effects* e = fx(step_name(i));
     if (!e) return {outcome::ok};
-    if (e->calls_provider && v_.provider) {
+    if (e->has(effect::calls_provider) && v_.provider) {
       if (pre.provider == provider_state::moved) return {outcome::ok}; // the same payment id: its first outcome
       return {outcome::ok, outcome::refused, outcome::declined, outcome::unknown};
     }
@@ -230,12 +221,12 @@ private:
     if (!e) return;
     const bool refund = v_.k == kind::refund;
     const auto held_first = refund ? flow_invariant::refund_bounded : flow_invariant::funds_held_first;
-    if (e->routes) cur.routed = true;
-    if (e->holds && v_.holds && cur.hold == hold_state::none) {
+    if (e->has(effect::routes)) cur.routed = true;
+    if (e->has(effect::holds) && v_.holds && cur.hold == hold_state::none) {
       cur.hold = hold_state::pending;
       cur.hold_step = i;
     }
-    if (e->posts_hold && v_.holds) {
+    if (e->has(effect::posts_hold) && v_.holds) {
       if (pre.hold != hold_state::pending && !compensating) // as a compensation: nothing to post, it fails
         report(held_first, i, compensating,
                step + " posts a hold no step placed before it in " + v_.what +
@@ -251,8 +242,8 @@ private:
         }
       }
     }
-    if (e->voids_hold && v_.holds && cur.hold == hold_state::pending) cur.hold = hold_state::voided;
-    if (e->calls_provider && v_.provider) {
+    if (e->has(effect::voids_hold) && v_.holds && cur.hold == hold_state::pending) cur.hold = hold_state::voided;
+    if (e->has(effect::calls_provider) && v_.provider) {
       if (!pre.routed)
         report(flow_invariant::route_before_provider, i, compensating,
                step + " has no channel: route must run before it, in an earlier group");
@@ -262,11 +253,11 @@ private:
                    ": hold_funds (compensate: release_hold) must run before it, in an earlier group");
       if (cur.provider_step == none) cur.provider_step = i;
     }
-    if (e->gives_back_charge && v_.provider && !v_.outgoing && cur.provider == provider_state::moved && !cur.given_back) {
+    if (e->has(effect::gives_back_charge) && v_.provider && !v_.outgoing && cur.provider == provider_state::moved && !cur.given_back) {
       cur.given_back = true;
       cur.give_back_step = i;
     }
-    if (e->books_incoming && v_.provider && !v_.outgoing) {
+    if (e->has(effect::books_incoming) && v_.provider && !v_.outgoing) {
       if (pre.provider != provider_state::moved)
         report(flow_invariant::book_after_confirmation, i, compensating,
                step + " books " + v_.what + " before provider_call confirmed it: provider_call must run before it, "
@@ -274,7 +265,7 @@ private:
       cur.credited = true;
       cur.move_step = i;
     }
-    if (e->books_direct && !v_.provider) {
+    if (e->has(effect::books_direct) && !v_.provider) {
       cur.moved = true;
       cur.move_step = i;
     }
@@ -322,12 +313,12 @@ private:
       const outcome o = choices[i - first][pick[i - first]];
       const step_effects* e = fx(step_name(i));
       if (o == outcome::refused) {
-        if (e && e->voids_on_refusal && v_.holds && cur.hold == hold_state::pending) cur.hold = hold_state::voided;
+        if (e && e->has(effect::voids_on_refusal) && v_.holds && cur.hold == hold_state::pending) cur.hold = hold_state::voided;
         if (failed_at == none) failed_at = i;
         continue;
       }
       apply(i, step_name(i), pre, cur, false);
-      if (e && e->calls_provider && v_.provider && cur.provider != provider_state::moved) {
+      if (e && e->has(effect::calls_provider) && v_.provider && cur.provider != provider_state::moved) {
         if (o == outcome::ok) cur.provider = provider_state::moved;
         if (o == outcome::declined) cur.provider = provider_state::declined;
         if (o == outcome::unknown) cur.provider = provider_state::unknown;

@@ -27,23 +27,31 @@ constexpr uint8_t flow_bit(kind k) {
 }
 constexpr uint8_t every_flow = 31;
 
-// A step's effects. The money effects apply when the payment has what they act on: a hold
-// (withdrawal, pay from balance, refund through a provider), a provider (topup, withdrawal, pay
-// or refund through a provider); a step whose effects do not apply answers ok and does nothing.
+// What a step may do, as bits of step_effects::effects. The money effects apply when the
+// payment has what they act on: a hold (withdrawal, pay from balance, refund through a
+// provider), a provider (topup, withdrawal, pay or refund through a provider); a step whose
+// effects do not apply answers ok and does nothing.
+namespace effect {
+constexpr uint16_t routes = 1 << 0;            // picks the channel provider_call uses
+constexpr uint16_t holds = 1 << 1;             // places the payer's money on hold (pending transfers)
+constexpr uint16_t posts_hold = 1 << 2;        // posts that hold: the money leaves the payer
+constexpr uint16_t voids_hold = 1 << 3;        // voids that hold: the money stays with the payer
+constexpr uint16_t calls_provider = 1 << 4;    // moves money at the provider: charge in, payout or refund out
+constexpr uint16_t gives_back_charge = 1 << 5; // refunds through the provider what a charge took in
+constexpr uint16_t books_incoming = 1 << 6;    // credits what the provider confirmed it took in
+constexpr uint16_t books_direct = 1 << 7;      // moves money between ledger accounts at once (no provider)
+constexpr uint16_t may_refuse = 1 << 8;        // may fail before moving anything (a check, no funds, no channel)
+constexpr uint16_t voids_on_refusal = 1 << 9;  // when it refuses, it voids the hold itself (capture)
+constexpr uint16_t money = holds | posts_hold | voids_hold | calls_provider | gives_back_charge | books_incoming |
+                           books_direct;
+} // namespace effect
+
 struct step_effects {
   std::string_view step;
-  uint8_t flows;                // the kinds whose flow may name it
-  bool routes;                  // picks the channel provider_call uses
-  bool holds;                   // places the payer's money on hold (pending transfers)
-  bool posts_hold;              // posts that hold: the money leaves the payer
-  bool voids_hold;              // voids that hold: the money stays with the payer
-  bool calls_provider;          // moves money at the provider: charge in, payout or refund out
-  bool gives_back_charge;       // refunds through the provider what a charge took in
-  bool books_incoming;          // credits what the provider confirmed it took in
-  bool books_direct;            // moves money between ledger accounts at once (no provider)
-  bool may_refuse;              // may fail before moving anything (a check, no funds, no channel)
-  bool voids_on_refusal;        // when it refuses, it voids the hold itself (capture)
-  std::string_view compensation; // the compensation its money movement needs on failure paths
+  uint8_t flows;                  // the kinds whose flow may name it (flow_bit)
+  uint16_t effects;               // effect:: bits
+  std::string_view compensation;  // the compensation its money movement needs on failure paths
+  bool has(uint16_t e) const { return (effects & e) != 0; }
 };
 
 // One row per step the payment core registers (actors/steps/registry.cpp agrees, by test).
