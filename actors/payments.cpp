@@ -20,6 +20,7 @@
 #include "actors/payments_writer.hpp"
 #include "actors/steps/steps.hpp"
 #include "ledger/assert.hpp"
+#include "ledger/payments/flow_check.hpp"
 #include "actors/mailbox.hpp"
 #include "metrics/shared.hpp"
 
@@ -59,6 +60,22 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::pay::payment_reply)
 
 namespace kassa::actors {
 
+namespace {
+
+ledger::payments::kind kind_of(config::flow_name flow) {
+  using ledger::payments::kind;
+  switch (flow) {
+    case config::flow_name::topup: return kind::topup;
+    case config::flow_name::withdrawal: return kind::withdrawal;
+    case config::flow_name::transfer: return kind::transfer;
+    case config::flow_name::pay: return kind::pay;
+    case config::flow_name::refund: return kind::refund;
+  }
+  return kind::none;
+}
+
+} // namespace
+
 void check_flows(const config::payments_config& cfg) {
   for (size_t f = 0; f < config::flow_count; ++f) {
     for (const auto& s : cfg.flows.of(static_cast<config::flow_name>(f))) {
@@ -70,6 +87,17 @@ void check_flows(const config::payments_config& cfg) {
       if (!s.compensate.empty() && !pay::steps().count(s.compensate))
         throw config::step_error(s, "compensate", "unknown step \"" + s.compensate + "\"");
     }
+  }
+  // money conservation: every path of every flow (docs/payments.md, "Flows are checked")
+  for (size_t f = 0; f < config::flow_count; ++f) {
+    const auto flow = static_cast<config::flow_name>(f);
+    const auto& steps = cfg.flows.of(flow);
+    std::vector<ledger::payments::flow_step_view> view;
+    for (const auto& s : steps) view.push_back({s.step, s.compensate, s.group});
+    const auto found = ledger::payments::check_flow(kind_of(flow), view);
+    if (!found.empty())
+      throw config::step_error(steps.at(found[0].step), found[0].on_compensate ? "compensate" : "step",
+                               found[0].message);
   }
 }
 

@@ -30,8 +30,9 @@ struct payments_options {
   std::function<void(const std::string&)> log_info, log_error;
 };
 
-// Checks every flow's step names against the registered steps; throws config_error (with
-// the step's file and line) for an unknown one.
+// Checks every flow's step names against the registered steps, then its money invariants
+// (ledger/payments/flow_check.hpp); throws config_error (with the step's file and line, and
+// the invariant in words) for an unknown step or the first invariant a flow breaks.
 void check_flows(const config::payments_config& cfg);
 
 // Spawns the gateway. Before it takes commands it creates the chart of accounts in the

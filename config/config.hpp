@@ -174,8 +174,9 @@ struct reconciliation_config {
   uint32_t grace_ms = 5000;                // unmatched this long becomes a case, 0 .. 86400000
 };
 
-// One step of a flow. The step names are checked at boot against the steps kassa registers;
-// an unknown one is reported with step_error(), at the step's line.
+// One step of a flow. The step names are checked at boot against the steps kassa registers,
+// and each flow's money invariants by the flow checker (ledger/payments/flow_check.hpp); an
+// unknown step or a broken invariant is reported with step_error(), at the step's line.
 struct flow_step {
   std::string step;                        // required, [a-z0-9_]{1,32}
   uint32_t timeout_ms = 5000;              // 1 .. 600000

@@ -2,7 +2,8 @@
 // withdrawal, refund for refunds), under a payment id derived from the row, so a repeat after
 // a timeout or a restart is the same payment at the provider. Declined: the flow fails and
 // compensates. Unknown (timeout, broken connection) or pending: the supervisor parks the
-// payment and asks the provider until it knows; never a guess.
+// payment and asks the provider until it knows; never a guess. Money out (payout, refund)
+// is sent only when hold_funds placed the payer's hold: otherwise funds_not_held, nothing sent.
 // provider_refund (a compensation): gives back what provider_call took, when it took any.
 #include "actors/payments_core.hpp"
 #include "actors/steps/steps.hpp"
@@ -28,6 +29,14 @@ public:
     auto& st = self->state;
     if (!uses_provider(st)) {
       done(payment_result::ok);
+      return;
+    }
+    if (call_of(st.k) != call_kind::charge && !st.held) {
+      // Money out (a payout, a refund) leaves only from a durable hold: without one the payer
+      // could have spent it already. kassad refuses such a flow at boot; this is the last guard.
+      st.e->log_error(st.tag() + "provider_call: " + std::string(call_of(st.k) == call_kind::payout ? "payout" : "refund") +
+                      " with no hold placed before it (hold_funds): not sent");
+      done(payment_result::funds_not_held);
       return;
     }
     const auto* ch = st.channel();

@@ -1,4 +1,5 @@
-// Every step a flow in the YAML may name: one line each.
+// Every step a flow in the YAML may name: one line each. Each also has a row in the effects
+// table the flow checker reads (ledger/payments/flow_check.cpp); a test keeps the two alike.
 #include "actors/steps/steps.hpp"
 
 namespace kassa::actors::pay {

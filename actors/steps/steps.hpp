@@ -1,6 +1,8 @@
 #pragma once
 // The step plugins kassa ships. A new step is one new file here (a class deriving from
-// pay::step and a make_ function) plus one line in registry.cpp.
+// pay::step and a make_ function) plus one line in registry.cpp and one row, its money
+// effects, in ledger/payments/flow_check.cpp (tests/actors/flow_check_test.cpp holds the two
+// to the same steps).
 #include "actors/payments_core.hpp"
 
 namespace kassa::actors::pay {

@@ -93,12 +93,13 @@ constexpr uint16_t order_state_max = 9;
   X(ledger_refused)                  /* the ledger refused a booking (see the order) */      \
   X(shutting_down)                                                                           \
   X(outcome_unknown)                 /* the provider never told: in review, case opened */   \
-  X(ledger_forbidden)                /* pay/refund: the order's ledger is not the client's */
+  X(ledger_forbidden)                /* pay/refund: the order's ledger is not the client's */ \
+  X(funds_not_held)                  /* money out with no hold before it: nothing sent */
 
 #define KASSA_PAYMENT_ENUM_ITEM(name) name,
 enum class payment_result : uint32_t { KASSA_PAYMENT_RESULTS(KASSA_PAYMENT_ENUM_ITEM) };
 #undef KASSA_PAYMENT_ENUM_ITEM
-constexpr uint32_t payment_result_max = uint32_t(payment_result::ledger_forbidden); // the last code
+constexpr uint32_t payment_result_max = uint32_t(payment_result::funds_not_held); // the last code
 
 std::string_view name(kind k);
 std::string_view name(order_state s);

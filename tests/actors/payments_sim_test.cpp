@@ -20,6 +20,7 @@
 #include <random>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include "actors/channel.hpp"
 #include "actors/directory.hpp"
@@ -1159,6 +1160,9 @@ TEST_CASE("the payment core under random faults: keys apply once, refunds stay w
     }
     s.check_rows();
     s.check_settled();
+    // the default flows hold before every payout and refund: the provider step's guard never fires
+    for (const auto& r : s.rows())
+      s.expect(r.result != uint32_t(payment_result::funds_not_held), describe(r) + ": funds_not_held");
     std::string all;
     for (const auto& v : s.violations) all += "\n  " + v;
     if (!s.violations.empty() && std::getenv("KASSA_SIM_DUMP"))
@@ -1224,5 +1228,110 @@ TEST_CASE("beyond payments.orders_inflight_max a command is answered busy and do
   n = results(send({again[2], again[3]}));
   CHECK(n[payment_result::ok] == 2);
   s.check_rows();
+  CHECK(s.violations.empty());
+}
+
+TEST_CASE("a payout whose flow placed no hold never reaches the provider: the withdrawal fails with funds_not_held",
+          "[sim][payments]") {
+  // A withdrawal flow without hold_funds, as kassad refuses it at boot (the flow check); the
+  // provider step is the last guard should one run anyway.
+  sim s(test::seed("payout without hold"), [](config::payments_config& c) {
+    std::vector<config::flow_step> unsafe;
+    for (const auto& step : c.flows.withdrawal)
+      if (step.step != "hold_funds" && step.step != "fetch_credentials") unsafe.push_back(step);
+    c.flows.withdrawal = unsafe;
+  });
+  s.write_fail_pct = s.commit_fail_pct = 0;
+  s.w->credentials_fail = false;
+  s.settle(); // booted
+  auto withdraw = [&] {
+    lp::payment_command c{};
+    c.key = ++s.next_id;
+    c.order_id = ++s.next_id;
+    c.kind = uint16_t(kind::withdrawal);
+    c.account_id = s.users[0];
+    c.amount = 5000;
+    c.ledger = usd;
+    s.replies->replies.clear();
+    submit_payments_request req;
+    req.ctx.trace_id = 78;
+    req.commands = {c};
+    caf::anon_send(s.client_actor, s.gateway, std::move(req));
+    s.settle();
+    REQUIRE(s.replies->replies.size() == 1);
+    REQUIRE(s.replies->replies[0].replies.size() == 1);
+    return std::make_pair(c.order_id, s.replies->replies[0].replies[0]);
+  };
+  // the channels report themselves down now and then: routing refuses the payment at once
+  auto [order_id, reply] = withdraw();
+  for (int attempt = 0; attempt < 20 && reply.result == uint32_t(payment_result::no_channel_available); ++attempt)
+    std::tie(order_id, reply) = withdraw();
+  CHECK(reply.result == uint32_t(payment_result::funds_not_held));
+  lp::order row{};
+  for (const auto& r : s.rows())
+    if (r.id == order_id) row = r;
+  CHECK(row.state == uint16_t(order_state::failed));
+  CHECK(row.result == uint32_t(payment_result::funds_not_held));
+  for (const auto& books : s.w->providers) CHECK(books.payments.empty()); // nothing was sent
+  bool logged = false;
+  for (const auto& e : s.errors) logged = logged || e.find("with no hold placed before it (hold_funds): not sent") != std::string::npos;
+  CHECK(logged);
+  s.check_settled(); // the user's balance is untouched
+  CHECK(s.violations.empty());
+}
+
+TEST_CASE("a refund through a provider whose flow placed no hold never reaches the provider: funds_not_held",
+          "[sim][payments]") {
+  sim s(test::seed("refund without hold"), [](config::payments_config& c) {
+    std::vector<config::flow_step> unsafe; // refused at boot by the flow check (refund_bounded)
+    for (const auto& step : c.flows.refund)
+      if (step.step != "hold_funds" && step.step != "fetch_credentials") unsafe.push_back(step);
+    c.flows.refund = unsafe;
+  });
+  s.write_fail_pct = s.commit_fail_pct = 0;
+  s.w->credentials_fail = false;
+  s.settle(); // booted
+  auto send = [&](kind k, u128 order_id, u128 account, u128 amount) {
+    lp::payment_command c{};
+    c.key = ++s.next_id;
+    c.order_id = order_id;
+    c.kind = uint16_t(k);
+    c.account_id = account;
+    c.amount = amount;
+    if (k == kind::create_order) c.ledger = usd;
+    if (k == kind::pay) c.source = uint16_t(lp::source::provider);
+    s.replies->replies.clear();
+    submit_payments_request req;
+    req.ctx.trace_id = 79;
+    req.commands = {c};
+    caf::anon_send(s.client_actor, s.gateway, std::move(req));
+    s.settle();
+    REQUIRE(s.replies->replies.size() == 1);
+    REQUIRE(s.replies->replies[0].replies.size() == 1);
+    return s.replies->replies[0].replies[0];
+  };
+  // an order paid in full through a provider (the simulated provider declines now and then)
+  u128 paid = 0;
+  for (int attempt = 0; attempt < 30 && paid == 0; ++attempt) {
+    const u128 order_id = ++s.next_id;
+    REQUIRE(send(kind::create_order, order_id, s.merchants[0], 1000).result == uint32_t(payment_result::ok));
+    const auto r = send(kind::pay, order_id, s.users[0], 1000);
+    if (r.result == uint32_t(payment_result::ok) && r.state == uint16_t(order_state::completed)) paid = order_id;
+  }
+  REQUIRE(paid != 0);
+  auto refunds_sent = [&] {
+    size_t n = 0;
+    for (const auto& books : s.w->providers)
+      for (const auto& [id, pp] : books.payments) n += pp.kind == call_kind::refund;
+    return n;
+  };
+  const size_t before = refunds_sent(); // partial payments given back, duplicates
+  // the item's channel reports itself down now and then: routing refuses the refund at once
+  auto r = send(kind::refund, paid, 0, 500);
+  for (int attempt = 0; attempt < 20 && r.result == uint32_t(payment_result::no_channel_available); ++attempt)
+    r = send(kind::refund, paid, 0, 500);
+  CHECK(r.result == uint32_t(payment_result::funds_not_held));
+  CHECK(refunds_sent() == before); // nothing was sent
+  s.check_settled(); // the merchant keeps what it was paid
   CHECK(s.violations.empty());
 }

@@ -388,7 +388,7 @@ void check_payment_replies(const wire::decoded& d, expectation& e) {
     lp::payment_reply r;
     std::memcpy(&r, d.body + size_t(i) * sizeof r, sizeof r);
     if (r.index != i) fail("payment reply " + std::to_string(i) + " names command " + std::to_string(r.index));
-    if (r.result > uint32_t(lp::payment_result::outcome_unknown))
+    if (r.result > lp::payment_result_max)
       fail("payment reply " + std::to_string(i) + " has an unknown result " + std::to_string(r.result));
     if (r.state > lp::order_state_max)
       fail("payment reply " + std::to_string(i) + " has an unknown state " + std::to_string(r.state));

@@ -189,11 +189,13 @@ TEST_CASE("payment ids and transfer ids derive from the row's sequence and never
 }
 
 TEST_CASE("every payment result code, state and kind has its name", "[payments]") {
-  for (uint32_t r = 0; r <= uint32_t(payment_result::outcome_unknown); ++r)
+  for (uint32_t r = 0; r <= payment_result_max; ++r)
     CHECK(name(payment_result(r)) != "unknown");
   for (uint16_t s = 0; s <= order_state_max; ++s) CHECK(name(order_state(s)) != "invalid");
   CHECK(name(order_state(order_state_max + 1)) == "invalid");
   for (uint16_t k = 1; k <= kind_max; ++k) CHECK(kind_known(k));
   CHECK(!kind_known(0));
   CHECK(!kind_known(kind_max + 1));
+  CHECK(uint32_t(payment_result::funds_not_held) == 40); // appended: numbers never change
+  CHECK(name(payment_result::funds_not_held) == "funds_not_held");
 }

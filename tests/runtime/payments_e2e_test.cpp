@@ -4,6 +4,7 @@
 // holds exactly what the provider's own statement says moved (charges - payouts - refunds).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cctype>
 #include <cstring>
 #include <filesystem>
@@ -630,6 +631,28 @@ TEST_CASE("kassad refuses a flow naming a step nobody registered, at the step's 
   CHECK(run({KASSA_KASSAD, "--config", path}, out, 20s) == 2);
   INFO(out);
   CHECK(out.find("payments.flows.transfer[1].step: unknown step \"teleport\"") != std::string::npos);
+}
+
+TEST_CASE("kassad --check-config and kassad refuse a withdrawal flow without a hold, at the step's line, with status 2",
+          "[e2e][payments]") {
+  temp_dir dir;
+  const std::string path = dir.path() + "/kassa.yaml";
+  const std::string yaml = "store: {data_dir: " + dir.path() + "/data, durability: fsync}\n" + payments_yaml(1) +
+                           "  flows:\n    withdrawal:\n      - {step: check_accounts}\n      - {step: route}\n"
+                           "      - {step: provider_call}\n      - {step: settle_hold}\n";
+  std::ofstream(path) << yaml;
+  const int line = int(std::count(yaml.begin(), yaml.end(), '\n')) - 1; // provider_call's
+  const std::string where = "kassa.yaml:" + std::to_string(line) + ": payments.flows.withdrawal[2].step: an outgoing "
+                            "payment holds the funds before any provider call";
+  for (const bool check_only : {true, false}) {
+    std::string out;
+    std::vector<std::string> args{KASSA_KASSAD, "--config", path};
+    if (check_only) args.push_back("--check-config");
+    CHECK(run(args, out, 20s) == 2);
+    INFO(out);
+    CHECK(out.find(where) != std::string::npos);
+  }
+  CHECK(!std::filesystem::exists(dir.path() + "/data")); // refused before anything was created
 }
 
 TEST_CASE("payments work with accounts in different shards; holds stay in the payer's shard", "[e2e][payments]") {
