@@ -154,7 +154,7 @@ TEST_CASE("every discrepancy between statements and payments becomes exactly one
   auto bravo = std::make_shared<fake_statement>();
   using s = pay::order_state;
   using pay::call_role;
-  const auto pid = [](uint64_t seq, call_role r = call_role::main) { return pay::payment_id(seq, r); };
+  const auto pid = [&](uint64_t seq, call_role r = call_role::main) { return payments->ids().id(seq, r); };
 
   ks::payments_batch b;
   b.rows = {make_row(1, s::completed, 100),       // matched
@@ -266,13 +266,39 @@ TEST_CASE("every discrepancy between statements and payments becomes exactly one
   }
 }
 
+TEST_CASE("a statement line under another installation's or generation's id matches none of the rows", "[recon]") {
+  temp_dir dir;
+  auto payments = open_payments(dir.path + "/payments");
+  auto clock = std::make_shared<std::atomic<uint64_t>>(t0 + second / 2);
+  auto alpha = std::make_shared<fake_statement>();
+  ks::payments_batch b;
+  b.rows = {make_row(1, pay::order_state::completed, 100)};
+  write_ok(*payments, std::move(b));
+  const pay::provider_ids& ids = payments->ids();
+  const uint64_t other_installation = ids.installation_id() ^ 0x0101'0101'0000'0000ull;
+  const u128 foreign = pay::payment_id(pay::issuer_of(other_installation, ids.generations()[0].nonce), 1);
+  const u128 earlier = pay::payment_id(pay::issuer_of(ids.installation_id(), ids.generations()[0].nonce ^ 1), 1);
+  const u128 legacy = pay::legacy_payment_id(1); // a store created since sent none
+  alpha->add(foreign, 100);
+  alpha->add(earlier, 100);
+  alpha->add(legacy, 100);
+  alpha->add(ids.id(1), 100);
+  recon_node rn(payments, dir.path + "/recon", {{"alpha", alpha}}, clock);
+  REQUIRE(eventually([&] { return rn.status().providers[0].cursor == 4; }));
+  rn.settle();
+  CHECK(set_of(rn.cases()) == case_set{expect(ks::case_kind::missing_internal, foreign),
+                                        expect(ks::case_kind::missing_internal, earlier),
+                                        expect(ks::case_kind::missing_internal, legacy)});
+  CHECK(rn.status().matched == 1);
+}
+
 TEST_CASE("the payment core opens suspense cases once; an operator resolves them", "[recon]") {
   temp_dir dir;
   auto payments = open_payments(dir.path + "/payments");
   auto clock = std::make_shared<std::atomic<uint64_t>>(t0);
   recon_node rn(payments, dir.path + "/recon", {}, clock);
   open_case oc;
-  oc.payment_id = pay::payment_id(42);
+  oc.payment_id = payments->ids().id(42);
   oc.row_id = 42;
   oc.ledger = 1;
   oc.internal_amount = 100;
