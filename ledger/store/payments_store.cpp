@@ -214,6 +214,7 @@ std::unique_ptr<payments_store> payments_store::open(const std::string& path, en
     err = begin_generation_in(s->env_, txn.txn, s->dbi_meta_, s->dbi_generations_, s->sequence_last_ + 1, s->ids_,
                               number);
     if (!err.ok()) return nullptr;
+    s->generation_begun_at_open_ = true;
   } else if ((rc = load_ids(txn.txn, s->dbi_meta_, s->dbi_generations_, s->ids_)) != 0) {
     err = lmdb_error(rc, "reading the generations", s->env_);
     return nullptr;

@@ -89,6 +89,9 @@ public:
   // The provider ids of this data directory: fixed while the store is open (a new generation
   // begins only while no flow runs, at open or offline).
   const payments::provider_ids& ids() const { return ids_; }
+  // Whether open() began the newest generation: a new store, an upgrade of format 1, or a
+  // copy marked restore_pending.
+  bool generation_begun_at_open() const { return generation_begun_at_open_; }
   // Offline, after a restore: a new generation (a fresh random nonce) for the rows from the
   // next sequence on, so that no id the copy's original may have sent since is sent again.
   error begin_generation(uint32_t& number);
@@ -107,6 +110,7 @@ private:
   enum durability durability_ = durability::fsync;
   uint64_t sequence_last_ = 0, journal_last_ = 0;
   payments::provider_ids ids_;
+  bool generation_begun_at_open_ = false;
 };
 
 } // namespace kassa::ledger::store

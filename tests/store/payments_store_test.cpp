@@ -140,6 +140,7 @@ TEST_CASE("a copy marked restore_pending begins a new generation at its first op
   // the mark is in the copy and in the original alike; kassa backup marks only the copy
   copy_store(dir.path + "/original", dir.path + "/copy");
   auto c = open_store(dir.path + "/copy");
+  CHECK(c->generation_begun_at_open());
   REQUIRE(c->ids().generations().size() == 2);
   CHECK(c->ids().generations()[1].sequence_first == 3);
   CHECK(c->ids().id(3) != third);
@@ -147,6 +148,7 @@ TEST_CASE("a copy marked restore_pending begins a new generation at its first op
   const u128 after = c->ids().id(3);
   c.reset();
   c = open_store(dir.path + "/copy");
+  CHECK_FALSE(c->generation_begun_at_open());
   CHECK(c->ids().generations().size() == 2);
   CHECK(c->ids().id(3) == after);
 }
