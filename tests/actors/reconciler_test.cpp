@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <set>
@@ -290,6 +291,39 @@ TEST_CASE("a statement line under another installation's or generation's id matc
                                         expect(ks::case_kind::missing_internal, earlier),
                                         expect(ks::case_kind::missing_internal, legacy)});
   CHECK(rn.status().matched == 1);
+}
+
+TEST_CASE("after the upgrade of a payments store of format 1, statement lines under legacy ids still match their rows",
+          "[recon][ids]") {
+  temp_dir dir;
+  // the fixture kassa wrote before provider ids carried an installation id: row 1 a top-up
+  // whose outcome is unknown, row 2 a completed top-up of 2000, row 3 a withdrawal processing
+  std::filesystem::create_directories(dir.path + "/payments");
+  std::filesystem::copy_file(std::string(KASSA_STORE_TEST_DATA) + "/payments-v1/data.mdb",
+                             dir.path + "/payments/data.mdb");
+  auto payments = open_payments(dir.path + "/payments");
+  const pay::provider_ids& ids = payments->ids();
+  REQUIRE(ids.generations().size() == 1);
+  CHECK(ids.generations()[0].sequence_first == 4);
+  ks::payments_batch b;
+  b.rows = {make_row(4, pay::order_state::completed, 4000)}; // after the upgrade
+  write_ok(*payments, std::move(b));
+  auto clock = std::make_shared<std::atomic<uint64_t>>(t0 + second / 2);
+  auto alpha = std::make_shared<fake_statement>();
+  const u128 new_format_two = pay::payment_id(ids.issuer(), 2); // never sent for row 2
+  alpha->add(pay::legacy_payment_id(2), 2000);
+  alpha->add(pay::legacy_payment_id(1), 1000); // the unknown top-up: pending until it is final
+  alpha->add(ids.id(4), 4000);
+  alpha->add(new_format_two, 2000);
+  alpha->add(pay::legacy_payment_id(4), 4000); // row 4 never had a legacy id
+  recon_node rn(payments, dir.path + "/recon", {{"alpha", alpha}}, clock);
+  REQUIRE(eventually([&] { return rn.status().providers[0].cursor == 5; }));
+  rn.settle();
+  CHECK(ids.id(2) == pay::legacy_payment_id(2));
+  CHECK(set_of(rn.cases()) == case_set{expect(ks::case_kind::missing_internal, new_format_two),
+                                        expect(ks::case_kind::missing_internal, pay::legacy_payment_id(4))});
+  CHECK(rn.status().matched == 2);
+  CHECK(rn.status().providers[0].pending == 1);
 }
 
 TEST_CASE("the payment core opens suspense cases once; an operator resolves them", "[recon]") {
