@@ -40,9 +40,10 @@ const char* usage_restore =
     "usage: kassa restore --data DIR [--from BACKUP]\n"
     "\n"
     "Makes DIR safe to start after a restore: begins a new generation of provider ids in\n"
-    "DIR/payments (and DIR/shadow/payments), a fresh random nonce for every payment from the\n"
-    "next row sequence on, so that no provider is sent an id that the backup's original, or an\n"
-    "earlier restore of the same backup, may have sent. Payments in the backup keep their ids.\n"
+    "DIR/payments (and DIR/shadow/payments): new payments get a fresh random nonce in their\n"
+    "ids and row sequences 2^40 past the backup's last, so that no provider is sent an id, nor\n"
+    "the ledger a transfer id, that the backup's original, or an earlier restore of the same\n"
+    "backup, may have used. Payments in the backup keep their ids.\n"
     "With --from, BACKUP (a directory `kassa backup` wrote) is first copied into DIR, which must\n"
     "not exist or be empty. kassad must not run on DIR. Prints each payments store's\n"
     "installation id and new generation. Exit status: 0 done, 1 a store could not be changed,\n"
@@ -54,8 +55,10 @@ bool empty_or_missing(const std::string& dir) {
   return fs::is_directory(dir, ec) && fs::is_empty(dir, ec);
 }
 
-// The directories below `root` holding an LMDB environment (a data.mdb), sorted; two levels
-// deep at most (DIR/shadow/shard-000).
+// The directories below `root` holding an LMDB environment (a data.mdb), two levels deep at
+// most (DIR/shadow/shard-000): the payments stores first, then the others sorted. The shards'
+// copies are then no older than the payments store's: they hold every booking of the rows it
+// holds (and maybe of rows made after it, whose sequences a restore skips).
 std::vector<fs::path> environments(const fs::path& root) {
   std::vector<fs::path> out;
   std::error_code ec;
@@ -65,7 +68,10 @@ std::vector<fs::path> environments(const fs::path& root) {
     if (it->is_directory(ec) && fs::exists(it->path() / "data.mdb", ec)) out.push_back(it->path());
     if (out.size() >= environments_max) break;
   }
-  std::sort(out.begin(), out.end());
+  std::sort(out.begin(), out.end(), [](const fs::path& a, const fs::path& b) {
+    const bool pa = a.filename() == "payments", pb = b.filename() == "payments";
+    return pa != pb ? pa : a < b;
+  });
   return out;
 }
 

@@ -57,6 +57,12 @@ struct payment_id_parts {
 };
 bool decode_payment_id(u128 id, payment_id_parts& out);
 
+// A restore also moves the row sequence on by this much: the original may have made rows after
+// the backup, and a copy of the ledger taken after the payments store's holds their bookings,
+// whose transfer ids (transfer_id) carry the sequence only. 2^40 rows between a backup and its
+// restore are beyond reach; 2^16 restores fit below payment_sequence_max.
+constexpr uint64_t restore_sequence_gap = uint64_t{1} << 40;
+
 // One generation of a data directory: 1 when it was created (or upgraded to format 2), one
 // more at each restore. The rows from sequence_first on, up to the next generation's first,
 // were sent under its issuer.

@@ -4,6 +4,7 @@
 
 #include <sys/random.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -110,6 +111,10 @@ error begin_generation_in(MDB_env* env, MDB_txn* txn, MDB_dbi meta, MDB_dbi gene
   uint64_t installation = ids.installation_id();
   const std::string no_random = "cannot read random bytes (getrandom, /dev/urandom) for the provider ids of " +
                                 path_of(env) + ": check that /dev/urandom is readable";
+  if (sequence_first > payments::payment_sequence_max - payments::restore_sequence_gap)
+    return make_error(errc::io, "the payments store " + path_of(env) +
+                                    " has no room for another generation of row sequences: start a new data "
+                                    "directory");
   for (int tries = 0; !payments::installation_id_valid(installation) && tries < 16; ++tries)
     if (!random_u64(installation)) return make_error(errc::io, no_random);
   if (!payments::installation_id_valid(installation)) return make_error(errc::io, no_random);
@@ -208,11 +213,12 @@ std::unique_ptr<payments_store> payments_store::open(const std::string& path, en
     return nullptr;
   }
   // A new store, a store of format 1 (its rows so far keep legacy ids) and a restored copy
-  // begin a generation: the rows from the next sequence on get ids no earlier run has sent.
+  // begin a generation: the rows from the next sequence on get ids no earlier run has sent
+  // (after a restore, the next sequence is one the original cannot have reached).
   uint32_t number = 0;
   if (!found || version == format_version_legacy_ids || restore_pending != 0) {
-    err = begin_generation_in(s->env_, txn.txn, s->dbi_meta_, s->dbi_generations_, s->sequence_last_ + 1, s->ids_,
-                              number);
+    const uint64_t first = s->sequence_last_ + 1 + (restore_pending != 0 ? payments::restore_sequence_gap : 0);
+    err = begin_generation_in(s->env_, txn.txn, s->dbi_meta_, s->dbi_generations_, first, s->ids_, number);
     if (!err.ok()) return nullptr;
     s->generation_begun_at_open_ = true;
   } else if ((rc = load_ids(txn.txn, s->dbi_meta_, s->dbi_generations_, s->ids_)) != 0) {
@@ -223,6 +229,8 @@ std::unique_ptr<payments_store> payments_store::open(const std::string& path, en
     err = lmdb_error(MDB_CORRUPTED, "reading the generations (none)", s->env_);
     return nullptr;
   }
+  // new rows are numbered from the newest generation's first sequence on
+  s->sequence_last_ = std::max(s->sequence_last_, s->ids_.generations().back().sequence_first - 1);
   if ((rc = put_u64(txn.txn, s->dbi_meta_, "format_version", format_version)) != 0) {
     err = lmdb_error(rc, "writing meta.format_version", s->env_);
     return nullptr;
@@ -308,10 +316,12 @@ error payments_store::begin_generation(uint32_t& number) {
   int rc = mdb_txn_begin(env_, nullptr, 0, &txn.txn);
   if (rc != 0) return lmdb_error(rc, "beginning a write", env_);
   payments::provider_ids ids;
-  error err = begin_generation_in(env_, txn.txn, dbi_meta_, dbi_generations_, sequence_last_ + 1, ids, number);
+  error err = begin_generation_in(env_, txn.txn, dbi_meta_, dbi_generations_,
+                                  sequence_last_ + 1 + payments::restore_sequence_gap, ids, number);
   if (!err.ok()) return err;
   if ((rc = txn.commit()) != 0) return lmdb_error(rc, "committing a generation", env_);
   ids_ = std::move(ids);
+  sequence_last_ = ids_.generations().back().sequence_first - 1;
   return {};
 }
 

@@ -93,12 +93,15 @@ public:
   // copy marked restore_pending.
   bool generation_begun_at_open() const { return generation_begun_at_open_; }
   // Offline, after a restore: a new generation (a fresh random nonce) for the rows from the
-  // next sequence on, so that no id the copy's original may have sent since is sent again.
+  // next sequence plus restore_sequence_gap on, so that no provider id nor ledger transfer id
+  // the copy's original may have used since is used again.
   error begin_generation(uint32_t& number);
   // Marks a copy (a backup) so that the first open() of it begins a new generation.
   error mark_restore_pending();
 
-  uint64_t sequence_last() const { return sequence_last_; } // largest row sequence written
+  // The largest row sequence written, or the one before the newest generation's first when
+  // that is larger (a restore moved the sequence on): the gateway numbers new rows after it.
+  uint64_t sequence_last() const { return sequence_last_; }
   uint64_t journal_last() const { return journal_last_; }
   std::string path() const;
 

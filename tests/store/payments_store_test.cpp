@@ -105,24 +105,38 @@ TEST_CASE("a restored copy sends none of the ids its original sent after the bac
     REQUIRE(err.ok());
     CHECK(number == 2);
     CHECK(r->ids().installation_id() != 0);
-    CHECK(r->ids().generations().back().sequence_first == 4);
+    // the next row's sequence is beyond any the original can have reached since the backup,
+    // so that the ledger transfer ids of its rows are not used again either
+    const uint64_t next = r->sequence_last() + 1;
+    CHECK(next == 4 + pay::restore_sequence_gap);
+    CHECK(r->ids().generations().back().sequence_first == next);
     // rows that were in the backup keep their ids (a payment in flight is asked under its id)
     CHECK(ids_of(*r, 1, 3) == before_backup);
-    write_rows(*r, 4, 6);
-    restored_sent[n] = ids_of(*r, 4, 20);
+    write_rows(*r, next, next + 2);
+    CHECK(r->sequence_last() == next + 2);
+    restored_sent[n] = ids_of(*r, next, next + 16);
     CHECK(disjoint(restored_sent[n], sent));
+    // even under the original's sequences the new generation's ids are others
+    for (uint64_t seq = 4; seq <= 20; ++seq)
+      CHECK(sent.count(pay::payment_id(r->ids().issuer(), seq)) == 0);
     uint64_t seq = 0;
     pay::call_role role = pay::call_role::main;
-    CHECK(r->ids().decode(r->ids().id(5), seq, role));
-    CHECK(seq == 5);
-    // the original's id for row 5 names no row here
+    CHECK(r->ids().decode(r->ids().id(next + 1), seq, role));
+    CHECK(seq == next + 1);
+    // the original's id for its row 5 names no row here, now or later: the copy skipped 5
     auto o = open_store(original);
-    CHECK_FALSE(r->ids().decode(o->ids().id(5), seq, role));
+    if (r->ids().decode(o->ids().id(5), seq, role)) {
+      pay::order row{};
+      bool found = true;
+      REQUIRE(r->find_sequence(seq, row, found).ok());
+      CHECK_FALSE(found);
+    }
     // the generation is durable
-    const u128 five = r->ids().id(5);
+    const u128 after = r->ids().id(next + 1);
     r.reset();
     r = open_store(restored);
-    CHECK(r->ids().id(5) == five);
+    CHECK(r->ids().id(next + 1) == after);
+    CHECK(r->sequence_last() == next + 2);
   }
   CHECK(disjoint(restored_sent[0], restored_sent[1]));
 }
@@ -142,15 +156,18 @@ TEST_CASE("a copy marked restore_pending begins a new generation at its first op
   auto c = open_store(dir.path + "/copy");
   CHECK(c->generation_begun_at_open());
   REQUIRE(c->ids().generations().size() == 2);
-  CHECK(c->ids().generations()[1].sequence_first == 3);
-  CHECK(c->ids().id(3) != third);
+  const uint64_t next = 3 + pay::restore_sequence_gap;
+  CHECK(c->ids().generations()[1].sequence_first == next);
+  CHECK(c->sequence_last() + 1 == next);
+  CHECK(u128_hi(c->ids().id(next)) != u128_hi(third));
   CHECK(c->ids().id(2) == pay::payment_id(pay::issuer_of(c->ids().installation_id(), c->ids().generations()[0].nonce), 2));
-  const u128 after = c->ids().id(3);
+  const u128 after = c->ids().id(next);
   c.reset();
   c = open_store(dir.path + "/copy");
   CHECK_FALSE(c->generation_begun_at_open());
   CHECK(c->ids().generations().size() == 2);
-  CHECK(c->ids().id(3) == after);
+  CHECK(c->ids().id(next) == after);
+  CHECK(c->sequence_last() + 1 == next);
 }
 
 TEST_CASE("a payments store of format 1 is upgraded in place; its rows keep their legacy ids", "[store][payments][ids]") {
