@@ -101,7 +101,20 @@ bool copy_environment(const fs::path& from, const fs::path& to, std::string& err
   return rc == 0;
 }
 
+// Whether `inner` is `outer` or lies below it.
+bool within(const std::string& inner, const std::string& outer) {
+  std::error_code ec;
+  const fs::path i = fs::weakly_canonical(inner, ec), o = fs::weakly_canonical(outer, ec);
+  const auto [end, _] = std::mismatch(o.begin(), o.end(), i.begin(), i.end());
+  return end == o.end();
+}
+
 int cmd_backup(const std::string& data_dir, const std::string& out) {
+  if (within(out, data_dir)) {
+    std::fprintf(stderr, "kassa backup: %s lies within %s; name a directory outside it\n", out.c_str(),
+                 data_dir.c_str());
+    return exit_usage;
+  }
   if (!empty_or_missing(out)) {
     std::fprintf(stderr, "kassa backup: %s is not empty; name a new directory\n", out.c_str());
     return exit_unavailable;
