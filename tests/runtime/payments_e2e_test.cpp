@@ -826,4 +826,16 @@ TEST_CASE("a restored data directory and a second installation never send the pr
   REQUIRE(run({KASSA_CLI, "restore", "--data", again, "--from", backup}, out, 60s) == 0);
   CHECK(topup(again, false, 102, 1002, 2000) == 3000);
   CHECK(statement_net([&](const std::string& target) { return sim.json(false, target); }, "alpha") == 8000);
+  // A plain copy of the backup, started without kassa restore: the mark kassa backup left in
+  // it begins the new generation at the first start.
+  const std::string copied = dir.path() + "/copied";
+  std::filesystem::copy(backup, copied, std::filesystem::copy_options::recursive);
+  {
+    kassad_instance k(yaml, "fsync", 256, copied);
+    CHECK(k.output().find("msg=\"provider ids\"") != std::string::npos);
+    CHECK(k.output().find("generation=2") != std::string::npos);
+    CHECK(k.stop() == 0);
+  }
+  CHECK(topup(copied, false, 102, 1002, 2000) == 3000);
+  CHECK(statement_net([&](const std::string& target) { return sim.json(false, target); }, "alpha") == 10000);
 }
