@@ -862,8 +862,10 @@ void take_request(gateway_actor* self, submit_payments_request& req, caf::respon
 
 void on_event(gateway_actor* self, provider_event& ev) {
   auto& st = self->state;
-  if (!lp::is_payment_id(ev.payment_id) || lp::payment_role(ev.payment_id) != lp::call_role::main) return;
-  const uint64_t seq = lp::payment_sequence(ev.payment_id);
+  // only this data directory's ids: another installation's or generation's is none of its rows
+  uint64_t seq = 0;
+  lp::call_role role = lp::call_role::main;
+  if (!st.e->store->ids().decode(ev.payment_id, seq, role) || role != lp::call_role::main) return;
   if (auto it = st.flows.find(seq); it != st.flows.end()) {
     self->send(it->second, flow_event{ev});
     return;

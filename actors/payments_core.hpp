@@ -193,7 +193,12 @@ struct flow_state {
   void note(const char* step, uint32_t result, u128 amount);
   // "payment=ID order=ID trace=HEX: " for log lines: every line names its flow's context
   std::string tag() const;
-  u128 payment_id() const { return ledger::payments::payment_id(row.sequence); }
+  // The provider's id of this row's call `role`, or of another row's (a refund names its item's
+  // charge): installation, generation, sequence and role (ledger/payments/ids.hpp).
+  u128 payment_id(ledger::payments::call_role role = ledger::payments::call_role::main) const {
+    return e->store->ids().id(row.sequence, role);
+  }
+  u128 payment_id_of(const order& other) const { return e->store->ids().id(other.sequence); }
 };
 
 // Ledger bookings: sends `transfers` (all kassa's own, linked as given) to the directory and

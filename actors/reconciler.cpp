@@ -157,10 +157,14 @@ verdict match_line(reconciler_state& st, const std::string& provider, const reco
   }
   if (known >= 0 && known != ks::seen_only_missing_case) return open(case_kind::missing_internal);
 
-  if (!pay::is_payment_id(line.payment_id)) return open(case_kind::missing_internal);
+  // Only an id this data directory sends names one of its rows: another installation's (or an
+  // earlier run's of a restored copy) with the same sequence is money kassa has no row for.
+  uint64_t sequence = 0;
+  pay::call_role role = pay::call_role::main;
+  if (!st.opts.payments->ids().decode(line.payment_id, sequence, role)) return open(case_kind::missing_internal);
   pay::order row;
   bool found = false;
-  if (auto err = st.opts.payments->find_sequence(pay::payment_sequence(line.payment_id), row, found); !err.ok()) {
+  if (auto err = st.opts.payments->find_sequence(sequence, row, found); !err.ok()) {
     st.last_error = err.message;
     return verdict::failed;
   }
@@ -174,7 +178,7 @@ verdict match_line(reconciler_state& st, const std::string& provider, const reco
     return open(case_kind::missing_internal);
   }
   u128 internal = 0;
-  if (pay::payment_role(line.payment_id) == pay::call_role::main) {
+  if (role == pay::call_role::main) {
     internal = row.provider_amount;
   } else {
     std::vector<ks::journal_entry> entries;
@@ -243,7 +247,7 @@ bool check_missing_provider(reconciler_state& st, round_work& w) {
     else rows.push_back(row);
   }
   std::vector<u128> pids;
-  for (const pay::order& row : rows) pids.push_back(pay::payment_id(row.sequence));
+  for (const pay::order& row : rows) pids.push_back(st.opts.payments->ids().id(row.sequence));
   std::vector<int> known;
   if (auto err = st.store->seen(pids, known); !err.ok()) {
     st.last_error = err.message;

@@ -183,6 +183,18 @@ std::unique_ptr<payment_core> start_payment_core(caf::actor_system& sys, const c
     site.log(log::level::error, "cannot open the payments store", {{"error", err.message}});
     return nullptr;
   }
+  {
+    // what the provider ids of new payments are made of (docs/payments.md, "Provider ids")
+    const auto& ids = pstore->ids();
+    char installation[24], issuer[24];
+    std::snprintf(installation, sizeof installation, "0x%016llx", (unsigned long long)ids.installation_id());
+    std::snprintf(issuer, sizeof issuer, "0x%016llx", (unsigned long long)ids.issuer());
+    site.log(log::level::info, "provider ids",
+             {{"installation_id", installation},
+              {"generation", std::to_string(ids.generations().back().number)},
+              {"issuer", issuer},
+              {"sequence_first", std::to_string(ids.generations().back().sequence_first)}});
+  }
   core->writer = actors::spawn_payments_writer(sys, pstore, [site](const std::string& msg) {
     site.log(log::level::error, "a write of the payments store failed; its commands are answered store_unavailable",
              {{"error", msg}});

@@ -9,6 +9,7 @@
 
 #include "ledger/store/saga_log.hpp"
 #include "ledger/store/verify.hpp"
+#include "runtime/cli_backup.hpp"
 #include "runtime/cli_client.hpp"
 #include "runtime/cli_payments.hpp"
 #include "runtime/data_dir.hpp"
@@ -44,6 +45,8 @@ const char* usage_main =
     "  trace ID [--data DIR]        the payment journal of a trace, order or payment row\n"
     "  recon [--data DIR] [--all]   reconciliation cases and statement cursors\n"
     "  gl [--data DIR]              general-ledger totals and the accounting lag\n"
+    "  backup --data DIR --to OUT   copy a data directory while kassad runs\n"
+    "  restore --data DIR [--from BACKUP]  a new generation of provider ids after a restore\n"
     "  version                      print the version\n"
     "  help [command]               print help for a command\n"
     "\n"
@@ -277,6 +280,11 @@ int main(int argc, char** argv) {
   }
   // Offline readers of the payment core's stores: trace, recon, gl (runtime/cli_payments.hpp).
   if (runtime::is_payments_reader_command(cmd)) return runtime::run_payments_reader_command(cmd, args);
+  if (runtime::is_backup_command(cmd)) return runtime::run_backup_command(cmd, args);
+  if (cmd == "help" && !args.empty() && runtime::is_backup_command(args[0])) {
+    std::fputs(runtime::backup_usage(args[0]).c_str(), stdout);
+    return exit_ok;
+  }
   if (cmd == "help" && !args.empty() && runtime::is_payments_reader_command(args[0])) {
     std::fputs(runtime::payments_reader_usage(args[0]).c_str(), stdout);
     return exit_ok;

@@ -74,7 +74,7 @@ private:
   // taking the charge's success now would book money the payer has back. So the provider is
   // asked first; never a guess.
   void check_compensation(flow_actor* self, step_done done) {
-    ask_until_told(self, lp::payment_id(self->state.row.sequence, lp::call_role::compensation), done,
+    ask_until_told(self, self->state.payment_id(lp::call_role::compensation), done,
                    [this, self, done](call_result& r) {
                      switch (r.status) {
                        case call_status::not_found: send_call(self, done); return true;
@@ -119,7 +119,7 @@ private:
     call.amount = st.row.amount;
     call.ledger = st.row.ledger;
     call.account_id = st.row.account_id;
-    if (st.k == kind::refund) call.refund_of = lp::payment_id(st.item.sequence);
+    if (st.k == kind::refund) call.refund_of = st.payment_id_of(st.item);
     call.credential = st.credential;
     st.note("provider_call", 0, st.row.amount);
     const bool resume = st.resume;
@@ -224,7 +224,7 @@ void compensation_refund(flow_actor* self, u128 amount, std::function<void(bool)
   }
   payment_call call;
   call.ctx = st.ctx;
-  call.payment_id = lp::payment_id(st.row.sequence, lp::call_role::compensation);
+  call.payment_id = st.payment_id(lp::call_role::compensation);
   call.kind = call_kind::refund;
   call.amount = amount;
   call.ledger = st.row.ledger;

@@ -4,6 +4,7 @@
 // provider payment, and the ledger or the provider answers "already done" instead of doing
 // it twice. The chart of accounts lives in kassa's reserved id corner (system_ids.hpp).
 #include <cstdint>
+#include <vector>
 
 #include "ledger/system_ids.hpp"
 #include "ledger/u128.hpp"
@@ -13,20 +14,89 @@ namespace kassa::ledger::payments {
 namespace sid = ledger::system_ids;
 
 // --- provider payment ids ------------------------------------------------------------------
-// "KASS" in the high bits, then what the call is; the low 64 bits are the row's sequence.
-constexpr uint64_t payment_id_tag = 0x4B41'5353'0000'0000ull;
+// What kassa sends a provider as a call's idempotency key. It must be unique across every
+// installation and every restore that talks to the provider: a provider answers a repeated id
+// with the first call's outcome, so an id sent twice for two payments books money that never
+// moved. Since payments store format 2 (docs/storage.md) an id is
+//   high 64 bits  the issuer: the installation id's high 32 bits, then the 32-bit nonce of the
+//                 data directory's generation (random, drawn at creation and at each restore)
+//   low 64 bits   the call role (8 bits), then the row's sequence (56 bits)
+// Rows written before format 2 keep their legacy ids: "KASS" and the role in the high 64
+// bits, the sequence in the low 64 bits.
 enum class call_role : uint8_t {
   main = 1,         // the row's own provider call (charge, payout or refund)
   compensation = 2, // the refund that gives back what the main call took (policy or duplicate)
 };
-inline constexpr u128 payment_id(uint64_t sequence, call_role role = call_role::main) {
-  return make_u128(payment_id_tag | static_cast<uint64_t>(role), sequence);
+constexpr uint64_t payment_sequence_max = (uint64_t{1} << 56) - 1; // also transfer_id's bound
+constexpr uint64_t legacy_payment_id_tag = 0x4B41'5353'0000'0000ull;
+
+inline constexpr bool call_role_known(uint64_t r) { return r >= 1 && r <= 2; }
+inline constexpr u128 legacy_payment_id(uint64_t sequence, call_role role = call_role::main) {
+  return make_u128(legacy_payment_id_tag | static_cast<uint64_t>(role), sequence);
 }
-inline constexpr bool is_payment_id(u128 id) {
-  return (u128_hi(id) & ~0xFFull) == payment_id_tag && (u128_hi(id) & 0xFF) >= 1 && (u128_hi(id) & 0xFF) <= 2;
+inline constexpr bool is_legacy_payment_id(u128 id) {
+  return (u128_hi(id) & ~0xFFull) == legacy_payment_id_tag && call_role_known(u128_hi(id) & 0xFF);
 }
-inline constexpr uint64_t payment_sequence(u128 id) { return u128_lo(id); }
-inline constexpr call_role payment_role(u128 id) { return static_cast<call_role>(u128_hi(id) & 0xFF); }
+// An installation id's high 32 bits are never zero nor "KASS": an issuer never looks legacy.
+inline constexpr bool installation_id_valid(uint64_t installation_id) {
+  return (installation_id >> 32) != 0 && (installation_id >> 32) != (legacy_payment_id_tag >> 32);
+}
+inline constexpr uint64_t issuer_of(uint64_t installation_id, uint32_t nonce) {
+  return (installation_id & 0xFFFF'FFFF'0000'0000ull) | nonce;
+}
+inline constexpr u128 payment_id(uint64_t issuer, uint64_t sequence, call_role role = call_role::main) {
+  return make_u128(issuer, (uint64_t{static_cast<uint8_t>(role)} << 56) | (sequence & payment_sequence_max));
+}
+
+// The parts of an id of either format; decode_payment_id is false for an id of neither.
+struct payment_id_parts {
+  bool legacy = false;
+  uint64_t issuer = 0; // 0 for a legacy id
+  uint64_t sequence = 0;
+  call_role role = call_role::main;
+};
+bool decode_payment_id(u128 id, payment_id_parts& out);
+
+// A restore also moves the row sequence on by this much: the original may have made rows after
+// the backup, and a copy of the ledger taken after the payments store's holds their bookings,
+// whose transfer ids (transfer_id) carry the sequence only. 2^40 rows between a backup and its
+// restore are beyond reach; 2^16 restores fit below payment_sequence_max.
+constexpr uint64_t restore_sequence_gap = uint64_t{1} << 40;
+
+// One generation of a data directory: 1 when it was created (or upgraded to format 2), one
+// more at each restore. The rows from sequence_first on, up to the next generation's first,
+// were sent under its issuer.
+struct id_generation {
+  uint32_t number = 0;
+  uint32_t nonce = 0;
+  uint64_t sequence_first = 0;
+};
+
+// A data directory's provider ids: its installation id and its generations, oldest first.
+// Without generations every id is legacy (a store of format 1).
+class provider_ids {
+public:
+  provider_ids() = default;
+  provider_ids(uint64_t installation_id, std::vector<id_generation> generations);
+
+  uint64_t installation_id() const { return installation_id_; }
+  const std::vector<id_generation>& generations() const { return generations_; }
+  // The issuer of the newest generation (0 without one).
+  uint64_t issuer() const;
+
+  // The id of the call `role` of the row numbered `sequence`, under the generation the row
+  // was created in (legacy for rows older than every generation).
+  u128 id(uint64_t sequence, call_role role = call_role::main) const;
+  // True when `id` is one this data directory sends, with the row's sequence and the role:
+  // an id of another installation or generation, or of a sequence its generation did not
+  // create, is not.
+  bool decode(u128 id, uint64_t& sequence, call_role& role) const;
+
+private:
+  const id_generation* generation_of(uint64_t sequence) const;
+  uint64_t installation_id_ = 0;
+  std::vector<id_generation> generations_;
+};
 
 // --- ledger transfer ids -------------------------------------------------------------------
 // One per booking leg of a row: sequence << 8 | leg.

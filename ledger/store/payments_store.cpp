@@ -2,8 +2,14 @@
 
 #include <lmdb.h>
 
+#include <sys/random.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 
 #include "ledger/store/layout.hpp"
 #include "ledger/store/lmdb_util.hpp"
@@ -16,7 +22,23 @@ using namespace lmdb_util;
 using payments::order;
 using payments::payment_command;
 
-constexpr uint64_t format_version = 1;
+constexpr uint64_t format_version = payments_format_version;
+constexpr uint64_t format_version_legacy_ids = 1; // before installation ids; upgraded in place
+constexpr const char* meta_installation_id = "installation_id";
+constexpr const char* meta_restore_pending = "restore_pending";
+constexpr unsigned table_count = 9;
+constexpr const char* table_names[table_count] = {"rows",   "keys",        "sequences", "children",   "journal",
+                                                  "traces", "row_journal", "meta",      "generations"};
+
+// Value of `generations` (key: the number, big-endian u64).
+struct generation_row {
+  uint32_t number;
+  uint32_t nonce;
+  uint64_t sequence_first;
+  uint64_t created_ns; // wall clock, for operators only
+  uint64_t reserved;   // zero
+};
+static_assert(sizeof(generation_row) == 32);
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "rows are the host's little-endian bytes");
 
 // Keys of ids and sequences are big-endian (layout.hpp): LMDB's byte order is numeric order.
@@ -31,6 +53,92 @@ error lmdb_error(int rc, const std::string& what, MDB_env* env) {
   return from_rc(rc, where,
                  "the payments store is full (" + where + "): raise store.map_size_mib and restart",
                  "the payments store is damaged; restore the data directory from a backup");
+}
+
+// Random bytes from the kernel (getrandom, else /dev/urandom): never the clock, so that two
+// data directories created at the same instant still differ.
+bool random_u64(uint64_t& out) {
+  uint8_t buf[8];
+  size_t got = 0;
+  for (int tries = 0; got < sizeof buf && tries < 16; ++tries) {
+    const ssize_t n = getrandom(buf + got, sizeof buf - got, 0);
+    if (n > 0) got += size_t(n);
+    else if (n < 0 && errno != EINTR) break;
+  }
+  if (got < sizeof buf) {
+    std::ifstream f("/dev/urandom", std::ios::binary);
+    if (!f.read(reinterpret_cast<char*>(buf), sizeof buf)) return false;
+  }
+  std::memcpy(&out, buf, sizeof out);
+  return true;
+}
+
+uint64_t now_ns() {
+  return uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                      std::chrono::system_clock::now().time_since_epoch()).count());
+}
+
+// The installation id and the generations, oldest first.
+int load_ids(MDB_txn* txn, MDB_dbi meta, MDB_dbi generations, payments::provider_ids& out) {
+  uint64_t installation = 0;
+  bool found = false;
+  int rc = get_u64(txn, meta, meta_installation_id, installation, found);
+  if (rc != 0) return rc;
+  std::vector<payments::id_generation> gens;
+  cursor_guard c;
+  if ((rc = mdb_cursor_open(txn, generations, &c.cursor)) != 0) return rc;
+  MDB_val k, v;
+  for (rc = mdb_cursor_get(c.cursor, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c.cursor, &k, &v, MDB_NEXT)) {
+    if (v.mv_size != sizeof(generation_row)) return MDB_CORRUPTED;
+    generation_row g;
+    std::memcpy(&g, v.mv_data, sizeof g);
+    gens.push_back(payments::id_generation{g.number, g.nonce, g.sequence_first});
+  }
+  if (rc != MDB_NOTFOUND) return rc;
+  if (!gens.empty() && (!found || !payments::installation_id_valid(installation))) return MDB_CORRUPTED;
+  for (size_t i = 1; i < gens.size(); ++i)
+    if (gens[i].sequence_first < gens[i - 1].sequence_first) return MDB_CORRUPTED;
+  out = payments::provider_ids(installation, std::move(gens));
+  return 0;
+}
+
+// Begins a generation whose rows start at `sequence_first`: draws the installation id first
+// when the store has none, then a nonce no earlier generation has. Reloads `ids`.
+error begin_generation_in(MDB_env* env, MDB_txn* txn, MDB_dbi meta, MDB_dbi generations, uint64_t sequence_first,
+                          payments::provider_ids& ids, uint32_t& number) {
+  int rc = load_ids(txn, meta, generations, ids);
+  if (rc != 0) return lmdb_error(rc, "reading the generations", env);
+  uint64_t installation = ids.installation_id();
+  const std::string no_random = "cannot read random bytes (getrandom, /dev/urandom) for the provider ids of " +
+                                path_of(env) + ": check that /dev/urandom is readable";
+  if (sequence_first > payments::payment_sequence_max - payments::restore_sequence_gap)
+    return make_error(errc::io, "the payments store " + path_of(env) +
+                                    " has no room for another generation of row sequences: start a new data "
+                                    "directory");
+  for (int tries = 0; !payments::installation_id_valid(installation) && tries < 16; ++tries)
+    if (!random_u64(installation)) return make_error(errc::io, no_random);
+  if (!payments::installation_id_valid(installation)) return make_error(errc::io, no_random);
+  uint32_t nonce = 0;
+  auto used = [&](uint32_t n) {
+    for (const auto& g : ids.generations())
+      if (g.nonce == n) return true;
+    return n == 0;
+  };
+  uint64_t r = 0;
+  for (int tries = 0; used(nonce) && tries < 16; ++tries) {
+    if (!random_u64(r)) return make_error(errc::io, no_random);
+    nonce = uint32_t(r);
+  }
+  if (used(nonce)) return make_error(errc::io, no_random);
+  number = ids.generations().empty() ? 1 : ids.generations().back().number + 1;
+  const generation_row g{number, nonce, sequence_first, now_ns(), 0};
+  const key_u64 k(number);
+  MDB_val kv = val_of(k), vv = val_of(g);
+  if ((rc = put_u64(txn, meta, meta_installation_id, installation)) != 0 ||
+      (rc = mdb_put(txn, generations, &kv, &vv, 0)) != 0 || (rc = put_u64(txn, meta, meta_restore_pending, 0)) != 0)
+    return lmdb_error(rc, "writing a generation", env);
+  rc = load_ids(txn, meta, generations, ids);
+  return rc == 0 ? error{} : lmdb_error(rc, "reading the generations", env);
 }
 
 } // namespace
@@ -64,34 +172,16 @@ std::unique_ptr<payments_store> payments_store::open(const std::string& path, en
     err = lmdb_error(rc, "beginning the open transaction", s->env_);
     return nullptr;
   }
-  MDB_dbi dbis[8];
-  const char* names[8] = {"rows", "keys", "sequences", "children", "journal", "traces", "row_journal", "meta"};
-  for (int i = 0; i < 8; ++i) {
-    if ((rc = mdb_dbi_open(txn.txn, names[i], MDB_CREATE, &dbis[i])) != 0) {
-      err = lmdb_error(rc, std::string("opening table ") + names[i], s->env_);
+  MDB_dbi dbis[table_count];
+  for (unsigned i = 0; i < table_count; ++i) {
+    if ((rc = mdb_dbi_open(txn.txn, table_names[i], MDB_CREATE, &dbis[i])) != 0) {
+      err = lmdb_error(rc, std::string("opening table ") + table_names[i], s->env_);
       return nullptr;
     }
   }
   s->dbi_rows_ = dbis[0], s->dbi_keys_ = dbis[1], s->dbi_seqs_ = dbis[2], s->dbi_children_ = dbis[3];
   s->dbi_journal_ = dbis[4], s->dbi_traces_ = dbis[5], s->dbi_row_journal_ = dbis[6];
-  s->dbi_meta_ = dbis[7];
-  uint64_t version = 0;
-  bool found = false;
-  if ((rc = get_u64(txn.txn, s->dbi_meta_, "format_version", version, found)) != 0) {
-    err = lmdb_error(rc, "reading meta.format_version", s->env_);
-    return nullptr;
-  }
-  if (!found) {
-    if ((rc = put_u64(txn.txn, s->dbi_meta_, "format_version", format_version)) != 0) {
-      err = lmdb_error(rc, "initialising meta", s->env_);
-      return nullptr;
-    }
-  } else if (version != format_version) {
-    err = make_error(errc::version_mismatch, "payments store " + path + " has format version " +
-                                                 std::to_string(version) + ", this kassa reads " +
-                                                 std::to_string(format_version));
-    return nullptr;
-  }
+  s->dbi_meta_ = dbis[7], s->dbi_generations_ = dbis[8];
   // The last sequence and journal entry: the largest keys of their tables.
   auto last_key = [&](MDB_dbi dbi, uint64_t& out) {
     cursor_guard c;
@@ -107,6 +197,42 @@ std::unique_ptr<payments_store> payments_store::open(const std::string& path, en
   };
   if ((rc = last_key(s->dbi_seqs_, s->sequence_last_)) != 0 || (rc = last_key(s->dbi_journal_, s->journal_last_)) != 0) {
     err = lmdb_error(rc, "reading the last sequences", s->env_);
+    return nullptr;
+  }
+  uint64_t version = 0, restore_pending = 0;
+  bool found = false, pending_found = false;
+  if ((rc = get_u64(txn.txn, s->dbi_meta_, "format_version", version, found)) != 0 ||
+      (rc = get_u64(txn.txn, s->dbi_meta_, meta_restore_pending, restore_pending, pending_found)) != 0) {
+    err = lmdb_error(rc, "reading meta", s->env_);
+    return nullptr;
+  }
+  if (found && version != format_version && version != format_version_legacy_ids) {
+    err = make_error(errc::version_mismatch, "payments store " + path + " has format version " +
+                                                 std::to_string(version) + ", this kassa reads " +
+                                                 std::to_string(format_version));
+    return nullptr;
+  }
+  // A new store, a store of format 1 (its rows so far keep legacy ids) and a restored copy
+  // begin a generation: the rows from the next sequence on get ids no earlier run has sent
+  // (after a restore, the next sequence is one the original cannot have reached).
+  uint32_t number = 0;
+  if (!found || version == format_version_legacy_ids || restore_pending != 0) {
+    const uint64_t first = s->sequence_last_ + 1 + (restore_pending != 0 ? payments::restore_sequence_gap : 0);
+    err = begin_generation_in(s->env_, txn.txn, s->dbi_meta_, s->dbi_generations_, first, s->ids_, number);
+    if (!err.ok()) return nullptr;
+    s->generation_begun_at_open_ = true;
+  } else if ((rc = load_ids(txn.txn, s->dbi_meta_, s->dbi_generations_, s->ids_)) != 0) {
+    err = lmdb_error(rc, "reading the generations", s->env_);
+    return nullptr;
+  }
+  if (s->ids_.generations().empty()) {
+    err = lmdb_error(MDB_CORRUPTED, "reading the generations (none)", s->env_);
+    return nullptr;
+  }
+  // new rows are numbered from the newest generation's first sequence on
+  s->sequence_last_ = std::max(s->sequence_last_, s->ids_.generations().back().sequence_first - 1);
+  if ((rc = put_u64(txn.txn, s->dbi_meta_, "format_version", format_version)) != 0) {
+    err = lmdb_error(rc, "writing meta.format_version", s->env_);
     return nullptr;
   }
   if ((rc = txn.commit()) != 0) {
@@ -139,27 +265,38 @@ std::unique_ptr<payments_store> payments_store::open_read_only(const std::string
     err = lmdb_error(t.rc, "beginning the open transaction", s->env_);
     return nullptr;
   }
-  MDB_dbi dbis[8];
-  const char* names[8] = {"rows", "keys", "sequences", "children", "journal", "traces", "row_journal", "meta"};
-  for (int i = 0; i < 8; ++i) {
-    if ((rc = mdb_dbi_open(t.g.txn, names[i], 0, &dbis[i])) != 0) {
-      err = lmdb_error(rc, std::string("opening table ") + names[i], s->env_);
+  // meta first: a store of format 1 (not upgraded yet: kassad has not started on it since)
+  // has no generations, and all its ids are legacy
+  MDB_dbi meta = 0;
+  if ((rc = mdb_dbi_open(t.g.txn, "meta", 0, &meta)) != 0) {
+    err = lmdb_error(rc, "opening table meta", s->env_);
+    return nullptr;
+  }
+  uint64_t version = 0;
+  bool found = false;
+  if ((rc = get_u64(t.g.txn, meta, "format_version", version, found)) != 0) {
+    err = lmdb_error(rc, "reading meta.format_version", s->env_);
+    return nullptr;
+  }
+  if (!found || (version != format_version && version != format_version_legacy_ids)) {
+    err = make_error(errc::version_mismatch, "payments store " + path + " has format version " +
+                                                 std::to_string(version) + ", this kassa reads " +
+                                                 std::to_string(format_version));
+    return nullptr;
+  }
+  const unsigned tables = version == format_version ? table_count : table_count - 1;
+  MDB_dbi dbis[table_count] = {};
+  for (unsigned i = 0; i < tables; ++i) {
+    if ((rc = mdb_dbi_open(t.g.txn, table_names[i], 0, &dbis[i])) != 0) {
+      err = lmdb_error(rc, std::string("opening table ") + table_names[i], s->env_);
       return nullptr;
     }
   }
   s->dbi_rows_ = dbis[0], s->dbi_keys_ = dbis[1], s->dbi_seqs_ = dbis[2], s->dbi_children_ = dbis[3];
   s->dbi_journal_ = dbis[4], s->dbi_traces_ = dbis[5], s->dbi_row_journal_ = dbis[6];
-  s->dbi_meta_ = dbis[7];
-  uint64_t version = 0;
-  bool found = false;
-  if ((rc = get_u64(t.g.txn, s->dbi_meta_, "format_version", version, found)) != 0) {
-    err = lmdb_error(rc, "reading meta.format_version", s->env_);
-    return nullptr;
-  }
-  if (!found || version != format_version) {
-    err = make_error(errc::version_mismatch, "payments store " + path + " has format version " +
-                                                 std::to_string(version) + ", this kassa reads " +
-                                                 std::to_string(format_version));
+  s->dbi_meta_ = dbis[7], s->dbi_generations_ = dbis[8];
+  if (version == format_version && (rc = load_ids(t.g.txn, s->dbi_meta_, s->dbi_generations_, s->ids_)) != 0) {
+    err = lmdb_error(rc, "reading the generations", s->env_);
     return nullptr;
   }
   // Handles opened in a read transaction stay valid once it ends without a commit.
@@ -173,6 +310,29 @@ payments_store::~payments_store() {
 }
 
 std::string payments_store::path() const { return path_of(env_); }
+
+error payments_store::begin_generation(uint32_t& number) {
+  txn_guard txn;
+  int rc = mdb_txn_begin(env_, nullptr, 0, &txn.txn);
+  if (rc != 0) return lmdb_error(rc, "beginning a write", env_);
+  payments::provider_ids ids;
+  error err = begin_generation_in(env_, txn.txn, dbi_meta_, dbi_generations_,
+                                  sequence_last_ + 1 + payments::restore_sequence_gap, ids, number);
+  if (!err.ok()) return err;
+  if ((rc = txn.commit()) != 0) return lmdb_error(rc, "committing a generation", env_);
+  ids_ = std::move(ids);
+  sequence_last_ = ids_.generations().back().sequence_first - 1;
+  return {};
+}
+
+error payments_store::mark_restore_pending() {
+  txn_guard txn;
+  int rc = mdb_txn_begin(env_, nullptr, 0, &txn.txn);
+  if (rc != 0) return lmdb_error(rc, "beginning a write", env_);
+  if ((rc = put_u64(txn.txn, dbi_meta_, meta_restore_pending, 1)) != 0 || (rc = txn.commit()) != 0)
+    return lmdb_error(rc, "marking the store restore_pending", env_);
+  return {};
+}
 
 error payments_store::write(payments_batch& batch) {
   txn_guard txn;

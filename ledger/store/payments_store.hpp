@@ -1,14 +1,17 @@
 #pragma once
 // The payment core's durable state: its own LMDB environment (`<data_dir>/payments/`). It
 // holds one row per payment (ledger/payments/records.hpp), the idempotency keys of the
-// commands that created them, a journal of every state change (with trace and business ids). One writer (the payments store actor) commits batches; any
-// thread may read. See docs/payments.md.
+// commands that created them, a journal of every state change (with trace and business ids),
+// and the data directory's installation id and generations that provider ids are made of
+// (ledger/payments/ids.hpp). One writer (the payments store actor) commits batches; any
+// thread may read. See docs/payments.md and docs/storage.md.
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "ledger/payments/ids.hpp"
 #include "ledger/payments/records.hpp"
 #include "ledger/store/error.hpp"
 #include "ledger/store/store.hpp"
@@ -45,8 +48,14 @@ struct payments_batch {
   }
 };
 
+// Format 2 added the installation id and the generations; open() upgrades a store of format 1
+// in place (its rows keep their legacy provider ids).
+constexpr uint64_t payments_format_version = 2;
+
 class payments_store {
 public:
+  // Creates the store (drawing its installation id) or opens it, upgrading format 1 in place.
+  // A store marked restore_pending (a copy made by `kassa backup`) begins a new generation.
   static std::unique_ptr<payments_store> open(const std::string& path, enum durability durability,
                                               uint64_t map_size_bytes, error& err);
   // Opens an existing store for reading only (MDB_RDONLY): offline tools (`kassa trace`) read
@@ -77,7 +86,22 @@ public:
   // threads or processes than the writer's; 0 when the journal is empty.
   error read_journal_last(uint64_t& out) const;
 
-  uint64_t sequence_last() const { return sequence_last_; } // largest row sequence written
+  // The provider ids of this data directory: fixed while the store is open (a new generation
+  // begins only while no flow runs, at open or offline).
+  const payments::provider_ids& ids() const { return ids_; }
+  // Whether open() began the newest generation: a new store, an upgrade of format 1, or a
+  // copy marked restore_pending.
+  bool generation_begun_at_open() const { return generation_begun_at_open_; }
+  // Offline, after a restore: a new generation (a fresh random nonce) for the rows from the
+  // next sequence plus restore_sequence_gap on, so that no provider id nor ledger transfer id
+  // the copy's original may have used since is used again.
+  error begin_generation(uint32_t& number);
+  // Marks a copy (a backup) so that the first open() of it begins a new generation.
+  error mark_restore_pending();
+
+  // The largest row sequence written, or the one before the newest generation's first when
+  // that is larger (a restore moved the sequence on): the gateway numbers new rows after it.
+  uint64_t sequence_last() const { return sequence_last_; }
   uint64_t journal_last() const { return journal_last_; }
   std::string path() const;
 
@@ -85,9 +109,11 @@ private:
   payments_store() = default;
   MDB_env* env_ = nullptr;
   unsigned dbi_rows_ = 0, dbi_keys_ = 0, dbi_seqs_ = 0, dbi_children_ = 0, dbi_journal_ = 0,
-           dbi_traces_ = 0, dbi_row_journal_ = 0, dbi_meta_ = 0;
+           dbi_traces_ = 0, dbi_row_journal_ = 0, dbi_meta_ = 0, dbi_generations_ = 0;
   enum durability durability_ = durability::fsync;
   uint64_t sequence_last_ = 0, journal_last_ = 0;
+  payments::provider_ids ids_;
+  bool generation_begun_at_open_ = false;
 };
 
 } // namespace kassa::ledger::store

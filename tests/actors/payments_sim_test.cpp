@@ -1004,8 +1004,8 @@ struct sim {
                     to_string_u128(e.amount).c_str(), e.state);
       for (size_t p = 0; p < providers_n; ++p) // what the provider did under this row's payment ids
         for (const auto& [pid, pp] : w->providers[p].payments)
-          if (lp::payment_sequence(pid) == r.sequence)
-            std::printf("    provider %zu: role %d kind %d status %d asked %s moved %s\n", p, int(lp::payment_role(pid)),
+          if (pid == pstore->ids().id(r.sequence) || pid == pstore->ids().id(r.sequence, lp::call_role::compensation))
+            std::printf("    provider %zu: role %d kind %d status %d asked %s moved %s\n", p, int(u128_lo(pid) >> 56),
                         int(pp.kind), int(pp.status), to_string_u128(pp.asked).c_str(), to_string_u128(pp.moved).c_str());
     }
   }
@@ -1094,7 +1094,7 @@ struct sim {
       if (r.kind != uint16_t(kind::topup) && r.kind != uint16_t(kind::withdrawal) &&
           !(r.kind == uint16_t(kind::pay) && r.source == uint16_t(lp::source::provider)))
         continue;
-      const u128 id = lp::payment_id(r.sequence);
+      const u128 id = pstore->ids().id(r.sequence);
       __int128 net = 0;
       bool found = false;
       for (const auto& b : w->providers) {

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <set>
@@ -154,7 +155,7 @@ TEST_CASE("every discrepancy between statements and payments becomes exactly one
   auto bravo = std::make_shared<fake_statement>();
   using s = pay::order_state;
   using pay::call_role;
-  const auto pid = [](uint64_t seq, call_role r = call_role::main) { return pay::payment_id(seq, r); };
+  const auto pid = [&](uint64_t seq, call_role r = call_role::main) { return payments->ids().id(seq, r); };
 
   ks::payments_batch b;
   b.rows = {make_row(1, s::completed, 100),       // matched
@@ -266,13 +267,72 @@ TEST_CASE("every discrepancy between statements and payments becomes exactly one
   }
 }
 
+TEST_CASE("a statement line under another installation's or generation's id matches none of the rows", "[recon]") {
+  temp_dir dir;
+  auto payments = open_payments(dir.path + "/payments");
+  auto clock = std::make_shared<std::atomic<uint64_t>>(t0 + second / 2);
+  auto alpha = std::make_shared<fake_statement>();
+  ks::payments_batch b;
+  b.rows = {make_row(1, pay::order_state::completed, 100)};
+  write_ok(*payments, std::move(b));
+  const pay::provider_ids& ids = payments->ids();
+  const uint64_t other_installation = ids.installation_id() ^ 0x0101'0101'0000'0000ull;
+  const u128 foreign = pay::payment_id(pay::issuer_of(other_installation, ids.generations()[0].nonce), 1);
+  const u128 earlier = pay::payment_id(pay::issuer_of(ids.installation_id(), ids.generations()[0].nonce ^ 1), 1);
+  const u128 legacy = pay::legacy_payment_id(1); // a store created since sent none
+  alpha->add(foreign, 100);
+  alpha->add(earlier, 100);
+  alpha->add(legacy, 100);
+  alpha->add(ids.id(1), 100);
+  recon_node rn(payments, dir.path + "/recon", {{"alpha", alpha}}, clock);
+  REQUIRE(eventually([&] { return rn.status().providers[0].cursor == 4; }));
+  rn.settle();
+  CHECK(set_of(rn.cases()) == case_set{expect(ks::case_kind::missing_internal, foreign),
+                                        expect(ks::case_kind::missing_internal, earlier),
+                                        expect(ks::case_kind::missing_internal, legacy)});
+  CHECK(rn.status().matched == 1);
+}
+
+TEST_CASE("after the upgrade of a payments store of format 1, statement lines under legacy ids still match their rows",
+          "[recon][ids]") {
+  temp_dir dir;
+  // the fixture kassa wrote before provider ids carried an installation id: row 1 a top-up
+  // whose outcome is unknown, row 2 a completed top-up of 2000, row 3 a withdrawal processing
+  std::filesystem::create_directories(dir.path + "/payments");
+  std::filesystem::copy_file(std::string(KASSA_STORE_TEST_DATA) + "/payments-v1/data.mdb",
+                             dir.path + "/payments/data.mdb");
+  auto payments = open_payments(dir.path + "/payments");
+  const pay::provider_ids& ids = payments->ids();
+  REQUIRE(ids.generations().size() == 1);
+  CHECK(ids.generations()[0].sequence_first == 4);
+  ks::payments_batch b;
+  b.rows = {make_row(4, pay::order_state::completed, 4000)}; // after the upgrade
+  write_ok(*payments, std::move(b));
+  auto clock = std::make_shared<std::atomic<uint64_t>>(t0 + second / 2);
+  auto alpha = std::make_shared<fake_statement>();
+  const u128 new_format_two = pay::payment_id(ids.issuer(), 2); // never sent for row 2
+  alpha->add(pay::legacy_payment_id(2), 2000);
+  alpha->add(pay::legacy_payment_id(1), 1000); // the unknown top-up: pending until it is final
+  alpha->add(ids.id(4), 4000);
+  alpha->add(new_format_two, 2000);
+  alpha->add(pay::legacy_payment_id(4), 4000); // row 4 never had a legacy id
+  recon_node rn(payments, dir.path + "/recon", {{"alpha", alpha}}, clock);
+  REQUIRE(eventually([&] { return rn.status().providers[0].cursor == 5; }));
+  rn.settle();
+  CHECK(ids.id(2) == pay::legacy_payment_id(2));
+  CHECK(set_of(rn.cases()) == case_set{expect(ks::case_kind::missing_internal, new_format_two),
+                                        expect(ks::case_kind::missing_internal, pay::legacy_payment_id(4))});
+  CHECK(rn.status().matched == 2);
+  CHECK(rn.status().providers[0].pending == 1);
+}
+
 TEST_CASE("the payment core opens suspense cases once; an operator resolves them", "[recon]") {
   temp_dir dir;
   auto payments = open_payments(dir.path + "/payments");
   auto clock = std::make_shared<std::atomic<uint64_t>>(t0);
   recon_node rn(payments, dir.path + "/recon", {}, clock);
   open_case oc;
-  oc.payment_id = pay::payment_id(42);
+  oc.payment_id = payments->ids().id(42);
   oc.row_id = 42;
   oc.ledger = 1;
   oc.internal_amount = 100;

@@ -154,12 +154,8 @@ TEST_CASE("a fee is fixed plus the rate, clamped to its minimum and maximum", "[
   CHECK(!fee_of(fee_rule{u128_max, 1, rounding::up, 0, 0}, 1000000, fee)); // overflow: a result code
 }
 
-TEST_CASE("payment ids and transfer ids derive from the row's sequence and never collide across roles", "[payments]") {
+TEST_CASE("transfer ids derive from the row's sequence and never collide across legs", "[payments]") {
   for (uint64_t seq : {uint64_t{1}, uint64_t{77}, (uint64_t{1} << 55) - 1}) {
-    CHECK(is_payment_id(payment_id(seq)));
-    CHECK(payment_sequence(payment_id(seq)) == seq);
-    CHECK(payment_role(payment_id(seq, call_role::compensation)) == call_role::compensation);
-    CHECK(payment_id(seq) != payment_id(seq, call_role::compensation));
     for (int l = 1; l <= 13; ++l) {
       const u128 id = transfer_id(seq, leg(l));
       CHECK(transfer_sequence(id) == seq);
@@ -198,4 +194,91 @@ TEST_CASE("every payment result code, state and kind has its name", "[payments]"
   CHECK(!kind_known(kind_max + 1));
   CHECK(uint32_t(payment_result::funds_not_held) == 40); // appended: numbers never change
   CHECK(name(payment_result::funds_not_held) == "funds_not_held");
+}
+
+TEST_CASE("a provider id decodes back to its row's sequence and role, legacy ids too", "[payments][ids]") {
+  const uint64_t installation = 0x1234'5678'9ABC'DEF0ull;
+  const provider_ids ids(installation, {{1, 0xAAAA'0001u, 1}});
+  for (uint64_t seq : {uint64_t{1}, uint64_t{77}, payment_sequence_max}) {
+    for (call_role role : {call_role::main, call_role::compensation}) {
+      const u128 id = ids.id(seq, role);
+      CHECK(u128_hi(id) == issuer_of(installation, 0xAAAA'0001u));
+      CHECK(u128_hi(id) >> 32 == installation >> 32); // the installation reads off every id
+      uint64_t s = 0;
+      call_role r = call_role::main;
+      REQUIRE(ids.decode(id, s, r));
+      CHECK(s == seq);
+      CHECK(r == role);
+      payment_id_parts parts;
+      REQUIRE(decode_payment_id(id, parts));
+      CHECK((!parts.legacy && parts.sequence == seq && parts.role == role));
+    }
+    CHECK(ids.id(seq) != ids.id(seq, call_role::compensation));
+  }
+  // The legacy format still decodes: "KASS", the role, the sequence.
+  payment_id_parts parts;
+  REQUIRE(decode_payment_id(legacy_payment_id(42, call_role::compensation), parts));
+  CHECK((parts.legacy && parts.sequence == 42 && parts.role == call_role::compensation));
+  CHECK(legacy_payment_id(42) == make_u128(0x4B41'5353'0000'0001ull, 42)); // as kassa sent it
+  CHECK_FALSE(decode_payment_id(make_u128(0, 12345), parts));
+  CHECK_FALSE(decode_payment_id(make_u128(installation, 12345), parts)); // no role
+  // A store without generations (format 1) sends legacy ids only.
+  const provider_ids legacy;
+  CHECK(legacy.id(5) == legacy_payment_id(5));
+  uint64_t s = 0;
+  call_role r = call_role::main;
+  CHECK(legacy.decode(legacy_payment_id(5), s, r));
+  CHECK(s == 5);
+  CHECK_FALSE(legacy.decode(ids.id(5), s, r));
+}
+
+TEST_CASE("rows before the first generation keep their legacy ids; each generation its own", "[payments][ids]") {
+  // upgraded at sequence 100, restored twice: at 150 and (the same backup again) at 150
+  const uint64_t installation = 0x0BAD'CAFE'0000'0000ull;
+  const provider_ids ids(installation, {{1, 11, 100}, {2, 22, 150}, {3, 33, 150}});
+  uint64_t s = 0;
+  call_role r = call_role::main;
+  CHECK(ids.id(99) == legacy_payment_id(99));
+  CHECK(ids.decode(legacy_payment_id(99), s, r));
+  CHECK(s == 99);
+  CHECK_FALSE(ids.decode(legacy_payment_id(100), s, r)); // row 100 never had a legacy id
+  CHECK(u128_hi(ids.id(100)) == issuer_of(installation, 11));
+  CHECK(u128_hi(ids.id(149)) == issuer_of(installation, 11));
+  CHECK(u128_hi(ids.id(150)) == issuer_of(installation, 33));
+  CHECK(ids.issuer() == issuer_of(installation, 33));
+  // an id of an earlier generation for a sequence the newest one gave out again is not ours
+  CHECK_FALSE(ids.decode(payment_id(issuer_of(installation, 11), 150), s, r));
+  CHECK_FALSE(ids.decode(payment_id(issuer_of(installation, 22), 150), s, r));
+  CHECK(ids.decode(payment_id(issuer_of(installation, 11), 120), s, r));
+  CHECK(s == 120);
+  // a sequence beyond 56 bits is nobody's (no assertion on what a provider sends)
+  CHECK_FALSE(ids.decode(legacy_payment_id(payment_sequence_max + 1), s, r));
+}
+
+TEST_CASE("installations and generations never send the same id for a sequence", "[payments][ids]") {
+  const uint64_t seed = kassa::test::seed("provider ids");
+  std::mt19937_64 rng(seed);
+  std::set<u128> seen;
+  size_t made = 0;
+  for (int installation = 0; installation < 20; ++installation) {
+    uint64_t inst = 0;
+    while (!installation_id_valid(inst)) inst = rng();
+    std::vector<id_generation> gens;
+    std::set<uint32_t> nonces;
+    for (uint32_t g = 1; g <= 5; ++g) {
+      uint32_t n = 0;
+      while (n == 0 || nonces.count(n)) n = uint32_t(rng());
+      nonces.insert(n);
+      gens.push_back({g, n, 1}); // every restore from the same backup: the sequences restart alike
+      const provider_ids ids(inst, gens);
+      for (uint64_t seq = 1; seq <= 50; ++seq)
+        for (call_role role : {call_role::main, call_role::compensation}) {
+          seen.insert(ids.id(seq, role));
+          ++made;
+        }
+    }
+  }
+  CHECK(seen.size() == made);
+  // and none is a legacy id
+  for (const u128& id : seen) CHECK_FALSE(is_legacy_payment_id(id));
 }

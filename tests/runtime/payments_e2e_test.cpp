@@ -791,3 +791,74 @@ TEST_CASE("a payment whose provider never answers goes to review with a case, an
     env.check_money();
   }
 }
+
+TEST_CASE("a restored data directory and a second installation never send the provider an id it has seen",
+          "[e2e][payments][ids]") {
+  channel_sim sim(sim_providers, 42);
+  temp_dir dir;
+  const std::string yaml = payments_yaml(sim.port());
+  const std::string original = dir.path() + "/original", backup = dir.path() + "/backup",
+                    restored = dir.path() + "/restored", second = dir.path() + "/second";
+  // One top-up through alpha on a kassad over `data_dir`; returns the user's balance after it.
+  auto topup = [&](const std::string& data_dir, bool new_account, u128 key, u128 order_id, u128 amount) {
+    kassad_instance k(yaml, "fsync", 256, data_dir);
+    auto client = k.connect();
+    if (new_account) {
+      ledger::account a{};
+      a.id = 1;
+      a.ledger = usd;
+      a.code = 1;
+      a.flags = ledger::account_debits_must_not_exceed_credits;
+      for (const auto& o : client.create_accounts({a})) REQUIRE(o.result == ledger::account_result::ok);
+    }
+    const auto r = client.submit_payments({with_provider(command(kind::topup, key, order_id, 1, amount), "alpha")});
+    REQUIRE(r.size() == 1);
+    INFO(k.output());
+    CHECK(r[0].result == uint32_t(payment_result::ok));
+    CHECK(r[0].state == uint16_t(order_state::completed));
+    const auto accounts = client.lookup_accounts({1});
+    REQUIRE(accounts.size() == 1);
+    client.close();
+    CHECK(k.stop() == 0);
+    return accounts[0].credits_posted;
+  };
+  CHECK(topup(original, true, 101, 1001, 1000) == 1000); // row sequence 1
+  std::string out;
+  REQUIRE(run({KASSA_CLI, "backup", "--data", original, "--to", backup}, out, 60s) == 0);
+  INFO(out);
+  CHECK(out.find("restore_pending") != std::string::npos);
+  CHECK(topup(original, false, 102, 1002, 2000) == 3000); // sequence 2, after the backup
+  // The restored copy numbers its next row 2 again, for the same command: without a new
+  // generation the provider would take it for the original's and answer its outcome, and
+  // kassa would credit 2000 that never moved.
+  REQUIRE(run({KASSA_CLI, "restore", "--data", restored, "--from", backup}, out, 60s) == 0);
+  CHECK(out.find("generation 2") != std::string::npos);
+  CHECK(topup(restored, false, 102, 1002, 2000) == 3000);
+  // A second installation numbers its first row 1 like the original's first.
+  CHECK(topup(second, true, 101, 1001, 1000) == 1000);
+  // Four payments, four ids, all of the money moved at the provider.
+  std::set<std::string> ids;
+  const nlohmann::json j = sim.json(false, "/p/alpha/v1/statement?after=0&limit=100");
+  for (const auto& e : j.at("entries")) ids.insert(e.at("payment_id").get<std::string>());
+  CHECK(ids.size() == 4);
+  CHECK(j.at("entries").size() == 4);
+  CHECK(statement_net([&](const std::string& target) { return sim.json(false, target); }, "alpha") == 6000);
+  // kassa restore leaves the backup as it was: a second restore of it is a third generation
+  // line again, not the first restore's
+  const std::string again = dir.path() + "/again";
+  REQUIRE(run({KASSA_CLI, "restore", "--data", again, "--from", backup}, out, 60s) == 0);
+  CHECK(topup(again, false, 102, 1002, 2000) == 3000);
+  CHECK(statement_net([&](const std::string& target) { return sim.json(false, target); }, "alpha") == 8000);
+  // A plain copy of the backup, started without kassa restore: the mark kassa backup left in
+  // it begins the new generation at the first start.
+  const std::string copied = dir.path() + "/copied";
+  std::filesystem::copy(backup, copied, std::filesystem::copy_options::recursive);
+  {
+    kassad_instance k(yaml, "fsync", 256, copied);
+    CHECK(k.output().find("msg=\"provider ids\"") != std::string::npos);
+    CHECK(k.output().find("generation=2") != std::string::npos);
+    CHECK(k.stop() == 0);
+  }
+  CHECK(topup(copied, false, 102, 1002, 2000) == 3000);
+  CHECK(statement_net([&](const std::string& target) { return sim.json(false, target); }, "alpha") == 10000);
+}
