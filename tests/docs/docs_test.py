@@ -15,8 +15,8 @@ Tags, an HTML comment on the line right before a block (invisible on the rendere
   <!-- docs-test: servers: REASON -->  the block starts servers that run until stopped; the
       test starts the same ones itself: each `kassad ...` and `kassa-channel-sim ...` line with
       its arguments, and `export KASSA_ADDRESS=HOST:PORT` is set for the blocks that follow.
-Every port of the copied config/*.yaml (and `--port N`, `KASSA_ADDRESS`, kassa's default
-127.0.0.1:3100) is mapped to a free loopback port, so the test never meets a kassad the reader
+Every port of the copied config/*.yaml and of a config a block wrote for its kassad (and
+`--port N`, `KASSA_ADDRESS`, kassa's default 127.0.0.1:3100) is mapped to a free loopback port, so the test never meets a kassad the reader
 runs. `kassa`, `kassad`, `kassa-bench` and `kassa-channel-sim` are on PATH, HOME is the scratch
 directory's home/. See tests/README.md.
 """
@@ -157,30 +157,34 @@ class Scratch:
         doc_port = int(doc_port)
         if doc_port == 0:
             return 0
-        if doc_port not in self.ports:
-            self.ports[doc_port] = free_ports(1)[0]
+        while doc_port not in self.ports:
+            free = free_ports(1)[0]
+            if free not in self.ports.values():
+                self.ports[doc_port] = free
         return self.ports[doc_port]
 
     def map_configs(self):
         """Every port the copied configs name, mapped to a free loopback port."""
-        texts = {}
-        for path in glob.glob(os.path.join(self.dir, "config", "*.yaml")):
-            texts[path] = open(path, encoding="utf-8").read()
-        found = {DEFAULT_PORT}
-        for text in texts.values():
-            for m in PORT_IN_CONFIG.finditer(text):
-                found.add(int(m.group(2) or m.group(4)))
-        found.discard(0)
-        for doc_port, free in zip(sorted(found), free_ports(len(found))):
-            self.ports[doc_port] = free
+        self.mapped = set()
+        self.port(DEFAULT_PORT)
+        for path in sorted(glob.glob(os.path.join(self.dir, "config", "*.yaml"))):
+            self.map_file(path)
+
+    def map_file(self, path):
+        """Rewrites the ports of a config in the scratch directory, once."""
+        path = os.path.realpath(path)
+        if path in self.mapped or not path.startswith(os.path.realpath(self.dir) + os.sep) \
+                or not os.path.isfile(path):
+            return
+        self.mapped.add(path)
+        text = open(path, encoding="utf-8").read()
 
         def sub(m):
             if m.group(1):
                 return m.group(1) + str(self.port(m.group(2)))
             return m.group(3) + str(self.port(m.group(4)))
 
-        for path, text in texts.items():
-            open(path, "w", encoding="utf-8").write(PORT_IN_CONFIG.sub(sub, text))
+        open(path, "w", encoding="utf-8").write(PORT_IN_CONFIG.sub(sub, text))
 
     def map_address(self, address):
         host, _, port = address.rpartition(":")
@@ -204,6 +208,11 @@ class Scratch:
                 self.env["KASSA_ADDRESS"] = self.map_address(words[1].split("=", 1)[1])
                 continue
             if name == "kassad":
+                config = "config/kassa.yaml"
+                for k in range(1, len(words) - 1):
+                    if words[k] == "--config":
+                        config = words[k + 1]
+                self.map_file(os.path.join(self.dir, config))  # one a block wrote
                 error = self.start("kassad", [os.path.join(self.dir, "build/runtime/kassad")] + words[1:],
                                    ready=lambda log: re.search(r"msg=ready address=\S+:(\d+)", log))
             elif name == "kassa-channel-sim":
@@ -253,18 +262,19 @@ class Scratch:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
-# Line 1 of every script: an ERR trap records a command's status; a status the line's comment
-# does not name (`# ..., exit N`) ends the block, and an expected status that never came fails
-# it at exit. The block's own lines follow from line 2.
+# Line 1 of every script: an ERR trap sees each failing command; a status its line's comment
+# names (`# ..., exit N`) is expected, any other ends the block, and at exit an expected
+# status that never came fails it. The block's own lines follow from line 2.
 PRELUDE = (
-    "__docs_seen=' '; "
+    "__docs_seen=' '; __docs_rc=0; "
     "__docs_err() { local rc=$1 line=$(($2 - 1)); "
-    "if [ \"${__docs_expect[$line]:-0}\" = \"$rc\" ]; then __docs_seen+=\"$line \"; return; fi; "
-    "echo \"docs-test: block line $line exited with status $rc\" >&2; exit 1; }; "
-    "__docs_exit() { local rc=$? line; [ $rc -ne 0 ] && return; "
+    "if [ \"${__docs_expect[$line]:-0}\" = \"$rc\" ]; then __docs_seen+=\"$line \"; __docs_rc=$rc; return 0; fi; "
+    "echo \"docs-test: block line $line exited with status $rc\" >&2; trap - EXIT; exit 1; }; "
+    "__docs_exit() { local rc=$? line; trap - ERR; "
+    "if [ $rc -ne 0 ] && [ $rc -ne $__docs_rc ]; then exit $rc; fi; "
     "for line in \"${!__docs_expect[@]}\"; do case \"$__docs_seen\" in *\" $line \"*) ;; *) "
     "echo \"docs-test: block line $line exited 0, its comment says exit ${__docs_expect[$line]}\" >&2; "
-    "exit 1;; esac; done; }; "
+    "exit 1;; esac; done; exit 0; }; "
     "trap '__docs_err $? $LINENO' ERR; trap __docs_exit EXIT; "
     "declare -A __docs_expect=(%s)\n"
 )
