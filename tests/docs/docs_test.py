@@ -16,9 +16,10 @@ Tags, an HTML comment on the line right before a block (invisible on the rendere
       test starts the same ones itself: each `kassad ...` and `kassa-channel-sim ...` line with
       its arguments, and `export KASSA_ADDRESS=HOST:PORT` is set for the blocks that follow.
 Every port of the copied config/*.yaml and of a config a block wrote for its kassad (and
-`--port N`, `KASSA_ADDRESS`, kassa's default 127.0.0.1:3100) is mapped to a free loopback port, so the test never meets a kassad the reader
-runs. `kassa`, `kassad`, `kassa-bench` and `kassa-channel-sim` are on PATH, HOME is the scratch
-directory's home/. See tests/README.md.
+`--port N`, `KASSA_ADDRESS`, kassa's default 127.0.0.1:3100) is mapped to a free loopback
+port, so the test never meets a kassad the reader runs. `kassa`, `kassad`, `kassa-bench` and
+`kassa-channel-sim` are on PATH, HOME is the scratch directory's home/. A failure names the
+block's file:line, the failing command's file:line and the block's output. See tests/README.md.
 """
 
 import argparse
@@ -39,6 +40,7 @@ SERVER_START_S = 30        # a server until it listens
 TOTAL_BUDGET_S = 170       # the whole run; blocks after it fail
 DEFAULT_PORT = 3100        # kassa's default address is 127.0.0.1:3100
 SHELL_LANGS = {"sh"}
+OTHER_SHELL_LANGS = {"bash", "shell", "console", "shell-session", "zsh"}
 TAG = re.compile(r"^\s*<!--\s*docs-test:\s*(\w+)\s*:\s*(.*?)\s*-->\s*$")
 FENCE_OPEN = re.compile(r"^(\s*)```\s*([\w+-]*)\s*$")
 EXPECT_EXIT = re.compile(r"#.*\bexit (\d+)\b")
@@ -79,6 +81,8 @@ def parse(path, display):
                 body.append(lines[j][len(indent):] if lines[j].startswith(indent) else lines[j])
                 j += 1
             tag, reason = (pending[0], pending[1]) if pending else (None, None)
+            if lang in OTHER_SHELL_LANGS:
+                errors.append(f"{display}:{i + 1}: a ```{lang} block: commands go in ```sh blocks, which this test runs")
             if pending and lang not in SHELL_LANGS:
                 errors.append(f"{display}:{pending[2]}: a docs-test tag stands before a ```{lang} block")
             blocks.append(Block(display, i + 1, lang, "\n".join(body) + "\n", tag, reason))
@@ -86,7 +90,8 @@ def parse(path, display):
             i = j + 1
             continue
         if pending and line.strip():
-            errors.append(f"{display}:{pending[2]}: a docs-test tag must stand on the line right before a ```sh block")
+            errors.append(f"{display}:{pending[2]}: a docs-test tag must stand right before a ```sh block "
+                          "(blank lines between are fine)")
             pending = None
         i += 1
     return [b for b in blocks if b.lang in SHELL_LANGS], errors
@@ -232,9 +237,9 @@ class Scratch:
 
     def start(self, name, argv, ready):
         log_path = os.path.join(self.dir, ".docs-test", f"{name}-{len(self.servers)}.log")
-        log = open(log_path, "w")
-        proc = subprocess.Popen(argv, cwd=self.dir, env=self.env, stdin=subprocess.DEVNULL,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        with open(log_path, "w") as log:
+            proc = subprocess.Popen(argv, cwd=self.dir, env=self.env, stdin=subprocess.DEVNULL,
+                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.servers.append((name, proc, log_path))
         deadline = time.monotonic() + SERVER_START_S
         while time.monotonic() < deadline:
@@ -247,6 +252,12 @@ class Scratch:
         status = "exited with status %s" % proc.returncode if proc.poll() is not None else \
             f"not listening after {SERVER_START_S} s"
         return f"{name} {status}:\n" + open(log_path, errors="replace").read()[-4000:]
+
+    def exited(self):
+        """The log tails of servers that are no longer running, to show beside a failure."""
+        return "".join(f"\n{name} exited with status {proc.returncode}; its log ends:\n" +
+                       open(log, errors="replace").read()[-2000:]
+                       for name, proc, log in self.servers if proc.poll() is not None)
 
     def stop(self):
         for _, proc, _ in reversed(self.servers):
@@ -264,19 +275,20 @@ class Scratch:
 
 # Line 1 of every script: an ERR trap sees each failing command; a status its line's comment
 # names (`# ..., exit N`) is expected, any other ends the block, and at exit an expected
-# status that never came fails it. The block's own lines follow from line 2.
+# status that never came fails it. The block's own lines follow from line 2; messages name
+# the command's line in the markdown file (__docs_at: the file and the fence's line).
 PRELUDE = (
     "__docs_seen=' '; __docs_rc=0; "
     "__docs_err() { local rc=$1 line=$(($2 - 1)); "
     "if [ \"${__docs_expect[$line]:-0}\" = \"$rc\" ]; then __docs_seen+=\"$line \"; __docs_rc=$rc; return 0; fi; "
-    "echo \"docs-test: block line $line exited with status $rc\" >&2; trap - EXIT; exit 1; }; "
+    "echo \"docs-test: $__docs_at$((__docs_fence + line)): exit status $rc\" >&2; trap - EXIT; exit 1; }; "
     "__docs_exit() { local rc=$? line; trap - ERR; "
     "if [ $rc -ne 0 ] && [ $rc -ne $__docs_rc ]; then exit $rc; fi; "
     "for line in \"${!__docs_expect[@]}\"; do case \"$__docs_seen\" in *\" $line \"*) ;; *) "
-    "echo \"docs-test: block line $line exited 0, its comment says exit ${__docs_expect[$line]}\" >&2; "
+    "echo \"docs-test: $__docs_at$((__docs_fence + line)): exit status 0, its comment says exit ${__docs_expect[$line]}\" >&2; "
     "exit 1;; esac; done; exit 0; }; "
     "trap '__docs_err $? $LINENO' ERR; trap __docs_exit EXIT; "
-    "declare -A __docs_expect=(%s)\n"
+    "__docs_at=%s; __docs_fence=%d; declare -A __docs_expect=(%s)\n"
 )
 
 
@@ -286,7 +298,8 @@ def run_block(scratch, block, budget_end):
         m = EXPECT_EXIT.search(line)
         if m:
             expect[first] = m.group(1)
-    script = PRELUDE % " ".join(f"[{k}]={v}" for k, v in expect.items()) + block.text
+    script = PRELUDE % (shlex.quote(block.path + ":"), block.line,
+                        " ".join(f"[{k}]={v}" for k, v in expect.items())) + block.text
     path = os.path.join(scratch.dir, ".docs-test", f"block-{block.line}.sh")
     open(path, "w", encoding="utf-8").write(script)
     timeout = min(BLOCK_TIMEOUT_S, max(1.0, budget_end - time.monotonic()))
@@ -308,6 +321,51 @@ def run_block(scratch, block, budget_end):
     return error, open(out_path, "rb").read().decode(errors="replace")
 
 
+def run_file(source, a, display, budget_end, counts):
+    """Runs one file's blocks in its own scratch directory; returns its failures."""
+    blocks, errors = parse(os.path.join(source, display), display)
+    failures = [(e, "") for e in errors]
+    scratch = Scratch(source, a.build, a.keep) if any(b.tag != "skip" for b in blocks) else None
+    servers_failed = None
+    try:
+        for b in blocks:
+            t0 = time.monotonic()
+            if b.tag == "skip":
+                counts["skipped"] += 1
+                print(f"{b.where()}: skip: {b.reason}", flush=True)
+                continue
+            if servers_failed or time.monotonic() >= budget_end:
+                why = f"the servers of {servers_failed} did not start" if servers_failed else \
+                    f"the test's {TOTAL_BUDGET_S} s were spent"
+                failures.append((f"{b.where()}: not run: {why}", ""))
+                continue
+            if b.tag == "servers":
+                error, out = scratch.start_servers(b), ""
+                servers_failed = b.where() if error else None
+            else:
+                counts["ran"] += 1
+                error, out = run_block(scratch, b, budget_end)
+                if error:
+                    out += scratch.exited()
+            took = time.monotonic() - t0
+            print(f"{b.where()}: {'FAIL' if error else 'ok'} ({took:.1f} s){' ' + b.tag if b.tag else ''}",
+                  flush=True)
+            if a.verbose and out:
+                print(indented(out), end="")
+            if error:
+                failures.append((f"{b.where()}: {error}", out))
+    finally:
+        if scratch and a.keep:
+            print(f"{display}: scratch directory {scratch.dir}")
+        if scratch:
+            scratch.stop()
+    return failures
+
+
+def indented(text):
+    return "".join("  | " + line + "\n" for line in text.rstrip("\n").split("\n"))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--source", required=True)
@@ -324,43 +382,15 @@ def main():
             print(f"docs-test: {os.path.join(a.build, exe)} is missing: build it first", file=sys.stderr)
             return 2
     budget_end = time.monotonic() + TOTAL_BUDGET_S
-    failures, ran, skipped = [], 0, 0
+    failures, counts = [], {"ran": 0, "skipped": 0}
     for display in files:
-        blocks, errors = parse(os.path.join(source, display), display)
-        failures += [(e, "") for e in errors]
-        scratch = Scratch(source, a.build, a.keep) if any(b.tag != "skip" for b in blocks) else None
-        try:
-            for b in blocks:
-                t0 = time.monotonic()
-                if b.tag == "skip":
-                    skipped += 1
-                    print(f"{b.where()}: skip: {b.reason}", flush=True)
-                    continue
-                if time.monotonic() >= budget_end:
-                    failures.append((f"{b.where()}: not run: the test's {TOTAL_BUDGET_S} s were spent", ""))
-                    continue
-                if b.tag == "servers":
-                    error, out = scratch.start_servers(b), ""
-                else:
-                    ran += 1
-                    error, out = run_block(scratch, b, budget_end)
-                took = time.monotonic() - t0
-                print(f"{b.where()}: {'FAIL' if error else 'ok'} ({took:.1f} s){' ' + b.tag if b.tag else ''}",
-                      flush=True)
-                if a.verbose and out:
-                    print("".join("  | " + line + "\n" for line in out.rstrip("\n").split("\n")), end="")
-                if error:
-                    failures.append((f"{b.where()}: {error}", out))
-        finally:
-            if scratch and a.keep:
-                print(f"{display}: scratch directory {scratch.dir}")
-            if scratch:
-                scratch.stop()
+        failures += run_file(source, a, display, budget_end, counts)
+    ran, skipped = counts["ran"], counts["skipped"]
     print(f"\ndocs-test: {ran} blocks run, {skipped} skipped, {len(failures)} failed")
     for where, out in failures:
         print(f"\nFAILED {where}")
         if out:
-            print("".join("  | " + line + "\n" for line in out.rstrip("\n").split("\n")))
+            print(indented(out))
     return 1 if failures else 0
 
 
