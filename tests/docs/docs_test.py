@@ -23,6 +23,7 @@ block's file:line, the failing command's file:line and the block's output. See t
 """
 
 import argparse
+import ctypes
 import glob
 import os
 import re
@@ -109,6 +110,12 @@ def logical_lines(text):
         out.append((start, acc + line))
         start, acc = None, ""
     return out
+
+
+def die_with_parent():
+    """In a child before exec: killed when the test dies, even by SIGKILL (a ctest timeout)."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def free_ports(count):
@@ -239,7 +246,8 @@ class Scratch:
         log_path = os.path.join(self.dir, ".docs-test", f"{name}-{len(self.servers)}.log")
         with open(log_path, "w") as log:
             proc = subprocess.Popen(argv, cwd=self.dir, env=self.env, stdin=subprocess.DEVNULL,
-                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                    preexec_fn=die_with_parent)
         self.servers.append((name, proc, log_path))
         deadline = time.monotonic() + SERVER_START_S
         while time.monotonic() < deadline:
@@ -307,7 +315,7 @@ def run_block(scratch, block, budget_end):
     with open(out_path, "wb") as out:  # a file, not a pipe: what a block leaves running may hold it
         proc = subprocess.Popen(["bash", "--noprofile", "--norc", path], cwd=scratch.dir, env=scratch.env,
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=die_with_parent)
     try:
         proc.wait(timeout=timeout)
         error = None if proc.returncode == 0 else f"exit status {proc.returncode}"
@@ -374,6 +382,7 @@ def main():
     ap.add_argument("--verbose", action="store_true", help="print every block's output")
     ap.add_argument("files", nargs="*")
     a = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stops the servers on the way out
     source = os.path.abspath(a.source)
     files = a.files or ["README.md"] + sorted(
         os.path.relpath(p, source) for p in glob.glob(os.path.join(source, "docs", "*.md")))
