@@ -5,7 +5,8 @@ Usage: docs_test.py --source DIR --build DIR [FILE...]   (FILE relative to --sou
 README.md and every docs/*.md)
 
 Each file gets its own scratch directory that looks like a clone after a build: `build` is the
-build directory, `config/` a copy of the repository's, everything else a link to the source.
+build directory, `config/` a copy of the repository's, the other files git tracks links to
+the source.
 The file's blocks run there in document order, each in a fresh `bash` with a timeout; files
 stay (./data, keys, ...) from one block to the next, shell variables do not. A block passes
 when every command in it exits 0, or with the status N its comment names (`# ..., exit N`).
@@ -118,6 +119,18 @@ def die_with_parent():
     ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def tracked_entries(source):
+    """The top-level files and folders of the repository, without what a reader's runs left
+    there (build/, data/, keys/, ...), so the blocks write into the scratch directory only."""
+    try:
+        files = subprocess.run(["git", "-C", source, "ls-files"], check=True, capture_output=True,
+                               text=True).stdout.split("\n")
+        return sorted({f.split("/")[0] for f in files if f})
+    except (OSError, subprocess.CalledProcessError):
+        return [e for e in os.listdir(source)
+                if e not in ("build", ".git") and not e.startswith(("build-", "data"))]
+
+
 def free_ports(count):
     socks = []
     try:
@@ -146,10 +159,9 @@ class Scratch:
         self.dir = tempfile.mkdtemp(prefix="kassa-docs-")
         self.keep = keep
         self.servers = []  # (name, Popen, log path)
-        for entry in os.listdir(source):
-            if entry in ("build", "config", ".git") or entry.startswith(("build-", "data")):
-                continue
-            os.symlink(os.path.join(source, entry), os.path.join(self.dir, entry))
+        for entry in tracked_entries(source):
+            if entry != "config":
+                os.symlink(os.path.join(source, entry), os.path.join(self.dir, entry))
         os.symlink(os.path.abspath(build), os.path.join(self.dir, "build"))
         shutil.copytree(os.path.join(source, "config"), os.path.join(self.dir, "config"))
         os.makedirs(os.path.join(self.dir, "home"))
