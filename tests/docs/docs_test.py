@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Runs every ```sh block of README.md and docs/*.md as a reader would type it.
 
-Usage: docs_test.py --source DIR --build DIR [FILE...]   (FILE relative to --source; default:
-README.md and every docs/*.md)
+Usage: docs_test.py --source DIR --build DIR [--verbose] [--keep] [--block-timeout-s N] [FILE...]
+(FILE relative to --source; default: README.md and every docs/*.md)
 
 Each file gets its own scratch directory that looks like a clone after a build: `build` is the
 build directory, `config/` a copy of the repository's, the other files git tracks links to
@@ -312,7 +312,7 @@ PRELUDE = (
 )
 
 
-def run_block(scratch, block, budget_end):
+def run_block(scratch, block, budget_end, block_timeout_s):
     expect = {}
     for first, line in logical_lines(block.text):
         m = EXPECT_EXIT.search(line)
@@ -322,7 +322,7 @@ def run_block(scratch, block, budget_end):
                         " ".join(f"[{k}]={v}" for k, v in expect.items())) + block.text
     path = os.path.join(scratch.dir, ".docs-test", f"block-{block.line}.sh")
     open(path, "w", encoding="utf-8").write(script)
-    timeout = min(BLOCK_TIMEOUT_S, max(1.0, budget_end - time.monotonic()))
+    timeout = min(block_timeout_s, max(1.0, budget_end - time.monotonic()))
     out_path = path[:-3] + ".out"
     with open(out_path, "wb") as out:  # a file, not a pipe: what a block leaves running may hold it
         proc = subprocess.Popen(["bash", "--noprofile", "--norc", path], cwd=scratch.dir, env=scratch.env,
@@ -364,7 +364,7 @@ def run_file(source, a, display, budget_end, counts):
                 servers_failed = b.where() if error else None
             else:
                 counts["ran"] += 1
-                error, out = run_block(scratch, b, budget_end)
+                error, out = run_block(scratch, b, budget_end, a.block_timeout_s)
                 if error:
                     out += scratch.exited()
             took = time.monotonic() - t0
@@ -392,6 +392,7 @@ def main():
     ap.add_argument("--build", required=True)
     ap.add_argument("--keep", action="store_true", help="keep the scratch directories")
     ap.add_argument("--verbose", action="store_true", help="print every block's output")
+    ap.add_argument("--block-timeout-s", type=float, default=BLOCK_TIMEOUT_S)
     ap.add_argument("files", nargs="*")
     a = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stops the servers on the way out
