@@ -12,7 +12,8 @@ packages=(
   nlohmann-json3-dev    # JSON of the provider API (channels/)
   catch2                # Catch2 2.x
   clang libclang-rt-14-dev  # libFuzzer and sanitizer runtimes for the fuzz targets
-  python3
+  python3               # tests/docs/docs_test.py, tests/report
+  openssl               # keys: docs/security.md
   jq                    # reads kassa-bench's JSON lines in scripts and tests (perf/, tests/bench)
   chromium              # headless, renders the benchmark report in its test (tests/report)
 )
