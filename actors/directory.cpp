@@ -138,7 +138,11 @@ struct directory_state {
   uint64_t saga_next = 1;
   uint64_t system_sequence = 0;
   std::vector<uint64_t> sagas_done; // removed from the log with the next write
-  std::vector<ledger::store::saga> unresolved; // legs left pending by a failed resolution
+  std::vector<ledger::store::saga> unresolved; // legs left pending by a failed resolution, or
+                                               // rounds a shard did not take (redo records)
+  // Accounts and transfer ids of the unresolved redo records: a request naming one is
+  // answered store_unavailable until its round stands whole.
+  std::unordered_set<u128, u128_hash> stuck;
   std::unordered_set<u128, u128_hash> clearing_known;
   std::unordered_map<u128, hot_state, u128_hash> hot;        // parent -> split state
   std::unordered_map<u128, u128, u128_hash> sub_parent;      // sub-account -> parent
@@ -878,6 +882,31 @@ void round_fail(directory_actor* self, round_ptr r, outcome why) {
   round_finish(self, r);
 }
 
+// What the unresolved redo records name (see directory_state::stuck).
+void stuck_refresh(directory_state& st) {
+  st.stuck.clear();
+  for (const store::saga& rec : st.unresolved) {
+    for (const auto& e : rec.transfers) {
+      st.stuck.insert(e.value.id);
+      for (u128 a : {e.value.debit_account_id, e.value.credit_account_id}) {
+        if (!is_clearing(a)) st.stuck.insert(as_written(st, a));
+      }
+    }
+  }
+}
+
+// Whether a request names an account or transfer of a round that stands in some shards only.
+bool names_stuck(const directory_state& st, const work& w) {
+  if (st.stuck.empty() || w.accounts) return false;
+  for (size_t k = w.cursor; k < w.transfer_events.size(); ++k) {
+    const transfer& t = w.transfer_events[k];
+    for (u128 id : {t.id, t.pending_id, t.debit_account_id, t.credit_account_id}) {
+      if (id != 0 && st.stuck.count(id) != 0) return true;
+    }
+  }
+  return false;
+}
+
 // The round's redo record: kassa's own accounts and every transfer, per shard in apply order.
 store::saga redo_record(const round_state& r, uint64_t id) {
   store::saga rec;
@@ -953,6 +982,7 @@ void round_applied(directory_actor* self, round_ptr r,
       // Not acknowledged: the round is applied again between rounds (or at recovery) until
       // every shard holds its part.
       st.unresolved.push_back(redo_record(*r, r->redo_id));
+      stuck_refresh(st);
       for (auto& w : r->works) w->status = outcome::store_unavailable;
     } else {
       st.sagas_done.push_back(r->redo_id);
@@ -1006,6 +1036,11 @@ void round_plan(directory_actor* self, round_ptr r) {
     if (w->accounts) {
       if (transfers_planned) break;
       plan_accounts(self, *r, *w);
+    } else if (names_stuck(st, *w)) {
+      // Its accounts wait for a round that a shard has not taken yet: their rows there are
+      // not what they will be, so nothing is decided on them.
+      w->status = outcome::store_unavailable;
+      continue;
     } else {
       plan_transfers(self, *r, *w);
       transfers_planned = true;
@@ -1033,11 +1068,6 @@ void round_plan(directory_actor* self, round_ptr r) {
 void round_start(directory_actor* self) {
   auto& st = self->state;
   if (st.round_busy || st.queue.empty() || !st.ready) return;
-  // A round whose shards did not all take their part is applied again first (the timer
-  // retries it): until then its transfers stand in some shards only.
-  for (const store::saga& s : st.unresolved) {
-    if (s.redo()) return;
-  }
   st.round_busy = true;
   auto r = std::make_shared<round_state>();
   size_t events = 0;
@@ -1564,6 +1594,7 @@ void retry_unresolved(directory_actor* self) {
   resolve_logged(self, std::move(sagas), [self, copy](bool ok) {
     auto& st = self->state;
     if (!ok) st.unresolved.insert(st.unresolved.end(), copy.begin(), copy.end());
+    stuck_refresh(st);
     st.round_busy = false;
     round_start(self);
     deliver_drains(self);

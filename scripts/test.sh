@@ -5,8 +5,19 @@
 #   3. the actor and channel tests (ctest labels `actors`, `channels`) under ThreadSanitizer;
 #   4. each fuzz target for a bounded time (clang + libFuzzer).
 # Every randomized test prints its seed; KASSA_SEED=N replays it.
+#
+# scripts/test.sh --long runs the long checks instead (documented results in docs/sharding.md
+# and docs/reliability.md): the differential test with 1,000,000 requests per topology
+# (KASSA_DIFF_REQUESTS overrides; KASSA_SEED replays).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = "--long" ]; then
+  scripts/install-deps.sh
+  KASSA_TARGETS="test_actors" scripts/build.sh build
+  echo "== differential: every topology against the single-shard model"
+  KASSA_DIFF_REQUESTS=${KASSA_DIFF_REQUESTS:-1000000} build/tests/actors/test_actors "[differential]"
+  exit 0
+fi
 scripts/install-deps.sh
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/ccache}
 jobs=$(nproc)

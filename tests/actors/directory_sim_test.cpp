@@ -141,10 +141,22 @@ TEST_CASE("a shard failing while a saga's legs commit: nothing is acknowledged, 
   REQUIRE(rec->creates.size() == 3);
   CHECK(rec->creates[2].status == outcome::store_unavailable); // not acknowledged
 
-  // The round stands in shard 0 only; the next request waits until it stands whole.
+  // The round stands in shard 0 only: a request naming its accounts or ids is answered
+  // store_unavailable until it stands whole; one that names none goes through.
   caf::anon_send(c, create_transfers_request{{}, {make_transfer(77, a, b, 40)}, {}});
   s.sched->run();
-  CHECK(rec->creates.size() == 3);
+  REQUIRE(rec->creates.size() == 4);
+  CHECK(rec->creates[3].status == outcome::store_unavailable);
+  const u128 a2 = id_in(0, 1), a3 = id_in(0, 2);
+  caf::anon_send(c, create_accounts_request{{}, {make_account(a2), make_account(a3)}, {}});
+  s.sched->run();
+  s.settle();
+  caf::anon_send(c, create_transfers_request{{}, {make_transfer(90, a2, a3, 3)}, {}});
+  s.sched->run();
+  s.settle();
+  REQUIRE(rec->creates.size() == 6);
+  CHECK(rec->creates[5].status == outcome::ok);
+  CHECK(rec->creates[5].failures.empty());
   caf::anon_send(c, lookup_accounts_request{{}, {a, b}});
   s.sched->run();
   REQUIRE(rec->accounts.size() == 1);
@@ -156,9 +168,12 @@ TEST_CASE("a shard failing while a saga's legs commit: nothing is acknowledged, 
   s.sched->run();
   s.settle();
   // The client's retry then finds the transfer done, once.
-  REQUIRE(rec->creates.size() == 4);
-  REQUIRE(rec->creates[3].failures.size() == 1);
-  CHECK(rec->creates[3].failures[0].code == static_cast<uint32_t>(transfer_result::exists));
+  caf::anon_send(c, create_transfers_request{{}, {make_transfer(77, a, b, 40)}, {}});
+  s.sched->run();
+  s.settle();
+  REQUIRE(rec->creates.size() == 7);
+  REQUIRE(rec->creates[6].failures.size() == 1);
+  CHECK(rec->creates[6].failures[0].code == static_cast<uint32_t>(transfer_result::exists));
   caf::anon_send(c, lookup_accounts_request{{}, {a, b}});
   s.sched->run();
   s.settle();
