@@ -143,6 +143,10 @@ struct directory_state {
   // Accounts and transfer ids of the unresolved redo records: a request naming one is
   // answered store_unavailable until its round stands whole.
   std::unordered_set<u128, u128_hash> stuck;
+  // When the next attempt at the unresolved rounds is due (clock ns), and the wait after a
+  // failed one (10 ms, doubling up to the timer's interval).
+  uint64_t redo_retry_ns = 0;
+  uint64_t redo_backoff_ns = 0;
   std::unordered_set<u128, u128_hash> clearing_known;
   std::unordered_map<u128, hot_state, u128_hash> hot;        // parent -> split state
   std::unordered_map<u128, u128, u128_hash> sub_parent;      // sub-account -> parent
@@ -857,6 +861,9 @@ void deliver_drains(directory_actor* self) {
   });
 }
 
+void retry_unresolved(directory_actor* self);
+bool redo_due(directory_actor* self);
+
 void round_finish(directory_actor* self, round_ptr r) {
   auto& st = self->state;
   // Requests with events left over go back to the front of the queue, in order.
@@ -870,7 +877,10 @@ void round_finish(directory_actor* self, round_ptr r) {
     }
   }
   st.round_busy = false;
-  if (!st.queue.empty()) round_start(self);
+  // A round that a shard did not take is applied again as soon as it is due, before the next
+  // round: its requests' retries wait for it.
+  if (redo_due(self)) retry_unresolved(self);
+  else if (!st.queue.empty()) round_start(self);
   else deliver_drains(self);
 }
 
@@ -983,6 +993,7 @@ void round_applied(directory_actor* self, round_ptr r,
       // every shard holds its part.
       st.unresolved.push_back(redo_record(*r, r->redo_id));
       stuck_refresh(st);
+      st.redo_retry_ns = 0; // at once
       for (auto& w : r->works) w->status = outcome::store_unavailable;
     } else {
       st.sagas_done.push_back(r->redo_id);
@@ -1433,8 +1444,14 @@ void redo_logged(directory_actor* self, std::shared_ptr<std::vector<store::saga>
   fan_out<create_reply>(self, std::move(transfer_requests), [self, ok, both, id](auto& replies) {
     for (auto& [shard, reply] : replies) {
       *ok = *ok && reply.status == outcome::ok;
+      // A shard holds its part of a round whole or not at all: found there, each event
+      // answers exists, but a linked chain (one shard's, sent as it came) answers exists for
+      // its first event and linked_event_failed for the others.
+      bool found = false;
+      for (const event_result& f : reply.failures) found = found || f.code == static_cast<uint32_t>(transfer_result::exists);
       for (const event_result& f : reply.failures) {
         if (f.code == static_cast<uint32_t>(transfer_result::exists)) continue;
+        if (found && f.code == static_cast<uint32_t>(transfer_result::linked_event_failed)) continue;
         *ok = false;
         self->state.opts.log_error("a saga's transfer could not be applied again",
                                    "saga=" + std::to_string(id) + " shard=" + std::to_string(shard) +
@@ -1584,6 +1601,14 @@ void recover(directory_actor* self) {
 
 // Sagas whose legs could not be posted or voided (a shard failed meanwhile) are tried again
 // between rounds.
+std::chrono::nanoseconds tick_interval(const directory_options& o);
+
+bool redo_due(directory_actor* self) {
+  auto& st = self->state;
+  if (st.stuck.empty() || st.round_busy || !st.ready || st.failed) return false;
+  return st.opts.clock() >= st.redo_retry_ns;
+}
+
 void retry_unresolved(directory_actor* self) {
   auto& st = self->state;
   if (st.unresolved.empty() || st.round_busy || !st.ready || st.failed) return;
@@ -1593,7 +1618,14 @@ void retry_unresolved(directory_actor* self) {
   auto copy = sagas;
   resolve_logged(self, std::move(sagas), [self, copy](bool ok) {
     auto& st = self->state;
-    if (!ok) st.unresolved.insert(st.unresolved.end(), copy.begin(), copy.end());
+    if (!ok) {
+      st.unresolved.insert(st.unresolved.end(), copy.begin(), copy.end());
+      const uint64_t ceiling = static_cast<uint64_t>(tick_interval(st.opts).count());
+      st.redo_backoff_ns = std::min(ceiling, std::max<uint64_t>(10'000'000, st.redo_backoff_ns * 2));
+      st.redo_retry_ns = st.opts.clock() + st.redo_backoff_ns;
+    } else {
+      st.redo_backoff_ns = 0;
+    }
     stuck_refresh(st);
     st.round_busy = false;
     round_start(self);

@@ -363,8 +363,9 @@ TEST_CASE("a split hot account: credits spread, reads aggregate, the sweeper mer
   auto t5 = nd->lookup_transfers({credits[5].id});
   REQUIRE(t5.size() == 1);
   CHECK(t5[0].credit_account_id == hot);
-  // Debits check the main account only: exact under any concurrency, and unswept money waits.
-  CHECK(tname(nd->transfers({make_transfer(900, hot, out, 1)}), 0) == "exceeds_credits");
+  // A debit is judged on all the account holds (its sub-accounts are gathered first): one more
+  // than the balance is refused.
+  CHECK(tname(nd->transfers({make_transfer(900, hot, out, total + 1)}), 0) == "exceeds_credits");
   // Restart with sweeping on: the split comes back from the sub-accounts, the sweeper merges.
   nd.reset();
   o.sweep_interval_ns = 20'000'000;
@@ -381,6 +382,54 @@ TEST_CASE("a split hot account: credits spread, reads aggregate, the sweeper mer
   all.push_back(hot);
   all.push_back(out);
   check_books(*nd, n, all);
+}
+
+TEST_CASE("a split account is one account to its users: a debit of exactly the balance lookup shows applies, without a sweeper", "[directory][hot]") {
+  temp_dir dir;
+  const uint32_t n = 3;
+  const u128 hot = id_in(0, n, 3);
+  directory_options o;
+  o.hot_static.push_back(hot_account_rule{hot, 6});
+  o.sweep_interval_ns = 0; // never swept
+  node nd(dir.path, n, o);
+  std::vector<account> as{make_account(hot, 1, account_debits_must_not_exceed_credits)};
+  std::vector<u128> payers;
+  for (uint32_t k = 0; k < 6; ++k) {
+    payers.push_back(id_in(k % n, n, 10 + k));
+    as.push_back(make_account(payers.back()));
+  }
+  const u128 out = id_in(2, n, 30);
+  as.push_back(make_account(out));
+  REQUIRE(nd.accounts(as).failures.empty());
+  u128 total = 0;
+  std::vector<transfer> credits;
+  for (uint32_t t = 0; t < 30; ++t) {
+    credits.push_back(make_transfer(100 + t, payers[t % payers.size()], hot, 10 + t));
+    total += 10 + t;
+  }
+  REQUIRE(nd.transfers(credits).failures.empty());
+  REQUIRE(nd.lookup(hot, &nd.shards[shard_of(hot, n)]).credits_posted == 0); // all on sub-accounts
+  const account seen = nd.lookup(hot);
+  REQUIRE(seen.credits_posted == total);
+  // In one request: a credit, then a debit of the balance with that credit, then one more.
+  auto r = nd.transfers({make_transfer(200, payers[0], hot, 5), make_transfer(201, hot, out, total + 5),
+                         make_transfer(202, hot, out, 1)});
+  REQUIRE(r.failures.size() == 1);
+  CHECK(r.failures[0].index == 2);
+  CHECK(tname(r, 2) == "exceeds_credits");
+  const account after = nd.lookup(hot);
+  CHECK(after.credits_posted == total + 5);
+  CHECK(after.debits_posted == total + 5);
+  CHECK(nd.lookup(out).credits_posted == total + 5);
+  // The history of the debit shows it once, as written.
+  auto t = nd.lookup_transfers({201});
+  REQUIRE(t.size() == 1);
+  CHECK(t[0].debit_account_id == hot);
+  CHECK(t[0].amount == total + 5);
+  std::vector<u128> all = payers;
+  all.push_back(hot);
+  all.push_back(out);
+  check_books(nd, n, all);
 }
 
 TEST_CASE("adaptive splitting: an account that receives many credits is split", "[directory][hot]") {

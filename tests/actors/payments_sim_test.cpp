@@ -506,6 +506,7 @@ struct sim {
     d.saga_writer_detached = false;
     d.sweep_interval_ns = 0;
     d.clock = [this] { return now_ns(); };
+    d.log_error = [this](const std::string& m, const std::string& detail) { errors.push_back("directory: " + m + " " + detail); };
     std::string error;
     directory = spawn_directory(*sys, d, error);
     REQUIRE(directory);
