@@ -21,6 +21,7 @@
 #include "actors/steps/steps.hpp"
 #include "ledger/assert.hpp"
 #include "actors/mailbox.hpp"
+#include "actors/unexpected.hpp"
 #include "metrics/shared.hpp"
 
 namespace kassa::actors {
@@ -122,13 +123,14 @@ struct owed_reply {
 // ---------------------------------------------------------------------------------- order
 
 struct order_state_t {
+  static inline const char* name = "kassa.order";
   env_ptr e;
   order row;                                 // the order (kind create_order)
   std::map<u128, order> items;               // its pay items and refunds, by id
   std::set<u128> reserved;                   // pay items whose amount counts as "to be paid"
   u128 reserved_amount = 0;
   std::map<u128, std::shared_ptr<owed_reply>> owed; // by row id
-  size_t flows = 0;      // flows running
+  std::map<u128, caf::actor> flows; // flows running, by item id: a report counts only from its own
   size_t accepting = 0;  // commands whose first write is on its way
   size_t writing = 0;    // writes on their way (their callbacks still owe replies)
   uint64_t commands = 0;
@@ -189,7 +191,7 @@ u128 unsettled_room(const order_state_t& st, u128 item_id) {
 // them first (a few tries; what is still missing is recounted from the items at the next load).
 void maybe_idle(order_actor* self) {
   auto& st = self->state;
-  if (st.flows != 0 || st.accepting != 0 || st.writing != 0) return;
+  if (!st.flows.empty() || st.accepting != 0 || st.writing != 0) return;
   if (!st.unsettled.empty() && st.rewrites < order_rewrites_max) {
     ++st.rewrites;
     auto ends = st.unsettled;
@@ -311,8 +313,8 @@ void order_start_flow(order_actor* self, request_context ctx, payment_command cm
     if (it != st.items.end()) fs.item = it->second;
   }
   fs.resume = resume;
-  ++st.flows;
   auto flow = spawn_flow(self->system(), st.e, caf::actor_cast<caf::actor>(self), fs);
+  st.flows[item.id] = flow;
   self->send(st.e->gateway, flow_register{item.sequence, flow});
   if (owed) {
     st.owed[item.id] = owed;
@@ -337,6 +339,7 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
   // a pay item still processing (left for the next start) may yet capture
   for (const auto& [id, c] : st.items)
     if (c.kind == uint16_t(kind::pay) && static_cast<order_state>(c.state) == order_state::processing) reserve(st, c);
+  drop_unexpected(self, [e, id = row.id](const std::string& m) { e->log_error("order " + to_string_u128(id) + ": " + m); });
   return {
       [self](order_resume& r) {
         auto& st = self->state;
@@ -350,6 +353,7 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
           const bool revived = r.item_id == id && s == order_state::in_review &&
                                item.result == uint32_t(payment_result::outcome_unknown);
           if (r.item_id != 0 ? !revived : !unfinished) continue;
+          if (st.flows.count(id)) continue; // its flow runs already
           if (item.kind == uint16_t(kind::pay) && (s == order_state::processing || revived)) {
             reserve(st, item);
           }
@@ -456,6 +460,14 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
       [self](flow_report& r) {
         auto& st = self->state;
         order item = r.row;
+        // from the flow that runs the item, or a stray or repeated report: dropped
+        auto running = st.flows.find(item.id);
+        if (running == st.flows.end() || running->second.address() != self->current_sender() ||
+            !st.items.count(item.id)) {
+          st.e->log_error("order " + to_string_u128(st.row.id) + ": dropped a report for item " +
+                          to_string_u128(item.id) + " from no flow of it");
+          return;
+        }
         auto& mine = st.items[item.id];
         const uint16_t counted = mine.items;
         const u128 refunded = mine.amount_refunded, pending = mine.amount_refund_pending;
@@ -473,7 +485,7 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
           if (it != st.owed.end()) give_reply(it->second, out);
           return;
         }
-        --st.flows;
+        st.flows.erase(running);
         self->send(st.e->gateway, flow_register{item.sequence, caf::actor{}});
         const bool left = left_unfinished(item);
         if (item.kind == uint16_t(kind::pay)) {
@@ -507,6 +519,7 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
         });
       },
       [self](step_timeout_atom, uint64_t hi, uint64_t lo) {
+        if (!from_self(self)) return;
         auto& st = self->state;
         auto it = st.owed.find(make_u128(hi, lo));
         if (it == st.owed.end()) return;
@@ -517,7 +530,8 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
       [self](order_idle&) {
         // the gateway confirms: no command on the way, and nothing started since
         auto& st = self->state;
-        if (st.flows == 0 && st.accepting == 0 && st.writing == 0) self->quit();
+        if (self->current_sender() != caf::actor_cast<caf::strong_actor_ptr>(st.e->gateway)) return; // only the gateway's
+        if (st.flows.empty() && st.accepting == 0 && st.writing == 0) self->quit();
         else st.e->log_error("order " + to_string_u128(st.row.id) + ": asked to stop while busy");
       },
   };
@@ -556,6 +570,7 @@ struct inflight_key {
 };
 
 struct gateway_state {
+  static inline const char* name = "kassa.gateway";
   std::shared_ptr<env> e;
   metrics::gauge* mailbox = &metrics::mailbox_depth(metrics::process_registry(), "payments");
   bool ready = false;
@@ -714,8 +729,14 @@ void take_command(gateway_actor* self, const request_context& ctx, const payment
               key_done(self, key, r, stored);
               answer(self, agg, index, r);
             },
-            [self, agg, index, key = c.key, oid = c.order_id, sequence](caf::error&) {
-              self->state.item_flows.erase(sequence);
+            [self, agg, index, key = c.key, oid = c.order_id, sequence, a](caf::error&) {
+              auto& st = self->state;
+              st.item_flows.erase(sequence);
+              // the order's actor is gone: the next command for it starts a new one
+              if (auto it = st.orders.find(oid); it != st.orders.end() && it->second == a) {
+                st.orders.erase(it);
+                st.orders_sent.erase(oid);
+              }
               payment_reply r{};
               r.result = uint32_t(payment_result::busy);
               r.order_id = oid;
@@ -874,9 +895,12 @@ caf::behavior gateway(gateway_actor* self, std::shared_ptr<env> e) {
   auto& st = self->state;
   st.e = e;
   st.sequence = e->store->sequence_last();
+  drop_unexpected(self, [e](const std::string& m) { e->log_error("payments gateway: " + m); });
   self->send(self, flow_down_atom::value); // boot once the behaviour is in place
   return {
-      [self](flow_down_atom) { boot(self); },
+      [self](flow_down_atom) {
+        if (from_self(self)) boot(self);
+      },
       [self](submit_payments_request& req) -> caf::result<payments_reply> {
         self->state.mailbox->set(mailbox_waiting(self));
         auto rp = self->make_response_promise<payments_reply>();
@@ -906,6 +930,13 @@ caf::behavior gateway(gateway_actor* self, std::shared_ptr<env> e) {
       },
       [self](flow_report& r) {
         auto& st = self->state;
+        // from the flow that runs the row, or a stray or repeated report: dropped
+        auto running = st.flows.find(r.row.sequence);
+        if (running == st.flows.end() || running->second.address() != self->current_sender()) {
+          st.e->log_error("payments gateway: dropped a report for payment " + to_string_u128(r.row.id) +
+                          " from no flow of it");
+          return;
+        }
         payment_reply out = reply_of(r.row, r.final ? r.result : payment_result::in_progress);
         relay_reply(self, r.row.id, out);
         if (!r.final) return;
@@ -913,6 +944,7 @@ caf::behavior gateway(gateway_actor* self, std::shared_ptr<env> e) {
         st.rows_inflight.erase(r.row.id);
       },
       [self](step_timeout_atom, uint64_t hi, uint64_t lo) {
+        if (!from_self(self)) return;
         auto& st = self->state;
         const u128 id = make_u128(hi, lo);
         if (!st.relays.count(id)) return;
@@ -934,7 +966,9 @@ caf::behavior gateway(gateway_actor* self, std::shared_ptr<env> e) {
       [self](order_idle& oi) {
         auto& st = self->state;
         auto it = st.orders.find(oi.order_id);
-        if (it == st.orders.end() || st.orders_sent[oi.order_id] != oi.commands) return;
+        if (it == st.orders.end() || it->second.address() != self->current_sender() ||
+            st.orders_sent[oi.order_id] != oi.commands)
+          return;
         self->send(it->second, oi);
         st.orders.erase(it);
         st.orders_sent.erase(oi.order_id);
