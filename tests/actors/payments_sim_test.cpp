@@ -1350,6 +1350,35 @@ TEST_CASE("a top-up its channel refuses unsent goes to the next channel and is b
   }
 }
 
+TEST_CASE("a payment that failed over and was cut short by a crash resumes on its new channel", "[sim][payments][failover]") {
+  auto s = calm("failover and restart");
+  const auto c = submit_topup(*s, 1000);
+  s->pump();
+  refuse(take_call(*s), call_status::rejected, true);
+  s->pump();
+  held_call lost = take_call(*s); // on its way to beta when kassa stops
+  CHECK(lost.provider == 1);
+  s->crash_and_restart();
+  s->pump();
+  // the resumed flow asks beta (the row names it), never alpha
+  for (int i = 0; i < 10 && !s->w->queries.empty(); ++i) {
+    CHECK(s->w->queries.front().provider == 1);
+    s->answer_query(true);
+    s->pump();
+  }
+  held_call again = take_call(*s);
+  CHECK(again.provider == 1);
+  CHECK(again.call.payment_id == lost.call.payment_id);
+  succeed(*s, again);
+  s->settle();
+  const auto row = row_of(*s, c.order_id);
+  CHECK(order_state(row.state) == order_state::completed);
+  CHECK(provider_of(row) == "beta");
+  CHECK(s->w->providers[0].payments.empty());
+  s->check_settled();
+  CHECK(s->violations.empty());
+}
+
 TEST_CASE("after a timeout or an unknown outcome a payment is never sent to another channel", "[sim][payments][failover]") {
   SECTION("unknown: the provider took it, the answer was lost") {
     auto s = calm("no failover after unknown");
