@@ -314,6 +314,7 @@ void order_start_flow(order_actor* self, request_context ctx, payment_command cm
   }
   fs.resume = resume;
   auto flow = spawn_flow(self->system(), st.e, caf::actor_cast<caf::actor>(self), fs);
+  self->monitor(flow); // one that fails before its final report must not hold the order for good
   st.flows[item.id] = flow;
   self->send(st.e->gateway, flow_register{item.sequence, flow});
   if (owed) {
@@ -340,6 +341,26 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
   for (const auto& [id, c] : st.items)
     if (c.kind == uint16_t(kind::pay) && static_cast<order_state>(c.state) == order_state::processing) reserve(st, c);
   drop_unexpected(self, [e, id = row.id](const std::string& m) { e->log_error("order " + to_string_u128(id) + ": " + m); });
+  self->set_down_handler([self](caf::down_msg& dm) {
+    if (dm.reason == caf::exit_reason::normal) return; // it quit after its final report
+    auto& st = self->state;
+    for (auto it = st.flows.begin(); it != st.flows.end(); ++it) {
+      if (it->second.address() != dm.source) continue;
+      // The flow failed before its final report: the item stays as last written (still
+      // counted against the order) and runs again at the next start.
+      const order& item = st.items[it->first];
+      st.e->log_error("order " + to_string_u128(st.row.id) + ": the flow of item " + to_string_u128(it->first) +
+                      " stopped (" + self->system().render(dm.reason) + "); it runs again at the next start");
+      self->send(st.e->gateway, flow_register{item.sequence, caf::actor{}});
+      if (auto o = st.owed.find(it->first); o != st.owed.end()) {
+        give_reply(o->second, reply_of(item, payment_result::in_progress));
+        st.owed.erase(o);
+      }
+      st.flows.erase(it);
+      maybe_idle(self);
+      return;
+    }
+  });
   return {
       [self](order_resume& r) {
         auto& st = self->state;
@@ -638,6 +659,7 @@ void gateway_start_flow(gateway_actor* self, request_context ctx, payment_comman
   fs.row = row;
   fs.resume = resume;
   auto flow = spawn_flow(self->system(), st.e, caf::actor_cast<caf::actor>(self), fs);
+  self->monitor(flow); // one that fails before its final report must not hold a slot for good
   st.flows[row.sequence] = flow;
   st.rows_inflight.insert(row.id);
   if (!resume)
@@ -888,7 +910,29 @@ void on_event(gateway_actor* self, provider_event& ev) {
   if (static_cast<order_state>(row.state) != order_state::failed || row.provider_amount != 0) return;
   st.e->log_info("payment " + to_string_u128(row.id) + ": late success from " + ev.provider);
   auto flow = spawn_late_flow(self->system(), st.e, late_start{row, ev});
+  self->monitor(flow);
   st.flows[seq] = flow;
+}
+
+// A flow the gateway runs (or a late flow) stopped. After its final report that is the end of
+// it; before (it failed), its row stays as last written and runs again at the next start, and
+// what the gateway held for it is let go.
+void flow_stopped(gateway_actor* self, const caf::down_msg& dm) {
+  if (dm.reason == caf::exit_reason::normal) return;
+  auto& st = self->state;
+  for (auto it = st.flows.begin(); it != st.flows.end(); ++it) {
+    if (it->second.address() != dm.source) continue;
+    order row{};
+    bool found = false;
+    st.e->store->find_sequence(it->first, row, found);
+    st.e->log_error("payments gateway: the flow of payment " + to_string_u128(row.id) + " stopped (" +
+                    self->system().render(dm.reason) + "); it runs again at the next start");
+    st.flows.erase(it);
+    if (!found) return;
+    relay_reply(self, row.id, reply_of(row, payment_result::in_progress));
+    st.rows_inflight.erase(row.id);
+    return;
+  }
 }
 
 caf::behavior gateway(gateway_actor* self, std::shared_ptr<env> e) {
@@ -896,6 +940,7 @@ caf::behavior gateway(gateway_actor* self, std::shared_ptr<env> e) {
   st.e = e;
   st.sequence = e->store->sequence_last();
   drop_unexpected(self, [e](const std::string& m) { e->log_error("payments gateway: " + m); });
+  self->set_down_handler([self](caf::down_msg& dm) { flow_stopped(self, dm); });
   self->send(self, flow_down_atom::value); // boot once the behaviour is in place
   return {
       [self](flow_down_atom) {

@@ -1506,6 +1506,84 @@ std::shared_ptr<std::optional<Reply>> ask_once(sim& s, caf::actor to, Request r)
 
 } // namespace
 
+TEST_CASE("a flow that stops before its end lets go of its slot and its order; its row runs again at the next start", "[sim][payments][stray]") {
+  auto s = std::make_unique<sim>(test::seed("flow stops"), [](config::payments_config& c) { c.orders_inflight_max = 1; });
+  s->write_fail_pct = s->commit_fail_pct = 0;
+  s->w->credentials_fail = false;
+  s->w->health_down_pct = 0;
+  s->settle();
+  auto kill_flows = [&] {
+    for (const auto& [id, a] : s->gen->seen) {
+      auto* local = dynamic_cast<caf::local_actor*>(a->get());
+      if (local && std::string(local->name()) == "kassa.flow") caf::anon_send_exit(caf::actor_cast<caf::actor>(a), caf::exit_reason::kill);
+    }
+    s->pump();
+  };
+  // A top-up's flow stops while its provider call waits: the one slot is free again.
+  const auto first = submit_topup(*s, 100);
+  s->pump();
+  REQUIRE(s->w->calls.size() == 1);
+  kill_flows();
+  s->w->calls.clear(); // its answer would reach nobody
+  s->replies->replies.clear();
+  const auto second = submit_topup(*s, 200);
+  s->pump();
+  REQUIRE(s->w->calls.size() == 1);
+  succeed(*s, take_call(*s));
+  s->pump();
+  REQUIRE(s->replies->replies.size() == 1);
+  CHECK(payment_result(s->replies->replies[0].replies.at(0).result) == payment_result::ok);
+  // A pay item's flow stops: the slot is free again and its order takes the next pay item (the
+  // stopped one still counts against what is left to pay: it runs again at the next start).
+  lp::payment_command order{};
+  order.key = ++s->next_id;
+  order.order_id = ++s->next_id;
+  order.kind = uint16_t(kind::create_order);
+  order.ledger = usd;
+  order.account_id = s->merchants[0];
+  order.amount = 1000;
+  lp::payment_command item{};
+  item.key = ++s->next_id;
+  item.order_id = order.order_id;
+  item.kind = uint16_t(kind::pay);
+  item.account_id = s->users[1];
+  item.amount = 400;
+  item.source = uint16_t(lp::source::provider);
+  lp::payment_command next = item;
+  next.key = ++s->next_id;
+  next.amount = 600;
+  for (const auto& c : {order, item}) {
+    submit_payments_request req;
+    req.commands = {c};
+    caf::anon_send(s->client_actor, s->gateway, std::move(req));
+    s->pump();
+  }
+  REQUIRE(s->w->calls.size() == 1);
+  kill_flows();
+  s->w->calls.clear();
+  s->replies->replies.clear();
+  submit_payments_request req;
+  req.commands = {next};
+  caf::anon_send(s->client_actor, s->gateway, std::move(req));
+  s->pump();
+  REQUIRE(s->w->calls.size() == 1); // the slot and the order took it
+  succeed(*s, take_call(*s));
+  s->settle();
+  REQUIRE(s->replies->replies.size() == 1);
+  CHECK(payment_result(s->replies->replies[0].replies.at(0).result) == payment_result::ok);
+  // the rows the stopped flows left run again at the next start
+  CHECK_FALSE(final_state(row_of(*s, first.order_id)));
+  CHECK_FALSE(final_state(row_of(*s, item.key)));
+  s->crash_and_restart();
+  s->settle();
+  CHECK(final_state(row_of(*s, first.order_id)));
+  CHECK(final_state(row_of(*s, item.key)));
+  CHECK(final_state(row_of(*s, second.order_id)));
+  s->check_settled();
+  for (const auto& v : s->violations) UNSCOPED_INFO(v);
+  CHECK(s->violations.empty());
+}
+
 TEST_CASE("late, stray and unexpected messages never stop or wedge the gateway, orders, flows or channels", "[sim][payments][stray]") {
   auto s = calm("stray messages");
   std::mt19937_64 rng(s->w->rng());
