@@ -2,7 +2,8 @@
 // withdrawal, refund for refunds), under a payment id derived from the row, so a repeat after
 // a timeout or a restart is the same payment at the provider. Declined: the flow fails and
 // compensates. Unknown (timeout, broken connection) or pending: the supervisor parks the
-// payment and asks the provider until it knows; never a guess.
+// payment and asks the provider until it knows; never a guess. Refused with proof that the
+// provider never saw it (not_sent): the next usable channel takes it (failover, below).
 // provider_refund (a compensation): gives back what provider_call took, when it took any.
 #include "actors/payments_core.hpp"
 #include "actors/steps/steps.hpp"

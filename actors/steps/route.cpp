@@ -1,7 +1,8 @@
 // route: picks the channel for a payment that needs a provider: the one the command names,
 // or the first by priority among those serving the ledger and amount, skipping channels
 // whose breaker is open. None left: no_channel_available, at once. A channel it picks is
-// written to the row before the flow goes on (a resumed flow keeps it).
+// written to the row before the flow goes on (a resumed flow keeps it). provider_call's
+// failover routes again with the same functions, leaving out the channels that refused.
 // fetch_credentials: the provider's pre-payment credential, when it wants one; runs in
 // parallel with other steps of its group (hold_funds).
 #include <algorithm>
