@@ -11,6 +11,7 @@
 #include "channels/protocol.hpp"
 #include "channels/text.hpp"
 #include "ledger/assert.hpp"
+#include "actors/unexpected.hpp"
 
 namespace kassa::actors {
 
@@ -60,11 +61,21 @@ struct op {
   statement_request statement;
   uint32_t attempts = 0;
   bool maybe_sent = false;  // an attempt may have reached the provider without an answer
+  bool reached = false;     // an attempt may have reached the provider, or it answered
   bool auth_renewed = false;
   bool stop = false;        // no further attempt (the breaker opened meanwhile)
   std::string detail;
   uint64_t started_ns = 0;  // steady clock: a payment or status call was admitted
 };
+
+const char* name(channels::breaker_state s) {
+  switch (s) {
+    case channels::breaker_state::closed: return "closed";
+    case channels::breaker_state::half_open: return "half_open";
+    case channels::breaker_state::open: return "open";
+  }
+  return "closed";
+}
 
 const char* name(call_status s) {
   switch (s) {
@@ -86,9 +97,17 @@ struct channel_metrics {
   metrics::gauge* inflight = nullptr;
   std::unique_ptr<metrics::row<metrics::counter>> calls; // by call_status
   metrics::histogram* call_seconds = nullptr;
+  metrics::gauge* breaker = nullptr; // breaker_state: 0 closed, 1 half-open, 2 open
+  std::unique_ptr<metrics::row<metrics::counter>> transitions; // by the state moved to
 
   void setup(metrics::registry& r, const std::string& channel) {
     const metrics::labels l{{"channel", channel}};
+    breaker = &r.get_gauge("kassa_channel_breaker_state", "The channel's circuit breaker: 0 closed, 1 half-open, 2 open", l);
+    transitions = std::make_unique<metrics::row<metrics::counter>>(
+        static_cast<size_t>(channels::breaker_state::open) + 1, [&r, channel](size_t s) -> metrics::counter& {
+          return r.get_counter("kassa_channel_breaker_transitions_total", "Moves of the channel's circuit breaker, by the state moved to",
+                               {{"channel", channel}, {"to", name(static_cast<channels::breaker_state>(s))}});
+        });
     up = &r.get_gauge("kassa_channel_up", "1 while the channel's circuit breaker is closed, else 0", l);
     inflight = &r.get_gauge("kassa_channel_inflight", "Payment and status calls the channel has in flight", l);
     calls = std::make_unique<metrics::row<metrics::counter>>(
@@ -124,6 +143,10 @@ struct channel_state {
   bool poll_armed = false;
   uint64_t calls = 0, failures = 0, rejected = 0;
   channel_metrics stats;
+  // The breaker's state as last told (logged and counted); it moves on calls' outcomes and,
+  // from open to half-open, with time.
+  channels::breaker_state breaker_told = channels::breaker_state::closed;
+  std::string breaker_why; // the failure that last counted against the breaker
 };
 
 using channel_actor = caf::stateful_actor<channel_state>;
@@ -287,11 +310,50 @@ void retry_or_give_up(channel_actor* self, uint64_t id) {
   }
 }
 
-// The breaker's state and the calls in flight, as the metrics show them.
+// The breaker's state and the calls in flight, as the metrics show them; a move of the
+// breaker since it was last told is logged and counted.
 void record_health(channel_actor* self) {
   auto& st = self->state;
-  st.stats.up->set(st.breaker.state(now_ms()) == channels::breaker_state::closed ? 1 : 0);
+  const channels::breaker_state now = st.breaker.state(now_ms());
+  st.stats.up->set(now == channels::breaker_state::closed ? 1 : 0);
+  st.stats.breaker->set(static_cast<int64_t>(now));
   st.stats.inflight->set(st.inflight);
+  if (now == st.breaker_told) return;
+  st.breaker_told = now;
+  (*st.stats.transitions)[static_cast<size_t>(now)].add();
+  if (!st.opts.log) return;
+  const std::string& who = st.opts.name;
+  switch (now) {
+    case channels::breaker_state::open:
+      st.opts.log(true, "channel " + who + ": circuit breaker opened, calls are refused for " +
+                            std::to_string(st.opts.breaker_open_ms) + " ms (last failure: " + st.breaker_why + ")");
+      return;
+    case channels::breaker_state::half_open:
+      st.opts.log(false, "channel " + who + ": circuit breaker half-open, one probe call may pass (open for " +
+                             std::to_string(st.opts.breaker_open_ms) + " ms)");
+      return;
+    case channels::breaker_state::closed:
+      st.opts.log(false, "channel " + who + ": circuit breaker closed, a probe call succeeded");
+      return;
+  }
+}
+
+// What the provider's answers tell the breaker; each is followed by record_health.
+void breaker_failure(channel_actor* self, const std::string& why) {
+  auto& st = self->state;
+  st.breaker_why = why;
+  st.breaker.failure(now_ms());
+  ++st.failures;
+  record_health(self);
+}
+void breaker_success(channel_actor* self) {
+  self->state.breaker.success(now_ms());
+  record_health(self);
+}
+bool breaker_allow(channel_actor* self) {
+  const bool ok = self->state.breaker.allow(now_ms());
+  record_health(self);
+  return ok;
 }
 
 void finish(channel_actor* self, uint64_t id, call_result r) {
@@ -301,6 +363,8 @@ void finish(channel_actor* self, uint64_t id, call_result r) {
   op& o = it->second;
   r.attempts = o.attempts;
   if (r.payment_id == 0) r.payment_id = o.payment_id;
+  // refused or failed before any attempt could reach the provider: proven untouched
+  if ((r.status == call_status::failed || r.status == call_status::rejected) && !o.reached) r.not_sent = true;
   if (o.counted) {
     KASSA_ASSERT(st.inflight > 0);
     --st.inflight;
@@ -342,19 +406,18 @@ void on_payment_answer(channel_actor* self, uint64_t id, channels::http_result& 
     channels::payment_response resp;
     std::string why;
     if (r.status == 404) {
-      st.breaker.success(now_ms());
+      breaker_success(self);
       finish(self, id, verdict(call_status::not_found, o.payment_id, "the provider has no such payment"));
       return;
     }
     if (!channels::decode(r.body, resp, why) || resp.payment_id != o.payment_id) {
       // It answered, so it may have acted: the outcome is unknown until a status query.
-      st.breaker.failure(now_ms());
-      ++st.failures;
+      breaker_failure(self, "an unreadable answer");
       finish(self, id, verdict(call_status::unknown, o.payment_id,
                                "unreadable answer: " + (why.empty() ? "for another payment_id" : why)));
       return;
     }
-    st.breaker.success(now_ms());
+    breaker_success(self);
     call_result out = verdict(to_call(resp.status), o.payment_id, {});
     out.amount = resp.amount;
     out.provider_ref = resp.provider_ref;
@@ -363,7 +426,7 @@ void on_payment_answer(channel_actor* self, uint64_t id, channels::http_result& 
   }
   if (r.status == 401 && o.kind == op_kind::payment && st.opts.credentials && !o.auth_renewed) {
     // The token expired or was revoked: forget it, fetch a new one, send again once.
-    st.breaker.success(now_ms());
+    breaker_success(self);
     o.auth_renewed = true;
     if (o.call.credential == st.token) st.token.clear();
     o.call.credential.clear();
@@ -371,14 +434,13 @@ void on_payment_answer(channel_actor* self, uint64_t id, channels::http_result& 
     return;
   }
   if (r.status >= 500) {
-    st.breaker.failure(now_ms());
-    ++st.failures;
     o.detail = error_text(r);
+    breaker_failure(self, o.detail);
     retry_or_give_up(self, id);
     return;
   }
   // Another 4xx: kassa's request was refused as it stands; sending it again changes nothing.
-  st.breaker.success(now_ms());
+  breaker_success(self);
   finish(self, id, verdict(call_status::failed, o.payment_id, error_text(r)));
 }
 
@@ -390,14 +452,13 @@ void on_answer(channel_actor* self, http_done& done) {
   channels::http_result& r = done.result;
   if (r.error != channels::http_error::none) {
     o.maybe_sent = o.maybe_sent || r.maybe_sent;
+    o.reached = o.reached || r.maybe_sent;
     o.detail = r.detail.empty() ? channels::name(r.error) : r.detail;
-    if (o.kind != op_kind::statement) {
-      st.breaker.failure(now_ms());
-      ++st.failures;
-    }
+    if (o.kind != op_kind::statement) breaker_failure(self, o.detail);
     retry_or_give_up(self, done.op);
     return;
   }
+  o.reached = true; // it answered: whatever it says, it saw the request
   switch (o.kind) {
     case op_kind::payment:
     case op_kind::status: on_payment_answer(self, done.op, r); return;
@@ -405,7 +466,7 @@ void on_answer(channel_actor* self, http_done& done) {
       channels::credentials_response c;
       std::string why;
       if (r.status == 200 && channels::decode(r.body, c, why)) {
-        st.breaker.success(now_ms());
+        breaker_success(self);
         const uint64_t ttl_ms = std::min<uint64_t>(c.expires_ms, st.opts.credential_ttl_ms);
         // Renew a little early so that a token never expires on its way to the provider.
         const uint64_t margin_ms = std::min<uint64_t>(1000, ttl_ms / 10);
@@ -413,9 +474,8 @@ void on_answer(channel_actor* self, http_done& done) {
         st.token_valid_until_ms = now_ms() + ttl_ms - margin_ms;
         finish_credential(self, done.op, true, {});
       } else if (r.status >= 500) {
-        st.breaker.failure(now_ms());
-        ++st.failures;
         o.detail = error_text(r);
+        breaker_failure(self, "credentials: " + o.detail);
         retry_or_give_up(self, done.op);
       } else {
         finish_credential(self, done.op, false, "credentials: " + (why.empty() ? error_text(r) : why));
@@ -461,7 +521,7 @@ bool admit(channel_actor* self, std::string& why) {
     why = "inflight_max (" + std::to_string(st.opts.inflight_max) + ") reached";
     return false;
   }
-  if (!st.breaker.allow(now_ms())) {
+  if (!breaker_allow(self)) {
     ++st.rejected;
     why = "circuit breaker open: " + st.opts.name + " is failing";
     return false;
@@ -475,7 +535,9 @@ bool admit(channel_actor* self, std::string& why) {
 call_result rejected(channel_actor* self, u128 payment_id, const std::string& why) {
   (*self->state.stats.calls)[static_cast<size_t>(call_status::rejected)].add();
   record_health(self);
-  return verdict(call_status::rejected, payment_id, why);
+  call_result r = verdict(call_status::rejected, payment_id, why);
+  r.not_sent = true;
+  return r;
 }
 
 uint64_t add_op(channel_actor* self, op o) {
@@ -556,6 +618,9 @@ caf::behavior channel(channel_actor* self, channel_options opts) {
   st.backoff = channels::backoff_policy{st.opts.backoff_ms_min, st.opts.backoff_ms_max, st.opts.seed};
   st.stats.setup(metrics::process_registry(), st.opts.name);
   record_health(self);
+  drop_unexpected(self, [self](const std::string& m) {
+    if (self->state.opts.log) self->state.opts.log(true, "channel " + self->state.opts.name + ": " + m);
+  });
   return {
       [self](payment_call& c) -> caf::result<call_result> {
         std::string why;
@@ -609,6 +674,7 @@ caf::behavior channel(channel_actor* self, channel_options opts) {
       },
       [self](health_request&) {
         auto& st = self->state;
+        record_health(self); // the breaker also moves with time (open -> half-open)
         health_reply h;
         h.provider = st.opts.name;
         switch (st.breaker.state(now_ms())) {
@@ -631,12 +697,15 @@ caf::behavior channel(channel_actor* self, channel_options opts) {
       },
       [self](http_done& d) { on_answer(self, d); },
       [self](events_done& d) { on_events(self, d); },
-      [self](poll_atom) { poll_events(self); },
+      [self](poll_atom) {
+        if (from_self(self)) poll_events(self);
+      },
       [self](retry_atom, uint64_t id) {
+        if (!from_self(self)) return;
         auto& st = self->state;
         auto it = st.ops.find(id);
         if (it == st.ops.end()) return;
-        if (!st.breaker.allow(now_ms())) {
+        if (!breaker_allow(self)) {
           // The provider is failing: stop resending; what happened so far decides the answer.
           op& o = it->second;
           o.detail += "; circuit breaker open";

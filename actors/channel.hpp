@@ -5,6 +5,7 @@
 // message; no thread waits on the network. docs/channels.md describes the behaviour.
 #include <caf/all.hpp>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,10 @@ struct call_result {
   std::string provider_ref; // the provider's own reference
   uint32_t attempts = 0;    // sends made (retries included)
   std::string detail;       // a human-readable reason for logs ("timeout after 2000 ms", ...)
+  // rejected or failed, and proven that the provider never saw the call: nothing was sent
+  // (in-flight limit, breaker open, no credential) or every attempt's connection was refused.
+  // Only then may the payment go to another channel (docs/payments.md, "Failover").
+  bool not_sent = false;
 };
 
 // A pre-payment credential (a token the provider wants on the payment call).
@@ -154,6 +159,9 @@ struct channel_options {
   uint32_t credential_ttl_ms = 60000;  // cached token lifetime
   bool credentials = false;            // the provider wants a credential on payment calls
   uint64_t seed = 0;                   // backoff jitter (deterministic per seed and payment)
+  // Where the channel tells what an operator should know: its breaker opening (`warning`),
+  // probing and closing, with the reason. kassad writes it to its log; unset: not told.
+  std::function<void(bool warning, const std::string& message)> log;
 };
 
 // Spawns the channel actor. It answers payment_call -> call_result, status_query ->

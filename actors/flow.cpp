@@ -12,6 +12,7 @@
 
 #include "actors/payments_core.hpp"
 #include "actors/payments_writer.hpp"
+#include "actors/unexpected.hpp"
 #include "ledger/assert.hpp"
 
 namespace kassa::actors::pay {
@@ -169,6 +170,7 @@ void advance(flow_actor* self) {
     step* s = st.running[i - tctx->first].get();
     st.note(cfg.step.c_str(), uint32_t(payment_result::in_progress), 0);
     if (s->uncertain()) {
+      ++st.call_epoch; // a failover under way must not send the payment elsewhere now
       (*tctx->complete)(i, payment_result::in_progress);
     } else if (s->rerun_on_timeout() && tctx->b->reruns[i - tctx->first]++ < step_reruns_max) {
       self->delayed_send(self, std::chrono::milliseconds(cfg.timeout_ms), step_timeout_atom::value, run, i);
@@ -342,15 +344,19 @@ caf::actor spawn_flow(caf::actor_system& sys, env_ptr e, caf::actor owner, flow_
     st.resume = start.resume;
     st.row.state = uint16_t(order_state::processing);
     st.note(start.resume ? "resumed" : "started", 0, st.row.amount);
+    drop_unexpected(self, [self](const std::string& m) { self->state.e->log_error(self->state.tag() + m); });
     self->send(self, flow_down_atom::value); // start once the behaviour is in place
     return {
-        [self](flow_down_atom) { advance(self); },
+        [self](flow_down_atom) {
+          if (from_self(self)) advance(self);
+        },
         [self](step_timeout_atom, uint64_t run, uint64_t i) {
+          if (!from_self(self)) return;
           if (self->state.on_timeout) self->state.on_timeout(run, i);
         },
         [self](query_atom) {
           auto& st = self->state;
-          if (!st.parked) return;
+          if (!st.parked || !from_self(self)) return;
           const auto* ch = st.channel();
           if (!ch) return;
           if (st.queries++ >= ch->cfg.status_query.queries_max) {
@@ -396,12 +402,15 @@ caf::actor spawn_flow(caf::actor_system& sys, env_ptr e, caf::actor owner, flow_
           }
         },
         [self](hold_atom) {
+          if (!from_self(self)) return;
           // moved out first: the callback may set a new one while it runs
           auto fn = std::move(self->state.on_hold);
           self->state.on_hold = nullptr;
           if (fn) fn();
         },
-        [self](timer_atom, uint64_t id) { fire_timer(self, id); },
+        [self](timer_atom, uint64_t id) {
+          if (from_self(self)) fire_timer(self, id);
+        },
     };
   }, e, owner, start);
 }

@@ -10,6 +10,7 @@
 #include "actors/payments_writer.hpp"
 #include "actors/reconciler.hpp"
 #include "actors/steps/steps.hpp"
+#include "actors/unexpected.hpp"
 
 namespace kassa::actors::pay {
 
@@ -77,9 +78,11 @@ caf::actor spawn_late_flow(caf::actor_system& sys, env_ptr e, late_start start) 
     st.provider_result.amount = start.ev.amount;
     st.row.provider_amount = start.ev.amount;
     st.note("late_success", 0, start.ev.amount);
+    drop_unexpected(self, [self](const std::string& m) { self->state.e->log_error(self->state.tag() + m); });
     self->send(self, flow_down_atom::value);
     return {
         [self](flow_down_atom) {
+          if (!from_self(self)) return;
           auto& st = self->state;
           const u128 amount = st.row.provider_amount;
           if (st.provider < 0) {
@@ -138,7 +141,11 @@ caf::actor spawn_late_flow(caf::actor_system& sys, env_ptr e, late_start start) 
             });
           });
         },
-        [self](timer_atom, uint64_t id) { fire_timer(self, id); },
+        [self](timer_atom, uint64_t id) {
+          if (from_self(self)) fire_timer(self, id);
+        },
+        // the same success again (a duplicate callback, the feed read again): already in hand
+        [](flow_event&) {},
     };
   }, e, start);
 }

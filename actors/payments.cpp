@@ -22,6 +22,7 @@
 #include "ledger/assert.hpp"
 #include "ledger/payments/flow_check.hpp"
 #include "actors/mailbox.hpp"
+#include "actors/unexpected.hpp"
 #include "metrics/shared.hpp"
 
 namespace kassa::actors {
@@ -150,13 +151,14 @@ struct owed_reply {
 // ---------------------------------------------------------------------------------- order
 
 struct order_state_t {
+  static inline const char* name = "kassa.order";
   env_ptr e;
   order row;                                 // the order (kind create_order)
   std::map<u128, order> items;               // its pay items and refunds, by id
   std::set<u128> reserved;                   // pay items whose amount counts as "to be paid"
   u128 reserved_amount = 0;
   std::map<u128, std::shared_ptr<owed_reply>> owed; // by row id
-  size_t flows = 0;      // flows running
+  std::map<u128, caf::actor> flows; // flows running, by item id: a report counts only from its own
   size_t accepting = 0;  // commands whose first write is on its way
   size_t writing = 0;    // writes on their way (their callbacks still owe replies)
   uint64_t commands = 0;
@@ -217,7 +219,7 @@ u128 unsettled_room(const order_state_t& st, u128 item_id) {
 // them first (a few tries; what is still missing is recounted from the items at the next load).
 void maybe_idle(order_actor* self) {
   auto& st = self->state;
-  if (st.flows != 0 || st.accepting != 0 || st.writing != 0) return;
+  if (!st.flows.empty() || st.accepting != 0 || st.writing != 0) return;
   if (!st.unsettled.empty() && st.rewrites < order_rewrites_max) {
     ++st.rewrites;
     auto ends = st.unsettled;
@@ -339,8 +341,9 @@ void order_start_flow(order_actor* self, request_context ctx, payment_command cm
     if (it != st.items.end()) fs.item = it->second;
   }
   fs.resume = resume;
-  ++st.flows;
   auto flow = spawn_flow(self->system(), st.e, caf::actor_cast<caf::actor>(self), fs);
+  self->monitor(flow); // one that fails before its final report must not hold the order for good
+  st.flows[item.id] = flow;
   self->send(st.e->gateway, flow_register{item.sequence, flow});
   if (owed) {
     st.owed[item.id] = owed;
@@ -365,6 +368,27 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
   // a pay item still processing (left for the next start) may yet capture
   for (const auto& [id, c] : st.items)
     if (c.kind == uint16_t(kind::pay) && static_cast<order_state>(c.state) == order_state::processing) reserve(st, c);
+  drop_unexpected(self, [e, id = row.id](const std::string& m) { e->log_error("order " + to_string_u128(id) + ": " + m); });
+  self->set_down_handler([self](caf::down_msg& dm) {
+    if (dm.reason == caf::exit_reason::normal) return; // it quit after its final report
+    auto& st = self->state;
+    for (auto it = st.flows.begin(); it != st.flows.end(); ++it) {
+      if (it->second.address() != dm.source) continue;
+      // The flow failed before its final report: the item stays as last written (still
+      // counted against the order) and runs again at the next start.
+      const order& item = st.items[it->first];
+      st.e->log_error("order " + to_string_u128(st.row.id) + ": the flow of item " + to_string_u128(it->first) +
+                      " stopped (" + self->system().render(dm.reason) + "); it runs again at the next start");
+      self->send(st.e->gateway, flow_register{item.sequence, caf::actor{}});
+      if (auto o = st.owed.find(it->first); o != st.owed.end()) {
+        give_reply(o->second, reply_of(item, payment_result::in_progress));
+        st.owed.erase(o);
+      }
+      st.flows.erase(it);
+      maybe_idle(self);
+      return;
+    }
+  });
   return {
       [self](order_resume& r) {
         auto& st = self->state;
@@ -378,6 +402,7 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
           const bool revived = r.item_id == id && s == order_state::in_review &&
                                item.result == uint32_t(payment_result::outcome_unknown);
           if (r.item_id != 0 ? !revived : !unfinished) continue;
+          if (st.flows.count(id)) continue; // its flow runs already
           if (item.kind == uint16_t(kind::pay) && (s == order_state::processing || revived)) {
             reserve(st, item);
           }
@@ -484,6 +509,14 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
       [self](flow_report& r) {
         auto& st = self->state;
         order item = r.row;
+        // from the flow that runs the item, or a stray or repeated report: dropped
+        auto running = st.flows.find(item.id);
+        if (running == st.flows.end() || running->second.address() != self->current_sender() ||
+            !st.items.count(item.id)) {
+          st.e->log_error("order " + to_string_u128(st.row.id) + ": dropped a report for item " +
+                          to_string_u128(item.id) + " from no flow of it");
+          return;
+        }
         auto& mine = st.items[item.id];
         const uint16_t counted = mine.items;
         const u128 refunded = mine.amount_refunded, pending = mine.amount_refund_pending;
@@ -501,7 +534,7 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
           if (it != st.owed.end()) give_reply(it->second, out);
           return;
         }
-        --st.flows;
+        st.flows.erase(running);
         self->send(st.e->gateway, flow_register{item.sequence, caf::actor{}});
         const bool left = left_unfinished(item);
         if (item.kind == uint16_t(kind::pay)) {
@@ -535,6 +568,7 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
         });
       },
       [self](step_timeout_atom, uint64_t hi, uint64_t lo) {
+        if (!from_self(self)) return;
         auto& st = self->state;
         auto it = st.owed.find(make_u128(hi, lo));
         if (it == st.owed.end()) return;
@@ -545,7 +579,8 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
       [self](order_idle&) {
         // the gateway confirms: no command on the way, and nothing started since
         auto& st = self->state;
-        if (st.flows == 0 && st.accepting == 0 && st.writing == 0) self->quit();
+        if (self->current_sender() != caf::actor_cast<caf::strong_actor_ptr>(st.e->gateway)) return; // only the gateway's
+        if (st.flows.empty() && st.accepting == 0 && st.writing == 0) self->quit();
         else st.e->log_error("order " + to_string_u128(st.row.id) + ": asked to stop while busy");
       },
   };
@@ -584,6 +619,7 @@ struct inflight_key {
 };
 
 struct gateway_state {
+  static inline const char* name = "kassa.gateway";
   std::shared_ptr<env> e;
   metrics::gauge* mailbox = &metrics::mailbox_depth(metrics::process_registry(), "payments");
   bool ready = false;
@@ -651,6 +687,7 @@ void gateway_start_flow(gateway_actor* self, request_context ctx, payment_comman
   fs.row = row;
   fs.resume = resume;
   auto flow = spawn_flow(self->system(), st.e, caf::actor_cast<caf::actor>(self), fs);
+  self->monitor(flow); // one that fails before its final report must not hold a slot for good
   st.flows[row.sequence] = flow;
   st.rows_inflight.insert(row.id);
   if (!resume)
@@ -742,8 +779,14 @@ void take_command(gateway_actor* self, const request_context& ctx, const payment
               key_done(self, key, r, stored);
               answer(self, agg, index, r);
             },
-            [self, agg, index, key = c.key, oid = c.order_id, sequence](caf::error&) {
-              self->state.item_flows.erase(sequence);
+            [self, agg, index, key = c.key, oid = c.order_id, sequence, a](caf::error&) {
+              auto& st = self->state;
+              st.item_flows.erase(sequence);
+              // the order's actor is gone: the next command for it starts a new one
+              if (auto it = st.orders.find(oid); it != st.orders.end() && it->second == a) {
+                st.orders.erase(it);
+                st.orders_sent.erase(oid);
+              }
               payment_reply r{};
               r.result = uint32_t(payment_result::busy);
               r.order_id = oid;
@@ -897,16 +940,42 @@ void on_event(gateway_actor* self, provider_event& ev) {
   if (static_cast<order_state>(row.state) != order_state::failed || row.provider_amount != 0) return;
   st.e->log_info("payment " + to_string_u128(row.id) + ": late success from " + ev.provider);
   auto flow = spawn_late_flow(self->system(), st.e, late_start{row, ev});
+  self->monitor(flow);
   st.flows[seq] = flow;
+}
+
+// A flow the gateway runs (or a late flow) stopped. After its final report that is the end of
+// it; before (it failed), its row stays as last written and runs again at the next start, and
+// what the gateway held for it is let go.
+void flow_stopped(gateway_actor* self, const caf::down_msg& dm) {
+  if (dm.reason == caf::exit_reason::normal) return;
+  auto& st = self->state;
+  for (auto it = st.flows.begin(); it != st.flows.end(); ++it) {
+    if (it->second.address() != dm.source) continue;
+    order row{};
+    bool found = false;
+    st.e->store->find_sequence(it->first, row, found);
+    st.e->log_error("payments gateway: the flow of payment " + to_string_u128(row.id) + " stopped (" +
+                    self->system().render(dm.reason) + "); it runs again at the next start");
+    st.flows.erase(it);
+    if (!found) return;
+    relay_reply(self, row.id, reply_of(row, payment_result::in_progress));
+    st.rows_inflight.erase(row.id);
+    return;
+  }
 }
 
 caf::behavior gateway(gateway_actor* self, std::shared_ptr<env> e) {
   auto& st = self->state;
   st.e = e;
   st.sequence = e->store->sequence_last();
+  drop_unexpected(self, [e](const std::string& m) { e->log_error("payments gateway: " + m); });
+  self->set_down_handler([self](caf::down_msg& dm) { flow_stopped(self, dm); });
   self->send(self, flow_down_atom::value); // boot once the behaviour is in place
   return {
-      [self](flow_down_atom) { boot(self); },
+      [self](flow_down_atom) {
+        if (from_self(self)) boot(self);
+      },
       [self](submit_payments_request& req) -> caf::result<payments_reply> {
         self->state.mailbox->set(mailbox_waiting(self));
         auto rp = self->make_response_promise<payments_reply>();
@@ -936,6 +1005,13 @@ caf::behavior gateway(gateway_actor* self, std::shared_ptr<env> e) {
       },
       [self](flow_report& r) {
         auto& st = self->state;
+        // from the flow that runs the row, or a stray or repeated report: dropped
+        auto running = st.flows.find(r.row.sequence);
+        if (running == st.flows.end() || running->second.address() != self->current_sender()) {
+          st.e->log_error("payments gateway: dropped a report for payment " + to_string_u128(r.row.id) +
+                          " from no flow of it");
+          return;
+        }
         payment_reply out = reply_of(r.row, r.final ? r.result : payment_result::in_progress);
         relay_reply(self, r.row.id, out);
         if (!r.final) return;
@@ -943,6 +1019,7 @@ caf::behavior gateway(gateway_actor* self, std::shared_ptr<env> e) {
         st.rows_inflight.erase(r.row.id);
       },
       [self](step_timeout_atom, uint64_t hi, uint64_t lo) {
+        if (!from_self(self)) return;
         auto& st = self->state;
         const u128 id = make_u128(hi, lo);
         if (!st.relays.count(id)) return;
@@ -964,7 +1041,9 @@ caf::behavior gateway(gateway_actor* self, std::shared_ptr<env> e) {
       [self](order_idle& oi) {
         auto& st = self->state;
         auto it = st.orders.find(oi.order_id);
-        if (it == st.orders.end() || st.orders_sent[oi.order_id] != oi.commands) return;
+        if (it == st.orders.end() || it->second.address() != self->current_sender() ||
+            st.orders_sent[oi.order_id] != oi.commands)
+          return;
         self->send(it->second, oi);
         st.orders.erase(it);
         st.orders_sent.erase(oi.order_id);

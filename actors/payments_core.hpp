@@ -157,6 +157,7 @@ const std::map<std::string, step_factory>& steps();
 
 // What a running flow knows. Steps read and write it through `self->state`.
 struct flow_state {
+  static inline const char* name = "kassa.flow";
   env_ptr e;
   caf::actor owner; // the order actor (pay, refund) or the gateway
   request_context ctx;
@@ -170,6 +171,9 @@ struct flow_state {
   std::vector<std::unique_ptr<step>> retired; // finished steps, freed with the flow
   uint64_t run_id = 0;                    // tells stale timeouts apart
   int provider = -1;                      // env::providers index once routed
+  std::vector<int> refused_by;            // channels that refused the call unsent (failover)
+  uint64_t call_epoch = 0;                // moves when a provider step times out: its outcome
+                                          // is decided, later answers start nothing
   std::string credential;
   bool provider_known = false;            // the provider's outcome is known
   call_result provider_result;

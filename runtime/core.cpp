@@ -218,6 +218,9 @@ std::unique_ptr<payment_core> start_payment_core(caf::actor_system& sys, const c
     co.events_poll_ms = p.events_poll_ms;
     co.credential_ttl_ms = p.credential_ttl_ms;
     co.credentials = p.credentials;
+    co.log = [site, name = p.name](bool warning, const std::string& msg) {
+      site.log(warning ? log::level::warn : log::level::info, msg, {{"channel", name}});
+    };
     core->channels.push_back(actors::spawn_channel(sys, co));
     named.emplace_back(p.name, core->channels.back());
   }

@@ -4,6 +4,8 @@
 // compensates. Unknown (timeout, broken connection) or pending: the supervisor parks the
 // payment and asks the provider until it knows; never a guess. Money out (payout, refund)
 // is sent only when hold_funds placed the payer's hold: otherwise funds_not_held, nothing sent.
+// Refused with proof that the provider never saw it (not_sent): the next usable channel takes
+// it (failover, below).
 // provider_refund (a compensation): gives back what provider_call took, when it took any.
 #include "actors/payments_core.hpp"
 #include "actors/steps/steps.hpp"
@@ -13,6 +15,9 @@ namespace kassa::actors::pay {
 namespace lp = ledger::payments;
 
 namespace {
+
+// How often one payment may go to another channel after its channel refused the call unsent.
+constexpr size_t failovers_max = 2;
 
 call_kind call_of(kind k) {
   switch (k) {
@@ -109,7 +114,7 @@ private:
     });
   }
 
-  void send_call(flow_actor* self, step_done done) {
+  static void send_call(flow_actor* self, step_done done) {
     auto& st = self->state;
     const auto* ch = st.channel();
     payment_call call;
@@ -123,9 +128,10 @@ private:
     call.credential = st.credential;
     st.note("provider_call", 0, st.row.amount);
     const bool resume = st.resume;
+    const uint64_t epoch = st.call_epoch;
     self->request(ch->channel, caf::infinite, std::move(call))
         .then(
-            [self, done, resume](call_result& r) {
+            [self, done, resume, epoch](call_result& r) {
               auto& st = self->state;
               st.provider_result = r;
               switch (r.status) {
@@ -142,20 +148,70 @@ private:
                   done(payment_result::provider_declined);
                   return;
                 case call_status::rejected:
+                case call_status::failed: {
                   // not sent now; after a restart it may have been sent before: ask, never guess
-                  if (resume) done(payment_result::in_progress);
-                  else done(payment_result::no_channel_available);
+                  if (resume) {
+                    done(payment_result::in_progress);
+                    return;
+                  }
+                  const payment_result r_fail = r.status == call_status::rejected ? payment_result::no_channel_available
+                                                                                   : payment_result::provider_failed;
+                  if (r.not_sent && may_fail_over(st) && st.call_epoch == epoch) fail_over(self, done, r_fail, r.detail);
+                  else done(r_fail);
                   return;
-                case call_status::failed:
-                  if (resume) done(payment_result::in_progress);
-                  else done(payment_result::provider_failed);
-                  return;
+                }
                 default: // pending, unknown, not_found (a call never answers that)
                   st.note("provider_unknown", uint32_t(payment_result::in_progress), 0);
                   done(payment_result::in_progress);
               }
             },
             [done](caf::error&) { done(payment_result::in_progress); });
+  }
+
+  // Whether the payment may go to another channel: its route chose the channel (the command
+  // named none), and no hold names the channel's account (a top-up, a pay item charged
+  // through a provider). A refund goes back through the channel that took the charge; a
+  // withdrawal's hold names its channel's clearing account.
+  static bool may_fail_over(const flow_state& st) {
+    if (st.cmd.provider[0] != 0) return false;
+    return st.k == kind::topup || (st.k == kind::pay && st.row.source == uint16_t(source::provider));
+  }
+
+  // The channel refused the call and proved the provider never saw it (nothing sent, or every
+  // connection refused): the next usable channel of the route takes the payment, written to
+  // the row before its provider hears of it, at most failovers_max times. Anything less than
+  // proof (a timeout, a broken connection, an unreadable answer) never comes here: that
+  // payment stays with its channel until the channel can tell (it could be paid twice).
+  static void fail_over(flow_actor* self, step_done done, payment_result otherwise, const std::string& why) {
+    auto& st = self->state;
+    const auto* from = st.channel();
+    st.refused_by.push_back(st.provider);
+    if (st.refused_by.size() > failovers_max) {
+      done(otherwise);
+      return;
+    }
+    const uint64_t epoch = st.call_epoch;
+    pick_channel(self, route_candidates(st, st.refused_by), [self, done, otherwise, epoch, from, why](const env::provider* p) {
+      auto& st = self->state;
+      if (st.call_epoch != epoch) return; // the step timed out: the flow went on without it
+      if (!p) {
+        done(otherwise);
+        return;
+      }
+      st.note("failover", uint32_t(otherwise), st.row.amount);
+      st.e->log_info(st.tag() + "channel " + from->name + " refused the call unsent (" + why + "); the payment goes to " +
+                     p->name);
+      write_route(self, p, [self, done, otherwise, epoch](bool ok) {
+        auto& st = self->state;
+        if (st.call_epoch != epoch) return;
+        if (!ok) {
+          done(otherwise); // the row still names the channel that refused: nothing moved
+          return;
+        }
+        st.credential.clear(); // the new channel fetches its own, if its provider wants one
+        send_call(self, done);
+      });
+    });
   }
 };
 

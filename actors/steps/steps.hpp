@@ -26,4 +26,16 @@ std::unique_ptr<step> make_book_refund();
 void release_holds(flow_actor* self, std::function<void(payment_result)> then);
 void to_suspense(flow_actor* self, u128 amount, std::function<void(payment_result)> then);
 
+// Routing (route.cpp), shared with provider_call's failover. The channels that may take the
+// row's payment, best priority first: the one the row names (when `tried` is empty), else
+// those serving its ledger and amount, less those in `tried` (env::providers indexes).
+std::vector<const env::provider*> route_candidates(const flow_state& st, const std::vector<int>& tried);
+// Asks the candidates' health; then(the usable one of the best priority, least loaded) or
+// then(nullptr) when none is usable.
+void pick_channel(flow_actor* self, std::vector<const env::provider*> candidates,
+                  std::function<void(const env::provider*)> then);
+// Makes `p` the payment's channel and writes the row; then(true) once durable. On a failed
+// write the row and the flow keep the channel they had.
+void write_route(flow_actor* self, const env::provider* p, std::function<void(bool)> then);
+
 } // namespace kassa::actors::pay

@@ -17,6 +17,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <set>
 #include <sstream>
@@ -26,6 +27,7 @@
 #include "actors/directory.hpp"
 #include "actors/payment_messages.hpp"
 #include "actors/payments.hpp"
+#include "actors/payments_core.hpp"
 #include "actors/payments_writer.hpp"
 #include "actors/shard.hpp"
 #include "ledger/payments/ids.hpp"
@@ -132,6 +134,7 @@ struct world {
   std::vector<caf::actor> subscribers = std::vector<caf::actor>(providers_n);
   std::vector<std::string> problems; // invariant violations seen by the stand-ins
   bool credentials_fail = true;      // credential requests fail now and then
+  uint32_t health_down_pct = 10;     // health answers that say the breaker is open
 
   explicit world(uint64_t seed) : rng(seed) {}
   uint64_t below(uint64_t n) { return n == 0 ? 0 : rng() % n; }
@@ -246,7 +249,7 @@ caf::behavior fake_channel(caf::event_based_actor* self, world_ptr w, gen_ptr g,
         health_reply h;
         h.provider = provider_names[p];
         h.inflight_max = 1000;
-        if (w->chance(10)) h.state = health_state::down; // its breaker is open: routing picks another
+        if (w->chance(w->health_down_pct)) h.state = health_state::down; // its breaker is open: routing picks another
         return h;
       },
       [w, g, p](subscribe_events& s) {
@@ -777,6 +780,10 @@ struct sim {
       call_result cr;
       cr.status = call_status::failed;
       cr.payment_id = h.call.payment_id;
+      // or the channel proves it never reached the provider (connection refused, breaker
+      // open): the payment may go to the other channel
+      cr.not_sent = w->chance(50);
+      if (cr.not_sent && w->chance(50)) cr.status = call_status::rejected;
       answer(h.by, h.rp, cr);
     } else { // never answered; the provider may or may not have it
       if (w->chance(50)) w->apply(h.provider, h.call);
@@ -884,6 +891,18 @@ struct sim {
     else if (r < 890) callback();
     else if (r < 900) arrive();
     else run_one();
+  }
+
+  // Runs the core without a word from any provider: jobs, writes of the payments store and
+  // group commits only, until none is left.
+  void pump() {
+    for (int i = 0; i < 100'000; ++i) {
+      if (sched->has_job()) { sched->run_once(); continue; }
+      if (!w->writes.empty()) { release_write(true); continue; }
+      if (*held[0] > 0 || *held[1] > 0) { release_commit(true); continue; }
+      return;
+    }
+    FAIL("the payment core did not come to rest");
   }
 
   // Whether a timer other than the directory's tick (every second, forever) is armed.
@@ -1335,4 +1354,462 @@ TEST_CASE("a refund through a provider whose flow placed no hold never reaches t
   CHECK(refunds_sent() == before); // nothing was sent
   s.check_settled(); // the merchant keeps what it was paid
   CHECK(s.violations.empty());
+// --- failover and stray messages, step by step -------------------------------------------------
+
+namespace {
+
+// A simulation without random faults, booted, whose channels both say they are healthy.
+std::unique_ptr<sim> calm(const char* what) {
+  auto s = std::make_unique<sim>(test::seed(what));
+  s->write_fail_pct = s->commit_fail_pct = 0;
+  s->w->credentials_fail = false;
+  s->w->health_down_pct = 0;
+  s->settle();
+  return s;
+}
+
+lp::payment_command submit_topup(sim& s, u128 amount) {
+  lp::payment_command c{};
+  c.key = ++s.next_id;
+  c.order_id = ++s.next_id;
+  c.kind = uint16_t(kind::topup);
+  c.ledger = usd;
+  c.account_id = s.users[0];
+  c.amount = amount;
+  submit_payments_request req;
+  req.ctx.trace_id = c.key;
+  req.commands = {c};
+  caf::anon_send(s.client_actor, s.gateway, std::move(req));
+  return c;
+}
+
+lp::order row_of(sim& s, u128 id) {
+  lp::order row{};
+  bool found = false;
+  REQUIRE(s.pstore->get_row(id, row, found).ok());
+  REQUIRE(found);
+  return row;
+}
+
+std::string provider_of(const lp::order& row) { return std::string(row.provider, strnlen(row.provider, sizeof row.provider)); }
+
+held_call take_call(sim& s) {
+  REQUIRE(s.w->calls.size() == 1);
+  held_call h = std::move(s.w->calls.front());
+  s.w->calls.clear();
+  return h;
+}
+
+void refuse(const held_call& h, call_status how, bool not_sent) {
+  call_result cr;
+  cr.status = how;
+  cr.payment_id = h.call.payment_id;
+  cr.not_sent = not_sent;
+  cr.detail = "injected: refused";
+  answer(h.by, h.rp, cr);
+}
+
+// The provider takes the held call whole and says so.
+void succeed(sim& s, const held_call& h) {
+  provider_payment pp;
+  pp.kind = h.call.kind;
+  pp.asked = h.call.amount;
+  pp.status = call_status::succeeded;
+  pp.moved = h.call.amount;
+  s.w->providers[h.provider].payments[h.call.payment_id] = pp;
+  answer(h.by, h.rp, s.w->result_of(pp, h.call.payment_id));
+}
+
+bool journal_has(sim& s, const lp::order& row, const char* step) {
+  std::vector<ks::journal_entry> j;
+  REQUIRE(s.pstore->journal_by_row(row.id, j).ok());
+  for (const auto& e : j)
+    if (std::strncmp(e.step, step, sizeof e.step) == 0) return true;
+  return false;
+}
+
+} // namespace
+
+TEST_CASE("a top-up its channel refuses unsent goes to the next channel and is booked once", "[sim][payments][failover]") {
+  for (const auto how : {call_status::rejected, call_status::failed}) {
+    INFO((how == call_status::rejected ? "breaker open" : "every connection refused"));
+    auto s = calm("failover");
+    const auto c = submit_topup(*s, 1000);
+    s->pump();
+    held_call first = take_call(*s);
+    CHECK(first.provider == 0); // alpha: the best priority
+    refuse(first, how, true);
+    s->pump();
+    held_call second = take_call(*s);
+    CHECK(second.provider == 1);
+    CHECK(second.call.payment_id == first.call.payment_id);
+    CHECK(provider_of(row_of(*s, c.order_id)) == "beta"); // durable before beta hears of it
+    succeed(*s, second);
+    s->settle();
+    const auto row = row_of(*s, c.order_id);
+    CHECK(order_state(row.state) == order_state::completed);
+    CHECK(provider_of(row) == "beta");
+    CHECK(journal_has(*s, row, "failover"));
+    CHECK(s->w->providers[0].payments.empty());
+    CHECK(s->w->providers[1].payments.size() == 1);
+    s->check_settled(); // the user's balance: the top-up once, less its fee
+    for (const auto& v : s->violations) UNSCOPED_INFO(v);
+    CHECK(s->violations.empty());
+  }
+}
+
+TEST_CASE("a payment that failed over and was cut short by a crash resumes on its new channel", "[sim][payments][failover]") {
+  auto s = calm("failover and restart");
+  const auto c = submit_topup(*s, 1000);
+  s->pump();
+  refuse(take_call(*s), call_status::rejected, true);
+  s->pump();
+  held_call lost = take_call(*s); // on its way to beta when kassa stops
+  CHECK(lost.provider == 1);
+  s->crash_and_restart();
+  s->pump();
+  // the resumed flow asks beta (the row names it), never alpha
+  for (int i = 0; i < 10 && !s->w->queries.empty(); ++i) {
+    CHECK(s->w->queries.front().provider == 1);
+    s->answer_query(true);
+    s->pump();
+  }
+  held_call again = take_call(*s);
+  CHECK(again.provider == 1);
+  CHECK(again.call.payment_id == lost.call.payment_id);
+  succeed(*s, again);
+  s->settle();
+  const auto row = row_of(*s, c.order_id);
+  CHECK(order_state(row.state) == order_state::completed);
+  CHECK(provider_of(row) == "beta");
+  CHECK(s->w->providers[0].payments.empty());
+  s->check_settled();
+  CHECK(s->violations.empty());
+}
+
+TEST_CASE("after a timeout or an unknown outcome a payment is never sent to another channel", "[sim][payments][failover]") {
+  SECTION("unknown: the provider took it, the answer was lost") {
+    auto s = calm("no failover after unknown");
+    const auto c = submit_topup(*s, 1000);
+    s->pump();
+    held_call first = take_call(*s);
+    s->w->apply(first.provider, first.call);
+    refuse(first, call_status::unknown, false);
+    s->pump();
+    CHECK(s->w->calls.empty()); // parked: the channel is asked, no other one
+    s->settle();
+    const auto row = row_of(*s, c.order_id);
+    CHECK(provider_of(row) == "alpha");
+    CHECK(s->w->providers[1].payments.empty());
+    s->check_settled();
+    CHECK(s->violations.empty());
+  }
+  SECTION("failed with an answer that may have come after the provider acted (a 5xx)") {
+    auto s = calm("no failover after a 5xx");
+    const auto c = submit_topup(*s, 1000);
+    s->pump();
+    refuse(take_call(*s), call_status::failed, false);
+    s->settle();
+    const auto row = row_of(*s, c.order_id);
+    CHECK(order_state(row.state) == order_state::failed);
+    CHECK(s->w->providers[1].payments.empty());
+    s->check_settled();
+    CHECK(s->violations.empty());
+  }
+  SECTION("the step timed out: a refusal that comes later starts nothing") {
+    auto s = calm("no failover after a timeout");
+    const auto c = submit_topup(*s, 1000);
+    s->pump();
+    held_call first = take_call(*s);
+    // every timer until the flow parks (the provider step's timeout makes the outcome unknown)
+    for (int i = 0; i < 50 && order_state(row_of(*s, c.order_id).state) != order_state::unknown; ++i) {
+      s->sched->trigger_timeout();
+      s->pump();
+    }
+    REQUIRE(order_state(row_of(*s, c.order_id).state) == order_state::unknown);
+    refuse(first, call_status::rejected, true);
+    s->pump();
+    CHECK(s->w->calls.empty());
+    s->settle();
+    CHECK(provider_of(row_of(*s, c.order_id)) == "alpha");
+    CHECK(s->w->providers[1].payments.empty());
+    s->check_settled();
+    CHECK(s->violations.empty());
+  }
+}
+
+TEST_CASE("a payment every channel refuses fails once each, without going back, and moves nothing", "[sim][payments][failover]") {
+  auto s = calm("failover exhausted");
+  const auto c = submit_topup(*s, 1000);
+  s->pump();
+  held_call first = take_call(*s);
+  refuse(first, call_status::rejected, true);
+  s->pump();
+  held_call second = take_call(*s);
+  CHECK(second.provider == 1);
+  refuse(second, call_status::failed, true);
+  s->pump();
+  CHECK(s->w->calls.empty());
+  s->settle();
+  const auto row = row_of(*s, c.order_id);
+  CHECK(order_state(row.state) == order_state::failed);
+  CHECK(payment_result(row.result) == payment_result::provider_failed);
+  s->check_settled();
+  CHECK(s->violations.empty());
+}
+
+namespace {
+
+// A stranger to the payment core: sends what it is told to whom it is told; its requests'
+// answers (values or errors) are counted.
+struct stranger_log {
+  int asked = 0, answered = 0;
+};
+struct junk {
+  caf::actor to;
+  caf::message what;
+  bool request = false;
+};
+
+} // namespace
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(junk)
+
+namespace {
+
+caf::behavior stranger(caf::event_based_actor* self, std::shared_ptr<stranger_log> log) {
+  self->set_default_handler(caf::drop); // whatever comes back
+  self->set_error_handler([](caf::error&) {});
+  return {
+      [self, log](junk& j) {
+        if (!j.request) {
+          self->send(j.to, std::move(j.what));
+          return;
+        }
+        ++log->asked;
+        self->request(j.to, caf::infinite, std::move(j.what))
+            .then([log](int) { ++log->answered; }, [log](caf::error&) { ++log->answered; });
+      },
+  };
+}
+
+// Asks `to` once; the answer lands in the returned slot.
+template <class Reply, class Request>
+std::shared_ptr<std::optional<Reply>> ask_once(sim& s, caf::actor to, Request r) {
+  auto out = std::make_shared<std::optional<Reply>>();
+  s.sys->spawn(
+      [](caf::event_based_actor* self, caf::actor to, Request r, std::shared_ptr<std::optional<Reply>> out) -> caf::behavior {
+        self->request(to, caf::infinite, std::move(r))
+            .then(
+                [self, out](Reply& x) {
+                  *out = std::move(x);
+                  self->quit();
+                },
+                [self](caf::error&) { self->quit(); });
+        return {[](int) {}};
+      },
+      to, std::move(r), out);
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("a flow that stops before its end lets go of its slot and its order; its row runs again at the next start", "[sim][payments][stray]") {
+  auto s = std::make_unique<sim>(test::seed("flow stops"), [](config::payments_config& c) { c.orders_inflight_max = 1; });
+  s->write_fail_pct = s->commit_fail_pct = 0;
+  s->w->credentials_fail = false;
+  s->w->health_down_pct = 0;
+  s->settle();
+  auto kill_flows = [&] {
+    for (const auto& [id, a] : s->gen->seen) {
+      auto* local = dynamic_cast<caf::local_actor*>(a->get());
+      if (local && std::string(local->name()) == "kassa.flow") caf::anon_send_exit(caf::actor_cast<caf::actor>(a), caf::exit_reason::kill);
+    }
+    s->pump();
+  };
+  // A top-up's flow stops while its provider call waits: the one slot is free again.
+  const auto first = submit_topup(*s, 100);
+  s->pump();
+  REQUIRE(s->w->calls.size() == 1);
+  kill_flows();
+  s->w->calls.clear(); // its answer would reach nobody
+  s->replies->replies.clear();
+  const auto second = submit_topup(*s, 200);
+  s->pump();
+  REQUIRE(s->w->calls.size() == 1);
+  succeed(*s, take_call(*s));
+  s->pump();
+  REQUIRE(s->replies->replies.size() == 1);
+  CHECK(payment_result(s->replies->replies[0].replies.at(0).result) == payment_result::ok);
+  // A pay item's flow stops: the slot is free again and its order takes the next pay item (the
+  // stopped one still counts against what is left to pay: it runs again at the next start).
+  lp::payment_command order{};
+  order.key = ++s->next_id;
+  order.order_id = ++s->next_id;
+  order.kind = uint16_t(kind::create_order);
+  order.ledger = usd;
+  order.account_id = s->merchants[0];
+  order.amount = 1000;
+  lp::payment_command item{};
+  item.key = ++s->next_id;
+  item.order_id = order.order_id;
+  item.kind = uint16_t(kind::pay);
+  item.account_id = s->users[1];
+  item.amount = 400;
+  item.source = uint16_t(lp::source::provider);
+  lp::payment_command next = item;
+  next.key = ++s->next_id;
+  next.amount = 600;
+  for (const auto& c : {order, item}) {
+    submit_payments_request req;
+    req.commands = {c};
+    caf::anon_send(s->client_actor, s->gateway, std::move(req));
+    s->pump();
+  }
+  REQUIRE(s->w->calls.size() == 1);
+  kill_flows();
+  s->w->calls.clear();
+  s->replies->replies.clear();
+  submit_payments_request req;
+  req.commands = {next};
+  caf::anon_send(s->client_actor, s->gateway, std::move(req));
+  s->pump();
+  REQUIRE(s->w->calls.size() == 1); // the slot and the order took it
+  succeed(*s, take_call(*s));
+  s->settle();
+  REQUIRE(s->replies->replies.size() == 1);
+  CHECK(payment_result(s->replies->replies[0].replies.at(0).result) == payment_result::ok);
+  // the rows the stopped flows left run again at the next start
+  CHECK_FALSE(final_state(row_of(*s, first.order_id)));
+  CHECK_FALSE(final_state(row_of(*s, item.key)));
+  s->crash_and_restart();
+  s->settle();
+  CHECK(final_state(row_of(*s, first.order_id)));
+  CHECK(final_state(row_of(*s, item.key)));
+  CHECK(final_state(row_of(*s, second.order_id)));
+  s->check_settled();
+  for (const auto& v : s->violations) UNSCOPED_INFO(v);
+  CHECK(s->violations.empty());
+}
+
+TEST_CASE("late, stray and unexpected messages never stop or wedge the gateway, orders, flows or channels", "[sim][payments][stray]") {
+  auto s = calm("stray messages");
+  std::mt19937_64 rng(s->w->rng());
+  using pay::flow_event;
+  using pay::flow_report;
+  // A top-up the provider declines, then says succeeded after all, again and again: a late
+  // flow books it while the same callback keeps coming.
+  const auto late = submit_topup(*s, 700);
+  s->pump();
+  held_call declined = take_call(*s);
+  provider_payment pp;
+  pp.kind = call_kind::charge;
+  pp.asked = 700;
+  pp.status = call_status::declined;
+  answer(declined.by, declined.rp, s->w->result_of(pp, declined.call.payment_id));
+  s->pump();
+  REQUIRE(order_state(row_of(*s, late.order_id).state) == order_state::failed);
+  pp.status = call_status::succeeded;
+  pp.moved = 700;
+  s->w->providers[declined.provider].payments[declined.call.payment_id] = pp;
+  for (int i = 0; i < 3; ++i) s->w->event(declined.provider, declined.call.payment_id, pp);
+  // An order with a pay item whose provider call waits: an order actor and a flow are alive.
+  lp::payment_command order{};
+  order.key = ++s->next_id;
+  order.order_id = ++s->next_id;
+  order.kind = uint16_t(kind::create_order);
+  order.ledger = usd;
+  order.account_id = s->merchants[0];
+  order.amount = 5000;
+  lp::payment_command item{};
+  item.key = ++s->next_id;
+  item.order_id = order.order_id;
+  item.kind = uint16_t(kind::pay);
+  item.account_id = s->users[1];
+  item.amount = 1000;
+  item.source = uint16_t(lp::source::provider);
+  for (const auto& c : {order, item}) {
+    submit_payments_request req;
+    req.commands = {c};
+    caf::anon_send(s->client_actor, s->gateway, std::move(req));
+    s->pump();
+  }
+  REQUIRE(!s->w->calls.empty()); // the pay item's call (and a late success's refund, by policy)
+  std::vector<caf::actor> targets{s->gateway};
+  for (const auto& [id, a] : s->gen->seen) {
+    auto* local = dynamic_cast<caf::local_actor*>(a->get());
+    const std::string name = local ? local->name() : "";
+    if (name == "kassa.order" || name == "kassa.flow") targets.push_back(caf::actor_cast<caf::actor>(a));
+  }
+  REQUIRE(targets.size() >= 3); // the gateway, the order and the pay item's flow
+  channel_options co;
+  co.name = "gamma";
+  co.port = 1; // nobody listens: nothing here needs the provider
+  co.events_poll_ms = 0;
+  targets.push_back(spawn_channel(*s->sys, co));
+  // The flood: random atoms, kassa's own timer atoms from a stranger, replies nobody asked for,
+  // errors as messages, callbacks again, reports from no flow, some of them as requests.
+  auto log = std::make_shared<stranger_log>();
+  auto x = s->sys->spawn(stranger, log);
+  const u128 item_id = item.key;
+  auto some = [&](size_t k) -> caf::message {
+    lp::order row{};
+    row.id = rng() % 2 ? item_id : u128(rng());
+    row.sequence = rng() % 8;
+    row.kind = uint16_t(kind::pay);
+    row.state = uint16_t(order_state::completed);
+    provider_event ev;
+    ev.provider = provider_names[declined.provider];
+    ev.payment_id = rng() % 2 ? declined.call.payment_id : make_u128(rng(), rng()); // the truth, or no payment
+    ev.status = call_status::succeeded;
+    ev.amount = 700;
+    switch (k % 14) {
+      case 0: return caf::make_message(static_cast<caf::atom_value>(rng() >> 4));
+      case 1: return caf::make_message(pay::step_timeout_atom::value, uint64_t(rng() % 4), uint64_t(rng() % 8));
+      case 2: return caf::make_message(pay::flow_down_atom::value);
+      case 3: return caf::make_message(pay::query_atom::value);
+      case 4: return caf::make_message(pay::timer_atom::value, uint64_t(rng() % 8));
+      case 5: return caf::make_message(caf::atom("ch_retry"), uint64_t(rng() % 8));
+      case 6: return caf::make_message(call_result{});
+      case 7: return caf::make_message(payments_written{});
+      case 8: return caf::make_message(health_reply{});
+      case 9: return caf::make_message(caf::make_error(caf::sec::request_timeout));
+      case 10: return caf::make_message(ev);
+      case 11: return caf::make_message(flow_event{ev});
+      case 12: return caf::make_message(flow_report{row, payment_result::ok, true, {}});
+      default: return caf::make_message(pay::hold_atom::value);
+    }
+  };
+  for (int i = 0; i < 2000; ++i) {
+    const caf::actor& to = targets[rng() % targets.size()];
+    const size_t k = rng();
+    caf::anon_send(x, junk{to, some(k), rng() % 8 == 0 && k % 14 != 9}); // an error is never a request
+    if (i % 50 == 0) s->pump();
+  }
+  s->pump();
+  CHECK(log->answered == log->asked); // no request of the stranger waits for ever
+  // Everyone still serves: the late success is booked, the waiting pay item completes, a new
+  // top-up completes, lookups answer, and the channel reports its health.
+  s->settle();
+  CHECK(row_of(*s, late.order_id).provider_amount == 700); // the late success was taken in hand
+  CHECK(final_state(row_of(*s, item.key)));
+  s->replies->replies.clear();
+  const auto next = submit_topup(*s, 300);
+  s->settle();
+  REQUIRE(s->replies->replies.size() == 1);
+  CHECK(s->replies->replies[0].status == outcome::ok);
+  CHECK(final_state(row_of(*s, next.order_id)));
+  auto found = ask_once<orders_reply>(*s, s->gateway, lookup_orders_request{{}, {late.order_id, order.order_id}});
+  auto health = ask_once<health_reply>(*s, targets.back(), health_request{});
+  s->pump();
+  REQUIRE(found->has_value());
+  CHECK((*found)->status == outcome::ok);
+  CHECK((*found)->orders.size() == 2);
+  REQUIRE(health->has_value());
+  CHECK((*health)->provider == "gamma");
+  s->check_settled();
+  for (const auto& v : s->violations) UNSCOPED_INFO(v);
+  CHECK(s->violations.empty());
+  caf::anon_send_exit(targets.back(), caf::exit_reason::kill);
+  caf::anon_send_exit(x, caf::exit_reason::kill);
 }

@@ -6,12 +6,14 @@
 #include <caf/all.hpp>
 #include <chrono>
 #include <map>
+#include <mutex>
 #include <random>
 #include <set>
 #include <thread>
 
 #include "actors/channel.hpp"
 #include "channels/text.hpp"
+#include "metrics/shared.hpp"
 #include "tests/ask.hpp"
 #include "tests/channels/sim_fixture.hpp"
 #include "tests/seed.hpp"
@@ -90,6 +92,30 @@ struct harness {
     return out;
   }
 };
+
+// What a channel logs, kept for the test's thread.
+struct log_lines {
+  std::mutex m;
+  std::vector<std::pair<bool, std::string>> lines; // warning, message
+  std::function<void(bool, const std::string&)> sink() {
+    return [this](bool warning, const std::string& msg) {
+      std::lock_guard<std::mutex> l(m);
+      lines.emplace_back(warning, msg);
+    };
+  }
+  std::vector<std::pair<bool, std::string>> taken() {
+    std::lock_guard<std::mutex> l(m);
+    return lines;
+  }
+};
+
+// The value /metrics shows for the series `name{labels}` (0 when absent).
+uint64_t metric(const std::string& series) {
+  const std::string text = metrics::process_registry().text();
+  const auto at = text.find("\n" + series + " ");
+  if (at == std::string::npos) return 0;
+  return std::stoull(text.substr(at + 1 + series.size() + 1));
+}
 
 channel_options options(const std::string& name) {
   channel_options o;
@@ -208,6 +234,7 @@ TEST_CASE("a provider that is down gives failed without money in doubt", "[chann
   REQUIRE(r);
   CHECK(r->status == call_status::failed);
   CHECK(r->attempts == 2);
+  CHECK(r->not_sent); // every connection refused: the payment may go to another channel
   caf::anon_send_exit(dead, caf::exit_reason::user_shutdown);
 }
 
@@ -218,14 +245,26 @@ TEST_CASE("the breaker opens after failures, rejects without sending, and recove
   o.breaker_failures_min = 3;
   o.breaker_window_ms = 10'000;
   o.breaker_open_ms = 1500;
+  log_lines logged;
+  o.log = logged.sink();
+  const std::string series = "kassa_channel_breaker_transitions_total{channel=\"alpha\",to=\"";
+  const uint64_t opened_before = metric(series + "open\"}"), probing_before = metric(series + "half_open\"}"),
+                 closed_before = metric(series + "closed\"}");
   harness h("channel breaker", provider_yaml("alpha"), o);
   h.sim->force("alpha", {"timeout", "timeout", "timeout"});
-  for (int i = 0; i < 3; ++i) CHECK(h.pay(h.charge()).status == call_status::unknown);
+  for (int i = 0; i < 3; ++i) {
+    auto r = h.pay(h.charge());
+    CHECK(r.status == call_status::unknown);
+    CHECK_FALSE(r.not_sent); // a timeout proves nothing: the provider may have the payment
+  }
   CHECK(h.health().state == health_state::down);
+  CHECK(metric(series + "open\"}") == opened_before + 1);
+  CHECK(metric("kassa_channel_breaker_state{channel=\"alpha\"}") == 2);
   const auto calls_before = h.sim->stats("alpha")["counts"]["payment_calls"].get<uint64_t>();
   auto rejected = h.pay(h.charge());
   CHECK(rejected.status == call_status::rejected);
   CHECK(rejected.attempts == 0);
+  CHECK(rejected.not_sent);
   CHECK(h.sim->stats("alpha")["counts"]["payment_calls"].get<uint64_t>() == calls_before); // nothing was sent
   std::this_thread::sleep_for(1600ms);
   CHECK(h.health().state == health_state::degraded);
@@ -234,6 +273,20 @@ TEST_CASE("the breaker opens after failures, rejects without sending, and recove
   CHECK(health.state == health_state::healthy);
   CHECK(health.failures == 3);
   CHECK(health.rejected == 1);
+  // Each move of the breaker is logged once, with the channel and why, and counted.
+  CHECK(metric(series + "open\"}") == opened_before + 1);
+  CHECK(metric(series + "half_open\"}") == probing_before + 1);
+  CHECK(metric(series + "closed\"}") == closed_before + 1);
+  CHECK(metric("kassa_channel_breaker_state{channel=\"alpha\"}") == 0);
+  const auto lines = logged.taken();
+  REQUIRE(lines.size() == 3);
+  CHECK(lines[0].first);
+  CHECK(lines[0].second.find("channel alpha: circuit breaker opened") != std::string::npos);
+  CHECK(lines[0].second.find("timeout") != std::string::npos);
+  CHECK_FALSE(lines[1].first);
+  CHECK(lines[1].second.find("channel alpha: circuit breaker half-open") != std::string::npos);
+  CHECK_FALSE(lines[2].first);
+  CHECK(lines[2].second.find("channel alpha: circuit breaker closed") != std::string::npos);
 }
 
 TEST_CASE("calls beyond the in-flight limit are rejected at once", "[channels]") {

@@ -515,6 +515,34 @@ TEST_CASE("a late success after a failure is compensated", "[e2e][payments]") {
   }
 }
 
+TEST_CASE("a top-up whose channel refuses connections completes on the next channel, booked once", "[e2e][payments]") {
+  // alpha's address: a port nobody listens on, so every connection is refused (nothing sent)
+  payments_env env("", "", "", "", [](std::string& y) {
+    const auto at = y.find("/p/alpha\"");
+    REQUIRE(at != std::string::npos);
+    const auto from = y.rfind("http://", at);
+    y.replace(from, at - from, "http://127.0.0.1:1");
+  });
+  env.account(1);
+  for (u128 k = 1; k <= 4; ++k) {
+    auto r = env.submit(command(kind::topup, k, k, 1, 100));
+    CHECK(r.result == uint32_t(payment_result::ok));
+    CHECK(std::string(env.order(k).provider) == "beta");
+  }
+  CHECK(env.balance(1) == 400); // each once
+  // the first three refusals opened alpha's breaker: logged with the channel, and counted
+  CHECK(env.kassad->wait_for_output("refused the call unsent"));
+  CHECK(env.kassad->wait_for_output("channel alpha: circuit breaker opened"));
+  REQUIRE(env.kassad->metrics_port() != 0);
+  const http_reply m = scrape(env.kassad->metrics_port());
+  REQUIRE(m.status == 200);
+  const exposition e(m.body);
+  CHECK(e.value("kassa_channel_breaker_transitions_total", {{"channel", "alpha"}, {"to", "open"}}) == 1);
+  CHECK(e.value("kassa_channel_breaker_state", {{"channel", "alpha"}}) == 2);
+  CHECK(e.value("kassa_channel_breaker_state", {{"channel", "beta"}}) == 0);
+  env.check_money();
+}
+
 TEST_CASE("routing goes around a channel that is down and fails fast when none is left", "[e2e][payments]") {
   payments_env env;
   env.account(1);
