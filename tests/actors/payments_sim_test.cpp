@@ -1354,6 +1354,8 @@ TEST_CASE("a refund through a provider whose flow placed no hold never reaches t
   CHECK(refunds_sent() == before); // nothing was sent
   s.check_settled(); // the merchant keeps what it was paid
   CHECK(s.violations.empty());
+}
+
 // --- failover and stray messages, step by step -------------------------------------------------
 
 namespace {
