@@ -1389,23 +1389,20 @@ void redo_logged(directory_actor* self, std::shared_ptr<std::vector<store::saga>
   const store::saga& rec = (*records)[next];
   std::vector<create_accounts_request> accounts(st.shards);
   std::vector<create_transfers_request> transfers(st.shards);
+  uint32_t shard_max = 0;
+  for (const auto& a : rec.accounts) shard_max = std::max(shard_max, a.shard);
+  for (const auto& t : rec.transfers) shard_max = std::max(shard_max, t.shard);
+  if (shard_max >= st.shards) {
+    st.opts.log_error("the saga log names a shard this configuration lacks",
+                      "saga=" + std::to_string(rec.id) + " shard=" + std::to_string(shard_max));
+    done(false);
+    return;
+  }
   for (const auto& a : rec.accounts) {
-    if (a.shard >= st.shards) {
-      st.opts.log_error("the saga log names a shard this configuration lacks",
-                        "saga=" + std::to_string(rec.id) + " shard=" + std::to_string(a.shard));
-      done(false);
-      return;
-    }
     accounts[a.shard].events.push_back(a.value);
     accounts[a.shard].system.push_back(a.system);
   }
   for (const auto& t : rec.transfers) {
-    if (t.shard >= st.shards) {
-      st.opts.log_error("the saga log names a shard this configuration lacks",
-                        "saga=" + std::to_string(rec.id) + " shard=" + std::to_string(t.shard));
-      done(false);
-      return;
-    }
     transfers[t.shard].events.push_back(t.value);
     transfers[t.shard].system.push_back(t.system);
   }
