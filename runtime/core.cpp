@@ -229,6 +229,7 @@ std::unique_ptr<payment_core> start_payment_core(caf::actor_system& sys, const c
     ro.channels = named;
     ro.interval_ms = payments.reconciliation.interval_ms;
     ro.grace_ms = payments.reconciliation.grace_ms;
+    ro.ledger = ledger.directory; // rows <-> ledger: the bookings each row names
     core->reconciler = actors::spawn_reconciler(sys, ro, err);
     if (!core->reconciler) {
       site.log(log::level::error, "cannot start reconciliation", {{"error", err.message}});
