@@ -477,7 +477,7 @@ bool take_booking_rows(reconciler_state& st, booking_work& w) {
     }
     b.expect = pay::expected_bookings(static_cast<pay::kind>(b.row.kind), static_cast<pay::order_state>(b.row.state),
                                       b.row.fee, b.row.amount_captured, notes);
-    if (b.expect.bookings.empty() && b.expect.forbidden.empty() && !b.expect.main_booking_unnoted) {
+    if (b.expect.bookings.empty() && b.expect.forbidden.empty() && b.expect.main_any.empty()) {
       ++w.checked; // nothing to look up
       continue;
     }
@@ -487,33 +487,10 @@ bool take_booking_rows(reconciler_state& st, booking_work& w) {
   return true;
 }
 
-// The ids to look up: attempt 0 of every leg first; then the later attempts of an expected leg
-// attempt 0 did not find (a booking across shards the ledger undid is booked again under the
-// next attempt, ids.hpp).
-std::vector<u128> booking_ids(const booking_work& w, bool later_attempts) {
-  std::vector<u128> ids;
-  for (const booking_row& b : w.rows) {
-    if (!later_attempts)
-      for (pay::leg l : b.expect.forbidden) ids.push_back(pay::transfer_id(b.row.sequence, l));
-    for (const pay::expected_booking& e : b.expect.bookings) {
-      if (!later_attempts) {
-        ids.push_back(pay::transfer_id(b.row.sequence, e.l));
-        continue;
-      }
-      if (b.found.count(e.l) != 0) continue;
-      for (uint32_t a = 1; a < pay::transfer_attempts; ++a) ids.push_back(pay::transfer_id(b.row.sequence, e.l, a));
-    }
-  }
-  return ids;
-}
-
 void record_found(booking_work& w, const std::vector<ledger::transfer>& transfers) {
   for (const ledger::transfer& t : transfers) {
     auto it = w.by_sequence.find(pay::transfer_sequence(t.id));
-    if (it == w.by_sequence.end()) continue;
-    booking_row& b = w.rows[it->second];
-    auto [at, fresh] = b.found.emplace(pay::transfer_leg(t.id), pay::found_booking{t.id, t.amount});
-    if (!fresh && pay::transfer_attempt(t.id) < pay::transfer_attempt(at->second.id)) at->second = {t.id, t.amount};
+    if (it != w.by_sequence.end()) pay::record_booking(w.rows[it->second].found, t.id, t.amount);
   }
 }
 
@@ -573,18 +550,24 @@ void judge_bookings(reconciler_actor* self, booking_work_ptr w) {
           });
 }
 
-// Asks the ledger for `ids`; then(true) once recorded in `w`.
-void lookup_bookings(reconciler_actor* self, booking_work_ptr w, std::vector<u128> ids, std::function<void()> then) {
+// Asks the ledger for every booking of the round's rows; judges them once answered.
+void lookup_bookings(reconciler_actor* self, booking_work_ptr w) {
   auto& st = self->state;
+  std::vector<u128> ids;
+  for (const booking_row& b : w->rows) {
+    std::vector<u128> more = pay::booking_ids(b.row.sequence, b.expect);
+    ids.insert(ids.end(), more.begin(), more.end());
+  }
+  if (ids.empty()) return judge_bookings(self, w);
   self->request(st.opts.ledger, std::chrono::milliseconds(st.opts.booking_timeout_ms),
                 lookup_transfers_request{request_context{}, std::move(ids)})
       .then(
-          [self, w, then](transfers_reply& r) {
+          [self, w](transfers_reply& r) {
             if (r.status != outcome::ok)
               return booking_round_failed(self, *w, "the ledger did not answer a lookup of bookings: outcome " +
                                                         std::to_string(static_cast<int>(r.status)));
             record_found(*w, r.transfers);
-            then();
+            judge_bookings(self, w);
           },
           [self, w](caf::error& e) {
             booking_round_failed(self, *w, "the ledger did not answer a lookup of bookings: " + to_string(e));
@@ -601,13 +584,7 @@ void start_booking_round(reconciler_actor* self) {
     return;
   }
   st.booking_running = true;
-  std::vector<u128> first = booking_ids(*w, false);
-  if (first.empty()) return judge_bookings(self, w);
-  lookup_bookings(self, w, std::move(first), [self, w]() {
-    std::vector<u128> later = booking_ids(*w, true);
-    if (later.empty()) return judge_bookings(self, w);
-    lookup_bookings(self, w, std::move(later), [self, w]() { judge_bookings(self, w); });
-  });
+  lookup_bookings(self, w);
 }
 
 caf::behavior reconciler(reconciler_actor* self, reconciler_options opts, std::shared_ptr<recon_store> store,

@@ -29,27 +29,35 @@ struct expected_booking {
 
 struct booking_expectation {
   std::vector<expected_booking> bookings; // by leg, each leg once (the last note's amount)
-  // The row says money reached its payee (completed, amount_captured > 0) but no note books it.
-  bool main_booking_unnoted = false;
+  // The row says money reached its payee (completed, amount_captured > 0) but no note books it
+  // (a failed write may lose notes, never the booking): one of these legs must be there.
+  std::vector<leg> main_any;
   u128 amount_captured = 0;
   // Legs to look up that the row must not hold: a failed row that still holds one moved money.
   std::vector<leg> forbidden;
 };
 
 // The bookings `notes` (the row's journal) name for a row of kind `k` with fee `fee` in state
-// `state`, and what else to look for.
+// `state`, and what else to look for. A note of amount 0 moved nothing and expects nothing.
 booking_expectation expected_bookings(kind k, order_state state, u128 fee, u128 amount_captured,
                                       const std::vector<booking_note>& notes);
 
-// What the ledger holds of one leg (the first attempt found).
+// What the ledger holds of one leg over every attempt: a leg booked under two attempts
+// (money booked twice) holds the sum.
 struct found_booking {
-  u128 id = 0;
-  u128 amount = 0;
+  u128 id = 0;     // the lowest attempt found
+  u128 amount = 0; // summed over the attempts found; u128_max when the sum overflows
+  uint32_t attempts = 0;
 };
+// Adds the booking `id` of `amount` the ledger holds to `found`, under its leg.
+void record_booking(std::map<leg, found_booking>& found, u128 id, u128 amount);
+// The ids to look up for `e`: every attempt of the legs it expects (and of main_any), attempt
+// 0 of the forbidden ones (the payment core books a row's own legs within one shard first).
+std::vector<u128> booking_ids(uint64_t sequence, const booking_expectation& e);
 
 enum class booking_finding_kind : uint8_t {
-  missing_booking = 1,   // a noted booking (or the main booking of a completed row) is absent
-  amount_mismatch = 2,   // the booking is there with another amount
+  missing_booking = 1,     // a noted booking (or any main booking of a completed row) is absent
+  amount_mismatch = 2,     // the booking is there with another amount (or twice)
   row_status_mismatch = 3, // a failed row holds a booking that moved money
 };
 
