@@ -83,11 +83,12 @@ struct reconciler_state {
   bool round_running = false;
   size_t replies_outstanding = 0;
   uint64_t rounds = 0;
-  // Rows <-> ledger: rows whose bookings are to be looked up (named by the journal since the
-  // last round, or every row after a start or a failure).
+  // Rows <-> ledger: rows whose bookings are to be looked up, named by the payments journal
+  // after the durable cursor up to `booking_journal_read`. The next entries are read once the
+  // queue is empty; the round after that makes the cursor durable.
   std::set<u128> booking_queue;
-  uint64_t booking_journal_cursor = 0;
-  bool booking_rescan = true;
+  uint64_t booking_journal_cursor = 0; // as the recon store holds it
+  uint64_t booking_journal_read = 0;
   bool booking_running = false;
   uint64_t booking_rounds = 0;
   ks::recon_counters counters;
@@ -417,37 +418,25 @@ struct booking_work {
   std::vector<booking_row> rows;
   std::map<uint64_t, size_t> by_sequence; // row sequence -> index in rows
   uint64_t checked = 0;                   // rows decided without a lookup (nothing to look up)
+  uint64_t done_cursor = 0;               // made durable with this round; 0: none
 };
 using booking_work_ptr = std::shared_ptr<booking_work>;
 
-bool refresh_booking_queue(reconciler_state& st) {
-  if (st.booking_rescan) {
-    uint64_t journal_last = 0;
-    ks::error err = st.opts.payments->read_journal_last(journal_last);
-    std::set<u128> rows;
-    if (err.ok())
-      err = st.opts.payments->scan_rows([&](const pay::order& row) {
-        if (row.kind != uint16_t(pay::kind::create_order)) rows.insert(row.id);
-        return true;
-      });
-    if (!err.ok()) {
-      st.last_error = err.message;
-      return false;
-    }
-    st.booking_queue = std::move(rows);
-    st.booking_journal_cursor = journal_last;
-    st.booking_rescan = false;
-    return true;
-  }
+// Once every row of the entries read so far was looked up, reads the next entries into the
+// queue; `done_cursor` is then the journal sequence up to which every row was looked up.
+bool refresh_booking_queue(reconciler_state& st, uint64_t& done_cursor) {
+  done_cursor = 0;
+  if (!st.booking_queue.empty()) return true;
+  if (st.booking_journal_read > st.booking_journal_cursor) done_cursor = st.booking_journal_read;
   std::vector<ks::journal_entry> entries;
-  ks::error err = st.opts.payments->journal_after(st.booking_journal_cursor, st.opts.journal_entries_max, entries);
+  ks::error err = st.opts.payments->journal_after(st.booking_journal_read, st.opts.journal_entries_max, entries);
   if (!err.ok()) {
     st.last_error = err.message;
     return false;
   }
   for (const ks::journal_entry& e : entries)
     if (e.row_id != 0 && e.kind != uint16_t(pay::kind::create_order)) st.booking_queue.insert(e.row_id);
-  if (!entries.empty()) st.booking_journal_cursor = entries.back().sequence;
+  if (!entries.empty()) st.booking_journal_read = entries.back().sequence;
   return true;
 }
 
@@ -515,6 +504,7 @@ void judge_bookings(reconciler_actor* self, booking_work_ptr w) {
   auto& st = self->state;
   recon_batch batch;
   batch.booking_rows_checked = w->checked + w->rows.size();
+  batch.booking_journal_cursor = w->done_cursor;
   const uint64_t now = now_ns(st);
   for (const booking_row& b : w->rows) {
     for (const pay::booking_finding& f : pay::compare_bookings(b.row.sequence, b.expect, b.found)) {
@@ -542,6 +532,7 @@ void judge_bookings(reconciler_actor* self, booking_work_ptr w) {
             auto& st = self->state;
             if (!done.error.ok()) return booking_round_failed(self, *w, done.error.message);
             st.counters = done.counters;
+            st.booking_journal_cursor = std::max(st.booking_journal_cursor, done.counters.booking_journal_cursor);
             st.booking_running = false;
             ++st.booking_rounds;
           },
@@ -578,9 +569,8 @@ void start_booking_round(reconciler_actor* self) {
   auto& st = self->state;
   if (!st.opts.ledger || st.booking_running) return;
   auto w = std::make_shared<booking_work>();
-  if (!refresh_booking_queue(st) || !take_booking_rows(st, *w)) {
-    st.booking_rescan = true;
-    for (const booking_row& b : w->rows) st.booking_queue.insert(b.row.id);
+  if (!refresh_booking_queue(st, w->done_cursor) || !take_booking_rows(st, *w)) {
+    for (const booking_row& b : w->rows) st.booking_queue.insert(b.row.id); // next round
     return;
   }
   st.booking_running = true;
@@ -594,6 +584,7 @@ caf::behavior reconciler(reconciler_actor* self, reconciler_options opts, std::s
   st.opts = std::move(opts);
   st.store = store;
   st.counters = counters;
+  st.booking_journal_cursor = st.booking_journal_read = counters.booking_journal_cursor;
   for (auto& [name, channel] : st.opts.channels) {
     provider_state p;
     p.name = name;

@@ -52,6 +52,7 @@ constexpr const char* meta_cases_open = "cases_open";
 constexpr const char* meta_matched = "matched";
 // Added without a format change: a store written before it reads as 0.
 constexpr const char* meta_booking_rows_checked = "booking_rows_checked";
+constexpr const char* meta_booking_journal_cursor = "booking_journal_cursor";
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "cases are the host's little-endian bytes");
 
 // What makes two cases the same case.
@@ -247,7 +248,9 @@ error recon_store::write(recon_batch& batch) {
       (rc = put_u64(txn.txn, dbi_meta_, meta_cases_open, open)) != 0 ||
       (rc = put_u64(txn.txn, dbi_meta_, meta_matched, matched)) != 0 ||
       (booking_rows_checked != 0 &&
-       (rc = put_u64(txn.txn, dbi_meta_, meta_booking_rows_checked, booking_rows_checked)) != 0))
+       (rc = put_u64(txn.txn, dbi_meta_, meta_booking_rows_checked, booking_rows_checked)) != 0) ||
+      (batch.booking_journal_cursor != 0 &&
+       (rc = put_u64(txn.txn, dbi_meta_, meta_booking_journal_cursor, batch.booking_journal_cursor)) != 0))
     return lmdb_error(rc, "writing meta", env_);
   if ((rc = txn.commit()) != 0) return lmdb_error(rc, "committing", env_);
   return {};
@@ -334,6 +337,7 @@ error recon_store::read_counters(recon_counters& out) const {
   if (rc == 0) rc = get_u64(t.g.txn, dbi_meta_, meta_cases_open, out.cases_open, found);
   if (rc == 0) rc = get_u64(t.g.txn, dbi_meta_, meta_case_id_last, out.cases_total, found);
   if (rc == 0) rc = get_u64(t.g.txn, dbi_meta_, meta_booking_rows_checked, out.booking_rows_checked, found);
+  if (rc == 0) rc = get_u64(t.g.txn, dbi_meta_, meta_booking_journal_cursor, out.booking_journal_cursor, found);
   return rc == 0 ? error{} : lmdb_error(rc, "reading meta", env_);
 }
 

@@ -92,9 +92,11 @@ struct recon_batch {
   std::vector<std::pair<std::string, uint64_t>> cursors; // provider -> last statement sequence read
   uint64_t matched = 0;                               // statement lines matched, added to the count
   uint64_t booking_rows_checked = 0;                  // rows whose bookings were looked up, added
+  uint64_t booking_journal_cursor = 0;                // when not 0: every row the payments journal
+                                                      // named up to here had its bookings looked up
   bool empty() const {
     return cases.empty() && resolve.empty() && seen.empty() && pending_add.empty() && pending_remove.empty() &&
-           cursors.empty() && matched == 0 && booking_rows_checked == 0;
+           cursors.empty() && matched == 0 && booking_rows_checked == 0 && booking_journal_cursor == 0;
   }
 };
 
@@ -102,7 +104,8 @@ struct recon_counters {
   uint64_t matched = 0;     // statement lines matched, ever
   uint64_t cases_open = 0;
   uint64_t cases_total = 0; // the last case id
-  uint64_t booking_rows_checked = 0; // rows whose bookings were looked up in the ledger, ever
+  uint64_t booking_rows_checked = 0;   // rows whose bookings were looked up in the ledger, ever
+  uint64_t booking_journal_cursor = 0; // see recon_batch
 };
 
 class recon_store {
