@@ -91,6 +91,7 @@ struct reconciler_state {
   uint64_t booking_journal_read = 0;
   bool booking_running = false;
   uint64_t booking_rounds = 0;
+  std::string booking_last_error; // of the last rows <-> ledger round; empty after a success
   ks::recon_counters counters;
   std::string last_error;
 };
@@ -431,7 +432,7 @@ bool refresh_booking_queue(reconciler_state& st, uint64_t& done_cursor) {
   std::vector<ks::journal_entry> entries;
   ks::error err = st.opts.payments->journal_after(st.booking_journal_read, st.opts.journal_entries_max, entries);
   if (!err.ok()) {
-    st.last_error = err.message;
+    st.booking_last_error = err.message;
     return false;
   }
   for (const ks::journal_entry& e : entries)
@@ -452,7 +453,7 @@ bool take_booking_rows(reconciler_state& st, booking_work& w) {
     ks::error err = st.opts.payments->get_row(id, b.row, found);
     if (err.ok() && found) err = st.opts.payments->journal_by_row(id, entries);
     if (!err.ok()) {
-      st.last_error = err.message;
+      st.booking_last_error = err.message;
       return false;
     }
     st.booking_queue.erase(st.booking_queue.begin());
@@ -495,7 +496,7 @@ case_kind case_kind_of(pay::booking_finding_kind k) {
 void booking_round_failed(reconciler_actor* self, const booking_work& w, const std::string& why) {
   auto& st = self->state;
   for (const booking_row& b : w.rows) st.booking_queue.insert(b.row.id); // looked up again next round
-  st.last_error = why;
+  st.booking_last_error = why;
   st.booking_running = false;
 }
 
@@ -522,6 +523,7 @@ void judge_bookings(reconciler_actor* self, booking_work_ptr w) {
     }
   }
   if (batch.empty()) {
+    st.booking_last_error.clear();
     st.booking_running = false;
     ++st.booking_rounds;
     return;
@@ -533,6 +535,7 @@ void judge_bookings(reconciler_actor* self, booking_work_ptr w) {
             if (!done.error.ok()) return booking_round_failed(self, *w, done.error.message);
             st.counters = done.counters;
             st.booking_journal_cursor = std::max(st.booking_journal_cursor, done.counters.booking_journal_cursor);
+            st.booking_last_error.clear();
             st.booking_running = false;
             ++st.booking_rounds;
           },
@@ -673,6 +676,7 @@ caf::behavior reconciler(reconciler_actor* self, reconciler_options opts, std::s
         s.booking_rows_checked = st.counters.booking_rows_checked;
         s.booking_rows_queued = st.booking_queue.size();
         s.booking_rounds = st.booking_rounds;
+        s.booking_last_error = st.booking_last_error;
         s.last_error = st.last_error;
         for (const provider_state& p : st.providers)
           s.providers.push_back({p.name, p.cursor, p.pending.size(), p.last_error});

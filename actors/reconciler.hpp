@@ -86,6 +86,7 @@ struct recon_status {
   uint64_t booking_rows_checked = 0; // rows whose bookings were looked up in the ledger, ever
   uint64_t booking_rows_queued = 0;  // rows waiting for their bookings to be looked up
   uint64_t booking_rounds = 0;       // rows <-> ledger rounds completed since start
+  std::string booking_last_error;    // of the last rows <-> ledger round; empty after a success
   std::vector<recon_provider_status> providers;
   std::string last_error;   // of the last store read or write; empty after a success
 };

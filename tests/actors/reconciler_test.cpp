@@ -493,7 +493,7 @@ TEST_CASE("every difference between the payment rows and the ledger's bookings b
     rn.settle_bookings();
     CHECK(rn.cases().empty());
     CHECK(rn.status().booking_rows_checked == 6); // not the order: it books nothing itself
-    CHECK(rn.status().last_error.empty());
+    CHECK(rn.status().booking_last_error.empty());
   }
 
   // The ledger loses a booking, holds one with another amount, one twice, one for a failed row.
@@ -526,7 +526,7 @@ TEST_CASE("every difference between the payment rows and the ledger's bookings b
     // A ledger that is down delays only this side.
     ledger->set_down(true);
     touch({topup, transfer, payout, declined, item, in_flight});
-    REQUIRE(eventually([&] { return rn.status().last_error.find("ledger") != std::string::npos; }));
+    REQUIRE(eventually([&] { return rn.status().booking_last_error.find("ledger") != std::string::npos; }));
     CHECK(rn.cases().empty());
     CHECK(rn.status().booking_rows_queued > 0);
     ledger->set_down(false);
