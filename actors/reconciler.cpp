@@ -484,6 +484,19 @@ void record_found(booking_work& w, const std::vector<ledger::transfer>& transfer
   }
 }
 
+std::string hex_of(u128 v) {
+  static const char* digits = "0123456789abcdef";
+  std::string out = "0x";
+  for (int i = 31; i >= 0; --i) out += digits[(v >> (4 * i)) & 0xF];
+  return out;
+}
+
+std::string describe_booking_case(const recon_case& c) {
+  return "case=" + std::to_string(c.id) + " kind=" + std::string(ks::name(static_cast<case_kind>(c.kind))) +
+         " row=" + to_string_u128(c.row_id) + " transfer=" + hex_of(c.payment_id) +
+         " row_amount=" + to_string_u128(c.internal_amount) + " ledger_amount=" + to_string_u128(c.provider_amount);
+}
+
 case_kind case_kind_of(pay::booking_finding_kind k) {
   switch (k) {
     case pay::booking_finding_kind::missing_booking: return case_kind::missing_booking;
@@ -536,6 +549,9 @@ void judge_bookings(reconciler_actor* self, booking_work_ptr w) {
             st.counters = done.counters;
             st.booking_journal_cursor = std::max(st.booking_journal_cursor, done.counters.booking_journal_cursor);
             st.booking_last_error.clear();
+            if (st.opts.log_booking_case)
+              for (const recon_case& c : done.batch.cases)
+                if (c.id != 0) st.opts.log_booking_case(describe_booking_case(c)); // new, not seen before
             st.booking_running = false;
             ++st.booking_rounds;
           },

@@ -36,6 +36,9 @@ struct reconciler_options {
   caf::actor ledger;
   uint32_t booking_rows_max = 256;       // rows whose bookings one round looks up
   uint32_t booking_timeout_ms = 5000;    // per lookup; a row not answered is looked up next round
+  // Told of every rows <-> ledger case once it is durable: "kind=... row=... transfer=0x...
+  // row_amount=... ledger_amount=..." (kassad logs it). Empty: not told.
+  std::function<void(const std::string&)> log_booking_case;
   std::function<uint64_t()> clock_ns;    // unix epoch ns; empty: the system clock
 };
 

@@ -5,8 +5,10 @@
 // only itself; a restart neither re-opens nor forgets a case. Tagged [recon].
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -136,7 +138,8 @@ struct recon_node {
   caf::actor recon;
   recon_node(const std::shared_ptr<ks::payments_store>& payments, const std::string& path,
              const std::vector<std::pair<std::string, std::shared_ptr<fake_statement>>>& statements,
-             std::shared_ptr<std::atomic<uint64_t>> clock, std::shared_ptr<fake_ledger> ledger = nullptr) {
+             std::shared_ptr<std::atomic<uint64_t>> clock, std::shared_ptr<fake_ledger> ledger = nullptr,
+             std::function<void(const std::string&)> log_booking_case = {}) {
     reconciler_options o;
     o.payments = payments;
     o.path = path;
@@ -156,6 +159,7 @@ struct recon_node {
       o.ledger = node.sys->spawn(fake_ledger_actor, ledger);
       node.actors.push_back(o.ledger);
       o.booking_rows_max = 2; // several rounds for the rows
+      o.log_booking_case = std::move(log_booking_case);
     }
     ks::error err;
     recon = spawn_reconciler(*node.sys, std::move(o), err);
@@ -515,10 +519,21 @@ TEST_CASE("every difference between the payment rows and the ledger's bookings b
     for (const auto& r : rows) more.journal.push_back(note(r, "resumed", 0));
     write_ok(*payments, std::move(more));
   };
+  // What kassad would log: one line per case, when it opens.
+  auto logged = std::make_shared<std::vector<std::string>>();
+  auto log_mu = std::make_shared<std::mutex>();
+  auto log = [logged, log_mu](const std::string& line) {
+    std::lock_guard<std::mutex> g(*log_mu);
+    logged->push_back(line);
+  };
+  auto log_lines = [logged, log_mu] {
+    std::lock_guard<std::mutex> g(*log_mu);
+    return *logged;
+  };
   std::vector<ks::recon_case> first_cases;
   {
     // A restart does not look up again what was looked up before: the journal cursor is durable.
-    recon_node rn(payments, dir.path + "/recon", {}, clock, ledger);
+    recon_node rn(payments, dir.path + "/recon", {}, clock, ledger, log);
     rn.settle_bookings();
     CHECK(rn.cases().empty());
     CHECK(rn.status().booking_rows_checked == 6);
@@ -547,16 +562,23 @@ TEST_CASE("every difference between the payment rows and the ledger's bookings b
     CHECK(by_row[item.id].trace_id == item.trace_id);
     CHECK(rn.status().cases_open == expected.size());
     CHECK(rn.status().booking_rows_checked == 12);
+    const auto lines = log_lines();
+    REQUIRE(lines.size() == expected.size());
+    CHECK(std::count_if(lines.begin(), lines.end(), [](const std::string& l) {
+            return l.find("kind=booking_amount_mismatch") != std::string::npos &&
+                   l.find("row_amount=500 ledger_amount=1000") != std::string::npos;
+          }) == 1);
   }
   {
-    // After a restart the same differences found again are the same cases.
-    recon_node rn(payments, dir.path + "/recon", {}, clock, ledger);
+    // After a restart the same differences found again are the same cases, logged once.
+    recon_node rn(payments, dir.path + "/recon", {}, clock, ledger, log);
     touch({topup, transfer, payout, declined, item});
     rn.settle_bookings();
     CHECK(rn.status().booking_rows_checked == 17);
     const auto again = rn.cases();
     REQUIRE(again.size() == first_cases.size());
     for (size_t i = 0; i < again.size(); ++i) CHECK(again[i].id == first_cases[i].id);
+    CHECK(log_lines().size() == expected.size());
 
     // The held item loses its hold.
     ledger->erase(tid(6, leg::hold));
