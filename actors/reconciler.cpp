@@ -9,7 +9,9 @@
 #include <utility>
 
 #include "actors/channel.hpp"
+#include "actors/messages.hpp"
 #include "ledger/assert.hpp"
+#include "ledger/payments/booking_check.hpp"
 #include "ledger/payments/gl.hpp"
 #include "ledger/payments/ids.hpp"
 #include "ledger/payments/records.hpp"
@@ -81,6 +83,15 @@ struct reconciler_state {
   bool round_running = false;
   size_t replies_outstanding = 0;
   uint64_t rounds = 0;
+  // Rows <-> ledger: rows whose bookings are to be looked up, named by the payments journal
+  // after the durable cursor up to `booking_journal_read`. The next entries are read once the
+  // queue is empty; the round after that makes the cursor durable.
+  std::set<u128> booking_queue;
+  uint64_t booking_journal_cursor = 0; // as the recon store holds it
+  uint64_t booking_journal_read = 0;
+  bool booking_running = false;
+  uint64_t booking_rounds = 0;
+  std::string booking_last_error; // of the last rows <-> ledger round; empty after a success
   ks::recon_counters counters;
   std::string last_error;
 };
@@ -396,6 +407,195 @@ void start_round(reconciler_actor* self) {
   }
 }
 
+// --- rows <-> ledger -------------------------------------------------------------------------
+
+// One row whose bookings a round looks up, and what the ledger answered.
+struct booking_row {
+  pay::order row;
+  pay::booking_expectation expect;
+  std::map<pay::leg, pay::found_booking> found;
+};
+struct booking_work {
+  std::vector<booking_row> rows;
+  std::map<uint64_t, size_t> by_sequence; // row sequence -> index in rows
+  uint64_t checked = 0;                   // rows decided without a lookup (nothing to look up)
+  uint64_t done_cursor = 0;               // made durable with this round; 0: none
+};
+using booking_work_ptr = std::shared_ptr<booking_work>;
+
+// Once every row of the entries read so far was looked up, reads the next entries into the
+// queue; `done_cursor` is then the journal sequence up to which every row was looked up.
+bool refresh_booking_queue(reconciler_state& st, uint64_t& done_cursor) {
+  done_cursor = 0;
+  if (!st.booking_queue.empty()) return true;
+  if (st.booking_journal_read > st.booking_journal_cursor) done_cursor = st.booking_journal_read;
+  std::vector<ks::journal_entry> entries;
+  ks::error err = st.opts.payments->journal_after(st.booking_journal_read, st.opts.journal_entries_max, entries);
+  if (!err.ok()) {
+    st.booking_last_error = err.message;
+    return false;
+  }
+  for (const ks::journal_entry& e : entries)
+    if (e.row_id != 0 && e.kind != uint16_t(pay::kind::create_order)) st.booking_queue.insert(e.row_id);
+  if (!entries.empty()) st.booking_journal_read = entries.back().sequence;
+  return true;
+}
+
+// Takes up to booking_rows_max rows off the queue with what each must (and must not) have
+// booked. The row is read before its journal: a journal newer than the row only names more
+// bookings, which the ledger holds already (the core notes a booking once it is accepted).
+bool take_booking_rows(reconciler_state& st, booking_work& w) {
+  while (!st.booking_queue.empty() && w.rows.size() < st.opts.booking_rows_max) {
+    const u128 id = *st.booking_queue.begin();
+    booking_row b;
+    bool found = false;
+    std::vector<ks::journal_entry> entries;
+    ks::error err = st.opts.payments->get_row(id, b.row, found);
+    if (err.ok() && found) err = st.opts.payments->journal_by_row(id, entries);
+    if (!err.ok()) {
+      st.booking_last_error = err.message;
+      return false;
+    }
+    st.booking_queue.erase(st.booking_queue.begin());
+    if (!found || b.row.sequence == 0) continue;
+    std::vector<pay::booking_note> notes;
+    for (const ks::journal_entry& e : entries) {
+      pay::booking_note n;
+      std::memcpy(n.step, e.step, sizeof n.step);
+      n.amount = e.amount;
+      notes.push_back(n);
+    }
+    b.expect = pay::expected_bookings(static_cast<pay::kind>(b.row.kind), static_cast<pay::order_state>(b.row.state),
+                                      b.row.fee, b.row.amount_captured, notes);
+    if (b.expect.bookings.empty() && b.expect.forbidden.empty() && b.expect.main_any.empty()) {
+      ++w.checked; // nothing to look up
+      continue;
+    }
+    w.by_sequence[b.row.sequence] = w.rows.size();
+    w.rows.push_back(std::move(b));
+  }
+  return true;
+}
+
+void record_found(booking_work& w, const std::vector<ledger::transfer>& transfers) {
+  for (const ledger::transfer& t : transfers) {
+    auto it = w.by_sequence.find(pay::transfer_sequence(t.id));
+    if (it != w.by_sequence.end()) pay::record_booking(w.rows[it->second].found, t.id, t.amount);
+  }
+}
+
+std::string hex_of(u128 v) {
+  static const char* digits = "0123456789abcdef";
+  std::string out = "0x";
+  for (int i = 31; i >= 0; --i) out += digits[(v >> (4 * i)) & 0xF];
+  return out;
+}
+
+std::string describe_booking_case(const recon_case& c) {
+  return "case=" + std::to_string(c.id) + " kind=" + std::string(ks::name(static_cast<case_kind>(c.kind))) +
+         " row=" + to_string_u128(c.row_id) + " transfer=" + hex_of(c.payment_id) +
+         " row_amount=" + to_string_u128(c.internal_amount) + " ledger_amount=" + to_string_u128(c.provider_amount);
+}
+
+case_kind case_kind_of(pay::booking_finding_kind k) {
+  switch (k) {
+    case pay::booking_finding_kind::missing_booking: return case_kind::missing_booking;
+    case pay::booking_finding_kind::amount_mismatch: return case_kind::booking_amount_mismatch;
+    case pay::booking_finding_kind::row_status_mismatch: return case_kind::row_status_mismatch;
+  }
+  return case_kind::none;
+}
+
+void booking_round_failed(reconciler_actor* self, const booking_work& w, const std::string& why) {
+  auto& st = self->state;
+  for (const booking_row& b : w.rows) st.booking_queue.insert(b.row.id); // looked up again next round
+  st.booking_last_error = why;
+  st.booking_running = false;
+}
+
+// Every difference between the rows and the ledger becomes a case; one commit.
+void judge_bookings(reconciler_actor* self, booking_work_ptr w) {
+  auto& st = self->state;
+  recon_batch batch;
+  batch.booking_rows_checked = w->checked + w->rows.size();
+  batch.booking_journal_cursor = w->done_cursor;
+  const uint64_t now = now_ns(st);
+  for (const booking_row& b : w->rows) {
+    for (const pay::booking_finding& f : pay::compare_bookings(b.row.sequence, b.expect, b.found)) {
+      recon_case c;
+      c.kind = static_cast<uint8_t>(case_kind_of(f.kind));
+      c.opened_ns = now;
+      c.payment_id = f.transfer_id;
+      c.row_id = b.row.id;
+      c.trace_id = b.row.trace_id;
+      c.internal_amount = f.expected;
+      c.provider_amount = f.found;
+      c.ledger = b.row.ledger;
+      std::memcpy(c.provider, b.row.provider, sizeof c.provider);
+      batch.cases.push_back(c);
+    }
+  }
+  if (batch.empty()) {
+    st.booking_last_error.clear();
+    st.booking_running = false;
+    ++st.booking_rounds;
+    return;
+  }
+  self->request(st.committer, caf::infinite, recon_write{std::move(batch)})
+      .then(
+          [self, w](recon_written& done) {
+            auto& st = self->state;
+            if (!done.error.ok()) return booking_round_failed(self, *w, done.error.message);
+            st.counters = done.counters;
+            st.booking_journal_cursor = std::max(st.booking_journal_cursor, done.counters.booking_journal_cursor);
+            st.booking_last_error.clear();
+            if (st.opts.log_booking_case)
+              for (const recon_case& c : done.batch.cases)
+                if (c.id != 0) st.opts.log_booking_case(describe_booking_case(c)); // new, not seen before
+            st.booking_running = false;
+            ++st.booking_rounds;
+          },
+          [self, w](caf::error& e) {
+            booking_round_failed(self, *w, "reconciliation committer failed: " + to_string(e));
+          });
+}
+
+// Asks the ledger for every booking of the round's rows; judges them once answered.
+void lookup_bookings(reconciler_actor* self, booking_work_ptr w) {
+  auto& st = self->state;
+  std::vector<u128> ids;
+  for (const booking_row& b : w->rows) {
+    std::vector<u128> more = pay::booking_ids(b.row.sequence, b.expect);
+    ids.insert(ids.end(), more.begin(), more.end());
+  }
+  if (ids.empty()) return judge_bookings(self, w);
+  self->request(st.opts.ledger, std::chrono::milliseconds(st.opts.booking_timeout_ms),
+                lookup_transfers_request{request_context{}, std::move(ids)})
+      .then(
+          [self, w](transfers_reply& r) {
+            if (r.status != outcome::ok)
+              return booking_round_failed(self, *w, "the ledger did not answer a lookup of bookings: outcome " +
+                                                        std::to_string(static_cast<int>(r.status)));
+            record_found(*w, r.transfers);
+            judge_bookings(self, w);
+          },
+          [self, w](caf::error& e) {
+            booking_round_failed(self, *w, "the ledger did not answer a lookup of bookings: " + to_string(e));
+          });
+}
+
+void start_booking_round(reconciler_actor* self) {
+  auto& st = self->state;
+  if (!st.opts.ledger || st.booking_running) return;
+  auto w = std::make_shared<booking_work>();
+  if (!refresh_booking_queue(st, w->done_cursor) || !take_booking_rows(st, *w)) {
+    for (const booking_row& b : w->rows) st.booking_queue.insert(b.row.id); // next round
+    return;
+  }
+  st.booking_running = true;
+  lookup_bookings(self, w);
+}
+
 caf::behavior reconciler(reconciler_actor* self, reconciler_options opts, std::shared_ptr<recon_store> store,
                          std::map<std::string, uint64_t> cursors, std::vector<recon_pending> pending,
                          ks::recon_counters counters) {
@@ -403,6 +603,7 @@ caf::behavior reconciler(reconciler_actor* self, reconciler_options opts, std::s
   st.opts = std::move(opts);
   st.store = store;
   st.counters = counters;
+  st.booking_journal_cursor = st.booking_journal_read = counters.booking_journal_cursor;
   for (auto& [name, channel] : st.opts.channels) {
     provider_state p;
     p.name = name;
@@ -418,6 +619,7 @@ caf::behavior reconciler(reconciler_actor* self, reconciler_options opts, std::s
   return {
       [self](tick_atom) {
         start_round(self);
+        start_booking_round(self);
         self->delayed_send(self, std::chrono::milliseconds(self->state.opts.interval_ms), tick_atom::value);
       },
       [self](open_case& oc) {
@@ -487,6 +689,10 @@ caf::behavior reconciler(reconciler_actor* self, reconciler_options opts, std::s
         s.cases_total = st.counters.cases_total;
         s.rounds = st.rounds;
         s.unmatched_rows = st.candidates.size();
+        s.booking_rows_checked = st.counters.booking_rows_checked;
+        s.booking_rows_queued = st.booking_queue.size();
+        s.booking_rounds = st.booking_rounds;
+        s.booking_last_error = st.booking_last_error;
         s.last_error = st.last_error;
         for (const provider_state& p : st.providers)
           s.providers.push_back({p.name, p.cursor, p.pending.size(), p.last_error});
@@ -501,6 +707,7 @@ caf::actor spawn_reconciler(caf::actor_system& sys, reconciler_options opts, ks:
   err = {};
   KASSA_ASSERT(opts.payments != nullptr);
   KASSA_ASSERT(opts.interval_ms > 0 && opts.statement_lines_max > 0 && opts.journal_entries_max > 0);
+  KASSA_ASSERT(opts.booking_rows_max > 0 && opts.booking_timeout_ms > 0);
   std::shared_ptr<recon_store> store(recon_store::open(opts.path, opts.durability, opts.map_size_bytes, err));
   if (!store) return {};
   std::map<std::string, uint64_t> cursors;

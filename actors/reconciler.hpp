@@ -1,9 +1,10 @@
 #pragma once
 // The reconciler: off the core link, it reads each provider's settlement statement through
-// its channel actor and matches every line against the payments store; what does not match
-// becomes a case in its own store (`<data_dir>/recon/`). The payment core opens suspense
-// cases itself with open_case. A provider that does not answer only delays its own
-// statement. See docs/accounting.md, "Reconciliation".
+// its channel actor and matches every line against the payments store, and it looks up in the
+// ledger the bookings each payment row names; what does not match becomes a case in its own
+// store (`<data_dir>/recon/`). The payment core opens suspense cases itself with open_case. A
+// provider that does not answer only delays its own statement, the ledger only the bookings
+// side. See docs/accounting.md, "Reconciliation".
 #include <caf/all.hpp>
 #include <cstdint>
 #include <functional>
@@ -31,6 +32,13 @@ struct reconciler_options {
   uint32_t statement_lines_max = 1000;   // per statement_request
   uint32_t statement_timeout_ms = 5000;  // per statement_request
   uint32_t journal_entries_max = 65536;  // journal entries read per round (see docs)
+  // Rows <-> ledger: the directory answering lookup_transfers_request; none: that side is off.
+  caf::actor ledger;
+  uint32_t booking_rows_max = 256;       // rows whose bookings one round looks up
+  uint32_t booking_timeout_ms = 5000;    // per lookup; a row not answered is looked up next round
+  // Told of every rows <-> ledger case once it is durable: "kind=... row=... transfer=0x...
+  // row_amount=... ledger_amount=..." (kassad logs it). Empty: not told.
+  std::function<void(const std::string&)> log_booking_case;
   std::function<uint64_t()> clock_ns;    // unix epoch ns; empty: the system clock
 };
 
@@ -78,6 +86,10 @@ struct recon_status {
   uint64_t cases_total = 0;
   uint64_t rounds = 0;      // rounds completed since start
   uint64_t unmatched_rows = 0; // rows with a provider payment not yet shown by a statement
+  uint64_t booking_rows_checked = 0; // rows whose bookings were looked up in the ledger, ever
+  uint64_t booking_rows_queued = 0;  // rows waiting for their bookings to be looked up
+  uint64_t booking_rounds = 0;       // rows <-> ledger rounds completed since start
+  std::string booking_last_error;    // of the last rows <-> ledger round; empty after a success
   std::vector<recon_provider_status> providers;
   std::string last_error;   // of the last store read or write; empty after a success
 };

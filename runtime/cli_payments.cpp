@@ -39,9 +39,10 @@ const char* usage_trace =
 const char* usage_recon =
     "usage: kassa recon [--data DIR] [--all]\n"
     "\n"
-    "Prints the open reconciliation cases (with --all also the resolved ones), then the counts\n"
-    "and each provider's statement cursor. Reads DIR/recon (default DIR ./data) read-only;\n"
-    "kassad may be running. Exit status: 0 read, 2 bad usage, 3 no reconciliation store in DIR.\n";
+    "Prints the open reconciliation cases (with --all also the resolved ones), then the three\n"
+    "sides (statement <-> rows, rows <-> ledger, the payment core's own) with their open cases\n"
+    "by kind, the counts and each provider's statement cursor. Reads DIR/recon (default DIR\n"
+    "./data) read-only; kassad may be running. Exit status: 0 read, 2 bad usage, 3 no reconciliation store in DIR.\n";
 
 const char* usage_gl =
     "usage: kassa gl [--data DIR]\n"
@@ -186,6 +187,25 @@ int cmd_recon(const std::vector<std::string>& args) {
                 (unsigned long long)c.statement_sequence, to_string_u128(c.row_id).c_str(),
                 to_string_u128(c.trace_id).c_str());
   }
+  // The three sides and the differences between them, by kind.
+  std::map<ks::case_kind, uint64_t> open_of;
+  for (const ks::recon_case& c : cases)
+    if (c.status == static_cast<uint8_t>(ks::case_status::open)) ++open_of[static_cast<ks::case_kind>(c.kind)];
+  auto counts = [&open_of](std::initializer_list<ks::case_kind> kinds) {
+    std::string out;
+    for (ks::case_kind k : kinds)
+      out += (out.empty() ? "" : ", ") + std::string(ks::name(k)) + " " + std::to_string(open_of[k]);
+    return out;
+  };
+  std::printf("statement <-> rows: statement lines matched %llu; open cases: %s\n",
+              (unsigned long long)counters.matched,
+              counts({ks::case_kind::missing_internal, ks::case_kind::missing_provider, ks::case_kind::amount_mismatch})
+                  .c_str());
+  std::printf("rows <-> ledger: rows checked %llu; open cases: %s\n", (unsigned long long)counters.booking_rows_checked,
+              counts({ks::case_kind::missing_booking, ks::case_kind::booking_amount_mismatch,
+                      ks::case_kind::row_status_mismatch})
+                  .c_str());
+  std::printf("payment core: open cases: %s\n", counts({ks::case_kind::suspense}).c_str());
   std::printf("cases open %llu, total %llu; statement lines matched %llu\n", (unsigned long long)counters.cases_open,
               (unsigned long long)counters.cases_total, (unsigned long long)counters.matched);
   for (const auto& [provider, cursor] : cursors)

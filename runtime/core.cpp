@@ -232,6 +232,10 @@ std::unique_ptr<payment_core> start_payment_core(caf::actor_system& sys, const c
     ro.channels = named;
     ro.interval_ms = payments.reconciliation.interval_ms;
     ro.grace_ms = payments.reconciliation.grace_ms;
+    ro.ledger = ledger.directory; // rows <-> ledger: the bookings each row names
+    ro.log_booking_case = [site](const std::string& c) {
+      site.log(log::level::error, "a payment row and the ledger disagree; a reconciliation case is open", {{"case", c}});
+    };
     core->reconciler = actors::spawn_reconciler(sys, ro, err);
     if (!core->reconciler) {
       site.log(log::level::error, "cannot start reconciliation", {{"error", err.message}});

@@ -18,6 +18,9 @@ std::string_view name(case_kind k) {
     case case_kind::missing_provider: return "missing_provider";
     case case_kind::amount_mismatch: return "amount_mismatch";
     case case_kind::suspense: return "suspense";
+    case case_kind::missing_booking: return "missing_booking";
+    case case_kind::booking_amount_mismatch: return "booking_amount_mismatch";
+    case case_kind::row_status_mismatch: return "row_status_mismatch";
   }
   return "unknown";
 }
@@ -47,6 +50,9 @@ constexpr const char* meta_format_version = "format_version";
 constexpr const char* meta_case_id_last = "case_id_last";
 constexpr const char* meta_cases_open = "cases_open";
 constexpr const char* meta_matched = "matched";
+// Added without a format change: a store written before it reads as 0.
+constexpr const char* meta_booking_rows_checked = "booking_rows_checked";
+constexpr const char* meta_booking_journal_cursor = "booking_journal_cursor";
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "cases are the host's little-endian bytes");
 
 // What makes two cases the same case.
@@ -178,11 +184,12 @@ error recon_store::write(recon_batch& batch) {
   txn_guard txn;
   int rc = mdb_txn_begin(env_, nullptr, 0, &txn.txn);
   if (rc != 0) return lmdb_error(rc, "beginning a write", env_);
-  uint64_t id_last = 0, open = 0, matched = 0;
+  uint64_t id_last = 0, open = 0, matched = 0, booking_rows_checked = 0;
   bool found = false;
   if ((rc = get_u64(txn.txn, dbi_meta_, meta_case_id_last, id_last, found)) != 0 ||
       (rc = get_u64(txn.txn, dbi_meta_, meta_cases_open, open, found)) != 0 ||
-      (rc = get_u64(txn.txn, dbi_meta_, meta_matched, matched, found)) != 0)
+      (rc = get_u64(txn.txn, dbi_meta_, meta_matched, matched, found)) != 0 ||
+      (rc = get_u64(txn.txn, dbi_meta_, meta_booking_rows_checked, booking_rows_checked, found)) != 0)
     return lmdb_error(rc, "reading meta", env_);
   for (recon_case& c : batch.cases) {
     c.id = 0;
@@ -236,9 +243,14 @@ error recon_store::write(recon_batch& batch) {
     if ((rc = mdb_put(txn.txn, dbi_cursors_, &k, &v, 0)) != 0) return lmdb_error(rc, "writing a cursor", env_);
   }
   matched += batch.matched;
+  booking_rows_checked += batch.booking_rows_checked;
   if ((rc = put_u64(txn.txn, dbi_meta_, meta_case_id_last, id_last)) != 0 ||
       (rc = put_u64(txn.txn, dbi_meta_, meta_cases_open, open)) != 0 ||
-      (rc = put_u64(txn.txn, dbi_meta_, meta_matched, matched)) != 0)
+      (rc = put_u64(txn.txn, dbi_meta_, meta_matched, matched)) != 0 ||
+      (booking_rows_checked != 0 &&
+       (rc = put_u64(txn.txn, dbi_meta_, meta_booking_rows_checked, booking_rows_checked)) != 0) ||
+      (batch.booking_journal_cursor != 0 &&
+       (rc = put_u64(txn.txn, dbi_meta_, meta_booking_journal_cursor, batch.booking_journal_cursor)) != 0))
     return lmdb_error(rc, "writing meta", env_);
   if ((rc = txn.commit()) != 0) return lmdb_error(rc, "committing", env_);
   return {};
@@ -324,6 +336,8 @@ error recon_store::read_counters(recon_counters& out) const {
   int rc = get_u64(t.g.txn, dbi_meta_, meta_matched, out.matched, found);
   if (rc == 0) rc = get_u64(t.g.txn, dbi_meta_, meta_cases_open, out.cases_open, found);
   if (rc == 0) rc = get_u64(t.g.txn, dbi_meta_, meta_case_id_last, out.cases_total, found);
+  if (rc == 0) rc = get_u64(t.g.txn, dbi_meta_, meta_booking_rows_checked, out.booking_rows_checked, found);
+  if (rc == 0) rc = get_u64(t.g.txn, dbi_meta_, meta_booking_journal_cursor, out.booking_journal_cursor, found);
   return rc == 0 ? error{} : lmdb_error(rc, "reading meta", env_);
 }
 

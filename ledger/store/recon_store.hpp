@@ -25,6 +25,10 @@ enum class case_kind : uint8_t {
   missing_provider = 2, // kassa recorded provider money the statement never showed
   amount_mismatch = 3,  // both know the payment, with different amounts
   suspense = 4,         // the payment core parked money in suspense (opened by the core)
+  // rows <-> ledger: the payment row against the bookings it names (payments/booking_check.hpp)
+  missing_booking = 5,         // the row booked (its journal says so, or it completed) but the ledger has no such booking
+  booking_amount_mismatch = 6, // the booking is there with another amount than the row noted
+  row_status_mismatch = 7,     // the row failed, yet the ledger holds a booking that moved its money
 };
 enum class case_status : uint8_t { open = 1, resolved = 2 };
 
@@ -39,11 +43,13 @@ struct recon_case {
   uint64_t opened_ns = 0;
   uint64_t resolved_ns = 0;        // 0 while open
   uint64_t statement_sequence = 0; // the statement line it comes from; 0 for none
-  u128 payment_id = 0;             // the provider payment id (payments::payment_id)
+  u128 payment_id = 0;             // the provider payment id (payments::payment_id); for a
+                                   // rows <-> ledger case the ledger transfer id (0: none known)
   u128 row_id = 0;                 // the payment row; 0 when kassa has none
   u128 trace_id = 0;
-  u128 internal_amount = 0;        // what kassa recorded
-  u128 provider_amount = 0;        // what the provider reported
+  u128 internal_amount = 0;        // what kassa recorded (the row)
+  u128 provider_amount = 0;        // what the provider reported; for a rows <-> ledger case,
+                                   // what the ledger holds (0: no booking)
   uint32_t ledger = 0;
   uint8_t kind = 0;                // case_kind
   uint8_t status = 0;              // case_status
@@ -85,9 +91,12 @@ struct recon_batch {
   std::vector<recon_pending> pending_remove;          // by provider and sequence
   std::vector<std::pair<std::string, uint64_t>> cursors; // provider -> last statement sequence read
   uint64_t matched = 0;                               // statement lines matched, added to the count
+  uint64_t booking_rows_checked = 0;                  // rows whose bookings were looked up, added
+  uint64_t booking_journal_cursor = 0;                // when not 0: every row the payments journal
+                                                      // named up to here had its bookings looked up
   bool empty() const {
     return cases.empty() && resolve.empty() && seen.empty() && pending_add.empty() && pending_remove.empty() &&
-           cursors.empty() && matched == 0;
+           cursors.empty() && matched == 0 && booking_rows_checked == 0 && booking_journal_cursor == 0;
   }
 };
 
@@ -95,6 +104,8 @@ struct recon_counters {
   uint64_t matched = 0;     // statement lines matched, ever
   uint64_t cases_open = 0;
   uint64_t cases_total = 0; // the last case id
+  uint64_t booking_rows_checked = 0;   // rows whose bookings were looked up in the ledger, ever
+  uint64_t booking_journal_cursor = 0; // see recon_batch
 };
 
 class recon_store {

@@ -30,6 +30,7 @@
 #include "actors/payments_core.hpp"
 #include "actors/payments_writer.hpp"
 #include "actors/shard.hpp"
+#include "ledger/payments/booking_check.hpp"
 #include "ledger/payments/ids.hpp"
 #include "ledger/payments/records.hpp"
 #include "ledger/store/payments_store.hpp"
@@ -637,6 +638,64 @@ struct sim {
     REQUIRE(*done);
   }
 
+  // What the directory holds of `ids`, as a client sees it.
+  std::vector<ledger::transfer> lookup_ledger(std::vector<u128> ids) {
+    auto out = std::make_shared<std::vector<ledger::transfer>>();
+    auto done = std::make_shared<bool>(false);
+    sys->spawn(
+        [](caf::event_based_actor* self, caf::actor to, std::vector<u128> ids,
+           std::shared_ptr<std::vector<ledger::transfer>> out, std::shared_ptr<bool> done) -> caf::behavior {
+          self->request(to, caf::infinite, lookup_transfers_request{{}, std::move(ids)}).then([self, out, done](transfers_reply& x) {
+            REQUIRE(x.status == outcome::ok);
+            *out = std::move(x.transfers);
+            *done = true;
+            self->quit();
+          });
+          return {[](int) {}};
+        },
+        directory, std::move(ids), out, done);
+    for (int i = 0; i < 100 && !*done; ++i) settle_ledger();
+    REQUIRE(*done);
+    return std::move(*out);
+  }
+
+  // Rows <-> ledger as the reconciler sees them (ledger/payments/booking_check.hpp): every
+  // booking a row's journal notes is in the ledger with the noted amount, a completed row
+  // notes its main booking, a failed row holds nothing that moved money.
+  void check_bookings() {
+    std::map<uint64_t, lp::order> by_sequence;
+    std::map<uint64_t, lp::booking_expectation> expect_of;
+    std::map<uint64_t, std::map<lp::leg, lp::found_booking>> found;
+    for (const auto& r : rows()) {
+      if (r.kind == uint16_t(kind::create_order)) continue;
+      std::vector<ks::journal_entry> j;
+      REQUIRE(pstore->journal_by_row(r.id, j).ok());
+      std::vector<lp::booking_note> notes(j.size());
+      for (size_t i = 0; i < j.size(); ++i) {
+        std::memcpy(notes[i].step, j[i].step, sizeof notes[i].step);
+        notes[i].amount = j[i].amount;
+      }
+      by_sequence[r.sequence] = r;
+      expect_of[r.sequence] = lp::expected_bookings(kind(r.kind), order_state(r.state), r.fee, r.amount_captured, notes);
+    }
+    std::vector<u128> ids;
+    for (const auto& [seq, e] : expect_of) {
+      std::vector<u128> more = lp::booking_ids(seq, e);
+      ids.insert(ids.end(), more.begin(), more.end());
+    }
+    for (const auto& t : lookup_ledger(std::move(ids))) lp::record_booking(found[lp::transfer_sequence(t.id)], t.id, t.amount);
+    for (const auto& [seq, e] : expect_of)
+      for (const auto& f : lp::compare_bookings(seq, e, found[seq])) {
+        std::string journal; // what the row noted, for a look at a failing run
+        std::vector<ks::journal_entry> j;
+        REQUIRE(pstore->journal_by_row(by_sequence[seq].id, j).ok());
+        for (const auto& x : j) journal += " " + std::string(x.step, strnlen(x.step, sizeof x.step)) + "=" + to_string_u128(x.amount);
+        expect(false, describe(by_sequence[seq]) + ": rows <-> ledger finding " + std::to_string(int(f.kind)) + " leg " +
+                          std::to_string(int(lp::transfer_leg(f.transfer_id))) + " row says " +
+                          to_string_u128(f.expected) + ", ledger holds " + to_string_u128(f.found) + "; journal" + journal);
+      }
+  }
+
   // Runs every job and commits every held ledger group until nothing is left to do.
   void settle_ledger() {
     for (int round = 0; round < 1000; ++round) {
@@ -1180,6 +1239,7 @@ TEST_CASE("the payment core under random faults: keys apply once, refunds stay w
     }
     s.check_rows();
     s.check_settled();
+    s.check_bookings();
     // the default flows hold before every payout and refund: the provider step's guard never fires
     for (const auto& r : s.rows())
       s.expect(r.result != uint32_t(payment_result::funds_not_held), describe(r) + ": funds_not_held");

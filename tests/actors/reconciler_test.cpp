@@ -1,11 +1,14 @@
-// The reconciler against fake channel actors that serve statements from a vector and a
-// payments store filled directly: every discrepancy becomes exactly one case, a matched line
-// none; a line whose payment is not final waits (until its grace runs out); a provider that is
-// down delays only itself; a restart neither re-opens nor forgets a case. Tagged [recon].
+// The reconciler against fake channel actors that serve statements from a vector, a fake
+// ledger that serves bookings from a map, and a payments store filled directly: every
+// discrepancy becomes exactly one case, a matched line or booking none; a line whose payment
+// is not final waits (until its grace runs out); a provider or a ledger that is down delays
+// only itself; a restart neither re-opens nor forgets a case. Tagged [recon].
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -14,6 +17,7 @@
 #include <vector>
 
 #include "actors/channel.hpp"
+#include "actors/messages.hpp"
 #include "actors/reconciler.hpp"
 #include "ledger/payments/ids.hpp"
 #include "tests/actors/side_link_fixture.hpp"
@@ -64,6 +68,47 @@ caf::behavior fake_channel(caf::event_based_actor*, std::shared_ptr<fake_stateme
   };
 }
 
+// The ledger as the reconciler sees it: the bookings the test puts in, by transfer id.
+struct fake_ledger {
+  std::mutex mu;
+  std::map<u128, u128> amounts; // transfer id -> amount
+  bool down = false;            // answers busy
+  void put(u128 id, u128 amount) {
+    std::lock_guard<std::mutex> g(mu);
+    amounts[id] = amount;
+  }
+  void erase(u128 id) {
+    std::lock_guard<std::mutex> g(mu);
+    amounts.erase(id);
+  }
+  void set_down(bool d) {
+    std::lock_guard<std::mutex> g(mu);
+    down = d;
+  }
+};
+
+caf::behavior fake_ledger_actor(caf::event_based_actor*, std::shared_ptr<fake_ledger> f) {
+  return {
+      [f](const lookup_transfers_request& r) -> transfers_reply {
+        std::lock_guard<std::mutex> g(f->mu);
+        transfers_reply reply;
+        if (f->down) {
+          reply.status = outcome::busy;
+          return reply;
+        }
+        for (u128 id : r.ids) {
+          auto it = f->amounts.find(id);
+          if (it == f->amounts.end()) continue;
+          ledger::transfer t{};
+          t.id = id;
+          t.amount = it->second;
+          reply.transfers.push_back(t);
+        }
+        return reply;
+      },
+  };
+}
+
 pay::order make_row(uint64_t seq, pay::order_state state, u128 provider_amount, const std::string& provider = "alpha",
                     uint64_t updated_ns = t0) {
   pay::order row{};
@@ -93,7 +138,8 @@ struct recon_node {
   caf::actor recon;
   recon_node(const std::shared_ptr<ks::payments_store>& payments, const std::string& path,
              const std::vector<std::pair<std::string, std::shared_ptr<fake_statement>>>& statements,
-             std::shared_ptr<std::atomic<uint64_t>> clock) {
+             std::shared_ptr<std::atomic<uint64_t>> clock, std::shared_ptr<fake_ledger> ledger = nullptr,
+             std::function<void(const std::string&)> log_booking_case = {}) {
     reconciler_options o;
     o.payments = payments;
     o.path = path;
@@ -108,6 +154,12 @@ struct recon_node {
       caf::actor ch = node.sys->spawn(fake_channel, st);
       node.actors.push_back(ch);
       o.channels.emplace_back(name, ch);
+    }
+    if (ledger) {
+      o.ledger = node.sys->spawn(fake_ledger_actor, ledger);
+      node.actors.push_back(o.ledger);
+      o.booking_rows_max = 2; // several rounds for the rows
+      o.log_booking_case = std::move(log_booking_case);
     }
     ks::error err;
     recon = spawn_reconciler(*node.sys, std::move(o), err);
@@ -126,6 +178,16 @@ struct recon_node {
   void settle() {
     const uint64_t start = status().rounds;
     const bool done = eventually([&] { return status().rounds >= start + 2; });
+    INFO("last error: " << status().last_error);
+    REQUIRE(done);
+  }
+  // Waits until every row the journal names had its bookings looked up and judged, and the
+  // journal cursor is durable (two rounds after the queue ran empty).
+  void settle_bookings() {
+    const uint64_t start = status().booking_rounds;
+    bool done = eventually([&] { return status().booking_rounds >= start + 1 && status().booking_rows_queued == 0; });
+    const uint64_t empty_at = status().booking_rounds;
+    done = done && eventually([&] { return status().booking_rounds >= empty_at + 2; });
     INFO("last error: " << status().last_error);
     REQUIRE(done);
   }
@@ -361,4 +423,169 @@ TEST_CASE("the payment core opens suspense cases once; an operator resolves them
   CHECK(cases[0].status == uint8_t(ks::case_status::resolved));
   CHECK(cases[0].resolved_ns == t0);
   CHECK(rn.status().cases_open == 0);
+}
+
+namespace {
+
+ks::journal_entry note(const pay::order& row, const std::string& step, u128 amount) {
+  ks::journal_entry e;
+  e.row_id = row.id;
+  e.kind = row.kind;
+  e.state = row.state;
+  e.amount = amount;
+  set_name(e.step, step);
+  set_name(e.actor, "flow");
+  return e;
+}
+
+} // namespace
+
+TEST_CASE("every difference between the payment rows and the ledger's bookings becomes exactly one case; a clean "
+          "ledger opens none",
+          "[recon][bookings]") {
+  seed("recon bookings"); // the scenario is fixed; printed for the record
+  temp_dir dir;
+  auto payments = open_payments(dir.path + "/payments");
+  auto clock = std::make_shared<std::atomic<uint64_t>>(t0);
+  auto ledger = std::make_shared<fake_ledger>();
+  using s = pay::order_state;
+  using pay::kind;
+  using pay::leg;
+  const auto tid = [](uint64_t seq, leg l, uint32_t attempt = 0) { return pay::transfer_id(seq, l, attempt); };
+  auto row = [](uint64_t seq, kind k, s state, u128 captured, u128 fee) {
+    pay::order r = make_row(seq, state, 0, "");
+    r.kind = uint16_t(k);
+    r.amount = captured;
+    r.amount_captured = captured;
+    r.fee = fee;
+    return r;
+  };
+
+  const pay::order topup = row(1, kind::topup, s::completed, 100, 2);
+  const pay::order transfer = row(2, kind::transfer, s::completed, 300, 3);
+  const pay::order payout = row(3, kind::withdrawal, s::completed, 500, 5);
+  const pay::order declined = row(4, kind::topup, s::failed, 0, 0);
+  const pay::order item = row(5, kind::pay, s::completed, 600, 0);    // its notes were lost
+  const pay::order in_flight = row(6, kind::pay, s::processing, 0, 0); // held, not captured yet
+  const pay::order order = row(7, kind::create_order, s::completed, 600, 0);
+  ks::payments_batch b;
+  b.rows = {topup, transfer, payout, declined, item, in_flight, order};
+  b.journal = {note(topup, "book_topup", 100),     note(topup, "book_fee", 2),
+               note(transfer, "book_transfer", 300), note(transfer, "book_fee", 3),
+               note(payout, "hold", 500),          note(payout, "book_withdrawal", 500),
+               note(payout, "book_fee", 5),        note(declined, "provider_declined", 0),
+               note(item, "accepted", 600),        note(in_flight, "hold", 700),
+               note(order, "book_capture_bal", 600)};
+  write_ok(*payments, std::move(b));
+
+  // What the payment core booked for them: the payout's post landed under attempt 2 (its
+  // first attempts across shards were undone).
+  ledger->put(tid(1, leg::book), 100);
+  ledger->put(tid(1, leg::fee), 2);
+  ledger->put(tid(2, leg::book), 300);
+  ledger->put(tid(2, leg::fee), 3);
+  ledger->put(tid(3, leg::hold), 500);
+  ledger->put(tid(3, leg::hold_fee), 5);
+  ledger->put(tid(3, leg::post, 2), 500);
+  ledger->put(tid(3, leg::post_fee), 5);
+  ledger->put(tid(5, leg::post), 600);
+  ledger->put(tid(5, leg::forward), 600);
+  ledger->put(tid(6, leg::hold), 700);
+
+  {
+    recon_node rn(payments, dir.path + "/recon", {}, clock, ledger);
+    rn.settle_bookings();
+    CHECK(rn.cases().empty());
+    CHECK(rn.status().booking_rows_checked == 6); // not the order: it books nothing itself
+    CHECK(rn.status().booking_last_error.empty());
+  }
+
+  // The ledger loses a booking, holds one with another amount, one twice, one for a failed row.
+  ledger->erase(tid(1, leg::book));
+  ledger->put(tid(2, leg::fee), 4);
+  ledger->put(tid(3, leg::post, 3), 500);
+  ledger->put(tid(4, leg::book), 400);
+  ledger->erase(tid(5, leg::post));
+  const case_set expected = {
+      expect(ks::case_kind::missing_booking, tid(1, leg::book)),
+      expect(ks::case_kind::booking_amount_mismatch, tid(2, leg::fee)),
+      expect(ks::case_kind::booking_amount_mismatch, tid(3, leg::post, 2)),
+      expect(ks::case_kind::row_status_mismatch, tid(4, leg::book)),
+      expect(ks::case_kind::missing_booking, tid(5, leg::book)),
+  };
+  // Each row is looked up again when the journal names it anew.
+  auto touch = [&payments](std::vector<pay::order> rows) {
+    ks::payments_batch more;
+    for (const auto& r : rows) more.journal.push_back(note(r, "resumed", 0));
+    write_ok(*payments, std::move(more));
+  };
+  // What kassad would log: one line per case, when it opens.
+  auto logged = std::make_shared<std::vector<std::string>>();
+  auto log_mu = std::make_shared<std::mutex>();
+  auto log = [logged, log_mu](const std::string& line) {
+    std::lock_guard<std::mutex> g(*log_mu);
+    logged->push_back(line);
+  };
+  auto log_lines = [logged, log_mu] {
+    std::lock_guard<std::mutex> g(*log_mu);
+    return *logged;
+  };
+  std::vector<ks::recon_case> first_cases;
+  {
+    // A restart does not look up again what was looked up before: the journal cursor is durable.
+    recon_node rn(payments, dir.path + "/recon", {}, clock, ledger, log);
+    rn.settle_bookings();
+    CHECK(rn.cases().empty());
+    CHECK(rn.status().booking_rows_checked == 6);
+
+    // A ledger that is down delays only this side.
+    ledger->set_down(true);
+    touch({topup, transfer, payout, declined, item, in_flight});
+    REQUIRE(eventually([&] { return rn.status().booking_last_error.find("ledger") != std::string::npos; }));
+    CHECK(rn.cases().empty());
+    CHECK(rn.status().booking_rows_queued > 0);
+    ledger->set_down(false);
+    rn.settle_bookings();
+    first_cases = rn.cases();
+    CHECK(set_of(first_cases) == expected);
+    std::map<u128, ks::recon_case> by_row;
+    for (const auto& c : first_cases) by_row[c.row_id] = c;
+    CHECK(by_row[topup.id].internal_amount == 100);
+    CHECK(by_row[topup.id].provider_amount == 0);
+    CHECK(by_row[transfer.id].internal_amount == 3);
+    CHECK(by_row[transfer.id].provider_amount == 4);
+    CHECK(by_row[payout.id].internal_amount == 500);
+    CHECK(by_row[payout.id].provider_amount == 1000); // booked twice
+    CHECK(by_row[declined.id].internal_amount == 0);
+    CHECK(by_row[declined.id].provider_amount == 400);
+    CHECK(by_row[item.id].internal_amount == 600);
+    CHECK(by_row[item.id].trace_id == item.trace_id);
+    CHECK(rn.status().cases_open == expected.size());
+    CHECK(rn.status().booking_rows_checked == 12);
+    const auto lines = log_lines();
+    REQUIRE(lines.size() == expected.size());
+    CHECK(std::count_if(lines.begin(), lines.end(), [](const std::string& l) {
+            return l.find("kind=booking_amount_mismatch") != std::string::npos &&
+                   l.find("row_amount=500 ledger_amount=1000") != std::string::npos;
+          }) == 1);
+  }
+  {
+    // After a restart the same differences found again are the same cases, logged once.
+    recon_node rn(payments, dir.path + "/recon", {}, clock, ledger, log);
+    touch({topup, transfer, payout, declined, item});
+    rn.settle_bookings();
+    CHECK(rn.status().booking_rows_checked == 17);
+    const auto again = rn.cases();
+    REQUIRE(again.size() == first_cases.size());
+    for (size_t i = 0; i < again.size(); ++i) CHECK(again[i].id == first_cases[i].id);
+    CHECK(log_lines().size() == expected.size());
+
+    // The held item loses its hold.
+    ledger->erase(tid(6, leg::hold));
+    touch({in_flight});
+    rn.settle_bookings();
+    case_set all = expected;
+    all.insert(expect(ks::case_kind::missing_booking, tid(6, leg::hold)));
+    CHECK(set_of(rn.cases()) == all);
+  }
 }

@@ -646,6 +646,14 @@ TEST_CASE("reconciliation finds every discrepancy the provider's statement holds
   std::this_thread::sleep_for(500ms); // nothing more turns up
   found = recon_cases(env.kassad->data_dir());
   CHECK(found == expected);
+  // the rows against the ledger: every top-up looked up, its bookings all there
+  std::string out;
+  run({KASSA_CLI, "recon", "--data", env.kassad->data_dir()}, out, 20s);
+  INFO(out);
+  const size_t at = out.find("rows <-> ledger: rows checked ");
+  REQUIRE(at != std::string::npos);
+  CHECK(std::stoull(out.substr(at + std::strlen("rows <-> ledger: rows checked "))) >= 40);
+  CHECK(out.find("open cases: missing_booking 0, booking_amount_mismatch 0, row_status_mismatch 0") != std::string::npos);
   env.client.close();
   REQUIRE(env.kassad->stop() == 0);
 }
