@@ -290,7 +290,9 @@ std::optional<difference> run(const topology& t, const generator& g, const std::
                               std::map<std::string, size_t>* coverage = nullptr) {
   temp_dir dir;
   model m;
-  auto nd = std::make_unique<node>(dir.path, t.shards, options_for(t, g));
+  // Each shard's map grows with the stream (a million requests hold a few GiB of transfers).
+  const uint64_t map_bytes = std::max<uint64_t>(256ull << 20, uint64_t(count) * 8192);
+  auto nd = std::make_unique<node>(dir.path, t.shards, options_for(t, g), true, 16u << 20, map_bytes);
   std::vector<u128> ids;
   size_t i = 0;
   std::mt19937_64 batch_rng(count * 7919 + t.shards);
@@ -342,7 +344,7 @@ std::optional<difference> run(const topology& t, const generator& g, const std::
   while (i < count) {
     if (restart_every != 0 && i != 0 && i % restart_every == 0) {
       nd.reset();
-      nd = std::make_unique<node>(dir.path, t.shards, options_for(t, g));
+      nd = std::make_unique<node>(dir.path, t.shards, options_for(t, g), true, 16u << 20, map_bytes);
     }
     // One to three requests at once (only transfers go together).
     size_t n = stream[i].accounts.empty() ? 1 + batch_rng() % 3 : 1;

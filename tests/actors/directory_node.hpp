@@ -32,13 +32,16 @@ struct node {
   std::shared_ptr<ks::saga_log> log;
   caf::actor directory;
 
+  // `store_map_bytes`: each shard's LMDB map (sparse: disk is used as data grows).
   node(const std::string& root, uint32_t n, directory_options extra = {}, bool with_directory = true,
-       uint64_t saga_log_bytes = 16u << 20) {
+       uint64_t saga_log_bytes = 16u << 20, uint64_t store_map_bytes = 256ull << 20) {
     cfg.set("scheduler.max-threads", 2);
     sys = std::make_unique<caf::actor_system>(cfg);
     for (uint32_t i = 0; i < n; ++i) {
       ks::error err;
-      auto st = std::shared_ptr<ks::store>(ks::store::open(store_options(shard_dir(root, i)), err));
+      ks::options so_store = store_options(shard_dir(root, i));
+      so_store.map_size_bytes = store_map_bytes;
+      auto st = std::shared_ptr<ks::store>(ks::store::open(so_store, err));
       REQUIRE(err.ok());
       shard_options so;
       so.shard = i;
