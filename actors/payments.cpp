@@ -9,6 +9,7 @@
 //    concurrent pays from overpaying and concurrent refunds from exceeding what was captured.
 #include "actors/payments.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <set>
@@ -112,7 +113,7 @@ payment_reply reply_of(const order& row, payment_result r) {
   out.state = row.state;
   out.order_id = row.parent_id != 0 ? row.parent_id : row.id;
   out.amount = row.amount_captured;
-  out.fee = row.fee;
+  out.fee = ledger::payments::fee_charged(row);
   return out;
 }
 
@@ -164,6 +165,7 @@ struct order_state_t {
   uint64_t commands = 0;
   bool behind = false;      // a write of the order's counts failed: written again before it stops
   std::map<u128, order> unsettled; // refunds whose end is not durable yet (see write_refund_end)
+  std::set<u128> late;             // refunds made late whose room is reserved (late_refund)
   uint32_t rewrites = 0;
 };
 using order_actor = caf::stateful_actor<order_state_t>;
@@ -175,13 +177,15 @@ constexpr uint32_t order_rewrites_max = 10;
 
 void order_refresh_state(order& o);
 
-// What a refund's end does to its pay item's and its order's counts.
+// What a refund's end does to its pay item's and its order's counts: its request was
+// pending; what it gave back (amount_captured: what the provider confirmed, never more than
+// asked) is refunded.
 void apply_refund_end(order& from, order& o, const order& refund) {
   from.amount_refund_pending -= refund.amount;
   o.amount_refund_pending -= refund.amount;
   if (static_cast<order_state>(refund.state) == order_state::completed) {
-    from.amount_refunded += refund.amount;
-    o.amount_refunded += refund.amount;
+    from.amount_refunded += refund.amount_captured;
+    o.amount_refunded += refund.amount_captured;
     from.state = uint16_t(from.amount_refunded >= from.amount_captured ? order_state::refunded
                                                                         : order_state::partially_refunded);
   }
@@ -219,7 +223,7 @@ u128 unsettled_room(const order_state_t& st, u128 item_id) {
 // them first (a few tries; what is still missing is recounted from the items at the next load).
 void maybe_idle(order_actor* self) {
   auto& st = self->state;
-  if (!st.flows.empty() || st.accepting != 0 || st.writing != 0) return;
+  if (!st.flows.empty() || st.accepting != 0 || st.writing != 0 || !st.late.empty()) return;
   if (!st.unsettled.empty() && st.rewrites < order_rewrites_max) {
     ++st.rewrites;
     auto ends = st.unsettled;
@@ -293,8 +297,8 @@ void order_recount(order_state_t& st) {
     if (from == st.items.end()) continue;
     const auto s = static_cast<order_state>(r.state);
     if (s == order_state::completed) {
-      from->second.amount_refunded += r.amount;
-      o.amount_refunded += r.amount;
+      from->second.amount_refunded += r.amount_captured;
+      o.amount_refunded += r.amount_captured;
     } else if (s == order_state::processing || s == order_state::unknown) {
       from->second.amount_refund_pending += r.amount;
       o.amount_refund_pending += r.amount;
@@ -485,6 +489,40 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
         });
         return rp;
       },
+      [self](late_refund& lr) -> caf::result<bool> {
+        auto& st = self->state;
+        ++st.commands; // the gateway counts this message as a command
+        const order& refund = lr.row;
+        auto from = st.items.find(refund.counterparty_id);
+        if (refund.kind != uint16_t(kind::refund) || from == st.items.end()) return false;
+        order& o = st.row;
+        if (!lr.end) {
+          // the refund failed and freed its room; the provider made it after all: it counts
+          // again if the room is still there (else the late flow books it to suspense)
+          if (st.late.count(refund.id)) return true;
+          const order& i = from->second;
+          if (o.amount_refunded + o.amount_refund_pending + unsettled_room(st, 0) + refund.amount > o.amount_captured ||
+              i.amount_refunded + i.amount_refund_pending + unsettled_room(st, i.id) + refund.amount > i.amount_captured)
+            return false;
+          from->second.amount_refund_pending += refund.amount;
+          o.amount_refund_pending += refund.amount;
+          st.late.insert(refund.id);
+          st.items[refund.id] = refund;
+          return true;
+        }
+        auto rp = self->make_response_promise<bool>();
+        auto written = [rp](bool ok) mutable { rp.deliver(ok); };
+        st.items[refund.id] = refund;
+        if (st.late.erase(refund.id)) {
+          apply_refund_end(from->second, o, refund);
+          lr.journal.push_back(entry(*st.e, request_context{refund.trace_id, o.id, 0, 0, false}, o, "order", "updated",
+                                     0, o.amount_captured));
+          write_refund_end(self, refund, std::move(lr.journal), std::move(written));
+        } else {
+          order_persist(self, {refund}, {}, std::move(lr.journal), std::move(written)); // it counts nowhere
+        }
+        return rp;
+      },
       [self](capture_request& cr) -> capture_reply {
         auto& st = self->state;
         auto it = st.items.find(cr.item_id);
@@ -580,7 +618,7 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
         // the gateway confirms: no command on the way, and nothing started since
         auto& st = self->state;
         if (self->current_sender() != caf::actor_cast<caf::strong_actor_ptr>(st.e->gateway)) return; // only the gateway's
-        if (st.flows.empty() && st.accepting == 0 && st.writing == 0) self->quit();
+        if (st.flows.empty() && st.accepting == 0 && st.writing == 0 && st.late.empty()) self->quit();
         else st.e->log_error("order " + to_string_u128(st.row.id) + ": asked to stop while busy");
       },
   };
@@ -903,6 +941,27 @@ void take_request(gateway_actor* self, submit_payments_request& req, caf::respon
   for (uint32_t i = 0; i < req.commands.size(); ++i) take_command(self, req.ctx, req.commands[i], agg, i, req.ledgers);
 }
 
+// The pay items and refunds of the orders named, read from the store (an item's final row is
+// written with its order's counts, so they agree).
+items_reply lookup_items(const env& e, const lookup_items_request& req) {
+  items_reply out;
+  for (u128 id : req.ids) {
+    order row{};
+    bool found = false;
+    std::vector<order> children;
+    ledger::store::error err = e.store->get_row(id, row, found);
+    if (err.ok() && found && row.kind == uint16_t(kind::create_order)) err = e.store->children(id, children);
+    if (!err.ok()) return items_reply{outcome::store_unavailable, {}};
+    std::sort(children.begin(), children.end(), [](const order& a, const order& b) { return a.sequence < b.sequence; });
+    for (const order& c : children) {
+      if (c.kind != uint16_t(kind::pay) && c.kind != uint16_t(kind::refund)) continue;
+      if (out.items.size() >= req.items_max) return items_reply{outcome::too_many, {}};
+      out.items.push_back(ledger::payments::item_of(c, e.store->ids().id(c.sequence)));
+    }
+  }
+  return out;
+}
+
 void on_event(gateway_actor* self, provider_event& ev) {
   auto& st = self->state;
   // only this data directory's ids: another installation's or generation's is none of its rows
@@ -999,10 +1058,13 @@ caf::behavior gateway(gateway_actor* self, std::shared_ptr<env> e) {
             out.orders.clear();
             return out;
           }
-          if (found) out.orders.push_back(row);
+          if (!found) continue;
+          row.fee = ledger::payments::fee_charged(row);
+          out.orders.push_back(row);
         }
         return out;
       },
+      [self](lookup_items_request& req) -> items_reply { return lookup_items(*self->state.e, req); },
       [self](flow_report& r) {
         auto& st = self->state;
         // from the flow that runs the row, or a stray or repeated report: dropped
@@ -1049,6 +1111,19 @@ caf::behavior gateway(gateway_actor* self, std::shared_ptr<env> e) {
         st.orders_sent.erase(oi.order_id);
       },
       [self](provider_event& ev) { on_event(self, ev); },
+      [self](late_refund& lr) -> caf::result<bool> {
+        // from a late flow of a refund: its order's actor keeps the counts
+        auto& st = self->state;
+        order o{};
+        bool have = false;
+        if (!st.e->store->get_row(lr.row.parent_id, o, have).ok() || !have) return false;
+        auto a = order_actor_for(self, o);
+        ++st.orders_sent[o.id];
+        auto rp = self->make_response_promise<bool>();
+        self->request(a, caf::infinite, std::move(lr))
+            .then([rp](bool ok) mutable { rp.deliver(ok); }, [rp](caf::error&) mutable { rp.deliver(false); });
+        return rp;
+      },
       [self](limit_reserve& lr) -> bool {
         auto& st = self->state;
         if (st.limit_rows.count(lr.row_id)) return true; // run again after a restart
