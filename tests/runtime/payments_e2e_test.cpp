@@ -367,6 +367,52 @@ TEST_CASE("an order paid from balance and through a provider is refunded, never 
   env.check_money();
 }
 
+TEST_CASE("kassa order show lists an order's items with what moved, the fee and the provider's payment id",
+          "[e2e][payments]") {
+  payments_env env;
+  env.account(1);      // payer
+  env.account(2);      // payer by card
+  env.account(100, 0); // merchant
+  REQUIRE(env.submit(command(kind::topup, 1, 1, 1, 10000)).result == uint32_t(payment_result::ok));
+  REQUIRE(env.submit(command(kind::create_order, 10, 500, 100, 9000)).result == uint32_t(payment_result::ok));
+  REQUIRE(env.submit(paying(11, 500, 1, 4000, lp::source::balance)).result == uint32_t(payment_result::ok));
+  REQUIRE(env.submit(with_provider(paying(13, 500, 2, 5000, lp::source::provider), "alpha")).result ==
+          uint32_t(payment_result::ok));
+  REQUIRE(env.submit(command(kind::refund, 20, 500, 0, 1000)).result == uint32_t(payment_result::ok));
+  // over the protocol: the items in the order kassa numbered them
+  const auto items = env.client.lookup_order_items({500, 1, 77777});
+  REQUIRE(items.size() == 3); // the top-up 1 and the unknown 77777 have none
+  CHECK(items[0].id == 11);
+  CHECK(items[0].kind == uint16_t(kind::pay));
+  CHECK(items[0].amount_moved == 4000);
+  CHECK(items[0].provider_payment_id == 0); // from the payer's balance
+  CHECK(items[1].id == 13);
+  CHECK(items[1].amount_moved == 5000);
+  CHECK(items[1].amount_refunded == 1000); // the newest item took the refund
+  CHECK(items[1].provider_payment_id != 0);
+  CHECK(std::string(items[1].provider) == "alpha");
+  CHECK(items[2].id == 20);
+  CHECK(items[2].kind == uint16_t(kind::refund));
+  CHECK(items[2].refund_of == 13);
+  CHECK(items[2].amount_moved == 1000);
+  for (const auto& i : items) CHECK(i.order_id == 500);
+  // the CLI prints them under the order
+  const std::string address = env.kassad->address();
+  std::string out;
+  REQUIRE(run({KASSA_CLI, "--address", address, "order", "show", "500"}, out, 20s) == 0);
+  INFO(out);
+  CHECK(out.find("order 500  kind create_order") != std::string::npos);
+  CHECK(out.find("payment_id") != std::string::npos);
+  char pid[40];
+  std::snprintf(pid, sizeof pid, "0x%016llx%016llx", (unsigned long long)u128_hi(items[1].provider_payment_id),
+                (unsigned long long)u128_lo(items[1].provider_payment_id));
+  CHECK(out.find(pid) != std::string::npos);
+  REQUIRE(run({KASSA_CLI, "--address", address, "order", "show", "500", "--json"}, out, 20s) == 0);
+  CHECK(out.find("\"order_items\":[{\"id\":\"11\",\"kind\":\"pay\"") != std::string::npos);
+  CHECK(out.find("\"provider_payment_id\":\"" + std::string(pid) + "\"") != std::string::npos);
+  env.check_money();
+}
+
 TEST_CASE("a duplicate payment of an order already paid is refunded through the provider", "[e2e][payments]") {
   payments_env env;
   env.account(2);
