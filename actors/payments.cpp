@@ -151,6 +151,8 @@ struct owed_reply {
 
 // ---------------------------------------------------------------------------------- order
 
+struct split_reply; // below
+
 struct order_state_t {
   static inline const char* name = "kassa.order";
   env_ptr e;
@@ -166,6 +168,7 @@ struct order_state_t {
   bool behind = false;      // a write of the order's counts failed: written again before it stops
   std::map<u128, order> unsettled; // refunds whose end is not durable yet (see write_refund_end)
   std::set<u128> late;             // refunds made late whose room is reserved (late_refund)
+  std::map<u128, std::shared_ptr<split_reply>> splits; // parts of split refunds, by part id
   uint32_t rewrites = 0;
 };
 using order_actor = caf::stateful_actor<order_state_t>;
@@ -332,6 +335,44 @@ void give_reply(std::shared_ptr<owed_reply> o, payment_reply r) {
   o->rp.deliver(r);
 }
 
+// A refund larger than any one pay item can take is split over the order's captured items,
+// newest first, each part at most what its item captured and has not refunded (nor has in
+// refund); at most refund_parts_max parts. Empty: the items cannot take it.
+constexpr size_t refund_parts_max = 8; // the gateway keeps this many row sequences for a refund
+
+std::vector<std::pair<u128, u128>> refund_parts(const order_state_t& st, u128 amount) {
+  std::vector<const order*> items;
+  for (const auto& [id, i] : st.items)
+    if (i.kind == uint16_t(kind::pay) && i.items == 1) items.push_back(&i);
+  std::sort(items.begin(), items.end(), [](const order* a, const order* b) { return a->sequence > b->sequence; });
+  auto room_of = [&st](const order& i) {
+    const u128 taken = i.amount_refunded + i.amount_refund_pending + unsettled_room(st, i.id);
+    return taken >= i.amount_captured ? u128(0) : i.amount_captured - taken;
+  };
+  for (const order* i : items) // the newest that can take it whole, as one refund
+    if (room_of(*i) >= amount) return {{i->id, amount}};
+  std::vector<std::pair<u128, u128>> parts;
+  u128 left = amount;
+  for (const order* i : items) {
+    const u128 room = room_of(*i);
+    if (room == 0) continue;
+    if (parts.size() == refund_parts_max) return {};
+    const u128 part = room < left ? room : left;
+    parts.emplace_back(i->id, part);
+    left -= part;
+    if (left == 0) return parts;
+  }
+  return {};
+}
+
+// The one reply to a refund split in parts: once every part has ended, what they gave back
+// together, the first result that was not ok, and the order's state.
+struct split_reply {
+  std::shared_ptr<owed_reply> owed;
+  size_t waiting = 0;
+  payment_reply out{};
+};
+
 void order_start_flow(order_actor* self, request_context ctx, payment_command cmd, order item, bool resume,
                       std::shared_ptr<owed_reply> owed) {
   auto& st = self->state;
@@ -384,6 +425,7 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
       st.e->log_error("order " + to_string_u128(st.row.id) + ": the flow of item " + to_string_u128(it->first) +
                       " stopped (" + self->system().render(dm.reason) + "); it runs again at the next start");
       self->send(st.e->gateway, flow_register{item.sequence, caf::actor{}});
+      st.splits.erase(it->first); // its command was answered in_progress, or is at flow_wait_ms
       if (auto o = st.owed.find(it->first); o != st.owed.end()) {
         give_reply(o->second, reply_of(item, payment_result::in_progress));
         st.owed.erase(o);
@@ -429,6 +471,7 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
         item.id = c.key;
         item.parent_id = o.id;
         item.ledger = o.ledger;
+        std::vector<order> parts; // the rows the command creates: one, or a refund's parts
         if (c.kind == uint16_t(kind::pay)) {
           const auto s = static_cast<order_state>(o.state);
           if (s != order_state::created && s != order_state::partially_paid) return refuse(payment_result::order_not_payable);
@@ -441,51 +484,74 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
           if (o.amount_captured == 0 || s == order_state::in_review) return refuse(payment_result::order_not_refundable);
           if (o.amount_refunded + o.amount_refund_pending + unsettled_room(st, 0) + c.amount > o.amount_captured)
             return refuse(payment_result::refund_exceeds_captured);
-          // the newest captured item that can take the whole refund
-          order* from = nullptr;
-          for (auto it = st.items.rbegin(); it != st.items.rend(); ++it) {
-            order& i = it->second;
-            if (i.kind != uint16_t(kind::pay) || i.items != 1) continue;
-            if (i.amount_refunded + i.amount_refund_pending + unsettled_room(st, i.id) + c.amount <= i.amount_captured) {
-              if (!from || i.sequence > from->sequence) from = &i;
+          const auto split = refund_parts(st, c.amount);
+          if (split.empty()) return refuse(payment_result::refund_exceeds_captured);
+          for (size_t k = 0; k < split.size(); ++k) {
+            const order& from = st.items[split[k].first];
+            order part = item;
+            if (k != 0) { // a part beyond the first: a row of its own, under a kassa-made id
+              part.sequence = oc.sequence + k;
+              part.id = st.e->store->ids().id(part.sequence);
             }
+            part.amount = split[k].second;
+            part.account_id = from.account_id;
+            part.counterparty_id = from.id;
+            part.source = from.source;
+            std::memcpy(part.provider, from.provider, sizeof part.provider);
+            parts.push_back(part);
           }
-          if (!from) return refuse(payment_result::refund_exceeds_captured);
-          item.account_id = from->account_id;
-          item.counterparty_id = from->id;
-          item.source = from->source;
-          std::memcpy(item.provider, from->provider, sizeof item.provider);
-          from->amount_refund_pending += c.amount;
-          o.amount_refund_pending += c.amount;
+          for (size_t k = 1; k < parts.size(); ++k) { // a kassa-made id a client took already
+            order taken{};
+            bool have = false;
+            if (!st.e->store->get_row(parts[k].id, taken, have).ok()) return refuse(payment_result::store_unavailable);
+            if (have || st.items.count(parts[k].id)) return refuse(payment_result::order_exists);
+          }
+          for (const order& part : parts) {
+            st.items[part.counterparty_id].amount_refund_pending += part.amount;
+            o.amount_refund_pending += part.amount;
+          }
         }
-        st.items[item.id] = item;
+        if (parts.empty()) parts.push_back(item);
+        for (const order& part : parts) st.items[part.id] = part;
         auto rp = self->make_response_promise<payment_reply>();
         auto owed = std::make_shared<owed_reply>(owed_reply{rp, false});
-        std::vector<order> rows{item};
+        std::vector<order> rows = parts;
+        std::vector<journal_entry> j;
+        for (const order& part : parts) j.push_back(entry(*st.e, oc.ctx, part, "order", "accepted", 0, part.amount));
         if (c.kind == uint16_t(kind::refund)) {
           rows.push_back(o);
-          rows.push_back(st.items[item.counterparty_id]);
+          for (const order& part : parts) rows.push_back(st.items[part.counterparty_id]);
         }
-        std::vector<journal_entry> j{entry(*st.e, oc.ctx, item, "order", "accepted", 0, item.amount)};
         ++st.accepting;
-        order_persist(self, std::move(rows), {c}, std::move(j), [self, oc, item, owed](bool ok) {
+        order_persist(self, std::move(rows), {c}, std::move(j), [self, oc, parts, owed](bool ok) {
           auto& st = self->state;
           --st.accepting;
           if (!ok) {
             // nothing of it is durable: undo the reservation and say so
-            if (item.kind == uint16_t(kind::pay)) release_reservation(st, item);
-            else {
-              st.row.amount_refund_pending -= item.amount;
-              st.items[item.counterparty_id].amount_refund_pending -= item.amount;
-              // another write of the order's rows may have landed meanwhile with the refund
-              // counted as pending: the corrected counts are written again before it stops
-              st.behind = true;
+            for (const order& part : parts) {
+              if (part.kind == uint16_t(kind::pay)) release_reservation(st, part);
+              else {
+                st.row.amount_refund_pending -= part.amount;
+                st.items[part.counterparty_id].amount_refund_pending -= part.amount;
+                // another write of the order's rows may have landed meanwhile with the refund
+                // counted as pending: the corrected counts are written again before it stops
+                st.behind = true;
+              }
+              st.items.erase(part.id);
             }
-            st.items.erase(item.id);
-            give_reply(owed, reply_of(item, payment_result::store_unavailable));
+            give_reply(owed, reply_of(parts[0], payment_result::store_unavailable));
             return;
           }
-          order_start_flow(self, oc.ctx, oc.cmd, item, false, owed);
+          if (parts.size() > 1) {
+            auto split = std::make_shared<split_reply>();
+            split->owed = owed;
+            split->waiting = parts.size();
+            split->out.order_id = st.row.id;
+            for (const order& part : parts) st.splits[part.id] = split;
+          }
+          // the first part answers in_progress after flow_wait_ms; the others answer nobody
+          for (size_t k = 0; k < parts.size(); ++k)
+            order_start_flow(self, oc.ctx, oc.cmd, parts[k], false, k == 0 ? owed : nullptr);
         });
         return rp;
       },
@@ -582,9 +648,24 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
         std::vector<journal_entry> j = std::move(r.journal);
         auto owed = st.owed.count(item.id) ? st.owed[item.id] : nullptr;
         st.owed.erase(item.id);
-        auto reply = [self, owed, out](bool ok) mutable {
+        std::shared_ptr<split_reply> split;
+        if (auto sp = st.splits.find(item.id); sp != st.splits.end()) {
+          split = sp->second;
+          st.splits.erase(sp);
+        }
+        auto reply = [self, owed, out, split](bool ok) mutable {
           if (!ok) out.result = uint32_t(payment_result::store_unavailable);
-          give_reply(owed, out);
+          if (!split) {
+            give_reply(owed, out);
+            return;
+          }
+          // a part of a split refund: the command is answered once every part has ended
+          if (out.result != uint32_t(payment_result::ok) && split->out.result == uint32_t(payment_result::ok))
+            split->out.result = out.result;
+          split->out.amount += out.amount;
+          if (--split->waiting != 0) return;
+          split->out.state = self->state.row.state;
+          give_reply(split->owed, split->out);
         };
         const bool refund_ends = item.kind == uint16_t(kind::refund) && !left;
         if (refund_ends) apply_refund_end(st.items[item.counterparty_id], st.row, item);
@@ -688,6 +769,25 @@ void answer(gateway_actor* self, agg_ptr agg, uint32_t index, payment_reply r);
 // flow runs, and pay items and refunds handed to their order.
 size_t admitted(const gateway_state& st) { return st.rows_inflight.size() + st.item_flows.size(); }
 
+// A refund split in parts answers what its parts (the rows of its order with its key) gave
+// back together, with the order's state.
+void split_refund_reply(const env& e, const order& first, payment_reply& out) {
+  std::vector<order> rows;
+  order o{};
+  bool have = false;
+  if (!e.store->children(first.parent_id, rows).ok() || !e.store->get_row(first.parent_id, o, have).ok() || !have) return;
+  size_t parts = 0;
+  u128 moved = 0;
+  for (const order& r : rows) {
+    if (r.kind != uint16_t(kind::refund) || r.key != first.key) continue;
+    ++parts;
+    moved += r.amount_captured;
+  }
+  if (parts < 2) return;
+  out.amount = moved;
+  out.state = o.state;
+}
+
 void key_done(gateway_actor* self, u128 key, const payment_reply& r, bool stored) {
   auto& st = self->state;
   auto it = st.keys.find(key);
@@ -782,6 +882,7 @@ void take_command(gateway_actor* self, const request_context& ctx, const payment
     bool have = false;
     e.store->get_row(row_id, row, have);
     payment_reply out = have ? reply_of(row, payment_result::exists) : payment_reply{};
+    if (have && c.kind == uint16_t(kind::refund)) split_refund_reply(e, row, out);
     out.result = uint32_t(payment_result::exists);
     return answer(self, agg, index, out);
   }
@@ -801,6 +902,8 @@ void take_command(gateway_actor* self, const request_context& ctx, const payment
     auto a = order_actor_for(self, o);
     ++st.orders_sent[o.id];
     const uint64_t sequence = ++st.sequence;
+    // a refund may be split in parts, each a row with a sequence of its own: these follow
+    if (c.kind == uint16_t(kind::refund)) st.sequence += refund_parts_max - 1;
     st.item_flows.insert(sequence);
     self->request(a, caf::infinite, order_command{ctx, c, sequence})
         .then(

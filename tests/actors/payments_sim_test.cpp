@@ -1028,7 +1028,9 @@ struct sim {
   // and over the whole store every 100 steps.
   std::map<u128, u128> key_rows;
   void check_row(const lp::order& r) {
-    auto [it, fresh] = key_rows.emplace(r.key, r.id);
+    // the parts of a split refund beyond the first are rows of their own under the command's key
+    const bool part = r.kind == uint16_t(kind::refund) && r.id != r.key;
+    auto [it, fresh] = part ? std::make_pair(key_rows.end(), true) : key_rows.emplace(r.key, r.id);
     expect(fresh || it->second == r.id, describe(r) + ": its key names another row too");
     if (r.kind == uint16_t(kind::create_order) || r.kind == uint16_t(kind::pay)) {
       expect(r.amount_refunded + r.amount_refund_pending <= r.amount_captured,
@@ -2241,5 +2243,113 @@ TEST_CASE("a late refund its order has no room for any more goes to suspense wit
   CHECK(row_of(*s, order_id).amount_refunded == 1000); // never beyond what was captured
   const auto merchant = s->accounts_now().at(s->merchants[0]);
   CHECK(merchant.credits_posted == merchant.debits_posted);
+  books_agree(*s);
+}
+
+namespace {
+
+// An order of 3000 paid 1000 from a balance, then 2000 through a provider; its items.
+struct two_item_order {
+  u128 order_id = 0;
+  lp::payment_command by_balance{}, by_card{};
+};
+two_item_order order_of_two_items(sim& s) {
+  two_item_order o;
+  o.order_id = ++s.next_id;
+  send_one(s, order_command(s, kind::create_order, o.order_id, s.merchants[0], 3000));
+  o.by_balance = order_command(s, kind::pay, o.order_id, s.users[0], 1000, lp::source::balance);
+  send_one(s, o.by_balance);
+  s.settle();
+  o.by_card = order_command(s, kind::pay, o.order_id, s.users[1], 2000, lp::source::provider);
+  send_one(s, o.by_card);
+  succeed(s, take_call(s));
+  s.settle();
+  REQUIRE(order_state(row_of(s, o.order_id).state) == order_state::completed);
+  return o;
+}
+
+std::vector<lp::order> refund_rows(sim& s, u128 key) {
+  std::vector<lp::order> out;
+  for (const auto& r : s.rows())
+    if (r.kind == uint16_t(kind::refund) && r.key == key) out.push_back(r);
+  std::sort(out.begin(), out.end(), [](const lp::order& a, const lp::order& b) { return a.sequence < b.sequence; });
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("a refund larger than any one pay item is split over the order's items, newest first, each within its room",
+          "[sim][payments][refund][split]") {
+  auto s = calm("split refund");
+  const auto o = order_of_two_items(*s);
+  send_one(*s, order_command(*s, kind::refund, o.order_id, 0, 500)); // the newest item takes it whole
+  succeed(*s, take_call(*s));
+  s->settle();
+  // 2200: more than either item has left (1500 and 1000)
+  const auto refund = order_command(*s, kind::refund, o.order_id, 0, 2200);
+  send_one(*s, refund);
+  held_call h = take_call(*s); // the card item's part; the balance part books at once
+  CHECK(h.call.amount == 1500);
+  succeed(*s, h);
+  s->settle();
+  auto reply = last_reply(*s);
+  CHECK(reply.result == uint32_t(payment_result::ok));
+  CHECK(reply.amount == 2200);
+  CHECK(order_state(reply.state) == order_state::partially_refunded);
+  const auto parts = refund_rows(*s, refund.key);
+  REQUIRE(parts.size() == 2);
+  CHECK(parts[0].id == refund.key);
+  CHECK(parts[0].counterparty_id == o.by_card.key);
+  CHECK(parts[0].amount_captured == 1500);
+  CHECK(parts[1].id == s->pstore->ids().id(parts[1].sequence)); // a kassa-made id
+  CHECK(parts[1].counterparty_id == o.by_balance.key);
+  CHECK(parts[1].amount_captured == 700);
+  for (const auto& p : parts) CHECK(order_state(p.state) == order_state::completed);
+  CHECK(row_of(*s, o.order_id).amount_refunded == 2700);
+  CHECK(row_of(*s, o.by_card.key).amount_refunded == 2000);
+  CHECK(row_of(*s, o.by_balance.key).amount_refunded == 700);
+  // the same command again: what its parts gave back together
+  send_one(*s, refund);
+  CHECK(last_reply(*s).result == uint32_t(payment_result::exists));
+  CHECK(last_reply(*s).amount == 2200);
+  // beyond what is left: refused, nothing stored
+  const size_t rows_before = s->rows().size();
+  send_one(*s, order_command(*s, kind::refund, o.order_id, 0, 301));
+  CHECK(last_reply(*s).result == uint32_t(payment_result::refund_exceeds_captured));
+  CHECK(s->rows().size() == rows_before);
+  send_one(*s, order_command(*s, kind::refund, o.order_id, 0, 300));
+  s->settle();
+  CHECK(last_reply(*s).result == uint32_t(payment_result::ok));
+  CHECK(order_state(row_of(*s, o.order_id).state) == order_state::refunded);
+  // the items as lookup_order_items shows them: each part a refund of its own item
+  auto got = ask_once<items_reply>(*s, s->gateway, lookup_items_request{{}, {o.order_id}, 100});
+  s->pump();
+  REQUIRE(got->has_value());
+  size_t refunds = 0;
+  for (const auto& i : (*got)->items) refunds += i.kind == uint16_t(kind::refund);
+  CHECK(refunds == 4);
+  s->check_settled();
+  books_agree(*s);
+}
+
+TEST_CASE("a split refund whose part the provider declines answers the decline and what the other parts gave back",
+          "[sim][payments][refund][split]") {
+  auto s = calm("split refund declined");
+  const auto o = order_of_two_items(*s);
+  const auto refund = order_command(*s, kind::refund, o.order_id, 0, 2500);
+  send_one(*s, refund);
+  refuse(take_call(*s), call_status::declined, false);
+  s->settle();
+  const auto reply = last_reply(*s);
+  CHECK(reply.result == uint32_t(payment_result::provider_declined));
+  CHECK(reply.amount == 500); // the balance part
+  const auto parts = refund_rows(*s, refund.key);
+  REQUIRE(parts.size() == 2);
+  CHECK(order_state(parts[0].state) == order_state::failed);
+  CHECK(order_state(parts[1].state) == order_state::completed);
+  const auto order_row = row_of(*s, o.order_id);
+  CHECK(order_row.amount_refunded == 500);
+  CHECK(order_row.amount_refund_pending == 0);
+  s->check_settled();
   books_agree(*s);
 }

@@ -156,6 +156,14 @@ struct payments_env {
     for (const auto& o : out) REQUIRE(o.result == ledger::account_result::ok);
   }
 
+  // The payer 1 (10000 topped up), the payer 2 who pays by card, and the merchant 100.
+  void payers_and_merchant() {
+    account(1);
+    account(2);
+    account(100, 0);
+    REQUIRE(submit(command(kind::topup, 1, 1, 1, 10000)).result == uint32_t(payment_result::ok));
+  }
+
   ledger::account lookup(u128 id) {
     auto a = client.lookup_accounts({id});
     REQUIRE(a.size() == 1);
@@ -317,10 +325,7 @@ TEST_CASE("a transfer between users honours the per-day limit, the fee and the b
 TEST_CASE("an order paid from balance and through a provider is refunded, never beyond what was captured, also concurrently",
           "[e2e][payments]") {
   payments_env env;
-  env.account(1);                    // payer
-  env.account(2);                    // payer by card
-  env.account(100, 0);               // merchant
-  REQUIRE(env.submit(command(kind::topup, 1, 1, 1, 10000)).result == uint32_t(payment_result::ok));
+  env.payers_and_merchant();
   auto r = env.submit(command(kind::create_order, 10, 500, 100, 9000));
   CHECK(r.result == uint32_t(payment_result::ok));
   CHECK(r.state == uint16_t(order_state::created));
@@ -370,10 +375,7 @@ TEST_CASE("an order paid from balance and through a provider is refunded, never 
 TEST_CASE("kassa order show lists an order's items with what moved, the fee and the provider's payment id",
           "[e2e][payments]") {
   payments_env env;
-  env.account(1);      // payer
-  env.account(2);      // payer by card
-  env.account(100, 0); // merchant
-  REQUIRE(env.submit(command(kind::topup, 1, 1, 1, 10000)).result == uint32_t(payment_result::ok));
+  env.payers_and_merchant();
   REQUIRE(env.submit(command(kind::create_order, 10, 500, 100, 9000)).result == uint32_t(payment_result::ok));
   REQUIRE(env.submit(paying(11, 500, 1, 4000, lp::source::balance)).result == uint32_t(payment_result::ok));
   REQUIRE(env.submit(with_provider(paying(13, 500, 2, 5000, lp::source::provider), "alpha")).result ==
@@ -410,6 +412,22 @@ TEST_CASE("kassa order show lists an order's items with what moved, the fee and 
   REQUIRE(run({KASSA_CLI, "--address", address, "order", "show", "500", "--json"}, out, 20s) == 0);
   CHECK(out.find("\"order_items\":[{\"id\":\"11\",\"kind\":\"pay\"") != std::string::npos);
   CHECK(out.find("\"provider_payment_id\":\"" + std::string(pid) + "\"") != std::string::npos);
+  // more than either item has left (4000 each): split over both, the newest first
+  const auto split = env.submit(command(kind::refund, 21, 500, 0, 7000));
+  CHECK(split.result == uint32_t(payment_result::ok));
+  CHECK(split.amount == 7000);
+  CHECK(split.state == uint16_t(order_state::partially_refunded));
+  const auto after = env.client.lookup_order_items({500});
+  REQUIRE(after.size() == 5);
+  CHECK(after[3].id == 21);
+  CHECK(after[3].refund_of == 13);
+  CHECK(after[3].amount_moved == 4000);
+  CHECK(after[4].refund_of == 11);
+  CHECK(after[4].amount_moved == 3000);
+  CHECK(env.order(500).amount_refunded == 8000);
+  CHECK(env.submit(command(kind::refund, 22, 500, 0, 1001)).result ==
+        uint32_t(payment_result::refund_exceeds_captured));
+  CHECK(env.balance(100) == 1000);
   env.check_money();
 }
 
