@@ -275,6 +275,8 @@ void finish(flow_actor* self, order_state s, payment_result r) {
   st.row.state = uint16_t(s);
   if (r != payment_result::ok && r != payment_result::in_progress) st.row.result = uint32_t(r);
   st.result = r;
+  // a failed payment charged no fee: its fee hold (a withdrawal's) was voided with the rest
+  if (s == order_state::failed) st.row.fee = 0;
   if (s == order_state::failed && st.limit_reserved) {
     self->send(st.e->gateway, limit_release{st.row.id});
     st.limit_reserved = false;

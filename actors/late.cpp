@@ -58,6 +58,87 @@ void late_done(flow_actor* self, order_state s) {
   late_write(self, std::move(w), 0);
 }
 
+// A refund's end goes through its order's actor, which writes it with the order's counts.
+void late_refund_done(flow_actor* self, order_state s) {
+  auto& st = self->state;
+  st.row.state = uint16_t(s);
+  st.row.updated_ns = st.e->clock();
+  late_refund msg{st.row, true, std::move(st.journal)};
+  st.journal.clear();
+  self->request(st.e->gateway, caf::infinite, std::move(msg))
+      .then(
+          [self](bool ok) {
+            auto& st = self->state;
+            if (!ok)
+              st.e->log_error(st.tag() + "a late refund's row was not written with its order; its bookings are made, "
+                              "the row follows at the next start");
+            self->send(st.e->gateway, flow_report{st.row, payment_result::ok, true, {}});
+            self->quit();
+          },
+          [self](caf::error&) {
+            self->send(self->state.e->gateway, flow_report{self->state.row, payment_result::ok, true, {}});
+            self->quit();
+          });
+}
+
+// The money a late refund moved that its order cannot count, or its merchant cannot cover:
+// suspense carries it (to the provider's clearing account), a case opens, a person follows up.
+void late_refund_to_suspense(flow_actor* self, u128 clearing, u128 amount) {
+  auto& st = self->state;
+  const u128 suspense = chart_account(*st.e, lp::role::suspense, 0, st.parent.account_id, st.row.ledger);
+  book(self, {make_transfer(st, lp::leg::suspense_out, suspense, clearing, amount)}, [self, amount](payment_result r) {
+    if (r == payment_result::ok) self->state.note("book_suspense_out", 0, amount);
+    open_case(self, self->state.row.amount, amount);
+    late_refund_done(self, order_state::in_review);
+  });
+}
+
+// A refund the provider made after kassa had failed it: the merchant pays it, at most what
+// was asked (more goes to suspense, with a case), once its order has the room for it again;
+// the order counts it as refunded.
+void late_refund_run(flow_actor* self, u128 clearing) {
+  auto& st = self->state;
+  self->request(st.e->gateway, caf::infinite, late_refund{st.row, false, {}})
+      .then(
+          [self, clearing](bool room) {
+            auto& st = self->state;
+            const u128 confirmed = st.row.provider_amount;
+            if (!room) {
+              late_refund_to_suspense(self, clearing, confirmed);
+              return;
+            }
+            const u128 moved = confirmed < st.row.amount ? confirmed : st.row.amount;
+            const u128 excess = confirmed - moved;
+            std::vector<ledger::transfer> ts{make_transfer(st, lp::leg::late, st.parent.account_id, clearing, moved)};
+            if (excess != 0)
+              ts.push_back(make_transfer(
+                  st, lp::leg::suspense_out,
+                  chart_account(*st.e, lp::role::suspense, 0, st.parent.account_id, st.row.ledger), clearing, excess));
+            book(self, std::move(ts), [self, clearing, confirmed, moved, excess](payment_result r) {
+              auto& st = self->state;
+              if (r != payment_result::ok) { // the merchant cannot cover it
+                late_refund_to_suspense(self, clearing, confirmed);
+                return;
+              }
+              st.note("book_late", 0, moved);
+              if (excess != 0) st.note("book_suspense_out", 0, excess);
+              st.row.amount_captured = moved;
+              st.row.result = 0;
+              if (confirmed != st.row.amount) {
+                open_case(self, st.row.amount, confirmed);
+                st.row.result = uint32_t(payment_result::amount_mismatch);
+              }
+              late_refund_done(self, order_state::completed);
+            });
+          },
+          [self](caf::error&) {
+            // its order could not be asked: the row stays failed, the provider's feed brings the
+            // success again at the next start
+            self->send(self->state.e->gateway, flow_report{self->state.row, payment_result::ok, true, {}});
+            self->quit();
+          });
+}
+
 } // namespace
 
 caf::actor spawn_late_flow(caf::actor_system& sys, env_ptr e, late_start start) {
@@ -77,6 +158,7 @@ caf::actor spawn_late_flow(caf::actor_system& sys, env_ptr e, late_start start) 
     st.provider_result.status = start.ev.status;
     st.provider_result.amount = start.ev.amount;
     st.row.provider_amount = start.ev.amount;
+    st.row.fee = 0; // a late success books the amount alone: no fee is charged, none is shown
     st.note("late_success", 0, start.ev.amount);
     drop_unexpected(self, [self](const std::string& m) { self->state.e->log_error(self->state.tag() + m); });
     self->send(self, flow_down_atom::value);
@@ -121,8 +203,12 @@ caf::actor spawn_late_flow(caf::actor_system& sys, env_ptr e, late_start start) 
             });
             return;
           }
-          // money went out: withdrawal, or a refund through the provider
-          const u128 payer = st.k == kind::refund ? st.parent.account_id : st.row.account_id;
+          if (st.k == kind::refund) {
+            late_refund_run(self, clearing);
+            return;
+          }
+          // money went out: a withdrawal
+          const u128 payer = st.row.account_id;
           book(self, {make_transfer(st, lp::leg::late, payer, clearing, amount)}, [self, amount, clearing](payment_result r) {
             auto& st = self->state;
             if (r == payment_result::ok) {

@@ -31,6 +31,7 @@ enum class outcome : uint16_t {
   deadline_exceeded, // the deadline passed before the work started: nothing applied
   shutting_down,     // the daemon is draining: nothing applied
   filter_invalid,    // a query filter breaks its rules
+  too_many,          // the answer would not fit in one reply: ask for less
 };
 
 struct event_result {

@@ -33,9 +33,23 @@ struct orders_reply {
   std::vector<ledger::payments::order> orders;
 };
 
+// lookup_order_items: the pay items and refunds of each order named, in request order, each
+// order's by sequence; ids that name no order (or a row of another kind) add nothing.
+struct lookup_items_request {
+  request_context ctx;
+  std::vector<u128> ids;
+  size_t items_max = 0; // more items than this: status too_many (nothing returned)
+};
+struct items_reply {
+  outcome status = outcome::ok;
+  std::vector<ledger::payments::order_item> items;
+};
+
 } // namespace kassa::actors
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::submit_payments_request)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::payments_reply)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::lookup_orders_request)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::orders_reply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::lookup_items_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::items_reply)

@@ -9,6 +9,7 @@
 //    concurrent pays from overpaying and concurrent refunds from exceeding what was captured.
 #include "actors/payments.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <set>
@@ -112,7 +113,7 @@ payment_reply reply_of(const order& row, payment_result r) {
   out.state = row.state;
   out.order_id = row.parent_id != 0 ? row.parent_id : row.id;
   out.amount = row.amount_captured;
-  out.fee = row.fee;
+  out.fee = ledger::payments::fee_charged(row);
   return out;
 }
 
@@ -150,6 +151,8 @@ struct owed_reply {
 
 // ---------------------------------------------------------------------------------- order
 
+struct split_reply; // below
+
 struct order_state_t {
   static inline const char* name = "kassa.order";
   env_ptr e;
@@ -164,6 +167,8 @@ struct order_state_t {
   uint64_t commands = 0;
   bool behind = false;      // a write of the order's counts failed: written again before it stops
   std::map<u128, order> unsettled; // refunds whose end is not durable yet (see write_refund_end)
+  std::set<u128> late;             // refunds made late whose room is reserved (late_refund)
+  std::map<u128, std::shared_ptr<split_reply>> splits; // parts of split refunds, by part id
   uint32_t rewrites = 0;
 };
 using order_actor = caf::stateful_actor<order_state_t>;
@@ -175,13 +180,15 @@ constexpr uint32_t order_rewrites_max = 10;
 
 void order_refresh_state(order& o);
 
-// What a refund's end does to its pay item's and its order's counts.
+// What a refund's end does to its pay item's and its order's counts: its request was
+// pending; what it gave back (amount_captured: what the provider confirmed, never more than
+// asked) is refunded.
 void apply_refund_end(order& from, order& o, const order& refund) {
   from.amount_refund_pending -= refund.amount;
   o.amount_refund_pending -= refund.amount;
   if (static_cast<order_state>(refund.state) == order_state::completed) {
-    from.amount_refunded += refund.amount;
-    o.amount_refunded += refund.amount;
+    from.amount_refunded += refund.amount_captured;
+    o.amount_refunded += refund.amount_captured;
     from.state = uint16_t(from.amount_refunded >= from.amount_captured ? order_state::refunded
                                                                         : order_state::partially_refunded);
   }
@@ -219,7 +226,7 @@ u128 unsettled_room(const order_state_t& st, u128 item_id) {
 // them first (a few tries; what is still missing is recounted from the items at the next load).
 void maybe_idle(order_actor* self) {
   auto& st = self->state;
-  if (!st.flows.empty() || st.accepting != 0 || st.writing != 0) return;
+  if (!st.flows.empty() || st.accepting != 0 || st.writing != 0 || !st.late.empty()) return;
   if (!st.unsettled.empty() && st.rewrites < order_rewrites_max) {
     ++st.rewrites;
     auto ends = st.unsettled;
@@ -293,8 +300,8 @@ void order_recount(order_state_t& st) {
     if (from == st.items.end()) continue;
     const auto s = static_cast<order_state>(r.state);
     if (s == order_state::completed) {
-      from->second.amount_refunded += r.amount;
-      o.amount_refunded += r.amount;
+      from->second.amount_refunded += r.amount_captured;
+      o.amount_refunded += r.amount_captured;
     } else if (s == order_state::processing || s == order_state::unknown) {
       from->second.amount_refund_pending += r.amount;
       o.amount_refund_pending += r.amount;
@@ -327,6 +334,44 @@ void give_reply(std::shared_ptr<owed_reply> o, payment_reply r) {
   o->given = true;
   o->rp.deliver(r);
 }
+
+// A refund larger than any one pay item can take is split over the order's captured items,
+// newest first, each part at most what its item captured and has not refunded (nor has in
+// refund); at most refund_parts_max parts. Empty: the items cannot take it.
+constexpr size_t refund_parts_max = 8; // the gateway keeps this many row sequences for a refund
+
+std::vector<std::pair<u128, u128>> refund_parts(const order_state_t& st, u128 amount) {
+  std::vector<const order*> items;
+  for (const auto& [id, i] : st.items)
+    if (i.kind == uint16_t(kind::pay) && i.items == 1) items.push_back(&i);
+  std::sort(items.begin(), items.end(), [](const order* a, const order* b) { return a->sequence > b->sequence; });
+  auto room_of = [&st](const order& i) {
+    const u128 taken = i.amount_refunded + i.amount_refund_pending + unsettled_room(st, i.id);
+    return taken >= i.amount_captured ? u128(0) : i.amount_captured - taken;
+  };
+  for (const order* i : items) // the newest that can take it whole, as one refund
+    if (room_of(*i) >= amount) return {{i->id, amount}};
+  std::vector<std::pair<u128, u128>> parts;
+  u128 left = amount;
+  for (const order* i : items) {
+    const u128 room = room_of(*i);
+    if (room == 0) continue;
+    if (parts.size() == refund_parts_max) return {};
+    const u128 part = room < left ? room : left;
+    parts.emplace_back(i->id, part);
+    left -= part;
+    if (left == 0) return parts;
+  }
+  return {};
+}
+
+// The one reply to a refund split in parts: once every part has ended, what they gave back
+// together, the first result that was not ok, and the order's state.
+struct split_reply {
+  std::shared_ptr<owed_reply> owed;
+  size_t waiting = 0;
+  payment_reply out{};
+};
 
 void order_start_flow(order_actor* self, request_context ctx, payment_command cmd, order item, bool resume,
                       std::shared_ptr<owed_reply> owed) {
@@ -380,6 +425,7 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
       st.e->log_error("order " + to_string_u128(st.row.id) + ": the flow of item " + to_string_u128(it->first) +
                       " stopped (" + self->system().render(dm.reason) + "); it runs again at the next start");
       self->send(st.e->gateway, flow_register{item.sequence, caf::actor{}});
+      st.splits.erase(it->first); // its command was answered in_progress, or is at flow_wait_ms
       if (auto o = st.owed.find(it->first); o != st.owed.end()) {
         give_reply(o->second, reply_of(item, payment_result::in_progress));
         st.owed.erase(o);
@@ -425,6 +471,7 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
         item.id = c.key;
         item.parent_id = o.id;
         item.ledger = o.ledger;
+        std::vector<order> parts; // the rows the command creates: one, or a refund's parts
         if (c.kind == uint16_t(kind::pay)) {
           const auto s = static_cast<order_state>(o.state);
           if (s != order_state::created && s != order_state::partially_paid) return refuse(payment_result::order_not_payable);
@@ -437,52 +484,109 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
           if (o.amount_captured == 0 || s == order_state::in_review) return refuse(payment_result::order_not_refundable);
           if (o.amount_refunded + o.amount_refund_pending + unsettled_room(st, 0) + c.amount > o.amount_captured)
             return refuse(payment_result::refund_exceeds_captured);
-          // the newest captured item that can take the whole refund
-          order* from = nullptr;
-          for (auto it = st.items.rbegin(); it != st.items.rend(); ++it) {
-            order& i = it->second;
-            if (i.kind != uint16_t(kind::pay) || i.items != 1) continue;
-            if (i.amount_refunded + i.amount_refund_pending + unsettled_room(st, i.id) + c.amount <= i.amount_captured) {
-              if (!from || i.sequence > from->sequence) from = &i;
+          const auto split = refund_parts(st, c.amount);
+          if (split.empty()) return refuse(payment_result::refund_exceeds_captured);
+          for (size_t k = 0; k < split.size(); ++k) {
+            const order& from = st.items[split[k].first];
+            order part = item;
+            if (k != 0) { // a part beyond the first: a row of its own, under a kassa-made id
+              part.sequence = oc.sequence + k;
+              part.id = st.e->store->ids().id(part.sequence);
             }
+            part.amount = split[k].second;
+            part.account_id = from.account_id;
+            part.counterparty_id = from.id;
+            part.source = from.source;
+            std::memcpy(part.provider, from.provider, sizeof part.provider);
+            parts.push_back(part);
           }
-          if (!from) return refuse(payment_result::refund_exceeds_captured);
-          item.account_id = from->account_id;
-          item.counterparty_id = from->id;
-          item.source = from->source;
-          std::memcpy(item.provider, from->provider, sizeof item.provider);
-          from->amount_refund_pending += c.amount;
-          o.amount_refund_pending += c.amount;
+          for (size_t k = 1; k < parts.size(); ++k) { // a kassa-made id a client took already
+            order taken{};
+            bool have = false;
+            if (!st.e->store->get_row(parts[k].id, taken, have).ok()) return refuse(payment_result::store_unavailable);
+            if (have || st.items.count(parts[k].id)) return refuse(payment_result::order_exists);
+          }
+          for (const order& part : parts) {
+            st.items[part.counterparty_id].amount_refund_pending += part.amount;
+            o.amount_refund_pending += part.amount;
+          }
         }
-        st.items[item.id] = item;
+        if (parts.empty()) parts.push_back(item);
+        for (const order& part : parts) st.items[part.id] = part;
         auto rp = self->make_response_promise<payment_reply>();
         auto owed = std::make_shared<owed_reply>(owed_reply{rp, false});
-        std::vector<order> rows{item};
+        std::vector<order> rows = parts;
+        std::vector<journal_entry> j;
+        for (const order& part : parts) j.push_back(entry(*st.e, oc.ctx, part, "order", "accepted", 0, part.amount));
         if (c.kind == uint16_t(kind::refund)) {
           rows.push_back(o);
-          rows.push_back(st.items[item.counterparty_id]);
+          for (const order& part : parts) rows.push_back(st.items[part.counterparty_id]);
         }
-        std::vector<journal_entry> j{entry(*st.e, oc.ctx, item, "order", "accepted", 0, item.amount)};
         ++st.accepting;
-        order_persist(self, std::move(rows), {c}, std::move(j), [self, oc, item, owed](bool ok) {
+        order_persist(self, std::move(rows), {c}, std::move(j), [self, oc, parts, owed](bool ok) {
           auto& st = self->state;
           --st.accepting;
           if (!ok) {
             // nothing of it is durable: undo the reservation and say so
-            if (item.kind == uint16_t(kind::pay)) release_reservation(st, item);
-            else {
-              st.row.amount_refund_pending -= item.amount;
-              st.items[item.counterparty_id].amount_refund_pending -= item.amount;
-              // another write of the order's rows may have landed meanwhile with the refund
-              // counted as pending: the corrected counts are written again before it stops
-              st.behind = true;
+            for (const order& part : parts) {
+              if (part.kind == uint16_t(kind::pay)) release_reservation(st, part);
+              else {
+                st.row.amount_refund_pending -= part.amount;
+                st.items[part.counterparty_id].amount_refund_pending -= part.amount;
+                // another write of the order's rows may have landed meanwhile with the refund
+                // counted as pending: the corrected counts are written again before it stops
+                st.behind = true;
+              }
+              st.items.erase(part.id);
             }
-            st.items.erase(item.id);
-            give_reply(owed, reply_of(item, payment_result::store_unavailable));
+            give_reply(owed, reply_of(parts[0], payment_result::store_unavailable));
             return;
           }
-          order_start_flow(self, oc.ctx, oc.cmd, item, false, owed);
+          if (parts.size() > 1) {
+            auto split = std::make_shared<split_reply>();
+            split->owed = owed;
+            split->waiting = parts.size();
+            split->out.order_id = st.row.id;
+            for (const order& part : parts) st.splits[part.id] = split;
+          }
+          // the first part answers in_progress after flow_wait_ms; the others answer nobody
+          for (size_t k = 0; k < parts.size(); ++k)
+            order_start_flow(self, oc.ctx, oc.cmd, parts[k], false, k == 0 ? owed : nullptr);
         });
+        return rp;
+      },
+      [self](late_refund& lr) -> caf::result<bool> {
+        auto& st = self->state;
+        ++st.commands; // the gateway counts this message as a command
+        const order& refund = lr.row;
+        auto from = st.items.find(refund.counterparty_id);
+        if (refund.kind != uint16_t(kind::refund) || from == st.items.end()) return false;
+        order& o = st.row;
+        if (!lr.end) {
+          // the refund failed and freed its room; the provider made it after all: it counts
+          // again if the room is still there (else the late flow books it to suspense)
+          if (st.late.count(refund.id)) return true;
+          const order& i = from->second;
+          if (o.amount_refunded + o.amount_refund_pending + unsettled_room(st, 0) + refund.amount > o.amount_captured ||
+              i.amount_refunded + i.amount_refund_pending + unsettled_room(st, i.id) + refund.amount > i.amount_captured)
+            return false;
+          from->second.amount_refund_pending += refund.amount;
+          o.amount_refund_pending += refund.amount;
+          st.late.insert(refund.id);
+          st.items[refund.id] = refund;
+          return true;
+        }
+        auto rp = self->make_response_promise<bool>();
+        auto written = [rp](bool ok) mutable { rp.deliver(ok); };
+        st.items[refund.id] = refund;
+        if (st.late.erase(refund.id)) {
+          apply_refund_end(from->second, o, refund);
+          lr.journal.push_back(entry(*st.e, request_context{refund.trace_id, o.id, 0, 0, false}, o, "order", "updated",
+                                     0, o.amount_captured));
+          write_refund_end(self, refund, std::move(lr.journal), std::move(written));
+        } else {
+          order_persist(self, {refund}, {}, std::move(lr.journal), std::move(written)); // it counts nowhere
+        }
         return rp;
       },
       [self](capture_request& cr) -> capture_reply {
@@ -544,9 +648,24 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
         std::vector<journal_entry> j = std::move(r.journal);
         auto owed = st.owed.count(item.id) ? st.owed[item.id] : nullptr;
         st.owed.erase(item.id);
-        auto reply = [self, owed, out](bool ok) mutable {
+        std::shared_ptr<split_reply> split;
+        if (auto sp = st.splits.find(item.id); sp != st.splits.end()) {
+          split = sp->second;
+          st.splits.erase(sp);
+        }
+        auto reply = [self, owed, out, split](bool ok) mutable {
           if (!ok) out.result = uint32_t(payment_result::store_unavailable);
-          give_reply(owed, out);
+          if (!split) {
+            give_reply(owed, out);
+            return;
+          }
+          // a part of a split refund: the command is answered once every part has ended
+          if (out.result != uint32_t(payment_result::ok) && split->out.result == uint32_t(payment_result::ok))
+            split->out.result = out.result;
+          split->out.amount += out.amount;
+          if (--split->waiting != 0) return;
+          split->out.state = self->state.row.state;
+          give_reply(split->owed, split->out);
         };
         const bool refund_ends = item.kind == uint16_t(kind::refund) && !left;
         if (refund_ends) apply_refund_end(st.items[item.counterparty_id], st.row, item);
@@ -580,7 +699,7 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
         // the gateway confirms: no command on the way, and nothing started since
         auto& st = self->state;
         if (self->current_sender() != caf::actor_cast<caf::strong_actor_ptr>(st.e->gateway)) return; // only the gateway's
-        if (st.flows.empty() && st.accepting == 0 && st.writing == 0) self->quit();
+        if (st.flows.empty() && st.accepting == 0 && st.writing == 0 && st.late.empty()) self->quit();
         else st.e->log_error("order " + to_string_u128(st.row.id) + ": asked to stop while busy");
       },
   };
@@ -649,6 +768,25 @@ void answer(gateway_actor* self, agg_ptr agg, uint32_t index, payment_reply r);
 // Payments taken and not final, for payments.orders_inflight_max: rows being written or whose
 // flow runs, and pay items and refunds handed to their order.
 size_t admitted(const gateway_state& st) { return st.rows_inflight.size() + st.item_flows.size(); }
+
+// A refund split in parts answers what its parts (the rows of its order with its key) gave
+// back together, with the order's state.
+void split_refund_reply(const env& e, const order& first, payment_reply& out) {
+  std::vector<order> rows;
+  order o{};
+  bool have = false;
+  if (!e.store->children(first.parent_id, rows).ok() || !e.store->get_row(first.parent_id, o, have).ok() || !have) return;
+  size_t parts = 0;
+  u128 moved = 0;
+  for (const order& r : rows) {
+    if (r.kind != uint16_t(kind::refund) || r.key != first.key) continue;
+    ++parts;
+    moved += r.amount_captured;
+  }
+  if (parts < 2) return;
+  out.amount = moved;
+  out.state = o.state;
+}
 
 void key_done(gateway_actor* self, u128 key, const payment_reply& r, bool stored) {
   auto& st = self->state;
@@ -744,6 +882,7 @@ void take_command(gateway_actor* self, const request_context& ctx, const payment
     bool have = false;
     e.store->get_row(row_id, row, have);
     payment_reply out = have ? reply_of(row, payment_result::exists) : payment_reply{};
+    if (have && c.kind == uint16_t(kind::refund)) split_refund_reply(e, row, out);
     out.result = uint32_t(payment_result::exists);
     return answer(self, agg, index, out);
   }
@@ -763,6 +902,8 @@ void take_command(gateway_actor* self, const request_context& ctx, const payment
     auto a = order_actor_for(self, o);
     ++st.orders_sent[o.id];
     const uint64_t sequence = ++st.sequence;
+    // a refund may be split in parts, each a row with a sequence of its own: these follow
+    if (c.kind == uint16_t(kind::refund)) st.sequence += refund_parts_max - 1;
     st.item_flows.insert(sequence);
     self->request(a, caf::infinite, order_command{ctx, c, sequence})
         .then(
@@ -903,6 +1044,27 @@ void take_request(gateway_actor* self, submit_payments_request& req, caf::respon
   for (uint32_t i = 0; i < req.commands.size(); ++i) take_command(self, req.ctx, req.commands[i], agg, i, req.ledgers);
 }
 
+// The pay items and refunds of the orders named, read from the store (an item's final row is
+// written with its order's counts, so they agree).
+items_reply lookup_items(const env& e, const lookup_items_request& req) {
+  items_reply out;
+  for (u128 id : req.ids) {
+    order row{};
+    bool found = false;
+    std::vector<order> children;
+    ledger::store::error err = e.store->get_row(id, row, found);
+    if (err.ok() && found && row.kind == uint16_t(kind::create_order)) err = e.store->children(id, children);
+    if (!err.ok()) return items_reply{outcome::store_unavailable, {}};
+    std::sort(children.begin(), children.end(), [](const order& a, const order& b) { return a.sequence < b.sequence; });
+    for (const order& c : children) {
+      if (c.kind != uint16_t(kind::pay) && c.kind != uint16_t(kind::refund)) continue;
+      if (out.items.size() >= req.items_max) return items_reply{outcome::too_many, {}};
+      out.items.push_back(ledger::payments::item_of(c, e.store->ids().id(c.sequence)));
+    }
+  }
+  return out;
+}
+
 void on_event(gateway_actor* self, provider_event& ev) {
   auto& st = self->state;
   // only this data directory's ids: another installation's or generation's is none of its rows
@@ -999,10 +1161,13 @@ caf::behavior gateway(gateway_actor* self, std::shared_ptr<env> e) {
             out.orders.clear();
             return out;
           }
-          if (found) out.orders.push_back(row);
+          if (!found) continue;
+          row.fee = ledger::payments::fee_charged(row);
+          out.orders.push_back(row);
         }
         return out;
       },
+      [self](lookup_items_request& req) -> items_reply { return lookup_items(*self->state.e, req); },
       [self](flow_report& r) {
         auto& st = self->state;
         // from the flow that runs the row, or a stray or repeated report: dropped
@@ -1049,6 +1214,19 @@ caf::behavior gateway(gateway_actor* self, std::shared_ptr<env> e) {
         st.orders_sent.erase(oi.order_id);
       },
       [self](provider_event& ev) { on_event(self, ev); },
+      [self](late_refund& lr) -> caf::result<bool> {
+        // from a late flow of a refund: its order's actor keeps the counts
+        auto& st = self->state;
+        order o{};
+        bool have = false;
+        if (!st.e->store->get_row(lr.row.parent_id, o, have).ok() || !have) return false;
+        auto a = order_actor_for(self, o);
+        ++st.orders_sent[o.id];
+        auto rp = self->make_response_promise<bool>();
+        self->request(a, caf::infinite, std::move(lr))
+            .then([rp](bool ok) mutable { rp.deliver(ok); }, [rp](caf::error&) mutable { rp.deliver(false); });
+        return rp;
+      },
       [self](limit_reserve& lr) -> bool {
         auto& st = self->state;
         if (st.limit_rows.count(lr.row_id)) return true; // run again after a restart

@@ -102,6 +102,15 @@ struct late_start {
   provider_event ev;
 };
 
+// late flow of a refund -> gateway -> the order actor: reserve room for a refund the provider
+// made after kassa had failed it (end = false; answered true when the order has the room), or
+// write its final row with the order's counts (end = true; answered true once durable).
+struct late_refund {
+  order row;
+  bool end = false;
+  std::vector<journal_entry> journal;
+};
+
 using step_timeout_atom = caf::atom_constant<caf::atom("stepto")>;
 using query_atom = caf::atom_constant<caf::atom("pquery")>;
 using hold_atom = caf::atom_constant<caf::atom("phold")>;
@@ -118,6 +127,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::pay::flow_event)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::pay::limit_reserve)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::pay::limit_release)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::pay::late_start)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::pay::late_refund)
 
 namespace kassa::actors::pay {
 

@@ -215,9 +215,9 @@ struct payments_config {
 // --- access: client authentication and permissions; docs/configuration.md#access ----------
 
 // The operations a client may be limited to, by their wire numbers (docs/protocol.md):
-// create_accounts 2 .. lookup_orders 9. Bit n of access_client::operations is operation n;
-// hello and authenticate are always allowed.
-constexpr uint32_t access_operations_all = 0x3FCu; // bits 2 .. 9
+// create_accounts 2 .. lookup_orders 9, lookup_order_items 21. Bit n of
+// access_client::operations is operation n; hello and authenticate are always allowed.
+constexpr uint32_t access_operations_all = 0x3FCu | (1u << 21); // bits 2 .. 9 and 21
 constexpr size_t access_key_bytes = 32;
 
 // The stores a client may use (access_client::stores): the real one, and the shadow store that

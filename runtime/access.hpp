@@ -18,7 +18,8 @@ constexpr uint32_t operations_all = operation_bit(wire::operation::create_accoun
                                     operation_bit(wire::operation::get_account_transfers) |
                                     operation_bit(wire::operation::get_account_balances) |
                                     operation_bit(wire::operation::submit_payments) |
-                                    operation_bit(wire::operation::lookup_orders);
+                                    operation_bit(wire::operation::lookup_orders) |
+                                    operation_bit(wire::operation::lookup_order_items);
 
 // One entry of access.clients.
 struct client {

@@ -85,7 +85,9 @@ const std::map<std::string, std::string>& usages() {
        "now. `in_progress` means accepted but not finished: `kassa order show ID` tells later.\n"
        "pay and refund act on an order (--order); the others create the order --order names.\n"
        "--provider picks a provider by name instead of the routing rules; --user-data-64 N is\n"
-       "kept with the order. show prints orders; exit 1 when any id is not found.\n"},
+       "kept with the order. show prints orders, each order's pay items and refunds under it\n"
+       "(kind, state, amount, what moved, fee, refunded, provider and the provider's payment id;\n"
+       "a failed item has no fee); exit 1 when any id is not found.\n"},
   };
   return u;
 }
@@ -309,7 +311,7 @@ std::string order_text(const payments::order& o) {
                   "  account " + id128(o.account_id);
   if (o.counterparty_id != 0) s += " -> " + id128(o.counterparty_id);
   s += "  amount " + s128(o.amount) + "\n  captured " + s128(o.amount_captured) + "  refunded " +
-       s128(o.amount_refunded) + "  refund_pending " + s128(o.amount_refund_pending) + "  fee " + s128(o.fee) +
+       s128(o.amount_refunded) + "  refund_pending " + s128(o.amount_refund_pending) + "  fee " + s128(payments::fee_charged(o)) +
        "  provider " + provider_text(o.provider) + "  provider_amount " + s128(o.provider_amount) +
        "\n  result " + std::string(name(payment_result(o.result))) + "  items " + std::to_string(o.items) +
        "  key " + s128(o.key) + "  parent " + s128(o.parent_id) + "  sequence " + std::to_string(o.sequence) +
@@ -325,7 +327,7 @@ std::string order_json(const payments::order& o) {
          ",\"account_id\":" + q128(o.account_id) + ",\"counterparty_id\":" + q128(o.counterparty_id) +
          ",\"amount\":" + q128(o.amount) + ",\"amount_captured\":" + q128(o.amount_captured) +
          ",\"amount_refunded\":" + q128(o.amount_refunded) +
-         ",\"amount_refund_pending\":" + q128(o.amount_refund_pending) + ",\"fee\":" + q128(o.fee) +
+         ",\"amount_refund_pending\":" + q128(o.amount_refund_pending) + ",\"fee\":" + q128(payments::fee_charged(o)) +
          ",\"provider\":\"" + (provider_text(o.provider) == "-" ? "" : provider_text(o.provider)) +
          "\",\"provider_amount\":" + q128(o.provider_amount) + ",\"result\":\"" +
          std::string(name(payment_result(o.result))) + "\",\"items\":" + std::to_string(o.items) +
@@ -333,6 +335,48 @@ std::string order_json(const payments::order& o) {
          ",\"trace_id\":" + q128(o.trace_id) + ",\"sequence\":" + std::to_string(o.sequence) +
          ",\"user_data_64\":" + std::to_string(o.user_data_64) + ",\"created_ns\":" +
          std::to_string(o.created_ns) + ",\"updated_ns\":" + std::to_string(o.updated_ns) + "}";
+}
+
+std::string payment_id_hex(u128 v) {
+  if (v == 0) return "-";
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "0x%016llx%016llx", (unsigned long long)u128_hi(v), (unsigned long long)u128_lo(v));
+  return buf;
+}
+
+// An order's pay items and refunds, one line each under the order (docs/cli.md).
+std::string items_text(const std::vector<payments::order_item>& items) {
+  using namespace payments;
+  char line[512];
+  std::snprintf(line, sizeof line, "  %-8s %-8s %-18s %-12s %12s %12s %10s %12s  %-10s %s\n", "item", "kind", "state",
+                "result", "amount", "moved", "fee", "refunded", "provider", "payment_id");
+  std::string s = line;
+  for (const auto& i : items) {
+    const bool failed = order_state(i.state) == order_state::failed;
+    std::snprintf(line, sizeof line, "  %-8s %-8s %-18s %-12s %12s %12s %10s %12s  %-10s %s\n", s128(i.id).c_str(),
+                  std::string(name(kind(i.kind))).c_str(), std::string(name(order_state(i.state))).c_str(),
+                  i.result == 0 ? "-" : std::string(name(payment_result(i.result))).c_str(), s128(i.amount).c_str(),
+                  s128(i.amount_moved).c_str(), failed ? "-" : s128(i.fee).c_str(),
+                  i.kind == uint16_t(kind::pay) ? s128(i.amount_refunded).c_str() : "-",
+                  provider_text(i.provider).c_str(), payment_id_hex(i.provider_payment_id).c_str());
+    s += line;
+  }
+  return s;
+}
+
+std::string item_json(const payments::order_item& i) {
+  using namespace payments;
+  const std::string provider = provider_text(i.provider);
+  return "{\"id\":" + q128(i.id) + ",\"kind\":\"" + std::string(name(kind(i.kind))) + "\",\"state\":\"" +
+         std::string(name(order_state(i.state))) + "\",\"result\":\"" + std::string(name(payment_result(i.result))) +
+         "\",\"source\":\"" + (i.source == uint16_t(source::balance) ? "balance" : "provider") +
+         "\",\"account_id\":" + q128(i.account_id) + ",\"refund_of\":" + q128(i.refund_of) +
+         ",\"amount\":" + q128(i.amount) + ",\"amount_moved\":" + q128(i.amount_moved) +
+         ",\"amount_refunded\":" + q128(i.amount_refunded) +
+         ",\"amount_refund_pending\":" + q128(i.amount_refund_pending) + ",\"fee\":" + q128(i.fee) +
+         ",\"provider\":\"" + (provider == "-" ? "" : provider) + "\",\"provider_payment_id\":\"" +
+         (i.provider_payment_id == 0 ? "" : payment_id_hex(i.provider_payment_id)) +
+         "\",\"sequence\":" + std::to_string(i.sequence) + "}";
 }
 
 struct session {
@@ -402,7 +446,24 @@ int run_order(const args_t& a, session& s, bool json) {
     std::vector<u128> ids;
     for (size_t i = 1; i < a.positional.size(); ++i) ids.push_back(number("an order id", a.positional[i]));
     const auto orders = s.c.lookup_orders(ids);
-    for (const auto& o : orders) std::printf("%s", json ? (order_json(o) + "\n").c_str() : order_text(o).c_str());
+    for (const auto& o : orders) {
+      // an order of items (create_order) is shown with its pay items and refunds
+      std::vector<payments::order_item> items;
+      if (o.kind == uint16_t(kind::create_order)) items = s.c.lookup_order_items({o.id});
+      if (json) {
+        std::string line = order_json(o);
+        if (o.kind == uint16_t(kind::create_order)) {
+          line.pop_back(); // the closing brace
+          line += ",\"order_items\":[";
+          for (size_t i = 0; i < items.size(); ++i) line += (i ? "," : "") + item_json(items[i]);
+          line += "]}";
+        }
+        std::printf("%s\n", line.c_str());
+      } else {
+        std::printf("%s", order_text(o).c_str());
+        if (!items.empty()) std::printf("%s", items_text(items).c_str());
+      }
+    }
     if (orders.size() < ids.size()) {
       std::fprintf(stderr, "kassa: %zu of %zu order ids not found\n", ids.size() - orders.size(), ids.size());
       return exit_refused;

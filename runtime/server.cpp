@@ -203,6 +203,7 @@ wire::status to_wire(actors::outcome o) {
     case actors::outcome::deadline_exceeded: return wire::status::deadline_exceeded;
     case actors::outcome::shutting_down: return wire::status::shutting_down;
     case actors::outcome::filter_invalid: return wire::status::filter_invalid;
+    case actors::outcome::too_many: return wire::status::too_many_events;
   }
   return wire::status::internal;
 }
@@ -397,6 +398,16 @@ caf::behavior session(session_actor* self, std::shared_ptr<connection> conn) {
             } else {
               forward(self, payments, h, t, lookup_orders_request{ctx, wire::records<u128>(body, bytes)},
                       &orders_reply::orders, who);
+            }
+            break;
+          case wire::operation::lookup_order_items:
+            if (!payments) {
+              reply(self, h, t, wire::status::payments_disabled, nullptr, 0, 0);
+            } else {
+              const auto& o = self->state.conn->srv->opts;
+              lookup_items_request r{ctx, wire::records<u128>(body, bytes),
+                                     wire::request_events_max(h.op, o.frame_bytes_max, o.batch_events_max)};
+              forward(self, payments, h, t, std::move(r), &items_reply::items, who);
             }
             break;
           case wire::operation::hello: // hello and authenticate are answered by the I/O thread

@@ -271,6 +271,52 @@ private:
   }
 };
 
+// A refund through a provider books what the provider confirmed, never more than was asked:
+// the merchant's hold is posted for the smaller of the two (the rest of it is released and
+// stays refundable); what the provider gave back beyond the request goes to suspense. Any
+// difference opens a case (amount_mismatch); a refund confirmed for nothing books nothing.
+void book_provider_refund(flow_actor* self, step_done done) {
+  auto& st = self->state;
+  const u128 merchant = st.parent.account_id;
+  const u128 asked = st.row.amount, confirmed = st.row.provider_amount;
+  const u128 moved = confirmed < asked ? confirmed : asked;
+  const u128 excess = confirmed - moved;
+  auto mismatch = [self, asked, confirmed] {
+    auto& st = self->state;
+    if (confirmed == asked) return;
+    open_case(self, asked, confirmed);
+    st.result = payment_result::amount_mismatch;
+    st.row.result = uint32_t(payment_result::amount_mismatch);
+  };
+  if (moved == 0) {
+    release_holds(self, [self, done, mismatch](payment_result r) {
+      if (r == payment_result::ok) {
+        mismatch();
+        self->state.row.state = uint16_t(order_state::in_review);
+      }
+      done(r);
+    });
+    return;
+  }
+  const u128 clearing = clearing_near(st, merchant);
+  std::vector<ledger::transfer> ts{make_transfer(st, lp::leg::post, merchant, clearing, moved,
+                                                 ledger::transfer_post_pending,
+                                                 lp::transfer_id(st.row.sequence, lp::leg::hold))};
+  if (excess != 0)
+    ts.push_back(make_transfer(st, lp::leg::suspense_out,
+                               chart_account(*st.e, lp::role::suspense, 0, merchant, st.row.ledger), clearing, excess));
+  book(self, std::move(ts), [self, done, moved, excess, mismatch](payment_result r) {
+    auto& st = self->state;
+    if (r == payment_result::ok) {
+      st.row.amount_captured = moved;
+      st.note("book_refund_prv", 0, moved);
+      if (excess != 0) st.note("book_suspense_out", 0, excess);
+      mismatch();
+    }
+    done(r);
+  });
+}
+
 class book_refund : public step {
 public:
   bool rerun_on_timeout() const override { return true; }
@@ -282,18 +328,7 @@ public:
         done(payment_result::in_progress);
         return;
       }
-      const u128 clearing = clearing_near(st, merchant);
-      book(self,
-           {make_transfer(st, lp::leg::post, merchant, clearing, st.row.amount, ledger::transfer_post_pending,
-                          lp::transfer_id(st.row.sequence, lp::leg::hold))},
-           [self, done](payment_result r) {
-             auto& st = self->state;
-             if (r == payment_result::ok) {
-               st.row.amount_captured = st.row.amount;
-               st.note("book_refund_prv", 0, st.row.amount);
-             }
-             done(r);
-           });
+      book_provider_refund(self, done);
       return;
     }
     book(self, {make_transfer(st, lp::leg::book, merchant, st.row.account_id, st.row.amount)}, [self, done](payment_result r) {

@@ -55,6 +55,8 @@ constexpr gl_rule gl_rules[] = {
     {"book_suspense_out", kind::none, gl_account::suspense, gl_account::provider_receivable},
     {"book_late", kind::topup, gl_account::provider_receivable, gl_account::customer_funds},
     {"book_late", kind::withdrawal, gl_account::customer_funds, gl_account::provider_receivable},
+    // a refund through a provider that it declined and then made after all
+    {"book_late", kind::refund, gl_account::customer_funds, gl_account::provider_receivable},
     // money leaves suspense for the customer
     {"book_suspense_in", kind::none, gl_account::suspense, gl_account::customer_funds},
 };

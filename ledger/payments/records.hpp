@@ -178,4 +178,38 @@ static_assert(sizeof(order) == 256);
 static_assert(offsetof(order, created_ns) == 192 && offsetof(order, provider) == 232);
 static_assert(std::is_trivially_copyable_v<order>);
 
+// One pay item or refund of an order as lookup_order_items returns it (256 bytes): what a
+// person asks of an order's items, the provider's id for it included.
+struct order_item {
+  u128 id;                    // the item's row (the key of the pay or refund command)
+  u128 order_id;              // the order it belongs to
+  u128 account_id;            // pay: the payer; refund: who gets the money back
+  u128 refund_of;             // refund: the pay item it gives back; pay: zero
+  u128 amount;                // what the command asked
+  u128 amount_moved;          // pay: captured; refund: given back (what the provider confirmed)
+  u128 amount_refunded;       // pay: its completed refunds; refund: zero
+  u128 amount_refund_pending; // pay: its refunds in flight; refund: zero
+  u128 fee;                   // the fee charged: zero for a failed item
+  u128 provider_payment_id;   // the id the provider knows it by; zero for a balance item
+  char provider[provider_name_bytes]; // the channel used, if any
+  uint64_t sequence;          // the row's sequence: order of the items
+  uint32_t ledger;
+  uint16_t kind;              // pay or refund
+  uint16_t state;             // order_state
+  uint32_t result;            // the last payment_result that was not ok / in_progress
+  uint16_t source;            // payments::source
+  uint8_t reserved[58];
+};
+static_assert(sizeof(order_item) == 256);
+static_assert(offsetof(order_item, provider) == 160 && offsetof(order_item, sequence) == 176);
+static_assert(offsetof(order_item, ledger) == 184 && offsetof(order_item, result) == 192);
+static_assert(std::is_trivially_copyable_v<order_item>);
+
+// The fee a row has charged, as every reader is shown it: none for a failed payment (rows
+// written before failures cleared their fee still hold the fee asked at the start).
+inline u128 fee_charged(const order& o) { return o.state == uint16_t(order_state::failed) ? 0 : o.fee; }
+
+// An item row as order_item; `provider_payment_id` is the id its provider call was made under.
+order_item item_of(const order& row, u128 provider_payment_id);
+
 } // namespace kassa::ledger::payments

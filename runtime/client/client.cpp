@@ -735,6 +735,15 @@ std::future<std::vector<ledger::payments::order>> connection::lookup_orders(std:
       append_records<ledger::payments::order>());
 }
 
+std::future<std::vector<ledger::payments::order_item>>
+connection::lookup_order_items(std::vector<u128> ids, const wire::context& ctx) {
+  // One order a frame: its reply may hold as many items as fit in a frame.
+  auto starts = starts_plain(ids.size(), 1);
+  return run_batches<u128, std::vector<ledger::payments::order_item>>(
+      *this, wire::operation::lookup_order_items, std::move(ids), std::move(starts), ctx,
+      append_records<ledger::payments::order_item>());
+}
+
 // --- blocking_client ---------------------------------------------------------------------------
 
 void blocking_client::connect(const std::string& host, uint16_t port,
@@ -793,6 +802,11 @@ blocking_client::submit_payments(const std::vector<ledger::payments::payment_com
 std::vector<ledger::payments::order> blocking_client::lookup_orders(const std::vector<u128>& ids,
                                                                     const wire::context& ctx) {
   return async().lookup_orders(ids, ctx).get();
+}
+
+std::vector<ledger::payments::order_item>
+blocking_client::lookup_order_items(const std::vector<u128>& ids, const wire::context& ctx) {
+  return async().lookup_order_items(ids, ctx).get();
 }
 
 } // namespace kassa::client

@@ -100,6 +100,10 @@ public:
   // The orders found, in request order; ids not found are left out.
   std::future<std::vector<ledger::payments::order>> lookup_orders(std::vector<u128> ids,
                                                                   const wire::context& ctx = {});
+  // The pay items and refunds of the orders named, each order's by sequence; one frame per
+  // order. An order with more items than a reply frame holds: status too_many_events.
+  std::future<std::vector<ledger::payments::order_item>> lookup_order_items(std::vector<u128> ids,
+                                                                            const wire::context& ctx = {});
 
   const wire::hello_reply& server_limits() const; // from the hello reply
   // The answer to this connection's authenticate (operations and ledger count); nullptr when
@@ -141,6 +145,8 @@ public:
       const std::vector<ledger::payments::payment_command>& commands, const wire::context& ctx = {});
   std::vector<ledger::payments::order> lookup_orders(const std::vector<u128>& ids,
                                                      const wire::context& ctx = {});
+  std::vector<ledger::payments::order_item> lookup_order_items(const std::vector<u128>& ids,
+                                                               const wire::context& ctx = {});
 
 private:
   options options_;

@@ -30,7 +30,16 @@ std::string_view name(status st) {
   return "unknown";
 }
 
-bool operation_known(uint16_t op) { return op >= operation_min && op <= operation_max; }
+bool operation_known(uint16_t op) {
+  switch (op) {
+#define KASSA_WIRE_KNOWN(n, v)                                                               \
+  case v:                                                                                    \
+    return true;
+    KASSA_WIRE_OPERATIONS(KASSA_WIRE_KNOWN)
+#undef KASSA_WIRE_KNOWN
+  }
+  return false;
+}
 
 bool closes_connection(status st) {
   switch (st) {
@@ -64,12 +73,15 @@ size_t record_bytes(operation op, bool reply) {
     return reply ? sizeof(ledger::payments::order) : sizeof(u128);
   case operation::authenticate:
     return reply ? sizeof(authenticate_reply) : sizeof(authenticate_request);
+  case operation::lookup_order_items:
+    return reply ? sizeof(ledger::payments::order_item) : sizeof(u128);
   }
   return 0;
 }
 
 uint32_t request_events_max(operation op, uint32_t frame_bytes_max, uint32_t batch_events_max) {
-  if (op != operation::lookup_orders || frame_bytes_max < header_bytes) return batch_events_max;
+  if ((op != operation::lookup_orders && op != operation::lookup_order_items) || frame_bytes_max < header_bytes)
+    return batch_events_max;
   const size_t fit = (frame_bytes_max - header_bytes) / sizeof(ledger::payments::order);
   return fit < batch_events_max ? static_cast<uint32_t>(fit) : batch_events_max;
 }

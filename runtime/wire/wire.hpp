@@ -32,7 +32,8 @@ constexpr uint32_t magic = 0x5353414B; // the bytes "KASS" read as a little-endi
   X(get_account_balances, 7)                                                                 \
   X(submit_payments, 8)                                                                      \
   X(lookup_orders, 9)                                                                        \
-  X(authenticate, 10)
+  X(authenticate, 10)                                                                        \
+  X(lookup_order_items, 21)
 
 // Frame-level status codes. Numbers are part of the protocol and never change.
 #define KASSA_WIRE_STATUSES(X)                                                               \
@@ -65,7 +66,8 @@ enum class operation : uint16_t { KASSA_WIRE_OPERATIONS(KASSA_WIRE_ENUM_ITEM) };
 enum class status : uint16_t { KASSA_WIRE_STATUSES(KASSA_WIRE_ENUM_ITEM) };
 #undef KASSA_WIRE_ENUM_ITEM
 
-constexpr uint16_t operation_min = 1, operation_max = 10;
+// Numbers are not contiguous: 11 to 20 are kept for other operations (operation_known).
+constexpr uint16_t operation_min = 1, operation_max = 21;
 constexpr uint16_t status_max = 22;
 
 std::string_view name(operation op); // "unknown" outside the enum
@@ -228,12 +230,14 @@ static_assert(std::is_trivially_copyable_v<filter> && std::is_trivially_copyable
 static_assert(sizeof(ledger::payments::payment_command) == 128);
 static_assert(sizeof(ledger::payments::payment_reply) == 64);
 static_assert(sizeof(ledger::payments::order) == 256);
+static_assert(sizeof(ledger::payments::order_item) == 256);
 
 // Bytes per event record of the request (reply = false) or reply body; 0 for unknown ops.
 size_t record_bytes(operation op, bool reply);
 
-// The most records a request of `op` may hold: batch_events_max, and for lookup_orders also
-// no more ids than 256-byte orders fit in a reply frame.
+// The most records a request of `op` may hold: batch_events_max, and for lookup_orders and
+// lookup_order_items also no more ids than 256-byte records fit in a reply frame (for
+// lookup_order_items, also the most items its reply may hold).
 uint32_t request_events_max(operation op, uint32_t frame_bytes_max, uint32_t batch_events_max);
 
 // --- decoding ------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ std::pair<uint16_t, uint16_t> expected_posting(const std::string& step, pay::kin
   if (step == "book_suspense_in") return {2900, 2100};
   if (step == "book_late" && k == pay::kind::topup) return {1100, 2100};
   if (step == "book_late" && k == pay::kind::withdrawal) return {2100, 1100};
+  if (step == "book_late" && k == pay::kind::refund) return {2100, 1100};
   return {0, 0};
 }
 
@@ -172,6 +173,10 @@ TEST_CASE("a booking step names its GL posting; a step cut to 16 bytes still mat
   std::strncpy(step, "book_late", sizeof step);
   CHECK(pay::gl_rule_for(step, uint16_t(pay::kind::transfer)) == nullptr);
   CHECK(pay::gl_rule_for(step, uint16_t(pay::kind::withdrawal))->debit == pay::gl_account::customer_funds);
+  // a refund made by a late success leaves the merchant's funds for the provider, as book_refund_prv
+  REQUIRE(pay::gl_rule_for(step, uint16_t(pay::kind::refund)) != nullptr);
+  CHECK(pay::gl_rule_for(step, uint16_t(pay::kind::refund))->debit == pay::gl_account::customer_funds);
+  CHECK(pay::gl_rule_for(step, uint16_t(pay::kind::refund))->credit == pay::gl_account::provider_receivable);
   std::strncpy(step, "book_suspense", sizeof step);
   CHECK(pay::gl_rule_for(step, 0)->credit == pay::gl_account::suspense);
   std::strncpy(step, "book_topupx", sizeof step);

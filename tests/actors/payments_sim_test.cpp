@@ -11,6 +11,7 @@
 
 #include <caf/all.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <deque>
@@ -31,6 +32,7 @@
 #include "actors/payments_writer.hpp"
 #include "actors/shard.hpp"
 #include "ledger/payments/booking_check.hpp"
+#include "ledger/payments/gl.hpp"
 #include "ledger/payments/ids.hpp"
 #include "ledger/payments/records.hpp"
 #include "ledger/store/payments_store.hpp"
@@ -156,7 +158,7 @@ struct world {
       u128 asked = c.amount;
       for (const auto& [id, other] : books)
         if (other.kind == call_kind::refund && other.refund_of == c.refund_of && other.status != call_status::declined)
-          asked += other.asked;
+          asked += other.status == call_status::succeeded ? other.moved : other.asked; // what it gave back
       auto charge = books.find(c.refund_of);
       const u128 moved = charge == books.end() ? 0 : charge->second.moved;
       if (asked > moved) {
@@ -1026,7 +1028,9 @@ struct sim {
   // and over the whole store every 100 steps.
   std::map<u128, u128> key_rows;
   void check_row(const lp::order& r) {
-    auto [it, fresh] = key_rows.emplace(r.key, r.id);
+    // the parts of a split refund beyond the first are rows of their own under the command's key
+    const bool part = r.kind == uint16_t(kind::refund) && r.id != r.key;
+    auto [it, fresh] = part ? std::make_pair(key_rows.end(), true) : key_rows.emplace(r.key, r.id);
     expect(fresh || it->second == r.id, describe(r) + ": its key names another row too");
     if (r.kind == uint16_t(kind::create_order) || r.kind == uint16_t(kind::pay)) {
       expect(r.amount_refunded + r.amount_refund_pending <= r.amount_captured,
@@ -1136,11 +1140,12 @@ struct sim {
           break;
         }
         case kind::refund:
-          if (completed) refunded_of[r.parent_id] += amount;
+          // what it gave back: what the provider confirmed, never more than asked
+          if (completed) refunded_of[r.parent_id] += captured;
           if (completed) {
             const lp::order& parent = by_id[r.parent_id];
-            expected[parent.account_id] -= amount;
-            if (r.source == uint16_t(lp::source::balance)) expected[r.account_id] += amount;
+            expected[parent.account_id] -= captured;
+            if (r.source == uint16_t(lp::source::balance)) expected[r.account_id] += captured;
           }
           break;
         case kind::create_order:
@@ -1169,6 +1174,10 @@ struct sim {
     }
     // The provider: what it took in for a topup or a pay item is what the row says stayed,
     // the rest was given back; a payout moved only for a withdrawal that went through.
+    std::set<u128> in_review_refunds; // pay items with a refund in review
+    for (const auto& r : all)
+      if (r.kind == uint16_t(kind::refund) && order_state(r.state) == order_state::in_review)
+        in_review_refunds.insert(r.counterparty_id);
     for (const auto& r : all) {
       if (r.kind != uint16_t(kind::topup) && r.kind != uint16_t(kind::withdrawal) &&
           !(r.kind == uint16_t(kind::pay) && r.source == uint16_t(lp::source::provider)))
@@ -1186,6 +1195,7 @@ struct sim {
       }
       const auto s = order_state(r.state);
       if (s == order_state::in_review) continue; // a case is open: a person settles it
+      if (in_review_refunds.count(r.id)) continue; // likewise for a refund of it (in suspense)
       __int128 want = 0;
       if (r.kind == uint16_t(kind::withdrawal)) want = s == order_state::completed ? __int128(r.provider_amount) : 0;
       else if (r.kind == uint16_t(kind::topup)) want = s == order_state::completed ? __int128(r.amount_captured) : 0;
@@ -1476,6 +1486,7 @@ void succeed(sim& s, const held_call& h) {
   provider_payment pp;
   pp.kind = h.call.kind;
   pp.asked = h.call.amount;
+  pp.refund_of = h.call.refund_of;
   pp.status = call_status::succeeded;
   pp.moved = h.call.amount;
   s.w->providers[h.provider].payments[h.call.payment_id] = pp;
@@ -1874,4 +1885,471 @@ TEST_CASE("late, stray and unexpected messages never stop or wedge the gateway, 
   CHECK(s->violations.empty());
   caf::anon_send_exit(targets.back(), caf::exit_reason::kill);
   caf::anon_send_exit(x, caf::exit_reason::kill);
+}
+
+// --- what each provider outcome books, and what an order's items show ----------------------------
+
+namespace {
+
+// Sends one command; the core runs until it waits on a provider (or is done).
+void send_one(sim& s, const lp::payment_command& c) {
+  submit_payments_request req;
+  req.ctx.trace_id = c.key;
+  req.commands = {c};
+  caf::anon_send(s.client_actor, s.gateway, std::move(req));
+  s.pump();
+}
+
+lp::payment_reply last_reply(sim& s) {
+  REQUIRE(!s.replies->replies.empty());
+  REQUIRE(s.replies->replies.back().replies.size() == 1);
+  return s.replies->replies.back().replies[0];
+}
+
+lp::payment_command order_command(sim& s, kind k, u128 order_id, u128 account, u128 amount,
+                                  lp::source src = lp::source::none) {
+  lp::payment_command c{};
+  c.key = ++s.next_id;
+  c.order_id = order_id;
+  c.kind = uint16_t(k);
+  c.account_id = k == kind::refund ? 0 : account;
+  c.amount = amount;
+  if (k != kind::pay && k != kind::refund) c.ledger = usd;
+  c.source = uint16_t(src);
+  return c;
+}
+
+// The provider answers the held call with `status`, having moved `moved`.
+void provider_answers(sim& s, const held_call& h, call_status status, u128 moved) {
+  provider_payment pp;
+  pp.kind = h.call.kind;
+  pp.asked = h.call.amount;
+  pp.refund_of = h.call.refund_of;
+  pp.status = status;
+  pp.moved = moved;
+  s.w->providers[h.provider].payments[h.call.payment_id] = pp;
+  answer(h.by, h.rp, s.w->result_of(pp, h.call.payment_id));
+}
+
+// The provider makes the call it had declined after all (`moved`) and calls back.
+void made_after_all(sim& s, const held_call& h, u128 moved, int callbacks = 1) {
+  provider_payment pp;
+  pp.kind = h.call.kind;
+  pp.asked = h.call.amount;
+  pp.moved = moved;
+  pp.refund_of = h.call.refund_of;
+  pp.status = call_status::succeeded;
+  s.w->providers[h.provider].payments[h.call.payment_id] = pp;
+  for (int i = 0; i < callbacks; ++i) {
+    s.w->event(h.provider, h.call.payment_id, pp);
+    s.settle();
+  }
+}
+
+void declined_then_made(sim& s, const held_call& h, u128 moved, int callbacks = 1) {
+  refuse(h, call_status::declined, false);
+  s.settle();
+  made_after_all(s, h, moved, callbacks);
+}
+
+// An order of `amount` paid in full through a provider; returns the order id and the pay item.
+std::pair<u128, lp::payment_command> paid_order(sim& s, u128 amount) {
+  const u128 order_id = ++s.next_id;
+  send_one(s, order_command(s, kind::create_order, order_id, s.merchants[0], amount));
+  REQUIRE(last_reply(s).result == uint32_t(payment_result::ok));
+  const auto pay = order_command(s, kind::pay, order_id, s.users[0], amount, lp::source::provider);
+  send_one(s, pay);
+  succeed(s, take_call(s));
+  s.settle();
+  REQUIRE(order_state(row_of(s, order_id).state) == order_state::completed);
+  return {order_id, pay};
+}
+
+u128 journal_amount(sim& s, const lp::order& row, const char* step) {
+  std::vector<ks::journal_entry> j;
+  REQUIRE(s.pstore->journal_by_row(row.id, j).ok());
+  u128 sum = 0;
+  for (const auto& e : j)
+    if (std::strncmp(e.step, step, sizeof e.step) == 0) sum += e.amount;
+  return sum;
+}
+
+// The general ledger's customer funds as the accounting actor derives them from the journal
+// (ledger/payments/gl.hpp): what kassa owes its users and merchants, net.
+__int128 gl_customer_funds(sim& s) {
+  __int128 net = 0;
+  for (const auto& r : s.rows()) {
+    std::vector<ks::journal_entry> j;
+    REQUIRE(s.pstore->journal_by_row(r.id, j).ok());
+    for (const auto& e : j) {
+      const lp::gl_rule* rule = lp::gl_rule_for(e.step, e.kind);
+      if (!rule) continue;
+      if (rule->credit == lp::gl_account::customer_funds) net += __int128(e.amount);
+      if (rule->debit == lp::gl_account::customer_funds) net -= __int128(e.amount);
+    }
+  }
+  return net;
+}
+
+// The same in the ledger: every user's and merchant's balance, less what the bank funded.
+__int128 ledger_customer_funds(sim& s) {
+  __int128 net = 0;
+  for (const auto& [id, a] : s.accounts_now()) {
+    const bool customer = std::find(s.users.begin(), s.users.end(), id) != s.users.end() ||
+                          std::find(s.merchants.begin(), s.merchants.end(), id) != s.merchants.end();
+    if (customer) net += __int128(a.credits_posted) - __int128(a.debits_posted);
+  }
+  return net - __int128(funding) * __int128(s.users.size());
+}
+
+// Rows <-> ledger agree, the general ledger derived from the journal equals the ledger, and
+// no invariant broke.
+void books_agree(sim& s) {
+  s.check_bookings();
+  CHECK(gl_customer_funds(s) == ledger_customer_funds(s));
+  for (const auto& v : s.violations) UNSCOPED_INFO(v);
+  CHECK(s.violations.empty());
+}
+
+} // namespace
+
+TEST_CASE("a failed payment shows no fee: not in its reply, its row, lookup_orders, its journal or a repeat",
+          "[sim][payments][fees]") {
+  auto s = calm("failed fee");
+  lp::payment_command c{};
+  c.key = ++s->next_id;
+  c.order_id = ++s->next_id;
+  c.kind = uint16_t(kind::withdrawal);
+  c.ledger = usd;
+  c.account_id = s->users[0];
+  c.amount = 1000; // the withdrawal fee is 10: held with the amount, then released
+  send_one(*s, c);
+  held_call h = take_call(*s);
+  CHECK(h.call.kind == call_kind::payout);
+  refuse(h, call_status::declined, false);
+  s->settle();
+  const auto reply = last_reply(*s);
+  CHECK(reply.result == uint32_t(payment_result::provider_declined));
+  CHECK(reply.fee == 0);
+  const auto row = row_of(*s, c.order_id);
+  CHECK(order_state(row.state) == order_state::failed);
+  CHECK(row.fee == 0);
+  CHECK(journal_amount(*s, row, "book_fee") == 0);
+  send_one(*s, c); // the same key again: exists, with the row's fee
+  CHECK(last_reply(*s).result == uint32_t(payment_result::exists));
+  CHECK(last_reply(*s).fee == 0);
+  // a failed row written before failures cleared their fee is shown without it too
+  lp::order legacy = row;
+  legacy.id = ++s->next_id;
+  legacy.key = ++s->next_id;
+  legacy.sequence = 1'000'000;
+  legacy.fee = 10;
+  ks::payments_batch b;
+  b.rows.push_back(legacy);
+  REQUIRE(s->pstore->write(b).ok());
+  auto found = ask_once<orders_reply>(*s, s->gateway, lookup_orders_request{{}, {c.order_id, legacy.id}});
+  s->pump();
+  REQUIRE(found->has_value());
+  REQUIRE((*found)->orders.size() == 2);
+  CHECK((*found)->orders[0].fee == 0);
+  CHECK((*found)->orders[1].fee == 0);
+  CHECK(lp::fee_charged(legacy) == 0);
+  CHECK(lp::item_of(legacy, 0).fee == 0);
+  CHECK(s->accounts_now().at(s->users[0]).debits_pending == 0);
+  CHECK(s->violations.empty());
+}
+
+TEST_CASE("a withdrawal a late success completes shows no fee: none was booked", "[sim][payments][fees][late]") {
+  auto s = calm("late withdrawal fee");
+  lp::payment_command c{};
+  c.key = ++s->next_id;
+  c.order_id = ++s->next_id;
+  c.kind = uint16_t(kind::withdrawal);
+  c.ledger = usd;
+  c.account_id = s->users[0];
+  c.amount = 1000;
+  send_one(*s, c);
+  declined_then_made(*s, take_call(*s), 1000); // paid out after all
+  const auto row = row_of(*s, c.order_id);
+  CHECK(order_state(row.state) == order_state::completed);
+  CHECK(row.fee == 0);
+  CHECK(journal_amount(*s, row, "book_late") == 1000);
+  CHECK(journal_amount(*s, row, "book_fee") == 0);
+  CHECK(s->accounts_now().at(s->users[0]).debits_posted == 1000); // the amount alone
+  s->check_settled();
+  books_agree(*s);
+}
+
+TEST_CASE("lookup_order_items lists an order's pay items and refunds with what moved, fee and provider id",
+          "[sim][payments][items]") {
+  auto s = calm("order items");
+  const u128 order_id = ++s->next_id;
+  send_one(*s, order_command(*s, kind::create_order, order_id, s->merchants[0], 3000));
+  const auto by_balance = order_command(*s, kind::pay, order_id, s->users[0], 1000, lp::source::balance);
+  send_one(*s, by_balance);
+  s->settle();
+  const auto declined = order_command(*s, kind::pay, order_id, s->users[1], 2000, lp::source::provider);
+  send_one(*s, declined);
+  refuse(take_call(*s), call_status::declined, false);
+  s->settle();
+  const auto by_card = order_command(*s, kind::pay, order_id, s->users[1], 2000, lp::source::provider);
+  send_one(*s, by_card);
+  succeed(*s, take_call(*s));
+  s->settle();
+  const auto refund = order_command(*s, kind::refund, order_id, 0, 500);
+  send_one(*s, refund);
+  succeed(*s, take_call(*s));
+  s->settle();
+  auto got = ask_once<items_reply>(*s, s->gateway, lookup_items_request{{}, {order_id, 77777}, 100});
+  s->pump();
+  REQUIRE(got->has_value());
+  REQUIRE((*got)->status == outcome::ok);
+  const auto& items = (*got)->items;
+  REQUIRE(items.size() == 4);
+  CHECK(items[0].id == by_balance.key);
+  CHECK(order_state(items[0].state) == order_state::completed);
+  CHECK(items[0].amount_moved == 1000);
+  CHECK(items[0].provider_payment_id == 0);
+  CHECK(items[1].id == declined.key);
+  CHECK(order_state(items[1].state) == order_state::failed);
+  CHECK(items[1].fee == 0);
+  CHECK(items[1].amount_moved == 0);
+  CHECK(items[1].provider_payment_id == s->pstore->ids().id(row_of(*s, declined.key).sequence));
+  CHECK(items[2].id == by_card.key);
+  CHECK(order_state(items[2].state) == order_state::partially_refunded);
+  CHECK(items[2].amount_moved == 2000);
+  CHECK(items[2].amount_refunded == 500);
+  CHECK(std::string(items[2].provider, strnlen(items[2].provider, sizeof items[2].provider)) ==
+        provider_of(row_of(*s, by_card.key)));
+  CHECK(items[3].id == refund.key);
+  CHECK(items[3].kind == uint16_t(kind::refund));
+  CHECK(items[3].refund_of == by_card.key);
+  CHECK(items[3].amount_moved == 500);
+  for (const auto& i : items) CHECK(i.order_id == order_id);
+  // more items than a reply may hold: nothing, and a status that says so
+  auto few = ask_once<items_reply>(*s, s->gateway, lookup_items_request{{}, {order_id}, 3});
+  s->pump();
+  REQUIRE(few->has_value());
+  CHECK((*few)->status == outcome::too_many);
+  CHECK((*few)->items.empty());
+  s->check_settled();
+  CHECK(s->violations.empty());
+}
+
+TEST_CASE("a refund the provider confirms for less than asked books what it confirmed; the rest stays refundable",
+          "[sim][payments][refund]") {
+  auto s = calm("partial refund");
+  auto [order_id, pay] = paid_order(*s, 2000);
+  const auto refund = order_command(*s, kind::refund, order_id, 0, 1500);
+  send_one(*s, refund);
+  held_call h = take_call(*s);
+  CHECK(h.call.kind == call_kind::refund);
+  provider_answers(*s, h, call_status::succeeded, 1000);
+  s->settle();
+  const auto row = row_of(*s, refund.key);
+  CHECK(order_state(row.state) == order_state::completed);
+  CHECK(row.amount_captured == 1000);
+  CHECK(row.result == uint32_t(payment_result::amount_mismatch));
+  CHECK(journal_amount(*s, row, "book_refund_prv") == 1000);
+  CHECK(journal_has(*s, row, "case_opened"));
+  CHECK(last_reply(*s).amount == 1000);
+  CHECK(row_of(*s, order_id).amount_refunded == 1000);
+  CHECK(row_of(*s, pay.key).amount_refunded == 1000);
+  const auto merchant = s->accounts_now().at(s->merchants[0]);
+  CHECK(merchant.debits_pending == 0); // the rest of the hold is released
+  CHECK(__int128(merchant.credits_posted) - __int128(merchant.debits_posted) == 1000);
+  // what the provider did not give back may be refunded again; beyond it, nothing is booked
+  CHECK(gl_customer_funds(*s) == ledger_customer_funds(*s));
+  send_one(*s, order_command(*s, kind::refund, order_id, 0, 1001));
+  CHECK(last_reply(*s).result == uint32_t(payment_result::refund_exceeds_captured));
+  send_one(*s, order_command(*s, kind::refund, order_id, 0, 1000));
+  succeed(*s, take_call(*s));
+  s->settle();
+  CHECK(row_of(*s, order_id).amount_refunded == 2000);
+  CHECK(order_state(row_of(*s, order_id).state) == order_state::refunded);
+  s->check_settled();
+  books_agree(*s);
+}
+
+TEST_CASE("a refund the provider confirms for more than asked books what was asked; the rest goes to suspense",
+          "[sim][payments][refund]") {
+  auto s = calm("over-confirmed refund");
+  auto [order_id, pay] = paid_order(*s, 2000);
+  const auto refund = order_command(*s, kind::refund, order_id, 0, 500);
+  send_one(*s, refund);
+  provider_answers(*s, take_call(*s), call_status::succeeded, 700);
+  s->settle();
+  const auto row = row_of(*s, refund.key);
+  CHECK(order_state(row.state) == order_state::completed);
+  CHECK(row.amount_captured == 500);
+  CHECK(row.provider_amount == 700);
+  CHECK(row.result == uint32_t(payment_result::amount_mismatch));
+  CHECK(journal_amount(*s, row, "book_refund_prv") == 500);
+  CHECK(journal_amount(*s, row, "book_suspense_ou") == 200); // the step name as stored: 16 bytes
+  CHECK(journal_has(*s, row, "case_opened"));
+  CHECK(row_of(*s, order_id).amount_refunded == 500);
+  const auto merchant = s->accounts_now().at(s->merchants[0]);
+  CHECK(__int128(merchant.credits_posted) - __int128(merchant.debits_posted) == 1500);
+  books_agree(*s);
+}
+
+TEST_CASE("a declined refund that the provider makes after all is booked once and counted in the order's refunded",
+          "[sim][payments][refund][late]") {
+  auto s = calm("late refund");
+  auto [order_id, pay] = paid_order(*s, 2000);
+  const auto refund = order_command(*s, kind::refund, order_id, 0, 800);
+  send_one(*s, refund);
+  declined_then_made(*s, take_call(*s), 800, 2); // the callback, and the same callback again
+  const auto row = row_of(*s, refund.key);
+  CHECK(order_state(row.state) == order_state::completed);
+  CHECK(row.amount_captured == 800);
+  CHECK(journal_amount(*s, row, "book_late") == 800); // once
+  const auto o = row_of(*s, order_id);
+  CHECK(o.amount_refunded == 800);
+  CHECK(o.amount_refund_pending == 0);
+  CHECK(order_state(o.state) == order_state::partially_refunded);
+  CHECK(row_of(*s, pay.key).amount_refunded == 800);
+  // the room it took is gone: the rest of the order, no more, may be refunded
+  send_one(*s, order_command(*s, kind::refund, order_id, 0, 1201));
+  CHECK(last_reply(*s).result == uint32_t(payment_result::refund_exceeds_captured));
+  // the order's actor is loaded again from the store: the same counts
+  s->crash_and_restart();
+  s->settle();
+  CHECK(row_of(*s, order_id).amount_refunded == 800);
+  s->check_settled();
+  books_agree(*s);
+}
+
+TEST_CASE("a late refund its order has no room for any more goes to suspense with a case, not to the merchant",
+          "[sim][payments][refund][late]") {
+  auto s = calm("late refund without room");
+  auto [order_id, pay] = paid_order(*s, 1000);
+  const auto first = order_command(*s, kind::refund, order_id, 0, 1000);
+  send_one(*s, first);
+  held_call h = take_call(*s);
+  refuse(h, call_status::declined, false);
+  s->settle();
+  // the merchant refunds the whole order again, and that one goes through
+  send_one(*s, order_command(*s, kind::refund, order_id, 0, 1000));
+  succeed(*s, take_call(*s));
+  s->settle();
+  REQUIRE(row_of(*s, order_id).amount_refunded == 1000);
+  made_after_all(*s, h, 1000);
+  const auto row = row_of(*s, first.key);
+  CHECK(order_state(row.state) == order_state::in_review);
+  CHECK(journal_amount(*s, row, "book_late") == 0);
+  CHECK(journal_amount(*s, row, "book_suspense_ou") == 1000);
+  CHECK(journal_has(*s, row, "case_opened"));
+  CHECK(row_of(*s, order_id).amount_refunded == 1000); // never beyond what was captured
+  const auto merchant = s->accounts_now().at(s->merchants[0]);
+  CHECK(merchant.credits_posted == merchant.debits_posted);
+  books_agree(*s);
+}
+
+namespace {
+
+// An order of 3000 paid 1000 from a balance, then 2000 through a provider; its items.
+struct two_item_order {
+  u128 order_id = 0;
+  lp::payment_command by_balance{}, by_card{};
+};
+two_item_order order_of_two_items(sim& s) {
+  two_item_order o;
+  o.order_id = ++s.next_id;
+  send_one(s, order_command(s, kind::create_order, o.order_id, s.merchants[0], 3000));
+  o.by_balance = order_command(s, kind::pay, o.order_id, s.users[0], 1000, lp::source::balance);
+  send_one(s, o.by_balance);
+  s.settle();
+  o.by_card = order_command(s, kind::pay, o.order_id, s.users[1], 2000, lp::source::provider);
+  send_one(s, o.by_card);
+  succeed(s, take_call(s));
+  s.settle();
+  REQUIRE(order_state(row_of(s, o.order_id).state) == order_state::completed);
+  return o;
+}
+
+std::vector<lp::order> refund_rows(sim& s, u128 key) {
+  std::vector<lp::order> out;
+  for (const auto& r : s.rows())
+    if (r.kind == uint16_t(kind::refund) && r.key == key) out.push_back(r);
+  std::sort(out.begin(), out.end(), [](const lp::order& a, const lp::order& b) { return a.sequence < b.sequence; });
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("a refund larger than any one pay item is split over the order's items, newest first, each within its room",
+          "[sim][payments][refund][split]") {
+  auto s = calm("split refund");
+  const auto o = order_of_two_items(*s);
+  send_one(*s, order_command(*s, kind::refund, o.order_id, 0, 500)); // the newest item takes it whole
+  succeed(*s, take_call(*s));
+  s->settle();
+  // 2200: more than either item has left (1500 and 1000)
+  const auto refund = order_command(*s, kind::refund, o.order_id, 0, 2200);
+  send_one(*s, refund);
+  held_call h = take_call(*s); // the card item's part; the balance part books at once
+  CHECK(h.call.amount == 1500);
+  succeed(*s, h);
+  s->settle();
+  auto reply = last_reply(*s);
+  CHECK(reply.result == uint32_t(payment_result::ok));
+  CHECK(reply.amount == 2200);
+  CHECK(order_state(reply.state) == order_state::partially_refunded);
+  const auto parts = refund_rows(*s, refund.key);
+  REQUIRE(parts.size() == 2);
+  CHECK(parts[0].id == refund.key);
+  CHECK(parts[0].counterparty_id == o.by_card.key);
+  CHECK(parts[0].amount_captured == 1500);
+  CHECK(parts[1].id == s->pstore->ids().id(parts[1].sequence)); // a kassa-made id
+  CHECK(parts[1].counterparty_id == o.by_balance.key);
+  CHECK(parts[1].amount_captured == 700);
+  for (const auto& p : parts) CHECK(order_state(p.state) == order_state::completed);
+  CHECK(row_of(*s, o.order_id).amount_refunded == 2700);
+  CHECK(row_of(*s, o.by_card.key).amount_refunded == 2000);
+  CHECK(row_of(*s, o.by_balance.key).amount_refunded == 700);
+  // the same command again: what its parts gave back together
+  send_one(*s, refund);
+  CHECK(last_reply(*s).result == uint32_t(payment_result::exists));
+  CHECK(last_reply(*s).amount == 2200);
+  // beyond what is left: refused, nothing stored
+  const size_t rows_before = s->rows().size();
+  send_one(*s, order_command(*s, kind::refund, o.order_id, 0, 301));
+  CHECK(last_reply(*s).result == uint32_t(payment_result::refund_exceeds_captured));
+  CHECK(s->rows().size() == rows_before);
+  send_one(*s, order_command(*s, kind::refund, o.order_id, 0, 300));
+  s->settle();
+  CHECK(last_reply(*s).result == uint32_t(payment_result::ok));
+  CHECK(order_state(row_of(*s, o.order_id).state) == order_state::refunded);
+  // the items as lookup_order_items shows them: each part a refund of its own item
+  auto got = ask_once<items_reply>(*s, s->gateway, lookup_items_request{{}, {o.order_id}, 100});
+  s->pump();
+  REQUIRE(got->has_value());
+  size_t refunds = 0;
+  for (const auto& i : (*got)->items) refunds += i.kind == uint16_t(kind::refund);
+  CHECK(refunds == 4);
+  s->check_settled();
+  books_agree(*s);
+}
+
+TEST_CASE("a split refund whose part the provider declines answers the decline and what the other parts gave back",
+          "[sim][payments][refund][split]") {
+  auto s = calm("split refund declined");
+  const auto o = order_of_two_items(*s);
+  const auto refund = order_command(*s, kind::refund, o.order_id, 0, 2500);
+  send_one(*s, refund);
+  refuse(take_call(*s), call_status::declined, false);
+  s->settle();
+  const auto reply = last_reply(*s);
+  CHECK(reply.result == uint32_t(payment_result::provider_declined));
+  CHECK(reply.amount == 500); // the balance part
+  const auto parts = refund_rows(*s, refund.key);
+  REQUIRE(parts.size() == 2);
+  CHECK(order_state(parts[0].state) == order_state::failed);
+  CHECK(order_state(parts[1].state) == order_state::completed);
+  const auto order_row = row_of(*s, o.order_id);
+  CHECK(order_row.amount_refunded == 500);
+  CHECK(order_row.amount_refund_pending == 0);
+  s->check_settled();
+  books_agree(*s);
 }

@@ -294,6 +294,9 @@ private:
       send(s, reply(d.h, found));
       return;
     }
+    case wire::operation::lookup_order_items: // orders without items
+      send(s, reply(d.h, std::vector<ledger::payments::order_item>{}));
+      return;
     }
   }
 

@@ -156,6 +156,14 @@ struct payments_env {
     for (const auto& o : out) REQUIRE(o.result == ledger::account_result::ok);
   }
 
+  // The payer 1 (10000 topped up), the payer 2 who pays by card, and the merchant 100.
+  void payers_and_merchant() {
+    account(1);
+    account(2);
+    account(100, 0);
+    REQUIRE(submit(command(kind::topup, 1, 1, 1, 10000)).result == uint32_t(payment_result::ok));
+  }
+
   ledger::account lookup(u128 id) {
     auto a = client.lookup_accounts({id});
     REQUIRE(a.size() == 1);
@@ -317,10 +325,7 @@ TEST_CASE("a transfer between users honours the per-day limit, the fee and the b
 TEST_CASE("an order paid from balance and through a provider is refunded, never beyond what was captured, also concurrently",
           "[e2e][payments]") {
   payments_env env;
-  env.account(1);                    // payer
-  env.account(2);                    // payer by card
-  env.account(100, 0);               // merchant
-  REQUIRE(env.submit(command(kind::topup, 1, 1, 1, 10000)).result == uint32_t(payment_result::ok));
+  env.payers_and_merchant();
   auto r = env.submit(command(kind::create_order, 10, 500, 100, 9000));
   CHECK(r.result == uint32_t(payment_result::ok));
   CHECK(r.state == uint16_t(order_state::created));
@@ -364,6 +369,65 @@ TEST_CASE("an order paid from balance and through a provider is refunded, never 
   // a refund of an order kind that has none
   CHECK(env.submit(command(kind::refund, 40, 1, 0, 1)).result == uint32_t(payment_result::order_kind_invalid));
   CHECK(env.submit(command(kind::refund, 41, 77777, 0, 1)).result == uint32_t(payment_result::order_not_found));
+  env.check_money();
+}
+
+TEST_CASE("kassa order show lists an order's items with what moved, the fee and the provider's payment id",
+          "[e2e][payments]") {
+  payments_env env;
+  env.payers_and_merchant();
+  REQUIRE(env.submit(command(kind::create_order, 10, 500, 100, 9000)).result == uint32_t(payment_result::ok));
+  REQUIRE(env.submit(paying(11, 500, 1, 4000, lp::source::balance)).result == uint32_t(payment_result::ok));
+  REQUIRE(env.submit(with_provider(paying(13, 500, 2, 5000, lp::source::provider), "alpha")).result ==
+          uint32_t(payment_result::ok));
+  REQUIRE(env.submit(command(kind::refund, 20, 500, 0, 1000)).result == uint32_t(payment_result::ok));
+  // over the protocol: the items in the order kassa numbered them
+  const auto items = env.client.lookup_order_items({500, 1, 77777});
+  REQUIRE(items.size() == 3); // the top-up 1 and the unknown 77777 have none
+  CHECK(items[0].id == 11);
+  CHECK(items[0].kind == uint16_t(kind::pay));
+  CHECK(items[0].amount_moved == 4000);
+  CHECK(items[0].provider_payment_id == 0); // from the payer's balance
+  CHECK(items[1].id == 13);
+  CHECK(items[1].amount_moved == 5000);
+  CHECK(items[1].amount_refunded == 1000); // the newest item took the refund
+  CHECK(items[1].provider_payment_id != 0);
+  CHECK(std::string(items[1].provider) == "alpha");
+  CHECK(items[2].id == 20);
+  CHECK(items[2].kind == uint16_t(kind::refund));
+  CHECK(items[2].refund_of == 13);
+  CHECK(items[2].amount_moved == 1000);
+  for (const auto& i : items) CHECK(i.order_id == 500);
+  // the CLI prints them under the order
+  const std::string address = env.kassad->address();
+  std::string out;
+  REQUIRE(run({KASSA_CLI, "--address", address, "order", "show", "500"}, out, 20s) == 0);
+  INFO(out);
+  CHECK(out.find("order 500  kind create_order") != std::string::npos);
+  CHECK(out.find("payment_id") != std::string::npos);
+  char pid[40];
+  std::snprintf(pid, sizeof pid, "0x%016llx%016llx", (unsigned long long)u128_hi(items[1].provider_payment_id),
+                (unsigned long long)u128_lo(items[1].provider_payment_id));
+  CHECK(out.find(pid) != std::string::npos);
+  REQUIRE(run({KASSA_CLI, "--address", address, "order", "show", "500", "--json"}, out, 20s) == 0);
+  CHECK(out.find("\"order_items\":[{\"id\":\"11\",\"kind\":\"pay\"") != std::string::npos);
+  CHECK(out.find("\"provider_payment_id\":\"" + std::string(pid) + "\"") != std::string::npos);
+  // more than either item has left (4000 each): split over both, the newest first
+  const auto split = env.submit(command(kind::refund, 21, 500, 0, 7000));
+  CHECK(split.result == uint32_t(payment_result::ok));
+  CHECK(split.amount == 7000);
+  CHECK(split.state == uint16_t(order_state::partially_refunded));
+  const auto after = env.client.lookup_order_items({500});
+  REQUIRE(after.size() == 5);
+  CHECK(after[3].id == 21);
+  CHECK(after[3].refund_of == 13);
+  CHECK(after[3].amount_moved == 4000);
+  CHECK(after[4].refund_of == 11);
+  CHECK(after[4].amount_moved == 3000);
+  CHECK(env.order(500).amount_refunded == 8000);
+  CHECK(env.submit(command(kind::refund, 22, 500, 0, 1001)).result ==
+        uint32_t(payment_result::refund_exceeds_captured));
+  CHECK(env.balance(100) == 1000);
   env.check_money();
 }
 

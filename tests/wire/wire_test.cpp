@@ -177,6 +177,14 @@ TEST_CASE("every operation round-trips as a request and as a reply", "[wire]") {
                    std::vector<ledger::payments::order>(2, ord), rp);
   check_round_trip(with_ctx(request(operation::lookup_orders, 9, 0), true),
                    std::vector<ledger::payments::order>{}, rp);
+  check_round_trip(with_ctx(request(operation::lookup_order_items, 10, 1), false), std::vector<u128>{9001}, rq);
+  ledger::payments::order_item item{};
+  item.id = 3;
+  item.order_id = 9001;
+  item.amount = 2500;
+  item.kind = uint16_t(ledger::payments::kind::pay);
+  check_round_trip(with_ctx(request(operation::lookup_order_items, 10, 2), true),
+                   std::vector<ledger::payments::order_item>(2, item), rp);
 
   authenticate_request ar;
   ar.client_id = 9;
@@ -193,7 +201,7 @@ TEST_CASE("every operation round-trips as a request and as a reply", "[wire]") {
 
   // Error replies carry no body, for every operation and every status.
   for (uint16_t op = operation_min; op <= operation_max; ++op)
-    for (uint16_t st = 1; st <= status_max; ++st) {
+    for (uint16_t st = 1; st <= status_max && operation_known(op); ++st) {
       header h = request(operation(op), 77, 0);
       std::vector<uint8_t> out;
       encode_error(out, h, status(st));
@@ -211,7 +219,12 @@ TEST_CASE("random frames round-trip", "[wire]") {
   for (int round = 0; round < 2000; ++round) {
     const bool reply = rng() % 2;
     header h;
-    h.op = operation(operation_min + rng() % operation_max);
+    static const operation ops[] = {
+#define KASSA_WIRE_LIST(n, v) operation::n,
+        KASSA_WIRE_OPERATIONS(KASSA_WIRE_LIST)
+#undef KASSA_WIRE_LIST
+    };
+    h.op = ops[rng() % std::size(ops)];
     h.reply = reply;
     h.request_id = rng() | 1;
     h.ctx.trace_id = make_u128(rng(), rng());
@@ -443,6 +456,10 @@ TEST_CASE("statuses only a server produces are named, numbered and keep the conn
   CHECK(uint16_t(status::payments_disabled) == 18);
   CHECK(name(operation::authenticate) == "authenticate");
   CHECK(uint16_t(operation::authenticate) == 10);
+  CHECK(name(operation::lookup_order_items) == "lookup_order_items");
+  CHECK(uint16_t(operation::lookup_order_items) == 21);
+  for (uint16_t op = 11; op <= 20; ++op) CHECK_FALSE(operation_known(op)); // kept for other operations
+  CHECK(request_events_max(operation::lookup_order_items, 1u << 20, 8190) == 4095);
   CHECK(uint16_t(status::unauthenticated) == 19);
   CHECK(uint16_t(status::forbidden) == 20);
   CHECK(uint16_t(status::authentication_failed) == 21);
