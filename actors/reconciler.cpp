@@ -10,6 +10,7 @@
 
 #include "actors/channel.hpp"
 #include "actors/messages.hpp"
+#include "actors/recon_cases.hpp"
 #include "ledger/assert.hpp"
 #include "ledger/payments/booking_check.hpp"
 #include "ledger/payments/gl.hpp"
@@ -27,25 +28,6 @@ using ks::recon_batch;
 using ks::recon_case;
 using ks::recon_pending;
 using ks::recon_store;
-
-struct recon_write {
-  recon_batch batch;
-};
-struct recon_written {
-  ks::error error;
-  recon_batch batch; // with the ids of the cases it added
-  ks::recon_counters counters;
-};
-
-} // namespace
-} // namespace kassa::actors
-
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::recon_write)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::recon_written)
-
-namespace kassa::actors {
-
-namespace {
 
 using tick_atom = caf::atom_constant<caf::atom("rec_tick")>;
 
@@ -652,35 +634,18 @@ caf::behavior reconciler(reconciler_actor* self, reconciler_options opts, std::s
                 });
         return rp;
       },
-      [self](const resolve_case& r) {
+      [self](resolve_case& r) {
         auto& st = self->state;
-        recon_batch b;
-        b.resolve.emplace_back(r.id, now_ns(st));
+        case_desk desk{st.store, st.opts.payments, st.committer, st.opts.ledger, st.opts.suspense_account, now_ns(st),
+                       [self](const recon_written& done) {
+                         if (done.error.ok()) self->state.counters = done.counters;
+                         else self->state.last_error = done.error.message;
+                       }};
         auto rp = self->make_response_promise();
-        ks::recon_case before;
-        bool found = false;
-        ks::error err = st.store->get_case(r.id, before, found);
-        if (!err.ok() || !found || before.status != static_cast<uint8_t>(ks::case_status::open)) {
-          if (!rp.async()) rp.deliver(recon_case_resolved{err, false});
-          return rp;
-        }
-        self->request(st.committer, caf::infinite, recon_write{std::move(b)})
-            .then(
-                [self, rp](recon_written& done) mutable {
-                  if (done.error.ok()) self->state.counters = done.counters;
-                  if (!rp.async()) rp.deliver(recon_case_resolved{done.error, done.error.ok()});
-                },
-                [rp](caf::error& e) mutable {
-                  ks::error err{ks::errc::io, "reconciliation committer failed: " + to_string(e)};
-                  if (!rp.async()) rp.deliver(recon_case_resolved{err, false});
-                });
+        resolve(self, std::move(desk), std::move(r), rp);
         return rp;
       },
-      [self](const recon_cases_request& r) -> recon_cases_reply {
-        recon_cases_reply reply;
-        reply.error = self->state.store->load_cases(r.open_only, reply.cases);
-        return reply;
-      },
+      [self](const recon_cases_request& r) -> recon_cases_reply { return list_cases(*self->state.store, r); },
       [self](const recon_status_request&) -> recon_status {
         auto& st = self->state;
         recon_status s;
