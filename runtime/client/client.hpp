@@ -100,6 +100,12 @@ public:
   // The orders found, in request order; ids not found are left out.
   std::future<std::vector<ledger::payments::order>> lookup_orders(std::vector<u128> ids,
                                                                   const wire::context& ctx = {});
+  // Reconciliation cases: one page (at most filter.limit, which must not exceed
+  // wire::cases_per_reply_max of the hello's limits); and one resolution, whose reply's
+  // `result` is the business outcome (ledger::payments::case_result).
+  std::future<std::vector<wire::case_record>> get_cases(const wire::cases_filter& f, const wire::context& ctx = {});
+  std::future<wire::resolve_reply> resolve_case(const ledger::store::recon_resolution& r,
+                                                const wire::context& ctx = {});
 
   const wire::hello_reply& server_limits() const; // from the hello reply
   // The answer to this connection's authenticate (operations and ledger count); nullptr when
@@ -141,6 +147,8 @@ public:
       const std::vector<ledger::payments::payment_command>& commands, const wire::context& ctx = {});
   std::vector<ledger::payments::order> lookup_orders(const std::vector<u128>& ids,
                                                      const wire::context& ctx = {});
+  std::vector<wire::case_record> get_cases(const wire::cases_filter& f, const wire::context& ctx = {});
+  wire::resolve_reply resolve_case(const ledger::store::recon_resolution& r, const wire::context& ctx = {});
 
 private:
   options options_;
