@@ -122,7 +122,7 @@ TEST_CASE("a bad access section is refused at its key, by list index and line", 
       {head + "    - id: 7\n      key: \"" + key_hex + "\"\n      operations: [hello]\n", 8,
        "access.clients[0].operations[0]",
        "'hello' is not one of: create_accounts, create_transfers, lookup_accounts, lookup_transfers, "
-       "get_account_transfers, get_account_balances, submit_payments, lookup_orders (hello and "
+       "get_account_transfers, get_account_balances, submit_payments, lookup_orders, get_cases, resolve_case (hello and "
        "authenticate are always allowed)"},
       {head + "    - id: 7\n      key: \"" + key_hex + "\"\n      operations: [lookup_accounts, lookup_accounts]\n",
        8, "access.clients[0].operations[1]", "duplicate operation lookup_accounts"},
