@@ -20,12 +20,6 @@ void answer(caf::response_promise& rp, recon_case_resolved r) {
 
 void answer(caf::response_promise& rp, case_result result) { answer(rp, recon_case_resolved{{}, result, {}}); }
 
-template <size_t N>
-void copy_text(char (&out)[N], const std::string& text) {
-  std::memset(out, 0, N);
-  std::memcpy(out, text.data(), std::min(text.size(), N));
-}
-
 // The ledger's answer to the correcting transfer: exists (asked before) is the booking done.
 case_result booking_result(const create_reply& r) {
   using tr = ledger::transfer_result;

@@ -3,7 +3,10 @@
 // journal it) and listing cases with their journal. Part of the reconciler actor; its writes go
 // through the reconciler's committer like every other write of the recon store.
 #include <caf/all.hpp>
+#include <algorithm>
+#include <cstring>
 #include <functional>
+#include <string>
 #include <memory>
 
 #include "actors/reconciler.hpp"
@@ -28,6 +31,13 @@ struct case_desk {
   uint64_t now_ns = 0;
   std::function<void(const recon_written&)> written;       // after each commit
 };
+
+// `text` into a zero-padded field, cut to its size.
+template <size_t N>
+void copy_text(char (&out)[N], const std::string& text) {
+  std::memset(out, 0, N);
+  std::memcpy(out, text.data(), std::min(text.size(), N));
+}
 
 // Answers `rp` with the outcome of `r` (see resolve_case).
 void resolve(caf::event_based_actor* self, case_desk desk, resolve_case r, caf::response_promise rp);

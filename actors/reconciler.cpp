@@ -100,11 +100,6 @@ bool is_final(uint16_t state) {
   }
 }
 
-void copy_name(char (&out)[ks::provider_bytes], const std::string& name) {
-  std::memset(out, 0, sizeof out);
-  std::memcpy(out, name.data(), std::min(name.size(), sizeof out));
-}
-
 std::string name_of(const char (&field)[ks::provider_bytes]) {
   return std::string(field, strnlen(field, sizeof field));
 }
@@ -128,7 +123,7 @@ verdict match_line(reconciler_state& st, const std::string& provider, const reco
   c.payment_id = line.payment_id;
   c.provider_amount = line.amount;
   c.ledger = line.ledger;
-  copy_name(c.provider, provider);
+  copy_text(c.provider, provider);
   auto open = [&](case_kind k) {
     c.kind = static_cast<uint8_t>(k);
     w.batch.cases.push_back(c);
@@ -300,7 +295,7 @@ void finish_round(reconciler_actor* self) {
     for (const statement_entry& e : entries) {
       if (e.sequence <= cursor_next[i]) continue; // a provider that repeats itself
       recon_pending line;
-      copy_name(line.provider, p.name);
+      copy_text(line.provider, p.name);
       line.sequence = e.sequence;
       line.first_seen_ns = w.now;
       line.payment_id = e.payment_id;
@@ -615,7 +610,7 @@ caf::behavior reconciler(reconciler_actor* self, reconciler_options opts, std::s
         c.ledger = oc.ledger;
         c.internal_amount = oc.internal_amount;
         c.provider_amount = oc.provider_amount;
-        copy_name(c.provider, oc.provider);
+        copy_text(c.provider, oc.provider);
         recon_batch b;
         b.cases.push_back(c);
         auto rp = self->make_response_promise();

@@ -526,24 +526,23 @@ TEST_CASE("resolving a suspense case with book moves the parked money once; a se
     CHECK(j.transfer_id == pay::case_transfer_id(1));
     CHECK(rn.status().cases_open == 0);
   }
-  SECTION("a booking made before a lost journal answers exists when asked again, and is journaled once") {
+  // a booking that landed before kassad stopped, its journal entry lost
+  auto booked_before = [&](u128 amount) {
     ledger::transfer earlier{};
     earlier.id = pay::case_transfer_id(1);
     earlier.debit_account_id = suspense;
     earlier.credit_account_id = 5;
-    earlier.amount = 1007;
+    earlier.amount = amount;
     ledger->created[earlier.id] = earlier;
+  };
+  SECTION("a booking made before a lost journal answers exists when asked again, and is journaled once") {
+    booked_before(1007);
     r.note = "retry";
     REQUIRE(rn.node.ask<recon_case_resolved>(rn.recon, r).resolved());
     CHECK(ledger->applied == 0);
   }
   SECTION("a retry with another amount than the booking made is refused") {
-    ledger::transfer earlier{};
-    earlier.id = pay::case_transfer_id(1);
-    earlier.debit_account_id = suspense;
-    earlier.credit_account_id = 5;
-    earlier.amount = 7;
-    ledger->created[earlier.id] = earlier;
+    booked_before(7);
     r.note = "retry";
     CHECK(rn.node.ask<recon_case_resolved>(rn.recon, r).result == pay::case_result::booking_differs);
     CHECK(rn.cases(true).size() == 1);
