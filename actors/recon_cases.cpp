@@ -129,6 +129,25 @@ void book(caf::event_based_actor* self, const case_desk& desk, const ks::recon_c
           });
 }
 
+// A book whose journal entry was lost (kassad stopped in between) left the case open with its
+// correcting transfer in the ledger: accepting it would journal "nothing booked".
+void accept(caf::event_based_actor* self, const case_desk& desk, ks::recon_resolution entry, caf::response_promise rp) {
+  if (!desk.ledger) return journal(self, desk, entry, rp);
+  self->request(desk.ledger, caf::infinite, lookup_transfers_request{{}, {lp::case_transfer_id(entry.case_id)}})
+      .then(
+          [self, desk, entry, rp](transfers_reply& r) mutable {
+            if (r.status != outcome::ok)
+              return answer(rp, recon_case_resolved{{ks::errc::io, "the ledger did not answer a lookup: retry"},
+                                                    case_result::ok, {}});
+            if (!r.transfers.empty()) return answer(rp, case_result::case_booked);
+            journal(self, desk, entry, rp);
+          },
+          [rp](caf::error& e) mutable {
+            answer(rp, recon_case_resolved{{ks::errc::io, "the ledger did not answer: " + to_string(e)},
+                                           case_result::ok, {}});
+          });
+}
+
 } // namespace
 
 void resolve(caf::event_based_actor* self, case_desk desk, resolve_case r, caf::response_promise rp) {
@@ -151,7 +170,7 @@ void resolve(caf::event_based_actor* self, case_desk desk, resolve_case r, caf::
   entry.amount = r.amount;
   copy_text(entry.by, r.by);
   copy_text(entry.note, r.note);
-  if (lp::case_action(r.action) == lp::case_action::accept) return journal(self, desk, entry, rp);
+  if (lp::case_action(r.action) == lp::case_action::accept) return accept(self, desk, entry, rp);
   book(self, desk, c, entry, rp);
 }
 

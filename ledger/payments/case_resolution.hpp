@@ -38,7 +38,8 @@ enum class case_direction : uint8_t { none = 0, from_suspense = 1, to_suspense =
   X(ledger_forbidden, 9)    /* the client may not use the case's ledger */                    \
   X(insufficient_funds, 10) /* the account cannot cover a booking to suspense */              \
   X(booking_differs, 11)    /* the case's correcting transfer exists with other fields */     \
-  X(ledger_refused, 12)     /* the ledger refused the correcting transfer otherwise */
+  X(ledger_refused, 12)     /* the ledger refused the correcting transfer otherwise */        \
+  X(case_booked, 13)        /* accept, but a book of the case landed: resolve it with book */
 
 #define KASSA_CASE_ENUM_ITEM(name, value) name = value,
 enum class case_result : uint32_t { KASSA_CASE_RESULTS(KASSA_CASE_ENUM_ITEM) };

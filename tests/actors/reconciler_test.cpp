@@ -534,9 +534,14 @@ TEST_CASE("resolving a suspense case with book moves the parked money once; a se
     earlier.credit_account_id = 5;
     earlier.amount = amount;
     ledger->created[earlier.id] = earlier;
+    ledger->put(earlier.id, amount);
   };
   SECTION("a booking made before a lost journal answers exists when asked again, and is journaled once") {
     booked_before(1007);
+    resolve_case accept = r;
+    accept.action = uint8_t(pay::case_action::accept);
+    accept.note = "nothing to book";
+    CHECK(rn.node.ask<recon_case_resolved>(rn.recon, accept).result == pay::case_result::case_booked);
     r.note = "retry";
     REQUIRE(rn.node.ask<recon_case_resolved>(rn.recon, r).resolved());
     CHECK(ledger->applied == 0);

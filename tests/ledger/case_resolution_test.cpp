@@ -42,6 +42,7 @@ TEST_CASE("a resolution request is checked in the order of its result codes", "[
   CHECK(check_request(book, from, 0, true) == case_result::amount_invalid);
   CHECK(name(case_result::booking_differs) == "booking_differs");
   CHECK(uint32_t(case_result::ledger_refused) == 12);
+  CHECK(uint32_t(case_result::case_booked) == 13);
 }
 
 TEST_CASE("book from a parked case moves all it parked: into the account for money that came in, out of it for "
