@@ -10,6 +10,7 @@
 
 #include "actors/channel.hpp"
 #include "actors/messages.hpp"
+#include "actors/recon_cases.hpp"
 #include "ledger/assert.hpp"
 #include "ledger/payments/booking_check.hpp"
 #include "ledger/payments/gl.hpp"
@@ -27,25 +28,6 @@ using ks::recon_batch;
 using ks::recon_case;
 using ks::recon_pending;
 using ks::recon_store;
-
-struct recon_write {
-  recon_batch batch;
-};
-struct recon_written {
-  ks::error error;
-  recon_batch batch; // with the ids of the cases it added
-  ks::recon_counters counters;
-};
-
-} // namespace
-} // namespace kassa::actors
-
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::recon_write)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::recon_written)
-
-namespace kassa::actors {
-
-namespace {
 
 using tick_atom = caf::atom_constant<caf::atom("rec_tick")>;
 
@@ -118,11 +100,6 @@ bool is_final(uint16_t state) {
   }
 }
 
-void copy_name(char (&out)[ks::provider_bytes], const std::string& name) {
-  std::memset(out, 0, sizeof out);
-  std::memcpy(out, name.data(), std::min(name.size(), sizeof out));
-}
-
 std::string name_of(const char (&field)[ks::provider_bytes]) {
   return std::string(field, strnlen(field, sizeof field));
 }
@@ -146,7 +123,7 @@ verdict match_line(reconciler_state& st, const std::string& provider, const reco
   c.payment_id = line.payment_id;
   c.provider_amount = line.amount;
   c.ledger = line.ledger;
-  copy_name(c.provider, provider);
+  copy_text(c.provider, provider);
   auto open = [&](case_kind k) {
     c.kind = static_cast<uint8_t>(k);
     w.batch.cases.push_back(c);
@@ -318,7 +295,7 @@ void finish_round(reconciler_actor* self) {
     for (const statement_entry& e : entries) {
       if (e.sequence <= cursor_next[i]) continue; // a provider that repeats itself
       recon_pending line;
-      copy_name(line.provider, p.name);
+      copy_text(line.provider, p.name);
       line.sequence = e.sequence;
       line.first_seen_ns = w.now;
       line.payment_id = e.payment_id;
@@ -633,7 +610,7 @@ caf::behavior reconciler(reconciler_actor* self, reconciler_options opts, std::s
         c.ledger = oc.ledger;
         c.internal_amount = oc.internal_amount;
         c.provider_amount = oc.provider_amount;
-        copy_name(c.provider, oc.provider);
+        copy_text(c.provider, oc.provider);
         recon_batch b;
         b.cases.push_back(c);
         auto rp = self->make_response_promise();
@@ -652,35 +629,18 @@ caf::behavior reconciler(reconciler_actor* self, reconciler_options opts, std::s
                 });
         return rp;
       },
-      [self](const resolve_case& r) {
+      [self](resolve_case& r) {
         auto& st = self->state;
-        recon_batch b;
-        b.resolve.emplace_back(r.id, now_ns(st));
+        case_desk desk{st.store, st.opts.payments, st.committer, st.opts.ledger, st.opts.suspense_account, now_ns(st),
+                       [self](const recon_written& done) {
+                         if (done.error.ok()) self->state.counters = done.counters;
+                         else self->state.last_error = done.error.message;
+                       }};
         auto rp = self->make_response_promise();
-        ks::recon_case before;
-        bool found = false;
-        ks::error err = st.store->get_case(r.id, before, found);
-        if (!err.ok() || !found || before.status != static_cast<uint8_t>(ks::case_status::open)) {
-          if (!rp.async()) rp.deliver(recon_case_resolved{err, false});
-          return rp;
-        }
-        self->request(st.committer, caf::infinite, recon_write{std::move(b)})
-            .then(
-                [self, rp](recon_written& done) mutable {
-                  if (done.error.ok()) self->state.counters = done.counters;
-                  if (!rp.async()) rp.deliver(recon_case_resolved{done.error, done.error.ok()});
-                },
-                [rp](caf::error& e) mutable {
-                  ks::error err{ks::errc::io, "reconciliation committer failed: " + to_string(e)};
-                  if (!rp.async()) rp.deliver(recon_case_resolved{err, false});
-                });
+        resolve(self, std::move(desk), std::move(r), rp);
         return rp;
       },
-      [self](const recon_cases_request& r) -> recon_cases_reply {
-        recon_cases_reply reply;
-        reply.error = self->state.store->load_cases(r.open_only, reply.cases);
-        return reply;
-      },
+      [self](const recon_cases_request& r) -> recon_cases_reply { return list_cases(*self->state.store, r); },
       [self](const recon_status_request&) -> recon_status {
         auto& st = self->state;
         recon_status s;

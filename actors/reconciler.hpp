@@ -7,12 +7,14 @@
 // side. See docs/accounting.md, "Reconciliation".
 #include <caf/all.hpp>
 #include <cstdint>
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "ledger/payments/case_resolution.hpp"
 #include "ledger/store/payments_store.hpp"
 #include "ledger/store/recon_store.hpp"
 #include "ledger/store/store.hpp"
@@ -40,6 +42,9 @@ struct reconciler_options {
   // row_amount=... ledger_amount=..." (kassad logs it). Empty: not told.
   std::function<void(const std::string&)> log_booking_case;
   std::function<uint64_t()> clock_ns;    // unix epoch ns; empty: the system clock
+  // Resolving cases: the suspense account of `ledger` in the shard of `account` (the one the
+  // payment core books to); empty: `book` is refused (ledger_refused), accept still works.
+  std::function<u128(u128 account, uint32_t ledger)> suspense_account;
 };
 
 // The payment core opens a suspense case: money it parked in suspense (an amount mismatch, a
@@ -58,20 +63,35 @@ struct recon_case_opened {
   ledger::store::error error;
   uint64_t id = 0; // 0: the same case was open already (or error)
 };
-// An operator settled a case. Answered with recon_case_resolved once durable.
+// An operator settles a case: accept it, or book its correcting transfer (see
+// ledger/payments/case_resolution.hpp). Answered with recon_case_resolved once the resolution
+// is journaled, or refused (a result code, nothing changed; a booking already made stays and
+// answers `exists` when asked again).
 struct resolve_case {
   uint64_t id = 0;
+  uint8_t action = uint8_t(ledger::payments::case_action::accept);
+  uint8_t direction = 0; // case_direction; with amount, or both 0 to take them from the case
+  u128 amount = 0;
+  std::string by;        // who, as the operator named themself
+  std::string note;      // why; required
+  uint64_t client_id = 0;         // the authenticated client; 0: none
+  std::vector<uint32_t> ledgers;  // the ledgers that client may use; empty: every ledger
 };
 struct recon_case_resolved {
-  ledger::store::error error;
-  bool resolved = false; // false: no open case with that id
+  ledger::store::error error; // an operating failure (store, ledger unreachable): retry
+  ledger::payments::case_result result = ledger::payments::case_result::ok;
+  ledger::store::recon_resolution resolution; // the journal entry, when ok
+  bool resolved() const { return error.ok() && result == ledger::payments::case_result::ok; }
 };
 struct recon_cases_request {
   bool open_only = true;
+  uint64_t id_min = 0;
+  size_t limit = SIZE_MAX;
 };
 struct recon_cases_reply {
   ledger::store::error error;
   std::vector<ledger::store::recon_case> cases;
+  std::vector<ledger::store::recon_resolution> resolutions; // one per case; all zero for none
 };
 struct recon_status_request {};
 struct recon_provider_status {

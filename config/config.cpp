@@ -652,7 +652,8 @@ void check_payments(const reader& r, payments_config& c, const std::string& sour
 const std::vector<std::pair<std::string_view, uint16_t>> access_operations = {
     {"create_accounts", 2},       {"create_transfers", 3},     {"lookup_accounts", 4},
     {"lookup_transfers", 5},      {"get_account_transfers", 6}, {"get_account_balances", 7},
-    {"submit_payments", 8},       {"lookup_orders", 9},        {"lookup_order_items", 21},
+    {"submit_payments", 8},       {"lookup_orders", 9},          {"get_cases", 11},
+    {"resolve_case", 12},         {"lookup_order_items", 21},
 };
 
 int hex_value(char ch) {

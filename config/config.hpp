@@ -215,8 +215,10 @@ struct payments_config {
 // --- access: client authentication and permissions; docs/configuration.md#access ----------
 
 // The operations a client may be limited to, by their wire numbers (docs/protocol.md):
-// create_accounts 2 .. lookup_orders 9, lookup_order_items 21. Bit n of
-// access_client::operations is operation n; hello and authenticate are always allowed.
+// create_accounts 2 .. lookup_orders 9, get_cases 11, resolve_case 12, lookup_order_items 21.
+// Bit n of access_client::operations is operation n; hello and authenticate are always
+// allowed. The default is every operation but the case desk's: a client lists get_cases and
+// resolve_case to read or resolve reconciliation cases.
 constexpr uint32_t access_operations_all = 0x3FCu | (1u << 21); // bits 2 .. 9 and 21
 constexpr size_t access_key_bytes = 32;
 

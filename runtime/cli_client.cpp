@@ -15,6 +15,7 @@
 #include "ledger/payments/records.hpp"
 #include "ledger/result.hpp"
 #include "ledger/system_ids.hpp"
+#include "runtime/cli_cases.hpp"
 #include "runtime/client/client.hpp"
 
 namespace kassa::runtime {
@@ -88,6 +89,19 @@ const std::map<std::string, std::string>& usages() {
        "kept with the order. show prints orders, each order's pay items and refunds under it\n"
        "(kind, state, amount, what moved, fee, refunded, provider and the provider's payment id;\n"
        "a failed item has no fee); exit 1 when any id is not found.\n"},
+      {"cases",
+       "usage: kassa cases list [--open]\n"
+       "       kassa cases show ID\n"
+       "       kassa cases resolve ID --action accept|book --note TEXT [--by NAME]\n"
+       "                          [--direction from_suspense|to_suspense --amount N]\n"
+       "Reconciliation cases in a running kassad (get_cases, resolve_case). list prints every\n"
+       "case (--open: the open ones); show one case with how it was resolved. resolve closes an\n"
+       "open case: accept books nothing; book books one correcting transfer between the case's\n"
+       "account and the suspense account of its ledger, its direction and amount given, or, both\n"
+       "left out, taken from a suspense case (all the money parked). --note (at most 128 bytes)\n"
+       "says why; --by (default $USER, at most 32 bytes) who. Each resolution is journaled\n"
+       "with the authenticated client id. A case is resolved once: asking again answers\n"
+       "case_resolved and books nothing. Exit 1 when the case is unknown or the resolution refused.\n"},
   };
   return u;
 }
@@ -114,7 +128,7 @@ struct args_t {
   bool flag(const std::string& k) const { return flags.count(k) != 0; }
 };
 
-const std::vector<std::string> bare_flags{"json", "shadow", "pending", "reversed", "debits-only", "credits-only", "help"};
+const std::vector<std::string> bare_flags{"json", "shadow", "pending", "reversed", "debits-only", "credits-only", "help", "open"};
 
 args_t parse(const std::vector<std::string>& raw) {
   args_t a;
@@ -521,8 +535,39 @@ int run_order(const args_t& a, session& s, bool json) {
   return success ? exit_ok : exit_refused;
 }
 
+// `kassa cases list|show|resolve`: the requests are built and printed in cli_cases.cpp.
+int run_cases(const args_t& a, session& s, bool json) {
+  if (a.positional.empty()) throw usage_error("give what to do: list, show or resolve");
+  const std::string what = a.positional[0];
+  const size_t args = what == "list" ? 1 : 2;
+  if (a.positional.size() < args) throw usage_error("give the case id");
+  if (a.positional.size() > args) throw usage_error("unexpected argument '" + a.positional[args] + "'");
+  try {
+    if (what == "list") return cases_list(s.c, a.flag("open"), json);
+    const uint64_t id = small_number<uint64_t>("the case id", a.positional[1]);
+    if (what == "show") return cases_show(s.c, id, json);
+    if (what != "resolve") throw usage_error("unknown cases command '" + what + "'");
+    case_resolution_args r;
+    r.id = id;
+    r.action = a.get("action").value_or("");
+    r.direction = a.get("direction").value_or("");
+    if (auto v = a.get("amount")) {
+      r.amount = number("--amount", *v);
+      if (r.amount == 0) throw usage_error("--amount must be above 0");
+    }
+    if (r.direction.empty() != (r.amount == 0)) throw usage_error("--direction and --amount go together");
+    r.note = a.get("note").value_or("");
+    const char* user = std::getenv("USER");
+    r.by = a.get("by").value_or(user != nullptr ? user : "");
+    return cases_resolve(s.c, r, json);
+  } catch (const std::invalid_argument& e) {
+    throw usage_error(e.what());
+  }
+}
+
 int dispatch(const std::string& cmd, const args_t& a, session& s, bool json) {
   if (cmd == "order") return run_order(a, s, json);
+  if (cmd == "cases") return run_cases(a, s, json);
   if (cmd == "create-account") {
     account acc{};
     acc.id = required_number(a, "id");
@@ -708,6 +753,10 @@ int run_client_command(const std::string& cmd, const std::vector<std::string>& r
                                      "false, or no shadow.providers in its configuration)\n"
                                    : "kassa: the payment core is off in this kassad (payments.enabled: false in its "
                                      "configuration)\n");
+        }
+        if (e.status == wire::status::reconciliation_disabled) {
+          std::fprintf(stderr, "kassa: reconciliation is off in this kassad (payments.reconciliation.enabled: "
+                               "false), or the request had --shadow; nothing was changed\n");
         }
         if (e.status == wire::status::shadow_disabled) {
           std::fprintf(stderr, "kassa: the shadow store is off in this kassad (shadow.enabled: false in its "

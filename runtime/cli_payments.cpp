@@ -176,17 +176,7 @@ int cmd_recon(const std::vector<std::string>& args) {
     std::fprintf(stderr, "kassa recon: %s\n", err.message.c_str());
     return exit_unavailable;
   }
-  std::printf("%6s  %-16s %-8s %-27s %-10s %-36s %8s %12s %12s %6s %8s  %s\n", "id", "kind", "status", "opened",
-              "provider", "payment_id", "ledger", "internal", "provider_amt", "stmt", "row", "trace");
-  for (const ks::recon_case& c : cases) {
-    std::printf("%6llu  %-16s %-8s %-27s %-10s %-36s %8u %12s %12s %6llu %8s  %s\n", (unsigned long long)c.id,
-                std::string(ks::name(static_cast<ks::case_kind>(c.kind))).c_str(),
-                std::string(ks::name(static_cast<ks::case_status>(c.status))).c_str(), utc(c.opened_ns).c_str(),
-                field(c.provider, sizeof c.provider).c_str(), hex(c.payment_id).c_str(), c.ledger,
-                to_string_u128(c.internal_amount).c_str(), to_string_u128(c.provider_amount).c_str(),
-                (unsigned long long)c.statement_sequence, to_string_u128(c.row_id).c_str(),
-                to_string_u128(c.trace_id).c_str());
-  }
+  print_case_table(cases);
   // The three sides and the differences between them, by kind.
   std::map<ks::case_kind, uint64_t> open_of;
   for (const ks::recon_case& c : cases)
@@ -268,6 +258,22 @@ int cmd_gl(const std::vector<std::string>& args) {
 }
 
 } // namespace
+
+void print_case_table(const std::vector<ledger::store::recon_case>& cases) {
+  std::printf("%6s  %-16s %-8s %-27s %-10s %-36s %8s %12s %12s %6s %8s  %s\n", "id", "kind", "status", "opened",
+              "provider", "payment_id", "ledger", "internal", "provider_amt", "stmt", "row", "trace");
+  for (const ks::recon_case& c : cases) {
+    std::printf("%6llu  %-16s %-8s %-27s %-10s %-36s %8u %12s %12s %6llu %8s  %s\n", (unsigned long long)c.id,
+                std::string(ks::name(static_cast<ks::case_kind>(c.kind))).c_str(),
+                std::string(ks::name(static_cast<ks::case_status>(c.status))).c_str(), utc(c.opened_ns).c_str(),
+                field(c.provider, sizeof c.provider).c_str(), hex(c.payment_id).c_str(), c.ledger,
+                to_string_u128(c.internal_amount).c_str(), to_string_u128(c.provider_amount).c_str(),
+                (unsigned long long)c.statement_sequence, to_string_u128(c.row_id).c_str(),
+                to_string_u128(c.trace_id).c_str());
+  }
+}
+
+std::string utc_text(uint64_t ns) { return utc(ns); }
 
 bool is_payments_reader_command(const std::string& cmd) { return cmd == "trace" || cmd == "recon" || cmd == "gl"; }
 

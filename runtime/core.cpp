@@ -233,7 +233,11 @@ std::unique_ptr<payment_core> start_payment_core(caf::actor_system& sys, const c
     ro.channels = named;
     ro.interval_ms = payments.reconciliation.interval_ms;
     ro.grace_ms = payments.reconciliation.grace_ms;
-    ro.ledger = ledger.directory; // rows <-> ledger: the bookings each row names
+    ro.ledger = ledger.directory; // rows <-> ledger: the bookings each row names; a case's booking
+    ro.suspense_account = [shards = cfg.store.shards](u128 account, uint32_t l) {
+      namespace lp = ledger::payments;
+      return lp::account_id(lp::role::suspense, 0, actors::shard_of(account, shards), l);
+    };
     ro.log_booking_case = [site](const std::string& c) {
       site.log(log::level::error, "a payment row and the ledger disagree; a reconciliation case is open", {{"case", c}});
     };

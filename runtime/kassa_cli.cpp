@@ -39,6 +39,7 @@ const char* usage_main =
     "  history           the transfers of an account, oldest first, paged\n"
     "  balances          the balance history of an account with the history flag\n"
     "  order             payments: create, pay, topup, withdraw, refund, transfer; show orders\n"
+    "  cases             reconciliation cases: list, show, resolve (accept or book)\n"
     "\n"
     "Operator commands:\n"
     "  verify --data DIR [--json]   check a stopped store (and its shadow store): balances, totals\n"

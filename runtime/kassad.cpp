@@ -168,6 +168,7 @@ int main(int argc, char** argv) {
 
   runtime::server_options so;
   so.payments = payments ? payments->payments : caf::actor{};
+  so.reconciler = payments ? payments->reconciler : caf::actor{};
   so.address = cfg.server.address;
   so.port = cfg.server.port;
   so.connections_max = cfg.server.connections_max;

@@ -14,6 +14,7 @@
 #include "ledger/result.hpp"
 #include "metrics/shared.hpp"
 #include "runtime/io_thread.hpp"
+#include "runtime/server_cases.hpp"
 #include "runtime/log.hpp"
 #include "runtime/wire/wire.hpp"
 
@@ -191,6 +192,7 @@ struct session_state {
   // The shadow store's (server_options): unset when the shadow store or its payments are off.
   caf::actor shadow_ledger;
   caf::actor shadow_payments;
+  caf::actor reconciler; // unset: reconciliation is off
 };
 
 using session_actor = caf::stateful_actor<session_state>;
@@ -324,6 +326,7 @@ caf::behavior session(session_actor* self, std::shared_ptr<connection> conn) {
   self->state.payments = opts.payments;
   self->state.shadow_ledger = opts.shadow_ledger;
   self->state.shadow_payments = opts.shadow_payments;
+  self->state.reconciler = opts.reconciler;
   return {
       [self](inbound& in) {
         const wire::header& h = in.h;
@@ -410,6 +413,19 @@ caf::behavior session(session_actor* self, std::shared_ptr<connection> conn) {
               forward(self, payments, h, t, std::move(r), &items_reply::items, who);
             }
             break;
+          case wire::operation::get_cases:
+          case wire::operation::resolve_case: {
+            if (!st.reconciler || h.ctx.shadow) {
+              reply(self, h, t, wire::status::reconciliation_disabled, nullptr, 0, 0);
+              break;
+            }
+            auto answer = [self, h, t](wire::status s, const void* b, size_t n, size_t count) {
+              reply(self, h, t, s, b, n, count);
+            };
+            if (h.op == wire::operation::get_cases) get_cases(self, st.reconciler, in.body, who, answer);
+            else resolve_case(self, st.reconciler, in.body, who, answer);
+            break;
+          }
           case wire::operation::hello: // hello and authenticate are answered by the I/O thread
           case wire::operation::authenticate:
             reply(self, h, t, wire::status::internal, nullptr, 0, 0);

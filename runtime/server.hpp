@@ -39,6 +39,10 @@ struct server_options {
   // unset shadow_payments answers their payment operations `payments_disabled`.
   caf::actor shadow_ledger;
   caf::actor shadow_payments;
+  // Takes get_cases and resolve_case (actors/reconciler.hpp). Unset when reconciliation is off:
+  // those operations are then answered `reconciliation_disabled` (so are they with the shadow
+  // flag: the shadow store has no reconciliation).
+  caf::actor reconciler;
   // Who may connect and what each client may do (docs/security.md). The default takes every
   // request from anyone, as before access control.
   access::policy access;

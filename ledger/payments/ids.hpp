@@ -114,6 +114,9 @@ enum class leg : uint8_t {
   suspense_out = 11, // suspense given back (refunded to the provider)
   late = 12,         // a late success booked after the payment had failed
   compensation = 13, // money booked back after a compensating provider refund
+  // A reconciliation case's correcting transfer (case_resolution.hpp): the sequence field holds
+  // the case id, not a row's; no row books under this leg.
+  case_correction = 14,
 };
 // A booking's id: the row's sequence, the attempt and the leg. A booking across shards that
 // the ledger undid (a leg refused, or its shard's commit failed) uses its id up: the ledger
@@ -128,7 +131,7 @@ inline constexpr u128 transfer_id(uint64_t sequence, leg l, uint32_t attempt = 0
 inline constexpr uint64_t transfer_sequence(u128 id) { return u128_lo(id) >> 8; }
 inline constexpr uint32_t transfer_attempt(u128 id) { return uint32_t(u128_lo(id) >> 4) & 0xF; }
 inline constexpr leg transfer_leg(u128 id) { return static_cast<leg>(u128_lo(id) & 0xF); }
-static_assert(static_cast<uint8_t>(leg::compensation) < 16, "a leg fits in 4 bits");
+static_assert(static_cast<uint8_t>(leg::case_correction) < 16, "a leg fits in 4 bits");
 
 // --- the chart of accounts -------------------------------------------------------------------
 enum class role : uint8_t {

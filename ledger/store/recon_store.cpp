@@ -2,6 +2,7 @@
 
 #include <lmdb.h>
 
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <system_error>
@@ -38,7 +39,11 @@ namespace {
 using namespace lmdb_util;
 
 // Bumped on any incompatible change of the tables below; open() refuses any other version.
-constexpr uint64_t recon_format_version = 1;
+// 2 added the resolutions table; a store of format 1 is upgraded in place when opened for
+// writing (its resolved cases keep no journal entry: format 1 recorded none).
+constexpr uint64_t recon_format_version = 2;
+constexpr uint64_t recon_format_version_no_journal = 1;
+constexpr int table_count = 7;
 
 constexpr const char* dbi_cases = "cases";         // case id (8 B BE) -> recon_case
 constexpr const char* dbi_case_keys = "case_keys"; // case_key -> case id (8 B BE)
@@ -46,6 +51,7 @@ constexpr const char* dbi_seen = "seen";           // payment id (16 B BE) -> 1 
 constexpr const char* dbi_pending = "pending";     // provider (16 B), sequence (8 B BE) -> recon_pending
 constexpr const char* dbi_cursors = "cursors";     // provider name -> u64 LE
 constexpr const char* dbi_meta = "meta";           // ASCII name -> u64 LE
+constexpr const char* dbi_resolutions = "resolutions"; // case id (8 B BE) -> recon_resolution
 constexpr const char* meta_format_version = "format_version";
 constexpr const char* meta_case_id_last = "case_id_last";
 constexpr const char* meta_cases_open = "cases_open";
@@ -127,7 +133,7 @@ std::unique_ptr<recon_store> recon_store::open_env(const std::string& path, bool
   unsigned flags = MDB_NOTLS;
   if (read_only) flags |= MDB_RDONLY;
   if (durability == durability::none) flags |= MDB_NOSYNC;
-  if ((rc = mdb_env_set_maxdbs(s->env_, 6)) != 0 ||
+  if ((rc = mdb_env_set_maxdbs(s->env_, table_count)) != 0 ||
       (!read_only && (rc = mdb_env_set_mapsize(s->env_, map_size_bytes)) != 0) ||
       (rc = mdb_env_open(s->env_, path.c_str(), flags, 0640)) != 0) {
     err = lmdb_error(rc, "opening the LMDB environment", s->env_);
@@ -139,9 +145,10 @@ std::unique_ptr<recon_store> recon_store::open_env(const std::string& path, bool
     return nullptr;
   }
   const unsigned create = read_only ? 0 : MDB_CREATE;
-  const char* names[6] = {dbi_cases, dbi_case_keys, dbi_seen, dbi_pending, dbi_cursors, dbi_meta};
-  MDB_dbi dbis[6];
-  for (int i = 0; i < 6; ++i) {
+  const char* names[table_count] = {dbi_cases, dbi_case_keys, dbi_seen, dbi_pending, dbi_cursors, dbi_meta,
+                                    dbi_resolutions};
+  MDB_dbi dbis[table_count] = {};
+  for (int i = 0; i < table_count - 1; ++i) {
     if ((rc = mdb_dbi_open(txn.txn, names[i], create, &dbis[i])) != 0) {
       err = lmdb_error(rc, std::string("opening table ") + names[i], s->env_);
       return nullptr;
@@ -153,18 +160,33 @@ std::unique_ptr<recon_store> recon_store::open_env(const std::string& path, bool
     err = lmdb_error(rc, "reading meta.format_version", s->env_);
     return nullptr;
   }
+  if (found && version != recon_format_version && version != recon_format_version_no_journal) {
+    err = make_error(errc::version_mismatch, "reconciliation store " + path + " has format version " +
+                                                 std::to_string(version) + ", this kassa reads versions " +
+                                                 std::to_string(recon_format_version_no_journal) + " and " +
+                                                 std::to_string(recon_format_version));
+    return nullptr;
+  }
+  // A reader of a format 1 store (not upgraded yet: kassad has not started on it since) finds
+  // no journal; a writer creates the table and upgrades.
+  const bool journal = !read_only || version == recon_format_version;
+  if (journal && (rc = mdb_dbi_open(txn.txn, dbi_resolutions, create, &dbis[6])) != 0) {
+    err = lmdb_error(rc, "opening table resolutions", s->env_);
+    return nullptr;
+  }
   if (!found && !read_only) {
-    if ((rc = put_u64(txn.txn, dbis[5], meta_format_version, recon_format_version)) != 0 ||
-        (rc = put_u64(txn.txn, dbis[5], meta_case_id_last, 0)) != 0 ||
+    if ((rc = put_u64(txn.txn, dbis[5], meta_case_id_last, 0)) != 0 ||
         (rc = put_u64(txn.txn, dbis[5], meta_cases_open, 0)) != 0 ||
         (rc = put_u64(txn.txn, dbis[5], meta_matched, 0)) != 0) {
       err = lmdb_error(rc, "initialising meta", s->env_);
       return nullptr;
     }
-  } else if (version != recon_format_version) {
-    err = make_error(errc::version_mismatch, "reconciliation store " + path + " has format version " +
-                                                 std::to_string(version) + ", this kassa reads version " +
-                                                 std::to_string(recon_format_version));
+  } else if (!found) {
+    err = make_error(errc::version_mismatch, "reconciliation store " + path + " has no format version");
+    return nullptr;
+  }
+  if (!read_only && (rc = put_u64(txn.txn, dbis[5], meta_format_version, recon_format_version)) != 0) {
+    err = lmdb_error(rc, "writing meta.format_version", s->env_);
     return nullptr;
   }
   if ((rc = txn.commit()) != 0) {
@@ -173,6 +195,7 @@ std::unique_ptr<recon_store> recon_store::open_env(const std::string& path, bool
   }
   s->dbi_cases_ = dbis[0], s->dbi_case_keys_ = dbis[1], s->dbi_seen_ = dbis[2];
   s->dbi_pending_ = dbis[3], s->dbi_cursors_ = dbis[4], s->dbi_meta_ = dbis[5];
+  s->dbi_resolutions_ = journal ? dbis[6] : 0;
   return s;
 }
 
@@ -206,17 +229,22 @@ error recon_store::write(recon_batch& batch) {
     if ((rc = mdb_put(txn.txn, dbi_cases_, &ik, &cv, MDB_APPEND)) != 0) return lmdb_error(rc, "writing a case", env_);
     if (c.status == static_cast<uint8_t>(case_status::open)) ++open;
   }
-  for (const auto& [id, resolved_ns] : batch.resolve) {
+  batch.resolutions_applied.assign(batch.resolutions.size(), false);
+  for (size_t i = 0; i < batch.resolutions.size(); ++i) {
+    const recon_resolution& r = batch.resolutions[i];
     uint8_t id_be[8];
-    layout::put_be64(id_be, id);
+    layout::put_be64(id_be, r.case_id);
     recon_case c;
     if ((rc = get_fixed(txn.txn, dbi_cases_, val_of_bytes(id_be, 8), c, found)) != 0)
       return lmdb_error(rc, "reading a case", env_);
     if (!found || c.status != static_cast<uint8_t>(case_status::open)) continue;
     c.status = static_cast<uint8_t>(case_status::resolved);
-    c.resolved_ns = resolved_ns;
-    MDB_val ik = val_of_bytes(id_be, 8), cv = val_of(c);
+    c.resolved_ns = r.resolved_ns;
+    MDB_val ik = val_of_bytes(id_be, 8), cv = val_of(c), rv = val_of(r);
     if ((rc = mdb_put(txn.txn, dbi_cases_, &ik, &cv, 0)) != 0) return lmdb_error(rc, "resolving a case", env_);
+    if ((rc = mdb_put(txn.txn, dbi_resolutions_, &ik, &rv, 0)) != 0)
+      return lmdb_error(rc, "journaling a resolution", env_);
+    batch.resolutions_applied[i] = true;
     if (open > 0) --open;
   }
   for (const auto& [payment_id, what] : batch.seen) {
@@ -257,19 +285,27 @@ error recon_store::write(recon_batch& batch) {
 }
 
 error recon_store::load_cases(bool open_only, std::vector<recon_case>& out) const {
+  return load_cases(open_only, 0, SIZE_MAX, out);
+}
+
+error recon_store::load_cases(bool open_only, uint64_t id_min, size_t limit, std::vector<recon_case>& out) const {
   read_txn t(env_);
   if (t.rc != 0) return lmdb_error(t.rc, "beginning a read", env_);
   cursor_guard c;
   int rc = mdb_cursor_open(t.g.txn, dbi_cases_, &c.cursor);
   if (rc != 0) return lmdb_error(rc, "opening a cursor", env_);
-  MDB_val k, v;
-  for (rc = mdb_cursor_get(c.cursor, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c.cursor, &k, &v, MDB_NEXT)) {
+  uint8_t from[8];
+  layout::put_be64(from, id_min);
+  MDB_val k = val_of_bytes(from, 8), v;
+  size_t taken = 0;
+  for (rc = mdb_cursor_get(c.cursor, &k, &v, MDB_SET_RANGE); rc == 0 && taken < limit;
+       rc = mdb_cursor_get(c.cursor, &k, &v, MDB_NEXT)) {
     if (v.mv_size != sizeof(recon_case)) return lmdb_error(MDB_CORRUPTED, "reading cases", env_);
     recon_case rc_;
     std::memcpy(&rc_, v.mv_data, sizeof rc_);
-    if (!open_only || rc_.status == static_cast<uint8_t>(case_status::open)) out.push_back(rc_);
+    if (!open_only || rc_.status == static_cast<uint8_t>(case_status::open)) out.push_back(rc_), ++taken;
   }
-  return rc == MDB_NOTFOUND ? error{} : lmdb_error(rc, "reading cases", env_);
+  return rc == 0 || rc == MDB_NOTFOUND ? error{} : lmdb_error(rc, "reading cases", env_);
 }
 
 error recon_store::get_case(uint64_t id, recon_case& out, bool& found) const {
@@ -279,6 +315,17 @@ error recon_store::get_case(uint64_t id, recon_case& out, bool& found) const {
   layout::put_be64(id_be, id);
   int rc = get_fixed(t.g.txn, dbi_cases_, val_of_bytes(id_be, 8), out, found);
   return rc == 0 ? error{} : lmdb_error(rc, "reading a case", env_);
+}
+
+error recon_store::get_resolution(uint64_t case_id, recon_resolution& out, bool& found) const {
+  found = false;
+  if (dbi_resolutions_ == 0) return {};
+  read_txn t(env_);
+  if (t.rc != 0) return lmdb_error(t.rc, "beginning a read", env_);
+  uint8_t id_be[8];
+  layout::put_be64(id_be, case_id);
+  int rc = get_fixed(t.g.txn, dbi_resolutions_, val_of_bytes(id_be, 8), out, found);
+  return rc == 0 ? error{} : lmdb_error(rc, "reading a resolution", env_);
 }
 
 error recon_store::load_cursors(std::map<std::string, uint64_t>& out) const {

@@ -1,8 +1,9 @@
 #pragma once
 // Reconciliation's own LMDB environment (`<data_dir>/recon/`): the cases it opened, each
 // provider's statement cursor, the statement lines waiting for their payment to become final,
-// and the payment ids the statements already showed. Cursor, cases and seen ids change in one
-// transaction, so a restart neither re-opens a case nor forgets one. One writer (the
+// and the payment ids the statements already showed, and the journal of how each case was
+// resolved. Cursor, cases and seen ids change in one transaction, so a restart neither
+// re-opens a case nor forgets one. One writer (the
 // reconciler's committer); any thread or process may read. See docs/accounting.md.
 #include <cstdint>
 #include <map>
@@ -11,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ledger/payments/case_resolution.hpp"
 #include "ledger/store/error.hpp"
 #include "ledger/store/store.hpp"
 #include "ledger/u128.hpp"
@@ -59,6 +61,31 @@ struct recon_case {
 };
 static_assert(sizeof(recon_case) == 144);
 
+using payments::case_action;
+using payments::case_direction;
+
+constexpr size_t resolution_by_bytes = 32;   // who, as the operator named themself, zero-padded
+constexpr size_t resolution_note_bytes = 128; // why, zero-padded UTF-8
+
+// One entry of the resolution journal (256 bytes): who resolved a case, when, how, and the
+// correcting transfer it booked. Written in the transaction that marks the case resolved.
+struct recon_resolution {
+  uint64_t case_id = 0;
+  uint64_t resolved_ns = 0;
+  uint64_t client_id = 0;          // the authenticated client that asked; 0: none authenticated
+  uint8_t action = 0;              // case_action
+  uint8_t direction = 0;           // case_direction; none unless book
+  uint16_t reserved = 0;
+  uint32_t reserved2 = 0;
+  u128 transfer_id = 0;            // the correcting transfer; 0 when none was booked
+  u128 amount = 0;                 // what it moved
+  u128 debit_account_id = 0;
+  u128 credit_account_id = 0;
+  char by[resolution_by_bytes] = {};
+  char note[resolution_note_bytes] = {};
+};
+static_assert(sizeof(recon_resolution) == 256);
+
 // A statement line kept until its payment row is final or its grace runs out (80 bytes).
 struct recon_pending {
   char provider[provider_bytes] = {};
@@ -85,7 +112,10 @@ struct recon_batch {
   // stored (same kind, provider, row, payment id, statement sequence and amounts) is skipped
   // and keeps id 0: opening a case twice is harmless.
   std::vector<recon_case> cases;
-  std::vector<std::pair<uint64_t, uint64_t>> resolve; // (case id, resolved_ns); unknown or resolved: skipped
+  // Each resolves its open case and is journaled; one whose case is unknown or no longer open
+  // is skipped and changes nothing. `resolutions_applied` is written back, one flag each.
+  std::vector<recon_resolution> resolutions;
+  std::vector<bool> resolutions_applied;
   std::vector<std::pair<u128, uint8_t>> seen;         // payment id -> seen_* / case_kind
   std::vector<recon_pending> pending_add;
   std::vector<recon_pending> pending_remove;          // by provider and sequence
@@ -95,7 +125,7 @@ struct recon_batch {
   uint64_t booking_journal_cursor = 0;                // when not 0: every row the payments journal
                                                       // named up to here had its bookings looked up
   bool empty() const {
-    return cases.empty() && resolve.empty() && seen.empty() && pending_add.empty() && pending_remove.empty() &&
+    return cases.empty() && resolutions.empty() && seen.empty() && pending_add.empty() && pending_remove.empty() &&
            cursors.empty() && matched == 0 && booking_rows_checked == 0 && booking_journal_cursor == 0;
   }
 };
@@ -123,7 +153,12 @@ public:
 
   // Each its own read transaction.
   error load_cases(bool open_only, std::vector<recon_case>& out) const; // by id
+  // At most `limit` cases with id >= id_min, by id: one page.
+  error load_cases(bool open_only, uint64_t id_min, size_t limit, std::vector<recon_case>& out) const;
   error get_case(uint64_t id, recon_case& out, bool& found) const;
+  // The journal entry of a resolved case; found false for an open case, an unknown one, or one
+  // resolved before the journal existed (format 1).
+  error get_resolution(uint64_t case_id, recon_resolution& out, bool& found) const;
   error load_cursors(std::map<std::string, uint64_t>& out) const;
   error load_pending(std::vector<recon_pending>& out) const;
   // For each payment id what is known of it (seen_* or the case_kind a statement line opened),
@@ -138,6 +173,7 @@ private:
                                                error& err);
   MDB_env* env_ = nullptr;
   unsigned dbi_cases_ = 0, dbi_case_keys_ = 0, dbi_seen_ = 0, dbi_pending_ = 0, dbi_cursors_ = 0, dbi_meta_ = 0;
+  unsigned dbi_resolutions_ = 0; // 0: a format 1 store opened read only (no journal yet)
 };
 
 } // namespace kassa::ledger::store

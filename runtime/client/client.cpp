@@ -744,6 +744,23 @@ connection::lookup_order_items(std::vector<u128> ids, const wire::context& ctx) 
       append_records<ledger::payments::order_item>());
 }
 
+std::future<std::vector<wire::case_record>> connection::get_cases(const wire::cases_filter& f,
+                                                                 const wire::context& ctx) {
+  return run_batches<wire::cases_filter, std::vector<wire::case_record>>(
+      *this, wire::operation::get_cases, {f}, {0}, ctx, append_records<wire::case_record>());
+}
+
+std::future<wire::resolve_reply> connection::resolve_case(const ledger::store::recon_resolution& r,
+                                                          const wire::context& ctx) {
+  auto replies = run_batches<ledger::store::recon_resolution, std::vector<wire::resolve_reply>>(
+      *this, wire::operation::resolve_case, {r}, {0}, ctx, append_records<wire::resolve_reply>());
+  return std::async(std::launch::deferred, [f = std::move(replies)]() mutable {
+    auto got = f.get();
+    if (got.size() != 1) throw error(error_kind::protocol, wire::status::ok, "resolve_case: not one reply");
+    return got[0];
+  });
+}
+
 // --- blocking_client ---------------------------------------------------------------------------
 
 void blocking_client::connect(const std::string& host, uint16_t port,
@@ -807,6 +824,15 @@ std::vector<ledger::payments::order> blocking_client::lookup_orders(const std::v
 std::vector<ledger::payments::order_item>
 blocking_client::lookup_order_items(const std::vector<u128>& ids, const wire::context& ctx) {
   return async().lookup_order_items(ids, ctx).get();
+}
+
+std::vector<wire::case_record> blocking_client::get_cases(const wire::cases_filter& f, const wire::context& ctx) {
+  return async().get_cases(f, ctx).get();
+}
+
+wire::resolve_reply blocking_client::resolve_case(const ledger::store::recon_resolution& r,
+                                                  const wire::context& ctx) {
+  return async().resolve_case(r, ctx).get();
 }
 
 } // namespace kassa::client

@@ -104,6 +104,12 @@ public:
   // order. An order with more items than a reply frame holds: status too_many_events.
   std::future<std::vector<ledger::payments::order_item>> lookup_order_items(std::vector<u128> ids,
                                                                             const wire::context& ctx = {});
+  // Reconciliation cases: one page (at most filter.limit, which must not exceed
+  // wire::cases_per_reply_max of the hello's limits); and one resolution, whose reply's
+  // `result` is the business outcome (ledger::payments::case_result).
+  std::future<std::vector<wire::case_record>> get_cases(const wire::cases_filter& f, const wire::context& ctx = {});
+  std::future<wire::resolve_reply> resolve_case(const ledger::store::recon_resolution& r,
+                                                const wire::context& ctx = {});
 
   const wire::hello_reply& server_limits() const; // from the hello reply
   // The answer to this connection's authenticate (operations and ledger count); nullptr when
@@ -147,6 +153,8 @@ public:
                                                      const wire::context& ctx = {});
   std::vector<ledger::payments::order_item> lookup_order_items(const std::vector<u128>& ids,
                                                                const wire::context& ctx = {});
+  std::vector<wire::case_record> get_cases(const wire::cases_filter& f, const wire::context& ctx = {});
+  wire::resolve_reply resolve_case(const ledger::store::recon_resolution& r, const wire::context& ctx = {});
 
 private:
   options options_;

@@ -73,6 +73,10 @@ size_t record_bytes(operation op, bool reply) {
     return reply ? sizeof(ledger::payments::order) : sizeof(u128);
   case operation::authenticate:
     return reply ? sizeof(authenticate_reply) : sizeof(authenticate_request);
+  case operation::get_cases:
+    return reply ? sizeof(case_record) : sizeof(cases_filter);
+  case operation::resolve_case:
+    return reply ? sizeof(resolve_reply) : sizeof(ledger::store::recon_resolution);
   case operation::lookup_order_items:
     return reply ? sizeof(ledger::payments::order_item) : sizeof(u128);
   }
@@ -85,6 +89,30 @@ uint32_t request_events_max(operation op, uint32_t frame_bytes_max, uint32_t bat
   const size_t fit = (frame_bytes_max - header_bytes) / sizeof(ledger::payments::order);
   return fit < batch_events_max ? static_cast<uint32_t>(fit) : batch_events_max;
 }
+
+uint32_t cases_per_reply_max(uint32_t frame_bytes_max, uint32_t batch_events_max) {
+  if (frame_bytes_max < header_bytes) return 0;
+  const size_t fit = (frame_bytes_max - header_bytes) / sizeof(case_record);
+  return fit < batch_events_max ? static_cast<uint32_t>(fit) : batch_events_max;
+}
+
+status validate(const cases_filter& f, uint32_t cases_max) {
+  if (f.limit == 0 || f.limit > cases_max) return status::filter_invalid;
+  if ((f.flags & ~cases_flags_known) != 0) return status::filter_invalid;
+  for (uint8_t b : f.reserved)
+    if (b != 0) return status::filter_invalid;
+  return status::ok;
+}
+
+namespace {
+
+// The fields of a resolve_case request that kassa fills, and the reserved ones, are zero.
+bool resolution_request_clean(const ledger::store::recon_resolution& r) {
+  return r.resolved_ns == 0 && r.client_id == 0 && r.reserved == 0 && r.reserved2 == 0 && r.transfer_id == 0 &&
+         r.debit_account_id == 0 && r.credit_account_id == 0;
+}
+
+} // namespace
 
 status validate(const filter& f, uint32_t batch_events_max) {
   if (f.account_id == 0 || f.account_id == u128_max) return status::filter_invalid;
@@ -195,7 +223,8 @@ decoded decode(const uint8_t* data, size_t size, const limits& l) {
   } else {
     const bool single = h.op == operation::hello || h.op == operation::authenticate ||
                         (!h.reply && (h.op == operation::get_account_transfers ||
-                                      h.op == operation::get_account_balances));
+                                      h.op == operation::get_account_balances || h.op == operation::get_cases)) ||
+                        h.op == operation::resolve_case;
     if (single && h.event_count != 1) return keep_open(status::body_size_invalid);
     if (!h.reply && h.op == operation::submit_payments && h.event_count == 0)
       return keep_open(status::body_size_invalid);
@@ -206,6 +235,17 @@ decoded decode(const uint8_t* data, size_t size, const limits& l) {
       filter f;
       std::memcpy(&f, d.body, sizeof f);
       if (validate(f, l.batch_events_max) != status::ok) return keep_open(status::filter_invalid);
+    }
+    if (!h.reply && h.op == operation::get_cases) {
+      cases_filter f;
+      std::memcpy(&f, d.body, sizeof f);
+      if (validate(f, cases_per_reply_max(l.frame_bytes_max, l.batch_events_max)) != status::ok)
+        return keep_open(status::filter_invalid);
+    }
+    if (!h.reply && h.op == operation::resolve_case) {
+      ledger::store::recon_resolution r;
+      std::memcpy(&r, d.body, sizeof r);
+      if (!resolution_request_clean(r)) return keep_open(status::reserved_nonzero);
     }
     if (!h.reply && h.op == operation::authenticate) {
       authenticate_request a;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "ledger/payments/records.hpp"
+#include "ledger/store/recon_store.hpp"
 #include "ledger/types.hpp"
 #include "ledger/u128.hpp"
 
@@ -33,6 +34,8 @@ constexpr uint32_t magic = 0x5353414B; // the bytes "KASS" read as a little-endi
   X(submit_payments, 8)                                                                      \
   X(lookup_orders, 9)                                                                        \
   X(authenticate, 10)                                                                        \
+  X(get_cases, 11)                                                                           \
+  X(resolve_case, 12)                                                                        \
   X(lookup_order_items, 21)
 
 // Frame-level status codes. Numbers are part of the protocol and never change.
@@ -59,16 +62,17 @@ constexpr uint32_t magic = 0x5353414B; // the bytes "KASS" read as a little-endi
   X(unauthenticated, 19)                                                                     \
   X(forbidden, 20)                                                                           \
   X(authentication_failed, 21)                                                               \
-  X(shadow_disabled, 22)
+  X(shadow_disabled, 22)                                                                     \
+  X(reconciliation_disabled, 23)
 
 #define KASSA_WIRE_ENUM_ITEM(name, value) name = value,
 enum class operation : uint16_t { KASSA_WIRE_OPERATIONS(KASSA_WIRE_ENUM_ITEM) };
 enum class status : uint16_t { KASSA_WIRE_STATUSES(KASSA_WIRE_ENUM_ITEM) };
 #undef KASSA_WIRE_ENUM_ITEM
 
-// Numbers are not contiguous: 11 to 20 are kept for other operations (operation_known).
+// Numbers are not contiguous: 13 to 20 are kept for other operations (operation_known).
 constexpr uint16_t operation_min = 1, operation_max = 21;
-constexpr uint16_t status_max = 22;
+constexpr uint16_t status_max = 23;
 
 std::string_view name(operation op); // "unknown" outside the enum
 std::string_view name(status st);
@@ -231,6 +235,42 @@ static_assert(sizeof(ledger::payments::payment_command) == 128);
 static_assert(sizeof(ledger::payments::payment_reply) == 64);
 static_assert(sizeof(ledger::payments::order) == 256);
 static_assert(sizeof(ledger::payments::order_item) == 256);
+
+// get_cases (11): the request's one record, a page of cases by id.
+constexpr uint32_t cases_open_only = 1u << 0;
+constexpr uint32_t cases_flags_known = cases_open_only;
+struct cases_filter {
+  uint64_t id_min = 0; // the first case id wanted (0 and 1: from the first)
+  uint32_t limit = 0;  // 1 .. cases_per_reply_max
+  uint32_t flags = 0;
+  uint8_t reserved[16] = {};
+};
+static_assert(sizeof(cases_filter) == 32);
+
+// A case as a get_cases reply holds it: the reconciliation store's records as they are, the
+// case and its journal entry (all zero while the case is open, or resolved before the journal).
+struct case_record {
+  ledger::store::recon_case c;
+  ledger::store::recon_resolution resolution;
+};
+static_assert(sizeof(case_record) == 400);
+
+// resolve_case (12): the request is one recon_resolution with case_id, action, direction,
+// amount, by and note set; the fields kassa fills (resolved_ns, client_id, transfer_id and
+// the two accounts) and the reserved ones are zero. The reply:
+struct resolve_reply {
+  uint32_t result = 0;  // ledger::payments::case_result
+  uint32_t reserved = 0;
+  uint64_t case_id = 0;
+  u128 transfer_id = 0; // the correcting transfer; 0 when none was booked
+  u128 amount = 0;      // what it moved
+};
+static_assert(sizeof(resolve_reply) == 48);
+
+// The most cases a get_cases reply holds: batch_events_max, and no more than fit in a frame.
+uint32_t cases_per_reply_max(uint32_t frame_bytes_max, uint32_t batch_events_max);
+// status::ok, or filter_invalid when the filter breaks a rule of docs/protocol.md.
+status validate(const cases_filter& f, uint32_t cases_max);
 
 // Bytes per event record of the request (reply = false) or reply body; 0 for unknown ops.
 size_t record_bytes(operation op, bool reply);

@@ -72,6 +72,8 @@ caf::behavior fake_channel(caf::event_based_actor*, std::shared_ptr<fake_stateme
 struct fake_ledger {
   std::mutex mu;
   std::map<u128, u128> amounts; // transfer id -> amount
+  std::map<u128, ledger::transfer> created; // by create_transfers_request
+  uint64_t applied = 0;                     // transfers created (not `exists`)
   bool down = false;            // answers busy
   void put(u128 id, u128 amount) {
     std::lock_guard<std::mutex> g(mu);
@@ -89,6 +91,24 @@ struct fake_ledger {
 
 caf::behavior fake_ledger_actor(caf::event_based_actor*, std::shared_ptr<fake_ledger> f) {
   return {
+      [f](const create_transfers_request& r) -> create_reply {
+        std::lock_guard<std::mutex> g(f->mu);
+        create_reply reply;
+        for (uint32_t i = 0; i < r.events.size(); ++i) {
+          const ledger::transfer& t = r.events[i];
+          auto it = f->created.find(t.id);
+          if (it == f->created.end()) {
+            f->created[t.id] = t;
+            ++f->applied;
+            continue;
+          }
+          const bool same = it->second.amount == t.amount && it->second.debit_account_id == t.debit_account_id &&
+                            it->second.credit_account_id == t.credit_account_id;
+          reply.failures.push_back({i, uint32_t(same ? ledger::transfer_result::exists
+                                                     : ledger::transfer_result::exists_with_different_amount)});
+        }
+        return reply;
+      },
       [f](const lookup_transfers_request& r) -> transfers_reply {
         std::lock_guard<std::mutex> g(f->mu);
         transfers_reply reply;
@@ -160,6 +180,7 @@ struct recon_node {
       node.actors.push_back(o.ledger);
       o.booking_rows_max = 2; // several rounds for the rows
       o.log_booking_case = std::move(log_booking_case);
+      o.suspense_account = [](u128 account, uint32_t l) { return make_u128(0x5050, u128_lo(account) * 1000 + l); };
     }
     ks::error err;
     recon = spawn_reconciler(*node.sys, std::move(o), err);
@@ -414,15 +435,123 @@ TEST_CASE("the payment core opens suspense cases once; an operator resolves them
   CHECK(cases[0].trace_id == 77);
   CHECK(rn.status().cases_open == 1);
 
-  CHECK(rn.node.ask<recon_case_resolved>(rn.recon, resolve_case{1}).resolved);
-  CHECK_FALSE(rn.node.ask<recon_case_resolved>(rn.recon, resolve_case{1}).resolved);
-  CHECK_FALSE(rn.node.ask<recon_case_resolved>(rn.recon, resolve_case{99}).resolved);
+  resolve_case accept;
+  accept.id = 1;
+  accept.note = "provider confirmed the difference";
+  CHECK(rn.node.ask<recon_case_resolved>(rn.recon, accept).resolved());
+  CHECK(rn.node.ask<recon_case_resolved>(rn.recon, accept).result == pay::case_result::case_resolved);
+  accept.id = 99;
+  CHECK(rn.node.ask<recon_case_resolved>(rn.recon, accept).result == pay::case_result::case_not_found);
   CHECK(rn.cases(true).empty());
   cases = rn.cases(false);
   REQUIRE(cases.size() == 1);
   CHECK(cases[0].status == uint8_t(ks::case_status::resolved));
   CHECK(cases[0].resolved_ns == t0);
   CHECK(rn.status().cases_open == 0);
+}
+
+TEST_CASE("resolving a suspense case with book moves the parked money once; a second resolution books nothing",
+          "[recon]") {
+  temp_dir dir;
+  auto payments = open_payments(dir.path + "/payments");
+  pay::order row = make_row(42, pay::order_state::in_review, 1007);
+  row.account_id = 5;
+  row.amount = 1000;
+  ks::payments_batch rows;
+  rows.rows = {row};
+  write_ok(*payments, std::move(rows));
+  auto clock = std::make_shared<std::atomic<uint64_t>>(t0);
+  auto ledger = std::make_shared<fake_ledger>();
+  recon_node rn(payments, dir.path + "/recon", {}, clock, ledger);
+  open_case oc;
+  oc.payment_id = payments->ids().id(42);
+  oc.row_id = row.id;
+  oc.ledger = 1;
+  oc.internal_amount = 1000;
+  oc.provider_amount = 1007;
+  oc.provider = "alpha";
+  REQUIRE(rn.node.ask<recon_case_opened>(rn.recon, oc).id == 1);
+  const u128 suspense = make_u128(0x5050, 5 * 1000 + 1);
+
+  resolve_case r;
+  r.id = 1;
+  r.action = uint8_t(pay::case_action::book);
+  r.by = "ops-anna";
+  SECTION("bad requests change nothing") {
+    CHECK(rn.node.ask<recon_case_resolved>(rn.recon, r).result == pay::case_result::note_missing);
+    r.note = "x";
+    r.action = 9;
+    CHECK(rn.node.ask<recon_case_resolved>(rn.recon, r).result == pay::case_result::action_unknown);
+    r.action = uint8_t(pay::case_action::accept);
+    r.amount = 5;
+    CHECK(rn.node.ask<recon_case_resolved>(rn.recon, r).result == pay::case_result::amount_invalid);
+    r.action = uint8_t(pay::case_action::book);
+    CHECK(rn.node.ask<recon_case_resolved>(rn.recon, r).result == pay::case_result::direction_invalid);
+    r.direction = uint8_t(pay::case_direction::to_suspense);
+    r.amount = 0;
+    CHECK(rn.node.ask<recon_case_resolved>(rn.recon, r).result == pay::case_result::amount_invalid);
+    r.ledgers = {2};
+    r.amount = 5;
+    CHECK(rn.node.ask<recon_case_resolved>(rn.recon, r).result == pay::case_result::ledger_forbidden);
+    CHECK(ledger->applied == 0);
+    CHECK(rn.cases(true).size() == 1);
+  }
+  SECTION("book from the case: all it parked, into the account; journaled; never twice") {
+    r.note = "customer keeps the 7 the provider added";
+    r.client_id = 9;
+    const auto done = rn.node.ask<recon_case_resolved>(rn.recon, r);
+    INFO(done.error.message);
+    REQUIRE(done.resolved());
+    CHECK(done.resolution.transfer_id == pay::case_transfer_id(1));
+    CHECK(done.resolution.amount == 1007);
+    CHECK(done.resolution.direction == uint8_t(pay::case_direction::from_suspense));
+    REQUIRE(ledger->created.count(pay::case_transfer_id(1)) == 1);
+    const ledger::transfer& t = ledger->created[pay::case_transfer_id(1)];
+    CHECK(t.debit_account_id == suspense);
+    CHECK(t.credit_account_id == 5);
+    CHECK(t.amount == 1007);
+    CHECK(t.ledger == 1);
+    // asked again (a lost reply): refused, nothing booked again
+    CHECK(rn.node.ask<recon_case_resolved>(rn.recon, r).result == pay::case_result::case_resolved);
+    CHECK(ledger->applied == 1);
+    auto listed = rn.node.ask<recon_cases_reply>(rn.recon, recon_cases_request{false});
+    REQUIRE(listed.resolutions.size() == 1);
+    const ks::recon_resolution& j = listed.resolutions[0];
+    CHECK(j.case_id == 1);
+    CHECK(j.resolved_ns == t0);
+    CHECK(j.client_id == 9);
+    CHECK(std::string(j.by) == "ops-anna");
+    CHECK(std::string(j.note) == "customer keeps the 7 the provider added");
+    CHECK(j.action == uint8_t(pay::case_action::book));
+    CHECK(j.transfer_id == pay::case_transfer_id(1));
+    CHECK(rn.status().cases_open == 0);
+  }
+  // a booking that landed before kassad stopped, its journal entry lost
+  auto booked_before = [&](u128 amount) {
+    ledger::transfer earlier{};
+    earlier.id = pay::case_transfer_id(1);
+    earlier.debit_account_id = suspense;
+    earlier.credit_account_id = 5;
+    earlier.amount = amount;
+    ledger->created[earlier.id] = earlier;
+    ledger->put(earlier.id, amount);
+  };
+  SECTION("a booking made before a lost journal answers exists when asked again, and is journaled once") {
+    booked_before(1007);
+    resolve_case accept = r;
+    accept.action = uint8_t(pay::case_action::accept);
+    accept.note = "nothing to book";
+    CHECK(rn.node.ask<recon_case_resolved>(rn.recon, accept).result == pay::case_result::case_booked);
+    r.note = "retry";
+    REQUIRE(rn.node.ask<recon_case_resolved>(rn.recon, r).resolved());
+    CHECK(ledger->applied == 0);
+  }
+  SECTION("a retry with another amount than the booking made is refused") {
+    booked_before(7);
+    r.note = "retry";
+    CHECK(rn.node.ask<recon_case_resolved>(rn.recon, r).result == pay::case_result::booking_differs);
+    CHECK(rn.cases(true).size() == 1);
+  }
 }
 
 namespace {

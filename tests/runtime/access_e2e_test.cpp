@@ -398,6 +398,15 @@ TEST_CASE("an operation outside the client's list is forbidden and changes nothi
   f.account_id = 12;
   f.limit = 10;
   CHECK(status_of([&] { reader.get_account_balances(f); }) == wire::status::forbidden);
+  // the case desk is not in the default list: even the admin must be given it by name
+  wire::cases_filter cf;
+  cf.limit = 1;
+  CHECK(status_of([&] { admin.get_cases(cf); }) == wire::status::forbidden);
+  ledger::store::recon_resolution r;
+  r.case_id = 1;
+  r.action = 1;
+  r.note[0] = 'x';
+  CHECK(status_of([&] { admin.resolve_case(r); }) == wire::status::forbidden);
   CHECK(balances(admin) == before);
   CHECK(admin.lookup_transfers({103}).empty());
   CHECK(admin.lookup_accounts({4}).empty());

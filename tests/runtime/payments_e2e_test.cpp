@@ -14,6 +14,7 @@
 #include <sstream>
 #include <thread>
 
+#include "ledger/payments/case_resolution.hpp"
 #include "ledger/payments/ids.hpp"
 #include "ledger/payments/rules.hpp"
 #include "ledger/payments/records.hpp"
@@ -512,6 +513,76 @@ TEST_CASE("an amount mismatch goes to suspense and opens a reconciliation case",
   }
   INFO(out);
   CHECK(out.find("suspense") != std::string::npos);
+  env.check_money();
+}
+
+TEST_CASE("an operator lists the case an amount mismatch opened, books it out of suspense once, and cannot book "
+          "it again", "[e2e][payments][cases]") {
+  payments_env env;
+  env.account(1);
+  env.sim.force("alpha", {"mismatch"});
+  REQUIRE(env.submit(command(kind::topup, 1, 1, 1, 1000)).result == uint32_t(payment_result::amount_mismatch));
+  REQUIRE(env.suspense() == 1007);
+  const std::string address = "127.0.0.1:" + std::to_string(env.kassad->port());
+  auto cli = [&](std::vector<std::string> args, std::string& out) {
+    args.insert(args.begin(), KASSA_CLI);
+    args.insert(args.end(), {"--address", address});
+    return run(args, out, 20s);
+  };
+  // the case is opened once the payment core's message is durable
+  std::string out;
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < until) {
+    cli({"cases", "list", "--open", "--json"}, out);
+    if (out.find("\"suspense\"") != std::string::npos) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  INFO(out);
+  REQUIRE(out.find("\"kind\":\"suspense\"") != std::string::npos);
+  REQUIRE(out.find("\"id\":1,") != std::string::npos);
+
+  // bad input is refused before anything is booked
+  CHECK(cli({"cases", "resolve", "1", "--action", "book"}, out) == 2);            // no note
+  CHECK(cli({"cases", "resolve", "1", "--action", "refund", "--note", "x"}, out) == 2);
+  CHECK(cli({"cases", "resolve", "1", "--action", "book", "--note", "x", "--amount", "0",
+             "--direction", "from_suspense"}, out) == 2);
+  CHECK(cli({"cases", "resolve", "1", "--action", "book", "--note", "x", "--amount",
+             "340282366920938463463374607431768211456", "--direction", "from_suspense"}, out) == 2);
+  CHECK(cli({"cases", "resolve", "99", "--action", "accept", "--note", "x"}, out) == 1);
+  CHECK(out.find("case_not_found") != std::string::npos);
+  CHECK(env.suspense() == 1007);
+
+  // book: all the parked money to the customer
+  CHECK(cli({"cases", "resolve", "1", "--action", "book", "--note", "the provider took 1007", "--by", "ops-anna"},
+            out) == 0);
+  CHECK(out.find("resolved (book)") != std::string::npos);
+  CHECK(env.suspense() == 0);
+  CHECK(env.balance(1) == 1007);
+  const u128 correction = lp::case_transfer_id(1);
+  auto transfers = env.client.lookup_transfers({correction});
+  REQUIRE(transfers.size() == 1);
+  CHECK(transfers[0].amount == 1007);
+  CHECK(transfers[0].credit_account_id == 1);
+
+  // again (as after a lost reply): refused, nothing booked a second time
+  CHECK(cli({"cases", "resolve", "1", "--action", "book", "--note", "again"}, out) == 1);
+  CHECK(out.find("case_resolved") != std::string::npos);
+  CHECK(env.suspense() == 0);
+  CHECK(env.balance(1) == 1007);
+  wire::filter f;
+  f.account_id = 1;
+  f.limit = 100;
+  size_t corrections = 0;
+  for (const auto& t : env.client.get_account_transfers(f)) corrections += t.id == correction ? 1 : 0;
+  CHECK(corrections == 1);
+
+  // the journal: who, when, why, the transfer
+  CHECK(cli({"cases", "show", "1"}, out) == 0);
+  CHECK(out.find("by ops-anna") != std::string::npos);
+  CHECK(out.find("note: the provider took 1007") != std::string::npos);
+  CHECK(out.find("correcting transfer " + to_string_u128(correction)) != std::string::npos);
+  CHECK(cli({"cases", "list", "--open"}, out) == 0);
+  CHECK(out.find("suspense") == std::string::npos);
   env.check_money();
 }
 

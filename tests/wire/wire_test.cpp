@@ -9,6 +9,7 @@
 #include <set>
 #include <string>
 
+#include "ledger/payments/case_resolution.hpp"
 #include "runtime/wire/wire.hpp"
 #include "tests/seed.hpp"
 #include "tests/wire/examples.hpp"
@@ -213,6 +214,61 @@ TEST_CASE("every operation round-trips as a request and as a reply", "[wire]") {
     }
 }
 
+TEST_CASE("cases round-trip; a bad cases filter or a resolve_case with kassa's fields set is refused",
+          "[wire][cases]") {
+  cases_filter f;
+  f.id_min = 3;
+  f.limit = cases_per_reply_max(server_side.frame_bytes_max, server_side.batch_events_max);
+  f.flags = cases_open_only;
+  CHECK(f.limit == 9); // (4096 - 128) / 400 cases fit in a frame, fewer than 16 events
+  check_round_trip(request(operation::get_cases, 11, 1), std::vector<cases_filter>{f}, server_side);
+  case_record rec{};
+  rec.c.id = 3;
+  rec.c.ledger = 840;
+  rec.resolution.case_id = 3;
+  rec.resolution.transfer_id = ledger::payments::case_transfer_id(3);
+  header h = request(operation::get_cases, 11, 2);
+  h.reply = true;
+  check_round_trip(h, std::vector<case_record>(2, rec), client_side);
+  ledger::store::recon_resolution r;
+  r.case_id = 3;
+  r.action = uint8_t(ledger::payments::case_action::book);
+  std::strcpy(r.note, "why");
+  check_round_trip(request(operation::resolve_case, 12, 1), std::vector<ledger::store::recon_resolution>{r},
+                   server_side);
+  resolve_reply rr;
+  rr.case_id = 3;
+  rr.transfer_id = rec.resolution.transfer_id;
+  h = request(operation::resolve_case, 12, 1);
+  h.reply = true;
+  check_round_trip(h, std::vector<resolve_reply>{rr}, client_side);
+
+  auto refused = [](header h, const void* body, size_t bytes) {
+    std::vector<uint8_t> frame;
+    encode(frame, h, body, bytes);
+    return decode_all(frame, server_side).error;
+  };
+  for (int k = 0; k < 4; ++k) {
+    cases_filter bad = f;
+    switch (k) {
+      case 0: bad.limit = 0; break;
+      case 1: bad.limit = f.limit + 1; break;
+      case 2: bad.flags = 2; break;
+      case 3: bad.reserved[15] = 1; break;
+    }
+    CHECK(refused(request(operation::get_cases, 11, 1), &bad, sizeof bad) == status::filter_invalid);
+  }
+  cases_filter two[2] = {f, f};
+  CHECK(refused(request(operation::get_cases, 11, 2), two, sizeof two) == status::body_size_invalid);
+  ledger::store::recon_resolution filled = r;
+  filled.transfer_id = 1; // kassa's to fill
+  CHECK(refused(request(operation::resolve_case, 12, 1), &filled, sizeof filled) == status::reserved_nonzero);
+  CHECK(uint16_t(operation::get_cases) == 11);
+  CHECK(uint16_t(operation::resolve_case) == 12);
+  CHECK(uint16_t(status::reconciliation_disabled) == 23);
+  CHECK(name(status::reconciliation_disabled) == "reconciliation_disabled");
+}
+
 TEST_CASE("random frames round-trip", "[wire]") {
   std::mt19937_64 rng(test::seed("wire random round trip"));
   const limits l{1u << 16, 64, false};
@@ -233,14 +289,27 @@ TEST_CASE("random frames round-trip", "[wire]") {
     h.ctx.deadline_ns = rng();
     h.ctx.shadow = rng() % 2;
     const bool single = h.op == operation::hello || h.op == operation::authenticate ||
+                        h.op == operation::resolve_case ||
                         (!reply && (h.op == operation::get_account_transfers ||
-                                    h.op == operation::get_account_balances));
+                                    h.op == operation::get_account_balances || h.op == operation::get_cases));
     h.event_count = single ? 1 : uint32_t(rng() % (l.batch_events_max + 1));
     if (!reply && h.op == operation::submit_payments && h.event_count == 0) h.event_count = 1;
     std::vector<uint8_t> body(h.event_count * record_bytes(h.op, reply));
     for (auto& b : body) b = uint8_t(rng());
     if (!reply && h.op == operation::authenticate) std::memset(body.data() + 8, 0, 8); // reserved
-    if (!reply && single && h.op != operation::hello && h.op != operation::authenticate) {
+    if (!reply && h.op == operation::get_cases) {
+      cases_filter f;
+      f.id_min = rng();
+      f.limit = 1 + rng() % cases_per_reply_max(l.frame_bytes_max, l.batch_events_max);
+      f.flags = rng() % 2 ? cases_open_only : 0;
+      std::memcpy(body.data(), &f, sizeof f);
+    } else if (!reply && h.op == operation::resolve_case) {
+      ledger::store::recon_resolution r;
+      r.case_id = rng();
+      r.action = uint8_t(rng());
+      r.amount = make_u128(rng(), rng());
+      std::memcpy(body.data(), &r, sizeof r);
+    } else if (!reply && single && h.op != operation::hello && h.op != operation::authenticate) {
       filter f = valid_filter();
       f.account_id = make_u128(rng(), rng() | 1);
       f.limit = 1 + rng() % l.batch_events_max;
@@ -362,7 +431,7 @@ TEST_CASE("each decode error comes from the frame that causes it", "[wire]") {
     expect(good, o::error_keep_open, status::reserved_nonzero, client_side);
   }
   SECTION("operation_unknown") {
-    for (uint16_t op : {0, 11, 0xFFFF}) {
+    for (uint16_t op : {0, 13, 0xFFFF}) {
       auto f = good;
       poke<uint16_t>(f, 6, op);
       expect(f, o::error_keep_open, status::operation_unknown);
@@ -470,7 +539,7 @@ TEST_CASE("statuses only a server produces are named, numbered and keep the conn
   for (status st : {status::busy, status::hello_required, status::inflight_limit,
                     status::deadline_exceeded, status::store_unavailable, status::internal,
                     status::payments_disabled, status::unauthenticated, status::forbidden,
-                    status::authentication_failed, status::shadow_disabled})
+                    status::authentication_failed, status::shadow_disabled, status::reconciliation_disabled})
     CHECK_FALSE(closes_connection(st));
 }
 

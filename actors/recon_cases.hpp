@@ -1,0 +1,50 @@
+#pragma once
+// The reconciler's case desk: resolving a case (accept, or book its correcting transfer, then
+// journal it) and listing cases with their journal. Part of the reconciler actor; its writes go
+// through the reconciler's committer like every other write of the recon store.
+#include <caf/all.hpp>
+#include <algorithm>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <memory>
+
+#include "actors/reconciler.hpp"
+
+namespace kassa::actors {
+
+struct recon_write {
+  ledger::store::recon_batch batch;
+};
+struct recon_written {
+  ledger::store::error error;
+  ledger::store::recon_batch batch; // with the ids of the cases it added
+  ledger::store::recon_counters counters;
+};
+
+struct case_desk {
+  std::shared_ptr<ledger::store::recon_store> store;       // reads
+  std::shared_ptr<ledger::store::payments_store> payments; // the case's row
+  caf::actor committer;                                    // writes
+  caf::actor ledger;                                       // the directory: books
+  std::function<u128(u128, uint32_t)> suspense_account;
+  uint64_t now_ns = 0;
+  std::function<void(const recon_written&)> written;       // after each commit
+};
+
+// `text` into a zero-padded field, cut to its size.
+template <size_t N>
+void copy_text(char (&out)[N], const std::string& text) {
+  std::memset(out, 0, N);
+  std::memcpy(out, text.data(), std::min(text.size(), N));
+}
+
+// Answers `rp` with the outcome of `r` (see resolve_case).
+void resolve(caf::event_based_actor* self, case_desk desk, resolve_case r, caf::response_promise rp);
+
+recon_cases_reply list_cases(const ledger::store::recon_store& store, const recon_cases_request& r);
+
+} // namespace kassa::actors
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::recon_write)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::recon_written)

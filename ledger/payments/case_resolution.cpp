@@ -1,0 +1,72 @@
+#include "ledger/payments/case_resolution.hpp"
+
+namespace kassa::ledger::payments {
+
+std::string_view name(case_action a) {
+  switch (a) {
+    case case_action::none: return "none";
+    case case_action::accept: return "accept";
+    case case_action::book: return "book";
+  }
+  return "unknown";
+}
+
+std::string_view name(case_direction d) {
+  switch (d) {
+    case case_direction::none: return "none";
+    case case_direction::from_suspense: return "from_suspense";
+    case case_direction::to_suspense: return "to_suspense";
+  }
+  return "unknown";
+}
+
+std::string_view name(case_result r) {
+  switch (r) {
+#define KASSA_CASE_NAME(n, v)                                                                \
+  case case_result::n:                                                                       \
+    return #n;
+    KASSA_CASE_RESULTS(KASSA_CASE_NAME)
+#undef KASSA_CASE_NAME
+  }
+  return "unknown";
+}
+
+case_result check_request(uint8_t action, uint8_t direction, u128 amount, bool note_given) {
+  const auto a = static_cast<case_action>(action);
+  if (a != case_action::accept && a != case_action::book) return case_result::action_unknown;
+  if (!note_given) return case_result::note_missing;
+  const auto d = static_cast<case_direction>(direction);
+  if (d != case_direction::none && (a != case_action::book || (d != case_direction::from_suspense &&
+                                                               d != case_direction::to_suspense)))
+    return case_result::direction_invalid;
+  if (amount != 0 && a != case_action::book) return case_result::amount_invalid;
+  if (d == case_direction::none && amount != 0) return case_result::direction_invalid;
+  if (d != case_direction::none && amount == 0) return case_result::amount_invalid;
+  return case_result::ok;
+}
+
+case_result plan_booking(const case_facts& f, u128 suspense_account, case_direction& direction, u128& amount,
+                         transfer& t) {
+  if (direction == case_direction::none) {
+    const bool came_in = f.row_kind == kind::topup || f.row_kind == kind::pay;
+    const bool went_out = f.row_kind == kind::withdrawal || f.row_kind == kind::refund;
+    if (!f.parked || f.provider_amount == 0 || (!came_in && !went_out)) return case_result::booking_unknown;
+    direction = came_in ? case_direction::from_suspense : case_direction::to_suspense;
+    amount = f.provider_amount;
+  }
+  if (f.account_id == 0 || f.ledger == 0) return case_result::account_unknown;
+  t = transfer{};
+  t.id = case_transfer_id(f.id);
+  const bool out_of_suspense = direction == case_direction::from_suspense;
+  t.debit_account_id = out_of_suspense ? suspense_account : f.account_id;
+  t.credit_account_id = out_of_suspense ? f.account_id : suspense_account;
+  t.amount = amount;
+  t.user_data_128 = f.business_id;
+  t.user_data_64 = f.id;
+  t.user_data_32 = static_cast<uint32_t>(leg::case_correction);
+  t.ledger = f.ledger;
+  t.code = f.code;
+  return case_result::ok;
+}
+
+} // namespace kassa::ledger::payments

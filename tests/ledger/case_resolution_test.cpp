@@ -1,0 +1,104 @@
+// Resolving a reconciliation case, the pure part: which requests are well-formed (in the order
+// of the result codes), and the correcting transfer a `book` makes.
+#include <catch2/catch.hpp>
+
+#include "ledger/payments/case_resolution.hpp"
+
+using namespace kassa;
+using namespace kassa::ledger::payments;
+
+namespace {
+
+constexpr uint8_t accept = uint8_t(case_action::accept), book = uint8_t(case_action::book);
+constexpr uint8_t from = uint8_t(case_direction::from_suspense), to = uint8_t(case_direction::to_suspense);
+
+case_facts parked_topup() {
+  case_facts f;
+  f.id = 7;
+  f.parked = true;
+  f.row_kind = kind::topup;
+  f.account_id = 5;
+  f.ledger = 840;
+  f.code = uint16_t(kind::topup);
+  f.business_id = 900;
+  f.internal_amount = 1000;
+  f.provider_amount = 1007;
+  return f;
+}
+
+} // namespace
+
+TEST_CASE("a resolution request is checked in the order of its result codes", "[ledger][cases]") {
+  CHECK(check_request(accept, 0, 0, true) == case_result::ok);
+  CHECK(check_request(book, 0, 0, true) == case_result::ok);
+  CHECK(check_request(book, to, 5, true) == case_result::ok);
+  CHECK(check_request(0, 9, 5, false) == case_result::action_unknown);
+  CHECK(check_request(3, 0, 0, true) == case_result::action_unknown);
+  CHECK(check_request(book, 9, 0, false) == case_result::note_missing);
+  CHECK(check_request(book, 3, 5, true) == case_result::direction_invalid);
+  CHECK(check_request(accept, from, 5, true) == case_result::direction_invalid);
+  CHECK(check_request(book, 0, 5, true) == case_result::direction_invalid);
+  CHECK(check_request(accept, 0, 5, true) == case_result::amount_invalid);
+  CHECK(check_request(book, from, 0, true) == case_result::amount_invalid);
+  CHECK(name(case_result::booking_differs) == "booking_differs");
+  CHECK(uint32_t(case_result::ledger_refused) == 12);
+  CHECK(uint32_t(case_result::case_booked) == 13);
+}
+
+TEST_CASE("book from a parked case moves all it parked: into the account for money that came in, out of it for "
+          "money that went out", "[ledger][cases]") {
+  case_facts f = parked_topup();
+  case_direction d = case_direction::none;
+  u128 amount = 0;
+  ledger::transfer t{};
+  REQUIRE(plan_booking(f, 99, d, amount, t) == case_result::ok);
+  CHECK(d == case_direction::from_suspense);
+  CHECK(amount == 1007);
+  CHECK(t.id == case_transfer_id(7));
+  CHECK(t.debit_account_id == 99);
+  CHECK(t.credit_account_id == 5);
+  CHECK(t.amount == 1007);
+  CHECK(t.ledger == 840);
+  CHECK(t.user_data_128 == 900);
+  CHECK(t.user_data_64 == 7);
+  CHECK(t.flags == 0);
+
+  f.row_kind = kind::withdrawal;
+  d = case_direction::none;
+  amount = 0;
+  REQUIRE(plan_booking(f, 99, d, amount, t) == case_result::ok);
+  CHECK(d == case_direction::to_suspense);
+  CHECK(t.debit_account_id == 5);
+  CHECK(t.credit_account_id == 99);
+
+  // given explicitly: as given, whatever the case
+  d = case_direction::from_suspense;
+  amount = 3;
+  REQUIRE(plan_booking(f, 99, d, amount, t) == case_result::ok);
+  CHECK(t.amount == 3);
+  CHECK(t.credit_account_id == 5);
+}
+
+TEST_CASE("book needs the direction and amount of a case that does not tell them, and an account", "[ledger][cases]") {
+  case_facts f = parked_topup();
+  f.parked = false; // e.g. an amount_mismatch from a statement
+  case_direction d = case_direction::none;
+  u128 amount = 0;
+  ledger::transfer t{};
+  CHECK(plan_booking(f, 99, d, amount, t) == case_result::booking_unknown);
+  f = parked_topup();
+  f.row_kind = kind::none; // no payment row
+  CHECK(plan_booking(f, 99, d, amount, t) == case_result::booking_unknown);
+  f.account_id = 0;
+  d = case_direction::to_suspense;
+  amount = 5;
+  CHECK(plan_booking(f, 99, d, amount, t) == case_result::account_unknown);
+}
+
+TEST_CASE("a case's correcting transfer id is one per case and no row's booking id", "[ledger][cases]") {
+  CHECK(case_transfer_id(1) != case_transfer_id(2));
+  CHECK(case_transfer_id(1) == case_transfer_id(1));
+  for (leg l : {leg::hold, leg::book, leg::suspense, leg::suspense_out, leg::late, leg::compensation})
+    CHECK(transfer_id(1, l) != case_transfer_id(1));
+  CHECK(transfer_leg(case_transfer_id(42)) == leg::case_correction);
+}
