@@ -145,6 +145,7 @@ struct directory_state {
   // Accounts and transfer ids of the unresolved redo records: a request naming one is
   // answered store_unavailable until its round stands whole.
   std::unordered_set<u128, u128_hash> stuck;
+  std::unordered_set<u128, u128_hash> stuck_accounts; // ... and the accounts they create
   // When the next attempt at the unresolved rounds is due (clock ns), and the wait after a
   // failed one (10 ms, doubling up to the timer's interval).
   uint64_t redo_retry_ns = 0;
@@ -999,9 +1000,10 @@ void round_fail(directory_actor* self, round_ptr r, outcome why) {
 // What the unresolved redo records name (see directory_state::stuck).
 void stuck_refresh(directory_state& st) {
   st.stuck.clear();
+  st.stuck_accounts.clear();
   for (const store::saga& rec : st.unresolved) {
     for (const auto& a : rec.accounts) {
-      if (!sid::reserved(a.value.id)) st.stuck.insert(a.value.id);
+      if (!sid::reserved(a.value.id)) st.stuck_accounts.insert(a.value.id);
     }
     for (const auto& e : rec.transfers) {
       st.stuck.insert(e.value.id);
@@ -1014,17 +1016,20 @@ void stuck_refresh(directory_state& st) {
 
 // Whether a request names an account or transfer of a round that stands in some shards only.
 bool names_stuck(const directory_state& st, const work& w) {
-  if (st.stuck.empty()) return false;
   if (w.accounts) {
-    for (size_t k = w.cursor; k < w.account_events.size(); ++k) {
-      if (st.stuck.count(w.account_events[k].id) != 0) return true;
+    for (size_t k = w.cursor; k < w.account_events.size() && !st.stuck_accounts.empty(); ++k) {
+      if (st.stuck_accounts.count(w.account_events[k].id) != 0) return true;
     }
     return false;
   }
+  if (st.stuck.empty() && st.stuck_accounts.empty()) return false;
   for (size_t k = w.cursor; k < w.transfer_events.size(); ++k) {
     const transfer& t = w.transfer_events[k];
     for (u128 id : {t.id, t.pending_id, t.debit_account_id, t.credit_account_id}) {
       if (id != 0 && st.stuck.count(id) != 0) return true;
+    }
+    for (u128 id : {t.debit_account_id, t.credit_account_id}) {
+      if (st.stuck_accounts.count(id) != 0) return true;
     }
   }
   return false;
@@ -1735,7 +1740,7 @@ std::chrono::nanoseconds tick_interval(const directory_options& o);
 
 bool redo_due(directory_actor* self) {
   auto& st = self->state;
-  if (st.stuck.empty() || st.round_busy || !st.ready || st.failed) return false;
+  if ((st.stuck.empty() && st.stuck_accounts.empty()) || st.round_busy || !st.ready || st.failed) return false;
   return st.opts.clock() >= st.redo_retry_ns;
 }
 
