@@ -185,8 +185,9 @@ struct generator {
     } else if (kind < 75 && chance(30) && !pendings_by_hot.empty() && pair_in_shard_of(hot).first != 0) {
       // A post or void linked to a debit of the hot account, within its shard: judged on
       // everything the account holds, its sub-accounts' credits too.
-      transfer t = make_resolve(next_id++, pendings_by_hot[below(pendings_by_hot.size())],
-                                chance(60) ? transfer_post_pending : transfer_void_pending);
+      // The latest pending transfer there, each once: most are still pending.
+      transfer t = make_resolve(next_id++, pendings_by_hot.back(), chance(60) ? transfer_post_pending : transfer_void_pending);
+      pendings_by_hot.pop_back();
       t.flags |= transfer_linked;
       out.push_back(t);
       const u128 to = pair_in_shard_of(hot).second;
@@ -463,6 +464,13 @@ std::optional<difference> run(const topology& t, const generator& g, const std::
                                                 want[e] == 0);
         }
         if (account_chain && account_crosses) ++(*coverage)["a linked chain of accounts across shards applied"];
+        for (size_t e = 0; e + 1 < r.transfers.size(); ++e) {
+          const transfer& t = r.transfers[e];
+          if (has(t.flags, transfer_linked) && has(t.flags, transfer_post_pending | transfer_void_pending) &&
+              r.transfers[e + 1].debit_account_id == g.hot && want[e] == 0 && want[e + 1] == 0) {
+            ++(*coverage)["a post or void chained with a debit of the hot account applied"];
+          }
+        }
         for (size_t e = 0; e < r.transfers.size(); ++e) {
           const transfer& t = r.transfers[e];
           if (want[e] == 0 && has(t.flags, transfer_balancing_debit | transfer_balancing_credit) &&
@@ -539,7 +547,8 @@ TEST_CASE("every topology answers a random request stream as the single-shard mo
                                "accounts_must_be_different", "id_must_not_be_zero",
                                "linked_event_chain_open", "a linked chain across shards applied",
                                "a linked chain of accounts across shards applied",
-                               "a balancing transfer across shards applied"}) {
+                               "a balancing transfer across shards applied",
+                               "a post or void chained with a debit of the hot account applied"}) {
         INFO(t.name << ": " << code);
         CHECK(coverage[code] > 0);
       }
