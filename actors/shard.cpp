@@ -129,6 +129,7 @@ void fail_stop(shard_actor* self, const std::string& why) {
     st.failed = true;
     return;
   }
+  fresh->timestamp_lanes_set(st.opts.shard % st.opts.shards, st.opts.shards);
   st.sm = std::move(fresh);
   st.timestamp_durable = st.sm->timestamp_last();
   st.expiry_timer_ns = 0;
@@ -445,6 +446,8 @@ caf::actor spawn_shard(caf::actor_system& sys, shard_options opts, store::error&
   auto sm = std::make_shared<state_machine>();
   err = opts.store->load(*sm);
   if (!err.ok()) return {};
+  if (opts.shards == 0) opts.shards = 1;
+  sm->timestamp_lanes_set(opts.shard % opts.shards, opts.shards);
   if (!opts.log_error) opts.log_error = [](const std::string&, const std::string&) {};
   if (!opts.clock) opts.clock = now_ns;
   return sys.spawn(shard, std::move(opts), std::move(sm));

@@ -16,6 +16,7 @@ namespace kassa::actors {
 
 struct shard_options {
   uint32_t shard = 0;
+  uint32_t shards = 1; // of the store: shard k stamps timestamps k modulo shards
   std::shared_ptr<ledger::store::store> store; // opened; load() not yet called
   caf::actor writer;                           // the shard's writer (see writer.hpp)
   size_t transfers_resident_max = 100'000;

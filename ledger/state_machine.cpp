@@ -93,9 +93,21 @@ bool sum3_overflows(u128 a, u128 b, u128 c) {
 
 } // namespace
 
+void state_machine::timestamp_lanes_set(uint32_t lane, uint32_t lanes) {
+  KASSA_ASSERT(lanes >= 1 && lane < lanes);
+  timestamp_lane_ = lane;
+  timestamp_lanes_ = lanes;
+}
+
 uint64_t state_machine::timestamp_next(uint64_t now_ns) {
   KASSA_ASSERT(timestamp_last_ < UINT64_MAX);
-  timestamp_last_ = std::max(now_ns, timestamp_last_ + 1);
+  uint64_t next = std::max(now_ns, timestamp_last_ + 1);
+  if (timestamp_lanes_ > 1) {
+    const uint64_t skip = (timestamp_lane_ + timestamp_lanes_ - next % timestamp_lanes_) % timestamp_lanes_;
+    KASSA_ASSERT(next <= UINT64_MAX - skip);
+    next += skip;
+  }
+  timestamp_last_ = next;
   changes_.timestamp_last = timestamp_last_;
   return timestamp_last_;
 }

@@ -125,6 +125,9 @@ public:
   // Registers the id of a stored transfer that stays on disk (recovery).
   void transfer_id_load(u128 id) { transfer_ids_.insert(id); }
   void timestamp_last_load(uint64_t ts) { if (ts > timestamp_last_) timestamp_last_ = ts; }
+  // Every stamp from now on is `lane` modulo `lanes`: shard k of n stamps in lane k, so no
+  // two shards stamp alike and an account's history merged across shards has one order.
+  void timestamp_lanes_set(uint32_t lane, uint32_t lanes);
   // The ids (transfer ids and pending ids) a batch needs that are not resident but may be
   // stored. Ids never stored are not listed.
   std::vector<u128> transfer_ids_to_prefetch(const transfer* events, size_t count) const;
@@ -171,6 +174,7 @@ private:
   std::multimap<uint64_t, u128> expiry_;                        // deadline -> pending id
   change_set changes_;
   uint64_t timestamp_last_ = 0;
+  uint32_t timestamp_lane_ = 0, timestamp_lanes_ = 1;
   bool system_event_ = false;  // the event being applied is kassa's own
   bool decided_event_ = false; // ... and was decided whole already (system_unlinked)
 };

@@ -97,6 +97,7 @@ std::unique_ptr<ledger_core> start_ledger_core(caf::actor_system& sys, const con
     }
     actors::shard_options so;
     so.shard = i;
+    so.shards = cfg.store.shards;
     so.store = store;
     // The shadow store's metrics are labelled apart: shard="shadow_0", actor="shadow_writer0".
     so.metrics_prefix = site.shadow ? "shadow_" : "";

@@ -75,7 +75,7 @@ struct generator {
     request r;
     auto add = [&](uint32_t ledger, uint16_t flags) {
       account a = make_account(fresh_account_id(), ledger, flags);
-      if (chance(20)) a.flags |= account_history;
+      if (chance(20) || accounts.size() == 23) a.flags |= account_history; // the hot one keeps history
       a.user_data_64 = below(1000);
       accounts.push_back(a);
       return a.id;
@@ -288,11 +288,21 @@ struct generator {
   }
 };
 
+// One transfer in an account's history, as the model has it.
+struct model_entry {
+  u128 id = 0;
+  size_t batch = 0;       // the requests sent together: kassa may order a batch's transfers
+                          // of different shards either way, never across batches
+  account_balance delta{}; // what it changed of the account's balances (history flag only)
+};
+
 // The model: one state machine, applying each request as one shard would.
 struct model {
   state_machine sm;
   uint64_t now = 1'000'000'000;
-  std::vector<uint32_t> apply(const request& r) {
+  std::map<u128, std::vector<model_entry>> history; // account -> its transfers, in order
+  std::map<u128, account_balance> balance_last;     // account -> its last snapshot
+  std::vector<uint32_t> apply(const request& r, size_t batch = 0) {
     std::vector<uint32_t> codes;
     now += 1'000'000;
     if (!r.accounts.empty()) {
@@ -300,7 +310,30 @@ struct model {
     } else {
       for (auto c : sm.create_transfers(r.transfers.data(), r.transfers.size(), now)) codes.push_back(static_cast<uint32_t>(c));
     }
-    sm.changes_take();
+    ledger::change_set changes = sm.changes_take();
+    std::map<uint64_t, std::pair<u128, size_t>> at; // timestamp -> (account, index in history)
+    for (const transfer& t : changes.transfers_created) {
+      for (u128 id : {t.debit_account_id, t.credit_account_id}) {
+        auto& h = history[id];
+        at[t.timestamp * 2 + (id == t.debit_account_id ? 0 : 1)] = {id, h.size()};
+        h.push_back(model_entry{t.id, batch, {}});
+      }
+    }
+    for (const history_entry& e : changes.history) {
+      for (int side = 0; side < 2; ++side) {
+        auto it = at.find(e.balance.timestamp * 2 + side);
+        if (it == at.end() || it->second.first != e.account_id) continue;
+        account_balance& last = balance_last[e.account_id];
+        account_balance& d = history[e.account_id][it->second.second].delta;
+        // Differences modulo 2^128: summed up again they give the balances exactly.
+        d.debits_pending = e.balance.debits_pending - last.debits_pending;
+        d.debits_posted = e.balance.debits_posted - last.debits_posted;
+        d.credits_pending = e.balance.credits_pending - last.credits_pending;
+        d.credits_posted = e.balance.credits_posted - last.credits_posted;
+        last = e.balance;
+        break;
+      }
+    }
     return codes;
   }
 };
@@ -337,6 +370,115 @@ struct difference {
   size_t request = 0; // index into the stream
   std::string what;
 };
+
+// Pages through an account's history in kassa as a client does (timestamp + 1, or - 1 when
+// reversed, while a reply is full).
+template <class Reply, class Request, class Record>
+bool paged(node& nd, store::account_filter f, std::vector<Record> Reply::*records, std::vector<Record>& out) {
+  for (int pages = 0; pages < 100'000; ++pages) {
+    auto reply = nd.ask<Reply>(nd.directory, Request{{}, f});
+    if (reply.status != outcome::ok) return false;
+    const std::vector<Record>& got = reply.*records;
+    out.insert(out.end(), got.begin(), got.end());
+    if (got.size() < f.limit) return true;
+    if (f.reversed) f.timestamp_max = got.back().timestamp - 1;
+    else f.timestamp_min = got.back().timestamp + 1;
+  }
+  return false;
+}
+
+// An account's get_account_transfers and get_account_balances in kassa against the model's:
+// the same transfers, each once and as written, in an order that keeps the batches' (kassa
+// stamps a batch's transfers in different shards by each shard's clock), strictly ascending
+// timestamps, forward pages the reverse of backward ones; and the balances one account would
+// show after each of them, in kassa's order.
+std::optional<std::string> compare_history(node& nd, const model& m, u128 id, uint32_t limit,
+                                           std::map<std::string, size_t>* coverage) {
+  store::account_filter f;
+  f.account_id = id;
+  f.limit = limit;
+  std::vector<transfer> forward, backward;
+  if (!paged<transfers_reply, account_transfers_request>(nd, f, &transfers_reply::transfers, forward)) return "get_account_transfers failed";
+  store::account_filter back = f;
+  back.reversed = true;
+  back.limit = limit / 2 + 1;
+  if (!paged<transfers_reply, account_transfers_request>(nd, back, &transfers_reply::transfers, backward)) return "get_account_transfers (reversed) failed";
+  auto it = m.history.find(id);
+  static const std::vector<model_entry> none;
+  const std::vector<model_entry>& want = it == m.history.end() ? none : it->second;
+  if (forward.size() != want.size()) {
+    return "get_account_transfers: model " + std::to_string(want.size()) + " transfers, kassa " + std::to_string(forward.size());
+  }
+  std::reverse(backward.begin(), backward.end());
+  std::map<u128, const model_entry*> by_id;
+  for (const model_entry& e : want) by_id[e.id] = &e;
+  size_t batch = 0;
+  for (size_t k = 0; k < forward.size(); ++k) {
+    const transfer& t = forward[k];
+    if (backward.size() != forward.size() || backward[k].id != t.id || backward[k].timestamp != t.timestamp) {
+      return "get_account_transfers: reversed pages differ from forward ones at " + std::to_string(k);
+    }
+    auto e = by_id.find(t.id);
+    if (e == by_id.end()) return "get_account_transfers: " + describe(t) + " is not the account's (or twice)";
+    const transfer* model_t = m.sm.transfer_find(t.id);
+    if (model_t == nullptr || !same_transfer(*model_t, t)) return "get_account_transfers: model " + (model_t ? describe(*model_t) : std::string("none")) + ", kassa " + describe(t);
+    if (e->second->batch < batch) return "get_account_transfers: " + describe(t) + " comes before a transfer of an earlier batch";
+    if (k > 0 && forward[k - 1].timestamp >= t.timestamp) return "get_account_transfers: timestamps not ascending at " + std::to_string(k);
+    batch = e->second->batch;
+    by_id.erase(e);
+  }
+  // Only one side: the same transfers, filtered.
+  for (bool debits : {true, false}) {
+    store::account_filter side = f;
+    side.debits = debits;
+    side.credits = !debits;
+    std::vector<transfer> got;
+    if (!paged<transfers_reply, account_transfers_request>(nd, side, &transfers_reply::transfers, got)) return "get_account_transfers (one side) failed";
+    std::vector<u128> expect, seen;
+    for (const transfer& t : forward) if ((debits ? t.debit_account_id : t.credit_account_id) == id) expect.push_back(t.id);
+    for (const transfer& t : got) seen.push_back(t.id);
+    if (seen != expect) return std::string("get_account_transfers: the ") + (debits ? "debits" : "credits") + " differ";
+  }
+  if (coverage != nullptr) (*coverage)["history transfers"] += forward.size();
+  const account* a = m.sm.account_find(id);
+  if (a == nullptr) return std::nullopt;
+  std::vector<account_balance> balances, balances_back;
+  if (!paged<balances_reply, account_balances_request>(nd, f, &balances_reply::balances, balances)) return "get_account_balances failed";
+  if (!has(a->flags, account_history)) {
+    if (!balances.empty()) return std::string("get_account_balances of an account without history is not empty");
+    return std::nullopt;
+  }
+  if (!paged<balances_reply, account_balances_request>(nd, back, &balances_reply::balances, balances_back)) return "get_account_balances (reversed) failed";
+  std::reverse(balances_back.begin(), balances_back.end());
+  if (balances.size() != forward.size()) {
+    return "get_account_balances: " + std::to_string(balances.size()) + " snapshots for " + std::to_string(forward.size()) + " transfers";
+  }
+  std::map<u128, const model_entry*> delta;
+  for (const model_entry& e : want) delta[e.id] = &e;
+  account_balance sum{};
+  for (size_t k = 0; k < forward.size(); ++k) {
+    const account_balance& d = delta[forward[k].id]->delta;
+    sum.debits_pending += d.debits_pending;
+    sum.debits_posted += d.debits_posted;
+    sum.credits_pending += d.credits_pending;
+    sum.credits_posted += d.credits_posted;
+    const account_balance& b = balances[k];
+    if (b.timestamp != forward[k].timestamp || balances_back.size() != balances.size() ||
+        std::memcmp(&balances_back[k], &b, sizeof b) != 0) {
+      return "get_account_balances: snapshot " + std::to_string(k) + " is not at its transfer, or reversed pages differ";
+    }
+    if (b.debits_pending != sum.debits_pending || b.debits_posted != sum.debits_posted ||
+        b.credits_pending != sum.credits_pending || b.credits_posted != sum.credits_posted) {
+      return "get_account_balances after " + describe(forward[k]) + ": model debits " + to_string_u128(sum.debits_posted) + "/" +
+             to_string_u128(sum.debits_pending) + " credits " + to_string_u128(sum.credits_posted) + "/" +
+             to_string_u128(sum.credits_pending) + ", kassa debits " + to_string_u128(b.debits_posted) + "/" +
+             to_string_u128(b.debits_pending) + " credits " + to_string_u128(b.credits_posted) + "/" +
+             to_string_u128(b.credits_pending);
+    }
+  }
+  if (coverage != nullptr) (*coverage)["history balances"] += balances.size();
+  return std::nullopt;
+}
 
 directory_options options_for(const topology& t, const generator& g) {
   directory_options o;
@@ -406,8 +548,19 @@ std::optional<difference> run(const topology& t, const generator& g, const std::
         }
       }
     }
+    if (all) {
+      // Histories: the hot account and a few ordinary ones (the banks' are the longest).
+      std::vector<u128> accounts{g.hot};
+      for (size_t k = g.banks.size(); k < g.accounts.size() && accounts.size() < 7; k += 3) accounts.push_back(g.accounts[k].id);
+      for (u128 id : accounts) {
+        if (auto what = compare_history(*nd, m, id, id == g.hot ? 997 : 97, coverage)) {
+          return difference{at, "account " + to_string_u128(id) + (id == g.hot ? " (the hot one)" : "") + ": " + *what};
+        }
+      }
+    }
     return std::nullopt;
   };
+  size_t batch = 0;
   while (i < count) {
     if (restart_every != 0 && i != 0 && i % restart_every == 0) {
       nd.reset();
@@ -431,7 +584,7 @@ std::optional<difference> run(const topology& t, const generator& g, const std::
     }
     for (size_t k = 0; k < n; ++k) {
       const request& r = stream[i + k];
-      auto want = m.apply(r);
+      auto want = m.apply(r, batch);
       for (const transfer& t : r.transfers) ids.push_back(t.id);
       for (size_t e = 0; e < want.size(); ++e) {
         if (coverage != nullptr) {
@@ -481,6 +634,7 @@ std::optional<difference> run(const topology& t, const generator& g, const std::
       }
     }
     i += n;
+    ++batch;
     if (i % 250 < n || i == count) {
       if (auto d = compare_state(i - 1, i == count)) return d;
     }
@@ -548,7 +702,8 @@ TEST_CASE("every topology answers a random request stream as the single-shard mo
                                "linked_event_chain_open", "a linked chain across shards applied",
                                "a linked chain of accounts across shards applied",
                                "a balancing transfer across shards applied",
-                               "a post or void chained with a debit of the hot account applied"}) {
+                               "a post or void chained with a debit of the hot account applied",
+                               "history transfers", "history balances"}) {
         INFO(t.name << ": " << code);
         CHECK(coverage[code] > 0);
       }

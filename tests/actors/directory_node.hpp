@@ -45,6 +45,7 @@ struct node {
       REQUIRE(err.ok());
       shard_options so;
       so.shard = i;
+      so.shards = n;
       so.store = st;
       so.writer = spawn_writer(*sys, st);
       auto shard = spawn_shard(*sys, so, err);

@@ -37,6 +37,27 @@ TEST_CASE("timestamps are strictly increasing even when the clock stands still o
   CHECK(sm.transfer_find(11)->timestamp < sm.transfer_find(12)->timestamp);
 }
 
+TEST_CASE("shard k of n stamps only timestamps equal to k modulo n, still strictly increasing", "[ledger]") {
+  for (uint32_t lane : {0u, 1u, 2u}) {
+    state_machine sm;
+    sm.timestamp_lanes_set(lane, 3);
+    with_accounts(sm, {make_account(1), make_account(2)});
+    std::vector<transfer> ts{make_transfer(10, 1, 2, 1), make_transfer(11, 1, 2, 1), make_transfer(12, 1, 2, 1)};
+    sm.create_transfers(ts.data(), 3, 7001);
+    REQUIRE(transfer_one(sm, make_transfer(13, 1, 2, 1), 10) == R::ok); // the clock went back
+    uint64_t last = 0;
+    for (u128 id : {10, 11, 12, 13}) {
+      const uint64_t t = sm.transfer_find(id)->timestamp;
+      CHECK(t % 3 == lane);
+      CHECK(t > last);
+      CHECK(t >= 7001);
+      CHECK(t < 7001 + 4 * 3 + 3); // never more than a lane's width past max(now, last + 1)
+      last = t;
+    }
+    CHECK(sm.timestamp_last() == last);
+  }
+}
+
 TEST_CASE("a pending transfer holds funds; a partial post moves part and releases the rest", "[ledger]") {
   state_machine sm;
   with_accounts(sm, {make_account(1), make_account(2)});

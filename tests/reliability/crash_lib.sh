@@ -1,7 +1,8 @@
 # The crash cycle shared by crash_under_load.sh and crash_payments.sh. Source it after setting
 # dir, cycles, secs, kassad, kassa, load, load_args, start_timeout_s, check_timeout_s and
 # acked_unit, and after defining fail() and run_check THIS_CYCLE_LOG EARLIER_LOGS... (the
-# script's own checker). It runs nothing by itself.
+# script's own checker); a script may also define run_final_check, run once on the last
+# kassad before it is stopped. It runs nothing by itself.
 
 starts=0
 start_kassad() {
@@ -61,6 +62,7 @@ crash_cycles() {
     logs+=("$cycle_log")
   done
 
+  if declare -F run_final_check > /dev/null; then run_final_check; fi
   kill -TERM "$kassad_pid"
   wait_for "$kassad_pid" "$stop_timeout_s"; kassad_pid=""
   [ "$waited" -eq 0 ] || fail "kassad exited $waited on SIGTERM (expected 0)"

@@ -12,8 +12,8 @@
 #       add up to the simulator's statement, each user holds the funding plus its completed
 #       payments, the merchant what its orders captured less refunds, refunds never beyond
 #       what was captured, no overdraft, debits equal credits;
-# and, at the end, kassad stops on SIGTERM with status 0, `kassa verify` passes and the
-# general ledger balances. (b)-(d) are tests/reliability/payments_check.cpp; see
+# and, at the end, three-way reconciliation (statements <-> rows <-> ledger) has no open case,
+# kassad stops on SIGTERM with status 0, `kassa verify` passes and the general ledger balances. (b)-(d) are tests/reliability/payments_check.cpp; see
 # docs/reliability.md.
 #
 # usage: crash_payments.sh [cycles=3] [seconds_per_cycle=3] [accounts=100]
@@ -94,6 +94,7 @@ payments:
   enabled: true
   orders_inflight_max: 100000
   flow_wait_ms: 2000
+  reconciliation: {enabled: true, interval_ms: 200, grace_ms: 10000}
   ledgers: [{ledger: 840, currency: USD}]
   providers:
     - {name: alpha, url: "http://127.0.0.1:$sim_port/p/alpha", ledgers: [840], priority: 1, timeout_ms: 1000,
@@ -119,6 +120,30 @@ run_check() { # $1: this cycle's log (sent again), then every earlier log
   violations=$((violations + $(sed -n 's/.*violations=\([0-9]*\).*/\1/p' <<<"$line")))
   acked=$(sed -n 's/.* accepted=\([0-9]*\).*/\1/p' <<<"$line")
   [ "$status" -le 1 ] || fail "payments_check exited $status"
+}
+
+# Three-way reconciliation on the last kassad, once run_check saw every row final: the
+# providers' statements, the payment rows and the ledger's bookings agree, so no case is open.
+# The grace (10 s) is long enough for a restart to finish what a kill cut short: a line read
+# just before a kill waits for its row that long before it becomes a case. Waits the grace
+# (a final row whose line never comes becomes a case after it), then until `kassa recon` reads
+# the same for 3 s in a row (a round every 200 ms), at most 60 s more.
+run_final_check() {
+  local prev="" cur stable=0 matched
+  sleep 11
+  for _ in $(seq 120); do
+    cur=$("$kassa" recon --data "$dir/data" 2>&1) || true
+    if [ "$cur" = "$prev" ]; then stable=$((stable + 1)); else stable=0; fi
+    prev=$cur
+    [ "$stable" -ge 6 ] && break
+    sleep 0.5
+  done
+  echo "$cur" | sed 's/^/  /'
+  [ "$stable" -ge 6 ] || { violations=$((violations + 1)); fail "reconciliation did not settle within 71 s"; return; }
+  matched=$(sed -n 's/^cases open [0-9]*, total [0-9]*; statement lines matched \([0-9]*\)$/\1/p' <<<"$cur")
+  [ "${matched:-0}" -gt 0 ] || { violations=$((violations + 1)); fail "reconciliation matched no statement line"; }
+  grep -q '^cases open 0, ' <<<"$cur" ||
+    { violations=$((violations + 1)); fail "reconciliation has open cases after the crashes (kassa recon above)"; }
 }
 
 echo "crash_payments: seed=$seed cycles=$cycles seconds_per_cycle=$secs accounts=$accounts shards=$shards dir=$dir"
