@@ -55,7 +55,9 @@ namespace {
 using sweep_atom = caf::atom_constant<caf::atom("sweep")>;
 using round_atom = caf::atom_constant<caf::atom("round")>;
 
-constexpr uint16_t plain_flags = transfer_linked; // what a transfer across shards may carry
+constexpr uint16_t plain_flags = transfer_linked; // what a credit landing on a sub-account may carry
+// What a transfer across shards may carry: a balancing one moves the amount the model decided.
+constexpr uint16_t across_flags = transfer_linked | transfer_balancing_debit | transfer_balancing_credit;
 
 struct saga_writer_state {
   static inline const char* name = "kassa.saga_writer";
@@ -145,6 +147,7 @@ struct directory_state {
   // Accounts and transfer ids of the unresolved redo records: a request naming one is
   // answered store_unavailable until its round stands whole.
   std::unordered_set<u128, u128_hash> stuck;
+  std::unordered_set<u128, u128_hash> stuck_accounts; // ... and the accounts they create
   // When the next attempt at the unresolved rounds is due (clock ns), and the wait after a
   // failed one (10 ms, doubling up to the timer's interval).
   uint64_t redo_retry_ns = 0;
@@ -329,6 +332,24 @@ transfer_result fields_check(const transfer& t) {
   return transfer_check_fields(t);
 }
 
+// The checks of a post or void up to the lookup of its pending transfer, in the state
+// machine's order; `found`: whether the shards hold the pending transfer.
+transfer_result resolve_check(const transfer& t, bool found) {
+  using R = transfer_result;
+  if (R r = transfer_check_head(t); r != R::ok) return r;
+  const uint16_t phase = t.flags & (transfer_pending | transfer_post_pending | transfer_void_pending);
+  if (__builtin_popcount(phase) > 1) return R::flags_are_mutually_exclusive;
+  if (has(t.flags, transfer_balancing_debit | transfer_balancing_credit | transfer_closing_debit |
+                       transfer_closing_credit)) {
+    return R::flags_are_mutually_exclusive;
+  }
+  if (t.pending_id == 0) return R::pending_id_must_not_be_zero;
+  if (t.pending_id == u128_max) return R::pending_id_must_not_be_int_max;
+  if (t.pending_id == t.id) return R::pending_id_must_be_different;
+  if (t.timeout != 0) return R::timeout_reserved_for_pending_transfer;
+  return found ? R::ok : R::pending_transfer_not_found;
+}
+
 // ------------------------------------------------------------------------------ round
 
 struct round_state {
@@ -456,10 +477,10 @@ void add_transfer(round_state& r, uint32_t shard, const transfer& t, uint8_t sys
   b.transfers_origin.push_back(o);
 }
 
-void add_account(round_state& r, uint32_t shard, const account& a, bool system, origin o) {
+void add_account(round_state& r, uint32_t shard, const account& a, uint8_t system, origin o) {
   shard_batch& b = r.batches[shard];
   b.accounts.push_back(a);
-  b.accounts_system.push_back(system ? 1 : 0);
+  b.accounts_system.push_back(system);
   b.accounts_origin.push_back(o);
 }
 
@@ -471,7 +492,7 @@ void ensure_clearing(directory_actor* self, round_state& r, uint32_t from, uint3
   a.id = id;
   a.ledger = ledger;
   a.code = sid::clearing_code;
-  add_account(r, from, a, true, origin{nullptr, 0});
+  add_account(r, from, a, system_own, origin{nullptr, 0});
 }
 
 // Adds a decided transfer to the round: to its shard, or, across shards, as two posted legs
@@ -527,33 +548,76 @@ void gather(directory_actor* self, round_state& r, work& w, uint32_t event, u128
   }
 }
 
-// Plans the account events of `w` from its cursor. Accounts go to their shards; a linked
-// chain of accounts must stay within one shard.
+// The last event of the unit (an account or a linked chain) that starts at `i`.
+size_t account_unit_end(const std::vector<account>& ev, size_t i) {
+  size_t j = i;
+  while (j + 1 < ev.size() && has(ev[j].flags, account_linked)) ++j;
+  return j;
+}
+
+bool account_unit_spans(const std::vector<account>& ev, size_t i, size_t j, uint32_t shards) {
+  for (size_t k = i + 1; k <= j; ++k) {
+    if (shard_of(ev[k].id, shards) != shard_of(ev[i].id, shards)) return true;
+  }
+  return false;
+}
+
+// Whether a sub-account of the split account `parent` holds something a gather would move.
+bool gather_due(directory_actor* self, const round_state& r, u128 parent) {
+  auto it = self->state.hot.find(parent);
+  if (it == self->state.hot.end()) return false;
+  for (uint32_t x = 0; x < it->second.created.size(); ++x) {
+    if (!it->second.created[x]) continue;
+    const account* a = r.model->account_find(sid::sub(parent, x));
+    if (a != nullptr && a->credits_posted > a->debits_posted + a->debits_pending) return true;
+  }
+  return false;
+}
+
+// Plans the account events of `w` from its cursor. A unit within one shard goes to it as it
+// came, and the shard decides it. A linked chain whose accounts live in different shards is
+// decided by the round's model as one shard would decide it (all or nothing, with its codes):
+// a refused chain is written nowhere; an applied one goes to the shards account by account,
+// `linked` kept as data (system_unlinked), from the round's redo record like a saga. Such a
+// chain waits for the next round when an account of it is created earlier in this round.
 void plan_accounts(directory_actor* self, round_state& r, work& w) {
   const uint32_t n = self->state.shards;
   const auto& ev = w.account_events;
   size_t i = w.cursor;
+  std::vector<uint8_t> marks;
   while (i < ev.size()) {
-    size_t j = i;
-    while (j + 1 < ev.size() && has(ev[j].flags, account_linked)) ++j;
-    const uint32_t shard = shard_of(ev[i].id, n);
-    bool one_shard = true;
-    for (size_t k = i; k <= j; ++k) one_shard = one_shard && shard_of(ev[k].id, n) == shard;
-    if (!one_shard) {
+    const size_t j = account_unit_end(ev, i);
+    if (!account_unit_spans(ev, i, j, n)) {
       for (size_t k = i; k <= j; ++k) {
-        w.results[k] = static_cast<uint32_t>(k == i ? account_result::not_supported_across_shards
-                                                    : account_result::linked_event_failed);
-      }
-    } else {
-      for (size_t k = i; k <= j; ++k) {
-        add_account(r, shard, ev[k], !w.system.empty() && w.system[k] != 0,
+        add_account(r, shard_of(ev[i].id, n), ev[k], !w.system.empty() && w.system[k] != 0 ? system_own : 0,
                     origin{&w, static_cast<uint32_t>(k)});
         r.accounts_created.insert(ev[k].id);
+      }
+      i = j + 1;
+      continue;
+    }
+    bool again = false;
+    for (size_t k = i; k <= j; ++k) again = again || r.accounts_created.count(ev[k].id) != 0;
+    if (again) break; // never the round's first unit: something before it was planned
+    marks.assign(j - i + 1, 0);
+    for (size_t k = i; k <= j; ++k) marks[k - i] = !w.system.empty() && w.system[k] != 0 ? system_own : 0;
+    const auto decided = r.model->create_accounts(&ev[i], j - i + 1, r.now, marks.data());
+    bool accepted = true;
+    for (size_t k = i; k <= j; ++k) {
+      w.results[k] = static_cast<uint32_t>(decided[k - i]);
+      accepted = accepted && decided[k - i] == account_result::ok;
+      r.accounts_created.insert(ev[k].id);
+    }
+    if (accepted) {
+      const int saga_index = static_cast<int>(r.sagas.size());
+      r.sagas.push_back(saga_plan{&w, static_cast<uint32_t>(i), static_cast<uint32_t>(j)});
+      for (size_t k = i; k <= j; ++k) {
+        add_account(r, shard_of(ev[k].id, n), ev[k], system_unlinked, origin{&w, static_cast<uint32_t>(k), saga_index});
       }
     }
     i = j + 1;
   }
-  w.cursor = ev.size();
+  w.cursor = i;
 }
 
 // Whether the model would apply the unit `events`, without changing it: the unit runs as
@@ -648,11 +712,15 @@ void plan_transfers(directory_actor* self, round_state& r, work& w) {
       judged(t.debit_account_id);
       if (has(t.flags, transfer_balancing_credit)) judged(t.credit_account_id);
     }
+    // A unit with a post or void goes to the one shard of its pending transfer as it came:
+    // its credits land on the accounts themselves, never on a sub-account elsewhere.
+    bool unit_resolves = false;
+    for (size_t k = i; k <= j; ++k) unit_resolves = unit_resolves || has(ev[k].flags, transfer_post_pending | transfer_void_pending);
     for (size_t k = 0; k < eff.size(); ++k) {
       if (eff[k].credit_account_id != 0) continue;
       const transfer& t = ev[i + k];
       eff[k].credit_account_id = t.credit_account_id;
-      if (r.gathered.count(t.credit_account_id) != 0 ||
+      if (unit_resolves || r.gathered.count(t.credit_account_id) != 0 ||
           std::find(debited_split.begin(), debited_split.end(), t.credit_account_id) != debited_split.end()) {
         continue;
       }
@@ -685,15 +753,16 @@ void plan_transfers(directory_actor* self, round_state& r, work& w) {
     }
 
     // Where each event applies: the shard of its pending transfer (post, void), or of its
-    // debit and credit accounts.
+    // debit and credit accounts. A post or void of a pending transfer no shard holds is
+    // refused by any shard alike: it goes wherever the rest of its unit goes.
+    constexpr uint32_t anywhere = UINT32_MAX;
     dr_shard.assign(eff.size(), 0);
     cr_shard.assign(eff.size(), 0);
     refuse.assign(eff.size(), 0); // a code the directory answers itself
-    bool spans = false;
     for (size_t k = 0; k < eff.size(); ++k) {
       const transfer& t = eff[k];
-      if (has(t.flags, transfer_post_pending | transfer_void_pending) && t.pending_id != 0) {
-        auto it = r.probed.find(t.pending_id);
+      if (has(t.flags, transfer_post_pending | transfer_void_pending)) {
+        auto it = t.pending_id != 0 ? r.probed.find(t.pending_id) : r.probed.end();
         view v;
         if (it != r.probed.end() && it->second.found() && view_of(st, it->second, v)) {
           if (v.saga) {
@@ -703,12 +772,23 @@ void plan_transfers(directory_actor* self, round_state& r, work& w) {
             dr_shard[k] = cr_shard[k] = it->second.entries.front().first;
           }
         } else {
-          dr_shard[k] = cr_shard[k] = t.debit_account_id != 0 ? shard_of(t.debit_account_id, n) : 0;
+          dr_shard[k] = cr_shard[k] = anywhere;
         }
       } else {
         dr_shard[k] = t.debit_account_id != 0 && t.debit_account_id != u128_max ? shard_of(t.debit_account_id, n) : 0;
         cr_shard[k] = t.credit_account_id != 0 && t.credit_account_id != u128_max ? shard_of(t.credit_account_id, n) : dr_shard[k];
       }
+    }
+    uint32_t home = 0;
+    for (size_t k = 0; k < eff.size(); ++k) {
+      if (dr_shard[k] != anywhere) {
+        home = dr_shard[k];
+        break;
+      }
+    }
+    bool spans = false;
+    for (size_t k = 0; k < eff.size(); ++k) {
+      if (dr_shard[k] == anywhere) dr_shard[k] = cr_shard[k] = home;
       spans = spans || dr_shard[k] != dr_shard[0] || cr_shard[k] != dr_shard[0];
     }
 
@@ -717,6 +797,20 @@ void plan_transfers(directory_actor* self, round_state& r, work& w) {
     // A post or void depends on its pending transfer's deadline, which the shard judges at
     // its own clock: it never shares a round with a saga, whose legs must all apply.
     if ((resolves && !r.sagas.empty()) || (spans && r.resolves)) break;
+    if (resolves && !spans) {
+      // A post or void mixed with a debit of a split account: the shard judges the unit on the
+      // account's own row, so what its sub-accounts hold moves into it first. A gather across
+      // shards is a saga, which shares no round with a post or void: the unit then waits for
+      // the next round, where it comes first and finds nothing left to gather.
+      debited_split.erase(std::remove_if(debited_split.begin(), debited_split.end(),
+                                         [&](u128 id) { return !gather_due(self, r, id); }),
+                          debited_split.end());
+      if (!debited_split.empty()) {
+        if (r.resolves) break; // the model no longer knows what the shard holds
+        for (u128 parent : debited_split) gather(self, r, w, static_cast<uint32_t>(i), parent);
+        if (!r.sagas.empty()) break;
+      }
+    }
     // Units after a post or void go to their shards unjudged: one that needs a gather waits.
     if (resolves) debited_split.clear(); // a post or void mixed in: its shard judges the unit
     else if (!debited_split.empty() && r.resolves) break;
@@ -744,20 +838,24 @@ void plan_transfers(directory_actor* self, round_state& r, work& w) {
     }
 
     if (spans) {
-      // Across shards: plain transfers only (for now). A unit with another kind of event is
-      // answered with the code one shard would give, and not_supported_across_shards only
-      // where one shard would have applied it.
+      // Across shards: plain and balancing transfers (for now). A unit with another kind of
+      // event is answered with the code one shard would give, and not_supported_across_shards
+      // only where one shard would have applied it.
       size_t unsupported = eff.size();
       for (size_t k = 0; k < eff.size() && unsupported == eff.size(); ++k) {
-        if ((eff[k].flags & ~plain_flags) != 0) unsupported = k;
+        if ((eff[k].flags & ~across_flags) != 0) unsupported = k;
       }
       if (unsupported != eff.size()) {
         uint32_t code = 0;
         size_t at = 0;
         if (resolves) { // posts and voids: the model holds no pending transfers
           for (size_t k = 0; k < eff.size() && code == 0; ++k) {
-            R c = refuse[k] != 0 ? static_cast<R>(refuse[k]) : fields_check(ev[i + k]);
-            if (c == R::ok && (eff[k].flags & ~plain_flags) != 0) c = R::not_supported_across_shards;
+            R c = refuse[k] != 0 ? static_cast<R>(refuse[k])
+                  : has(ev[i + k].flags, transfer_post_pending | transfer_void_pending)
+                      ? resolve_check(ev[i + k], r.probed.count(ev[i + k].pending_id) != 0 &&
+                                                     r.probed.at(ev[i + k].pending_id).found())
+                      : fields_check(ev[i + k]);
+            if (c == R::ok && (eff[k].flags & ~across_flags) != 0) c = R::not_supported_across_shards;
             if (c != R::ok) {
               code = static_cast<uint32_t>(c);
               at = k;
@@ -798,7 +896,14 @@ void plan_transfers(directory_actor* self, round_state& r, work& w) {
 
     // A saga: each event across shards becomes two posted legs through the clearing accounts
     // of the pair, one in each shard, with the client's id; an event within one shard applies
-    // there as it came. Every leg applies: the model has judged them all.
+    // there as it came. Every leg applies: the model has judged them all. A balancing event
+    // carries the amount the model decided (its flags kept as data), as one shard stores it.
+    for (transfer& t : eff) {
+      if (!has(t.flags, transfer_balancing_debit | transfer_balancing_credit)) continue;
+      const transfer* stored = r.model->transfer_find(t.id);
+      KASSA_ASSERT(stored != nullptr && stored->amount != 0);
+      t.amount = stored->amount;
+    }
     const int saga_index = static_cast<int>(r.sagas.size());
     r.sagas.push_back(saga_plan{&w, static_cast<uint32_t>(i), static_cast<uint32_t>(j)});
     // Each keeps the client's flags, `linked` too, as data (system_unlinked): the unit was
@@ -818,7 +923,7 @@ void plan_sub_accounts(directory_actor* self, round_state& r) {
     const hot_state& h = self->state.hot[parent];
     const account a = sub_account_row(parent, index, h.ledger, h.history);
     self->state.sub_parent[a.id] = parent;
-    add_account(r, shard_of(a.id, self->state.shards), a, true, origin{nullptr, 0});
+    add_account(r, shard_of(a.id, self->state.shards), a, system_own, origin{nullptr, 0});
   }
 }
 
@@ -901,7 +1006,11 @@ void round_fail(directory_actor* self, round_ptr r, outcome why) {
 // What the unresolved redo records name (see directory_state::stuck).
 void stuck_refresh(directory_state& st) {
   st.stuck.clear();
+  st.stuck_accounts.clear();
   for (const store::saga& rec : st.unresolved) {
+    for (const auto& a : rec.accounts) {
+      if (!sid::reserved(a.value.id)) st.stuck_accounts.insert(a.value.id);
+    }
     for (const auto& e : rec.transfers) {
       st.stuck.insert(e.value.id);
       for (u128 a : {e.value.debit_account_id, e.value.credit_account_id}) {
@@ -913,24 +1022,35 @@ void stuck_refresh(directory_state& st) {
 
 // Whether a request names an account or transfer of a round that stands in some shards only.
 bool names_stuck(const directory_state& st, const work& w) {
-  if (st.stuck.empty() || w.accounts) return false;
+  if (w.accounts) {
+    for (size_t k = w.cursor; k < w.account_events.size() && !st.stuck_accounts.empty(); ++k) {
+      if (st.stuck_accounts.count(w.account_events[k].id) != 0) return true;
+    }
+    return false;
+  }
+  if (st.stuck.empty() && st.stuck_accounts.empty()) return false;
   for (size_t k = w.cursor; k < w.transfer_events.size(); ++k) {
     const transfer& t = w.transfer_events[k];
     for (u128 id : {t.id, t.pending_id, t.debit_account_id, t.credit_account_id}) {
       if (id != 0 && st.stuck.count(id) != 0) return true;
     }
+    for (u128 id : {t.debit_account_id, t.credit_account_id}) {
+      if (st.stuck_accounts.count(id) != 0) return true;
+    }
   }
   return false;
 }
 
-// The round's redo record: kassa's own accounts and every transfer, per shard in apply order.
+// The round's redo record: kassa's own accounts, the accounts of chains across shards, and
+// every transfer, per shard in apply order.
 store::saga redo_record(const round_state& r, uint64_t id) {
   store::saga rec;
   rec.id = id;
   for (uint32_t s = 0; s < r.batches.size(); ++s) {
     const shard_batch& b = r.batches[s];
     for (size_t k = 0; k < b.accounts.size(); ++k) {
-      if (b.accounts_origin[k].w == nullptr) rec.accounts.push_back({s, 1, b.accounts[k]});
+      const origin& o = b.accounts_origin[k];
+      if (o.w == nullptr || o.saga >= 0) rec.accounts.push_back({s, b.accounts_system[k], b.accounts[k]});
     }
     for (size_t k = 0; k < b.transfers.size(); ++k) rec.transfers.push_back({s, b.transfers_system[k], b.transfers[k]});
   }
@@ -948,6 +1068,10 @@ void round_applied(directory_actor* self, round_ptr r,
   if (accounts_ok) {
     for (const auto& [parent, index] : r->subs_to_create) st.hot[parent].confirmed[index] = true;
   }
+  // Every transfer a shard was sent was decided already (posts and voids by the shard
+  // itself), and so was every account of a chain across shards: a refusal of one the
+  // directory decided means the two disagree.
+  bool shard_failed = !accounts_ok, disagreed = false;
   for (auto& [shard, reply] : account_replies) {
     auto& origins = r->batches[shard].accounts_origin;
     if (reply.status != outcome::ok) {
@@ -957,16 +1081,19 @@ void round_applied(directory_actor* self, round_ptr r,
     }
     for (const event_result& f : reply.failures) {
       const origin& o = origins[f.index];
-      if (o.w != nullptr) o.w->results[o.index] = f.code;
-      else if (f.code != static_cast<uint32_t>(account_result::exists)) {
+      if (o.w != nullptr && o.saga >= 0) {
+        disagreed = true;
+        st.opts.log_error("a shard refused an account the directory had decided",
+                          "shard=" + std::to_string(shard) + " id=" + to_string_u128(r->batches[shard].accounts[f.index].id) +
+                              " code=" + std::string(name(static_cast<account_result>(f.code))));
+      } else if (o.w != nullptr) {
+        o.w->results[o.index] = f.code;
+      } else if (f.code != static_cast<uint32_t>(account_result::exists)) {
         st.opts.log_error("kassa could not create one of its own accounts",
                           "code=" + std::string(name(static_cast<account_result>(f.code))));
       }
     }
   }
-  // Every transfer a shard was sent was decided already (posts and voids by the shard
-  // itself): a refusal of one the directory decided means the two disagree.
-  bool shard_failed = false, disagreed = false;
   for (auto& [shard, reply] : transfer_replies) {
     auto& origins = r->batches[shard].transfers_origin;
     if (reply.status != outcome::ok) {
@@ -1050,14 +1177,14 @@ void round_plan(directory_actor* self, round_ptr r) {
   // take first), and every request after it waits too, so none overtakes another.
   bool transfers_planned = false;
   for (auto& w : r->works) {
-    if (w->accounts) {
-      if (transfers_planned) break;
-      plan_accounts(self, *r, *w);
-    } else if (names_stuck(st, *w)) {
+    if (w->accounts && transfers_planned) break;
+    if (names_stuck(st, *w)) {
       // Its accounts wait for a round that a shard has not taken yet: their rows there are
       // not what they will be, so nothing is decided on them.
       w->status = outcome::store_unavailable;
       continue;
+    } else if (w->accounts) {
+      plan_accounts(self, *r, *w);
     } else {
       plan_transfers(self, *r, *w);
       transfers_planned = true;
@@ -1118,7 +1245,18 @@ void round_start(directory_actor* self) {
   std::vector<std::vector<u128>> account_ids(st.shards);
   std::unordered_set<u128, u128_hash> hot_asked;
   for (auto& w : r->works) {
-    if (w->accounts) continue;
+    if (w->accounts) {
+      // The accounts of chains across shards, for the round's model that decides them.
+      const auto& ev = w->account_events;
+      for (size_t i = w->cursor, j = 0; i < ev.size(); i = j + 1) {
+        j = account_unit_end(ev, i);
+        if (!account_unit_spans(ev, i, j, st.shards)) continue;
+        for (size_t k = i; k <= j; ++k) {
+          if (ev[k].id != 0 && ev[k].id != u128_max) account_ids[shard_of(ev[k].id, st.shards)].push_back(ev[k].id);
+        }
+      }
+      continue;
+    }
     for (size_t k = w->cursor; k < w->transfer_events.size(); ++k) {
       const transfer& t = w->transfer_events[k];
       ids.push_back(t.id);
@@ -1897,7 +2035,7 @@ std::chrono::nanoseconds tick_interval(const directory_options& o);
 
 bool redo_due(directory_actor* self) {
   auto& st = self->state;
-  if (st.stuck.empty() || st.round_busy || !st.ready || st.failed) return false;
+  if ((st.stuck.empty() && st.stuck_accounts.empty()) || st.round_busy || !st.ready || st.failed) return false;
   return st.opts.clock() >= st.redo_retry_ns;
 }
 

@@ -118,7 +118,10 @@ std::vector<account_result> state_machine::create_accounts(const account* events
                                                            uint64_t now_ns, const uint8_t* system) {
   undo_log undo;
   return run_batch<account, account_result>(
-      events, count, [&](size_t i) { return has(events[i].flags, account_linked); },
+      events, count,
+      [&](size_t i) {
+        return has(events[i].flags, account_linked) && (system == nullptr || system[i] != system_unlinked);
+      },
       [&](const account& a) {
         system_event_ = system != nullptr && system[&a - events] != 0;
         auto r = create_account(a, timestamp_next(now_ns));
@@ -180,6 +183,7 @@ std::vector<transfer_result> state_machine::create_transfers(const transfer* eve
       },
       [&](const transfer& t) {
         system_event_ = system != nullptr && system[&t - events] != 0;
+        decided_event_ = system != nullptr && system[&t - events] == system_unlinked;
         return create_transfer(t, timestamp_next(now_ns), undo);
       },
       [&](const transfer& t) {
@@ -303,7 +307,9 @@ transfer_result state_machine::create_transfer(const transfer& t, uint64_t times
   // balancing side's debits within its credits (or credits within its debits).
   u128 amount = t.amount;
   transfer_result balancing_exhausted = R::ok;
-  if (balancing_debit || balancing_credit) {
+  // A leg of a balancing transfer the directory decided moves the amount it decided: its
+  // accounts here are one side and a clearing account, which must not clamp it again.
+  if ((balancing_debit || balancing_credit) && !decided_event_) {
     u128 cap = t.amount == 0 ? u128_max : t.amount;
     if (balancing_debit) {
       u128 held = dr.debits_posted + dr.debits_pending; // cannot overflow: checked on every write

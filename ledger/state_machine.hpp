@@ -59,9 +59,11 @@ struct change_set {
   }
 };
 
-// Marks in the `system` array of create_transfers: kassa's own event; or kassa's own event
-// whose `linked` flag is data it keeps for the client (a leg of a linked chain that spanned
-// shards, decided as a whole already), not a link to the next event.
+// Marks in the `system` array of create_accounts / create_transfers: kassa's own event; or
+// kassa's own event of a unit the directory decided as a whole already (an account of a linked
+// chain that spanned shards, a leg of a transfer or chain across shards): its `linked` flag is
+// data kept for the client, not a link to the next event, and a balancing transfer so marked
+// moves its `amount` as given (the directory decided the clamp; the flags are data too).
 constexpr uint8_t system_own = 1;
 constexpr uint8_t system_unlinked = 2;
 
@@ -173,7 +175,8 @@ private:
   change_set changes_;
   uint64_t timestamp_last_ = 0;
   uint32_t timestamp_lane_ = 0, timestamp_lanes_ = 1;
-  bool system_event_ = false; // the event being applied is kassa's own
+  bool system_event_ = false;  // the event being applied is kassa's own
+  bool decided_event_ = false; // ... and was decided whole already (system_unlinked)
 };
 
 } // namespace kassa::ledger

@@ -1,7 +1,8 @@
 #pragma once
 // The directory's saga log: a small LMDB environment of its own (`<data_dir>/sagas/`).
 // Since format version 2 a record is a **redo record**: everything a round that moves money
-// across shards will write, per shard, in order (kassa's own accounts, then the transfers),
+// across shards will write, per shard, in order (kassa's own accounts and those of linked
+// chains of accounts across shards, then the transfers),
 // written and fsynced before any shard applies any of it. The directory has already decided
 // every event of it, so each applies (or is found applied): recovery sends every shard its
 // part again and each event answers ok or exists. A record is removed once every shard made
@@ -28,7 +29,8 @@ struct saga_leg {
 // One event of a redo record, and the shard that applies it.
 struct saga_account {
   uint32_t shard = 0;
-  uint8_t system = 0; // kassa's own event (may use reserved ids)
+  uint8_t system = 0; // kassa's own event (may use reserved ids); system_unlinked: a client's
+                      // account of a chain across shards, decided whole already
   account value{};
 };
 struct saga_transfer {

@@ -5,9 +5,11 @@
 // them, must equal the model's (timestamps aside: each side stamps its own).
 //
 // The stream: accounts on two ledgers spread over the shards, with and without balance
-// limits; plain transfers; linked chains that cross shards and spend what their earlier
-// events brought; two-phase transfers (pending, post whole or partial, void) and balancing
-// transfers within a shard; duplicates (the same event, or one field changed); invalid events;
+// limits; now and then more accounts, in linked chains across shards (some refused, some left
+// open); plain transfers; linked chains that cross shards and spend what their earlier events
+// brought; balancing transfers between any two accounts, the hot one too; two-phase transfers
+// (pending, post whole or partial, void) within a shard; chains that post or void and then
+// debit the hot account; duplicates (the same event, or one field changed); invalid events;
 // chains left open at the end of a request; credits to and debits from the hot account.
 // Requests go one to three at a time (rounds take several). Placement rules a client must not
 // need to know are avoided only where kassa does not yet support them across shards (docs/
@@ -18,10 +20,12 @@
 // that still shows it.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <map>
 #include <random>
 #include <sstream>
+#include <tuple>
 
 #include "ledger/state_machine.hpp"
 #include "tests/actors/directory_node.hpp"
@@ -43,7 +47,7 @@ struct topology {
   uint64_t sweep_interval_ns;
 };
 
-constexpr uint32_t placement_shards = 4; // two-phase and balancing stay within a shard of 4
+constexpr uint32_t placement_shards = 4; // two-phase transfers stay within a shard of 4
 
 // One request of the stream: transfers (or, first, the accounts).
 struct request {
@@ -58,6 +62,7 @@ struct generator {
   u128 hot = 0;                           // credited most, no limits (see the file's head)
   std::vector<transfer> sent;             // every transfer event so far
   std::vector<u128> pendings;             // ids of pending transfers sent
+  std::vector<u128> pendings_by_hot;      // ... of those, in the hot account's shard
   uint64_t next_id = 1000;
 
   explicit generator(uint64_t seed) : rng(seed) {}
@@ -115,6 +120,20 @@ struct generator {
     }
     return {d, d};
   }
+  // Two accounts of ledger 1 in the shard of `id` (of 4: the same shard of 2 and of 1).
+  std::pair<u128, u128> pair_in_shard_of(u128 id) {
+    std::vector<u128> there;
+    for (const account& a : accounts) {
+      if (a.ledger == 1 && a.id != hot && shard_of(a.id, placement_shards) == shard_of(id, placement_shards)) {
+        there.push_back(a.id);
+      }
+    }
+    if (there.size() < 2) return {0, 0};
+    const u128 d = there[below(there.size())];
+    u128 c = there[below(there.size())];
+    if (c == d) c = there[(std::find(there.begin(), there.end(), d) - there.begin() + 1) % there.size()];
+    return {d, c};
+  }
   uint32_t ledger_of(u128 id) const {
     for (const account& a : accounts) if (a.id == id) return a.ledger;
     return 1;
@@ -149,11 +168,13 @@ struct generator {
       auto d = any_account().id;
       out.push_back(plain(chance(20) ? hot : d, chance(20) ? d : hot, 1 + below(90)));
     } else if (kind < 63) {
-      auto [d, c] = pair_in_one_shard();
+      auto [d, c] = chance(25) ? pair_in_shard_of(hot) : std::pair<u128, u128>{0, 0};
+      if (d == 0) std::tie(d, c) = pair_in_one_shard();
       transfer t = plain(d, c, amount());
       t.flags = transfer_pending;
       if (chance(30)) t.timeout = 3600;
       pendings.push_back(t.id);
+      if (shard_of(d, placement_shards) == shard_of(hot, placement_shards)) pendings_by_hot.push_back(t.id);
       out.push_back(t);
     } else if (kind < 70 && !pendings.empty()) {
       transfer t = make_resolve(next_id++, pendings[below(pendings.size())],
@@ -161,10 +182,32 @@ struct generator {
       if (has(t.flags, transfer_post_pending) && chance(40)) t.amount = 1 + below(100);
       if (chance(5) && !sent.empty()) t.pending_id = sent[below(sent.size())].id; // not pending
       out.push_back(t);
+    } else if (kind < 75 && chance(30) && !pendings_by_hot.empty() && pair_in_shard_of(hot).first != 0) {
+      // A post or void linked to a debit of the hot account, within its shard: judged on
+      // everything the account holds, its sub-accounts' credits too.
+      // The latest pending transfer there, each once: most are still pending.
+      transfer t = make_resolve(next_id++, pendings_by_hot.back(), chance(60) ? transfer_post_pending : transfer_void_pending);
+      pendings_by_hot.pop_back();
+      t.flags |= transfer_linked;
+      out.push_back(t);
+      const u128 to = pair_in_shard_of(hot).second;
+      transfer d = plain(hot, to == hot ? banks[0] : to, chance(50) ? 0 : 1 + below(3000));
+      d.flags = chance(70) ? transfer_balancing_debit : 0;
+      if (d.amount == 0 && d.flags == 0) d.amount = 1;
+      out.push_back(d);
     } else if (kind < 75) {
-      auto [d, c] = pair_in_one_shard();
+      // Between any two accounts (across shards too); now and then out of the hot account.
+      auto [d, c] = pair();
+      if (chance(20)) d = hot;
+      if (c == hot && d == hot) c = banks[0];
       transfer t = plain(d, c, chance(30) ? 0 : 1 + below(500));
       t.flags = chance(50) ? transfer_balancing_debit : transfer_balancing_credit;
+      if (chance(15)) { // linked to a plain transfer (across shards too)
+        t.flags |= transfer_linked;
+        out.push_back(t);
+        auto [d2, c2] = pair();
+        t = plain(d2, c2, 1 + below(100));
+      }
       out.push_back(t);
     } else if (kind < 85 && !sent.empty()) {
       transfer t = sent[below(sent.size())];
@@ -206,7 +249,31 @@ struct generator {
     }
   }
 
+  // More accounts: linked chains (their ids spread over the shards), now and then with an
+  // account that exists, an invalid one, or a chain left open.
+  request more_accounts() {
+    request r;
+    const size_t units = 1 + below(3);
+    for (size_t u = 0; u < units; ++u) {
+      const size_t n = 1 + below(3);
+      for (size_t k = 0; k < n; ++k) {
+        account a = make_account(fresh_account_id(), chance(80) ? 1 : 2,
+                                 chance(30) ? account_debits_must_not_exceed_credits : 0);
+        if (chance(8)) a = accounts[below(accounts.size())]; // exists (or differs in linked)
+        if (chance(4)) a.ledger = 0;
+        if (chance(3)) a.code = 0;
+        if (k + 1 < n) a.flags |= account_linked;
+        else a.flags &= static_cast<uint16_t>(~account_linked);
+        r.accounts.push_back(a);
+      }
+    }
+    if (chance(5)) r.accounts.back().flags |= account_linked; // left open
+    for (const account& a : r.accounts) accounts.push_back(a);
+    return r;
+  }
+
   request next() {
+    if (chance(2)) return more_accounts();
     request r;
     const size_t units = 1 + below(5);
     for (size_t u = 0; u < units; ++u) unit(r.transfers);
@@ -541,6 +608,29 @@ std::optional<difference> run(const topology& t, const generator& g, const std::
           ok = ok && want[e] == 0;
         }
         if (chain && crosses && ok) ++(*coverage)["a linked chain across shards applied"];
+        bool account_chain = false, account_crosses = false;
+        for (size_t e = 0; e < r.accounts.size(); ++e) {
+          account_chain = account_chain || has(r.accounts[e].flags, account_linked);
+          account_crosses = account_crosses || (e > 0 && has(r.accounts[e - 1].flags, account_linked) &&
+                                                shard_of(r.accounts[e].id, placement_shards) !=
+                                                    shard_of(r.accounts[e - 1].id, placement_shards) &&
+                                                want[e] == 0);
+        }
+        if (account_chain && account_crosses) ++(*coverage)["a linked chain of accounts across shards applied"];
+        for (size_t e = 0; e + 1 < r.transfers.size(); ++e) {
+          const transfer& t = r.transfers[e];
+          if (has(t.flags, transfer_linked) && has(t.flags, transfer_post_pending | transfer_void_pending) &&
+              r.transfers[e + 1].debit_account_id == g.hot && want[e] == 0 && want[e + 1] == 0) {
+            ++(*coverage)["a post or void chained with a debit of the hot account applied"];
+          }
+        }
+        for (size_t e = 0; e < r.transfers.size(); ++e) {
+          const transfer& t = r.transfers[e];
+          if (want[e] == 0 && has(t.flags, transfer_balancing_debit | transfer_balancing_credit) &&
+              shard_of(t.debit_account_id, placement_shards) != shard_of(t.credit_account_id, placement_shards)) {
+            ++(*coverage)["a balancing transfer across shards applied"];
+          }
+        }
       }
     }
     i += n;
@@ -610,6 +700,9 @@ TEST_CASE("every topology answers a random request stream as the single-shard mo
                                "pending_transfer_not_pending", "debit_account_not_found",
                                "accounts_must_be_different", "id_must_not_be_zero",
                                "linked_event_chain_open", "a linked chain across shards applied",
+                               "a linked chain of accounts across shards applied",
+                               "a balancing transfer across shards applied",
+                               "a post or void chained with a debit of the hot account applied",
                                "history transfers", "history balances"}) {
         INFO(t.name << ": " << code);
         CHECK(coverage[code] > 0);

@@ -221,3 +221,49 @@ TEST_CASE("a refused transfer across shards writes nothing and uses no id, also 
   CHECK(rec->accounts[0].accounts.at(1).debits_posted == 60);
   caf::anon_send_exit(c, caf::exit_reason::user_shutdown);
 }
+
+TEST_CASE("a shard failing while a chain of accounts across shards commits: the chain waits, then stands whole", "[sim][directory]") {
+  two_shards s;
+  auto rec = std::make_shared<replies>();
+  auto c = s.sys->spawn(client, s.directory, rec);
+  const account a = make_account(id_in(0, 5), 1, account_linked), b = make_account(id_in(1, 5));
+  caf::anon_send(c, create_accounts_request{{}, {a, b}, {}});
+  s.sched->run();
+  REQUIRE(*s.held[0] == 1);
+  REQUIRE(*s.held[1] == 1);
+  s.release(0);
+  s.release(1, false); // b is lost on disk
+  REQUIRE(rec->creates.size() == 1);
+  CHECK(rec->creates[0].status == outcome::store_unavailable);
+  REQUIRE(*s.held[1] == 1); // applied again at once; fails again
+  s.release(1, false);
+
+  // Until the chain stands whole, a request naming its accounts waits for it.
+  caf::anon_send(c, create_accounts_request{{}, {a, b}, {}});
+  s.sched->run();
+  caf::anon_send(c, create_transfers_request{{}, {make_transfer(5, a.id, b.id, 1)}, {}});
+  s.sched->run();
+  REQUIRE(rec->creates.size() == 3);
+  CHECK(rec->creates[1].status == outcome::store_unavailable);
+  CHECK(rec->creates[2].status == outcome::store_unavailable);
+
+  // The timer applies the round again; then the retry finds the chain created, once.
+  s.clock_ns += 2'000'000'000;
+  caf::anon_send(s.directory, sweep_atom::value);
+  s.sched->run();
+  s.settle();
+  caf::anon_send(c, create_accounts_request{{}, {a, b}, {}});
+  s.sched->run();
+  s.settle();
+  REQUIRE(rec->creates.size() == 4);
+  REQUIRE(rec->creates[3].status == outcome::ok);
+  REQUIRE(rec->creates[3].failures.size() == 2);
+  CHECK(rec->creates[3].failures[0].code == static_cast<uint32_t>(account_result::exists));
+  CHECK(rec->creates[3].failures[1].code == static_cast<uint32_t>(account_result::linked_event_failed));
+  caf::anon_send(c, lookup_accounts_request{{}, {a.id, b.id}});
+  s.sched->run();
+  s.settle();
+  REQUIRE(rec->accounts.size() == 1);
+  CHECK(rec->accounts[0].accounts.size() == 2);
+  caf::anon_send_exit(c, caf::exit_reason::user_shutdown);
+}

@@ -217,6 +217,29 @@ TEST_CASE("a linked chain of accounts is created whole or not at all", "[ledger]
   CHECK(sm.changes().accounts_created.empty());
 }
 
+TEST_CASE("events of a unit decided whole elsewhere keep linked and balancing as data", "[ledger]") {
+  state_machine sm;
+  // Accounts marked system_unlinked: `linked` is stored, and opens no chain.
+  const account as[2] = {make_account(1, 1, account_linked), make_account(2)};
+  const uint8_t unlinked[2] = {system_unlinked, system_unlinked};
+  auto ra = sm.create_accounts(as, 2, 1000, unlinked);
+  CHECK(ra[0] == account_result::ok);
+  CHECK(ra[1] == account_result::ok);
+  CHECK(has(sm.account_find(1)->flags, account_linked));
+  // A lone linked account so marked is no open chain either.
+  const account lone = make_account(3, 1, account_linked);
+  CHECK(sm.create_accounts(&lone, 1, 1000, unlinked)[0] == account_result::ok);
+  // A balancing leg so marked moves its amount as given, even where a clamp would give
+  // another (or refuse): account 1 holds nothing to balance.
+  const transfer leg = make_transfer(10, 1, 2, 40, transfer_balancing_debit | transfer_balancing_credit);
+  CHECK(sm.create_transfers(&leg, 1, 2000, unlinked)[0] == R::ok);
+  CHECK(sm.transfer_find(10)->amount == 40);
+  CHECK(sm.account_find(2)->credits_posted == 40);
+  // Without the mark, the same event is clamped (and here refused).
+  const transfer client = make_transfer(11, 1, 2, 40, transfer_balancing_debit);
+  CHECK(sm.create_transfers(&client, 1, 3000)[0] == R::exceeds_credits);
+}
+
 TEST_CASE("a history account records its balance after every transfer", "[ledger]") {
   state_machine sm;
   with_accounts(sm, {make_account(1, 1, account_history), make_account(2)});

@@ -1,0 +1,289 @@
+// Events across shards that the directory decides with the single-shard model: linked chains
+// of accounts, balancing transfers, and chains that mix a post or void with a debit of a split
+// account. Each answer (codes, rows, the transfer lookup_transfers shows) must be the one a
+// single state machine gives for the same requests. Tagged [directory].
+#include <catch2/catch.hpp>
+
+#include <map>
+
+#include "ledger/state_machine.hpp"
+#include "ledger/system_ids.hpp"
+#include "tests/actors/directory_node.hpp"
+#include "tests/ledger/ledger_fixture.hpp"
+
+using namespace kassa;
+using namespace kassa::actors;
+using namespace kassa::ledger;
+using namespace kassa::test;
+namespace sid = kassa::ledger::system_ids;
+
+namespace {
+
+// The single-shard model beside the node: every request goes to both.
+struct twin {
+  node& nd;
+  state_machine sm;
+  uint64_t now = 1'000'000'000;
+
+  std::vector<uint32_t> accounts(std::vector<account> as) {
+    const auto got = nd.accounts(as);
+    REQUIRE(got.status == outcome::ok);
+    std::vector<uint32_t> codes;
+    for (uint32_t k = 0; k < as.size(); ++k) codes.push_back(code_of(got, k));
+    const auto want = sm.create_accounts(as.data(), as.size(), now += 1000);
+    sm.changes_take();
+    for (uint32_t k = 0; k < as.size(); ++k) {
+      INFO("account event " << k);
+      CHECK(name(static_cast<account_result>(codes[k])) == name(want[k]));
+    }
+    return codes;
+  }
+  std::vector<uint32_t> transfers(std::vector<transfer> ts) {
+    const auto got = nd.transfers(ts);
+    REQUIRE(got.status == outcome::ok);
+    std::vector<uint32_t> codes;
+    for (uint32_t k = 0; k < ts.size(); ++k) codes.push_back(code_of(got, k));
+    const auto want = sm.create_transfers(ts.data(), ts.size(), now += 1000);
+    sm.changes_take();
+    for (uint32_t k = 0; k < ts.size(); ++k) {
+      INFO("transfer event " << k);
+      CHECK(name(static_cast<transfer_result>(codes[k])) == name(want[k]));
+    }
+    return codes;
+  }
+  // Every account and transfer named reads as the model holds it (timestamps aside).
+  void same(const std::vector<u128>& account_ids, const std::vector<u128>& transfer_ids) {
+    auto rows = nd.ask<accounts_reply>(nd.directory, lookup_accounts_request{{}, account_ids});
+    REQUIRE(rows.status == outcome::ok);
+    std::map<u128, account> got;
+    for (const account& a : rows.accounts) got[a.id] = a;
+    for (u128 id : account_ids) {
+      INFO("account " << to_string_u128(id));
+      const account* want = sm.account_find(id);
+      REQUIRE((want == nullptr) == (got.count(id) == 0));
+      if (want == nullptr) continue;
+      account x = *want, y = got[id];
+      x.timestamp = y.timestamp = 0;
+      CHECK(std::memcmp(&x, &y, sizeof x) == 0);
+    }
+    std::map<u128, transfer> found;
+    for (const transfer& t : nd.lookup_transfers(transfer_ids)) found[t.id] = t;
+    for (u128 id : transfer_ids) {
+      INFO("transfer " << to_string_u128(id));
+      const transfer* want = sm.transfer_find(id);
+      REQUIRE((want == nullptr) == (found.count(id) == 0));
+      if (want == nullptr) continue;
+      transfer x = *want, y = found[id];
+      x.timestamp = y.timestamp = 0;
+      CHECK(std::memcmp(&x, &y, sizeof x) == 0);
+    }
+  }
+};
+
+// Per shard: debits equal credits over every account, kassa's own included.
+void check_shards_balance(node& nd, uint32_t n, const std::vector<u128>& client_ids) {
+  std::vector<std::vector<u128>> ids(n);
+  for (u128 id : client_ids) ids[shard_of(id, n)].push_back(id);
+  for (uint32_t s = 0; s < n; ++s) {
+    auto rows = nd.ask<accounts_reply>(nd.shards[s], lookup_accounts_request{{}, ids[s]});
+    auto own = nd.ask<accounts_reply>(nd.shards[s], system_accounts_request{});
+    REQUIRE(rows.status == outcome::ok);
+    REQUIRE(own.status == outcome::ok);
+    rows.accounts.insert(rows.accounts.end(), own.accounts.begin(), own.accounts.end());
+    u128 debits = 0, credits = 0;
+    for (const account& a : rows.accounts) {
+      debits += a.debits_posted + a.debits_pending;
+      credits += a.credits_posted + a.credits_pending;
+    }
+    INFO("shard " << s);
+    CHECK(debits == credits);
+  }
+}
+
+std::string aname(uint32_t code) { return std::string(name(static_cast<account_result>(code))); }
+
+} // namespace
+
+TEST_CASE("a linked chain of accounts across shards is decided as one shard decides it", "[directory]") {
+  temp_dir dir;
+  const uint32_t n = 3;
+  node nd(dir.path, n);
+  twin t{nd};
+  const u128 a = id_in(0, n, 1), b = id_in(1, n, 1), c = id_in(2, n, 1);
+
+  // Every account applies, in its own shard, `linked` kept as the client wrote it.
+  auto codes = t.accounts({make_account(a, 1, account_linked), make_account(b, 1, account_linked), make_account(c)});
+  CHECK(codes == std::vector<uint32_t>{0, 0, 0});
+  CHECK(has(nd.lookup(a, &nd.shards[0]).flags, account_linked));
+  CHECK(nd.lookup(b, &nd.shards[1]).id == b);
+  CHECK(nd.lookup(c, &nd.shards[2]).id == c);
+
+  // The same chain again: the first event answers exists and the chain fails.
+  codes = t.accounts({make_account(a, 1, account_linked), make_account(b, 1, account_linked), make_account(c)});
+  CHECK(aname(codes[0]) == "exists");
+  CHECK(aname(codes[2]) == "linked_event_failed");
+
+  // A later event that fails undoes the earlier ones in every shard.
+  const u128 d = id_in(0, n, 2), e = id_in(1, n, 2), f = id_in(2, n, 2);
+  codes = t.accounts({make_account(d, 1, account_linked), make_account(e, 0, account_linked), make_account(f)});
+  CHECK(aname(codes[0]) == "linked_event_failed");
+  CHECK(aname(codes[1]) == "ledger_must_not_be_zero");
+  // One that exists with other flags, mid-chain.
+  codes = t.accounts({make_account(d, 1, account_linked), make_account(b, 1, account_history | account_linked),
+                      make_account(f)});
+  CHECK(aname(codes[1]) == "exists_with_different_flags");
+  // A chain left open at the end of the request.
+  codes = t.accounts({make_account(d), make_account(e, 1, account_linked), make_account(f, 1, account_linked)});
+  CHECK(aname(codes[0]) == "ok");
+  CHECK(aname(codes[1]) == "linked_event_failed");
+  CHECK(aname(codes[2]) == "linked_event_chain_open");
+  // A chain whose accounts a unit before it in the same request creates: it waits for the
+  // next round and sees them.
+  const u128 g = id_in(1, n, 3), h = id_in(2, n, 3);
+  codes = t.accounts({make_account(g), make_account(g, 1, account_linked), make_account(h)});
+  CHECK(aname(codes[1]) == "exists_with_different_flags");
+  codes = t.accounts({make_account(h, 1, account_linked), make_account(e, 1, account_linked), make_account(f)});
+  CHECK(codes == std::vector<uint32_t>{0, 0, 0});
+  // The account code keeps its number, and is answered no more.
+  CHECK(static_cast<uint32_t>(account_result::not_supported_across_shards) == 23);
+
+  // Money moves through the new accounts as through any.
+  CHECK(t.transfers({make_transfer(1, a, b, 10), make_transfer(2, b, h, 4)}) == std::vector<uint32_t>{0, 0});
+  t.same({a, b, c, d, e, f, g, h}, {1, 2});
+  check_shards_balance(nd, n, {a, b, c, d, e, f, g, h});
+}
+
+TEST_CASE("recovery creates a logged chain of accounts across shards whole", "[directory]") {
+  temp_dir dir;
+  const uint32_t n = 2;
+  const u128 a = id_in(0, n, 1), b = id_in(1, n, 1);
+  const account row_a = make_account(a, 1, account_linked), row_b = make_account(b);
+  {
+    // A crash inside a round: its record is in the log, shard 0 created its account, shard 1
+    // nothing.
+    node nd(dir.path, n, {}, false);
+    ks::saga s;
+    s.id = 7;
+    s.accounts = {{0, system_unlinked, row_a}, {1, system_unlinked, row_b}};
+    REQUIRE(nd.log->write({s}, {}).ok());
+    REQUIRE(nd.ask<create_reply>(nd.shards[0], create_accounts_request{{}, {row_a}, {system_unlinked}}).failures.empty());
+  }
+  node nd(dir.path, n);
+  // The client's retry (queued until recovery is done): the chain exists.
+  auto r = nd.accounts({row_a, row_b});
+  CHECK(aname(code_of(r, 0)) == "exists");
+  CHECK(aname(code_of(r, 1)) == "linked_event_failed");
+  CHECK(nd.lookup(b, &nd.shards[1]).id == b);
+  CHECK(has(nd.lookup(a, &nd.shards[0]).flags, account_linked));
+  std::vector<ks::saga> left;
+  REQUIRE(nd.log->load(left).ok());
+  CHECK(left.empty());
+}
+
+TEST_CASE("balancing transfers across shards move the amount one shard would, and store it as one shard does", "[directory]") {
+  temp_dir dir;
+  const uint32_t n = 2;
+  node nd(dir.path, n);
+  twin t{nd};
+  const u128 bank = id_in(1, n, 1), a = id_in(0, n, 1), c = id_in(1, n, 2), x = id_in(0, n, 2);
+  t.accounts({make_account(bank), make_account(a, 1, account_debits_must_not_exceed_credits),
+              make_account(c, 1, account_credits_must_not_exceed_debits), make_account(x)});
+  t.transfers({make_transfer(1, bank, a, 70), make_transfer(2, c, x, 50)});
+  // A balancing debit capped at 100 moves a's 70; then a holds nothing: exceeds_credits.
+  CHECK(t.transfers({make_transfer(3, a, bank, 100, transfer_balancing_debit)}) == std::vector<uint32_t>{0});
+  CHECK(name(static_cast<transfer_result>(t.transfers({make_transfer(4, a, bank, 0, transfer_balancing_debit)})[0])) ==
+        "exceeds_credits");
+  // A balancing credit with no cap fills c up to its debits: 50. In a chain with a plain
+  // event after it, across shards again.
+  CHECK(t.transfers({make_transfer(5, x, c, 0, transfer_balancing_credit | transfer_linked),
+                     make_transfer(6, x, bank, 1)}) == std::vector<uint32_t>{0, 0});
+  // Retries: the cap that covers the stored amount answers exists, a smaller one differs.
+  t.transfers({make_transfer(3, a, bank, 100, transfer_balancing_debit)});
+  t.transfers({make_transfer(3, a, bank, 69, transfer_balancing_debit)});
+  auto found = nd.lookup_transfers({3, 5});
+  REQUIRE(found.size() == 2);
+  for (const transfer& f : found) {
+    CHECK(f.amount == (f.id == 3 ? 70 : 50));
+    CHECK(has(f.flags, f.id == 3 ? transfer_balancing_debit : transfer_balancing_credit));
+  }
+  t.same({bank, a, c, x}, {1, 2, 3, 4, 5, 6});
+  check_shards_balance(nd, n, {bank, a, c, x});
+
+  // The legs replayed from the round's redo record answer exists (recovery is deterministic).
+  const transfer debit_leg = [&] {
+    transfer l = make_transfer(3, a, sid::clearing(0, 1, 1), 70, transfer_balancing_debit);
+    return l;
+  }();
+  auto again = nd.ask<create_reply>(nd.shards[0], create_transfers_request{{}, {debit_leg}, {system_unlinked}});
+  CHECK(tname(again, 0) == "exists");
+}
+
+TEST_CASE("a balancing debit of a split account across shards gathers it first", "[directory][hot]") {
+  temp_dir dir;
+  const uint32_t n = 3;
+  const u128 hot = id_in(0, n, 3);
+  directory_options o;
+  o.hot_static.push_back(hot_account_rule{hot, 6});
+  o.sweep_interval_ns = 0; // never swept
+  node nd(dir.path, n, o);
+  twin t{nd};
+  std::vector<account> as{make_account(hot, 1, account_debits_must_not_exceed_credits)};
+  std::vector<u128> all{hot};
+  for (uint32_t k = 0; k < 6; ++k) {
+    all.push_back(id_in(k % n, n, 10 + k));
+    as.push_back(make_account(all.back()));
+  }
+  const u128 out = id_in(2, n, 30);
+  as.push_back(make_account(out));
+  all.push_back(out);
+  t.accounts(as);
+  std::vector<transfer> credits;
+  for (uint32_t k = 0; k < 30; ++k) credits.push_back(make_transfer(100 + k, all[1 + k % 6], hot, 10 + k));
+  t.transfers(credits);
+  REQUIRE(nd.lookup(hot, &nd.shards[0]).credits_posted == 0); // all on sub-accounts
+  CHECK(t.transfers({make_transfer(200, hot, out, 0, transfer_balancing_debit)}) == std::vector<uint32_t>{0});
+  t.same(all, {200});
+}
+
+TEST_CASE("a chain that mixes a post with a debit of a split account is judged on all the account holds", "[directory][hot]") {
+  temp_dir dir;
+  const uint32_t n = 3;
+  const u128 hot = id_in(0, n, 3);
+  directory_options o;
+  o.hot_static.push_back(hot_account_rule{hot, 6});
+  o.sweep_interval_ns = 0; // never swept
+  node nd(dir.path, n, o);
+  twin t{nd};
+  std::vector<account> as{make_account(hot, 1, account_debits_must_not_exceed_credits)};
+  std::vector<u128> all{hot};
+  for (uint32_t k = 0; k < 6; ++k) {
+    all.push_back(id_in(k % n, n, 10 + k));
+    as.push_back(make_account(all.back()));
+  }
+  const u128 p = id_in(0, n, 40), q = id_in(0, n, 41), out = id_in(0, n, 42);
+  for (u128 id : {p, q, out}) {
+    as.push_back(make_account(id));
+    all.push_back(id);
+  }
+  t.accounts(as);
+  std::vector<transfer> credits;
+  u128 total = 0;
+  for (uint32_t k = 0; k < 30; ++k) {
+    credits.push_back(make_transfer(100 + k, all[1 + k % 6], hot, 10 + k));
+    total += 10 + k;
+  }
+  t.transfers(credits);
+  t.transfers({make_transfer(300, p, q, 5, transfer_pending), make_transfer(301, p, q, 5, transfer_pending)});
+  // A post, then a debit of exactly what the account holds over all its sub-accounts.
+  auto post_first = make_resolve(302, 300, transfer_post_pending); // the whole amount
+  post_first.flags |= transfer_linked;
+  CHECK(t.transfers({post_first, make_transfer(303, hot, out, total)}) == std::vector<uint32_t>{0, 0});
+  // A void linked to a balancing debit: more credits first, then the clamp takes all of them.
+  CHECK(t.transfers({make_transfer(310, all[2], hot, 25), make_transfer(311, all[3], hot, 17)}) ==
+        std::vector<uint32_t>{0, 0});
+  auto void_first = make_resolve(304, 301, transfer_void_pending);
+  void_first.flags |= transfer_linked;
+  CHECK(t.transfers({void_first, make_transfer(305, hot, out, 0, transfer_balancing_debit)}) ==
+        std::vector<uint32_t>{0, 0});
+  t.same(all, {300, 301, 302, 303, 304, 305, 310, 311});
+}
