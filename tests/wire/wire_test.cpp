@@ -527,7 +527,9 @@ TEST_CASE("statuses only a server produces are named, numbered and keep the conn
   CHECK(uint16_t(operation::authenticate) == 10);
   CHECK(name(operation::lookup_order_items) == "lookup_order_items");
   CHECK(uint16_t(operation::lookup_order_items) == 21);
-  for (uint16_t op = 11; op <= 20; ++op) CHECK_FALSE(operation_known(op)); // kept for other operations
+  CHECK(uint16_t(operation::get_cases) == 11);
+  CHECK(uint16_t(operation::resolve_case) == 12);
+  for (uint16_t op = 13; op <= 20; ++op) CHECK_FALSE(operation_known(op)); // kept for other operations
   CHECK(request_events_max(operation::lookup_order_items, 1u << 20, 8190) == 4095);
   CHECK(uint16_t(status::unauthenticated) == 19);
   CHECK(uint16_t(status::forbidden) == 20);
