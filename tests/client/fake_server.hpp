@@ -297,6 +297,10 @@ private:
     case wire::operation::lookup_order_items: // orders without items
       send(s, reply(d.h, std::vector<ledger::payments::order_item>{}));
       return;
+    case wire::operation::get_cases: // a server without reconciliation
+    case wire::operation::resolve_case:
+      send(s, error(d.h, wire::status::reconciliation_disabled));
+      return;
     }
   }
 
