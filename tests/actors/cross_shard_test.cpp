@@ -21,6 +21,7 @@ namespace {
 
 // The single-shard model beside the node: every request goes to both.
 struct twin {
+  explicit twin(node& n) : nd(n) {}
   node& nd;
   state_machine sm;
   uint64_t now = 1'000'000'000;
