@@ -337,16 +337,7 @@ transfer_result fields_check(const transfer& t) {
 transfer_result resolve_check(const transfer& t, bool found) {
   using R = transfer_result;
   if (R r = transfer_check_head(t); r != R::ok) return r;
-  const uint16_t phase = t.flags & (transfer_pending | transfer_post_pending | transfer_void_pending);
-  if (__builtin_popcount(phase) > 1) return R::flags_are_mutually_exclusive;
-  if (has(t.flags, transfer_balancing_debit | transfer_balancing_credit | transfer_closing_debit |
-                       transfer_closing_credit)) {
-    return R::flags_are_mutually_exclusive;
-  }
-  if (t.pending_id == 0) return R::pending_id_must_not_be_zero;
-  if (t.pending_id == u128_max) return R::pending_id_must_not_be_int_max;
-  if (t.pending_id == t.id) return R::pending_id_must_be_different;
-  if (t.timeout != 0) return R::timeout_reserved_for_pending_transfer;
+  if (R r = transfer_check_resolve(t); r != R::ok) return r;
   return found ? R::ok : R::pending_transfer_not_found;
 }
 

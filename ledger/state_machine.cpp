@@ -239,6 +239,21 @@ transfer_result transfer_check_head(const transfer& t) {
   return R::ok;
 }
 
+transfer_result transfer_check_resolve(const transfer& t) {
+  using R = transfer_result;
+  const uint16_t phase = t.flags & (transfer_pending | transfer_post_pending | transfer_void_pending);
+  if (popcount16(phase) > 1) return R::flags_are_mutually_exclusive;
+  if (has(t.flags, transfer_balancing_debit | transfer_balancing_credit | transfer_closing_debit |
+                       transfer_closing_credit)) {
+    return R::flags_are_mutually_exclusive;
+  }
+  if (t.pending_id == 0) return R::pending_id_must_not_be_zero;
+  if (t.pending_id == u128_max) return R::pending_id_must_not_be_int_max;
+  if (t.pending_id == t.id) return R::pending_id_must_be_different;
+  if (t.timeout != 0) return R::timeout_reserved_for_pending_transfer;
+  return R::ok;
+}
+
 transfer_result transfer_check_fields(const transfer& t) {
   using R = transfer_result;
   const bool pending = has(t.flags, transfer_pending);
@@ -278,14 +293,12 @@ transfer_result state_machine::create_transfer(const transfer& t, uint64_t times
   if (R r = transfer_check_head(t); r != R::ok) return r;
   if (const transfer* e = transfer_find(t.id)) return transfer_compare_existing(t, *e);
 
-  const uint16_t phase = t.flags & (transfer_pending | transfer_post_pending | transfer_void_pending);
-  const bool resolves = has(t.flags, transfer_post_pending | transfer_void_pending);
-  if (popcount16(phase) > 1) return R::flags_are_mutually_exclusive;
-  if (resolves && has(t.flags, transfer_balancing_debit | transfer_balancing_credit |
-                                   transfer_closing_debit | transfer_closing_credit)) {
-    return R::flags_are_mutually_exclusive;
+  if (has(t.flags, transfer_post_pending | transfer_void_pending)) {
+    if (R r = transfer_check_resolve(t); r != R::ok) return r;
+    return post_or_void(t, timestamp, undo);
   }
-  if (resolves) return post_or_void(t, timestamp, undo);
+  const uint16_t phase = t.flags & (transfer_pending | transfer_post_pending | transfer_void_pending);
+  if (popcount16(phase) > 1) return R::flags_are_mutually_exclusive;
 
   const bool pending = has(t.flags, transfer_pending);
   if (R r = transfer_check_fields(t); r != R::ok) return r;
@@ -381,11 +394,6 @@ transfer_result state_machine::create_transfer(const transfer& t, uint64_t times
 transfer_result state_machine::post_or_void(const transfer& t, uint64_t timestamp, undo_log& undo) {
   using R = transfer_result;
   const bool post = has(t.flags, transfer_post_pending);
-  if (t.pending_id == 0) return R::pending_id_must_not_be_zero;
-  if (t.pending_id == u128_max) return R::pending_id_must_not_be_int_max;
-  if (t.pending_id == t.id) return R::pending_id_must_be_different;
-  if (t.timeout != 0) return R::timeout_reserved_for_pending_transfer;
-
   const transfer* p = transfer_find(t.pending_id);
   if (p == nullptr) return R::pending_transfer_not_found;
   if (!has(p->flags, transfer_pending)) return R::pending_transfer_not_pending;

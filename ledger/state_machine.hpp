@@ -83,6 +83,9 @@ transfer_result transfer_compare_existing(const transfer& event, const transfer&
 // closing, amount, ledger, code).
 transfer_result transfer_check_head(const transfer& event);
 transfer_result transfer_check_fields(const transfer& event);
+// `resolve`: what comes after it for a post or void, up to the lookup of its pending transfer
+// (flags, pending_id, timeout).
+transfer_result transfer_check_resolve(const transfer& event);
 
 class state_machine {
 public:
