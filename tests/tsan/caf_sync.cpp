@@ -8,7 +8,9 @@
 //   - launch and enqueue          -> release on the receiving actor;
 //   - resume and consume          -> acquire on the actor at the start, release at the end
 //                                    (its next message may be handled on another worker);
-//   - a reference count released  -> each releaser's accesses happen before the delete.
+//   - a reference count released  -> each releaser's accesses happen before the delete;
+//   - cleanup (the actor exits)    -> acquire on the actor: messages still in its mailbox,
+//                                    sent while it ran its last message, are destroyed here.
 // Nothing here silences a report: every access of kassa's code is still checked.
 //
 // Limits: a call inside libcaf_core to libcaf_core is bound within the library, so this
@@ -84,6 +86,13 @@ invoke_message_result scheduled_actor::consume(mailbox_element& x) {
   auto result = f(this, x);
   __tsan_release(this); // the next message may be handled on another worker thread
   return result;
+}
+
+bool scheduled_actor::cleanup(error&& fail_state, execution_unit* host) {
+  using fn = bool (*)(scheduled_actor*, error&&, execution_unit*);
+  static const fn f = real<fn>("_ZN3caf15scheduled_actor7cleanupEONS_5errorEPNS_14execution_unitE");
+  __tsan_acquire(this); // senders released on this actor before their enqueue
+  return f(this, std::move(fail_state), host);
 }
 
 void ref_counted::deref() const noexcept {
