@@ -178,6 +178,10 @@ verdict match_line(reconciler_state& st, const std::string& provider, const reco
       if (pay::step_is(e.step, "compensated") && !add_checked(internal, e.amount, internal)) internal = u128_max;
   }
   c.internal_amount = internal;
+  // A final row that moved nothing may still learn of this money: a late success books a
+  // failed payment after all, and a compensation is journaled once its refund is confirmed,
+  // which the statement can show first. So the line waits the grace like one of a row in flight.
+  if (internal == 0 && w.now - std::min(w.now, line.first_seen_ns) < grace_ns) return verdict::pending;
   if (internal == 0) return open(case_kind::missing_internal);
   if (internal != line.amount) return open(case_kind::amount_mismatch);
   w.seen[line.payment_id] = ks::seen_matched;

@@ -114,12 +114,14 @@ void provider::emit_event(const payment_record& p, bool duplicate) {
   if (duplicate) counts_["duplicate_callbacks"]++;
 }
 
+void provider::note_injected(injected i) {
+  counts_[i.type.rfind("payment_", 0) == 0 ? "payment_injected" : "statement_injected"]++;
+  injected_.push_back(std::move(i));
+  if (injected_.size() > b_.events_max) injected_.erase(injected_.begin());
+}
+
 void provider::write_statement(const payment_record& p, forced fault) {
-  auto note = [this](injected i) {
-    injected_.push_back(std::move(i));
-    if (injected_.size() > b_.events_max) injected_.erase(injected_.begin());
-    counts_["statement_injected"]++;
-  };
+  auto note = [this](injected i) { note_injected(std::move(i)); };
   auto push = [this](statement_line l) {
     l.sequence = ++statement_sequence_;
     statement_.push_back(l);
@@ -127,7 +129,7 @@ void provider::write_statement(const payment_record& p, forced fault) {
     return l.sequence;
   };
   if (fault == forced::statement_missing || (fault == forced::none && hits(b_.statement_missing_ppm))) {
-    note({"missing", p.req.payment_id, p.amount_moved, 0, 0});
+    note({"missing", p.req.payment_id, p.amount_moved, 0, 0, p.req.kind});
   } else {
     statement_line l;
     l.payment_id = p.req.payment_id;
@@ -143,7 +145,7 @@ void provider::write_statement(const payment_record& p, forced fault) {
       l.amount = add_overflows(l.amount, delta) ? l.amount - delta : l.amount + delta;
     }
     const uint64_t seq = push(l);
-    if (off) note({"amount_mismatch", p.req.payment_id, p.amount_moved, l.amount, seq});
+    if (off) note({"amount_mismatch", p.req.payment_id, p.amount_moved, l.amount, seq, p.req.kind});
   }
   if (fault == forced::statement_extra || (fault == forced::none && hits(b_.statement_extra_ppm))) {
     statement_line x;
@@ -156,7 +158,7 @@ void provider::write_statement(const payment_record& p, forced fault) {
     x.ledger = p.req.ledger;
     x.provider_ref = "ref-" + name_ + "-x" + std::to_string(ref_next_++);
     const uint64_t seq = push(x);
-    note({"extra", x.payment_id, 0, x.amount, seq});
+    note({"extra", x.payment_id, 0, x.amount, seq, x.kind});
   }
 }
 
@@ -280,11 +282,13 @@ reply provider::payment(std::string_view body, uint64_t now_ms) {
     u128 part = scale_ppm(req.amount, b_.partial_amount_ppm);
     if (part == 0) part = 1;
     if (part > req.amount) part = req.amount;
+    note_injected({"payment_partial", req.payment_id, req.amount, part, 0, req.kind});
     settle(p, pay_status::partial, part, duplicate, statement_fault);
   } else if (f == forced::mismatch || (free && hits(b_.mismatch_ppm))) {
     const u128 delta = b_.mismatch_delta;
     const u128 amount = add_overflows(req.amount, delta) ? req.amount - delta : req.amount + delta;
     counts_["mismatches"]++;
+    note_injected({"payment_mismatch", req.payment_id, req.amount, amount, 0, req.kind});
     settle(p, pay_status::succeeded, amount, duplicate, statement_fault);
   } else {
     settle(p, pay_status::succeeded, req.amount, duplicate, statement_fault);
@@ -373,7 +377,8 @@ reply provider::admin_injected() const {
                        {"payment_id", id_text(i.payment_id)},
                        {"amount_expected", amount_text(i.amount_expected)},
                        {"amount_reported", amount_text(i.amount_reported)},
-                       {"sequence", i.sequence}});
+                       {"sequence", i.sequence},
+                       {"kind", channels::name(i.kind)}});
   }
   reply r;
   r.body = dump(json{{"injected", std::move(arr)}});

@@ -51,14 +51,17 @@ enum class forced : uint8_t {
 const char* name(forced f);
 bool parse_forced(std::string_view text, forced& out);
 
-// A discrepancy the simulator put into the statement, for tests to compare with what
-// reconciliation found.
+// A discrepancy the simulator put in, for tests to compare with what reconciliation found:
+// into the statement ("missing", "amount_mismatch", "extra"), or into a payment, which says
+// so in its answer: "payment_mismatch" (it moved another amount than asked) and
+// "payment_partial" (it moved part of it).
 struct injected {
-  std::string type; // "missing", "amount_mismatch" or "extra"
+  std::string type;
   u128 payment_id = 0;
-  u128 amount_expected = 0; // what moved (0 for extra)
-  u128 amount_reported = 0; // what the statement says (0 for missing)
-  uint64_t sequence = 0;    // the statement entry (0 for missing)
+  u128 amount_expected = 0; // what moved (0 for extra); for a payment's, what was asked
+  u128 amount_reported = 0; // what the statement says (0 for missing); for a payment's, what moved
+  uint64_t sequence = 0;    // the statement entry (0 for missing and a payment's)
+  pay_kind kind = pay_kind::charge; // the payment's kind (for extra, the line's)
 };
 
 class provider {
@@ -106,6 +109,7 @@ private:
   void settle(payment_record& p, pay_status status, u128 amount, bool duplicate, forced statement_fault);
   void emit_event(const payment_record& p, bool duplicate);
   void write_statement(const payment_record& p, forced fault);
+  void note_injected(injected i);
   reply answer(const payment_record& p, uint64_t delay_ms) const;
   reply error(unsigned status, std::string_view message);
   bool token_valid(const std::string& token, uint64_t now_ms) const;

@@ -762,6 +762,7 @@ TEST_CASE("reconciliation finds every discrepancy the provider's statement holds
     const auto list = env.sim.json(false, "/p/alpha/v1/admin/injected"); // kept alive for the loop
     for (const auto& i : list["injected"]) {
       const std::string type = i["type"].get<std::string>();
+      if (type.rfind("payment_", 0) == 0) continue; // none here: mismatch_ppm and partial_ppm are 0
       const std::string kind =
           type == "missing" ? "missing_provider" : type == "extra" ? "missing_internal" : "amount_mismatch";
       out.insert({kind, strip_0x(i["payment_id"].get<std::string>())});
