@@ -15,6 +15,7 @@ packages=(
   python3               # tests/docs/docs_test.py, tests/report
   openssl               # keys: docs/security.md
   jq                    # reads kassa-bench's JSON lines in scripts and tests (perf/, tests/bench)
+  curl                  # tests/reliability/crash_payments.sh talks to the channel simulator's admin API
   chromium              # headless, renders the benchmark report in its test (tests/report)
 )
 

@@ -277,19 +277,21 @@ reply provider::payment(std::string_view body, uint64_t now_ms) {
     // Answered declined now (no event for it); the succeeded event comes late.
     p.status = pay_status::declined;
     counts_["late_success"]++;
+    note_injected({"payment_late", req.payment_id, req.amount, req.amount, 0, req.kind});
     later(b_.late_callback_ms, req.amount);
   } else if (f == forced::partial || (free && hits(b_.partial_ppm))) {
     u128 part = scale_ppm(req.amount, b_.partial_amount_ppm);
     if (part == 0) part = 1;
     if (part > req.amount) part = req.amount;
-    note_injected({"payment_partial", req.payment_id, req.amount, part, 0, req.kind});
     settle(p, pay_status::partial, part, duplicate, statement_fault);
+    // (a refund beyond its charge's room is declined instead: nothing injected then)
+    if (p.status == pay_status::partial) note_injected({"payment_partial", req.payment_id, req.amount, part, 0, req.kind});
   } else if (f == forced::mismatch || (free && hits(b_.mismatch_ppm))) {
     const u128 delta = b_.mismatch_delta;
     const u128 amount = add_overflows(req.amount, delta) ? req.amount - delta : req.amount + delta;
     counts_["mismatches"]++;
-    note_injected({"payment_mismatch", req.payment_id, req.amount, amount, 0, req.kind});
     settle(p, pay_status::succeeded, amount, duplicate, statement_fault);
+    if (p.status == pay_status::succeeded) note_injected({"payment_mismatch", req.payment_id, req.amount, amount, 0, req.kind});
   } else {
     settle(p, pay_status::succeeded, req.amount, duplicate, statement_fault);
   }

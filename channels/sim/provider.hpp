@@ -53,8 +53,9 @@ bool parse_forced(std::string_view text, forced& out);
 
 // A discrepancy the simulator put in, for tests to compare with what reconciliation found:
 // into the statement ("missing", "amount_mismatch", "extra"), or into a payment, which says
-// so in its answer: "payment_mismatch" (it moved another amount than asked) and
-// "payment_partial" (it moved part of it).
+// so in its answer: "payment_mismatch" (it moved another amount than asked),
+// "payment_partial" (it moved part of it) and "payment_late" (answered declined, it succeeds
+// later).
 struct injected {
   std::string type;
   u128 payment_id = 0;

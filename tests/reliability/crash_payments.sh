@@ -16,6 +16,21 @@
 # kassad stops on SIGTERM with status 0, `kassa verify` passes and the general ledger balances. (b)-(d) are tests/reliability/payments_check.cpp; see
 # docs/reliability.md.
 #
+# FAULTS=1 adds provider faults to alpha: timeouts, unknown outcomes, partial payments,
+# payments moving another amount than asked, duplicate callbacks, late successes, and
+# discrepancies put into its statement (an entry left out, one with another amount, one for a
+# payment nobody made). Then (d) leaves out the statements, and at the end the open cases must
+# be exactly the discrepancies the simulator says it injected (GET /v1/admin/injected): an
+# entry left out is `missing_provider`, another amount `amount_mismatch`, an extra entry
+# `missing_internal`; a payment of another amount, a partial payout or refund, and a
+# compensating refund (role 2 of the payment id, ids.hpp) that succeeds only late `suspense`
+# (the payment core parks the difference, or books what moved, and opens the case itself),
+# named by the row's main payment id; everything else (a partial charge under the default
+# partial policy, a late success of a charge, payout or refund, duplicate callbacks, timeouts,
+# unknown outcomes) the payment core must settle without a case. Declines are ordinary
+# outcomes, not faults: a declined compensating refund would rightly open a case too, so the
+# faults leave declines out.
+#
 # usage: crash_payments.sh [cycles=3] [seconds_per_cycle=3] [accounts=100]
 # BUILD_DIR (default build) holds the built kassad, kassa, kassa-bench, kassa-channel-sim and
 # payments_check; this script builds nothing. SHARDS (default 1) sets store.shards: with more,
@@ -24,12 +39,13 @@
 # kill times and the simulator's draws of a run. Loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-cycles=${1:-3}; secs=${2:-3}; accounts=${3:-100}; shards=${SHARDS:-1}
+cycles=${1:-3}; secs=${2:-3}; accounts=${3:-100}; shards=${SHARDS:-1}; faults=${FAULTS:-0}
 build=${BUILD_DIR:-build}
 seed=${KASSA_SEED:-$(( (RANDOM << 15) | RANDOM ))}
 RANDOM=$seed
 [[ $cycles =~ ^[0-9]+$ && $secs =~ ^[0-9]+$ && $accounts =~ ^[0-9]+$ && $shards =~ ^[0-9]+$ ]] ||
   { echo "crash_payments: arguments and SHARDS are whole numbers"; exit 2; }
+[[ $faults = 0 || $faults = 1 ]] || { echo "crash_payments: FAULTS is 0 or 1"; exit 2; }
 (( cycles >= 1 && cycles <= 1000 && secs >= 1 && secs <= 600 && accounts >= 2 && accounts <= 100000 &&
    shards >= 1 && shards <= 256 )) ||
   { echo "crash_payments: an argument is out of range"; exit 2; }
@@ -76,6 +92,14 @@ providers:
     credentials_required: true
     payments_max: 10000000
 EOF
+if [ "$faults" = 1 ]; then
+  cat > "$dir/faults.json" <<'EOF'
+{"timeout_ppm": 5000, "timeout_hold_ms": 3000, "unknown_ppm": 5000,
+ "partial_ppm": 10000, "mismatch_ppm": 5000, "mismatch_delta": 3, "duplicate_callback_ppm": 20000,
+ "late_callback_ppm": 5000, "late_callback_ms": 400, "statement_missing_ppm": 3000,
+ "statement_amount_mismatch_ppm": 3000, "statement_extra_ppm": 3000}
+EOF
+fi
 "$sim" --config "$dir/sim.yaml" --port 0 --seed "$seed" > "$dir/sim.log" 2>&1 &
 sim_pid=$!
 sim_port=""
@@ -86,6 +110,10 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 [ -n "$sim_port" ] || { cat "$dir/sim.log"; fail "kassa-channel-sim did not start"; exit 1; }
+if [ "$faults" = 1 ]; then
+  curl -sf -X POST --data-binary @"$dir/faults.json" "http://127.0.0.1:$sim_port/p/alpha/v1/admin/behaviour" > /dev/null ||
+    { fail "the simulator refused the faults"; exit 1; }
+fi
 
 . scripts/kassad-lib.sh
 kassad_config "$dir/kassa.yaml" "$dir/data" "$shards" 4096
@@ -112,8 +140,10 @@ violations=0; acked=0; logs=()
 run_check() { # $1: this cycle's log (sent again), then every earlier log
   local out status=0 resend=$1
   shift
+  local provider_faults=()
+  [ "$faults" = 0 ] || provider_faults=(--provider-faults)
   out=$(timeout "$check_timeout_s" "$check" --address "$address" --data "$dir/data" --sim "$sim_port" \
-    --providers "$providers" --shards "$shards" --settle-s "$settle_s" --resend "$resend" "$@" 2>&1) || status=$?
+    --providers "$providers" --shards "$shards" --settle-s "$settle_s" "${provider_faults[@]}" --resend "$resend" "$@" 2>&1) || status=$?
   echo "$out" | sed 's/^/  /'
   local line; line=$(grep '^payments_check:.*violations=' <<<"$out" || true)
   if [ -z "$line" ]; then fail "payments_check did not finish (status $status)"; return; fi
@@ -128,6 +158,12 @@ run_check() { # $1: this cycle's log (sent again), then every earlier log
 # just before a kill waits for its row that long before it becomes a case. Waits the grace
 # (a final row whose line never comes becomes a case after it), then until `kassa recon` reads
 # the same for 3 s in a row (a round every 200 ms), at most 60 s more.
+# A suspense case names its row's main payment id, also when the call that moved another
+# amount was the row's compensation (role 2, ids.hpp): compare suspense ids with role 1.
+suspense_by_row() {
+  awk '$1 == "suspense" && length($2) == 32 { $2 = substr($2, 1, 16) "01" substr($2, 19) } { print }'
+}
+
 run_final_check() {
   local prev="" cur stable=0 matched
   sleep 11
@@ -142,11 +178,33 @@ run_final_check() {
   [ "$stable" -ge 6 ] || { violations=$((violations + 1)); fail "reconciliation did not settle within 71 s"; return; }
   matched=$(sed -n 's/^cases open [0-9]*, total [0-9]*; statement lines matched \([0-9]*\)$/\1/p' <<<"$cur")
   [ "${matched:-0}" -gt 0 ] || { violations=$((violations + 1)); fail "reconciliation matched no statement line"; }
-  grep -q '^cases open 0, ' <<<"$cur" ||
-    { violations=$((violations + 1)); fail "reconciliation has open cases after the crashes (kassa recon above)"; }
+  if [ "$faults" = 0 ]; then
+    grep -q '^cases open 0, ' <<<"$cur" ||
+      { violations=$((violations + 1)); fail "reconciliation has open cases after the crashes (kassa recon above)"; }
+    return
+  fi
+  # The cases against the discrepancies put in: (kind, payment id) each, as sorted lines.
+  local p
+  for p in ${providers//,/ }; do
+    curl -sf "http://127.0.0.1:$sim_port/p/$p/v1/admin/injected" | tee "$dir/injected-$p.json" |
+      jq -r '.injected[] | (.payment_id | ascii_downcase | ltrimstr("0x")) as $id |
+             select((.type != "payment_partial" or .kind != "charge") and
+                    (.type != "payment_late" or (.kind == "refund" and ($id | .[16:18]) == "02"))) |
+             ({"missing": "missing_provider", "amount_mismatch": "amount_mismatch", "extra": "missing_internal",
+               "payment_mismatch": "suspense", "payment_partial": "suspense", "payment_late": "suspense"}[.type]) +
+             " " + $id'
+  done | suspense_by_row | sort -u > "$dir/injected.txt"
+  "$kassa" recon --all --data "$dir/data" |
+    awk '$1 ~ /^[0-9]+$/ { id = tolower($6); sub(/^0x/, "", id); print $2, id }' | suspense_by_row | sort -u > "$dir/cases.txt"
+  echo "  discrepancies injected: $(wc -l < "$dir/injected.txt"), cases: $(wc -l < "$dir/cases.txt")"
+  if ! diff "$dir/injected.txt" "$dir/cases.txt" > "$dir/cases.diff"; then
+    sed 's/^/  /' "$dir/cases.diff"
+    violations=$((violations + 1)); fail "the cases differ from the injected discrepancies (< injected, > case)"
+  fi
+  [ -s "$dir/injected.txt" ] || { violations=$((violations + 1)); fail "the simulator injected nothing"; }
 }
 
-echo "crash_payments: seed=$seed cycles=$cycles seconds_per_cycle=$secs accounts=$accounts shards=$shards dir=$dir"
+echo "crash_payments: seed=$seed cycles=$cycles seconds_per_cycle=$secs accounts=$accounts shards=$shards faults=$faults dir=$dir"
 crash_cycles '^(payments: |kassa-bench payments: setup)'
 # The general ledger is derived from the journal off the core link; whatever it has derived
 # must balance.
