@@ -373,7 +373,8 @@ error recon_store::get_resolution(uint64_t case_id, recon_resolution& out, bool&
   return rc == 0 ? error{} : lmdb_error(rc, "reading a resolution", env_);
 }
 
-error recon_store::resolutions_after(uint64_t sequence, uint32_t limit, std::vector<recon_resolution_entry>& out) const {
+error recon_store::resolutions_after(uint64_t sequence, uint32_t limit,
+                                     std::vector<recon_resolution_entry>& out) const {
   if (dbi_resolution_order_ == 0 || sequence == UINT64_MAX) return {};
   read_txn t(env_);
   if (t.rc != 0) return lmdb_error(t.rc, "beginning a read", env_);

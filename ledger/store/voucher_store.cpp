@@ -213,7 +213,8 @@ error voucher_store::put_vouchers(MDB_txn* txn, const std::vector<voucher>& vouc
     layout::put_be64(key, v.journal_sequence);
     MDB_val k = val_of_bytes(key, 8), val = val_of(v);
     int rc = mdb_put(txn, corrections ? dbi_corrections_ : dbi_vouchers_, &k, &val, MDB_NOOVERWRITE);
-    if (rc != 0) return lmdb_error(rc, "writing the voucher of " + std::string(what) + std::to_string(v.journal_sequence), env_);
+    if (rc != 0)
+      return lmdb_error(rc, "writing the voucher of " + std::string(what) + std::to_string(v.journal_sequence), env_);
     bool overflow = false;
     if ((rc = add_to_totals(txn, dbi_totals_, v, overflow)) != 0) return lmdb_error(rc, "writing GL totals", env_);
     if (overflow)

@@ -136,7 +136,7 @@ TEST_CASE("a reconciliation store of format 1 is upgraded in place; its cases an
   REQUIRE(cases.size() == 1);
   CHECK(cases[0].id == 3);
   s.reset();
-  // opened again: version 2 now, read only too
+  // opened again: version 3 now, read only too
   ks::error err;
   auto ro = ks::recon_store::open_read_only(path, err);
   INFO(err.message);
