@@ -15,13 +15,13 @@ namespace kassa::actors {
 namespace {
 
 using ledger::store::journal_entry;
+using ledger::store::recon_resolution_entry;
 using ledger::store::voucher;
 using ledger::store::voucher_store;
 
-// One range of the journal for the committer, and its answer.
+// One range of the journal and one of the resolutions for the committer, and its answer.
 struct accounting_commit {
-  std::vector<voucher> vouchers;
-  uint64_t cursor_before = 0, cursor_after = 0;
+  ledger::store::voucher_batch batch;
   bool fail = false; // accounting_fail: fail as the disk would, write nothing
 };
 struct accounting_committed {
@@ -49,7 +49,7 @@ caf::behavior committer(caf::event_based_actor*, std::shared_ptr<voucher_store> 
           return {{ledger::store::errc::io, "accounting store write failed (injected by accounting_fail)"},
                   store->vouchers()};
         accounting_committed done;
-        done.error = store->write(c.vouchers, c.cursor_before, c.cursor_after);
+        done.error = store->write(c.batch);
         done.vouchers = store->vouchers();
         return done;
       },
@@ -61,6 +61,7 @@ struct accounting_state {
   std::shared_ptr<voucher_store> store; // reads here; writes go through the committer
   caf::actor committer;
   uint64_t cursor = 0;
+  uint64_t recon_cursor = 0;
   uint64_t vouchers = 0;
   std::string last_error;
   bool paused = false;
@@ -85,25 +86,24 @@ uint32_t ledger_of(const ledger::store::payments_store& payments, u128 row_id, s
   return ledger;
 }
 
-// Reads the next range of the journal and hands its vouchers to the committer. The reads are
-// LMDB reads from the memory map: they never wait for the payments writer.
-void run_once(accounting_actor* self) {
-  auto& st = self->state;
-  if (st.busy || st.paused) return;
+void note_error(accounting_state& st, const std::string& message) {
+  if (st.last_error != message && st.opts.log_error) st.opts.log_error(message);
+  st.last_error = message;
+}
+
+// The vouchers of the next range of the journal into c.batch; false on a read error.
+bool read_journal(accounting_state& st, accounting_commit& c, bool& full) {
   std::vector<journal_entry> entries;
-  if (auto err = st.opts.payments->journal_after(st.cursor, st.opts.batch_events_max, entries); !err.ok()) {
-    if (st.last_error != err.message && st.opts.log_error) st.opts.log_error(err.message);
-    st.last_error = err.message;
-    return;
-  }
-  if (entries.empty()) return;
-  accounting_commit c;
-  c.cursor_before = st.cursor;
-  c.cursor_after = entries.back().sequence;
-  c.fail = st.failing;
+  if (auto err = st.opts.payments->journal_after(st.cursor, st.opts.batch_events_max, entries); !err.ok())
+    return note_error(st, err.message), false;
+  ledger::store::voucher_batch& b = c.batch;
+  b.cursor_before = b.cursor_after = st.cursor;
+  if (entries.empty()) return true;
+  b.cursor_after = entries.back().sequence;
+  full = full || entries.size() >= st.opts.batch_events_max;
   std::map<u128, uint32_t> ledgers;
   for (const journal_entry& e : entries) {
-    KASSA_ASSERT(e.sequence > c.cursor_before && e.sequence <= c.cursor_after);
+    KASSA_ASSERT(e.sequence > b.cursor_before && e.sequence <= b.cursor_after);
     const ledger::payments::gl_rule* rule = ledger::payments::gl_rule_for(e.step, e.kind);
     if (rule == nullptr) continue;
     voucher v;
@@ -118,22 +118,68 @@ void run_once(accounting_actor* self) {
     v.credit_account = static_cast<uint16_t>(rule->credit);
     v.kind = e.kind;
     std::memcpy(v.step, e.step, sizeof v.step);
-    c.vouchers.push_back(v);
+    b.vouchers.push_back(v);
   }
-  const bool full = entries.size() >= st.opts.batch_events_max;
-  const uint64_t cursor_after = c.cursor_after;
+  return true;
+}
+
+// The corrections of the next range of the case resolutions into c.batch; false on a read error.
+bool read_resolutions(accounting_state& st, accounting_commit& c, bool& full) {
+  ledger::store::voucher_batch& b = c.batch;
+  b.recon_cursor_before = b.recon_cursor_after = st.recon_cursor;
+  if (st.opts.recon == nullptr) return true;
+  std::vector<recon_resolution_entry> entries;
+  if (auto err = st.opts.recon->resolutions_after(st.recon_cursor, st.opts.batch_events_max, entries); !err.ok())
+    return note_error(st, err.message), false;
+  if (entries.empty()) return true;
+  b.recon_cursor_after = entries.back().sequence;
+  full = full || entries.size() >= st.opts.batch_events_max;
+  for (const recon_resolution_entry& e : entries) {
+    KASSA_ASSERT(e.sequence > b.recon_cursor_before && e.sequence <= b.recon_cursor_after);
+    const ledger::store::recon_resolution& r = e.resolution;
+    const ledger::payments::gl_case_rule* rule = ledger::payments::gl_rule_for_case(r.action, r.direction);
+    if (rule == nullptr || r.amount == 0) continue; // an accept: nothing was booked
+    ledger::store::recon_case rc;
+    bool found = false;
+    if (auto err = st.opts.recon->get_case(r.case_id, rc, found); !err.ok()) return note_error(st, err.message), false;
+    voucher v;
+    v.journal_sequence = e.sequence;
+    v.timestamp_ns = r.resolved_ns;
+    v.business_id = r.case_id;
+    if (found) v.trace_id = rc.trace_id, v.row_id = rc.row_id, v.ledger = rc.ledger;
+    v.amount = r.amount;
+    v.debit_account = static_cast<uint16_t>(rule->debit);
+    v.credit_account = static_cast<uint16_t>(rule->credit);
+    std::memcpy(v.step, rule->step.data(), rule->step.size());
+    b.corrections.push_back(v);
+  }
+  return true;
+}
+
+// Reads the next range of the journal and of the resolutions and hands their vouchers to the
+// committer. The reads are LMDB reads from the memory map: they never wait for a writer.
+void run_once(accounting_actor* self) {
+  auto& st = self->state;
+  if (st.busy || st.paused) return;
+  accounting_commit c;
+  bool full = false;
+  if (!read_journal(st, c, full) || !read_resolutions(st, c, full)) return;
+  const ledger::store::voucher_batch& b = c.batch;
+  if (b.cursor_after == b.cursor_before && b.recon_cursor_after == b.recon_cursor_before) return;
+  c.fail = st.failing;
+  const uint64_t cursor_after = b.cursor_after, recon_cursor_after = b.recon_cursor_after;
   st.busy = true;
   self->request(st.committer, caf::infinite, std::move(c))
       .then(
-          [self, full, cursor_after](accounting_committed& done) {
+          [self, full, cursor_after, recon_cursor_after](accounting_committed& done) {
             auto& st = self->state;
             st.busy = false;
             if (!done.error.ok()) {
-              if (st.last_error != done.error.message && st.opts.log_error) st.opts.log_error(done.error.message);
-              st.last_error = done.error.message;
-              return; // the cursor stays: the next tick reads the same range again
+              note_error(st, done.error.message);
+              return; // the cursors stay: the next tick reads the same ranges again
             }
             st.cursor = cursor_after;
+            st.recon_cursor = recon_cursor_after;
             st.vouchers = done.vouchers;
             st.last_error.clear();
             if (full) run_once(self); // behind: go on without waiting for the next tick
@@ -148,6 +194,7 @@ caf::behavior accounting(accounting_actor* self, accounting_options opts, std::s
   auto& st = self->state;
   st.opts = std::move(opts);
   st.cursor = store->cursor();
+  st.recon_cursor = store->recon_cursor();
   st.vouchers = store->vouchers();
   st.store = store;
   st.committer = self->system().spawn<caf::detached>(committer, std::move(store));
@@ -167,16 +214,24 @@ caf::behavior accounting(accounting_actor* self, accounting_options opts, std::s
         auto& st = self->state;
         accounting_status s;
         s.cursor = st.cursor;
+        s.recon_cursor = st.recon_cursor;
         s.vouchers = st.vouchers;
         s.last_error = st.last_error;
         s.paused = st.paused;
         if (auto err = st.opts.payments->read_journal_last(s.journal_last); !err.ok() && s.last_error.empty())
           s.last_error = err.message;
+        if (st.opts.recon != nullptr) {
+          ledger::store::recon_counters counters;
+          if (auto err = st.opts.recon->read_counters(counters); err.ok())
+            s.resolution_last = counters.resolution_sequence_last;
+          else if (s.last_error.empty())
+            s.last_error = err.message;
+        }
         return s;
       },
       [self](const accounting_totals_request&) -> accounting_totals {
         accounting_totals t;
-        t.error = self->state.store->load_totals(t.totals, &t.cursor, &t.vouchers);
+        t.error = self->state.store->load_totals(t.totals, &t.cursor, &t.vouchers, &t.recon_cursor);
         return t;
       },
   };

@@ -1,7 +1,8 @@
 #pragma once
 // The accounting actor: off the core link, it tails the payments journal from its durable
 // cursor and turns booking entries into general-ledger vouchers (ledger/payments/gl.hpp) in
-// its own store (`<data_dir>/accounting/`). It may lag or fail without slowing a payment: no
+// its own store (`<data_dir>/accounting/`); likewise the reconciliation store's resolutions,
+// each `book` of a case a correction voucher. It may lag or fail without slowing a payment: no
 // actor of the payment core ever waits for it, and it catches up when it can. See
 // docs/accounting.md.
 #include <caf/all.hpp>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "ledger/store/payments_store.hpp"
+#include "ledger/store/recon_store.hpp"
 #include "ledger/store/store.hpp"
 #include "ledger/store/voucher_store.hpp"
 
@@ -19,11 +21,13 @@ namespace kassa::actors {
 
 struct accounting_options {
   std::shared_ptr<ledger::store::payments_store> payments; // read only: journal_after, get_row
+  // Read only: resolutions_after, get_case. Null when reconciliation is off: no corrections.
+  std::shared_ptr<ledger::store::recon_store> recon;
   std::string path;                                        // its own LMDB environment
   ledger::store::durability durability = ledger::store::durability::fsync;
   uint64_t map_size_bytes = uint64_t{1} << 30;
   uint32_t interval_ms = 200;        // how often it reads the journal when it has caught up
-  uint32_t batch_events_max = 4096;  // journal entries per transaction of its store
+  uint32_t batch_events_max = 4096;  // journal entries, and resolutions, per transaction of its store
   std::function<void(const std::string&)> log_error; // told once per new error
 };
 
@@ -40,6 +44,8 @@ struct accounting_status_request {};
 struct accounting_status {
   uint64_t cursor = 0;       // the last journal entry accounted for (durable)
   uint64_t journal_last = 0; // the journal's last entry now: journal_last - cursor is the lag
+  uint64_t recon_cursor = 0; // the last case resolution accounted for (durable)
+  uint64_t resolution_last = 0; // the reconciliation store's last resolution now (0: none or off)
   uint64_t vouchers = 0;     // written, ever
   std::string last_error;    // of the last failed read or write; empty after a success
   bool paused = false;
@@ -50,6 +56,7 @@ struct accounting_totals {
   ledger::store::error error;
   std::vector<ledger::store::gl_total> totals; // by account, then ledger
   uint64_t cursor = 0;
+  uint64_t recon_cursor = 0;
   uint64_t vouchers = 0;
 };
 

@@ -672,7 +672,8 @@ caf::actor spawn_reconciler(caf::actor_system& sys, reconciler_options opts, ks:
   KASSA_ASSERT(opts.payments != nullptr);
   KASSA_ASSERT(opts.interval_ms > 0 && opts.statement_lines_max > 0 && opts.journal_entries_max > 0);
   KASSA_ASSERT(opts.booking_rows_max > 0 && opts.booking_timeout_ms > 0);
-  std::shared_ptr<recon_store> store(recon_store::open(opts.path, opts.durability, opts.map_size_bytes, err));
+  std::shared_ptr<recon_store> store = opts.store;
+  if (!store) store.reset(recon_store::open(opts.path, opts.durability, opts.map_size_bytes, err).release());
   if (!store) return {};
   std::map<std::string, uint64_t> cursors;
   std::vector<recon_pending> pending;

@@ -26,6 +26,9 @@ struct reconciler_options {
   std::string path;                                        // its own LMDB environment
   ledger::store::durability durability = ledger::store::durability::fsync;
   uint64_t map_size_bytes = uint64_t{1} << 30;
+  // When set, the store it writes, opened by the caller (who may read it too: one LMDB
+  // environment per process); path, durability and map size are then unused.
+  std::shared_ptr<ledger::store::recon_store> store;
   std::vector<std::pair<std::string, caf::actor>> channels; // provider name -> channel actor
   uint32_t interval_ms = 1000;
   // How long a statement line may wait for its payment to become final, and how long a final

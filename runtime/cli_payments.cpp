@@ -219,8 +219,8 @@ int cmd_gl(const std::vector<std::string>& args) {
     return exit_unavailable;
   }
   std::vector<ks::gl_total> totals;
-  uint64_t cursor = 0, vouchers = 0;
-  if (!(err = store->load_totals(totals, &cursor, &vouchers)).ok()) {
+  uint64_t cursor = 0, vouchers = 0, recon_cursor = 0;
+  if (!(err = store->load_totals(totals, &cursor, &vouchers, &recon_cursor)).ok()) {
     std::fprintf(stderr, "kassa gl: %s\n", err.message.c_str());
     return exit_unavailable;
   }
@@ -253,6 +253,21 @@ int cmd_gl(const std::vector<std::string>& args) {
                 (unsigned long long)(last > cursor ? last - cursor : 0));
   } else {
     std::printf(" (the payments journal cannot be read: %s)\n", err.message.c_str());
+  }
+  // Corrections of resolved cases: only when reconciliation keeps a store.
+  std::error_code ec;
+  if (std::filesystem::exists(sub(data_dir, "recon") + "/data.mdb", ec)) {
+    ks::recon_counters counters;
+    auto recon = ks::recon_store::open_read_only(sub(data_dir, "recon"), err);
+    if (recon && (err = recon->read_counters(counters)).ok()) {
+      const uint64_t last = counters.resolution_sequence_last;
+      std::printf("accounted up to case resolution %llu of %llu (resolutions behind by %llu)\n",
+                  (unsigned long long)recon_cursor, (unsigned long long)last,
+                  (unsigned long long)(last > recon_cursor ? last - recon_cursor : 0));
+    } else {
+      std::printf("accounted up to case resolution %llu (the case resolutions cannot be read: %s)\n",
+                  (unsigned long long)recon_cursor, err.message.c_str());
+    }
   }
   return balanced ? exit_ok : exit_inconsistent;
 }

@@ -225,11 +225,18 @@ std::unique_ptr<payment_core> start_payment_core(caf::actor_system& sys, const c
     core->channels.push_back(actors::spawn_channel(sys, co));
     named.emplace_back(p.name, core->channels.back());
   }
+  std::shared_ptr<ledger::store::recon_store> recon; // the reconciler writes it, accounting reads it
   if (payments.reconciliation.enabled) {
     actors::reconciler_options ro;
     ro.payments = pstore;
     ro.path = site.data_dir + "/recon";
     ro.durability = durability;
+    recon.reset(ledger::store::recon_store::open(ro.path, ro.durability, ro.map_size_bytes, err).release());
+    if (!recon) {
+      site.log(log::level::error, "cannot start reconciliation", {{"error", err.message}});
+      return nullptr;
+    }
+    ro.store = recon;
     ro.channels = named;
     ro.interval_ms = payments.reconciliation.interval_ms;
     ro.grace_ms = payments.reconciliation.grace_ms;
@@ -250,6 +257,7 @@ std::unique_ptr<payment_core> start_payment_core(caf::actor_system& sys, const c
   if (payments.accounting.enabled) {
     actors::accounting_options ao;
     ao.payments = pstore;
+    ao.recon = recon; // null when reconciliation is off: no corrections to account for
     ao.path = site.data_dir + "/accounting";
     ao.durability = durability;
     ao.interval_ms = payments.accounting.interval_ms;

@@ -1,11 +1,13 @@
 #pragma once
 // The general ledger's chart and the one table that turns a booking step of the payments
-// journal into a voucher (a debit and a credit of equal amount). The accounting actor derives
-// vouchers from the journal with it; docs/accounting.md lists the same table for readers.
+// journal into a voucher (a debit and a credit of equal amount), and the one for a case
+// resolution's correcting transfer. The accounting actor derives vouchers from the journal and
+// the resolutions with them; docs/accounting.md lists the same tables for readers.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
 
+#include "ledger/payments/case_resolution.hpp"
 #include "ledger/payments/records.hpp"
 
 namespace kassa::ledger::payments {
@@ -75,6 +77,28 @@ constexpr const gl_rule* gl_rule_for(const char (&step)[step_bytes], uint16_t en
     if (r.only_kind != kind::none && static_cast<uint16_t>(r.only_kind) != entry_kind) continue;
     if (step_is(step, r.step)) return &r;
   }
+  return nullptr;
+}
+
+// A `book` resolution of a reconciliation case moves money between its ledger's suspense account
+// (GL suspense, as book_suspense and book_suspense_in post it) and the user's account (GL
+// customer_funds); the voucher carries `step`. An accept books nothing, so makes no voucher.
+struct gl_case_rule {
+  case_direction direction;
+  std::string_view step; // at most step_bytes: stored whole
+  gl_account debit, credit;
+};
+constexpr gl_case_rule gl_case_rules[] = {
+    {case_direction::from_suspense, "case_to_account", gl_account::suspense, gl_account::customer_funds},
+    {case_direction::to_suspense, "case_to_suspense", gl_account::customer_funds, gl_account::suspense},
+};
+static_assert(gl_case_rules[0].step.size() <= step_bytes && gl_case_rules[1].step.size() <= step_bytes);
+
+// The rule for a journaled resolution's action and direction, or nullptr when it books nothing.
+constexpr const gl_case_rule* gl_rule_for_case(uint8_t action, uint8_t direction) {
+  if (action != static_cast<uint8_t>(case_action::book)) return nullptr;
+  for (const gl_case_rule& r : gl_case_rules)
+    if (static_cast<uint8_t>(r.direction) == direction) return &r;
   return nullptr;
 }
 

@@ -40,10 +40,13 @@ using namespace lmdb_util;
 
 // Bumped on any incompatible change of the tables below; open() refuses any other version.
 // 2 added the resolutions table; a store of format 1 is upgraded in place when opened for
-// writing (its resolved cases keep no journal entry: format 1 recorded none).
-constexpr uint64_t recon_format_version = 2;
+// writing (its resolved cases keep no journal entry: format 1 recorded none). 3 added the
+// resolution order (the sequence the general ledger tails); a store of format 1 or 2 is
+// upgraded when opened for writing, its journaled resolutions numbered in case-id order.
+constexpr uint64_t recon_format_version = 3;
+constexpr uint64_t recon_format_version_no_order = 2;
 constexpr uint64_t recon_format_version_no_journal = 1;
-constexpr int table_count = 7;
+constexpr int table_count = 8;
 
 constexpr const char* dbi_cases = "cases";         // case id (8 B BE) -> recon_case
 constexpr const char* dbi_case_keys = "case_keys"; // case_key -> case id (8 B BE)
@@ -52,10 +55,12 @@ constexpr const char* dbi_pending = "pending";     // provider (16 B), sequence 
 constexpr const char* dbi_cursors = "cursors";     // provider name -> u64 LE
 constexpr const char* dbi_meta = "meta";           // ASCII name -> u64 LE
 constexpr const char* dbi_resolutions = "resolutions"; // case id (8 B BE) -> recon_resolution
+constexpr const char* dbi_resolution_order = "resolution_order"; // sequence (8 B BE) -> case id (8 B BE)
 constexpr const char* meta_format_version = "format_version";
 constexpr const char* meta_case_id_last = "case_id_last";
 constexpr const char* meta_cases_open = "cases_open";
 constexpr const char* meta_matched = "matched";
+constexpr const char* meta_resolution_sequence_last = "resolution_sequence_last";
 // Added without a format change: a store written before it reads as 0.
 constexpr const char* meta_booking_rows_checked = "booking_rows_checked";
 constexpr const char* meta_booking_journal_cursor = "booking_journal_cursor";
@@ -88,6 +93,25 @@ error lmdb_error(int rc, const std::string& what, MDB_env* env) {
   const std::string where = what + " in the reconciliation store " + path_of(env) + ": " + mdb_strerror(rc);
   return from_rc(rc, where, "the reconciliation store is full (" + where + "): raise its map size and restart",
                  "the reconciliation store is damaged; restore the data directory from a backup");
+}
+
+// Format 1 or 2 -> 3: numbers the journaled resolutions 1, 2, ... in case-id order (the order
+// they were made in was not kept) and records the last number.
+int number_resolutions(MDB_txn* txn, MDB_dbi resolutions, MDB_dbi order, MDB_dbi meta) {
+  cursor_guard c;
+  int rc = mdb_cursor_open(txn, resolutions, &c.cursor);
+  if (rc != 0) return rc;
+  uint64_t sequence = 0;
+  MDB_val k, v;
+  for (rc = mdb_cursor_get(c.cursor, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c.cursor, &k, &v, MDB_NEXT)) {
+    if (k.mv_size != 8) return MDB_CORRUPTED;
+    uint8_t seq_be[8];
+    layout::put_be64(seq_be, ++sequence);
+    MDB_val sk = val_of_bytes(seq_be, 8), id = k;
+    if ((rc = mdb_put(txn, order, &sk, &id, MDB_APPEND)) != 0) return rc;
+  }
+  if (rc != MDB_NOTFOUND) return rc;
+  return put_u64(txn, meta, meta_resolution_sequence_last, sequence);
 }
 
 } // namespace
@@ -145,10 +169,11 @@ std::unique_ptr<recon_store> recon_store::open_env(const std::string& path, bool
     return nullptr;
   }
   const unsigned create = read_only ? 0 : MDB_CREATE;
-  const char* names[table_count] = {dbi_cases, dbi_case_keys, dbi_seen, dbi_pending, dbi_cursors, dbi_meta,
-                                    dbi_resolutions};
+  const char* names[table_count - 1] = {dbi_cases, dbi_case_keys, dbi_seen, dbi_pending, dbi_cursors, dbi_meta,
+                                        dbi_resolutions};
+  const char* names_order = dbi_resolution_order;
   MDB_dbi dbis[table_count] = {};
-  for (int i = 0; i < table_count - 1; ++i) {
+  for (int i = 0; i < table_count - 2; ++i) {
     if ((rc = mdb_dbi_open(txn.txn, names[i], create, &dbis[i])) != 0) {
       err = lmdb_error(rc, std::string("opening table ") + names[i], s->env_);
       return nullptr;
@@ -160,18 +185,30 @@ std::unique_ptr<recon_store> recon_store::open_env(const std::string& path, bool
     err = lmdb_error(rc, "reading meta.format_version", s->env_);
     return nullptr;
   }
-  if (found && version != recon_format_version && version != recon_format_version_no_journal) {
+  if (found && version != recon_format_version && version != recon_format_version_no_order &&
+      version != recon_format_version_no_journal) {
     err = make_error(errc::version_mismatch, "reconciliation store " + path + " has format version " +
                                                  std::to_string(version) + ", this kassa reads versions " +
-                                                 std::to_string(recon_format_version_no_journal) + " and " +
+                                                 std::to_string(recon_format_version_no_journal) + " to " +
                                                  std::to_string(recon_format_version));
     return nullptr;
   }
   // A reader of a format 1 store (not upgraded yet: kassad has not started on it since) finds
   // no journal; a writer creates the table and upgrades.
-  const bool journal = !read_only || version == recon_format_version;
+  const bool journal = !read_only || version >= recon_format_version_no_order;
   if (journal && (rc = mdb_dbi_open(txn.txn, dbi_resolutions, create, &dbis[6])) != 0) {
     err = lmdb_error(rc, "opening table resolutions", s->env_);
+    return nullptr;
+  }
+  // Likewise the order: a reader of a format 1 or 2 store finds none (nothing to tail yet).
+  const bool order = !read_only || version == recon_format_version;
+  if (order && (rc = mdb_dbi_open(txn.txn, names_order, create, &dbis[7])) != 0) {
+    err = lmdb_error(rc, "opening table resolution_order", s->env_);
+    return nullptr;
+  }
+  if (!read_only && found && version != recon_format_version &&
+      (rc = number_resolutions(txn.txn, dbis[6], dbis[7], dbis[5])) != 0) {
+    err = lmdb_error(rc, "numbering the resolutions (upgrading to format 3)", s->env_);
     return nullptr;
   }
   if (!found && !read_only) {
@@ -196,6 +233,7 @@ std::unique_ptr<recon_store> recon_store::open_env(const std::string& path, bool
   s->dbi_cases_ = dbis[0], s->dbi_case_keys_ = dbis[1], s->dbi_seen_ = dbis[2];
   s->dbi_pending_ = dbis[3], s->dbi_cursors_ = dbis[4], s->dbi_meta_ = dbis[5];
   s->dbi_resolutions_ = journal ? dbis[6] : 0;
+  s->dbi_resolution_order_ = order ? dbis[7] : 0;
   return s;
 }
 
@@ -207,9 +245,10 @@ error recon_store::write(recon_batch& batch) {
   txn_guard txn;
   int rc = mdb_txn_begin(env_, nullptr, 0, &txn.txn);
   if (rc != 0) return lmdb_error(rc, "beginning a write", env_);
-  uint64_t id_last = 0, open = 0, matched = 0, booking_rows_checked = 0;
+  uint64_t id_last = 0, open = 0, matched = 0, booking_rows_checked = 0, resolution_sequence = 0;
   bool found = false;
-  if ((rc = get_u64(txn.txn, dbi_meta_, meta_case_id_last, id_last, found)) != 0 ||
+  if ((rc = get_u64(txn.txn, dbi_meta_, meta_resolution_sequence_last, resolution_sequence, found)) != 0 ||
+      (rc = get_u64(txn.txn, dbi_meta_, meta_case_id_last, id_last, found)) != 0 ||
       (rc = get_u64(txn.txn, dbi_meta_, meta_cases_open, open, found)) != 0 ||
       (rc = get_u64(txn.txn, dbi_meta_, meta_matched, matched, found)) != 0 ||
       (rc = get_u64(txn.txn, dbi_meta_, meta_booking_rows_checked, booking_rows_checked, found)) != 0)
@@ -244,6 +283,11 @@ error recon_store::write(recon_batch& batch) {
     if ((rc = mdb_put(txn.txn, dbi_cases_, &ik, &cv, 0)) != 0) return lmdb_error(rc, "resolving a case", env_);
     if ((rc = mdb_put(txn.txn, dbi_resolutions_, &ik, &rv, 0)) != 0)
       return lmdb_error(rc, "journaling a resolution", env_);
+    uint8_t seq_be[8];
+    layout::put_be64(seq_be, ++resolution_sequence);
+    MDB_val sk = val_of_bytes(seq_be, 8);
+    if ((rc = mdb_put(txn.txn, dbi_resolution_order_, &sk, &ik, MDB_APPEND)) != 0)
+      return lmdb_error(rc, "ordering a resolution", env_);
     batch.resolutions_applied[i] = true;
     if (open > 0) --open;
   }
@@ -273,6 +317,7 @@ error recon_store::write(recon_batch& batch) {
   matched += batch.matched;
   booking_rows_checked += batch.booking_rows_checked;
   if ((rc = put_u64(txn.txn, dbi_meta_, meta_case_id_last, id_last)) != 0 ||
+      (rc = put_u64(txn.txn, dbi_meta_, meta_resolution_sequence_last, resolution_sequence)) != 0 ||
       (rc = put_u64(txn.txn, dbi_meta_, meta_cases_open, open)) != 0 ||
       (rc = put_u64(txn.txn, dbi_meta_, meta_matched, matched)) != 0 ||
       (booking_rows_checked != 0 &&
@@ -326,6 +371,32 @@ error recon_store::get_resolution(uint64_t case_id, recon_resolution& out, bool&
   layout::put_be64(id_be, case_id);
   int rc = get_fixed(t.g.txn, dbi_resolutions_, val_of_bytes(id_be, 8), out, found);
   return rc == 0 ? error{} : lmdb_error(rc, "reading a resolution", env_);
+}
+
+error recon_store::resolutions_after(uint64_t sequence, uint32_t limit,
+                                     std::vector<recon_resolution_entry>& out) const {
+  if (dbi_resolution_order_ == 0 || sequence == UINT64_MAX) return {};
+  read_txn t(env_);
+  if (t.rc != 0) return lmdb_error(t.rc, "beginning a read", env_);
+  cursor_guard c;
+  int rc = mdb_cursor_open(t.g.txn, dbi_resolution_order_, &c.cursor);
+  if (rc != 0) return lmdb_error(rc, "opening a cursor", env_);
+  uint8_t seq_be[8];
+  layout::put_be64(seq_be, sequence + 1);
+  MDB_val k = val_of_bytes(seq_be, 8), v;
+  uint32_t n = 0;
+  for (rc = mdb_cursor_get(c.cursor, &k, &v, MDB_SET_RANGE); rc == 0 && n < limit;
+       rc = mdb_cursor_get(c.cursor, &k, &v, MDB_NEXT), ++n) {
+    if (k.mv_size != 8 || v.mv_size != 8) return lmdb_error(MDB_CORRUPTED, "reading the resolution order", env_);
+    recon_resolution_entry e;
+    e.sequence = layout::get_be64(static_cast<const uint8_t*>(k.mv_data));
+    bool found = false;
+    if ((rc = get_fixed(t.g.txn, dbi_resolutions_, v, e.resolution, found)) != 0)
+      return lmdb_error(rc, "reading a resolution", env_);
+    if (!found) return lmdb_error(MDB_CORRUPTED, "reading an ordered resolution", env_);
+    out.push_back(e);
+  }
+  return rc == MDB_NOTFOUND || rc == 0 ? error{} : lmdb_error(rc, "reading the resolution order", env_);
 }
 
 error recon_store::load_cursors(std::map<std::string, uint64_t>& out) const {
@@ -385,6 +456,7 @@ error recon_store::read_counters(recon_counters& out) const {
   if (rc == 0) rc = get_u64(t.g.txn, dbi_meta_, meta_case_id_last, out.cases_total, found);
   if (rc == 0) rc = get_u64(t.g.txn, dbi_meta_, meta_booking_rows_checked, out.booking_rows_checked, found);
   if (rc == 0) rc = get_u64(t.g.txn, dbi_meta_, meta_booking_journal_cursor, out.booking_journal_cursor, found);
+  if (rc == 0) rc = get_u64(t.g.txn, dbi_meta_, meta_resolution_sequence_last, out.resolution_sequence_last, found);
   return rc == 0 ? error{} : lmdb_error(rc, "reading meta", env_);
 }
 

@@ -2,8 +2,8 @@
 // Reconciliation's own LMDB environment (`<data_dir>/recon/`): the cases it opened, each
 // provider's statement cursor, the statement lines waiting for their payment to become final,
 // and the payment ids the statements already showed, and the journal of how each case was
-// resolved. Cursor, cases and seen ids change in one transaction, so a restart neither
-// re-opens a case nor forgets one. One writer (the
+// resolved, numbered in the order they were made. Cursor, cases and seen ids change in one
+// transaction, so a restart neither re-opens a case nor forgets one. One writer (the
 // reconciler's committer); any thread or process may read. See docs/accounting.md.
 #include <cstdint>
 #include <map>
@@ -86,6 +86,13 @@ struct recon_resolution {
 };
 static_assert(sizeof(recon_resolution) == 256);
 
+// A resolution with its place in the order resolutions were made in (1, 2, ...): the sequence
+// the accounting actor tails to book corrections in the general ledger.
+struct recon_resolution_entry {
+  uint64_t sequence = 0;
+  recon_resolution resolution;
+};
+
 // A statement line kept until its payment row is final or its grace runs out (80 bytes).
 struct recon_pending {
   char provider[provider_bytes] = {};
@@ -136,6 +143,7 @@ struct recon_counters {
   uint64_t cases_total = 0; // the last case id
   uint64_t booking_rows_checked = 0;   // rows whose bookings were looked up in the ledger, ever
   uint64_t booking_journal_cursor = 0; // see recon_batch
+  uint64_t resolution_sequence_last = 0; // resolutions journaled, ever (the last sequence)
 };
 
 class recon_store {
@@ -159,6 +167,10 @@ public:
   // The journal entry of a resolved case; found false for an open case, an unknown one, or one
   // resolved before the journal existed (format 1).
   error get_resolution(uint64_t case_id, recon_resolution& out, bool& found) const;
+  // At most `limit` resolutions journaled after `sequence`, in the order they were made (a store
+  // upgraded from format 1 or 2 numbered its earlier ones by case id). Empty for a reader of a
+  // store kassad has not upgraded yet.
+  error resolutions_after(uint64_t sequence, uint32_t limit, std::vector<recon_resolution_entry>& out) const;
   error load_cursors(std::map<std::string, uint64_t>& out) const;
   error load_pending(std::vector<recon_pending>& out) const;
   // For each payment id what is known of it (seen_* or the case_kind a statement line opened),
@@ -174,6 +186,7 @@ private:
   MDB_env* env_ = nullptr;
   unsigned dbi_cases_ = 0, dbi_case_keys_ = 0, dbi_seen_ = 0, dbi_pending_ = 0, dbi_cursors_ = 0, dbi_meta_ = 0;
   unsigned dbi_resolutions_ = 0; // 0: a format 1 store opened read only (no journal yet)
+  unsigned dbi_resolution_order_ = 0; // 0: a format 1 or 2 store opened read only
 };
 
 } // namespace kassa::ledger::store

@@ -17,14 +17,19 @@ namespace {
 using namespace lmdb_util;
 
 // Bumped on any incompatible change of the tables below; open() refuses any other version.
-constexpr uint64_t voucher_format_version = 1;
+// 2 added the corrections table and meta.recon_cursor; a store of format 1 is upgraded in place
+// when opened for writing (recon_cursor 0: every resolution is still to be accounted for).
+constexpr uint64_t voucher_format_version = 2;
+constexpr uint64_t voucher_format_version_no_corrections = 1;
 
 constexpr const char* dbi_vouchers = "vouchers"; // journal sequence (8 B BE) -> voucher
+constexpr const char* dbi_corrections = "corrections"; // resolution sequence (8 B BE) -> voucher
 constexpr const char* dbi_totals = "totals";     // account (2 B BE), ledger (4 B BE) -> totals_value
 constexpr const char* dbi_meta = "meta";         // ASCII name -> u64 LE
 constexpr const char* meta_format_version = "format_version";
 constexpr const char* meta_cursor = "cursor";     // the last journal sequence accounted for
-constexpr const char* meta_vouchers = "vouchers"; // vouchers written
+constexpr const char* meta_vouchers = "vouchers"; // vouchers written, corrections included
+constexpr const char* meta_recon_cursor = "recon_cursor"; // the last resolution accounted for
 
 struct totals_value {
   u128 debits, credits;
@@ -92,7 +97,7 @@ std::unique_ptr<voucher_store> voucher_store::open_env(const std::string& path, 
   unsigned flags = MDB_NOTLS;
   if (read_only) flags |= MDB_RDONLY;
   if (durability == durability::none) flags |= MDB_NOSYNC;
-  if ((rc = mdb_env_set_maxdbs(s->env_, 3)) != 0 ||
+  if ((rc = mdb_env_set_maxdbs(s->env_, 4)) != 0 ||
       (!read_only && (rc = mdb_env_set_mapsize(s->env_, map_size_bytes)) != 0) ||
       (rc = mdb_env_open(s->env_, path.c_str(), flags, 0640)) != 0) {
     err = lmdb_error(rc, "opening the LMDB environment", s->env_);
@@ -119,18 +124,36 @@ std::unique_ptr<voucher_store> voucher_store::open_env(const std::string& path, 
   }
   if (!found && !read_only) {
     if ((rc = put_u64(txn.txn, meta, meta_format_version, voucher_format_version)) != 0 ||
-        (rc = put_u64(txn.txn, meta, meta_cursor, 0)) != 0 || (rc = put_u64(txn.txn, meta, meta_vouchers, 0)) != 0) {
+        (rc = put_u64(txn.txn, meta, meta_cursor, 0)) != 0 || (rc = put_u64(txn.txn, meta, meta_vouchers, 0)) != 0 ||
+        (rc = put_u64(txn.txn, meta, meta_recon_cursor, 0)) != 0) {
       err = lmdb_error(rc, "initialising meta", s->env_);
       return nullptr;
     }
-  } else if (version != voucher_format_version) {
+    version = voucher_format_version;
+  } else if (version != voucher_format_version && version != voucher_format_version_no_corrections) {
     err = make_error(errc::version_mismatch, "accounting store " + path + " has format version " +
-                                                 std::to_string(version) + ", this kassa reads version " +
+                                                 std::to_string(version) + ", this kassa reads versions " +
+                                                 std::to_string(voucher_format_version_no_corrections) + " and " +
                                                  std::to_string(voucher_format_version));
     return nullptr;
   }
+  // A reader of a format 1 store (kassad has not started on it since) finds no corrections and
+  // reads recon_cursor as 0; a writer creates both and upgrades.
+  const bool corrections = !read_only || version == voucher_format_version;
+  MDB_dbi corrections_dbi = 0;
+  if (corrections && (rc = mdb_dbi_open(txn.txn, dbi_corrections, create, &corrections_dbi)) != 0) {
+    err = lmdb_error(rc, "opening table corrections", s->env_);
+    return nullptr;
+  }
+  if (!read_only && version == voucher_format_version_no_corrections &&
+      ((rc = put_u64(txn.txn, meta, meta_recon_cursor, 0)) != 0 ||
+       (rc = put_u64(txn.txn, meta, meta_format_version, voucher_format_version)) != 0)) {
+    err = lmdb_error(rc, "upgrading to format 2", s->env_);
+    return nullptr;
+  }
   if ((rc = get_u64(txn.txn, meta, meta_cursor, s->cursor_, found)) != 0 ||
-      (rc = get_u64(txn.txn, meta, meta_vouchers, s->vouchers_, found)) != 0) {
+      (rc = get_u64(txn.txn, meta, meta_vouchers, s->vouchers_, found)) != 0 ||
+      (rc = get_u64(txn.txn, meta, meta_recon_cursor, s->recon_cursor_, found)) != 0) {
     err = lmdb_error(rc, "reading meta", s->env_);
     return nullptr;
   }
@@ -139,6 +162,7 @@ std::unique_ptr<voucher_store> voucher_store::open_env(const std::string& path, 
     return nullptr;
   }
   s->dbi_vouchers_ = vouchers, s->dbi_totals_ = totals, s->dbi_meta_ = meta;
+  s->dbi_corrections_ = corrections_dbi;
   return s;
 }
 
@@ -147,54 +171,88 @@ voucher_store::~voucher_store() {
 }
 
 error voucher_store::write(const std::vector<voucher>& vouchers, uint64_t cursor_before, uint64_t cursor_after) {
-  KASSA_ASSERT(cursor_after >= cursor_before);
-  txn_guard txn;
-  int rc = mdb_txn_begin(env_, nullptr, 0, &txn.txn);
-  if (rc != 0) return lmdb_error(rc, "beginning a write", env_);
-  uint64_t cursor = 0, count = 0;
-  bool found = false;
-  if ((rc = get_u64(txn.txn, dbi_meta_, meta_cursor, cursor, found)) != 0 ||
-      (rc = get_u64(txn.txn, dbi_meta_, meta_vouchers, count, found)) != 0)
-    return lmdb_error(rc, "reading meta", env_);
-  if (cursor != cursor_before)
-    return make_error(errc::invalid_argument, "accounting store " + path_of(env_) + " is at journal entry " +
-                                                  std::to_string(cursor) + ", not " +
-                                                  std::to_string(cursor_before) +
-                                                  ": a second writer? nothing was written");
+  voucher_batch b;
+  b.vouchers = vouchers;
+  b.cursor_before = cursor_before, b.cursor_after = cursor_after;
+  b.recon_cursor_before = b.recon_cursor_after = recon_cursor_;
+  return write(b);
+}
+
+namespace {
+
+// Adds a voucher's two legs to the totals: the debit's account, then the credit's.
+int add_to_totals(MDB_txn* txn, MDB_dbi totals, const voucher& v, bool& overflow) {
+  overflow = false;
+  for (int leg = 0; leg < 2; ++leg) {
+    totals_key tk(leg == 0 ? v.debit_account : v.credit_account, v.ledger);
+    MDB_val tkv = val_of_bytes(tk.bytes, sizeof tk.bytes), tv;
+    totals_value t{0, 0};
+    int rc = mdb_get(txn, totals, &tkv, &tv);
+    if (rc == 0) {
+      if (tv.mv_size != sizeof t) return MDB_CORRUPTED;
+      std::memcpy(&t, tv.mv_data, sizeof t);
+    } else if (rc != MDB_NOTFOUND) {
+      return rc;
+    }
+    u128& side = leg == 0 ? t.debits : t.credits;
+    if (!add_checked(side, v.amount, side)) return overflow = true, 0;
+    MDB_val nv = val_of(t);
+    if ((rc = mdb_put(txn, totals, &tkv, &nv, 0)) != 0) return rc;
+  }
+  return 0;
+}
+
+} // namespace
+
+error voucher_store::put_vouchers(MDB_txn* txn, const std::vector<voucher>& vouchers, bool corrections,
+                                  uint64_t before, uint64_t after) {
+  const char* what = corrections ? "resolution " : "journal entry ";
   for (const voucher& v : vouchers) {
-    KASSA_ASSERT(v.journal_sequence > cursor_before && v.journal_sequence <= cursor_after);
+    KASSA_ASSERT(v.journal_sequence > before && v.journal_sequence <= after);
     uint8_t key[8];
     layout::put_be64(key, v.journal_sequence);
     MDB_val k = val_of_bytes(key, 8), val = val_of(v);
-    if ((rc = mdb_put(txn.txn, dbi_vouchers_, &k, &val, MDB_NOOVERWRITE)) != 0)
-      return lmdb_error(rc, "writing voucher " + std::to_string(v.journal_sequence), env_);
-    // The two legs: the debit's account, then the credit's.
-    for (int leg = 0; leg < 2; ++leg) {
-      totals_key tk(leg == 0 ? v.debit_account : v.credit_account, v.ledger);
-      MDB_val tkv = val_of_bytes(tk.bytes, sizeof tk.bytes), tv;
-      totals_value t{0, 0};
-      rc = mdb_get(txn.txn, dbi_totals_, &tkv, &tv);
-      if (rc == 0) {
-        if (tv.mv_size != sizeof t) return lmdb_error(MDB_CORRUPTED, "reading GL totals", env_);
-        std::memcpy(&t, tv.mv_data, sizeof t);
-      } else if (rc != MDB_NOTFOUND) {
-        return lmdb_error(rc, "reading GL totals", env_);
-      }
-      u128& side = leg == 0 ? t.debits : t.credits;
-      if (!add_checked(side, v.amount, side))
-        return make_error(errc::invalid_argument, "a GL total of account " + std::to_string(leg == 0 ? v.debit_account : v.credit_account) +
-                                                      " would pass 2^128 at journal entry " +
-                                                      std::to_string(v.journal_sequence) + ": nothing was written");
-      MDB_val nv = val_of(t);
-      if ((rc = mdb_put(txn.txn, dbi_totals_, &tkv, &nv, 0)) != 0) return lmdb_error(rc, "writing GL totals", env_);
-    }
+    int rc = mdb_put(txn, corrections ? dbi_corrections_ : dbi_vouchers_, &k, &val, MDB_NOOVERWRITE);
+    if (rc != 0)
+      return lmdb_error(rc, "writing the voucher of " + std::string(what) + std::to_string(v.journal_sequence), env_);
+    bool overflow = false;
+    if ((rc = add_to_totals(txn, dbi_totals_, v, overflow)) != 0) return lmdb_error(rc, "writing GL totals", env_);
+    if (overflow)
+      return make_error(errc::invalid_argument, "a GL total would pass 2^128 at " + std::string(what) +
+                                                    std::to_string(v.journal_sequence) + ": nothing was written");
   }
-  count += vouchers.size();
-  if ((rc = put_u64(txn.txn, dbi_meta_, meta_cursor, cursor_after)) != 0 ||
+  return {};
+}
+
+error voucher_store::write(const voucher_batch& b) {
+  KASSA_ASSERT(b.cursor_after >= b.cursor_before && b.recon_cursor_after >= b.recon_cursor_before);
+  KASSA_ASSERT(dbi_corrections_ != 0);
+  txn_guard txn;
+  int rc = mdb_txn_begin(env_, nullptr, 0, &txn.txn);
+  if (rc != 0) return lmdb_error(rc, "beginning a write", env_);
+  uint64_t cursor = 0, recon_cursor = 0, count = 0;
+  bool found = false;
+  if ((rc = get_u64(txn.txn, dbi_meta_, meta_cursor, cursor, found)) != 0 ||
+      (rc = get_u64(txn.txn, dbi_meta_, meta_recon_cursor, recon_cursor, found)) != 0 ||
+      (rc = get_u64(txn.txn, dbi_meta_, meta_vouchers, count, found)) != 0)
+    return lmdb_error(rc, "reading meta", env_);
+  if (cursor != b.cursor_before || recon_cursor != b.recon_cursor_before)
+    return make_error(errc::invalid_argument, "accounting store " + path_of(env_) + " is at journal entry " +
+                                                  std::to_string(cursor) + " and resolution " +
+                                                  std::to_string(recon_cursor) + ", not " +
+                                                  std::to_string(b.cursor_before) + " and " +
+                                                  std::to_string(b.recon_cursor_before) +
+                                                  ": a second writer? nothing was written");
+  error err = put_vouchers(txn.txn, b.vouchers, false, b.cursor_before, b.cursor_after);
+  if (err.ok()) err = put_vouchers(txn.txn, b.corrections, true, b.recon_cursor_before, b.recon_cursor_after);
+  if (!err.ok()) return err;
+  count += b.vouchers.size() + b.corrections.size();
+  if ((rc = put_u64(txn.txn, dbi_meta_, meta_cursor, b.cursor_after)) != 0 ||
+      (rc = put_u64(txn.txn, dbi_meta_, meta_recon_cursor, b.recon_cursor_after)) != 0 ||
       (rc = put_u64(txn.txn, dbi_meta_, meta_vouchers, count)) != 0)
     return lmdb_error(rc, "writing meta", env_);
   if ((rc = txn.commit()) != 0) return lmdb_error(rc, "committing", env_);
-  cursor_ = cursor_after, vouchers_ = count;
+  cursor_ = b.cursor_after, recon_cursor_ = b.recon_cursor_after, vouchers_ = count;
   return {};
 }
 
@@ -207,7 +265,8 @@ error voucher_store::read_cursor(uint64_t& cursor, uint64_t& vouchers) const {
   return rc == 0 ? error{} : lmdb_error(rc, "reading meta", env_);
 }
 
-error voucher_store::load_totals(std::vector<gl_total>& out, uint64_t* cursor, uint64_t* vouchers) const {
+error voucher_store::load_totals(std::vector<gl_total>& out, uint64_t* cursor, uint64_t* vouchers,
+                                 uint64_t* recon_cursor) const {
   read_txn t(env_);
   if (t.rc != 0) return lmdb_error(t.rc, "beginning a read", env_);
   bool found = false;
@@ -215,6 +274,9 @@ error voucher_store::load_totals(std::vector<gl_total>& out, uint64_t* cursor, u
   if (cursor && (rc = get_u64(t.g.txn, dbi_meta_, meta_cursor, *cursor, found)) != 0)
     return lmdb_error(rc, "reading meta", env_);
   if (vouchers && (rc = get_u64(t.g.txn, dbi_meta_, meta_vouchers, *vouchers, found)) != 0)
+    return lmdb_error(rc, "reading meta", env_);
+  if (recon_cursor) *recon_cursor = 0; // format 1, not upgraded yet: none accounted for
+  if (recon_cursor && (rc = get_u64(t.g.txn, dbi_meta_, meta_recon_cursor, *recon_cursor, found)) != 0)
     return lmdb_error(rc, "reading meta", env_);
   cursor_guard c;
   rc = mdb_cursor_open(t.g.txn, dbi_totals_, &c.cursor);
@@ -253,6 +315,27 @@ error voucher_store::vouchers_after(uint64_t journal_sequence, uint32_t limit, s
     out.push_back(vo);
   }
   return rc == MDB_NOTFOUND || rc == 0 ? error{} : lmdb_error(rc, "reading vouchers", env_);
+}
+
+error voucher_store::corrections_after(uint64_t resolution_sequence, uint32_t limit, std::vector<voucher>& out) const {
+  if (dbi_corrections_ == 0 || resolution_sequence == UINT64_MAX) return {};
+  read_txn t(env_);
+  if (t.rc != 0) return lmdb_error(t.rc, "beginning a read", env_);
+  cursor_guard c;
+  int rc = mdb_cursor_open(t.g.txn, dbi_corrections_, &c.cursor);
+  if (rc != 0) return lmdb_error(rc, "opening a cursor", env_);
+  uint8_t key[8];
+  layout::put_be64(key, resolution_sequence + 1);
+  MDB_val k = val_of_bytes(key, 8), v;
+  uint32_t n = 0;
+  for (rc = mdb_cursor_get(c.cursor, &k, &v, MDB_SET_RANGE); rc == 0 && n < limit;
+       rc = mdb_cursor_get(c.cursor, &k, &v, MDB_NEXT), ++n) {
+    if (v.mv_size != sizeof(voucher)) return lmdb_error(MDB_CORRUPTED, "reading corrections", env_);
+    voucher vo;
+    std::memcpy(&vo, v.mv_data, sizeof vo);
+    out.push_back(vo);
+  }
+  return rc == MDB_NOTFOUND || rc == 0 ? error{} : lmdb_error(rc, "reading corrections", env_);
 }
 
 } // namespace kassa::ledger::store

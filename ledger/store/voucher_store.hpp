@@ -1,10 +1,11 @@
 #pragma once
 // The general ledger derived from the payments journal: its own LMDB environment
 // (`<data_dir>/accounting/`) with one voucher per booking entry of the journal, the debit and
-// credit totals per (GL account, ledger) and the journal cursor up to which both are complete.
-// All three change in one transaction, so a crash never counts an entry twice or skips one.
-// One writer (the accounting actor's committer); any thread or process may read. See
-// docs/accounting.md.
+// credit totals per (GL account, ledger) and the journal cursor up to which both are complete;
+// likewise the corrections booked by resolving reconciliation cases, with the cursor of the
+// reconciliation store's resolutions. Vouchers, totals and cursors change in one transaction,
+// so a crash never counts an entry twice or skips one. One writer (the accounting actor's
+// committer); any thread or process may read. See docs/accounting.md.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -15,10 +16,14 @@
 #include "ledger/u128.hpp"
 
 struct MDB_env;
+struct MDB_txn;
 
 namespace kassa::ledger::store {
 
-// One voucher (112 bytes): a debit and a credit of `amount` derived from one journal entry.
+// One voucher (112 bytes): a debit and a credit of `amount` derived from one journal entry, or
+// a correction: from one `book` resolution of a reconciliation case (step "case_to_account" or
+// "case_to_suspense"), whose journal_sequence is the resolution's sequence
+// (recon_resolution_entry), business_id the case id and row_id the case's payment row.
 struct voucher {
   uint64_t journal_sequence = 0; // the entry it comes from; also the voucher's id
   uint64_t timestamp_ns = 0;     // the entry's
@@ -34,6 +39,15 @@ struct voucher {
   char step[16] = {};
 };
 static_assert(sizeof(voucher) == 112);
+
+// One write: the vouchers of a range of the payments journal and the corrections of a range of
+// the reconciliation store's resolutions. Either range may be empty (before == after).
+struct voucher_batch {
+  std::vector<voucher> vouchers;    // journal_sequence in (cursor_before, cursor_after]
+  uint64_t cursor_before = 0, cursor_after = 0;
+  std::vector<voucher> corrections; // journal_sequence in (recon_cursor_before, recon_cursor_after]
+  uint64_t recon_cursor_before = 0, recon_cursor_after = 0;
+};
 
 // The totals of one GL account in one ledger.
 struct gl_total {
@@ -59,15 +73,21 @@ public:
   // (errc::invalid_argument, nothing written) unless the stored cursor is `cursor_before`, so a
   // range of the journal is never counted twice. ok means durable. One thread at a time.
   error write(const std::vector<voucher>& vouchers, uint64_t cursor_before, uint64_t cursor_after);
+  // The same for both ranges at once: refused unless both stored cursors are the batch's
+  // `_before`, and both move in the one transaction that adds the vouchers.
+  error write(const voucher_batch& batch);
 
   // As committed now (each its own read transaction).
   error read_cursor(uint64_t& cursor, uint64_t& vouchers) const;
   // Ordered by account, then ledger; with the cursor and voucher count of the same snapshot.
-  error load_totals(std::vector<gl_total>& out, uint64_t* cursor = nullptr, uint64_t* vouchers = nullptr) const;
+  error load_totals(std::vector<gl_total>& out, uint64_t* cursor = nullptr, uint64_t* vouchers = nullptr,
+                    uint64_t* recon_cursor = nullptr) const;
   error vouchers_after(uint64_t journal_sequence, uint32_t limit, std::vector<voucher>& out) const;
+  error corrections_after(uint64_t resolution_sequence, uint32_t limit, std::vector<voucher>& out) const;
 
   // As of open() or this process's last write.
   uint64_t cursor() const { return cursor_; }
+  uint64_t recon_cursor() const { return recon_cursor_; } // the last resolution accounted for
   uint64_t vouchers() const { return vouchers_; }
 
 private:
@@ -75,9 +95,12 @@ private:
   static std::unique_ptr<voucher_store> open_env(const std::string& path, bool read_only,
                                                  enum durability durability, uint64_t map_size_bytes,
                                                  error& err);
+  error put_vouchers(MDB_txn* txn, const std::vector<voucher>& vouchers, bool corrections, uint64_t before,
+                     uint64_t after);
   MDB_env* env_ = nullptr;
   unsigned dbi_vouchers_ = 0, dbi_totals_ = 0, dbi_meta_ = 0;
-  uint64_t cursor_ = 0, vouchers_ = 0;
+  unsigned dbi_corrections_ = 0; // 0: a format 1 store opened read only
+  uint64_t cursor_ = 0, recon_cursor_ = 0, vouchers_ = 0;
 };
 
 } // namespace kassa::ledger::store

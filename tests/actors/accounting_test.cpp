@@ -1,6 +1,7 @@
 // The accounting actor over a payments store filled directly with random journal entries: the
 // GL totals equal what the test adds up itself, debits equal credits, and pausing, a failing
-// disk and a restart neither skip an entry nor count one twice. Tagged [accounting].
+// disk and a restart neither skip an entry nor count one twice; a case's `book` resolution in
+// the reconciliation store becomes one correction voucher. Tagged [accounting].
 #include <catch2/catch.hpp>
 
 #include <map>
@@ -251,4 +252,144 @@ TEST_CASE("a store that is ahead of the journal range it is given refuses the wr
   CHECK(again.code == ks::errc::invalid_argument);
   CHECK(vs->cursor() == 4);
   CHECK(vs->vouchers() == 1);
+}
+
+namespace {
+
+void recon_write_ok(ks::recon_store& s, ks::recon_batch& b) {
+  ks::error err = s.write(b);
+  INFO(err.message);
+  REQUIRE(err.ok());
+}
+
+ks::recon_resolution resolution_of(uint64_t case_id, pay::case_action action, pay::case_direction direction,
+                                   u128 amount) {
+  ks::recon_resolution r;
+  r.case_id = case_id;
+  r.resolved_ns = 5000 + case_id;
+  r.action = uint8_t(action);
+  r.direction = uint8_t(direction);
+  r.amount = amount;
+  if (action == pay::case_action::book) r.transfer_id = pay::case_transfer_id(case_id);
+  std::strncpy(r.by, "ops", sizeof r.by);
+  std::strncpy(r.note, "checked with the provider", sizeof r.note);
+  return r;
+}
+
+// The (debits, credits) of one GL account in one ledger, as the actor reports them.
+std::pair<u128, u128> gl_of(actor_node& node, const caf::actor& a, pay::gl_account account, uint32_t ledger) {
+  const accounting_totals t = node.ask<accounting_totals>(a, accounting_totals_request{});
+  REQUIRE(t.error.ok());
+  for (const ks::gl_total& g : t.totals)
+    if (g.account == uint16_t(account) && g.ledger == ledger) return {g.debits, g.credits};
+  return {0, 0};
+}
+
+void wait_resolutions(actor_node& node, const caf::actor& a, uint64_t resolution_last) {
+  const bool caught_up = eventually([&] { return status(node, a).recon_cursor == resolution_last; });
+  const accounting_status s = status(node, a);
+  INFO("recon_cursor " << s.recon_cursor << " resolution_last " << s.resolution_last << " error " << s.last_error);
+  REQUIRE(caught_up);
+  CHECK(s.resolution_last == resolution_last);
+  CHECK(s.last_error.empty());
+}
+
+} // namespace
+
+TEST_CASE("a case booked out of suspense reaches the GL once, also across a restart; an accept books nothing",
+          "[accounting][cases]") {
+  temp_dir dir;
+  auto payments = open_payments(dir.path + "/payments");
+  ks::error err;
+  std::shared_ptr<ks::recon_store> recon(
+      ks::recon_store::open(dir.path + "/recon", ks::durability::none, 16ull << 20, err).release());
+  INFO(err.message);
+  REQUIRE(recon);
+  ks::recon_batch cases;
+  for (uint64_t i = 1; i <= 3; ++i) {
+    ks::recon_case c;
+    c.kind = uint8_t(ks::case_kind::amount_mismatch);
+    c.payment_id = i;
+    c.row_id = 40 + i;
+    c.ledger = 840;
+    c.internal_amount = 1000;
+    c.provider_amount = 1000 + 7 * i;
+    cases.cases.push_back(c);
+  }
+  recon_write_ok(*recon, cases);
+  // An amount mismatch parked 7 in suspense (ledger 840), as the payment core journals it.
+  ks::payments_batch parked;
+  ks::payments_batch rows;
+  pay::order row{};
+  row.id = 41, row.sequence = 1, row.ledger = 840, row.kind = uint16_t(pay::kind::topup);
+  rows.rows.push_back(row);
+  write_ok(*payments, std::move(rows));
+  ks::journal_entry e;
+  e.row_id = 41, e.amount = 7, e.kind = uint16_t(pay::kind::topup);
+  std::strncpy(e.step, "book_suspense", sizeof e.step);
+  parked.journal.push_back(e);
+  write_ok(*payments, std::move(parked));
+
+  accounting_options o = options(payments, dir.path + "/accounting");
+  o.recon = recon;
+  {
+    actor_node node;
+    caf::actor acc = spawn_ok(node, o);
+    wait_caught_up(node, acc, payments->journal_last());
+    CHECK(gl_of(node, acc, pay::gl_account::suspense, 840) == std::pair<u128, u128>{0, 7});
+    // The operator accepts case 2 and books case 1's 7 out of suspense to the user.
+    ks::recon_batch resolved;
+    resolved.resolutions = {resolution_of(2, pay::case_action::accept, pay::case_direction::none, 0),
+                            resolution_of(1, pay::case_action::book, pay::case_direction::from_suspense, 7)};
+    recon_write_ok(*recon, resolved);
+    wait_resolutions(node, acc, 2);
+    CHECK(gl_of(node, acc, pay::gl_account::suspense, 840) == std::pair<u128, u128>{7, 7});
+    CHECK(gl_of(node, acc, pay::gl_account::customer_funds, 840) == std::pair<u128, u128>{0, 7});
+    CHECK(node.ask<accounting_totals>(acc, accounting_totals_request{}).vouchers == 2);
+    // A failing disk: the resolution waits, then counts once.
+    caf::anon_send(acc, accounting_fail{true});
+    ks::recon_batch more;
+    more.resolutions = {resolution_of(3, pay::case_action::book, pay::case_direction::to_suspense, 4)};
+    recon_write_ok(*recon, more);
+    REQUIRE(eventually([&] { return !status(node, acc).last_error.empty(); }));
+    CHECK(status(node, acc).recon_cursor == 2);
+    caf::anon_send(acc, accounting_fail{false});
+    wait_resolutions(node, acc, 3);
+    CHECK(gl_of(node, acc, pay::gl_account::suspense, 840) == std::pair<u128, u128>{7, 11});
+    CHECK(gl_of(node, acc, pay::gl_account::customer_funds, 840) == std::pair<u128, u128>{4, 7});
+  }
+  // A restart on the same stores: nothing is counted again.
+  {
+    actor_node node;
+    caf::actor acc = spawn_ok(node, o);
+    CHECK(status(node, acc).recon_cursor == 3);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50)); // a few ticks
+    wait_resolutions(node, acc, 3);
+    wait_caught_up(node, acc, payments->journal_last());
+    CHECK(gl_of(node, acc, pay::gl_account::suspense, 840) == std::pair<u128, u128>{7, 11});
+    const accounting_totals t = node.ask<accounting_totals>(acc, accounting_totals_request{});
+    CHECK(t.vouchers == 3);
+    CHECK(t.recon_cursor == 3);
+  }
+  std::vector<ks::voucher> corrections;
+  auto ro = ks::voucher_store::open_read_only(dir.path + "/accounting", err);
+  REQUIRE(ro);
+  REQUIRE(ro->corrections_after(0, 10, corrections).ok());
+  REQUIRE(corrections.size() == 2);
+  CHECK(corrections[0].journal_sequence == 2); // the resolution's sequence
+  CHECK(corrections[0].business_id == 1);      // the case
+  CHECK(corrections[0].row_id == 41);
+  CHECK(std::string(corrections[0].step) == "case_to_account");
+  CHECK(std::string(corrections[1].step, 16) == "case_to_suspense");
+}
+
+TEST_CASE("with reconciliation off the accounting actor reads no resolutions", "[accounting][cases]") {
+  temp_dir dir;
+  auto payments = open_payments(dir.path + "/payments");
+  actor_node node;
+  caf::actor acc = spawn_ok(node, options(payments, dir.path + "/accounting"));
+  const accounting_status s = status(node, acc);
+  CHECK(s.recon_cursor == 0);
+  CHECK(s.resolution_last == 0);
+  CHECK(s.last_error.empty());
 }

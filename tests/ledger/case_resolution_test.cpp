@@ -1,8 +1,11 @@
 // Resolving a reconciliation case, the pure part: which requests are well-formed (in the order
-// of the result codes), and the correcting transfer a `book` makes.
+// of the result codes), the correcting transfer a `book` makes, and how the general ledger posts it.
 #include <catch2/catch.hpp>
 
+#include <cstring>
+
 #include "ledger/payments/case_resolution.hpp"
+#include "ledger/payments/gl.hpp"
 
 using namespace kassa;
 using namespace kassa::ledger::payments;
@@ -101,4 +104,28 @@ TEST_CASE("a case's correcting transfer id is one per case and no row's booking 
   for (leg l : {leg::hold, leg::book, leg::suspense, leg::suspense_out, leg::late, leg::compensation})
     CHECK(transfer_id(1, l) != case_transfer_id(1));
   CHECK(transfer_leg(case_transfer_id(42)) == leg::case_correction);
+}
+
+TEST_CASE("a book resolution posts between GL suspense and customer funds the way its transfer moved the money; "
+          "an accept posts nothing", "[ledger][cases][gl]") {
+  const gl_case_rule* out = gl_rule_for_case(book, from);
+  REQUIRE(out != nullptr);
+  // out of suspense to the user, as book_suspense_in posts it
+  CHECK(out->debit == gl_account::suspense);
+  CHECK(out->credit == gl_account::customer_funds);
+  CHECK(out->step == "case_to_account");
+  char step[step_bytes] = {};
+  std::memcpy(step, "book_suspense_in", step_bytes);
+  const gl_rule* in = gl_rule_for(step, uint16_t(kind::topup));
+  REQUIRE(in != nullptr);
+  CHECK((in->debit == out->debit && in->credit == out->credit));
+  const gl_case_rule* back = gl_rule_for_case(book, to);
+  REQUIRE(back != nullptr);
+  CHECK(back->debit == gl_account::customer_funds);
+  CHECK(back->credit == gl_account::suspense);
+  CHECK(back->step == "case_to_suspense");
+  CHECK(gl_rule_for_case(accept, 0) == nullptr);
+  CHECK(gl_rule_for_case(book, 0) == nullptr);
+  CHECK(gl_rule_for_case(book, 3) == nullptr);
+  CHECK(gl_rule_for_case(0, from) == nullptr);
 }

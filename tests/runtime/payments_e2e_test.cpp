@@ -540,6 +540,31 @@ TEST_CASE("an operator lists the case an amount mismatch opened, books it out of
   INFO(out);
   REQUIRE(out.find("\"kind\":\"suspense\"") != std::string::npos);
   REQUIRE(out.find("\"id\":1,") != std::string::npos);
+  // `kassa gl`'s line of a GL account in ledger 840, once the general ledger has caught up with
+  // the journal and `resolutions` case resolutions
+  auto gl_line = [&](const std::string& account, uint64_t resolutions) {
+    std::string gl;
+    const std::string caught_up = "of " + std::to_string(resolutions) + " (resolutions behind by 0)";
+    const auto gl_until = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < gl_until) {
+      run({KASSA_CLI, "gl", "--data", env.kassad->data_dir()}, gl, 20s);
+      if (gl.find("(behind by 0)") != std::string::npos && gl.find(caught_up) != std::string::npos) break;
+      std::this_thread::sleep_for(100ms);
+    }
+    INFO(gl);
+    REQUIRE(gl.find(caught_up) != std::string::npos);
+    std::istringstream lines(gl);
+    for (std::string line; std::getline(lines, line);) {
+      std::istringstream words(line);
+      std::string code, name, ledger;
+      words >> code >> name >> ledger;
+      if (name == account && ledger == "840") return line;
+    }
+    return std::string();
+  };
+  // the parked money is in the GL's suspense account
+  const std::string suspense_before = gl_line("suspense", 0);
+  CHECK(suspense_before.find(" 1007  Cr 1007") != std::string::npos);
 
   // bad input is refused before anything is booked
   CHECK(cli({"cases", "resolve", "1", "--action", "book"}, out) == 2);            // no note
@@ -575,6 +600,15 @@ TEST_CASE("an operator lists the case an amount mismatch opened, books it out of
   size_t corrections = 0;
   for (const auto& t : env.client.get_account_transfers(f)) corrections += t.id == correction ? 1 : 0;
   CHECK(corrections == 1);
+
+  // the general ledger books the correction once: its suspense account back where it was
+  // before the mismatch, the customer's funds up by what was parked
+  const std::string suspense_after = gl_line("suspense", 1);
+  INFO(suspense_after);
+  CHECK(suspense_after.find(" 1007  Dr 0") != std::string::npos);
+  const std::string funds_after = gl_line("customer_funds", 1);
+  INFO(funds_after);
+  CHECK(funds_after.find(" 1007  Cr 1007") != std::string::npos);
 
   // the journal: who, when, why, the transfer
   CHECK(cli({"cases", "show", "1"}, out) == 0);

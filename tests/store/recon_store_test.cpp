@@ -1,6 +1,7 @@
 // The reconciliation store's resolution journal: a resolution is journaled with the case it
 // closes, once; and a store of format 1 (tests/store/data/recon_v1, before the journal) is
-// upgraded in place, its cases and counters kept.
+// upgraded in place, its cases and counters kept; so is one of format 2 (tests/store/data/recon_v2,
+// before resolutions were numbered), its resolutions numbered by case id.
 #include <catch2/catch.hpp>
 
 #include <cstring>
@@ -135,11 +136,105 @@ TEST_CASE("a reconciliation store of format 1 is upgraded in place; its cases an
   REQUIRE(cases.size() == 1);
   CHECK(cases[0].id == 3);
   s.reset();
-  // opened again: version 2 now, read only too
+  // opened again: version 3 now, read only too
   ks::error err;
   auto ro = ks::recon_store::open_read_only(path, err);
   INFO(err.message);
   REQUIRE(ro);
   REQUIRE(ro->get_resolution(1, j, found).ok());
   CHECK(found);
+}
+
+TEST_CASE("resolutions are numbered in the order they were made, and read back from a sequence on",
+          "[store][recon]") {
+  temp_dir dir;
+  auto s = open_recon(dir.path + "/recon");
+  ks::recon_batch cases;
+  for (uint64_t i = 1; i <= 3; ++i) {
+    ks::recon_case c;
+    c.kind = uint8_t(ks::case_kind::amount_mismatch);
+    c.payment_id = i;
+    c.internal_amount = 1000;
+    c.provider_amount = 1000 + i;
+    cases.cases.push_back(c);
+  }
+  write_ok(*s, cases);
+  ks::recon_batch first;
+  first.resolutions = {accept_of(3, "third case first"), accept_of(1, "then the first")};
+  write_ok(*s, first);
+  ks::recon_batch again;
+  again.resolutions = {accept_of(3, "twice: skipped, not numbered"), accept_of(2, "the last")};
+  write_ok(*s, again);
+  std::vector<ks::recon_resolution_entry> out;
+  REQUIRE(s->resolutions_after(0, 10, out).ok());
+  REQUIRE(out.size() == 3);
+  CHECK(out[0].sequence == 1);
+  CHECK(out[0].resolution.case_id == 3);
+  CHECK(out[1].resolution.case_id == 1);
+  CHECK(out[2].sequence == 3);
+  CHECK(out[2].resolution.case_id == 2);
+  out.clear();
+  REQUIRE(s->resolutions_after(1, 1, out).ok()); // bounded by the limit
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].sequence == 2);
+  out.clear();
+  REQUIRE(s->resolutions_after(3, 10, out).ok());
+  CHECK(out.empty());
+  ks::recon_counters counters;
+  REQUIRE(s->read_counters(counters).ok());
+  CHECK(counters.resolution_sequence_last == 3);
+}
+
+TEST_CASE("a reconciliation store of format 2 is upgraded in place; its resolutions are numbered by case id",
+          "[store][recon]") {
+  temp_dir dir;
+  const std::string path = dir.path + "/recon";
+  std::filesystem::create_directories(path);
+  std::filesystem::copy_file(std::string(KASSA_STORE_TEST_DATA) + "/recon_v2/data.mdb", path + "/data.mdb");
+  {
+    // a reader before kassad upgraded it: the journal, but nothing to tail yet
+    ks::error err;
+    auto ro = ks::recon_store::open_read_only(path, err);
+    INFO(err.message);
+    REQUIRE(ro);
+    ks::recon_resolution j;
+    bool found = false;
+    REQUIRE(ro->get_resolution(1, j, found).ok());
+    CHECK(found);
+    std::vector<ks::recon_resolution_entry> out;
+    REQUIRE(ro->resolutions_after(0, 10, out).ok());
+    CHECK(out.empty());
+  }
+  auto s = open_recon(path);
+  std::vector<ks::recon_resolution_entry> out;
+  REQUIRE(s->resolutions_after(0, 10, out).ok());
+  REQUIRE(out.size() == 2);
+  CHECK(out[0].sequence == 1);
+  CHECK(out[0].resolution.case_id == 1);
+  CHECK(out[0].resolution.action == uint8_t(pay::case_action::book));
+  CHECK(out[0].resolution.direction == uint8_t(pay::case_direction::from_suspense));
+  CHECK(out[0].resolution.amount == 100);
+  CHECK(out[1].sequence == 2);
+  CHECK(out[1].resolution.case_id == 3);
+  CHECK(out[1].resolution.action == uint8_t(pay::case_action::accept));
+  ks::recon_counters counters;
+  REQUIRE(s->read_counters(counters).ok());
+  CHECK(counters.cases_open == 1);
+  CHECK(counters.cases_total == 3);
+  CHECK(counters.resolution_sequence_last == 2);
+  // the next resolution follows them
+  ks::recon_batch b;
+  b.resolutions = {accept_of(2, "after the upgrade")};
+  write_ok(*s, b);
+  out.clear();
+  REQUIRE(s->resolutions_after(2, 10, out).ok());
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].sequence == 3);
+  CHECK(out[0].resolution.case_id == 2);
+  s.reset();
+  // opened again (format 3 now): not numbered a second time
+  s = open_recon(path);
+  out.clear();
+  REQUIRE(s->resolutions_after(0, 10, out).ok());
+  CHECK(out.size() == 3);
 }
