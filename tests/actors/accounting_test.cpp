@@ -4,6 +4,8 @@
 // the reconciliation store becomes one correction voucher. Tagged [accounting].
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cstring>
 #include <map>
 #include <random>
 #include <string>
@@ -87,7 +89,7 @@ struct journal_model {
         e.trace_id = make_u128(7, rng());
         e.kind = uint16_t(k);
         e.amount = rng() % 4 == 0 ? make_u128(rng() >> 40, rng()) : u128(rng() % 100000);
-        std::strncpy(e.step, step.c_str(), sizeof e.step); // cut to 16 bytes, as the core stores it
+        std::memcpy(e.step, step.data(), std::min(step.size(), sizeof e.step)); // cut to 16 bytes, as the core stores it
         set_name(e.actor, "flow");
         b.journal.push_back(e);
         const auto [dr, cr] = expected_posting(step, k);
@@ -166,7 +168,8 @@ void check_totals(actor_node& node, const caf::actor& a, const journal_model& m)
 
 TEST_CASE("a booking step names its GL posting; a step cut to 16 bytes still matches", "[accounting]") {
   char step[16] = {};
-  std::strncpy(step, "book_suspense_out", sizeof step);
+  const std::string full = "book_suspense_out";
+  std::memcpy(step, full.data(), sizeof step); // cut to 16 bytes
   const pay::gl_rule* r = pay::gl_rule_for(step, uint16_t(pay::kind::topup));
   REQUIRE(r != nullptr);
   CHECK(r->debit == pay::gl_account::suspense);

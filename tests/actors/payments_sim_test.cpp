@@ -796,8 +796,10 @@ struct sim {
         c.order_id = order_ids[w->below(order_ids.size())];
         c.amount = 1 + w->below(2'000);
       }
-      if ((c.kind == uint16_t(kind::topup) || c.kind == uint16_t(kind::withdrawal)) && w->chance(20))
-        std::strncpy(c.provider, provider_names[w->below(providers_n)], sizeof c.provider);
+      if ((c.kind == uint16_t(kind::topup) || c.kind == uint16_t(kind::withdrawal)) && w->chance(20)) {
+        const char* name = provider_names[w->below(providers_n)];
+        std::memcpy(c.provider, name, std::min(std::strlen(name), sizeof c.provider));
+      }
       sent.push_back(c);
     }
     submit_payments_request req;
