@@ -12,8 +12,10 @@
 #       add up to the simulator's statement, each user holds the funding plus its completed
 #       payments, the merchant what its orders captured less refunds, refunds never beyond
 #       what was captured, no overdraft, debits equal credits;
+#   (e) the general ledger, once caught up, equals the ledger: provider_receivable, suspense
+#       and fee_income hold what the chart's clearing, suspense and fee accounts hold;
 # and, at the end, three-way reconciliation (statements <-> rows <-> ledger) has no open case,
-# kassad stops on SIGTERM with status 0, `kassa verify` passes and the general ledger balances. (b)-(d) are tests/reliability/payments_check.cpp; see
+# kassad stops on SIGTERM with status 0, `kassa verify` passes and the general ledger balances. (b)-(e) are tests/reliability/payments_check.cpp; see
 # docs/reliability.md.
 #
 # FAULTS=1 adds provider faults to alpha: timeouts, unknown outcomes, partial payments,

@@ -25,6 +25,9 @@
 //    accounts of every shard, debits equal credits (a booking across shards is a saga through
 //    the directory's own clearing accounts, whose two legs move the same amount, so once
 //    every saga is resolved the sum over the accounts above balances without them).
+// 4. The general ledger (DIR/accounting, read only), once it has read the whole journal and
+//    every case resolution: provider_receivable, suspense and fee_income hold what the
+//    ledger's clearing, suspense and fee accounts hold (over every provider and shard).
 // --provider-faults: the simulator injects provider faults (crash_payments.sh FAULTS=1), so a
 // payment answered failed may complete by a late success, a charge of another amount ends
 // in_review with all of it in suspense, a payout of another amount or a partial one in_review
@@ -49,7 +52,10 @@
 #include "ledger/payments/ids.hpp"
 #include "ledger/payments/records.hpp"
 #include "ledger/payments/rules.hpp"
+#include "ledger/payments/gl.hpp"
 #include "ledger/store/payments_store.hpp"
+#include "ledger/store/recon_store.hpp"
+#include "ledger/store/voucher_store.hpp"
 #include "runtime/client/client.hpp"
 #include "tests/payments_money.hpp"
 #include "tests/reliability/acked_log.hpp"
@@ -457,6 +463,64 @@ void check_money(client::blocking_client& kassad, simulator& sim, const std::vec
               text(debits_pending) + " != credits pending " + text(credits_pending));
 }
 
+// Step 4: the general ledger against the ledger. Once the accounting actor has read the whole
+// payments journal and every case resolution, each chart account's GL balance equals, in the
+// load's ledger, what the ledger's accounts of that role hold over every provider and shard:
+// provider_receivable the providers' clearing accounts (debit balance), suspense and
+// fee_income the suspense and fee accounts (credit balance).
+void check_gl(client::blocking_client& kassad, const ks::payments_store& payments, const std::string& data_dir,
+              const std::vector<std::string>& providers, uint32_t shards, uint32_t ledger_id, uint64_t settle_s) {
+  ks::error err;
+  const auto vouchers = ks::voucher_store::open_read_only(data_dir + "/accounting", err);
+  if (!vouchers) throw unavailable("the accounting store: " + err.message);
+  const auto recon = ks::recon_store::open_read_only(data_dir + "/recon", err); // none: reconciliation off
+  std::vector<ks::gl_total> totals;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(settle_s);
+  for (;;) {
+    uint64_t cursor = 0, recon_cursor = 0, resolutions_last = 0;
+    totals.clear();
+    if (!(err = vouchers->load_totals(totals, &cursor, nullptr, &recon_cursor)).ok()) throw unavailable(err.message);
+    ks::recon_counters counters;
+    if (recon && !(err = recon->read_counters(counters)).ok()) throw unavailable(err.message);
+    resolutions_last = counters.resolution_sequence_last;
+    const bool caught_up = cursor >= payments.journal_last() && recon_cursor >= resolutions_last;
+    if (caught_up) break;
+    if (std::chrono::steady_clock::now() >= until) {
+      violation("the general ledger is behind after " + std::to_string(settle_s) + " s: journal " + std::to_string(cursor) +
+                " of " + std::to_string(payments.journal_last()) + ", resolutions " + std::to_string(recon_cursor) + " of " +
+                std::to_string(resolutions_last));
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  auto gl = [&](lp::gl_account a) -> __int128 { // debit balance
+    for (const auto& t : totals)
+      if (t.account == uint16_t(a) && t.ledger == ledger_id) return static_cast<__int128>(t.debits) - static_cast<__int128>(t.credits);
+    return 0;
+  };
+  std::vector<u128> ids;
+  for (uint32_t s = 0; s < shards; ++s) {
+    for (size_t i = 0; i < providers.size(); ++i) ids.push_back(lp::account_id(lp::role::provider_clearing, uint32_t(i), s, ledger_id));
+    ids.push_back(lp::account_id(lp::role::suspense, 0, s, ledger_id));
+    ids.push_back(lp::account_id(lp::role::fees, 0, s, ledger_id));
+  }
+  const auto accounts = lookup_accounts(kassad, ids);
+  auto held = [&](lp::role r) -> __int128 { // debit balance over providers and shards
+    __int128 sum = 0;
+    for (const auto& [id, a] : accounts)
+      if (lp::account_role(id) == r)
+        sum += static_cast<__int128>(a.debits_posted) - static_cast<__int128>(a.credits_posted);
+    return sum;
+  };
+  const std::pair<lp::gl_account, lp::role> pairs[] = {{lp::gl_account::provider_receivable, lp::role::provider_clearing},
+                                                       {lp::gl_account::suspense, lp::role::suspense},
+                                                       {lp::gl_account::fee_income, lp::role::fees}};
+  for (const auto& [a, r] : pairs)
+    if (gl(a) != held(r))
+      violation("general ledger account " + std::to_string(uint16_t(a)) + " holds " + text(gl(a)) +
+                " (debit balance), the ledger's accounts of its role " + text(held(r)));
+}
+
 uint16_t port_of(const std::string& flag, const std::string& text) {
   if (text.empty() || text.size() > 5 || text.find_first_not_of("0123456789") != std::string::npos || std::stoul(text) > 65535)
     usage(flag + " needs a port, got '" + text + "'");
@@ -537,6 +601,7 @@ int main(int argc, char** argv) {
     const auto rows = scan(*store);
     c.rows = rows.size();
     check_money(kassad, sim, providers, provider_faults, shards, rows, h, settle_s);
+    check_gl(kassad, *store, data_dir, providers, shards, h.ledger, settle_s);
   } catch (const client::error& e) {
     std::fprintf(stderr, "payments_check: kassad at %s:%u: %s\n", host.c_str(), unsigned(port), e.what());
     return 3;
