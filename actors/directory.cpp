@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <map>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -1415,6 +1416,50 @@ caf::response_promise lookup_transfers(directory_actor* self, lookup_transfers_r
   return rp;
 }
 
+// The transfers of an id range over every shard. A full page of a shard holds all of its ids
+// up to its last one, so the merged page stands below the smallest such last id (+1); a transfer
+// across shards (one leg per shard under the same id) shows once, as written, like
+// lookup_transfers shows it.
+caf::response_promise transfers_by_id(directory_actor* self, const transfers_by_id_request& req) {
+  auto rp = self->make_response_promise();
+  std::vector<std::pair<uint32_t, transfers_by_id_request>> requests;
+  for (uint32_t s = 0; s < self->state.shards; ++s) requests.emplace_back(s, req);
+  std::function<void(std::vector<std::pair<uint32_t, shard_transfers_by_id_reply>>&)> merge =
+      [self, rp, req](std::vector<std::pair<uint32_t, shard_transfers_by_id_reply>>& replies) mutable {
+        u128 end = req.id_end; // the merged page is complete below this
+        for (const auto& [shard, r] : replies) {
+          if (r.status != outcome::ok) {
+            rp.deliver(transfers_by_id_reply{r.status, {}, req.id_min});
+            return;
+          }
+          if (r.full && !r.entries.empty()) end = std::min(end, r.entries.back().transfer.id + 1);
+        }
+        std::map<u128, held> by_id;
+        for (const auto& [shard, r] : replies)
+          for (const probe_entry& e : r.entries)
+            if (e.transfer.id < end) by_id[e.transfer.id].entries.emplace_back(shard, e);
+        transfers_by_id_reply out;
+        out.next = end;
+        for (const auto& [id, h] : by_id) {
+          if (out.transfers.size() >= req.limit) {
+            out.next = id;
+            break;
+          }
+          view v;
+          // A leg alone (its saga unfinished or aborted) is no transfer a client wrote.
+          if (!view_of(self->state, h, v) || !visible(v)) continue;
+          out.transfers.push_back(v.t);
+        }
+        rp.deliver(std::move(out));
+      };
+  if (req.id_min >= req.id_end) {
+    rp.deliver(transfers_by_id_reply{outcome::ok, {}, req.id_end});
+    return rp;
+  }
+  fan_out<shard_transfers_by_id_reply>(self, std::move(requests), std::move(merge));
+  return rp;
+}
+
 // An account's history as clients wrote it: a transfer across shards shows once, as the
 // client's transfer (from the leg this account's shard holds, at that leg's timestamp) and
 // only once its saga posted it; kassa's own posts, voids and sweeps do not show; credits to a
@@ -2127,6 +2172,7 @@ caf::behavior passthrough(directory_actor* self) {
       [=](lookup_transfers_request& r) { self->delegate(shard, std::move(r)); },
       [=](account_transfers_request& r) { self->delegate(shard, std::move(r)); },
       [=](account_balances_request& r) { self->delegate(shard, std::move(r)); },
+      [=](const transfers_by_id_request& r) { return transfers_by_id(self, r); },
       [=](drain_atom a) { self->delegate(shard, a); },
   };
 }
@@ -2185,6 +2231,7 @@ caf::behavior directory(directory_actor* self, directory_options opts) {
       [self](lookup_transfers_request& r) { return lookup_transfers(self, r); },
       [self](account_transfers_request& r) { return account_transfers(self, r); },
       [self](account_balances_request& r) { return account_balances(self, r); },
+      [self](const transfers_by_id_request& r) { return transfers_by_id(self, r); },
       [self](sweep_atom) {
         count_hot(self);
         retry_unresolved(self);

@@ -103,6 +103,28 @@ struct probe_reply {
   std::vector<probe_entry> entries;
 };
 
+// Inside kassa only (no wire opcode): the transfers whose id lies in [id_min, id_end), in id
+// order, at most `limit` (1 .. the shards' query_limit_max; beyond: too_many, 0: filter_invalid).
+// A shard answers from its store (durable transfers) with each one's pending status; the
+// directory merges the shards and shows a transfer across shards once, as written, like
+// lookup_transfers. `next` is where the next page starts: id_end once the range is done.
+struct transfers_by_id_request {
+  u128 id_min = 0;
+  u128 id_end = 0;
+  uint32_t limit = 0;
+};
+struct transfers_by_id_reply {
+  outcome status = outcome::ok;
+  std::vector<ledger::transfer> transfers;
+  u128 next = 0;
+};
+// Shard -> directory: the same, as probe entries; `full` when it stopped at `limit`.
+struct shard_transfers_by_id_reply {
+  outcome status = outcome::ok;
+  std::vector<probe_entry> entries;
+  bool full = false;
+};
+
 // Directory -> shard: every account in the reserved id space (clearing and sub-accounts).
 struct system_accounts_request {};
 
@@ -139,5 +161,8 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::balances_reply)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::probe_request)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::probe_reply)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::system_accounts_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::transfers_by_id_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::transfers_by_id_reply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::shard_transfers_by_id_reply)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::commit_group)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::commit_done)

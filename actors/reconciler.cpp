@@ -74,6 +74,13 @@ struct reconciler_state {
   bool booking_running = false;
   uint64_t booking_rounds = 0;
   std::string booking_last_error; // of the last rows <-> ledger round; empty after a success
+  // Ledger -> rows: the next page of the payments id range starts here (in memory: a restart
+  // scans from the start again; the cases it finds again are the same cases).
+  u128 scan_next = pay::transfer_id_min;
+  bool scan_running = false;
+  uint64_t scan_ids = 0;
+  uint64_t scan_passes = 0;
+  std::string scan_last_error;
   ks::recon_counters counters;
   std::string last_error;
 };
@@ -577,6 +584,89 @@ void start_booking_round(reconciler_actor* self) {
   lookup_bookings(self, w);
 }
 
+// --- ledger -> rows ---------------------------------------------------------------------------
+
+void scan_failed(reconciler_actor* self, const std::string& why) {
+  self->state.scan_last_error = why; // the cursor stays: the same page is read next round
+  self->state.scan_running = false;
+}
+
+// A page was judged and its cases are durable: the cursor moves on, past the range's end to
+// its start.
+void scan_advance(reconciler_actor* self, uint64_t ids, u128 next) {
+  auto& st = self->state;
+  st.scan_ids += ids;
+  if (next >= pay::transfer_id_end || next <= st.scan_next) {
+    st.scan_next = pay::transfer_id_min;
+    ++st.scan_passes;
+  } else {
+    st.scan_next = next;
+  }
+  st.scan_last_error.clear();
+  st.scan_running = false;
+}
+
+// Every booking of the page whose row does not exist becomes a case. A row is durable before
+// its flow books anything (the gateway and the order write it first), so no grace is needed.
+void judge_scan(reconciler_actor* self, transfers_by_id_reply& page) {
+  auto& st = self->state;
+  recon_batch batch;
+  const uint64_t now = now_ns(st);
+  std::map<uint64_t, bool> has_row; // by sequence, this page
+  for (const ledger::transfer& t : page.transfers) {
+    if (!pay::is_row_booking(t.id)) continue;
+    const uint64_t sequence = pay::transfer_sequence(t.id);
+    auto it = has_row.find(sequence);
+    if (it == has_row.end()) {
+      pay::order row;
+      bool found = false;
+      if (auto err = st.opts.payments->find_sequence(sequence, row, found); !err.ok())
+        return scan_failed(self, err.message);
+      it = has_row.emplace(sequence, found).first;
+    }
+    if (it->second) continue;
+    recon_case c;
+    c.kind = static_cast<uint8_t>(case_kind::booking_without_row);
+    c.opened_ns = now;
+    c.payment_id = t.id;
+    c.provider_amount = t.amount;
+    c.ledger = t.ledger;
+    batch.cases.push_back(c);
+  }
+  const uint64_t ids = page.transfers.size();
+  const u128 next = page.next;
+  if (batch.cases.empty()) return scan_advance(self, ids, next);
+  self->request(st.committer, caf::infinite, recon_write{std::move(batch)})
+      .then(
+          [self, ids, next](recon_written& done) {
+            auto& st = self->state;
+            if (!done.error.ok()) return scan_failed(self, done.error.message);
+            st.counters = done.counters;
+            if (st.opts.log_booking_case)
+              for (const recon_case& c : done.batch.cases)
+                if (c.id != 0) st.opts.log_booking_case(describe_booking_case(c)); // new, not seen before
+            scan_advance(self, ids, next);
+          },
+          [self](caf::error& e) { scan_failed(self, "reconciliation committer failed: " + to_string(e)); });
+}
+
+// Reads the next page of the ledger's payments id range.
+void start_booking_scan(reconciler_actor* self) {
+  auto& st = self->state;
+  if (!st.opts.ledger || st.scan_running) return;
+  st.scan_running = true;
+  self->request(st.opts.ledger, std::chrono::milliseconds(st.opts.booking_timeout_ms),
+                transfers_by_id_request{st.scan_next, pay::transfer_id_end, st.opts.booking_scan_ids_max})
+      .then(
+          [self](transfers_by_id_reply& r) {
+            if (r.status != outcome::ok)
+              return scan_failed(self, "the ledger did not answer a scan of bookings: outcome " +
+                                           std::to_string(static_cast<int>(r.status)));
+            judge_scan(self, r);
+          },
+          [self](caf::error& e) { scan_failed(self, "the ledger did not answer a scan of bookings: " + to_string(e)); });
+}
+
 caf::behavior reconciler(reconciler_actor* self, reconciler_options opts, std::shared_ptr<recon_store> store,
                          std::map<std::string, uint64_t> cursors, std::vector<recon_pending> pending,
                          ks::recon_counters counters) {
@@ -601,6 +691,7 @@ caf::behavior reconciler(reconciler_actor* self, reconciler_options opts, std::s
       [self](tick_atom) {
         start_round(self);
         start_booking_round(self);
+        start_booking_scan(self);
         self->delayed_send(self, std::chrono::milliseconds(self->state.opts.interval_ms), tick_atom::value);
       },
       [self](open_case& oc) {
@@ -657,6 +748,9 @@ caf::behavior reconciler(reconciler_actor* self, reconciler_options opts, std::s
         s.booking_rows_queued = st.booking_queue.size();
         s.booking_rounds = st.booking_rounds;
         s.booking_last_error = st.booking_last_error;
+        s.booking_scan_ids = st.scan_ids;
+        s.booking_scan_passes = st.scan_passes;
+        s.booking_scan_last_error = st.scan_last_error;
         s.last_error = st.last_error;
         for (const provider_state& p : st.providers)
           s.providers.push_back({p.name, p.cursor, p.pending.size(), p.last_error});
@@ -671,7 +765,7 @@ caf::actor spawn_reconciler(caf::actor_system& sys, reconciler_options opts, ks:
   err = {};
   KASSA_ASSERT(opts.payments != nullptr);
   KASSA_ASSERT(opts.interval_ms > 0 && opts.statement_lines_max > 0 && opts.journal_entries_max > 0);
-  KASSA_ASSERT(opts.booking_rows_max > 0 && opts.booking_timeout_ms > 0);
+  KASSA_ASSERT(opts.booking_rows_max > 0 && opts.booking_timeout_ms > 0 && opts.booking_scan_ids_max > 0);
   std::shared_ptr<recon_store> store = opts.store;
   if (!store) store.reset(recon_store::open(opts.path, opts.durability, opts.map_size_bytes, err).release());
   if (!store) return {};

@@ -2,7 +2,8 @@
 // The reconciler: off the core link, it reads each provider's settlement statement through
 // its channel actor and matches every line against the payments store, and it looks up in the
 // ledger the bookings each payment row names; what does not match becomes a case in its own
-// store (`<data_dir>/recon/`). The payment core opens suspense cases itself with open_case. A
+// store (`<data_dir>/recon/`); and it scans the ledger's payments id range for bookings whose
+// row does not exist. The payment core opens suspense cases itself with open_case. A
 // provider that does not answer only delays its own statement, the ledger only the bookings
 // side. See docs/accounting.md, "Reconciliation".
 #include <caf/all.hpp>
@@ -41,6 +42,9 @@ struct reconciler_options {
   caf::actor ledger;
   uint32_t booking_rows_max = 256;       // rows whose bookings one round looks up
   uint32_t booking_timeout_ms = 5000;    // per lookup; a row not answered is looked up next round
+  // Ledger -> rows: the transfer ids of the payments range one round reads (a page of
+  // transfers_by_id_request; at most the shards' query_limit_max) to find bookings no row made.
+  uint32_t booking_scan_ids_max = 4096;
   // Told of every rows <-> ledger case once it is durable: "kind=... row=... transfer=0x...
   // row_amount=... ledger_amount=..." (kassad logs it). Empty: not told.
   std::function<void(const std::string&)> log_booking_case;
@@ -113,6 +117,9 @@ struct recon_status {
   uint64_t booking_rows_queued = 0;  // rows waiting for their bookings to be looked up
   uint64_t booking_rounds = 0;       // rows <-> ledger rounds completed since start
   std::string booking_last_error;    // of the last rows <-> ledger round; empty after a success
+  uint64_t booking_scan_ids = 0;     // ledger -> rows: booking ids read since start
+  uint64_t booking_scan_passes = 0;  // complete passes over the payments id range since start
+  std::string booking_scan_last_error; // of the last page; empty after a success
   std::vector<recon_provider_status> providers;
   std::string last_error;   // of the last store read or write; empty after a success
 };

@@ -258,6 +258,47 @@ caf::response_promise account_query(shard_actor* self, const request_context& ct
   return rp;
 }
 
+// The transfers of an id range, from the store once everything applied before is durable,
+// each with its pending status (the transfer itself is brought in like a probe's).
+caf::response_promise transfers_by_id(shard_actor* self, const transfers_by_id_request& req) {
+  auto rp = self->make_response_promise();
+  if (outcome o = admit(self, request_context{}, 0); o != outcome::ok) {
+    rp.deliver(shard_transfers_by_id_reply{o, {}, false});
+    return rp;
+  }
+  if (req.limit == 0) {
+    rp.deliver(shard_transfers_by_id_reply{outcome::filter_invalid, {}, false});
+    return rp;
+  }
+  if (req.limit > self->state.opts.query_limit_max) {
+    rp.deliver(shard_transfers_by_id_reply{outcome::too_many, {}, false});
+    return rp;
+  }
+  hold(self, 0, [self, rp, req](bool durable) mutable {
+    auto& st = self->state;
+    shard_transfers_by_id_reply reply;
+    std::vector<transfer> found;
+    if (!durable || st.failed || !st.opts.store->transfers_by_id(req.id_min, req.id_end, req.limit, found).ok()) {
+      rp.deliver(shard_transfers_by_id_reply{outcome::store_unavailable, {}, false});
+      return;
+    }
+    // The store loads what a batch names (ids and pending ids); this names ids only.
+    std::vector<transfer> named(found.size(), transfer{});
+    for (size_t i = 0; i < found.size(); ++i) named[i].id = found[i].id;
+    if (!st.opts.store->prefetch(*st.sm, named.data(), named.size()).ok()) {
+      rp.deliver(shard_transfers_by_id_reply{outcome::store_unavailable, {}, false});
+      return;
+    }
+    reply.full = found.size() >= req.limit;
+    for (uint32_t i = 0; i < found.size(); ++i) {
+      const transfer* t = st.sm->transfer_find(found[i].id);
+      reply.entries.push_back(probe_entry{i, t ? *t : found[i], st.sm->pending_find(found[i].id).status});
+    }
+    rp.deliver(std::move(reply));
+  });
+  return rp;
+}
+
 // A create_* request starts being applied: records how long it took to get here (routing) and
 // samples the mailbox. Returns the steady clock for the accounts stage.
 uint64_t apply_start(shard_actor* self, const request_context& ctx) {
@@ -393,6 +434,7 @@ caf::behavior shard(shard_actor* self, shard_options opts, std::shared_ptr<state
         });
         return rp;
       },
+      [self](const transfers_by_id_request& req) { return transfers_by_id(self, req); },
       [self](system_accounts_request&) -> caf::response_promise {
         auto rp = self->make_response_promise();
         accounts_reply reply;

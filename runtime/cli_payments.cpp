@@ -193,7 +193,7 @@ int cmd_recon(const std::vector<std::string>& args) {
                   .c_str());
   std::printf("rows <-> ledger: rows checked %llu; open cases: %s\n", (unsigned long long)counters.booking_rows_checked,
               counts({ks::case_kind::missing_booking, ks::case_kind::booking_amount_mismatch,
-                      ks::case_kind::row_status_mismatch})
+                      ks::case_kind::row_status_mismatch, ks::case_kind::booking_without_row})
                   .c_str());
   std::printf("payment core: open cases: %s\n", counts({ks::case_kind::suspense}).c_str());
   std::printf("cases open %llu, total %llu; statement lines matched %llu\n", (unsigned long long)counters.cases_open,

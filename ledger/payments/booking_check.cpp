@@ -90,7 +90,7 @@ std::vector<u128> booking_ids(uint64_t sequence, const booking_expectation& e) {
   };
   for (const expected_booking& b : e.bookings) every_attempt(b.l);
   for (leg l : e.main_any) every_attempt(l);
-  for (leg l : e.forbidden) ids.push_back(transfer_id(sequence, l));
+  for (leg l : e.forbidden) every_attempt(l);
   return ids;
 }
 

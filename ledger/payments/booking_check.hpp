@@ -51,8 +51,8 @@ struct found_booking {
 };
 // Adds the booking `id` of `amount` the ledger holds to `found`, under its leg.
 void record_booking(std::map<leg, found_booking>& found, u128 id, u128 amount);
-// The ids to look up for `e`: every attempt of the legs it expects (and of main_any), attempt
-// 0 of the forbidden ones (the payment core books a row's own legs within one shard first).
+// The ids to look up for `e`: every attempt of the legs it expects, of main_any and of the
+// forbidden ones (a failed row's booking under any attempt moved money).
 std::vector<u128> booking_ids(uint64_t sequence, const booking_expectation& e);
 
 enum class booking_finding_kind : uint8_t {

@@ -132,6 +132,15 @@ inline constexpr uint64_t transfer_sequence(u128 id) { return u128_lo(id) >> 8; 
 inline constexpr uint32_t transfer_attempt(u128 id) { return uint32_t(u128_lo(id) >> 4) & 0xF; }
 inline constexpr leg transfer_leg(u128 id) { return static_cast<leg>(u128_lo(id) & 0xF); }
 static_assert(static_cast<uint8_t>(leg::case_correction) < 16, "a leg fits in 4 bits");
+// Every id transfer_id can make lies in [transfer_id_min, transfer_id_end): the ledger's
+// payments id range, which reconciliation scans for bookings no row made.
+inline constexpr u128 transfer_id_min = make_u128(sid::high_base | static_cast<uint64_t>(sid::kind::payment), 0);
+inline constexpr u128 transfer_id_end = make_u128(sid::high_base | (static_cast<uint64_t>(sid::kind::payment) + 1), 0);
+// True for an id of the range that names a row's booking: a case's correcting transfer carries
+// a case id where the sequence would be.
+inline constexpr bool is_row_booking(u128 id) {
+  return id >= transfer_id_min && id < transfer_id_end && transfer_leg(id) != leg::case_correction;
+}
 
 // --- the chart of accounts -------------------------------------------------------------------
 enum class role : uint8_t {

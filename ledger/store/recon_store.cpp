@@ -22,6 +22,7 @@ std::string_view name(case_kind k) {
     case case_kind::missing_booking: return "missing_booking";
     case case_kind::booking_amount_mismatch: return "booking_amount_mismatch";
     case case_kind::row_status_mismatch: return "row_status_mismatch";
+    case case_kind::booking_without_row: return "booking_without_row";
   }
   return "unknown";
 }

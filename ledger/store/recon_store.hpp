@@ -31,6 +31,8 @@ enum class case_kind : uint8_t {
   missing_booking = 5,         // the row booked (its journal says so, or it completed) but the ledger has no such booking
   booking_amount_mismatch = 6, // the booking is there with another amount than the row noted
   row_status_mismatch = 7,     // the row failed, yet the ledger holds a booking that moved its money
+  // ledger -> rows: a payment-core booking (payments::transfer_id) whose row does not exist
+  booking_without_row = 8,
 };
 enum class case_status : uint8_t { open = 1, resolved = 2 };
 

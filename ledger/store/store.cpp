@@ -1004,6 +1004,34 @@ error store::lookup_transfers(const u128* ids, size_t count, std::vector<transfe
   return {};
 }
 
+error store::transfers_by_id(u128 id_min, u128 id_end, size_t limit, std::vector<transfer>& out) const {
+  out.clear();
+  KASSA_ASSERT(limit > 0);
+  if (id_min >= id_end) return {};
+  txn_guard txn;
+  int rc = mdb_txn_begin(impl_->env, nullptr, MDB_RDONLY, &txn.txn);
+  if (rc != 0) return lmdb_error(rc, "beginning a read transaction", options_);
+  cursor_guard cur;
+  rc = mdb_cursor_open(txn.txn, impl_->transfer_ids, &cur.cursor);
+  if (rc != 0) return lmdb_error(rc, "opening a cursor on transfer_ids", options_);
+  key_id start(id_min);
+  MDB_val k = val_of(start), v;
+  for (rc = mdb_cursor_get(cur.cursor, &k, &v, MDB_SET_RANGE); rc == 0 && out.size() < limit;
+       rc = mdb_cursor_get(cur.cursor, &k, &v, MDB_NEXT)) {
+    if (k.mv_size != 16) return corrupt(options_, "a transfer_ids key is not 16 bytes");
+    const u128 id = get_be128(static_cast<const uint8_t*>(k.mv_data));
+    if (id >= id_end) break;
+    transfer t;
+    const int got = transfer_get(txn.txn, impl_->transfer_ids, impl_->transfers, id, t);
+    if (got == MDB_CORRUPTED || got == MDB_NOTFOUND)
+      return corrupt(options_, "transfer_ids names transfer " + to_string_u128(id) + " but its row is missing");
+    if (got != 0) return lmdb_error(got, "reading transfers by id", options_);
+    out.push_back(t);
+  }
+  if (rc != 0 && rc != MDB_NOTFOUND) return lmdb_error(rc, "scanning transfer_ids", options_);
+  return {};
+}
+
 error store::lookup_pending(u128 id, pending_state& out) const {
   out = {};
   txn_guard txn;

@@ -101,6 +101,9 @@ public:
   error lookup_accounts(const u128* ids, size_t count, std::vector<account>& out) const;
   error lookup_transfers(const u128* ids, size_t count, std::vector<transfer>& out) const;
   error lookup_pending(u128 id, pending_state& out) const; // status none when unknown
+  // The stored transfers whose id lies in [id_min, id_end), in id order, at most `limit` (> 0):
+  // a cursor walk of transfer_ids. Fewer than `limit` means the range holds no more.
+  error transfers_by_id(u128 id_min, u128 id_end, size_t limit, std::vector<transfer>& out) const;
   error account_transfers(const account_filter& filter, std::vector<transfer>& out) const;
   error account_balances(const account_filter& filter, std::vector<account_balance>& out) const;
 

@@ -648,3 +648,71 @@ TEST_CASE("a saga log that cannot take a round's sagas refuses the round and cha
   CHECK(nd.lookup(b).credits_posted == 7);
   check_books(nd, 2, {a, b});
 }
+
+TEST_CASE("transfers_by_id lists an id range over every shard in id order, a transfer across shards once, page by page",
+          "[directory]") {
+  temp_dir dir;
+  node nd(dir.path, 2);
+  const u128 a = id_in(0, 2), b = id_in(1, 2), a2 = id_in(0, 2, 1), b2 = id_in(1, 2, 1);
+  REQUIRE(nd.accounts({make_account(a), make_account(b), make_account(a2), make_account(b2)}).failures.empty());
+  // 1000 crosses shards (one leg in each), 1001 stays in shard 0, 1002 in shard 1; 999 and
+  // 1100 lie outside the range asked for.
+  auto r = nd.transfers({make_transfer(1002, b, b2, 3), make_transfer(1000, a, b, 1), make_transfer(1001, a, a2, 2),
+                         make_transfer(999, a, a2, 9), make_transfer(1100, b, a, 9)});
+  REQUIRE(r.status == outcome::ok);
+  REQUIRE(r.failures.empty());
+  auto page = [&](u128 from, uint32_t limit) {
+    return nd.ask<transfers_by_id_reply>(nd.directory, transfers_by_id_request{from, 1100, limit});
+  };
+
+  auto all = page(1000, 10);
+  REQUIRE(all.status == outcome::ok);
+  REQUIRE(all.transfers.size() == 3);
+  CHECK(all.next == 1100);
+  for (size_t i = 0; i < 3; ++i) {
+    CHECK(all.transfers[i].id == 1000 + i);
+    CHECK(all.transfers[i].amount == i + 1);
+  }
+  CHECK(all.transfers[0].debit_account_id == a); // as written, not as its legs
+  CHECK(all.transfers[0].credit_account_id == b);
+  CHECK(all.transfers[0].flags == 0);
+
+  // One at a time: each page ends where every shard's page is complete.
+  std::vector<u128> ids;
+  u128 from = 999 + 1;
+  for (int pages = 0; pages < 10 && from < 1100; ++pages) {
+    auto p = page(from, 1);
+    REQUIRE(p.status == outcome::ok);
+    REQUIRE(p.next > from);
+    for (const transfer& t : p.transfers) ids.push_back(t.id);
+    CHECK(p.transfers.size() <= 1);
+    from = p.next;
+  }
+  CHECK(ids == std::vector<u128>{1000, 1001, 1002});
+  CHECK(from == 1100);
+
+  // The limit is bounded by the shards' query_limit_max; 0 asks for nothing sensible.
+  CHECK(page(1000, 0).status == outcome::filter_invalid);
+  CHECK(page(1000, 8191).status == outcome::too_many);
+  // An empty range.
+  auto none = page(1100, 10);
+  CHECK(none.status == outcome::ok);
+  CHECK(none.transfers.empty());
+}
+
+TEST_CASE("transfers_by_id over one shard answers from that shard", "[directory]") {
+  temp_dir dir;
+  node nd(dir.path, 1);
+  REQUIRE(nd.accounts({make_account(1), make_account(2)}).failures.empty());
+  REQUIRE(nd.transfers({make_transfer(11, 1, 2, 1), make_transfer(10, 2, 1, 2), make_transfer(20, 1, 2, 3)})
+              .failures.empty());
+  auto p = nd.ask<transfers_by_id_reply>(nd.directory, transfers_by_id_request{10, 20, 1});
+  REQUIRE(p.status == outcome::ok);
+  REQUIRE(p.transfers.size() == 1);
+  CHECK(p.transfers[0].id == 10);
+  CHECK(p.next == 11);
+  p = nd.ask<transfers_by_id_reply>(nd.directory, transfers_by_id_request{p.next, 20, 5});
+  REQUIRE(p.transfers.size() == 1);
+  CHECK(p.transfers[0].id == 11);
+  CHECK(p.next == 20);
+}

@@ -75,6 +75,7 @@ struct fake_ledger {
   std::map<u128, ledger::transfer> created; // by create_transfers_request
   uint64_t applied = 0;                     // transfers created (not `exists`)
   bool down = false;            // answers busy
+  uint64_t scans = 0;           // transfers_by_id requests answered
   void put(u128 id, u128 amount) {
     std::lock_guard<std::mutex> g(mu);
     amounts[id] = amount;
@@ -123,6 +124,33 @@ caf::behavior fake_ledger_actor(caf::event_based_actor*, std::shared_ptr<fake_le
           t.id = id;
           t.amount = it->second;
           reply.transfers.push_back(t);
+        }
+        return reply;
+      },
+      [f](const transfers_by_id_request& r) -> transfers_by_id_reply {
+        std::lock_guard<std::mutex> g(f->mu);
+        ++f->scans;
+        transfers_by_id_reply reply;
+        if (f->down || r.limit == 0) {
+          reply.status = outcome::busy;
+          return reply;
+        }
+        // The bookings and the transfers created (a case's correcting transfer), by id.
+        std::map<u128, ledger::transfer> all = f->created;
+        for (const auto& [id, amount] : f->amounts) {
+          ledger::transfer t{};
+          t.id = id;
+          t.amount = amount;
+          t.ledger = 1;
+          all[id] = t;
+        }
+        reply.next = r.id_end;
+        for (auto it = all.lower_bound(r.id_min); it != all.end() && it->first < r.id_end; ++it) {
+          if (reply.transfers.size() == r.limit) {
+            reply.next = it->first;
+            break;
+          }
+          reply.transfers.push_back(it->second);
         }
         return reply;
       },
@@ -179,6 +207,7 @@ struct recon_node {
       o.ledger = node.sys->spawn(fake_ledger_actor, ledger);
       node.actors.push_back(o.ledger);
       o.booking_rows_max = 2; // several rounds for the rows
+      o.booking_scan_ids_max = 3; // several pages for the ledger's payments id range
       o.log_booking_case = std::move(log_booking_case);
       o.suspense_account = [](u128 account, uint32_t l) { return make_u128(0x5050, u128_lo(account) * 1000 + l); };
     }
@@ -210,6 +239,14 @@ struct recon_node {
     const uint64_t empty_at = status().booking_rounds;
     done = done && eventually([&] { return status().booking_rounds >= empty_at + 2; });
     INFO("last error: " << status().last_error);
+    REQUIRE(done);
+  }
+  // Waits until the scan of the ledger's payments id range passed over all of it twice: every
+  // booking put in before was read and judged.
+  void settle_scan() {
+    const uint64_t start = status().booking_scan_passes;
+    const bool done = eventually([&] { return status().booking_scan_passes >= start + 2; });
+    INFO("last scan error: " << status().booking_scan_last_error);
     REQUIRE(done);
   }
 };
@@ -717,5 +754,88 @@ TEST_CASE("every difference between the payment rows and the ledger's bookings b
     case_set all = expected;
     all.insert(expect(ks::case_kind::missing_booking, tid(6, leg::hold)));
     CHECK(set_of(rn.cases()) == all);
+  }
+}
+
+TEST_CASE("a booking no payment row made opens exactly one case, also after a restart; a clean ledger and a case's "
+          "correcting transfer open none",
+          "[recon][bookings]") {
+  seed("recon booking without row"); // the scenario is fixed; printed for the record
+  temp_dir dir;
+  auto payments = open_payments(dir.path + "/payments");
+  auto clock = std::make_shared<std::atomic<uint64_t>>(t0);
+  auto ledger = std::make_shared<fake_ledger>();
+  using pay::leg;
+  const auto tid = [](uint64_t seq, leg l, uint32_t attempt = 0) { return pay::transfer_id(seq, l, attempt); };
+  ks::payments_batch b;
+  b.rows = {make_row(1, pay::order_state::completed, 0, ""), make_row(2, pay::order_state::failed, 0, "")};
+  write_ok(*payments, std::move(b));
+  ledger->put(tid(1, leg::book), 100);
+  ledger->put(tid(1, leg::fee), 1);
+  ledger->put(tid(2, leg::hold), 200);
+  ledger->put(tid(2, leg::void_hold, 1), 200);
+  ledger->put(make_u128(0xA0, 1), 5); // not a payment-core id: outside the range
+  auto logged = std::make_shared<std::vector<std::string>>();
+  auto log_mu = std::make_shared<std::mutex>();
+  auto log = [logged, log_mu](const std::string& line) {
+    std::lock_guard<std::mutex> g(*log_mu);
+    logged->push_back(line);
+  };
+  auto log_lines = [logged, log_mu] {
+    std::lock_guard<std::mutex> g(*log_mu);
+    return *logged;
+  };
+
+  const case_set expected = {expect(ks::case_kind::booking_without_row, tid(9, leg::book, 1)),
+                             expect(ks::case_kind::booking_without_row, tid(9, leg::fee))};
+  std::vector<ks::recon_case> first;
+  {
+    recon_node rn(payments, dir.path + "/recon", {}, clock, ledger, log);
+    rn.settle_scan();
+    CHECK(rn.cases().empty());
+    CHECK(rn.status().booking_scan_ids >= 4);
+    CHECK(rn.status().booking_scan_last_error.empty());
+
+    // Row 9 was never written (a ledger restored from a later copy than the payments store,
+    // say), yet the ledger holds two of its bookings; a case's correcting transfer names a case
+    // id where a row's sequence would be.
+    ledger->put(tid(9, leg::book, 1), 900);
+    ledger->put(tid(9, leg::fee), 9);
+    ledger->put(pay::transfer_id(3, leg::case_correction), 30);
+    rn.settle_scan();
+    first = rn.cases();
+    CHECK(set_of(first) == expected);
+    for (const auto& c : first) {
+      CHECK(c.row_id == 0);
+      CHECK(c.internal_amount == 0);
+      CHECK(c.provider_amount == (c.payment_id == tid(9, leg::book, 1) ? 900 : 9));
+      CHECK(c.ledger == 1);
+      CHECK(c.status == uint8_t(ks::case_status::open));
+    }
+    const auto lines = log_lines();
+    REQUIRE(lines.size() == 2);
+    CHECK(std::count_if(lines.begin(), lines.end(), [](const std::string& l) {
+            return l.find("kind=booking_without_row row=0") != std::string::npos &&
+                   l.find("row_amount=0 ledger_amount=900") != std::string::npos;
+          }) == 1);
+    rn.settle_scan(); // found again on the next passes: the same cases
+    CHECK(rn.cases().size() == 2);
+
+    // A ledger that does not answer delays only this side; the cursor stays.
+    ledger->set_down(true);
+    REQUIRE(eventually([&] { return rn.status().booking_scan_last_error.find("ledger") != std::string::npos; }));
+    ledger->set_down(false);
+    rn.settle_scan();
+    CHECK(rn.status().booking_scan_last_error.empty());
+  }
+  {
+    // A restart scans from the start again and finds the same cases, opened and logged once.
+    recon_node rn(payments, dir.path + "/recon", {}, clock, ledger, log);
+    rn.settle_scan();
+    const auto again = rn.cases();
+    REQUIRE(again.size() == first.size());
+    for (size_t i = 0; i < again.size(); ++i) CHECK(again[i].id == first[i].id);
+    CHECK(rn.status().cases_open == 2);
+    CHECK(log_lines().size() == 2);
   }
 }

@@ -3,6 +3,7 @@
 // of its main legs; a failed row must hold none that moved money. Tagged [payments].
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <string>
@@ -83,6 +84,30 @@ TEST_CASE("the ledger's bookings against a row's: absent, another amount, twice,
   CHECK(f[0].kind == booking_finding_kind::row_status_mismatch);
   CHECK(f[0].found == 300);
 
+  // A failed row's booking under a later attempt moved money all the same.
+  std::map<leg, found_booking> later;
+  record_booking(later, transfer_id(seq, leg::post, 3), 300);
+  f = compare_bookings(seq, failed, later);
+  REQUIRE(f.size() == 1);
+  CHECK(f[0].kind == booking_finding_kind::row_status_mismatch);
+  CHECK(f[0].transfer_id == transfer_id(seq, leg::post, 3));
+  const auto failed_ids = booking_ids(seq, failed);
+  CHECK(failed_ids.size() == failed.forbidden.size() * transfer_attempts);
+  CHECK(std::count(failed_ids.begin(), failed_ids.end(), transfer_id(seq, leg::post, 3)) == 1);
+
   const auto ids = booking_ids(seq, topup);
   CHECK(ids.size() == 2 * transfer_attempts);
+}
+
+TEST_CASE("the payments id range holds every booking id; a case's correcting transfer is no row's booking",
+          "[payments]") {
+  for (leg l : {leg::hold, leg::book, leg::compensation})
+    for (uint64_t seq : {uint64_t{1}, payment_sequence_max}) {
+      CHECK(transfer_id(seq, l, 15) >= transfer_id_min);
+      CHECK(transfer_id(seq, l, 15) < transfer_id_end);
+      CHECK(is_row_booking(transfer_id(seq, l, 15)));
+    }
+  CHECK_FALSE(is_row_booking(transfer_id(7, leg::case_correction)));
+  CHECK_FALSE(is_row_booking(transfer_id_end));
+  CHECK_FALSE(is_row_booking(transfer_id_min - 1));
 }

@@ -823,7 +823,8 @@ TEST_CASE("reconciliation finds every discrepancy the provider's statement holds
   const size_t at = out.find("rows <-> ledger: rows checked ");
   REQUIRE(at != std::string::npos);
   CHECK(std::stoull(out.substr(at + std::strlen("rows <-> ledger: rows checked "))) >= 40);
-  CHECK(out.find("open cases: missing_booking 0, booking_amount_mismatch 0, row_status_mismatch 0") != std::string::npos);
+  CHECK(out.find("open cases: missing_booking 0, booking_amount_mismatch 0, row_status_mismatch 0, "
+                 "booking_without_row 0") != std::string::npos);
   env.client.close();
   REQUIRE(env.kassad->stop() == 0);
 }

@@ -363,3 +363,45 @@ TEST_CASE("a repeated transfer id resolves to exists after a restart", "[store]"
   commit_ok(*s, sm);
   CHECK(sm.account_find(1)->debits_posted == 101);
 }
+
+TEST_CASE("transfers_by_id lists the stored transfers of an id range in id order, a page at a time", "[store]") {
+  temp_dir dir;
+  state_machine sm;
+  auto s = open_ok(store_options(dir.path, ks::durability::none));
+  REQUIRE(s->load(sm).ok());
+  create_accounts(sm, {make_account(1), make_account(2)});
+  // Ids out of order across two commits, some outside the range, one at the range's end.
+  const u128 base = make_u128(7, 0);
+  for (auto r : apply(*s, sm, {make_transfer(base + 30, 1, 2, 3), make_transfer(base + 10, 1, 2, 1),
+                               make_transfer(base - 1, 1, 2, 9)}))
+    REQUIRE(r == transfer_result::ok);
+  commit_ok(*s, sm);
+  for (auto r : apply(*s, sm, {make_transfer(base + 20, 1, 2, 2), make_transfer(base + 40, 1, 2, 4),
+                               make_transfer(make_u128(8, 0), 1, 2, 5)}))
+    REQUIRE(r == transfer_result::ok);
+  commit_ok(*s, sm);
+
+  std::vector<transfer> out;
+  REQUIRE(s->transfers_by_id(base, make_u128(8, 0), 100, out).ok());
+  REQUIRE(out.size() == 4);
+  for (size_t i = 0; i < out.size(); ++i) {
+    CHECK(out[i].id == base + 10 * (i + 1));
+    CHECK(out[i].amount == i + 1);
+  }
+  // Pages: `limit` at most, then from after the last one.
+  REQUIRE(s->transfers_by_id(base, make_u128(8, 0), 3, out).ok());
+  REQUIRE(out.size() == 3);
+  CHECK(out.back().id == base + 30);
+  REQUIRE(s->transfers_by_id(out.back().id + 1, make_u128(8, 0), 3, out).ok());
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].id == base + 40);
+  // An empty or inverted range holds nothing.
+  REQUIRE(s->transfers_by_id(base + 41, make_u128(8, 0), 3, out).ok());
+  CHECK(out.empty());
+  REQUIRE(s->transfers_by_id(base + 20, base + 20, 3, out).ok());
+  CHECK(out.empty());
+  // The end is exclusive.
+  REQUIRE(s->transfers_by_id(base + 10, base + 20, 3, out).ok());
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].id == base + 10);
+}
