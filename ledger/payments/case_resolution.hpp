@@ -41,7 +41,7 @@ enum class case_direction : uint8_t { none = 0, from_suspense = 1, to_suspense =
   X(insufficient_funds, 10) /* the account cannot cover a booking to suspense */              \
   X(booking_differs, 11)    /* the case's correcting transfer exists with other fields */     \
   X(ledger_refused, 12)     /* the ledger refused the correcting transfer otherwise */        \
-  X(case_booked, 13)        /* accept, but a book of the case landed: resolve it with book */ \
+  X(case_booked, 13)        /* accept, but a booking of the case landed: resolve it as booked */ \
   X(refund_not_possible, 14) /* not money a provider brought in and kassa parked (a suspense  \
                                case of a topup or pay), or no provider, payment id or amount */ \
   X(refund_exceeds_parked, 15) /* the amount asked is more than the case parked */            \
