@@ -60,6 +60,10 @@ struct fake_statement {
 
 caf::behavior fake_channel(caf::event_based_actor* self, std::shared_ptr<fake_statement> f) {
   return {
+      [f](const credential_request&) -> credential_reply {
+        std::lock_guard<std::mutex> g(f->mu);
+        return f->down ? credential_reply{false, {}, "provider down"} : credential_reply{true, "tok-1", {}};
+      },
       [self, f](const payment_call& c) -> caf::result<call_result> {
         std::lock_guard<std::mutex> g(f->mu);
         f->calls.push_back(c);
@@ -184,7 +188,8 @@ struct recon_node {
   recon_node(const std::shared_ptr<ks::payments_store>& payments, const std::string& path,
              const std::vector<std::pair<std::string, std::shared_ptr<fake_statement>>>& statements,
              std::shared_ptr<std::atomic<uint64_t>> clock, std::shared_ptr<fake_ledger> ledger = nullptr,
-             std::function<void(const std::string&)> log_booking_case = {}) {
+             std::function<void(const std::string&)> log_booking_case = {},
+             std::function<void(reconciler_options&)> edit = {}) {
     reconciler_options o;
     o.payments = payments;
     o.path = path;
@@ -211,6 +216,7 @@ struct recon_node {
       };
       o.refund_timeout_ms = 300;
     }
+    if (edit) edit(o);
     ks::error err;
     recon = spawn_reconciler(*node.sys, std::move(o), err);
     INFO(err.message);
@@ -742,6 +748,47 @@ TEST_CASE("refunding a suspense case gives the parked money back through the pro
                                             expect(ks::case_kind::missing_internal, refund_id),
                                             expect(ks::case_kind::missing_internal, payments->ids().case_refund_id(77))});
   }
+}
+
+TEST_CASE("a case's refund to a provider that wants a credential carries one; without one it is not sent",
+          "[recon]") {
+  temp_dir dir;
+  auto payments = open_payments(dir.path + "/payments");
+  pay::order row = make_row(42, pay::order_state::in_review, 1007);
+  row.account_id = 5;
+  ks::payments_batch rows;
+  rows.rows = {row};
+  write_ok(*payments, std::move(rows));
+  auto clock = std::make_shared<std::atomic<uint64_t>>(t0);
+  auto ledger = std::make_shared<fake_ledger>();
+  auto alpha = std::make_shared<fake_statement>();
+  recon_node rn(payments, dir.path + "/recon", {{"alpha", alpha}}, clock, ledger, {},
+                [](reconciler_options& o) { o.credential_providers = {"alpha"}; });
+  open_case oc;
+  oc.payment_id = payments->ids().id(42);
+  oc.row_id = row.id;
+  oc.ledger = 1;
+  oc.provider_amount = 1007;
+  oc.provider = "alpha";
+  REQUIRE(rn.node.ask<recon_case_opened>(rn.recon, oc).id == 1);
+  resolve_case r;
+  r.id = 1;
+  r.action = uint8_t(pay::case_action::refund);
+  r.note = "refund";
+  {
+    std::lock_guard<std::mutex> g(alpha->mu);
+    alpha->down = true; // no credential
+  }
+  CHECK(rn.node.ask<recon_case_resolved>(rn.recon, r).result == pay::case_result::provider_unavailable);
+  {
+    std::lock_guard<std::mutex> g(alpha->mu);
+    CHECK(alpha->calls.empty());
+    alpha->down = false;
+  }
+  REQUIRE(rn.node.ask<recon_case_resolved>(rn.recon, r).resolved());
+  std::lock_guard<std::mutex> g(alpha->mu);
+  REQUIRE(alpha->calls.size() == 1);
+  CHECK(alpha->calls[0].credential == "tok-1");
 }
 
 namespace {
