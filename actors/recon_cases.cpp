@@ -1,8 +1,10 @@
 #include "actors/recon_cases.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 
+#include "actors/channel.hpp"
 #include "actors/messages.hpp"
 #include "ledger/result.hpp"
 
@@ -92,26 +94,12 @@ bool facts_of(const case_desk& desk, const ks::recon_case& c, lp::case_facts& f,
   return true;
 }
 
-void book(caf::event_based_actor* self, const case_desk& desk, const ks::recon_case& c, ks::recon_resolution entry,
-          caf::response_promise rp) {
-  lp::case_facts f;
-  ks::error err;
-  if (!facts_of(desk, c, f, err)) return answer(rp, recon_case_resolved{err, case_result::ok, {}});
-  if (!desk.ledger || !desk.suspense_account) return answer(rp, case_result::ledger_refused);
-  auto direction = lp::case_direction(entry.direction);
-  ledger::transfer t{};
-  const case_result planned =
-      lp::plan_booking(f, f.account_id != 0 ? desk.suspense_account(f.account_id, f.ledger) : 0, direction,
-                       entry.amount, t);
-  if (planned != case_result::ok) return answer(rp, planned);
-  entry.direction = uint8_t(direction);
+// Books the resolution's transfer (exists: booked before) and journals `entry`.
+void book_and_journal(caf::event_based_actor* self, const case_desk& desk, request_context ctx, ledger::transfer t,
+                      ks::recon_resolution entry, caf::response_promise rp) {
   entry.transfer_id = t.id;
   entry.debit_account_id = t.debit_account_id;
   entry.credit_account_id = t.credit_account_id;
-  request_context ctx;
-  ctx.trace_id = c.trace_id;
-  ctx.business_id = f.business_id;
-  ctx.client_id = entry.client_id;
   self->request(desk.ledger, caf::infinite, create_transfers_request{ctx, {t}, {1}})
       .then(
           [self, desk, entry, rp](create_reply& r) mutable {
@@ -127,6 +115,103 @@ void book(caf::event_based_actor* self, const case_desk& desk, const ks::recon_c
             answer(rp, recon_case_resolved{{ks::errc::io, "the ledger did not answer: " + to_string(e)},
                                            case_result::ok, {}});
           });
+}
+
+request_context context_of(const ks::recon_case& c, const lp::case_facts& f, const ks::recon_resolution& entry) {
+  request_context ctx;
+  ctx.trace_id = c.trace_id;
+  ctx.business_id = f.business_id;
+  ctx.client_id = entry.client_id;
+  return ctx;
+}
+
+void book(caf::event_based_actor* self, const case_desk& desk, const ks::recon_case& c, ks::recon_resolution entry,
+          caf::response_promise rp) {
+  lp::case_facts f;
+  ks::error err;
+  if (!facts_of(desk, c, f, err)) return answer(rp, recon_case_resolved{err, case_result::ok, {}});
+  if (!desk.ledger || !desk.suspense_account) return answer(rp, case_result::ledger_refused);
+  auto direction = lp::case_direction(entry.direction);
+  ledger::transfer t{};
+  const case_result planned =
+      lp::plan_booking(f, f.account_id != 0 ? desk.suspense_account(f.account_id, f.ledger) : 0, direction,
+                       entry.amount, t);
+  if (planned != case_result::ok) return answer(rp, planned);
+  entry.direction = uint8_t(direction);
+  book_and_journal(self, desk, context_of(c, f, entry), t, entry, rp);
+}
+
+// --- refund ----------------------------------------------------------------------------------
+
+// What a refund needs beside the case: the provider's channel and chart accounts.
+struct refund_plan {
+  caf::actor channel;
+  bool credential = false; // the provider wants one on the call
+  u128 suspense = 0, clearing = 0;
+  payment_call call;
+};
+
+// The provider's answer: book what it gave back, or leave the case open with why.
+void refund_answered(caf::event_based_actor* self, const case_desk& desk, const ks::recon_case& c,
+                     const lp::case_facts& f, const refund_plan& p, ks::recon_resolution entry, caf::response_promise rp,
+                     const call_result& r) {
+  u128 booked = 0;
+  const case_result outcome = lp::refund_outcome(uint8_t(r.status), r.not_sent, r.amount, p.call.amount, booked);
+  if (outcome != case_result::ok) return answer(rp, outcome);
+  ledger::transfer t{};
+  const case_result planned = lp::plan_refund_booking(f, p.suspense, p.clearing, booked, t);
+  if (planned != case_result::ok) return answer(rp, planned);
+  entry.amount = booked;
+  book_and_journal(self, desk, context_of(c, f, entry), t, entry, rp);
+}
+
+void refund_call(caf::event_based_actor* self, const case_desk& desk, const ks::recon_case& c, const lp::case_facts& f,
+                 const refund_plan& p, ks::recon_resolution entry, caf::response_promise rp) {
+  self->request(p.channel, std::chrono::milliseconds(desk.refund_timeout_ms), p.call)
+      .then(
+          [self, desk, c, f, p, entry, rp](call_result& r) mutable {
+            refund_answered(self, desk, c, f, p, entry, rp, r);
+          },
+          // no answer in time: the provider may have refunded; asking again sends the same id
+          [rp](caf::error&) mutable { answer(rp, case_result::refund_outcome_unknown); });
+}
+
+void refund(caf::event_based_actor* self, const case_desk& desk, const ks::recon_case& c, ks::recon_resolution entry,
+            caf::response_promise rp) {
+  lp::case_facts f;
+  ks::error err;
+  if (!facts_of(desk, c, f, err)) return answer(rp, recon_case_resolved{err, case_result::ok, {}});
+  refund_plan p;
+  const std::string provider(c.provider, strnlen(c.provider, sizeof c.provider));
+  for (const auto& [name, channel] : desk.channels)
+    if (name == provider) p.channel = channel;
+  p.credential = std::find(desk.credential_providers.begin(), desk.credential_providers.end(), provider) !=
+                 desk.credential_providers.end();
+  f.payment_id = c.payment_id;
+  f.provider_known = p.channel && desk.clearing_account && desk.suspense_account && desk.ledger && desk.payments;
+  u128 amount = entry.amount;
+  const case_result planned = lp::plan_refund(f, amount);
+  if (planned != case_result::ok) return answer(rp, planned);
+  p.suspense = desk.suspense_account(f.account_id, f.ledger);
+  p.clearing = desk.clearing_account(provider, f.account_id, f.ledger);
+  p.call.ctx = context_of(c, f, entry);
+  p.call.payment_id = desk.payments->ids().case_refund_id(c.id);
+  p.call.kind = call_kind::refund;
+  p.call.amount = amount;
+  p.call.ledger = f.ledger;
+  p.call.account_id = f.account_id;
+  p.call.refund_of = c.payment_id;
+  if (p.suspense == 0 || p.clearing == 0 || p.call.payment_id == 0) return answer(rp, case_result::refund_not_possible);
+  entry.direction = 0;
+  if (!p.credential) return refund_call(self, desk, c, f, p, entry, rp);
+  self->request(p.channel, std::chrono::milliseconds(desk.refund_timeout_ms), credential_request{p.call.ctx})
+      .then(
+          [self, desk, c, f, p, entry, rp](credential_reply& r) mutable {
+            if (!r.ok) return answer(rp, case_result::provider_unavailable);
+            p.call.credential = r.token;
+            refund_call(self, desk, c, f, p, entry, rp);
+          },
+          [rp](caf::error&) mutable { answer(rp, case_result::provider_unavailable); });
 }
 
 // A book whose journal entry was lost (kassad stopped in between) left the case open with its
@@ -171,6 +256,7 @@ void resolve(caf::event_based_actor* self, case_desk desk, resolve_case r, caf::
   copy_text(entry.by, r.by);
   copy_text(entry.note, r.note);
   if (lp::case_action(r.action) == lp::case_action::accept) return accept(self, desk, entry, rp);
+  if (lp::case_action(r.action) == lp::case_action::refund) return refund(self, desk, c, entry, rp);
   book(self, desk, c, entry, rp);
 }
 

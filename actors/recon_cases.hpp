@@ -1,6 +1,7 @@
 #pragma once
-// The reconciler's case desk: resolving a case (accept, or book its correcting transfer, then
-// journal it) and listing cases with their journal. Part of the reconciler actor; its writes go
+// The reconciler's case desk: resolving a case (accept, book its correcting transfer, or have
+// the provider refund what it parked and book that out of suspense; then journal it) and
+// listing cases with their journal. Part of the reconciler actor; its writes go
 // through the reconciler's committer like every other write of the recon store.
 #include <caf/all.hpp>
 #include <algorithm>
@@ -8,6 +9,8 @@
 #include <functional>
 #include <string>
 #include <memory>
+#include <utility>
+#include <vector>
 
 #include "actors/reconciler.hpp"
 
@@ -30,6 +33,11 @@ struct case_desk {
   std::function<u128(u128, uint32_t)> suspense_account;
   uint64_t now_ns = 0;
   std::function<void(const recon_written&)> written;       // after each commit
+  // refund: the channel of each provider, its clearing accounts, who wants a credential
+  std::vector<std::pair<std::string, caf::actor>> channels;
+  std::function<u128(const std::string&, u128, uint32_t)> clearing_account;
+  std::vector<std::string> credential_providers;
+  uint32_t refund_timeout_ms = 10000;
 };
 
 // `text` into a zero-padded field, cut to its size.

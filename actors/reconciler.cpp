@@ -121,6 +121,35 @@ struct round_work {
 
 enum class verdict { pending, matched, opened, failed };
 
+// A line of a case's refund (the sequence field is the case id): against the case's journaled
+// refund resolution, which is made once the provider confirmed; until then the line waits the grace.
+template <class Open>
+verdict match_case_refund(reconciler_state& st, const recon_pending& line, uint64_t case_id, recon_case& c,
+                          round_work& w, Open open) {
+  recon_case rc;
+  ks::recon_resolution res;
+  bool found = false, resolved = false;
+  ks::error err = st.store->get_case(case_id, rc, found);
+  if (err.ok() && found) err = st.store->get_resolution(case_id, res, resolved);
+  if (!err.ok()) {
+    st.last_error = err.message;
+    return verdict::failed;
+  }
+  if (!found) return open(case_kind::missing_internal);
+  c.row_id = rc.row_id;
+  c.trace_id = rc.trace_id;
+  if (rc.ledger != 0) c.ledger = rc.ledger;
+  if (!resolved || res.action != uint8_t(pay::case_action::refund)) {
+    if (w.now - std::min(w.now, line.first_seen_ns) < uint64_t(st.opts.grace_ms) * 1000000u) return verdict::pending;
+    return open(case_kind::missing_internal);
+  }
+  c.internal_amount = res.amount;
+  if (res.amount != line.amount) return open(case_kind::amount_mismatch);
+  w.seen[line.payment_id] = ks::seen_matched;
+  ++w.batch.matched;
+  return verdict::matched;
+}
+
 // Matches one statement line of `provider` against the payments store.
 verdict match_line(reconciler_state& st, const std::string& provider, const recon_pending& line, round_work& w) {
   const uint64_t grace_ns = uint64_t(st.opts.grace_ms) * 1000000u;
@@ -157,6 +186,7 @@ verdict match_line(reconciler_state& st, const std::string& provider, const reco
   uint64_t sequence = 0;
   pay::call_role role = pay::call_role::main;
   if (!st.opts.payments->ids().decode(line.payment_id, sequence, role)) return open(case_kind::missing_internal);
+  if (role == pay::call_role::case_refund) return match_case_refund(st, line, sequence, c, w, open);
   pay::order row;
   bool found = false;
   if (auto err = st.opts.payments->find_sequence(sequence, row, found); !err.ok()) {
@@ -726,11 +756,21 @@ caf::behavior reconciler(reconciler_actor* self, reconciler_options opts, std::s
       },
       [self](resolve_case& r) {
         auto& st = self->state;
-        case_desk desk{st.store, st.opts.payments, st.committer, st.opts.ledger, st.opts.suspense_account, now_ns(st),
-                       [self](const recon_written& done) {
-                         if (done.error.ok()) self->state.counters = done.counters;
-                         else self->state.last_error = done.error.message;
-                       }};
+        case_desk desk;
+        desk.store = st.store;
+        desk.payments = st.opts.payments;
+        desk.committer = st.committer;
+        desk.ledger = st.opts.ledger;
+        desk.suspense_account = st.opts.suspense_account;
+        desk.now_ns = now_ns(st);
+        desk.written = [self](const recon_written& done) {
+          if (done.error.ok()) self->state.counters = done.counters;
+          else self->state.last_error = done.error.message;
+        };
+        desk.channels = st.opts.channels;
+        desk.clearing_account = st.opts.clearing_account;
+        desk.credential_providers = st.opts.credential_providers;
+        desk.refund_timeout_ms = st.opts.refund_timeout_ms;
         auto rp = self->make_response_promise();
         resolve(self, std::move(desk), std::move(r), rp);
         return rp;

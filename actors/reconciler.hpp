@@ -52,6 +52,13 @@ struct reconciler_options {
   // Resolving cases: the suspense account of `ledger` in the shard of `account` (the one the
   // payment core books to); empty: `book` is refused (ledger_refused), accept still works.
   std::function<u128(u128 account, uint32_t ledger)> suspense_account;
+  // Refunding a case: the provider's clearing account of `ledger` in the shard of `account`
+  // (as the payment core books to it; 0 for a provider not configured), the providers that want
+  // a credential on a payment call, and how long the refund call may take. Empty: refund is
+  // refused (refund_not_possible).
+  std::function<u128(const std::string& provider, u128 account, uint32_t ledger)> clearing_account;
+  std::vector<std::string> credential_providers;
+  uint32_t refund_timeout_ms = 10000;
 };
 
 // The payment core opens a suspense case: money it parked in suspense (an amount mismatch, a

@@ -172,6 +172,7 @@ struct reconciliation_config {
   bool enabled = true;
   uint32_t interval_ms = 1000;             // 1 .. 3600000
   uint32_t grace_ms = 5000;                // unmatched this long becomes a case, 0 .. 86400000
+  uint32_t refund_timeout_ms = 10000;      // a case refund's provider call, 1 .. 600000
 };
 
 // One step of a flow. The step names are checked at boot against the steps kassa registers,

@@ -133,7 +133,7 @@ int cases_show(client::blocking_client& c, uint64_t id, bool json) {
 int cases_resolve(client::blocking_client& c, const case_resolution_args& a, bool json) {
   ks::recon_resolution r;
   r.case_id = a.id;
-  r.action = uint8_t(parse_word("--action", a.action, {lp::case_action::accept, lp::case_action::book}));
+  r.action = uint8_t(parse_word("--action", a.action, {lp::case_action::accept, lp::case_action::book, lp::case_action::refund}));
   if (!a.direction.empty())
     r.direction = uint8_t(parse_word("--direction", a.direction,
                                      {lp::case_direction::from_suspense, lp::case_direction::to_suspense}));

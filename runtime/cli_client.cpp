@@ -92,13 +92,18 @@ const std::map<std::string, std::string>& usages() {
       {"cases",
        "usage: kassa cases list [--open]\n"
        "       kassa cases show ID\n"
-       "       kassa cases resolve ID --action accept|book --note TEXT [--by NAME]\n"
+       "       kassa cases resolve ID --action accept|book|refund --note TEXT [--by NAME]\n"
        "                          [--direction from_suspense|to_suspense --amount N]\n"
+       "                          (refund: [--amount N])\n"
        "Reconciliation cases in a running kassad (get_cases, resolve_case). list prints every\n"
        "case (--open: the open ones); show one case with how it was resolved. resolve closes an\n"
        "open case: accept books nothing; book books one correcting transfer between the case's\n"
        "account and the suspense account of its ledger, its direction and amount given, or, both\n"
-       "left out, taken from a suspense case (all the money parked). --note (at most 128 bytes)\n"
+       "left out, taken from a suspense case (all the money parked). refund asks the provider to\n"
+       "give money a topup or pay brought in and kassa parked in suspense back to the payer (all\n"
+       "of it, or --amount N of it) and, once the provider confirmed, books it out of suspense to\n"
+       "the provider's clearing account; refund_outcome_unknown: resolve again later, the provider\n"
+       "is asked the same refund and refunds once. --note (at most 128 bytes)\n"
        "says why; --by (default $USER, at most 32 bytes) who. Each resolution is journaled\n"
        "with the authenticated client id. A case is resolved once: asking again answers\n"
        "case_resolved and books nothing. Exit 1 when the case is unknown or the resolution refused.\n"},
@@ -555,7 +560,11 @@ int run_cases(const args_t& a, session& s, bool json) {
       r.amount = number("--amount", *v);
       if (r.amount == 0) throw usage_error("--amount must be above 0");
     }
-    if (r.direction.empty() != (r.amount == 0)) throw usage_error("--direction and --amount go together");
+    if (r.action == "refund") {
+      if (!r.direction.empty()) throw usage_error("--direction: a refund moves money out of suspense only");
+    } else if (r.direction.empty() != (r.amount == 0)) {
+      throw usage_error("--direction and --amount go together");
+    }
     r.note = a.get("note").value_or("");
     const char* user = std::getenv("USER");
     r.by = a.get("by").value_or(user != nullptr ? user : "");

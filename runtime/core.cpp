@@ -247,6 +247,20 @@ std::unique_ptr<payment_core> start_payment_core(caf::actor_system& sys, const c
       namespace lp = ledger::payments;
       return lp::account_id(lp::role::suspense, 0, actors::shard_of(account, shards), l);
     };
+    std::vector<std::string> provider_names;
+    for (const config::provider_config& p : payments.providers) {
+      provider_names.push_back(p.name); // the index is the provider's in the chart of accounts
+      if (p.credentials) ro.credential_providers.push_back(p.name);
+    }
+    ro.clearing_account = [shards = cfg.store.shards, provider_names](const std::string& name, u128 account,
+                                                                        uint32_t l) -> u128 {
+      namespace lp = ledger::payments;
+      for (size_t i = 0; i < provider_names.size(); ++i)
+        if (provider_names[i] == name)
+          return lp::account_id(lp::role::provider_clearing, uint32_t(i), actors::shard_of(account, shards), l);
+      return 0;
+    };
+    ro.refund_timeout_ms = payments.reconciliation.refund_timeout_ms;
     ro.log_booking_case = [site](const std::string& c) {
       site.log(log::level::error, "a payment row and the ledger disagree; a reconciliation case is open", {{"case", c}});
     };

@@ -82,23 +82,34 @@ constexpr const gl_rule* gl_rule_for(const char (&step)[step_bytes], uint16_t en
 
 // A `book` resolution of a reconciliation case moves money between its ledger's suspense account
 // (GL suspense, as book_suspense and book_suspense_in post it) and the user's account (GL
-// customer_funds); the voucher carries `step`. An accept books nothing, so makes no voucher.
+// customer_funds); a `refund` moves it out of suspense to the provider's clearing account once
+// the provider gave it back to the payer (the provider owes kassa that much less, as
+// book_suspense_out posts it). The voucher carries `step`. An accept books nothing, so makes no
+// voucher.
 struct gl_case_rule {
+  case_action action;
   case_direction direction;
   std::string_view step; // at most step_bytes: stored whole
   gl_account debit, credit;
 };
 constexpr gl_case_rule gl_case_rules[] = {
-    {case_direction::from_suspense, "case_to_account", gl_account::suspense, gl_account::customer_funds},
-    {case_direction::to_suspense, "case_to_suspense", gl_account::customer_funds, gl_account::suspense},
+    {case_action::book, case_direction::from_suspense, "case_to_account", gl_account::suspense,
+     gl_account::customer_funds},
+    {case_action::book, case_direction::to_suspense, "case_to_suspense", gl_account::customer_funds,
+     gl_account::suspense},
+    {case_action::refund, case_direction::none, "case_refund", gl_account::suspense, gl_account::provider_receivable},
 };
-static_assert(gl_case_rules[0].step.size() <= step_bytes && gl_case_rules[1].step.size() <= step_bytes);
+constexpr bool gl_case_steps_fit() {
+  for (const gl_case_rule& r : gl_case_rules)
+    if (r.step.size() > step_bytes) return false;
+  return true;
+}
+static_assert(gl_case_steps_fit());
 
 // The rule for a journaled resolution's action and direction, or nullptr when it books nothing.
 constexpr const gl_case_rule* gl_rule_for_case(uint8_t action, uint8_t direction) {
-  if (action != static_cast<uint8_t>(case_action::book)) return nullptr;
   for (const gl_case_rule& r : gl_case_rules)
-    if (static_cast<uint8_t>(r.direction) == direction) return &r;
+    if (static_cast<uint8_t>(r.action) == action && static_cast<uint8_t>(r.direction) == direction) return &r;
   return nullptr;
 }
 

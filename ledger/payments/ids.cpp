@@ -38,13 +38,25 @@ const id_generation* provider_ids::generation_of(uint64_t sequence) const {
 
 u128 provider_ids::id(uint64_t sequence, call_role role) const {
   KASSA_ASSERT(sequence <= payment_sequence_max);
+  KASSA_ASSERT(role != call_role::case_refund); // its sequence is a case id: case_refund_id
   const id_generation* g = generation_of(sequence);
   return g ? payment_id(issuer_of(installation_id_, g->nonce), sequence, role) : legacy_payment_id(sequence, role);
+}
+
+u128 provider_ids::case_refund_id(uint64_t case_id) const {
+  KASSA_ASSERT(case_id <= payment_sequence_max);
+  return generations_.empty() ? 0 : payment_id(issuer(), case_id, call_role::case_refund);
 }
 
 bool provider_ids::decode(u128 id, uint64_t& sequence, call_role& role) const {
   payment_id_parts p;
   if (!decode_payment_id(id, p) || p.sequence > payment_sequence_max) return false;
+  if (p.role == call_role::case_refund) {
+    if (p.legacy || generations_.empty() || p.issuer != issuer()) return false;
+    sequence = p.sequence; // the case id
+    role = p.role;
+    return true;
+  }
   // only the id this directory gives that row: legacy before the first generation, else the
   // issuer of the row's own generation
   if (generation_of(p.sequence) == nullptr ? !p.legacy : this->id(p.sequence, p.role) != id) return false;

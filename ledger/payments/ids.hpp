@@ -26,11 +26,14 @@ namespace sid = ledger::system_ids;
 enum class call_role : uint8_t {
   main = 1,         // the row's own provider call (charge, payout or refund)
   compensation = 2, // the refund that gives back what the main call took (policy or duplicate)
+  // An operator's refund of money a reconciliation case parked in suspense: the sequence field
+  // holds the CASE id, not a row's, under the newest generation's issuer (case_refund_id).
+  case_refund = 3,
 };
 constexpr uint64_t payment_sequence_max = (uint64_t{1} << 56) - 1; // also transfer_id's bound
 constexpr uint64_t legacy_payment_id_tag = 0x4B41'5353'0000'0000ull;
 
-inline constexpr bool call_role_known(uint64_t r) { return r >= 1 && r <= 2; }
+inline constexpr bool call_role_known(uint64_t r) { return r >= 1 && r <= 3; }
 inline constexpr u128 legacy_payment_id(uint64_t sequence, call_role role = call_role::main) {
   return make_u128(legacy_payment_id_tag | static_cast<uint64_t>(role), sequence);
 }
@@ -87,9 +90,15 @@ public:
   // The id of the call `role` of the row numbered `sequence`, under the generation the row
   // was created in (legacy for rows older than every generation).
   u128 id(uint64_t sequence, call_role role = call_role::main) const;
+  // The id of the refund that gives back what reconciliation case `case_id` parked: under the
+  // newest generation's issuer, so a restored copy (whose case ids start again where its backup
+  // stood) never sends an id the original sent. 0 without a generation (a legacy store).
+  u128 case_refund_id(uint64_t case_id) const;
   // True when `id` is one this data directory sends, with the row's sequence and the role:
   // an id of another installation or generation, or of a sequence its generation did not
-  // create, is not.
+  // create, is not. A case_refund id gives the CASE id in `sequence`, and only under the
+  // newest generation's issuer (a refund sent before a restore is money this copy never asked
+  // for: it becomes a case).
   bool decode(u128 id, uint64_t& sequence, call_role& role) const;
 
 private:

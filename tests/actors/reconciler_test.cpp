@@ -39,6 +39,14 @@ struct fake_statement {
   std::vector<statement_entry> entries;
   bool down = false; // answers ok = false
   uint64_t requests = 0;
+  // payment calls (a case's refund): answered with `refund_status` and the amount asked plus
+  // `refund_extra`, the first answer again to a payment id seen before; `silent`: never answered
+  std::vector<payment_call> calls;
+  std::map<u128, call_result> answered;
+  call_status refund_status = call_status::succeeded;
+  u128 refund_extra = 0;
+  bool silent = false;
+  std::vector<caf::response_promise> unanswered;
   void add(u128 payment_id, u128 amount) {
     std::lock_guard<std::mutex> g(mu);
     statement_entry e;
@@ -50,8 +58,29 @@ struct fake_statement {
   }
 };
 
-caf::behavior fake_channel(caf::event_based_actor*, std::shared_ptr<fake_statement> f) {
+caf::behavior fake_channel(caf::event_based_actor* self, std::shared_ptr<fake_statement> f) {
   return {
+      [f](const credential_request&) -> credential_reply {
+        std::lock_guard<std::mutex> g(f->mu);
+        return f->down ? credential_reply{false, {}, "provider down"} : credential_reply{true, "tok-1", {}};
+      },
+      [self, f](const payment_call& c) -> caf::result<call_result> {
+        std::lock_guard<std::mutex> g(f->mu);
+        f->calls.push_back(c);
+        if (auto it = f->answered.find(c.payment_id); it != f->answered.end()) return it->second;
+        if (f->silent) {
+          f->unanswered.push_back(self->make_response_promise());
+          return f->unanswered.back();
+        }
+        call_result r;
+        r.status = f->refund_status;
+        r.payment_id = c.payment_id;
+        const bool moved = r.status == call_status::succeeded || r.status == call_status::partial;
+        r.amount = moved ? c.amount + f->refund_extra : 0;
+        r.attempts = 1;
+        if (moved || r.status == call_status::declined) f->answered[c.payment_id] = r; // the provider keeps it
+        return r;
+      },
       [f](const statement_request& r) -> statement_reply {
         std::lock_guard<std::mutex> g(f->mu);
         ++f->requests;
@@ -187,7 +216,8 @@ struct recon_node {
   recon_node(const std::shared_ptr<ks::payments_store>& payments, const std::string& path,
              const std::vector<std::pair<std::string, std::shared_ptr<fake_statement>>>& statements,
              std::shared_ptr<std::atomic<uint64_t>> clock, std::shared_ptr<fake_ledger> ledger = nullptr,
-             std::function<void(const std::string&)> log_booking_case = {}) {
+             std::function<void(const std::string&)> log_booking_case = {},
+             std::function<void(reconciler_options&)> edit = {}) {
     reconciler_options o;
     o.payments = payments;
     o.path = path;
@@ -210,7 +240,12 @@ struct recon_node {
       o.booking_scan_ids_max = 3; // several pages for the ledger's payments id range
       o.log_booking_case = std::move(log_booking_case);
       o.suspense_account = [](u128 account, uint32_t l) { return make_u128(0x5050, u128_lo(account) * 1000 + l); };
+      o.clearing_account = [](const std::string& provider, u128 account, uint32_t l) -> u128 {
+        return provider == "alpha" ? make_u128(0xC1EA, u128_lo(account) * 1000 + l) : 0;
+      };
+      o.refund_timeout_ms = 300;
     }
+    if (edit) edit(o);
     ks::error err;
     recon = spawn_reconciler(*node.sys, std::move(o), err);
     INFO(err.message);
@@ -590,6 +625,207 @@ TEST_CASE("resolving a suspense case with book moves the parked money once; a se
     CHECK(rn.node.ask<recon_case_resolved>(rn.recon, r).result == pay::case_result::booking_differs);
     CHECK(rn.cases(true).size() == 1);
   }
+}
+
+TEST_CASE("refunding a suspense case gives the parked money back through the provider once and books it out of "
+          "suspense; the provider's statement line of it matches", "[recon]") {
+  temp_dir dir;
+  auto payments = open_payments(dir.path + "/payments");
+  pay::order row = make_row(42, pay::order_state::in_review, 1007);
+  row.account_id = 5;
+  row.amount = 1000;
+  pay::order out = make_row(43, pay::order_state::in_review, 300);
+  out.kind = uint16_t(pay::kind::withdrawal);
+  out.account_id = 5;
+  ks::payments_batch rows;
+  rows.rows = {row, out};
+  write_ok(*payments, std::move(rows));
+  auto clock = std::make_shared<std::atomic<uint64_t>>(t0);
+  auto ledger = std::make_shared<fake_ledger>();
+  auto alpha = std::make_shared<fake_statement>();
+  recon_node rn(payments, dir.path + "/recon", {{"alpha", alpha}}, clock, ledger);
+  open_case oc;
+  oc.payment_id = payments->ids().id(42);
+  oc.row_id = row.id;
+  oc.ledger = 1;
+  oc.internal_amount = 1000;
+  oc.provider_amount = 1007;
+  oc.provider = "alpha";
+  REQUIRE(rn.node.ask<recon_case_opened>(rn.recon, oc).id == 1);
+  open_case oc_out = oc; // money that went out: nothing to refund
+  oc_out.payment_id = payments->ids().id(43);
+  oc_out.row_id = out.id;
+  oc_out.provider_amount = 300;
+  REQUIRE(rn.node.ask<recon_case_opened>(rn.recon, oc_out).id == 2);
+  const u128 suspense = make_u128(0x5050, 5 * 1000 + 1);
+  const u128 clearing = make_u128(0xC1EA, 5 * 1000 + 1);
+  const u128 refund_id = payments->ids().case_refund_id(1);
+  auto calls = [&] {
+    std::lock_guard<std::mutex> g(alpha->mu);
+    return alpha->calls;
+  };
+
+  resolve_case r;
+  r.id = 1;
+  r.action = uint8_t(pay::case_action::refund);
+  r.note = "the customer meant 1000";
+  SECTION("refused before the provider is asked") {
+    r.direction = uint8_t(pay::case_direction::from_suspense);
+    CHECK(rn.node.ask<recon_case_resolved>(rn.recon, r).result == pay::case_result::direction_invalid);
+    r.direction = 0;
+    r.amount = 1008;
+    CHECK(rn.node.ask<recon_case_resolved>(rn.recon, r).result == pay::case_result::refund_exceeds_parked);
+    r.amount = 0;
+    r.id = 2;
+    CHECK(rn.node.ask<recon_case_resolved>(rn.recon, r).result == pay::case_result::refund_not_possible);
+    CHECK(calls().empty());
+    CHECK(ledger->applied == 0);
+    CHECK(rn.cases(true).size() == 2);
+  }
+  SECTION("all that was parked, once; the statement line of the refund matches") {
+    r.client_id = 9;
+    const auto done = rn.node.ask<recon_case_resolved>(rn.recon, r);
+    INFO(done.error.message);
+    REQUIRE(done.resolved());
+    CHECK(done.resolution.action == uint8_t(pay::case_action::refund));
+    CHECK(done.resolution.amount == 1007);
+    CHECK(done.resolution.transfer_id == pay::case_transfer_id(1));
+    CHECK(done.resolution.debit_account_id == suspense);
+    CHECK(done.resolution.credit_account_id == clearing);
+    REQUIRE(calls().size() == 1);
+    const payment_call c = calls()[0];
+    CHECK(c.kind == call_kind::refund);
+    CHECK(c.payment_id == refund_id);
+    CHECK(c.refund_of == payments->ids().id(42));
+    CHECK(c.amount == 1007);
+    CHECK(c.ledger == 1);
+    CHECK(c.account_id == 5);
+    REQUIRE(ledger->created.count(pay::case_transfer_id(1)) == 1);
+    const ledger::transfer& t = ledger->created[pay::case_transfer_id(1)];
+    CHECK(t.debit_account_id == suspense);
+    CHECK(t.credit_account_id == clearing);
+    CHECK(t.amount == 1007);
+    // asked again: refused, the provider not asked again, nothing booked again
+    CHECK(rn.node.ask<recon_case_resolved>(rn.recon, r).result == pay::case_result::case_resolved);
+    CHECK(calls().size() == 1);
+    CHECK(ledger->applied == 1);
+    // the provider's statement shows the refund under the case-refund id
+    const uint64_t matched = rn.status().matched;
+    alpha->add(refund_id, 1007);
+    REQUIRE(eventually([&] { return rn.status().providers[0].cursor == 1; }));
+    rn.settle();
+    CHECK(rn.status().matched == matched + 1);
+    CHECK(rn.cases(true).size() == 1); // case 2 only
+  }
+  SECTION("a part of it; a provider that gives back more is booked as asked, its statement line a mismatch") {
+    r.amount = 500;
+    {
+      std::lock_guard<std::mutex> g(alpha->mu);
+      alpha->refund_extra = 2;
+    }
+    const auto done = rn.node.ask<recon_case_resolved>(rn.recon, r);
+    REQUIRE(done.resolved());
+    CHECK(done.resolution.amount == 500);
+    CHECK(ledger->created[pay::case_transfer_id(1)].amount == 500);
+    alpha->add(refund_id, 502);
+    REQUIRE(eventually([&] { return rn.status().providers[0].cursor == 1; }));
+    rn.settle();
+    CHECK(set_of(rn.cases(true)) ==
+          case_set{expect(ks::case_kind::suspense, payments->ids().id(43)), expect(ks::case_kind::amount_mismatch, refund_id)});
+  }
+  SECTION("a decline or an unclear answer leaves the case open; asking again sends the same refund") {
+    auto answer_with = [&](call_status st) {
+      std::lock_guard<std::mutex> g(alpha->mu);
+      alpha->answered.clear();
+      alpha->refund_status = st;
+    };
+    answer_with(call_status::declined);
+    CHECK(rn.node.ask<recon_case_resolved>(rn.recon, r).result == pay::case_result::provider_declined);
+    answer_with(call_status::rejected);
+    CHECK(rn.node.ask<recon_case_resolved>(rn.recon, r).result == pay::case_result::provider_unavailable);
+    answer_with(call_status::pending);
+    CHECK(rn.node.ask<recon_case_resolved>(rn.recon, r).result == pay::case_result::refund_outcome_unknown);
+    {
+      std::lock_guard<std::mutex> g(alpha->mu);
+      alpha->silent = true;
+    }
+    CHECK(rn.node.ask<recon_case_resolved>(rn.recon, r).result == pay::case_result::refund_outcome_unknown);
+    CHECK(ledger->applied == 0);
+    CHECK(rn.cases(true).size() == 2);
+    // the statement shows the refund before kassa knows of it: it waits the grace
+    alpha->add(refund_id, 1007);
+    REQUIRE(eventually([&] { return rn.status().providers[0].cursor == 1; }));
+    rn.settle();
+    CHECK(rn.status().providers[0].pending == 1);
+    {
+      std::lock_guard<std::mutex> g(alpha->mu);
+      alpha->silent = false;
+      alpha->refund_status = call_status::succeeded;
+    }
+    REQUIRE(rn.node.ask<recon_case_resolved>(rn.recon, r).resolved());
+    for (const payment_call& c : calls()) CHECK(c.payment_id == refund_id);
+    CHECK(ledger->applied == 1);
+    rn.settle();
+    CHECK(rn.status().providers[0].pending == 0);
+    CHECK(rn.cases(true).size() == 1);
+  }
+  SECTION("a refund line of a case never refunded becomes missing_internal after the grace") {
+    alpha->add(refund_id, 1007);
+    alpha->add(payments->ids().case_refund_id(77), 5); // no such case
+    REQUIRE(eventually([&] { return rn.status().providers[0].cursor == 2; }));
+    rn.settle();
+    CHECK(rn.status().providers[0].pending == 1);
+    clock->store(t0 + 2 * second);
+    rn.settle();
+    // (the rows' own charges never showed in a statement either)
+    CHECK(set_of(rn.cases(true)) == case_set{expect(ks::case_kind::suspense, payments->ids().id(42)),
+                                            expect(ks::case_kind::suspense, payments->ids().id(43)),
+                                            expect(ks::case_kind::missing_provider, payments->ids().id(42)),
+                                            expect(ks::case_kind::missing_provider, payments->ids().id(43)),
+                                            expect(ks::case_kind::missing_internal, refund_id),
+                                            expect(ks::case_kind::missing_internal, payments->ids().case_refund_id(77))});
+  }
+}
+
+TEST_CASE("a case's refund to a provider that wants a credential carries one; without one it is not sent",
+          "[recon]") {
+  temp_dir dir;
+  auto payments = open_payments(dir.path + "/payments");
+  pay::order row = make_row(42, pay::order_state::in_review, 1007);
+  row.account_id = 5;
+  ks::payments_batch rows;
+  rows.rows = {row};
+  write_ok(*payments, std::move(rows));
+  auto clock = std::make_shared<std::atomic<uint64_t>>(t0);
+  auto ledger = std::make_shared<fake_ledger>();
+  auto alpha = std::make_shared<fake_statement>();
+  recon_node rn(payments, dir.path + "/recon", {{"alpha", alpha}}, clock, ledger, {},
+                [](reconciler_options& o) { o.credential_providers = {"alpha"}; });
+  open_case oc;
+  oc.payment_id = payments->ids().id(42);
+  oc.row_id = row.id;
+  oc.ledger = 1;
+  oc.provider_amount = 1007;
+  oc.provider = "alpha";
+  REQUIRE(rn.node.ask<recon_case_opened>(rn.recon, oc).id == 1);
+  resolve_case r;
+  r.id = 1;
+  r.action = uint8_t(pay::case_action::refund);
+  r.note = "refund";
+  {
+    std::lock_guard<std::mutex> g(alpha->mu);
+    alpha->down = true; // no credential
+  }
+  CHECK(rn.node.ask<recon_case_resolved>(rn.recon, r).result == pay::case_result::provider_unavailable);
+  {
+    std::lock_guard<std::mutex> g(alpha->mu);
+    CHECK(alpha->calls.empty());
+    alpha->down = false;
+  }
+  REQUIRE(rn.node.ask<recon_case_resolved>(rn.recon, r).resolved());
+  std::lock_guard<std::mutex> g(alpha->mu);
+  REQUIRE(alpha->calls.size() == 1);
+  CHECK(alpha->calls[0].credential == "tok-1");
 }
 
 namespace {

@@ -36,7 +36,7 @@ TEST_CASE("a resolution request is checked in the order of its result codes", "[
   CHECK(check_request(book, 0, 0, true) == case_result::ok);
   CHECK(check_request(book, to, 5, true) == case_result::ok);
   CHECK(check_request(0, 9, 5, false) == case_result::action_unknown);
-  CHECK(check_request(3, 0, 0, true) == case_result::action_unknown);
+  CHECK(check_request(4, 0, 0, true) == case_result::action_unknown);
   CHECK(check_request(book, 9, 0, false) == case_result::note_missing);
   CHECK(check_request(book, 3, 5, true) == case_result::direction_invalid);
   CHECK(check_request(accept, from, 5, true) == case_result::direction_invalid);
@@ -128,4 +128,110 @@ TEST_CASE("a book resolution posts between GL suspense and customer funds the wa
   CHECK(gl_rule_for_case(book, 0) == nullptr);
   CHECK(gl_rule_for_case(book, 3) == nullptr);
   CHECK(gl_rule_for_case(0, from) == nullptr);
+}
+
+namespace {
+constexpr uint8_t refund = uint8_t(case_action::refund);
+
+case_facts refundable() {
+  case_facts f = parked_topup();
+  f.payment_id = 0xABC;
+  f.provider_known = true;
+  return f;
+}
+} // namespace
+
+TEST_CASE("a refund request takes no direction and may leave the amount to the case", "[ledger][cases]") {
+  CHECK(check_request(refund, 0, 0, true) == case_result::ok);
+  CHECK(check_request(refund, 0, 5, true) == case_result::ok);
+  CHECK(check_request(refund, 0, 0, false) == case_result::note_missing);
+  CHECK(check_request(refund, from, 0, true) == case_result::direction_invalid);
+  CHECK(check_request(4, 0, 0, true) == case_result::action_unknown);
+  CHECK(name(case_action::refund) == "refund");
+  // appended after case_booked: numbers never change
+  CHECK(uint32_t(case_result::refund_not_possible) == 14);
+  CHECK(uint32_t(case_result::refund_exceeds_parked) == 15);
+  CHECK(uint32_t(case_result::provider_declined) == 16);
+  CHECK(uint32_t(case_result::refund_outcome_unknown) == 17);
+  CHECK(uint32_t(case_result::provider_unavailable) == 18);
+  CHECK(name(case_result::refund_outcome_unknown) == "refund_outcome_unknown");
+}
+
+TEST_CASE("a refund gives back what a provider brought in and kassa parked, never more", "[ledger][cases]") {
+  case_facts f = refundable();
+  u128 amount = 0;
+  REQUIRE(plan_refund(f, amount) == case_result::ok);
+  CHECK(amount == 1007); // all that was parked
+  amount = 500;
+  REQUIRE(plan_refund(f, amount) == case_result::ok);
+  CHECK(amount == 500);
+  amount = 1008;
+  CHECK(plan_refund(f, amount) == case_result::refund_exceeds_parked);
+  f.row_kind = kind::pay;
+  amount = 0;
+  CHECK(plan_refund(f, amount) == case_result::ok);
+  for (kind k : {kind::withdrawal, kind::refund, kind::transfer, kind::none}) {
+    f = refundable();
+    f.row_kind = k; // money that went out (or never came in through a provider)
+    amount = 0;
+    CHECK(plan_refund(f, amount) == case_result::refund_not_possible);
+  }
+  f = refundable();
+  f.parked = false; // a statement's case: kassa holds nothing in suspense for it
+  CHECK(plan_refund(f, amount) == case_result::refund_not_possible);
+  f = refundable();
+  f.payment_id = 0;
+  CHECK(plan_refund(f, amount) == case_result::refund_not_possible);
+  f = refundable();
+  f.provider_known = false;
+  CHECK(plan_refund(f, amount) == case_result::refund_not_possible);
+  f = refundable();
+  f.provider_amount = 0; // an unknown outcome's case: nothing was parked
+  CHECK(plan_refund(f, amount) == case_result::refund_not_possible);
+}
+
+TEST_CASE("a refund books what the provider confirmed, at most what was asked; anything else leaves the case open",
+          "[ledger][cases]") {
+  u128 booked = 9;
+  CHECK(refund_outcome(1, false, 1007, 1007, booked) == case_result::ok);
+  CHECK(booked == 1007);
+  CHECK(refund_outcome(2, false, 600, 1007, booked) == case_result::ok); // partial
+  CHECK(booked == 600);
+  CHECK(refund_outcome(1, false, 2000, 1007, booked) == case_result::ok); // more than asked: as asked
+  CHECK(booked == 1007);
+  CHECK(refund_outcome(1, false, 0, 1007, booked) == case_result::refund_outcome_unknown);
+  CHECK(refund_outcome(3, false, 0, 1007, booked) == case_result::provider_declined);
+  for (uint8_t s : {uint8_t(4), uint8_t(5), uint8_t(6), uint8_t(0)})
+    CHECK(refund_outcome(s, false, 1007, 1007, booked) == case_result::refund_outcome_unknown);
+  CHECK(refund_outcome(7, true, 0, 1007, booked) == case_result::provider_unavailable);
+  CHECK(refund_outcome(8, true, 0, 1007, booked) == case_result::provider_unavailable);
+  CHECK(refund_outcome(8, false, 0, 1007, booked) == case_result::refund_outcome_unknown);
+  CHECK(booked == 0);
+
+  ledger::transfer t{};
+  const case_facts f = refundable();
+  REQUIRE(plan_refund_booking(f, 99, 77, 1007, t) == case_result::ok);
+  CHECK(t.id == case_transfer_id(7));
+  CHECK(t.debit_account_id == 99);  // out of suspense
+  CHECK(t.credit_account_id == 77); // to the provider's clearing account
+  CHECK(t.amount == 1007);
+  CHECK(t.ledger == 840);
+  CHECK(t.user_data_64 == 7);
+  CHECK(plan_refund_booking(f, 0, 77, 1007, t) == case_result::refund_not_possible);
+  CHECK(plan_refund_booking(f, 99, 0, 1007, t) == case_result::refund_not_possible);
+}
+
+TEST_CASE("a refund resolution posts out of GL suspense against what the provider owes, like book_suspense_out",
+          "[ledger][cases][gl]") {
+  const gl_case_rule* r = gl_rule_for_case(refund, 0);
+  REQUIRE(r != nullptr);
+  CHECK(r->debit == gl_account::suspense);              // the liability shrinks
+  CHECK(r->credit == gl_account::provider_receivable);  // the provider owes kassa less
+  CHECK(r->step == "case_refund");
+  char step[step_bytes] = {};
+  std::memcpy(step, "book_suspense_ou", step_bytes);
+  const gl_rule* out = gl_rule_for(step, uint16_t(kind::topup));
+  REQUIRE(out != nullptr);
+  CHECK((out->debit == r->debit && out->credit == r->credit));
+  CHECK(gl_rule_for_case(refund, from) == nullptr);
 }

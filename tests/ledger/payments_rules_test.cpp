@@ -282,3 +282,30 @@ TEST_CASE("installations and generations never send the same id for a sequence",
   // and none is a legacy id
   for (const u128& id : seen) CHECK_FALSE(is_legacy_payment_id(id));
 }
+
+TEST_CASE("a case refund id carries the case id under the newest generation and never names a row",
+          "[payments][ids]") {
+  const uint64_t installation = 0x0BAD'CAFE'0000'0000ull;
+  const provider_ids ids(installation, {{1, 11, 100}, {2, 22, 150}});
+  const u128 id = ids.case_refund_id(7);
+  CHECK(u128_hi(id) == ids.issuer());
+  CHECK(id == payment_id(ids.issuer(), 7, call_role::case_refund));
+  uint64_t s = 0;
+  call_role r = call_role::main;
+  REQUIRE(ids.decode(id, s, r));
+  CHECK(r == call_role::case_refund); // s is the case id: callers must not read it as a row's
+  CHECK(s == 7);
+  // not the row 7's ids, nor any row's id under the same issuer
+  CHECK(id != ids.id(7));
+  CHECK(id != ids.id(7, call_role::compensation));
+  CHECK(id != ids.id(170));
+  // a case refund an earlier generation (the original, before a restore) sent is not ours
+  CHECK_FALSE(ids.decode(payment_id(issuer_of(installation, 11), 7, call_role::case_refund), s, r));
+  // nor a legacy id with that role: legacy stores never sent one
+  CHECK_FALSE(ids.decode(legacy_payment_id(7, call_role::case_refund), s, r));
+  payment_id_parts parts;
+  REQUIRE(decode_payment_id(id, parts));
+  CHECK((!parts.legacy && parts.sequence == 7 && parts.role == call_role::case_refund));
+  // a store without generations sends none
+  CHECK(provider_ids{}.case_refund_id(7) == 0);
+}

@@ -568,7 +568,8 @@ TEST_CASE("an operator lists the case an amount mismatch opened, books it out of
 
   // bad input is refused before anything is booked
   CHECK(cli({"cases", "resolve", "1", "--action", "book"}, out) == 2);            // no note
-  CHECK(cli({"cases", "resolve", "1", "--action", "refund", "--note", "x"}, out) == 2);
+  CHECK(cli({"cases", "resolve", "1", "--action", "void", "--note", "x"}, out) == 2);
+  CHECK(cli({"cases", "resolve", "1", "--action", "refund", "--note", "x", "--direction", "from_suspense"}, out) == 2);
   CHECK(cli({"cases", "resolve", "1", "--action", "book", "--note", "x", "--amount", "0",
              "--direction", "from_suspense"}, out) == 2);
   CHECK(cli({"cases", "resolve", "1", "--action", "book", "--note", "x", "--amount",
@@ -784,6 +785,109 @@ std::set<std::pair<std::string, std::string>> recon_cases(const std::string& dat
 }
 
 } // namespace
+
+TEST_CASE("an operator refunds the money an amount mismatch parked through the provider once; reconciliation "
+          "matches the refund", "[e2e][payments][cases]") {
+  payments_env env;
+  env.account(1);
+  env.sim.force("alpha", {"mismatch"});
+  REQUIRE(env.submit(command(kind::topup, 1, 1, 1, 1000)).result == uint32_t(payment_result::amount_mismatch));
+  REQUIRE(env.suspense() == 1007);
+  REQUIRE(env.clearing(0) == 1007);
+  const std::string address = "127.0.0.1:" + std::to_string(env.kassad->port());
+  auto cli = [&](std::vector<std::string> args, std::string& out) {
+    args.insert(args.begin(), KASSA_CLI);
+    args.insert(args.end(), {"--address", address});
+    return run(args, out, 20s);
+  };
+  std::string out;
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < until) {
+    cli({"cases", "list", "--open", "--json"}, out);
+    if (out.find("\"id\":1,") != std::string::npos) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  INFO(out);
+  REQUIRE(out.find("\"kind\":\"suspense\"") != std::string::npos);
+
+  // more than was parked is refused before the provider is asked
+  CHECK(cli({"cases", "resolve", "1", "--action", "refund", "--note", "x", "--amount", "1008"}, out) == 1);
+  CHECK(out.find("refund_exceeds_parked") != std::string::npos);
+  // all 1007 back to the payer
+  CHECK(cli({"cases", "resolve", "1", "--action", "refund", "--note", "the customer meant 1000", "--by", "ops-anna"},
+            out) == 0);
+  INFO(out);
+  CHECK(out.find("resolved (refund)") != std::string::npos);
+  CHECK(out.find(" of 1007") != std::string::npos);
+  CHECK(env.suspense() == 0);
+  CHECK(env.clearing(0) == 0); // the provider owes kassa nothing more: it gave the 1007 back
+  CHECK(env.balance(1) == 0);  // the customer's balance never held it
+  auto transfers = env.client.lookup_transfers({lp::case_transfer_id(1)});
+  REQUIRE(transfers.size() == 1);
+  CHECK(transfers[0].amount == 1007);
+  CHECK(transfers[0].debit_account_id == lp::account_id(lp::role::suspense, 0, 0, usd));
+  CHECK(transfers[0].credit_account_id == lp::account_id(lp::role::provider_clearing, 0, 0, usd));
+
+  // the provider refunded the charge once: one refund line of 1007 in its statement
+  auto refunds = [&] {
+    const auto st = env.sim.json(false, "/p/alpha/v1/statement?after=0&limit=10000");
+    std::vector<std::string> amounts;
+    for (const auto& e : st.at("entries"))
+      if (e.at("kind").get<std::string>() == "refund") amounts.push_back(e.at("amount").get<std::string>());
+    return amounts;
+  };
+  CHECK(refunds() == std::vector<std::string>{"1007"});
+  CHECK(env.statement_net("alpha") == 0);
+
+  // again (as after a lost reply): refused; the provider is not asked again
+  CHECK(cli({"cases", "resolve", "1", "--action", "refund", "--note", "again"}, out) == 1);
+  CHECK(out.find("case_resolved") != std::string::npos);
+  CHECK(refunds().size() == 1);
+  CHECK(env.suspense() == 0);
+
+  // the journal says refund; the GL books it out of suspense against the provider's receivable
+  CHECK(cli({"cases", "show", "1"}, out) == 0);
+  CHECK(out.find(": refund") != std::string::npos);
+  std::string gl;
+  const auto gl_until = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < gl_until) {
+    run({KASSA_CLI, "gl", "--data", env.kassad->data_dir()}, gl, 20s);
+    if (gl.find("(behind by 0)") != std::string::npos && gl.find("of 1 (resolutions behind by 0)") != std::string::npos)
+      break;
+    std::this_thread::sleep_for(100ms);
+  }
+  INFO(gl);
+  CHECK(gl.find("of 1 (resolutions behind by 0)") != std::string::npos);
+  for (const std::string account : {"suspense", "provider_receivable"}) {
+    std::istringstream lines(gl);
+    bool seen = false;
+    for (std::string line; std::getline(lines, line);) {
+      std::istringstream words(line);
+      std::string code, name, ledger;
+      words >> code >> name >> ledger;
+      if (name != account || ledger != "840") continue;
+      seen = true;
+      INFO(line);
+      CHECK(line.find(" 1007  Dr 0") != std::string::npos);
+    }
+    CHECK(seen);
+  }
+
+  // reconciliation reads the refund's statement line and matches it: no case beside the one resolved
+  // (the charge's line and the refund's)
+  const auto recon_until = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < recon_until) {
+    run({KASSA_CLI, "recon", "--data", env.kassad->data_dir()}, out, 20s);
+    if (out.find("statement lines matched 2") != std::string::npos) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  INFO(out);
+  CHECK(out.find("statement lines matched 2") != std::string::npos);
+  const auto cases = recon_cases(env.kassad->data_dir());
+  REQUIRE(cases.size() == 1);
+  CHECK(cases.begin()->first == "suspense");
+  env.check_money();
+}
 
 TEST_CASE("reconciliation finds every discrepancy the provider's statement holds, and invents none", "[e2e][payments]") {
   payments_env env("", "", "  reconciliation: {enabled: true, interval_ms: 100, grace_ms: 1500}\n");
