@@ -249,7 +249,7 @@ void persist(flow_actor* self, std::function<void(bool)> then);
 
 // Runs `fn` in `self` after `ms` milliseconds (a retry's backoff).
 void after(flow_actor* self, uint32_t ms, std::function<void()> fn);
-void compensation_refund(flow_actor* self, u128 amount, std::function<void(bool)> then);
+void compensation_refund(flow_actor* self, u128 amount, std::function<void(u128 moved)> then);
 
 // Money parked in suspense, or an outcome never learnt: a reconciliation case.
 void open_case(flow_actor* self, u128 amount_internal, u128 amount_provider);

@@ -246,8 +246,10 @@ public:
 namespace {
 
 // One try of a compensation refund; the refund's id is idempotent at the provider, so asking
-// again after an unclear answer is safe (at most status_query.queries_max tries).
-void compensation_attempt(flow_actor* self, payment_call call, u128 amount, std::function<void(bool)> then, uint32_t n) {
+// again after an unclear answer is safe (at most status_query.queries_max tries). `then` is
+// told what the provider gave back: all of `amount`, part of it (a partial refund is final:
+// asking again answers the same), or nothing.
+void compensation_attempt(flow_actor* self, payment_call call, u128 amount, std::function<void(u128)> then, uint32_t n) {
   auto& st = self->state;
   self->request(st.channel()->channel, caf::infinite, call)
       .then(
@@ -255,27 +257,32 @@ void compensation_attempt(flow_actor* self, payment_call call, u128 amount, std:
             auto& st = self->state;
             if (r.status == call_status::succeeded) {
               st.note("compensated", 0, amount);
-              then(true);
+              then(amount);
+              return;
+            }
+            if (r.status == call_status::partial && r.amount > 0 && r.amount < amount) {
+              st.note("compensated", 0, r.amount);
+              then(r.amount);
               return;
             }
             if (r.status == call_status::declined || n + 1 >= st.channel()->cfg.status_query.queries_max) {
               st.note("compensation_failed", uint32_t(payment_result::provider_failed), amount);
-              then(false);
+              then(0);
               return;
             }
             after(self, st.channel()->cfg.status_query.interval_ms,
                   [self, call, amount, then, n]() { compensation_attempt(self, call, amount, then, n + 1); });
           },
-          [then](caf::error&) { then(false); });
+          [then](caf::error&) { then(0); });
 }
 
 } // namespace
 
-void compensation_refund(flow_actor* self, u128 amount, std::function<void(bool)> then) {
+void compensation_refund(flow_actor* self, u128 amount, std::function<void(u128)> then) {
   auto& st = self->state;
   const auto* ch = st.channel();
   if (!ch) {
-    then(false);
+    then(0);
     return;
   }
   payment_call call;
@@ -291,19 +298,30 @@ void compensation_refund(flow_actor* self, u128 amount, std::function<void(bool)
 }
 
 void refund_from_suspense(flow_actor* self, u128 amount, std::function<void(bool)> then) {
-  compensation_refund(self, amount, [self, amount, then](bool ok) {
+  compensation_refund(self, amount, [self, amount, then](u128 moved) {
     auto& st = self->state;
-    if (!ok) {
+    if (moved == 0) {
       open_case(self, amount, amount);
       then(false);
       return;
     }
+    // What the provider gave back leaves suspense; what it kept (a partial refund) stays there
+    // with a case open, and the row goes to review.
     const u128 suspense = chart_account(*st.e, lp::role::suspense, 0, st.row.account_id, st.row.ledger);
     const u128 clearing =
         chart_account(*st.e, lp::role::provider_clearing, uint32_t(st.provider), st.row.account_id, st.row.ledger);
-    book(self, {make_transfer(st, lp::leg::suspense_out, suspense, clearing, amount)}, [self, amount, then](payment_result r) {
-      if (r == payment_result::ok) self->state.note("book_suspense_out", 0, amount);
-      then(r == payment_result::ok);
+    book(self, {make_transfer(st, lp::leg::suspense_out, suspense, clearing, moved)}, [self, amount, moved, then](payment_result r) {
+      if (r != payment_result::ok) {
+        then(false);
+        return;
+      }
+      self->state.note("book_suspense_out", 0, moved);
+      if (moved < amount) {
+        open_case(self, amount, amount - moved);
+        then(false);
+        return;
+      }
+      then(true);
     });
   });
 }

@@ -190,6 +190,9 @@ void provider::release_due(uint64_t now_ms) {
     auto it = payments_.find(d.payment_id);
     if (it == payments_.end()) continue;
     settle(it->second, d.status, d.amount, d.duplicate, d.statement_fault);
+    // a late success that moved (a refund beyond its charge's room is declined instead)
+    if (d.late && moved(it->second.status))
+      note_injected({"payment_late", d.payment_id, d.amount, it->second.amount_moved, 0, it->second.req.kind});
   }
 }
 
@@ -260,9 +263,9 @@ reply provider::payment(std::string_view body, uint64_t now_ms) {
   const forced statement_fault =
       (f == forced::statement_missing || f == forced::statement_mismatch || f == forced::statement_extra) ? f
                                                                                                         : forced::none;
-  auto later = [&](uint64_t after_ms, u128 amount) {
+  auto later = [&](uint64_t after_ms, u128 amount, bool late = false) {
     due_.push(due{now_ms + after_ms, due_order_++, req.payment_id, pay_status::succeeded, amount, duplicate,
-                  statement_fault});
+                  statement_fault, late});
   };
 
   if (how != delivery::answer) {
@@ -277,8 +280,7 @@ reply provider::payment(std::string_view body, uint64_t now_ms) {
     // Answered declined now (no event for it); the succeeded event comes late.
     p.status = pay_status::declined;
     counts_["late_success"]++;
-    note_injected({"payment_late", req.payment_id, req.amount, req.amount, 0, req.kind});
-    later(b_.late_callback_ms, req.amount);
+    later(b_.late_callback_ms, req.amount, true);
   } else if (f == forced::partial || (free && hits(b_.partial_ppm))) {
     u128 part = scale_ppm(req.amount, b_.partial_amount_ppm);
     if (part == 0) part = 1;

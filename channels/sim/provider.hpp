@@ -54,8 +54,8 @@ bool parse_forced(std::string_view text, forced& out);
 // A discrepancy the simulator put in, for tests to compare with what reconciliation found:
 // into the statement ("missing", "amount_mismatch", "extra"), or into a payment, which says
 // so in its answer: "payment_mismatch" (it moved another amount than asked),
-// "payment_partial" (it moved part of it) and "payment_late" (answered declined, it succeeds
-// later).
+// "payment_partial" (it moved part of it) and "payment_late" (answered declined, it succeeded
+// later: noted when it moves).
 struct injected {
   std::string type;
   u128 payment_id = 0;
@@ -98,6 +98,7 @@ private:
     u128 amount;
     bool duplicate;
     forced statement_fault;
+    bool late = false; // a late success (answered declined first)
     bool operator>(const due& o) const { return at_ms != o.at_ms ? at_ms > o.at_ms : order > o.order; }
   };
 

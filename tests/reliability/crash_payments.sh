@@ -27,7 +27,9 @@
 # `missing_internal`; a payment of another amount, a partial payout or refund, and a
 # compensating refund (role 2 of the payment id, ids.hpp) that succeeds only late `suspense`
 # (the payment core parks the difference, or books what moved, and opens the case itself),
-# named by the row's main payment id; everything else (a partial charge under the default
+# named by the row's main payment id. The late success of a compensating refund is not booked
+# yet (the money stays in suspense although the provider gave it back): its statement line
+# becomes `missing_internal` too, which is what the operator then sees. Everything else (a partial charge under the default
 # partial policy, a late success of a charge, payout or refund, duplicate callbacks, timeouts,
 # unknown outcomes) the payment core must settle without a case. Declines are ordinary
 # outcomes, not faults: a declined compensating refund would rightly open a case too, so the
@@ -192,9 +194,9 @@ run_final_check() {
       jq -r '.injected[] | (.payment_id | ascii_downcase | ltrimstr("0x")) as $id |
              select((.type != "payment_partial" or .kind != "charge") and
                     (.type != "payment_late" or (.kind == "refund" and ($id | .[16:18]) == "02"))) |
-             ({"missing": "missing_provider", "amount_mismatch": "amount_mismatch", "extra": "missing_internal",
-               "payment_mismatch": "suspense", "payment_partial": "suspense", "payment_late": "suspense"}[.type]) +
-             " " + $id'
+             if .type == "payment_late" then "suspense " + $id, "missing_internal " + $id
+             else ({"missing": "missing_provider", "amount_mismatch": "amount_mismatch", "extra": "missing_internal",
+                    "payment_mismatch": "suspense", "payment_partial": "suspense"}[.type]) + " " + $id end'
   done | suspense_by_row | sort -u > "$dir/injected.txt"
   "$kassa" recon --all --data "$dir/data" |
     awk '$1 ~ /^[0-9]+$/ { id = tolower($6); sub(/^0x/, "", id); print $2, id }' | suspense_by_row | sort -u > "$dir/cases.txt"

@@ -483,11 +483,13 @@ void check_gl(client::blocking_client& kassad, const ks::payments_store& payment
     ks::recon_counters counters;
     if (recon && !(err = recon->read_counters(counters)).ok()) throw unavailable(err.message);
     resolutions_last = counters.resolution_sequence_last;
-    const bool caught_up = cursor >= payments.journal_last() && recon_cursor >= resolutions_last;
+    uint64_t journal_last = 0; // read now: journal_last() is the store's as it was opened
+    if (!(err = payments.read_journal_last(journal_last)).ok()) throw unavailable(err.message);
+    const bool caught_up = cursor >= journal_last && recon_cursor >= resolutions_last;
     if (caught_up) break;
     if (std::chrono::steady_clock::now() >= until) {
       violation("the general ledger is behind after " + std::to_string(settle_s) + " s: journal " + std::to_string(cursor) +
-                " of " + std::to_string(payments.journal_last()) + ", resolutions " + std::to_string(recon_cursor) + " of " +
+                " of " + std::to_string(journal_last) + ", resolutions " + std::to_string(recon_cursor) + " of " +
                 std::to_string(resolutions_last));
       return;
     }

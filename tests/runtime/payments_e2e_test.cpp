@@ -493,6 +493,31 @@ TEST_CASE("a partial payment follows the YAML policy: refund, accept or hold the
   }
 }
 
+TEST_CASE("a compensating refund the provider makes only in part gives back what it refunded; the rest stays in "
+          "suspense with a case",
+          "[e2e][payments]") {
+  payments_env env("    partial_payment: refund\n");
+  env.account(1);
+  env.sim.force("alpha", {"partial", "partial"}); // the charge moves 500 of 1000, its refund 250 of 500
+  const auto start = std::chrono::steady_clock::now();
+  auto r = env.submit(command(kind::topup, 1, 1, 1, 1000));
+  // final at once: a partial refund is the provider's last word, not asked again and again
+  CHECK(std::chrono::steady_clock::now() - start < 5s);
+  CHECK(r.state == uint16_t(order_state::in_review));
+  CHECK(env.balance(1) == 0);
+  CHECK(env.suspense() == 250); // 500 parked, 250 given back
+  std::string out;
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < until) {
+    run({KASSA_CLI, "recon", "--data", env.kassad->data_dir()}, out, 20s);
+    if (out.find("suspense") != std::string::npos) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  INFO(out);
+  CHECK(out.find("payment core: open cases: suspense 1") != std::string::npos);
+  env.check_money();
+}
+
 TEST_CASE("an amount mismatch goes to suspense and opens a reconciliation case", "[e2e][payments]") {
   payments_env env;
   env.account(1);
