@@ -48,6 +48,26 @@ case_result check_request(uint8_t action, uint8_t direction, u128 amount, bool n
   return case_result::ok;
 }
 
+namespace {
+
+// A case's one correcting transfer (a book's or a refund's): its id, the case's ledger, code
+// and order, and the leg that marks it as no row's booking.
+transfer correcting_transfer(const case_facts& f, u128 debit, u128 credit, u128 amount) {
+  transfer t{};
+  t.id = case_transfer_id(f.id);
+  t.debit_account_id = debit;
+  t.credit_account_id = credit;
+  t.amount = amount;
+  t.user_data_128 = f.business_id;
+  t.user_data_64 = f.id;
+  t.user_data_32 = static_cast<uint32_t>(leg::case_correction);
+  t.ledger = f.ledger;
+  t.code = f.code;
+  return t;
+}
+
+} // namespace
+
 case_result plan_booking(const case_facts& f, u128 suspense_account, case_direction& direction, u128& amount,
                          transfer& t) {
   if (direction == case_direction::none) {
@@ -58,17 +78,9 @@ case_result plan_booking(const case_facts& f, u128 suspense_account, case_direct
     amount = f.provider_amount;
   }
   if (f.account_id == 0 || f.ledger == 0) return case_result::account_unknown;
-  t = transfer{};
-  t.id = case_transfer_id(f.id);
   const bool out_of_suspense = direction == case_direction::from_suspense;
-  t.debit_account_id = out_of_suspense ? suspense_account : f.account_id;
-  t.credit_account_id = out_of_suspense ? f.account_id : suspense_account;
-  t.amount = amount;
-  t.user_data_128 = f.business_id;
-  t.user_data_64 = f.id;
-  t.user_data_32 = static_cast<uint32_t>(leg::case_correction);
-  t.ledger = f.ledger;
-  t.code = f.code;
+  t = correcting_transfer(f, out_of_suspense ? suspense_account : f.account_id,
+                          out_of_suspense ? f.account_id : suspense_account, amount);
   return case_result::ok;
 }
 
@@ -101,16 +113,7 @@ case_result plan_refund_booking(const case_facts& f, u128 suspense_account, u128
                                 transfer& t) {
   if (suspense_account == 0 || clearing_account == 0 || amount == 0 || f.ledger == 0)
     return case_result::refund_not_possible;
-  t = transfer{};
-  t.id = case_transfer_id(f.id);
-  t.debit_account_id = suspense_account;
-  t.credit_account_id = clearing_account;
-  t.amount = amount;
-  t.user_data_128 = f.business_id;
-  t.user_data_64 = f.id;
-  t.user_data_32 = static_cast<uint32_t>(leg::case_correction);
-  t.ledger = f.ledger;
-  t.code = f.code;
+  t = correcting_transfer(f, suspense_account, clearing_account, amount);
   return case_result::ok;
 }
 

@@ -296,46 +296,40 @@ error voucher_store::load_totals(std::vector<gl_total>& out, uint64_t* cursor, u
   return rc == MDB_NOTFOUND ? error{} : lmdb_error(rc, "reading GL totals", env_);
 }
 
-error voucher_store::vouchers_after(uint64_t journal_sequence, uint32_t limit, std::vector<voucher>& out) const {
-  read_txn t(env_);
-  if (t.rc != 0) return lmdb_error(t.rc, "beginning a read", env_);
+namespace {
+
+// At most `limit` vouchers of `dbi` (keyed by a big-endian sequence) after `sequence`, in order.
+error vouchers_of(MDB_env* env, MDB_dbi dbi, uint64_t sequence, uint32_t limit, std::vector<voucher>& out,
+                  const char* what) {
+  if (sequence == UINT64_MAX) return {};
+  read_txn t(env);
+  if (t.rc != 0) return lmdb_error(t.rc, "beginning a read", env);
   cursor_guard c;
-  int rc = mdb_cursor_open(t.g.txn, dbi_vouchers_, &c.cursor);
-  if (rc != 0) return lmdb_error(rc, "opening a cursor", env_);
-  if (journal_sequence == UINT64_MAX) return {};
+  int rc = mdb_cursor_open(t.g.txn, dbi, &c.cursor);
+  if (rc != 0) return lmdb_error(rc, "opening a cursor", env);
   uint8_t key[8];
-  layout::put_be64(key, journal_sequence + 1);
+  layout::put_be64(key, sequence + 1);
   MDB_val k = val_of_bytes(key, 8), v;
   uint32_t n = 0;
   for (rc = mdb_cursor_get(c.cursor, &k, &v, MDB_SET_RANGE); rc == 0 && n < limit;
        rc = mdb_cursor_get(c.cursor, &k, &v, MDB_NEXT), ++n) {
-    if (v.mv_size != sizeof(voucher)) return lmdb_error(MDB_CORRUPTED, "reading vouchers", env_);
+    if (v.mv_size != sizeof(voucher)) return lmdb_error(MDB_CORRUPTED, what, env);
     voucher vo;
     std::memcpy(&vo, v.mv_data, sizeof vo);
     out.push_back(vo);
   }
-  return rc == MDB_NOTFOUND || rc == 0 ? error{} : lmdb_error(rc, "reading vouchers", env_);
+  return rc == MDB_NOTFOUND || rc == 0 ? error{} : lmdb_error(rc, what, env);
+}
+
+} // namespace
+
+error voucher_store::vouchers_after(uint64_t journal_sequence, uint32_t limit, std::vector<voucher>& out) const {
+  return vouchers_of(env_, dbi_vouchers_, journal_sequence, limit, out, "reading vouchers");
 }
 
 error voucher_store::corrections_after(uint64_t resolution_sequence, uint32_t limit, std::vector<voucher>& out) const {
-  if (dbi_corrections_ == 0 || resolution_sequence == UINT64_MAX) return {};
-  read_txn t(env_);
-  if (t.rc != 0) return lmdb_error(t.rc, "beginning a read", env_);
-  cursor_guard c;
-  int rc = mdb_cursor_open(t.g.txn, dbi_corrections_, &c.cursor);
-  if (rc != 0) return lmdb_error(rc, "opening a cursor", env_);
-  uint8_t key[8];
-  layout::put_be64(key, resolution_sequence + 1);
-  MDB_val k = val_of_bytes(key, 8), v;
-  uint32_t n = 0;
-  for (rc = mdb_cursor_get(c.cursor, &k, &v, MDB_SET_RANGE); rc == 0 && n < limit;
-       rc = mdb_cursor_get(c.cursor, &k, &v, MDB_NEXT), ++n) {
-    if (v.mv_size != sizeof(voucher)) return lmdb_error(MDB_CORRUPTED, "reading corrections", env_);
-    voucher vo;
-    std::memcpy(&vo, v.mv_data, sizeof vo);
-    out.push_back(vo);
-  }
-  return rc == MDB_NOTFOUND || rc == 0 ? error{} : lmdb_error(rc, "reading corrections", env_);
+  if (dbi_corrections_ == 0) return {};
+  return vouchers_of(env_, dbi_corrections_, resolution_sequence, limit, out, "reading corrections");
 }
 
 } // namespace kassa::ledger::store
