@@ -36,6 +36,24 @@ namespace {
 
 constexpr uint32_t usd = 840;
 
+// Runs `argv` every 100 ms until `done` holds for its output or `timeout` passes; returns the
+// last output (the caller checks it).
+std::string poll(const std::vector<std::string>& argv, const std::function<bool(const std::string&)>& done,
+                 std::chrono::milliseconds timeout = 10s) {
+  std::string out;
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    run(argv, out, 20s);
+    if (done(out) || std::chrono::steady_clock::now() >= until) return out;
+    std::this_thread::sleep_for(100ms);
+  }
+}
+
+// True when the output holds `needle`.
+std::function<bool(const std::string&)> has(std::string needle) {
+  return [needle = std::move(needle)](const std::string& out) { return out.find(needle) != std::string::npos; };
+}
+
 // Providers the simulator plays: alpha (fast, tried first) and beta.
 const char* sim_providers =
     "  alpha:\n"
@@ -201,13 +219,7 @@ struct payments_env {
     CHECK(clearing(0) == statement_net("alpha"));
     CHECK(clearing(1) == statement_net("beta"));
     // the general ledger is derived off the core link, a little later: wait for it
-    std::string gl;
-    const auto gl_until = std::chrono::steady_clock::now() + 10s;
-    while (std::chrono::steady_clock::now() < gl_until) {
-      run({KASSA_CLI, "gl", "--data", kassad->data_dir()}, gl, 20s);
-      if (gl.find("(behind by 0)") != std::string::npos) break;
-      std::this_thread::sleep_for(100ms);
-    }
+    poll({KASSA_CLI, "gl", "--data", kassad->data_dir()}, has("(behind by 0)"));
     client.close();
     const int stopped = kassad->stop();
     INFO(kassad->output());
@@ -506,13 +518,8 @@ TEST_CASE("a compensating refund the provider makes only in part gives back what
   CHECK(r.state == uint16_t(order_state::in_review));
   CHECK(env.balance(1) == 0);
   CHECK(env.suspense() == 250); // 500 parked, 250 given back
-  std::string out;
-  const auto until = std::chrono::steady_clock::now() + 10s;
-  while (std::chrono::steady_clock::now() < until) {
-    run({KASSA_CLI, "recon", "--data", env.kassad->data_dir()}, out, 20s);
-    if (out.find("suspense") != std::string::npos) break;
-    std::this_thread::sleep_for(100ms);
-  }
+  const std::string out = poll({KASSA_CLI, "recon", "--data", env.kassad->data_dir()},
+                               has("payment core: open cases: suspense 1"));
   INFO(out);
   CHECK(out.find("payment core: open cases: suspense 1") != std::string::npos);
   env.check_money();
@@ -529,15 +536,10 @@ TEST_CASE("an amount mismatch goes to suspense and opens a reconciliation case",
   CHECK(env.suspense() == 1007);
   auto row = env.order(1);
   CHECK(row.provider_amount == 1007);
-  std::string out;
-  const auto until = std::chrono::steady_clock::now() + 10s;
-  while (std::chrono::steady_clock::now() < until) {
-    run({KASSA_CLI, "recon", "--data", env.kassad->data_dir()}, out, 20s);
-    if (out.find("suspense") != std::string::npos) break;
-    std::this_thread::sleep_for(100ms);
-  }
+  const std::string out = poll({KASSA_CLI, "recon", "--data", env.kassad->data_dir()},
+                               has("payment core: open cases: suspense 1"));
   INFO(out);
-  CHECK(out.find("suspense") != std::string::npos);
+  CHECK(out.find("payment core: open cases: suspense 1") != std::string::npos);
   env.check_money();
 }
 
@@ -555,27 +557,17 @@ TEST_CASE("an operator lists the case an amount mismatch opened, books it out of
     return run(args, out, 20s);
   };
   // the case is opened once the payment core's message is durable
-  std::string out;
-  const auto until = std::chrono::steady_clock::now() + 10s;
-  while (std::chrono::steady_clock::now() < until) {
-    cli({"cases", "list", "--open", "--json"}, out);
-    if (out.find("\"suspense\"") != std::string::npos) break;
-    std::this_thread::sleep_for(100ms);
-  }
+  std::string out = poll({KASSA_CLI, "cases", "list", "--open", "--json", "--address", address}, has("\"suspense\""));
   INFO(out);
   REQUIRE(out.find("\"kind\":\"suspense\"") != std::string::npos);
   REQUIRE(out.find("\"id\":1,") != std::string::npos);
   // `kassa gl`'s line of a GL account in ledger 840, once the general ledger has caught up with
   // the journal and `resolutions` case resolutions
   auto gl_line = [&](const std::string& account, uint64_t resolutions) {
-    std::string gl;
     const std::string caught_up = "of " + std::to_string(resolutions) + " (resolutions behind by 0)";
-    const auto gl_until = std::chrono::steady_clock::now() + 10s;
-    while (std::chrono::steady_clock::now() < gl_until) {
-      run({KASSA_CLI, "gl", "--data", env.kassad->data_dir()}, gl, 20s);
-      if (gl.find("(behind by 0)") != std::string::npos && gl.find(caught_up) != std::string::npos) break;
-      std::this_thread::sleep_for(100ms);
-    }
+    const std::string gl = poll({KASSA_CLI, "gl", "--data", env.kassad->data_dir()}, [&](const std::string& out) {
+      return has("(behind by 0)")(out) && has(caught_up)(out);
+    });
     INFO(gl);
     REQUIRE(gl.find(caught_up) != std::string::npos);
     std::istringstream lines(gl);
@@ -825,13 +817,7 @@ TEST_CASE("an operator refunds the money an amount mismatch parked through the p
     args.insert(args.end(), {"--address", address});
     return run(args, out, 20s);
   };
-  std::string out;
-  const auto until = std::chrono::steady_clock::now() + 10s;
-  while (std::chrono::steady_clock::now() < until) {
-    cli({"cases", "list", "--open", "--json"}, out);
-    if (out.find("\"id\":1,") != std::string::npos) break;
-    std::this_thread::sleep_for(100ms);
-  }
+  std::string out = poll({KASSA_CLI, "cases", "list", "--open", "--json", "--address", address}, has("\"id\":1,"));
   INFO(out);
   REQUIRE(out.find("\"kind\":\"suspense\"") != std::string::npos);
 
@@ -873,14 +859,9 @@ TEST_CASE("an operator refunds the money an amount mismatch parked through the p
   // the journal says refund; the GL books it out of suspense against the provider's receivable
   CHECK(cli({"cases", "show", "1"}, out) == 0);
   CHECK(out.find(": refund") != std::string::npos);
-  std::string gl;
-  const auto gl_until = std::chrono::steady_clock::now() + 10s;
-  while (std::chrono::steady_clock::now() < gl_until) {
-    run({KASSA_CLI, "gl", "--data", env.kassad->data_dir()}, gl, 20s);
-    if (gl.find("(behind by 0)") != std::string::npos && gl.find("of 1 (resolutions behind by 0)") != std::string::npos)
-      break;
-    std::this_thread::sleep_for(100ms);
-  }
+  const std::string gl = poll({KASSA_CLI, "gl", "--data", env.kassad->data_dir()}, [](const std::string& out) {
+    return has("(behind by 0)")(out) && has("of 1 (resolutions behind by 0)")(out);
+  });
   INFO(gl);
   CHECK(gl.find("of 1 (resolutions behind by 0)") != std::string::npos);
   for (const std::string account : {"suspense", "provider_receivable"}) {
@@ -900,12 +881,7 @@ TEST_CASE("an operator refunds the money an amount mismatch parked through the p
 
   // reconciliation reads the refund's statement line and matches it: no case beside the one resolved
   // (the charge's line and the refund's)
-  const auto recon_until = std::chrono::steady_clock::now() + 10s;
-  while (std::chrono::steady_clock::now() < recon_until) {
-    run({KASSA_CLI, "recon", "--data", env.kassad->data_dir()}, out, 20s);
-    if (out.find("statement lines matched 2") != std::string::npos) break;
-    std::this_thread::sleep_for(100ms);
-  }
+  out = poll({KASSA_CLI, "recon", "--data", env.kassad->data_dir()}, has("statement lines matched 2"));
   INFO(out);
   CHECK(out.find("statement lines matched 2") != std::string::npos);
   const auto cases = recon_cases(env.kassad->data_dir());
@@ -1071,13 +1047,7 @@ TEST_CASE("the general ledger is rebuilt from the journal when its store is lost
   payments_env env;
   env.account(1);
   for (u128 k = 1; k <= 20; ++k) REQUIRE(env.submit(command(kind::topup, k, k, 1, 1000)).result == uint32_t(payment_result::ok));
-  std::string before;
-  const auto until = std::chrono::steady_clock::now() + 10s;
-  while (std::chrono::steady_clock::now() < until) {
-    run({KASSA_CLI, "gl", "--data", env.kassad->data_dir()}, before, 20s);
-    if (before.find("(behind by 0)") != std::string::npos) break;
-    std::this_thread::sleep_for(100ms);
-  }
+  poll({KASSA_CLI, "gl", "--data", env.kassad->data_dir()}, has("(behind by 0)"));
   env.client.close();
   REQUIRE(env.kassad->stop() == 0);
   std::filesystem::remove_all(env.kassad->data_dir() + "/accounting");
