@@ -16,11 +16,18 @@ namespace ks = ledger::store;
 namespace lp = ledger::payments;
 using lp::case_result;
 
-void answer(caf::response_promise& rp, recon_case_resolved r) {
-  if (!rp.async()) rp.deliver(std::move(r));
+// Where a resolution's outcome goes: a client's request, or kassa itself.
+struct reply_to {
+  caf::response_promise rp;
+  std::function<void(const recon_case_resolved&)> done;
+};
+
+void answer(reply_to& to, recon_case_resolved r) {
+  if (to.done) to.done(r);
+  else if (!to.rp.async()) to.rp.deliver(std::move(r));
 }
 
-void answer(caf::response_promise& rp, case_result result) { answer(rp, recon_case_resolved{{}, result, {}}); }
+void answer(reply_to& rp, case_result result) { answer(rp, recon_case_resolved{{}, result, {}}); }
 
 // The ledger's answer to the correcting transfer: exists (asked before) is the booking done.
 case_result booking_result(const create_reply& r) {
@@ -49,7 +56,7 @@ case_result booking_result(const create_reply& r) {
 
 // Marks the case resolved and journals `entry`, then answers.
 void journal(caf::event_based_actor* self, const case_desk& desk, ks::recon_resolution entry,
-             caf::response_promise rp) {
+             reply_to rp) {
   recon_write w;
   w.batch.resolutions.push_back(entry);
   self->request(desk.committer, caf::infinite, std::move(w))
@@ -96,7 +103,7 @@ bool facts_of(const case_desk& desk, const ks::recon_case& c, lp::case_facts& f,
 
 // Books the resolution's transfer (exists: booked before) and journals `entry`.
 void book_and_journal(caf::event_based_actor* self, const case_desk& desk, request_context ctx, ledger::transfer t,
-                      ks::recon_resolution entry, caf::response_promise rp) {
+                      ks::recon_resolution entry, reply_to rp) {
   entry.transfer_id = t.id;
   entry.debit_account_id = t.debit_account_id;
   entry.credit_account_id = t.credit_account_id;
@@ -126,7 +133,7 @@ request_context context_of(const ks::recon_case& c, const lp::case_facts& f, con
 }
 
 void book(caf::event_based_actor* self, const case_desk& desk, const ks::recon_case& c, ks::recon_resolution entry,
-          caf::response_promise rp) {
+          reply_to rp) {
   lp::case_facts f;
   ks::error err;
   if (!facts_of(desk, c, f, err)) return answer(rp, recon_case_resolved{err, case_result::ok, {}});
@@ -153,7 +160,7 @@ struct refund_plan {
 
 // The provider's answer: book what it gave back, or leave the case open with why.
 void refund_answered(caf::event_based_actor* self, const case_desk& desk, const ks::recon_case& c,
-                     const lp::case_facts& f, const refund_plan& p, ks::recon_resolution entry, caf::response_promise rp,
+                     const lp::case_facts& f, const refund_plan& p, ks::recon_resolution entry, reply_to rp,
                      const call_result& r) {
   u128 booked = 0;
   const case_result outcome = lp::refund_outcome(uint8_t(r.status), r.not_sent, r.amount, p.call.amount, booked);
@@ -166,7 +173,7 @@ void refund_answered(caf::event_based_actor* self, const case_desk& desk, const 
 }
 
 void refund_call(caf::event_based_actor* self, const case_desk& desk, const ks::recon_case& c, const lp::case_facts& f,
-                 const refund_plan& p, ks::recon_resolution entry, caf::response_promise rp) {
+                 const refund_plan& p, ks::recon_resolution entry, reply_to rp) {
   self->request(p.channel, std::chrono::milliseconds(desk.refund_timeout_ms), p.call)
       .then(
           [self, desk, c, f, p, entry, rp](call_result& r) mutable {
@@ -177,7 +184,7 @@ void refund_call(caf::event_based_actor* self, const case_desk& desk, const ks::
 }
 
 void refund(caf::event_based_actor* self, const case_desk& desk, const ks::recon_case& c, ks::recon_resolution entry,
-            caf::response_promise rp) {
+            reply_to rp) {
   lp::case_facts f;
   ks::error err;
   if (!facts_of(desk, c, f, err)) return answer(rp, recon_case_resolved{err, case_result::ok, {}});
@@ -216,7 +223,7 @@ void refund(caf::event_based_actor* self, const case_desk& desk, const ks::recon
 
 // A book whose journal entry was lost (kassad stopped in between) left the case open with its
 // correcting transfer in the ledger: accepting it would journal "nothing booked".
-void accept(caf::event_based_actor* self, const case_desk& desk, ks::recon_resolution entry, caf::response_promise rp) {
+void accept(caf::event_based_actor* self, const case_desk& desk, ks::recon_resolution entry, reply_to rp) {
   if (!desk.ledger) return journal(self, desk, entry, rp);
   self->request(desk.ledger, caf::infinite, lookup_transfers_request{{}, {lp::case_transfer_id(entry.case_id)}})
       .then(
@@ -235,7 +242,8 @@ void accept(caf::event_based_actor* self, const case_desk& desk, ks::recon_resol
 
 } // namespace
 
-void resolve(caf::event_based_actor* self, case_desk desk, resolve_case r, caf::response_promise rp) {
+void resolve(caf::event_based_actor* self, case_desk desk, resolve_case r, caf::response_promise promise) {
+  reply_to rp{std::move(promise), {}};
   ks::recon_case c;
   bool found = false;
   if (ks::error err = desk.store->get_case(r.id, c, found); !err.ok())
@@ -258,6 +266,34 @@ void resolve(caf::event_based_actor* self, case_desk desk, resolve_case r, caf::
   if (lp::case_action(r.action) == lp::case_action::accept) return accept(self, desk, entry, rp);
   if (lp::case_action(r.action) == lp::case_action::refund) return refund(self, desk, c, entry, rp);
   book(self, desk, c, entry, rp);
+}
+
+void settle_late_refund(caf::event_based_actor* self, case_desk desk, const ks::recon_case& c, u128 amount,
+                        std::function<void(const recon_case_resolved&)> done) {
+  reply_to rp{{}, std::move(done)};
+  if (c.status != uint8_t(ks::case_status::open)) return answer(rp, case_result::case_resolved);
+  lp::case_facts f;
+  ks::error err;
+  if (!facts_of(desk, c, f, err)) return answer(rp, recon_case_resolved{err, case_result::ok, {}});
+  const std::string provider(c.provider, strnlen(c.provider, sizeof c.provider));
+  f.payment_id = c.payment_id;
+  f.provider_known = desk.clearing_account && desk.suspense_account && desk.ledger && desk.payments;
+  if (amount == 0) return answer(rp, case_result::amount_invalid);
+  const case_result planned = lp::plan_refund(f, amount);
+  if (planned != case_result::ok) return answer(rp, planned);
+  ledger::transfer t{};
+  const case_result booking = lp::plan_refund_booking(f, desk.suspense_account(f.account_id, f.ledger),
+                                                      desk.clearing_account(provider, f.account_id, f.ledger), amount, t);
+  if (booking != case_result::ok) return answer(rp, booking);
+  ks::recon_resolution entry;
+  entry.case_id = c.id;
+  entry.resolved_ns = desk.now_ns;
+  entry.action = uint8_t(lp::case_action::refund);
+  entry.amount = amount;
+  copy_text(entry.by, resolved_by_kassa);
+  copy_text(entry.note, "the provider's statement shows the compensating refund of " + to_string_u128(amount) +
+                            " that the payment core had given up on");
+  book_and_journal(self, desk, context_of(c, f, entry), t, entry, rp);
 }
 
 recon_cases_reply list_cases(const ks::recon_store& store, const recon_cases_request& r) {

@@ -50,6 +50,18 @@ void copy_text(char (&out)[N], const std::string& text) {
 // Answers `rp` with the outcome of `r` (see resolve_case).
 void resolve(caf::event_based_actor* self, case_desk desk, resolve_case r, caf::response_promise rp);
 
+// Who the resolution journal names when kassa resolves a case itself.
+inline constexpr const char* resolved_by_kassa = "kassa";
+
+// The provider made a compensating refund after the payment core had given up on it (the
+// refund's statement line shows it): `amount` of what the suspense case `c` parked is booked
+// out of suspense against the provider's clearing account, under the case's correcting
+// transfer, and the case is journaled resolved as a refund by kassa. `done` gets the outcome
+// (ok once durable). Asked again it books nothing twice: the transfer answers exists, and a
+// case resolved meanwhile answers case_resolved.
+void settle_late_refund(caf::event_based_actor* self, case_desk desk, const ledger::store::recon_case& c, u128 amount,
+                        std::function<void(const recon_case_resolved&)> done);
+
 recon_cases_reply list_cases(const ledger::store::recon_store& store, const recon_cases_request& r);
 
 } // namespace kassa::actors

@@ -83,6 +83,10 @@ struct reconciler_state {
   std::string scan_last_error;
   ks::recon_counters counters;
   std::string last_error;
+  // Suspense cases whose compensating refund a statement showed late: being settled, or
+  // refused for good (the line then takes its ordinary course). In memory: after a restart
+  // the line asks again, and a settled case answers from its journal.
+  std::set<uint64_t> late_refunds_running, late_refunds_refused;
 };
 
 using reconciler_actor = caf::stateful_actor<reconciler_state>;
@@ -107,7 +111,8 @@ bool is_final(uint16_t state) {
   }
 }
 
-std::string name_of(const char (&field)[ks::provider_bytes]) {
+template <size_t N>
+std::string name_of(const char (&field)[N]) {
   return std::string(field, strnlen(field, sizeof field));
 }
 
@@ -117,7 +122,30 @@ struct round_work {
   recon_batch batch;
   std::map<u128, uint8_t> seen; // payment id -> seen_* / case_kind, this round
   uint64_t now = 0;
+  std::vector<std::pair<recon_case, u128>> late_refunds; // suspense case, what the statement shows
 };
+
+// The newest suspense case the payment core opened for `row_id` (a scan of the cases, a page
+// at a time: only a compensating refund's line without a compensation journaled asks).
+bool suspense_case_of(reconciler_state& st, u128 row_id, recon_case& out, bool& found) {
+  found = false;
+  constexpr size_t page = 1024;
+  std::vector<recon_case> cases;
+  for (uint64_t next = 1;;) {
+    cases.clear();
+    if (auto err = st.store->load_cases(false, next, page, cases); !err.ok()) {
+      st.last_error = err.message;
+      return false;
+    }
+    for (const recon_case& c : cases) {
+      if (c.row_id != row_id || c.kind != uint8_t(case_kind::suspense)) continue;
+      out = c;
+      found = true;
+    }
+    if (cases.size() < page) return true;
+    next = cases.back().id + 1;
+  }
+}
 
 enum class verdict { pending, matched, opened, failed };
 
@@ -213,6 +241,33 @@ verdict match_line(reconciler_state& st, const std::string& provider, const reco
     }
     for (const ks::journal_entry& e : entries)
       if (pay::step_is(e.step, "compensated") && !add_checked(internal, e.amount, internal)) internal = u128_max;
+  }
+  if (internal == 0 && role == pay::call_role::compensation) {
+    // The payment core gave up on its compensating refund and parked the money with a suspense
+    // case; the statement shows the provider made it after all. kassa books it out of suspense
+    // and resolves the case itself (settle_late_refund); the line then matches that resolution.
+    recon_case parked;
+    bool has_case = false;
+    if (!suspense_case_of(st, row.id, parked, has_case)) return verdict::failed;
+    if (has_case && parked.status == uint8_t(ks::case_status::open) && st.late_refunds_refused.count(parked.id) == 0) {
+      if (line.amount > parked.provider_amount) { // more came back than was parked
+        c.internal_amount = parked.provider_amount;
+        return open(case_kind::amount_mismatch);
+      }
+      w.late_refunds.emplace_back(parked, line.amount);
+      return verdict::pending;
+    }
+    ks::recon_resolution res;
+    bool resolved = false;
+    if (has_case && parked.status == uint8_t(ks::case_status::resolved)) {
+      if (auto err = st.store->get_resolution(parked.id, res, resolved); !err.ok()) {
+        st.last_error = err.message;
+        return verdict::failed;
+      }
+    }
+    if (resolved && res.action == uint8_t(pay::case_action::refund) && name_of(res.by) == resolved_by_kassa &&
+        res.transfer_id == pay::case_transfer_id(parked.id))
+      internal = res.amount;
   }
   c.internal_amount = internal;
   // A final row that moved nothing may still learn of this money: a late success books a
@@ -311,6 +366,50 @@ bool check_missing_provider(reconciler_state& st, round_work& w) {
   return true;
 }
 
+// What resolving a case needs of the reconciler.
+case_desk desk_of(reconciler_actor* self) {
+  auto& st = self->state;
+  case_desk desk;
+  desk.store = st.store;
+  desk.payments = st.opts.payments;
+  desk.committer = st.committer;
+  desk.ledger = st.opts.ledger;
+  desk.suspense_account = st.opts.suspense_account;
+  desk.now_ns = now_ns(st);
+  desk.written = [self](const recon_written& done) {
+    if (done.error.ok()) self->state.counters = done.counters;
+    else self->state.last_error = done.error.message;
+  };
+  desk.channels = st.opts.channels;
+  desk.clearing_account = st.opts.clearing_account;
+  desk.credential_providers = st.opts.credential_providers;
+  desk.refund_timeout_ms = st.opts.refund_timeout_ms;
+  return desk;
+}
+
+// Settles the suspense cases whose compensating refund a statement showed late (one at a time
+// per case); a refusal other than a failure to write lets the line take its ordinary course.
+void settle_late_refunds(reconciler_actor* self, const std::vector<std::pair<recon_case, u128>>& late) {
+  auto& st = self->state;
+  for (const auto& [parked, amount] : late) {
+    if (!st.late_refunds_running.insert(parked.id).second) continue;
+    const uint64_t id = parked.id;
+    settle_late_refund(self, desk_of(self), parked, amount, [self, id](const recon_case_resolved& r) {
+      auto& st = self->state;
+      st.late_refunds_running.erase(id);
+      if (!r.error.ok()) {
+        st.last_error = r.error.message; // asked again next round
+        return;
+      }
+      if (r.result != pay::case_result::ok && r.result != pay::case_result::case_resolved) {
+        st.late_refunds_refused.insert(id);
+        st.last_error = "case " + std::to_string(id) + ": a late compensating refund could not be booked (" +
+                        std::string(pay::name(r.result)) + ")";
+      }
+    });
+  }
+}
+
 void finish_round(reconciler_actor* self) {
   auto& st = self->state;
   round_work w;
@@ -359,6 +458,7 @@ void finish_round(reconciler_actor* self) {
   }
   for (const auto& [pid, what] : w.seen) w.batch.seen.emplace_back(pid, what);
   if (ok) ok = refresh_candidates(st) && check_missing_provider(st, w);
+  settle_late_refunds(self, w.late_refunds);
   for (provider_state& p : st.providers) p.reply.reset();
   if (!ok) {
     st.rescan = true; // the index may have lost rows this round decided nothing about
@@ -755,24 +855,8 @@ caf::behavior reconciler(reconciler_actor* self, reconciler_options opts, std::s
         return rp;
       },
       [self](resolve_case& r) {
-        auto& st = self->state;
-        case_desk desk;
-        desk.store = st.store;
-        desk.payments = st.opts.payments;
-        desk.committer = st.committer;
-        desk.ledger = st.opts.ledger;
-        desk.suspense_account = st.opts.suspense_account;
-        desk.now_ns = now_ns(st);
-        desk.written = [self](const recon_written& done) {
-          if (done.error.ok()) self->state.counters = done.counters;
-          else self->state.last_error = done.error.message;
-        };
-        desk.channels = st.opts.channels;
-        desk.clearing_account = st.opts.clearing_account;
-        desk.credential_providers = st.opts.credential_providers;
-        desk.refund_timeout_ms = st.opts.refund_timeout_ms;
         auto rp = self->make_response_promise();
-        resolve(self, std::move(desk), std::move(r), rp);
+        resolve(self, desk_of(self), std::move(r), rp);
         return rp;
       },
       [self](const recon_cases_request& r) -> recon_cases_reply { return list_cases(*self->state.store, r); },

@@ -787,6 +787,86 @@ TEST_CASE("refunding a suspense case gives the parked money back through the pro
   }
 }
 
+TEST_CASE("a compensating refund the statement shows after the payment core gave up on it is booked out of "
+          "suspense once, and its case resolved by kassa", "[recon]") {
+  temp_dir dir;
+  auto payments = open_payments(dir.path + "/payments");
+  pay::order row = make_row(42, pay::order_state::in_review, 1000); // charged 1000, not booked, refund failed
+  row.account_id = 5;
+  row.amount = 1000;
+  ks::payments_batch rows;
+  rows.rows = {row};
+  write_ok(*payments, std::move(rows));
+  auto clock = std::make_shared<std::atomic<uint64_t>>(t0);
+  auto ledger = std::make_shared<fake_ledger>();
+  auto alpha = std::make_shared<fake_statement>();
+  recon_node rn(payments, dir.path + "/recon", {{"alpha", alpha}}, clock, ledger);
+  open_case oc; // what the flow opens when its compensating refund fails
+  oc.payment_id = payments->ids().id(42);
+  oc.row_id = row.id;
+  oc.ledger = 1;
+  oc.internal_amount = 1000;
+  oc.provider_amount = 1000;
+  oc.provider = "alpha";
+  REQUIRE(rn.node.ask<recon_case_opened>(rn.recon, oc).id == 1);
+  const u128 compensation = payments->ids().id(42, pay::call_role::compensation);
+  const u128 suspense = make_u128(0x5050, 5 * 1000 + 1);
+  const u128 clearing = make_u128(0xC1EA, 5 * 1000 + 1);
+  alpha->add(payments->ids().id(42), 1000); // the charge
+
+  SECTION("all of it: booked, resolved, the line matched; nothing asked of the provider") {
+    alpha->add(compensation, 1000);
+    REQUIRE(eventually([&] { return rn.cases(true).empty(); }));
+    rn.settle();
+    REQUIRE(ledger->created.count(pay::case_transfer_id(1)) == 1);
+    const ledger::transfer& t = ledger->created[pay::case_transfer_id(1)];
+    CHECK(t.debit_account_id == suspense);
+    CHECK(t.credit_account_id == clearing);
+    CHECK(t.amount == 1000);
+    CHECK(ledger->applied == 1);
+    auto listed = rn.node.ask<recon_cases_reply>(rn.recon, recon_cases_request{false});
+    REQUIRE(listed.cases.size() == 1);
+    CHECK(listed.resolutions[0].action == uint8_t(pay::case_action::refund));
+    CHECK(listed.resolutions[0].amount == 1000);
+    CHECK(std::string(listed.resolutions[0].by) == "kassa");
+    CHECK(rn.status().providers[0].pending == 0);
+    CHECK(rn.status().matched == 2);
+    {
+      std::lock_guard<std::mutex> g(alpha->mu);
+      CHECK(alpha->calls.empty());
+    }
+    // an operator asking later finds it resolved; nothing is booked again
+    resolve_case r;
+    r.id = 1;
+    r.action = uint8_t(pay::case_action::refund);
+    r.note = "give it back";
+    CHECK(rn.node.ask<recon_case_resolved>(rn.recon, r).result == pay::case_result::case_resolved);
+    CHECK(ledger->applied == 1);
+  }
+  SECTION("more than was parked: a mismatch, the case stays open, nothing booked") {
+    alpha->add(compensation, 1001);
+    REQUIRE(eventually([&] { return rn.status().providers[0].cursor == 2; }));
+    rn.settle();
+    CHECK(set_of(rn.cases(true)) == case_set{expect(ks::case_kind::suspense, payments->ids().id(42)),
+                                            expect(ks::case_kind::amount_mismatch, compensation)});
+    CHECK(ledger->applied == 0);
+  }
+  SECTION("an operator booked the parked money before: the refund's line is money kassa has no record of") {
+    resolve_case r;
+    r.id = 1;
+    r.action = uint8_t(pay::case_action::book);
+    r.note = "the customer keeps it";
+    REQUIRE(rn.node.ask<recon_case_resolved>(rn.recon, r).resolved());
+    alpha->add(compensation, 1000);
+    REQUIRE(eventually([&] { return rn.status().providers[0].cursor == 2; }));
+    rn.settle();
+    clock->store(t0 + 2 * second);
+    rn.settle();
+    CHECK(set_of(rn.cases(true)) == case_set{expect(ks::case_kind::missing_internal, compensation)});
+    CHECK(ledger->applied == 1); // the operator's booking only
+  }
+}
+
 TEST_CASE("a case's refund to a provider that wants a credential carries one; without one it is not sent",
           "[recon]") {
   temp_dir dir;

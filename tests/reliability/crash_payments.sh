@@ -27,9 +27,9 @@
 # `missing_internal`; a payment of another amount, a partial payout or refund, and a
 # compensating refund (role 2 of the payment id, ids.hpp) that succeeds only late `suspense`
 # (the payment core parks the difference, or books what moved, and opens the case itself),
-# named by the row's main payment id. The late success of a compensating refund is not booked
-# yet (the money stays in suspense although the provider gave it back): its statement line
-# becomes `missing_internal` too, which is what the operator then sees. Not found yet either: a
+# named by the row's main payment id. A compensating refund that succeeds only late leaves its
+# case behind resolved: reconciliation reads the refund in the statement, books it out of
+# suspense and resolves the case as a refund by kassa (docs/accounting.md). Not found yet: a
 # compensating refund's entry left out of the statement (reconciliation waits only for the
 # main payment id of a row), so those are not expected as cases. Everything else (a partial charge under the default
 # partial policy, a late success of a charge, payout or refund, duplicate callbacks, timeouts,
@@ -197,13 +197,25 @@ run_final_check() {
              select((.type != "payment_partial" or .kind != "charge") and
                     (.type != "missing" or ($id | .[16:18]) != "02") and
                     (.type != "payment_late" or (.kind == "refund" and ($id | .[16:18]) == "02"))) |
-             if .type == "payment_late" then "suspense " + $id, "missing_internal " + $id
+             if .type == "payment_late" then "suspense " + $id
              else ({"missing": "missing_provider", "amount_mismatch": "amount_mismatch", "extra": "missing_internal",
                     "payment_mismatch": "suspense", "payment_partial": "suspense"}[.type]) + " " + $id end'
   done | suspense_by_row | sort -u > "$dir/injected.txt"
   "$kassa" recon --all --data "$dir/data" |
     awk '$1 ~ /^[0-9]+$/ { id = tolower($6); sub(/^0x/, "", id); print $2, id }' | suspense_by_row | sort -u > "$dir/cases.txt"
   echo "  discrepancies injected: $(wc -l < "$dir/injected.txt"), cases: $(wc -l < "$dir/cases.txt")"
+  # A compensating refund that succeeded late: reconciliation booked it out of suspense and
+  # resolved the row's suspense case itself (as a refund by kassa).
+  local late unsettled
+  late=$(cat "$dir"/injected-*.json | jq -r '.injected[] | (.payment_id | ascii_downcase | ltrimstr("0x")) as $id |
+           select(.type == "payment_late" and .kind == "refund" and ($id | .[16:18]) == "02") | "suspense " + $id' |
+         suspense_by_row | sort -u)
+  unsettled=$(comm -23 <(echo "$late" | grep . || true) <("$kassa" recon --all --data "$dir/data" |
+    awk '$1 ~ /^[0-9]+$/ && $3 == "resolved" { id = tolower($6); sub(/^0x/, "", id); print $2, id }' | suspense_by_row | sort -u))
+  echo "  compensating refunds that succeeded late: $(echo "$late" | grep -c . || true), their cases left open: $(echo "$unsettled" | grep -c . || true)"
+  if [ -n "$unsettled" ]; then
+    violations=$((violations + 1)); fail "a late compensating refund's suspense case is still open: $unsettled"
+  fi
   if ! diff "$dir/injected.txt" "$dir/cases.txt" > "$dir/cases.diff"; then
     sed 's/^/  /' "$dir/cases.diff"
     violations=$((violations + 1)); fail "the cases differ from the injected discrepancies (< injected, > case)"
