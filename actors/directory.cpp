@@ -1848,6 +1848,24 @@ void resolve_legs(directory_actor* self, std::vector<store::saga> sagas, std::fu
 // Applies redo records again, one after the other in id order: every shard is sent its part
 // (kassa's own accounts, then the transfers) and each event must answer ok or exists, since
 // the directory decided them all before the record was written.
+// One of kassa's own accounts that a shard holds (or a redo record creates): a clearing
+// account, or a sub-account that gives its split back (the split of a hot account survives
+// restarts this way).
+void learn_own_account(directory_state& st, const account& a) {
+  if (sid::kind_of(a.id) == sid::kind::clearing) st.clearing_known.insert(a.id);
+  if (sid::kind_of(a.id) != sid::kind::sub || a.user_data_32 >= 256) return;
+  hot_state& h = st.hot[a.user_data_128];
+  const uint32_t index = a.user_data_32;
+  if (h.created.size() <= index) h.created.resize(index + 1, false);
+  if (h.confirmed.size() <= index) h.confirmed.resize(index + 1, false);
+  h.created[index] = true;
+  h.confirmed[index] = true;
+  h.sub_accounts = std::max<uint32_t>(h.sub_accounts, static_cast<uint32_t>(h.created.size()));
+  h.ledger = a.ledger;
+  h.by_shard.clear(); // the per-shard index is rebuilt on next use
+  st.sub_parent[a.id] = a.user_data_128;
+}
+
 void redo_logged(directory_actor* self, std::shared_ptr<std::vector<store::saga>> records, size_t next,
                  std::function<void(bool)> done) {
   auto& st = self->state;
@@ -1870,6 +1888,9 @@ void redo_logged(directory_actor* self, std::shared_ptr<std::vector<store::saga>
   for (const auto& a : rec.accounts) {
     accounts[a.shard].events.push_back(a.value);
     accounts[a.shard].system.push_back(a.system);
+    // A sub-account the record creates: the split it gives back is known before any request
+    // reads the transfers that landed on it (recovery learns the others from the shards first).
+    learn_own_account(st, a.value);
   }
   for (const auto& t : rec.transfers) {
     transfers[t.shard].events.push_back(t.value);
@@ -2032,20 +2053,7 @@ void recover(directory_actor* self) {
         st.opts.log_error("a shard could not list kassa's own accounts; refusing changes", "shard=" + std::to_string(shard));
         st.failed = true;
       }
-      for (const account& a : reply.accounts) {
-        if (sid::kind_of(a.id) == sid::kind::clearing) st.clearing_known.insert(a.id);
-        if (sid::kind_of(a.id) == sid::kind::sub && a.user_data_32 < 256) {
-          hot_state& h = st.hot[a.user_data_128];
-          const uint32_t index = a.user_data_32;
-          if (h.created.size() <= index) h.created.resize(index + 1, false);
-          if (h.confirmed.size() <= index) h.confirmed.resize(index + 1, false);
-          h.created[index] = true;
-          h.confirmed[index] = true;
-          h.sub_accounts = std::max<uint32_t>(h.sub_accounts, static_cast<uint32_t>(h.created.size()));
-          h.ledger = a.ledger;
-          st.sub_parent[a.id] = a.user_data_128;
-        }
-      }
+      for (const account& a : reply.accounts) learn_own_account(st, a);
     }
     resolve_logged(self, std::move(*sagas), [self](bool ok) {
       auto& st = self->state;

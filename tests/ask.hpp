@@ -83,6 +83,56 @@ std::vector<std::optional<Reply>> ask_all(caf::actor_system& sys, const caf::act
   return all.get();
 }
 
+struct in_flight_state {
+  static inline const char* name = "kassa.test.in_flight";
+};
+
+// Requests sent at once whose replies are collected as they come, until `stop()`: what a
+// client holds when its server dies under it (test the requests left unanswered).
+template <class Reply>
+class in_flight {
+public:
+  template <class Request>
+  in_flight(caf::actor_system& sys, const caf::actor& to, std::vector<Request> requests)
+      : replies_(std::make_shared<replies>()) {
+    replies_->got.resize(requests.size());
+    actor_ = sys.spawn(
+        [](caf::stateful_actor<in_flight_state>* self, caf::actor to, std::vector<Request> requests,
+           std::shared_ptr<replies> out) -> caf::behavior {
+          for (size_t i = 0; i < requests.size(); ++i) {
+            self->request(to, caf::infinite, std::move(requests[i]))
+                .then(
+                    [out, i](Reply& r) {
+                      std::lock_guard<std::mutex> lock(out->mutex);
+                      out->got[i] = std::move(r);
+                    },
+                    [](caf::error&) {});
+          }
+          return {[](int) {}};
+        },
+        to, std::move(requests), replies_);
+  }
+  ~in_flight() { stop(); }
+  in_flight(const in_flight&) = delete;
+  in_flight& operator=(const in_flight&) = delete;
+
+  // Stops listening; returns each request's reply, empty for those not answered by then.
+  std::vector<std::optional<Reply>> stop() {
+    if (actor_) caf::anon_send_exit(actor_, caf::exit_reason::user_shutdown);
+    actor_ = caf::actor{};
+    std::lock_guard<std::mutex> lock(replies_->mutex);
+    return replies_->got;
+  }
+
+private:
+  struct replies {
+    std::mutex mutex;
+    std::vector<std::optional<Reply>> got;
+  };
+  std::shared_ptr<replies> replies_;
+  caf::actor actor_;
+};
+
 struct inbox_state {
   static inline const char* name = "kassa.test.inbox";
 };

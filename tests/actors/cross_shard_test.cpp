@@ -181,6 +181,45 @@ TEST_CASE("recovery creates a logged chain of accounts across shards whole", "[d
   CHECK(left.empty());
 }
 
+TEST_CASE("a credit that a logged round landed on a sub-account it created reads as the split account's after "
+          "recovery", "[directory][hot]") {
+  temp_dir dir;
+  const uint32_t n = 2;
+  const u128 hot = id_in(1, n, 1);
+  const u128 sub = ledger::system_ids::sub(hot, 0);
+  const uint32_t s = shard_of(sub, n);
+  const u128 payer = id_in(s, n, 2);
+  account sub_row = make_account(sub, 1, account_debits_must_not_exceed_credits);
+  sub_row.code = ledger::system_ids::sub_code;
+  sub_row.user_data_128 = hot;
+  sub_row.user_data_32 = 0;
+  transfer t = make_transfer(500, payer, hot, 10);
+  {
+    node nd(dir.path, n);
+    REQUIRE(nd.accounts({make_account(payer), make_account(hot)}).failures.empty());
+  }
+  {
+    // A crash inside a round that split the hot account: its record (the new sub-account, and
+    // the credit that landed on it) is in the log; no shard applied any of it.
+    node nd(dir.path, n, {}, false);
+    transfer leg = t;
+    leg.credit_account_id = sub;
+    ks::saga rec;
+    rec.id = 3;
+    rec.accounts = {{s, system_own, sub_row}};
+    rec.transfers = {{s, system_own, leg}};
+    REQUIRE(nd.log->write({rec}, {}).ok());
+  }
+  node nd(dir.path, n);
+  // The client's retry after the lost reply: the transfer it sent, once, naming the account it named.
+  auto r = nd.transfers({t});
+  CHECK(tname(r, 0) == "exists");
+  auto found = nd.lookup_transfers({t.id});
+  REQUIRE(found.size() == 1);
+  CHECK(found[0].credit_account_id == hot);
+  CHECK(nd.lookup(hot).credits_posted == 10);
+}
+
 TEST_CASE("balancing transfers across shards move the amount one shard would, and store it as one shard does", "[directory]") {
   temp_dir dir;
   const uint32_t n = 2;

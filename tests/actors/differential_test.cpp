@@ -11,7 +11,11 @@
 // (pending, post whole or partial, void) within a shard; chains that post or void and then
 // debit the hot account; duplicates (the same event, or one field changed); invalid events;
 // chains left open at the end of a request; credits to and debits from the hot account.
-// Requests go one to three at a time (rounds take several). Placement rules a client must not
+// Requests go one to three at a time (rounds take several). Now and then the node crashes
+// with such a batch in flight (every actor stops between two messages, as after kill -9: what
+// a writer committed stays) after none, some or all of its replies; the requests left
+// unanswered are sent again after the restart, and each answers as the model does, or, where
+// the lost attempt applied it, as a repeat of it (`exists`), never anything else. Placement rules a client must not
 // need to know are avoided only where kassa does not yet support them across shards (docs/
 // sharding.md, "What is not yet the same").
 //
@@ -21,10 +25,12 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <map>
 #include <random>
 #include <sstream>
+#include <thread>
 #include <tuple>
 
 #include "ledger/state_machine.hpp"
@@ -492,11 +498,39 @@ directory_options options_for(const topology& t, const generator& g) {
   return o;
 }
 
+// A request whose reply was lost (the node crashed with it in flight) is sent again, as
+// docs/protocol.md tells a client to. The answer is the model's, except for a unit (an event,
+// or a linked chain) that the lost attempt applied already: it answers as a repeat, `exists`
+// for a single event, and for a chain `exists` at one event and `linked_event_failed` at the
+// others, where the model applied it. Such units take the model's codes in `got`; returns how
+// many did (a lookup then checks that what is stored is what the model holds).
+size_t accept_repeats(const std::vector<transfer>& events, const std::vector<uint32_t>& want, std::vector<uint32_t>& got) {
+  const auto exists = static_cast<uint32_t>(transfer_result::exists);
+  const auto linked_failed = static_cast<uint32_t>(transfer_result::linked_event_failed);
+  size_t repeats = 0;
+  for (size_t i = 0, j = 0; i < events.size(); i = j + 1) {
+    j = i;
+    while (j + 1 < events.size() && has(events[j].flags, transfer_linked)) ++j;
+    bool applied = true, repeat = true;
+    size_t seen_exists = 0;
+    for (size_t k = i; k <= j; ++k) {
+      applied = applied && want[k] == 0;
+      seen_exists += got[k] == exists ? 1 : 0;
+      repeat = repeat && (got[k] == exists || (j > i && got[k] == linked_failed));
+    }
+    if (!applied || !repeat || seen_exists != 1) continue;
+    for (size_t k = i; k <= j; ++k) got[k] = want[k];
+    ++repeats;
+  }
+  return repeats;
+}
+
 // Runs `stream` (the first `count` requests) against a fresh node of topology `t` and the
-// model; restarts the node every `restart_every` requests. Returns the first difference.
+// model; restarts the node every `restart_every` requests, and crashes it every `crash_every`
+// batches of transfer requests, with the batch in flight. Returns the first difference.
 std::optional<difference> run(const topology& t, const generator& g, const std::vector<request>& stream,
                               size_t count, size_t restart_every,
-                              std::map<std::string, size_t>* coverage = nullptr) {
+                              std::map<std::string, size_t>* coverage = nullptr, size_t crash_every = 0) {
   temp_dir dir;
   model m;
   // Each shard's map grows with the stream (a million requests hold a few GiB of transfers).
@@ -572,8 +606,33 @@ std::optional<difference> run(const topology& t, const generator& g, const std::
     for (size_t k = 1; k < n; ++k) if (!stream[i + k].accounts.empty()) n = k;
     std::vector<create_transfers_request> reqs;
     std::vector<std::vector<uint32_t>> got;
+    std::vector<bool> lost(n, false); // the reply was lost in a crash; the request was sent again
     if (!stream[i].accounts.empty()) {
       got.push_back(codes_of(nd->accounts(stream[i].accounts), stream[i].accounts.size()));
+    } else if (crash_every != 0 && batch % crash_every == crash_every - 1) {
+      // kill -9 with the batch in flight: every actor stops between two messages (what a
+      // writer committed stays, nothing else does), after none, some or all of the replies.
+      for (size_t k = 0; k < n; ++k) reqs.push_back(create_transfers_request{{}, stream[i + k].transfers, {}});
+      std::vector<std::optional<create_reply>> early;
+      {
+        kassa::test::in_flight<create_reply> f(*nd->sys, nd->directory, std::move(reqs));
+        const uint64_t wait_us[] = {0, 20, 100, 400, 1500, 4000};
+        std::this_thread::sleep_for(std::chrono::microseconds(batch_rng() % (wait_us[batch_rng() % 6] + 1)));
+        early = f.stop();
+      }
+      nd.reset();
+      nd = std::make_unique<node>(dir.path, t.shards, options_for(t, g), true, 16u << 20, map_bytes);
+      if (coverage != nullptr) ++(*coverage)["a crash with requests in flight"];
+      for (size_t k = 0; k < n; ++k) {
+        if (early[k] && early[k]->status == outcome::ok) {
+          got.push_back(codes_of(*early[k], stream[i + k].transfers.size()));
+          continue;
+        }
+        lost[k] = true;
+        auto again = nd->transfers(stream[i + k].transfers);
+        if (again.status != outcome::ok) return difference{i + k, "the request sent again after a crash was not answered ok"};
+        got.push_back(codes_of(again, stream[i + k].transfers.size()));
+      }
     } else {
       for (size_t k = 0; k < n; ++k) reqs.push_back(create_transfers_request{{}, stream[i + k].transfers, {}});
       auto replies = kassa::test::ask_all<create_reply>(*nd->sys, nd->directory, std::move(reqs));
@@ -586,6 +645,13 @@ std::optional<difference> run(const topology& t, const generator& g, const std::
       const request& r = stream[i + k];
       auto want = m.apply(r, batch);
       for (const transfer& t : r.transfers) ids.push_back(t.id);
+      if (lost[k]) {
+        const size_t repeats = accept_repeats(r.transfers, want, got[k]);
+        if (coverage != nullptr) {
+          ++(*coverage)["a request whose reply was lost, sent again"];
+          (*coverage)["a unit the lost attempt applied, answered as a repeat"] += repeats;
+        }
+      }
       for (size_t e = 0; e < want.size(); ++e) {
         if (coverage != nullptr) {
           ++(*coverage)[r.accounts.empty() ? std::string(name(static_cast<transfer_result>(want[e])))
@@ -643,15 +709,19 @@ std::optional<difference> run(const topology& t, const generator& g, const std::
 }
 
 // The shortest prefix of the stream that still differs (bisection on the prefix length).
-size_t shrink(const topology& t, const generator& g, const std::vector<request>& stream, size_t failing) {
+size_t shrink(const topology& t, const generator& g, const std::vector<request>& stream, size_t failing,
+              size_t crash_every) {
   size_t lo = 1, hi = failing + 1; // the first `hi` requests differ
   while (lo < hi) {
     const size_t mid = (lo + hi) / 2;
-    if (run(t, g, stream, mid, 0)) hi = mid;
+    if (run(t, g, stream, mid, 0, nullptr, crash_every)) hi = mid;
     else lo = mid + 1;
   }
   return hi;
 }
+
+// Batches between two crashes: about 60 crashes per topology, at least 40 batches apart.
+size_t crash_interval(size_t requests) { return std::max<size_t>(40, requests / 120); }
 
 size_t requests_per_topology() {
   if (const char* env = std::getenv("KASSA_DIFF_REQUESTS")) return std::max<size_t>(2, std::strtoull(env, nullptr, 10));
@@ -681,10 +751,11 @@ TEST_CASE("every topology answers a random request stream as the single-shard mo
   for (const topology& t : topologies) {
     std::map<std::string, size_t> coverage;
     const size_t restart_every = std::getenv("KASSA_DIFF_NO_RESTART") ? 0 : count / 3 + 1;
-    auto d = run(t, g, stream, count, restart_every, &coverage);
+    const size_t crash_every = std::getenv("KASSA_DIFF_NO_RESTART") ? 0 : crash_interval(count);
+    auto d = run(t, g, stream, count, restart_every, &coverage, crash_every);
     if (d) {
-      const size_t prefix = shrink(t, g, stream, d->request);
-      auto again = run(t, g, stream, prefix, 0);
+      const size_t prefix = shrink(t, g, stream, d->request, crash_every);
+      auto again = run(t, g, stream, prefix, 0, nullptr, crash_every);
       FAIL("seed " << seed << ", topology \"" << t.name << "\": after " << (again ? again->request + 1 : prefix)
                    << " requests (shrunk from " << d->request + 1 << "): " << (again ? again->what : d->what)
                    << "\nreplay: KASSA_SEED=" << seed << " KASSA_DIFF_REQUESTS=" << prefix
@@ -703,7 +774,9 @@ TEST_CASE("every topology answers a random request stream as the single-shard mo
                                "a linked chain of accounts across shards applied",
                                "a balancing transfer across shards applied",
                                "a post or void chained with a debit of the hot account applied",
-                               "history transfers", "history balances"}) {
+                               "history transfers", "history balances", "a crash with requests in flight",
+                               "a request whose reply was lost, sent again",
+                               "a unit the lost attempt applied, answered as a repeat"}) {
         INFO(t.name << ": " << code);
         CHECK(coverage[code] > 0);
       }
