@@ -226,7 +226,8 @@ verdict match_line(reconciler_state& st, const std::string& provider, const reco
   c.trace_id = row.trace_id;
   if (row.ledger != 0) c.ledger = row.ledger;
   if (!is_final(row.state)) {
-    if (w.now - std::min(w.now, line.first_seen_ns) < grace_ns) return verdict::pending;
+    const uint64_t inflight_ns = std::max<uint64_t>(grace_ns, uint64_t(st.opts.inflight_grace_ms) * 1000000u);
+    if (w.now - std::min(w.now, line.first_seen_ns) < inflight_ns) return verdict::pending;
     c.internal_amount = row.provider_amount;
     return open(case_kind::missing_internal);
   }

@@ -32,9 +32,13 @@ struct reconciler_options {
   std::shared_ptr<ledger::store::recon_store> store;
   std::vector<std::pair<std::string, caf::actor>> channels; // provider name -> channel actor
   uint32_t interval_ms = 1000;
-  // How long a statement line may wait for its payment to become final, and how long a final
-  // payment may wait for its statement line, before either becomes a case.
+  // How long a statement line may wait for its final payment to book what it shows, and how
+  // long a final payment may wait for its statement line, before either becomes a case.
   uint32_t grace_ms = 600000;
+  // How long a statement line waits for a payment kassa is still working on (not final: a
+  // flow resumed after a restart may wait out a channel's open breaker first); at least
+  // grace_ms. The payment core bounds its own steps, so a row still in flight after this is stuck.
+  uint32_t inflight_grace_ms = 3600000;
   uint32_t statement_lines_max = 1000;   // per statement_request
   uint32_t statement_timeout_ms = 5000;  // per statement_request
   uint32_t journal_entries_max = 65536;  // journal entries read per round (see docs)

@@ -599,6 +599,7 @@ parse_fn payments_section(payments_config& c) {
            {"enabled", optional, boolean(c.reconciliation.enabled)},
            {"interval_ms", optional, integer(c.reconciliation.interval_ms, 1, 3600000)},
            {"grace_ms", optional, integer(c.reconciliation.grace_ms, 0, 86400000)},
+           {"inflight_grace_ms", optional, integer(c.reconciliation.inflight_grace_ms, 0, 86400000)},
            {"refund_timeout_ms", optional, integer(c.reconciliation.refund_timeout_ms, 1, 600000)},
        })},
       {"flows", optional, flows_section(c.flows)},

@@ -172,6 +172,7 @@ struct reconciliation_config {
   bool enabled = true;
   uint32_t interval_ms = 1000;             // 1 .. 3600000
   uint32_t grace_ms = 5000;                // unmatched this long becomes a case, 0 .. 86400000
+  uint32_t inflight_grace_ms = 3600000;    // a line whose row is still in flight waits this long, 0 .. 86400000
   uint32_t refund_timeout_ms = 10000;      // a case refund's provider call, 1 .. 600000
 };
 

@@ -240,6 +240,7 @@ std::unique_ptr<payment_core> start_payment_core(caf::actor_system& sys, const c
     ro.channels = named;
     ro.interval_ms = payments.reconciliation.interval_ms;
     ro.grace_ms = payments.reconciliation.grace_ms;
+    ro.inflight_grace_ms = payments.reconciliation.inflight_grace_ms;
     ro.ledger = ledger.directory; // rows <-> ledger: the bookings each row names; a case's booking
     // the ledger scan's page: within what a shard answers to one query
     ro.booking_scan_ids_max = std::min<uint32_t>(ro.booking_scan_ids_max, cfg.batching.batch_events_max);

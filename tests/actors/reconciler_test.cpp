@@ -225,6 +225,7 @@ struct recon_node {
     o.map_size_bytes = 64ull << 20;
     o.interval_ms = 5;
     o.grace_ms = 1000;
+    o.inflight_grace_ms = 3000;
     o.statement_lines_max = 3; // several requests per statement
     o.statement_timeout_ms = 2000;
     o.clock_ns = [clock] { return clock->load(); };
@@ -322,7 +323,7 @@ TEST_CASE("every discrepancy between statements and payments becomes exactly one
             make_row(7, s::completed, 0, ""),     // no provider: nothing to reconcile
             make_row(8, s::completed, 800, "bravo"), // matched once bravo is up
             make_row(9, s::unknown, 0),           // becomes final later: matched then
-            make_row(10, s::processing, 0)};      // never final: missing_internal after grace
+            make_row(10, s::processing, 0)};      // never final: missing_internal after the in-flight grace
   b.journal = {compensated(make_u128(0xA0, 5), 500), compensated(make_u128(0xA0, 6), 300)};
   write_ok(*payments, std::move(b));
 
@@ -377,14 +378,19 @@ TEST_CASE("every discrepancy between statements and payments becomes exactly one
     CHECK(st.matched == 6); // + pid 9, pid 8
     CHECK(set_of(rn.cases()) == statement_cases);
 
-    // Past the grace period: row 3 never showed up, row 10 never became final, row 4 stayed
-    // failed although the provider took its money.
+    // Past the grace period: row 3 never showed up, row 4 stayed failed although the provider
+    // took its money. Row 10 is still in flight: its line waits longer (a resumed flow may be
+    // waiting for its channel), until the in-flight grace runs out too.
     clock->store(t0 + 2 * second);
     rn.settle();
     case_set all = statement_cases;
     all.insert(expect(ks::case_kind::missing_provider, pid(3)));
-    all.insert(expect(ks::case_kind::missing_internal, pid(10)));
     all.insert(expect(ks::case_kind::missing_internal, pid(4)));
+    CHECK(set_of(rn.cases()) == all);
+    CHECK(rn.status().providers[0].pending == 1);
+    clock->store(t0 + 4 * second);
+    rn.settle();
+    all.insert(expect(ks::case_kind::missing_internal, pid(10)));
     first_cases = rn.cases();
     CHECK(set_of(first_cases) == all);
     CHECK(rn.status().providers[0].pending == 0);
