@@ -331,11 +331,20 @@ void flow_state::note(const char* step, uint32_t result, u128 amount) {
   journal.push_back(entry(*e, ctx, row, "flow", step, result, amount));
 }
 
+void follow_owner(flow_actor* self) {
+  if (!self->state.owner) return;
+  self->monitor(self->state.owner);
+  self->set_down_handler([self](caf::down_msg& dm) {
+    if (dm.source == self->state.owner.address()) self->quit(dm.reason);
+  });
+}
+
 caf::actor spawn_flow(caf::actor_system& sys, env_ptr e, caf::actor owner, flow_start start) {
   return sys.spawn([](flow_actor* self, env_ptr e, caf::actor owner, flow_start start) -> caf::behavior {
     auto& st = self->state;
     st.e = e;
     st.owner = owner;
+    follow_owner(self);
     st.ctx = start.ctx;
     st.cmd = start.cmd;
     st.row = start.row;

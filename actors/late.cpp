@@ -146,6 +146,7 @@ caf::actor spawn_late_flow(caf::actor_system& sys, env_ptr e, late_start start) 
     auto& st = self->state;
     st.e = e;
     st.owner = e->gateway;
+    follow_owner(self);
     st.row = start.row;
     st.ctx = request_context{start.row.trace_id, start.row.parent_id ? start.row.parent_id : start.row.id, 0, 0, false};
     st.k = static_cast<kind>(start.row.kind);

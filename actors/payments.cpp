@@ -414,9 +414,15 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
   for (const auto& [id, c] : st.items)
     if (c.kind == uint16_t(kind::pay) && static_cast<order_state>(c.state) == order_state::processing) reserve(st, c);
   drop_unexpected(self, [e, id = row.id](const std::string& m) { e->log_error("order " + to_string_u128(id) + ": " + m); });
+  // An order actor ends with the gateway (kassad stopping), as its flows end with it.
+  if (e->gateway) self->monitor(e->gateway);
   self->set_down_handler([self](caf::down_msg& dm) {
-    if (dm.reason == caf::exit_reason::normal) return; // it quit after its final report
     auto& st = self->state;
+    if (st.e->gateway && dm.source == st.e->gateway.address()) {
+      self->quit(dm.reason);
+      return;
+    }
+    if (dm.reason == caf::exit_reason::normal) return; // it quit after its final report
     for (auto it = st.flows.begin(); it != st.flows.end(); ++it) {
       if (it->second.address() != dm.source) continue;
       // The flow failed before its final report: the item stays as last written (still

@@ -241,6 +241,10 @@ void fire_timer(flow_actor* self, uint64_t id);
 config::payment_type payment_type_of(kind k);
 
 caf::actor spawn_flow(caf::actor_system& sys, env_ptr e, caf::actor owner, flow_start start);
+// A flow ends with the actor that runs it (kassad stopping): its timers and status queries
+// would otherwise keep it, and the process, alive. Its row stays as last written and runs
+// again at the next start.
+void follow_owner(flow_actor* self);
 caf::actor spawn_late_flow(caf::actor_system& sys, env_ptr e, late_start start);
 caf::actor spawn_order(caf::actor_system& sys, env_ptr e, order row);
 

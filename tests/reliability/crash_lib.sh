@@ -30,7 +30,8 @@ run_verify() { # on the stopped (or killed) store
 # Starts kassad, runs the setup and a first short load that is not interrupted (seed 1), then
 # each cycle: the load with a new seed, kill -9 kassad at a random moment 25-90% into it,
 # `kassa verify` on what the crash left, a restart and run_check. $1: a pattern of the setup
-# run's output lines worth showing.
+# run's output lines worth showing. CRASH=0 runs the same cycles without a crash: each load
+# runs to its end, then kassad stops with SIGTERM (exit 0 expected) and starts again.
 crash_cycles() {
   local setup_lines=$1 status=0 cycle cycle_log kill_after_ms
   start_kassad
@@ -44,15 +45,29 @@ crash_cycles() {
   for cycle in $(seq "$cycles"); do
     cycle_log=$dir/acked-$cycle.log
     kill_after_ms=$(( secs * (250 + RANDOM % 650) ))
-    echo "cycle $cycle: kassa-bench --seed $((cycle + 1)) for ${secs}s, kill -9 kassad after ${kill_after_ms}ms"
+    if [ "${CRASH:-1}" = 1 ]; then
+      echo "cycle $cycle: kassa-bench --seed $((cycle + 1)) for ${secs}s, kill -9 kassad after ${kill_after_ms}ms"
+    else
+      echo "cycle $cycle: kassa-bench --seed $((cycle + 1)) for ${secs}s, then kassad stopped with SIGTERM"
+    fi
     timeout $((secs + 120)) "$load" --address "$address" --seed $((cycle + 1)) --duration-s "$secs" --no-setup \
       --out "$dir/bench-$cycle.jsonl" --acked-log "$cycle_log" "${load_args[@]}" > "$dir/load-$cycle.log" 2>&1 &
     loader_pid=$!
-    sleep "$(awk -v ms="$kill_after_ms" 'BEGIN { printf "%.3f", ms / 1000 }')"
-    kill -9 "$kassad_pid" 2>/dev/null || { cat "$dir/kassad-$starts.log"; fail "kassad died before the kill in cycle $cycle"; exit 1; }
-    wait "$kassad_pid" 2>/dev/null || true
-    kassad_pid=""
-    wait_for "$loader_pid" $((secs + 130)); loader_pid=""
+    if [ "${CRASH:-1}" = 1 ]; then
+      sleep "$(awk -v ms="$kill_after_ms" 'BEGIN { printf "%.3f", ms / 1000 }')"
+      kill -9 "$kassad_pid" 2>/dev/null || { cat "$dir/kassad-$starts.log"; fail "kassad died before the kill in cycle $cycle"; exit 1; }
+      wait "$kassad_pid" 2>/dev/null || true
+      kassad_pid=""
+      wait_for "$loader_pid" $((secs + 130)); loader_pid=""
+    else
+      # No crash: the load runs to its end, then kassad stops cleanly.
+      wait_for "$loader_pid" $((secs + 130)); loader_pid=""
+      local loader_waited=$waited
+      kill -TERM "$kassad_pid"
+      wait_for "$kassad_pid" "$stop_timeout_s"; kassad_pid=""
+      [ "$waited" -eq 0 ] || fail "kassad exited $waited on SIGTERM in cycle $cycle (expected 0)"
+      waited=$loader_waited
+    fi
     # The loader loses its connections (status 1); anything else is a failure of the tool.
     if [ "$waited" -gt 1 ]; then cat "$dir/load-$cycle.log"; fail "kassa-bench exited $waited in cycle $cycle"; fi
     echo "  acknowledged $acked_unit this cycle: $(grep -vc '^#' "$cycle_log" || true)"

@@ -37,6 +37,9 @@
 # outcomes, not faults: a declined compensating refund would rightly open a case too, so the
 # faults leave declines out.
 #
+# CRASH=0 runs the same cycles without killing kassad (each load runs to its end, then kassad
+# stops with SIGTERM and starts again): a clean run, which must end with no case at all.
+#
 # usage: crash_payments.sh [cycles=3] [seconds_per_cycle=3] [accounts=100]
 # BUILD_DIR (default build) holds the built kassad, kassa, kassa-bench, kassa-channel-sim and
 # payments_check; this script builds nothing. SHARDS (default 1) sets store.shards: with more,
@@ -52,6 +55,7 @@ RANDOM=$seed
 [[ $cycles =~ ^[0-9]+$ && $secs =~ ^[0-9]+$ && $accounts =~ ^[0-9]+$ && $shards =~ ^[0-9]+$ ]] ||
   { echo "crash_payments: arguments and SHARDS are whole numbers"; exit 2; }
 [[ $faults = 0 || $faults = 1 ]] || { echo "crash_payments: FAULTS is 0 or 1"; exit 2; }
+[[ ${CRASH:-1} = 0 || ${CRASH:-1} = 1 ]] || { echo "crash_payments: CRASH is 0 or 1"; exit 2; }
 (( cycles >= 1 && cycles <= 1000 && secs >= 1 && secs <= 600 && accounts >= 2 && accounts <= 100000 &&
    shards >= 1 && shards <= 256 )) ||
   { echo "crash_payments: an argument is out of range"; exit 2; }
@@ -223,7 +227,7 @@ run_final_check() {
   [ -s "$dir/injected.txt" ] || { violations=$((violations + 1)); fail "the simulator injected nothing"; }
 }
 
-echo "crash_payments: seed=$seed cycles=$cycles seconds_per_cycle=$secs accounts=$accounts shards=$shards faults=$faults dir=$dir"
+echo "crash_payments: seed=$seed cycles=$cycles seconds_per_cycle=$secs accounts=$accounts shards=$shards faults=$faults crash=${CRASH:-1} dir=$dir"
 crash_cycles '^(payments: |kassa-bench payments: setup)'
 # The general ledger is derived from the journal off the core link; whatever it has derived
 # must balance.

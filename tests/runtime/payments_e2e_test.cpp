@@ -666,6 +666,31 @@ TEST_CASE("a timeout leaves the payment unknown and kassa asks the provider unti
   }
 }
 
+TEST_CASE("kassad stops at once on SIGTERM while payments wait for their provider; they finish after the restart",
+          "[e2e][payments]") {
+  // status queries go on for a long time: a flow that outlived kassad's actors would hold the stop
+  payments_env env("", "", "", "", [](std::string& yaml) {
+    for (size_t at = yaml.find("queries_max: 100}"); at != std::string::npos; at = yaml.find("queries_max: 100}", at + 1))
+      yaml.replace(at, std::strlen("queries_max: 100}"), "queries_max: 100000}");
+  });
+  env.account(1);
+  env.sim.force("alpha", {"pending", "pending", "pending"}); // confirmed by a callback after 600 ms
+  for (u128 k = 1; k <= 3; ++k)
+    CHECK(env.submit(command(kind::topup, k, k, 1, 100)).result == uint32_t(payment_result::in_progress));
+  env.client.close();
+  const auto start = std::chrono::steady_clock::now();
+  const int stopped = env.kassad->stop();
+  INFO(env.kassad->output());
+  CHECK(stopped == 0);
+  CHECK(std::chrono::steady_clock::now() - start < 10s);
+  // the payments resume at the next start and complete once the provider's callbacks arrive
+  env.kassad->start();
+  env.client = env.kassad->connect();
+  for (u128 k = 1; k <= 3; ++k) env.wait_for(k, order_state::completed);
+  CHECK(env.balance(1) == 300);
+  env.check_money();
+}
+
 TEST_CASE("a late success after a failure is compensated", "[e2e][payments]") {
   SECTION("withdrawal: the hold was voided, then the payout succeeded: the user is debited") {
     payments_env env;
