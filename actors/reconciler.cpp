@@ -60,6 +60,11 @@ struct reconciler_state {
   std::vector<provider_state> providers;
   // Rows that may still need a statement line: the unmatched-row index (docs/accounting.md).
   std::set<u128> candidates;
+  // Part of the index: rows whose journal named a `compensated` step, until a statement shows
+  // their compensating refund or a case covers it; and, after a rescan, rows that may have
+  // one whose journal is still to be read (compensation_journals_page a round).
+  std::set<u128> compensations;
+  std::set<u128> compensations_unread;
   uint64_t journal_cursor = 0; // the payments journal read into `candidates` up to here
   bool rescan = true;          // rebuild `candidates` from every row (at start, after a failure)
   bool round_running = false;
@@ -110,6 +115,39 @@ bool is_final(uint16_t state) {
     default: return false;
   }
 }
+
+// A charge that took money and may have given it back with a compensating refund: the flow
+// fails (provider_refund), or goes to review or is refunded after refund_from_suspense
+// (actors/steps/provider.cpp, booking.cpp, late.cpp); a hold that expires does so from
+// partially_paid, and a row in flight may have journaled one already.
+bool may_have_compensation(const pay::order& row) {
+  if (row.provider[0] == 0 || row.provider_amount == 0) return false;
+  if (row.kind != uint16_t(pay::kind::topup) && row.kind != uint16_t(pay::kind::pay)) return false;
+  using s = pay::order_state;
+  switch (static_cast<s>(row.state)) {
+    case s::completed:
+    case s::partially_refunded: return false;
+    default: return true;
+  }
+}
+
+bool names_compensation(const std::vector<ks::journal_entry>& entries) {
+  for (const ks::journal_entry& e : entries)
+    if (pay::step_is(e.step, "compensated")) return true;
+  return false;
+}
+
+// What the row's compensating refunds gave back, as journaled once the provider confirmed
+// (saturating: a sum past u128 cannot be money and will match no line).
+u128 compensated_sum(const std::vector<ks::journal_entry>& entries) {
+  u128 sum = 0;
+  for (const ks::journal_entry& e : entries)
+    if (pay::step_is(e.step, "compensated") && !add_checked(sum, e.amount, sum)) return u128_max;
+  return sum;
+}
+
+// Rows of `compensations_unread` whose journal one round reads.
+constexpr size_t compensation_journals_page = 256;
 
 template <size_t N>
 std::string name_of(const char (&field)[N]) {
@@ -240,8 +278,7 @@ verdict match_line(reconciler_state& st, const std::string& provider, const reco
       st.last_error = err.message;
       return verdict::failed;
     }
-    for (const ks::journal_entry& e : entries)
-      if (pay::step_is(e.step, "compensated") && !add_checked(internal, e.amount, internal)) internal = u128_max;
+    internal = compensated_sum(entries);
   }
   if (internal == 0 && role == pay::call_role::compensation) {
     // The payment core gave up on its compensating refund and parked the money with a suspense
@@ -283,16 +320,18 @@ verdict match_line(reconciler_state& st, const std::string& provider, const reco
 }
 
 // Brings the unmatched-row index forward: every row the journal names since the last round
-// (or every row, after a restart) is a candidate until a statement shows it or a case covers it.
+// (or every row, after a restart) is a candidate until a statement shows it or a case covers it;
+// a row whose journal names a `compensated` step is one for its compensating refund too.
 bool refresh_candidates(reconciler_state& st) {
   if (st.rescan) {
     uint64_t journal_last = 0;
     // The journal's end first: rows changed while scanning come in again through the journal.
     ks::error err = st.opts.payments->read_journal_last(journal_last);
-    std::set<u128> rows;
+    std::set<u128> rows, compensations;
     if (err.ok())
       err = st.opts.payments->scan_rows([&](const pay::order& row) {
         if (row.provider[0] != 0) rows.insert(row.id);
+        if (may_have_compensation(row)) compensations.insert(row.id);
         return true;
       });
     if (!err.ok()) {
@@ -300,6 +339,8 @@ bool refresh_candidates(reconciler_state& st) {
       return false;
     }
     st.candidates = std::move(rows);
+    st.compensations.clear();
+    st.compensations_unread = std::move(compensations); // their journals: a page a round
     st.journal_cursor = journal_last;
     st.rescan = false;
     return true;
@@ -309,19 +350,36 @@ bool refresh_candidates(reconciler_state& st) {
     st.last_error = err.message;
     return false;
   }
-  for (const ks::journal_entry& e : entries)
-    if (e.row_id != 0) st.candidates.insert(e.row_id);
+  for (const ks::journal_entry& e : entries) {
+    if (e.row_id == 0) continue;
+    st.candidates.insert(e.row_id);
+    if (pay::step_is(e.step, "compensated")) st.compensations.insert(e.row_id);
+  }
   if (!entries.empty()) st.journal_cursor = entries.back().sequence;
   return true;
 }
 
-// Opens missing_provider cases for final rows whose provider money no statement showed within
-// the grace period; drops rows from the index that need nothing more.
-bool check_missing_provider(reconciler_state& st, round_work& w) {
-  const uint64_t grace_ns = uint64_t(st.opts.grace_ms) * 1000000u;
-  std::vector<pay::order> rows;
-  std::vector<u128> drop;
-  for (const u128& id : st.candidates) {
+// Reads the journals of up to a page of the rows a rescan found that may have a compensating
+// refund; those that name a `compensated` step join `compensations`.
+bool read_rescanned_journals(reconciler_state& st) {
+  std::vector<ks::journal_entry> entries;
+  for (size_t n = 0; n < compensation_journals_page && !st.compensations_unread.empty(); ++n) {
+    const u128 id = *st.compensations_unread.begin();
+    entries.clear();
+    if (auto err = st.opts.payments->journal_by_row(id, entries); !err.ok()) {
+      st.last_error = err.message;
+      return false;
+    }
+    st.compensations_unread.erase(st.compensations_unread.begin());
+    if (names_compensation(entries)) st.compensations.insert(id);
+  }
+  return true;
+}
+
+// The rows of `ids` that still name a provider payment; the others go to `drop`.
+bool rows_with_provider(reconciler_state& st, const std::set<u128>& ids, std::vector<pay::order>& rows,
+                        std::vector<u128>& drop) {
+  for (const u128& id : ids) {
     pay::order row;
     bool found = false;
     if (auto err = st.opts.payments->get_row(id, row, found); !err.ok()) {
@@ -331,16 +389,55 @@ bool check_missing_provider(reconciler_state& st, round_work& w) {
     if (!found || row.provider[0] == 0 || row.sequence == 0) drop.push_back(id);
     else rows.push_back(row);
   }
-  std::vector<u128> pids;
-  for (const pay::order& row : rows) pids.push_back(st.opts.payments->ids().id(row.sequence));
-  std::vector<int> known;
-  if (auto err = st.store->seen(pids, known); !err.ok()) {
+  return true;
+}
+
+// For each payment id: whether a statement line showed it or a case covers it, in an earlier
+// round (the store) or in this one.
+bool known_ids(reconciler_state& st, const round_work& w, const std::vector<u128>& pids, std::vector<bool>& known) {
+  std::vector<int> stored;
+  if (auto err = st.store->seen(pids, stored); !err.ok()) {
     st.last_error = err.message;
     return false;
   }
+  known.resize(pids.size());
+  for (size_t i = 0; i < pids.size(); ++i) known[i] = stored[i] >= 0 || w.seen.count(pids[i]) != 0;
+  return true;
+}
+
+// A final row's provider money that no statement line showed, under `payment_id`.
+recon_case missing_provider_case(const pay::order& row, u128 payment_id, u128 amount, uint64_t now) {
+  recon_case c;
+  c.kind = static_cast<uint8_t>(case_kind::missing_provider);
+  c.opened_ns = now;
+  c.payment_id = payment_id;
+  c.row_id = row.id;
+  c.trace_id = row.trace_id;
+  c.internal_amount = amount;
+  c.ledger = row.ledger;
+  std::memcpy(c.provider, row.provider, sizeof c.provider);
+  return c;
+}
+
+void open_missing_provider(round_work& w, const pay::order& row, u128 payment_id, u128 amount) {
+  w.batch.cases.push_back(missing_provider_case(row, payment_id, amount, w.now));
+  w.batch.seen.emplace_back(payment_id, ks::seen_only_missing_case); // not opened twice
+}
+
+// Opens missing_provider cases for final rows whose provider money no statement showed within
+// the grace period; drops rows from the index that need nothing more.
+bool check_missing_provider(reconciler_state& st, round_work& w) {
+  const uint64_t grace_ns = uint64_t(st.opts.grace_ms) * 1000000u;
+  std::vector<pay::order> rows;
+  std::vector<u128> drop;
+  if (!rows_with_provider(st, st.candidates, rows, drop)) return false;
+  std::vector<u128> pids;
+  for (const pay::order& row : rows) pids.push_back(st.opts.payments->ids().id(row.sequence));
+  std::vector<bool> known;
+  if (!known_ids(st, w, pids, known)) return false;
   for (size_t i = 0; i < rows.size(); ++i) {
     const pay::order& row = rows[i];
-    if (known[i] >= 0 || w.seen.count(pids[i]) != 0) {
+    if (known[i]) {
       drop.push_back(row.id); // a statement showed it, or a case covers it
       continue;
     }
@@ -350,20 +447,43 @@ bool check_missing_provider(reconciler_state& st, round_work& w) {
       continue;
     }
     if (w.now - std::min(w.now, row.updated_ns) < grace_ns) continue;
-    recon_case c;
-    c.kind = static_cast<uint8_t>(case_kind::missing_provider);
-    c.opened_ns = w.now;
-    c.payment_id = pids[i];
-    c.row_id = row.id;
-    c.trace_id = row.trace_id;
-    c.internal_amount = row.provider_amount;
-    c.ledger = row.ledger;
-    std::memcpy(c.provider, row.provider, sizeof c.provider);
-    w.batch.cases.push_back(c);
-    w.batch.seen.emplace_back(pids[i], ks::seen_only_missing_case);
+    open_missing_provider(w, row, pids[i], row.provider_amount);
     drop.push_back(row.id);
   }
   for (const u128& id : drop) st.candidates.erase(id);
+  return true;
+}
+
+// The same for the compensating refunds (role compensation) of the rows in `compensations`,
+// for what their `compensated` entries sum to. A row whose compensation the payment core gave
+// up on has none: its money waits in suspense with a case of its own (match_line).
+bool check_missing_compensation(reconciler_state& st, round_work& w) {
+  const uint64_t grace_ns = uint64_t(st.opts.grace_ms) * 1000000u;
+  std::vector<pay::order> rows;
+  std::vector<u128> drop;
+  if (!rows_with_provider(st, st.compensations, rows, drop)) return false;
+  std::vector<u128> pids;
+  for (const pay::order& row : rows) pids.push_back(st.opts.payments->ids().id(row.sequence, pay::call_role::compensation));
+  std::vector<bool> known;
+  if (!known_ids(st, w, pids, known)) return false;
+  std::vector<ks::journal_entry> entries;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const pay::order& row = rows[i];
+    if (known[i]) {
+      drop.push_back(row.id);
+      continue;
+    }
+    if (!is_final(row.state) || w.now - std::min(w.now, row.updated_ns) < grace_ns) continue;
+    entries.clear();
+    if (auto err = st.opts.payments->journal_by_row(row.id, entries); !err.ok()) {
+      st.last_error = err.message;
+      return false;
+    }
+    const u128 given_back = compensated_sum(entries);
+    if (given_back > 0) open_missing_provider(w, row, pids[i], given_back);
+    drop.push_back(row.id); // a later compensation comes back through the journal
+  }
+  for (const u128& id : drop) st.compensations.erase(id);
   return true;
 }
 
@@ -458,7 +578,9 @@ void finish_round(reconciler_actor* self) {
     if (cursor_next[i] != p.cursor) w.batch.cursors.emplace_back(p.name, cursor_next[i]);
   }
   for (const auto& [pid, what] : w.seen) w.batch.seen.emplace_back(pid, what);
-  if (ok) ok = refresh_candidates(st) && check_missing_provider(st, w);
+  if (ok)
+    ok = refresh_candidates(st) && read_rescanned_journals(st) && check_missing_provider(st, w) &&
+         check_missing_compensation(st, w);
   settle_late_refunds(self, w.late_refunds);
   for (provider_state& p : st.providers) p.reply.reset();
   if (!ok) {
@@ -868,7 +990,7 @@ caf::behavior reconciler(reconciler_actor* self, reconciler_options opts, std::s
         s.cases_open = st.counters.cases_open;
         s.cases_total = st.counters.cases_total;
         s.rounds = st.rounds;
-        s.unmatched_rows = st.candidates.size();
+        s.unmatched_rows = st.candidates.size() + st.compensations.size() + st.compensations_unread.size();
         s.booking_rows_checked = st.counters.booking_rows_checked;
         s.booking_rows_queued = st.booking_queue.size();
         s.booking_rounds = st.booking_rounds;

@@ -123,7 +123,9 @@ struct recon_status {
   uint64_t cases_open = 0;
   uint64_t cases_total = 0;
   uint64_t rounds = 0;      // rounds completed since start
-  uint64_t unmatched_rows = 0; // rows with a provider payment not yet shown by a statement
+  // The unmatched-row index: rows with a provider payment (or a compensating refund, or after a
+  // restart maybe one) not yet shown by a statement.
+  uint64_t unmatched_rows = 0;
   uint64_t booking_rows_checked = 0; // rows whose bookings were looked up in the ledger, ever
   uint64_t booking_rows_queued = 0;  // rows waiting for their bookings to be looked up
   uint64_t booking_rounds = 0;       // rows <-> ledger rounds completed since start

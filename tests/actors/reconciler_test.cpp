@@ -429,6 +429,83 @@ TEST_CASE("every discrepancy between statements and payments becomes exactly one
   }
 }
 
+TEST_CASE("a compensating refund no statement shows becomes one missing_provider case after the grace, also "
+          "across a restart", "[recon]") {
+  temp_dir dir;
+  auto payments = open_payments(dir.path + "/payments");
+  auto clock = std::make_shared<std::atomic<uint64_t>>(t0 + second / 2);
+  auto alpha = std::make_shared<fake_statement>();
+  using s = pay::order_state;
+  const auto pid = [&](uint64_t seq) { return payments->ids().id(seq); };
+  const auto refund = [&](uint64_t seq) { return payments->ids().id(seq, pay::call_role::compensation); };
+  const auto row_id = [](uint64_t seq) { return make_u128(0xA0, seq); };
+
+  ks::payments_batch b;
+  b.rows = {make_row(21, s::failed, 700),     // given back in full; the refund never shows
+            make_row(22, s::failed, 800),     // given back in full; the refund shows
+            make_row(23, s::in_review, 900),  // 400 given back; the refund never shows
+            make_row(24, s::in_review, 1000)}; // the refund failed: suspense, nothing given back
+  b.journal = {compensated(row_id(21), 700), compensated(row_id(22), 800), compensated(row_id(23), 400)};
+  write_ok(*payments, std::move(b));
+  for (uint64_t seq : {21, 22, 23, 24}) alpha->add(pid(seq), 100 * (seq - 14)); // the charges
+  alpha->add(refund(22), 800);
+
+  std::vector<ks::recon_case> first;
+  {
+    recon_node rn(payments, dir.path + "/recon", {{"alpha", alpha}}, clock);
+    REQUIRE(eventually([&] { return rn.status().providers[0].cursor == 5; }));
+    rn.settle();
+    CHECK(rn.cases().empty()); // within the grace
+    CHECK(rn.status().matched == 5);
+
+    clock->store(t0 + 2 * second);
+    rn.settle();
+    rn.settle();
+    first = rn.cases();
+    REQUIRE(set_of(first) == case_set{expect(ks::case_kind::missing_provider, refund(21)),
+                                      expect(ks::case_kind::missing_provider, refund(23))});
+    for (const auto& c : first) {
+      const bool is21 = c.payment_id == refund(21);
+      CHECK(c.internal_amount == (is21 ? 700 : 400));
+      CHECK(c.provider_amount == 0);
+      CHECK(c.row_id == row_id(is21 ? 21 : 23));
+      CHECK(c.trace_id == make_u128(0x7, is21 ? 21 : 23));
+      CHECK(c.ledger == 1);
+      CHECK(std::string(c.provider) == "alpha");
+      CHECK(c.status == uint8_t(ks::case_status::open));
+    }
+    CHECK(rn.status().unmatched_rows == 0);
+  }
+  // Written while the reconciler is down: only the rescan at its start finds this row.
+  ks::payments_batch later;
+  later.rows = {make_row(25, s::failed, 500)};
+  later.journal = {compensated(row_id(25), 500)};
+  write_ok(*payments, std::move(later));
+  alpha->add(pid(25), 500);
+  {
+    clock->store(t0 + 5 * second);
+    recon_node rn(payments, dir.path + "/recon", {{"alpha", alpha}}, clock);
+    REQUIRE(eventually([&] { return rn.status().providers[0].cursor == 6; }));
+    rn.settle();
+    rn.settle();
+    const auto again = rn.cases();
+    REQUIRE(again.size() == 3); // the two found before, once each, and row 25's
+    for (size_t i = 0; i < first.size(); ++i) CHECK(again[i].id == first[i].id);
+    CHECK(again[2].payment_id == refund(25));
+    CHECK(again[2].kind == uint8_t(ks::case_kind::missing_provider));
+    CHECK(again[2].internal_amount == 500);
+    CHECK(rn.status().cases_open == 3);
+
+    // The refund's line comes late: it is matched, and the case stays open for the operator.
+    alpha->add(refund(21), 700);
+    REQUIRE(eventually([&] { return rn.status().providers[0].cursor == 7; }));
+    rn.settle();
+    CHECK(rn.status().matched == 7);
+    CHECK(rn.cases().size() == 3);
+    CHECK(rn.status().cases_open == 3);
+  }
+}
+
 TEST_CASE("a statement line under another installation's or generation's id matches none of the rows", "[recon]") {
   temp_dir dir;
   auto payments = open_payments(dir.path + "/payments");

@@ -29,9 +29,9 @@
 # (the payment core parks the difference, or books what moved, and opens the case itself),
 # named by the row's main payment id. A compensating refund that succeeds only late leaves its
 # case behind resolved: reconciliation reads the refund in the statement, books it out of
-# suspense and resolves the case as a refund by kassa (docs/accounting.md). Not found yet: a
-# compensating refund's entry left out of the statement (reconciliation waits only for the
-# main payment id of a row), so those are not expected as cases. Everything else (a partial charge under the default
+# suspense and resolves the case as a refund by kassa (docs/accounting.md). A compensating
+# refund's entry left out is `missing_provider` under its own id (role 2), like a row's main
+# payment. Everything else (a partial charge under the default
 # partial policy, a late success of a charge, payout or refund, duplicate callbacks, timeouts,
 # unknown outcomes) the payment core must settle without a case. Declines are ordinary
 # outcomes, not faults: a declined compensating refund would rightly open a case too, so the
@@ -199,7 +199,6 @@ run_final_check() {
     curl -sf "http://127.0.0.1:$sim_port/p/$p/v1/admin/injected" | tee "$dir/injected-$p.json" |
       jq -r '.injected[] | (.payment_id | ascii_downcase | ltrimstr("0x")) as $id |
              select((.type != "payment_partial" or .kind != "charge") and
-                    (.type != "missing" or ($id | .[16:18]) != "02") and
                     (.type != "payment_late" or (.kind == "refund" and ($id | .[16:18]) == "02"))) |
              if .type == "payment_late" then "suspense " + $id
              else ({"missing": "missing_provider", "amount_mismatch": "amount_mismatch", "extra": "missing_internal",
