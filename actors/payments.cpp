@@ -38,6 +38,9 @@ struct order_command {
   request_context ctx;
   payment_command cmd;
   uint64_t sequence = 0; // for the row the command creates
+  // Flows the gateway admitted for it (payments.orders_inflight_max): a refund split in more
+  // parts than this is answered busy.
+  uint32_t room = 1;
 };
 struct order_resume {
   u128 item_id = 0; // 0: every unfinished item; else this item (a provider spoke up late)
@@ -492,6 +495,7 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
             return refuse(payment_result::refund_exceeds_captured);
           const auto split = refund_parts(st, c.amount);
           if (split.empty()) return refuse(payment_result::refund_exceeds_captured);
+          if (split.size() > oc.room) return refuse(payment_result::busy); // each part is a flow
           for (size_t k = 0; k < split.size(); ++k) {
             const order& from = st.items[split[k].first];
             order part = item;
@@ -908,12 +912,18 @@ void take_command(gateway_actor* self, const request_context& ctx, const payment
     auto a = order_actor_for(self, o);
     ++st.orders_sent[o.id];
     const uint64_t sequence = ++st.sequence;
-    // a refund may be split in parts, each a row with a sequence of its own: these follow
-    if (c.kind == uint16_t(kind::refund)) st.sequence += refund_parts_max - 1;
-    st.item_flows.insert(sequence);
-    self->request(a, caf::infinite, order_command{ctx, c, sequence})
+    // A refund may be split in parts, each a row with a sequence of its own (these follow) and
+    // a flow of its own: it takes as many places as are left, and more parts are refused.
+    uint32_t room = 1;
+    if (c.kind == uint16_t(kind::refund)) {
+      st.sequence += refund_parts_max - 1;
+      room = uint32_t(std::min<size_t>(refund_parts_max, e.cfg.orders_inflight_max - admitted(st)));
+    }
+    for (uint32_t k = 0; k < room; ++k) st.item_flows.insert(sequence + k);
+    self->request(a, caf::infinite, order_command{ctx, c, sequence, room})
         .then(
-            [self, agg, index, key = c.key, sequence](payment_reply& r) {
+            [self, agg, index, key = c.key, sequence, room](payment_reply& r) {
+              auto& st = self->state;
               // the order actor refuses these before it writes anything; any other answer
               // comes after the row and its key were written
               const auto res = static_cast<payment_result>(r.result);
@@ -922,13 +932,17 @@ void take_command(gateway_actor* self, const request_context& ctx, const payment
                                   res != payment_result::order_not_refundable &&
                                   res != payment_result::refund_exceeds_captured &&
                                   res != payment_result::store_unavailable && res != payment_result::busy;
-              if (!stored) self->state.item_flows.erase(sequence); // no flow runs for it
+              if (!stored) st.item_flows.erase(sequence); // no flow runs for it
+              // places kept for parts that were not made (a part's flow registered before this
+              // answer, and is counted until it ends)
+              for (uint32_t k = 1; k < room; ++k)
+                if (!stored || !st.flows.count(sequence + k)) st.item_flows.erase(sequence + k);
               key_done(self, key, r, stored);
               answer(self, agg, index, r);
             },
-            [self, agg, index, key = c.key, oid = c.order_id, sequence, a](caf::error&) {
+            [self, agg, index, key = c.key, oid = c.order_id, sequence, room, a](caf::error&) {
               auto& st = self->state;
-              st.item_flows.erase(sequence);
+              for (uint32_t k = 0; k < room; ++k) st.item_flows.erase(sequence + k);
               // the order's actor is gone: the next command for it starts a new one
               if (auto it = st.orders.find(oid); it != st.orders.end() && it->second == a) {
                 st.orders.erase(it);

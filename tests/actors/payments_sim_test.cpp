@@ -1319,6 +1319,20 @@ TEST_CASE("beyond payments.orders_inflight_max a command is answered busy and do
   for (const auto& c : transfers) again.push_back(c);
   n = results(send({again[2], again[3]}));
   CHECK(n[payment_result::ok] == 2);
+  // A refund split in parts runs a flow per part: one that needs more parts than there are
+  // places left is refused whole and leaves nothing; one that fits goes through.
+  REQUIRE(results(send({command(kind::pay, order_id, 10)}))[payment_result::ok] == 1); // three items of 10
+  const size_t rows_before = s.rows().size();
+  lp::payment_command refund = command(kind::refund, order_id, 30);
+  refund.account_id = 0;
+  refund.ledger = 0;
+  CHECK(results(send({refund}))[payment_result::busy] == 1); // three parts, two places
+  CHECK(s.rows().size() == rows_before);
+  refund = command(kind::refund, order_id, 20);
+  refund.account_id = 0;
+  refund.ledger = 0;
+  CHECK(results(send({refund}))[payment_result::ok] == 1); // two parts
+  CHECK(s.rows().size() == rows_before + 2);
   s.check_rows();
   CHECK(s.violations.empty());
 }
