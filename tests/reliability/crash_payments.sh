@@ -29,7 +29,8 @@
 # (the payment core parks the difference, or books what moved, and opens the case itself),
 # named by the row's main payment id. A compensating refund that succeeds only late leaves its
 # case behind resolved: reconciliation reads the refund in the statement, books it out of
-# suspense and resolves the case as a refund by kassa (docs/accounting.md). A compensating
+# suspense and resolves the case as a refund by kassa (docs/accounting.md); unless its entry is
+# left out of the statement too: kassa cannot learn of it then, and the case stays open. A compensating
 # refund's entry left out is `missing_provider` under its own id (role 2), like a row's main
 # payment. Everything else (a partial charge under the default
 # partial policy, a late success of a charge, payout or refund, duplicate callbacks, timeouts,
@@ -194,12 +195,19 @@ run_final_check() {
     return
   fi
   # The cases against the discrepancies put in: (kind, payment id) each, as sorted lines.
-  local p
+  # $late: the compensating refunds that succeeded late, $missing: the entries left out. A late
+  # refund whose entry is left out too is one kassa cannot learn of: its suspense case stays open
+  # and no missing_provider case is due (nothing was booked for it).
+  local p late_refunds='(.injected | map(select(.type == "payment_late" and .kind == "refund") |
+      .payment_id | ascii_downcase | ltrimstr("0x") | select(.[16:18] == "02"))) as $late |
+    (.injected | map(select(.type == "missing") | .payment_id | ascii_downcase | ltrimstr("0x"))) as $missing'
+
   for p in ${providers//,/ }; do
     curl -sf "http://127.0.0.1:$sim_port/p/$p/v1/admin/injected" | tee "$dir/injected-$p.json" |
-      jq -r '.injected[] | (.payment_id | ascii_downcase | ltrimstr("0x")) as $id |
+      jq -r "$late_refunds"' | .injected[] | (.payment_id | ascii_downcase | ltrimstr("0x")) as $id |
              select((.type != "payment_partial" or .kind != "charge") and
-                    (.type != "payment_late" or (.kind == "refund" and ($id | .[16:18]) == "02"))) |
+                    (.type != "payment_late" or (.kind == "refund" and ($id | .[16:18]) == "02")) and
+                    (.type != "missing" or ($late | any(. == $id) | not))) |
              if .type == "payment_late" then "suspense " + $id
              else ({"missing": "missing_provider", "amount_mismatch": "amount_mismatch", "extra": "missing_internal",
                     "payment_mismatch": "suspense", "payment_partial": "suspense"}[.type]) + " " + $id end'
@@ -210,9 +218,10 @@ run_final_check() {
   # A compensating refund that succeeded late: reconciliation booked it out of suspense and
   # resolved the row's suspense case itself (as a refund by kassa).
   local late unsettled
-  late=$(cat "$dir"/injected-*.json | jq -r '.injected[] | (.payment_id | ascii_downcase | ltrimstr("0x")) as $id |
-           select(.type == "payment_late" and .kind == "refund" and ($id | .[16:18]) == "02") | "suspense " + $id' |
-         suspense_by_row | sort -u)
+  late=$(for p in ${providers//,/ }; do
+           jq -r "$late_refunds"' | $late[] | select(. as $id | $missing | any(. == $id) | not) | "suspense " + .' \
+             "$dir/injected-$p.json"
+         done | suspense_by_row | sort -u)
   unsettled=$(comm -23 <(echo "$late" | grep . || true) <("$kassa" recon --all --data "$dir/data" |
     awk '$1 ~ /^[0-9]+$/ && $3 == "resolved" { id = tolower($6); sub(/^0x/, "", id); print $2, id }' | suspense_by_row | sort -u))
   echo "  compensating refunds that succeeded late: $(echo "$late" | grep -c . || true), their cases left open: $(echo "$unsettled" | grep -c . || true)"
