@@ -95,14 +95,29 @@ void late_refund_to_suspense(flow_actor* self, u128 clearing, u128 amount) {
 
 // A refund the provider made after kassa had failed it: the merchant pays it, at most what
 // was asked (more goes to suspense, with a case), once its order has the room for it again;
-// the order counts it as refunded.
-void late_refund_run(flow_actor* self, u128 clearing) {
+// the order counts it as refunded. `earlier`: what an earlier run of this late flow booked
+// before kassad stopped (its row not written yet), which this run follows rather than booking
+// the same money a second way.
+void late_refund_book(flow_actor* self, u128 clearing, const bookings& earlier) {
   auto& st = self->state;
+  const bool merchant_paid = earlier.count(lp::leg::late) != 0;
+  if (!merchant_paid && earlier.count(lp::leg::suspense_out) != 0) { // it went to suspense
+    late_refund_to_suspense(self, clearing, st.row.provider_amount);
+    return;
+  }
   self->request(st.e->gateway, caf::infinite, late_refund{st.row, false, {}})
       .then(
-          [self, clearing](bool room) {
+          [self, clearing, merchant_paid](bool room) {
             auto& st = self->state;
             const u128 confirmed = st.row.provider_amount;
+            if (!room && merchant_paid) {
+              // the merchant paid it in the earlier run, and the order has no room for it now
+              // (another refund took it meanwhile): it stands, uncounted, with a case
+              st.note("book_late", 0, std::min(confirmed, st.row.amount));
+              open_case(self, st.row.amount, confirmed);
+              late_refund_done(self, order_state::in_review);
+              return;
+            }
             if (!room) {
               late_refund_to_suspense(self, clearing, confirmed);
               return;
@@ -137,6 +152,17 @@ void late_refund_run(flow_actor* self, u128 clearing) {
             self->send(self->state.e->gateway, flow_report{self->state.row, payment_result::ok, true, {}});
             self->quit();
           });
+}
+
+void late_refund_run(flow_actor* self, u128 clearing) {
+  find_bookings(self, {lp::leg::late, lp::leg::suspense_out}, [self, clearing](payment_result r, const bookings& earlier) {
+    if (r != payment_result::ok) { // the ledger did not answer: the success comes again at the next start
+      self->send(self->state.e->gateway, flow_report{self->state.row, payment_result::ok, true, {}});
+      self->quit();
+      return;
+    }
+    late_refund_book(self, clearing, earlier);
+  });
 }
 
 } // namespace

@@ -2262,6 +2262,41 @@ TEST_CASE("a late refund its order has no room for any more goes to suspense wit
   books_agree(*s);
 }
 
+TEST_CASE("a late refund whose merchant part an earlier run booked before kassad stopped is not booked again to "
+          "suspense when its order has no room left", "[sim][payments][refund][late]") {
+  auto s = calm("late refund booked before a stop");
+  auto [order_id, pay] = paid_order(*s, 1000);
+  // the provider clearing account the pay item was booked against
+  const auto pay_booking = s->lookup_ledger({lp::transfer_id(row_of(*s, pay.key).sequence, lp::leg::book)});
+  REQUIRE(pay_booking.size() == 1);
+  const u128 clearing = pay_booking[0].debit_account_id;
+  const auto first = order_command(*s, kind::refund, order_id, 0, 1000);
+  send_one(*s, first);
+  held_call h = take_call(*s);
+  refuse(h, call_status::declined, false);
+  s->settle();
+  // An earlier run of its late flow had the room and booked the merchant's part, then kassad
+  // stopped before the row was written (the merchant is funded for it and for the refund below).
+  s->ask_ledger(create_transfers_request{{}, {make_transfer(++s->next_id, 1, s->merchants[0], 1000, 0, usd)}, {}});
+  const lp::order first_row = row_of(*s, first.key);
+  ledger::transfer earlier = make_transfer(lp::transfer_id(first_row.sequence, lp::leg::late), s->merchants[0], clearing,
+                                           1000, 0, usd);
+  earlier.code = uint16_t(kind::refund);
+  s->ask_ledger(create_transfers_request{{}, {earlier}, {1}});
+  // meanwhile the merchant refunded the whole order again, which took the room
+  send_one(*s, order_command(*s, kind::refund, order_id, 0, 1000));
+  succeed(*s, take_call(*s));
+  s->settle();
+  REQUIRE(row_of(*s, order_id).amount_refunded == 1000);
+  made_after_all(*s, h, 1000);
+  const auto row = row_of(*s, first.key);
+  CHECK(order_state(row.state) == order_state::in_review);
+  CHECK(journal_has(*s, row, "case_opened"));
+  CHECK(journal_amount(*s, row, "book_suspense_ou") == 0); // not a second booking of the same refund
+  CHECK(s->lookup_ledger({lp::transfer_id(row.sequence, lp::leg::suspense_out)}).empty());
+  CHECK(row_of(*s, order_id).amount_refunded == 1000); // never beyond what was captured
+}
+
 namespace {
 
 // An order of 3000 paid 1000 from a balance, then 2000 through a provider; its items.
