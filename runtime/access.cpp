@@ -5,7 +5,7 @@
 
 #include "ledger/payments/records.hpp"
 #include "ledger/types.hpp"
-#include "runtime/wire/hmac_sha256.hpp"
+#include "runtime/wire/crypto.hpp"
 
 namespace kassa::runtime::access {
 
@@ -87,7 +87,8 @@ authentication authenticate(const policy& p, const uint8_t (&server_nonce)[wire:
   static const uint8_t no_key[wire::key_bytes] = {};
   const auto expected = wire::auth_proof(wire::proof_side::client, c ? c->key : no_key, server_nonce,
                                          request.client_nonce, request.client_id);
-  const bool proof_ok = wire::equal_constant_time(expected.data(), request.proof, wire::proof_bytes);
+  const bool proof_ok = wire::equal_constant_time(expected.data(), expected.size(), request.proof,
+                                                    sizeof request.proof);
   if (c == nullptr || !proof_ok || h.ctx.client_id != request.client_id) return out;
   out.st = wire::status::ok;
   out.who = c;

@@ -10,6 +10,7 @@ packages=(
   libyaml-cpp-dev       # the YAML topology
   libboost-dev          # Multiprecision, CRC, Asio/Beast (header-only)
   nlohmann-json3-dev    # JSON of the provider API (channels/)
+  libssl-dev            # OpenSSL libcrypto: SHA-256 and HMAC-SHA256 of authenticate (runtime/wire)
   catch2                # Catch2 2.x
   clang libclang-rt-14-dev  # libFuzzer and sanitizer runtimes for the fuzz targets
   python3               # tests/docs/docs_test.py, tests/report

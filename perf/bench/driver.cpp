@@ -12,7 +12,7 @@
 
 #include <boost/asio.hpp>
 
-#include "runtime/wire/hmac_sha256.hpp"
+#include "runtime/wire/crypto.hpp"
 
 namespace kassa::bench {
 
@@ -169,7 +169,7 @@ private:
     wire::authenticate_reply got;
     if (reply.size() != sizeof got) throw std::runtime_error("kassad sent a bad authenticate reply");
     std::memcpy(&got, reply.data(), sizeof got);
-    if (!wire::equal_constant_time(got.proof, expected.data(), expected.size()))
+    if (!wire::equal_constant_time(got.proof, sizeof got.proof, expected.data(), expected.size()))
       throw std::runtime_error("kassad did not prove that it holds this client's key");
   }
 

@@ -1,6 +1,6 @@
 #include "runtime/client/client.hpp"
 
-#include "runtime/wire/hmac_sha256.hpp"
+#include "runtime/wire/crypto.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -123,7 +123,7 @@ struct connection::impl {
                return;
              }
              std::memcpy(&got, r.body.data(), sizeof got);
-             if (!wire::equal_constant_time(got.proof, expected.data(), expected.size())) {
+             if (!wire::equal_constant_time(got.proof, sizeof got.proof, expected.data(), expected.size())) {
                protocol_failure("the server's proof does not match the key");
                done(make_error(error_kind::protocol, wire::status::ok,
                                "the server did not prove that it holds this client's key"));

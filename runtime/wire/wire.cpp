@@ -4,7 +4,7 @@
 #include <stdexcept>
 
 #include "ledger/crc32c.hpp"
-#include "runtime/wire/hmac_sha256.hpp"
+#include "runtime/wire/crypto.hpp"
 
 namespace kassa::wire {
 

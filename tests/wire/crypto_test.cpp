@@ -1,12 +1,13 @@
-// SHA-256 and HMAC-SHA256 against their published test vectors (FIPS 180-4 examples,
-// RFC 4231), and the authenticate proof of docs/protocol.md's worked example.
+// The OpenSSL-backed SHA-256 and HMAC-SHA256 against their published test vectors (FIPS 180-2
+// examples, RFC 4231), the constant-time comparison, and the authenticate proof of
+// docs/protocol.md's worked example.
 #include <catch2/catch.hpp>
 
 #include <cstdio>
 #include <string>
 #include <vector>
 
-#include "runtime/wire/hmac_sha256.hpp"
+#include "runtime/wire/crypto.hpp"
 #include "runtime/wire/wire.hpp"
 
 using namespace kassa::wire;
@@ -25,7 +26,7 @@ std::string hex(const uint8_t* p, size_t n) {
 
 std::string hex(const digest& d) { return hex(d.data(), d.size()); }
 
-std::string sha_hex(const std::string& s) { return hex(sha256_of(s.data(), s.size())); }
+std::string sha_hex(const std::string& s) { return hex(sha256(s.data(), s.size())); }
 
 std::string hmac_hex(const std::vector<uint8_t>& key, const std::string& data) {
   return hex(hmac_sha256(key.data(), key.size(), data.data(), data.size()));
@@ -35,24 +36,13 @@ std::vector<uint8_t> bytes(size_t n, uint8_t value) { return std::vector<uint8_t
 
 } // namespace
 
-TEST_CASE("sha256 gives the FIPS 180-4 example digests", "[wire]") {
+TEST_CASE("sha256 gives the FIPS 180-2 example digests", "[wire]") {
   CHECK(sha_hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
   CHECK(sha_hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   CHECK(sha_hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq") ==
         "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
   CHECK(sha_hex(std::string(1000000, 'a')) ==
         "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
-}
-
-TEST_CASE("sha256 gives the same digest however the input is split", "[wire]") {
-  const std::string text(1000, 'k');
-  const digest whole = sha256_of(text.data(), text.size());
-  for (size_t cut : {size_t(0), size_t(1), size_t(55), size_t(56), size_t(63), size_t(64), size_t(65), size_t(999)}) {
-    sha256 s;
-    s.update(text.data(), cut);
-    s.update(text.data() + cut, text.size() - cut);
-    CHECK(s.finish() == whole);
-  }
 }
 
 TEST_CASE("hmac_sha256 gives the RFC 4231 test vectors", "[wire]") {
@@ -78,14 +68,31 @@ TEST_CASE("hmac_sha256 gives the RFC 4231 test vectors", "[wire]") {
         "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2");
 }
 
+TEST_CASE("hmac_sha256 with an empty key and an empty message is RFC 2104's", "[wire]") {
+  // The value of Python's hmac.new(b"", b"", hashlib.sha256).
+  CHECK(hex(hmac_sha256(nullptr, 0, nullptr, 0)) ==
+        "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
+}
+
 TEST_CASE("equal_constant_time tells equal from different bytes anywhere", "[wire]") {
-  std::vector<uint8_t> a(32, 7), b(32, 7);
-  CHECK(equal_constant_time(a.data(), b.data(), a.size()));
-  for (size_t i : {size_t(0), size_t(17), size_t(31)}) {
+  const std::vector<uint8_t> a(32, 7), b(32, 7);
+  CHECK(equal_constant_time(a.data(), a.size(), b.data(), b.size()));
+  CHECK(equal_constant_time(a.data(), 0, b.data(), 0));
+  for (size_t i : {size_t(0), size_t(1), size_t(17), size_t(31)}) {
     auto c = b;
     c[i] ^= 0x80;
-    CHECK_FALSE(equal_constant_time(a.data(), c.data(), a.size()));
+    CHECK_FALSE(equal_constant_time(a.data(), a.size(), c.data(), c.size()));
+    CHECK_FALSE(equal_constant_time(c.data(), c.size(), a.data(), a.size()));
   }
+}
+
+TEST_CASE("equal_constant_time answers unequal for buffers of different lengths", "[wire]") {
+  // The shorter one is a prefix of the longer: only the lengths differ.
+  const std::vector<uint8_t> a(32, 7), b(33, 7);
+  CHECK_FALSE(equal_constant_time(a.data(), a.size(), b.data(), b.size()));
+  CHECK_FALSE(equal_constant_time(b.data(), b.size(), a.data(), a.size()));
+  CHECK_FALSE(equal_constant_time(a.data(), a.size(), b.data(), 0));
+  CHECK_FALSE(equal_constant_time(a.data(), 31, b.data(), b.size()));
 }
 
 // The worked example of docs/protocol.md#authenticate-10.
