@@ -256,8 +256,12 @@ void compensation_attempt(flow_actor* self, payment_call call, u128 amount, std:
           [self, call, amount, then, n](call_result& r) {
             auto& st = self->state;
             if (r.status == call_status::succeeded) {
-              st.note("compensated", 0, amount);
-              then(amount);
+              // What moved: a provider that confirms less than asked gave back that much (the
+              // rest stays parked, with a case); one that confirms more is booked as asked, and
+              // its statement line then shows the difference as a case.
+              const u128 moved = r.amount == 0 || r.amount >= amount ? amount : r.amount;
+              st.note("compensated", 0, moved);
+              then(moved);
               return;
             }
             if (r.status == call_status::partial && r.amount > 0 && r.amount < amount) {

@@ -162,6 +162,14 @@ void provider::write_statement(const payment_record& p, forced fault) {
   }
 }
 
+bool provider::mismatch_fits(const payment_request& req) const {
+  if (req.kind != pay_kind::refund) return true;
+  auto it = payments_.find(req.refund_of);
+  if (it == payments_.end() || !moved(it->second.status)) return true; // declined either way
+  const u128 room = it->second.amount_moved - it->second.refunded;
+  return !add_overflows(req.amount, u128(b_.mismatch_delta)) && req.amount + b_.mismatch_delta <= room;
+}
+
 void provider::settle(payment_record& p, pay_status status, u128 amount, bool duplicate, forced statement_fault) {
   if (moved(status) && p.req.kind == pay_kind::refund) {
     // A refund moves money only out of what its charge moved and has not refunded yet.
@@ -288,7 +296,7 @@ reply provider::payment(std::string_view body, uint64_t now_ms) {
     settle(p, pay_status::partial, part, duplicate, statement_fault);
     // (a refund beyond its charge's room is declined instead: nothing injected then)
     if (p.status == pay_status::partial) note_injected({"payment_partial", req.payment_id, req.amount, part, 0, req.kind});
-  } else if (f == forced::mismatch || (free && hits(b_.mismatch_ppm))) {
+  } else if ((f == forced::mismatch || (free && hits(b_.mismatch_ppm))) && mismatch_fits(req)) {
     const u128 delta = b_.mismatch_delta;
     const u128 amount = add_overflows(req.amount, delta) ? req.amount - delta : req.amount + delta;
     counts_["mismatches"]++;

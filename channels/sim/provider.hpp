@@ -109,6 +109,10 @@ private:
   void release_due(uint64_t now_ms);
   // Money moves (or not) for `p`: refund room is checked, statement and events written.
   void settle(payment_record& p, pay_status status, u128 amount, bool duplicate, forced statement_fault);
+  // Whether a payment of another amount (mismatch_delta more) can move for `req`: a refund
+  // only within what its charge moved and has not refunded yet. One that cannot is answered
+  // as asked instead: a mismatch fault never turns into a decline.
+  bool mismatch_fits(const payment_request& req) const;
   void emit_event(const payment_record& p, bool duplicate);
   void write_statement(const payment_record& p, forced fault);
   void note_injected(injected i);

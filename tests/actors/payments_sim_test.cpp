@@ -2075,6 +2075,44 @@ TEST_CASE("a failed payment shows no fee: not in its reply, its row, lookup_orde
   CHECK(s->violations.empty());
 }
 
+TEST_CASE("a compensating refund the provider confirms for less than asked books what it gave back; the rest stays "
+          "in suspense with a case", "[sim][payments][compensation]") {
+  sim s(test::seed("compensation confirmed for less"),
+        [](config::payments_config& c) { c.exceptions.partial_payment = config::partial_payment_policy::refund; });
+  s.write_fail_pct = s.commit_fail_pct = 0;
+  s.w->credentials_fail = false;
+  s.w->health_down_pct = 0;
+  s.settle();
+  const auto c = submit_topup(s, 1000);
+  s.pump();
+  held_call charge = take_call(s);
+  provider_payment pp; // the charge moves 500 of 1000: the partial policy gives it back
+  pp.kind = charge.call.kind;
+  pp.asked = charge.call.amount;
+  pp.status = call_status::partial;
+  pp.moved = 500;
+  s.w->providers[charge.provider].payments[charge.call.payment_id] = pp;
+  answer(charge.by, charge.rp, s.w->result_of(pp, charge.call.payment_id));
+  s.pump();
+  held_call refund = take_call(s);
+  REQUIRE(refund.call.kind == call_kind::refund);
+  REQUIRE(refund.call.amount == 500);
+  provider_payment back; // "succeeded", yet only 400 came back
+  back.kind = refund.call.kind;
+  back.asked = refund.call.amount;
+  back.refund_of = refund.call.refund_of;
+  back.status = call_status::succeeded;
+  back.moved = 400;
+  s.w->providers[refund.provider].payments[refund.call.payment_id] = back;
+  answer(refund.by, refund.rp, s.w->result_of(back, refund.call.payment_id));
+  s.settle();
+  const auto row = row_of(s, c.order_id);
+  CHECK(journal_amount(s, row, "compensated") == 400);
+  CHECK(journal_amount(s, row, "book_suspense_ou") == 400);
+  CHECK(journal_has(s, row, "case_opened"));
+  CHECK(order_state(row.state) == order_state::in_review);
+}
+
 TEST_CASE("a withdrawal a late success completes shows no fee: none was booked", "[sim][payments][fees][late]") {
   auto s = calm("late withdrawal fee");
   lp::payment_command c{};

@@ -85,6 +85,21 @@ TEST_CASE("a refund never moves more than its charge moved", "[channels]") {
   CHECK(p.payment(pay(6, 1, pay_kind::refund, 0), 0).status == 400);
 }
 
+TEST_CASE("a mismatch fault moves another amount only where it can: a refund without room for it is answered as asked",
+          "[channels]") {
+  behaviour b;
+  b.mismatch_delta = 3;
+  provider p("alpha", b, test::seed("sim refund mismatch"));
+  answer_of(p.payment(pay(1, 100), 0));
+  REQUIRE(p.admin_force(R"({"outcomes":["mismatch","mismatch"]})").status == 200);
+  const auto part = answer_of(p.payment(pay(2, 50, pay_kind::refund, 1), 0)); // room for 53: moves 53
+  CHECK(part.status == pay_status::succeeded);
+  CHECK(part.amount == 53);
+  const auto rest = answer_of(p.payment(pay(3, 47, pay_kind::refund, 1), 0)); // 50 would not fit: as asked
+  CHECK(rest.status == pay_status::succeeded);
+  CHECK(rest.amount == 47);
+}
+
 TEST_CASE("bad input to the simulator gets 400 with a JSON error", "[channels]") {
   provider p("alpha", behaviour{}, test::seed("sim bad input"));
   for (const char* body : {"", "{", "[1]", "{\"payment_id\":\"00\"}"}) {
