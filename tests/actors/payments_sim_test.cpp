@@ -1447,8 +1447,8 @@ TEST_CASE("a refund through a provider whose flow placed no hold never reaches t
 namespace {
 
 // A simulation without random faults, booted, whose channels both say they are healthy.
-std::unique_ptr<sim> calm(const char* what) {
-  auto s = std::make_unique<sim>(test::seed(what));
+std::unique_ptr<sim> calm(const char* what, std::function<void(config::payments_config&)> tweak = {}) {
+  auto s = std::make_unique<sim>(test::seed(what), std::move(tweak));
   s->write_fail_pct = s->commit_fail_pct = 0;
   s->w->credentials_fail = false;
   s->w->health_down_pct = 0;
@@ -1498,16 +1498,19 @@ void refuse(const held_call& h, call_status how, bool not_sent) {
 }
 
 // The provider takes the held call whole and says so.
-void succeed(sim& s, const held_call& h) {
+// The provider takes the held call, moves `moved` and says `status`.
+void settle_call(sim& s, const held_call& h, call_status status, u128 moved) {
   provider_payment pp;
   pp.kind = h.call.kind;
   pp.asked = h.call.amount;
   pp.refund_of = h.call.refund_of;
-  pp.status = call_status::succeeded;
-  pp.moved = h.call.amount;
+  pp.status = status;
+  pp.moved = moved;
   s.w->providers[h.provider].payments[h.call.payment_id] = pp;
   answer(h.by, h.rp, s.w->result_of(pp, h.call.payment_id));
 }
+
+void succeed(sim& s, const held_call& h) { settle_call(s, h, call_status::succeeded, h.call.amount); }
 
 bool journal_has(sim& s, const lp::order& row, const char* step) {
   std::vector<ks::journal_entry> j;
@@ -2077,34 +2080,17 @@ TEST_CASE("a failed payment shows no fee: not in its reply, its row, lookup_orde
 
 TEST_CASE("a compensating refund the provider confirms for less than asked books what it gave back; the rest stays "
           "in suspense with a case", "[sim][payments][compensation]") {
-  sim s(test::seed("compensation confirmed for less"),
-        [](config::payments_config& c) { c.exceptions.partial_payment = config::partial_payment_policy::refund; });
-  s.write_fail_pct = s.commit_fail_pct = 0;
-  s.w->credentials_fail = false;
-  s.w->health_down_pct = 0;
-  s.settle();
+  auto sp = calm("compensation confirmed for less",
+                 [](config::payments_config& c) { c.exceptions.partial_payment = config::partial_payment_policy::refund; });
+  sim& s = *sp;
   const auto c = submit_topup(s, 1000);
   s.pump();
-  held_call charge = take_call(s);
-  provider_payment pp; // the charge moves 500 of 1000: the partial policy gives it back
-  pp.kind = charge.call.kind;
-  pp.asked = charge.call.amount;
-  pp.status = call_status::partial;
-  pp.moved = 500;
-  s.w->providers[charge.provider].payments[charge.call.payment_id] = pp;
-  answer(charge.by, charge.rp, s.w->result_of(pp, charge.call.payment_id));
+  settle_call(s, take_call(s), call_status::partial, 500); // the charge moves 500 of 1000: the policy gives it back
   s.pump();
   held_call refund = take_call(s);
   REQUIRE(refund.call.kind == call_kind::refund);
   REQUIRE(refund.call.amount == 500);
-  provider_payment back; // "succeeded", yet only 400 came back
-  back.kind = refund.call.kind;
-  back.asked = refund.call.amount;
-  back.refund_of = refund.call.refund_of;
-  back.status = call_status::succeeded;
-  back.moved = 400;
-  s.w->providers[refund.provider].payments[refund.call.payment_id] = back;
-  answer(refund.by, refund.rp, s.w->result_of(back, refund.call.payment_id));
+  settle_call(s, refund, call_status::succeeded, 400); // "succeeded", yet only 400 came back
   s.settle();
   const auto row = row_of(s, c.order_id);
   CHECK(journal_amount(s, row, "compensated") == 400);

@@ -254,6 +254,19 @@ struct recon_node {
     node.actors.push_back(recon);
   }
   recon_status status() { return node.ask<recon_status>(recon, recon_status_request{}); }
+  // The suspense case the payment core opens for `row` (sequence `sequence`, ledger 1, provider
+  // alpha) when it parks `parked` of the `internal` it expected; returns the case id.
+  uint64_t open_suspense(const ks::payments_store& payments, const pay::order& row, uint64_t sequence, u128 internal,
+                         u128 parked) {
+    open_case oc;
+    oc.payment_id = payments.ids().id(sequence);
+    oc.row_id = row.id;
+    oc.ledger = 1;
+    oc.internal_amount = internal;
+    oc.provider_amount = parked;
+    oc.provider = "alpha";
+    return node.ask<recon_case_opened>(recon, oc).id;
+  }
   std::vector<ks::recon_case> cases(bool open_only = false) {
     auto r = node.ask<recon_cases_reply>(recon, recon_cases_request{open_only});
     INFO(r.error.message);
@@ -619,14 +632,7 @@ TEST_CASE("resolving a suspense case with book moves the parked money once; a se
   auto clock = std::make_shared<std::atomic<uint64_t>>(t0);
   auto ledger = std::make_shared<fake_ledger>();
   recon_node rn(payments, dir.path + "/recon", {}, clock, ledger);
-  open_case oc;
-  oc.payment_id = payments->ids().id(42);
-  oc.row_id = row.id;
-  oc.ledger = 1;
-  oc.internal_amount = 1000;
-  oc.provider_amount = 1007;
-  oc.provider = "alpha";
-  REQUIRE(rn.node.ask<recon_case_opened>(rn.recon, oc).id == 1);
+  REQUIRE(rn.open_suspense(*payments, row, 42, 1000, 1007) == 1);
   const u128 suspense = make_u128(0x5050, 5 * 1000 + 1);
 
   resolve_case r;
@@ -727,19 +733,8 @@ TEST_CASE("refunding a suspense case gives the parked money back through the pro
   auto ledger = std::make_shared<fake_ledger>();
   auto alpha = std::make_shared<fake_statement>();
   recon_node rn(payments, dir.path + "/recon", {{"alpha", alpha}}, clock, ledger);
-  open_case oc;
-  oc.payment_id = payments->ids().id(42);
-  oc.row_id = row.id;
-  oc.ledger = 1;
-  oc.internal_amount = 1000;
-  oc.provider_amount = 1007;
-  oc.provider = "alpha";
-  REQUIRE(rn.node.ask<recon_case_opened>(rn.recon, oc).id == 1);
-  open_case oc_out = oc; // money that went out: nothing to refund
-  oc_out.payment_id = payments->ids().id(43);
-  oc_out.row_id = out.id;
-  oc_out.provider_amount = 300;
-  REQUIRE(rn.node.ask<recon_case_opened>(rn.recon, oc_out).id == 2);
+  REQUIRE(rn.open_suspense(*payments, row, 42, 1000, 1007) == 1);
+  REQUIRE(rn.open_suspense(*payments, out, 43, 1000, 300) == 2); // money that went out: nothing to refund
   const u128 suspense = make_u128(0x5050, 5 * 1000 + 1);
   const u128 clearing = make_u128(0xC1EA, 5 * 1000 + 1);
   const u128 refund_id = payments->ids().case_refund_id(1);
@@ -884,14 +879,8 @@ TEST_CASE("a compensating refund the statement shows after the payment core gave
   auto ledger = std::make_shared<fake_ledger>();
   auto alpha = std::make_shared<fake_statement>();
   recon_node rn(payments, dir.path + "/recon", {{"alpha", alpha}}, clock, ledger);
-  open_case oc; // what the flow opens when its compensating refund fails
-  oc.payment_id = payments->ids().id(42);
-  oc.row_id = row.id;
-  oc.ledger = 1;
-  oc.internal_amount = 1000;
-  oc.provider_amount = 1000;
-  oc.provider = "alpha";
-  REQUIRE(rn.node.ask<recon_case_opened>(rn.recon, oc).id == 1);
+  // what the flow opens when its compensating refund fails
+  REQUIRE(rn.open_suspense(*payments, row, 42, 1000, 1000) == 1);
   const u128 compensation = payments->ids().id(42, pay::call_role::compensation);
   const u128 suspense = make_u128(0x5050, 5 * 1000 + 1);
   const u128 clearing = make_u128(0xC1EA, 5 * 1000 + 1);
@@ -964,13 +953,7 @@ TEST_CASE("a case's refund to a provider that wants a credential carries one; wi
   auto alpha = std::make_shared<fake_statement>();
   recon_node rn(payments, dir.path + "/recon", {{"alpha", alpha}}, clock, ledger, {},
                 [](reconciler_options& o) { o.credential_providers = {"alpha"}; });
-  open_case oc;
-  oc.payment_id = payments->ids().id(42);
-  oc.row_id = row.id;
-  oc.ledger = 1;
-  oc.provider_amount = 1007;
-  oc.provider = "alpha";
-  REQUIRE(rn.node.ask<recon_case_opened>(rn.recon, oc).id == 1);
+  REQUIRE(rn.open_suspense(*payments, row, 42, 0, 1007) == 1);
   resolve_case r;
   r.id = 1;
   r.action = uint8_t(pay::case_action::refund);
