@@ -424,33 +424,43 @@ void open_missing_provider(round_work& w, const pay::order& row, u128 payment_id
   w.batch.seen.emplace_back(payment_id, ks::seen_only_missing_case); // not opened twice
 }
 
+// The rows of one part of the unmatched-row index that still name a provider payment, the
+// payment id of each under `role`, and whether a statement showed it or a case covers it;
+// `drop`: the rows that need nothing more.
+struct index_rows {
+  std::vector<pay::order> rows;
+  std::vector<u128> pids, drop;
+  std::vector<bool> known;
+};
+bool read_index(reconciler_state& st, const round_work& w, const std::set<u128>& ids, pay::call_role role,
+                index_rows& out) {
+  if (!rows_with_provider(st, ids, out.rows, out.drop)) return false;
+  for (const pay::order& row : out.rows) out.pids.push_back(st.opts.payments->ids().id(row.sequence, role));
+  return known_ids(st, w, out.pids, out.known);
+}
+
 // Opens missing_provider cases for final rows whose provider money no statement showed within
 // the grace period; drops rows from the index that need nothing more.
 bool check_missing_provider(reconciler_state& st, round_work& w) {
   const uint64_t grace_ns = uint64_t(st.opts.grace_ms) * 1000000u;
-  std::vector<pay::order> rows;
-  std::vector<u128> drop;
-  if (!rows_with_provider(st, st.candidates, rows, drop)) return false;
-  std::vector<u128> pids;
-  for (const pay::order& row : rows) pids.push_back(st.opts.payments->ids().id(row.sequence));
-  std::vector<bool> known;
-  if (!known_ids(st, w, pids, known)) return false;
-  for (size_t i = 0; i < rows.size(); ++i) {
-    const pay::order& row = rows[i];
-    if (known[i]) {
-      drop.push_back(row.id); // a statement showed it, or a case covers it
+  index_rows x;
+  if (!read_index(st, w, st.candidates, pay::call_role::main, x)) return false;
+  for (size_t i = 0; i < x.rows.size(); ++i) {
+    const pay::order& row = x.rows[i];
+    if (x.known[i]) {
+      x.drop.push_back(row.id); // a statement showed it, or a case covers it
       continue;
     }
     if (!is_final(row.state)) continue;
     if (row.provider_amount == 0) {
-      drop.push_back(row.id); // nothing moved; a later change comes back through the journal
+      x.drop.push_back(row.id); // nothing moved; a later change comes back through the journal
       continue;
     }
     if (w.now - std::min(w.now, row.updated_ns) < grace_ns) continue;
-    open_missing_provider(w, row, pids[i], row.provider_amount);
-    drop.push_back(row.id);
+    open_missing_provider(w, row, x.pids[i], row.provider_amount);
+    x.drop.push_back(row.id);
   }
-  for (const u128& id : drop) st.candidates.erase(id);
+  for (const u128& id : x.drop) st.candidates.erase(id);
   return true;
 }
 
@@ -459,18 +469,13 @@ bool check_missing_provider(reconciler_state& st, round_work& w) {
 // up on has none: its money waits in suspense with a case of its own (match_line).
 bool check_missing_compensation(reconciler_state& st, round_work& w) {
   const uint64_t grace_ns = uint64_t(st.opts.grace_ms) * 1000000u;
-  std::vector<pay::order> rows;
-  std::vector<u128> drop;
-  if (!rows_with_provider(st, st.compensations, rows, drop)) return false;
-  std::vector<u128> pids;
-  for (const pay::order& row : rows) pids.push_back(st.opts.payments->ids().id(row.sequence, pay::call_role::compensation));
-  std::vector<bool> known;
-  if (!known_ids(st, w, pids, known)) return false;
+  index_rows x;
+  if (!read_index(st, w, st.compensations, pay::call_role::compensation, x)) return false;
   std::vector<ks::journal_entry> entries;
-  for (size_t i = 0; i < rows.size(); ++i) {
-    const pay::order& row = rows[i];
-    if (known[i]) {
-      drop.push_back(row.id);
+  for (size_t i = 0; i < x.rows.size(); ++i) {
+    const pay::order& row = x.rows[i];
+    if (x.known[i]) {
+      x.drop.push_back(row.id);
       continue;
     }
     if (!is_final(row.state) || w.now - std::min(w.now, row.updated_ns) < grace_ns) continue;
@@ -480,10 +485,10 @@ bool check_missing_compensation(reconciler_state& st, round_work& w) {
       return false;
     }
     const u128 given_back = compensated_sum(entries);
-    if (given_back > 0) open_missing_provider(w, row, pids[i], given_back);
-    drop.push_back(row.id); // a later compensation comes back through the journal
+    if (given_back > 0) open_missing_provider(w, row, x.pids[i], given_back);
+    x.drop.push_back(row.id); // a later compensation comes back through the journal
   }
-  for (const u128& id : drop) st.compensations.erase(id);
+  for (const u128& id : x.drop) st.compensations.erase(id);
   return true;
 }
 
