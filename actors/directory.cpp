@@ -41,7 +41,7 @@ using detail::saga_written;
 
 uint32_t shard_of(u128 account_id, uint32_t shards) {
   if (shards <= 1) return 0;
-  if (sid::kind_of(account_id) == sid::kind::clearing) return sid::clearing_from(account_id) % shards;
+  if (sid::is_clearing(account_id)) return sid::clearing_from(account_id) % shards;
   // The payment core's accounts name their shard (ledger/payments/ids.hpp).
   if (sid::kind_of(account_id) == sid::kind::payment_account)
     return static_cast<uint32_t>((u128_lo(account_id) >> 32) & 0xFFFF) % shards;
@@ -55,11 +55,9 @@ namespace {
 // A sweep or a clearing-account creation is kassa's own work, queued like a client's.
 using sweep_atom = caf::atom_constant<caf::atom("sweep")>;
 using round_atom = caf::atom_constant<caf::atom("round")>;
+using expire_atom = caf::atom_constant<caf::atom("expire")>;
 
 constexpr uint16_t plain_flags = transfer_linked; // what a credit landing on a sub-account may carry
-// What a transfer across shards may carry: a balancing one moves the amount the model decided.
-constexpr uint16_t across_flags = transfer_linked | transfer_balancing_debit | transfer_balancing_credit;
-
 struct saga_writer_state {
   static inline const char* name = "kassa.saga_writer";
 };
@@ -159,7 +157,16 @@ struct directory_state {
   std::unordered_map<u128, uint32_t, u128_hash> credits_seen; // adaptive: in this window
   uint64_t window_start_ns = 0;
   std::vector<caf::response_promise> drains;
+  // Reads that came before recovery had learned kassa's own accounts (a split account's
+  // sub-accounts): they are taken once it has.
+  std::vector<std::function<void()>> after_recovery;
   bool sweep_queued = false;
+  // Expiry (several shards or hot accounts): the directory judges every deadline. It asks the
+  // shards which pending transfers are due when the earliest deadline it knows of comes (the
+  // shards report theirs; a round that creates a pending transfer with a timeout adds one).
+  bool expiry_queued = false;   // a poll, or the expiries it found, under way
+  bool expiry_again = false;    // a deadline came meanwhile: poll again once it is done
+  uint64_t expiry_timer_ns = 0; // the deadline the armed timer is for; 0 = none
   // Metrics (docs/operations.md#metrics), set up when the directory starts.
   metrics::gauge* mailbox = nullptr;
   metrics::gauge* hot_accounts = nullptr;
@@ -172,6 +179,8 @@ struct directory_state {
 using directory_actor = caf::stateful_actor<directory_state>;
 
 void round_start(directory_actor* self);
+void expiry_arm(directory_actor* self, uint64_t deadline_ns);
+void expiry_poll(directory_actor* self);
 
 uint64_t system_sequence_next(directory_actor* self) {
   auto& st = self->state;
@@ -245,7 +254,7 @@ std::vector<std::vector<u128>> everywhere(const std::vector<u128>& ids, uint32_t
 
 // ----------------------------------------------------------------------------- views
 
-bool is_clearing(u128 id) { return sid::kind_of(id) == sid::kind::clearing; }
+bool is_clearing(u128 id) { return sid::is_clearing(id); }
 
 // The transfer a client wrote, as the shards hold it: a transfer across shards is two legs
 // (debit + clearing in one shard, clearing + credit in the other) and a credit to a split hot
@@ -254,7 +263,9 @@ bool is_clearing(u128 id) { return sid::kind_of(id) == sid::kind::clearing; }
 struct view {
   transfer t{};
   pending_status status = pending_status::none;
-  bool saga = false; // written by a saga: pending legs that were then posted
+  uint64_t expires_at_ns = 0; // a pending transfer's deadline (its debit leg's, across shards)
+  bool saga = false;      // two legs in two shards
+  bool two_phase = false; // ... of a client's pending transfer, or of its post or void
 };
 
 // The account a client named: a sub-account stands for the split account it belongs to.
@@ -276,14 +287,22 @@ bool view_of(const directory_state& st, const held& h, view& out) {
     if (debit_leg == nullptr || credit_leg == nullptr) return false;
     out.t = debit_leg->transfer;
     out.t.credit_account_id = credit_leg->transfer.credit_account_id;
-    // Pending legs (written before format version 2 of the saga log) carry the saga's flags
-    // (pending, linked within their shard), not the client's; posted legs carry the client's.
-    if (has(out.t.flags, transfer_pending)) out.t.flags &= static_cast<uint16_t>(~(transfer_pending | transfer_linked));
+    out.two_phase = sid::is_two_phase_clearing(debit_leg->transfer.credit_account_id);
+    // Pending legs through the plain clearing pair (written before format version 2 of the
+    // saga log) carry the saga's flags (pending, linked within their shard), not the
+    // client's; every other leg carries the client's.
+    if (!out.two_phase && has(out.t.flags, transfer_pending)) {
+      out.t.flags &= static_cast<uint16_t>(~(transfer_pending | transfer_linked));
+    }
     out.status = debit_leg->status;
+    out.expires_at_ns = debit_leg->expires_at_ns;
+    // The directory expires both legs one after the other: one expired leg is enough.
+    if (out.two_phase && credit_leg->status == pending_status::expired) out.status = pending_status::expired;
     out.saga = true;
   } else if (local != nullptr) {
     out.t = local->transfer;
     out.status = local->status;
+    out.expires_at_ns = local->expires_at_ns;
     out.saga = false;
   } else {
     return false;
@@ -295,12 +314,13 @@ bool view_of(const directory_state& st, const held& h, view& out) {
 // A transfer across shards exists for clients once both legs stand: posted legs (since format
 // version 2 of the saga log), or pending legs that their saga posted (before it).
 bool visible(const view& v) {
-  return !v.saga || v.status == pending_status::posted || v.status == pending_status::none;
+  return !v.saga || v.two_phase || v.status == pending_status::posted || v.status == pending_status::none;
 }
 
 // What an event whose id the shards already hold returns.
 uint32_t existing_result(const transfer& event, const view& v) {
   using R = transfer_result;
+  if (v.two_phase) return static_cast<uint32_t>(transfer_compare_existing(event, v.t));
   if (v.saga) {
     // The legs were pending and then posted, or voided when the saga aborted.
     if (v.status == pending_status::voided || v.status == pending_status::expired) {
@@ -333,15 +353,6 @@ transfer_result fields_check(const transfer& t) {
   return transfer_check_fields(t);
 }
 
-// The checks of a post or void up to the lookup of its pending transfer, in the state
-// machine's order; `found`: whether the shards hold the pending transfer.
-transfer_result resolve_check(const transfer& t, bool found) {
-  using R = transfer_result;
-  if (R r = transfer_check_head(t); r != R::ok) return r;
-  if (R r = transfer_check_resolve(t); r != R::ok) return r;
-  return found ? R::ok : R::pending_transfer_not_found;
-}
-
 // ------------------------------------------------------------------------------ round
 
 struct round_state {
@@ -360,8 +371,8 @@ struct round_state {
   // so a later event sees what an earlier one did, wherever the accounts live.
   std::unique_ptr<state_machine> model;
   std::unordered_set<u128, u128_hash> gathered; // split accounts whose sub-accounts were gathered
-  bool resolves = false;   // a post or void is planned: no saga joins this round
   uint64_t redo_id = 0;    // the saga log record of the round, when it has sagas
+  uint64_t deadline_min_ns = 0; // the earliest deadline a pending transfer of the round may have
 };
 using round_ptr = std::shared_ptr<round_state>;
 
@@ -413,7 +424,8 @@ u128 hot_target(directory_actor* self, round_state& r, const transfer& t) {
   auto it = st.hot.find(t.credit_account_id);
   if (it == st.hot.end() || it->second.sub_accounts == 0) return 0;
   hot_state& h = it->second;
-  const account* parent = account_in(r, t.credit_account_id);
+  // The account as the round left it so far (an earlier event may have closed or opened it).
+  const account* parent = r.model->account_find(t.credit_account_id);
   if (parent == nullptr || has(parent->flags, account_credits_must_not_exceed_debits | account_closed)) {
     return 0; // a limit on credits can only be checked on one account
   }
@@ -476,8 +488,9 @@ void add_account(round_state& r, uint32_t shard, const account& a, uint8_t syste
   b.accounts_origin.push_back(o);
 }
 
-void ensure_clearing(directory_actor* self, round_state& r, uint32_t from, uint32_t to, uint32_t ledger) {
-  const u128 id = sid::clearing(from, to, ledger);
+void ensure_clearing(directory_actor* self, round_state& r, uint32_t from, uint32_t to, uint32_t ledger,
+                     bool two_phase) {
+  const u128 id = sid::clearing(from, to, ledger, two_phase);
   if (self->state.clearing_known.count(id) != 0) return;
   self->state.clearing_known.insert(id); // forgotten again if the round fails
   account a{};
@@ -487,25 +500,61 @@ void ensure_clearing(directory_actor* self, round_state& r, uint32_t from, uint3
   add_account(r, from, a, system_own, origin{nullptr, 0});
 }
 
-// Adds a decided transfer to the round: to its shard, or, across shards, as two posted legs
-// through the clearing accounts of the pair (one in each shard, both with the transfer's id).
-// Returns whether it crossed shards.
-bool add_decided(directory_actor* self, round_state& r, const transfer& t, uint8_t mark, origin o) {
-  const uint32_t n = self->state.shards;
-  const uint32_t a = shard_of(t.debit_account_id, n), b = shard_of(t.credit_account_id, n);
+// Adds a decided transfer to the round: to its shard, or, across shards (debit side in shard
+// `a`, credit side in `b`), as two legs through the clearing accounts of the pair (one in each
+// shard, both with the transfer's id). A pending transfer's legs, and its post's or void's,
+// go through the pair of two-phase clearing accounts. Returns whether it crossed shards.
+bool add_decided(directory_actor* self, round_state& r, const transfer& t, uint8_t mark, origin o, uint32_t a,
+                 uint32_t b) {
   if (a == b) {
     add_transfer(r, a, t, mark, o);
     return false;
   }
-  ensure_clearing(self, r, a, b, t.ledger);
-  ensure_clearing(self, r, b, a, t.ledger);
   transfer debit_leg = t;
-  debit_leg.credit_account_id = sid::clearing(a, b, t.ledger);
   transfer credit_leg = t;
-  credit_leg.debit_account_id = sid::clearing(b, a, t.ledger);
+  uint32_t ledger = t.ledger;
+  bool two_phase = has(t.flags, transfer_pending);
+  if (has(t.flags, transfer_post_pending | transfer_void_pending)) {
+    // Each leg resolves its own pending leg: it names that leg's accounts.
+    const transfer* p = r.model->transfer_find(t.pending_id);
+    KASSA_ASSERT(p != nullptr);
+    ledger = p->ledger;
+    two_phase = true;
+    debit_leg.debit_account_id = p->debit_account_id;
+    credit_leg.credit_account_id = p->credit_account_id;
+  }
+  ensure_clearing(self, r, a, b, ledger, two_phase);
+  ensure_clearing(self, r, b, a, ledger, two_phase);
+  debit_leg.credit_account_id = sid::clearing(a, b, ledger, two_phase);
+  credit_leg.debit_account_id = sid::clearing(b, a, ledger, two_phase);
   add_transfer(r, a, debit_leg, mark, o);
   add_transfer(r, b, credit_leg, mark, o);
   return true;
+}
+
+// What the shards hold of a pending id the round probed, or null.
+const held* pending_held(const round_state& r, u128 pending_id) {
+  auto it = pending_id != 0 ? r.probed.find(pending_id) : r.probed.end();
+  return it == r.probed.end() || !it->second.found() ? nullptr : &it->second;
+}
+
+// The shards of a transfer across shards: its debit leg's and its credit leg's.
+void leg_shards(const held& h, uint32_t& debit_shard, uint32_t& credit_shard) {
+  for (const auto& [shard, e] : h.entries) {
+    if (is_clearing(e.transfer.credit_account_id)) debit_shard = shard;
+    else if (is_clearing(e.transfer.debit_account_id)) credit_shard = shard;
+  }
+}
+
+// The round's model learns a transfer a post, void or expiry names, as a client sees it, with
+// its pending status and deadline (once per round: what the round did to it since stays).
+// Its accounts were read with the round's (round_start asks for them).
+void model_learn_pending(round_state& r, const view& v) {
+  if (r.model->transfer_find(v.t.id) != nullptr) return;
+  if (r.model->account_find(v.t.debit_account_id) == nullptr || r.model->account_find(v.t.credit_account_id) == nullptr) {
+    return; // not read: the model answers as if it did not exist (never the case, see round_start)
+  }
+  r.model->transfer_load(v.t, pending_state{v.status, v.status == pending_status::pending ? v.expires_at_ns : 0, 0});
 }
 
 // Before a split account is debited, what its sub-accounts hold moves into it (kassa's own
@@ -515,6 +564,8 @@ void gather(directory_actor* self, round_state& r, work& w, uint32_t event, u128
   auto& st = self->state;
   r.gathered.insert(parent);
   const hot_state& h = st.hot[parent];
+  // A closed account takes no credit, and the unit is refused anyway: nothing moves.
+  if (const account* p = r.model->account_find(parent); p == nullptr || has(p->flags, account_closed)) return;
   for (uint32_t x = 0; x < h.created.size(); ++x) {
     if (!h.created[x]) continue;
     const account* a = r.model->account_find(sid::sub(parent, x));
@@ -536,7 +587,11 @@ void gather(directory_actor* self, round_state& r, work& w, uint32_t event, u128
       continue;
     }
     const int saga_index = static_cast<int>(r.sagas.size());
-    if (add_decided(self, r, t, own, origin{&w, event, saga_index})) r.sagas.push_back(saga_plan{&w, event, event});
+    const uint32_t n = st.shards;
+    if (add_decided(self, r, t, own, origin{&w, event, saga_index}, shard_of(t.debit_account_id, n),
+                    shard_of(t.credit_account_id, n))) {
+      r.sagas.push_back(saga_plan{&w, event, event});
+    }
   }
 }
 
@@ -554,17 +609,6 @@ bool account_unit_spans(const std::vector<account>& ev, size_t i, size_t j, uint
   return false;
 }
 
-// Whether a sub-account of the split account `parent` holds something a gather would move.
-bool gather_due(directory_actor* self, const round_state& r, u128 parent) {
-  auto it = self->state.hot.find(parent);
-  if (it == self->state.hot.end()) return false;
-  for (uint32_t x = 0; x < it->second.created.size(); ++x) {
-    if (!it->second.created[x]) continue;
-    const account* a = r.model->account_find(sid::sub(parent, x));
-    if (a != nullptr && a->credits_posted > a->debits_posted + a->debits_pending) return true;
-  }
-  return false;
-}
 
 // Plans the account events of `w` from its cursor. A unit within one shard goes to it as it
 // came, and the shard decides it. A linked chain whose accounts live in different shards is
@@ -612,31 +656,11 @@ void plan_accounts(directory_actor* self, round_state& r, work& w) {
   w.cursor = i;
 }
 
-// Whether the model would apply the unit `events`, without changing it: the unit runs as
-// one chain closed by an event that always fails, so whatever it did is rolled back. On
-// refusal, `code` and `at` name the event that failed and its code.
-bool model_accepts(state_machine& model, const std::vector<transfer>& events, const std::vector<uint8_t>& system,
-             uint64_t now, uint32_t& code, size_t& at) {
-  std::vector<transfer> chain = events;
-  for (transfer& t : chain) t.flags |= transfer_linked;
-  transfer poison{};
-  poison.timestamp = 1; // timestamp_must_be_zero, before anything is looked up
-  chain.push_back(poison);
-  std::vector<uint8_t> marks = system;
-  marks.push_back(0);
-  const auto results = model.create_transfers(chain.data(), chain.size(), now, marks.data());
-  for (size_t k = 0; k < events.size(); ++k) {
-    if (results[k] != transfer_result::linked_event_failed) {
-      code = static_cast<uint32_t>(results[k]);
-      at = k;
-      return false;
-    }
-  }
-  return true;
-}
 
 // Plans the transfer events of `w` from its cursor; stops (leaving the rest for the next
 // round) at a unit that names an id this round already planned.
+void plan_expiry(directory_actor* self, round_state& r, work& w, uint32_t event);
+
 void plan_transfers(directory_actor* self, round_state& r, work& w) {
   using R = transfer_result;
   auto& st = self->state;
@@ -653,6 +677,13 @@ void plan_transfers(directory_actor* self, round_state& r, work& w) {
     size_t j = i;
     while (j + 1 < ev.size() && has(ev[j].flags, transfer_linked)) ++j;
     const bool chain = j > i || has(ev[i].flags, transfer_linked);
+    if (!w.system.empty() && w.system[i] == system_expire) {
+      if (r.seen.count(ev[i].pending_id) != 0) break; // resolved earlier in the round: next round
+      r.seen.insert(ev[i].pending_id);
+      plan_expiry(self, r, w, static_cast<uint32_t>(i));
+      i = j + 1;
+      continue;
+    }
     // An id planned twice in one round: the later one waits for the next round, where it
     // sees what the earlier one did.
     bool again = false;
@@ -704,8 +735,8 @@ void plan_transfers(directory_actor* self, round_state& r, work& w) {
       judged(t.debit_account_id);
       if (has(t.flags, transfer_balancing_credit)) judged(t.credit_account_id);
     }
-    // A unit with a post or void goes to the one shard of its pending transfer as it came:
-    // its credits land on the accounts themselves, never on a sub-account elsewhere.
+    // A unit with a post or void keeps its credits on the accounts themselves, never on a
+    // sub-account elsewhere (it stays in its pending transfer's shards).
     bool unit_resolves = false;
     for (size_t k = i; k <= j; ++k) unit_resolves = unit_resolves || has(ev[k].flags, transfer_post_pending | transfer_void_pending);
     for (size_t k = 0; k < eff.size(); ++k) {
@@ -744,124 +775,42 @@ void plan_transfers(directory_actor* self, round_state& r, work& w) {
       continue;
     }
 
-    // Where each event applies: the shard of its pending transfer (post, void), or of its
-    // debit and credit accounts. A post or void of a pending transfer no shard holds is
-    // refused by any shard alike: it goes wherever the rest of its unit goes.
-    constexpr uint32_t anywhere = UINT32_MAX;
+    // Where each event applies: the shards of its pending transfer (post, void), or of its
+    // debit and credit accounts. The round's model learns every pending transfer the unit
+    // resolves as the shards hold it (with its deadline), and so decides posts and voids as
+    // one shard would, at the directory's clock, which judges every deadline.
     dr_shard.assign(eff.size(), 0);
     cr_shard.assign(eff.size(), 0);
-    refuse.assign(eff.size(), 0); // a code the directory answers itself
+    bool resolves = false;
     for (size_t k = 0; k < eff.size(); ++k) {
       const transfer& t = eff[k];
       if (has(t.flags, transfer_post_pending | transfer_void_pending)) {
-        auto it = t.pending_id != 0 ? r.probed.find(t.pending_id) : r.probed.end();
+        resolves = true;
+        const held* h = pending_held(r, t.pending_id);
         view v;
-        if (it != r.probed.end() && it->second.found() && view_of(st, it->second, v)) {
-          if (v.saga) {
-            refuse[k] = static_cast<uint32_t>(R::pending_transfer_not_pending);
-            dr_shard[k] = cr_shard[k] = 0;
-          } else {
-            dr_shard[k] = cr_shard[k] = it->second.entries.front().first;
-          }
+        if (h != nullptr && view_of(st, *h, v) && visible(v)) {
+          model_learn_pending(r, v);
+          dr_shard[k] = h->entries.front().first;
+          cr_shard[k] = dr_shard[k];
+          if (v.two_phase) leg_shards(*h, dr_shard[k], cr_shard[k]);
         } else {
-          dr_shard[k] = cr_shard[k] = anywhere;
+          // A pending transfer of the unit itself (a chain holds and posts): its shards.
+          // Otherwise the model refuses the event, and it goes nowhere.
+          dr_shard[k] = cr_shard[k] = UINT32_MAX;
+          for (size_t p = 0; p < k; ++p) {
+            if (eff[p].id != t.pending_id || !has(eff[p].flags, transfer_pending)) continue;
+            dr_shard[k] = dr_shard[p];
+            cr_shard[k] = cr_shard[p];
+          }
         }
       } else {
         dr_shard[k] = t.debit_account_id != 0 && t.debit_account_id != u128_max ? shard_of(t.debit_account_id, n) : 0;
         cr_shard[k] = t.credit_account_id != 0 && t.credit_account_id != u128_max ? shard_of(t.credit_account_id, n) : dr_shard[k];
       }
     }
-    uint32_t home = 0;
-    for (size_t k = 0; k < eff.size(); ++k) {
-      if (dr_shard[k] != anywhere) {
-        home = dr_shard[k];
-        break;
-      }
-    }
     bool spans = false;
     for (size_t k = 0; k < eff.size(); ++k) {
-      if (dr_shard[k] == anywhere) dr_shard[k] = cr_shard[k] = home;
       spans = spans || dr_shard[k] != dr_shard[0] || cr_shard[k] != dr_shard[0];
-    }
-
-    bool resolves = false;
-    for (const transfer& t : eff) resolves = resolves || has(t.flags, transfer_post_pending | transfer_void_pending);
-    // A post or void depends on its pending transfer's deadline, which the shard judges at
-    // its own clock: it never shares a round with a saga, whose legs must all apply.
-    if ((resolves && !r.sagas.empty()) || (spans && r.resolves)) break;
-    if (resolves && !spans) {
-      // A post or void mixed with a debit of a split account: the shard judges the unit on the
-      // account's own row, so what its sub-accounts hold moves into it first. A gather across
-      // shards is a saga, which shares no round with a post or void: the unit then waits for
-      // the next round, where it comes first and finds nothing left to gather.
-      debited_split.erase(std::remove_if(debited_split.begin(), debited_split.end(),
-                                         [&](u128 id) { return !gather_due(self, r, id); }),
-                          debited_split.end());
-      if (!debited_split.empty()) {
-        if (r.resolves) break; // the model no longer knows what the shard holds
-        for (u128 parent : debited_split) gather(self, r, w, static_cast<uint32_t>(i), parent);
-        if (!r.sagas.empty()) break;
-      }
-    }
-    // Units after a post or void go to their shards unjudged: one that needs a gather waits.
-    if (resolves) debited_split.clear(); // a post or void mixed in: its shard judges the unit
-    else if (!debited_split.empty() && r.resolves) break;
-
-    if (!spans && (resolves || r.resolves)) {
-      // Posts and voids within one shard: the shard applies the unit as it came, with its own
-      // exact rules (and its clock for deadlines). The model does not learn what they did, so
-      // every later unit of the round goes to its shard the same way.
-      r.resolves = true;
-      bool refused = false;
-      for (size_t k = 0; k < eff.size() && !refused; ++k) {
-        if (refuse[k] != 0) {
-          refused = true;
-          if (!chain) w.results[i] = refuse[k];
-          else fail_chain(w, static_cast<uint32_t>(i), static_cast<uint32_t>(j), static_cast<uint32_t>(i + k), refuse[k]);
-        }
-      }
-      if (!refused) {
-        for (size_t k = 0; k < eff.size(); ++k) {
-          add_transfer(r, dr_shard[0], eff[k], sys[k] != 0, origin{&w, static_cast<uint32_t>(i + k)});
-        }
-      }
-      i = j + 1;
-      continue;
-    }
-
-    if (spans) {
-      // Across shards: plain and balancing transfers (for now). A unit with another kind of
-      // event is answered with the code one shard would give, and not_supported_across_shards
-      // only where one shard would have applied it.
-      size_t unsupported = eff.size();
-      for (size_t k = 0; k < eff.size() && unsupported == eff.size(); ++k) {
-        if ((eff[k].flags & ~across_flags) != 0) unsupported = k;
-      }
-      if (unsupported != eff.size()) {
-        uint32_t code = 0;
-        size_t at = 0;
-        if (resolves) { // posts and voids: the model holds no pending transfers
-          for (size_t k = 0; k < eff.size() && code == 0; ++k) {
-            R c = refuse[k] != 0 ? static_cast<R>(refuse[k])
-                  : has(ev[i + k].flags, transfer_post_pending | transfer_void_pending)
-                      ? resolve_check(ev[i + k], r.probed.count(ev[i + k].pending_id) != 0 &&
-                                                     r.probed.at(ev[i + k].pending_id).found())
-                      : fields_check(ev[i + k]);
-            if (c == R::ok && (eff[k].flags & ~across_flags) != 0) c = R::not_supported_across_shards;
-            if (c != R::ok) {
-              code = static_cast<uint32_t>(c);
-              at = k;
-            }
-          }
-        } else if (model_accepts(*r.model, eff, sys, r.now, code, at)) {
-          code = static_cast<uint32_t>(R::not_supported_across_shards);
-          at = unsupported;
-        }
-        if (!chain) w.results[i] = code;
-        else fail_chain(w, static_cast<uint32_t>(i), static_cast<uint32_t>(j), static_cast<uint32_t>(i + at), code);
-        i = j + 1;
-        continue;
-      }
     }
 
     for (u128 parent : debited_split) gather(self, r, w, static_cast<uint32_t>(i), parent);
@@ -878,7 +827,13 @@ void plan_transfers(directory_actor* self, round_state& r, work& w) {
       i = j + 1;
       continue;
     }
-    if (!spans) {
+    for (const transfer& t : eff) {
+      if (!has(t.flags, transfer_pending) || t.timeout == 0) continue;
+      const uint64_t at = r.now + uint64_t{t.timeout} * 1'000'000'000ull; // the shard stamps it later
+      if (r.deadline_min_ns == 0 || at < r.deadline_min_ns) r.deadline_min_ns = at;
+    }
+    for (size_t k = 0; k < eff.size(); ++k) KASSA_ASSERT(dr_shard[k] != UINT32_MAX && cr_shard[k] != UINT32_MAX);
+    if (!spans && !resolves) {
       for (size_t k = 0; k < eff.size(); ++k) {
         add_transfer(r, dr_shard[0], eff[k], sys[k] != 0, origin{&w, static_cast<uint32_t>(i + k)});
       }
@@ -886,26 +841,55 @@ void plan_transfers(directory_actor* self, round_state& r, work& w) {
       continue;
     }
 
-    // A saga: each event across shards becomes two posted legs through the clearing accounts
-    // of the pair, one in each shard, with the client's id; an event within one shard applies
-    // there as it came. Every leg applies: the model has judged them all. A balancing event
-    // carries the amount the model decided (its flags kept as data), as one shard stores it.
+    // Decided whole: each event applies as the model applied it. One across shards becomes
+    // two legs through the clearing accounts of the pair, one in each shard, with the
+    // client's id (a saga); one within a shard applies there. A balancing event carries the
+    // amount the model decided (its flags kept as data), as one shard stores it; a post or
+    // void, whose deadline the model judged, is not judged again by its shard.
     for (transfer& t : eff) {
       if (!has(t.flags, transfer_balancing_debit | transfer_balancing_credit)) continue;
       const transfer* stored = r.model->transfer_find(t.id);
       KASSA_ASSERT(stored != nullptr && stored->amount != 0);
       t.amount = stored->amount;
     }
-    const int saga_index = static_cast<int>(r.sagas.size());
-    r.sagas.push_back(saga_plan{&w, static_cast<uint32_t>(i), static_cast<uint32_t>(j)});
+    const int saga_index = spans ? static_cast<int>(r.sagas.size()) : -1;
+    if (spans) r.sagas.push_back(saga_plan{&w, static_cast<uint32_t>(i), static_cast<uint32_t>(j)});
     // Each keeps the client's flags, `linked` too, as data (system_unlinked): the unit was
     // decided whole, so no shard needs to chain it.
     for (size_t k = 0; k < eff.size(); ++k) {
-      add_decided(self, r, eff[k], system_unlinked, origin{&w, static_cast<uint32_t>(i + k), saga_index});
+      add_decided(self, r, eff[k], system_unlinked, origin{&w, static_cast<uint32_t>(i + k), saga_index},
+                  dr_shard[k], cr_shard[k]);
     }
     i = j + 1;
   }
   w.cursor = i;
+}
+
+// An expiry the directory's poll found due: a pending transfer whose deadline has passed at
+// the directory's clock expires in every shard that holds a leg of it still pending (a
+// transfer across shards: as a saga, so that recovery finishes it); one no longer pending,
+// or not yet due, is left as it is.
+void plan_expiry(directory_actor* self, round_state& r, work& w, uint32_t event) {
+  auto& st = self->state;
+  transfer t = w.transfer_events[event];
+  const held* h = pending_held(r, t.pending_id);
+  view v;
+  if (h == nullptr || !view_of(st, *h, v) || !visible(v)) return;
+  const bool due = v.status == pending_status::expired ||
+                   (v.status == pending_status::pending && v.expires_at_ns != 0 && v.expires_at_ns <= r.now);
+  if (!due) return;
+  model_learn_pending(r, v);
+  const uint8_t mark = system_expire;
+  if (v.status == pending_status::pending && r.model->create_transfers(&t, 1, r.now, &mark).at(0) != transfer_result::ok) {
+    return;
+  }
+  std::vector<uint32_t> shards;
+  for (const auto& [shard, e] : h->entries) {
+    if (e.status == pending_status::pending) shards.push_back(shard);
+  }
+  const int saga_index = shards.size() > 1 ? static_cast<int>(r.sagas.size()) : -1;
+  if (saga_index >= 0) r.sagas.push_back(saga_plan{&w, event, event});
+  for (uint32_t shard : shards) add_transfer(r, shard, t, system_expire, origin{&w, event, saga_index});
 }
 
 // Sub-accounts of split hot accounts first seen in this round are created before the
@@ -969,6 +953,7 @@ bool redo_due(directory_actor* self);
 
 void round_finish(directory_actor* self, round_ptr r) {
   auto& st = self->state;
+  expiry_arm(self, r->deadline_min_ns);
   // Requests with events left over go back to the front of the queue, in order.
   for (auto it = r->works.rbegin(); it != r->works.rend(); ++it) {
     work_ptr& w = *it;
@@ -1060,8 +1045,7 @@ void round_applied(directory_actor* self, round_ptr r,
   if (accounts_ok) {
     for (const auto& [parent, index] : r->subs_to_create) st.hot[parent].confirmed[index] = true;
   }
-  // Every transfer a shard was sent was decided already (posts and voids by the shard
-  // itself), and so was every account of a chain across shards: a refusal of one the
+  // Every transfer a shard was sent was decided already, and so was every account of a chain across shards: a refusal of one the
   // directory decided means the two disagree.
   bool shard_failed = !accounts_ok, disagreed = false;
   for (auto& [shard, reply] : account_replies) {
@@ -1096,12 +1080,10 @@ void round_applied(directory_actor* self, round_ptr r,
     for (const event_result& f : reply.failures) {
       const origin& o = origins[f.index];
       const transfer& t = r->batches[shard].transfers[f.index];
-      if (!r->resolves || o.saga >= 0) {
-        disagreed = true;
-        st.opts.log_error("a shard refused a transfer the directory had decided",
-                          "shard=" + std::to_string(shard) + " id=" + to_string_u128(t.id) + " code=" +
-                              std::string(name(static_cast<transfer_result>(f.code))));
-      }
+      disagreed = true;
+      st.opts.log_error("a shard refused a transfer the directory had decided",
+                        "shard=" + std::to_string(shard) + " id=" + to_string_u128(t.id) + " code=" +
+                            std::string(name(static_cast<transfer_result>(f.code))));
       if (o.saga < 0 || o.w->results[o.index] == 0) o.w->results[o.index] = f.code;
     }
   }
@@ -1199,6 +1181,52 @@ void round_plan(directory_actor* self, round_ptr r) {
   });
 }
 
+// The accounts of the pending transfers the round's posts, voids and expiries name (a post
+// may name none itself): the model needs them to decide. Read after the probe found the
+// pending transfers, then the round is planned.
+void round_read_pending_accounts(directory_actor* self, round_ptr r) {
+  auto& st = self->state;
+  std::vector<std::vector<u128>> missing(st.shards);
+  bool any = false;
+  for (const auto& w : r->works) {
+    if (w->accounts) continue;
+    for (size_t k = w->cursor; k < w->transfer_events.size(); ++k) {
+      const transfer& t = w->transfer_events[k];
+      if (!has(t.flags, transfer_post_pending | transfer_void_pending)) continue;
+      const held* h = pending_held(*r, t.pending_id);
+      view v;
+      if (h == nullptr || !view_of(st, *h, v)) continue;
+      for (u128 a : {v.t.debit_account_id, v.t.credit_account_id}) {
+        if (r->accounts.count(a) != 0) continue;
+        r->accounts[a] = account{}; // asked once; replaced by the answer below
+        missing[shard_of(a, st.shards)].push_back(a);
+        any = true;
+      }
+    }
+  }
+  if (!any) {
+    round_plan(self, r);
+    return;
+  }
+  std::vector<std::pair<uint32_t, lookup_accounts_request>> lookups;
+  for (uint32_t s = 0; s < st.shards; ++s) {
+    if (!missing[s].empty()) lookups.emplace_back(s, lookup_accounts_request{request_context{}, std::move(missing[s])});
+  }
+  fan_out<accounts_reply>(self, std::move(lookups), [self, r](auto& replies) {
+    bool bad = false;
+    for (auto& [shard, reply] : replies) {
+      if (reply.status != outcome::ok) bad = true;
+      for (const account& a : reply.accounts) r->accounts[a.id] = a;
+    }
+    // An account not found stays out of the model.
+    for (auto it = r->accounts.begin(); it != r->accounts.end();) {
+      it = it->second.id == 0 ? r->accounts.erase(it) : std::next(it);
+    }
+    if (bad) round_fail(self, r, outcome::store_unavailable);
+    else round_plan(self, r);
+  });
+}
+
 // A round: take queued requests, learn what the shards hold of the ids and accounts they
 // name, plan, apply, resolve sagas, answer.
 void round_start(directory_actor* self) {
@@ -1278,7 +1306,7 @@ void round_start(directory_actor* self) {
   auto next = [self, r, left, bad] {
     if (--*left != 0) return;
     if (*bad) round_fail(self, r, outcome::store_unavailable);
-    else round_plan(self, r);
+    else round_read_pending_accounts(self, r);
   };
   probe(self, everywhere(ids, st.shards), [r, next, bad](outcome o, probed_map& probed) {
     *bad = *bad || o != outcome::ok;
@@ -1852,7 +1880,7 @@ void resolve_legs(directory_actor* self, std::vector<store::saga> sagas, std::fu
 // account, or a sub-account that gives its split back (the split of a hot account survives
 // restarts this way).
 void learn_own_account(directory_state& st, const account& a) {
-  if (sid::kind_of(a.id) == sid::kind::clearing) st.clearing_known.insert(a.id);
+  if (sid::is_clearing(a.id)) st.clearing_known.insert(a.id);
   if (sid::kind_of(a.id) != sid::kind::sub || a.user_data_32 >= 256) return;
   hot_state& h = st.hot[a.user_data_128];
   const uint32_t index = a.user_data_32;
@@ -2029,6 +2057,27 @@ void resolve_legs(directory_actor* self, std::vector<store::saga> sagas, std::fu
   });
 }
 
+// Takes the reads that waited for recovery.
+void recovered(directory_actor* self) {
+  auto& st = self->state;
+  st.ready = true;
+  auto reads = std::move(st.after_recovery);
+  st.after_recovery.clear();
+  for (auto& read : reads) read();
+}
+
+// A read (lookup or history) is answered from what recovery learned (which sub-accounts a
+// split account has): one that comes before waits for it.
+template <class Request, class Answer>
+caf::response_promise read_when_recovered(directory_actor* self, Request& req, Answer answer) {
+  if (self->state.ready) return answer(self, req);
+  auto rp = self->make_response_promise();
+  self->state.after_recovery.push_back([self, rp, req = std::move(req)]() mutable {
+    rp.delegate(caf::actor_cast<caf::actor>(self), std::move(req));
+  });
+  return rp;
+}
+
 // At start: kassa's own accounts (clearing accounts, the sub-accounts that give the splits
 // back), then the sagas the log holds. Requests wait in the queue meanwhile.
 void recover(directory_actor* self) {
@@ -2039,7 +2088,7 @@ void recover(directory_actor* self) {
     if (!err.ok()) {
       st.opts.log_error("cannot read the saga log; refusing changes", err.message);
       st.failed = true;
-      st.ready = true;
+      recovered(self);
       return;
     }
     st.saga_next = st.opts.saga_log->id_last() + 1;
@@ -2065,7 +2114,8 @@ void recover(directory_actor* self) {
       log_write(self, {}, [self](bool) {
         auto& st = self->state;
         st.round_busy = false;
-        st.ready = true;
+        recovered(self);
+        expiry_poll(self); // what the shards hold may be due, or will be
         round_start(self);
         deliver_drains(self);
       });
@@ -2162,6 +2212,68 @@ void sweep(directory_actor* self) {
   });
 }
 
+// Arms the expiry timer for `deadline_ns` (0: none), unless it is armed for one as early.
+void expiry_arm(directory_actor* self, uint64_t deadline_ns) {
+  auto& st = self->state;
+  if (deadline_ns == 0 || (st.expiry_timer_ns != 0 && st.expiry_timer_ns <= deadline_ns)) return;
+  const uint64_t now = st.opts.clock();
+  st.expiry_timer_ns = deadline_ns;
+  self->delayed_send(self, std::chrono::nanoseconds(deadline_ns > now ? deadline_ns - now : 0), expire_atom::value);
+}
+
+// Asks every shard which pending transfers are due at the directory's clock and queues their
+// expiry like any request (plan_expiry decides each in its round). One poll at a time.
+void expiry_poll(directory_actor* self) {
+  auto& st = self->state;
+  if (!st.ready || st.failed) return;
+  if (st.expiry_queued) {
+    st.expiry_again = true;
+    return;
+  }
+  st.expiry_queued = true;
+  st.expiry_again = false;
+  const uint64_t now = st.opts.clock();
+  // At most a round's worth of expiries per poll; the rest are due at once again.
+  const uint32_t limit = static_cast<uint32_t>(std::max<size_t>(1, st.opts.round_events_max / st.shards));
+  std::vector<std::pair<uint32_t, due_pending_request>> asks;
+  for (uint32_t s = 0; s < st.shards; ++s) asks.emplace_back(s, due_pending_request{now, limit});
+  fan_out<due_pending_reply>(self, std::move(asks), [self](auto& replies) {
+    auto& st = self->state;
+    auto w = std::make_shared<work>();
+    w->internal = true;
+    std::unordered_set<u128, u128_hash> named;
+    uint64_t next = 0;
+    for (auto& [shard, reply] : replies) {
+      if (reply.status != outcome::ok) continue; // a failed shard is asked again at its next deadline
+      if (reply.next_ns != 0 && (next == 0 || reply.next_ns < next)) next = reply.next_ns;
+      for (u128 id : reply.ids) {
+        if (!named.insert(id).second) continue; // both legs of one transfer
+        transfer t{};
+        t.id = id;
+        t.pending_id = id;
+        t.flags = transfer_void_pending;
+        w->transfer_events.push_back(t);
+      }
+    }
+    auto finished = [self, next] {
+      auto& st = self->state;
+      st.expiry_queued = false;
+      expiry_arm(self, next);
+      if (st.expiry_again) expiry_poll(self);
+    };
+    if (w->transfer_events.empty()) {
+      finished();
+      return;
+    }
+    w->done = finished;
+    w->system.assign(w->transfer_events.size(), system_expire);
+    w->results.assign(w->transfer_events.size(), 0);
+    st.queue.push_back(w);
+    st.queue_events += w->transfer_events.size();
+    round_start(self);
+  });
+}
+
 // --------------------------------------------------------------------------- behavior
 
 caf::behavior passthrough(directory_actor* self) {
@@ -2229,22 +2341,32 @@ caf::behavior directory(directory_actor* self, directory_options opts) {
       caf::anon_send_exit(writer, caf::exit_reason::user_shutdown);
     });
   }
+  // The directory judges every deadline from now on: no shard expires a pending transfer of
+  // its own accord (this reaches each shard before anything else the directory sends it).
+  for (const caf::actor& shard : st.opts.shards) self->send(shard, expiry_handover{});
   count_hot(self);
   recover(self);
   self->delayed_send(self, tick_interval(st.opts), sweep_atom::value);
+
   return {
       [self](create_accounts_request& r) { return enqueue(self, r, true); },
       [self](create_transfers_request& r) { return enqueue(self, r, false); },
-      [self](lookup_accounts_request& r) { return lookup_accounts(self, r); },
-      [self](lookup_transfers_request& r) { return lookup_transfers(self, r); },
-      [self](account_transfers_request& r) { return account_transfers(self, r); },
-      [self](account_balances_request& r) { return account_balances(self, r); },
-      [self](const transfers_by_id_request& r) { return transfers_by_id(self, r); },
+      [self](lookup_accounts_request& r) { return read_when_recovered(self, r, lookup_accounts); },
+      [self](lookup_transfers_request& r) { return read_when_recovered(self, r, lookup_transfers); },
+      [self](account_transfers_request& r) { return read_when_recovered(self, r, account_transfers); },
+      [self](account_balances_request& r) { return read_when_recovered(self, r, account_balances); },
+      [self](transfers_by_id_request& r) {
+        return read_when_recovered(self, r, [](directory_actor* s, transfers_by_id_request& q) { return transfers_by_id(s, q); });
+      },
       [self](sweep_atom) {
         count_hot(self);
         retry_unresolved(self);
         if (self->state.opts.sweep_interval_ns != 0) sweep(self);
         self->delayed_send(self, tick_interval(self->state.opts), sweep_atom::value);
+      },
+      [self](expire_atom) {
+        self->state.expiry_timer_ns = 0;
+        expiry_poll(self);
       },
       [self](drain_atom) -> caf::response_promise {
         auto rp = self->make_response_promise();

@@ -97,6 +97,7 @@ struct probe_entry {
   uint32_t index = 0;
   ledger::transfer transfer{};
   ledger::pending_status status = ledger::pending_status::none;
+  uint64_t expires_at_ns = 0; // of a pending transfer still pending with a timeout
 };
 struct probe_reply {
   outcome status = outcome::ok;
@@ -123,6 +124,23 @@ struct shard_transfers_by_id_reply {
   outcome status = outcome::ok;
   std::vector<probe_entry> entries;
   bool full = false;
+};
+
+// Directory -> shard, when the directory judges deadlines (several shards, or hot accounts):
+// from now on the shard expires no pending transfer of its own accord; the directory asks
+// which are due (`due_pending_request`) and expires them in its rounds, so that a post or void
+// it decided never meets a pending transfer that its shard expired meanwhile.
+struct expiry_handover {};
+// Directory -> shard: the pending transfers whose deadline is <= now_ns, earliest first, at
+// most `limit`, and the earliest deadline of the others (0: none).
+struct due_pending_request {
+  uint64_t now_ns = 0;
+  uint32_t limit = 0;
+};
+struct due_pending_reply {
+  outcome status = outcome::ok;
+  std::vector<u128> ids;
+  uint64_t next_ns = 0;
 };
 
 // Directory -> shard: every account in the reserved id space (clearing and sub-accounts).
@@ -161,6 +179,9 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::balances_reply)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::probe_request)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::probe_reply)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::system_accounts_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::expiry_handover)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::due_pending_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::due_pending_reply)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::transfers_by_id_request)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::transfers_by_id_reply)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::shard_transfers_by_id_reply)

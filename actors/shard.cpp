@@ -71,6 +71,7 @@ struct shard_state {
   size_t events_open = 0;       // applied into the group being filled
   bool flush_timer = false;     // a delayed flush is armed (commit_delay_ns)
   uint64_t expiry_timer_ns = 0; // deadline the armed expiry timer is for; 0 = none
+  bool expire_self = true;      // false once the directory judges deadlines (expiry_handover)
   std::deque<waiter> waiting;   // ordered by group
   size_t group_events = 0;      // events of the group with the writer
   shard_metrics stats;
@@ -192,7 +193,7 @@ void maybe_flush(shard_actor* self) {
 void arm_expiry(shard_actor* self) {
   auto& st = self->state;
   const uint64_t deadline = st.sm->pending_deadline_next_ns();
-  if (deadline == 0 || (st.expiry_timer_ns != 0 && st.expiry_timer_ns <= deadline)) return;
+  if (!st.expire_self || deadline == 0 || (st.expiry_timer_ns != 0 && st.expiry_timer_ns <= deadline)) return;
   const uint64_t now = self->state.opts.clock();
   const uint64_t wait_ns = deadline > now ? deadline - now : 0;
   st.expiry_timer_ns = deadline;
@@ -346,7 +347,7 @@ caf::behavior shard(shard_actor* self, shard_options opts, std::shared_ptr<state
         }
         const uint64_t started_ns = apply_start(self, req.ctx);
         const uint64_t now = self->state.opts.clock();
-        st.sm->expire_pending(now);
+        if (st.expire_self) st.sm->expire_pending(now);
         if (store::error err = st.opts.store->prefetch(*st.sm, req.events.data(), req.events.size());
             !err.ok()) {
           rp.deliver(create_reply{outcome::store_unavailable, {}});
@@ -426,13 +427,22 @@ caf::behavior shard(shard_actor* self, shard_options opts, std::shared_ptr<state
         probe_reply reply;
         for (size_t i = 0; i < req.ids.size(); ++i) {
           if (const transfer* t = st.sm->transfer_find(req.ids[i])) {
-            reply.entries.push_back(probe_entry{static_cast<uint32_t>(i), *t, st.sm->pending_find(t->id).status});
+            const pending_state ps = st.sm->pending_find(t->id);
+            reply.entries.push_back(probe_entry{static_cast<uint32_t>(i), *t, ps.status, ps.expires_at_ns});
           }
         }
         hold(self, 0, [rp, reply = std::move(reply)](bool durable) mutable {
           rp.deliver(durable ? std::move(reply) : probe_reply{outcome::store_unavailable, {}});
         });
         return rp;
+      },
+      [self](expiry_handover) { self->state.expire_self = false; },
+      [self](const due_pending_request& req) {
+        auto& st = self->state;
+        due_pending_reply reply;
+        if (st.failed) reply.status = outcome::store_unavailable;
+        else reply.ids = st.sm->pending_due(req.now_ns, req.limit, reply.next_ns);
+        return reply;
       },
       [self](const transfers_by_id_request& req) { return transfers_by_id(self, req); },
       [self](system_accounts_request&) -> caf::response_promise {
@@ -464,7 +474,7 @@ caf::behavior shard(shard_actor* self, shard_options opts, std::shared_ptr<state
       [self](expire_atom) {
         auto& st = self->state;
         st.expiry_timer_ns = 0;
-        if (st.failed || st.full) return; // an expiry is a change too
+        if (st.failed || st.full || !st.expire_self) return; // an expiry is a change too
         st.sm->expire_pending(self->state.opts.clock());
         maybe_flush(self);
         arm_expiry(self);

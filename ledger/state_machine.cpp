@@ -184,6 +184,9 @@ std::vector<transfer_result> state_machine::create_transfers(const transfer* eve
       [&](const transfer& t) {
         system_event_ = system != nullptr && system[&t - events] != 0;
         decided_event_ = system != nullptr && system[&t - events] == system_unlinked;
+        if (system != nullptr && system[&t - events] == system_expire) {
+          return expire_one(t.pending_id, timestamp_next(now_ns));
+        }
         return create_transfer(t, timestamp_next(now_ns), undo);
       },
       [&](const transfer& t) {
@@ -375,8 +378,10 @@ transfer_result state_machine::create_transfer(const transfer& t, uint64_t times
     dr.debits_posted += amount;
     cr.credits_posted += amount;
   }
-  if (has(t.flags, transfer_closing_debit)) dr.flags |= account_closed;
-  if (has(t.flags, transfer_closing_credit)) cr.flags |= account_closed;
+  // A leg across shards keeps the client's closing flags as data: a clearing account is
+  // never closed.
+  if (has(t.flags, transfer_closing_debit) && !system_ids::is_clearing(dr.id)) dr.flags |= account_closed;
+  if (has(t.flags, transfer_closing_credit) && !system_ids::is_clearing(cr.id)) cr.flags |= account_closed;
 
   transfer stored = t;
   stored.amount = amount;
@@ -417,7 +422,10 @@ transfer_result state_machine::post_or_void(const transfer& t, uint64_t timestam
   if (state.status == pending_status::posted) return R::pending_transfer_already_posted;
   if (state.status == pending_status::voided) return R::pending_transfer_already_voided;
   if (state.status == pending_status::expired) return R::pending_transfer_expired;
-  if (state.expires_at_ns != 0 && state.expires_at_ns <= timestamp) return R::pending_transfer_expired;
+  // A post or void the directory decided was judged against the deadline at its clock.
+  if (state.expires_at_ns != 0 && state.expires_at_ns <= timestamp && !decided_event_) {
+    return R::pending_transfer_expired;
+  }
 
   account& dr = account_at(p->debit_account_id);
   account& cr = account_at(p->credit_account_id);
@@ -470,26 +478,55 @@ transfer_result state_machine::post_or_void(const transfer& t, uint64_t timestam
 size_t state_machine::expire_pending(uint64_t now_ns) {
   size_t expired = 0;
   while (!expiry_.empty() && expiry_.begin()->first <= now_ns) {
-    const u128 id = expiry_.begin()->second;
-    const transfer* found = transfers_.find(id);
+    const transfer* found = transfers_.find(expiry_.begin()->second);
     KASSA_ASSERT(found != nullptr);
-    const transfer p = *found;
-    account& dr = account_at(p.debit_account_id);
-    account& cr = account_at(p.credit_account_id);
-    KASSA_ASSERT(dr.debits_pending >= p.amount && cr.credits_pending >= p.amount);
-    account_touch(dr.id, nullptr);
-    account_touch(cr.id, nullptr);
-    dr.debits_pending -= p.amount;
-    cr.credits_pending -= p.amount;
-    if (has(p.flags, transfer_closing_debit)) dr.flags &= ~account_closed;
-    if (has(p.flags, transfer_closing_credit)) cr.flags &= ~account_closed;
-    const uint64_t timestamp = timestamp_next(now_ns); // the expiry's own stamp
-    pending_set(id, {pending_status::expired, 0}, nullptr); // erases the expiry entry
-    history_record(dr, timestamp);
-    history_record(cr, timestamp);
+    pending_release(*found, timestamp_next(now_ns)); // the expiry's own stamp
     ++expired;
   }
   return expired;
+}
+
+// Releases the hold of pending transfer `p` as its deadline does.
+void state_machine::pending_release(const transfer& found, uint64_t timestamp) {
+  const transfer p = found; // `found` may dangle once the maps change
+  account& dr = account_at(p.debit_account_id);
+  account& cr = account_at(p.credit_account_id);
+  KASSA_ASSERT(dr.debits_pending >= p.amount && cr.credits_pending >= p.amount);
+  account_touch(dr.id, nullptr);
+  account_touch(cr.id, nullptr);
+  dr.debits_pending -= p.amount;
+  cr.credits_pending -= p.amount;
+  if (has(p.flags, transfer_closing_debit)) dr.flags &= ~account_closed;
+  if (has(p.flags, transfer_closing_credit)) cr.flags &= ~account_closed;
+  pending_set(p.id, {pending_status::expired, 0}, nullptr); // erases the expiry entry
+  history_record(dr, timestamp);
+  history_record(cr, timestamp);
+}
+
+transfer_result state_machine::expire_one(u128 pending_id, uint64_t timestamp) {
+  using R = transfer_result;
+  const transfer* p = transfer_find(pending_id);
+  if (p == nullptr) return R::pending_transfer_not_found;
+  if (!has(p->flags, transfer_pending)) return R::pending_transfer_not_pending;
+  const pending_state state = pending_find(pending_id);
+  if (state.status == pending_status::expired) return R::ok; // applied again (recovery)
+  if (state.status == pending_status::posted) return R::pending_transfer_already_posted;
+  if (state.status == pending_status::voided) return R::pending_transfer_already_voided;
+  pending_release(*p, timestamp);
+  return R::ok;
+}
+
+std::vector<u128> state_machine::pending_due(uint64_t now_ns, size_t limit, uint64_t& next_ns) const {
+  std::vector<u128> due;
+  next_ns = 0;
+  for (const auto& [deadline, id] : expiry_) {
+    if (deadline > now_ns || due.size() == limit) {
+      next_ns = deadline;
+      break;
+    }
+    due.push_back(id);
+  }
+  return due;
 }
 
 uint64_t state_machine::pending_deadline_next_ns() const {

@@ -64,8 +64,14 @@ struct change_set {
 // chain that spanned shards, a leg of a transfer or chain across shards): its `linked` flag is
 // data kept for the client, not a link to the next event, and a balancing transfer so marked
 // moves its `amount` as given (the directory decided the clamp; the flags are data too).
+// A post or void so marked was decided by the directory, which judges every deadline when
+// there are several shards: the shard does not judge it again (docs/sharding.md).
+// system_expire: the event is no transfer but the expiry, decided by the directory, of the
+// pending transfer `pending_id` (nothing else of it counts): it releases the hold as a deadline
+// does; an expired one answers ok again, and nothing is stored but the pending status.
 constexpr uint8_t system_own = 1;
 constexpr uint8_t system_unlinked = 2;
+constexpr uint8_t system_expire = 4;
 
 struct pending_state {
   pending_status status = pending_status::none;
@@ -108,6 +114,9 @@ public:
   size_t expire_pending(uint64_t now_ns);
   // The earliest deadline of a pending transfer, or 0 when none is pending with a timeout.
   uint64_t pending_deadline_next_ns() const;
+  // The pending transfers whose deadline is <= now_ns, earliest first, at most `limit`; and in
+  // `next_ns` the earliest deadline of the others (0 when there are none).
+  std::vector<u128> pending_due(uint64_t now_ns, size_t limit, uint64_t& next_ns) const;
 
   // --- reads ---------------------------------------------------------------------------
   const account* account_find(u128 id) const;
@@ -150,6 +159,8 @@ private:
   account_result create_account(const account& a, uint64_t timestamp);
   transfer_result create_transfer(const transfer& t, uint64_t timestamp, undo_log& undo);
   transfer_result post_or_void(const transfer& t, uint64_t timestamp, undo_log& undo);
+  transfer_result expire_one(u128 pending_id, uint64_t timestamp);
+  void pending_release(const transfer& p, uint64_t timestamp);
   transfer_result reserved_check(u128 id, u128 debit_account_id, u128 credit_account_id) const;
   uint64_t timestamp_next(uint64_t now_ns);
   void account_touch(u128 id, undo_log* undo);

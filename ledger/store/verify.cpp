@@ -509,7 +509,7 @@ verify_report verify(const std::string& path) {
   }
   r.ledgers = ledgers.size();
   for (const auto& [id, row] : current) {
-    if (system_ids::kind_of(id) == system_ids::kind::clearing) r.clearing.push_back(row);
+    if (system_ids::is_clearing(id)) r.clearing.push_back(row);
   }
   std::sort(r.clearing.begin(), r.clearing.end(),
             [](const account& a, const account& b) { return a.id < b.id; });
@@ -523,7 +523,7 @@ cross_shard_report verify_clearing(const std::map<uint32_t, std::vector<account>
   r.shards = clearing.size();
   r.sagas_open = sagas_open;
   auto name = [](u128 id) {
-    return "clearing(" + std::to_string(system_ids::clearing_from(id)) + " -> " +
+    return std::string(system_ids::is_two_phase_clearing(id) ? "two-phase " : "") + "clearing(" + std::to_string(system_ids::clearing_from(id)) + " -> " +
            std::to_string(system_ids::clearing_to(id)) + ", ledger " +
            std::to_string(system_ids::clearing_ledger(id)) + ")";
   };
@@ -531,7 +531,7 @@ cross_shard_report verify_clearing(const std::map<uint32_t, std::vector<account>
   std::map<u128, const account*> by_id;
   for (const auto& [shard, rows] : clearing) {
     for (const account& a : rows) {
-      if (system_ids::kind_of(a.id) != system_ids::kind::clearing) {
+      if (!system_ids::is_clearing(a.id)) {
         c.problem("shard " + std::to_string(shard) + ": account " + str(a.id) +
                   " was handed in as a clearing account but is not one");
         continue;
@@ -553,7 +553,7 @@ cross_shard_report verify_clearing(const std::map<uint32_t, std::vector<account>
     for (const auto& [id, a] : by_id) {
       const uint32_t from = system_ids::clearing_from(id), to = system_ids::clearing_to(id),
                      ledger = system_ids::clearing_ledger(id);
-      const u128 mirror_id = system_ids::clearing(to, from, ledger);
+      const u128 mirror_id = system_ids::clearing(to, from, ledger, system_ids::is_two_phase_clearing(id));
       auto mirror = by_id.find(mirror_id);
       if (mirror == by_id.end()) {
         if (has_balance(*a))

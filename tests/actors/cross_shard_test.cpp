@@ -1,10 +1,12 @@
 // Events across shards that the directory decides with the single-shard model: linked chains
-// of accounts, balancing transfers, and chains that mix a post or void with a debit of a split
-// account. Each answer (codes, rows, the transfer lookup_transfers shows) must be the one a
+// of accounts, balancing transfers, two-phase transfers (pending, post, void, expiry, closing),
+// and chains that mix a post or void with a debit of a split account. Each answer (codes, rows, the transfer lookup_transfers shows) must be the one a
 // single state machine gives for the same requests. Tagged [directory].
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <map>
+#include <thread>
 
 #include "ledger/state_machine.hpp"
 #include "ledger/system_ids.hpp"
@@ -102,6 +104,7 @@ void check_shards_balance(node& nd, uint32_t n, const std::vector<u128>& client_
 }
 
 std::string aname(uint32_t code) { return std::string(name(static_cast<account_result>(code))); }
+std::string tname_of(uint32_t code) { return std::string(name(static_cast<transfer_result>(code))); }
 
 } // namespace
 
@@ -326,4 +329,120 @@ TEST_CASE("a chain that mixes a post with a debit of a split account is judged o
   CHECK(t.transfers({void_first, make_transfer(305, hot, out, 0, transfer_balancing_debit)}) ==
         std::vector<uint32_t>{0, 0});
   t.same(all, {300, 301, 302, 303, 304, 305, 310, 311});
+}
+
+TEST_CASE("pending, post, void and closing transfers across shards answer as on one shard", "[directory]") {
+  temp_dir dir;
+  const uint32_t n = 3;
+  node nd(dir.path, n);
+  twin tw(nd);
+  const u128 a = id_in(0, n, 1), b = id_in(1, n, 1), c = id_in(2, n, 1), f = id_in(1, n, 2);
+  tw.accounts({make_account(a, 1, account_debits_must_not_exceed_credits), make_account(b), make_account(c),
+               make_account(f)});
+  tw.transfers({make_transfer(1, f, a, 100)});
+  // A hold across shards counts against the limit of its debit account, as on one shard.
+  CHECK(tw.transfers({make_transfer(10, a, b, 60, transfer_pending)})[0] == 0);
+  CHECK(tname_of(tw.transfers({make_transfer(11, a, c, 50, transfer_pending)})[0]) == "exceeds_credits");
+  // Posted in part; posted again; voided after: the codes one shard gives.
+  CHECK(tw.transfers({make_resolve(12, 10, transfer_post_pending, 40)})[0] == 0);
+  CHECK(tname_of(tw.transfers({make_resolve(13, 10, transfer_post_pending)})[0]) == "pending_transfer_already_posted");
+  CHECK(tname_of(tw.transfers({make_resolve(14, 10, transfer_void_pending)})[0]) == "pending_transfer_already_posted");
+  // The rest of a's money is free again: a hold of 60 fits.
+  CHECK(tw.transfers({make_transfer(15, a, c, 60, transfer_pending)})[0] == 0);
+  CHECK(tw.transfers({make_resolve(16, 15, transfer_void_pending)})[0] == 0);
+  CHECK(tname_of(tw.transfers({make_resolve(17, 15, transfer_post_pending)})[0]) == "pending_transfer_already_voided");
+  // A post that names other accounts or a larger amount is refused as on one shard.
+  CHECK(tw.transfers({make_transfer(18, a, c, 10, transfer_pending)})[0] == 0);
+  transfer wrong = make_resolve(19, 18, transfer_post_pending, 11);
+  CHECK(tname_of(tw.transfers({wrong})[0]) == "exceeds_pending_transfer_amount");
+  wrong = make_resolve(20, 18, transfer_post_pending);
+  wrong.credit_account_id = b;
+  CHECK(tname_of(tw.transfers({wrong})[0]) == "pending_transfer_has_different_credit_account_id");
+  // In one request: a hold and its post, linked; then a chain whose post fails undoes the hold.
+  tw.transfers({make_transfer(21, a, b, 5, transfer_pending | transfer_linked), make_resolve(22, 21, transfer_post_pending)});
+  auto failed = tw.transfers({make_transfer(23, a, c, 5, transfer_pending | transfer_linked),
+                              make_resolve(24, 23, transfer_post_pending, 6)});
+  CHECK(tname_of(failed[1]) == "exceeds_pending_transfer_amount");
+  // Closing across shards: the pending transfer closes c (not the clearing account in c's
+  // shard); a debit of c is refused; the void opens c again.
+  CHECK(tw.transfers({make_transfer(25, c, b, 1, transfer_pending | transfer_closing_debit)})[0] == 0);
+  CHECK(tname_of(tw.transfers({make_transfer(26, c, a, 1)})[0]) == "debit_account_already_closed");
+  CHECK(tname_of(tw.transfers({make_transfer(27, b, c, 1)})[0]) == "credit_account_already_closed");
+  CHECK(tw.transfers({make_resolve(28, 25, transfer_void_pending)})[0] == 0);
+  CHECK(tw.transfers({make_transfer(29, c, a, 1)})[0] == 0);
+  // A repeat of a transfer across shards answers exists; with other fields, the first that differs.
+  CHECK(tname_of(tw.transfers({make_transfer(10, a, b, 60, transfer_pending)})[0]) == "exists");
+  CHECK(tname_of(tw.transfers({make_transfer(10, a, b, 61, transfer_pending)})[0]) == "exists_with_different_amount");
+  CHECK(tname_of(tw.transfers({make_resolve(12, 10, transfer_post_pending, 40)})[0]) == "exists");
+  tw.same({a, b, c, f}, {1, 10, 11, 12, 15, 16, 18, 21, 22, 23, 24, 25, 26, 27, 28, 29});
+  check_shards_balance(nd, n, {a, b, c, f});
+}
+
+TEST_CASE("a pending transfer across shards expires once, at the directory's clock, in both shards", "[directory]") {
+  temp_dir dir;
+  const uint32_t n = 2;
+  node nd(dir.path, n);
+  const u128 a = id_in(0, n, 1), b = id_in(1, n, 1), f = id_in(1, n, 2);
+  REQUIRE(nd.accounts({make_account(a, 1, account_debits_must_not_exceed_credits), make_account(b), make_account(f)})
+              .failures.empty());
+  REQUIRE(nd.transfers({make_transfer(1, f, a, 100)}).failures.empty());
+  transfer hold = make_transfer(2, a, b, 70, transfer_pending);
+  hold.timeout = 1;
+  transfer quick = make_transfer(3, a, b, 10, transfer_pending);
+  quick.timeout = 1;
+  REQUIRE(nd.transfers({hold, quick}).failures.empty());
+  CHECK(nd.transfers({make_resolve(4, 3, transfer_post_pending)}).failures.empty()); // before its deadline
+  // After the deadline: a post is refused, and both legs' holds are released.
+  bool released = false;
+  for (int i = 0; i < 100 && !released; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    released = nd.lookup(a).debits_pending == 0 && nd.lookup(b).credits_pending == 0;
+  }
+  CHECK(released);
+  CHECK(tname(nd.transfers({make_resolve(5, 2, transfer_post_pending)}), 0) == "pending_transfer_expired");
+  CHECK(tname(nd.transfers({make_resolve(6, 2, transfer_void_pending)}), 0) == "pending_transfer_expired");
+  const account row = nd.lookup(a);
+  CHECK(row.debits_posted == 10);
+  CHECK(row.credits_posted == 100);
+  // The money is free again: a debit of the rest applies.
+  CHECK(nd.transfers({make_transfer(7, a, b, 90)}).failures.empty());
+  check_shards_balance(nd, n, {a, b, f});
+}
+
+TEST_CASE("after a crash, recovery finishes a logged post across shards in both shards", "[directory]") {
+  temp_dir dir;
+  const uint32_t n = 2;
+  const u128 a = id_in(0, n, 1), b = id_in(1, n, 1), f = id_in(0, n, 2);
+  {
+    node nd(dir.path, n);
+    REQUIRE(nd.accounts({make_account(a), make_account(b), make_account(f)}).failures.empty());
+    REQUIRE(nd.transfers({make_transfer(1, f, a, 100), make_transfer(2, a, b, 30, transfer_pending)}).failures.empty());
+  }
+  {
+    // A crash inside the round of a post: its record is in the log, shard 0 applied its leg,
+    // shard 1 nothing.
+    node nd(dir.path, n, {}, false);
+    transfer debit_leg = make_resolve(3, 2, transfer_post_pending);
+    debit_leg.debit_account_id = a;
+    debit_leg.credit_account_id = sid::clearing(0, 1, 1, true);
+    transfer credit_leg = make_resolve(3, 2, transfer_post_pending);
+    credit_leg.debit_account_id = sid::clearing(1, 0, 1, true);
+    credit_leg.credit_account_id = b;
+    ks::saga s;
+    s.id = 9;
+    s.transfers = {{0, system_unlinked, debit_leg}, {1, system_unlinked, credit_leg}};
+    REQUIRE(nd.log->write({s}, {}).ok());
+    REQUIRE(nd.ask<create_reply>(nd.shards[0], create_transfers_request{{}, {debit_leg}, {system_unlinked}}).failures.empty());
+  }
+  node nd(dir.path, n);
+  // The client's retry: the post exists whole.
+  CHECK(tname(nd.transfers({make_resolve(3, 2, transfer_post_pending)}), 0) == "exists");
+  CHECK(nd.lookup(b).credits_posted == 30);
+  CHECK(nd.lookup(b).credits_pending == 0);
+  CHECK(nd.lookup(a).debits_posted == 30);
+  auto shown = nd.lookup_transfers({2, 3});
+  REQUIRE(shown.size() == 2);
+  CHECK(shown[1].debit_account_id == a);
+  CHECK(shown[1].credit_account_id == b);
+  check_shards_balance(nd, n, {a, b, f});
 }

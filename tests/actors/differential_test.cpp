@@ -28,6 +28,7 @@
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <unordered_set>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -174,13 +175,21 @@ struct generator {
       auto d = any_account().id;
       out.push_back(plain(chance(20) ? hot : d, chance(20) ? d : hot, 1 + below(90)));
     } else if (kind < 63) {
+      // Two-phase between any two accounts (across shards too), now and then closing one, or
+      // posted or voided in the same request.
       auto [d, c] = chance(25) ? pair_in_shard_of(hot) : std::pair<u128, u128>{0, 0};
-      if (d == 0) std::tie(d, c) = pair_in_one_shard();
+      if (d == 0) std::tie(d, c) = chance(30) ? pair_in_one_shard() : pair();
       transfer t = plain(d, c, amount());
       t.flags = transfer_pending;
       if (chance(30)) t.timeout = 3600;
+      if (chance(4)) t.flags |= chance(50) ? transfer_closing_debit : transfer_closing_credit;
       pendings.push_back(t.id);
       if (shard_of(d, placement_shards) == shard_of(hot, placement_shards)) pendings_by_hot.push_back(t.id);
+      if (chance(15)) {
+        t.flags |= transfer_linked;
+        out.push_back(t);
+        t = make_resolve(next_id++, t.id, chance(60) ? transfer_post_pending : transfer_void_pending);
+      }
       out.push_back(t);
     } else if (kind < 70 && !pendings.empty()) {
       transfer t = make_resolve(next_id++, pendings[below(pendings.size())],
@@ -542,6 +551,7 @@ std::optional<difference> run(const topology& t, const generator& g, const std::
   // Every account, and the transfers named since the last comparison plus a sample of the
   // older ones (all of them at the end).
   size_t compared = 0;
+  std::unordered_set<u128, u128_hash> pending_across; // for the coverage counts
   auto compare_state = [&](size_t at, bool all) -> std::optional<difference> {
     std::vector<u128> account_ids;
     for (const account& a : g.accounts) account_ids.push_back(a.id);
@@ -692,6 +702,16 @@ std::optional<difference> run(const topology& t, const generator& g, const std::
         }
         for (size_t e = 0; e < r.transfers.size(); ++e) {
           const transfer& t = r.transfers[e];
+          const bool crosses = t.debit_account_id != 0 && t.credit_account_id != 0 &&
+                               shard_of(t.debit_account_id, placement_shards) != shard_of(t.credit_account_id, placement_shards);
+          if (want[e] == 0 && has(t.flags, transfer_pending) && crosses) {
+            pending_across.insert(t.id);
+            ++(*coverage)["a pending transfer across shards applied"];
+            if (has(t.flags, transfer_closing_debit | transfer_closing_credit)) ++(*coverage)["a closing transfer across shards applied"];
+          }
+          if (has(t.flags, transfer_post_pending | transfer_void_pending) && pending_across.count(t.pending_id) != 0) {
+            ++(*coverage)[want[e] == 0 ? "a post or void across shards applied" : "a post or void across shards refused"];
+          }
           if (want[e] == 0 && has(t.flags, transfer_balancing_debit | transfer_balancing_credit) &&
               shard_of(t.debit_account_id, placement_shards) != shard_of(t.credit_account_id, placement_shards)) {
             ++(*coverage)["a balancing transfer across shards applied"];
@@ -773,6 +793,8 @@ TEST_CASE("every topology answers a random request stream as the single-shard mo
                                "linked_event_chain_open", "a linked chain across shards applied",
                                "a linked chain of accounts across shards applied",
                                "a balancing transfer across shards applied",
+                               "a pending transfer across shards applied", "a closing transfer across shards applied",
+                               "a post or void across shards applied", "a post or void across shards refused",
                                "a post or void chained with a debit of the hot account applied",
                                "history transfers", "history balances", "a crash with requests in flight",
                                "a request whose reply was lost, sent again",
