@@ -286,6 +286,13 @@ std::unique_ptr<saga_log> saga_log::open(const std::string& path, enum durabilit
       err = corrupt(log->env_, "upgrading from format version 1: a record: " + problem);
       return nullptr;
     }
+  } else if (version == 2) {
+    // Format 3 writes the same records; its redo records may also hold two-phase legs across
+    // shards and expiries (system_expire), which a kassa of format 2 must not replay.
+    if ((rc = put_u64(txn.txn, meta, meta_format_version, saga_format_version)) != 0) {
+      err = lmdb_error(rc, "upgrading the saga log from format version 2", log->env_);
+      return nullptr;
+    }
   } else if (version != saga_format_version) {
     err = make_error(errc::version_mismatch,
                      "saga log " + path + " has format version " + std::to_string(version) +

@@ -7,7 +7,8 @@
 // every event of it, so each applies (or is found applied): recovery sends every shard its
 // part again and each event answers ok or exists. A record is removed once every shard made
 // its part durable. Records of format version 1 (pending legs, posted on commit or voided on
-// abort) are upgraded in place and still finished by their old rule. See docs/sharding.md.
+// abort) are upgraded in place and still finished by their old rule; a log of version 2 is
+// marked version 3 in place (its records are the same). See docs/sharding.md.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -49,8 +50,9 @@ struct saga {
   bool redo() const { return legs.empty(); }
 };
 
-// The log's current format version (1: pending legs only; 2: tagged records, redo records).
-constexpr uint64_t saga_format_version = 2;
+// The log's current format version (1: pending legs only; 2: tagged records, redo records;
+// 3: redo records may hold the legs of two-phase transfers across shards and their expiries).
+constexpr uint64_t saga_format_version = 3;
 
 class saga_log {
 public:

@@ -8,6 +8,7 @@
 #include "ledger/crc32c.hpp"
 #include "ledger/store/layout.hpp"
 #include "ledger/store/saga_log.hpp"
+#include "ledger/system_ids.hpp"
 #include "tests/store/store_fixture.hpp"
 
 using namespace kassa;
@@ -317,6 +318,40 @@ TEST_CASE("a saga log of format version 1 is upgraded in place and its legs load
   auto loaded = load_ok(*log);
   REQUIRE(loaded.size() == 1);
   CHECK(loaded[0].id == 9);
+}
+
+// tests/store/data/saga_log_v2 was written by the saga log of format version 2 (the program
+// beside it): saga 5, a redo record (a clearing account in shard 0, transfer 301's legs in
+// shards 0 and 1), id_last 6.
+TEST_CASE("a saga log of format version 2 is marked version 3 in place and its redo records load back", "[store][saga][upgrade]") {
+  temp_dir dir;
+  std::filesystem::copy_file(std::string(KASSA_SOURCE_DIR) + "/tests/store/data/saga_log_v2/data.mdb",
+                             dir.path + "/data.mdb");
+  {
+    auto log = open_ok(dir.path);
+    CHECK(log->id_last() == 6);
+    auto loaded = load_ok(*log);
+    REQUIRE(loaded.size() == 1);
+    CHECK(loaded[0].id == 5);
+    CHECK(loaded[0].redo());
+    REQUIRE(loaded[0].accounts.size() == 1);
+    CHECK(loaded[0].accounts[0].value.id == kassa::ledger::system_ids::clearing(0, 1, 1));
+    REQUIRE(loaded[0].transfers.size() == 2);
+    CHECK(loaded[0].transfers[1].shard == 1);
+    CHECK(loaded[0].transfers[1].system == 2);
+    CHECK(loaded[0].transfers[1].value.id == make_u128(0, 301));
+    CHECK(loaded[0].transfers[1].value.amount == 25);
+  }
+  raw_lmdb raw(dir.path);
+  const char* key = "format_version";
+  MDB_val k{std::strlen(key), const_cast<char*>(key)}, v;
+  REQUIRE(mdb_get(raw.txn, raw.dbi("meta"), &k, &v) == 0);
+  uint64_t version = 0;
+  std::memcpy(&version, v.mv_data, 8);
+  CHECK(version == 3);
+  raw.commit();
+  auto log = open_ok(dir.path);
+  CHECK(load_ok(*log).size() == 1);
 }
 
 TEST_CASE("a redo record keeps every account and transfer with its shard and mark", "[store][saga]") {
