@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "config/reader.hpp"
-#include "ledger/system_ids.hpp"
+#include "primitives/reserved_ids.hpp"
 
 namespace kassa::config {
 namespace {
@@ -98,7 +98,7 @@ parse_fn account_id(u128& out) {
       r.fail(at, "must not be " + std::string(id == 0 ? "0" : "2^128 - 1") +
                      "; ids 0 and 2^128 - 1 are reserved");
     }
-    if (ledger::system_ids::reserved(id)) {
+    if (id_reserved(id)) {
       r.fail(at, "'" + text + "' lies in the ids kassa reserves for its own accounts (the high "
                               "64 bits 0xffffffffffffff00 and above); choose another id");
     }
@@ -271,16 +271,6 @@ parse_fn word(std::string& out, bool (*allowed)(char), size_t length_max, const 
   };
 }
 
-// Decimal text of an amount (config links nothing of the ledger but its header-only helpers).
-std::string decimal(u128 v) {
-  std::string out;
-  do {
-    out.insert(out.begin(), char('0' + int(v % 10)));
-    v /= 10;
-  } while (v != 0);
-  return out;
-}
-
 // An amount in minor units: a decimal number below 2^128, plain or quoted (YAML integers do
 // not reach 128 bits everywhere), at least `min`.
 parse_fn amount(u128& out, u128 min = 0) {
@@ -296,7 +286,7 @@ parse_fn amount(u128& out, u128 min = 0) {
     }
     u128 v = 0;
     if (!parse_u128(text, v)) r.fail(at, "does not fit in 128 bits, got '" + text + "'");
-    if (v < min) r.fail(at, "must be at least " + decimal(min) + ", got '" + text + "'");
+    if (v < min) r.fail(at, "must be at least " + to_string_u128(min) + ", got '" + text + "'");
     out = v;
   };
 }
@@ -450,9 +440,9 @@ parse_fn provider_list(std::vector<provider_config>& out) {
                 const place max_at = r.find(here.path + ".amount_max");
                 if (p.amount_max != 0 && p.amount_max < p.amount_min) {
                   if (later(max_at, min_at)) {
-                    r.fail(max_at, "must be 0 (no maximum) or at least amount_min = " + decimal(p.amount_min));
+                    r.fail(max_at, "must be 0 (no maximum) or at least amount_min = " + to_string_u128(p.amount_min));
                   }
-                  r.fail(min_at, "must be at most amount_max = " + decimal(p.amount_max));
+                  r.fail(min_at, "must be at most amount_max = " + to_string_u128(p.amount_max));
                 }
                 const place bmin_at = r.find(here.path + ".backoff_ms_min");
                 const place bmax_at = r.find(here.path + ".backoff_ms_max");
@@ -501,9 +491,9 @@ parse_fn fee_list(std::vector<fee_config>& out) {
                 const place max_at = r.find(here.path + ".max");
                 if (f.max != 0 && f.max < f.min) {
                   if (later(max_at, min_at)) {
-                    r.fail(max_at, "must be 0 (no maximum) or at least min = " + decimal(f.min));
+                    r.fail(max_at, "must be 0 (no maximum) or at least min = " + to_string_u128(f.min));
                   }
-                  r.fail(min_at, "must be at most max = " + decimal(f.max));
+                  r.fail(min_at, "must be at most max = " + to_string_u128(f.max));
                 }
                 out.push_back(f);
               });

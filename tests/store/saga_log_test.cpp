@@ -5,9 +5,9 @@
 #include <cstring>
 #include <vector>
 
-#include "ledger/crc32c.hpp"
 #include "ledger/store/layout.hpp"
 #include "ledger/store/saga_log.hpp"
+#include "primitives/crc32c.hpp"
 #include "tests/store/store_fixture.hpp"
 
 using namespace kassa;
