@@ -6,9 +6,9 @@
 #include <utility>
 #include <vector>
 
-#include "ledger/assert.hpp"
 #include "ledger/payments/gl.hpp"
 #include "ledger/store/voucher_store.hpp"
+#include "primitives/assert.hpp"
 
 namespace kassa::actors {
 

@@ -4,14 +4,14 @@
 #include <memory>
 #include <unordered_map>
 
+#include "actors/unexpected.hpp"
 #include "channels/backoff.hpp"
 #include "channels/breaker.hpp"
-#include "metrics/shared.hpp"
 #include "channels/http_client.hpp"
 #include "channels/protocol.hpp"
 #include "channels/text.hpp"
-#include "ledger/assert.hpp"
-#include "actors/unexpected.hpp"
+#include "metrics/shared.hpp"
+#include "primitives/assert.hpp"
 
 namespace kassa::actors {
 

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "actors/messages.hpp"
-#include "ledger/u128.hpp"
+#include "primitives/u128.hpp"
 
 namespace kassa::actors {
 

@@ -6,13 +6,13 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "actors/mailbox.hpp"
 #include "actors/shard.hpp"
 #include "actors/split_history.hpp"
-#include "ledger/assert.hpp"
 #include "ledger/state_machine.hpp"
 #include "ledger/system_ids.hpp"
-#include "actors/mailbox.hpp"
 #include "metrics/shared.hpp"
+#include "primitives/assert.hpp"
 
 namespace kassa::actors {
 

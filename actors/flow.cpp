@@ -13,7 +13,7 @@
 #include "actors/payments_core.hpp"
 #include "actors/payments_writer.hpp"
 #include "actors/unexpected.hpp"
-#include "ledger/assert.hpp"
+#include "primitives/assert.hpp"
 
 namespace kassa::actors::pay {
 

@@ -17,14 +17,14 @@
 #include <unordered_map>
 
 #include "actors/directory.hpp"
+#include "actors/mailbox.hpp"
 #include "actors/payments_core.hpp"
 #include "actors/payments_writer.hpp"
 #include "actors/steps/steps.hpp"
-#include "ledger/assert.hpp"
-#include "ledger/payments/flow_check.hpp"
-#include "actors/mailbox.hpp"
 #include "actors/unexpected.hpp"
+#include "ledger/payments/flow_check.hpp"
 #include "metrics/shared.hpp"
+#include "primitives/assert.hpp"
 
 namespace kassa::actors {
 

@@ -11,11 +11,11 @@
 #include "actors/channel.hpp"
 #include "actors/messages.hpp"
 #include "actors/recon_cases.hpp"
-#include "ledger/assert.hpp"
 #include "ledger/payments/booking_check.hpp"
 #include "ledger/payments/gl.hpp"
 #include "ledger/payments/ids.hpp"
 #include "ledger/payments/records.hpp"
+#include "primitives/assert.hpp"
 
 namespace kassa::actors {
 
@@ -730,12 +730,7 @@ void record_found(booking_work& w, const std::vector<ledger::transfer>& transfer
   }
 }
 
-std::string hex_of(u128 v) {
-  static const char* digits = "0123456789abcdef";
-  std::string out = "0x";
-  for (int i = 31; i >= 0; --i) out += digits[(v >> (4 * i)) & 0xF];
-  return out;
-}
+std::string hex_of(u128 v) { return "0x" + to_hex_u128(v, 32); }
 
 std::string describe_booking_case(const recon_case& c) {
   return "case=" + std::to_string(c.id) + " kind=" + std::string(ks::name(static_cast<case_kind>(c.kind))) +

@@ -4,10 +4,10 @@
 #include <deque>
 #include <functional>
 
-#include "ledger/assert.hpp"
-#include "ledger/system_ids.hpp"
 #include "actors/mailbox.hpp"
+#include "ledger/system_ids.hpp"
 #include "metrics/shared.hpp"
+#include "primitives/assert.hpp"
 
 namespace kassa::actors {
 

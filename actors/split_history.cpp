@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "ledger/u128.hpp"
+#include "primitives/u128.hpp"
 
 namespace kassa::actors::split_history {
 

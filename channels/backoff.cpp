@@ -1,6 +1,6 @@
 #include "channels/backoff.hpp"
 
-#include "ledger/assert.hpp"
+#include "primitives/assert.hpp"
 
 namespace kassa::channels {
 

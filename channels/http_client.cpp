@@ -8,7 +8,7 @@
 #include <optional>
 #include <vector>
 
-#include "ledger/assert.hpp"
+#include "primitives/assert.hpp"
 
 namespace kassa::channels {
 

@@ -7,7 +7,7 @@
 #include <string_view>
 #include <vector>
 
-#include "ledger/u128.hpp"
+#include "primitives/u128.hpp"
 
 namespace kassa::channels {
 

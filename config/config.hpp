@@ -1,7 +1,7 @@
 #pragma once
-// kassa's configuration: one YAML file -> validated, typed structs. Links nothing else of
-// kassa; it reads ids with the ledger's header-only id helpers (ledger/u128.hpp,
-// ledger/system_ids.hpp) so that the reserved id space has one definition.
+// kassa's configuration: one YAML file -> validated, typed structs. Links nothing of kassa
+// but primitives/: ids are u128 (primitives/u128.hpp), and the ids kassa reserves have one
+// definition (primitives/reserved_ids.hpp) that the ledger uses too.
 // Every key, default and range is listed in docs/configuration.md and config/kassa.yaml.
 #include <cstddef>
 #include <cstdint>
@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "ledger/u128.hpp"
+#include "primitives/u128.hpp"
 
 namespace kassa::config {
 

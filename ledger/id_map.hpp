@@ -12,8 +12,8 @@
 #include <type_traits>
 #include <vector>
 
-#include "ledger/assert.hpp"
-#include "ledger/u128.hpp"
+#include "primitives/assert.hpp"
+#include "primitives/u128.hpp"
 
 namespace kassa::ledger {
 

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
-#include "ledger/assert.hpp"
 #include "ledger/system_ids.hpp"
+#include "primitives/assert.hpp"
 
 namespace kassa::ledger {
 

@@ -7,7 +7,8 @@
 #include <cstdint>
 
 #include "ledger/id_map.hpp"
-#include "ledger/u128.hpp"
+#include "primitives/reserved_ids.hpp"
+#include "primitives/u128.hpp"
 
 namespace kassa::ledger::system_ids {
 
@@ -22,13 +23,11 @@ enum class kind : uint8_t {
                           // log format 3): its legs carry the client's flags, `pending` too
 };
 
-constexpr uint64_t high_base = 0xFFFF'FFFF'FFFF'FF00ull;
+constexpr uint64_t high_base = reserved_ids_high_base;
 
 // True for every id in the reserved corner (including ids of kinds not yet in use), and
 // false for u128_max, which is refused on its own terms.
-inline constexpr bool reserved(u128 id) {
-  return (u128_hi(id) & ~0xFFull) == high_base && id != u128_max;
-}
+inline constexpr bool reserved(u128 id) { return id_reserved(id); }
 
 inline constexpr kind kind_of(u128 id) {
   if (!reserved(id)) return kind::none;

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "ledger/u128.hpp"
+#include "primitives/u128.hpp"
 
 namespace kassa::ledger {
 

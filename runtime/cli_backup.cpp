@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "ledger/store/payments_store.hpp"
+#include "primitives/lmdb.hpp"
 #include "runtime/data_dir.hpp"
 
 namespace kassa::runtime {
@@ -93,9 +94,7 @@ bool copy_environment(const fs::path& from, const fs::path& to, std::string& err
     return false;
   }
   MDB_env* env = nullptr;
-  int rc = mdb_env_create(&env);
-  if (rc == 0) rc = mdb_env_set_maxdbs(env, 32);
-  if (rc == 0) rc = mdb_env_open(env, from.c_str(), MDB_RDONLY | MDB_NOTLS, 0640);
+  int rc = lmdb::env_open(env, from.string(), MDB_RDONLY | MDB_NOTLS, 32);
   if (rc == 0) rc = mdb_env_copy2(env, to.c_str(), MDB_CP_COMPACT);
   if (env) mdb_env_close(env);
   if (rc != 0) error = "copying " + from.string() + " to " + to.string() + ": " + mdb_strerror(rc);

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string>
 
-#include "ledger/u128.hpp"
+#include "primitives/u128.hpp"
 #include "runtime/client/client.hpp"
 
 namespace kassa::runtime {

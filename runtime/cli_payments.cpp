@@ -64,11 +64,7 @@ std::string utc(uint64_t ns) {
   return buf;
 }
 
-std::string hex(u128 v) {
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "0x%016llx%016llx", (unsigned long long)u128_hi(v), (unsigned long long)u128_lo(v));
-  return buf;
-}
+std::string hex(u128 v) { return "0x" + to_hex_u128(v, 32); }
 
 std::string field(const char* p, size_t n) { return std::string(p, strnlen(p, n)); }
 

@@ -10,12 +10,12 @@
 
 #include "actors/messages.hpp"
 #include "actors/payment_messages.hpp"
-#include "ledger/assert.hpp"
 #include "ledger/result.hpp"
 #include "metrics/shared.hpp"
+#include "primitives/assert.hpp"
 #include "runtime/io_thread.hpp"
-#include "runtime/server_cases.hpp"
 #include "runtime/log.hpp"
+#include "runtime/server_cases.hpp"
 #include "runtime/wire/wire.hpp"
 
 namespace kassa::runtime {

@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ledger/types.hpp"
-#include "ledger/u128.hpp"
+#include "primitives/u128.hpp"
 
 namespace kassa::test {
 

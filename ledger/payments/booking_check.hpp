@@ -12,7 +12,7 @@
 #include "ledger/payments/gl.hpp"
 #include "ledger/payments/ids.hpp"
 #include "ledger/payments/records.hpp"
-#include "ledger/u128.hpp"
+#include "primitives/u128.hpp"
 
 namespace kassa::ledger::payments {
 

@@ -10,7 +10,7 @@
 #include "ledger/payments/ids.hpp"
 #include "ledger/payments/records.hpp"
 #include "ledger/types.hpp"
-#include "ledger/u128.hpp"
+#include "primitives/u128.hpp"
 
 namespace kassa::ledger::payments {
 

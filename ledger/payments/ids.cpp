@@ -2,7 +2,7 @@
 
 #include <utility>
 
-#include "ledger/assert.hpp"
+#include "primitives/assert.hpp"
 
 namespace kassa::ledger::payments {
 

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "ledger/system_ids.hpp"
-#include "ledger/u128.hpp"
+#include "primitives/u128.hpp"
 
 namespace kassa::ledger::payments {
 

@@ -8,7 +8,7 @@
 #include <string_view>
 #include <type_traits>
 
-#include "ledger/u128.hpp"
+#include "primitives/u128.hpp"
 
 namespace kassa::ledger::payments {
 

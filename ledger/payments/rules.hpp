@@ -4,7 +4,7 @@
 #include <cstdint>
 
 #include "ledger/payments/records.hpp"
-#include "ledger/u128.hpp"
+#include "primitives/u128.hpp"
 
 namespace kassa::ledger::payments {
 

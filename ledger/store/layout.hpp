@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "ledger/u128.hpp"
+#include "primitives/u128.hpp"
 
 namespace kassa::ledger::store::layout {
 

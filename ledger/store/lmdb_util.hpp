@@ -9,6 +9,7 @@
 #include <string>
 
 #include "ledger/store/error.hpp"
+#include "primitives/lmdb.hpp"
 
 namespace kassa::ledger::store::lmdb_util {
 
@@ -75,6 +76,25 @@ template <class T> int get_fixed(MDB_txn* txn, MDB_dbi dbi, MDB_val k, T& out, b
   if (v.mv_size != sizeof(T)) return MDB_CORRUPTED;
   std::memcpy(&out, v.mv_data, sizeof(T));
   return 0;
+}
+
+// Up to `limit` records of one T each, in key order from the first key >= `from`: `take(row)`
+// gets each and says whether it counts toward the limit. A value of another size ends the
+// scan with MDB_CORRUPTED. Returns 0 or LMDB's code.
+template <class T, class Take>
+int take_fixed(MDB_txn* txn, MDB_dbi dbi, const MDB_val& from, size_t limit, Take&& take) {
+  size_t taken = 0;
+  return lmdb::for_each(
+      txn, dbi,
+      [&](const MDB_val&, const MDB_val& v) {
+        if (taken >= limit) return lmdb::scan_stop;
+        if (v.mv_size != sizeof(T)) return MDB_CORRUPTED;
+        T row;
+        std::memcpy(&row, v.mv_data, sizeof row);
+        if (take(row)) ++taken;
+        return lmdb::scan_next;
+      },
+      &from);
 }
 
 // A u64 (host order) under an ASCII key; `found` says whether the key was there.

@@ -85,16 +85,14 @@ int load_ids(MDB_txn* txn, MDB_dbi meta, MDB_dbi generations, payments::provider
   int rc = get_u64(txn, meta, meta_installation_id, installation, found);
   if (rc != 0) return rc;
   std::vector<payments::id_generation> gens;
-  cursor_guard c;
-  if ((rc = mdb_cursor_open(txn, generations, &c.cursor)) != 0) return rc;
-  MDB_val k, v;
-  for (rc = mdb_cursor_get(c.cursor, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c.cursor, &k, &v, MDB_NEXT)) {
+  rc = lmdb::for_each(txn, generations, [&gens](const MDB_val&, const MDB_val& v) {
     if (v.mv_size != sizeof(generation_row)) return MDB_CORRUPTED;
     generation_row g;
     std::memcpy(&g, v.mv_data, sizeof g);
     gens.push_back(payments::id_generation{g.number, g.nonce, g.sequence_first});
-  }
-  if (rc != MDB_NOTFOUND) return rc;
+    return lmdb::scan_next;
+  });
+  if (rc != 0) return rc;
   if (!gens.empty() && (!found || !payments::installation_id_valid(installation))) return MDB_CORRUPTED;
   for (size_t i = 1; i < gens.size(); ++i)
     if (gens[i].sequence_first < gens[i - 1].sequence_first) return MDB_CORRUPTED;
@@ -154,17 +152,12 @@ std::unique_ptr<payments_store> payments_store::open(const std::string& path, en
   }
   std::unique_ptr<payments_store> s(new payments_store());
   s->durability_ = durability;
-  int rc = mdb_env_create(&s->env_);
-  if (rc != 0) {
-    s->env_ = nullptr;
-    err = make_error(errc::io, "mdb_env_create for " + path + ": " + mdb_strerror(rc));
-    return nullptr;
-  }
   unsigned flags = MDB_NOTLS;
   if (durability == durability::none) flags |= MDB_NOSYNC;
-  if ((rc = mdb_env_set_maxdbs(s->env_, 10)) != 0 || (rc = mdb_env_set_mapsize(s->env_, map_size_bytes)) != 0 ||
-      (rc = mdb_env_open(s->env_, path.c_str(), flags, 0640)) != 0) {
-    err = lmdb_error(rc, "opening the LMDB environment", s->env_);
+  int rc = lmdb::env_open(s->env_, path, flags, 10, map_size_bytes);
+  if (rc != 0) {
+    err = s->env_ ? lmdb_error(rc, "opening the LMDB environment", s->env_)
+                  : make_error(errc::io, "mdb_env_create for " + path + ": " + mdb_strerror(rc));
     return nullptr;
   }
   txn_guard txn;
@@ -249,15 +242,10 @@ std::unique_ptr<payments_store> payments_store::open_read_only(const std::string
     return nullptr;
   }
   std::unique_ptr<payments_store> s(new payments_store());
-  int rc = mdb_env_create(&s->env_);
+  int rc = lmdb::env_open(s->env_, path, MDB_NOTLS | MDB_RDONLY, 10);
   if (rc != 0) {
-    s->env_ = nullptr;
-    err = make_error(errc::io, "mdb_env_create for " + path + ": " + mdb_strerror(rc));
-    return nullptr;
-  }
-  if ((rc = mdb_env_set_maxdbs(s->env_, 10)) != 0 ||
-      (rc = mdb_env_open(s->env_, path.c_str(), MDB_NOTLS | MDB_RDONLY, 0640)) != 0) {
-    err = lmdb_error(rc, "opening the LMDB environment read-only", s->env_);
+    err = s->env_ ? lmdb_error(rc, "opening the LMDB environment read-only", s->env_)
+                  : make_error(errc::io, "mdb_env_create for " + path + ": " + mdb_strerror(rc));
     return nullptr;
   }
   read_txn t(s->env_);
@@ -436,17 +424,13 @@ error payments_store::children(u128 parent, std::vector<order>& out) const {
 error payments_store::scan_rows(const std::function<bool(const order&)>& visit) const {
   read_txn t(env_);
   if (t.rc != 0) return lmdb_error(t.rc, "beginning a read", env_);
-  cursor_guard c;
-  int rc = mdb_cursor_open(t.g.txn, dbi_rows_, &c.cursor);
-  if (rc != 0) return lmdb_error(rc, "opening a cursor", env_);
-  MDB_val k, v;
-  for (rc = mdb_cursor_get(c.cursor, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c.cursor, &k, &v, MDB_NEXT)) {
-    if (v.mv_size != sizeof(order)) return lmdb_error(MDB_CORRUPTED, "scanning rows", env_);
+  const int rc = lmdb::for_each(t.g.txn, dbi_rows_, [&visit](const MDB_val&, const MDB_val& v) {
+    if (v.mv_size != sizeof(order)) return MDB_CORRUPTED;
     order row;
     std::memcpy(&row, v.mv_data, sizeof row);
-    if (!visit(row)) return {};
-  }
-  return rc == MDB_NOTFOUND ? error{} : lmdb_error(rc, "scanning rows", env_);
+    return visit(row) ? lmdb::scan_next : lmdb::scan_stop;
+  });
+  return rc == 0 ? error{} : lmdb_error(rc, "scanning rows", env_);
 }
 
 namespace {
@@ -483,19 +467,13 @@ error payments_store::journal_by_row(u128 row_id, std::vector<journal_entry>& ou
 error payments_store::journal_after(uint64_t sequence, uint32_t limit, std::vector<journal_entry>& out) const {
   read_txn t(env_);
   if (t.rc != 0) return lmdb_error(t.rc, "beginning a read", env_);
-  cursor_guard c;
-  int rc = mdb_cursor_open(t.g.txn, dbi_journal_, &c.cursor);
-  if (rc != 0) return lmdb_error(rc, "opening a cursor", env_);
   const key_u64 start(sequence + 1);
-  MDB_val k = val_of(start), v;
-  for (rc = mdb_cursor_get(c.cursor, &k, &v, MDB_SET_RANGE); rc == 0 && out.size() < limit;
-       rc = mdb_cursor_get(c.cursor, &k, &v, MDB_NEXT)) {
-    if (v.mv_size != sizeof(journal_entry)) return lmdb_error(MDB_CORRUPTED, "reading the journal", env_);
-    journal_entry e;
-    std::memcpy(&e, v.mv_data, sizeof e);
+  const size_t room = limit > out.size() ? limit - out.size() : 0; // the limit counts what `out` holds
+  const int rc = take_fixed<journal_entry>(t.g.txn, dbi_journal_, val_of(start), room, [&out](const journal_entry& e) {
     out.push_back(e);
-  }
-  return rc == MDB_NOTFOUND || rc == 0 ? error{} : lmdb_error(rc, "reading the journal", env_);
+    return true;
+  });
+  return rc == 0 ? error{} : lmdb_error(rc, "reading the journal", env_);
 }
 
 error payments_store::get_meta(const std::string& key, uint64_t& out, bool& found) const {

@@ -15,7 +15,7 @@
 #include "ledger/payments/records.hpp"
 #include "ledger/store/error.hpp"
 #include "ledger/store/store.hpp"
-#include "ledger/u128.hpp"
+#include "primitives/u128.hpp"
 
 struct MDB_env;
 

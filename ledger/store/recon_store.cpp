@@ -99,19 +99,15 @@ error lmdb_error(int rc, const std::string& what, MDB_env* env) {
 // Format 1 or 2 -> 3: numbers the journaled resolutions 1, 2, ... in case-id order (the order
 // they were made in was not kept) and records the last number.
 int number_resolutions(MDB_txn* txn, MDB_dbi resolutions, MDB_dbi order, MDB_dbi meta) {
-  cursor_guard c;
-  int rc = mdb_cursor_open(txn, resolutions, &c.cursor);
-  if (rc != 0) return rc;
   uint64_t sequence = 0;
-  MDB_val k, v;
-  for (rc = mdb_cursor_get(c.cursor, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c.cursor, &k, &v, MDB_NEXT)) {
+  int rc = lmdb::for_each(txn, resolutions, [&](const MDB_val& k, const MDB_val&) {
     if (k.mv_size != 8) return MDB_CORRUPTED;
     uint8_t seq_be[8];
     layout::put_be64(seq_be, ++sequence);
     MDB_val sk = val_of_bytes(seq_be, 8), id = k;
-    if ((rc = mdb_put(txn, order, &sk, &id, MDB_APPEND)) != 0) return rc;
-  }
-  if (rc != MDB_NOTFOUND) return rc;
+    return mdb_put(txn, order, &sk, &id, MDB_APPEND);
+  });
+  if (rc != 0) return rc;
   return put_u64(txn, meta, meta_resolution_sequence_last, sequence);
 }
 
@@ -149,19 +145,13 @@ std::unique_ptr<recon_store> recon_store::open_env(const std::string& path, bool
     }
   }
   std::unique_ptr<recon_store> s(new recon_store());
-  int rc = mdb_env_create(&s->env_);
-  if (rc != 0) {
-    s->env_ = nullptr;
-    err = make_error(errc::io, "mdb_env_create for " + path + ": " + mdb_strerror(rc));
-    return nullptr;
-  }
   unsigned flags = MDB_NOTLS;
   if (read_only) flags |= MDB_RDONLY;
   if (durability == durability::none) flags |= MDB_NOSYNC;
-  if ((rc = mdb_env_set_maxdbs(s->env_, table_count)) != 0 ||
-      (!read_only && (rc = mdb_env_set_mapsize(s->env_, map_size_bytes)) != 0) ||
-      (rc = mdb_env_open(s->env_, path.c_str(), flags, 0640)) != 0) {
-    err = lmdb_error(rc, "opening the LMDB environment", s->env_);
+  int rc = lmdb::env_open(s->env_, path, flags, table_count, read_only ? 0 : map_size_bytes);
+  if (rc != 0) {
+    err = s->env_ ? lmdb_error(rc, "opening the LMDB environment", s->env_)
+                  : make_error(errc::io, "mdb_env_create for " + path + ": " + mdb_strerror(rc));
     return nullptr;
   }
   txn_guard txn;
@@ -337,21 +327,14 @@ error recon_store::load_cases(bool open_only, std::vector<recon_case>& out) cons
 error recon_store::load_cases(bool open_only, uint64_t id_min, size_t limit, std::vector<recon_case>& out) const {
   read_txn t(env_);
   if (t.rc != 0) return lmdb_error(t.rc, "beginning a read", env_);
-  cursor_guard c;
-  int rc = mdb_cursor_open(t.g.txn, dbi_cases_, &c.cursor);
-  if (rc != 0) return lmdb_error(rc, "opening a cursor", env_);
-  uint8_t from[8];
-  layout::put_be64(from, id_min);
-  MDB_val k = val_of_bytes(from, 8), v;
-  size_t taken = 0;
-  for (rc = mdb_cursor_get(c.cursor, &k, &v, MDB_SET_RANGE); rc == 0 && taken < limit;
-       rc = mdb_cursor_get(c.cursor, &k, &v, MDB_NEXT)) {
-    if (v.mv_size != sizeof(recon_case)) return lmdb_error(MDB_CORRUPTED, "reading cases", env_);
-    recon_case rc_;
-    std::memcpy(&rc_, v.mv_data, sizeof rc_);
-    if (!open_only || rc_.status == static_cast<uint8_t>(case_status::open)) out.push_back(rc_), ++taken;
-  }
-  return rc == 0 || rc == MDB_NOTFOUND ? error{} : lmdb_error(rc, "reading cases", env_);
+  uint8_t id_min_be[8];
+  layout::put_be64(id_min_be, id_min);
+  const int rc = take_fixed<recon_case>(t.g.txn, dbi_cases_, val_of_bytes(id_min_be, 8), limit, [&](const recon_case& c) {
+    const bool take = !open_only || c.status == static_cast<uint8_t>(case_status::open);
+    if (take) out.push_back(c);
+    return take;
+  });
+  return rc == 0 ? error{} : lmdb_error(rc, "reading cases", env_);
 }
 
 error recon_store::get_case(uint64_t id, recon_case& out, bool& found) const {
@@ -403,33 +386,27 @@ error recon_store::resolutions_after(uint64_t sequence, uint32_t limit,
 error recon_store::load_cursors(std::map<std::string, uint64_t>& out) const {
   read_txn t(env_);
   if (t.rc != 0) return lmdb_error(t.rc, "beginning a read", env_);
-  cursor_guard c;
-  int rc = mdb_cursor_open(t.g.txn, dbi_cursors_, &c.cursor);
-  if (rc != 0) return lmdb_error(rc, "opening a cursor", env_);
-  MDB_val k, v;
-  for (rc = mdb_cursor_get(c.cursor, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c.cursor, &k, &v, MDB_NEXT)) {
-    if (v.mv_size != 8) return lmdb_error(MDB_CORRUPTED, "reading cursors", env_);
+  const int rc = lmdb::for_each(t.g.txn, dbi_cursors_, [&out](const MDB_val& k, const MDB_val& v) {
+    if (v.mv_size != 8) return MDB_CORRUPTED;
     uint64_t value;
     std::memcpy(&value, v.mv_data, 8);
     out[std::string(static_cast<const char*>(k.mv_data), k.mv_size)] = value;
-  }
-  return rc == MDB_NOTFOUND ? error{} : lmdb_error(rc, "reading cursors", env_);
+    return lmdb::scan_next;
+  });
+  return rc == 0 ? error{} : lmdb_error(rc, "reading cursors", env_);
 }
 
 error recon_store::load_pending(std::vector<recon_pending>& out) const {
   read_txn t(env_);
   if (t.rc != 0) return lmdb_error(t.rc, "beginning a read", env_);
-  cursor_guard c;
-  int rc = mdb_cursor_open(t.g.txn, dbi_pending_, &c.cursor);
-  if (rc != 0) return lmdb_error(rc, "opening a cursor", env_);
-  MDB_val k, v;
-  for (rc = mdb_cursor_get(c.cursor, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c.cursor, &k, &v, MDB_NEXT)) {
-    if (v.mv_size != sizeof(recon_pending)) return lmdb_error(MDB_CORRUPTED, "reading pending lines", env_);
+  const int rc = lmdb::for_each(t.g.txn, dbi_pending_, [&out](const MDB_val&, const MDB_val& v) {
+    if (v.mv_size != sizeof(recon_pending)) return MDB_CORRUPTED;
     recon_pending p;
     std::memcpy(&p, v.mv_data, sizeof p);
     out.push_back(p);
-  }
-  return rc == MDB_NOTFOUND ? error{} : lmdb_error(rc, "reading pending lines", env_);
+    return lmdb::scan_next;
+  });
+  return rc == 0 ? error{} : lmdb_error(rc, "reading pending lines", env_);
 }
 
 error recon_store::seen(const std::vector<u128>& payment_ids, std::vector<int>& out) const {

@@ -8,7 +8,7 @@
 
 #include "ledger/store/layout.hpp"
 #include "ledger/types.hpp"
-#include "ledger/u128.hpp"
+#include "primitives/u128.hpp"
 
 namespace kassa::ledger::store::replay {
 

@@ -7,10 +7,10 @@
 #include <filesystem>
 #include <system_error>
 
-#include "ledger/assert.hpp"
-#include "ledger/crc32c.hpp"
 #include "ledger/store/layout.hpp"
 #include "ledger/store/lmdb_util.hpp"
+#include "primitives/assert.hpp"
+#include "primitives/crc32c.hpp"
 
 namespace kassa::ledger::store {
 
@@ -223,20 +223,13 @@ std::unique_ptr<saga_log> saga_log::open(const std::string& path, enum durabilit
 
   std::unique_ptr<saga_log> log(new saga_log());
   log->durability_ = durability;
-  int rc = mdb_env_create(&log->env_);
-  if (rc != 0) {
-    log->env_ = nullptr;
-    err = lmdb_error(rc, "mdb_env_create", path, map_size_bytes);
-    return nullptr;
-  }
   // As the store: MDB_NOTLS because CAF moves the directory between threads; fsync commits
   // flush data and meta page, none leaves them to the page cache.
   unsigned flags = MDB_NOTLS;
   if (durability == durability::none) flags |= MDB_NOSYNC;
-  if ((rc = mdb_env_set_maxdbs(log->env_, 2)) != 0 ||
-      (rc = mdb_env_set_mapsize(log->env_, map_size_bytes)) != 0 ||
-      (rc = mdb_env_open(log->env_, path.c_str(), flags, 0640)) != 0) {
-    err = lmdb_error(rc, "opening the LMDB environment", path, map_size_bytes);
+  int rc = lmdb::env_open(log->env_, path, flags, 2, map_size_bytes);
+  if (rc != 0) {
+    err = lmdb_error(rc, log->env_ ? "opening the LMDB environment" : "mdb_env_create", path, map_size_bytes);
     return nullptr;
   }
 

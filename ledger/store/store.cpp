@@ -10,11 +10,11 @@
 #include <system_error>
 #include <unordered_map>
 
-#include "ledger/assert.hpp"
-#include "ledger/crc32c.hpp"
 #include "ledger/store/layout.hpp"
 #include "ledger/store/lmdb_util.hpp"
 #include "ledger/store/replay.hpp"
+#include "primitives/assert.hpp"
+#include "primitives/crc32c.hpp"
 
 namespace kassa::ledger::store {
 
@@ -185,21 +185,14 @@ std::unique_ptr<store> store::open(const options& o, error& err) {
 
   std::unique_ptr<store> s(new store(o));
   impl& m = *s->impl_;
-  int rc = mdb_env_create(&m.env);
-  if (rc != 0) {
-    m.env = nullptr;
-    err = lmdb_error(rc, "mdb_env_create", o);
-    return nullptr;
-  }
   // MDB_NOTLS: read transactions belong to the transaction object, not the thread, so actors
   // that CAF moves between worker threads may read, and a reset read txn can be renewed by
   // whichever thread uses it next. The single writer is one thread per shard by design.
   unsigned flags = MDB_NOTLS;
   if (o.durability == durability::none) flags |= MDB_NOSYNC;
-  if ((rc = mdb_env_set_maxdbs(m.env, dbi_count + 1)) != 0 ||
-      (rc = mdb_env_set_mapsize(m.env, o.map_size_bytes)) != 0 ||
-      (rc = mdb_env_open(m.env, o.path.c_str(), flags, 0640)) != 0) {
-    err = lmdb_error(rc, "opening the LMDB environment", o);
+  int rc = lmdb::env_open(m.env, o.path, flags, dbi_count + 1, o.map_size_bytes);
+  if (rc != 0) {
+    err = lmdb_error(rc, m.env ? "opening the LMDB environment" : "mdb_env_create", o);
     return nullptr;
   }
 

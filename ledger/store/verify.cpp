@@ -8,11 +8,12 @@
 #include <unordered_map>
 
 #include "ledger/state_machine.hpp" // u128_hash
-#include "ledger/crc32c.hpp"
 #include "ledger/store/layout.hpp"
 #include "ledger/store/replay.hpp"
 #include "ledger/system_ids.hpp"
 #include "ledger/types.hpp"
+#include "primitives/crc32c.hpp"
+#include "primitives/lmdb.hpp"
 
 namespace kassa::ledger::store {
 namespace {
@@ -64,14 +65,10 @@ struct env_guard {
 
 // Iterates a whole table in key order; `f(key, value)`. Returns the LMDB code (0 at the end).
 template <class F> int scan(MDB_txn* txn, MDB_dbi dbi, F&& f) {
-  MDB_cursor* c;
-  int rc = mdb_cursor_open(txn, dbi, &c);
-  if (rc != 0) return rc;
-  MDB_val k, v;
-  for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+  return lmdb::for_each(txn, dbi, [&f](const MDB_val& k, const MDB_val& v) {
     f(k, v);
-  mdb_cursor_close(c);
-  return rc == MDB_NOTFOUND ? 0 : rc;
+    return lmdb::scan_next;
+  });
 }
 
 const uint8_t* bytes(const MDB_val& v) { return static_cast<const uint8_t*>(v.mv_data); }
@@ -118,9 +115,7 @@ verify_report verify(const std::string& path) {
   };
 
   env_guard g;
-  int rc = mdb_env_create(&g.env);
-  if (rc == 0) rc = mdb_env_set_maxdbs(g.env, dbi_count + 1);
-  if (rc == 0) rc = mdb_env_open(g.env, path.c_str(), MDB_RDONLY | MDB_NOTLS, 0);
+  int rc = lmdb::env_open(g.env, path, MDB_RDONLY | MDB_NOTLS, dbi_count + 1, 0, 0);
   if (rc == 0) rc = mdb_txn_begin(g.env, nullptr, MDB_RDONLY, &g.txn);
   if (rc != 0) {
     c.problem("cannot open store " + path + ": " + mdb_strerror(rc));

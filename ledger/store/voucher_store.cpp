@@ -6,9 +6,9 @@
 #include <filesystem>
 #include <system_error>
 
-#include "ledger/assert.hpp"
 #include "ledger/store/layout.hpp"
 #include "ledger/store/lmdb_util.hpp"
+#include "primitives/assert.hpp"
 
 namespace kassa::ledger::store {
 
@@ -87,20 +87,14 @@ std::unique_ptr<voucher_store> voucher_store::open_env(const std::string& path, 
     }
   }
   std::unique_ptr<voucher_store> s(new voucher_store());
-  int rc = mdb_env_create(&s->env_);
-  if (rc != 0) {
-    s->env_ = nullptr;
-    err = make_error(errc::io, "mdb_env_create for " + path + ": " + mdb_strerror(rc));
-    return nullptr;
-  }
   // MDB_NOTLS: CAF moves actors (and so their transactions' threads) around.
   unsigned flags = MDB_NOTLS;
   if (read_only) flags |= MDB_RDONLY;
   if (durability == durability::none) flags |= MDB_NOSYNC;
-  if ((rc = mdb_env_set_maxdbs(s->env_, 4)) != 0 ||
-      (!read_only && (rc = mdb_env_set_mapsize(s->env_, map_size_bytes)) != 0) ||
-      (rc = mdb_env_open(s->env_, path.c_str(), flags, 0640)) != 0) {
-    err = lmdb_error(rc, "opening the LMDB environment", s->env_);
+  int rc = lmdb::env_open(s->env_, path, flags, 4, read_only ? 0 : map_size_bytes);
+  if (rc != 0) {
+    err = s->env_ ? lmdb_error(rc, "opening the LMDB environment", s->env_)
+                  : make_error(errc::io, "mdb_env_create for " + path + ": " + mdb_strerror(rc));
     return nullptr;
   }
   txn_guard txn;
@@ -278,12 +272,8 @@ error voucher_store::load_totals(std::vector<gl_total>& out, uint64_t* cursor, u
   if (recon_cursor) *recon_cursor = 0; // format 1, not upgraded yet: none accounted for
   if (recon_cursor && (rc = get_u64(t.g.txn, dbi_meta_, meta_recon_cursor, *recon_cursor, found)) != 0)
     return lmdb_error(rc, "reading meta", env_);
-  cursor_guard c;
-  rc = mdb_cursor_open(t.g.txn, dbi_totals_, &c.cursor);
-  if (rc != 0) return lmdb_error(rc, "opening a cursor", env_);
-  MDB_val k, v;
-  for (rc = mdb_cursor_get(c.cursor, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c.cursor, &k, &v, MDB_NEXT)) {
-    if (k.mv_size != 6 || v.mv_size != sizeof(totals_value)) return lmdb_error(MDB_CORRUPTED, "reading GL totals", env_);
+  rc = lmdb::for_each(t.g.txn, dbi_totals_, [&out](const MDB_val& k, const MDB_val& v) {
+    if (k.mv_size != 6 || v.mv_size != sizeof(totals_value)) return MDB_CORRUPTED;
     const auto* b = static_cast<const uint8_t*>(k.mv_data);
     totals_value tv;
     std::memcpy(&tv, v.mv_data, sizeof tv);
@@ -292,8 +282,9 @@ error voucher_store::load_totals(std::vector<gl_total>& out, uint64_t* cursor, u
     g.ledger = uint32_t(b[2]) << 24 | uint32_t(b[3]) << 16 | uint32_t(b[4]) << 8 | b[5];
     g.debits = tv.debits, g.credits = tv.credits;
     out.push_back(g);
-  }
-  return rc == MDB_NOTFOUND ? error{} : lmdb_error(rc, "reading GL totals", env_);
+    return lmdb::scan_next;
+  });
+  return rc == 0 ? error{} : lmdb_error(rc, "reading GL totals", env_);
 }
 
 namespace {
@@ -304,21 +295,13 @@ error vouchers_of(MDB_env* env, MDB_dbi dbi, uint64_t sequence, uint32_t limit, 
   if (sequence == UINT64_MAX) return {};
   read_txn t(env);
   if (t.rc != 0) return lmdb_error(t.rc, "beginning a read", env);
-  cursor_guard c;
-  int rc = mdb_cursor_open(t.g.txn, dbi, &c.cursor);
-  if (rc != 0) return lmdb_error(rc, "opening a cursor", env);
   uint8_t key[8];
   layout::put_be64(key, sequence + 1);
-  MDB_val k = val_of_bytes(key, 8), v;
-  uint32_t n = 0;
-  for (rc = mdb_cursor_get(c.cursor, &k, &v, MDB_SET_RANGE); rc == 0 && n < limit;
-       rc = mdb_cursor_get(c.cursor, &k, &v, MDB_NEXT), ++n) {
-    if (v.mv_size != sizeof(voucher)) return lmdb_error(MDB_CORRUPTED, what, env);
-    voucher vo;
-    std::memcpy(&vo, v.mv_data, sizeof vo);
+  const int rc = take_fixed<voucher>(t.g.txn, dbi, val_of_bytes(key, 8), limit, [&out](const voucher& vo) {
     out.push_back(vo);
-  }
-  return rc == MDB_NOTFOUND || rc == 0 ? error{} : lmdb_error(rc, what, env);
+    return true;
+  });
+  return rc == 0 ? error{} : lmdb_error(rc, what, env);
 }
 
 } // namespace

@@ -13,7 +13,7 @@
 
 #include "ledger/store/error.hpp"
 #include "ledger/store/store.hpp"
-#include "ledger/u128.hpp"
+#include "primitives/u128.hpp"
 
 struct MDB_env;
 struct MDB_txn;

@@ -6,17 +6,7 @@
 
 namespace kassa::bench {
 
-std::string hex(u128 v) {
-  char digits[33];
-  int n = 0;
-  do {
-    digits[n++] = "0123456789abcdef"[static_cast<unsigned>(v & 0xf)];
-    v >>= 4;
-  } while (v != 0 && n < 32);
-  std::string out = "0x";
-  while (n > 0) out += digits[--n];
-  return out;
-}
+std::string hex(u128 v) { return "0x" + to_hex_u128(v); }
 
 acked_log::acked_log(const std::string& path) {
   file_ = std::fopen(path.c_str(), "a");

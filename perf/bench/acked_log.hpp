@@ -10,8 +10,8 @@
 #include <string>
 
 #include "ledger/payments/records.hpp"
-#include "ledger/u128.hpp"
 #include "perf/bench/scenario.hpp"
+#include "primitives/u128.hpp"
 #include "runtime/wire/wire.hpp"
 
 namespace kassa::bench {

@@ -3,11 +3,11 @@
 #include <cstring>
 #include <random>
 
-#include "ledger/assert.hpp"
 #include "ledger/result.hpp"
 #include "ledger/types.hpp"
 #include "perf/bench/acked_log.hpp"
 #include "perf/bench/workload.hpp"
+#include "primitives/assert.hpp"
 
 namespace kassa::bench {
 namespace {

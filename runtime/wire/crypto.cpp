@@ -6,7 +6,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include "ledger/assert.hpp"
+#include "primitives/assert.hpp"
 
 namespace kassa::wire {
 

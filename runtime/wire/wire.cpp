@@ -3,7 +3,7 @@
 #include <cassert>
 #include <stdexcept>
 
-#include "ledger/crc32c.hpp"
+#include "primitives/crc32c.hpp"
 #include "runtime/wire/crypto.hpp"
 
 namespace kassa::wire {

@@ -12,7 +12,7 @@
 #include "ledger/payments/records.hpp"
 #include "ledger/store/recon_store.hpp"
 #include "ledger/types.hpp"
-#include "ledger/u128.hpp"
+#include "primitives/u128.hpp"
 
 namespace kassa::wire {
 

@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "ledger/assert.hpp"
+#include "primitives/assert.hpp"
 #include "runtime/client/client.hpp"
 #include "tests/reliability/acked_log.hpp"
 
@@ -67,14 +67,7 @@ void problem(const std::string& what) {
 std::string id_text(u128 id) { return to_string_u128(id); }
 
 // Transfer ids as the log writes them.
-std::string hex(u128 v) {
-  std::string digits;
-  do {
-    digits.insert(digits.begin(), "0123456789abcdef"[static_cast<unsigned>(v & 0xf)]);
-    v >>= 4;
-  } while (v != 0);
-  return "0x" + digits;
-}
+std::string hex(u128 v) { return "0x" + to_hex_u128(v); }
 
 std::string field(const std::string& header, const std::string& key) { return test::log_field(header, key, usage); }
 

@@ -5,10 +5,10 @@
 #include <cstring>
 #include <vector>
 
-#include "ledger/crc32c.hpp"
 #include "ledger/store/layout.hpp"
 #include "ledger/store/saga_log.hpp"
 #include "ledger/system_ids.hpp"
+#include "primitives/crc32c.hpp"
 #include "tests/store/store_fixture.hpp"
 
 using namespace kassa;

@@ -11,6 +11,7 @@
 #include "ledger/state_machine.hpp"
 #include "ledger/store/layout.hpp"
 #include "ledger/store/store.hpp"
+#include "primitives/lmdb.hpp"
 #include "tests/ledger/ledger_fixture.hpp" // make_account, make_transfer, make_resolve
 
 #include <catch2/catch.hpp>
@@ -52,9 +53,7 @@ struct raw_lmdb {
   MDB_env* env = nullptr;
   MDB_txn* txn = nullptr;
   explicit raw_lmdb(const std::string& path) {
-    if (mdb_env_create(&env) != 0 || mdb_env_set_maxdbs(env, 16) != 0 ||
-        mdb_env_open(env, path.c_str(), 0, 0640) != 0 ||
-        mdb_txn_begin(env, nullptr, 0, &txn) != 0)
+    if (lmdb::env_open(env, path, 0, 16) != 0 || mdb_txn_begin(env, nullptr, 0, &txn) != 0)
       std::abort();
   }
   MDB_dbi dbi(const char* name) {

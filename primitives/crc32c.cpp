@@ -1,4 +1,4 @@
-#include "ledger/crc32c.hpp"
+#include "primitives/crc32c.hpp"
 
 #include <array>
 #include <boost/crc.hpp>

@@ -6,12 +6,12 @@
 #include <random>
 #include <vector>
 
-#include "ledger/crc32c.hpp"
+#include "primitives/crc32c.hpp"
 #include "tests/seed.hpp"
 
 using namespace kassa;
 
-TEST_CASE("crc32c of \"123456789\" is the standard check value 0xE3069283", "[ledger]") {
+TEST_CASE("crc32c of \"123456789\" is the standard check value 0xE3069283", "[primitives]") {
   const char text[] = "123456789";
   CHECK(crc32c(text, 9) == 0xE3069283u);
   CHECK(crc32c_extend_slicing8(0, text, 9) == 0xE3069283u);
@@ -19,7 +19,7 @@ TEST_CASE("crc32c of \"123456789\" is the standard check value 0xE3069283", "[le
   CHECK(crc32c(text, 0) == 0);
 }
 
-TEST_CASE("every crc32c implementation agrees with Boost.CRC, in one piece or extended", "[ledger]") {
+TEST_CASE("every crc32c implementation agrees with Boost.CRC, in one piece or extended", "[primitives]") {
   std::mt19937_64 rng(kassa::test::seed("crc32c agreement"));
   for (int round = 0; round < 200; ++round) {
     std::vector<uint8_t> data(rng() % 3000);
