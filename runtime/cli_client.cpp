@@ -245,7 +245,8 @@ std::string id128(u128 v) {
   namespace sid = ledger::system_ids;
   switch (sid::kind_of(v)) {
     case sid::kind::clearing:
-      return "clearing[shard " + std::to_string(sid::clearing_from(v)) + "->" + std::to_string(sid::clearing_to(v)) +
+    case sid::kind::clearing_two_phase:
+      return std::string(sid::is_two_phase_clearing(v) ? "two-phase " : "") + "clearing[shard " + std::to_string(sid::clearing_from(v)) + "->" + std::to_string(sid::clearing_to(v)) +
              " ledger " + std::to_string(sid::clearing_ledger(v)) + "]:" + s128(v);
     case sid::kind::sub: return "sub-account[" + std::to_string(u128_lo(v) & 0xFF) + "]:" + s128(v);
     case sid::kind::transfer: return "kassa:" + s128(v);

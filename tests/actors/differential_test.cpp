@@ -69,7 +69,7 @@ struct generator {
   u128 hot = 0;                           // credited most, no limits (see the file's head)
   std::vector<transfer> sent;             // every transfer event so far
   std::vector<u128> pendings;             // ids of pending transfers sent
-  std::vector<u128> pendings_by_hot;      // ... of those, in the hot account's shard
+  std::vector<u128> pendings_by_hot;      // ... of those, not resolved at once: for chains with a debit of the hot account
   uint64_t next_id = 1000;
 
   explicit generator(uint64_t seed) : rng(seed) {}
@@ -184,11 +184,12 @@ struct generator {
       if (chance(30)) t.timeout = 3600;
       if (chance(4)) t.flags |= chance(50) ? transfer_closing_debit : transfer_closing_credit;
       pendings.push_back(t.id);
-      if (shard_of(d, placement_shards) == shard_of(hot, placement_shards)) pendings_by_hot.push_back(t.id);
       if (chance(15)) {
         t.flags |= transfer_linked;
         out.push_back(t);
         t = make_resolve(next_id++, t.id, chance(60) ? transfer_post_pending : transfer_void_pending);
+      } else if (!has(t.flags, transfer_closing_debit | transfer_closing_credit)) {
+        pendings_by_hot.push_back(t.id);
       }
       out.push_back(t);
     } else if (kind < 70 && !pendings.empty()) {
@@ -198,8 +199,8 @@ struct generator {
       if (chance(5) && !sent.empty()) t.pending_id = sent[below(sent.size())].id; // not pending
       out.push_back(t);
     } else if (kind < 75 && chance(30) && !pendings_by_hot.empty() && pair_in_shard_of(hot).first != 0) {
-      // A post or void linked to a debit of the hot account, within its shard: judged on
-      // everything the account holds, its sub-accounts' credits too.
+      // A post or void linked to a debit of the hot account: judged on everything the
+      // account holds, its sub-accounts' credits too.
       // The latest pending transfer there, each once: most are still pending.
       transfer t = make_resolve(next_id++, pendings_by_hot.back(), chance(60) ? transfer_post_pending : transfer_void_pending);
       pendings_by_hot.pop_back();
