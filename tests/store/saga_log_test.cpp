@@ -283,13 +283,31 @@ TEST_CASE("open creates a missing directory and refuses an empty path or a tiny 
   CHECK(err.code == ks::errc::invalid_argument);
 }
 
+// Copies the saga log fixture tests/store/data/<name> (written by an earlier format's code)
+// into `dir`.
+static void copy_fixture(const std::string& name, const std::string& dir) {
+  std::filesystem::copy_file(std::string(KASSA_SOURCE_DIR) + "/tests/store/data/" + name + "/data.mdb",
+                             dir + "/data.mdb");
+}
+
+// The format version a closed saga log at `dir` has stored.
+static uint64_t stored_version(const std::string& dir) {
+  raw_lmdb raw(dir);
+  const char* key = "format_version";
+  MDB_val k{std::strlen(key), const_cast<char*>(key)}, v;
+  REQUIRE(mdb_get(raw.txn, raw.dbi("meta"), &k, &v) == 0);
+  uint64_t version = 0;
+  std::memcpy(&version, v.mv_data, 8);
+  raw.commit();
+  return version;
+}
+
 // tests/store/data/saga_log_v1 was written by the saga log of format version 1 (the program
 // beside it): sagas 7 (legs (0, 1001), (2, 1001)) and 9 (legs (1, 5:77), (3, 5:77), (1, 5:78)),
 // id_last 11.
 TEST_CASE("a saga log of format version 1 is upgraded in place and its legs load back", "[store][saga][upgrade]") {
   temp_dir dir;
-  std::filesystem::copy_file(std::string(KASSA_SOURCE_DIR) + "/tests/store/data/saga_log_v1/data.mdb",
-                             dir.path + "/data.mdb");
+  copy_fixture("saga_log_v1", dir.path);
   {
     auto log = open_ok(dir.path);
     CHECK(log->id_last() == 11);
@@ -306,14 +324,7 @@ TEST_CASE("a saga log of format version 1 is upgraded in place and its legs load
     CHECK_FALSE(loaded[1].redo());
     write_ok(*log, {}, {7});
   }
-  raw_lmdb raw(dir.path);
-  const char* key = "format_version";
-  MDB_val k{std::strlen(key), const_cast<char*>(key)}, v;
-  REQUIRE(mdb_get(raw.txn, raw.dbi("meta"), &k, &v) == 0);
-  uint64_t version = 0;
-  std::memcpy(&version, v.mv_data, 8);
-  CHECK(version == ks::saga_format_version);
-  raw.commit();
+  CHECK(stored_version(dir.path) == ks::saga_format_version);
   auto log = open_ok(dir.path);
   auto loaded = load_ok(*log);
   REQUIRE(loaded.size() == 1);
@@ -325,8 +336,7 @@ TEST_CASE("a saga log of format version 1 is upgraded in place and its legs load
 // shards 0 and 1), id_last 6.
 TEST_CASE("a saga log of format version 2 is marked version 3 in place and its redo records load back", "[store][saga][upgrade]") {
   temp_dir dir;
-  std::filesystem::copy_file(std::string(KASSA_SOURCE_DIR) + "/tests/store/data/saga_log_v2/data.mdb",
-                             dir.path + "/data.mdb");
+  copy_fixture("saga_log_v2", dir.path);
   {
     auto log = open_ok(dir.path);
     CHECK(log->id_last() == 6);
@@ -342,14 +352,7 @@ TEST_CASE("a saga log of format version 2 is marked version 3 in place and its r
     CHECK(loaded[0].transfers[1].value.id == make_u128(0, 301));
     CHECK(loaded[0].transfers[1].value.amount == 25);
   }
-  raw_lmdb raw(dir.path);
-  const char* key = "format_version";
-  MDB_val k{std::strlen(key), const_cast<char*>(key)}, v;
-  REQUIRE(mdb_get(raw.txn, raw.dbi("meta"), &k, &v) == 0);
-  uint64_t version = 0;
-  std::memcpy(&version, v.mv_data, 8);
-  CHECK(version == 3);
-  raw.commit();
+  CHECK(stored_version(dir.path) == 3);
   auto log = open_ok(dir.path);
   CHECK(load_ok(*log).size() == 1);
 }
