@@ -8,6 +8,9 @@
 //   - launch and enqueue          -> release on the receiving actor;
 //   - resume and consume          -> acquire on the actor at the start, release at the end
 //                                    (its next message may be handled on another worker);
+//   - a message destroyed          -> release on the actor this thread is resuming (the
+//                                    message's handler is done; the mailbox may be handed on);
+//   - make_behavior                -> release on the actor (its initial behavior is built);
 //   - a reference count released  -> each releaser's accesses happen before the delete;
 //   - cleanup (the actor exits)    -> acquire on the actor: messages still in its mailbox,
 //                                    sent while it ran its last message, are destroyed here.
@@ -19,6 +22,9 @@
 // the library and keeps the blind spot (tests ask through tests/ask.hpp instead of a
 // scoped_actor). And an actor acquires everything sent to it before, not only the message at
 // hand: a race between two of its senders on memory they share outside messages may be missed.
+// A message the library builds itself (a response, a system message) is destroyed without the
+// hook, so an actor whose last message was a response may still be reported, rarely, when its
+// next message is handled on another worker.
 #include <caf/all.hpp>
 #include <cstdio>
 #include <cstdlib>
@@ -52,7 +58,25 @@ void hand_over(const void* object) {
   __tsan_acquire(const_cast<void*>(object));
 }
 
+// The actor this thread is resuming, if any. Inside resume, the library blocks the actor's
+// mailbox when it runs dry; from then on a sender may schedule the actor on another worker,
+// which acquires it before this thread's resume returns and releases it. So the writes of the
+// actor's last message are published earlier: when that message is destroyed, right after its
+// handler and before the mailbox is blocked.
+thread_local caf::scheduled_actor* running = nullptr;
+
 } // namespace
+
+// caf::mailbox_element's base destructor, run for every message a kassa source built
+// (mailbox_element_vals<...> is instantiated there and calls this through the PLT). Declared
+// by its symbol: a C++ definition of the destructor would destroy the members a second time.
+extern "C" void kassa_tsan_mailbox_element_d2(caf::mailbox_element* self) __asm__("_ZN3caf15mailbox_elementD2Ev");
+extern "C" void kassa_tsan_mailbox_element_d2(caf::mailbox_element* self) {
+  using fn = void (*)(caf::mailbox_element*);
+  static const fn f = real<fn>("_ZN3caf15mailbox_elementD2Ev");
+  if (running != nullptr) __tsan_release(running);
+  f(self);
+}
 
 namespace caf {
 
@@ -73,9 +97,22 @@ void scheduled_actor::launch(execution_unit* eu, bool lazy, bool hide) {
 resumable::resume_result scheduled_actor::resume(execution_unit* eu, size_t max_throughput) {
   using fn = resumable::resume_result (*)(scheduled_actor*, execution_unit*, size_t);
   static const fn f = real<fn>("_ZN3caf15scheduled_actor6resumeEPNS_14execution_unitEm");
+  scheduled_actor* const outer = running;
+  running = this;
   __tsan_acquire(this);
   auto result = f(this, eu, max_throughput);
   __tsan_release(this);
+  running = outer;
+  return result;
+}
+
+// The actor's initial behavior (a function-based actor's state and closures) is built here,
+// inside resume; publish it before resume blocks the mailbox (see the handler hook below).
+behavior event_based_actor::make_behavior() {
+  using fn = behavior (*)(event_based_actor*);
+  static const fn f = real<fn>("_ZN3caf17event_based_actor13make_behaviorEv");
+  behavior result = f(this);
+  __tsan_release(static_cast<scheduled_actor*>(this));
   return result;
 }
 
