@@ -96,9 +96,13 @@ struct shard_batch {
   std::vector<account> accounts;
   std::vector<uint8_t> accounts_system;
   std::vector<origin> accounts_origin;
+  std::vector<uint64_t> accounts_stamp;
   std::vector<transfer> transfers;
   std::vector<uint8_t> transfers_system;
   std::vector<origin> transfers_origin;
+  // While planning: the event's place in the round (legs of one event share it); once
+  // planned, its timestamp (stamp_round).
+  std::vector<uint64_t> transfers_stamp;
 };
 
 // A transfer (or linked chain) across shards, already decided: every event of it applies.
@@ -140,6 +144,9 @@ struct directory_state {
   bool round_busy = false;
   uint64_t saga_next = 1;
   uint64_t system_sequence = 0;
+  // The latest timestamp a shard holds, as far as the directory knows (every shard's reply
+  // says); a round stamps its events above it, from one clock for every shard.
+  uint64_t stamp_last = 0;
   std::vector<uint64_t> sagas_done; // removed from the log with the next write
   std::vector<ledger::store::saga> unresolved; // legs left pending by a failed resolution, or
                                                // rounds a shard did not take (redo records)
@@ -372,6 +379,11 @@ struct round_state {
   std::unique_ptr<state_machine> model;
   std::unordered_set<u128, u128_hash> gathered; // split accounts whose sub-accounts were gathered
   uint64_t redo_id = 0;    // the saga log record of the round, when it has sagas
+  // The events planned so far, for their stamps: the legs of one transfer (one id, added one
+  // after the other, one per shard) share its place.
+  uint64_t events_planned = 0;
+  u128 last_id = 0, last_pending_id = 0; // an expiry is named by its pending id
+  std::vector<uint32_t> last_shards; // the shards the legs of last_id went to
   uint64_t deadline_min_ns = 0; // the earliest deadline a pending transfer of the round may have
 };
 using round_ptr = std::shared_ptr<round_state>;
@@ -479,6 +491,19 @@ void add_transfer(round_state& r, uint32_t shard, const transfer& t, uint8_t sys
   b.transfers.push_back(t);
   b.transfers_system.push_back(system);
   b.transfers_origin.push_back(o);
+  // The legs of one transfer are added one after the other, each to its own shard: they share
+  // its place, and so its timestamp (a transfer across shards has one). Anything else is an
+  // event of its own: a shard never gets one stamp twice.
+  const bool leg = r.events_planned != 0 && t.id == r.last_id && t.pending_id == r.last_pending_id &&
+                   std::find(r.last_shards.begin(), r.last_shards.end(), shard) == r.last_shards.end();
+  if (!leg) {
+    ++r.events_planned;
+    r.last_id = t.id;
+    r.last_pending_id = t.pending_id;
+    r.last_shards.clear();
+  }
+  r.last_shards.push_back(shard);
+  b.transfers_stamp.push_back(r.events_planned);
 }
 
 void add_account(round_state& r, uint32_t shard, const account& a, uint8_t system, origin o) {
@@ -486,6 +511,28 @@ void add_account(round_state& r, uint32_t shard, const account& a, uint8_t syste
   b.accounts.push_back(a);
   b.accounts_system.push_back(system);
   b.accounts_origin.push_back(o);
+}
+
+// One clock for every shard: the round's events are stamped above every timestamp a shard
+// holds, accounts first (each shard takes its accounts before its transfers), then the
+// transfers in the order they were planned; the legs of a transfer across shards share one
+// stamp. A shard keeps the stamps as long as they are above its own latest
+// (state_machine::create_transfers).
+void stamp_round(directory_state& st, round_state& r) {
+  uint64_t next = std::max(st.opts.clock(), st.stamp_last + 1);
+  for (shard_batch& b : r.batches) {
+    b.accounts_stamp.clear();
+    for (size_t k = 0; k < b.accounts.size(); ++k) b.accounts_stamp.push_back(next++);
+  }
+  const uint64_t base = next - 1;
+  for (shard_batch& b : r.batches) {
+    for (uint64_t& stamp : b.transfers_stamp) stamp += base;
+  }
+  st.stamp_last = base + r.events_planned;
+}
+
+void stamp_learn(directory_state& st, uint64_t timestamp_last) {
+  st.stamp_last = std::max(st.stamp_last, timestamp_last);
 }
 
 void ensure_clearing(directory_actor* self, round_state& r, uint32_t from, uint32_t to, uint32_t ledger,
@@ -1025,11 +1072,20 @@ store::saga redo_record(const round_state& r, uint64_t id) {
   rec.id = id;
   for (uint32_t s = 0; s < r.batches.size(); ++s) {
     const shard_batch& b = r.batches[s];
+    // Each event keeps its stamp in its timestamp field (zero in an event as sent), so that
+    // a round applied again stamps as the first attempt did.
     for (size_t k = 0; k < b.accounts.size(); ++k) {
       const origin& o = b.accounts_origin[k];
-      if (o.w == nullptr || o.saga >= 0) rec.accounts.push_back({s, b.accounts_system[k], b.accounts[k]});
+      if (o.w != nullptr && o.saga < 0) continue;
+      account a = b.accounts[k];
+      a.timestamp = k < b.accounts_stamp.size() ? b.accounts_stamp[k] : 0;
+      rec.accounts.push_back({s, b.accounts_system[k], a});
     }
-    for (size_t k = 0; k < b.transfers.size(); ++k) rec.transfers.push_back({s, b.transfers_system[k], b.transfers[k]});
+    for (size_t k = 0; k < b.transfers.size(); ++k) {
+      transfer t = b.transfers[k];
+      t.timestamp = k < b.transfers_stamp.size() ? b.transfers_stamp[k] : 0;
+      rec.transfers.push_back({s, b.transfers_system[k], t});
+    }
   }
   return rec;
 }
@@ -1042,6 +1098,8 @@ void round_applied(directory_actor* self, round_ptr r,
   auto& st = self->state;
   bool accounts_ok = true;
   for (auto& [shard, reply] : account_replies) accounts_ok = accounts_ok && reply.status == outcome::ok;
+  for (auto& [shard, reply] : account_replies) stamp_learn(st, reply.timestamp_last);
+  for (auto& [shard, reply] : transfer_replies) stamp_learn(st, reply.timestamp_last);
   if (accounts_ok) {
     for (const auto& [parent, index] : r->subs_to_create) st.hot[parent].confirmed[index] = true;
   }
@@ -1120,8 +1178,12 @@ void round_apply(directory_actor* self, round_ptr r) {
   std::vector<std::pair<uint32_t, create_transfers_request>> transfers;
   for (uint32_t s = 0; s < st.shards; ++s) {
     shard_batch& b = r->batches[s];
-    if (!b.accounts.empty()) accounts.emplace_back(s, create_accounts_request{ctx, b.accounts, b.accounts_system});
-    if (!b.transfers.empty()) transfers.emplace_back(s, create_transfers_request{ctx, b.transfers, b.transfers_system});
+    if (!b.accounts.empty()) {
+      accounts.emplace_back(s, create_accounts_request{ctx, b.accounts, b.accounts_system, b.accounts_stamp});
+    }
+    if (!b.transfers.empty()) {
+      transfers.emplace_back(s, create_transfers_request{ctx, b.transfers, b.transfers_system, b.transfers_stamp});
+    }
   }
   // Accounts first: every shard takes its create_accounts before its create_transfers, so a
   // clearing or sub-account exists before the legs that name it.
@@ -1167,6 +1229,7 @@ void round_plan(directory_actor* self, round_ptr r) {
   }
   plan_sub_accounts(self, *r);
   r->model.reset();
+  stamp_round(st, *r);
   // A round with sagas is written to the saga log whole before any shard applies any of it:
   // a leg may need what an earlier event of the round brought its account, so recovery
   // applies the round's every shard part again, not the legs alone.
@@ -1913,15 +1976,22 @@ void redo_logged(directory_actor* self, std::shared_ptr<std::vector<store::saga>
     done(false);
     return;
   }
+  // A record keeps each event's stamp in its timestamp field (0 in records written before).
   for (const auto& a : rec.accounts) {
-    accounts[a.shard].events.push_back(a.value);
+    account event = a.value;
+    accounts[a.shard].stamps.push_back(event.timestamp);
+    event.timestamp = 0;
+    accounts[a.shard].events.push_back(event);
     accounts[a.shard].system.push_back(a.system);
     // A sub-account the record creates: the split it gives back is known before any request
     // reads the transfers that landed on it (recovery learns the others from the shards first).
     learn_own_account(st, a.value);
   }
   for (const auto& t : rec.transfers) {
-    transfers[t.shard].events.push_back(t.value);
+    transfer event = t.value;
+    transfers[t.shard].stamps.push_back(event.timestamp);
+    event.timestamp = 0;
+    transfers[t.shard].events.push_back(event);
     transfers[t.shard].system.push_back(t.system);
   }
   std::vector<std::pair<uint32_t, create_accounts_request>> account_requests;
@@ -1946,6 +2016,7 @@ void redo_logged(directory_actor* self, std::shared_ptr<std::vector<store::saga>
   fan_out<create_reply>(self, std::move(account_requests), [self, ok, both, id](auto& replies) {
     for (auto& [shard, reply] : replies) {
       *ok = *ok && reply.status == outcome::ok;
+      stamp_learn(self->state, reply.timestamp_last);
       for (const event_result& f : reply.failures) {
         if (f.code == static_cast<uint32_t>(account_result::exists)) continue;
         *ok = false;
@@ -1959,6 +2030,7 @@ void redo_logged(directory_actor* self, std::shared_ptr<std::vector<store::saga>
   fan_out<create_reply>(self, std::move(transfer_requests), [self, ok, both, id](auto& replies) {
     for (auto& [shard, reply] : replies) {
       *ok = *ok && reply.status == outcome::ok;
+      stamp_learn(self->state, reply.timestamp_last);
       // A shard holds its part of a round whole or not at all: found there, each event
       // answers exists, but a linked chain (one shard's, sent as it came) answers exists for
       // its first event and linked_event_failed for the others.
@@ -2048,6 +2120,7 @@ void resolve_legs(directory_actor* self, std::vector<store::saga> sagas, std::fu
     fan_out<create_reply>(self, std::move(requests), [self, finished, done](auto& replies) {
       bool ok = true;
       for (auto& [shard, reply] : replies) ok = ok && reply.status == outcome::ok && reply.failures.empty();
+      for (auto& [shard, reply] : replies) stamp_learn(self->state, reply.timestamp_last);
       if (ok) {
         auto& d = self->state.sagas_done;
         d.insert(d.end(), finished.begin(), finished.end());
@@ -2103,6 +2176,7 @@ void recover(directory_actor* self) {
         st.failed = true;
       }
       for (const account& a : reply.accounts) learn_own_account(st, a);
+      stamp_learn(st, reply.timestamp_last);
     }
     resolve_logged(self, std::move(*sagas), [self](bool ok) {
       auto& st = self->state;

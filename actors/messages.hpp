@@ -41,20 +41,26 @@ struct event_result {
 
 // `system` is empty for a client's request; the directory marks (non-zero, one per event)
 // the events kassa writes itself, which alone may use the reserved ids (system_ids.hpp).
+// `stamps` is empty for a client's request; the directory sends a shard the timestamp it
+// chose for each event (state_machine::create_transfers), one clock for every shard.
 struct create_accounts_request {
   request_context ctx;
   std::vector<ledger::account> events;
   std::vector<uint8_t> system;
+  std::vector<uint64_t> stamps = {};
 };
 struct create_transfers_request {
   request_context ctx;
   std::vector<ledger::transfer> events;
   std::vector<uint8_t> system;
+  std::vector<uint64_t> stamps = {};
 };
-// Only events that did not return ok are listed, in index order.
+// Only events that did not return ok are listed, in index order. `timestamp_last`: the
+// shard's latest timestamp once it applied the batch (the directory's clock keeps above it).
 struct create_reply {
   outcome status = outcome::ok;
   std::vector<event_result> failures;
+  uint64_t timestamp_last = 0;
 };
 
 struct lookup_accounts_request {
@@ -68,6 +74,7 @@ struct lookup_transfers_request {
 struct accounts_reply {
   outcome status = outcome::ok;
   std::vector<ledger::account> accounts;
+  uint64_t timestamp_last = 0; // to system_accounts_request: the shard's latest timestamp
 };
 struct transfers_reply {
   outcome status = outcome::ok;

@@ -209,6 +209,11 @@ outcome admit(shard_actor* self, const request_context& ctx, size_t events) {
   return outcome::ok;
 }
 
+// The directory's stamps for a batch, one per event (anything else: the shard stamps).
+const uint64_t* stamps_of(const std::vector<uint64_t>& stamps, size_t events) {
+  return stamps.size() == events && events != 0 ? stamps.data() : nullptr;
+}
+
 template <class Result>
 std::vector<event_result> failures_of(const std::vector<Result>& results) {
   std::vector<event_result> out;
@@ -223,7 +228,8 @@ std::vector<event_result> failures_of(const std::vector<Result>& results) {
 void answer_when_durable(shard_actor* self, caf::response_promise rp, size_t events,
                          std::vector<event_result> failures, uint64_t applied_ns) {
   const size_t applied = events - failures.size(); // refused events change nothing
-  hold(self, events, [rp, reply = create_reply{outcome::ok, std::move(failures)}](bool durable) mutable {
+  create_reply done{outcome::ok, std::move(failures), self->state.sm->timestamp_last()};
+  hold(self, events, [rp, reply = std::move(done)](bool durable) mutable {
     rp.deliver(durable ? std::move(reply) : create_reply{outcome::store_unavailable, {}});
   }, applied_ns);
   self->state.events_open += applied;
@@ -334,7 +340,8 @@ caf::behavior shard(shard_actor* self, shard_options opts, std::shared_ptr<state
         }
         const uint64_t started_ns = apply_start(self, req.ctx);
         auto results = st.sm->create_accounts(req.events.data(), req.events.size(), self->state.opts.clock(),
-                                              req.system.empty() ? nullptr : req.system.data());
+                                              req.system.empty() ? nullptr : req.system.data(),
+                                              stamps_of(req.stamps, req.events.size()));
         answer_when_durable(self, rp, req.events.size(), failures_of(results), apply_end(self, started_ns));
         return rp;
       },
@@ -354,7 +361,8 @@ caf::behavior shard(shard_actor* self, shard_options opts, std::shared_ptr<state
           return rp;
         }
         auto results = st.sm->create_transfers(req.events.data(), req.events.size(), now,
-                                               req.system.empty() ? nullptr : req.system.data());
+                                               req.system.empty() ? nullptr : req.system.data(),
+                                               stamps_of(req.stamps, req.events.size()));
         answer_when_durable(self, rp, req.events.size(), failures_of(results), apply_end(self, started_ns));
         arm_expiry(self);
         return rp;
@@ -448,6 +456,7 @@ caf::behavior shard(shard_actor* self, shard_options opts, std::shared_ptr<state
       [self](system_accounts_request&) -> caf::response_promise {
         auto rp = self->make_response_promise();
         accounts_reply reply;
+        reply.timestamp_last = self->state.sm->timestamp_last();
         if (self->state.failed) reply.status = outcome::store_unavailable;
         else self->state.sm->accounts_for_each([&](const account& a) {
           if (system_ids::reserved(a.id)) reply.accounts.push_back(a);

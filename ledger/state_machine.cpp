@@ -112,10 +112,32 @@ uint64_t state_machine::timestamp_next(uint64_t now_ns) {
   return timestamp_last_;
 }
 
+// Applies one event at the directory's stamp `given` (0: none, our own stamp), when that keeps
+// timestamps increasing. A stamp at or below our latest comes with a round applied again (the
+// event is here already) or with one this shard takes late: the event gets our own stamp, and
+// only if it applies, so that a repeat does not move our clock past the stamps still to come.
+template <class Result, class Apply>
+Result state_machine::stamped(uint64_t given, uint64_t now_ns, Apply&& apply) {
+  if (given == 0) return apply(timestamp_next(now_ns));
+  if (given > timestamp_last_) {
+    timestamp_last_ = given;
+    changes_.timestamp_last = timestamp_last_;
+    return apply(given);
+  }
+  const uint64_t last = timestamp_last_, changes_last = changes_.timestamp_last;
+  const Result r = apply(timestamp_next(now_ns));
+  if (r != Result::ok) {
+    timestamp_last_ = last;
+    changes_.timestamp_last = changes_last;
+  }
+  return r;
+}
+
 // ---------------------------------------------------------------------------- accounts
 
 std::vector<account_result> state_machine::create_accounts(const account* events, size_t count,
-                                                           uint64_t now_ns, const uint8_t* system) {
+                                                           uint64_t now_ns, const uint8_t* system,
+                                                           const uint64_t* stamps) {
   undo_log undo;
   return run_batch<account, account_result>(
       events, count,
@@ -124,7 +146,8 @@ std::vector<account_result> state_machine::create_accounts(const account* events
       },
       [&](const account& a) {
         system_event_ = system != nullptr && system[&a - events] != 0;
-        auto r = create_account(a, timestamp_next(now_ns));
+        auto r = stamped<account_result>(stamps != nullptr ? stamps[&a - events] : 0, now_ns,
+                                         [&](uint64_t stamp) { return create_account(a, stamp); });
         if (r == account_result::ok && undo.active) undo.accounts_created.push_back(a.id);
         return r;
       },
@@ -172,7 +195,8 @@ account_result state_machine::create_account(const account& a, uint64_t timestam
 // --------------------------------------------------------------------------- transfers
 
 std::vector<transfer_result> state_machine::create_transfers(const transfer* events, size_t count,
-                                                             uint64_t now_ns, const uint8_t* system) {
+                                                             uint64_t now_ns, const uint8_t* system,
+                                                             const uint64_t* stamps) {
   undo_log undo;
   // A system event marked system_unlinked keeps the client's `linked` flag as data: it ends
   // no chain and opens none (the legs of a chain that spanned shards).
@@ -184,10 +208,10 @@ std::vector<transfer_result> state_machine::create_transfers(const transfer* eve
       [&](const transfer& t) {
         system_event_ = system != nullptr && system[&t - events] != 0;
         decided_event_ = system != nullptr && system[&t - events] == system_unlinked;
-        if (system != nullptr && system[&t - events] == system_expire) {
-          return expire_one(t.pending_id, timestamp_next(now_ns));
-        }
-        return create_transfer(t, timestamp_next(now_ns), undo);
+        const bool expire = system != nullptr && system[&t - events] == system_expire;
+        return stamped<transfer_result>(stamps != nullptr ? stamps[&t - events] : 0, now_ns, [&](uint64_t stamp) {
+          return expire ? expire_one(t.pending_id, stamp) : create_transfer(t, stamp, undo);
+        });
       },
       [&](const transfer& t) {
         transfers_.prefetch(t.id);

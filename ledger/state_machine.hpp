@@ -104,10 +104,15 @@ public:
   // timestamp >= now_ns. Linked chains (flag `linked`) succeed or fail together.
   // `system`, when given, marks (non-zero) the events kassa writes itself: only those may use
   // the ids reserved in system_ids.hpp; a client's event that does is refused.
+  // `stamps`, when given, holds the timestamp the directory chose for each event (0: none):
+  // the event takes it when it is above every timestamp so far, else a stamp of its own (and
+  // only if it applies), so timestamps stay strictly increasing whatever the directory sends. With several shards the
+  // directory stamps every event from one clock, and both legs of a transfer across shards
+  // alike.
   std::vector<account_result> create_accounts(const account* events, size_t count, uint64_t now_ns,
-                                              const uint8_t* system = nullptr);
+                                              const uint8_t* system = nullptr, const uint64_t* stamps = nullptr);
   std::vector<transfer_result> create_transfers(const transfer* events, size_t count, uint64_t now_ns,
-                                                const uint8_t* system = nullptr);
+                                                const uint8_t* system = nullptr, const uint64_t* stamps = nullptr);
 
   // Expires every pending transfer whose deadline is <= now_ns, releasing its hold.
   // Returns how many expired.
@@ -163,6 +168,7 @@ private:
   void pending_release(const transfer& p, uint64_t timestamp);
   transfer_result reserved_check(u128 id, u128 debit_account_id, u128 credit_account_id) const;
   uint64_t timestamp_next(uint64_t now_ns);
+  template <class Result, class Apply> Result stamped(uint64_t given, uint64_t now_ns, Apply&& apply);
   void account_touch(u128 id, undo_log* undo);
   void history_record(const account& a, uint64_t timestamp);
   void pending_set(u128 id, pending_state state, undo_log* undo);

@@ -4,6 +4,7 @@
 // single state machine gives for the same requests. Tagged [directory].
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <thread>
@@ -445,4 +446,92 @@ TEST_CASE("after a crash, recovery finishes a logged post across shards in both 
   CHECK(shown[1].debit_account_id == a);
   CHECK(shown[1].credit_account_id == b);
   check_shards_balance(nd, n, {a, b, f});
+}
+
+namespace {
+
+// An account's history as one client reads it: transfer id -> timestamp, and the timestamps
+// of its balance snapshots.
+std::map<u128, uint64_t> history_stamps(node& nd, u128 account, std::vector<uint64_t>* balances = nullptr) {
+  ks::account_filter f;
+  f.account_id = account;
+  f.limit = 100;
+  auto got = nd.ask<transfers_reply>(nd.directory, account_transfers_request{{}, f});
+  REQUIRE(got.status == outcome::ok);
+  std::map<u128, uint64_t> out;
+  for (const transfer& t : got.transfers) out[t.id] = t.timestamp;
+  if (balances != nullptr) {
+    auto b = nd.ask<balances_reply>(nd.directory, account_balances_request{{}, f});
+    REQUIRE(b.status == outcome::ok);
+    for (const account_balance& x : b.balances) balances->push_back(x.timestamp);
+  }
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("a transfer across shards has one timestamp: in lookup_transfers, in both histories, after recovery",
+          "[directory]") {
+  temp_dir dir;
+  const uint32_t n = 3;
+  const u128 a = id_in(0, n, 1), b = id_in(1, n, 1), c = id_in(2, n, 1);
+  std::map<u128, uint64_t> stamp; // transfer id -> the timestamp lookup_transfers shows
+  {
+    node nd(dir.path, n);
+    REQUIRE(nd.accounts({make_account(a, 1, account_history), make_account(b, 1, account_history),
+                         make_account(c, 1, account_history)})
+                .failures.empty());
+    // Plain, pending and post across shards; a request of several in a row.
+    REQUIRE(nd.transfers({make_transfer(1, c, a, 100)}).failures.empty());
+    REQUIRE(nd.transfers({make_transfer(2, a, b, 30), make_transfer(3, a, c, 10, transfer_pending)}).failures.empty());
+    REQUIRE(nd.transfers({make_resolve(4, 3, transfer_post_pending), make_transfer(5, b, c, 1),
+                          make_transfer(6, c, a, 1), make_transfer(7, a, b, 1)})
+                .failures.empty());
+    for (const transfer& t : nd.lookup_transfers({1, 2, 3, 4, 5, 6, 7})) stamp[t.id] = t.timestamp;
+    REQUIRE(stamp.size() == 7);
+    // One clock for every shard: the events of a request are stamped in order, wherever they go.
+    for (u128 id = 2; id < 7; ++id) CHECK(stamp[id] < stamp[id + 1]);
+    for (u128 account : {a, b, c}) {
+      INFO("account " << to_string_u128(account));
+      std::vector<uint64_t> balances;
+      const auto seen = history_stamps(nd, account, &balances);
+      for (const auto& [id, ts] : seen) {
+        INFO("transfer " << to_string_u128(id));
+        CHECK(ts == stamp[id]);
+      }
+      std::vector<uint64_t> want;
+      for (const auto& [id, ts] : seen) want.push_back(ts);
+      std::sort(want.begin(), want.end());
+      CHECK(balances == want); // a snapshot at each transfer's one timestamp
+    }
+  }
+  {
+    // A crash inside the round of a transfer across shards: its record is in the log with its
+    // stamp, shard 0 applied its leg, shard 1 nothing.
+    node nd(dir.path, n, {}, false);
+    const uint64_t at = stamp[7] + 1000;
+    transfer debit_leg = make_transfer(8, a, sid::clearing(0, 1, 1, false), 2);
+    transfer credit_leg = make_transfer(8, sid::clearing(1, 0, 1, false), b, 2);
+    ks::saga s;
+    s.id = 9;
+    transfer logged_debit = debit_leg, logged_credit = credit_leg;
+    logged_debit.timestamp = logged_credit.timestamp = at;
+    s.transfers = {{0, system_unlinked, logged_debit}, {1, system_unlinked, logged_credit}};
+    REQUIRE(nd.log->write({s}, {}).ok());
+    REQUIRE(nd.ask<create_reply>(nd.shards[0], create_transfers_request{{}, {debit_leg}, {system_unlinked}, {at}})
+                .failures.empty());
+  }
+  node nd(dir.path, n);
+  // Recovery applies shard 1's leg at the stamp the record holds; later rounds stamp above
+  // every shard's latest.
+  CHECK(tname(nd.transfers({make_transfer(8, a, b, 2)}), 0) == "exists");
+  REQUIRE(nd.transfers({make_transfer(10, b, a, 1)}).failures.empty());
+  for (const transfer& t : nd.lookup_transfers({8, 10})) stamp[t.id] = t.timestamp;
+  CHECK(stamp[8] == stamp[7] + 1000);
+  CHECK(history_stamps(nd, a)[8] == stamp[8]);
+  CHECK(history_stamps(nd, b)[8] == stamp[8]);
+  CHECK(stamp[10] > stamp[8]);
+  CHECK(history_stamps(nd, a)[10] == stamp[10]);
+  CHECK(history_stamps(nd, b)[10] == stamp[10]);
+  check_shards_balance(nd, n, {a, b, c});
 }

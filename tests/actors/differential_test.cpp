@@ -2,7 +2,8 @@
 // randomized request stream runs against the directory over 1 and 4 shards, with a split hot
 // account (static, or adaptive) and the sweeper on or off, with restarts in between. Every
 // event's result, and every account and transfer as lookup_accounts / lookup_transfers show
-// them, must equal the model's (timestamps aside: each side stamps its own).
+// them, must equal the model's (timestamps aside: each side stamps its own; but a transfer
+// shows one timestamp in lookup_transfers and in both its accounts' histories).
 //
 // The stream: accounts on two ledgers spread over the shards, with and without balance
 // limits; now and then more accounts, in linked chains across shards (some refused, some left
@@ -14,10 +15,9 @@
 // Requests go one to three at a time (rounds take several). Now and then the node crashes
 // with such a batch in flight (every actor stops between two messages, as after kill -9: what
 // a writer committed stays) after none, some or all of its replies; the requests left
-// unanswered are sent again after the restart, and each answers as the model does, or, where
-// the lost attempt applied it, as a repeat of it (`exists`), never anything else. Placement rules a client must not
-// need to know are avoided only where kassa does not yet support them across shards (docs/
-// sharding.md, "What is not yet the same").
+// unanswered are sent again after the restart, and each answers as the model does after it
+// applied the units the lost attempt applied and then the request again: a repeat (`exists`)
+// where the lost attempt applied a unit, never anything else.
 //
 // KASSA_SEED replays a run; KASSA_DIFF_REQUESTS sets the requests per topology (default
 // 10,000; scripts/test.sh --long runs 1,000,000). A difference prints the seed, the topology, and the shortest prefix of the stream
@@ -28,6 +28,7 @@
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <set>
 #include <unordered_set>
 #include <random>
 #include <sstream>
@@ -409,6 +410,7 @@ bool paged(node& nd, store::account_filter f, std::vector<Record> Reply::*record
 // timestamps, forward pages the reverse of backward ones; and the balances one account would
 // show after each of them, in kassa's order.
 std::optional<std::string> compare_history(node& nd, const model& m, u128 id, uint32_t limit,
+                                           const std::map<u128, uint64_t>& stamps,
                                            std::map<std::string, size_t>* coverage) {
   store::account_filter f;
   f.account_id = id;
@@ -440,6 +442,10 @@ std::optional<std::string> compare_history(node& nd, const model& m, u128 id, ui
     if (model_t == nullptr || !same_transfer(*model_t, t)) return "get_account_transfers: model " + (model_t ? describe(*model_t) : std::string("none")) + ", kassa " + describe(t);
     if (e->second->batch < batch) return "get_account_transfers: " + describe(t) + " comes before a transfer of an earlier batch";
     if (k > 0 && forward[k - 1].timestamp >= t.timestamp) return "get_account_transfers: timestamps not ascending at " + std::to_string(k);
+    if (auto s = stamps.find(t.id); s != stamps.end() && s->second != t.timestamp) {
+      return "get_account_transfers: " + describe(t) + " at timestamp " + std::to_string(t.timestamp) +
+             ", lookup_transfers shows " + std::to_string(s->second) + " (a transfer has one timestamp)";
+    }
     batch = e->second->batch;
     by_id.erase(e);
   }
@@ -509,30 +515,37 @@ directory_options options_for(const topology& t, const generator& g) {
 }
 
 // A request whose reply was lost (the node crashed with it in flight) is sent again, as
-// docs/protocol.md tells a client to. The answer is the model's, except for a unit (an event,
-// or a linked chain) that the lost attempt applied already: it answers as a repeat, `exists`
-// for a single event, and for a chain `exists` at one event and `linked_event_failed` at the
-// others, where the model applied it. Such units take the model's codes in `got`; returns how
-// many did (a lookup then checks that what is stored is what the model holds).
-size_t accept_repeats(const std::vector<transfer>& events, const std::vector<uint32_t>& want, std::vector<uint32_t>& got) {
+// docs/protocol.md tells a client to. The lost attempt may have applied some of the request's
+// units (an event, or a linked chain): on one shard all of them or none; across shards, per
+// round, each shard's part or not (a round with a transfer across shards whole, through its
+// redo record). Units in different shards of a round without sagas share no account, so which
+// of them stand does not change how the others are judged. The request sent again then
+// answers as a repeat where the lost attempt applied a unit (`exists` for a single event; for
+// a chain `exists` at one event and `linked_event_failed` at the others), and judges the other
+// units again, now. Returns the events of the units the lost attempt applied, known by their
+// repeat: ids new before the request and not named by an earlier event of it.
+std::vector<size_t> lost_applied(const model& m, const request& r, const std::vector<uint32_t>& got) {
   const auto exists = static_cast<uint32_t>(transfer_result::exists);
   const auto linked_failed = static_cast<uint32_t>(transfer_result::linked_event_failed);
-  size_t repeats = 0;
+  const std::vector<transfer>& events = r.transfers;
+  std::set<u128> named; // ids of the request's earlier events
+  std::vector<size_t> applied;
   for (size_t i = 0, j = 0; i < events.size(); i = j + 1) {
     j = i;
     while (j + 1 < events.size() && has(events[j].flags, transfer_linked)) ++j;
-    bool applied = true, repeat = true;
+    bool repeat = true, fresh = true;
     size_t seen_exists = 0;
     for (size_t k = i; k <= j; ++k) {
-      applied = applied && want[k] == 0;
       seen_exists += got[k] == exists ? 1 : 0;
       repeat = repeat && (got[k] == exists || (j > i && got[k] == linked_failed));
+      fresh = fresh && events[k].id != 0 && named.count(events[k].id) == 0 && m.sm.transfer_find(events[k].id) == nullptr;
     }
-    if (!applied || !repeat || seen_exists != 1) continue;
-    for (size_t k = i; k <= j; ++k) got[k] = want[k];
-    ++repeats;
+    if (repeat && fresh && seen_exists == 1) {
+      for (size_t k = i; k <= j; ++k) applied.push_back(k);
+    }
+    for (size_t k = i; k <= j; ++k) named.insert(events[k].id);
   }
-  return repeats;
+  return applied;
 }
 
 // Runs `stream` (the first `count` requests) against a fresh node of topology `t` and the
@@ -576,12 +589,14 @@ std::optional<difference> run(const topology& t, const generator& g, const std::
     std::vector<u128> check(ids.begin() + (all ? 0 : compared), ids.end());
     for (size_t k = 0; !all && compared > 0 && k < 500; ++k) check.push_back(ids[batch_rng() % compared]);
     compared = ids.size();
+    std::map<u128, uint64_t> stamps; // every transfer's timestamp as lookup_transfers shows it (all checked)
     for (size_t from = 0; from < check.size(); from += 4000) {
       std::vector<u128> chunk(check.begin() + from, check.begin() + std::min(check.size(), from + 4000));
       auto tr = nd->ask<transfers_reply>(nd->directory, lookup_transfers_request{{}, chunk});
       if (tr.status != outcome::ok) return difference{at, "lookup_transfers failed"};
       std::map<u128, transfer> found;
       for (const transfer& x : tr.transfers) found[x.id] = x;
+      if (all) for (const transfer& x : tr.transfers) stamps[x.id] = x.timestamp;
       for (u128 id : chunk) {
         const transfer* want = m.sm.transfer_find(id);
         auto it = found.find(id);
@@ -598,7 +613,7 @@ std::optional<difference> run(const topology& t, const generator& g, const std::
       std::vector<u128> accounts{g.hot};
       for (size_t k = g.banks.size(); k < g.accounts.size() && accounts.size() < 7; k += 3) accounts.push_back(g.accounts[k].id);
       for (u128 id : accounts) {
-        if (auto what = compare_history(*nd, m, id, id == g.hot ? 997 : 97, coverage)) {
+        if (auto what = compare_history(*nd, m, id, id == g.hot ? 997 : 97, stamps, coverage)) {
           return difference{at, "account " + to_string_u128(id) + (id == g.hot ? " (the hot one)" : "") + ": " + *what};
         }
       }
@@ -652,17 +667,35 @@ std::optional<difference> run(const topology& t, const generator& g, const std::
         got.push_back(codes_of(*replies[k], stream[i + k].transfers.size()));
       }
     }
+    // The model takes the batch as kassa did: each request in order, of a lost one the units
+    // its lost attempt applied; then, after the restart, the lost ones again, in order.
+    std::vector<std::vector<uint32_t>> wants(n);
     for (size_t k = 0; k < n; ++k) {
       const request& r = stream[i + k];
-      auto want = m.apply(r, batch);
-      for (const transfer& t : r.transfers) ids.push_back(t.id);
-      if (lost[k]) {
-        const size_t repeats = accept_repeats(r.transfers, want, got[k]);
-        if (coverage != nullptr) {
-          ++(*coverage)["a request whose reply was lost, sent again"];
-          (*coverage)["a unit the lost attempt applied, answered as a repeat"] += repeats;
+      if (!lost[k]) {
+        wants[k] = m.apply(r, batch);
+        continue;
+      }
+      const std::vector<size_t> done = lost_applied(m, r, got[k]);
+      if (done.empty()) continue;
+      request first;
+      for (size_t e : done) first.transfers.push_back(r.transfers[e]);
+      const auto applied = m.apply(first, batch);
+      for (size_t x = 0; coverage != nullptr && x < done.size(); ++x) {
+        if (applied[x] == 0 && (x == 0 || !has(first.transfers[x - 1].flags, transfer_linked))) {
+          ++(*coverage)["a unit the lost attempt applied, answered as a repeat"];
         }
       }
+    }
+    for (size_t k = 0; k < n; ++k) {
+      if (!lost[k]) continue;
+      wants[k] = m.apply(stream[i + k], batch);
+      if (coverage != nullptr) ++(*coverage)["a request whose reply was lost, sent again"];
+    }
+    for (size_t k = 0; k < n; ++k) {
+      const request& r = stream[i + k];
+      const std::vector<uint32_t>& want = wants[k];
+      for (const transfer& t : r.transfers) ids.push_back(t.id);
       for (size_t e = 0; e < want.size(); ++e) {
         if (coverage != nullptr) {
           ++(*coverage)[r.accounts.empty() ? std::string(name(static_cast<transfer_result>(want[e])))

@@ -58,6 +58,35 @@ TEST_CASE("shard k of n stamps only timestamps equal to k modulo n, still strict
   }
 }
 
+TEST_CASE("a batch stamped by the directory keeps its stamps while they rise; a repeat below them moves no clock", "[ledger]") {
+  state_machine sm;
+  sm.timestamp_lanes_set(1, 3);
+  with_accounts(sm, {make_account(1), make_account(2)});
+  std::vector<transfer> ts{make_transfer(10, 1, 2, 1), make_transfer(11, 1, 2, 1), make_transfer(12, 1, 2, 0)};
+  const std::vector<uint64_t> stamps{5000, 5002, 5003};
+  auto rs = sm.create_transfers(ts.data(), 3, 1000, nullptr, stamps.data());
+  CHECK(rs[2] == R::amount_must_not_be_zero);
+  CHECK(sm.transfer_find(10)->timestamp == 5000); // any lane: the directory's stamps are unique
+  CHECK(sm.transfer_find(11)->timestamp == 5002);
+  CHECK(sm.timestamp_last() == 5003); // a refused event's stamp is used up, as without stamps
+  // The same round again (recovery): every event exists, and the clock stays where it was.
+  rs = sm.create_transfers(ts.data(), 2, 9'000'000, nullptr, stamps.data());
+  CHECK(rs[0] == R::exists);
+  CHECK(rs[1] == R::exists);
+  CHECK(sm.timestamp_last() == 5003);
+  // A new event with a stamp at or below the latest gets one of the shard's own, above it.
+  transfer late = make_transfer(13, 1, 2, 1);
+  const uint64_t stale = 4000;
+  REQUIRE(sm.create_transfers(&late, 1, 6000, nullptr, &stale)[0] == R::ok);
+  CHECK(sm.transfer_find(13)->timestamp > 5003);
+  CHECK(sm.transfer_find(13)->timestamp % 3 == 1);
+  // Accounts too.
+  const account a = make_account(3);
+  const uint64_t at = 7000;
+  REQUIRE(sm.create_accounts(&a, 1, 0, nullptr, &at)[0] == account_result::ok);
+  CHECK(sm.account_find(3)->timestamp == 7000);
+}
+
 TEST_CASE("a pending transfer holds funds; a partial post moves part and releases the rest", "[ledger]") {
   state_machine sm;
   with_accounts(sm, {make_account(1), make_account(2)});
