@@ -9,7 +9,7 @@
 #
 # scripts/test.sh --long runs the long checks instead (documented results in docs/sharding.md
 # and docs/reliability.md): the differential test with 1,000,000 requests per topology
-# (KASSA_DIFF_REQUESTS overrides; KASSA_SEED replays).
+# (KASSA_DIFF_REQUESTS overrides; KASSA_SEED replays; KASSA_DIFF_TOPOLOGY picks topologies by name).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--long" ]; then

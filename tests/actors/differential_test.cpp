@@ -19,7 +19,8 @@
 // applied the units the lost attempt applied and then the request again: a repeat (`exists`)
 // where the lost attempt applied a unit, never anything else.
 //
-// KASSA_SEED replays a run; KASSA_DIFF_REQUESTS sets the requests per topology (default
+// KASSA_SEED replays a run; KASSA_DIFF_TOPOLOGY picks the topologies whose name holds it;
+// KASSA_DIFF_REQUESTS sets the requests per topology (default
 // 10,000; scripts/test.sh --long runs 1,000,000). A difference prints the seed, the topology, and the shortest prefix of the stream
 // that still shows it.
 #include <catch2/catch.hpp>
@@ -803,7 +804,10 @@ TEST_CASE("every topology answers a random request stream as the single-shard mo
   stream.push_back(g.first());
   while (stream.size() < count) stream.push_back(g.next());
   std::map<std::string, size_t> timed; // floors that depend on timing, summed over the topologies
+  // KASSA_DIFF_TOPOLOGY: only the topologies whose name holds it (a replay, a long run of one).
+  const char* only = std::getenv("KASSA_DIFF_TOPOLOGY");
   for (const topology& t : topologies) {
+    if (only != nullptr && std::string(t.name).find(only) == std::string::npos) continue;
     std::map<std::string, size_t> coverage;
     const size_t restart_every = std::getenv("KASSA_DIFF_NO_RESTART") ? 0 : count / 3 + 1;
     const size_t crash_every = std::getenv("KASSA_DIFF_NO_RESTART") ? 0 : crash_interval(count);
@@ -814,7 +818,7 @@ TEST_CASE("every topology answers a random request stream as the single-shard mo
       FAIL("seed " << seed << ", topology \"" << t.name << "\": after " << (again ? again->request + 1 : prefix)
                    << " requests (shrunk from " << d->request + 1 << "): " << (again ? again->what : d->what)
                    << "\nreplay: KASSA_SEED=" << seed << " KASSA_DIFF_REQUESTS=" << prefix
-                   << " test_actors \"[differential]\"");
+                   << " KASSA_DIFF_TOPOLOGY=\"" << t.name << "\" test_actors \"[differential]\"");
     }
     std::printf("differential: %s: %zu requests equal to the model; results reached:", t.name, count);
     for (const auto& [code, n] : coverage) std::printf(" %s=%zu", code.c_str(), n);
