@@ -524,8 +524,10 @@ directory_options options_for(const topology& t, const generator& g) {
 // answers as a repeat where the lost attempt applied a unit (`exists` for a single event; for
 // a chain `exists` at one event and `linked_event_failed` at the others), and judges the other
 // units again, now. Returns the events of the units the lost attempt applied, known by their
-// repeat: ids new before the request and not named by an earlier event of it.
-std::vector<size_t> lost_applied(const model& m, const request& r, const std::vector<uint32_t>& got) {
+// repeat: ids new before the request, not named by an earlier event of it, and not applied by
+// the request sent again before it (`resent`: a lost request earlier in the same batch).
+std::vector<size_t> lost_applied(const model& m, const request& r, const std::vector<uint32_t>& got,
+                                 const std::set<u128>& resent) {
   const auto exists = static_cast<uint32_t>(transfer_result::exists);
   const auto linked_failed = static_cast<uint32_t>(transfer_result::linked_event_failed);
   const std::vector<transfer>& events = r.transfers;
@@ -539,7 +541,8 @@ std::vector<size_t> lost_applied(const model& m, const request& r, const std::ve
     for (size_t k = i; k <= j; ++k) {
       seen_exists += got[k] == exists ? 1 : 0;
       repeat = repeat && (got[k] == exists || (j > i && got[k] == linked_failed));
-      fresh = fresh && events[k].id != 0 && named.count(events[k].id) == 0 && m.sm.transfer_find(events[k].id) == nullptr;
+      fresh = fresh && events[k].id != 0 && named.count(events[k].id) == 0 && resent.count(events[k].id) == 0 &&
+              m.sm.transfer_find(events[k].id) == nullptr;
     }
     if (repeat && fresh && seen_exists == 1) {
       for (size_t k = i; k <= j; ++k) applied.push_back(k);
@@ -671,13 +674,17 @@ std::optional<difference> run(const topology& t, const generator& g, const std::
     // The model takes the batch as kassa did: each request in order, of a lost one the units
     // its lost attempt applied; then, after the restart, the lost ones again, in order.
     std::vector<std::vector<uint32_t>> wants(n);
+    std::set<u128> resent; // what the lost requests sent again so far applied
     for (size_t k = 0; k < n; ++k) {
       const request& r = stream[i + k];
       if (!lost[k]) {
         wants[k] = m.apply(r, batch);
         continue;
       }
-      const std::vector<size_t> done = lost_applied(m, r, got[k]);
+      const std::vector<size_t> done = lost_applied(m, r, got[k], resent);
+      for (size_t e = 0; e < r.transfers.size(); ++e) {
+        if (got[k][e] == 0) resent.insert(r.transfers[e].id);
+      }
       if (done.empty()) continue;
       request first;
       for (size_t e : done) first.transfers.push_back(r.transfers[e]);
