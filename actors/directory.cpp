@@ -39,17 +39,6 @@ namespace sid = ledger::system_ids;
 using detail::saga_write;
 using detail::saga_written;
 
-uint32_t shard_of(u128 account_id, uint32_t shards) {
-  if (shards <= 1) return 0;
-  if (sid::is_clearing(account_id)) return sid::clearing_from(account_id) % shards;
-  // The payment core's accounts name their shard (ledger/payments/ids.hpp).
-  if (sid::kind_of(account_id) == sid::kind::payment_account)
-    return static_cast<uint32_t>((u128_lo(account_id) >> 32) & 0xFFFF) % shards;
-  // The high bits of the hash: the shard's own tables index by the low bits, and a shard that
-  // only ever saw ids with the same low bit would use half of its table.
-  return static_cast<uint32_t>((id_hash(account_id) >> 40) % shards);
-}
-
 namespace {
 
 // A sweep or a clearing-account creation is kassa's own work, queued like a client's.
@@ -57,7 +46,6 @@ using sweep_atom = caf::atom_constant<caf::atom("sweep")>;
 using round_atom = caf::atom_constant<caf::atom("round")>;
 using expire_atom = caf::atom_constant<caf::atom("expire")>;
 
-constexpr uint16_t plain_flags = transfer_linked; // what a credit landing on a sub-account may carry
 struct saga_writer_state {
   static inline const char* name = "kassa.saga_writer";
 };
@@ -66,75 +54,36 @@ caf::behavior saga_writer(caf::stateful_actor<saga_writer_state>*, std::shared_p
   return {[log](saga_write& w) { return saga_written{log->write(w.add, w.remove)}; }};
 }
 
-// One queued create request: a client's, or kassa's own (sweeps).
-struct work {
-  bool accounts = false;
+// One queued create request: a client's, or kassa's own (sweeps, expiries): what the planner
+// reads and answers, and how to answer it.
+struct work : planner::request {
   request_context ctx;
-  std::vector<account> account_events;
-  std::vector<transfer> transfer_events;
-  std::vector<uint8_t> system;   // kassa's own events (sweeps); empty for a client's
-  std::vector<uint32_t> results; // one per event; 0 = ok
-  size_t cursor = 0;             // events before it are decided
   outcome status = outcome::ok;
   caf::response_promise rp;
   bool internal = false;
   std::function<void()> done; // kassa's own work: called once it is answered
-
-  size_t size() const { return accounts ? account_events.size() : transfer_events.size(); }
-  size_t remaining() const { return size() - cursor; }
 };
 using work_ptr = std::shared_ptr<work>;
 
-// Where an event a shard applies came from.
-struct origin {
-  work* w;         // null: kassa's own bookkeeping (clearing or sub-account creation)
-  uint32_t index;  // the event in w
-  int saga = -1;   // index into round::sagas, or -1 for an event applied as it came
-};
+using planner::held;
+using planner::hot_state;
+using planner::origin;
+using planner::shard_batch;
+using planner::view;
+using planner::account_unit_end;
+using planner::account_unit_spans;
+using planner::as_written;
+using planner::pending_held;
+using planner::stamp_learn;
+using planner::sub_account_row;
+using planner::view_of;
+using planner::visible;
 
-struct shard_batch {
-  std::vector<account> accounts;
-  std::vector<uint8_t> accounts_system;
-  std::vector<origin> accounts_origin;
-  std::vector<uint64_t> accounts_stamp;
-  std::vector<transfer> transfers;
-  std::vector<uint8_t> transfers_system;
-  std::vector<origin> transfers_origin;
-  // While planning: the event's place in the round (legs of one event share it); once
-  // planned, its timestamp (stamp_round).
-  std::vector<uint64_t> transfers_stamp;
-};
-
-// A transfer (or linked chain) across shards, already decided: every event of it applies.
-struct saga_plan {
-  work* w;
-  uint32_t first, last; // the client events [first, last] it covers
-};
-
-// What the shards hold for one transfer id, gathered by a probe.
-struct held {
-  std::vector<std::pair<uint32_t, probe_entry>> entries; // (shard, entry)
-  bool found() const { return !entries.empty(); }
-  const probe_entry* in(uint32_t shard) const {
-    for (const auto& [s, e] : entries) if (s == shard) return &e;
-    return nullptr;
-  }
-};
-
-struct hot_state {
-  uint32_t sub_accounts = 0;           // 0: not split
-  std::vector<bool> created;           // per sub-account: may exist (reads look for it)
-  std::vector<bool> confirmed;         // per sub-account: its creation is durable
-  uint32_t ledger = 0;                 // of the parent, once seen
-  bool history = false;                // the parent keeps balance history: so do its sub-accounts
-  std::vector<std::vector<uint32_t>> by_shard; // sub-account indexes per shard (cached)
-};
-
-struct directory_state {
+// The directory's state; what the planner keeps from round to round is its base.
+struct directory_state : planner::state {
   static inline const char* name = "kassa.directory";
 
   directory_options opts;
-  uint32_t shards = 1;
   bool passthrough = false;
   bool ready = false;     // recovery done
   bool failed = false;    // recovery failed: refuse changes
@@ -143,10 +92,6 @@ struct directory_state {
   size_t queue_events = 0;
   bool round_busy = false;
   uint64_t saga_next = 1;
-  uint64_t system_sequence = 0;
-  // The latest timestamp a shard holds, as far as the directory knows (every shard's reply
-  // says); a round stamps its events above it, from one clock for every shard.
-  uint64_t stamp_last = 0;
   std::vector<uint64_t> sagas_done; // removed from the log with the next write
   std::vector<ledger::store::saga> unresolved; // legs left pending by a failed resolution, or
                                                // rounds a shard did not take (redo records)
@@ -158,11 +103,6 @@ struct directory_state {
   // failed one (10 ms, doubling up to the timer's interval).
   uint64_t redo_retry_ns = 0;
   uint64_t redo_backoff_ns = 0;
-  std::unordered_set<u128, u128_hash> clearing_known;
-  std::unordered_map<u128, hot_state, u128_hash> hot;        // parent -> split state
-  std::unordered_map<u128, u128, u128_hash> sub_parent;      // sub-account -> parent
-  std::unordered_map<u128, uint32_t, u128_hash> credits_seen; // adaptive: in this window
-  uint64_t window_start_ns = 0;
   std::vector<caf::response_promise> drains;
   // Reads that came before recovery had learned kassa's own accounts (a split account's
   // sub-accounts): they are taken once it has.
@@ -190,9 +130,7 @@ void expiry_arm(directory_actor* self, uint64_t deadline_ns);
 void expiry_poll(directory_actor* self);
 
 uint64_t system_sequence_next(directory_actor* self) {
-  auto& st = self->state;
-  st.system_sequence = std::max(st.opts.clock(), st.system_sequence + 1);
-  return st.system_sequence;
+  return planner::system_sequence_next(self->state, self->state.opts.clock());
 }
 
 // ------------------------------------------------------------------------- fan-out
@@ -263,128 +201,12 @@ std::vector<std::vector<u128>> everywhere(const std::vector<u128>& ids, uint32_t
 
 bool is_clearing(u128 id) { return sid::is_clearing(id); }
 
-// The transfer a client wrote, as the shards hold it: a transfer across shards is two legs
-// (debit + clearing in one shard, clearing + credit in the other) and a credit to a split hot
-// account names one of its sub-accounts. Returns false when the id holds no transfer a client
-// can see (a leg of an aborted or unfinished saga, or one leg only).
-struct view {
-  transfer t{};
-  pending_status status = pending_status::none;
-  uint64_t expires_at_ns = 0; // a pending transfer's deadline (its debit leg's, across shards)
-  bool saga = false;      // two legs in two shards
-  bool two_phase = false; // ... of a client's pending transfer, or of its post or void
-};
-
-// The account a client named: a sub-account stands for the split account it belongs to.
-u128 as_written(const directory_state& st, u128 account_id) {
-  auto it = st.sub_parent.find(account_id);
-  return it == st.sub_parent.end() ? account_id : it->second;
-}
-
-bool view_of(const directory_state& st, const held& h, view& out) {
-  const probe_entry* debit_leg = nullptr;
-  const probe_entry* credit_leg = nullptr;
-  const probe_entry* local = nullptr;
-  for (const auto& [shard, e] : h.entries) {
-    if (is_clearing(e.transfer.credit_account_id)) debit_leg = &e;
-    else if (is_clearing(e.transfer.debit_account_id)) credit_leg = &e;
-    else local = &e;
-  }
-  if (debit_leg != nullptr || credit_leg != nullptr) {
-    if (debit_leg == nullptr || credit_leg == nullptr) return false;
-    out.t = debit_leg->transfer;
-    out.t.credit_account_id = credit_leg->transfer.credit_account_id;
-    out.two_phase = sid::is_two_phase_clearing(debit_leg->transfer.credit_account_id);
-    // Pending legs through the plain clearing pair (written before format version 2 of the
-    // saga log) carry the saga's flags (pending, linked within their shard), not the
-    // client's; every other leg carries the client's.
-    if (!out.two_phase && has(out.t.flags, transfer_pending)) {
-      out.t.flags &= static_cast<uint16_t>(~(transfer_pending | transfer_linked));
-    }
-    out.status = debit_leg->status;
-    out.expires_at_ns = debit_leg->expires_at_ns;
-    // The directory expires both legs one after the other: one expired leg is enough.
-    if (out.two_phase && credit_leg->status == pending_status::expired) out.status = pending_status::expired;
-    out.saga = true;
-  } else if (local != nullptr) {
-    out.t = local->transfer;
-    out.status = local->status;
-    out.expires_at_ns = local->expires_at_ns;
-    out.saga = false;
-  } else {
-    return false;
-  }
-  out.t.credit_account_id = as_written(st, out.t.credit_account_id);
-  return true;
-}
-
-// A transfer across shards exists for clients once both legs stand: posted legs (since format
-// version 2 of the saga log), or pending legs that their saga posted (before it).
-bool visible(const view& v) {
-  return !v.saga || v.two_phase || v.status == pending_status::posted || v.status == pending_status::none;
-}
-
-// What an event whose id the shards already hold returns.
-uint32_t existing_result(const transfer& event, const view& v) {
-  using R = transfer_result;
-  if (v.two_phase) return static_cast<uint32_t>(transfer_compare_existing(event, v.t));
-  if (v.saga) {
-    // The legs were pending and then posted, or voided when the saga aborted.
-    if (v.status == pending_status::voided || v.status == pending_status::expired) {
-      return static_cast<uint32_t>(R::id_already_failed);
-    }
-    transfer stored = v.t;
-    if (v.status != pending_status::none) { // pending legs kept no `linked` of the client's
-      stored.flags = static_cast<uint16_t>((stored.flags & ~transfer_linked) | (event.flags & transfer_linked));
-    }
-    return static_cast<uint32_t>(transfer_compare_existing(event, stored));
-  }
-  R r = transfer_compare_existing(event, v.t);
-  // A member of a linked chain that spanned shards is stored pending (and posted by its saga).
-  if (r == R::exists_with_different_flags && has(v.t.flags, transfer_pending) &&
-      !has(event.flags, transfer_pending) &&
-      ((v.t.flags ^ event.flags) & ~(transfer_pending | transfer_linked)) == 0 &&
-      v.status != pending_status::pending) {
-    if (v.status != pending_status::posted) return static_cast<uint32_t>(R::id_already_failed);
-    transfer stored = v.t;
-    stored.flags = event.flags;
-    r = transfer_compare_existing(event, stored);
-  }
-  return static_cast<uint32_t>(r);
-}
-
-// The checks of a plain transfer that need no account, in the state machine's order (a plain
-// transfer has no phase flags to check between the two).
-transfer_result fields_check(const transfer& t) {
-  if (transfer_result r = transfer_check_head(t); r != transfer_result::ok) return r;
-  return transfer_check_fields(t);
-}
-
 // ------------------------------------------------------------------------------ round
 
-struct round_state {
+// A round: the planner's, and the requests it takes.
+struct round_state : planner::round {
   std::vector<work_ptr> works;
-  std::vector<shard_batch> batches;
-  std::vector<saga_plan> sagas;
-  std::unordered_map<u128, held, u128_hash> probed;        // transfer ids and pending ids
-  std::unordered_map<u128, account, u128_hash> accounts;   // accounts the round names
-  std::unordered_set<u128, u128_hash> seen;                // transfer ids planned this round
-  std::unordered_set<u128, u128_hash> accounts_created;    // account ids created this round
-  uint64_t now = 0;                                        // the clock when the round began
-  std::vector<std::pair<u128, uint32_t>> subs_to_create;   // (parent, index)
-  std::unordered_set<u128, u128_hash> subs_planned;        // their ids
-  // The single-shard state machine over the accounts the round names, as the probe found
-  // them: it decides every transfer the round plans (but posts and voids), in request order,
-  // so a later event sees what an earlier one did, wherever the accounts live.
-  std::unique_ptr<state_machine> model;
-  std::unordered_set<u128, u128_hash> gathered; // split accounts whose sub-accounts were gathered
-  uint64_t redo_id = 0;    // the saga log record of the round, when it has sagas
-  // The events planned so far, for their stamps: the legs of one transfer (one id, added one
-  // after the other, one per shard) share its place.
-  uint64_t events_planned = 0;
-  u128 last_id = 0, last_pending_id = 0; // an expiry is named by its pending id
-  std::vector<uint32_t> last_shards; // the shards the legs of last_id went to
-  uint64_t deadline_min_ns = 0; // the earliest deadline a pending transfer of the round may have
+  uint64_t redo_id = 0; // the saga log record of the round, when it has sagas
 };
 using round_ptr = std::shared_ptr<round_state>;
 
@@ -402,552 +224,6 @@ void reply_work(work& w) {
     if (w.results[i] != 0) reply.failures.push_back({static_cast<uint32_t>(i), w.results[i]});
   }
   w.rp.deliver(std::move(reply));
-}
-
-void fail_chain(work& w, uint32_t first, uint32_t last, uint32_t failed_at, uint32_t code) {
-  for (uint32_t i = first; i <= last; ++i) {
-    w.results[i] = i == failed_at ? code : static_cast<uint32_t>(transfer_result::linked_event_failed);
-  }
-}
-
-const account* account_in(const round_state& r, u128 id) {
-  auto it = r.accounts.find(id);
-  return it == r.accounts.end() ? nullptr : &it->second;
-}
-
-// A sub-account as kassa creates it.
-account sub_account_row(u128 parent, uint32_t index, uint32_t ledger, bool history) {
-  account a{};
-  a.id = sid::sub(parent, index);
-  a.user_data_128 = parent;
-  a.user_data_32 = index;
-  a.ledger = ledger;
-  a.code = sid::sub_code;
-  a.flags = account_debits_must_not_exceed_credits; // a sweep can never overdraw it
-  // A split account's balance history adds up its sub-accounts' (docs/sharding.md).
-  if (history) a.flags |= account_history;
-  return a;
-}
-
-// The sub-account a plain credit to a split hot account lands on, or 0 when it lands on the
-// account itself.
-u128 hot_target(directory_actor* self, round_state& r, const transfer& t) {
-  auto& st = self->state;
-  auto it = st.hot.find(t.credit_account_id);
-  if (it == st.hot.end() || it->second.sub_accounts == 0) return 0;
-  hot_state& h = it->second;
-  // The account as the round left it so far (an earlier event may have closed or opened it).
-  const account* parent = r.model->account_find(t.credit_account_id);
-  if (parent == nullptr || has(parent->flags, account_credits_must_not_exceed_debits | account_closed)) {
-    return 0; // a limit on credits can only be checked on one account
-  }
-  // A sub-account in the debit side's shard keeps the transfer inside one shard (no saga);
-  // among those (or among all, when none is there) the transfer id picks one.
-  const uint32_t n = self->state.shards;
-  if (h.by_shard.size() != n) {
-    h.by_shard.assign(n, {});
-    for (uint32_t i = 0; i < h.sub_accounts; ++i) {
-      h.by_shard[shard_of(sid::sub(t.credit_account_id, i), n)].push_back(i);
-    }
-  }
-  const std::vector<uint32_t>& local = h.by_shard[shard_of(t.debit_account_id, n)];
-  const uint64_t pick = id_hash(t.id) >> 16;
-  const uint32_t index = !local.empty() ? local[pick % local.size()] : static_cast<uint32_t>(pick % h.sub_accounts);
-  if (h.created.size() < h.sub_accounts) h.created.resize(h.sub_accounts, false);
-  if (h.confirmed.size() < h.sub_accounts) h.confirmed.resize(h.sub_accounts, false);
-  h.ledger = parent->ledger;
-  h.history = has(parent->flags, account_history);
-  const u128 sub = sid::sub(t.credit_account_id, index);
-  if (!h.confirmed[index] && r.subs_planned.insert(sub).second) {
-    h.created[index] = true; // created in this round, before the transfers of its shard
-    r.subs_to_create.emplace_back(t.credit_account_id, index);
-  }
-  // The round's model knows every sub-account a credit may land on: the probe read those
-  // that exist; one created in this round starts empty.
-  if (r.model->account_find(sub) == nullptr) r.model->account_load(sub_account_row(t.credit_account_id, index, h.ledger, h.history));
-  return sub;
-}
-
-void count_credit(directory_actor* self, const round_state& r, u128 account_id) {
-  auto& st = self->state;
-  if (st.opts.adaptive_window_ns == 0 || st.opts.adaptive_credits_min == 0) return;
-  const uint64_t now = r.now;
-  if (now - st.window_start_ns > st.opts.adaptive_window_ns || st.credits_seen.size() > (1u << 20)) {
-    st.credits_seen.clear();
-    st.window_start_ns = now;
-  }
-  uint32_t& n = st.credits_seen[account_id];
-  if (++n != st.opts.adaptive_credits_min) return;
-  hot_state& h = st.hot[account_id];
-  if (h.sub_accounts != 0) return;
-  h.sub_accounts = std::max<uint32_t>(2, std::min<uint32_t>(256, st.opts.adaptive_sub_accounts));
-  st.opts.log_info("hot account split",
-                   {"account=" + to_string_u128(account_id) + " sub_accounts=" + std::to_string(h.sub_accounts)});
-}
-
-// `system`: 0 for a client's event, else system_own or system_unlinked (state_machine.hpp).
-void add_transfer(round_state& r, uint32_t shard, const transfer& t, uint8_t system, origin o) {
-  shard_batch& b = r.batches[shard];
-  b.transfers.push_back(t);
-  b.transfers_system.push_back(system);
-  b.transfers_origin.push_back(o);
-  // The legs of one transfer are added one after the other, each to its own shard: they share
-  // its place, and so its timestamp (a transfer across shards has one). Anything else is an
-  // event of its own: a shard never gets one stamp twice.
-  const bool leg = r.events_planned != 0 && t.id == r.last_id && t.pending_id == r.last_pending_id &&
-                   std::find(r.last_shards.begin(), r.last_shards.end(), shard) == r.last_shards.end();
-  if (!leg) {
-    ++r.events_planned;
-    r.last_id = t.id;
-    r.last_pending_id = t.pending_id;
-    r.last_shards.clear();
-  }
-  r.last_shards.push_back(shard);
-  b.transfers_stamp.push_back(r.events_planned);
-}
-
-void add_account(round_state& r, uint32_t shard, const account& a, uint8_t system, origin o) {
-  shard_batch& b = r.batches[shard];
-  b.accounts.push_back(a);
-  b.accounts_system.push_back(system);
-  b.accounts_origin.push_back(o);
-}
-
-// One clock for every shard: the round's events are stamped above every timestamp a shard
-// holds, accounts first (each shard takes its accounts before its transfers), then the
-// transfers in the order they were planned; the legs of a transfer across shards share one
-// stamp. A shard keeps the stamps as long as they are above its own latest
-// (state_machine::create_transfers).
-void stamp_round(directory_state& st, round_state& r) {
-  uint64_t next = std::max(st.opts.clock(), st.stamp_last + 1);
-  for (shard_batch& b : r.batches) {
-    b.accounts_stamp.clear();
-    for (size_t k = 0; k < b.accounts.size(); ++k) b.accounts_stamp.push_back(next++);
-  }
-  const uint64_t base = next - 1;
-  for (shard_batch& b : r.batches) {
-    for (uint64_t& stamp : b.transfers_stamp) stamp += base;
-  }
-  st.stamp_last = base + r.events_planned;
-}
-
-void stamp_learn(directory_state& st, uint64_t timestamp_last) {
-  st.stamp_last = std::max(st.stamp_last, timestamp_last);
-}
-
-void ensure_clearing(directory_actor* self, round_state& r, uint32_t from, uint32_t to, uint32_t ledger,
-                     bool two_phase) {
-  const u128 id = sid::clearing(from, to, ledger, two_phase);
-  if (self->state.clearing_known.count(id) != 0) return;
-  self->state.clearing_known.insert(id); // forgotten again if the round fails
-  account a{};
-  a.id = id;
-  a.ledger = ledger;
-  a.code = sid::clearing_code;
-  add_account(r, from, a, system_own, origin{nullptr, 0});
-}
-
-// Adds a decided transfer to the round: to its shard, or, across shards (debit side in shard
-// `a`, credit side in `b`), as two legs through the clearing accounts of the pair (one in each
-// shard, both with the transfer's id). A pending transfer's legs, and its post's or void's,
-// go through the pair of two-phase clearing accounts. Returns whether it crossed shards.
-bool add_decided(directory_actor* self, round_state& r, const transfer& t, uint8_t mark, origin o, uint32_t a,
-                 uint32_t b) {
-  if (a == b) {
-    add_transfer(r, a, t, mark, o);
-    return false;
-  }
-  transfer debit_leg = t;
-  transfer credit_leg = t;
-  uint32_t ledger = t.ledger;
-  bool two_phase = has(t.flags, transfer_pending);
-  if (has(t.flags, transfer_post_pending | transfer_void_pending)) {
-    // Each leg resolves its own pending leg: it names that leg's accounts.
-    const transfer* p = r.model->transfer_find(t.pending_id);
-    KASSA_ASSERT(p != nullptr);
-    ledger = p->ledger;
-    two_phase = true;
-    debit_leg.debit_account_id = p->debit_account_id;
-    credit_leg.credit_account_id = p->credit_account_id;
-  }
-  ensure_clearing(self, r, a, b, ledger, two_phase);
-  ensure_clearing(self, r, b, a, ledger, two_phase);
-  debit_leg.credit_account_id = sid::clearing(a, b, ledger, two_phase);
-  credit_leg.debit_account_id = sid::clearing(b, a, ledger, two_phase);
-  add_transfer(r, a, debit_leg, mark, o);
-  add_transfer(r, b, credit_leg, mark, o);
-  return true;
-}
-
-// What the shards hold of a pending id the round probed, or null.
-const held* pending_held(const round_state& r, u128 pending_id) {
-  auto it = pending_id != 0 ? r.probed.find(pending_id) : r.probed.end();
-  return it == r.probed.end() || !it->second.found() ? nullptr : &it->second;
-}
-
-// The shards of a transfer across shards: its debit leg's and its credit leg's.
-void leg_shards(const held& h, uint32_t& debit_shard, uint32_t& credit_shard) {
-  for (const auto& [shard, e] : h.entries) {
-    if (is_clearing(e.transfer.credit_account_id)) debit_shard = shard;
-    else if (is_clearing(e.transfer.debit_account_id)) credit_shard = shard;
-  }
-}
-
-// The round's model learns a transfer a post, void or expiry names, as a client sees it, with
-// its pending status and deadline (once per round: what the round did to it since stays).
-// Its accounts were read with the round's (round_start asks for them).
-void model_learn_pending(round_state& r, const view& v) {
-  if (r.model->transfer_find(v.t.id) != nullptr) return;
-  if (r.model->account_find(v.t.debit_account_id) == nullptr || r.model->account_find(v.t.credit_account_id) == nullptr) {
-    return; // not read: the model answers as if it did not exist (never the case, see round_start)
-  }
-  r.model->transfer_load(v.t, pending_state{v.status, v.status == pending_status::pending ? v.expires_at_ns : 0, 0});
-}
-
-// Before a split account is debited, what its sub-accounts hold moves into it (kassa's own
-// transfers, as the sweeper writes them), so that its balance limit is judged on all it
-// holds, as for one account. `event` is the client event that needs it.
-void gather(directory_actor* self, round_state& r, work& w, uint32_t event, u128 parent) {
-  auto& st = self->state;
-  r.gathered.insert(parent);
-  const hot_state& h = st.hot[parent];
-  // A closed account takes no credit, and the unit is refused anyway: nothing moves.
-  if (const account* p = r.model->account_find(parent); p == nullptr || has(p->flags, account_closed)) return;
-  for (uint32_t x = 0; x < h.created.size(); ++x) {
-    if (!h.created[x]) continue;
-    const account* a = r.model->account_find(sid::sub(parent, x));
-    if (a == nullptr) continue;
-    const u128 held = a->debits_posted + a->debits_pending; // cannot overflow: checked on write
-    if (a->credits_posted <= held) continue;
-    transfer t{};
-    t.id = sid::transfer(system_sequence_next(self));
-    t.debit_account_id = a->id;
-    t.credit_account_id = parent;
-    t.amount = a->credits_posted - held;
-    t.ledger = a->ledger;
-    t.code = sid::sub_code;
-    const uint8_t own = system_own;
-    const transfer_result result = r.model->create_transfers(&t, 1, r.now, &own).at(0);
-    if (result != transfer_result::ok) {
-      st.opts.log_error("a sub-account could not be gathered into its account",
-                        "sub=" + to_string_u128(a->id) + " code=" + std::string(name(result)));
-      continue;
-    }
-    const int saga_index = static_cast<int>(r.sagas.size());
-    const uint32_t n = st.shards;
-    if (add_decided(self, r, t, own, origin{&w, event, saga_index}, shard_of(t.debit_account_id, n),
-                    shard_of(t.credit_account_id, n))) {
-      r.sagas.push_back(saga_plan{&w, event, event});
-    }
-  }
-}
-
-// The last event of the unit (an account or a linked chain) that starts at `i`.
-size_t account_unit_end(const std::vector<account>& ev, size_t i) {
-  size_t j = i;
-  while (j + 1 < ev.size() && has(ev[j].flags, account_linked)) ++j;
-  return j;
-}
-
-bool account_unit_spans(const std::vector<account>& ev, size_t i, size_t j, uint32_t shards) {
-  for (size_t k = i + 1; k <= j; ++k) {
-    if (shard_of(ev[k].id, shards) != shard_of(ev[i].id, shards)) return true;
-  }
-  return false;
-}
-
-
-// Plans the account events of `w` from its cursor. A unit within one shard goes to it as it
-// came, and the shard decides it. A linked chain whose accounts live in different shards is
-// decided by the round's model as one shard would decide it (all or nothing, with its codes):
-// a refused chain is written nowhere; an applied one goes to the shards account by account,
-// `linked` kept as data (system_unlinked), from the round's redo record like a saga. Such a
-// chain waits for the next round when an account of it is created earlier in this round.
-void plan_accounts(directory_actor* self, round_state& r, work& w) {
-  const uint32_t n = self->state.shards;
-  const auto& ev = w.account_events;
-  size_t i = w.cursor;
-  std::vector<uint8_t> marks;
-  while (i < ev.size()) {
-    const size_t j = account_unit_end(ev, i);
-    if (!account_unit_spans(ev, i, j, n)) {
-      for (size_t k = i; k <= j; ++k) {
-        add_account(r, shard_of(ev[i].id, n), ev[k], !w.system.empty() && w.system[k] != 0 ? system_own : 0,
-                    origin{&w, static_cast<uint32_t>(k)});
-        r.accounts_created.insert(ev[k].id);
-      }
-      i = j + 1;
-      continue;
-    }
-    bool again = false;
-    for (size_t k = i; k <= j; ++k) again = again || r.accounts_created.count(ev[k].id) != 0;
-    if (again) break; // never the round's first unit: something before it was planned
-    marks.assign(j - i + 1, 0);
-    for (size_t k = i; k <= j; ++k) marks[k - i] = !w.system.empty() && w.system[k] != 0 ? system_own : 0;
-    const auto decided = r.model->create_accounts(&ev[i], j - i + 1, r.now, marks.data());
-    bool accepted = true;
-    for (size_t k = i; k <= j; ++k) {
-      w.results[k] = static_cast<uint32_t>(decided[k - i]);
-      accepted = accepted && decided[k - i] == account_result::ok;
-      r.accounts_created.insert(ev[k].id);
-    }
-    if (accepted) {
-      const int saga_index = static_cast<int>(r.sagas.size());
-      r.sagas.push_back(saga_plan{&w, static_cast<uint32_t>(i), static_cast<uint32_t>(j)});
-      for (size_t k = i; k <= j; ++k) {
-        add_account(r, shard_of(ev[k].id, n), ev[k], system_unlinked, origin{&w, static_cast<uint32_t>(k), saga_index});
-      }
-    }
-    i = j + 1;
-  }
-  w.cursor = i;
-}
-
-
-// Plans the transfer events of `w` from its cursor; stops (leaving the rest for the next
-// round) at a unit that names an id this round already planned.
-void plan_expiry(directory_actor* self, round_state& r, work& w, uint32_t event);
-
-void plan_transfers(directory_actor* self, round_state& r, work& w) {
-  using R = transfer_result;
-  auto& st = self->state;
-  const uint32_t n = st.shards;
-  auto& ev = w.transfer_events;
-  // Per unit (an event or a chain): each event as it will be applied, whether it is kassa's
-  // own, its shards, and a code the directory answers itself. Reused from unit to unit.
-  std::vector<transfer> eff;
-  std::vector<uint8_t> sys;
-  std::vector<uint32_t> dr_shard, cr_shard, refuse;
-  std::vector<u128> debited_split; // split accounts the unit judges (see below)
-  size_t i = w.cursor;
-  while (i < ev.size()) {
-    size_t j = i;
-    while (j + 1 < ev.size() && has(ev[j].flags, transfer_linked)) ++j;
-    const bool chain = j > i || has(ev[i].flags, transfer_linked);
-    if (!w.system.empty() && w.system[i] == system_expire) {
-      if (r.seen.count(ev[i].pending_id) != 0) break; // resolved earlier in the round: next round
-      r.seen.insert(ev[i].pending_id);
-      plan_expiry(self, r, w, static_cast<uint32_t>(i));
-      i = j + 1;
-      continue;
-    }
-    // An id planned twice in one round: the later one waits for the next round, where it
-    // sees what the earlier one did.
-    bool again = false;
-    for (size_t k = i; k <= j && !again; ++k) {
-      again = r.seen.count(ev[k].id) != 0 || (ev[k].pending_id != 0 && r.seen.count(ev[k].pending_id) != 0);
-      for (u128 a : {ev[k].debit_account_id, ev[k].credit_account_id}) {
-        again = again || (r.accounts_created.count(a) != 0 && account_in(r, a) == nullptr);
-      }
-    }
-    if (again) break; // never the round's first unit: something before it was planned
-    if (has(ev[j].flags, transfer_linked)) { // the request ends inside the chain
-      for (size_t k = i; k <= j; ++k) r.seen.insert(ev[k].id);
-      fail_chain(w, static_cast<uint32_t>(i), static_cast<uint32_t>(j), static_cast<uint32_t>(j),
-                 static_cast<uint32_t>(R::linked_event_chain_open));
-      i = j + 1;
-      continue;
-    }
-    for (size_t k = i; k <= j; ++k) r.seen.insert(ev[k].id);
-
-    // Each event as it will be applied: kassa's own events as they are; a client's plain
-    // credit to a split hot account lands on one of its sub-accounts (an account may become
-    // split by this unit's credits: they are counted first).
-    eff.assign(ev.begin() + i, ev.begin() + j + 1);
-    sys.assign(eff.size(), 0);
-    for (size_t k = 0; k < eff.size(); ++k) {
-      const transfer& t = ev[i + k];
-      sys[k] = !w.system.empty() && w.system[i + k] != 0;
-      if (sys[k] || (t.flags & ~plain_flags) != 0 || fields_check(t) != R::ok || sid::reserved(t.id) ||
-          sid::reserved(t.debit_account_id) || sid::reserved(t.credit_account_id)) {
-        continue;
-      }
-      count_credit(self, r, t.credit_account_id);
-      eff[k].credit_account_id = 0; // marks a credit that may land on a sub-account
-    }
-    // Split accounts whose balance the unit judges: those it debits (not by a post or void,
-    // whose hold is in the account's own row) and those a balancing credit fills up. They
-    // are gathered before the unit, and its credits to them land on them directly.
-    debited_split.clear();
-    auto judged = [&](u128 id) {
-      auto h = st.hot.find(id);
-      if (h != st.hot.end() && h->second.sub_accounts != 0 && r.gathered.count(id) == 0 &&
-          std::find(debited_split.begin(), debited_split.end(), id) == debited_split.end()) {
-        debited_split.push_back(id);
-      }
-    };
-    for (size_t k = i; k <= j; ++k) {
-      const transfer& t = ev[k];
-      if ((!w.system.empty() && w.system[k] != 0) || has(t.flags, transfer_post_pending | transfer_void_pending)) continue;
-      judged(t.debit_account_id);
-      if (has(t.flags, transfer_balancing_credit)) judged(t.credit_account_id);
-    }
-    // A unit with a post or void keeps its credits on the accounts themselves, never on a
-    // sub-account elsewhere (it stays in its pending transfer's shards).
-    bool unit_resolves = false;
-    for (size_t k = i; k <= j; ++k) unit_resolves = unit_resolves || has(ev[k].flags, transfer_post_pending | transfer_void_pending);
-    for (size_t k = 0; k < eff.size(); ++k) {
-      if (eff[k].credit_account_id != 0) continue;
-      const transfer& t = ev[i + k];
-      eff[k].credit_account_id = t.credit_account_id;
-      if (unit_resolves || r.gathered.count(t.credit_account_id) != 0 ||
-          std::find(debited_split.begin(), debited_split.end(), t.credit_account_id) != debited_split.end()) {
-        continue;
-      }
-      if (u128 target = hot_target(self, r, t); target != 0) {
-        eff[k].credit_account_id = target;
-        sys[k] = 1;
-      }
-    }
-
-    // Ids the shards already hold: the answer comes from what they hold.
-    int existing = -1;
-    uint32_t existing_code = 0;
-    for (size_t k = 0; k < eff.size() && existing < 0; ++k) {
-      auto it = r.probed.find(ev[i + k].id);
-      if (it == r.probed.end() || !it->second.found()) continue;
-      view v;
-      if (!view_of(st, it->second, v)) {
-        existing = static_cast<int>(k);
-        existing_code = static_cast<uint32_t>(R::id_already_failed);
-        break;
-      }
-      existing_code = existing_result(ev[i + k], v); // the view names the parent, not a sub-account
-      existing = static_cast<int>(k);
-    }
-    if (existing >= 0) {
-      if (!chain) w.results[i] = existing_code;
-      else fail_chain(w, static_cast<uint32_t>(i), static_cast<uint32_t>(j), static_cast<uint32_t>(i + existing), existing_code);
-      i = j + 1;
-      continue;
-    }
-
-    // Where each event applies: the shards of its pending transfer (post, void), or of its
-    // debit and credit accounts. The round's model learns every pending transfer the unit
-    // resolves as the shards hold it (with its deadline), and so decides posts and voids as
-    // one shard would, at the directory's clock, which judges every deadline.
-    dr_shard.assign(eff.size(), 0);
-    cr_shard.assign(eff.size(), 0);
-    bool resolves = false;
-    for (size_t k = 0; k < eff.size(); ++k) {
-      const transfer& t = eff[k];
-      if (has(t.flags, transfer_post_pending | transfer_void_pending)) {
-        resolves = true;
-        const held* h = pending_held(r, t.pending_id);
-        view v;
-        if (h != nullptr && view_of(st, *h, v) && visible(v)) {
-          model_learn_pending(r, v);
-          dr_shard[k] = h->entries.front().first;
-          cr_shard[k] = dr_shard[k];
-          if (v.two_phase) leg_shards(*h, dr_shard[k], cr_shard[k]);
-        } else {
-          // A pending transfer of the unit itself (a chain holds and posts): its shards.
-          // Otherwise the model refuses the event, and it goes nowhere.
-          dr_shard[k] = cr_shard[k] = UINT32_MAX;
-          for (size_t p = 0; p < k; ++p) {
-            if (eff[p].id != t.pending_id || !has(eff[p].flags, transfer_pending)) continue;
-            dr_shard[k] = dr_shard[p];
-            cr_shard[k] = cr_shard[p];
-          }
-        }
-      } else {
-        dr_shard[k] = t.debit_account_id != 0 && t.debit_account_id != u128_max ? shard_of(t.debit_account_id, n) : 0;
-        cr_shard[k] = t.credit_account_id != 0 && t.credit_account_id != u128_max ? shard_of(t.credit_account_id, n) : dr_shard[k];
-      }
-    }
-    bool spans = false;
-    for (size_t k = 0; k < eff.size(); ++k) {
-      spans = spans || dr_shard[k] != dr_shard[0] || cr_shard[k] != dr_shard[0];
-    }
-
-    for (u128 parent : debited_split) gather(self, r, w, static_cast<uint32_t>(i), parent);
-
-    // The model decides the unit exactly as one shard would, after everything the round
-    // planned before it. A refused unit is answered here and written nowhere.
-    const auto decided = r.model->create_transfers(eff.data(), eff.size(), r.now, sys.data());
-    bool accepted = true;
-    for (size_t k = 0; k < decided.size(); ++k) {
-      w.results[i + k] = static_cast<uint32_t>(decided[k]);
-      accepted = accepted && decided[k] == R::ok;
-    }
-    if (!accepted) {
-      i = j + 1;
-      continue;
-    }
-    for (const transfer& t : eff) {
-      if (!has(t.flags, transfer_pending) || t.timeout == 0) continue;
-      const uint64_t at = r.now + uint64_t{t.timeout} * 1'000'000'000ull; // the shard stamps it later
-      if (r.deadline_min_ns == 0 || at < r.deadline_min_ns) r.deadline_min_ns = at;
-    }
-    for (size_t k = 0; k < eff.size(); ++k) KASSA_ASSERT(dr_shard[k] != UINT32_MAX && cr_shard[k] != UINT32_MAX);
-    if (!spans && !resolves) {
-      for (size_t k = 0; k < eff.size(); ++k) {
-        add_transfer(r, dr_shard[0], eff[k], sys[k] != 0, origin{&w, static_cast<uint32_t>(i + k)});
-      }
-      i = j + 1;
-      continue;
-    }
-
-    // Decided whole: each event applies as the model applied it. One across shards becomes
-    // two legs through the clearing accounts of the pair, one in each shard, with the
-    // client's id (a saga); one within a shard applies there. A balancing event carries the
-    // amount the model decided (its flags kept as data), as one shard stores it; a post or
-    // void, whose deadline the model judged, is not judged again by its shard.
-    for (transfer& t : eff) {
-      if (!has(t.flags, transfer_balancing_debit | transfer_balancing_credit)) continue;
-      const transfer* stored = r.model->transfer_find(t.id);
-      KASSA_ASSERT(stored != nullptr && stored->amount != 0);
-      t.amount = stored->amount;
-    }
-    const int saga_index = spans ? static_cast<int>(r.sagas.size()) : -1;
-    if (spans) r.sagas.push_back(saga_plan{&w, static_cast<uint32_t>(i), static_cast<uint32_t>(j)});
-    // Each keeps the client's flags, `linked` too, as data (system_unlinked): the unit was
-    // decided whole, so no shard needs to chain it.
-    for (size_t k = 0; k < eff.size(); ++k) {
-      add_decided(self, r, eff[k], system_unlinked, origin{&w, static_cast<uint32_t>(i + k), saga_index},
-                  dr_shard[k], cr_shard[k]);
-    }
-    i = j + 1;
-  }
-  w.cursor = i;
-}
-
-// An expiry the directory's poll found due: a pending transfer whose deadline has passed at
-// the directory's clock expires in every shard that holds a leg of it still pending (a
-// transfer across shards: as a saga, so that recovery finishes it); one no longer pending,
-// or not yet due, is left as it is.
-void plan_expiry(directory_actor* self, round_state& r, work& w, uint32_t event) {
-  auto& st = self->state;
-  transfer t = w.transfer_events[event];
-  const held* h = pending_held(r, t.pending_id);
-  view v;
-  if (h == nullptr || !view_of(st, *h, v) || !visible(v)) return;
-  const bool due = v.status == pending_status::expired ||
-                   (v.status == pending_status::pending && v.expires_at_ns != 0 && v.expires_at_ns <= r.now);
-  if (!due) return;
-  model_learn_pending(r, v);
-  const uint8_t mark = system_expire;
-  if (v.status == pending_status::pending && r.model->create_transfers(&t, 1, r.now, &mark).at(0) != transfer_result::ok) {
-    return;
-  }
-  std::vector<uint32_t> shards;
-  for (const auto& [shard, e] : h->entries) {
-    if (e.status == pending_status::pending) shards.push_back(shard);
-  }
-  const int saga_index = shards.size() > 1 ? static_cast<int>(r.sagas.size()) : -1;
-  if (saga_index >= 0) r.sagas.push_back(saga_plan{&w, event, event});
-  for (uint32_t shard : shards) add_transfer(r, shard, t, system_expire, origin{&w, event, saga_index});
-}
-
-// Sub-accounts of split hot accounts first seen in this round are created before the
-// transfers of their shards (create_accounts reaches a shard before create_transfers).
-void plan_sub_accounts(directory_actor* self, round_state& r) {
-  for (const auto& [parent, index] : r.subs_to_create) {
-    const hot_state& h = self->state.hot[parent];
-    const account a = sub_account_row(parent, index, h.ledger, h.history);
-    self->state.sub_parent[a.id] = parent;
-    add_account(r, shard_of(a.id, self->state.shards), a, system_own, origin{nullptr, 0});
-  }
 }
 
 // ------------------------------------------------------------------ round: the phases
@@ -1109,7 +385,7 @@ void round_applied(directory_actor* self, round_ptr r,
   for (auto& [shard, reply] : account_replies) {
     auto& origins = r->batches[shard].accounts_origin;
     if (reply.status != outcome::ok) {
-      for (const origin& o : origins) if (o.w != nullptr) o.w->status = reply.status;
+      for (const origin& o : origins) if (o.w != nullptr) static_cast<work*>(o.w)->status = reply.status;
       st.clearing_known.clear();
       continue;
     }
@@ -1132,7 +408,7 @@ void round_applied(directory_actor* self, round_ptr r,
     auto& origins = r->batches[shard].transfers_origin;
     if (reply.status != outcome::ok) {
       shard_failed = true;
-      for (const origin& o : origins) o.w->status = reply.status;
+      for (const origin& o : origins) static_cast<work*>(o.w)->status = reply.status;
       continue;
     }
     for (const event_result& f : reply.failures) {
@@ -1205,31 +481,21 @@ void round_apply(directory_actor* self, round_ptr r) {
 
 void round_plan(directory_actor* self, round_ptr r) {
   auto& st = self->state;
-  r->batches.assign(st.shards, shard_batch{});
-  r->model = std::make_unique<state_machine>();
-  for (const auto& [id, a] : r->accounts) r->model->account_load(a);
-  // Requests are planned in the order they came, as one shard would apply them: the round
-  // ends at a request that must wait (part of it, or accounts after transfers, which shards
-  // take first), and every request after it waits too, so none overtakes another.
-  bool transfers_planned = false;
+  // Requests are planned in the order they came, as one shard would apply them (the planner
+  // ends the round at one that must wait). One that names what a round a shard has not taken
+  // yet holds waits: its rows there are not what they will be, so nothing is decided on them.
+  std::vector<planner::request*> requests;
+  std::vector<bool> skip;
   for (auto& w : r->works) {
-    if (w->accounts && transfers_planned) break;
-    if (names_stuck(st, *w)) {
-      // Its accounts wait for a round that a shard has not taken yet: their rows there are
-      // not what they will be, so nothing is decided on them.
-      w->status = outcome::store_unavailable;
-      continue;
-    } else if (w->accounts) {
-      plan_accounts(self, *r, *w);
-    } else {
-      plan_transfers(self, *r, *w);
-      transfers_planned = true;
-    }
-    if (w->cursor < w->size()) break;
+    requests.push_back(w.get());
+    skip.push_back(names_stuck(st, *w));
+    if (skip.back()) w->status = outcome::store_unavailable;
   }
-  plan_sub_accounts(self, *r);
-  r->model.reset();
-  stamp_round(st, *r);
+  planner::plan_round(st, *r, requests, skip, st.opts.clock());
+  for (const planner::note& n : r->notes) {
+    if (n.error) st.opts.log_error(n.what, n.detail);
+    else st.opts.log_info(n.what, n.detail);
+  }
   // A round with sagas is written to the saga log whole before any shard applies any of it:
   // a leg may need what an earlier event of the round brought its account, so recovery
   // applies the round's every shard part again, not the legs alone.
@@ -2393,6 +1659,9 @@ caf::behavior directory(directory_actor* self, directory_options opts) {
   auto& st = self->state;
   st.shards = static_cast<uint32_t>(opts.shards.size());
   st.opts = std::move(opts);
+  st.adaptive_window_ns = st.opts.adaptive_window_ns;
+  st.adaptive_credits_min = st.opts.adaptive_credits_min;
+  st.adaptive_sub_accounts = st.opts.adaptive_sub_accounts;
   metrics::registry& m = *st.opts.metrics;
   st.mailbox = &metrics::mailbox_depth(m, st.opts.metrics_prefix + "directory");
   // A second store (shadow) keeps its hot accounts out of the real store's numbers.

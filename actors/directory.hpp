@@ -1,16 +1,14 @@
 #pragma once
 // The directory: the one entry point of the ledger for sessions. It maps every account to its
-// shard (by hash of the id), answers the shard-spanning parts itself, and keeps the shards'
-// own work inside each shard:
-//   - a transfer between two accounts of one shard goes to that shard as it came;
-//   - a transfer between shards is written as two pending legs through each shard's clearing
-//     account for the other (debit leg + clearing in the debit shard, clearing + credit leg in
-//     the credit shard), recorded in the saga log first, and posted once both legs are
-//     durable; a leg that is refused voids the other. Never half-applied, no distributed
-//     transaction: every shard balances on its own at every instant.
-//   - a linked chain spanning shards is one saga: all its events pending, then all posted.
-//   - split hot accounts: credits spread over sub-accounts, reads aggregate, a sweeper moves
-//     sub-balances back to the main account as journaled internal transfers.
+// shard (ledger::shard_of) and, with several shards or hot accounts, works in rounds: it
+// probes the shards for what the round's requests name, has the round planner
+// (ledger/planner.hpp, pure) decide every unit with the single-shard model and split it into
+// per-shard batches, writes a round with transfers across shards to the saga log whole (a
+// redo record), sends the batches, and answers. A transfer across shards is two legs through
+// the clearing accounts of the pair, one in each shard; recovery applies a logged round again
+// until every shard holds its part. Never half-applied, no distributed transaction: every
+// shard balances on its own at every instant. Split hot accounts: credits spread over
+// sub-accounts, reads aggregate, a sweeper moves sub-balances back to the main account.
 // With one shard and no hot accounts it forwards every request unchanged. It takes exactly
 // the messages a shard takes (create_*, lookup_*, account_transfers, account_balances, drain)
 // and answers them the same way. See docs/sharding.md.
@@ -57,8 +55,8 @@ struct directory_options {
   std::string metrics_prefix;
 };
 
-// The shard an account (or sub-account, or clearing account) lives in.
-uint32_t shard_of(u128 account_id, uint32_t shards);
+// The shard an account (or sub-account, or clearing account) lives in (ledger/planner.hpp).
+using ledger::shard_of;
 
 // Spawns the directory. It first finishes the sagas the log holds (recovery), then takes
 // requests. Returns an invalid handle and sets `error` when recovery fails.

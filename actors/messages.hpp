@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "ledger/planner.hpp"
 #include "ledger/state_machine.hpp"
 #include "ledger/store/store.hpp"
 #include "ledger/types.hpp"
@@ -100,12 +101,7 @@ struct balances_reply {
 struct probe_request {
   std::vector<u128> ids;
 };
-struct probe_entry {
-  uint32_t index = 0;
-  ledger::transfer transfer{};
-  ledger::pending_status status = ledger::pending_status::none;
-  uint64_t expires_at_ns = 0; // of a pending transfer still pending with a timeout
-};
+using ledger::probe_entry; // ledger/planner.hpp
 struct probe_reply {
   outcome status = outcome::ok;
   std::vector<probe_entry> entries;

@@ -9,12 +9,15 @@
 #
 # scripts/test.sh --long runs the long checks instead (documented results in docs/sharding.md
 # and docs/reliability.md): the differential test with 1,000,000 requests per topology
-# (KASSA_DIFF_REQUESTS overrides; KASSA_SEED replays; KASSA_DIFF_TOPOLOGY picks topologies by name).
+# (KASSA_DIFF_REQUESTS overrides; KASSA_SEED replays; KASSA_DIFF_TOPOLOGY picks topologies by name),
+# and the round planner against the model with 2,000 runs per topology (KASSA_PLANNER_RUNS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--long" ]; then
   scripts/install-deps.sh
-  KASSA_TARGETS="test_actors" scripts/build.sh build
+  KASSA_TARGETS="test_actors test_ledger" scripts/build.sh build
+  echo "== the round planner against the single-shard model"
+  KASSA_PLANNER_RUNS=${KASSA_PLANNER_RUNS:-2000} build/tests/ledger/test_ledger "[planner]"
   echo "== differential: every topology against the single-shard model"
   KASSA_DIFF_REQUESTS=${KASSA_DIFF_REQUESTS:-1000000} build/tests/actors/test_actors "[differential]"
   exit 0

@@ -535,3 +535,41 @@ TEST_CASE("a transfer across shards has one timestamp: in lookup_transfers, in b
   CHECK(history_stamps(nd, b)[10] == stamp[10]);
   check_shards_balance(nd, n, {a, b, c});
 }
+
+TEST_CASE("a chain answers its first failing event, in order, whatever the shards hold of later ones",
+          "[directory][hot]") {
+  // Three orders a shard keeps: an event that fails its own checks comes before a later event
+  // whose id exists; in a chain the request leaves open, the events before the last are judged
+  // first; a chain that closes an account refuses its later credits to it (a split account's
+  // too: they may not land on a sub-account).
+  temp_dir dir;
+  const uint32_t n = 3;
+  const u128 hot = id_in(0, n, 40);
+  directory_options o;
+  o.hot_static.push_back(hot_account_rule{hot, 4});
+  o.sweep_interval_ns = 0;
+  node nd(dir.path, n, o);
+  twin t{nd};
+  const u128 a = id_in(1, n, 41), b = id_in(2, n, 42), c = id_in(0, n, 43);
+  t.accounts({make_account(hot), make_account(a), make_account(b), make_account(c, 2)});
+  CHECK(t.transfers({make_transfer(1, a, b, 10)}) == std::vector<uint32_t>{0});
+
+  // An id of 0, then the id the shards hold with another amount: id_must_not_be_zero first.
+  auto codes = t.transfers({make_transfer(0, a, b, 5, transfer_linked), make_transfer(1, a, b, 11)});
+  CHECK(tname_of(codes[0]) == "id_must_not_be_zero");
+  CHECK(tname_of(codes[1]) == "linked_event_failed");
+  // One that fails on its accounts' ledgers, then the id the shards hold.
+  codes = t.transfers({make_transfer(2, a, c, 5, transfer_linked), make_transfer(1, a, b, 10)});
+  CHECK(tname_of(codes[0]) == "accounts_must_have_the_same_ledger");
+  // A chain left open whose first event fails: that event's code, not linked_event_failed.
+  codes = t.transfers({make_transfer(3, a, c, 5, transfer_linked), make_transfer(4, a, b, 5, transfer_linked)});
+  CHECK(tname_of(codes[0]) == "accounts_must_have_the_same_ledger");
+  CHECK(tname_of(codes[1]) == "linked_event_failed");
+  // A chain that closes the split account, then credits it: refused whole, as on one shard.
+  codes = t.transfers({make_transfer(5, a, hot, 5, transfer_linked | transfer_pending | transfer_closing_credit),
+                       make_transfer(6, b, hot, 7)});
+  CHECK(tname_of(codes[0]) == "linked_event_failed");
+  CHECK(tname_of(codes[1]) == "credit_account_already_closed");
+  t.same({hot, a, b, c}, {1, 2, 3, 4, 5, 6});
+  check_shards_balance(nd, n, {hot, a, b, c});
+}
