@@ -552,6 +552,117 @@ std::vector<size_t> lost_applied(const model& m, const request& r, const std::ve
   return applied;
 }
 
+// What the model would answer to `r` now, without applying it: a state machine of its own,
+// loaded with what the request names (its accounts, the transfers its ids and pending ids name,
+// and their accounts), as a shard loads what a batch names before it applies it. An event is
+// judged on nothing else, so the answer is the model's.
+std::vector<uint32_t> probe(const model& m, const request& r) {
+  state_machine scratch;
+  auto load_account = [&](u128 id) {
+    if (const account* a = m.sm.account_find(id)) scratch.account_load(*a);
+  };
+  auto load_transfer = [&](u128 id) {
+    const transfer* t = m.sm.transfer_find(id);
+    if (t == nullptr) return;
+    scratch.transfer_load(*t, m.sm.pending_find(id));
+    load_account(t->debit_account_id);
+    load_account(t->credit_account_id);
+  };
+  for (const transfer& t : r.transfers) {
+    load_account(t.debit_account_id);
+    load_account(t.credit_account_id);
+    load_transfer(t.id);
+    load_transfer(t.pending_id);
+  }
+  scratch.timestamp_last_load(m.sm.timestamp_last());
+  std::vector<uint32_t> codes;
+  for (auto c : scratch.create_transfers(r.transfers.data(), r.transfers.size(), m.now + 1'000'000)) {
+    codes.push_back(static_cast<uint32_t>(c));
+  }
+  return codes;
+}
+
+// A batch that concurrent clients sent (requests `first`.. of the stream, answered `got`):
+// kassa took the requests in an order nobody chose, each whole. The model applies them in an
+// order that explains every answer, or the batch differs. The requests that applied something
+// are ordered by their timestamps (one clock, in apply order; a request's span of timestamps
+// overlaps no other's). A request that applied nothing changed nothing: it goes at the first
+// place in that order where the model, probed, answers it as kassa did (then it is applied
+// there, and must answer the same); at no place, the batch differs.
+std::optional<difference> apply_in_arrival_order(node& nd, model& m, const std::vector<request>& stream, size_t first,
+                                                 const std::vector<std::vector<uint32_t>>& got, size_t batch,
+                                                 std::vector<std::vector<uint32_t>>& wants,
+                                                 std::map<std::string, size_t>* coverage) {
+  const size_t n = got.size();
+  std::vector<size_t> applying, idle;
+  std::vector<u128> ok_ids;
+  for (size_t k = 0; k < n; ++k) {
+    const bool applied = std::find(got[k].begin(), got[k].end(), 0u) != got[k].end();
+    (applied ? applying : idle).push_back(k);
+    for (size_t e = 0; e < got[k].size(); ++e) {
+      if (got[k][e] == 0) ok_ids.push_back(stream[first + k].transfers[e].id);
+    }
+  }
+  if (applying.size() > 1) {
+    auto tr = nd.ask<transfers_reply>(nd.directory, lookup_transfers_request{{}, ok_ids});
+    if (tr.status != outcome::ok) return difference{first, "lookup_transfers of the batch failed"};
+    std::map<u128, uint64_t> stamp;
+    for (const transfer& t : tr.transfers) stamp[t.id] = t.timestamp;
+    std::map<size_t, std::pair<uint64_t, uint64_t>> span; // request -> its smallest and largest timestamp
+    for (size_t k : applying) {
+      span[k] = {UINT64_MAX, 0};
+      for (size_t e = 0; e < got[k].size(); ++e) {
+        if (got[k][e] != 0) continue;
+        auto s = stamp.find(stream[first + k].transfers[e].id);
+        if (s == stamp.end()) {
+          return difference{first + k, "event " + std::to_string(e) + " " + describe(stream[first + k].transfers[e]) +
+                                           " answered ok, but lookup_transfers does not show it"};
+        }
+        span[k] = {std::min(span[k].first, s->second), std::max(span[k].second, s->second)};
+      }
+    }
+    std::sort(applying.begin(), applying.end(), [&](size_t a, size_t b) { return span[a].first < span[b].first; });
+    for (size_t j = 0; j + 1 < applying.size(); ++j) {
+      if (span[applying[j]].second >= span[applying[j + 1]].first) {
+        return difference{first + applying[j + 1], "its timestamps fall between those of request " +
+                                                       std::to_string(first + applying[j]) + " of the same batch"};
+      }
+    }
+    if (coverage != nullptr && !std::is_sorted(applying.begin(), applying.end())) {
+      ++(*coverage)["requests of concurrent clients arrived out of the order sent"];
+    }
+  }
+  std::vector<bool> placed(n, false), misfit(n, false);
+  for (size_t next = 0;; ++next) {
+    for (size_t k : idle) {
+      if (placed[k]) continue;
+      if (probe(m, stream[first + k]) != got[k]) {
+        misfit[k] = true;
+        continue;
+      }
+      wants[k] = m.apply(stream[first + k], batch);
+      if (wants[k] != got[k]) return difference{first + k, "the model answers otherwise than its probe did"};
+      placed[k] = true;
+      if (coverage != nullptr && misfit[k]) {
+        ++(*coverage)["a request that applied nothing, answered as only a later place explains"];
+      }
+    }
+    if (next == applying.size()) break;
+    wants[applying[next]] = m.apply(stream[first + applying[next]], batch);
+  }
+  for (size_t k : idle) {
+    if (placed[k]) continue;
+    const std::vector<uint32_t> last = probe(m, stream[first + k]);
+    size_t e = 0;
+    while (e + 1 < last.size() && last[e] == got[k][e]) ++e;
+    const auto name_of = [](uint32_t c) { return std::string(name(static_cast<transfer_result>(c))); };
+    return difference{first + k, "it applied nothing, and no place among the batch's requests explains its answer: event " +
+                                     std::to_string(e) + " " + describe(stream[first + k].transfers[e]) +
+                                     ": model (after the batch) " + name_of(last[e]) + ", kassa " + name_of(got[k][e])};
+  }
+  return std::nullopt;
+}
+
 // Runs `stream` (the first `count` requests) against a fresh node of topology `t` and the
 // model; restarts the node every `restart_every` requests, and crashes it every `crash_every`
 // batches of transfer requests, with the batch in flight. Returns the first difference.
@@ -637,6 +748,7 @@ std::optional<difference> run(const topology& t, const generator& g, const std::
     std::vector<create_transfers_request> reqs;
     std::vector<std::vector<uint32_t>> got;
     std::vector<bool> lost(n, false); // the reply was lost in a crash; the request was sent again
+    bool concurrent = false;          // sent by concurrent clients: arrived in an unknown order
     if (!stream[i].accounts.empty()) {
       got.push_back(codes_of(nd->accounts(stream[i].accounts), stream[i].accounts.size()));
     } else if (crash_every != 0 && batch % crash_every == crash_every - 1) {
@@ -664,18 +776,24 @@ std::optional<difference> run(const topology& t, const generator& g, const std::
         got.push_back(codes_of(again, stream[i + k].transfers.size()));
       }
     } else {
+      // Each request from a client of its own, all at once: they race to the directory.
       for (size_t k = 0; k < n; ++k) reqs.push_back(create_transfers_request{{}, stream[i + k].transfers, {}});
-      auto replies = kassa::test::ask_all<create_reply>(*nd->sys, nd->directory, std::move(reqs));
+      auto replies = kassa::test::ask_concurrently<create_reply>(*nd->sys, nd->directory, std::move(reqs));
       for (size_t k = 0; k < n; ++k) {
         if (!replies[k] || replies[k]->status != outcome::ok) return difference{i + k, "the request was not answered ok"};
         got.push_back(codes_of(*replies[k], stream[i + k].transfers.size()));
       }
+      concurrent = n > 1;
     }
-    // The model takes the batch as kassa did: each request in order, of a lost one the units
-    // its lost attempt applied; then, after the restart, the lost ones again, in order.
+    // The model takes the batch as kassa did: requests of concurrent clients in the order they
+    // arrived; the others in order, of a lost one the units its lost attempt applied; then,
+    // after the restart, the lost ones again, in order.
     std::vector<std::vector<uint32_t>> wants(n);
+    if (concurrent) {
+      if (auto d = apply_in_arrival_order(*nd, m, stream, i, got, batch, wants, coverage)) return d;
+    }
     std::set<u128> resent; // what the lost requests sent again so far applied
-    for (size_t k = 0; k < n; ++k) {
+    for (size_t k = 0; k < n && !concurrent; ++k) {
       const request& r = stream[i + k];
       if (!lost[k]) {
         wants[k] = m.apply(r, batch);
