@@ -12,14 +12,22 @@
 // (pending, post whole or partial, void) within a shard; chains that post or void and then
 // debit the hot account; duplicates (the same event, or one field changed); invalid events;
 // chains left open at the end of a request; credits to and debits from the hot account.
-// Requests go one to three at a time (rounds take several). Now and then the node crashes
-// with such a batch in flight (every actor stops between two messages, as after kill -9: what
-// a writer committed stays) after none, some or all of its replies; the requests left
-// unanswered are sent again after the restart, and each answers as the model does after it
-// applied the units the lost attempt applied and then the request again: a repeat (`exists`)
-// where the lost attempt applied a unit, never anything else.
+// Requests go one to three at a time (rounds take several), each from a client of its own
+// (its own thread and actor, all released at once), so the order in which they reach the
+// directory is the scheduler's. kassa applies each request whole, in the order they came; the
+// model must find an order of the batch that gives every answer kassa gave: the requests that
+// applied something in the order of their timestamps (one clock, the apply order), and each
+// that applied nothing (it changed nothing) at a place where the model answers it as kassa did.
+// Now and then the node crashes with a batch in flight (every actor stops between two
+// messages, as after kill -9: what a writer committed stays) after none, some or all of its
+// replies; the requests left unanswered are sent again after the restart, and each answers as
+// the model does after it applied the units the lost attempt applied and then the request
+// again: a repeat (`exists`) where the lost attempt applied a unit, never anything else. Such a
+// batch comes from one client, in order: what a lost attempt applied is known only against the
+// state the request met, which an unknown arrival order would hide.
 //
-// KASSA_SEED replays a run; KASSA_DIFF_TOPOLOGY picks the topologies whose name holds it;
+// KASSA_SEED replays a run (the stream; the arrival order of concurrent requests is up to the
+// scheduler each time); KASSA_DIFF_TOPOLOGY picks the topologies whose name holds it;
 // KASSA_DIFF_REQUESTS sets the requests per topology (default
 // 10,000; scripts/test.sh --long runs 1,000,000). A difference prints the seed, the topology, and the shortest prefix of the stream
 // that still shows it.
@@ -754,6 +762,7 @@ std::optional<difference> run(const topology& t, const generator& g, const std::
     } else if (crash_every != 0 && batch % crash_every == crash_every - 1) {
       // kill -9 with the batch in flight: every actor stops between two messages (what a
       // writer committed stays, nothing else does), after none, some or all of the replies.
+      // One client sends the batch, in order (see the file's head).
       for (size_t k = 0; k < n; ++k) reqs.push_back(create_transfers_request{{}, stream[i + k].transfers, {}});
       std::vector<std::optional<create_reply>> early;
       {
@@ -790,6 +799,7 @@ std::optional<difference> run(const topology& t, const generator& g, const std::
     // after the restart, the lost ones again, in order.
     std::vector<std::vector<uint32_t>> wants(n);
     if (concurrent) {
+      if (coverage != nullptr) ++(*coverage)["a batch of concurrent clients"];
       if (auto d = apply_in_arrival_order(*nd, m, stream, i, got, batch, wants, coverage)) return d;
     }
     std::set<u128> resent; // what the lost requests sent again so far applied
@@ -964,10 +974,12 @@ TEST_CASE("every topology answers a random request stream as the single-shard mo
         INFO(t.name << ": " << code);
         CHECK(coverage[code] > 0);
       }
-      // Whether a crash lands before or after a writer commits is up to the scheduler, so these
-      // floors hold over all topologies together, not for each one.
+      // Whether a crash lands before or after a writer commits, and in which order concurrent
+      // clients' requests arrive, is up to the scheduler, so these floors hold over all
+      // topologies together, not for each one.
       for (const char* code : {"a request whose reply was lost, sent again",
-                               "a unit the lost attempt applied, answered as a repeat"}) {
+                               "a unit the lost attempt applied, answered as a repeat",
+                               "requests of concurrent clients arrived out of the order sent"}) {
         timed[code] += coverage[code];
       }
     }
