@@ -815,9 +815,9 @@ void plan_transfers(directory_actor* self, round_state& r, work& w) {
       existing_code = existing_result(ev[i + k], v); // the view names the parent, not a sub-account
       existing = static_cast<int>(k);
     }
-    if (existing >= 0) {
+    if (existing == 0) {
       if (!chain) w.results[i] = existing_code;
-      else fail_chain(w, static_cast<uint32_t>(i), static_cast<uint32_t>(j), static_cast<uint32_t>(i + existing), existing_code);
+      else fail_chain(w, static_cast<uint32_t>(i), static_cast<uint32_t>(j), static_cast<uint32_t>(i), existing_code);
       i = j + 1;
       continue;
     }
@@ -861,6 +861,27 @@ void plan_transfers(directory_actor* self, round_state& r, work& w) {
     }
 
     for (u128 parent : debited_split) gather(self, r, w, static_cast<uint32_t>(i), parent);
+
+    // A chain with an id the shards hold fails, at the first event that fails in order: one
+    // before that id may fail first, as one shard would judge it. The model judges the events
+    // before it, then an event that always fails (id 0), so that it keeps nothing of them.
+    if (existing > 0) {
+      uint32_t failed_at = static_cast<uint32_t>(i + existing), code = existing_code;
+      std::vector<transfer> before(eff.begin(), eff.begin() + existing);
+      std::vector<uint8_t> before_sys(sys.begin(), sys.begin() + existing);
+      before.push_back(transfer{});
+      before_sys.push_back(0);
+      const auto judged = r.model->create_transfers(before.data(), before.size(), r.now, before_sys.data());
+      for (size_t k = 0; k < static_cast<size_t>(existing); ++k) {
+        if (judged[k] == R::linked_event_failed) continue;
+        failed_at = static_cast<uint32_t>(i + k);
+        code = static_cast<uint32_t>(judged[k]);
+        break;
+      }
+      fail_chain(w, static_cast<uint32_t>(i), static_cast<uint32_t>(j), failed_at, code);
+      i = j + 1;
+      continue;
+    }
 
     // The model decides the unit exactly as one shard would, after everything the round
     // planned before it. A refused unit is answered here and written nowhere.
