@@ -599,7 +599,7 @@ std::vector<uint32_t> probe(const model& m, const request& r) {
 // there, and must answer the same); at no place, the batch differs.
 std::optional<difference> apply_in_arrival_order(node& nd, model& m, const std::vector<request>& stream, size_t first,
                                                  const std::vector<std::vector<uint32_t>>& got, size_t batch,
-                                                 std::vector<std::vector<uint32_t>>& wants,
+                                                 std::vector<std::vector<uint32_t>>& wants, std::string& order,
                                                  std::map<std::string, size_t>* coverage) {
   const size_t n = got.size();
   std::vector<size_t> applying, idle;
@@ -641,6 +641,7 @@ std::optional<difference> apply_in_arrival_order(node& nd, model& m, const std::
     }
   }
   std::vector<bool> placed(n, false), misfit(n, false);
+  order = "a batch of concurrent clients, applied in the order";
   for (size_t next = 0;; ++next) {
     for (size_t k : idle) {
       if (placed[k]) continue;
@@ -651,12 +652,14 @@ std::optional<difference> apply_in_arrival_order(node& nd, model& m, const std::
       wants[k] = m.apply(stream[first + k], batch);
       if (wants[k] != got[k]) return difference{first + k, "the model answers otherwise than its probe did"};
       placed[k] = true;
+      order += " " + std::to_string(first + k) + " (applied nothing)";
       if (coverage != nullptr && misfit[k]) {
         ++(*coverage)["a request that applied nothing, answered as only a later place explains"];
       }
     }
     if (next == applying.size()) break;
     wants[applying[next]] = m.apply(stream[first + applying[next]], batch);
+    order += " " + std::to_string(first + applying[next]);
   }
   for (size_t k : idle) {
     if (placed[k]) continue;
@@ -757,6 +760,7 @@ std::optional<difference> run(const topology& t, const generator& g, const std::
     std::vector<std::vector<uint32_t>> got;
     std::vector<bool> lost(n, false); // the reply was lost in a crash; the request was sent again
     bool concurrent = false;          // sent by concurrent clients: arrived in an unknown order
+    std::string order;                // ... the order the model applied them in, for a difference
     if (!stream[i].accounts.empty()) {
       got.push_back(codes_of(nd->accounts(stream[i].accounts), stream[i].accounts.size()));
     } else if (crash_every != 0 && batch % crash_every == crash_every - 1) {
@@ -800,7 +804,7 @@ std::optional<difference> run(const topology& t, const generator& g, const std::
     std::vector<std::vector<uint32_t>> wants(n);
     if (concurrent) {
       if (coverage != nullptr) ++(*coverage)["a batch of concurrent clients"];
-      if (auto d = apply_in_arrival_order(*nd, m, stream, i, got, batch, wants, coverage)) return d;
+      if (auto d = apply_in_arrival_order(*nd, m, stream, i, got, batch, wants, order, coverage)) return d;
     }
     std::set<u128> resent; // what the lost requests sent again so far applied
     for (size_t k = 0; k < n && !concurrent; ++k) {
@@ -841,7 +845,8 @@ std::optional<difference> run(const topology& t, const generator& g, const std::
         std::string event = r.accounts.empty() ? describe(r.transfers[e]) : "account " + to_string_u128(r.accounts[e].id);
         std::string w = r.accounts.empty() ? std::string(name(static_cast<transfer_result>(want[e]))) : std::string(name(static_cast<account_result>(want[e])));
         std::string k2 = r.accounts.empty() ? std::string(name(static_cast<transfer_result>(got[k][e]))) : std::string(name(static_cast<account_result>(got[k][e])));
-        return difference{i + k, "event " + std::to_string(e) + " " + event + ": model " + w + ", kassa " + k2};
+        return difference{i + k, "event " + std::to_string(e) + " " + event + ": model " + w + ", kassa " + k2 +
+                                     (concurrent ? " (" + order + ")" : std::string())};
       }
       if (coverage != nullptr) {
         // Chains that crossed shards (of 4) and applied.
