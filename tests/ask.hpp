@@ -1,6 +1,6 @@
 #pragma once
-// Asks an actor from a test's thread and waits for the reply (ask, ask_all), or receives what
-// an actor sends (inbox). A small stateful actor talks to the actor and hands each reply to
+// Asks an actor from a test's thread and waits for the reply (ask, ask_all, ask_concurrently),
+// or receives what an actor sends (inbox). A small stateful actor talks to the actor and hands each reply to
 // the test's thread through a promise or a locked queue, rather than a scoped_actor: a
 // scoped_actor's mailbox lives in libcaf_core, where ThreadSanitizer cannot see the message
 // change threads (tests/tsan/caf_sync.cpp restores that edge for stateful actors only).
@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <thread>
 #include <vector>
 
 namespace kassa::test {
@@ -81,6 +82,42 @@ std::vector<std::optional<Reply>> ask_all(caf::actor_system& sys, const caf::act
       },
       to, std::move(requests), timeout, answer);
   return all.get();
+}
+
+// Sends each request from a client of its own (a thread of its own, asking through an actor
+// of its own), all released at once, as clients on different connections do: the order in
+// which the requests reach `to` is up to the threads and the scheduler. Replies are in the
+// order of `requests`, each empty when its request got an error or no answer within `timeout`.
+template <class Reply, class Request>
+std::vector<std::optional<Reply>> ask_concurrently(caf::actor_system& sys, const caf::actor& to,
+                                                   std::vector<Request> requests,
+                                                   std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
+  std::vector<std::optional<Reply>> out(requests.size());
+  std::mutex mutex;
+  std::condition_variable changed;
+  size_t ready = 0;
+  bool go = false;
+  std::vector<std::thread> clients;
+  clients.reserve(requests.size());
+  for (size_t i = 0; i < requests.size(); ++i) {
+    clients.emplace_back([&, i] {
+      {
+        std::unique_lock<std::mutex> lock(mutex);
+        ++ready;
+        changed.notify_all();
+        changed.wait(lock, [&] { return go; });
+      }
+      out[i] = ask<Reply>(sys, to, std::move(requests[i]), timeout);
+    });
+  }
+  {
+    std::unique_lock<std::mutex> lock(mutex);
+    changed.wait(lock, [&] { return ready == requests.size(); });
+    go = true;
+  }
+  changed.notify_all();
+  for (std::thread& c : clients) c.join();
+  return out;
 }
 
 struct in_flight_state {

@@ -573,3 +573,24 @@ TEST_CASE("a chain answers its first failing event, in order, whatever the shard
   t.same({hot, a, b, c}, {1, 2, 3, 4, 5, 6});
   check_shards_balance(nd, n, {hot, a, b, c});
 }
+
+TEST_CASE("a chain fails at its first failing event, also when a later one names an id the shards hold", "[directory]") {
+  temp_dir dir;
+  const uint32_t n = 2;
+  node nd(dir.path, n);
+  twin tw(nd);
+  const u128 a = id_in(0, n, 1), b = id_in(1, n, 1), l = id_in(0, n, 2);
+  tw.accounts({make_account(a), make_account(b), make_account(l, 1, account_debits_must_not_exceed_credits)});
+  CHECK(tw.transfers({make_transfer(1, a, b, 5)})[0] == 0);
+  // The first event fails, before the repeat of transfer 1 (as exists, or with other flags).
+  auto codes = tw.transfers({make_transfer(2, id_in(1, n, 9), b, 1, transfer_linked), make_transfer(1, a, b, 5)});
+  CHECK(tname_of(codes[0]) == "debit_account_not_found");
+  codes = tw.transfers({make_transfer(3, a, b, 1, transfer_linked), make_transfer(4, l, a, 1, transfer_linked),
+                        make_transfer(1, a, b, 5, transfer_linked), make_transfer(5, a, b, 1)});
+  CHECK(tname_of(codes[1]) == "exceeds_credits");
+  // Events before the repeat that pass leave the repeat's answer, and nothing of theirs.
+  codes = tw.transfers({make_transfer(6, a, b, 1, transfer_linked), make_transfer(1, a, b, 5, transfer_linked),
+                        make_transfer(7, a, b, 1)});
+  CHECK(tname_of(codes[1]) == "exists_with_different_flags");
+  tw.same({a, b, l}, {1, 2, 3, 4, 5, 6, 7});
+}

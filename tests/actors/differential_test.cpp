@@ -12,14 +12,22 @@
 // (pending, post whole or partial, void) within a shard; chains that post or void and then
 // debit the hot account; duplicates (the same event, or one field changed); invalid events;
 // chains left open at the end of a request; credits to and debits from the hot account.
-// Requests go one to three at a time (rounds take several). Now and then the node crashes
-// with such a batch in flight (every actor stops between two messages, as after kill -9: what
-// a writer committed stays) after none, some or all of its replies; the requests left
-// unanswered are sent again after the restart, and each answers as the model does after it
-// applied the units the lost attempt applied and then the request again: a repeat (`exists`)
-// where the lost attempt applied a unit, never anything else.
+// Requests go one to three at a time (rounds take several), each from a client of its own
+// (its own thread and actor, all released at once), so the order in which they reach the
+// directory is the scheduler's. kassa applies each request whole, in the order they came; the
+// model must find an order of the batch that gives every answer kassa gave: the requests that
+// applied something in the order of their timestamps (one clock, the apply order), and each
+// that applied nothing (it changed nothing) at a place where the model answers it as kassa did.
+// Now and then the node crashes with a batch in flight (every actor stops between two
+// messages, as after kill -9: what a writer committed stays) after none, some or all of its
+// replies; the requests left unanswered are sent again after the restart, and each answers as
+// the model does after it applied the units the lost attempt applied and then the request
+// again: a repeat (`exists`) where the lost attempt applied a unit, never anything else. Such a
+// batch comes from one client, in order: what a lost attempt applied is known only against the
+// state the request met, which an unknown arrival order would hide.
 //
-// KASSA_SEED replays a run; KASSA_DIFF_TOPOLOGY picks the topologies whose name holds it;
+// KASSA_SEED replays a run (the stream; the arrival order of concurrent requests is up to the
+// scheduler each time); KASSA_DIFF_TOPOLOGY picks the topologies whose name holds it;
 // KASSA_DIFF_REQUESTS sets the requests per topology (default
 // 10,000; scripts/test.sh --long runs 1,000,000). A difference prints the seed, the topology, and the shortest prefix of the stream
 // that still shows it.
@@ -552,6 +560,120 @@ std::vector<size_t> lost_applied(const model& m, const request& r, const std::ve
   return applied;
 }
 
+// What the model would answer to `r` now, without applying it: a state machine of its own,
+// loaded with what the request names (its accounts, the transfers its ids and pending ids name,
+// and their accounts), as a shard loads what a batch names before it applies it. An event is
+// judged on nothing else, so the answer is the model's.
+std::vector<uint32_t> probe(const model& m, const request& r) {
+  state_machine scratch;
+  auto load_account = [&](u128 id) {
+    if (const account* a = m.sm.account_find(id)) scratch.account_load(*a);
+  };
+  auto load_transfer = [&](u128 id) {
+    const transfer* t = m.sm.transfer_find(id);
+    if (t == nullptr) return;
+    scratch.transfer_load(*t, m.sm.pending_find(id));
+    load_account(t->debit_account_id);
+    load_account(t->credit_account_id);
+  };
+  for (const transfer& t : r.transfers) {
+    load_account(t.debit_account_id);
+    load_account(t.credit_account_id);
+    load_transfer(t.id);
+    load_transfer(t.pending_id);
+  }
+  scratch.timestamp_last_load(m.sm.timestamp_last());
+  std::vector<uint32_t> codes;
+  for (auto c : scratch.create_transfers(r.transfers.data(), r.transfers.size(), m.now + 1'000'000)) {
+    codes.push_back(static_cast<uint32_t>(c));
+  }
+  return codes;
+}
+
+// A batch that concurrent clients sent (requests `first`.. of the stream, answered `got`):
+// kassa took the requests in an order nobody chose, each whole. The model applies them in an
+// order that explains every answer, or the batch differs. The requests that applied something
+// are ordered by their timestamps (one clock, in apply order; a request's span of timestamps
+// overlaps no other's). A request that applied nothing changed nothing: it goes at the first
+// place in that order where the model, probed, answers it as kassa did (then it is applied
+// there, and must answer the same); at no place, the batch differs.
+std::optional<difference> apply_in_arrival_order(node& nd, model& m, const std::vector<request>& stream, size_t first,
+                                                 const std::vector<std::vector<uint32_t>>& got, size_t batch,
+                                                 std::vector<std::vector<uint32_t>>& wants, std::string& order,
+                                                 std::map<std::string, size_t>* coverage) {
+  const size_t n = got.size();
+  std::vector<size_t> applying, idle;
+  std::vector<u128> ok_ids;
+  for (size_t k = 0; k < n; ++k) {
+    const bool applied = std::find(got[k].begin(), got[k].end(), 0u) != got[k].end();
+    (applied ? applying : idle).push_back(k);
+    for (size_t e = 0; e < got[k].size(); ++e) {
+      if (got[k][e] == 0) ok_ids.push_back(stream[first + k].transfers[e].id);
+    }
+  }
+  if (applying.size() > 1) {
+    auto tr = nd.ask<transfers_reply>(nd.directory, lookup_transfers_request{{}, ok_ids});
+    if (tr.status != outcome::ok) return difference{first, "lookup_transfers of the batch failed"};
+    std::map<u128, uint64_t> stamp;
+    for (const transfer& t : tr.transfers) stamp[t.id] = t.timestamp;
+    std::map<size_t, std::pair<uint64_t, uint64_t>> span; // request -> its smallest and largest timestamp
+    for (size_t k : applying) {
+      span[k] = {UINT64_MAX, 0};
+      for (size_t e = 0; e < got[k].size(); ++e) {
+        if (got[k][e] != 0) continue;
+        auto s = stamp.find(stream[first + k].transfers[e].id);
+        if (s == stamp.end()) {
+          return difference{first + k, "event " + std::to_string(e) + " " + describe(stream[first + k].transfers[e]) +
+                                           " answered ok, but lookup_transfers does not show it"};
+        }
+        span[k] = {std::min(span[k].first, s->second), std::max(span[k].second, s->second)};
+      }
+    }
+    std::sort(applying.begin(), applying.end(), [&](size_t a, size_t b) { return span[a].first < span[b].first; });
+    for (size_t j = 0; j + 1 < applying.size(); ++j) {
+      if (span[applying[j]].second >= span[applying[j + 1]].first) {
+        return difference{first + applying[j + 1], "its timestamps fall between those of request " +
+                                                       std::to_string(first + applying[j]) + " of the same batch"};
+      }
+    }
+    if (coverage != nullptr && !std::is_sorted(applying.begin(), applying.end())) {
+      ++(*coverage)["requests of concurrent clients arrived out of the order sent"];
+    }
+  }
+  std::vector<bool> placed(n, false), misfit(n, false);
+  order = "a batch of concurrent clients, applied in the order";
+  for (size_t next = 0;; ++next) {
+    for (size_t k : idle) {
+      if (placed[k]) continue;
+      if (probe(m, stream[first + k]) != got[k]) {
+        misfit[k] = true;
+        continue;
+      }
+      wants[k] = m.apply(stream[first + k], batch);
+      if (wants[k] != got[k]) return difference{first + k, "the model answers otherwise than its probe did"};
+      placed[k] = true;
+      order += " " + std::to_string(first + k) + " (applied nothing)";
+      if (coverage != nullptr && misfit[k]) {
+        ++(*coverage)["a request that applied nothing, answered as only a later place explains"];
+      }
+    }
+    if (next == applying.size()) break;
+    wants[applying[next]] = m.apply(stream[first + applying[next]], batch);
+    order += " " + std::to_string(first + applying[next]);
+  }
+  for (size_t k : idle) {
+    if (placed[k]) continue;
+    const std::vector<uint32_t> last = probe(m, stream[first + k]);
+    size_t e = 0;
+    while (e + 1 < last.size() && last[e] == got[k][e]) ++e;
+    const auto name_of = [](uint32_t c) { return std::string(name(static_cast<transfer_result>(c))); };
+    return difference{first + k, "it applied nothing, and no place among the batch's requests explains its answer: event " +
+                                     std::to_string(e) + " " + describe(stream[first + k].transfers[e]) +
+                                     ": model (after the batch) " + name_of(last[e]) + ", kassa " + name_of(got[k][e])};
+  }
+  return std::nullopt;
+}
+
 // Runs `stream` (the first `count` requests) against a fresh node of topology `t` and the
 // model; restarts the node every `restart_every` requests, and crashes it every `crash_every`
 // batches of transfer requests, with the batch in flight. Returns the first difference.
@@ -637,11 +759,14 @@ std::optional<difference> run(const topology& t, const generator& g, const std::
     std::vector<create_transfers_request> reqs;
     std::vector<std::vector<uint32_t>> got;
     std::vector<bool> lost(n, false); // the reply was lost in a crash; the request was sent again
+    bool concurrent = false;          // sent by concurrent clients: arrived in an unknown order
+    std::string order;                // ... the order the model applied them in, for a difference
     if (!stream[i].accounts.empty()) {
       got.push_back(codes_of(nd->accounts(stream[i].accounts), stream[i].accounts.size()));
     } else if (crash_every != 0 && batch % crash_every == crash_every - 1) {
       // kill -9 with the batch in flight: every actor stops between two messages (what a
       // writer committed stays, nothing else does), after none, some or all of the replies.
+      // One client sends the batch, in order (see the file's head).
       for (size_t k = 0; k < n; ++k) reqs.push_back(create_transfers_request{{}, stream[i + k].transfers, {}});
       std::vector<std::optional<create_reply>> early;
       {
@@ -664,18 +789,25 @@ std::optional<difference> run(const topology& t, const generator& g, const std::
         got.push_back(codes_of(again, stream[i + k].transfers.size()));
       }
     } else {
+      // Each request from a client of its own, all at once: they race to the directory.
       for (size_t k = 0; k < n; ++k) reqs.push_back(create_transfers_request{{}, stream[i + k].transfers, {}});
-      auto replies = kassa::test::ask_all<create_reply>(*nd->sys, nd->directory, std::move(reqs));
+      auto replies = kassa::test::ask_concurrently<create_reply>(*nd->sys, nd->directory, std::move(reqs));
       for (size_t k = 0; k < n; ++k) {
         if (!replies[k] || replies[k]->status != outcome::ok) return difference{i + k, "the request was not answered ok"};
         got.push_back(codes_of(*replies[k], stream[i + k].transfers.size()));
       }
+      concurrent = n > 1;
     }
-    // The model takes the batch as kassa did: each request in order, of a lost one the units
-    // its lost attempt applied; then, after the restart, the lost ones again, in order.
+    // The model takes the batch as kassa did: requests of concurrent clients in the order they
+    // arrived; the others in order, of a lost one the units its lost attempt applied; then,
+    // after the restart, the lost ones again, in order.
     std::vector<std::vector<uint32_t>> wants(n);
+    if (concurrent) {
+      if (coverage != nullptr) ++(*coverage)["a batch of concurrent clients"];
+      if (auto d = apply_in_arrival_order(*nd, m, stream, i, got, batch, wants, order, coverage)) return d;
+    }
     std::set<u128> resent; // what the lost requests sent again so far applied
-    for (size_t k = 0; k < n; ++k) {
+    for (size_t k = 0; k < n && !concurrent; ++k) {
       const request& r = stream[i + k];
       if (!lost[k]) {
         wants[k] = m.apply(r, batch);
@@ -713,7 +845,8 @@ std::optional<difference> run(const topology& t, const generator& g, const std::
         std::string event = r.accounts.empty() ? describe(r.transfers[e]) : "account " + to_string_u128(r.accounts[e].id);
         std::string w = r.accounts.empty() ? std::string(name(static_cast<transfer_result>(want[e]))) : std::string(name(static_cast<account_result>(want[e])));
         std::string k2 = r.accounts.empty() ? std::string(name(static_cast<transfer_result>(got[k][e]))) : std::string(name(static_cast<account_result>(got[k][e])));
-        return difference{i + k, "event " + std::to_string(e) + " " + event + ": model " + w + ", kassa " + k2};
+        return difference{i + k, "event " + std::to_string(e) + " " + event + ": model " + w + ", kassa " + k2 +
+                                     (concurrent ? " (" + order + ")" : std::string())};
       }
       if (coverage != nullptr) {
         // Chains that crossed shards (of 4) and applied.
@@ -846,10 +979,12 @@ TEST_CASE("every topology answers a random request stream as the single-shard mo
         INFO(t.name << ": " << code);
         CHECK(coverage[code] > 0);
       }
-      // Whether a crash lands before or after a writer commits is up to the scheduler, so these
-      // floors hold over all topologies together, not for each one.
+      // Whether a crash lands before or after a writer commits, and in which order concurrent
+      // clients' requests arrive, is up to the scheduler, so these floors hold over all
+      // topologies together, not for each one.
       for (const char* code : {"a request whose reply was lost, sent again",
-                               "a unit the lost attempt applied, answered as a repeat"}) {
+                               "a unit the lost attempt applied, answered as a repeat",
+                               "requests of concurrent clients arrived out of the order sent"}) {
         timed[code] += coverage[code];
       }
     }
