@@ -103,6 +103,10 @@ struct directory_state : planner::state {
   // failed one (10 ms, doubling up to the timer's interval).
   uint64_t redo_retry_ns = 0;
   uint64_t redo_backoff_ns = 0;
+  // Shards that did not take their part of an unresolved round: a later round that would
+  // reach one applies the unresolved rounds first (see round_plan), so that the late part is
+  // stamped as its round was, below what the later round brings.
+  std::vector<bool> late_shards;
   std::vector<caf::response_promise> drains;
   // Reads that came before recovery had learned kassa's own accounts (a split account's
   // sub-accounts): they are taken once it has.
@@ -432,6 +436,12 @@ void round_applied(directory_actor* self, round_ptr r,
     } else if (shard_failed) {
       // Not acknowledged: the round is applied again between rounds (or at recovery) until
       // every shard holds its part.
+      st.late_shards.resize(st.shards, false);
+      for (auto* replies : {&account_replies, &transfer_replies}) {
+        for (auto& [shard, reply] : *replies) {
+          if (reply.status != outcome::ok) st.late_shards[shard] = true;
+        }
+      }
       st.unresolved.push_back(redo_record(*r, r->redo_id));
       stuck_refresh(st);
       st.redo_retry_ns = 0; // at once
@@ -479,6 +489,8 @@ void round_apply(directory_actor* self, round_ptr r) {
   });
 }
 
+void resolve_logged(directory_actor* self, std::vector<store::saga> sagas, std::function<void(bool)> done);
+
 void round_plan(directory_actor* self, round_ptr r) {
   auto& st = self->state;
   // Requests are planned in the order they came, as one shard would apply them (the planner
@@ -504,9 +516,39 @@ void round_plan(directory_actor* self, round_ptr r) {
     r->redo_id = st.saga_next++;
     add.push_back(redo_record(*r, r->redo_id));
   }
-  log_write(self, std::move(add), [self, r](bool ok) {
-    if (ok) round_apply(self, r);
-    else round_fail(self, r, outcome::store_unavailable);
+  auto apply = [self, r, add = std::move(add)]() mutable {
+    log_write(self, std::move(add), [self, r](bool ok) {
+      if (ok) round_apply(self, r);
+      else round_fail(self, r, outcome::store_unavailable);
+    });
+  };
+  // A shard that has not taken its part of an unresolved round takes it before anything of a
+  // later round: its events then keep the stamps their round gave them (a transfer across
+  // shards has one timestamp in both shards), below the later round's. If it still cannot,
+  // this round is not applied either (nothing of it is logged yet).
+  bool late = false;
+  for (uint32_t s = 0; s < st.late_shards.size() && s < r->batches.size() && !late; ++s) {
+    late = st.late_shards[s] && (!r->batches[s].accounts.empty() || !r->batches[s].transfers.empty());
+  }
+  if (!late || st.unresolved.empty()) {
+    apply();
+    return;
+  }
+  auto sagas = std::move(st.unresolved);
+  st.unresolved.clear();
+  auto copy = sagas;
+  resolve_logged(self, std::move(sagas), [self, r, copy, apply = std::move(apply)](bool ok) mutable {
+    auto& st = self->state;
+    if (!ok) {
+      st.unresolved.insert(st.unresolved.end(), copy.begin(), copy.end());
+      stuck_refresh(st);
+      round_fail(self, r, outcome::store_unavailable);
+      return;
+    }
+    st.late_shards.clear();
+    st.redo_backoff_ns = 0;
+    stuck_refresh(st);
+    apply();
   });
 }
 
@@ -1489,6 +1531,7 @@ void retry_unresolved(directory_actor* self) {
       st.redo_retry_ns = st.opts.clock() + st.redo_backoff_ns;
     } else {
       st.redo_backoff_ns = 0;
+      st.late_shards.clear();
     }
     stuck_refresh(st);
     st.round_busy = false;

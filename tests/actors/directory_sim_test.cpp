@@ -94,6 +94,7 @@ struct two_shards {
 struct replies {
   std::vector<create_reply> creates;
   std::vector<accounts_reply> accounts;
+  std::vector<transfers_reply> transfers;
 };
 
 caf::behavior client(caf::event_based_actor* self, caf::actor to, std::shared_ptr<replies> rec) {
@@ -101,6 +102,9 @@ caf::behavior client(caf::event_based_actor* self, caf::actor to, std::shared_pt
       [=](create_transfers_request& r) { self->request(to, caf::infinite, std::move(r)).then([rec](create_reply& x) { rec->creates.push_back(x); }); },
       [=](create_accounts_request& r) { self->request(to, caf::infinite, std::move(r)).then([rec](create_reply& x) { rec->creates.push_back(x); }); },
       [=](lookup_accounts_request& r) { self->request(to, caf::infinite, std::move(r)).then([rec](accounts_reply& x) { rec->accounts.push_back(x); }); },
+      [=](caf::actor dest, lookup_transfers_request& r) {
+        self->request(dest, caf::infinite, std::move(r)).then([rec](transfers_reply& x) { rec->transfers.push_back(x); });
+      },
   };
 }
 
@@ -187,6 +191,50 @@ TEST_CASE("a shard failing while a saga's legs commit: nothing is acknowledged, 
   CHECK(rec->accounts[1].accounts.at(1).credits_posted == 40);
   CHECK(rec->accounts[1].accounts.at(1).credits_pending == 0);
   CHECK(rec->accounts[1].accounts.at(1).debits_posted == 5);
+  caf::anon_send_exit(c, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("a shard that took its part of a round late stamps it as the round did: one timestamp per transfer", "[sim][directory]") {
+  two_shards s;
+  auto rec = std::make_shared<replies>();
+  auto c = s.sys->spawn(client, s.directory, rec);
+  const u128 a = id_in(0), b = id_in(1);
+  two_accounts_settled(s, c, *rec, b, a);
+  const u128 b2 = id_in(1, 1), b3 = id_in(1, 2);
+  caf::anon_send(c, create_accounts_request{{}, {make_account(b2), make_account(b3)}, {}});
+  s.sched->run();
+  s.settle();
+
+  // Shard 1 fails its leg of 77, twice (the round, and its first retry).
+  caf::anon_send(c, create_transfers_request{{}, {make_transfer(77, a, b, 40)}, {}});
+  s.sched->run();
+  s.release(0);
+  s.release(1, false);
+  REQUIRE(rec->creates.size() == 4);
+  CHECK(rec->creates[3].status == outcome::store_unavailable);
+  REQUIRE(*s.held[1] == 1);
+  s.release(1, false);
+
+  // A later round for shard 1 alone: shard 1 takes the late leg first, then the round.
+  caf::anon_send(c, create_transfers_request{{}, {make_transfer(91, b2, b3, 1)}, {}});
+  s.sched->run();
+  s.settle();
+  REQUIRE(rec->creates.size() == 5);
+  CHECK(rec->creates[4].status == outcome::ok);
+  CHECK(rec->creates[4].failures.empty());
+
+  // Both legs of 77 carry one timestamp, below 91's.
+  caf::anon_send(c, s.shards[0], lookup_transfers_request{{}, {77}});
+  caf::anon_send(c, s.shards[1], lookup_transfers_request{{}, {77, 91}});
+  s.sched->run();
+  s.settle();
+  REQUIRE(rec->transfers.size() == 2);
+  const auto& first = rec->transfers[0].transfers.size() == 1 ? rec->transfers[0] : rec->transfers[1];
+  const auto& second = rec->transfers[0].transfers.size() == 1 ? rec->transfers[1] : rec->transfers[0];
+  REQUIRE(first.transfers.size() == 1);
+  REQUIRE(second.transfers.size() == 2);
+  CHECK(first.transfers[0].timestamp == second.transfers[0].timestamp);
+  CHECK(second.transfers[0].timestamp < second.transfers[1].timestamp);
   caf::anon_send_exit(c, caf::exit_reason::user_shutdown);
 }
 
