@@ -406,3 +406,140 @@ TEST_CASE("the round planner answers as the single-shard model, and the shards t
     }
   }
 }
+
+namespace {
+
+// Accounts a and a2 on shard 0 (no limit) and b on shard 1 (debits within credits), created
+// through a round.
+struct placed {
+  cluster c;
+  u128 a = 0, b = 0, a2 = 0;
+  explicit placed(uint32_t n) : c(n) {
+    for (u128 id = 1; a == 0 || b == 0 || a2 == 0; ++id) {
+      const uint32_t s = shard_of(id, n);
+      if (s == 0 && a == 0) a = id;
+      else if (s == 0 && a2 == 0) a2 = id;
+      else if (s == 1 && b == 0) b = id;
+    }
+    planner::request w;
+    w.accounts = true;
+    for (u128 id : {a, b, a2}) {
+      account x{};
+      x.id = id;
+      x.ledger = 1;
+      x.code = 1;
+      if (id == b) x.flags = account_debits_must_not_exceed_credits;
+      w.account_events.push_back(x);
+    }
+    w.results.assign(3, 0);
+    std::vector<planner::request*> reqs{&w};
+    std::string why;
+    REQUIRE(c.round(reqs, why));
+    REQUIRE(w.results == std::vector<uint32_t>{0, 0, 0});
+  }
+  // Plans one request, and then forgets the clearing accounts it meant to create, as the
+  // directory does when a round is not applied.
+  planner::round plan(planner::request& w) {
+    planner::round r;
+    r.now = c.clock;
+    std::vector<planner::request*> reqs{&w};
+    c.probe(r, reqs);
+    planner::plan_round(c.st, r, reqs, {}, c.clock);
+    c.st.clearing_known.clear();
+    return r;
+  }
+  // Plans and applies one request.
+  void apply(planner::request& w) {
+    std::vector<planner::request*> reqs{&w};
+    std::string why;
+    const bool ok = c.round(reqs, why);
+    INFO(why);
+    REQUIRE(ok);
+  }
+};
+
+transfer make(u128 id, u128 debit, u128 credit, u128 amount, uint16_t flags = 0) {
+  transfer t{};
+  t.id = id;
+  t.debit_account_id = debit;
+  t.credit_account_id = credit;
+  t.amount = amount;
+  t.ledger = 1;
+  t.code = 1;
+  t.flags = flags;
+  return t;
+}
+
+planner::request transfers(std::vector<transfer> ts) {
+  planner::request w;
+  w.transfer_events = std::move(ts);
+  w.results.assign(w.transfer_events.size(), 0);
+  return w;
+}
+
+size_t events_in(const planner::round& r) {
+  size_t n = 0;
+  for (const auto& b : r.batches) n += b.transfers.size() + b.accounts.size();
+  return n;
+}
+
+} // namespace
+
+TEST_CASE("the planner writes a refused unit nowhere, a transfer across shards as two legs with one stamp, "
+          "and answers an id the shards hold from what they hold", "[planner]") {
+  placed p(2);
+  const auto code = [](transfer_result r) { return static_cast<uint32_t>(r); };
+
+  // b holds nothing: refused, and no shard gets anything (no row, no used-up id).
+  planner::request refused = transfers({make(10, p.b, p.a, 5)});
+  planner::round r = p.plan(refused);
+  CHECK(refused.results == std::vector<uint32_t>{code(transfer_result::exceeds_credits)});
+  CHECK(events_in(r) == 0);
+  CHECK(r.sagas.empty());
+
+  // a -> b across shards: a leg in each shard (debit + clearing, clearing + credit), with the
+  // client's id and one stamp, the first time with the clearing accounts of the pair; a saga.
+  planner::request across = transfers({make(11, p.a, p.b, 5)});
+  r = p.plan(across);
+  CHECK(across.results == std::vector<uint32_t>{0});
+  REQUIRE(r.batches[0].transfers.size() == 1);
+  REQUIRE(r.batches[1].transfers.size() == 1);
+  CHECK(r.batches[0].transfers[0].id == 11);
+  CHECK(r.batches[1].transfers[0].id == 11);
+  CHECK(r.batches[0].transfers[0].debit_account_id == p.a);
+  CHECK(r.batches[1].transfers[0].credit_account_id == p.b);
+  CHECK(r.batches[0].transfers_stamp[0] == r.batches[1].transfers_stamp[0]);
+  CHECK(r.batches[0].accounts.size() == 1); // clearing(0 -> 1)
+  CHECK(r.batches[1].accounts.size() == 1); // clearing(1 -> 0)
+  CHECK(r.sagas.size() == 1);
+
+  // The same, applied; then b (now holding 5) pays 3 back in a chain that crosses shards and
+  // stays within shard 0: the second event sees the first.
+  across = transfers({make(11, p.a, p.b, 5)});
+  p.apply(across);
+  planner::request chain = transfers({make(12, p.b, p.a, 3, transfer_linked), make(13, p.a, p.a2, 8)});
+  r = p.plan(chain);
+  CHECK(chain.results == std::vector<uint32_t>{0, 0});
+  CHECK(r.batches[0].transfers.size() == 2); // the credit leg of 12, and 13
+  CHECK(r.batches[1].transfers.size() == 1);
+
+  // Within one shard: as it came, no saga.
+  planner::request local = transfers({make(14, p.a, p.a2, 1)});
+  r = p.plan(local);
+  CHECK(local.results == std::vector<uint32_t>{0});
+  CHECK(r.batches[0].transfers.size() == 1);
+  CHECK(r.batches[1].transfers.empty());
+  CHECK(r.sagas.empty());
+
+  // An id the shards hold: exists, or the first field that differs; nothing is written. An
+  // id the round already named waits for the next round, with the rest of its request.
+  planner::request again = transfers({make(11, p.a, p.b, 5), make(11, p.a, p.b, 6)});
+  r = p.plan(again);
+  CHECK(again.results[0] == code(transfer_result::exists));
+  CHECK(again.cursor == 1);
+  CHECK(events_in(r) == 0);
+  planner::request changed = transfers({make(11, p.a, p.b, 6)});
+  r = p.plan(changed);
+  CHECK(changed.results[0] == code(transfer_result::exists_with_different_amount));
+  CHECK(events_in(r) == 0);
+}
