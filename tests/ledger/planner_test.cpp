@@ -23,6 +23,7 @@
 #include "ledger/planner.hpp"
 #include "ledger/state_machine.hpp"
 #include "ledger/system_ids.hpp"
+#include "tests/ledger/ledger_fixture.hpp"
 #include "tests/seed.hpp"
 
 using namespace kassa;
@@ -458,18 +459,6 @@ struct placed {
   }
 };
 
-transfer make(u128 id, u128 debit, u128 credit, u128 amount, uint16_t flags = 0) {
-  transfer t{};
-  t.id = id;
-  t.debit_account_id = debit;
-  t.credit_account_id = credit;
-  t.amount = amount;
-  t.ledger = 1;
-  t.code = 1;
-  t.flags = flags;
-  return t;
-}
-
 planner::request transfers(std::vector<transfer> ts) {
   planner::request w;
   w.transfer_events = std::move(ts);
@@ -491,7 +480,7 @@ TEST_CASE("the planner writes a refused unit nowhere, a transfer across shards a
   const auto code = [](transfer_result r) { return static_cast<uint32_t>(r); };
 
   // b holds nothing: refused, and no shard gets anything (no row, no used-up id).
-  planner::request refused = transfers({make(10, p.b, p.a, 5)});
+  planner::request refused = transfers({kassa::test::make_transfer(10, p.b, p.a, 5)});
   planner::round r = p.plan(refused);
   CHECK(refused.results == std::vector<uint32_t>{code(transfer_result::exceeds_credits)});
   CHECK(events_in(r) == 0);
@@ -499,7 +488,7 @@ TEST_CASE("the planner writes a refused unit nowhere, a transfer across shards a
 
   // a -> b across shards: a leg in each shard (debit + clearing, clearing + credit), with the
   // client's id and one stamp, the first time with the clearing accounts of the pair; a saga.
-  planner::request across = transfers({make(11, p.a, p.b, 5)});
+  planner::request across = transfers({kassa::test::make_transfer(11, p.a, p.b, 5)});
   r = p.plan(across);
   CHECK(across.results == std::vector<uint32_t>{0});
   REQUIRE(r.batches[0].transfers.size() == 1);
@@ -515,16 +504,16 @@ TEST_CASE("the planner writes a refused unit nowhere, a transfer across shards a
 
   // The same, applied; then b (now holding 5) pays 3 back in a chain that crosses shards and
   // stays within shard 0: the second event sees the first.
-  across = transfers({make(11, p.a, p.b, 5)});
+  across = transfers({kassa::test::make_transfer(11, p.a, p.b, 5)});
   p.apply(across);
-  planner::request chain = transfers({make(12, p.b, p.a, 3, transfer_linked), make(13, p.a, p.a2, 8)});
+  planner::request chain = transfers({kassa::test::make_transfer(12, p.b, p.a, 3, transfer_linked), kassa::test::make_transfer(13, p.a, p.a2, 8)});
   r = p.plan(chain);
   CHECK(chain.results == std::vector<uint32_t>{0, 0});
   CHECK(r.batches[0].transfers.size() == 2); // the credit leg of 12, and 13
   CHECK(r.batches[1].transfers.size() == 1);
 
   // Within one shard: as it came, no saga.
-  planner::request local = transfers({make(14, p.a, p.a2, 1)});
+  planner::request local = transfers({kassa::test::make_transfer(14, p.a, p.a2, 1)});
   r = p.plan(local);
   CHECK(local.results == std::vector<uint32_t>{0});
   CHECK(r.batches[0].transfers.size() == 1);
@@ -533,12 +522,12 @@ TEST_CASE("the planner writes a refused unit nowhere, a transfer across shards a
 
   // An id the shards hold: exists, or the first field that differs; nothing is written. An
   // id the round already named waits for the next round, with the rest of its request.
-  planner::request again = transfers({make(11, p.a, p.b, 5), make(11, p.a, p.b, 6)});
+  planner::request again = transfers({kassa::test::make_transfer(11, p.a, p.b, 5), kassa::test::make_transfer(11, p.a, p.b, 6)});
   r = p.plan(again);
   CHECK(again.results[0] == code(transfer_result::exists));
   CHECK(again.cursor == 1);
   CHECK(events_in(r) == 0);
-  planner::request changed = transfers({make(11, p.a, p.b, 6)});
+  planner::request changed = transfers({kassa::test::make_transfer(11, p.a, p.b, 6)});
   r = p.plan(changed);
   CHECK(changed.results[0] == code(transfer_result::exists_with_different_amount));
   CHECK(events_in(r) == 0);
