@@ -328,10 +328,12 @@ void model_learn_pending(round& r, const view& v) {
 // transfers, as the sweeper writes them), so that its balance limit is judged on all it
 // holds, as for one account. `event` is the client event that needs it.
 void gather(state& st, round& r, request& w, uint32_t event, u128 parent) {
-  r.gathered.insert(parent);
   const hot_state& h = st.hot[parent];
-  // A closed account takes no credit, and the unit is refused anyway: nothing moves.
+  // A closed account takes no credit, and its sub-accounts hold nothing: they were gathered
+  // before it closed (see plan_transfers). It may reopen later in the round (a void), and is
+  // gathered then.
   if (const account* p = r.model->account_find(parent); p == nullptr || has(p->flags, account_closed)) return;
+  r.gathered.insert(parent);
   for (uint32_t x = 0; x < h.created.size(); ++x) {
     if (!h.created[x]) continue;
     const account* a = r.model->account_find(sid::sub(parent, x));
@@ -482,8 +484,10 @@ void plan_transfers(state& st, round& r, request& w) {
       eff[k].credit_account_id = 0; // marks a credit that may land on a sub-account
     }
     // Split accounts whose balance the unit judges: those it debits (not by a post or void,
-    // whose hold is in the account's own row) and those a balancing credit fills up. They
-    // are gathered before the unit, and its credits to them land on them directly.
+    // whose hold is in the account's own row), those a balancing credit fills up, and those
+    // a closing credit closes (a closed account holds everything itself, so that it holds it
+    // when a void reopens it). They are gathered before the unit, and its credits to them
+    // land on them directly.
     debited_split.clear();
     auto judged = [&](u128 id) {
       auto h = st.hot.find(id);
@@ -496,7 +500,7 @@ void plan_transfers(state& st, round& r, request& w) {
       const transfer& t = ev[k];
       if ((!w.system.empty() && w.system[k] != 0) || has(t.flags, transfer_post_pending | transfer_void_pending)) continue;
       judged(t.debit_account_id);
-      if (has(t.flags, transfer_balancing_credit)) judged(t.credit_account_id);
+      if (has(t.flags, transfer_balancing_credit | transfer_closing_credit)) judged(t.credit_account_id);
     }
     // A unit with a post or void keeps its credits on the accounts themselves, never on a
     // sub-account elsewhere (it stays in its pending transfer's shards).

@@ -332,6 +332,45 @@ TEST_CASE("a chain that mixes a post with a debit of a split account is judged o
   t.same(all, {300, 301, 302, 303, 304, 305, 310, 311});
 }
 
+TEST_CASE("a split account a closing credit closed holds all it has when a void reopens it", "[directory][hot]") {
+  temp_dir dir;
+  const uint32_t n = 3;
+  const u128 hot = id_in(0, n, 3);
+  directory_options o;
+  o.hot_static.push_back(hot_account_rule{hot, 6});
+  o.sweep_interval_ns = 0; // never swept
+  node nd(dir.path, n, o);
+  twin t{nd};
+  std::vector<account> as{make_account(hot, 1, account_debits_must_not_exceed_credits)};
+  std::vector<u128> all{hot};
+  for (uint32_t k = 0; k < 6; ++k) {
+    all.push_back(id_in(k % n, n, 10 + k));
+    as.push_back(make_account(all.back()));
+  }
+  const u128 out = id_in(1, n, 42);
+  as.push_back(make_account(out));
+  all.push_back(out);
+  t.accounts(as);
+  std::vector<transfer> credits;
+  u128 total = 0;
+  for (uint32_t k = 0; k < 30; ++k) {
+    credits.push_back(make_transfer(100 + k, all[1 + k % 6], hot, 10 + k));
+    total += 10 + k;
+  }
+  t.transfers(credits);
+  REQUIRE(nd.lookup(hot, &nd.shards[0]).credits_posted == 0); // all on sub-accounts
+  // A pending closing credit closes the account; a credit after it is refused.
+  CHECK(t.transfers({make_transfer(200, out, hot, 1, transfer_pending | transfer_closing_credit),
+                     make_transfer(201, all[1], hot, 5)}) ==
+        std::vector<uint32_t>{0, static_cast<uint32_t>(transfer_result::credit_account_already_closed)});
+  // Voiding it reopens the account, and a debit linked to the void takes all it holds.
+  auto reopen = make_resolve(202, 200, transfer_void_pending);
+  reopen.flags |= transfer_linked;
+  CHECK(t.transfers({reopen, make_transfer(203, hot, out, total)}) == std::vector<uint32_t>{0, 0});
+  t.same(all, {200, 201, 202, 203});
+  check_shards_balance(nd, n, all);
+}
+
 TEST_CASE("pending, post, void and closing transfers across shards answer as on one shard", "[directory]") {
   temp_dir dir;
   const uint32_t n = 3;
