@@ -558,7 +558,7 @@ caf::response_promise enqueue(directory_actor* self, Request& req, bool accounts
 // --------------------------------------------------------------------------- behavior
 
 caf::behavior passthrough(directory_actor* self) {
-  caf::actor shard = self->state.opts.shards.front();
+  shard_actor shard = self->state.opts.shards.front();
   auto sample = [self] { self->state.mailbox->set(mailbox_waiting(self)); };
   return {
       [=](create_accounts_request& r) {
@@ -627,7 +627,7 @@ caf::behavior directory(directory_actor* self, directory_options opts) {
   }
   // The directory judges every deadline from now on: no shard expires a pending transfer of
   // its own accord (this reaches each shard before anything else the directory sends it).
-  for (const caf::actor& shard : st.opts.shards) self->send(shard, expiry_handover{});
+  for (const shard_actor& shard : st.opts.shards) self->send(shard, expiry_handover{});
   count_hot(self);
   recover(self);
   self->delayed_send(self, tick_interval(st.opts), sweep_atom::value);

@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "actors/messages.hpp"
+#include "actors/interfaces.hpp"
 #include "ledger/store/saga_log.hpp"
 #include "metrics/registry.hpp"
 
@@ -30,7 +30,7 @@ struct hot_account_rule {
 };
 
 struct directory_options {
-  std::vector<caf::actor> shards;              // shard i owns accounts with shard_of(id) == i
+  std::vector<shard_actor> shards;             // shard i owns accounts with shard_of(id) == i
   std::shared_ptr<ledger::store::saga_log> saga_log; // required when shards.size() > 1
   // Requests waiting while a round is in flight; beyond it, new requests are answered busy.
   size_t queue_events_max = 1u << 20;

@@ -77,21 +77,21 @@ struct shard_state {
   shard_metrics stats;
 };
 
-using shard_actor = caf::stateful_actor<shard_state>;
+using shard_self = shard_actor::stateful_pointer<shard_state>;
 
-void flush(shard_actor* self);
-void maybe_flush(shard_actor* self);
-void arm_expiry(shard_actor* self);
+void flush(shard_self self);
+void maybe_flush(shard_self self);
+void arm_expiry(shard_self self);
 
 // The group a reply must wait for so that everything it reflects is durable.
-uint64_t group_needed(shard_actor* self) {
+uint64_t group_needed(shard_self self) {
   auto& st = self->state;
   if (!st.sm->changes().empty()) return st.group_open;
   if (st.writer_busy) return st.group_open - 1;
   return st.group_durable;
 }
 
-void hold(shard_actor* self, size_t events, std::function<void(bool)> release, uint64_t applied_ns = 0) {
+void hold(shard_self self, size_t events, std::function<void(bool)> release, uint64_t applied_ns = 0) {
   auto& st = self->state;
   const uint64_t group = group_needed(self);
   if (group <= st.group_durable) {
@@ -103,7 +103,7 @@ void hold(shard_actor* self, size_t events, std::function<void(bool)> release, u
   st.waiting.push_back(waiter{group, events, std::move(release), applied_ns});
 }
 
-void release_through(shard_actor* self, uint64_t group, bool durable) {
+void release_through(shard_self self, uint64_t group, bool durable) {
   auto& st = self->state;
   const uint64_t now = st.waiting.empty() || !durable ? 0 : metrics::steady_ns();
   while (!st.waiting.empty() && (st.waiting.front().group <= group || !durable)) {
@@ -117,7 +117,7 @@ void release_through(shard_actor* self, uint64_t group, bool durable) {
 
 // A commit failed: nothing that is not on disk may be acknowledged. Every held reply gets
 // store_unavailable, and the state machine is rebuilt from the store (fail-stop, recover).
-void fail_stop(shard_actor* self, const std::string& why) {
+void fail_stop(shard_self self, const std::string& why) {
   auto& st = self->state;
   st.opts.log_error("commit failed; recovering the shard from disk", why);
   release_through(self, UINT64_MAX, false);
@@ -137,7 +137,7 @@ void fail_stop(shard_actor* self, const std::string& why) {
   arm_expiry(self);
 }
 
-void committed(shard_actor* self, commit_done& done, uint64_t timestamp_last) {
+void committed(shard_self self, commit_done& done, uint64_t timestamp_last) {
   auto& st = self->state;
   st.writer_busy = false;
   if (!done.error.ok()) {
@@ -163,7 +163,7 @@ void committed(shard_actor* self, commit_done& done, uint64_t timestamp_last) {
 }
 
 // Hands everything applied so far to the writer as one group (one transaction, one fsync).
-void flush(shard_actor* self) {
+void flush(shard_self self) {
   auto& st = self->state;
   if (st.writer_busy || st.failed || st.full || st.sm->changes().empty()) return;
   commit_group g{st.group_open++, st.sm->changes_take()};
@@ -178,7 +178,7 @@ void flush(shard_actor* self) {
 
 // After applying: hand the group to the writer now, or once commit_delay_ns has passed so that
 // more work can join it. A busy writer takes the group when it is done (see committed()).
-void maybe_flush(shard_actor* self) {
+void maybe_flush(shard_self self) {
   auto& st = self->state;
   if (st.writer_busy || st.sm->changes().empty()) return;
   if (st.opts.commit_delay_ns == 0 || st.events_open >= st.opts.commit_events_max) {
@@ -190,7 +190,7 @@ void maybe_flush(shard_actor* self) {
   self->delayed_send(self, std::chrono::nanoseconds(st.opts.commit_delay_ns), flush_atom::value);
 }
 
-void arm_expiry(shard_actor* self) {
+void arm_expiry(shard_self self) {
   auto& st = self->state;
   const uint64_t deadline = st.sm->pending_deadline_next_ns();
   if (!st.expire_self || deadline == 0 || (st.expiry_timer_ns != 0 && st.expiry_timer_ns <= deadline)) return;
@@ -201,7 +201,7 @@ void arm_expiry(shard_actor* self) {
 }
 
 // Checks that hold for every request before any work: returns ok or why to refuse it.
-outcome admit(shard_actor* self, const request_context& ctx, size_t events) {
+outcome admit(shard_self self, const request_context& ctx, size_t events) {
   auto& st = self->state;
   if (st.failed || (st.full && events > 0)) return outcome::store_unavailable;
   if (ctx.deadline_ns != 0 && self->state.opts.clock() > ctx.deadline_ns) return outcome::deadline_exceeded;
@@ -225,7 +225,7 @@ std::vector<event_result> failures_of(const std::vector<Result>& results) {
 
 // After a create_* batch was applied: holds its reply until its group is durable, counts the
 // applied events into the group being formed, and hands the group over when it is time.
-void answer_when_durable(shard_actor* self, caf::response_promise rp, size_t events,
+void answer_when_durable(shard_self self, caf::typed_response_promise<create_reply> rp, size_t events,
                          std::vector<event_result> failures, uint64_t applied_ns) {
   const size_t applied = events - failures.size(); // refused events change nothing
   create_reply done{outcome::ok, std::move(failures), self->state.sm->timestamp_last()};
@@ -244,9 +244,9 @@ bool filter_valid(const shard_options& opts, const store::account_filter& f) {
 
 // An account query reads the store, so it runs once everything applied before it is durable.
 template <class Reply, class Query>
-caf::response_promise account_query(shard_actor* self, const request_context& ctx,
+caf::typed_response_promise<Reply> account_query(shard_self self, const request_context& ctx,
                                     const store::account_filter& filter, Query query) {
-  auto rp = self->make_response_promise();
+  auto rp = self->template make_response_promise<Reply>();
   if (outcome o = admit(self, ctx, 0); o != outcome::ok) {
     rp.deliver(Reply{o, {}});
     return rp;
@@ -267,8 +267,9 @@ caf::response_promise account_query(shard_actor* self, const request_context& ct
 
 // The transfers of an id range, from the store once everything applied before is durable,
 // each with its pending status (the transfer itself is brought in like a probe's).
-caf::response_promise transfers_by_id(shard_actor* self, const transfers_by_id_request& req) {
-  auto rp = self->make_response_promise();
+caf::typed_response_promise<shard_transfers_by_id_reply> transfers_by_id(shard_self self,
+                                                                         const transfers_by_id_request& req) {
+  auto rp = self->make_response_promise<shard_transfers_by_id_reply>();
   if (outcome o = admit(self, request_context{}, 0); o != outcome::ok) {
     rp.deliver(shard_transfers_by_id_reply{o, {}, false});
     return rp;
@@ -308,7 +309,7 @@ caf::response_promise transfers_by_id(shard_actor* self, const transfers_by_id_r
 
 // A create_* request starts being applied: records how long it took to get here (routing) and
 // samples the mailbox. Returns the steady clock for the accounts stage.
-uint64_t apply_start(shard_actor* self, const request_context& ctx) {
+uint64_t apply_start(shard_self self, const request_context& ctx) {
   auto& st = self->state;
   const uint64_t now = metrics::steady_ns();
   if (ctx.handed_ns != 0) st.stats.routing->observe(metrics::elapsed(ctx.handed_ns, now));
@@ -318,21 +319,21 @@ uint64_t apply_start(shard_actor* self, const request_context& ctx) {
 
 // The request's events are applied to account state: records the accounts stage; returns
 // the steady clock, where its commit_wait starts.
-uint64_t apply_end(shard_actor* self, uint64_t started_ns) {
+uint64_t apply_end(shard_self self, uint64_t started_ns) {
   const uint64_t now = metrics::steady_ns();
   self->state.stats.accounts->observe(metrics::elapsed(started_ns, now));
   return now;
 }
 
-caf::behavior shard(shard_actor* self, shard_options opts, std::shared_ptr<state_machine> recovered) {
+shard_actor::behavior_type shard(shard_self self, shard_options opts, std::shared_ptr<state_machine> recovered) {
   self->state.stats.setup(*opts.metrics, opts.metrics_prefix, opts.shard);
   self->state.opts = std::move(opts);
   self->state.sm = std::move(recovered);
   self->state.timestamp_durable = self->state.sm->timestamp_last();
   arm_expiry(self);
   return {
-      [self](create_accounts_request& req) -> caf::response_promise {
-        auto rp = self->make_response_promise();
+      [self](create_accounts_request& req) -> caf::typed_response_promise<create_reply> {
+        auto rp = self->make_response_promise<create_reply>();
         auto& st = self->state;
         if (outcome o = admit(self, req.ctx, req.events.size()); o != outcome::ok) {
           rp.deliver(create_reply{o, {}});
@@ -345,8 +346,8 @@ caf::behavior shard(shard_actor* self, shard_options opts, std::shared_ptr<state
         answer_when_durable(self, rp, req.events.size(), failures_of(results), apply_end(self, started_ns));
         return rp;
       },
-      [self](create_transfers_request& req) -> caf::response_promise {
-        auto rp = self->make_response_promise();
+      [self](create_transfers_request& req) -> caf::typed_response_promise<create_reply> {
+        auto rp = self->make_response_promise<create_reply>();
         auto& st = self->state;
         if (outcome o = admit(self, req.ctx, req.events.size()); o != outcome::ok) {
           rp.deliver(create_reply{o, {}});
@@ -367,8 +368,8 @@ caf::behavior shard(shard_actor* self, shard_options opts, std::shared_ptr<state
         arm_expiry(self);
         return rp;
       },
-      [self](lookup_accounts_request& req) -> caf::response_promise {
-        auto rp = self->make_response_promise();
+      [self](lookup_accounts_request& req) -> caf::typed_response_promise<accounts_reply> {
+        auto rp = self->make_response_promise<accounts_reply>();
         if (outcome o = admit(self, req.ctx, 0); o != outcome::ok) {
           rp.deliver(accounts_reply{o, {}});
           return rp;
@@ -382,8 +383,8 @@ caf::behavior shard(shard_actor* self, shard_options opts, std::shared_ptr<state
         });
         return rp;
       },
-      [self](lookup_transfers_request& req) -> caf::response_promise {
-        auto rp = self->make_response_promise();
+      [self](lookup_transfers_request& req) -> caf::typed_response_promise<transfers_reply> {
+        auto rp = self->make_response_promise<transfers_reply>();
         auto& st = self->state;
         if (outcome o = admit(self, req.ctx, 0); o != outcome::ok) {
           rp.deliver(transfers_reply{o, {}});
@@ -418,8 +419,8 @@ caf::behavior shard(shard_actor* self, shard_options opts, std::shared_ptr<state
         });
         return rp;
       },
-      [self](probe_request& req) -> caf::response_promise {
-        auto rp = self->make_response_promise();
+      [self](probe_request& req) -> caf::typed_response_promise<probe_reply> {
+        auto rp = self->make_response_promise<probe_reply>();
         auto& st = self->state;
         if (st.failed) {
           rp.deliver(probe_reply{outcome::store_unavailable, {}});
@@ -453,8 +454,8 @@ caf::behavior shard(shard_actor* self, shard_options opts, std::shared_ptr<state
         return reply;
       },
       [self](const transfers_by_id_request& req) { return transfers_by_id(self, req); },
-      [self](system_accounts_request&) -> caf::response_promise {
-        auto rp = self->make_response_promise();
+      [self](system_accounts_request&) -> caf::typed_response_promise<accounts_reply> {
+        auto rp = self->make_response_promise<accounts_reply>();
         accounts_reply reply;
         reply.timestamp_last = self->state.sm->timestamp_last();
         if (self->state.failed) reply.status = outcome::store_unavailable;
@@ -492,8 +493,8 @@ caf::behavior shard(shard_actor* self, shard_options opts, std::shared_ptr<state
         self->state.flush_timer = false;
         flush(self);
       },
-      [self](drain_atom) -> caf::response_promise {
-        auto rp = self->make_response_promise();
+      [self](drain_atom) -> caf::typed_response_promise<drain_atom, bool> {
+        auto rp = self->make_response_promise<drain_atom, bool>();
         flush(self);
         hold(self, 0, [rp](bool durable) mutable { rp.deliver(drain_atom::value, durable); });
         return rp;
@@ -503,7 +504,7 @@ caf::behavior shard(shard_actor* self, shard_options opts, std::shared_ptr<state
 
 } // namespace
 
-caf::actor spawn_shard(caf::actor_system& sys, shard_options opts, store::error& err) {
+shard_actor spawn_shard(caf::actor_system& sys, shard_options opts, store::error& err) {
   auto sm = std::make_shared<state_machine>();
   err = opts.store->load(*sm);
   if (!err.ok()) return {};

@@ -9,7 +9,7 @@
 #include <memory>
 #include <string>
 
-#include "actors/messages.hpp"
+#include "actors/interfaces.hpp"
 #include "metrics/registry.hpp"
 
 namespace kassa::actors {
@@ -18,7 +18,7 @@ struct shard_options {
   uint32_t shard = 0;
   uint32_t shards = 1; // of the store: shard k stamps timestamps k modulo shards
   std::shared_ptr<ledger::store::store> store; // opened; load() not yet called
-  caf::actor writer;                           // the shard's writer (see writer.hpp)
+  writer_actor writer;                         // the shard's writer (see writer.hpp)
   size_t transfers_resident_max = 100'000;
   // Events in one group commit (batching.commit_events_max). The group being filled never
   // grows beyond it: a request that would make it is answered busy. So at most two groups'
@@ -41,7 +41,7 @@ struct shard_options {
 
 // Spawns a shard; it recovers its state from the store before it takes any message. Returns
 // an invalid handle and sets `err` when recovery fails.
-caf::actor spawn_shard(caf::actor_system& sys, shard_options opts, ledger::store::error& err);
+shard_actor spawn_shard(caf::actor_system& sys, shard_options opts, ledger::store::error& err);
 
 // The time source of shards: nanoseconds since the unix epoch.
 uint64_t now_ns();

@@ -7,8 +7,8 @@ namespace kassa::actors {
 
 namespace {
 
-caf::behavior writer(caf::event_based_actor* self, std::shared_ptr<ledger::store::store> store,
-                     metrics::gauge* mailbox) {
+writer_actor::behavior_type writer(writer_actor::pointer self, std::shared_ptr<ledger::store::store> store,
+                                   metrics::gauge* mailbox) {
   return {
       [self, store, mailbox](commit_group& g) -> commit_done {
         mailbox->set(mailbox_waiting(self));
@@ -21,7 +21,7 @@ caf::behavior writer(caf::event_based_actor* self, std::shared_ptr<ledger::store
 
 } // namespace
 
-caf::actor spawn_writer(caf::actor_system& sys, std::shared_ptr<ledger::store::store> store,
+writer_actor spawn_writer(caf::actor_system& sys, std::shared_ptr<ledger::store::store> store,
                         const std::string& metrics_actor, metrics::registry& registry) {
   metrics::gauge* mailbox = &metrics::mailbox_depth(registry, metrics_actor);
   return sys.spawn<caf::detached>(writer, std::move(store), mailbox);

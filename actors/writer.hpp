@@ -5,13 +5,13 @@
 #include <memory>
 #include <string>
 
-#include "actors/messages.hpp"
+#include "actors/interfaces.hpp"
 #include "metrics/registry.hpp"
 
 namespace kassa::actors {
 
 // `metrics_actor` labels the writer's mailbox depth (kassa_mailbox_depth{actor="writer0"}).
-caf::actor spawn_writer(caf::actor_system& sys, std::shared_ptr<ledger::store::store> store,
+writer_actor spawn_writer(caf::actor_system& sys, std::shared_ptr<ledger::store::store> store,
                         const std::string& metrics_actor = "writer",
                         metrics::registry& registry = metrics::process_registry());
 

@@ -110,7 +110,7 @@ std::unique_ptr<ledger_core> start_ledger_core(caf::actor_system& sys, const con
     so.log_error = [i, site](const std::string& msg, const std::string& detail) {
       site.log(log::level::error, msg, {{"shard", std::to_string(i)}, {"error", detail}});
     };
-    caf::actor shard = actors::spawn_shard(sys, so, err);
+    actors::shard_actor shard = actors::spawn_shard(sys, so, err);
     if (!shard) {
       site.log(log::level::error, "cannot recover the store",
                {{"shard", std::to_string(i)}, {"path", o.path},
@@ -308,13 +308,13 @@ bool drain(caf::actor_system& sys, const ledger_core& core) {
   // The directory first: it finishes its queue and the sagas in flight, then the shards make
   // what they acknowledged durable.
   caf::scoped_actor self{sys};
-  auto drain_one = [&](const caf::actor& a) {
+  auto drain_one = [&](const auto& a) {
     self->request(a, caf::infinite, actors::drain_atom::value)
         .receive([&](actors::drain_atom, bool ok) { durable = durable && ok; },
                  [&](caf::error&) { durable = false; });
   };
   drain_one(core.directory);
-  for (const caf::actor& shard : core.shards) drain_one(shard);
+  for (const actors::shard_actor& shard : core.shards) drain_one(shard);
   return durable;
 }
 

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "actors/interfaces.hpp"
 #include "config/config.hpp"
 #include "ledger/store/saga_log.hpp"
 #include "ledger/store/store.hpp"
@@ -33,7 +34,8 @@ struct core_site {
 struct ledger_core {
   core_site site;
   caf::actor directory;
-  std::vector<caf::actor> shards, writers;
+  std::vector<actors::shard_actor> shards;
+  std::vector<actors::writer_actor> writers;
   std::shared_ptr<ledger::store::saga_log> saga_log;
   ~ledger_core();
 };

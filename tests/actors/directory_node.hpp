@@ -28,7 +28,8 @@ struct node {
   caf::actor_system_config cfg;
   std::unique_ptr<caf::actor_system> sys;
   std::vector<std::shared_ptr<ks::store>> stores;
-  std::vector<caf::actor> shards, writers;
+  std::vector<shard_actor> shards;
+  std::vector<writer_actor> writers;
   std::shared_ptr<ks::saga_log> log;
   caf::actor directory;
 
@@ -77,9 +78,10 @@ struct node {
     sys.reset(); // waits for every actor
   }
 
-  template <class Reply, class Request>
-  Reply ask(const caf::actor& to, Request req) {
-    if (auto r = kassa::test::ask<Reply>(*sys, to, std::move(req))) return std::move(*r);
+  // `to`: the directory, or a shard (a typed handle, asked as any client asks).
+  template <class Reply, class Handle, class Request>
+  Reply ask(const Handle& to, Request req) {
+    if (auto r = kassa::test::ask<Reply>(*sys, caf::actor_cast<caf::actor>(to), std::move(req))) return std::move(*r);
     Reply out;
     out.status = outcome::store_unavailable;
     return out;
@@ -90,8 +92,9 @@ struct node {
   create_reply transfers(std::vector<transfer> ts) {
     return ask<create_reply>(directory, create_transfers_request{{}, std::move(ts), {}});
   }
-  account lookup(u128 id, const caf::actor* at = nullptr) {
-    auto r = ask<accounts_reply>(at ? *at : directory, lookup_accounts_request{{}, {id}});
+  account lookup(u128 id, const shard_actor* at = nullptr) {
+    auto r = at ? ask<accounts_reply>(*at, lookup_accounts_request{{}, {id}})
+                : ask<accounts_reply>(directory, lookup_accounts_request{{}, {id}});
     REQUIRE(r.status == outcome::ok);
     REQUIRE(r.accounts.size() == 1);
     return r.accounts[0];

@@ -31,7 +31,8 @@ struct two_shards {
   caf::scheduler::test_coordinator* sched = nullptr;
   std::vector<std::shared_ptr<ks::store>> stores;
   std::vector<std::shared_ptr<size_t>> held;
-  std::vector<caf::actor> writers, shards;
+  std::vector<caf::actor> writers; // held_writer: a writer_actor that also takes release_atom
+  std::vector<shard_actor> shards;
   caf::actor directory;
   uint64_t clock_ns = 1'000'000'000'000;
 
@@ -53,7 +54,7 @@ struct two_shards {
       shard_options so;
       so.shard = i;
       so.store = stores.back();
-      so.writer = writers.back();
+      so.writer = caf::actor_cast<writer_actor>(writers.back());
       so.clock = [this] { return clock_ns; };
       shards.push_back(spawn_shard(*sys, so, err));
       REQUIRE(shards.back());
@@ -224,8 +225,8 @@ TEST_CASE("a shard that took its part of a round late stamps it as the round did
   CHECK(rec->creates[4].failures.empty());
 
   // Both legs of 77 carry one timestamp, below 91's.
-  caf::anon_send(c, s.shards[0], lookup_transfers_request{{}, {77}});
-  caf::anon_send(c, s.shards[1], lookup_transfers_request{{}, {77, 91}});
+  caf::anon_send(c, caf::actor_cast<caf::actor>(s.shards[0]), lookup_transfers_request{{}, {77}});
+  caf::anon_send(c, caf::actor_cast<caf::actor>(s.shards[1]), lookup_transfers_request{{}, {77, 91}});
   s.sched->run();
   s.settle();
   REQUIRE(rec->transfers.size() == 2);

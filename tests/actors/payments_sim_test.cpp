@@ -446,7 +446,8 @@ struct sim {
   caf::detail::test_actor_clock::time_point start;
   std::vector<std::shared_ptr<ks::store>> stores;
   std::vector<std::shared_ptr<size_t>> held;
-  std::vector<caf::actor> writers, shards;
+  std::vector<caf::actor> writers; // ledger_writer: a writer_actor that also takes commands
+  std::vector<shard_actor> shards;
   caf::actor directory;
   std::shared_ptr<ks::payments_store> pstore;
   config::payments_config pcfg;
@@ -499,7 +500,7 @@ struct sim {
       shard_options so;
       so.shard = i;
       so.store = stores.back();
-      so.writer = writers.back();
+      so.writer = caf::actor_cast<writer_actor>(writers.back());
       so.clock = [this] { return now_ns(); };
       shards.push_back(spawn_shard(*sys, so, err));
       REQUIRE(shards.back());
@@ -1050,7 +1051,7 @@ struct sim {
     for (u128 id : users) ids[shard_of(id, shards_n)].push_back(id);
     for (u128 id : merchants) ids[shard_of(id, shards_n)].push_back(id);
     ids[shard_of(1, shards_n)].push_back(1);
-    for (uint32_t s = 0; s < shards_n; ++s) caf::anon_send(checker_actor, books_request{shards[s], ids[s]});
+    for (uint32_t s = 0; s < shards_n; ++s) caf::anon_send(checker_actor, books_request{caf::actor_cast<caf::actor>(shards[s]), ids[s]});
   }
 
   void check_books_seen() {

@@ -50,11 +50,11 @@ struct sim {
     writer = sys->spawn(held_writer, store, std::make_shared<size_t>(0));
     shard_options so;
     so.store = store;
-    so.writer = writer;
+    so.writer = caf::actor_cast<writer_actor>(writer); // held_writer also takes release_atom
     so.commit_events_max = 1000;
     so.commit_delay_ns = commit_delay_ns;
     so.clock = [this] { return clock_ns; };
-    shard = spawn_shard(*sys, so, err);
+    shard = caf::actor_cast<caf::actor>(spawn_shard(*sys, so, err));
     REQUIRE(shard);
     sched->run();
   }

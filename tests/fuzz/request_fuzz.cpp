@@ -99,7 +99,8 @@ struct core {
   std::string dir;
   std::vector<std::shared_ptr<ks::store>> stores;
   std::shared_ptr<ks::saga_log> saga_log;
-  std::vector<caf::actor> shards, writers;
+  std::vector<actors::shard_actor> shards;
+  std::vector<actors::writer_actor> writers;
   caf::actor directory;
   std::shared_ptr<ks::payments_store> payments_store;
   caf::actor payments_writer, payments;
@@ -134,7 +135,7 @@ struct core {
       so.clock = actors::now_ns;
       so.commit_events_max = 4096;
       so.query_limit_max = batch_events_max;
-      caf::actor shard = actors::spawn_shard(sys, so, err);
+      actors::shard_actor shard = actors::spawn_shard(sys, so, err);
       if (!shard) fail("cannot start a shard: " + err.message);
       stores.push_back(store);
       writers.push_back(so.writer);
