@@ -13,14 +13,14 @@ caf::behavior saga_writer(caf::stateful_actor<saga_writer_state>*, std::shared_p
   return {[log](saga_write& w) { return saga_written{log->write(w.add, w.remove)}; }};
 }
 
-uint64_t system_sequence_next(directory_actor* self) {
+uint64_t system_sequence_next(directory_self self) {
   return planner::system_sequence_next(self->state, self->state.opts.clock());
 }
 
 
 // Asks shard i what it holds of ids[i] (empty lists are not sent) and gathers the answers by
 // id, one entry per shard. `done` gets ok, or the first shard's failure with nothing gathered.
-void probe(directory_actor* self, std::vector<std::vector<u128>> ids,
+void probe(directory_self self, std::vector<std::vector<u128>> ids,
            std::function<void(outcome, probed_map&)> done) {
   std::vector<std::pair<uint32_t, probe_request>> requests;
   for (uint32_t s = 0; s < ids.size(); ++s) {
@@ -68,7 +68,7 @@ void reply_work(work& w) {
 // has failed. Rounds with sagas write through it before any leg; an idle directory (a drain,
 // the end of recovery) flushes the removals through it, so that a clean stop leaves an empty
 // log.
-void log_write(directory_actor* self, std::vector<store::saga> add, std::function<void(bool)> then) {
+void log_write(directory_self self, std::vector<store::saga> add, std::function<void(bool)> then) {
   auto& st = self->state;
   if ((add.empty() && st.sagas_done.empty()) || !st.writer) {
     then(true);
@@ -92,7 +92,7 @@ void log_write(directory_actor* self, std::vector<store::saga> add, std::functio
           [self, failed](caf::error& e) { failed(self->system().render(e)); });
 }
 
-void deliver_drains(directory_actor* self) {
+void deliver_drains(directory_self self) {
   auto& st = self->state;
   if (st.round_busy || !st.ready || !st.queue.empty() || st.drains.empty()) return;
   st.round_busy = true; // no round starts while the log is written
@@ -106,10 +106,10 @@ void deliver_drains(directory_actor* self) {
   });
 }
 
-void retry_unresolved(directory_actor* self);
-bool redo_due(directory_actor* self);
+void retry_unresolved(directory_self self);
+bool redo_due(directory_self self);
 
-void round_finish(directory_actor* self, round_ptr r) {
+void round_finish(directory_self self, round_ptr r) {
   auto& st = self->state;
   expiry_arm(self, r->deadline_min_ns);
   // Requests with events left over go back to the front of the queue, in order.
@@ -130,7 +130,7 @@ void round_finish(directory_actor* self, round_ptr r) {
   else deliver_drains(self);
 }
 
-void round_fail(directory_actor* self, round_ptr r, outcome why) {
+void round_fail(directory_self self, round_ptr r, outcome why) {
   for (auto& w : r->works) w->status = why;
   // Clearing accounts this round meant to create may not exist: forget them (creating one
   // again answers `exists`). Sub-accounts are confirmed only after a round that made them durable.
@@ -203,7 +203,7 @@ store::saga redo_record(const round_state& r, uint64_t id) {
 
 // The shards answered the round's batches: their results go to the requests; a round with
 // sagas leaves the saga log once every shard holds its part.
-void round_applied(directory_actor* self, round_ptr r,
+void round_applied(directory_self self, round_ptr r,
                    std::vector<std::pair<uint32_t, create_reply>>& account_replies,
                    std::vector<std::pair<uint32_t, create_reply>>& transfer_replies) {
   auto& st = self->state;
@@ -284,7 +284,7 @@ void round_applied(directory_actor* self, round_ptr r,
   round_finish(self, r);
 }
 
-void round_apply(directory_actor* self, round_ptr r) {
+void round_apply(directory_self self, round_ptr r) {
   auto& st = self->state;
   // The shards record the routing stage of the round from its oldest client request.
   request_context ctx;
@@ -320,9 +320,9 @@ void round_apply(directory_actor* self, round_ptr r) {
   });
 }
 
-void resolve_logged(directory_actor* self, std::vector<store::saga> sagas, std::function<void(bool)> done);
+void resolve_logged(directory_self self, std::vector<store::saga> sagas, std::function<void(bool)> done);
 
-void round_plan(directory_actor* self, round_ptr r) {
+void round_plan(directory_self self, round_ptr r) {
   auto& st = self->state;
   // Requests are planned in the order they came, as one shard would apply them (the planner
   // ends the round at one that must wait). One that names what a round a shard has not taken
@@ -386,7 +386,7 @@ void round_plan(directory_actor* self, round_ptr r) {
 // The accounts of the pending transfers the round's posts, voids and expiries name (a post
 // may name none itself): the model needs them to decide. Read after the probe found the
 // pending transfers, then the round is planned.
-void round_read_pending_accounts(directory_actor* self, round_ptr r) {
+void round_read_pending_accounts(directory_self self, round_ptr r) {
   auto& st = self->state;
   std::vector<std::vector<u128>> missing(st.shards);
   bool any = false;
@@ -431,7 +431,7 @@ void round_read_pending_accounts(directory_actor* self, round_ptr r) {
 
 // A round: take queued requests, learn what the shards hold of the ids and accounts they
 // name, plan, apply, resolve sagas, answer.
-void round_start(directory_actor* self) {
+void round_start(directory_self self) {
   auto& st = self->state;
   if (st.round_busy || st.queue.empty() || !st.ready) return;
   st.round_busy = true;
@@ -527,9 +527,9 @@ void round_start(directory_actor* self) {
 // ------------------------------------------------------------------------ requests
 
 template <class Request>
-caf::response_promise enqueue(directory_actor* self, Request& req, bool accounts) {
+caf::typed_response_promise<create_reply> enqueue(directory_self self, Request& req, bool accounts) {
   auto& st = self->state;
-  auto rp = self->make_response_promise();
+  auto rp = self->make_response_promise<create_reply>();
   const size_t events = req.events.size();
   st.mailbox->set(mailbox_waiting(self));
   if (st.failed) {
@@ -557,24 +557,26 @@ caf::response_promise enqueue(directory_actor* self, Request& req, bool accounts
 
 // --------------------------------------------------------------------------- behavior
 
-caf::behavior passthrough(directory_actor* self) {
+directory_actor::behavior_type passthrough(directory_self self) {
   shard_actor shard = self->state.opts.shards.front();
   auto sample = [self] { self->state.mailbox->set(mailbox_waiting(self)); };
   return {
       [=](create_accounts_request& r) {
         sample();
-        self->delegate(shard, std::move(r));
+        return self->delegate(shard, std::move(r));
       },
       [=](create_transfers_request& r) {
         sample();
-        self->delegate(shard, std::move(r));
+        return self->delegate(shard, std::move(r));
       },
-      [=](lookup_accounts_request& r) { self->delegate(shard, std::move(r)); },
-      [=](lookup_transfers_request& r) { self->delegate(shard, std::move(r)); },
-      [=](account_transfers_request& r) { self->delegate(shard, std::move(r)); },
-      [=](account_balances_request& r) { self->delegate(shard, std::move(r)); },
+      [=](lookup_accounts_request& r) { return self->delegate(shard, std::move(r)); },
+      [=](lookup_transfers_request& r) { return self->delegate(shard, std::move(r)); },
+      [=](account_transfers_request& r) { return self->delegate(shard, std::move(r)); },
+      [=](account_balances_request& r) { return self->delegate(shard, std::move(r)); },
       [=](const transfers_by_id_request& r) { return transfers_by_id(self, r); },
-      [=](drain_atom a) { self->delegate(shard, a); },
+      [=](drain_atom a) { return self->delegate(shard, a); },
+      [](sweep_atom) {},  // no sweeps: no hot account
+      [](expire_atom) {}, // the shard expires its own pending transfers
   };
 }
 
@@ -584,7 +586,7 @@ std::chrono::nanoseconds tick_interval(const directory_options& o) {
 }
 
 // Split accounts and their sub-accounts, counted again on each tick (a few entries).
-void count_hot(directory_actor* self) {
+void count_hot(directory_self self) {
   auto& st = self->state;
   int64_t split = 0, subs = 0;
   for (const auto& [parent, h] : st.hot) {
@@ -596,7 +598,7 @@ void count_hot(directory_actor* self) {
   st.hot_sub_accounts->set(subs);
 }
 
-caf::behavior directory(directory_actor* self, directory_options opts) {
+directory_actor::behavior_type directory(directory_self self, directory_options opts) {
   auto& st = self->state;
   st.shards = static_cast<uint32_t>(opts.shards.size());
   st.opts = std::move(opts);
@@ -640,7 +642,7 @@ caf::behavior directory(directory_actor* self, directory_options opts) {
       [self](account_transfers_request& r) { return read_when_recovered(self, r, account_transfers); },
       [self](account_balances_request& r) { return read_when_recovered(self, r, account_balances); },
       [self](transfers_by_id_request& r) {
-        return read_when_recovered(self, r, [](directory_actor* s, transfers_by_id_request& q) { return transfers_by_id(s, q); });
+        return read_when_recovered(self, r, [](directory_self s, transfers_by_id_request& q) { return transfers_by_id(s, q); });
       },
       [self](sweep_atom) {
         count_hot(self);
@@ -652,8 +654,8 @@ caf::behavior directory(directory_actor* self, directory_options opts) {
         self->state.expiry_timer_ns = 0;
         expiry_poll(self);
       },
-      [self](drain_atom) -> caf::response_promise {
-        auto rp = self->make_response_promise();
+      [self](drain_atom) -> caf::typed_response_promise<drain_atom, bool> {
+        auto rp = self->make_response_promise<drain_atom, bool>();
         self->state.drains.push_back(rp);
         deliver_drains(self);
         return rp;
@@ -665,7 +667,7 @@ caf::behavior directory(directory_actor* self, directory_options opts) {
 
 using directory_parts::directory;
 
-caf::actor spawn_directory(caf::actor_system& sys, directory_options opts, std::string& error) {
+directory_actor spawn_directory(caf::actor_system& sys, directory_options opts, std::string& error) {
   if (opts.shards.empty()) {
     error = "the directory needs at least one shard";
     return {};

@@ -60,6 +60,6 @@ using ledger::shard_of;
 
 // Spawns the directory. It first finishes the sagas the log holds (recovery), then takes
 // requests. Returns an invalid handle and sets `error` when recovery fails.
-caf::actor spawn_directory(caf::actor_system& sys, directory_options opts, std::string& error);
+directory_actor spawn_directory(caf::actor_system& sys, directory_options opts, std::string& error);
 
 } // namespace kassa::actors

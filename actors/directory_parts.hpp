@@ -51,17 +51,12 @@ namespace sid = ledger::system_ids;
 using detail::saga_write;
 using detail::saga_written;
 
-// A sweep or a clearing-account creation is kassa's own work, queued like a client's.
-using sweep_atom = caf::atom_constant<caf::atom("sweep")>;
-using round_atom = caf::atom_constant<caf::atom("round")>;
-using expire_atom = caf::atom_constant<caf::atom("expire")>;
-
 // One queued create request: a client's, or kassa's own (sweeps, expiries): what the planner
 // reads and answers, and how to answer it.
 struct work : planner::request {
   request_context ctx;
   outcome status = outcome::ok;
-  caf::response_promise rp;
+  caf::typed_response_promise<create_reply> rp; // a client's (kassa's own work has none)
   bool internal = false;
   std::function<void()> done; // kassa's own work: called once it is answered
 };
@@ -109,7 +104,7 @@ struct directory_state : planner::state {
   // reach one applies the unresolved rounds first (see round_plan), so that the late part is
   // stamped as its round was, below what the later round brings.
   std::vector<bool> late_shards;
-  std::vector<caf::response_promise> drains;
+  std::vector<caf::typed_response_promise<drain_atom, bool>> drains;
   // Reads that came before recovery had learned kassa's own accounts (a split account's
   // sub-accounts): they are taken once it has.
   std::vector<std::function<void()>> after_recovery;
@@ -129,14 +124,24 @@ struct directory_state : planner::state {
   metrics::registry unshown; // what a prefixed directory records but does not show
 };
 
-using directory_actor = caf::stateful_actor<directory_state>;
+using directory_self = directory_actor::stateful_pointer<directory_state>;
+
+// A new promise of the type `P` (a caf::typed_response_promise) for the request at hand.
+template <class P>
+struct promise_of;
+template <class... Ts>
+struct promise_of<caf::typed_response_promise<Ts...>> {
+  static caf::typed_response_promise<Ts...> make(directory_self self) {
+    return self->make_response_promise<Ts...>();
+  }
+};
 
 // ------------------------------------------------------------------------- fan-out
 
 // Sends one request per shard (skipping empty ones) and calls `done` once every reply (or
 // error, as a default-constructed reply with status store_unavailable) is in.
 template <class Reply, class Request>
-void fan_out(directory_actor* self, std::vector<std::pair<uint32_t, Request>> requests,
+void fan_out(directory_self self, std::vector<std::pair<uint32_t, Request>> requests,
              std::function<void(std::vector<std::pair<uint32_t, Reply>>&)> done) {
   auto replies = std::make_shared<std::vector<std::pair<uint32_t, Reply>>>();
   auto left = std::make_shared<size_t>(requests.size());
@@ -184,38 +189,38 @@ using round_ptr = std::shared_ptr<round_state>;
 // A read (lookup or history) is answered from what recovery learned (which sub-accounts a
 // split account has): one that comes before waits for it.
 template <class Request, class Answer>
-caf::response_promise read_when_recovered(directory_actor* self, Request& req, Answer answer) {
+auto read_when_recovered(directory_self self, Request& req, Answer answer) -> decltype(answer(self, req)) {
   if (self->state.ready) return answer(self, req);
-  auto rp = self->make_response_promise();
+  auto rp = promise_of<decltype(answer(self, req))>::make(self);
   self->state.after_recovery.push_back([self, rp, req = std::move(req)]() mutable {
-    rp.delegate(caf::actor_cast<caf::actor>(self), std::move(req));
+    rp.delegate(caf::actor_cast<directory_actor>(self), std::move(req));
   });
   return rp;
 }
 
 // What each part defines for the others.
 // directory.cpp: rounds, requests, the behavior.
-uint64_t system_sequence_next(directory_actor* self);
-void probe(directory_actor* self, std::vector<std::vector<u128>> ids, std::function<void(outcome, probed_map&)> done);
-void round_start(directory_actor* self);
+uint64_t system_sequence_next(directory_self self);
+void probe(directory_self self, std::vector<std::vector<u128>> ids, std::function<void(outcome, probed_map&)> done);
+void round_start(directory_self self);
 void reply_work(work& w);
-void log_write(directory_actor* self, std::vector<store::saga> add, std::function<void(bool)> then);
-void deliver_drains(directory_actor* self);
+void log_write(directory_self self, std::vector<store::saga> add, std::function<void(bool)> then);
+void deliver_drains(directory_self self);
 void stuck_refresh(directory_state& st);
 std::chrono::nanoseconds tick_interval(const directory_options& o);
 // directory_reads.cpp: lookups, histories and balances (a split account as one).
-caf::response_promise lookup_accounts(directory_actor* self, lookup_accounts_request& req);
-caf::response_promise lookup_transfers(directory_actor* self, lookup_transfers_request& req);
-caf::response_promise transfers_by_id(directory_actor* self, const transfers_by_id_request& req);
-caf::response_promise account_transfers(directory_actor* self, account_transfers_request& req);
-caf::response_promise account_balances(directory_actor* self, account_balances_request& req);
+caf::typed_response_promise<accounts_reply> lookup_accounts(directory_self self, lookup_accounts_request& req);
+caf::typed_response_promise<transfers_reply> lookup_transfers(directory_self self, lookup_transfers_request& req);
+caf::typed_response_promise<transfers_by_id_reply> transfers_by_id(directory_self self, const transfers_by_id_request& req);
+caf::typed_response_promise<transfers_reply> account_transfers(directory_self self, account_transfers_request& req);
+caf::typed_response_promise<balances_reply> account_balances(directory_self self, account_balances_request& req);
 // directory_recovery.cpp: recovery, rounds applied again, sweeps, expiry.
-void recover(directory_actor* self);
-void resolve_logged(directory_actor* self, std::vector<store::saga> sagas, std::function<void(bool)> done);
-bool redo_due(directory_actor* self);
-void retry_unresolved(directory_actor* self);
-void sweep(directory_actor* self);
-void expiry_arm(directory_actor* self, uint64_t deadline_ns);
-void expiry_poll(directory_actor* self);
+void recover(directory_self self);
+void resolve_logged(directory_self self, std::vector<store::saga> sagas, std::function<void(bool)> done);
+bool redo_due(directory_self self);
+void retry_unresolved(directory_self self);
+void sweep(directory_self self);
+void expiry_arm(directory_self self, uint64_t deadline_ns);
+void expiry_poll(directory_self self);
 
 } // namespace kassa::actors::directory_parts

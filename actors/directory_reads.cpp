@@ -16,9 +16,9 @@ bool add_balances(account& into, const account& sub) {
   return true;
 }
 
-caf::response_promise lookup_accounts(directory_actor* self, lookup_accounts_request& req) {
+caf::typed_response_promise<accounts_reply> lookup_accounts(directory_self self, lookup_accounts_request& req) {
   auto& st = self->state;
-  auto rp = self->make_response_promise();
+  auto rp = self->make_response_promise<accounts_reply>();
   std::vector<std::vector<u128>> per_shard(st.shards);
   for (u128 id : req.ids) {
     if (id == 0 || id == u128_max) continue;
@@ -67,9 +67,9 @@ caf::response_promise lookup_accounts(directory_actor* self, lookup_accounts_req
   return rp;
 }
 
-caf::response_promise lookup_transfers(directory_actor* self, lookup_transfers_request& req) {
+caf::typed_response_promise<transfers_reply> lookup_transfers(directory_self self, lookup_transfers_request& req) {
   auto& st = self->state;
-  auto rp = self->make_response_promise();
+  auto rp = self->make_response_promise<transfers_reply>();
   std::vector<u128> ids;
   for (u128 id : req.ids) {
     if (id != 0 && id != u128_max) ids.push_back(id);
@@ -99,8 +99,8 @@ caf::response_promise lookup_transfers(directory_actor* self, lookup_transfers_r
 // up to its last one, so the merged page stands below the smallest such last id (+1); a transfer
 // across shards (one leg per shard under the same id) shows once, as written, like
 // lookup_transfers shows it.
-caf::response_promise transfers_by_id(directory_actor* self, const transfers_by_id_request& req) {
-  auto rp = self->make_response_promise();
+caf::typed_response_promise<transfers_by_id_reply> transfers_by_id(directory_self self, const transfers_by_id_request& req) {
+  auto rp = self->make_response_promise<transfers_by_id_reply>();
   std::vector<std::pair<uint32_t, transfers_by_id_request>> requests;
   for (uint32_t s = 0; s < self->state.shards; ++s) requests.emplace_back(s, req);
   std::function<void(std::vector<std::pair<uint32_t, shard_transfers_by_id_reply>>&)> merge =
@@ -156,7 +156,7 @@ struct history_walk {
 // posts and voids of older sagas) carry an id of its own.
 bool internal_record(const transfer& t) { return sid::kind_of(t.id) == sid::kind::transfer; }
 
-void history_step(directory_actor* self, std::shared_ptr<history_walk> walk) {
+void history_step(directory_self self, std::shared_ptr<history_walk> walk) {
   auto& st = self->state;
   self->request(st.opts.shards[walk->shard], caf::infinite, account_transfers_request{walk->ctx, walk->filter})
       .then(
@@ -217,7 +217,7 @@ void history_step(directory_actor* self, std::shared_ptr<history_walk> walk) {
           [walk](caf::error&) mutable { walk->done(transfers_reply{outcome::store_unavailable, {}}); });
 }
 
-void history_read(directory_actor* self, const request_context& ctx, const store::account_filter& filter,
+void history_read(directory_self self, const request_context& ctx, const store::account_filter& filter,
                   std::function<void(transfers_reply)> done) {
   auto walk = std::make_shared<history_walk>();
   walk->ctx = ctx;
@@ -258,7 +258,7 @@ std::shared_ptr<join> join_of(size_t parts, std::function<void(outcome)> then) {
 
 // A split account's history: its own row's transfers and its sub-accounts' credits, merged
 // into one order (docs/protocol.md: by timestamp, then by shard) as one account would show.
-void split_history_read(directory_actor* self, const request_context& ctx, const store::account_filter& filter,
+void split_history_read(directory_self self, const request_context& ctx, const store::account_filter& filter,
                         std::function<void(outcome, std::vector<split_history::record>)> done) {
   auto& st = self->state;
   std::vector<store::account_filter> rows{filter};
@@ -286,8 +286,8 @@ void split_history_read(directory_actor* self, const request_context& ctx, const
   j->part_done(outcome::ok);
 }
 
-caf::response_promise account_transfers(directory_actor* self, account_transfers_request& req) {
-  auto rp = self->make_response_promise();
+caf::typed_response_promise<transfers_reply> account_transfers(directory_self self, account_transfers_request& req) {
+  auto rp = self->make_response_promise<transfers_reply>();
   if (subs_of(self->state, req.filter.account_id).empty()) {
     history_read(self, req.ctx, req.filter, [rp](transfers_reply reply) mutable { rp.deliver(std::move(reply)); });
     return rp;
@@ -302,7 +302,7 @@ caf::response_promise account_transfers(directory_actor* self, account_transfers
 
 // Every record of `filter` in `shard` (paging by timestamp), appended to `into`.
 template <class Reply, class Request, class Record>
-void read_all(directory_actor* self, uint32_t shard, request_context ctx, store::account_filter filter,
+void read_all(directory_self self, uint32_t shard, request_context ctx, store::account_filter filter,
               std::shared_ptr<std::vector<Record>> into, std::vector<Record> Reply::*records,
               std::function<void(outcome)> done) {
   self->request(self->state.opts.shards[shard], caf::infinite, Request{ctx, filter})
@@ -326,7 +326,7 @@ void read_all(directory_actor* self, uint32_t shard, request_context ctx, store:
 }
 
 // One row's balance snapshots over [lo, hi] and the last one before lo, in ascending order.
-void row_balances_read(directory_actor* self, const request_context& ctx, u128 account_id, uint64_t lo, uint64_t hi,
+void row_balances_read(directory_self self, const request_context& ctx, u128 account_id, uint64_t lo, uint64_t hi,
                        uint32_t page, std::shared_ptr<split_history::row_balances> into, std::function<void(outcome)> done) {
   const uint32_t shard = shard_of(account_id, self->state.shards);
   into->shard = shard;
@@ -353,7 +353,7 @@ void row_balances_read(directory_actor* self, const request_context& ctx, u128 a
 
 // The balance snapshots of a sub-account created before sub-accounts took their account's
 // history flag: counted from its transfers, from its first one to `hi`.
-void row_balances_count(directory_actor* self, const request_context& ctx, u128 sub, uint64_t hi, uint32_t page,
+void row_balances_count(directory_self self, const request_context& ctx, u128 sub, uint64_t hi, uint32_t page,
                         std::shared_ptr<split_history::row_balances> into, std::function<void(outcome)> done) {
   const uint32_t shard = shard_of(sub, self->state.shards);
   into->shard = shard;
@@ -385,7 +385,7 @@ void row_balances_count(directory_actor* self, const request_context& ctx, u128 
 // may stand on either side of a record in [lo, hi]: those with their debit leg in [lo, hi],
 // and the nearest ones before and after (a sub-account's sweeps apply one round after the
 // other, in the same order in both shards, so only the nearest can straddle the range).
-void sweeps_read(directory_actor* self, const request_context& ctx, u128 sub, uint32_t parent_shard, uint64_t lo,
+void sweeps_read(directory_self self, const request_context& ctx, u128 sub, uint32_t parent_shard, uint64_t lo,
                  uint64_t hi, uint32_t page, std::shared_ptr<std::vector<split_history::sweep>> into,
                  std::function<void(outcome)> done) {
   constexpr uint32_t nearest = 16;
@@ -437,9 +437,9 @@ void sweeps_read(directory_actor* self, const request_context& ctx, u128 sub, ui
 
 // A split account's balance after each transfer of its merged history: its own row's
 // snapshots plus its sub-accounts' (which carry the history flag when the account does).
-void split_balances(directory_actor* self, const request_context& ctx, const store::account_filter& filter,
+void split_balances(directory_self self, const request_context& ctx, const store::account_filter& filter,
                     std::vector<split_history::record> records, std::unordered_set<u128, u128_hash> counted,
-                    caf::response_promise rp) {
+                    caf::typed_response_promise<balances_reply> rp) {
   auto& st = self->state;
   const u128 parent = filter.account_id;
   const uint32_t parent_shard = shard_of(parent, st.shards);
@@ -457,13 +457,16 @@ void split_balances(directory_actor* self, const request_context& ctx, const sto
   for (u128 sub : subs) parts += shard_of(sub, st.shards) != parent_shard ? 1 : 0;
   auto shared_records = std::make_shared<std::vector<split_history::record>>(std::move(records));
   auto j = join_of(parts, [rp, own, sub_rows, sweeps, shared_records](outcome o) mutable {
-    if (o != outcome::ok) return rp.deliver(balances_reply{o, {}});
+    if (o != outcome::ok) { rp.deliver(balances_reply{o, {}}); return; }
     std::vector<split_history::row_balances> rows;
     for (const auto& r : sub_rows) rows.push_back(std::move(*r));
     balances_reply out;
     for (const auto& r : *shared_records) {
       account_balance b;
-      if (!split_history::aggregate_at(r.at(), *own, rows, *sweeps, b)) return rp.deliver(balances_reply{outcome::store_unavailable, {}});
+      if (!split_history::aggregate_at(r.at(), *own, rows, *sweeps, b)) {
+        rp.deliver(balances_reply{outcome::store_unavailable, {}});
+        return;
+      }
       out.balances.push_back(b);
     }
     rp.deliver(std::move(out));
@@ -479,9 +482,9 @@ void split_balances(directory_actor* self, const request_context& ctx, const sto
   j->part_done(outcome::ok);
 }
 
-caf::response_promise account_balances(directory_actor* self, account_balances_request& req) {
+caf::typed_response_promise<balances_reply> account_balances(directory_self self, account_balances_request& req) {
   auto& st = self->state;
-  auto rp = self->make_response_promise();
+  auto rp = self->make_response_promise<balances_reply>();
   if (subs_of(st, req.filter.account_id).empty()) {
     rp.delegate(st.opts.shards[shard_of(req.filter.account_id, st.shards)], std::move(req));
     return rp;
@@ -489,7 +492,7 @@ caf::response_promise account_balances(directory_actor* self, account_balances_r
   const request_context ctx = req.ctx;
   const store::account_filter filter = req.filter;
   split_history_read(self, ctx, filter, [self, rp, ctx, filter](outcome o, std::vector<split_history::record> records) mutable {
-    if (o != outcome::ok || records.empty()) return rp.deliver(balances_reply{o, {}});
+    if (o != outcome::ok || records.empty()) { rp.deliver(balances_reply{o, {}}); return; }
     // Snapshots only for an account with the history flag, as on one shard; sub-accounts
     // without it (created before they kept history) are counted from their transfers.
     auto& st = self->state;
@@ -504,13 +507,13 @@ caf::response_promise account_balances(directory_actor* self, account_balances_r
       bool history = false;
       std::unordered_set<u128, u128_hash> counted;
       for (auto& [shard, reply] : replies) {
-        if (reply.status != outcome::ok) return rp.deliver(balances_reply{reply.status, {}});
+        if (reply.status != outcome::ok) { rp.deliver(balances_reply{reply.status, {}}); return; }
         for (const account& a : reply.accounts) {
           if (a.id == filter.account_id) history = has(a.flags, account_history);
           else if (!has(a.flags, account_history)) counted.insert(a.id);
         }
       }
-      if (!history) return rp.deliver(balances_reply{});
+      if (!history) { rp.deliver(balances_reply{}); return; }
       split_balances(self, ctx, filter, std::move(records), std::move(counted), rp);
     });
   });

@@ -9,7 +9,7 @@ namespace kassa::actors::directory_parts {
 // Finishes sagas from the log (at start) or whose resolution failed (later): every leg
 // applied and none voided or expired -> post the pending ones; otherwise void them. Calls
 // `done(ok)` when every leg is resolved (ok) or something could not be read or written.
-void resolve_legs(directory_actor* self, std::vector<store::saga> sagas, std::function<void(bool)> done);
+void resolve_legs(directory_self self, std::vector<store::saga> sagas, std::function<void(bool)> done);
 
 // One of kassa's own accounts that a shard holds (or a redo record creates): a clearing
 // account, or a sub-account that gives its split back (the split of a hot account survives
@@ -32,7 +32,7 @@ void learn_own_account(directory_state& st, const account& a) {
 // Applies redo records again, one after the other in id order: every shard is sent its part
 // (kassa's own accounts, then the transfers) and each event must answer ok or exists, since
 // the directory decided them all before the record was written.
-void redo_logged(directory_actor* self, std::shared_ptr<std::vector<store::saga>> records, size_t next,
+void redo_logged(directory_self self, std::shared_ptr<std::vector<store::saga>> records, size_t next,
                  std::function<void(bool)> done) {
   auto& st = self->state;
   if (next == records->size()) {
@@ -126,7 +126,7 @@ void redo_logged(directory_actor* self, std::shared_ptr<std::vector<store::saga>
 
 // Finishes what the saga log holds: records of pending legs (format version 1) by their rule,
 // then redo records applied again.
-void resolve_logged(directory_actor* self, std::vector<store::saga> sagas, std::function<void(bool)> done) {
+void resolve_logged(directory_self self, std::vector<store::saga> sagas, std::function<void(bool)> done) {
   std::vector<store::saga> legs;
   auto redo = std::make_shared<std::vector<store::saga>>();
   for (auto& s : sagas) (s.redo() ? *redo : legs).push_back(std::move(s));
@@ -139,7 +139,7 @@ void resolve_logged(directory_actor* self, std::vector<store::saga> sagas, std::
   });
 }
 
-void resolve_legs(directory_actor* self, std::vector<store::saga> sagas, std::function<void(bool)> done) {
+void resolve_legs(directory_self self, std::vector<store::saga> sagas, std::function<void(bool)> done) {
   auto& st = self->state;
   std::vector<std::vector<u128>> leg_ids(st.shards);
   for (const auto& s : sagas) {
@@ -206,7 +206,7 @@ void resolve_legs(directory_actor* self, std::vector<store::saga> sagas, std::fu
 }
 
 // Takes the reads that waited for recovery.
-void recovered(directory_actor* self) {
+void recovered(directory_self self) {
   auto& st = self->state;
   st.ready = true;
   auto reads = std::move(st.after_recovery);
@@ -216,7 +216,7 @@ void recovered(directory_actor* self) {
 
 // At start: kassa's own accounts (clearing accounts, the sub-accounts that give the splits
 // back), then the sagas the log holds. Requests wait in the queue meanwhile.
-void recover(directory_actor* self) {
+void recover(directory_self self) {
   auto& st = self->state;
   auto sagas = std::make_shared<std::vector<store::saga>>();
   if (st.opts.saga_log) {
@@ -264,13 +264,13 @@ void recover(directory_actor* self) {
 // between rounds.
 std::chrono::nanoseconds tick_interval(const directory_options& o);
 
-bool redo_due(directory_actor* self) {
+bool redo_due(directory_self self) {
   auto& st = self->state;
   if ((st.stuck.empty() && st.stuck_accounts.empty()) || st.round_busy || !st.ready || st.failed) return false;
   return st.opts.clock() >= st.redo_retry_ns;
 }
 
-void retry_unresolved(directory_actor* self) {
+void retry_unresolved(directory_self self) {
   auto& st = self->state;
   if (st.unresolved.empty() || st.round_busy || !st.ready || st.failed) return;
   st.round_busy = true;
@@ -297,7 +297,7 @@ void retry_unresolved(directory_actor* self) {
 
 // Moves what the sub-accounts of split accounts received back to their parents: one
 // journaled transfer per sub-account with a balance, queued like any request.
-void sweep(directory_actor* self) {
+void sweep(directory_self self) {
   auto& st = self->state;
   if (st.sweep_queued || !st.ready || st.failed) return;
   std::vector<std::vector<u128>> per_shard(st.shards);
@@ -351,7 +351,7 @@ void sweep(directory_actor* self) {
 }
 
 // Arms the expiry timer for `deadline_ns` (0: none), unless it is armed for one as early.
-void expiry_arm(directory_actor* self, uint64_t deadline_ns) {
+void expiry_arm(directory_self self, uint64_t deadline_ns) {
   auto& st = self->state;
   if (deadline_ns == 0 || (st.expiry_timer_ns != 0 && st.expiry_timer_ns <= deadline_ns)) return;
   const uint64_t now = st.opts.clock();
@@ -361,7 +361,7 @@ void expiry_arm(directory_actor* self, uint64_t deadline_ns) {
 
 // Asks every shard which pending transfers are due at the directory's clock and queues their
 // expiry like any request (plan_expiry decides each in its round). One poll at a time.
-void expiry_poll(directory_actor* self) {
+void expiry_poll(directory_self self) {
   auto& st = self->state;
   if (!st.ready || st.failed) return;
   if (st.expiry_queued) {

@@ -29,4 +29,19 @@ using shard_actor = caf::typed_actor<
     caf::reacts_to<flush_atom>,
     caf::replies_to<drain_atom>::with<drain_atom, bool>>;
 
+// The directory (actors/directory.hpp): the ledger as a client sees it, whatever the shards and
+// hot accounts behind it. Its timers (sweep, expire) are its own; drain answers once every
+// request it took is answered and durable.
+using directory_actor = caf::typed_actor<
+    caf::replies_to<create_accounts_request>::with<create_reply>,
+    caf::replies_to<create_transfers_request>::with<create_reply>,
+    caf::replies_to<lookup_accounts_request>::with<accounts_reply>,
+    caf::replies_to<lookup_transfers_request>::with<transfers_reply>,
+    caf::replies_to<account_transfers_request>::with<transfers_reply>,
+    caf::replies_to<account_balances_request>::with<balances_reply>,
+    caf::replies_to<transfers_by_id_request>::with<transfers_by_id_reply>,
+    caf::reacts_to<sweep_atom>,
+    caf::reacts_to<expire_atom>,
+    caf::replies_to<drain_atom>::with<drain_atom, bool>>;
+
 } // namespace kassa::actors

@@ -166,6 +166,8 @@ using drain_atom = caf::atom_constant<caf::atom("drain")>;
 using expire_atom = caf::atom_constant<caf::atom("expire")>;
 // A shard's timer for a group that waited commit_delay for more work.
 using flush_atom = caf::atom_constant<caf::atom("flush")>;
+// The directory's timer: sweeps of split accounts, and retries of unresolved rounds.
+using sweep_atom = caf::atom_constant<caf::atom("sweep")>;
 
 } // namespace kassa::actors
 

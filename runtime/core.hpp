@@ -33,7 +33,7 @@ struct core_site {
 // kassad's main, or the actor system would wait for them forever.
 struct ledger_core {
   core_site site;
-  caf::actor directory;
+  actors::directory_actor directory;
   std::vector<actors::shard_actor> shards;
   std::vector<actors::writer_actor> writers;
   std::shared_ptr<ledger::store::saga_log> saga_log;

@@ -175,8 +175,8 @@ int main(int argc, char** argv) {
   so.frame_bytes_max = cfg.server.frame_bytes_max;
   so.batch_events_max = cfg.batching.batch_events_max;
   so.requests_inflight_max = cfg.server.requests_inflight_max;
-  so.ledger = real->directory;
-  so.shadow_ledger = shadow ? shadow->directory : caf::actor{};
+  so.ledger = caf::actor_cast<caf::actor>(real->directory);
+  so.shadow_ledger = shadow ? caf::actor_cast<caf::actor>(shadow->directory) : caf::actor{};
   so.shadow_payments = shadow_payments ? shadow_payments->payments : caf::actor{};
   so.access.required = cfg.access.required;
   so.access.authentication_failures_max = cfg.access.authentication_failures_max;

@@ -64,7 +64,7 @@ struct node {
     o.shards = shards;
     o.saga_log = log;
     std::string error;
-    directory = spawn_directory(*sys, std::move(o), error);
+    directory = caf::actor_cast<caf::actor>(spawn_directory(*sys, std::move(o), error));
     REQUIRE(directory);
   }
   ~node() {

@@ -68,7 +68,7 @@ struct two_shards {
     d.sweep_interval_ns = 3600ull * 1'000'000'000; // the test sends the timer's message itself
     d.clock = [this] { return clock_ns; };
     std::string error;
-    directory = spawn_directory(*sys, d, error);
+    directory = caf::actor_cast<caf::actor>(spawn_directory(*sys, d, error));
     REQUIRE(directory);
     sched->run();
   }

@@ -515,7 +515,7 @@ struct sim {
     d.clock = [this] { return now_ns(); };
     d.log_error = [this](const std::string& m, const std::string& detail) { errors.push_back("directory: " + m + " " + detail); };
     std::string error;
-    directory = spawn_directory(*sys, d, error);
+    directory = caf::actor_cast<caf::actor>(spawn_directory(*sys, d, error));
     REQUIRE(directory);
     pstore = std::shared_ptr<ks::payments_store>(
         ks::payments_store::open(dir.path() + "/payments", ks::durability::none, 64ull << 20, err));

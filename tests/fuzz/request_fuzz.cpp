@@ -150,7 +150,7 @@ struct core {
     dopts.round_events_max = 2048;
     dopts.clock = actors::now_ns;
     std::string error;
-    directory = actors::spawn_directory(sys, std::move(dopts), error);
+    directory = caf::actor_cast<caf::actor>(actors::spawn_directory(sys, std::move(dopts), error));
     if (!directory) fail("cannot start the directory: " + error);
     start_payments();
     runtime::server_options so;
