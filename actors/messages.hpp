@@ -1,6 +1,8 @@
 #pragma once
-// Messages between kassa's actors. All of them stay inside one process, so they travel as
-// plain C++ values (moved, never serialised) and are allowed as "unsafe" message types.
+// Messages between the ledger's actors: the directory, the shards and their writers. Inside
+// one process they travel as plain C++ values (moved, never copied into bytes); each also has
+// an `inspect` overload (below; the ledger's values in actors/serial.hpp), so that CAF can
+// serialise it, as a message to another node must be.
 #include <caf/all.hpp>
 #include <cstdint>
 #include <vector>
@@ -9,6 +11,7 @@
 #include "ledger/state_machine.hpp"
 #include "ledger/store/store.hpp"
 #include "ledger/types.hpp"
+#include "actors/serial.hpp"
 
 namespace kassa::actors {
 
@@ -169,26 +172,104 @@ using flush_atom = caf::atom_constant<caf::atom("flush")>;
 // The directory's timer: sweeps of split accounts, and retries of unresolved rounds.
 using sweep_atom = caf::atom_constant<caf::atom("sweep")>;
 
+// ------------------------------------------------------------------ serialisation
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, request_context& x) {
+  return f(caf::meta::type_name("kassa.request_context"), serial::wide{&x.trace_id}, serial::wide{&x.business_id},
+           x.client_id, x.deadline_ns, x.shadow, x.handed_ns);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, event_result& x) {
+  return f(caf::meta::type_name("kassa.event_result"), x.index, x.code);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, create_accounts_request& x) {
+  return f(caf::meta::type_name("kassa.create_accounts_request"), x.ctx, x.events, x.system, x.stamps);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, create_transfers_request& x) {
+  return f(caf::meta::type_name("kassa.create_transfers_request"), x.ctx, x.events, x.system, x.stamps);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, create_reply& x) {
+  return f(caf::meta::type_name("kassa.create_reply"), serial::enum_of(x.status), x.failures, x.timestamp_last);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, lookup_accounts_request& x) {
+  return f(caf::meta::type_name("kassa.lookup_accounts_request"), x.ctx, serial::wide_list{&x.ids});
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, lookup_transfers_request& x) {
+  return f(caf::meta::type_name("kassa.lookup_transfers_request"), x.ctx, serial::wide_list{&x.ids});
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, accounts_reply& x) {
+  return f(caf::meta::type_name("kassa.accounts_reply"), serial::enum_of(x.status), x.accounts, x.timestamp_last);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, transfers_reply& x) {
+  return f(caf::meta::type_name("kassa.transfers_reply"), serial::enum_of(x.status), x.transfers);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, account_transfers_request& x) {
+  return f(caf::meta::type_name("kassa.account_transfers_request"), x.ctx, x.filter);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, account_balances_request& x) {
+  return f(caf::meta::type_name("kassa.account_balances_request"), x.ctx, x.filter);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, balances_reply& x) {
+  return f(caf::meta::type_name("kassa.balances_reply"), serial::enum_of(x.status), x.balances);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, probe_request& x) {
+  return f(caf::meta::type_name("kassa.probe_request"), serial::wide_list{&x.ids});
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, probe_reply& x) {
+  return f(caf::meta::type_name("kassa.probe_reply"), serial::enum_of(x.status), x.entries);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, transfers_by_id_request& x) {
+  return f(caf::meta::type_name("kassa.transfers_by_id_request"), serial::wide{&x.id_min}, serial::wide{&x.id_end},
+           x.limit);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, transfers_by_id_reply& x) {
+  return f(caf::meta::type_name("kassa.transfers_by_id_reply"), serial::enum_of(x.status), x.transfers,
+           serial::wide{&x.next});
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, shard_transfers_by_id_reply& x) {
+  return f(caf::meta::type_name("kassa.shard_transfers_by_id_reply"), serial::enum_of(x.status), x.entries, x.full);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, expiry_handover&) {
+  return f(caf::meta::type_name("kassa.expiry_handover"));
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, due_pending_request& x) {
+  return f(caf::meta::type_name("kassa.due_pending_request"), x.now_ns, x.limit);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, due_pending_reply& x) {
+  return f(caf::meta::type_name("kassa.due_pending_reply"), serial::enum_of(x.status), serial::wide_list{&x.ids},
+           x.next_ns);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, system_accounts_request&) {
+  return f(caf::meta::type_name("kassa.system_accounts_request"));
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, commit_group& x) {
+  return f(caf::meta::type_name("kassa.commit_group"), x.group, x.changes);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, commit_done& x) {
+  return f(caf::meta::type_name("kassa.commit_done"), x.group, x.error, x.stats);
+}
+
 } // namespace kassa::actors
 
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::create_accounts_request)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::create_transfers_request)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::create_reply)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::lookup_accounts_request)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::lookup_transfers_request)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::accounts_reply)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::transfers_reply)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::account_transfers_request)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::account_balances_request)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::balances_reply)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::probe_request)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::probe_reply)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::system_accounts_request)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::expiry_handover)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::due_pending_request)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::due_pending_reply)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::transfers_by_id_request)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::transfers_by_id_reply)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::shard_transfers_by_id_reply)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::commit_group)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::commit_done)
