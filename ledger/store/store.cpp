@@ -143,6 +143,25 @@ struct store::impl {
   std::vector<u128> prefetch_ids;
   std::vector<id_ts> expiration_keys; // (pending id, replay stamp)
 
+  // Every table: its name, handle and flags.
+  struct table {
+    const char* name;
+    MDB_dbi* dbi;
+    unsigned flags;
+  };
+  std::array<table, dbi_count> tables() {
+    return {{{dbi_meta, &meta, 0},
+             {dbi_accounts, &accounts, 0},
+             {dbi_transfers, &transfers, 0},
+             {dbi_transfer_ids, &transfer_ids, 0},
+             {dbi_pending, &pending, 0},
+             {dbi_expiry, &expiry, 0},
+             {dbi_history, &history, 0},
+             {dbi_account_transfers, &account_transfers, MDB_DUPSORT | MDB_DUPFIXED},
+             {dbi_journal, &journal, 0},
+             {dbi_expirations, &expirations, 0}}};
+  }
+
   ~impl() {
     if (prefetch_txn) mdb_txn_abort(prefetch_txn);
     if (env) mdb_env_close(env);
@@ -158,23 +177,27 @@ store::~store() {
 uint64_t store::checkpoint_timestamp() const { return impl_->checkpoint_timestamp; }
 uint64_t store::account_transfers_indexed() const { return impl_->indexed_timestamp; }
 
-std::unique_ptr<store> store::open(const options& o, error& err) {
-  err = {};
-  if (o.path.empty()) {
-    err = make_error(errc::invalid_argument, "store path is empty: set store.path / data dir");
-    return nullptr;
-  }
-  if (o.checkpoint_commits_max == 0 || o.checkpoint_transfers_max == 0 ||
-      o.index_commits_max == 0 || o.index_transfers_max == 0) {
-    err = make_error(errc::invalid_argument,
-                     "store checkpoint and index intervals must be at least 1");
-    return nullptr;
+namespace {
+
+// Options open() refuses before it touches the disk.
+error options_check(const options& o) {
+  if (o.path.empty()) return make_error(errc::invalid_argument, "store path is empty: set store.path / data dir");
+  if (o.checkpoint_commits_max == 0 || o.checkpoint_transfers_max == 0 || o.index_commits_max == 0 ||
+      o.index_transfers_max == 0) {
+    return make_error(errc::invalid_argument, "store checkpoint and index intervals must be at least 1");
   }
   if (o.map_size_bytes < (64u << 10)) {
-    err = make_error(errc::invalid_argument, "store map size " + std::to_string(o.map_size_bytes) +
-                                                 " bytes is below 64 KiB: raise store.map_size_mib");
-    return nullptr;
+    return make_error(errc::invalid_argument, "store map size " + std::to_string(o.map_size_bytes) +
+                                                  " bytes is below 64 KiB: raise store.map_size_mib");
   }
+  return {};
+}
+
+} // namespace
+
+std::unique_ptr<store> store::open(const options& o, error& err) {
+  err = options_check(o);
+  if (!err.ok()) return nullptr;
   std::error_code ec;
   std::filesystem::create_directories(o.path, ec);
   if (ec) {
@@ -195,205 +218,172 @@ std::unique_ptr<store> store::open(const options& o, error& err) {
     err = lmdb_error(rc, m.env ? "opening the LMDB environment" : "mdb_env_create", o);
     return nullptr;
   }
-
   txn_guard txn;
   if ((rc = mdb_txn_begin(m.env, nullptr, 0, &txn.txn)) != 0) {
     err = lmdb_error(rc, "beginning the open transaction", o);
     return nullptr;
   }
-  struct {
-    const char* name;
-    MDB_dbi* dbi;
-    unsigned flags;
-  } dbis[] = {{dbi_meta, &m.meta, 0},
-              {dbi_accounts, &m.accounts, 0},
-              {dbi_transfers, &m.transfers, 0},
-              {dbi_transfer_ids, &m.transfer_ids, 0},
-              {dbi_pending, &m.pending, 0},
-              {dbi_expiry, &m.expiry, 0},
-              {dbi_history, &m.history, 0},
-              {dbi_account_transfers, &m.account_transfers, MDB_DUPSORT | MDB_DUPFIXED},
-              {dbi_journal, &m.journal, 0},
-              {dbi_expirations, &m.expirations, 0}};
-  static_assert(sizeof(dbis) / sizeof(dbis[0]) == dbi_count);
-  for (auto& d : dbis) {
-    if ((rc = mdb_dbi_open(txn.txn, d.name, MDB_CREATE | d.flags, d.dbi)) != 0) {
-      err = lmdb_error(rc, std::string("opening table ") + d.name, o);
-      return nullptr;
-    }
-  }
-  // An index in the old one-row-per-entry layout is dropped; the next bulk index rebuilds it.
   bool index_dropped = false;
-  {
-    MDB_dbi rows;
-    rc = mdb_dbi_open(txn.txn, dbi_account_transfers_rows, 0, &rows);
-    if (rc == 0) {
-      rc = mdb_drop(txn.txn, rows, 1);
-      index_dropped = true;
-    }
-    if (rc != 0 && rc != MDB_NOTFOUND) {
-      err = lmdb_error(rc, "dropping the old account_transfers table", o);
-      return nullptr;
-    }
+  if ((err = s->open_tables(txn.txn, index_dropped)).ok() && (err = s->open_format(txn.txn)).ok() &&
+      (err = s->open_meta(txn.txn, index_dropped)).ok() && (err = s->open_check_last_commit(txn.txn)).ok()) {
+    err = s->recover(txn.txn);
   }
-
-  uint64_t version = 0;
-  bool found = false;
-  if ((rc = get_u64(txn.txn, m.meta, meta_format_version, version, found)) != 0) {
-    err = lmdb_error(rc, "reading meta.format_version", o);
-    return nullptr;
-  }
-  if (!found) {
-    // A new store: every table must be empty, or someone removed meta.
-    for (auto& d : dbis) {
-      MDB_stat st;
-      if ((rc = mdb_stat(txn.txn, *d.dbi, &st)) != 0) {
-        err = lmdb_error(rc, "mdb_stat", o);
-        return nullptr;
-      }
-      if (st.ms_entries != 0) {
-        err = corrupt(o, std::string("meta.format_version is missing but table ") + d.name +
-                             " holds " + std::to_string(st.ms_entries) + " rows");
-        return nullptr;
-      }
-    }
-    if ((rc = put_u64(txn.txn, m.meta, meta_format_version, format_version)) != 0 ||
-        (rc = put_u64(txn.txn, m.meta, meta_commit_sequence, 0)) != 0 ||
-        (rc = put_u64(txn.txn, m.meta, meta_timestamp_last, 0)) != 0 ||
-        (rc = put_u64(txn.txn, m.meta, meta_transfer_timestamp_last, 0)) != 0 ||
-        (rc = put_u64(txn.txn, m.meta, meta_accounts_checkpoint_timestamp, 0)) != 0 ||
-        (rc = put_u64(txn.txn, m.meta, meta_account_transfers_indexed, 0)) != 0) {
-      err = lmdb_error(rc, "initialising meta", o);
-      return nullptr;
-    }
-  } else if (version == 1) {
-    // Version 1 wrote every account row and index row at every commit: its rows are a
-    // checkpoint at timestamp_last and its index is complete. Upgrade in place.
-    uint64_t ts_last = 0, transfer_ts_last = 0;
-    bool f1 = false, f2 = false;
-    if ((rc = get_u64(txn.txn, m.meta, meta_timestamp_last, ts_last, f1)) != 0 ||
-        (rc = get_u64(txn.txn, m.meta, meta_transfer_timestamp_last, transfer_ts_last, f2)) != 0 ||
-        (rc = put_u64(txn.txn, m.meta, meta_accounts_checkpoint_timestamp, ts_last)) != 0 ||
-        (rc = put_u64(txn.txn, m.meta, meta_account_transfers_indexed, transfer_ts_last)) != 0 ||
-        (rc = put_u64(txn.txn, m.meta, meta_format_version, format_version)) != 0) {
-      err = lmdb_error(rc, "upgrading meta from format version 1", o);
-      return nullptr;
-    }
-  } else if (version != format_version) {
-    err = make_error(errc::version_mismatch,
-                     "store " + o.path + " has format version " + std::to_string(version) +
-                         ", this kassa reads version " + std::to_string(format_version) +
-                         ": run the kassa release that wrote it");
-    return nullptr;
-  }
-
-  bool f1, f2, f3;
-  if ((rc = get_u64(txn.txn, m.meta, meta_commit_sequence, s->commit_sequence_, f1)) != 0 ||
-      (rc = get_u64(txn.txn, m.meta, meta_timestamp_last, s->timestamp_last_, f2)) != 0 ||
-      (rc = get_u64(txn.txn, m.meta, meta_transfer_timestamp_last, s->transfer_timestamp_last_,
-                    f3)) != 0) {
-    err = lmdb_error(rc, "reading meta", o);
-    return nullptr;
-  }
-  if (!f1 || !f2 || !f3) {
-    err = corrupt(o, "meta lacks commit_sequence, timestamp_last or transfer_timestamp_last");
-    return nullptr;
-  }
-  if ((rc = get_u64(txn.txn, m.meta, meta_accounts_checkpoint_timestamp, m.checkpoint_timestamp,
-                    f1)) != 0 ||
-      (rc = get_u64(txn.txn, m.meta, meta_account_transfers_indexed, m.indexed_timestamp, f2)) != 0) {
-    err = lmdb_error(rc, "reading meta", o);
-    return nullptr;
-  }
-  if (index_dropped) {
-    m.indexed_timestamp = 0;
-    if ((rc = put_u64(txn.txn, m.meta, meta_account_transfers_indexed, 0)) != 0) {
-      err = lmdb_error(rc, "resetting meta.account_transfers_indexed", o);
-      return nullptr;
-    }
-  }
-  if (!f1 || !f2 || m.checkpoint_timestamp > s->timestamp_last_ ||
-      m.indexed_timestamp > s->transfer_timestamp_last_) {
-    err = corrupt(o, "meta lacks accounts_checkpoint_timestamp or account_transfers_indexed, "
-                     "or they lie after the last commit");
-    return nullptr;
-  }
-
-  // Recovery check: LMDB commits are atomic, so after a crash the journal's last entry, meta
-  // and the transfers table must describe the same commit.
-  {
-    cursor_guard c;
-    MDB_val k, v;
-    if ((rc = mdb_cursor_open(txn.txn, m.journal, &c.cursor)) != 0) {
-      err = lmdb_error(rc, "opening a journal cursor", o);
-      return nullptr;
-    }
-    rc = mdb_cursor_get(c.cursor, &k, &v, MDB_LAST);
-    if (rc == MDB_NOTFOUND) {
-      if (s->commit_sequence_ != 0) {
-        err = corrupt(o, "meta.commit_sequence is " + std::to_string(s->commit_sequence_) +
-                             " but the journal is empty");
-        return nullptr;
-      }
-    } else if (rc != 0) {
-      err = lmdb_error(rc, "reading the journal", o);
-      return nullptr;
-    } else {
-      journal_entry je;
-      if (k.mv_size != 8 || v.mv_size != sizeof je) {
-        err = corrupt(o, "the last journal entry has a bad size");
-        return nullptr;
-      }
-      std::memcpy(&je, v.mv_data, sizeof je);
-      uint64_t key = get_be64(static_cast<const uint8_t*>(k.mv_data));
-      if (key != s->commit_sequence_ || je.sequence != key ||
-          je.timestamp_last != s->timestamp_last_) {
-        err = corrupt(o, "the last journal entry (sequence " + std::to_string(key) +
-                             ", timestamp_last " + std::to_string(je.timestamp_last) +
-                             ") disagrees with meta (commit_sequence " +
-                             std::to_string(s->commit_sequence_) + ", timestamp_last " +
-                             std::to_string(s->timestamp_last_) + ")");
-        return nullptr;
-      }
-    }
-  }
-  {
-    cursor_guard c;
-    MDB_val k, v;
-    if ((rc = mdb_cursor_open(txn.txn, m.transfers, &c.cursor)) != 0) {
-      err = lmdb_error(rc, "opening a transfers cursor", o);
-      return nullptr;
-    }
-    rc = mdb_cursor_get(c.cursor, &k, &v, MDB_LAST);
-    uint64_t last = 0;
-    if (rc == 0) {
-      if (k.mv_size != 8) {
-        err = corrupt(o, "a transfers key is not 8 bytes");
-        return nullptr;
-      }
-      last = get_be64(static_cast<const uint8_t*>(k.mv_data));
-    } else if (rc != MDB_NOTFOUND) {
-      err = lmdb_error(rc, "reading the transfers", o);
-      return nullptr;
-    }
-    if (last != s->transfer_timestamp_last_ || last > s->timestamp_last_) {
-      err = corrupt(o, "the newest transfer has timestamp " + std::to_string(last) +
-                           " but meta.transfer_timestamp_last is " +
-                           std::to_string(s->transfer_timestamp_last_) +
-                           " and meta.timestamp_last " + std::to_string(s->timestamp_last_));
-      return nullptr;
-    }
-  }
-  if (error e = s->recover(txn.txn); !e.ok()) {
-    err = e;
-    return nullptr;
-  }
+  if (!err.ok()) return nullptr;
   if ((rc = txn.commit()) != 0) {
     err = lmdb_error(rc, "committing the open transaction", o);
     return nullptr;
   }
   m.ready = true;
   return s;
+}
+
+// Opens (creating) every table. An index in the old one-row-per-entry layout is dropped
+// (`index_dropped`); the next bulk index rebuilds it.
+error store::open_tables(MDB_txn* txn, bool& index_dropped) {
+  impl& m = *impl_;
+  const options& o = options_;
+  int rc = 0;
+  for (const impl::table& d : m.tables()) {
+    if ((rc = mdb_dbi_open(txn, d.name, MDB_CREATE | d.flags, d.dbi)) != 0) {
+      return lmdb_error(rc, std::string("opening table ") + d.name, o);
+    }
+  }
+  MDB_dbi rows;
+  rc = mdb_dbi_open(txn, dbi_account_transfers_rows, 0, &rows);
+  if (rc == 0) {
+    rc = mdb_drop(txn, rows, 1);
+    index_dropped = true;
+  }
+  if (rc != 0 && rc != MDB_NOTFOUND) return lmdb_error(rc, "dropping the old account_transfers table", o);
+  return {};
+}
+
+// The format version: a new store gets meta (every table must be empty then, or someone
+// removed meta); version 1 is upgraded in place; any other version is refused.
+error store::open_format(MDB_txn* txn) {
+  impl& m = *impl_;
+  const options& o = options_;
+  uint64_t version = 0;
+  bool found = false;
+  int rc = get_u64(txn, m.meta, meta_format_version, version, found);
+  if (rc != 0) return lmdb_error(rc, "reading meta.format_version", o);
+  if (!found) {
+    for (const impl::table& d : m.tables()) {
+      MDB_stat st;
+      if ((rc = mdb_stat(txn, *d.dbi, &st)) != 0) return lmdb_error(rc, "mdb_stat", o);
+      if (st.ms_entries != 0) {
+        return corrupt(o, std::string("meta.format_version is missing but table ") + d.name + " holds " +
+                              std::to_string(st.ms_entries) + " rows");
+      }
+    }
+    if ((rc = put_u64(txn, m.meta, meta_format_version, format_version)) != 0 ||
+        (rc = put_u64(txn, m.meta, meta_commit_sequence, 0)) != 0 ||
+        (rc = put_u64(txn, m.meta, meta_timestamp_last, 0)) != 0 ||
+        (rc = put_u64(txn, m.meta, meta_transfer_timestamp_last, 0)) != 0 ||
+        (rc = put_u64(txn, m.meta, meta_accounts_checkpoint_timestamp, 0)) != 0 ||
+        (rc = put_u64(txn, m.meta, meta_account_transfers_indexed, 0)) != 0) {
+      return lmdb_error(rc, "initialising meta", o);
+    }
+    return {};
+  }
+  if (version == 1) {
+    // Version 1 wrote every account row and index row at every commit: its rows are a
+    // checkpoint at timestamp_last and its index is complete. Upgrade in place.
+    uint64_t ts_last = 0, transfer_ts_last = 0;
+    bool f1 = false, f2 = false;
+    if ((rc = get_u64(txn, m.meta, meta_timestamp_last, ts_last, f1)) != 0 ||
+        (rc = get_u64(txn, m.meta, meta_transfer_timestamp_last, transfer_ts_last, f2)) != 0 ||
+        (rc = put_u64(txn, m.meta, meta_accounts_checkpoint_timestamp, ts_last)) != 0 ||
+        (rc = put_u64(txn, m.meta, meta_account_transfers_indexed, transfer_ts_last)) != 0 ||
+        (rc = put_u64(txn, m.meta, meta_format_version, format_version)) != 0) {
+      return lmdb_error(rc, "upgrading meta from format version 1", o);
+    }
+    return {};
+  }
+  if (version != format_version) {
+    return make_error(errc::version_mismatch, "store " + o.path + " has format version " + std::to_string(version) +
+                                                  ", this kassa reads version " + std::to_string(format_version) +
+                                                  ": run the kassa release that wrote it");
+  }
+  return {};
+}
+
+// What meta says of the last commit, the checkpoint and the index.
+error store::open_meta(MDB_txn* txn, bool index_dropped) {
+  impl& m = *impl_;
+  const options& o = options_;
+  bool f1, f2, f3;
+  int rc = 0;
+  if ((rc = get_u64(txn, m.meta, meta_commit_sequence, commit_sequence_, f1)) != 0 ||
+      (rc = get_u64(txn, m.meta, meta_timestamp_last, timestamp_last_, f2)) != 0 ||
+      (rc = get_u64(txn, m.meta, meta_transfer_timestamp_last, transfer_timestamp_last_, f3)) != 0) {
+    return lmdb_error(rc, "reading meta", o);
+  }
+  if (!f1 || !f2 || !f3) return corrupt(o, "meta lacks commit_sequence, timestamp_last or transfer_timestamp_last");
+  if ((rc = get_u64(txn, m.meta, meta_accounts_checkpoint_timestamp, m.checkpoint_timestamp, f1)) != 0 ||
+      (rc = get_u64(txn, m.meta, meta_account_transfers_indexed, m.indexed_timestamp, f2)) != 0) {
+    return lmdb_error(rc, "reading meta", o);
+  }
+  if (index_dropped) {
+    m.indexed_timestamp = 0;
+    if ((rc = put_u64(txn, m.meta, meta_account_transfers_indexed, 0)) != 0) {
+      return lmdb_error(rc, "resetting meta.account_transfers_indexed", o);
+    }
+  }
+  if (!f1 || !f2 || m.checkpoint_timestamp > timestamp_last_ || m.indexed_timestamp > transfer_timestamp_last_) {
+    return corrupt(o, "meta lacks accounts_checkpoint_timestamp or account_transfers_indexed, "
+                      "or they lie after the last commit");
+  }
+  return {};
+}
+
+// Recovery check: LMDB commits are atomic, so after a crash the journal's last entry, meta
+// and the transfers table must describe the same commit.
+error store::open_check_last_commit(MDB_txn* txn) {
+  impl& m = *impl_;
+  const options& o = options_;
+  MDB_val k, v;
+  {
+    cursor_guard c;
+    int rc = mdb_cursor_open(txn, m.journal, &c.cursor);
+    if (rc != 0) return lmdb_error(rc, "opening a journal cursor", o);
+    rc = mdb_cursor_get(c.cursor, &k, &v, MDB_LAST);
+    if (rc == MDB_NOTFOUND) {
+      if (commit_sequence_ != 0) {
+        return corrupt(o, "meta.commit_sequence is " + std::to_string(commit_sequence_) + " but the journal is empty");
+      }
+    } else if (rc != 0) {
+      return lmdb_error(rc, "reading the journal", o);
+    } else {
+      journal_entry je;
+      if (k.mv_size != 8 || v.mv_size != sizeof je) return corrupt(o, "the last journal entry has a bad size");
+      std::memcpy(&je, v.mv_data, sizeof je);
+      const uint64_t key = get_be64(static_cast<const uint8_t*>(k.mv_data));
+      if (key != commit_sequence_ || je.sequence != key || je.timestamp_last != timestamp_last_) {
+        return corrupt(o, "the last journal entry (sequence " + std::to_string(key) + ", timestamp_last " +
+                              std::to_string(je.timestamp_last) + ") disagrees with meta (commit_sequence " +
+                              std::to_string(commit_sequence_) + ", timestamp_last " +
+                              std::to_string(timestamp_last_) + ")");
+      }
+    }
+  }
+  cursor_guard c;
+  int rc = mdb_cursor_open(txn, m.transfers, &c.cursor);
+  if (rc != 0) return lmdb_error(rc, "opening a transfers cursor", o);
+  rc = mdb_cursor_get(c.cursor, &k, &v, MDB_LAST);
+  uint64_t last = 0;
+  if (rc == 0) {
+    if (k.mv_size != 8) return corrupt(o, "a transfers key is not 8 bytes");
+    last = get_be64(static_cast<const uint8_t*>(k.mv_data));
+  } else if (rc != MDB_NOTFOUND) {
+    return lmdb_error(rc, "reading the transfers", o);
+  }
+  if (last != transfer_timestamp_last_ || last > timestamp_last_) {
+    return corrupt(o, "the newest transfer has timestamp " + std::to_string(last) +
+                          " but meta.transfer_timestamp_last is " + std::to_string(transfer_timestamp_last_) +
+                          " and meta.timestamp_last " + std::to_string(timestamp_last_));
+  }
+  return {};
 }
 
 // Brings the account rows changed after the checkpoint forward by replaying the journal tail

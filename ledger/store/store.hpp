@@ -119,6 +119,11 @@ public:
 private:
   struct impl;
   explicit store(const options& o);
+  // The phases of open(), in order, in its one transaction (store.cpp).
+  error open_tables(MDB_txn* txn, bool& index_dropped);
+  error open_format(MDB_txn* txn);
+  error open_meta(MDB_txn* txn, bool index_dropped);
+  error open_check_last_commit(MDB_txn* txn);
   error recover(MDB_txn* txn);
 
   options options_;
