@@ -648,6 +648,141 @@ int index_transfers(MDB_txn* txn, MDB_dbi account_transfers, const std::vector<i
   return 0;
 }
 
+// The steps of a commit that write one table each (store::commit): LMDB return codes.
+
+// The journal of transfers: timestamps strictly increase, so every put is an append. Leaves
+// the last timestamp in `ts_prev` and the records' CRC-32C in `crc`.
+int append_transfers(MDB_txn* txn, MDB_dbi dbi, const std::vector<transfer>& created, uint64_t& ts_prev,
+                     uint32_t& crc) {
+  cursor_guard c;
+  int rc = mdb_cursor_open(txn, dbi, &c.cursor);
+  if (rc != 0) return rc;
+  MDB_val k, v;
+  for (const transfer& t : created) {
+    KASSA_ASSERT(t.timestamp > ts_prev);
+    ts_prev = t.timestamp;
+    key_u64 key(t.timestamp);
+    k = val_of(key);
+    v = val_of(t);
+    if ((rc = mdb_cursor_put(c.cursor, &k, &v, MDB_APPEND)) != 0) return rc;
+    crc = crc32c_extend(crc, &t, sizeof t);
+  }
+  return 0;
+}
+
+// transfer_ids, sorted. Ids that all exceed the largest stored id (time-based or sequential
+// ids) are appended; otherwise MDB_NOOVERWRITE refuses a second copy of an id: MDB_KEYEXIST,
+// with the id in `duplicate`.
+int index_transfer_ids(MDB_txn* txn, MDB_dbi dbi, const std::vector<transfer>& created, std::vector<id_ts>& ids,
+                       u128& duplicate) {
+  ids.clear();
+  for (const transfer& t : created) ids.push_back({t.id, t.timestamp});
+  std::sort(ids.begin(), ids.end());
+  if (ids.empty()) return 0;
+  cursor_guard c;
+  int rc = mdb_cursor_open(txn, dbi, &c.cursor);
+  if (rc != 0) return rc;
+  MDB_val k, v;
+  unsigned put_flags = MDB_NOOVERWRITE;
+  rc = mdb_cursor_get(c.cursor, &k, &v, MDB_LAST);
+  if (rc == MDB_NOTFOUND) {
+    put_flags = MDB_APPEND;
+  } else if (rc != 0) {
+    return rc;
+  } else if (k.mv_size == 16 && get_be128(static_cast<const uint8_t*>(k.mv_data)) < ids.front().id) {
+    put_flags = MDB_APPEND;
+  }
+  for (const id_ts& e : ids) {
+    key_id key(e.id);
+    k = val_of(key);
+    v = val_of(e.ts);
+    rc = mdb_cursor_put(c.cursor, &k, &v, put_flags);
+    if (rc == MDB_KEYEXIST) duplicate = e.id;
+    if (rc != 0) return rc;
+  }
+  return 0;
+}
+
+// Balance history of accounts with the history flag, in key order.
+int write_history(MDB_txn* txn, MDB_dbi dbi, const std::vector<history_entry>& history, std::vector<uint32_t>& order) {
+  if (history.empty()) return 0;
+  order.resize(history.size());
+  for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+    const history_entry& x = history[a];
+    const history_entry& y = history[b];
+    return x.account_id != y.account_id ? x.account_id < y.account_id : x.balance.timestamp < y.balance.timestamp;
+  });
+  cursor_guard c;
+  int rc = mdb_cursor_open(txn, dbi, &c.cursor);
+  if (rc != 0) return rc;
+  MDB_val k, v;
+  for (uint32_t i : order) {
+    const history_entry& h = history[i];
+    key_id_ts key(h.account_id, h.balance.timestamp);
+    k = val_of(key);
+    v = val_of(h.balance);
+    if ((rc = mdb_cursor_put(c.cursor, &k, &v, 0)) != 0) return rc;
+  }
+  return 0;
+}
+
+// Pending states, in apply order (a group may create a pending transfer and post it), and
+// the expiry index. A resolution of a transfer never stored as pending: MDB_NOTFOUND, with
+// its id in `unknown`.
+int write_pending(MDB_txn* txn, MDB_dbi pending, MDB_dbi expiry, const std::vector<pending_update>& updates,
+                  u128& unknown) {
+  MDB_val k, v, empty{0, nullptr};
+  int rc = 0;
+  for (const pending_update& u : updates) {
+    pending_row row{};
+    row.status = uint8_t(u.status);
+    row.expires_at_ns = u.expires_at_ns;
+    if (u.status != pending_status::pending) {
+      pending_row old;
+      rc = pending_get(txn, pending, u.id, old);
+      if (rc == MDB_NOTFOUND) unknown = u.id;
+      if (rc != 0) return rc;
+      if (old.status == uint8_t(pending_status::pending) && old.expires_at_ns != 0) {
+        key_ts_id ek(old.expires_at_ns, u.id);
+        k = val_of(ek);
+        rc = mdb_del(txn, expiry, &k, nullptr);
+        if (rc != 0 && rc != MDB_NOTFOUND) return rc;
+      }
+      if (row.expires_at_ns == 0) row.expires_at_ns = old.expires_at_ns;
+    } else if (u.expires_at_ns != 0) {
+      key_ts_id ek(u.expires_at_ns, u.id);
+      k = val_of(ek);
+      if ((rc = mdb_put(txn, expiry, &k, &empty, 0)) != 0) return rc;
+    }
+    key_id key(u.id);
+    k = val_of(key);
+    v = val_of(row);
+    if ((rc = mdb_put(txn, pending, &k, &v, 0)) != 0) return rc;
+  }
+  return 0;
+}
+
+// Expirations join the journal: they release holds and reopen closed accounts, so replay
+// must see each at its place. Each carries its own stamp (an expiry takes a timestamp like
+// any event), inside this commit's stamps (`after`, `through`], so a checkpoint never splits
+// it from its commit.
+int journal_expirations(MDB_txn* txn, MDB_dbi dbi, const std::vector<pending_update>& updates, std::vector<id_ts>& keys,
+                        uint64_t after, uint64_t through) {
+  keys.clear();
+  for (const pending_update& u : updates) {
+    if (u.status == pending_status::expired) keys.push_back({u.id, u.timestamp});
+  }
+  MDB_val k, empty{0, nullptr};
+  for (const id_ts& e : keys) {
+    KASSA_ASSERT(e.ts > after && e.ts <= through);
+    key_ts_id key(e.ts, e.id);
+    k = val_of(key);
+    if (int rc = mdb_put(txn, dbi, &k, &empty, MDB_NOOVERWRITE); rc != 0) return rc;
+  }
+  return 0;
+}
+
 } // namespace
 
 error store::commit(const change_set& changes) {
@@ -689,51 +824,18 @@ error store::commit(const change_set& changes) {
   }
   if ((rc = write_account_rows(txn.txn, m.accounts, m.account_rows)) != 0) return fail(rc);
 
-  // 2. The journal of transfers: timestamps strictly increase, so every put is an append.
+  // 2. The journal of transfers.
   stage = "appending transfers";
   uint32_t crc = 0;
   uint64_t ts_prev = transfer_timestamp_last_;
-  {
-    cursor_guard c;
-    if ((rc = mdb_cursor_open(txn.txn, m.transfers, &c.cursor)) != 0) return fail(rc);
-    for (const transfer& t : changes.transfers_created) {
-      KASSA_ASSERT(t.timestamp > ts_prev);
-      ts_prev = t.timestamp;
-      key_u64 key(t.timestamp);
-      k = val_of(key);
-      v = val_of(t);
-      if ((rc = mdb_cursor_put(c.cursor, &k, &v, MDB_APPEND)) != 0) return fail(rc);
-      crc = crc32c_extend(crc, &t, sizeof t);
-    }
-  }
+  if ((rc = append_transfers(txn.txn, m.transfers, changes.transfers_created, ts_prev, crc)) != 0) return fail(rc);
 
-  // 3. transfer_ids, sorted. Ids that all exceed the largest stored id (time-based or
-  // sequential ids) are appended; otherwise MDB_NOOVERWRITE refuses a second copy of an id.
+  // 3. transfer_ids.
   stage = "indexing transfer ids";
-  m.ids.clear();
-  for (const transfer& t : changes.transfers_created) m.ids.push_back({t.id, t.timestamp});
-  std::sort(m.ids.begin(), m.ids.end());
-  if (!m.ids.empty()) {
-    cursor_guard c;
-    if ((rc = mdb_cursor_open(txn.txn, m.transfer_ids, &c.cursor)) != 0) return fail(rc);
-    unsigned put_flags = MDB_NOOVERWRITE;
-    rc = mdb_cursor_get(c.cursor, &k, &v, MDB_LAST);
-    if (rc == MDB_NOTFOUND) {
-      put_flags = MDB_APPEND;
-    } else if (rc != 0) {
-      return fail(rc);
-    } else if (k.mv_size == 16 && get_be128(static_cast<const uint8_t*>(k.mv_data)) < m.ids.front().id) {
-      put_flags = MDB_APPEND;
-    }
-    for (const id_ts& e : m.ids) {
-      key_id key(e.id);
-      k = val_of(key);
-      v = val_of(e.ts);
-      rc = mdb_cursor_put(c.cursor, &k, &v, put_flags);
-      if (rc == MDB_KEYEXIST)
-        return corrupt(options_, "transfer id " + to_string_u128(e.id) + " is already stored");
-      if (rc != 0) return fail(rc);
-    }
+  u128 duplicate = 0;
+  if ((rc = index_transfer_ids(txn.txn, m.transfer_ids, changes.transfers_created, m.ids, duplicate)) != 0) {
+    if (rc == MDB_KEYEXIST) return corrupt(options_, "transfer id " + to_string_u128(duplicate) + " is already stored");
+    return fail(rc);
   }
 
   // 4. account_transfers, in bulk every few commits (queries scan the transfers after
@@ -741,79 +843,30 @@ error store::commit(const change_set& changes) {
   stage = "indexing account transfers";
   size_t transfers_indexed = 0;
   if (index_due) {
-    if ((rc = index_transfers(txn.txn, m.account_transfers, m.unindexed_sides, m.index)) != 0)
-      return fail(rc);
+    if ((rc = index_transfers(txn.txn, m.account_transfers, m.unindexed_sides, m.index)) != 0) return fail(rc);
     transfers_indexed = m.unindexed_sides.size() / 2;
   }
 
-  // 5. Balance history of accounts with the history flag.
+  // 5. Balance history.
   stage = "writing history";
-  if (!changes.history.empty()) {
-    m.history_order.resize(changes.history.size());
-    for (uint32_t i = 0; i < m.history_order.size(); ++i) m.history_order[i] = i;
-    std::sort(m.history_order.begin(), m.history_order.end(), [&](uint32_t a, uint32_t b) {
-      const history_entry& x = changes.history[a];
-      const history_entry& y = changes.history[b];
-      return x.account_id != y.account_id ? x.account_id < y.account_id
-                                          : x.balance.timestamp < y.balance.timestamp;
-    });
-    cursor_guard c;
-    if ((rc = mdb_cursor_open(txn.txn, m.history, &c.cursor)) != 0) return fail(rc);
-    for (uint32_t i : m.history_order) {
-      const history_entry& h = changes.history[i];
-      key_id_ts key(h.account_id, h.balance.timestamp);
-      k = val_of(key);
-      v = val_of(h.balance);
-      if ((rc = mdb_cursor_put(c.cursor, &k, &v, 0)) != 0) return fail(rc);
-    }
-  }
+  if ((rc = write_history(txn.txn, m.history, changes.history, m.history_order)) != 0) return fail(rc);
 
-  // 6. Pending states, in apply order (a group may create a pending transfer and post it).
+  // 6. Pending states.
   stage = "writing pending states";
   const uint64_t timestamp_last = std::max(timestamp_last_, changes.timestamp_last);
-  MDB_val empty{0, nullptr};
-  for (const pending_update& u : changes.pending_updates) {
-    pending_row row{};
-    row.status = uint8_t(u.status);
-    row.expires_at_ns = u.expires_at_ns;
-    if (u.status != pending_status::pending) {
-      pending_row old;
-      rc = pending_get(txn.txn, m.pending, u.id, old);
-      if (rc == MDB_NOTFOUND)
-        return corrupt(options_, "pending transfer " + to_string_u128(u.id) +
-                                     " is resolved but was never stored as pending");
-      if (rc != 0) return fail(rc);
-      if (old.status == uint8_t(pending_status::pending) && old.expires_at_ns != 0) {
-        key_ts_id ek(old.expires_at_ns, u.id);
-        k = val_of(ek);
-        rc = mdb_del(txn.txn, m.expiry, &k, nullptr);
-        if (rc != 0 && rc != MDB_NOTFOUND) return fail(rc);
-      }
-      if (row.expires_at_ns == 0) row.expires_at_ns = old.expires_at_ns;
-    } else if (u.expires_at_ns != 0) {
-      key_ts_id ek(u.expires_at_ns, u.id);
-      k = val_of(ek);
-      if ((rc = mdb_put(txn.txn, m.expiry, &k, &empty, 0)) != 0) return fail(rc);
+  u128 unknown = 0;
+  if ((rc = write_pending(txn.txn, m.pending, m.expiry, changes.pending_updates, unknown)) != 0) {
+    if (rc == MDB_NOTFOUND) {
+      return corrupt(options_, "pending transfer " + to_string_u128(unknown) + " is resolved but was never stored as pending");
     }
-    key_id key(u.id);
-    k = val_of(key);
-    v = val_of(row);
-    if ((rc = mdb_put(txn.txn, m.pending, &k, &v, 0)) != 0) return fail(rc);
+    return fail(rc);
   }
 
-  // 7. Expirations join the journal: they release holds and reopen closed accounts, so replay
-  // must see each at its place. Each carries its own stamp (an expiry takes a timestamp like
-  // any event), inside this commit's stamps, so a checkpoint never splits it from its commit.
+  // 7. Expirations.
   stage = "journaling expirations";
-  m.expiration_keys.clear();
-  for (const pending_update& u : changes.pending_updates) {
-    if (u.status == pending_status::expired) m.expiration_keys.push_back({u.id, u.timestamp});
-  }
-  for (const id_ts& e : m.expiration_keys) {
-    KASSA_ASSERT(e.ts > timestamp_last_ && e.ts <= timestamp_last);
-    key_ts_id key(e.ts, e.id);
-    k = val_of(key);
-    if ((rc = mdb_put(txn.txn, m.expirations, &k, &empty, MDB_NOOVERWRITE)) != 0) return fail(rc);
+  if ((rc = journal_expirations(txn.txn, m.expirations, changes.pending_updates, m.expiration_keys, timestamp_last_,
+                                timestamp_last)) != 0) {
+    return fail(rc);
   }
 
   // 8. The commit's journal entry and meta.
