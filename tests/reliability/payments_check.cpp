@@ -40,6 +40,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <type_traits>
 #include <fstream>
 #include <future>
 #include <map>
@@ -84,7 +85,12 @@ struct unavailable : std::runtime_error {
 
 size_t problems_printed = 0;
 uint64_t violations = 0;
+std::vector<std::string>* held = nullptr; // set: violations are collected here, not yet counted
 void violation(const std::string& what) {
+  if (held != nullptr) {
+    held->push_back(what);
+    return;
+  }
   ++violations;
   if (problems_printed++ < problems_printed_max) std::fprintf(stderr, "payments_check: violation: %s\n", what.c_str());
 }
@@ -194,6 +200,11 @@ std::vector<lp::order> scan(const ks::payments_store& store) {
   });
   if (!err.ok()) throw unavailable("reading the payments store: " + err.message);
   return rows;
+}
+
+bool same_rows(const std::vector<lp::order>& a, const std::vector<lp::order>& b) {
+  static_assert(std::is_trivially_copyable_v<lp::order>);
+  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(lp::order)) == 0);
 }
 
 // Step 1: waits until no row is running; returns the rows.
@@ -599,10 +610,26 @@ int main(int argc, char** argv) {
     wait_settled(*store, settle_s, c.unsettled);
     if (c.unsettled != 0) violation(std::to_string(c.unsettled) + " payments still running after " + std::to_string(settle_s) + " s");
     check_commands(kassad, *store, provider_faults, logged, c);
-    // after the resends: what they changed, if anything, shows here
-    const auto rows = scan(*store);
+    // After the resends: what they changed, if anything, shows here. The money check reads
+    // the rows, then the ledger: a late success (provider faults) may turn a failed row
+    // completed in between, its booking already in the ledger. So the check is taken again on
+    // the rows read anew until they stand still across it (or settle_s is up); only the last
+    // take counts.
+    auto rows = scan(*store);
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(settle_s);
+    for (;;) {
+      std::vector<std::string> found;
+      held = &found;
+      check_money(kassad, sim, providers, provider_faults, shards, rows, h, settle_s);
+      held = nullptr;
+      auto again = scan(*store);
+      if (same_rows(rows, again) || std::chrono::steady_clock::now() >= until) {
+        for (const std::string& v : found) violation(v);
+        break;
+      }
+      rows = std::move(again);
+    }
     c.rows = rows.size();
-    check_money(kassad, sim, providers, provider_faults, shards, rows, h, settle_s);
     check_gl(kassad, *store, data_dir, providers, shards, h.ledger, settle_s);
   } catch (const client::error& e) {
     std::fprintf(stderr, "payments_check: kassad at %s:%u: %s\n", host.c_str(), unsigned(port), e.what());
