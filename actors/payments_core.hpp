@@ -111,6 +111,27 @@ struct late_refund {
   std::vector<journal_entry> journal;
 };
 
+// gateway -> order actor
+struct order_command {
+  request_context ctx;
+  payment_command cmd;
+  uint64_t sequence = 0; // for the row the command creates
+  // Flows the gateway admitted for it (payments.orders_inflight_max): a refund split in more
+  // parts than this is answered busy.
+  uint32_t room = 1;
+};
+struct order_resume {
+  u128 item_id = 0; // 0: every unfinished item; else this item (a provider spoke up late)
+};
+struct order_idle {
+  u128 order_id = 0;
+  uint64_t commands = 0; // commands the order actor has taken
+};
+struct flow_register {
+  uint64_t sequence = 0;
+  caf::actor flow; // invalid: unregister
+};
+
 using step_timeout_atom = caf::atom_constant<caf::atom("stepto")>;
 using query_atom = caf::atom_constant<caf::atom("pquery")>;
 using hold_atom = caf::atom_constant<caf::atom("phold")>;
@@ -128,8 +149,25 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::pay::limit_reserve)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::pay::limit_release)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::pay::late_start)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::pay::late_refund)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::pay::order_command)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::pay::order_resume)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::pay::order_idle)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::pay::flow_register)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::ledger::payments::payment_reply)
 
 namespace kassa::actors::pay {
+
+// --- the gateway and the order actors (payments.cpp, order.cpp) --------------------------------
+
+// The reply a command gets from its row as it stands, with result `r`.
+ledger::payments::payment_reply reply_of(const order& row, payment_result r);
+// The row a command creates.
+order new_row(const env& e, const request_context& ctx, const payment_command& c, uint64_t sequence);
+// Parts a refund may be split in over an order's items; the gateway keeps this many row
+// sequences for a refund.
+constexpr size_t refund_parts_max = 8;
+// An order's actor (order.cpp): the one owner of a business order's counts.
+caf::actor spawn_order(caf::actor_system& sys, env_ptr e, const order& row);
 
 // --- the flow supervisor and its steps --------------------------------------------------------
 
@@ -246,7 +284,6 @@ caf::actor spawn_flow(caf::actor_system& sys, env_ptr e, caf::actor owner, flow_
 // again at the next start.
 void follow_owner(flow_actor* self);
 caf::actor spawn_late_flow(caf::actor_system& sys, env_ptr e, late_start start);
-caf::actor spawn_order(caf::actor_system& sys, env_ptr e, order row);
 
 // Writes the flow's row and the journal gathered so far; then(true) once durable.
 void persist(flow_actor* self, std::function<void(bool)> then);
