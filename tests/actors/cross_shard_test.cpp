@@ -104,6 +104,31 @@ void check_shards_balance(node& nd, uint32_t n, const std::vector<u128>& client_
   }
 }
 
+// The split hot account tests' accounts: `hot` (its debits limited by its credits) and six
+// payers, two in each of the `n` shards. `all` gets their ids, `hot` first.
+std::vector<account> hot_and_payers(u128 hot, uint32_t n, std::vector<u128>& all) {
+  std::vector<account> as{make_account(hot, 1, account_debits_must_not_exceed_credits)};
+  all = {hot};
+  for (uint32_t k = 0; k < 6; ++k) {
+    all.push_back(id_in(k % n, n, 10 + k));
+    as.push_back(make_account(all.back()));
+  }
+  return as;
+}
+
+// Thirty credits to `hot` from the payers all[1..6] (ids 100..129), through both sides of
+// `t`; returns what they add up to.
+u128 credit_hot(twin& t, u128 hot, const std::vector<u128>& all) {
+  std::vector<transfer> credits;
+  u128 total = 0;
+  for (uint32_t k = 0; k < 30; ++k) {
+    credits.push_back(make_transfer(100 + k, all[1 + k % 6], hot, 10 + k));
+    total += 10 + k;
+  }
+  t.transfers(credits);
+  return total;
+}
+
 std::string aname(uint32_t code) { return std::string(name(static_cast<account_result>(code))); }
 std::string tname_of(uint32_t code) { return std::string(name(static_cast<transfer_result>(code))); }
 
@@ -271,19 +296,13 @@ TEST_CASE("a balancing debit of a split account across shards gathers it first",
   o.sweep_interval_ns = 0; // never swept
   node nd(dir.path, n, o);
   twin t{nd};
-  std::vector<account> as{make_account(hot, 1, account_debits_must_not_exceed_credits)};
-  std::vector<u128> all{hot};
-  for (uint32_t k = 0; k < 6; ++k) {
-    all.push_back(id_in(k % n, n, 10 + k));
-    as.push_back(make_account(all.back()));
-  }
+  std::vector<u128> all;
+  std::vector<account> as = hot_and_payers(hot, n, all);
   const u128 out = id_in(2, n, 30);
   as.push_back(make_account(out));
   all.push_back(out);
   t.accounts(as);
-  std::vector<transfer> credits;
-  for (uint32_t k = 0; k < 30; ++k) credits.push_back(make_transfer(100 + k, all[1 + k % 6], hot, 10 + k));
-  t.transfers(credits);
+  credit_hot(t, hot, all);
   REQUIRE(nd.lookup(hot, &nd.shards[0]).credits_posted == 0); // all on sub-accounts
   CHECK(t.transfers({make_transfer(200, hot, out, 0, transfer_balancing_debit)}) == std::vector<uint32_t>{0});
   t.same(all, {200});
@@ -298,25 +317,15 @@ TEST_CASE("a chain that mixes a post with a debit of a split account is judged o
   o.sweep_interval_ns = 0; // never swept
   node nd(dir.path, n, o);
   twin t{nd};
-  std::vector<account> as{make_account(hot, 1, account_debits_must_not_exceed_credits)};
-  std::vector<u128> all{hot};
-  for (uint32_t k = 0; k < 6; ++k) {
-    all.push_back(id_in(k % n, n, 10 + k));
-    as.push_back(make_account(all.back()));
-  }
+  std::vector<u128> all;
+  std::vector<account> as = hot_and_payers(hot, n, all);
   const u128 p = id_in(0, n, 40), q = id_in(0, n, 41), out = id_in(0, n, 42);
   for (u128 id : {p, q, out}) {
     as.push_back(make_account(id));
     all.push_back(id);
   }
   t.accounts(as);
-  std::vector<transfer> credits;
-  u128 total = 0;
-  for (uint32_t k = 0; k < 30; ++k) {
-    credits.push_back(make_transfer(100 + k, all[1 + k % 6], hot, 10 + k));
-    total += 10 + k;
-  }
-  t.transfers(credits);
+  const u128 total = credit_hot(t, hot, all);
   t.transfers({make_transfer(300, p, q, 5, transfer_pending), make_transfer(301, p, q, 5, transfer_pending)});
   // A post, then a debit of exactly what the account holds over all its sub-accounts.
   auto post_first = make_resolve(302, 300, transfer_post_pending); // the whole amount
@@ -341,23 +350,13 @@ TEST_CASE("a split account a closing credit closed holds all it has when a void 
   o.sweep_interval_ns = 0; // never swept
   node nd(dir.path, n, o);
   twin t{nd};
-  std::vector<account> as{make_account(hot, 1, account_debits_must_not_exceed_credits)};
-  std::vector<u128> all{hot};
-  for (uint32_t k = 0; k < 6; ++k) {
-    all.push_back(id_in(k % n, n, 10 + k));
-    as.push_back(make_account(all.back()));
-  }
+  std::vector<u128> all;
+  std::vector<account> as = hot_and_payers(hot, n, all);
   const u128 out = id_in(1, n, 42);
   as.push_back(make_account(out));
   all.push_back(out);
   t.accounts(as);
-  std::vector<transfer> credits;
-  u128 total = 0;
-  for (uint32_t k = 0; k < 30; ++k) {
-    credits.push_back(make_transfer(100 + k, all[1 + k % 6], hot, 10 + k));
-    total += 10 + k;
-  }
-  t.transfers(credits);
+  const u128 total = credit_hot(t, hot, all);
   REQUIRE(nd.lookup(hot, &nd.shards[0]).credits_posted == 0); // all on sub-accounts
   // A pending closing credit closes the account; a credit after it is refused.
   CHECK(t.transfers({make_transfer(200, out, hot, 1, transfer_pending | transfer_closing_credit),
