@@ -221,6 +221,16 @@ int main(int argc, char** argv) {
     for (u128 id = 820; id < 832; ++id) many.push_back(command(lp::kind::transfer, id, id, 5, 1, 1, lp::source::none, 6));
     ok &= write(dir, "payments_many", cat({hello(), accounts(), payments(many)}));
   }
+  // Pending transfers left pending, some across shards (their legs hold the two-phase
+  // clearing accounts), and one that expires.
+  ok &= write(dir, "two_phase_left_pending",
+              cat({hello(), accounts(),
+                   frame(wire::operation::create_transfers,
+                         std::vector<ledger::transfer>{transfer(210, 2, 3, 300, transfer_pending),
+                                                       transfer(211, 2, 4, 300, transfer_pending),
+                                                       transfer(212, 3, 5, 20, transfer_pending),
+                                                       transfer(213, 4, 6, 20, transfer_pending),
+                                                       expiring(214, 5, 6, 50)})}));
   if (!ok) {
     std::fprintf(stderr, "request_corpus: cannot write to %s\n", dir.c_str());
     return 1;

@@ -10,8 +10,8 @@
 //     is answered and the server keeps the connection open; an ok submit_payments reply holds
 //     one payment reply per command, in order, with a known result and state;
 //   - per shard and ledger, debits equal credits (posted and pending) over every account any
-//     input created, the shard's clearing accounts and the payment core's chart of accounts
-//     (fees, suspense, escrow), as one lookup at one instant;
+//     input created, the shard's clearing accounts (of posted and of pending transfers) and the
+//     payment core's chart of accounts (fees, suspense, escrow), as one lookup at one instant;
 //   - a fresh connection is still served: hello, a transfer, a lookup and a payment transfer
 //     answer ok.
 // The input is sent as it is, except that a frame whose checksum field is 0 gets its correct
@@ -482,9 +482,9 @@ struct wide_sum {
 };
 
 // Per shard and ledger, debits equal credits, posted and pending, over every tracked account,
-// the shard's clearing accounts and its part of the payment core's chart of accounts (no
-// provider clearing accounts: there are no providers), read in one message (one instant of
-// the shard).
+// the shard's clearing accounts (those of posted and those of pending transfers across shards)
+// and its part of the payment core's chart of accounts (no provider clearing accounts: there
+// are no providers), read in one message (one instant of the shard).
 void check_books(core& c) {
   caf::scoped_actor self{c.sys};
   for (uint32_t s = 0; s < shards_n; ++s) {
@@ -492,7 +492,8 @@ void check_books(core& c) {
     req.ids.assign(c.accounts[s].begin(), c.accounts[s].end());
     for (uint32_t ledger : c.ledgers) {
       for (uint32_t other = 0; other < shards_n; ++other) {
-        if (other != s) req.ids.push_back(sid::clearing(s, other, ledger));
+        if (other == s) continue;
+        for (bool two_phase : {false, true}) req.ids.push_back(sid::clearing(s, other, ledger, two_phase));
       }
     }
     for (uint32_t ledger : payment_ledgers) {
@@ -516,6 +517,15 @@ void check_books(core& c) {
       t.cpo.add(a.credits_posted);
     }
     for (const auto& [ledger, t] : per_ledger) {
+      if (!(t.dpo == t.cpo) || !(t.dp == t.cp)) {
+        for (const ledger::account& a : reply.accounts) {
+          if (a.ledger != ledger) continue;
+          std::fprintf(stderr, "  account %s: debits pending %s posted %s, credits pending %s posted %s\n",
+                       to_string_u128(a.id).c_str(), to_string_u128(a.debits_pending).c_str(),
+                       to_string_u128(a.debits_posted).c_str(), to_string_u128(a.credits_pending).c_str(),
+                       to_string_u128(a.credits_posted).c_str());
+        }
+      }
       if (!(t.dpo == t.cpo)) fail("shard " + std::to_string(s) + " ledger " + std::to_string(ledger) + ": debits posted != credits posted");
       if (!(t.dp == t.cp)) fail("shard " + std::to_string(s) + " ledger " + std::to_string(ledger) + ": debits pending != credits pending");
     }

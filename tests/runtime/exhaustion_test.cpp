@@ -135,12 +135,14 @@ uint32_t shard_of(u128 id, uint32_t shards) {
   return uint32_t((id_hash(id) >> 40) % shards);
 }
 
-// Every clearing account a store of `shards` shards may hold for `ledger_id`.
+// Every clearing account a store of `shards` shards may hold for `ledger_id`: those of posted
+// transfers and those of pending transfers across shards.
 std::vector<u128> clearing_accounts(uint32_t shards, uint32_t ledger_id) {
   std::vector<u128> out;
   for (uint32_t from = 0; from < shards; ++from)
     for (uint32_t to = 0; to < shards; ++to)
-      if (from != to) out.push_back(ledger::system_ids::clearing(from, to, ledger_id));
+      if (from != to)
+        for (bool two_phase : {false, true}) out.push_back(ledger::system_ids::clearing(from, to, ledger_id, two_phase));
   return out;
 }
 
