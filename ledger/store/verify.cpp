@@ -94,421 +94,492 @@ void compare_sorted(checker& c, const char* table, const std::vector<id_ts>& exp
   }
 }
 
-} // namespace
+// One read-only pass over a stopped store, one method per invariant. Each method reads what
+// the earlier ones gathered (the meta values, the accounts, the pending rows, the journal, the
+// transfer ids) and adds its problems to the report.
+class verifier {
+public:
+  verifier(verify_report& r, const std::string& path) : r_(r), c_(r), path_(path) {}
 
-verify_report verify(const std::string& path) {
-  verify_report r;
-  checker c(r);
-  auto finish = [&]() -> verify_report {
-    r.consistent = r.problems_total == 0;
-    if (r.consistent) {
-      r.summary = "verify: consistent: " + std::to_string(r.ledgers) + " ledgers, " +
-                  std::to_string(r.accounts) + " accounts, " + std::to_string(r.transfers) +
-                  " transfers, " + std::to_string(r.pending) + " pending, journal " +
-                  std::to_string(r.commits) + " commits, " + std::to_string(r.replayed) +
-                  " transfers after the account checkpoint";
-    } else {
-      r.summary = "verify: INCONSISTENT: " + std::to_string(r.problems_total) + " problem" +
-                  (r.problems_total == 1 ? "" : "s") + " in " + path;
+  // Opens the store read-only and every table; false (with a problem) when it cannot.
+  bool open() {
+    int rc = lmdb::env_open(g_.env, path_, MDB_RDONLY | MDB_NOTLS, dbi_count + 1, 0, 0);
+    if (rc == 0) rc = mdb_txn_begin(g_.env, nullptr, MDB_RDONLY, &g_.txn);
+    if (rc != 0) {
+      c_.problem("cannot open store " + path_ + ": " + mdb_strerror(rc));
+      return false;
     }
-    return std::move(r);
-  };
-
-  env_guard g;
-  int rc = lmdb::env_open(g.env, path, MDB_RDONLY | MDB_NOTLS, dbi_count + 1, 0, 0);
-  if (rc == 0) rc = mdb_txn_begin(g.env, nullptr, MDB_RDONLY, &g.txn);
-  if (rc != 0) {
-    c.problem("cannot open store " + path + ": " + mdb_strerror(rc));
-    return finish();
+    txn_ = g_.txn;
+    struct {
+      const char* name;
+      MDB_dbi* dbi;
+    } dbis[] = {{dbi_meta, &meta_},
+                {dbi_accounts, &accounts_},
+                {dbi_transfers, &transfers_},
+                {dbi_transfer_ids, &transfer_ids_},
+                {dbi_pending, &pending_},
+                {dbi_expiry, &expiry_},
+                {dbi_history, &history_},
+                {dbi_account_transfers, &account_transfers_},
+                {dbi_journal, &journal_},
+                {dbi_expirations, &expirations_}};
+    for (auto& d : dbis) {
+      if ((rc = mdb_dbi_open(txn_, d.name, 0, d.dbi)) != 0)
+        c_.problem(std::string("table ") + d.name + " is missing: " + mdb_strerror(rc));
+    }
+    return r_.problems_total == 0;
   }
-  MDB_txn* txn = g.txn;
-  MDB_dbi meta, accounts, transfers, transfer_ids, pending, expiry, history, account_transfers,
-      journal, expirations;
-  struct {
-    const char* name;
-    MDB_dbi* dbi;
-  } dbis[] = {{dbi_meta, &meta},
-              {dbi_accounts, &accounts},
-              {dbi_transfers, &transfers},
-              {dbi_transfer_ids, &transfer_ids},
-              {dbi_pending, &pending},
-              {dbi_expiry, &expiry},
-              {dbi_history, &history},
-              {dbi_account_transfers, &account_transfers},
-              {dbi_journal, &journal},
-              {dbi_expirations, &expirations}};
-  for (auto& d : dbis) {
-    if ((rc = mdb_dbi_open(txn, d.name, 0, d.dbi)) != 0)
-      c.problem(std::string("table ") + d.name + " is missing: " + mdb_strerror(rc));
+
+  // The meta values every other check reads; false when the format is not this verify's.
+  bool meta() {
+    std::map<std::string, uint64_t> m;
+    scan_failed("meta", scan(txn_, meta_, [&](const MDB_val& k, const MDB_val& v) {
+      uint64_t value = 0;
+      if (v.mv_size == 8) std::memcpy(&value, v.mv_data, 8);
+      else c_.problem("meta: value of " + std::string(static_cast<const char*>(k.mv_data), k.mv_size) + " is not 8 bytes");
+      m[std::string(static_cast<const char*>(k.mv_data), k.mv_size)] = value;
+    }));
+    for (const char* key : {meta_format_version, meta_commit_sequence, meta_timestamp_last,
+                            meta_transfer_timestamp_last, meta_accounts_checkpoint_timestamp,
+                            meta_account_transfers_indexed}) {
+      if (!m.count(key)) c_.problem(std::string("meta: ") + key + " is missing");
+    }
+    if (m.count(meta_format_version) && m[meta_format_version] != format_version) {
+      c_.problem("meta: format version " + std::to_string(m[meta_format_version]) +
+                 ", this verify reads " + std::to_string(format_version));
+      return false;
+    }
+    sequence_meta_ = m[meta_commit_sequence];
+    timestamp_last_ = m[meta_timestamp_last];
+    transfer_timestamp_last_ = m[meta_transfer_timestamp_last];
+    checkpoint_timestamp_ = m[meta_accounts_checkpoint_timestamp];
+    indexed_ = m[meta_account_transfers_indexed];
+    if (checkpoint_timestamp_ > timestamp_last_)
+      c_.problem("meta: accounts_checkpoint_timestamp " + std::to_string(checkpoint_timestamp_) +
+                 " lies after timestamp_last " + std::to_string(timestamp_last_));
+    if (indexed_ > transfer_timestamp_last_)
+      c_.problem("meta: account_transfers_indexed " + std::to_string(indexed_) +
+                 " lies after transfer_timestamp_last " + std::to_string(transfer_timestamp_last_));
+    return true;
   }
-  if (r.problems_total != 0) return finish();
-  auto scan_failed = [&](const char* table, int code) {
-    if (code != 0) c.problem(std::string("reading ") + table + " failed: " + mdb_strerror(code));
-  };
 
-  // --- meta ----------------------------------------------------------------------------
-  std::map<std::string, uint64_t> m;
-  scan_failed("meta", scan(txn, meta, [&](const MDB_val& k, const MDB_val& v) {
-    uint64_t value = 0;
-    if (v.mv_size == 8) std::memcpy(&value, v.mv_data, 8);
-    else c.problem("meta: value of " + std::string(static_cast<const char*>(k.mv_data), k.mv_size) + " is not 8 bytes");
-    m[std::string(static_cast<const char*>(k.mv_data), k.mv_size)] = value;
-  }));
-  for (const char* key : {meta_format_version, meta_commit_sequence, meta_timestamp_last,
-                          meta_transfer_timestamp_last, meta_accounts_checkpoint_timestamp,
-                          meta_account_transfers_indexed}) {
-    if (!m.count(key)) c.problem(std::string("meta: ") + key + " is missing");
+  // Every account row: keyed by its id, stamped within (0, timestamp_last].
+  void accounts() {
+    scan_failed("accounts", scan(txn_, accounts_, [&](const MDB_val& k, const MDB_val& v) {
+      if (k.mv_size != 16 || v.mv_size != sizeof(account)) {
+        c_.problem("accounts: a row has key size " + std::to_string(k.mv_size) + " and value size " +
+                   std::to_string(v.mv_size));
+        return;
+      }
+      account a;
+      std::memcpy(&a, v.mv_data, sizeof a);
+      u128 key = get_be128(bytes(k));
+      if (a.id != key) c_.problem("accounts: row under key " + str(key) + " holds account " + str(a.id));
+      if (a.timestamp == 0 || a.timestamp > timestamp_last_)
+        c_.problem("accounts: account " + str(a.id) + " has timestamp " + std::to_string(a.timestamp) +
+                   " outside (0, timestamp_last " + std::to_string(timestamp_last_) + "]");
+      accts_[key] = account_check{a, {}};
+    }));
+    r_.accounts = accts_.size();
   }
-  if (m.count(meta_format_version) && m[meta_format_version] != format_version) {
-    c.problem("meta: format version " + std::to_string(m[meta_format_version]) +
-              ", this verify reads " + std::to_string(format_version));
-    return finish();
+
+  // Every pending row has a known status; the expiry index holds exactly the pending
+  // transfers with a deadline.
+  void pending_and_expiry() {
+    scan_failed("pending", scan(txn_, pending_, [&](const MDB_val& k, const MDB_val& v) {
+      if (k.mv_size != 16 || v.mv_size != sizeof(pending_row)) {
+        c_.problem("pending: a row has a bad size");
+        return;
+      }
+      pending_row row;
+      std::memcpy(&row, v.mv_data, sizeof row);
+      if (row.status < uint8_t(pending_status::pending) || row.status > uint8_t(pending_status::expired))
+        c_.problem("pending: transfer " + str(get_be128(bytes(k))) + " has unknown status " +
+                   std::to_string(row.status));
+      pend_[get_be128(bytes(k))] = row;
+    }));
+    uint64_t expiry_expected = 0;
+    for (const auto& [id, row] : pend_) {
+      if (row.status == uint8_t(pending_status::pending)) {
+        ++r_.pending;
+        if (row.expires_at_ns != 0) ++expiry_expected;
+      }
+    }
+    uint64_t expiry_rows = 0;
+    scan_failed("expiry", scan(txn_, expiry_, [&](const MDB_val& k, const MDB_val& v) {
+      ++expiry_rows;
+      if (k.mv_size != 24 || v.mv_size != 0) {
+        c_.problem("expiry: a row has a bad size");
+        return;
+      }
+      uint64_t at = get_be64(bytes(k));
+      u128 id = get_be128(bytes(k) + 8);
+      auto it = pend_.find(id);
+      if (it == pend_.end() || it->second.status != uint8_t(pending_status::pending) ||
+          it->second.expires_at_ns != at)
+        c_.problem("expiry: row (" + std::to_string(at) + ", " + str(id) +
+                   ") matches no pending transfer with that deadline");
+    }));
+    if (expiry_rows != expiry_expected)
+      c_.problem("expiry: " + std::to_string(expiry_rows) + " rows but " +
+                 std::to_string(expiry_expected) + " pending transfers have a deadline");
   }
-  const uint64_t sequence_meta = m[meta_commit_sequence];
-  const uint64_t timestamp_last = m[meta_timestamp_last];
-  const uint64_t transfer_timestamp_last = m[meta_transfer_timestamp_last];
-  const uint64_t checkpoint_timestamp = m[meta_accounts_checkpoint_timestamp];
-  const uint64_t indexed = m[meta_account_transfers_indexed];
-  if (checkpoint_timestamp > timestamp_last)
-    c.problem("meta: accounts_checkpoint_timestamp " + std::to_string(checkpoint_timestamp) +
-              " lies after timestamp_last " + std::to_string(timestamp_last));
-  if (indexed > transfer_timestamp_last)
-    c.problem("meta: account_transfers_indexed " + std::to_string(indexed) +
-              " lies after transfer_timestamp_last " + std::to_string(transfer_timestamp_last));
 
-  // --- accounts ------------------------------------------------------------------------
-  std::unordered_map<u128, account_check, u128_hash> accts;
-  scan_failed("accounts", scan(txn, accounts, [&](const MDB_val& k, const MDB_val& v) {
-    if (k.mv_size != 16 || v.mv_size != sizeof(account)) {
-      c.problem("accounts: a row has key size " + std::to_string(k.mv_size) + " and value size " +
-                std::to_string(v.mv_size));
-      return;
-    }
-    account a;
-    std::memcpy(&a, v.mv_data, sizeof a);
-    u128 key = get_be128(bytes(k));
-    if (a.id != key) c.problem("accounts: row under key " + str(key) + " holds account " + str(a.id));
-    if (a.timestamp == 0 || a.timestamp > timestamp_last)
-      c.problem("accounts: account " + str(a.id) + " has timestamp " + std::to_string(a.timestamp) +
-                " outside (0, timestamp_last " + std::to_string(timestamp_last) + "]");
-    accts[key] = account_check{a, {}};
-  }));
-  r.accounts = accts.size();
-
-  // --- pending and expiry --------------------------------------------------------------
-  std::unordered_map<u128, pending_row, u128_hash> pend;
-  scan_failed("pending", scan(txn, pending, [&](const MDB_val& k, const MDB_val& v) {
-    if (k.mv_size != 16 || v.mv_size != sizeof(pending_row)) {
-      c.problem("pending: a row has a bad size");
-      return;
-    }
-    pending_row row;
-    std::memcpy(&row, v.mv_data, sizeof row);
-    if (row.status < uint8_t(pending_status::pending) || row.status > uint8_t(pending_status::expired))
-      c.problem("pending: transfer " + str(get_be128(bytes(k))) + " has unknown status " +
-                std::to_string(row.status));
-    pend[get_be128(bytes(k))] = row;
-  }));
-  uint64_t expiry_expected = 0;
-  for (const auto& [id, row] : pend) {
-    if (row.status == uint8_t(pending_status::pending)) {
-      ++r.pending;
-      if (row.expires_at_ns != 0) ++expiry_expected;
-    }
+  // The journal: sequences 1..n without a gap, timestamps never going back, and its end
+  // agreeing with the meta values.
+  void journal() {
+    scan_failed("journal", scan(txn_, journal_, [&](const MDB_val& k, const MDB_val& v) {
+      if (k.mv_size != 8 || v.mv_size != sizeof(journal_entry)) {
+        c_.problem("journal: an entry has a bad size");
+        return;
+      }
+      journal_entry je;
+      std::memcpy(&je, v.mv_data, sizeof je);
+      uint64_t key = get_be64(bytes(k));
+      if (je.sequence != key || key != entries_.size() + 1)
+        c_.problem("journal: entry under key " + std::to_string(key) + " has sequence " +
+                   std::to_string(je.sequence) + ", expected " + std::to_string(entries_.size() + 1));
+      if (!entries_.empty() && je.timestamp_last < entries_.back().timestamp_last)
+        c_.problem("journal: timestamp_last goes backwards at sequence " + std::to_string(key));
+      entries_.push_back(je);
+    }));
+    r_.commits = entries_.size();
+    if (entries_.size() != sequence_meta_)
+      c_.problem("journal: " + std::to_string(entries_.size()) + " entries but meta.commit_sequence is " +
+                 std::to_string(sequence_meta_));
+    if (!entries_.empty() && entries_.back().timestamp_last != timestamp_last_)
+      c_.problem("journal: last entry has timestamp_last " + std::to_string(entries_.back().timestamp_last) +
+                 " but meta says " + std::to_string(timestamp_last_));
   }
-  uint64_t expiry_rows = 0;
-  scan_failed("expiry", scan(txn, expiry, [&](const MDB_val& k, const MDB_val& v) {
-    ++expiry_rows;
-    if (k.mv_size != 24 || v.mv_size != 0) {
-      c.problem("expiry: a row has a bad size");
-      return;
-    }
-    uint64_t at = get_be64(bytes(k));
-    u128 id = get_be128(bytes(k) + 8);
-    auto it = pend.find(id);
-    if (it == pend.end() || it->second.status != uint8_t(pending_status::pending) ||
-        it->second.expires_at_ns != at)
-      c.problem("expiry: row (" + std::to_string(at) + ", " + str(id) +
-                ") matches no pending transfer with that deadline");
-  }));
-  if (expiry_rows != expiry_expected)
-    c.problem("expiry: " + std::to_string(expiry_rows) + " rows but " +
-              std::to_string(expiry_expected) + " pending transfers have a deadline");
 
-  // --- journal -------------------------------------------------------------------------
-  std::vector<journal_entry> entries;
-  scan_failed("journal", scan(txn, journal, [&](const MDB_val& k, const MDB_val& v) {
-    if (k.mv_size != 8 || v.mv_size != sizeof(journal_entry)) {
-      c.problem("journal: an entry has a bad size");
-      return;
-    }
-    journal_entry je;
-    std::memcpy(&je, v.mv_data, sizeof je);
-    uint64_t key = get_be64(bytes(k));
-    if (je.sequence != key || key != entries.size() + 1)
-      c.problem("journal: entry under key " + std::to_string(key) + " has sequence " +
-                std::to_string(je.sequence) + ", expected " + std::to_string(entries.size() + 1));
-    if (!entries.empty() && je.timestamp_last < entries.back().timestamp_last)
-      c.problem("journal: timestamp_last goes backwards at sequence " + std::to_string(key));
-    entries.push_back(je);
-  }));
-  r.commits = entries.size();
-  if (entries.size() != sequence_meta)
-    c.problem("journal: " + std::to_string(entries.size()) + " entries but meta.commit_sequence is " +
-              std::to_string(sequence_meta));
-  if (!entries.empty() && entries.back().timestamp_last != timestamp_last)
-    c.problem("journal: last entry has timestamp_last " + std::to_string(entries.back().timestamp_last) +
-              " but meta says " + std::to_string(timestamp_last));
-
-  // --- transfers: replay in timestamp order ----------------------------------------------
-  std::vector<id_ts> ids_expected, account_transfers_expected;
-  std::vector<uint64_t> timestamps;
-  uint64_t pending_flagged = 0;
-  size_t entry = 0; // the journal entry the next transfer must belong to
-  uint32_t entry_crc = 0, entry_count = 0;
-  auto next_entry_with_transfers = [&]() {
-    while (entry < entries.size() && entries[entry].transfers_created == 0) ++entry;
-  };
-  auto close_entry = [&]() {
-    const journal_entry& je = entries[entry];
-    if (entry_count != je.transfers_created || entry_crc != je.transfers_crc32c)
-      c.problem("journal: commit " + std::to_string(je.sequence) + " lists " +
-                std::to_string(je.transfers_created) + " transfers, found " +
-                std::to_string(entry_count) + (entry_crc != je.transfers_crc32c ? " and the CRC-32C differs" : ""));
-    ++entry;
-    entry_crc = 0;
-    entry_count = 0;
+  // Every transfer, in timestamp order: covered by its journal entry (count and CRC-32C),
+  // naming stored accounts of its ledger, its pending row agreeing; adds it to the totals its
+  // accounts must hold.
+  void transfers() {
     next_entry_with_transfers();
-  };
-  next_entry_with_transfers();
-  auto side = [&](u128 id, const transfer& t) -> account_check* {
-    auto it = accts.find(id);
-    if (it == accts.end()) {
-      c.problem("transfers: transfer " + str(t.id) + " names account " + str(id) + ", which is not stored");
-      return nullptr;
-    }
-    if (it->second.row.ledger != t.ledger)
-      c.problem("transfers: transfer " + str(t.id) + " has ledger " + std::to_string(t.ledger) +
-                " but account " + str(id) + " has ledger " + std::to_string(it->second.row.ledger));
-    return &it->second;
-  };
-  scan_failed("transfers", scan(txn, transfers, [&](const MDB_val& k, const MDB_val& v) {
-    if (k.mv_size != 8 || v.mv_size != sizeof(transfer)) {
-      c.problem("transfers: a row has a bad size");
-      return;
-    }
-    transfer t;
-    std::memcpy(&t, v.mv_data, sizeof t);
-    uint64_t ts = get_be64(bytes(k));
-    if (t.timestamp != ts)
-      c.problem("transfers: row under timestamp " + std::to_string(ts) + " holds timestamp " +
-                std::to_string(t.timestamp));
-    ++r.transfers;
-    timestamps.push_back(ts);
-    // Journal coverage: each commit's range holds exactly its transfers, with their CRC.
-    while (entry < entries.size() && ts > entries[entry].transfer_timestamp_max) close_entry();
-    if (entry == entries.size() || ts < entries[entry].transfer_timestamp_min) {
-      c.problem("transfers: transfer at " + std::to_string(ts) + " belongs to no journal entry");
-    } else {
-      entry_crc = crc32c_extend(entry_crc, &t, sizeof t);
-      ++entry_count;
-    }
-    ids_expected.push_back({t.id, ts});
-    if (ts <= indexed) { // later transfers wait for the next bulk index
-      account_transfers_expected.push_back({t.debit_account_id, ts});
-      account_transfers_expected.push_back({t.credit_account_id, ts});
-    }
-
-    account_check* dr = side(t.debit_account_id, t);
-    account_check* cr = side(t.credit_account_id, t);
-    if (t.debit_account_id == t.credit_account_id)
-      c.problem("transfers: transfer " + str(t.id) + " debits and credits the same account");
-    const uint256_t amount = wide(t.amount);
-    auto resolved_status = [&](pending_status want) {
-      auto it = pend.find(t.pending_id);
-      if (it == pend.end() || it->second.status != uint8_t(want))
-        c.problem("transfers: transfer " + str(t.id) + " resolves pending transfer " +
-                  str(t.pending_id) + ", whose pending row does not say so");
-    };
-    if (has(t.flags, transfer_pending)) {
-      ++pending_flagged;
-      auto it = pend.find(t.id);
-      if (it == pend.end()) {
-        c.problem("pending: pending transfer " + str(t.id) + " has no pending row");
-      } else if (it->second.status == uint8_t(pending_status::pending) && dr && cr) {
-        dr->replayed.debits_pending += amount;
-        cr->replayed.credits_pending += amount;
+    scan_failed("transfers", scan(txn_, transfers_, [&](const MDB_val& k, const MDB_val& v) {
+      if (k.mv_size != 8 || v.mv_size != sizeof(transfer)) {
+        c_.problem("transfers: a row has a bad size");
+        return;
       }
-    } else if (has(t.flags, transfer_void_pending)) {
-      resolved_status(pending_status::voided);
-    } else {
-      if (has(t.flags, transfer_post_pending)) resolved_status(pending_status::posted);
-      if (dr && cr) {
-        dr->replayed.debits_posted += amount;
-        cr->replayed.credits_posted += amount;
+      transfer t;
+      std::memcpy(&t, v.mv_data, sizeof t);
+      uint64_t ts = get_be64(bytes(k));
+      if (t.timestamp != ts)
+        c_.problem("transfers: row under timestamp " + std::to_string(ts) + " holds timestamp " +
+                   std::to_string(t.timestamp));
+      ++r_.transfers;
+      newest_transfer_ = ts;
+      journal_coverage(ts, t);
+      ids_expected_.push_back({t.id, ts});
+      if (ts <= indexed_) { // later transfers wait for the next bulk index
+        account_transfers_expected_.push_back({t.debit_account_id, ts});
+        account_transfers_expected_.push_back({t.credit_account_id, ts});
       }
-    }
-  }));
-  while (entry < entries.size()) close_entry();
-  if (r.transfers != 0 && timestamps.back() != transfer_timestamp_last)
-    c.problem("meta: transfer_timestamp_last is " + std::to_string(transfer_timestamp_last) +
-              " but the newest transfer has " + std::to_string(timestamps.back()));
-  if (r.transfers == 0 && transfer_timestamp_last != 0)
-    c.problem("meta: transfer_timestamp_last is set but there are no transfers");
-  if (pending_flagged != pend.size())
-    c.problem("pending: " + std::to_string(pend.size()) + " rows but " +
-              std::to_string(pending_flagged) + " pending transfers");
+      add_to_totals(t);
+    }));
+    while (entry_ < entries_.size()) close_entry();
+    if (r_.transfers != 0 && newest_transfer_ != transfer_timestamp_last_)
+      c_.problem("meta: transfer_timestamp_last is " + std::to_string(transfer_timestamp_last_) +
+                 " but the newest transfer has " + std::to_string(newest_transfer_));
+    if (r_.transfers == 0 && transfer_timestamp_last_ != 0)
+      c_.problem("meta: transfer_timestamp_last is set but there are no transfers");
+    if (pending_flagged_ != pend_.size())
+      c_.problem("pending: " + std::to_string(pend_.size()) + " rows but " +
+                 std::to_string(pending_flagged_) + " pending transfers");
+  }
 
-  // --- indexes against the transfers ----------------------------------------------------
-  {
+  // transfer_ids against the transfers; no id stored twice.
+  void transfer_ids() {
     std::vector<id_ts> stored;
-    stored.reserve(ids_expected.size());
-    scan_failed("transfer_ids", scan(txn, transfer_ids, [&](const MDB_val& k, const MDB_val& v) {
+    stored.reserve(ids_expected_.size());
+    scan_failed("transfer_ids", scan(txn_, transfer_ids_, [&](const MDB_val& k, const MDB_val& v) {
       if (k.mv_size != 16 || v.mv_size != 8) {
-        c.problem("transfer_ids: a row has a bad size");
+        c_.problem("transfer_ids: a row has a bad size");
         return;
       }
       uint64_t ts;
       std::memcpy(&ts, v.mv_data, 8);
       stored.push_back({get_be128(bytes(k)), ts});
     }));
-    std::sort(ids_expected.begin(), ids_expected.end());
-    for (size_t i = 1; i < ids_expected.size(); ++i) {
-      if (ids_expected[i].id == ids_expected[i - 1].id)
-        c.problem("transfers: id " + str(ids_expected[i].id) + " is stored twice");
+    std::sort(ids_expected_.begin(), ids_expected_.end());
+    for (size_t i = 1; i < ids_expected_.size(); ++i) {
+      if (ids_expected_[i].id == ids_expected_[i - 1].id)
+        c_.problem("transfers: id " + str(ids_expected_[i].id) + " is stored twice");
     }
-    compare_sorted(c, "transfer_ids", ids_expected, stored);
+    compare_sorted(c_, "transfer_ids", ids_expected_, stored);
   }
-  // A transfer by id, from the transfers table itself (not through transfer_ids).
-  auto find_transfer = [&](u128 id, transfer& out) {
-    auto it = std::lower_bound(ids_expected.begin(), ids_expected.end(), id_ts{id, 0});
-    if (it == ids_expected.end() || it->id != id) return false;
-    key_u64 key(it->ts);
-    MDB_val k{sizeof key, &key}, v;
-    if (mdb_get(txn, transfers, &k, &v) != 0 || v.mv_size != sizeof(transfer)) return false;
-    std::memcpy(&out, v.mv_data, sizeof out);
-    return true;
-  };
 
-  // --- expirations: one per expired pending transfer, stamped after it -----------------
-  uint64_t expired_rows = 0, expirations_rows = 0;
-  for (const auto& [id, row] : pend) expired_rows += row.status == uint8_t(pending_status::expired);
-  scan_failed("expirations", scan(txn, expirations, [&](const MDB_val& k, const MDB_val& v) {
-    ++expirations_rows;
-    if (k.mv_size != 24 || v.mv_size != 0) {
-      c.problem("expirations: a row has a bad size");
-      return;
-    }
-    const uint64_t stamp = get_be64(bytes(k));
-    const u128 id = get_be128(bytes(k) + 8);
-    auto it = pend.find(id);
-    transfer p;
-    if (it == pend.end() || it->second.status != uint8_t(pending_status::expired)) {
-      c.problem("expirations: row (" + std::to_string(stamp) + ", " + str(id) +
-                ") names no expired pending transfer");
-    } else if (!find_transfer(id, p) || stamp <= p.timestamp || stamp > timestamp_last) {
-      c.problem("expirations: row (" + std::to_string(stamp) + ", " + str(id) +
-                ") is not stamped after its pending transfer and by timestamp_last");
-    }
-  }));
-  if (expirations_rows != expired_rows)
-    c.problem("expirations: " + std::to_string(expirations_rows) + " rows but " +
-              std::to_string(expired_rows) + " pending rows say expired");
+  // expirations: one per expired pending transfer, stamped after it.
+  void expirations() {
+    uint64_t expired_rows = 0, expirations_rows = 0;
+    for (const auto& [id, row] : pend_) expired_rows += row.status == uint8_t(pending_status::expired);
+    scan_failed("expirations", scan(txn_, expirations_, [&](const MDB_val& k, const MDB_val& v) {
+      ++expirations_rows;
+      if (k.mv_size != 24 || v.mv_size != 0) {
+        c_.problem("expirations: a row has a bad size");
+        return;
+      }
+      const uint64_t stamp = get_be64(bytes(k));
+      const u128 id = get_be128(bytes(k) + 8);
+      auto it = pend_.find(id);
+      transfer p;
+      if (it == pend_.end() || it->second.status != uint8_t(pending_status::expired)) {
+        c_.problem("expirations: row (" + std::to_string(stamp) + ", " + str(id) +
+                   ") names no expired pending transfer");
+      } else if (!find_transfer(id, p) || stamp <= p.timestamp || stamp > timestamp_last_) {
+        c_.problem("expirations: row (" + std::to_string(stamp) + ", " + str(id) +
+                   ") is not stamped after its pending transfer and by timestamp_last");
+      }
+    }));
+    if (expirations_rows != expired_rows)
+      c_.problem("expirations: " + std::to_string(expirations_rows) + " rows but " +
+                 std::to_string(expired_rows) + " pending rows say expired");
+  }
 
-  // --- account rows brought forward: the checkpoint plus the journal after it ------------
-  // Recovery's own replay (replay.hpp) applied to the stored rows; the result must equal the
-  // totals the whole journal adds up to, checked under "balances" below.
-  std::unordered_map<u128, account, u128_hash> current;
-  current.reserve(accts.size());
-  for (const auto& [id, a] : accts) current.emplace(id, a.row);
-  {
+  // The account rows brought forward: recovery's own replay (replay.hpp) of the journal after
+  // the checkpoint, applied to the stored rows. The result must equal the totals the whole
+  // journal adds up to, checked by balances().
+  void bring_rows_forward() {
+    current_.reserve(accts_.size());
+    for (const auto& [id, a] : accts_) current_.emplace(id, a.row);
     auto find_account = [&](u128 id) -> account* {
-      auto it = current.find(id);
-      return it == current.end() ? nullptr : &it->second; // reported with the full replay
+      auto it = current_.find(id);
+      return it == current_.end() ? nullptr : &it->second; // reported with the full replay
     };
+    auto find = [this](u128 id, transfer& out) { return find_transfer(id, out); };
     uint64_t replayed = 0;
-    int rc2 = replay::walk(
-        txn, transfers, expirations, checkpoint_timestamp,
+    int rc = replay::walk(
+        txn_, transfers_, expirations_, checkpoint_timestamp_,
         [&](const transfer& t) {
           ++replayed;
-          std::string p = replay::apply_transfer(t, find_account, find_transfer);
-          if (!p.empty()) c.problem("replay after the checkpoint: " + p);
+          std::string p = replay::apply_transfer(t, find_account, find);
+          if (!p.empty()) c_.problem("replay after the checkpoint: " + p);
           return true;
         },
         [&](uint64_t, u128 id) {
-          std::string p = replay::apply_expiration(id, find_account, find_transfer);
-          if (!p.empty()) c.problem("replay after the checkpoint: " + p);
+          std::string p = replay::apply_expiration(id, find_account, find);
+          if (!p.empty()) c_.problem("replay after the checkpoint: " + p);
           return true;
         });
-    if (rc2 != 0) c.problem(std::string("replay after the checkpoint failed: ") + mdb_strerror(rc2));
-    r.replayed = replayed;
+    if (rc != 0) c_.problem(std::string("replay after the checkpoint failed: ") + mdb_strerror(rc));
+    r_.replayed = replayed;
+    ids_expected_ = {};
   }
-  ids_expected = {};
-  {
+
+  // account_transfers against the transfers indexed so far.
+  void account_transfers() {
     std::vector<id_ts> stored;
-    stored.reserve(account_transfers_expected.size());
-    scan_failed("account_transfers", scan(txn, account_transfers, [&](const MDB_val& k, const MDB_val& v) {
+    stored.reserve(account_transfers_expected_.size());
+    scan_failed("account_transfers", scan(txn_, account_transfers_, [&](const MDB_val& k, const MDB_val& v) {
       if (k.mv_size != 16 || v.mv_size != 8) {
-        c.problem("account_transfers: an entry has a bad size");
+        c_.problem("account_transfers: an entry has a bad size");
         return;
       }
       stored.push_back({get_be128(bytes(k)), get_be64(bytes(v))});
     }));
-    std::sort(account_transfers_expected.begin(), account_transfers_expected.end());
-    compare_sorted(c, "account_transfers", account_transfers_expected, stored);
+    std::sort(account_transfers_expected_.begin(), account_transfers_expected_.end());
+    compare_sorted(c_, "account_transfers", account_transfers_expected_, stored);
   }
-  scan_failed("history", scan(txn, history, [&](const MDB_val& k, const MDB_val& v) {
-    if (k.mv_size != 24 || v.mv_size != sizeof(account_balance)) {
-      c.problem("history: a row has a bad size");
-      return;
-    }
-    u128 id = get_be128(bytes(k));
-    uint64_t ts = get_be64(bytes(k) + 16);
-    auto it = accts.find(id);
-    if (it == accts.end() || !has(it->second.row.flags, account_history))
-      c.problem("history: row for account " + str(id) + ", which lacks the history flag");
-    // Expiry records history too, at a timestamp of its own: no transfer to match.
-    if (ts == 0 || ts > timestamp_last)
-      c.problem("history: row for account " + str(id) + " at " + std::to_string(ts) +
-                " lies outside (0, timestamp_last]");
-  }));
 
-  // --- balances ------------------------------------------------------------------------
-  std::map<uint32_t, totals> ledgers;
-  for (const auto& [id, a] : accts) {
-    const account& row = current.at(id);
-    totals& l = ledgers[row.ledger];
-    l.debits_pending += wide(row.debits_pending);
-    l.debits_posted += wide(row.debits_posted);
-    l.credits_pending += wide(row.credits_pending);
-    l.credits_posted += wide(row.credits_posted);
-    const totals& t = a.replayed;
-    // (a structured binding is named through an init-capture: C++17 lambdas cannot capture one)
-    auto check = [&, id = id](const char* field, u128 stored, const uint256_t& replayed) {
-      if (wide(stored) != replayed)
-        c.problem("accounts: account " + str(id) + " has " + field + " " + str(stored) +
-                  " but its transfers add up to " + str(replayed));
-    };
-    check("debits_pending", row.debits_pending, t.debits_pending);
-    check("debits_posted", row.debits_posted, t.debits_posted);
-    check("credits_pending", row.credits_pending, t.credits_pending);
-    check("credits_posted", row.credits_posted, t.credits_posted);
+  // history: rows only for accounts with the history flag, within (0, timestamp_last].
+  void history() {
+    scan_failed("history", scan(txn_, history_, [&](const MDB_val& k, const MDB_val& v) {
+      if (k.mv_size != 24 || v.mv_size != sizeof(account_balance)) {
+        c_.problem("history: a row has a bad size");
+        return;
+      }
+      u128 id = get_be128(bytes(k));
+      uint64_t ts = get_be64(bytes(k) + 16);
+      auto it = accts_.find(id);
+      if (it == accts_.end() || !has(it->second.row.flags, account_history))
+        c_.problem("history: row for account " + str(id) + ", which lacks the history flag");
+      // Expiry records history too, at a timestamp of its own: no transfer to match.
+      if (ts == 0 || ts > timestamp_last_)
+        c_.problem("history: row for account " + str(id) + " at " + std::to_string(ts) +
+                   " lies outside (0, timestamp_last]");
+    }));
   }
-  for (const auto& [ledger, l] : ledgers) {
-    if (l.debits_posted != l.credits_posted)
-      c.problem("ledger " + std::to_string(ledger) + ": debits_posted " + str(l.debits_posted) +
-                " != credits_posted " + str(l.credits_posted));
-    if (l.debits_pending != l.credits_pending)
-      c.problem("ledger " + std::to_string(ledger) + ": debits_pending " + str(l.debits_pending) +
-                " != credits_pending " + str(l.credits_pending));
+
+  // Every account's totals (brought forward) equal what its transfers add up to; per ledger,
+  // debits equal credits, posted and pending. Collects the clearing accounts.
+  void balances() {
+    std::map<uint32_t, totals> ledgers;
+    for (const auto& [id, a] : accts_) {
+      const account& row = current_.at(id);
+      totals& l = ledgers[row.ledger];
+      l.debits_pending += wide(row.debits_pending);
+      l.debits_posted += wide(row.debits_posted);
+      l.credits_pending += wide(row.credits_pending);
+      l.credits_posted += wide(row.credits_posted);
+      const totals& t = a.replayed;
+      // (a structured binding is named through an init-capture: C++17 lambdas cannot capture one)
+      auto check = [&, id = id](const char* field, u128 stored, const uint256_t& replayed) {
+        if (wide(stored) != replayed)
+          c_.problem("accounts: account " + str(id) + " has " + field + " " + str(stored) +
+                     " but its transfers add up to " + str(replayed));
+      };
+      check("debits_pending", row.debits_pending, t.debits_pending);
+      check("debits_posted", row.debits_posted, t.debits_posted);
+      check("credits_pending", row.credits_pending, t.credits_pending);
+      check("credits_posted", row.credits_posted, t.credits_posted);
+    }
+    for (const auto& [ledger, l] : ledgers) {
+      if (l.debits_posted != l.credits_posted)
+        c_.problem("ledger " + std::to_string(ledger) + ": debits_posted " + str(l.debits_posted) +
+                   " != credits_posted " + str(l.credits_posted));
+      if (l.debits_pending != l.credits_pending)
+        c_.problem("ledger " + std::to_string(ledger) + ": debits_pending " + str(l.debits_pending) +
+                   " != credits_pending " + str(l.credits_pending));
+    }
+    r_.ledgers = ledgers.size();
+    for (const auto& [id, row] : current_) {
+      if (system_ids::is_clearing(id)) r_.clearing.push_back(row);
+    }
+    std::sort(r_.clearing.begin(), r_.clearing.end(),
+              [](const account& a, const account& b) { return a.id < b.id; });
   }
-  r.ledgers = ledgers.size();
-  for (const auto& [id, row] : current) {
-    if (system_ids::is_clearing(id)) r.clearing.push_back(row);
+
+  verify_report finish() {
+    r_.consistent = r_.problems_total == 0;
+    if (r_.consistent) {
+      r_.summary = "verify: consistent: " + std::to_string(r_.ledgers) + " ledgers, " +
+                   std::to_string(r_.accounts) + " accounts, " + std::to_string(r_.transfers) +
+                   " transfers, " + std::to_string(r_.pending) + " pending, journal " +
+                   std::to_string(r_.commits) + " commits, " + std::to_string(r_.replayed) +
+                   " transfers after the account checkpoint";
+    } else {
+      r_.summary = "verify: INCONSISTENT: " + std::to_string(r_.problems_total) + " problem" +
+                   (r_.problems_total == 1 ? "" : "s") + " in " + path_;
+    }
+    return std::move(r_);
   }
-  std::sort(r.clearing.begin(), r.clearing.end(),
-            [](const account& a, const account& b) { return a.id < b.id; });
-  return finish();
+
+private:
+  void scan_failed(const char* table, int code) {
+    if (code != 0) c_.problem(std::string("reading ") + table + " failed: " + mdb_strerror(code));
+  }
+
+  // Journal coverage: each commit's range holds exactly its transfers, with their CRC.
+  void next_entry_with_transfers() {
+    while (entry_ < entries_.size() && entries_[entry_].transfers_created == 0) ++entry_;
+  }
+  void close_entry() {
+    const journal_entry& je = entries_[entry_];
+    if (entry_count_ != je.transfers_created || entry_crc_ != je.transfers_crc32c)
+      c_.problem("journal: commit " + std::to_string(je.sequence) + " lists " +
+                 std::to_string(je.transfers_created) + " transfers, found " +
+                 std::to_string(entry_count_) + (entry_crc_ != je.transfers_crc32c ? " and the CRC-32C differs" : ""));
+    ++entry_;
+    entry_crc_ = 0;
+    entry_count_ = 0;
+    next_entry_with_transfers();
+  }
+  void journal_coverage(uint64_t ts, const transfer& t) {
+    while (entry_ < entries_.size() && ts > entries_[entry_].transfer_timestamp_max) close_entry();
+    if (entry_ == entries_.size() || ts < entries_[entry_].transfer_timestamp_min) {
+      c_.problem("transfers: transfer at " + std::to_string(ts) + " belongs to no journal entry");
+    } else {
+      entry_crc_ = crc32c_extend(entry_crc_, &t, sizeof t);
+      ++entry_count_;
+    }
+  }
+
+  account_check* side(u128 id, const transfer& t) {
+    auto it = accts_.find(id);
+    if (it == accts_.end()) {
+      c_.problem("transfers: transfer " + str(t.id) + " names account " + str(id) + ", which is not stored");
+      return nullptr;
+    }
+    if (it->second.row.ledger != t.ledger)
+      c_.problem("transfers: transfer " + str(t.id) + " has ledger " + std::to_string(t.ledger) +
+                 " but account " + str(id) + " has ledger " + std::to_string(it->second.row.ledger));
+    return &it->second;
+  }
+
+  void resolved_status(const transfer& t, pending_status want) {
+    auto it = pend_.find(t.pending_id);
+    if (it == pend_.end() || it->second.status != uint8_t(want))
+      c_.problem("transfers: transfer " + str(t.id) + " resolves pending transfer " +
+                 str(t.pending_id) + ", whose pending row does not say so");
+  }
+
+  // What `t` adds to its accounts' totals; a pending transfer only while it is still pending.
+  void add_to_totals(const transfer& t) {
+    account_check* dr = side(t.debit_account_id, t);
+    account_check* cr = side(t.credit_account_id, t);
+    if (t.debit_account_id == t.credit_account_id)
+      c_.problem("transfers: transfer " + str(t.id) + " debits and credits the same account");
+    const uint256_t amount = wide(t.amount);
+    if (has(t.flags, transfer_pending)) {
+      ++pending_flagged_;
+      auto it = pend_.find(t.id);
+      if (it == pend_.end()) {
+        c_.problem("pending: pending transfer " + str(t.id) + " has no pending row");
+      } else if (it->second.status == uint8_t(pending_status::pending) && dr && cr) {
+        dr->replayed.debits_pending += amount;
+        cr->replayed.credits_pending += amount;
+      }
+    } else if (has(t.flags, transfer_void_pending)) {
+      resolved_status(t, pending_status::voided);
+    } else {
+      if (has(t.flags, transfer_post_pending)) resolved_status(t, pending_status::posted);
+      if (dr && cr) {
+        dr->replayed.debits_posted += amount;
+        cr->replayed.credits_posted += amount;
+      }
+    }
+  }
+
+  // A transfer by id, from the transfers table itself (not through transfer_ids); needs
+  // transfer_ids() to have sorted the ids.
+  bool find_transfer(u128 id, transfer& out) {
+    auto it = std::lower_bound(ids_expected_.begin(), ids_expected_.end(), id_ts{id, 0});
+    if (it == ids_expected_.end() || it->id != id) return false;
+    key_u64 key(it->ts);
+    MDB_val k{sizeof key, &key}, v;
+    if (mdb_get(txn_, transfers_, &k, &v) != 0 || v.mv_size != sizeof(transfer)) return false;
+    std::memcpy(&out, v.mv_data, sizeof out);
+    return true;
+  }
+
+  verify_report& r_;
+  checker c_;
+  std::string path_;
+  env_guard g_;
+  MDB_txn* txn_ = nullptr;
+  MDB_dbi meta_ = 0, accounts_ = 0, transfers_ = 0, transfer_ids_ = 0, pending_ = 0, expiry_ = 0,
+          history_ = 0, account_transfers_ = 0, journal_ = 0, expirations_ = 0;
+  uint64_t sequence_meta_ = 0, timestamp_last_ = 0, transfer_timestamp_last_ = 0,
+           checkpoint_timestamp_ = 0, indexed_ = 0;
+  std::unordered_map<u128, account_check, u128_hash> accts_;
+  std::unordered_map<u128, pending_row, u128_hash> pend_;
+  std::vector<journal_entry> entries_;
+  // the transfers' walk
+  size_t entry_ = 0; // the journal entry the next transfer must belong to
+  uint32_t entry_crc_ = 0, entry_count_ = 0;
+  uint64_t pending_flagged_ = 0, newest_transfer_ = 0;
+  std::vector<id_ts> ids_expected_, account_transfers_expected_;
+  std::unordered_map<u128, account, u128_hash> current_;
+};
+
+} // namespace
+
+verify_report verify(const std::string& path) {
+  verify_report r;
+  verifier v(r, path);
+  if (!v.open() || !v.meta()) return v.finish();
+  v.accounts();
+  v.pending_and_expiry();
+  v.journal();
+  v.transfers();
+  v.transfer_ids();
+  v.expirations();
+  v.bring_rows_forward();
+  v.account_transfers();
+  v.history();
+  v.balances();
+  return v.finish();
 }
 
 cross_shard_report verify_clearing(const std::map<uint32_t, std::vector<account>>& clearing,
