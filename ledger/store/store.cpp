@@ -246,7 +246,6 @@ error store::recover(MDB_txn* txn) {
   m.dirty = {};
   // A node map while replaying: apply_transfer holds two account pointers at once.
   std::unordered_map<u128, account, u128_hash> replayed;
-  std::string problem;
   uint64_t transfers = 0;
   u128 missing = 0;
   auto find_account = [&](u128 id) -> account* {
@@ -262,23 +261,8 @@ error store::recover(MDB_txn* txn) {
     std::memcpy(&a, v.mv_data, sizeof a);
     return &replayed.emplace(id, a).first->second;
   };
-  auto find_transfer = [&](u128 id, transfer& out) {
-    return transfer_get(txn, m.transfer_ids, m.transfers, id, out) == 0;
-  };
-  int rc = replay::walk(
-      txn, m.transfers, m.expirations, m.checkpoint_timestamp,
-      [&](const transfer& t) {
-        ++transfers;
-        problem = replay::apply_transfer(t, find_account, find_transfer);
-        return problem.empty();
-      },
-      [&](uint64_t, u128 id) {
-        problem = replay::apply_expiration(id, find_account, find_transfer);
-        return problem.empty();
-      });
-  if (rc == MDB_CORRUPTED) return corrupt(options_, "a transfers or expirations row has a bad size");
-  if (rc != 0) return lmdb_error(rc, "replaying the journal after the checkpoint", options_);
-  if (!problem.empty()) return corrupt(options_, "replaying the journal: " + problem);
+  if (error e = m.replay_after_checkpoint(txn, m.checkpoint_timestamp, find_account, options_, transfers); !e.ok())
+    return e;
   if (missing != 0)
     return corrupt(options_, "replaying the journal: account " + to_string_u128(missing) +
                                  " is not stored");
@@ -287,6 +271,7 @@ error store::recover(MDB_txn* txn) {
 
   // Commits since the checkpoint and since the index, from the journal's newest entries.
   cursor_guard c;
+  int rc;
   if ((rc = mdb_cursor_open(txn, m.journal, &c.cursor)) != 0)
     return lmdb_error(rc, "opening a journal cursor", options_);
   MDB_val k, v;

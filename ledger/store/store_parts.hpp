@@ -151,6 +151,33 @@ struct store::impl {
              {dbi_expirations, &expirations, 0}}};
   }
 
+  // Brings the rows find_account(u128) -> account* returns forward by the journal after
+  // `checkpoint` (replay.hpp: the transfers and expirations stamped after it), in `txn`;
+  // counts the transfers replayed in `transfers`. {} or the store's error.
+  template <class FindAccount>
+  error replay_after_checkpoint(MDB_txn* txn, uint64_t checkpoint, FindAccount&& find_account,
+                                const options& o, uint64_t& transfers_replayed) {
+    std::string problem;
+    auto find_transfer = [&](u128 id, transfer& out) {
+      return transfer_get(txn, transfer_ids, transfers, id, out) == 0;
+    };
+    int rc = replay::walk(
+        txn, transfers, expirations, checkpoint,
+        [&](const transfer& t) {
+          ++transfers_replayed;
+          problem = replay::apply_transfer(t, find_account, find_transfer);
+          return problem.empty();
+        },
+        [&](uint64_t, u128 id) {
+          problem = replay::apply_expiration(id, find_account, find_transfer);
+          return problem.empty();
+        });
+    if (rc == MDB_CORRUPTED) return corrupt(o, "a transfers or expirations row has a bad size");
+    if (rc != 0) return lmdb_error(rc, "replaying the journal after the checkpoint", o);
+    if (!problem.empty()) return corrupt(o, "replaying the journal: " + problem);
+    return {};
+  }
+
   ~impl() {
     if (prefetch_txn) mdb_txn_abort(prefetch_txn);
     if (env) mdb_env_close(env);

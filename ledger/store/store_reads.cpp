@@ -34,27 +34,13 @@ error store::lookup_accounts(const u128* ids, size_t count, std::vector<account>
     return lmdb_error(rc, "reading meta", options_);
   if (!found) return corrupt(options_, "meta lacks accounts_checkpoint_timestamp");
   if (!rows.empty()) {
-    std::string problem;
     auto find_account = [&](u128 id) -> account* {
       auto it = rows.find(id);
       return it == rows.end() ? nullptr : &it->second;
     };
-    auto find_transfer = [&](u128 id, transfer& t) {
-      return transfer_get(txn.txn, impl_->transfer_ids, impl_->transfers, id, t) == 0;
-    };
-    rc = replay::walk(
-        txn.txn, impl_->transfers, impl_->expirations, checkpoint,
-        [&](const transfer& t) {
-          problem = replay::apply_transfer(t, find_account, find_transfer);
-          return problem.empty();
-        },
-        [&](uint64_t, u128 id) {
-          problem = replay::apply_expiration(id, find_account, find_transfer);
-          return problem.empty();
-        });
-    if (rc == MDB_CORRUPTED) return corrupt(options_, "a transfers or expirations row has a bad size");
-    if (rc != 0) return lmdb_error(rc, "replaying the journal after the checkpoint", options_);
-    if (!problem.empty()) return corrupt(options_, "replaying the journal: " + problem);
+    uint64_t replayed = 0;
+    if (error e = impl_->replay_after_checkpoint(txn.txn, checkpoint, find_account, options_, replayed); !e.ok())
+      return e;
   }
   for (size_t i = 0; i < count; ++i) {
     auto it = rows.find(ids[i]);
