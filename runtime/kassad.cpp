@@ -72,18 +72,21 @@ log::level to_log_level(config::log_level l) {
   return log::level::info;
 }
 
-} // namespace
-
-int main(int argc, char** argv) {
+// The command line: --config, --data, --check-config, --help, --version.
+struct arguments {
   std::string config_path = "config/kassa.yaml";
   std::optional<std::string> data_dir_override;
   bool check_only = false;
+};
+
+// Parses argv into `out`; returns -1 to go on, or the exit status to stop with.
+int parse_arguments(int argc, char** argv, arguments& out) {
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if ((arg == "--config" || arg == "--data") && i + 1 < argc) {
-      (arg == "--config" ? config_path : data_dir_override.emplace()) = argv[++i];
+      (arg == "--config" ? out.config_path : out.data_dir_override.emplace()) = argv[++i];
     } else if (arg == "--check-config") {
-      check_only = true;
+      out.check_only = true;
     } else if (arg == "--help" || arg == "-h") {
       std::fputs(usage, stdout);
       return 0;
@@ -95,6 +98,69 @@ int main(int argc, char** argv) {
       return config::exit_config_error;
     }
   }
+  return -1;
+}
+
+// The TCP server's options: its limits, the cores it serves and the clients it knows.
+runtime::server_options server_options_of(const config::config& cfg, const runtime::ledger_core& real,
+                                          const runtime::ledger_core* shadow,
+                                          const runtime::payment_core* payments,
+                                          const runtime::payment_core* shadow_payments) {
+  runtime::server_options so;
+  so.payments = payments ? payments->payments : caf::actor{};
+  so.reconciler = payments ? payments->reconciler : caf::actor{};
+  so.address = cfg.server.address;
+  so.port = cfg.server.port;
+  so.connections_max = cfg.server.connections_max;
+  so.frame_bytes_max = cfg.server.frame_bytes_max;
+  so.batch_events_max = cfg.batching.batch_events_max;
+  so.requests_inflight_max = cfg.server.requests_inflight_max;
+  so.ledger = caf::actor_cast<caf::actor>(real.directory);
+  so.shadow_ledger = shadow ? caf::actor_cast<caf::actor>(shadow->directory) : caf::actor{};
+  so.shadow_payments = shadow_payments ? shadow_payments->payments : caf::actor{};
+  so.access.required = cfg.access.required;
+  so.access.authentication_failures_max = cfg.access.authentication_failures_max;
+  for (const config::access_client& c : cfg.access.clients) {
+    runtime::access::client a;
+    a.id = c.id;
+    static_assert(sizeof a.key == sizeof c.key);
+    std::memcpy(a.key, c.key, sizeof a.key);
+    a.operations = c.operations; // the same bits: bit n is operation n
+    a.ledgers = c.ledgers;
+    a.shadow_store = (c.stores & config::access_store_shadow) != 0;
+    a.real_store = (c.stores & config::access_store_real) != 0;
+    so.access.clients.push_back(std::move(a));
+  }
+  return so;
+}
+
+// Metrics are a side link: without them kassad still serves (the error says why). Sets
+// `where` to the address served, "off" or "unavailable".
+std::unique_ptr<runtime::metrics_endpoint> start_metrics(const config::config& cfg, std::string& where) {
+  where = "off";
+  if (!cfg.metrics.enabled) return nullptr;
+  runtime::metrics_endpoint_options mo;
+  mo.address = cfg.metrics.address;
+  mo.port = cfg.metrics.port;
+  mo.connections_max = cfg.metrics.connections_max;
+  mo.request_bytes_max = cfg.metrics.request_bytes_max;
+  mo.read_timeout = std::chrono::milliseconds(cfg.metrics.read_timeout_ms);
+  auto endpoint = std::make_unique<runtime::metrics_endpoint>(mo);
+  std::string error;
+  if (!endpoint->start(error)) {
+    log::error("cannot serve metrics; running without them", {{"error", error}});
+    where = "unavailable";
+    return nullptr;
+  }
+  where = cfg.metrics.address + ":" + std::to_string(endpoint->port());
+  return endpoint;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  arguments args;
+  if (int status = parse_arguments(argc, argv, args); status >= 0) return status;
 
   // Termination signals are blocked in every thread and taken synchronously by main.
   sigset_t stop_signals;
@@ -105,17 +171,17 @@ int main(int argc, char** argv) {
 
   config::config loaded;
   try {
-    loaded = config::load_file(config_path);
+    loaded = config::load_file(args.config_path);
     if (loaded.payments.enabled) actors::check_flows(loaded.payments); // step names: plugins
   } catch (const config::config_error& e) {
     std::fprintf(stderr, "kassad: %s\n", e.what());
     return config::exit_config_error;
   }
-  if (data_dir_override) loaded.store.data_dir = *data_dir_override;
+  if (args.data_dir_override) loaded.store.data_dir = *args.data_dir_override;
   const config::config cfg = loaded;
   log::set_level(to_log_level(cfg.log.level));
 
-  if (check_only) {
+  if (args.check_only) {
     std::printf("config ok: %s data_dir=%s durability=%s shards=%u map_size_mib=%llu "
                 "hot_accounts=\"%s\"\n",
                 cfg.source.c_str(), cfg.store.data_dir.c_str(),
@@ -166,60 +232,17 @@ int main(int argc, char** argv) {
     }
   }
 
-  runtime::server_options so;
-  so.payments = payments ? payments->payments : caf::actor{};
-  so.reconciler = payments ? payments->reconciler : caf::actor{};
-  so.address = cfg.server.address;
-  so.port = cfg.server.port;
-  so.connections_max = cfg.server.connections_max;
-  so.frame_bytes_max = cfg.server.frame_bytes_max;
-  so.batch_events_max = cfg.batching.batch_events_max;
-  so.requests_inflight_max = cfg.server.requests_inflight_max;
-  so.ledger = caf::actor_cast<caf::actor>(real->directory);
-  so.shadow_ledger = shadow ? caf::actor_cast<caf::actor>(shadow->directory) : caf::actor{};
-  so.shadow_payments = shadow_payments ? shadow_payments->payments : caf::actor{};
-  so.access.required = cfg.access.required;
-  so.access.authentication_failures_max = cfg.access.authentication_failures_max;
-  for (const config::access_client& c : cfg.access.clients) {
-    runtime::access::client a;
-    a.id = c.id;
-    static_assert(sizeof a.key == sizeof c.key);
-    std::memcpy(a.key, c.key, sizeof a.key);
-    a.operations = c.operations; // the same bits: bit n is operation n
-    a.ledgers = c.ledgers;
-    a.shadow_store = (c.stores & config::access_store_shadow) != 0;
-    a.real_store = (c.stores & config::access_store_real) != 0;
-    so.access.clients.push_back(std::move(a));
-  }
   if (!cfg.access.required && !cfg.access.clients.empty()) {
     log::warn("access.required is false: connections that do not authenticate may make any "
               "request; the clients' limits bind only those that do");
   }
-  runtime::server server(sys, so);
+  runtime::server server(sys, server_options_of(cfg, *real, shadow.get(), payments.get(), shadow_payments.get()));
   if (!server.start(error)) {
     log::error("cannot start the server", {{"error", error}});
     return exit_runtime_error;
   }
-
-  // Metrics are a side link: without them kassad still serves (the error says why).
-  std::unique_ptr<runtime::metrics_endpoint> metrics_endpoint;
-  std::string metrics_at = "off";
-  if (cfg.metrics.enabled) {
-    runtime::metrics_endpoint_options mo;
-    mo.address = cfg.metrics.address;
-    mo.port = cfg.metrics.port;
-    mo.connections_max = cfg.metrics.connections_max;
-    mo.request_bytes_max = cfg.metrics.request_bytes_max;
-    mo.read_timeout = std::chrono::milliseconds(cfg.metrics.read_timeout_ms);
-    metrics_endpoint = std::make_unique<runtime::metrics_endpoint>(mo);
-    if (metrics_endpoint->start(error)) {
-      metrics_at = cfg.metrics.address + ":" + std::to_string(metrics_endpoint->port());
-    } else {
-      log::error("cannot serve metrics; running without them", {{"error", error}});
-      metrics_endpoint.reset();
-      metrics_at = "unavailable";
-    }
-  }
+  std::string metrics_at;
+  const std::unique_ptr<runtime::metrics_endpoint> metrics_endpoint = start_metrics(cfg, metrics_at);
 
   log::info("ready", {{"address", cfg.server.address + ":" + std::to_string(server.port())},
                       {"metrics", metrics_at},
@@ -241,4 +264,3 @@ int main(int argc, char** argv) {
                         {"durable", durable ? "yes" : "no"}});
   return unanswered == 0 && durable ? 0 : exit_runtime_error;
 }
-
