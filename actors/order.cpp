@@ -276,7 +276,8 @@ void order_start_flow(order_actor* self, request_context ctx, payment_command cm
   }
 }
 
-caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
+// Loads the order's items and recounts the order from them.
+void order_load(order_actor* self, env_ptr e, const order& row) {
   auto& st = self->state;
   st.e = e;
   st.row = row;
@@ -292,286 +293,327 @@ caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
   // a pay item still processing (left for the next start) may yet capture
   for (const auto& [id, c] : st.items)
     if (c.kind == uint16_t(kind::pay) && static_cast<order_state>(c.state) == order_state::processing) reserve(st, c);
+}
+
+// The gateway stopped (kassad stopping): the order ends with it. A flow that failed before its
+// final report: the item stays as last written (still counted against the order) and runs
+// again at the next start.
+void order_down(order_actor* self, caf::down_msg& dm) {
+  auto& st = self->state;
+  if (st.e->gateway && dm.source == st.e->gateway.address()) {
+    self->quit(dm.reason);
+    return;
+  }
+  if (dm.reason == caf::exit_reason::normal) return; // it quit after its final report
+  for (auto it = st.flows.begin(); it != st.flows.end(); ++it) {
+    if (it->second.address() != dm.source) continue;
+    const order& item = st.items[it->first];
+    st.e->log_error("order " + to_string_u128(st.row.id) + ": the flow of item " + to_string_u128(it->first) +
+                    " stopped (" + self->system().render(dm.reason) + "); it runs again at the next start");
+    self->send(st.e->gateway, flow_register{item.sequence, caf::actor{}});
+    st.splits.erase(it->first); // its command was answered in_progress, or is at flow_wait_ms
+    if (auto o = st.owed.find(it->first); o != st.owed.end()) {
+      give_reply(o->second, reply_of(item, payment_result::in_progress));
+      st.owed.erase(o);
+    }
+    st.flows.erase(it);
+    maybe_idle(self);
+    return;
+  }
+}
+
+// Starts again the flows of the items left unfinished (item_id 0), or of one item given up on.
+void order_resume_items(order_actor* self, const order_resume& r) {
+  auto& st = self->state;
+  ++st.commands; // the gateway counts this message as a command
+  for (auto& [id, item] : st.items) {
+    const auto s = static_cast<order_state>(item.state);
+    const bool unfinished =
+        s == order_state::processing || s == order_state::unknown || s == order_state::partially_paid;
+    // an item given up on (no answer from its provider) runs again when the provider
+    // speaks up: every step is idempotent, so it picks up where it stopped
+    const bool revived = r.item_id == id && s == order_state::in_review &&
+                         item.result == uint32_t(payment_result::outcome_unknown);
+    if (r.item_id != 0 ? !revived : !unfinished) continue;
+    if (st.flows.count(id)) continue; // its flow runs already
+    if (item.kind == uint16_t(kind::pay) && (s == order_state::processing || revived)) {
+      reserve(st, item);
+    }
+    if (revived) item.result = 0;
+    payment_command cmd{};
+    order_start_flow(self, request_context{item.trace_id, st.row.id, 0, 0, false}, cmd, item, true, nullptr);
+  }
+  maybe_idle(self);
+}
+
+// A refund's rows: one, or parts over the order's captured items (refund_parts), each counted
+// as pending on its item and the order. ok, or why the refund is refused (nothing counted).
+payment_result refund_rows(order_state_t& st, const order_command& oc, const order& item, std::vector<order>& parts) {
+  const auto& c = oc.cmd;
+  order& o = st.row;
+  const auto s = static_cast<order_state>(o.state);
+  if (o.amount_captured == 0 || s == order_state::in_review) return payment_result::order_not_refundable;
+  if (o.amount_refunded + o.amount_refund_pending + unsettled_room(st, 0) + c.amount > o.amount_captured)
+    return payment_result::refund_exceeds_captured;
+  const auto split = refund_parts(st, c.amount);
+  if (split.empty()) return payment_result::refund_exceeds_captured;
+  if (split.size() > oc.room) return payment_result::busy; // each part is a flow
+  for (size_t k = 0; k < split.size(); ++k) {
+    const order& from = st.items[split[k].first];
+    order part = item;
+    if (k != 0) { // a part beyond the first: a row of its own, under a kassa-made id
+      part.sequence = oc.sequence + k;
+      part.id = st.e->store->ids().id(part.sequence);
+    }
+    part.amount = split[k].second;
+    part.account_id = from.account_id;
+    part.counterparty_id = from.id;
+    part.source = from.source;
+    std::memcpy(part.provider, from.provider, sizeof part.provider);
+    parts.push_back(part);
+  }
+  for (size_t k = 1; k < parts.size(); ++k) { // a kassa-made id a client took already
+    order taken{};
+    bool have = false;
+    if (!st.e->store->get_row(parts[k].id, taken, have).ok()) return payment_result::store_unavailable;
+    if (have || st.items.count(parts[k].id)) return payment_result::order_exists;
+  }
+  for (const order& part : parts) {
+    st.items[part.counterparty_id].amount_refund_pending += part.amount;
+    o.amount_refund_pending += part.amount;
+  }
+  return payment_result::ok;
+}
+
+// The accepted command's rows are durable (or not): start their flows, or undo what they
+// reserved and answer store_unavailable.
+void order_accepted(order_actor* self, const order_command& oc, const std::vector<order>& parts,
+                    std::shared_ptr<owed_reply> owed, bool ok) {
+  auto& st = self->state;
+  --st.accepting;
+  if (!ok) {
+    // nothing of it is durable: undo the reservation and say so
+    for (const order& part : parts) {
+      if (part.kind == uint16_t(kind::pay)) release_reservation(st, part);
+      else {
+        st.row.amount_refund_pending -= part.amount;
+        st.items[part.counterparty_id].amount_refund_pending -= part.amount;
+        // another write of the order's rows may have landed meanwhile with the refund
+        // counted as pending: the corrected counts are written again before it stops
+        st.behind = true;
+      }
+      st.items.erase(part.id);
+    }
+    give_reply(owed, reply_of(parts[0], payment_result::store_unavailable));
+    return;
+  }
+  if (parts.size() > 1) {
+    auto split = std::make_shared<split_reply>();
+    split->owed = owed;
+    split->waiting = parts.size();
+    split->out.order_id = st.row.id;
+    for (const order& part : parts) st.splits[part.id] = split;
+  }
+  // the first part answers in_progress after flow_wait_ms; the others answer nobody
+  for (size_t k = 0; k < parts.size(); ++k)
+    order_start_flow(self, oc.ctx, oc.cmd, parts[k], false, k == 0 ? owed : nullptr);
+}
+
+// A pay or a refund of this order: checked against what the order still takes (its mailbox is
+// the compare-and-set), its rows written, then its flows started.
+caf::result<payment_reply> order_take(order_actor* self, order_command& oc) {
+  auto& st = self->state;
+  ++st.commands;
+  const auto& c = oc.cmd;
+  order& o = st.row;
+  order item = new_row(*st.e, oc.ctx, c, oc.sequence);
+  item.id = c.key;
+  item.parent_id = o.id;
+  item.ledger = o.ledger;
+  std::vector<order> parts; // the rows the command creates: one, or a refund's parts
+  if (c.kind == uint16_t(kind::pay)) {
+    const auto s = static_cast<order_state>(o.state);
+    if (s != order_state::created && s != order_state::partially_paid) return reply_of(o, payment_result::order_not_payable);
+    const u128 taken = o.amount_captured + st.reserved_amount;
+    if (taken >= o.amount || c.amount > o.amount - taken) return reply_of(o, payment_result::amount_exceeds_order_remaining);
+    item.counterparty_id = o.account_id;
+    reserve(st, item);
+  } else if (payment_result r = refund_rows(st, oc, item, parts); r != payment_result::ok) {
+    return reply_of(o, r);
+  }
+  if (parts.empty()) parts.push_back(item);
+  for (const order& part : parts) st.items[part.id] = part;
+  auto rp = self->make_response_promise<payment_reply>();
+  auto owed = std::make_shared<owed_reply>(owed_reply{rp, false});
+  std::vector<order> rows = parts;
+  std::vector<journal_entry> j;
+  for (const order& part : parts) j.push_back(entry(*st.e, oc.ctx, part, "order", "accepted", 0, part.amount));
+  if (c.kind == uint16_t(kind::refund)) {
+    rows.push_back(o);
+    for (const order& part : parts) rows.push_back(st.items[part.counterparty_id]);
+  }
+  ++st.accepting;
+  order_persist(self, std::move(rows), {c}, std::move(j),
+                [self, oc, parts, owed](bool ok) { order_accepted(self, oc, parts, owed, ok); });
+  return rp;
+}
+
+// A refund the provider made after it had failed (late_start), or the end of one.
+caf::result<bool> order_late_refund(order_actor* self, late_refund& lr) {
+  auto& st = self->state;
+  ++st.commands; // the gateway counts this message as a command
+  const order& refund = lr.row;
+  auto from = st.items.find(refund.counterparty_id);
+  if (refund.kind != uint16_t(kind::refund) || from == st.items.end()) return false;
+  order& o = st.row;
+  if (!lr.end) {
+    // the refund failed and freed its room; the provider made it after all: it counts
+    // again if the room is still there (else the late flow books it to suspense)
+    if (st.late.count(refund.id)) return true;
+    const order& i = from->second;
+    if (o.amount_refunded + o.amount_refund_pending + unsettled_room(st, 0) + refund.amount > o.amount_captured ||
+        i.amount_refunded + i.amount_refund_pending + unsettled_room(st, i.id) + refund.amount > i.amount_captured)
+      return false;
+    from->second.amount_refund_pending += refund.amount;
+    o.amount_refund_pending += refund.amount;
+    st.late.insert(refund.id);
+    st.items[refund.id] = refund;
+    return true;
+  }
+  auto rp = self->make_response_promise<bool>();
+  auto written = [rp](bool ok) mutable { rp.deliver(ok); };
+  st.items[refund.id] = refund;
+  if (st.late.erase(refund.id)) {
+    apply_refund_end(from->second, o, refund);
+    lr.journal.push_back(entry(*st.e, request_context{refund.trace_id, o.id, 0, 0, false}, o, "order", "updated",
+                               0, o.amount_captured));
+    write_refund_end(self, refund, std::move(lr.journal), std::move(written));
+  } else {
+    order_persist(self, {refund}, {}, std::move(lr.journal), std::move(written)); // it counts nowhere
+  }
+  return rp;
+}
+
+// A pay item's flow captured: the order counts it if it still has room (or must: forced).
+capture_reply order_capture(order_actor* self, const capture_request& cr) {
+  auto& st = self->state;
+  auto it = st.items.find(cr.item_id);
+  if (it == st.items.end()) return {false};
+  order& item = it->second;
+  if (item.items == 1) return {true}; // asked again after a restart: already counted
+  release_reservation(st, item);
+  order& o = st.row;
+  const auto s = static_cast<order_state>(o.state);
+  const bool room = (s == order_state::created || s == order_state::partially_paid) &&
+                    o.amount_captured + cr.amount <= o.amount;
+  // forced: a flow resumed after a restart found its capture booked to the merchant; the
+  // money moved, so the order counts it even if that overpays it
+  if (!room && !cr.force) return {false};
+  if (!room) st.e->log_error("order " + to_string_u128(o.id) + ": pay item " + to_string_u128(item.id) +
+                             " was captured before a restart and overpays it");
+  o.amount_captured += cr.amount;
+  item.items = 1; // counts towards the order
+  order_refresh_state(st.row);
+  return {true};
+}
+
+// The reply to a report's command once its rows are written: to the client, or, for a part
+// of a split refund, to the split's one reply once every part has ended.
+std::function<void(bool)> report_reply(order_actor* self, std::shared_ptr<owed_reply> owed, payment_reply out,
+                                       std::shared_ptr<split_reply> split) {
+  return [self, owed, out, split](bool ok) mutable {
+    if (!ok) out.result = uint32_t(payment_result::store_unavailable);
+    if (!split) {
+      give_reply(owed, out);
+      return;
+    }
+    if (out.result != uint32_t(payment_result::ok) && split->out.result == uint32_t(payment_result::ok))
+      split->out.result = out.result;
+    split->out.amount += out.amount;
+    if (--split->waiting != 0) return;
+    split->out.state = self->state.row.state;
+    give_reply(split->owed, split->out);
+  };
+}
+
+// A flow reports its item: an unknown outcome so far (answered in_progress), or its end,
+// written with the order's counts before the client hears of it.
+void order_report(order_actor* self, flow_report& r) {
+  auto& st = self->state;
+  order item = r.row;
+  // from the flow that runs the item, or a stray or repeated report: dropped
+  auto running = st.flows.find(item.id);
+  if (running == st.flows.end() || running->second.address() != self->current_sender() ||
+      !st.items.count(item.id)) {
+    st.e->log_error("order " + to_string_u128(st.row.id) + ": dropped a report for item " +
+                    to_string_u128(item.id) + " from no flow of it");
+    return;
+  }
+  auto& mine = st.items[item.id];
+  const uint16_t counted = mine.items;
+  const u128 refunded = mine.amount_refunded, pending = mine.amount_refund_pending;
+  mine = item;
+  mine.items = counted;
+  mine.amount_refunded = refunded;
+  mine.amount_refund_pending = pending;
+  payment_reply out = reply_of(item, r.result);
+  if (!r.final) {
+    // unknown outcome: the payer may pay again; a later success is a duplicate
+    if (item.kind == uint16_t(kind::pay)) release_reservation(st, item);
+    out.result = uint32_t(payment_result::in_progress);
+    out.state = item.state;
+    auto it = st.owed.find(item.id);
+    if (it != st.owed.end()) give_reply(it->second, out);
+    return;
+  }
+  st.flows.erase(running);
+  self->send(st.e->gateway, flow_register{item.sequence, caf::actor{}});
+  const bool left = left_unfinished(item);
+  if (item.kind == uint16_t(kind::pay)) {
+    if (!left) release_reservation(st, item);
+    out.state = st.row.state; // a pay item answers with its order's state
+  }
+  std::vector<journal_entry> j = std::move(r.journal);
+  auto owed = st.owed.count(item.id) ? st.owed[item.id] : nullptr;
+  st.owed.erase(item.id);
+  std::shared_ptr<split_reply> split;
+  if (auto sp = st.splits.find(item.id); sp != st.splits.end()) {
+    split = sp->second;
+    st.splits.erase(sp);
+  }
+  auto reply = report_reply(self, owed, out, split);
+  const bool refund_ends = item.kind == uint16_t(kind::refund) && !left;
+  if (refund_ends) apply_refund_end(st.items[item.counterparty_id], st.row, item);
+  j.push_back(entry(*st.e, request_context{item.trace_id, st.row.id, 0, 0, false}, st.row, "order", "updated",
+                    r.result == payment_result::ok ? 0 : uint32_t(r.result), st.row.amount_captured));
+  if (refund_ends) {
+    write_refund_end(self, mine, std::move(j), std::move(reply));
+    return;
+  }
+  std::vector<order> rows;
+  if (item.kind == uint16_t(kind::refund))
+    rows.push_back(st.items[item.counterparty_id]); // a refund left for the next start: still pending
+  st.row.updated_ns = st.e->clock();
+  rows.push_back(st.row);
+  rows.push_back(mine); // the item's final row goes with the order's (see flow.cpp, finish)
+  order_persist(self, std::move(rows), {}, std::move(j), [self, reply](bool ok) mutable {
+    if (!ok) self->state.behind = true;
+    reply(ok);
+  });
+}
+
+caf::behavior order_behavior(order_actor* self, env_ptr e, order row) {
+  order_load(self, e, row);
   drop_unexpected(self, [e, id = row.id](const std::string& m) { e->log_error("order " + to_string_u128(id) + ": " + m); });
   // An order actor ends with the gateway (kassad stopping), as its flows end with it.
   if (e->gateway) self->monitor(e->gateway);
-  self->set_down_handler([self](caf::down_msg& dm) {
-    auto& st = self->state;
-    if (st.e->gateway && dm.source == st.e->gateway.address()) {
-      self->quit(dm.reason);
-      return;
-    }
-    if (dm.reason == caf::exit_reason::normal) return; // it quit after its final report
-    for (auto it = st.flows.begin(); it != st.flows.end(); ++it) {
-      if (it->second.address() != dm.source) continue;
-      // The flow failed before its final report: the item stays as last written (still
-      // counted against the order) and runs again at the next start.
-      const order& item = st.items[it->first];
-      st.e->log_error("order " + to_string_u128(st.row.id) + ": the flow of item " + to_string_u128(it->first) +
-                      " stopped (" + self->system().render(dm.reason) + "); it runs again at the next start");
-      self->send(st.e->gateway, flow_register{item.sequence, caf::actor{}});
-      st.splits.erase(it->first); // its command was answered in_progress, or is at flow_wait_ms
-      if (auto o = st.owed.find(it->first); o != st.owed.end()) {
-        give_reply(o->second, reply_of(item, payment_result::in_progress));
-        st.owed.erase(o);
-      }
-      st.flows.erase(it);
-      maybe_idle(self);
-      return;
-    }
-  });
+  self->set_down_handler([self](caf::down_msg& dm) { order_down(self, dm); });
   return {
-      [self](order_resume& r) {
-        auto& st = self->state;
-        ++st.commands; // the gateway counts this message as a command
-        for (auto& [id, item] : st.items) {
-          const auto s = static_cast<order_state>(item.state);
-          const bool unfinished =
-              s == order_state::processing || s == order_state::unknown || s == order_state::partially_paid;
-          // an item given up on (no answer from its provider) runs again when the provider
-          // speaks up: every step is idempotent, so it picks up where it stopped
-          const bool revived = r.item_id == id && s == order_state::in_review &&
-                               item.result == uint32_t(payment_result::outcome_unknown);
-          if (r.item_id != 0 ? !revived : !unfinished) continue;
-          if (st.flows.count(id)) continue; // its flow runs already
-          if (item.kind == uint16_t(kind::pay) && (s == order_state::processing || revived)) {
-            reserve(st, item);
-          }
-          if (revived) item.result = 0;
-          payment_command cmd{};
-          order_start_flow(self, request_context{item.trace_id, st.row.id, 0, 0, false}, cmd, item, true, nullptr);
-        }
-        maybe_idle(self);
-      },
-      [self](order_command& oc) -> caf::result<payment_reply> {
-        auto& st = self->state;
-        ++st.commands;
-        const auto& c = oc.cmd;
-        order& o = st.row;
-        auto refuse = [&](payment_result r) {
-          payment_reply out = reply_of(o, r);
-          return out;
-        };
-        order item = new_row(*st.e, oc.ctx, c, oc.sequence);
-        item.id = c.key;
-        item.parent_id = o.id;
-        item.ledger = o.ledger;
-        std::vector<order> parts; // the rows the command creates: one, or a refund's parts
-        if (c.kind == uint16_t(kind::pay)) {
-          const auto s = static_cast<order_state>(o.state);
-          if (s != order_state::created && s != order_state::partially_paid) return refuse(payment_result::order_not_payable);
-          const u128 taken = o.amount_captured + st.reserved_amount;
-          if (taken >= o.amount || c.amount > o.amount - taken) return refuse(payment_result::amount_exceeds_order_remaining);
-          item.counterparty_id = o.account_id;
-          reserve(st, item);
-        } else { // refund
-          const auto s = static_cast<order_state>(o.state);
-          if (o.amount_captured == 0 || s == order_state::in_review) return refuse(payment_result::order_not_refundable);
-          if (o.amount_refunded + o.amount_refund_pending + unsettled_room(st, 0) + c.amount > o.amount_captured)
-            return refuse(payment_result::refund_exceeds_captured);
-          const auto split = refund_parts(st, c.amount);
-          if (split.empty()) return refuse(payment_result::refund_exceeds_captured);
-          if (split.size() > oc.room) return refuse(payment_result::busy); // each part is a flow
-          for (size_t k = 0; k < split.size(); ++k) {
-            const order& from = st.items[split[k].first];
-            order part = item;
-            if (k != 0) { // a part beyond the first: a row of its own, under a kassa-made id
-              part.sequence = oc.sequence + k;
-              part.id = st.e->store->ids().id(part.sequence);
-            }
-            part.amount = split[k].second;
-            part.account_id = from.account_id;
-            part.counterparty_id = from.id;
-            part.source = from.source;
-            std::memcpy(part.provider, from.provider, sizeof part.provider);
-            parts.push_back(part);
-          }
-          for (size_t k = 1; k < parts.size(); ++k) { // a kassa-made id a client took already
-            order taken{};
-            bool have = false;
-            if (!st.e->store->get_row(parts[k].id, taken, have).ok()) return refuse(payment_result::store_unavailable);
-            if (have || st.items.count(parts[k].id)) return refuse(payment_result::order_exists);
-          }
-          for (const order& part : parts) {
-            st.items[part.counterparty_id].amount_refund_pending += part.amount;
-            o.amount_refund_pending += part.amount;
-          }
-        }
-        if (parts.empty()) parts.push_back(item);
-        for (const order& part : parts) st.items[part.id] = part;
-        auto rp = self->make_response_promise<payment_reply>();
-        auto owed = std::make_shared<owed_reply>(owed_reply{rp, false});
-        std::vector<order> rows = parts;
-        std::vector<journal_entry> j;
-        for (const order& part : parts) j.push_back(entry(*st.e, oc.ctx, part, "order", "accepted", 0, part.amount));
-        if (c.kind == uint16_t(kind::refund)) {
-          rows.push_back(o);
-          for (const order& part : parts) rows.push_back(st.items[part.counterparty_id]);
-        }
-        ++st.accepting;
-        order_persist(self, std::move(rows), {c}, std::move(j), [self, oc, parts, owed](bool ok) {
-          auto& st = self->state;
-          --st.accepting;
-          if (!ok) {
-            // nothing of it is durable: undo the reservation and say so
-            for (const order& part : parts) {
-              if (part.kind == uint16_t(kind::pay)) release_reservation(st, part);
-              else {
-                st.row.amount_refund_pending -= part.amount;
-                st.items[part.counterparty_id].amount_refund_pending -= part.amount;
-                // another write of the order's rows may have landed meanwhile with the refund
-                // counted as pending: the corrected counts are written again before it stops
-                st.behind = true;
-              }
-              st.items.erase(part.id);
-            }
-            give_reply(owed, reply_of(parts[0], payment_result::store_unavailable));
-            return;
-          }
-          if (parts.size() > 1) {
-            auto split = std::make_shared<split_reply>();
-            split->owed = owed;
-            split->waiting = parts.size();
-            split->out.order_id = st.row.id;
-            for (const order& part : parts) st.splits[part.id] = split;
-          }
-          // the first part answers in_progress after flow_wait_ms; the others answer nobody
-          for (size_t k = 0; k < parts.size(); ++k)
-            order_start_flow(self, oc.ctx, oc.cmd, parts[k], false, k == 0 ? owed : nullptr);
-        });
-        return rp;
-      },
-      [self](late_refund& lr) -> caf::result<bool> {
-        auto& st = self->state;
-        ++st.commands; // the gateway counts this message as a command
-        const order& refund = lr.row;
-        auto from = st.items.find(refund.counterparty_id);
-        if (refund.kind != uint16_t(kind::refund) || from == st.items.end()) return false;
-        order& o = st.row;
-        if (!lr.end) {
-          // the refund failed and freed its room; the provider made it after all: it counts
-          // again if the room is still there (else the late flow books it to suspense)
-          if (st.late.count(refund.id)) return true;
-          const order& i = from->second;
-          if (o.amount_refunded + o.amount_refund_pending + unsettled_room(st, 0) + refund.amount > o.amount_captured ||
-              i.amount_refunded + i.amount_refund_pending + unsettled_room(st, i.id) + refund.amount > i.amount_captured)
-            return false;
-          from->second.amount_refund_pending += refund.amount;
-          o.amount_refund_pending += refund.amount;
-          st.late.insert(refund.id);
-          st.items[refund.id] = refund;
-          return true;
-        }
-        auto rp = self->make_response_promise<bool>();
-        auto written = [rp](bool ok) mutable { rp.deliver(ok); };
-        st.items[refund.id] = refund;
-        if (st.late.erase(refund.id)) {
-          apply_refund_end(from->second, o, refund);
-          lr.journal.push_back(entry(*st.e, request_context{refund.trace_id, o.id, 0, 0, false}, o, "order", "updated",
-                                     0, o.amount_captured));
-          write_refund_end(self, refund, std::move(lr.journal), std::move(written));
-        } else {
-          order_persist(self, {refund}, {}, std::move(lr.journal), std::move(written)); // it counts nowhere
-        }
-        return rp;
-      },
-      [self](capture_request& cr) -> capture_reply {
-        auto& st = self->state;
-        auto it = st.items.find(cr.item_id);
-        if (it == st.items.end()) return {false};
-        order& item = it->second;
-        if (item.items == 1) return {true}; // asked again after a restart: already counted
-        release_reservation(st, item);
-        order& o = st.row;
-        const auto s = static_cast<order_state>(o.state);
-        const bool room = (s == order_state::created || s == order_state::partially_paid) &&
-                          o.amount_captured + cr.amount <= o.amount;
-        // forced: a flow resumed after a restart found its capture booked to the merchant; the
-        // money moved, so the order counts it even if that overpays it
-        if (!room && !cr.force) return {false};
-        if (!room) st.e->log_error("order " + to_string_u128(o.id) + ": pay item " + to_string_u128(item.id) +
-                                   " was captured before a restart and overpays it");
-        o.amount_captured += cr.amount;
-        item.items = 1; // counts towards the order
-        order_refresh_state(st.row);
-        return {true};
-      },
-      [self](flow_report& r) {
-        auto& st = self->state;
-        order item = r.row;
-        // from the flow that runs the item, or a stray or repeated report: dropped
-        auto running = st.flows.find(item.id);
-        if (running == st.flows.end() || running->second.address() != self->current_sender() ||
-            !st.items.count(item.id)) {
-          st.e->log_error("order " + to_string_u128(st.row.id) + ": dropped a report for item " +
-                          to_string_u128(item.id) + " from no flow of it");
-          return;
-        }
-        auto& mine = st.items[item.id];
-        const uint16_t counted = mine.items;
-        const u128 refunded = mine.amount_refunded, pending = mine.amount_refund_pending;
-        mine = item;
-        mine.items = counted;
-        mine.amount_refunded = refunded;
-        mine.amount_refund_pending = pending;
-        payment_reply out = reply_of(item, r.result);
-        if (!r.final) {
-          // unknown outcome: the payer may pay again; a later success is a duplicate
-          if (item.kind == uint16_t(kind::pay)) release_reservation(st, item);
-          out.result = uint32_t(payment_result::in_progress);
-          out.state = item.state;
-          auto it = st.owed.find(item.id);
-          if (it != st.owed.end()) give_reply(it->second, out);
-          return;
-        }
-        st.flows.erase(running);
-        self->send(st.e->gateway, flow_register{item.sequence, caf::actor{}});
-        const bool left = left_unfinished(item);
-        if (item.kind == uint16_t(kind::pay)) {
-          if (!left) release_reservation(st, item);
-          out.state = st.row.state; // a pay item answers with its order's state
-        }
-        std::vector<journal_entry> j = std::move(r.journal);
-        auto owed = st.owed.count(item.id) ? st.owed[item.id] : nullptr;
-        st.owed.erase(item.id);
-        std::shared_ptr<split_reply> split;
-        if (auto sp = st.splits.find(item.id); sp != st.splits.end()) {
-          split = sp->second;
-          st.splits.erase(sp);
-        }
-        auto reply = [self, owed, out, split](bool ok) mutable {
-          if (!ok) out.result = uint32_t(payment_result::store_unavailable);
-          if (!split) {
-            give_reply(owed, out);
-            return;
-          }
-          // a part of a split refund: the command is answered once every part has ended
-          if (out.result != uint32_t(payment_result::ok) && split->out.result == uint32_t(payment_result::ok))
-            split->out.result = out.result;
-          split->out.amount += out.amount;
-          if (--split->waiting != 0) return;
-          split->out.state = self->state.row.state;
-          give_reply(split->owed, split->out);
-        };
-        const bool refund_ends = item.kind == uint16_t(kind::refund) && !left;
-        if (refund_ends) apply_refund_end(st.items[item.counterparty_id], st.row, item);
-        j.push_back(entry(*st.e, request_context{item.trace_id, st.row.id, 0, 0, false}, st.row, "order", "updated",
-                          r.result == payment_result::ok ? 0 : uint32_t(r.result), st.row.amount_captured));
-        if (refund_ends) {
-          write_refund_end(self, mine, std::move(j), std::move(reply));
-          return;
-        }
-        std::vector<order> rows;
-        if (item.kind == uint16_t(kind::refund))
-          rows.push_back(st.items[item.counterparty_id]); // a refund left for the next start: still pending
-        st.row.updated_ns = st.e->clock();
-        rows.push_back(st.row);
-        rows.push_back(mine); // the item's final row goes with the order's (see flow.cpp, finish)
-        order_persist(self, std::move(rows), {}, std::move(j), [self, reply](bool ok) mutable {
-          if (!ok) self->state.behind = true;
-          reply(ok);
-        });
-      },
+      [self](order_resume& r) { order_resume_items(self, r); },
+      [self](order_command& oc) -> caf::result<payment_reply> { return order_take(self, oc); },
+      [self](late_refund& lr) -> caf::result<bool> { return order_late_refund(self, lr); },
+      [self](capture_request& cr) -> capture_reply { return order_capture(self, cr); },
+      [self](flow_report& r) { order_report(self, r); },
       [self](step_timeout_atom, uint64_t hi, uint64_t lo) {
         if (!from_self(self)) return;
         auto& st = self->state;
