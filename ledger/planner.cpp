@@ -429,21 +429,233 @@ void plan_accounts(state& st, round& r, request& w) {
 }
 
 
-// Plans the transfer events of `w` from its cursor; stops (leaving the rest for the next
-// round) at a unit that names an id this round already planned.
 void plan_expiry(state& st, round& r, request& w, uint32_t event);
 
-void plan_transfers(state& st, round& r, request& w) {
-  using R = transfer_result;
-  const uint32_t n = st.shards;
-  auto& ev = w.transfer_events;
-  // Per unit (an event or a chain): each event as it will be applied, whether it is kassa's
-  // own, its shards, and a code the directory answers itself. Reused from unit to unit.
+// One unit of a request's transfer events (an event, or a linked chain ev[i..j]) as the
+// planner works on it: each event as it will be applied, whether it is kassa's own, its
+// shards. Reused from unit to unit.
+struct unit_scratch {
   std::vector<transfer> eff;
   std::vector<uint8_t> sys;
-  std::vector<uint32_t> dr_shard, cr_shard, refuse;
-  std::vector<u128> debited_split; // split accounts the unit judges (see below)
+  std::vector<uint32_t> dr_shard, cr_shard;
+  std::vector<u128> debited_split;  // split accounts the unit judges (see unit_effective)
   std::vector<u128> closed_by_unit; // accounts a closing transfer of the unit closes
+  bool resolves = false;            // the unit posts or voids
+  bool spans = false;               // its events apply in more than one shard
+};
+
+// An id planned twice in one round: the later unit waits for the next round, where it sees
+// what the earlier one did. So does a unit naming an account created earlier in the round
+// that is not in the round's plan as an account yet.
+bool unit_again(const round& r, const std::vector<transfer>& ev, size_t i, size_t j) {
+  for (size_t k = i; k <= j; ++k) {
+    if (r.seen.count(ev[k].id) != 0 || (ev[k].pending_id != 0 && r.seen.count(ev[k].pending_id) != 0)) return true;
+    for (u128 a : {ev[k].debit_account_id, ev[k].credit_account_id}) {
+      if (r.accounts_created.count(a) != 0 && account_in(r, a) == nullptr) return true;
+    }
+  }
+  return false;
+}
+
+// Each event of the unit as it will be applied: kassa's own events as they are; a client's
+// plain credit to a split hot account lands on one of its sub-accounts (an account may become
+// split by this unit's credits: they are counted first).
+void unit_effective(state& st, round& r, const request& w, size_t i, size_t j, unit_scratch& u) {
+  using R = transfer_result;
+  const auto& ev = w.transfer_events;
+  u.eff.assign(ev.begin() + i, ev.begin() + j + 1);
+  u.sys.assign(u.eff.size(), 0);
+  for (size_t k = 0; k < u.eff.size(); ++k) {
+    const transfer& t = ev[i + k];
+    u.sys[k] = !w.system.empty() && w.system[i + k] != 0;
+    if (u.sys[k] || (t.flags & ~plain_flags) != 0 || fields_check(t) != R::ok || sid::reserved(t.id) ||
+        sid::reserved(t.debit_account_id) || sid::reserved(t.credit_account_id)) {
+      continue;
+    }
+    count_credit(st, r, t.credit_account_id);
+    u.eff[k].credit_account_id = 0; // marks a credit that may land on a sub-account
+  }
+  // Split accounts whose balance the unit judges: those it debits (not by a post or void,
+  // whose hold is in the account's own row), those a balancing credit fills up, and those
+  // a closing credit closes (a closed account holds everything itself, so that it holds it
+  // when a void reopens it). They are gathered before the unit, and its credits to them
+  // land on them directly.
+  u.debited_split.clear();
+  auto judged = [&](u128 id) {
+    auto h = st.hot.find(id);
+    if (h != st.hot.end() && h->second.sub_accounts != 0 && r.gathered.count(id) == 0 &&
+        std::find(u.debited_split.begin(), u.debited_split.end(), id) == u.debited_split.end()) {
+      u.debited_split.push_back(id);
+    }
+  };
+  for (size_t k = i; k <= j; ++k) {
+    const transfer& t = ev[k];
+    if ((!w.system.empty() && w.system[k] != 0) || has(t.flags, transfer_post_pending | transfer_void_pending)) continue;
+    judged(t.debit_account_id);
+    if (has(t.flags, transfer_balancing_credit | transfer_closing_credit)) judged(t.credit_account_id);
+  }
+  // A unit with a post or void keeps its credits on the accounts themselves, never on a
+  // sub-account elsewhere (it stays in its pending transfer's shards).
+  bool unit_resolves = false;
+  for (size_t k = i; k <= j; ++k) unit_resolves = unit_resolves || has(ev[k].flags, transfer_post_pending | transfer_void_pending);
+  // Nor on a sub-account of an account the unit closes: a later credit of the unit must find
+  // it closed, as on one shard.
+  u.closed_by_unit.clear();
+  for (size_t k = i; k <= j; ++k) {
+    if (has(ev[k].flags, transfer_closing_debit)) u.closed_by_unit.push_back(ev[k].debit_account_id);
+    if (has(ev[k].flags, transfer_closing_credit)) u.closed_by_unit.push_back(ev[k].credit_account_id);
+  }
+  auto in = [](const std::vector<u128>& ids, u128 id) { return std::find(ids.begin(), ids.end(), id) != ids.end(); };
+  for (size_t k = 0; k < u.eff.size(); ++k) {
+    if (u.eff[k].credit_account_id != 0) continue;
+    const transfer& t = ev[i + k];
+    u.eff[k].credit_account_id = t.credit_account_id;
+    if (unit_resolves || r.gathered.count(t.credit_account_id) != 0 || in(u.closed_by_unit, t.credit_account_id) ||
+        in(u.debited_split, t.credit_account_id)) {
+      continue;
+    }
+    if (u128 target = hot_target(st, r, t); target != 0) {
+      u.eff[k].credit_account_id = target;
+      u.sys[k] = 1;
+    }
+  }
+}
+
+// Ids the shards already hold: the answer comes from what they hold (after the checks a shard
+// makes before it looks an id up: an event that fails them never gets that far). Returns the
+// unit's first event whose id the shards hold (or the last event of a chain the request
+// leaves open, which a shard never applies), with its code, or -1.
+int unit_existing(const state& st, const round& r, const request& w, size_t i, size_t j, const unit_scratch& u,
+                  uint32_t& code) {
+  using R = transfer_result;
+  const auto& ev = w.transfer_events;
+  const bool open = has(ev[j].flags, transfer_linked);
+  for (size_t k = 0; k + (open ? 1 : 0) < u.eff.size(); ++k) {
+    if (transfer_check_head(ev[i + k]) != R::ok) continue;
+    auto it = r.probed.find(ev[i + k].id);
+    if (it == r.probed.end() || !it->second.found()) continue;
+    view v;
+    if (!view_of(st, it->second, v)) {
+      code = static_cast<uint32_t>(R::id_already_failed);
+      return static_cast<int>(k);
+    }
+    code = existing_result(ev[i + k], v); // the view names the parent, not a sub-account
+    return static_cast<int>(k);
+  }
+  if (open) {
+    code = static_cast<uint32_t>(R::linked_event_chain_open);
+    return static_cast<int>(u.eff.size() - 1);
+  }
+  return -1;
+}
+
+// Where each event applies: the shards of its pending transfer (post, void), or of its debit
+// and credit accounts. The round's model learns every pending transfer the unit resolves as
+// the shards hold it (with its deadline), and so decides posts and voids as one shard would,
+// at the directory's clock, which judges every deadline.
+void unit_shards(const state& st, round& r, unit_scratch& u) {
+  const uint32_t n = st.shards;
+  u.dr_shard.assign(u.eff.size(), 0);
+  u.cr_shard.assign(u.eff.size(), 0);
+  u.resolves = false;
+  for (size_t k = 0; k < u.eff.size(); ++k) {
+    const transfer& t = u.eff[k];
+    if (has(t.flags, transfer_post_pending | transfer_void_pending)) {
+      u.resolves = true;
+      const held* h = pending_held(r, t.pending_id);
+      view v;
+      if (h != nullptr && view_of(st, *h, v) && visible(v)) {
+        model_learn_pending(r, v);
+        u.dr_shard[k] = h->entries.front().first;
+        u.cr_shard[k] = u.dr_shard[k];
+        if (v.two_phase) leg_shards(*h, u.dr_shard[k], u.cr_shard[k]);
+      } else {
+        // A pending transfer of the unit itself (a chain holds and posts): its shards.
+        // Otherwise the model refuses the event, and it goes nowhere.
+        u.dr_shard[k] = u.cr_shard[k] = UINT32_MAX;
+        for (size_t p = 0; p < k; ++p) {
+          if (u.eff[p].id != t.pending_id || !has(u.eff[p].flags, transfer_pending)) continue;
+          u.dr_shard[k] = u.dr_shard[p];
+          u.cr_shard[k] = u.cr_shard[p];
+        }
+      }
+    } else {
+      u.dr_shard[k] = t.debit_account_id != 0 && t.debit_account_id != u128_max ? shard_of(t.debit_account_id, n) : 0;
+      u.cr_shard[k] = t.credit_account_id != 0 && t.credit_account_id != u128_max ? shard_of(t.credit_account_id, n) : u.dr_shard[k];
+    }
+  }
+  u.spans = false;
+  for (size_t k = 0; k < u.eff.size(); ++k) {
+    u.spans = u.spans || u.dr_shard[k] != u.dr_shard[0] || u.cr_shard[k] != u.dr_shard[0];
+  }
+}
+
+// A later event of a chain names an id the shards hold (or ends a chain left open): the chain
+// fails there, unless an event before it fails first. The model decides the events before it
+// and an event that fails for sure, as one shard would, answers the first that fails, and
+// undoes the chain.
+void fail_at_existing(round& r, request& w, size_t i, size_t j, const unit_scratch& u, int existing,
+                      uint32_t existing_code) {
+  using R = transfer_result;
+  const size_t before = static_cast<size_t>(existing);
+  std::vector<transfer> prefix(u.eff.begin(), u.eff.begin() + existing);
+  std::vector<uint8_t> prefix_sys(u.sys.begin(), u.sys.begin() + existing);
+  prefix.push_back(transfer{}); // id_must_not_be_zero
+  prefix_sys.push_back(0);
+  const auto decided = r.model->create_transfers(prefix.data(), prefix.size(), r.now, prefix_sys.data());
+  size_t failed_at = before;
+  for (size_t k = 0; k < before; ++k) {
+    if (decided[k] != R::linked_event_failed) {
+      failed_at = k;
+      break;
+    }
+  }
+  const uint32_t code = failed_at < before ? static_cast<uint32_t>(decided[failed_at]) : existing_code;
+  fail_chain(w, static_cast<uint32_t>(i), static_cast<uint32_t>(j), static_cast<uint32_t>(i + failed_at), code);
+}
+
+// A unit the model applied goes to its shards. Within one shard and without a post or void,
+// as it came (the shard decides it again, the same way). Otherwise decided whole: each event
+// applies as the model applied it. One across shards becomes two legs through the clearing
+// accounts of the pair, one in each shard, with the client's id (a saga); one within a shard
+// applies there. A balancing event carries the amount the model decided (its flags kept as
+// data), as one shard stores it; a post or void, whose deadline the model judged, is not
+// judged again by its shard.
+void add_unit(state& st, round& r, request& w, size_t i, size_t j, unit_scratch& u) {
+  for (const transfer& t : u.eff) {
+    if (!has(t.flags, transfer_pending) || t.timeout == 0) continue;
+    const uint64_t at = r.now + uint64_t{t.timeout} * 1'000'000'000ull; // the shard stamps it later
+    if (r.deadline_min_ns == 0 || at < r.deadline_min_ns) r.deadline_min_ns = at;
+  }
+  for (size_t k = 0; k < u.eff.size(); ++k) KASSA_ASSERT(u.dr_shard[k] != UINT32_MAX && u.cr_shard[k] != UINT32_MAX);
+  if (!u.spans && !u.resolves) {
+    for (size_t k = 0; k < u.eff.size(); ++k) {
+      add_transfer(r, u.dr_shard[0], u.eff[k], u.sys[k] != 0, origin{&w, static_cast<uint32_t>(i + k)});
+    }
+    return;
+  }
+  for (transfer& t : u.eff) {
+    if (!has(t.flags, transfer_balancing_debit | transfer_balancing_credit)) continue;
+    const transfer* stored = r.model->transfer_find(t.id);
+    KASSA_ASSERT(stored != nullptr && stored->amount != 0);
+    t.amount = stored->amount;
+  }
+  const int saga_index = u.spans ? static_cast<int>(r.sagas.size()) : -1;
+  if (u.spans) r.sagas.push_back(saga_plan{&w, static_cast<uint32_t>(i), static_cast<uint32_t>(j)});
+  // Each keeps the client's flags, `linked` too, as data (system_unlinked): the unit was
+  // decided whole, so no shard needs to chain it.
+  for (size_t k = 0; k < u.eff.size(); ++k) {
+    add_decided(st, r, u.eff[k], system_unlinked, origin{&w, static_cast<uint32_t>(i + k), saga_index},
+                u.dr_shard[k], u.cr_shard[k]);
+  }
+}
+
+// Plans the transfer events of `w` from its cursor; stops (leaving the rest for the next
+// round) at a unit that names an id this round already planned.
+void plan_transfers(state& st, round& r, request& w) {
+  using R = transfer_result;
+  auto& ev = w.transfer_events;
+  unit_scratch u;
   size_t i = w.cursor;
   while (i < ev.size()) {
     size_t j = i;
@@ -456,218 +668,33 @@ void plan_transfers(state& st, round& r, request& w) {
       i = j + 1;
       continue;
     }
-    // An id planned twice in one round: the later one waits for the next round, where it
-    // sees what the earlier one did.
-    bool again = false;
-    for (size_t k = i; k <= j && !again; ++k) {
-      again = r.seen.count(ev[k].id) != 0 || (ev[k].pending_id != 0 && r.seen.count(ev[k].pending_id) != 0);
-      for (u128 a : {ev[k].debit_account_id, ev[k].credit_account_id}) {
-        again = again || (r.accounts_created.count(a) != 0 && account_in(r, a) == nullptr);
-      }
-    }
-    if (again) break; // never the round's first unit: something before it was planned
+    if (unit_again(r, ev, i, j)) break; // never the round's first unit: something before it was planned
     for (size_t k = i; k <= j; ++k) r.seen.insert(ev[k].id);
-
-    // Each event as it will be applied: kassa's own events as they are; a client's plain
-    // credit to a split hot account lands on one of its sub-accounts (an account may become
-    // split by this unit's credits: they are counted first).
-    eff.assign(ev.begin() + i, ev.begin() + j + 1);
-    sys.assign(eff.size(), 0);
-    for (size_t k = 0; k < eff.size(); ++k) {
-      const transfer& t = ev[i + k];
-      sys[k] = !w.system.empty() && w.system[i + k] != 0;
-      if (sys[k] || (t.flags & ~plain_flags) != 0 || fields_check(t) != R::ok || sid::reserved(t.id) ||
-          sid::reserved(t.debit_account_id) || sid::reserved(t.credit_account_id)) {
-        continue;
-      }
-      count_credit(st, r, t.credit_account_id);
-      eff[k].credit_account_id = 0; // marks a credit that may land on a sub-account
-    }
-    // Split accounts whose balance the unit judges: those it debits (not by a post or void,
-    // whose hold is in the account's own row), those a balancing credit fills up, and those
-    // a closing credit closes (a closed account holds everything itself, so that it holds it
-    // when a void reopens it). They are gathered before the unit, and its credits to them
-    // land on them directly.
-    debited_split.clear();
-    auto judged = [&](u128 id) {
-      auto h = st.hot.find(id);
-      if (h != st.hot.end() && h->second.sub_accounts != 0 && r.gathered.count(id) == 0 &&
-          std::find(debited_split.begin(), debited_split.end(), id) == debited_split.end()) {
-        debited_split.push_back(id);
-      }
-    };
-    for (size_t k = i; k <= j; ++k) {
-      const transfer& t = ev[k];
-      if ((!w.system.empty() && w.system[k] != 0) || has(t.flags, transfer_post_pending | transfer_void_pending)) continue;
-      judged(t.debit_account_id);
-      if (has(t.flags, transfer_balancing_credit | transfer_closing_credit)) judged(t.credit_account_id);
-    }
-    // A unit with a post or void keeps its credits on the accounts themselves, never on a
-    // sub-account elsewhere (it stays in its pending transfer's shards).
-    bool unit_resolves = false;
-    for (size_t k = i; k <= j; ++k) unit_resolves = unit_resolves || has(ev[k].flags, transfer_post_pending | transfer_void_pending);
-    // Nor on a sub-account of an account the unit closes: a later credit of the unit must find
-    // it closed, as on one shard.
-    closed_by_unit.clear();
-    for (size_t k = i; k <= j; ++k) {
-      if (has(ev[k].flags, transfer_closing_debit)) closed_by_unit.push_back(ev[k].debit_account_id);
-      if (has(ev[k].flags, transfer_closing_credit)) closed_by_unit.push_back(ev[k].credit_account_id);
-    }
-    for (size_t k = 0; k < eff.size(); ++k) {
-      if (eff[k].credit_account_id != 0) continue;
-      const transfer& t = ev[i + k];
-      eff[k].credit_account_id = t.credit_account_id;
-      if (unit_resolves || r.gathered.count(t.credit_account_id) != 0 ||
-          std::find(closed_by_unit.begin(), closed_by_unit.end(), t.credit_account_id) != closed_by_unit.end() ||
-          std::find(debited_split.begin(), debited_split.end(), t.credit_account_id) != debited_split.end()) {
-        continue;
-      }
-      if (u128 target = hot_target(st, r, t); target != 0) {
-        eff[k].credit_account_id = target;
-        sys[k] = 1;
-      }
-    }
-
-    // Ids the shards already hold: the answer comes from what they hold (after the checks a
-    // shard makes before it looks an id up: an event that fails them never gets that far).
-    int existing = -1;
+    unit_effective(st, r, w, i, j, u);
     uint32_t existing_code = 0;
-    // A chain the request leaves open fails at its last event, which a shard never applies
-    // (but the events before it are judged first).
-    const bool open = has(ev[j].flags, transfer_linked);
-    for (size_t k = 0; k + (open ? 1 : 0) < eff.size() && existing < 0; ++k) {
-      if (transfer_check_head(ev[i + k]) != R::ok) continue;
-      auto it = r.probed.find(ev[i + k].id);
-      if (it == r.probed.end() || !it->second.found()) continue;
-      view v;
-      if (!view_of(st, it->second, v)) {
-        existing = static_cast<int>(k);
-        existing_code = static_cast<uint32_t>(R::id_already_failed);
-        break;
-      }
-      existing_code = existing_result(ev[i + k], v); // the view names the parent, not a sub-account
-      existing = static_cast<int>(k);
-    }
-    if (open && existing < 0) {
-      existing = static_cast<int>(eff.size() - 1);
-      existing_code = static_cast<uint32_t>(R::linked_event_chain_open);
-    }
+    const int existing = unit_existing(st, r, w, i, j, u, existing_code);
     if (existing == 0) {
       if (!chain) w.results[i] = existing_code;
       else fail_chain(w, static_cast<uint32_t>(i), static_cast<uint32_t>(j), static_cast<uint32_t>(i), existing_code);
       i = j + 1;
       continue;
     }
-    // A later event of a chain names an id the shards hold (or ends a chain left open): the
-    // chain fails there, unless an event before it fails first (decided below, as one shard
-    // would, and undone).
-
-    // Where each event applies: the shards of its pending transfer (post, void), or of its
-    // debit and credit accounts. The round's model learns every pending transfer the unit
-    // resolves as the shards hold it (with its deadline), and so decides posts and voids as
-    // one shard would, at the directory's clock, which judges every deadline.
-    dr_shard.assign(eff.size(), 0);
-    cr_shard.assign(eff.size(), 0);
-    bool resolves = false;
-    for (size_t k = 0; k < eff.size(); ++k) {
-      const transfer& t = eff[k];
-      if (has(t.flags, transfer_post_pending | transfer_void_pending)) {
-        resolves = true;
-        const held* h = pending_held(r, t.pending_id);
-        view v;
-        if (h != nullptr && view_of(st, *h, v) && visible(v)) {
-          model_learn_pending(r, v);
-          dr_shard[k] = h->entries.front().first;
-          cr_shard[k] = dr_shard[k];
-          if (v.two_phase) leg_shards(*h, dr_shard[k], cr_shard[k]);
-        } else {
-          // A pending transfer of the unit itself (a chain holds and posts): its shards.
-          // Otherwise the model refuses the event, and it goes nowhere.
-          dr_shard[k] = cr_shard[k] = UINT32_MAX;
-          for (size_t p = 0; p < k; ++p) {
-            if (eff[p].id != t.pending_id || !has(eff[p].flags, transfer_pending)) continue;
-            dr_shard[k] = dr_shard[p];
-            cr_shard[k] = cr_shard[p];
-          }
-        }
-      } else {
-        dr_shard[k] = t.debit_account_id != 0 && t.debit_account_id != u128_max ? shard_of(t.debit_account_id, n) : 0;
-        cr_shard[k] = t.credit_account_id != 0 && t.credit_account_id != u128_max ? shard_of(t.credit_account_id, n) : dr_shard[k];
-      }
-    }
-    bool spans = false;
-    for (size_t k = 0; k < eff.size(); ++k) {
-      spans = spans || dr_shard[k] != dr_shard[0] || cr_shard[k] != dr_shard[0];
-    }
-
-    for (u128 parent : debited_split) gather(st, r, w, static_cast<uint32_t>(i), parent);
-
+    unit_shards(st, r, u);
+    for (u128 parent : u.debited_split) gather(st, r, w, static_cast<uint32_t>(i), parent);
     if (existing > 0) {
-      // The events before it, and an event that fails for sure: the model answers the first
-      // that fails, and undoes the chain.
-      std::vector<transfer> prefix(eff.begin(), eff.begin() + existing);
-      std::vector<uint8_t> prefix_sys(sys.begin(), sys.begin() + existing);
-      prefix.push_back(transfer{}); // id_must_not_be_zero
-      prefix_sys.push_back(0);
-      const auto decided = r.model->create_transfers(prefix.data(), prefix.size(), r.now, prefix_sys.data());
-      size_t failed_at = static_cast<size_t>(existing);
-      for (size_t k = 0; k < static_cast<size_t>(existing); ++k) {
-        if (decided[k] != R::linked_event_failed) {
-          failed_at = k;
-          break;
-        }
-      }
-      const uint32_t code = failed_at < static_cast<size_t>(existing) ? static_cast<uint32_t>(decided[failed_at]) : existing_code;
-      fail_chain(w, static_cast<uint32_t>(i), static_cast<uint32_t>(j), static_cast<uint32_t>(i + failed_at), code);
+      fail_at_existing(r, w, i, j, u, existing, existing_code);
       i = j + 1;
       continue;
     }
-
     // The model decides the unit exactly as one shard would, after everything the round
     // planned before it. A refused unit is answered here and written nowhere.
-    const auto decided = r.model->create_transfers(eff.data(), eff.size(), r.now, sys.data());
+    const auto decided = r.model->create_transfers(u.eff.data(), u.eff.size(), r.now, u.sys.data());
     bool accepted = true;
     for (size_t k = 0; k < decided.size(); ++k) {
       w.results[i + k] = static_cast<uint32_t>(decided[k]);
       accepted = accepted && decided[k] == R::ok;
     }
-    if (!accepted) {
-      i = j + 1;
-      continue;
-    }
-    for (const transfer& t : eff) {
-      if (!has(t.flags, transfer_pending) || t.timeout == 0) continue;
-      const uint64_t at = r.now + uint64_t{t.timeout} * 1'000'000'000ull; // the shard stamps it later
-      if (r.deadline_min_ns == 0 || at < r.deadline_min_ns) r.deadline_min_ns = at;
-    }
-    for (size_t k = 0; k < eff.size(); ++k) KASSA_ASSERT(dr_shard[k] != UINT32_MAX && cr_shard[k] != UINT32_MAX);
-    if (!spans && !resolves) {
-      for (size_t k = 0; k < eff.size(); ++k) {
-        add_transfer(r, dr_shard[0], eff[k], sys[k] != 0, origin{&w, static_cast<uint32_t>(i + k)});
-      }
-      i = j + 1;
-      continue;
-    }
-
-    // Decided whole: each event applies as the model applied it. One across shards becomes
-    // two legs through the clearing accounts of the pair, one in each shard, with the
-    // client's id (a saga); one within a shard applies there. A balancing event carries the
-    // amount the model decided (its flags kept as data), as one shard stores it; a post or
-    // void, whose deadline the model judged, is not judged again by its shard.
-    for (transfer& t : eff) {
-      if (!has(t.flags, transfer_balancing_debit | transfer_balancing_credit)) continue;
-      const transfer* stored = r.model->transfer_find(t.id);
-      KASSA_ASSERT(stored != nullptr && stored->amount != 0);
-      t.amount = stored->amount;
-    }
-    const int saga_index = spans ? static_cast<int>(r.sagas.size()) : -1;
-    if (spans) r.sagas.push_back(saga_plan{&w, static_cast<uint32_t>(i), static_cast<uint32_t>(j)});
-    // Each keeps the client's flags, `linked` too, as data (system_unlinked): the unit was
-    // decided whole, so no shard needs to chain it.
-    for (size_t k = 0; k < eff.size(); ++k) {
-      add_decided(st, r, eff[k], system_unlinked, origin{&w, static_cast<uint32_t>(i + k), saga_index},
-                  dr_shard[k], cr_shard[k]);
-    }
+    if (accepted) add_unit(st, r, w, i, j, u);
     i = j + 1;
   }
   w.cursor = i;
