@@ -325,6 +325,147 @@ uint64_t apply_end(shard_self self, uint64_t started_ns) {
   return now;
 }
 
+// Applies new accounts and answers once they are durable.
+caf::typed_response_promise<create_reply> on_create_accounts(shard_self self, create_accounts_request& req) {
+  auto rp = self->make_response_promise<create_reply>();
+  auto& st = self->state;
+  if (outcome o = admit(self, req.ctx, req.events.size()); o != outcome::ok) {
+    rp.deliver(create_reply{o, {}});
+    return rp;
+  }
+  const uint64_t started_ns = apply_start(self, req.ctx);
+  auto results = st.sm->create_accounts(req.events.data(), req.events.size(), self->state.opts.clock(),
+                                        req.system.empty() ? nullptr : req.system.data(),
+                                        stamps_of(req.stamps, req.events.size()));
+  answer_when_durable(self, rp, req.events.size(), failures_of(results), apply_end(self, started_ns));
+  return rp;
+}
+
+// Applies transfers (after the pending transfers due, when the shard expires its own) with
+// what they name loaded from the store, and answers once they are durable.
+caf::typed_response_promise<create_reply> on_create_transfers(shard_self self, create_transfers_request& req) {
+  auto rp = self->make_response_promise<create_reply>();
+  auto& st = self->state;
+  if (outcome o = admit(self, req.ctx, req.events.size()); o != outcome::ok) {
+    rp.deliver(create_reply{o, {}});
+    return rp;
+  }
+  const uint64_t started_ns = apply_start(self, req.ctx);
+  const uint64_t now = self->state.opts.clock();
+  if (st.expire_self) st.sm->expire_pending(now);
+  if (store::error err = st.opts.store->prefetch(*st.sm, req.events.data(), req.events.size());
+      !err.ok()) {
+    rp.deliver(create_reply{outcome::store_unavailable, {}});
+    return rp;
+  }
+  auto results = st.sm->create_transfers(req.events.data(), req.events.size(), now,
+                                         req.system.empty() ? nullptr : req.system.data(),
+                                         stamps_of(req.stamps, req.events.size()));
+  answer_when_durable(self, rp, req.events.size(), failures_of(results), apply_end(self, started_ns));
+  arm_expiry(self);
+  return rp;
+}
+
+// Accounts by id, from memory, answered once what they show is durable.
+caf::typed_response_promise<accounts_reply> on_lookup_accounts(shard_self self, lookup_accounts_request& req) {
+  auto rp = self->make_response_promise<accounts_reply>();
+  if (outcome o = admit(self, req.ctx, 0); o != outcome::ok) {
+    rp.deliver(accounts_reply{o, {}});
+    return rp;
+  }
+  accounts_reply reply;
+  for (u128 id : req.ids) {
+    if (const account* a = self->state.sm->account_find(id)) reply.accounts.push_back(*a);
+  }
+  hold(self, 0, [rp, reply = std::move(reply)](bool durable) mutable {
+    rp.deliver(durable ? std::move(reply) : accounts_reply{outcome::store_unavailable, {}});
+  });
+  return rp;
+}
+
+// Transfers by id, in request order: from memory, else from the store; answered once what
+// they show is durable.
+caf::typed_response_promise<transfers_reply> on_lookup_transfers(shard_self self, lookup_transfers_request& req) {
+  auto rp = self->make_response_promise<transfers_reply>();
+  auto& st = self->state;
+  if (outcome o = admit(self, req.ctx, 0); o != outcome::ok) {
+    rp.deliver(transfers_reply{o, {}});
+    return rp;
+  }
+  transfers_reply reply;
+  std::vector<u128> on_disk;
+  for (u128 id : req.ids) {
+    if (id == 0 || id == u128_max) continue;
+    if (!st.sm->transfer_find(id)) on_disk.push_back(id);
+  }
+  std::vector<transfer> found;
+  if (!on_disk.empty()) {
+    if (store::error err = st.opts.store->lookup_transfers(on_disk.data(), on_disk.size(), found);
+        !err.ok()) {
+      rp.deliver(transfers_reply{outcome::store_unavailable, {}});
+      return rp;
+    }
+  }
+  // Answer in request order, from memory first, then from what the store found.
+  size_t next_found = 0;
+  for (u128 id : req.ids) {
+    if (id == 0 || id == u128_max) continue;
+    if (const transfer* t = st.sm->transfer_find(id)) {
+      reply.transfers.push_back(*t);
+    } else if (next_found < found.size() && found[next_found].id == id) {
+      reply.transfers.push_back(found[next_found++]);
+    }
+  }
+  hold(self, 0, [rp, reply = std::move(reply)](bool durable) mutable {
+    rp.deliver(durable ? std::move(reply) : transfers_reply{outcome::store_unavailable, {}});
+  });
+  return rp;
+}
+
+// What the shard holds of each id (the transfer and its pending state), for the directory's
+// round planner; answered once durable.
+caf::typed_response_promise<probe_reply> on_probe(shard_self self, probe_request& req) {
+  auto rp = self->make_response_promise<probe_reply>();
+  auto& st = self->state;
+  if (st.failed) {
+    rp.deliver(probe_reply{outcome::store_unavailable, {}});
+    return rp;
+  }
+  // The store loads what a batch names (ids and pending ids); a probe names ids only.
+  std::vector<transfer> named(req.ids.size(), transfer{});
+  for (size_t i = 0; i < req.ids.size(); ++i) named[i].id = req.ids[i];
+  if (store::error err = st.opts.store->prefetch(*st.sm, named.data(), named.size()); !err.ok()) {
+    rp.deliver(probe_reply{outcome::store_unavailable, {}});
+    return rp;
+  }
+  probe_reply reply;
+  for (size_t i = 0; i < req.ids.size(); ++i) {
+    if (const transfer* t = st.sm->transfer_find(req.ids[i])) {
+      const pending_state ps = st.sm->pending_find(t->id);
+      reply.entries.push_back(probe_entry{static_cast<uint32_t>(i), *t, ps.status, ps.expires_at_ns});
+    }
+  }
+  hold(self, 0, [rp, reply = std::move(reply)](bool durable) mutable {
+    rp.deliver(durable ? std::move(reply) : probe_reply{outcome::store_unavailable, {}});
+  });
+  return rp;
+}
+
+// kassa's own accounts in this shard (clearing, sub-accounts, the payment core's chart).
+caf::typed_response_promise<accounts_reply> on_system_accounts(shard_self self, system_accounts_request&) {
+  auto rp = self->make_response_promise<accounts_reply>();
+  accounts_reply reply;
+  reply.timestamp_last = self->state.sm->timestamp_last();
+  if (self->state.failed) reply.status = outcome::store_unavailable;
+  else self->state.sm->accounts_for_each([&](const account& a) {
+    if (system_ids::reserved(a.id)) reply.accounts.push_back(a);
+  });
+  hold(self, 0, [rp, reply = std::move(reply)](bool durable) mutable {
+    rp.deliver(durable ? std::move(reply) : accounts_reply{outcome::store_unavailable, {}});
+  });
+  return rp;
+}
+
 shard_actor::behavior_type shard(shard_self self, shard_options opts, std::shared_ptr<state_machine> recovered) {
   self->state.stats.setup(*opts.metrics, opts.metrics_prefix, opts.shard);
   self->state.opts = std::move(opts);
@@ -332,119 +473,11 @@ shard_actor::behavior_type shard(shard_self self, shard_options opts, std::share
   self->state.timestamp_durable = self->state.sm->timestamp_last();
   arm_expiry(self);
   return {
-      [self](create_accounts_request& req) -> caf::typed_response_promise<create_reply> {
-        auto rp = self->make_response_promise<create_reply>();
-        auto& st = self->state;
-        if (outcome o = admit(self, req.ctx, req.events.size()); o != outcome::ok) {
-          rp.deliver(create_reply{o, {}});
-          return rp;
-        }
-        const uint64_t started_ns = apply_start(self, req.ctx);
-        auto results = st.sm->create_accounts(req.events.data(), req.events.size(), self->state.opts.clock(),
-                                              req.system.empty() ? nullptr : req.system.data(),
-                                              stamps_of(req.stamps, req.events.size()));
-        answer_when_durable(self, rp, req.events.size(), failures_of(results), apply_end(self, started_ns));
-        return rp;
-      },
-      [self](create_transfers_request& req) -> caf::typed_response_promise<create_reply> {
-        auto rp = self->make_response_promise<create_reply>();
-        auto& st = self->state;
-        if (outcome o = admit(self, req.ctx, req.events.size()); o != outcome::ok) {
-          rp.deliver(create_reply{o, {}});
-          return rp;
-        }
-        const uint64_t started_ns = apply_start(self, req.ctx);
-        const uint64_t now = self->state.opts.clock();
-        if (st.expire_self) st.sm->expire_pending(now);
-        if (store::error err = st.opts.store->prefetch(*st.sm, req.events.data(), req.events.size());
-            !err.ok()) {
-          rp.deliver(create_reply{outcome::store_unavailable, {}});
-          return rp;
-        }
-        auto results = st.sm->create_transfers(req.events.data(), req.events.size(), now,
-                                               req.system.empty() ? nullptr : req.system.data(),
-                                               stamps_of(req.stamps, req.events.size()));
-        answer_when_durable(self, rp, req.events.size(), failures_of(results), apply_end(self, started_ns));
-        arm_expiry(self);
-        return rp;
-      },
-      [self](lookup_accounts_request& req) -> caf::typed_response_promise<accounts_reply> {
-        auto rp = self->make_response_promise<accounts_reply>();
-        if (outcome o = admit(self, req.ctx, 0); o != outcome::ok) {
-          rp.deliver(accounts_reply{o, {}});
-          return rp;
-        }
-        accounts_reply reply;
-        for (u128 id : req.ids) {
-          if (const account* a = self->state.sm->account_find(id)) reply.accounts.push_back(*a);
-        }
-        hold(self, 0, [rp, reply = std::move(reply)](bool durable) mutable {
-          rp.deliver(durable ? std::move(reply) : accounts_reply{outcome::store_unavailable, {}});
-        });
-        return rp;
-      },
-      [self](lookup_transfers_request& req) -> caf::typed_response_promise<transfers_reply> {
-        auto rp = self->make_response_promise<transfers_reply>();
-        auto& st = self->state;
-        if (outcome o = admit(self, req.ctx, 0); o != outcome::ok) {
-          rp.deliver(transfers_reply{o, {}});
-          return rp;
-        }
-        transfers_reply reply;
-        std::vector<u128> on_disk;
-        for (u128 id : req.ids) {
-          if (id == 0 || id == u128_max) continue;
-          if (!st.sm->transfer_find(id)) on_disk.push_back(id);
-        }
-        std::vector<transfer> found;
-        if (!on_disk.empty()) {
-          if (store::error err = st.opts.store->lookup_transfers(on_disk.data(), on_disk.size(), found);
-              !err.ok()) {
-            rp.deliver(transfers_reply{outcome::store_unavailable, {}});
-            return rp;
-          }
-        }
-        // Answer in request order, from memory first, then from what the store found.
-        size_t next_found = 0;
-        for (u128 id : req.ids) {
-          if (id == 0 || id == u128_max) continue;
-          if (const transfer* t = st.sm->transfer_find(id)) {
-            reply.transfers.push_back(*t);
-          } else if (next_found < found.size() && found[next_found].id == id) {
-            reply.transfers.push_back(found[next_found++]);
-          }
-        }
-        hold(self, 0, [rp, reply = std::move(reply)](bool durable) mutable {
-          rp.deliver(durable ? std::move(reply) : transfers_reply{outcome::store_unavailable, {}});
-        });
-        return rp;
-      },
-      [self](probe_request& req) -> caf::typed_response_promise<probe_reply> {
-        auto rp = self->make_response_promise<probe_reply>();
-        auto& st = self->state;
-        if (st.failed) {
-          rp.deliver(probe_reply{outcome::store_unavailable, {}});
-          return rp;
-        }
-        // The store loads what a batch names (ids and pending ids); a probe names ids only.
-        std::vector<transfer> named(req.ids.size(), transfer{});
-        for (size_t i = 0; i < req.ids.size(); ++i) named[i].id = req.ids[i];
-        if (store::error err = st.opts.store->prefetch(*st.sm, named.data(), named.size()); !err.ok()) {
-          rp.deliver(probe_reply{outcome::store_unavailable, {}});
-          return rp;
-        }
-        probe_reply reply;
-        for (size_t i = 0; i < req.ids.size(); ++i) {
-          if (const transfer* t = st.sm->transfer_find(req.ids[i])) {
-            const pending_state ps = st.sm->pending_find(t->id);
-            reply.entries.push_back(probe_entry{static_cast<uint32_t>(i), *t, ps.status, ps.expires_at_ns});
-          }
-        }
-        hold(self, 0, [rp, reply = std::move(reply)](bool durable) mutable {
-          rp.deliver(durable ? std::move(reply) : probe_reply{outcome::store_unavailable, {}});
-        });
-        return rp;
-      },
+      [self](create_accounts_request& req) { return on_create_accounts(self, req); },
+      [self](create_transfers_request& req) { return on_create_transfers(self, req); },
+      [self](lookup_accounts_request& req) { return on_lookup_accounts(self, req); },
+      [self](lookup_transfers_request& req) { return on_lookup_transfers(self, req); },
+      [self](probe_request& req) { return on_probe(self, req); },
       [self](expiry_handover) { self->state.expire_self = false; },
       [self](const due_pending_request& req) {
         auto& st = self->state;
@@ -454,19 +487,7 @@ shard_actor::behavior_type shard(shard_self self, shard_options opts, std::share
         return reply;
       },
       [self](const transfers_by_id_request& req) { return transfers_by_id(self, req); },
-      [self](system_accounts_request&) -> caf::typed_response_promise<accounts_reply> {
-        auto rp = self->make_response_promise<accounts_reply>();
-        accounts_reply reply;
-        reply.timestamp_last = self->state.sm->timestamp_last();
-        if (self->state.failed) reply.status = outcome::store_unavailable;
-        else self->state.sm->accounts_for_each([&](const account& a) {
-          if (system_ids::reserved(a.id)) reply.accounts.push_back(a);
-        });
-        hold(self, 0, [rp, reply = std::move(reply)](bool durable) mutable {
-          rp.deliver(durable ? std::move(reply) : accounts_reply{outcome::store_unavailable, {}});
-        });
-        return rp;
-      },
+      [self](system_accounts_request& req) { return on_system_accounts(self, req); },
       [self](account_transfers_request& req) {
         return account_query<transfers_reply>(
             self, req.ctx, req.filter,
