@@ -545,6 +545,102 @@ void flow_stopped(gateway_actor* self, const caf::down_msg& dm) {
   }
 }
 
+// A client's payment commands: taken at once, or queued while the gateway boots (at most
+// orders_inflight_max requests; busy beyond).
+caf::result<payments_reply> gateway_submit(gateway_actor* self, submit_payments_request& req) {
+  self->state.mailbox->set(mailbox_waiting(self));
+  auto rp = self->make_response_promise<payments_reply>();
+  auto& st = self->state;
+  if (st.ready) {
+    take_request(self, req, rp);
+  } else if (st.queued.size() >= st.e->cfg.orders_inflight_max) {
+    rp.deliver(payments_reply{outcome::busy, {}}); // still booting: nothing taken
+  } else {
+    st.queued.emplace_back(std::move(req), rp);
+  }
+  return rp;
+}
+
+// Payment rows by id, with the fee each charged.
+orders_reply gateway_lookup_orders(gateway_actor* self, lookup_orders_request& req) {
+  orders_reply out;
+  for (u128 id : req.ids) {
+    order row{};
+    bool found = false;
+    if (auto err = self->state.e->store->get_row(id, row, found); !err.ok()) {
+      out.status = outcome::store_unavailable;
+      out.orders.clear();
+      return out;
+    }
+    if (!found) continue;
+    row.fee = ledger::payments::fee_charged(row);
+    out.orders.push_back(row);
+  }
+  return out;
+}
+
+// A flow the gateway runs reports its row: relayed to the client that waits for it.
+void gateway_flow_report(gateway_actor* self, flow_report& r) {
+  auto& st = self->state;
+  // from the flow that runs the row, or a stray or repeated report: dropped
+  auto running = st.flows.find(r.row.sequence);
+  if (running == st.flows.end() || running->second.address() != self->current_sender()) {
+    st.e->log_error("payments gateway: dropped a report for payment " + to_string_u128(r.row.id) +
+                    " from no flow of it");
+    return;
+  }
+  payment_reply out = reply_of(r.row, r.final ? r.result : payment_result::in_progress);
+  relay_reply(self, r.row.id, out);
+  if (!r.final) return;
+  st.flows.erase(r.row.sequence);
+  st.rows_inflight.erase(r.row.id);
+}
+
+// From a late flow of a refund: its order's actor keeps the counts.
+caf::result<bool> gateway_late_refund(gateway_actor* self, late_refund& lr) {
+  // from a late flow of a refund: its order's actor keeps the counts
+  auto& st = self->state;
+  order o{};
+  bool have = false;
+  if (!st.e->store->get_row(lr.row.parent_id, o, have).ok() || !have) return false;
+  auto a = order_actor_for(self, o);
+  ++st.orders_sent[o.id];
+  auto rp = self->make_response_promise<bool>();
+  self->request(a, caf::infinite, std::move(lr))
+      .then([rp](bool ok) mutable { rp.deliver(ok); }, [rp](caf::error&) mutable { rp.deliver(false); });
+  return rp;
+}
+
+// Reserves a payment's room in its account's daily limits (sum and count); false when it
+// does not fit. Asked again after a restart, the row's reservation stands.
+bool gateway_limit_reserve(gateway_actor* self, limit_reserve& lr) {
+  auto& st = self->state;
+  if (st.limit_rows.count(lr.row_id)) return true; // run again after a restart
+  limit_key k{lr.account_id, int(lr.type), lr.ledger, lr.day};
+  const auto* l = st.e->limit(lr.type, lr.ledger);
+  auto& use = st.limits[k];
+  if (l) {
+    if (l->account_day_max != 0 && (add_overflows(use.sum, lr.amount) || use.sum + lr.amount > l->account_day_max))
+      return false;
+    if (l->account_day_count_max != 0 && use.count + 1 > l->account_day_count_max) return false;
+  }
+  use.sum += lr.amount;
+  use.count += 1;
+  st.limit_rows[lr.row_id] = {k, lr.amount};
+  return true;
+}
+
+// Gives back what a row reserved of its account's daily limits.
+void gateway_limit_release(gateway_actor* self, limit_release& lr) {
+  auto& st = self->state;
+  auto it = st.limit_rows.find(lr.row_id);
+  if (it == st.limit_rows.end()) return;
+  auto& use = st.limits[it->second.first];
+  use.sum -= it->second.second;
+  use.count -= 1;
+  st.limit_rows.erase(it);
+}
+
 caf::behavior gateway(gateway_actor* self, std::shared_ptr<env> e) {
   auto& st = self->state;
   st.e = e;
@@ -556,51 +652,10 @@ caf::behavior gateway(gateway_actor* self, std::shared_ptr<env> e) {
       [self](flow_down_atom) {
         if (from_self(self)) boot(self);
       },
-      [self](submit_payments_request& req) -> caf::result<payments_reply> {
-        self->state.mailbox->set(mailbox_waiting(self));
-        auto rp = self->make_response_promise<payments_reply>();
-        auto& st = self->state;
-        if (st.ready) {
-          take_request(self, req, rp);
-        } else if (st.queued.size() >= st.e->cfg.orders_inflight_max) {
-          rp.deliver(payments_reply{outcome::busy, {}}); // still booting: nothing taken
-        } else {
-          st.queued.emplace_back(std::move(req), rp);
-        }
-        return rp;
-      },
-      [self](lookup_orders_request& req) -> orders_reply {
-        orders_reply out;
-        for (u128 id : req.ids) {
-          order row{};
-          bool found = false;
-          if (auto err = self->state.e->store->get_row(id, row, found); !err.ok()) {
-            out.status = outcome::store_unavailable;
-            out.orders.clear();
-            return out;
-          }
-          if (!found) continue;
-          row.fee = ledger::payments::fee_charged(row);
-          out.orders.push_back(row);
-        }
-        return out;
-      },
+      [self](submit_payments_request& req) { return gateway_submit(self, req); },
+      [self](lookup_orders_request& req) { return gateway_lookup_orders(self, req); },
       [self](lookup_items_request& req) -> items_reply { return lookup_items(*self->state.e, req); },
-      [self](flow_report& r) {
-        auto& st = self->state;
-        // from the flow that runs the row, or a stray or repeated report: dropped
-        auto running = st.flows.find(r.row.sequence);
-        if (running == st.flows.end() || running->second.address() != self->current_sender()) {
-          st.e->log_error("payments gateway: dropped a report for payment " + to_string_u128(r.row.id) +
-                          " from no flow of it");
-          return;
-        }
-        payment_reply out = reply_of(r.row, r.final ? r.result : payment_result::in_progress);
-        relay_reply(self, r.row.id, out);
-        if (!r.final) return;
-        st.flows.erase(r.row.sequence);
-        st.rows_inflight.erase(r.row.id);
-      },
+      [self](flow_report& r) { gateway_flow_report(self, r); },
       [self](step_timeout_atom, uint64_t hi, uint64_t lo) {
         if (!from_self(self)) return;
         auto& st = self->state;
@@ -632,44 +687,9 @@ caf::behavior gateway(gateway_actor* self, std::shared_ptr<env> e) {
         st.orders_sent.erase(oi.order_id);
       },
       [self](provider_event& ev) { on_event(self, ev); },
-      [self](late_refund& lr) -> caf::result<bool> {
-        // from a late flow of a refund: its order's actor keeps the counts
-        auto& st = self->state;
-        order o{};
-        bool have = false;
-        if (!st.e->store->get_row(lr.row.parent_id, o, have).ok() || !have) return false;
-        auto a = order_actor_for(self, o);
-        ++st.orders_sent[o.id];
-        auto rp = self->make_response_promise<bool>();
-        self->request(a, caf::infinite, std::move(lr))
-            .then([rp](bool ok) mutable { rp.deliver(ok); }, [rp](caf::error&) mutable { rp.deliver(false); });
-        return rp;
-      },
-      [self](limit_reserve& lr) -> bool {
-        auto& st = self->state;
-        if (st.limit_rows.count(lr.row_id)) return true; // run again after a restart
-        limit_key k{lr.account_id, int(lr.type), lr.ledger, lr.day};
-        const auto* l = st.e->limit(lr.type, lr.ledger);
-        auto& use = st.limits[k];
-        if (l) {
-          if (l->account_day_max != 0 && (add_overflows(use.sum, lr.amount) || use.sum + lr.amount > l->account_day_max))
-            return false;
-          if (l->account_day_count_max != 0 && use.count + 1 > l->account_day_count_max) return false;
-        }
-        use.sum += lr.amount;
-        use.count += 1;
-        st.limit_rows[lr.row_id] = {k, lr.amount};
-        return true;
-      },
-      [self](limit_release& lr) {
-        auto& st = self->state;
-        auto it = st.limit_rows.find(lr.row_id);
-        if (it == st.limit_rows.end()) return;
-        auto& use = st.limits[it->second.first];
-        use.sum -= it->second.second;
-        use.count -= 1;
-        st.limit_rows.erase(it);
-      },
+      [self](late_refund& lr) { return gateway_late_refund(self, lr); },
+      [self](limit_reserve& lr) { return gateway_limit_reserve(self, lr); },
+      [self](limit_release& lr) { gateway_limit_release(self, lr); },
   };
 }
 
