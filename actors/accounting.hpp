@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "actors/serial.hpp"
+#include "actors/serial_payments.hpp"
 #include "ledger/store/payments_store.hpp"
 #include "ledger/store/recon_store.hpp"
 #include "ledger/store/store.hpp"
@@ -64,11 +66,34 @@ struct accounting_totals {
 // store cannot be opened.
 caf::actor spawn_accounting(caf::actor_system& sys, accounting_options opts, ledger::store::error& err);
 
-} // namespace kassa::actors
+// ------------------------------------------------------------------ serialisation
+// Each message also has an `inspect` overload (gl_total in actors/serial_payments.hpp), so
+// that CAF can serialise it.
 
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::accounting_pause)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::accounting_fail)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::accounting_status_request)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::accounting_status)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::accounting_totals_request)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::accounting_totals)
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, accounting_pause& x) {
+  return f(caf::meta::type_name("kassa.accounting_pause"), x.paused);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, accounting_fail& x) {
+  return f(caf::meta::type_name("kassa.accounting_fail"), x.failing);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, accounting_status_request&) {
+  return f(caf::meta::type_name("kassa.accounting_status_request"));
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, accounting_status& x) {
+  return f(caf::meta::type_name("kassa.accounting_status"), x.cursor, x.journal_last, x.recon_cursor,
+           x.resolution_last, x.vouchers, x.last_error, x.paused);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, accounting_totals_request&) {
+  return f(caf::meta::type_name("kassa.accounting_totals_request"));
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, accounting_totals& x) {
+  return f(caf::meta::type_name("kassa.accounting_totals"), x.error, x.totals, x.cursor, x.recon_cursor, x.vouchers);
+}
+
+} // namespace kassa::actors

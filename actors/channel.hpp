@@ -124,21 +124,63 @@ struct subscribe_events {
   uint64_t after = 0; // deliver events with sequence > after (a cursor kept across restarts)
 };
 
-} // namespace kassa::actors
+// ------------------------------------------------------------------ serialisation
+// Each message also has an `inspect` overload, so that CAF can serialise it.
 
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::payment_call)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::call_result)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::credential_request)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::credential_reply)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::status_query)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::provider_event)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::statement_request)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::statement_reply)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::health_request)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::health_reply)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::subscribe_events)
-
-namespace kassa::actors {
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, payment_call& x) {
+  return f(caf::meta::type_name("kassa.payment_call"), x.ctx, serial::wide{&x.payment_id}, serial::enum_of(x.kind),
+           serial::wide{&x.amount}, x.ledger, serial::wide{&x.account_id}, serial::wide{&x.refund_of}, x.credential);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, call_result& x) {
+  return f(caf::meta::type_name("kassa.call_result"), serial::enum_of(x.status), serial::wide{&x.payment_id},
+           serial::wide{&x.amount}, x.provider_ref, x.attempts, x.detail, x.not_sent);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, credential_request& x) {
+  return f(caf::meta::type_name("kassa.credential_request"), x.ctx);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, credential_reply& x) {
+  return f(caf::meta::type_name("kassa.credential_reply"), x.ok, x.token, x.detail);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, status_query& x) {
+  return f(caf::meta::type_name("kassa.status_query"), x.ctx, serial::wide{&x.payment_id});
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, provider_event& x) {
+  return f(caf::meta::type_name("kassa.provider_event"), x.provider, x.sequence, serial::wide{&x.payment_id},
+           serial::enum_of(x.kind), serial::enum_of(x.status), serial::wide{&x.amount}, x.provider_ref);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, statement_entry& x) {
+  return f(caf::meta::type_name("kassa.statement_entry"), x.sequence, serial::wide{&x.payment_id},
+           serial::enum_of(x.kind), serial::enum_of(x.status), serial::wide{&x.amount}, x.ledger, x.provider_ref);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, statement_request& x) {
+  return f(caf::meta::type_name("kassa.statement_request"), x.after, x.limit);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, statement_reply& x) {
+  return f(caf::meta::type_name("kassa.statement_reply"), x.ok, x.entries, x.detail);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, health_request&) {
+  return f(caf::meta::type_name("kassa.health_request"));
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, health_reply& x) {
+  return f(caf::meta::type_name("kassa.health_reply"), x.provider, serial::enum_of(x.state), x.inflight,
+           x.inflight_max, x.calls, x.failures, x.rejected);
+}
+// The subscriber travels as CAF serialises any actor handle (its node and actor id).
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, subscribe_events& x) {
+  return f(caf::meta::type_name("kassa.subscribe_events"), x.subscriber, x.after);
+}
 
 // Set up from the provider's entry in the YAML (config::provider_config).
 struct channel_options {

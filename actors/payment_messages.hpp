@@ -1,11 +1,13 @@
 #pragma once
 // Messages between a client session and the payment core (submit_payments, lookup_orders).
-// In-process only: plain C++ values, allowed as "unsafe" message types like messages.hpp.
+// Inside one process they travel as plain C++ values; each also has an `inspect` overload
+// (below; the records' in actors/serial_payments.hpp), so that CAF can serialise it.
 #include <caf/all.hpp>
 #include <cstdint>
 #include <vector>
 
 #include "actors/messages.hpp"
+#include "actors/serial_payments.hpp"
 #include "ledger/payments/records.hpp"
 
 namespace kassa::actors {
@@ -45,11 +47,32 @@ struct items_reply {
   std::vector<ledger::payments::order_item> items;
 };
 
-} // namespace kassa::actors
+// ------------------------------------------------------------------ serialisation
 
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::submit_payments_request)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::payments_reply)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::lookup_orders_request)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::orders_reply)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::lookup_items_request)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::items_reply)
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, submit_payments_request& x) {
+  return f(caf::meta::type_name("kassa.submit_payments_request"), x.ctx, x.commands, x.ledgers);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, payments_reply& x) {
+  return f(caf::meta::type_name("kassa.payments_reply"), serial::enum_of(x.status), x.replies);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, lookup_orders_request& x) {
+  return f(caf::meta::type_name("kassa.lookup_orders_request"), x.ctx, serial::wide_list{&x.ids});
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, orders_reply& x) {
+  return f(caf::meta::type_name("kassa.orders_reply"), serial::enum_of(x.status), x.orders);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, lookup_items_request& x) {
+  return f(caf::meta::type_name("kassa.lookup_items_request"), x.ctx, serial::wide_list{&x.ids},
+           serial::count{&x.items_max});
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, items_reply& x) {
+  return f(caf::meta::type_name("kassa.items_reply"), serial::enum_of(x.status), x.items);
+}
+
+} // namespace kassa::actors

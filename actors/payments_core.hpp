@@ -138,24 +138,64 @@ using hold_atom = caf::atom_constant<caf::atom("phold")>;
 using flow_down_atom = caf::atom_constant<caf::atom("flowdown")>;
 using timer_atom = caf::atom_constant<caf::atom("ptimer")>;
 
-} // namespace kassa::actors::pay
+// Each message also has an `inspect` overload, so that CAF can serialise it (the records' in
+// actors/serial_payments.hpp).
 
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::pay::flow_start)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::pay::flow_report)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::pay::capture_request)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::pay::capture_reply)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::pay::flow_event)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::pay::limit_reserve)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::pay::limit_release)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::pay::late_start)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::pay::late_refund)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::pay::order_command)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::pay::order_resume)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::pay::order_idle)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::pay::flow_register)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::ledger::payments::payment_reply)
-
-namespace kassa::actors::pay {
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, flow_start& x) {
+  return f(caf::meta::type_name("kassa.flow_start"), x.ctx, x.cmd, x.row, x.parent, x.item, x.resume);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, flow_report& x) {
+  return f(caf::meta::type_name("kassa.flow_report"), x.row, serial::enum_of(x.result), x.final, x.journal);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, capture_request& x) {
+  return f(caf::meta::type_name("kassa.capture_request"), serial::wide{&x.item_id}, serial::wide{&x.amount},
+           x.force);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, capture_reply& x) {
+  return f(caf::meta::type_name("kassa.capture_reply"), x.ok);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, flow_event& x) {
+  return f(caf::meta::type_name("kassa.flow_event"), x.ev);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, limit_reserve& x) {
+  return f(caf::meta::type_name("kassa.limit_reserve"), serial::wide{&x.row_id}, serial::wide{&x.account_id},
+           serial::enum_of(x.type), x.ledger, x.day, serial::wide{&x.amount});
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, limit_release& x) {
+  return f(caf::meta::type_name("kassa.limit_release"), serial::wide{&x.row_id});
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, late_start& x) {
+  return f(caf::meta::type_name("kassa.late_start"), x.row, x.ev);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, late_refund& x) {
+  return f(caf::meta::type_name("kassa.late_refund"), x.row, x.end, x.journal);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, order_command& x) {
+  return f(caf::meta::type_name("kassa.order_command"), x.ctx, x.cmd, x.sequence, x.room);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, order_resume& x) {
+  return f(caf::meta::type_name("kassa.order_resume"), serial::wide{&x.item_id});
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, order_idle& x) {
+  return f(caf::meta::type_name("kassa.order_idle"), serial::wide{&x.order_id}, x.commands);
+}
+// The flow travels as CAF serialises any actor handle (its node and actor id).
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, flow_register& x) {
+  return f(caf::meta::type_name("kassa.flow_register"), x.sequence, x.flow);
+}
 
 // --- the gateway and the order actors (payments.cpp, order.cpp) --------------------------------
 

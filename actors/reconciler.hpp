@@ -15,6 +15,8 @@
 #include <utility>
 #include <vector>
 
+#include "actors/serial.hpp"
+#include "actors/serial_payments.hpp"
 #include "ledger/payments/case_resolution.hpp"
 #include "ledger/store/payments_store.hpp"
 #include "ledger/store/recon_store.hpp"
@@ -141,13 +143,49 @@ struct recon_status {
 // store cannot be opened.
 caf::actor spawn_reconciler(caf::actor_system& sys, reconciler_options opts, ledger::store::error& err);
 
-} // namespace kassa::actors
+// ------------------------------------------------------------------ serialisation
+// Each message also has an `inspect` overload (the store's records in
+// actors/serial_payments.hpp), so that CAF can serialise it.
 
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::open_case)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::recon_case_opened)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::resolve_case)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::recon_case_resolved)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::recon_cases_request)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::recon_cases_reply)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::recon_status_request)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kassa::actors::recon_status)
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, open_case& x) {
+  return f(caf::meta::type_name("kassa.open_case"), serial::wide{&x.payment_id}, serial::wide{&x.row_id}, x.ledger,
+           serial::wide{&x.internal_amount}, serial::wide{&x.provider_amount}, x.provider, serial::wide{&x.trace_id});
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, recon_case_opened& x) {
+  return f(caf::meta::type_name("kassa.recon_case_opened"), x.error, x.id);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, resolve_case& x) {
+  return f(caf::meta::type_name("kassa.resolve_case"), x.id, x.action, x.direction, serial::wide{&x.amount}, x.by,
+           x.note, x.client_id, x.ledgers);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, recon_case_resolved& x) {
+  return f(caf::meta::type_name("kassa.recon_case_resolved"), x.error, serial::enum_of(x.result), x.resolution);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, recon_cases_request& x) {
+  return f(caf::meta::type_name("kassa.recon_cases_request"), x.open_only, x.id_min, serial::count{&x.limit});
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, recon_cases_reply& x) {
+  return f(caf::meta::type_name("kassa.recon_cases_reply"), x.error, x.cases, x.resolutions);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, recon_status_request&) {
+  return f(caf::meta::type_name("kassa.recon_status_request"));
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, recon_provider_status& x) {
+  return f(caf::meta::type_name("kassa.recon_provider_status"), x.provider, x.cursor, x.pending, x.last_error);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, recon_status& x) {
+  return f(caf::meta::type_name("kassa.recon_status"), x.matched, x.cases_open, x.cases_total, x.rounds,
+           x.unmatched_rows, x.booking_rows_checked, x.booking_rows_queued, x.booking_rounds, x.booking_last_error,
+           x.booking_scan_ids, x.booking_scan_passes, x.booking_scan_last_error, x.providers, x.last_error);
+}
+
+} // namespace kassa::actors

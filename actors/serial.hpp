@@ -4,10 +4,14 @@
 // (actors/messages.hpp). The ledger layer stays free of CAF: its overloads live here.
 //
 // CAF 0.17 has no 128-bit integers, so a u128 travels as two 64-bit halves (low, then high),
-// an enum as its underlying integer. Integers are written as CAF writes them (binary
-// serializer: little-endian, fixed width).
+// an enum as its underlying integer, a size_t as 64 bits. Integers are written as CAF writes
+// them (binary serializer: little-endian, fixed width).
 #include <caf/all.hpp>
+#include <caf/detail/stringification_inspector.hpp>
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -71,6 +75,40 @@ typename Inspector::result_type inspect(Inspector& f, as_int<E>& x) {
 template <class E>
 as_int<E> enum_of(E& e) {
   return as_int<E>{&e};
+}
+
+// A zero-padded text field (char[N]): its N bytes as they are, no length; printed as the text
+// before its first zero, at most N bytes (CAF's printer takes a bare char array for a C string
+// and would read past a name that fills its field).
+template <size_t N>
+struct padded {
+  char (*v)[N];
+};
+template <class Inspector, size_t N>
+typename Inspector::result_type inspect(Inspector& f, padded<N>& x) {
+  if constexpr (std::is_same_v<Inspector, caf::detail::stringification_inspector>) {
+    std::string text(*x.v, strnlen(*x.v, N));
+    return f(text);
+  } else {
+    return f(*x.v);
+  }
+}
+template <size_t N>
+padded<N> text_of(char (&a)[N]) {
+  return padded<N>{&a};
+}
+
+// A size_t field, as 64 bits on every platform.
+struct count {
+  size_t* v;
+};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, count& x) {
+  uint64_t n = *x.v;
+  return f(n, caf::meta::load_callback([&]() -> caf::error {
+             *x.v = static_cast<size_t>(n);
+             return caf::none;
+           }));
 }
 
 } // namespace kassa::actors::serial
