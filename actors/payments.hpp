@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "actors/interfaces.hpp"
 #include "config/config.hpp"
 #include "ledger/store/payments_store.hpp"
 
@@ -21,7 +22,7 @@ namespace kassa::actors {
 struct payments_options {
   config::payments_config cfg;
   uint32_t shards = 1;
-  caf::actor directory;  // the ledger
+  directory_actor directory; // the ledger
   caf::actor writer;     // spawn_payments_writer over `store`
   caf::actor reconciler; // optional: receives open_case for suspense bookings
   std::vector<caf::actor> channels; // one per cfg.providers[i], same order

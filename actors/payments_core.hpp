@@ -31,7 +31,8 @@ using ledger::store::journal_entry;
 struct env {
   config::payments_config cfg;
   uint32_t shards = 1;
-  caf::actor directory, writer, reconciler, gateway;
+  directory_actor directory;
+  caf::actor writer, reconciler, gateway;
   struct provider {
     std::string name;
     uint32_t index = 0;

@@ -29,7 +29,7 @@ struct case_desk {
   std::shared_ptr<ledger::store::recon_store> store;       // reads
   std::shared_ptr<ledger::store::payments_store> payments; // the case's row
   caf::actor committer;                                    // writes
-  caf::actor ledger;                                       // the directory: books
+  directory_actor ledger;                                  // the directory: books
   std::function<u128(u128, uint32_t)> suspense_account;
   uint64_t now_ns = 0;
   std::function<void(const recon_written&)> written;       // after each commit

@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "actors/interfaces.hpp"
 #include "actors/serial.hpp"
 #include "actors/serial_payments.hpp"
 #include "ledger/payments/case_resolution.hpp"
@@ -45,7 +46,7 @@ struct reconciler_options {
   uint32_t statement_timeout_ms = 5000;  // per statement_request
   uint32_t journal_entries_max = 65536;  // journal entries read per round (see docs)
   // Rows <-> ledger: the directory answering lookup_transfers_request; none: that side is off.
-  caf::actor ledger;
+  directory_actor ledger;
   uint32_t booking_rows_max = 256;       // rows whose bookings one round looks up
   uint32_t booking_timeout_ms = 5000;    // per lookup; a row not answered is looked up next round
   // Ledger -> rows: the transfer ids of the payments range one round reads (a page of

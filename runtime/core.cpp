@@ -241,7 +241,7 @@ std::unique_ptr<payment_core> start_payment_core(caf::actor_system& sys, const c
     ro.interval_ms = payments.reconciliation.interval_ms;
     ro.grace_ms = payments.reconciliation.grace_ms;
     ro.inflight_grace_ms = payments.reconciliation.inflight_grace_ms;
-    ro.ledger = caf::actor_cast<caf::actor>(ledger.directory); // rows <-> ledger: the bookings each row names; a case's booking
+    ro.ledger = ledger.directory; // rows <-> ledger: the bookings each row names; a case's booking
     // the ledger scan's page: within what a shard answers to one query
     ro.booking_scan_ids_max = std::min<uint32_t>(ro.booking_scan_ids_max, cfg.batching.batch_events_max);
     ro.suspense_account = [shards = cfg.store.shards](u128 account, uint32_t l) {
@@ -289,7 +289,7 @@ std::unique_ptr<payment_core> start_payment_core(caf::actor_system& sys, const c
   actors::payments_options po;
   po.cfg = payments;
   po.shards = cfg.store.shards;
-  po.directory = caf::actor_cast<caf::actor>(ledger.directory);
+  po.directory = ledger.directory;
   po.writer = core->writer;
   po.reconciler = core->reconciler;
   po.channels = core->channels;

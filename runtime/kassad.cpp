@@ -115,8 +115,8 @@ runtime::server_options server_options_of(const config::config& cfg, const runti
   so.frame_bytes_max = cfg.server.frame_bytes_max;
   so.batch_events_max = cfg.batching.batch_events_max;
   so.requests_inflight_max = cfg.server.requests_inflight_max;
-  so.ledger = caf::actor_cast<caf::actor>(real.directory);
-  so.shadow_ledger = shadow ? caf::actor_cast<caf::actor>(shadow->directory) : caf::actor{};
+  so.ledger = real.directory;
+  if (shadow) so.shadow_ledger = shadow->directory;
   so.shadow_payments = shadow_payments ? shadow_payments->payments : caf::actor{};
   so.access.required = cfg.access.required;
   so.access.authentication_failures_max = cfg.access.authentication_failures_max;

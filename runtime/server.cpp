@@ -187,10 +187,10 @@ struct connection : std::enable_shared_from_this<connection> {
 struct session_state {
   static inline const char* name = "kassa.session";
   std::shared_ptr<connection> conn;
-  caf::actor ledger;
+  actors::ledger_client_actor ledger;
   caf::actor payments; // unset: payments are disabled
   // The shadow store's (server_options): unset when the shadow store or its payments are off.
-  caf::actor shadow_ledger;
+  actors::ledger_client_actor shadow_ledger;
   caf::actor shadow_payments;
   caf::actor reconciler; // unset: reconciliation is off
 };
@@ -278,8 +278,8 @@ struct has_ledger<T, std::void_t<decltype(std::declval<T>().ledger)>> : std::tru
 
 // Records that name a ledger (accounts, transfers, orders) are left out of the reply when the
 // client `who` may not use their ledger.
-template <class Request, class Reply, class Records>
-void forward(session_actor* self, const caf::actor& to, const wire::header& h, uint64_t received_ns,
+template <class Handle, class Request, class Reply, class Records>
+void forward(session_actor* self, const Handle& to, const wire::header& h, uint64_t received_ns,
              Request request, Records Reply::*field, const access::client* who) {
   self->request(to, caf::infinite, std::move(request))
       .then(
@@ -297,7 +297,7 @@ void forward(session_actor* self, const caf::actor& to, const wire::header& h, u
 
 // Balances carry no ledger: a client limited to ledgers gets them only for an account of one
 // of its ledgers, found first; any other account answers as one without history (empty).
-void forward_balances(session_actor* self, const caf::actor& ledger, const wire::header& h, uint64_t received_ns,
+void forward_balances(session_actor* self, const actors::ledger_client_actor& ledger, const wire::header& h, uint64_t received_ns,
                       const actors::request_context& ctx, const ledger::store::account_filter& f,
                       const access::client* who) {
   if (who == nullptr || who->every_ledger()) {
@@ -342,7 +342,7 @@ caf::behavior session(session_actor* self, std::shared_ptr<connection> conn) {
           reply(self, h, t, wire::status::shadow_disabled, nullptr, 0, 0);
           return;
         }
-        const caf::actor& ledger = h.ctx.shadow ? st.shadow_ledger : st.ledger;
+        const actors::ledger_client_actor& ledger = h.ctx.shadow ? st.shadow_ledger : st.ledger;
         const caf::actor& payments = h.ctx.shadow ? st.shadow_payments : st.payments;
         // A ledger request is decoded once its records are copied out of the frame; the shard
         // that applies it measures the routing stage from `handed_ns`.

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "actors/interfaces.hpp"
 #include "metrics/registry.hpp"
 #include "runtime/access.hpp"
 
@@ -29,7 +30,7 @@ struct server_options {
   uint32_t requests_inflight_max = 64;
   // Takes every request: the directory (actors/directory.hpp), which maps accounts to shards;
   // anything that answers the shard's messages the way a shard does will serve.
-  caf::actor ledger;
+  actors::ledger_client_actor ledger;
   // Takes submit_payments and lookup_orders (actors/payment_messages.hpp): the payment core's
   // gateway (actors/payments.hpp). Unset when payments are disabled: those operations are
   // then answered `payments_disabled`.
@@ -37,7 +38,7 @@ struct server_options {
   // The shadow store (docs/protocol.md, shadow flag): requests with the flag go to these and
   // never to `ledger` or `payments`. An unset shadow_ledger answers them `shadow_disabled`; an
   // unset shadow_payments answers their payment operations `payments_disabled`.
-  caf::actor shadow_ledger;
+  actors::ledger_client_actor shadow_ledger;
   caf::actor shadow_payments;
   // Takes get_cases and resolve_case (actors/reconciler.hpp). Unset when reconciliation is off:
   // those operations are then answered `reconciliation_disabled` (so are they with the shadow

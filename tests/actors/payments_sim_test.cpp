@@ -721,10 +721,11 @@ struct sim {
     payments_options po;
     po.cfg = pcfg;
     po.shards = shards_n;
-    po.directory = sys->spawn(ledger_front, directory, gen);
+    // an untyped stand-in that answers the directory's messages
+    po.directory = caf::actor_cast<directory_actor>(sys->spawn(ledger_front, directory, gen));
     po.writer = sys->spawn(fake_payments_writer, w, gen);
     for (size_t p = 0; p < providers_n; ++p) po.channels.push_back(sys->spawn(fake_channel, w, gen, p));
-    fronts.push_back(po.directory);
+    fronts.push_back(caf::actor_cast<caf::actor>(po.directory));
     fronts.push_back(po.writer);
     fronts.insert(fronts.end(), po.channels.begin(), po.channels.end());
     po.store = pstore;

@@ -235,8 +235,9 @@ struct recon_node {
       o.channels.emplace_back(name, ch);
     }
     if (ledger) {
-      o.ledger = node.sys->spawn(fake_ledger_actor, ledger);
-      node.actors.push_back(o.ledger);
+      caf::actor fake = node.sys->spawn(fake_ledger_actor, ledger); // answers the directory's messages
+      o.ledger = caf::actor_cast<directory_actor>(fake);
+      node.actors.push_back(fake);
       o.booking_rows_max = 2; // several rounds for the rows
       o.booking_scan_ids_max = 3; // several pages for the ledger's payments id range
       o.log_booking_case = std::move(log_booking_case);

@@ -101,7 +101,7 @@ struct core {
   std::shared_ptr<ks::saga_log> saga_log;
   std::vector<actors::shard_actor> shards;
   std::vector<actors::writer_actor> writers;
-  caf::actor directory;
+  actors::directory_actor directory;
   std::shared_ptr<ks::payments_store> payments_store;
   caf::actor payments_writer, payments;
   std::unique_ptr<runtime::server> server;
@@ -150,7 +150,7 @@ struct core {
     dopts.round_events_max = 2048;
     dopts.clock = actors::now_ns;
     std::string error;
-    directory = caf::actor_cast<caf::actor>(actors::spawn_directory(sys, std::move(dopts), error));
+    directory = actors::spawn_directory(sys, std::move(dopts), error);
     if (!directory) fail("cannot start the directory: " + error);
     start_payments();
     runtime::server_options so;
@@ -237,7 +237,7 @@ struct core {
     caf::anon_send_exit(directory, caf::exit_reason::user_shutdown);
     for (auto& a : shards) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
     for (auto& a : writers) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
-    directory = caf::actor{};
+    directory = actors::directory_actor{};
     shards.clear();
     writers.clear();
     // The stores close when the last actor holding one is gone.

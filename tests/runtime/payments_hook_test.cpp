@@ -67,7 +67,7 @@ struct served {
     sys = std::make_unique<caf::actor_system>(cfg);
     runtime::server_options o;
     o.port = 0;
-    o.ledger = sys->spawn(no_ledger, 0);
+    o.ledger = caf::actor_cast<actors::ledger_client_actor>(sys->spawn(no_ledger, 0));
     if (with_payments) o.payments = sys->spawn(stand_in_payments, 0);
     srv = std::make_unique<runtime::server>(*sys, o);
     std::string error;
