@@ -325,6 +325,18 @@ uint64_t apply_end(shard_self self, uint64_t started_ns) {
   return now;
 }
 
+// Answers a read once everything it may show is durable (store_unavailable if that fails).
+template <class Reply>
+caf::typed_response_promise<Reply> deliver_when_durable(shard_self self, caf::typed_response_promise<Reply> rp,
+                                                        Reply reply) {
+  hold(self, 0, [rp, reply = std::move(reply)](bool durable) mutable {
+    Reply failed;
+    failed.status = outcome::store_unavailable;
+    rp.deliver(durable ? std::move(reply) : std::move(failed));
+  });
+  return rp;
+}
+
 // Applies new accounts and answers once they are durable.
 caf::typed_response_promise<create_reply> on_create_accounts(shard_self self, create_accounts_request& req) {
   auto rp = self->make_response_promise<create_reply>();
@@ -377,10 +389,7 @@ caf::typed_response_promise<accounts_reply> on_lookup_accounts(shard_self self, 
   for (u128 id : req.ids) {
     if (const account* a = self->state.sm->account_find(id)) reply.accounts.push_back(*a);
   }
-  hold(self, 0, [rp, reply = std::move(reply)](bool durable) mutable {
-    rp.deliver(durable ? std::move(reply) : accounts_reply{outcome::store_unavailable, {}});
-  });
-  return rp;
+  return deliver_when_durable(self, rp, std::move(reply));
 }
 
 // Transfers by id, in request order: from memory, else from the store; answered once what
@@ -416,10 +425,7 @@ caf::typed_response_promise<transfers_reply> on_lookup_transfers(shard_self self
       reply.transfers.push_back(found[next_found++]);
     }
   }
-  hold(self, 0, [rp, reply = std::move(reply)](bool durable) mutable {
-    rp.deliver(durable ? std::move(reply) : transfers_reply{outcome::store_unavailable, {}});
-  });
-  return rp;
+  return deliver_when_durable(self, rp, std::move(reply));
 }
 
 // What the shard holds of each id (the transfer and its pending state), for the directory's
@@ -445,10 +451,7 @@ caf::typed_response_promise<probe_reply> on_probe(shard_self self, probe_request
       reply.entries.push_back(probe_entry{static_cast<uint32_t>(i), *t, ps.status, ps.expires_at_ns});
     }
   }
-  hold(self, 0, [rp, reply = std::move(reply)](bool durable) mutable {
-    rp.deliver(durable ? std::move(reply) : probe_reply{outcome::store_unavailable, {}});
-  });
-  return rp;
+  return deliver_when_durable(self, rp, std::move(reply));
 }
 
 // kassa's own accounts in this shard (clearing, sub-accounts, the payment core's chart).
@@ -460,10 +463,7 @@ caf::typed_response_promise<accounts_reply> on_system_accounts(shard_self self, 
   else self->state.sm->accounts_for_each([&](const account& a) {
     if (system_ids::reserved(a.id)) reply.accounts.push_back(a);
   });
-  hold(self, 0, [rp, reply = std::move(reply)](bool durable) mutable {
-    rp.deliver(durable ? std::move(reply) : accounts_reply{outcome::store_unavailable, {}});
-  });
-  return rp;
+  return deliver_when_durable(self, rp, std::move(reply));
 }
 
 shard_actor::behavior_type shard(shard_self self, shard_options opts, std::shared_ptr<state_machine> recovered) {
