@@ -241,130 +241,124 @@ void gateway_start_flow(gateway_actor* self, request_context ctx, payment_comman
                        u128_hi(row.id), u128_lo(row.id));
 }
 
-// One command, checked and dispatched; its reply goes to agg[index] (now or later). `ledgers`:
-// those the client may use, empty for every ledger (submit_payments_request::ledgers).
-void take_command(gateway_actor* self, const request_context& ctx, const payment_command& c, agg_ptr agg,
-                  uint32_t index, const std::vector<uint32_t>& ledgers) {
+// Answers command agg[index] with `r` and nothing else.
+void refuse_command(gateway_actor* self, const payment_command& c, agg_ptr agg, uint32_t index, payment_result r) {
+  payment_reply out{};
+  out.result = uint32_t(r);
+  out.order_id = c.order_id;
+  answer(self, agg, index, out);
+}
+
+// The idempotency key: a command being accepted (the reply waits for it), or one the store
+// holds (answered `exists` with its row). False: the key is new.
+bool key_seen(gateway_actor* self, const payment_command& c, agg_ptr agg, uint32_t index) {
   auto& st = self->state;
   const env& e = *st.e;
-  auto refuse = [&](payment_result r) {
-    payment_reply out{};
-    out.result = uint32_t(r);
-    out.order_id = c.order_id;
-    answer(self, agg, index, out);
-  };
-  if (auto r = lp::validate(c); r != payment_result::ok) return refuse(r);
-  auto ledger_allowed = [&ledgers](uint32_t ledger) {
-    for (uint32_t l : ledgers)
-      if (l == ledger) return true;
-    return ledgers.empty();
-  };
-  // A client limited to ledgers acts only on orders of its ledgers (docs/security.md). pay and
-  // refund name none: their order's is checked here, before the key, so that such a client
-  // stores nothing and learns nothing of another ledger's keys and rows.
-  const bool on_order = c.kind == uint16_t(kind::pay) || c.kind == uint16_t(kind::refund);
-  if (!on_order && !ledger_allowed(c.ledger)) return refuse(payment_result::ledger_forbidden);
-  order o{}; // pay, refund: their order, read once (here for such a client, else below)
-  bool have_order = false, order_read = false;
-  auto read_order = [&] {
-    order_read = true;
-    return e.store->get_row(c.order_id, o, have_order).ok();
-  };
-  if (on_order && !ledgers.empty()) {
-    if (!read_order()) return refuse(payment_result::store_unavailable);
-    if (have_order && !ledger_allowed(o.ledger)) return refuse(payment_result::ledger_forbidden);
-  }
-  // the idempotency key: a command being accepted, or one the store holds
   if (auto it = st.keys.find(c.key); it != st.keys.end()) {
-    if (!lp::same_fields(it->second.cmd, c)) return refuse(payment_result::exists_with_different_fields);
-    it->second.waiters.push_back({agg, index});
-    return;
+    if (!lp::same_fields(it->second.cmd, c)) refuse_command(self, c, agg, index, payment_result::exists_with_different_fields);
+    else it->second.waiters.push_back({agg, index});
+    return true;
   }
   payment_command seen{};
   bool found = false;
-  if (auto err = e.store->get_key(c.key, seen, found); !err.ok()) return refuse(payment_result::store_unavailable);
-  if (found) {
-    if (!lp::same_fields(seen, c)) return refuse(payment_result::exists_with_different_fields);
-    const u128 row_id = (c.kind == uint16_t(kind::pay) || c.kind == uint16_t(kind::refund)) ? c.key : c.order_id;
-    order row{};
-    bool have = false;
-    e.store->get_row(row_id, row, have);
-    payment_reply out = have ? reply_of(row, payment_result::exists) : payment_reply{};
-    if (have && c.kind == uint16_t(kind::refund)) split_refund_reply(e, row, out);
-    out.result = uint32_t(payment_result::exists);
-    return answer(self, agg, index, out);
+  if (auto err = e.store->get_key(c.key, seen, found); !err.ok()) {
+    refuse_command(self, c, agg, index, payment_result::store_unavailable);
+    return true;
   }
+  if (!found) return false;
+  if (!lp::same_fields(seen, c)) {
+    refuse_command(self, c, agg, index, payment_result::exists_with_different_fields);
+    return true;
+  }
+  const u128 row_id = (c.kind == uint16_t(kind::pay) || c.kind == uint16_t(kind::refund)) ? c.key : c.order_id;
+  order row{};
+  bool have = false;
+  e.store->get_row(row_id, row, have);
+  payment_reply out = have ? reply_of(row, payment_result::exists) : payment_reply{};
+  if (have && c.kind == uint16_t(kind::refund)) split_refund_reply(e, row, out);
+  out.result = uint32_t(payment_result::exists);
+  answer(self, agg, index, out);
+  return true;
+}
+
+// A pay or refund goes to its order's actor, which checks it against the order and writes it.
+// A refund may be split in parts, each a row with a sequence of its own (these follow) and a
+// flow of its own: it takes as many places as are left, and more parts are refused.
+void send_to_order(gateway_actor* self, const request_context& ctx, const payment_command& c, const order& o,
+                   agg_ptr agg, uint32_t index) {
+  auto& st = self->state;
+  const env& e = *st.e;
+  st.keys[c.key] = inflight_key{c, {}};
+  auto a = order_actor_for(self, o);
+  ++st.orders_sent[o.id];
+  const uint64_t sequence = ++st.sequence;
+  uint32_t room = 1;
+  if (c.kind == uint16_t(kind::refund)) {
+    st.sequence += refund_parts_max - 1;
+    room = uint32_t(std::min<size_t>(refund_parts_max, e.cfg.orders_inflight_max - admitted(st)));
+  }
+  for (uint32_t k = 0; k < room; ++k) st.item_flows.insert(sequence + k);
+  self->request(a, caf::infinite, order_command{ctx, c, sequence, room})
+      .then(
+          [self, agg, index, key = c.key, sequence, room](payment_reply& r) {
+            auto& st = self->state;
+            // the order actor refuses these before it writes anything; any other answer
+            // comes after the row and its key were written
+            const auto res = static_cast<payment_result>(r.result);
+            const bool stored = res != payment_result::order_not_payable &&
+                                res != payment_result::amount_exceeds_order_remaining &&
+                                res != payment_result::order_not_refundable &&
+                                res != payment_result::refund_exceeds_captured &&
+                                res != payment_result::store_unavailable && res != payment_result::busy;
+            if (!stored) st.item_flows.erase(sequence); // no flow runs for it
+            // places kept for parts that were not made (a part's flow registered before this
+            // answer, and is counted until it ends)
+            for (uint32_t k = 1; k < room; ++k)
+              if (!stored || !st.flows.count(sequence + k)) st.item_flows.erase(sequence + k);
+            key_done(self, key, r, stored);
+            answer(self, agg, index, r);
+          },
+          [self, agg, index, key = c.key, oid = c.order_id, sequence, room, a](caf::error&) {
+            auto& st = self->state;
+            for (uint32_t k = 0; k < room; ++k) st.item_flows.erase(sequence + k);
+            // the order's actor is gone: the next command for it starts a new one
+            if (auto it = st.orders.find(oid); it != st.orders.end() && it->second == a) {
+              st.orders.erase(it);
+              st.orders_sent.erase(oid);
+            }
+            payment_reply r{};
+            r.result = uint32_t(payment_result::busy);
+            r.order_id = oid;
+            key_done(self, key, r, false);
+            answer(self, agg, index, r);
+          });
+}
+
+// Any other command is a new row of its own: written with its key, then (but for an order,
+// which only records) its flow starts.
+void start_row(gateway_actor* self, const request_context& ctx, const payment_command& c, agg_ptr agg,
+               uint32_t index) {
+  auto& st = self->state;
+  const env& e = *st.e;
   const auto k = static_cast<kind>(c.kind);
   auto served = [&](uint32_t ledger) {
     for (const auto& l : e.cfg.ledgers)
       if (l.ledger == ledger) return true;
     return false;
   };
-  if (c.provider[0] != 0 && !e.find_provider(c.provider)) return refuse(payment_result::provider_unknown);
-  if (on_order) {
-    if (!order_read && !read_order()) return refuse(payment_result::store_unavailable);
-    if (!have_order) return refuse(payment_result::order_not_found);
-    if (o.kind != uint16_t(kind::create_order)) return refuse(payment_result::order_kind_invalid);
-    if (admitted(st) >= e.cfg.orders_inflight_max) return refuse(payment_result::busy);
-    st.keys[c.key] = inflight_key{c, {}};
-    auto a = order_actor_for(self, o);
-    ++st.orders_sent[o.id];
-    const uint64_t sequence = ++st.sequence;
-    // A refund may be split in parts, each a row with a sequence of its own (these follow) and
-    // a flow of its own: it takes as many places as are left, and more parts are refused.
-    uint32_t room = 1;
-    if (c.kind == uint16_t(kind::refund)) {
-      st.sequence += refund_parts_max - 1;
-      room = uint32_t(std::min<size_t>(refund_parts_max, e.cfg.orders_inflight_max - admitted(st)));
-    }
-    for (uint32_t k = 0; k < room; ++k) st.item_flows.insert(sequence + k);
-    self->request(a, caf::infinite, order_command{ctx, c, sequence, room})
-        .then(
-            [self, agg, index, key = c.key, sequence, room](payment_reply& r) {
-              auto& st = self->state;
-              // the order actor refuses these before it writes anything; any other answer
-              // comes after the row and its key were written
-              const auto res = static_cast<payment_result>(r.result);
-              const bool stored = res != payment_result::order_not_payable &&
-                                  res != payment_result::amount_exceeds_order_remaining &&
-                                  res != payment_result::order_not_refundable &&
-                                  res != payment_result::refund_exceeds_captured &&
-                                  res != payment_result::store_unavailable && res != payment_result::busy;
-              if (!stored) st.item_flows.erase(sequence); // no flow runs for it
-              // places kept for parts that were not made (a part's flow registered before this
-              // answer, and is counted until it ends)
-              for (uint32_t k = 1; k < room; ++k)
-                if (!stored || !st.flows.count(sequence + k)) st.item_flows.erase(sequence + k);
-              key_done(self, key, r, stored);
-              answer(self, agg, index, r);
-            },
-            [self, agg, index, key = c.key, oid = c.order_id, sequence, room, a](caf::error&) {
-              auto& st = self->state;
-              for (uint32_t k = 0; k < room; ++k) st.item_flows.erase(sequence + k);
-              // the order's actor is gone: the next command for it starts a new one
-              if (auto it = st.orders.find(oid); it != st.orders.end() && it->second == a) {
-                st.orders.erase(it);
-                st.orders_sent.erase(oid);
-              }
-              payment_reply r{};
-              r.result = uint32_t(payment_result::busy);
-              r.order_id = oid;
-              key_done(self, key, r, false);
-              answer(self, agg, index, r);
-            });
-    return;
-  }
-  if (!served(c.ledger)) return refuse(payment_result::ledger_not_served);
-  if (st.rows_inflight.count(c.order_id)) return refuse(payment_result::order_exists);
+  if (!served(c.ledger)) return refuse_command(self, c, agg, index, payment_result::ledger_not_served);
+  if (st.rows_inflight.count(c.order_id)) return refuse_command(self, c, agg, index, payment_result::order_exists);
   order existing{};
   bool have = false;
-  if (auto err = e.store->get_row(c.order_id, existing, have); !err.ok()) return refuse(payment_result::store_unavailable);
-  if (have) return refuse(payment_result::order_exists);
-  if (k != kind::create_order && admitted(st) >= e.cfg.orders_inflight_max) return refuse(payment_result::busy);
+  if (auto err = e.store->get_row(c.order_id, existing, have); !err.ok())
+    return refuse_command(self, c, agg, index, payment_result::store_unavailable);
+  if (have) return refuse_command(self, c, agg, index, payment_result::order_exists);
+  if (k != kind::create_order && admitted(st) >= e.cfg.orders_inflight_max)
+    return refuse_command(self, c, agg, index, payment_result::busy);
   order row = new_row(e, ctx, c, ++st.sequence);
   if (k == kind::create_order) row.state = uint16_t(order_state::created);
   row.fee = fee_at_start(e, k, c.ledger, c.amount);
-  if (row.fee == u128_max) return refuse(payment_result::amount_overflow);
+  if (row.fee == u128_max) return refuse_command(self, c, agg, index, payment_result::amount_overflow);
   st.keys[c.key] = inflight_key{c, {}};
   st.rows_inflight.insert(row.id);
   payments_write w;
@@ -403,6 +397,43 @@ void take_command(gateway_actor* self, const request_context& ctx, const payment
           });
 }
 
+// One command, checked and dispatched; its reply goes to agg[index] (now or later). `ledgers`:
+// those the client may use, empty for every ledger (submit_payments_request::ledgers).
+void take_command(gateway_actor* self, const request_context& ctx, const payment_command& c, agg_ptr agg,
+                  uint32_t index, const std::vector<uint32_t>& ledgers) {
+  auto& st = self->state;
+  const env& e = *st.e;
+  auto refuse = [&](payment_result r) { refuse_command(self, c, agg, index, r); };
+  if (auto r = lp::validate(c); r != payment_result::ok) return refuse(r);
+  auto ledger_allowed = [&ledgers](uint32_t ledger) {
+    for (uint32_t l : ledgers)
+      if (l == ledger) return true;
+    return ledgers.empty();
+  };
+  // A client limited to ledgers acts only on orders of its ledgers (docs/security.md). pay and
+  // refund name none: their order's is checked here, before the key, so that such a client
+  // stores nothing and learns nothing of another ledger's keys and rows.
+  const bool on_order = c.kind == uint16_t(kind::pay) || c.kind == uint16_t(kind::refund);
+  if (!on_order && !ledger_allowed(c.ledger)) return refuse(payment_result::ledger_forbidden);
+  order o{}; // pay, refund: their order, read once (here for such a client, else below)
+  bool have_order = false, order_read = false;
+  auto read_order = [&] {
+    order_read = true;
+    return e.store->get_row(c.order_id, o, have_order).ok();
+  };
+  if (on_order && !ledgers.empty()) {
+    if (!read_order()) return refuse(payment_result::store_unavailable);
+    if (have_order && !ledger_allowed(o.ledger)) return refuse(payment_result::ledger_forbidden);
+  }
+  if (key_seen(self, c, agg, index)) return;
+  if (c.provider[0] != 0 && !e.find_provider(c.provider)) return refuse(payment_result::provider_unknown);
+  if (!on_order) return start_row(self, ctx, c, agg, index);
+  if (!order_read && !read_order()) return refuse(payment_result::store_unavailable);
+  if (!have_order) return refuse(payment_result::order_not_found);
+  if (o.kind != uint16_t(kind::create_order)) return refuse(payment_result::order_kind_invalid);
+  if (admitted(st) >= e.cfg.orders_inflight_max) return refuse(payment_result::busy);
+  send_to_order(self, ctx, c, o, agg, index);
+}
 
 void relay_reply(gateway_actor* self, u128 row_id, payment_reply r) {
   auto& st = self->state;
