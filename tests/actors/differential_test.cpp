@@ -974,17 +974,20 @@ TEST_CASE("every topology answers a random request stream as the single-shard mo
                                "a balancing transfer across shards applied",
                                "a pending transfer across shards applied", "a closing transfer across shards applied",
                                "a post or void across shards applied", "a post or void across shards refused",
-                               "a post or void chained with a debit of the hot account applied",
                                "history transfers", "history balances", "a crash with requests in flight"}) {
         INFO(t.name << ": " << code);
         CHECK(coverage[code] > 0);
       }
       // Whether a crash lands before or after a writer commits, and in which order concurrent
       // clients' requests arrive, is up to the scheduler, so these floors hold over all
-      // topologies together, not for each one.
+      // topologies together, not for each one. So does a post or void chained with a debit of
+      // the hot account: once a closing transfer that arrived early closes the hot account,
+      // no debit of it applies for the rest of the stream (seed 12014611794295909167: in three
+      // topologies of five).
       for (const char* code : {"a request whose reply was lost, sent again",
                                "a unit the lost attempt applied, answered as a repeat",
-                               "requests of concurrent clients arrived out of the order sent"}) {
+                               "requests of concurrent clients arrived out of the order sent",
+                               "a post or void chained with a debit of the hot account applied"}) {
         timed[code] += coverage[code];
       }
     }
