@@ -171,121 +171,147 @@ std::unique_ptr<ledger_core> start_ledger_core(caf::actor_system& sys, const con
   return core;
 }
 
+namespace {
+
+// What the provider ids of new payments are made of (docs/payments.md, "Provider ids").
+void log_provider_ids(const core_site& site, const ledger::store::payments_store& pstore) {
+  const auto& ids = pstore.ids();
+  char installation[24], issuer[24];
+  std::snprintf(installation, sizeof installation, "0x%016llx", (unsigned long long)ids.installation_id());
+  std::snprintf(issuer, sizeof issuer, "0x%016llx", (unsigned long long)ids.issuer());
+  site.log(log::level::info, "provider ids",
+           {{"installation_id", installation},
+            {"generation", std::to_string(ids.generations().back().number)},
+            {"issuer", issuer},
+            {"sequence_first", std::to_string(ids.generations().back().sequence_first)}});
+}
+
+actors::channel_options channel_options_of(const core_site& site, const config::provider_config& p) {
+  actors::channel_options co;
+  co.name = p.name;
+  co.host = p.host;
+  co.port = p.port;
+  co.path_prefix = p.path_prefix;
+  co.inflight_max = p.inflight_max;
+  co.connections_max = p.connections_max;
+  co.timeout_ms = p.timeout_ms;
+  co.retries_max = p.retries_max;
+  co.backoff_ms_min = p.backoff_ms_min;
+  co.backoff_ms_max = p.backoff_ms_max;
+  co.breaker_failures_min = p.breaker.failures_min;
+  co.breaker_window_ms = p.breaker.window_ms;
+  co.breaker_open_ms = p.breaker.open_ms;
+  co.events_poll_ms = p.events_poll_ms;
+  co.credential_ttl_ms = p.credential_ttl_ms;
+  co.credentials = p.credentials;
+  co.log = [site, name = p.name](bool warning, const std::string& msg) {
+    site.log(warning ? log::level::warn : log::level::info, msg, {{"channel", name}});
+  };
+  return co;
+}
+
+// The reconciler and its store (<site>/recon); false (logged) when either cannot start.
+bool start_reconciler(caf::actor_system& sys, const config::config& cfg, const config::payments_config& payments,
+                      const ledger_core& ledger, std::shared_ptr<ledger::store::payments_store> pstore,
+                      const std::vector<std::pair<std::string, caf::actor>>& named, payment_core& core,
+                      std::shared_ptr<ledger::store::recon_store>& recon) {
+  const core_site& site = ledger.site;
+  ledger::store::error err;
+  actors::reconciler_options ro;
+  ro.payments = std::move(pstore);
+  ro.path = site.data_dir + "/recon";
+  ro.durability = durability_of(cfg);
+  recon.reset(ledger::store::recon_store::open(ro.path, ro.durability, ro.map_size_bytes, err).release());
+  if (!recon) {
+    site.log(log::level::error, "cannot start reconciliation", {{"error", err.message}});
+    return false;
+  }
+  ro.store = recon;
+  ro.channels = named;
+  ro.interval_ms = payments.reconciliation.interval_ms;
+  ro.grace_ms = payments.reconciliation.grace_ms;
+  ro.inflight_grace_ms = payments.reconciliation.inflight_grace_ms;
+  ro.ledger = ledger.directory; // rows <-> ledger: the bookings each row names; a case's booking
+  // the ledger scan's page: within what a shard answers to one query
+  ro.booking_scan_ids_max = std::min<uint32_t>(ro.booking_scan_ids_max, cfg.batching.batch_events_max);
+  ro.suspense_account = [shards = cfg.store.shards](u128 account, uint32_t l) {
+    namespace lp = ledger::payments;
+    return lp::account_id(lp::role::suspense, 0, actors::shard_of(account, shards), l);
+  };
+  std::vector<std::string> provider_names;
+  for (const config::provider_config& p : payments.providers) {
+    provider_names.push_back(p.name); // the index is the provider's in the chart of accounts
+    if (p.credentials) ro.credential_providers.push_back(p.name);
+  }
+  ro.clearing_account = [shards = cfg.store.shards, provider_names](const std::string& name, u128 account,
+                                                                      uint32_t l) -> u128 {
+    namespace lp = ledger::payments;
+    for (size_t i = 0; i < provider_names.size(); ++i)
+      if (provider_names[i] == name)
+        return lp::account_id(lp::role::provider_clearing, uint32_t(i), actors::shard_of(account, shards), l);
+    return 0;
+  };
+  ro.refund_timeout_ms = payments.reconciliation.refund_timeout_ms;
+  ro.log_booking_case = [site](const std::string& c) {
+    site.log(log::level::error, "a payment row and the ledger disagree; a reconciliation case is open", {{"case", c}});
+  };
+  core.reconciler = actors::spawn_reconciler(sys, ro, err);
+  if (!core.reconciler) {
+    site.log(log::level::error, "cannot start reconciliation", {{"error", err.message}});
+    return false;
+  }
+  return true;
+}
+
+// Accounting (<site>/accounting); false (logged) when it cannot start.
+bool start_accounting(caf::actor_system& sys, const config::config& cfg, const config::payments_config& payments,
+                      const core_site& site, std::shared_ptr<ledger::store::payments_store> pstore,
+                      std::shared_ptr<ledger::store::recon_store> recon, payment_core& core) {
+  ledger::store::error err;
+  actors::accounting_options ao;
+  ao.payments = std::move(pstore);
+  ao.recon = std::move(recon); // null when reconciliation is off: no corrections to account for
+  ao.path = site.data_dir + "/accounting";
+  ao.durability = durability_of(cfg);
+  ao.interval_ms = payments.accounting.interval_ms;
+  ao.batch_events_max = payments.accounting.batch_events_max;
+  ao.log_error = [site](const std::string& msg) { site.log(log::level::error, "accounting", {{"error", msg}}); };
+  core.accounting = actors::spawn_accounting(sys, ao, err);
+  if (!core.accounting) {
+    site.log(log::level::error, "cannot start accounting", {{"error", err.message}});
+    return false;
+  }
+  return true;
+}
+
+} // namespace
+
 std::unique_ptr<payment_core> start_payment_core(caf::actor_system& sys, const config::config& cfg,
                                                  const config::payments_config& payments,
                                                  const ledger_core& ledger) {
   const core_site& site = ledger.site;
-  const ledger::store::durability durability = durability_of(cfg);
   auto core = std::make_unique<payment_core>();
   ledger::store::error err;
   auto pstore = std::shared_ptr<ledger::store::payments_store>(ledger::store::payments_store::open(
-      site.data_dir + "/payments", durability, site.map_size_mib << 20, err));
+      site.data_dir + "/payments", durability_of(cfg), site.map_size_mib << 20, err));
   if (!pstore) {
     site.log(log::level::error, "cannot open the payments store", {{"error", err.message}});
     return nullptr;
   }
-  {
-    // what the provider ids of new payments are made of (docs/payments.md, "Provider ids")
-    const auto& ids = pstore->ids();
-    char installation[24], issuer[24];
-    std::snprintf(installation, sizeof installation, "0x%016llx", (unsigned long long)ids.installation_id());
-    std::snprintf(issuer, sizeof issuer, "0x%016llx", (unsigned long long)ids.issuer());
-    site.log(log::level::info, "provider ids",
-             {{"installation_id", installation},
-              {"generation", std::to_string(ids.generations().back().number)},
-              {"issuer", issuer},
-              {"sequence_first", std::to_string(ids.generations().back().sequence_first)}});
-  }
+  log_provider_ids(site, *pstore);
   core->writer = actors::spawn_payments_writer(sys, pstore, [site](const std::string& msg) {
     site.log(log::level::error, "a write of the payments store failed; its commands are answered store_unavailable",
              {{"error", msg}});
   });
   std::vector<std::pair<std::string, caf::actor>> named;
   for (const config::provider_config& p : payments.providers) {
-    actors::channel_options co;
-    co.name = p.name;
-    co.host = p.host;
-    co.port = p.port;
-    co.path_prefix = p.path_prefix;
-    co.inflight_max = p.inflight_max;
-    co.connections_max = p.connections_max;
-    co.timeout_ms = p.timeout_ms;
-    co.retries_max = p.retries_max;
-    co.backoff_ms_min = p.backoff_ms_min;
-    co.backoff_ms_max = p.backoff_ms_max;
-    co.breaker_failures_min = p.breaker.failures_min;
-    co.breaker_window_ms = p.breaker.window_ms;
-    co.breaker_open_ms = p.breaker.open_ms;
-    co.events_poll_ms = p.events_poll_ms;
-    co.credential_ttl_ms = p.credential_ttl_ms;
-    co.credentials = p.credentials;
-    co.log = [site, name = p.name](bool warning, const std::string& msg) {
-      site.log(warning ? log::level::warn : log::level::info, msg, {{"channel", name}});
-    };
-    core->channels.push_back(actors::spawn_channel(sys, co));
+    core->channels.push_back(actors::spawn_channel(sys, channel_options_of(site, p)));
     named.emplace_back(p.name, core->channels.back());
   }
   std::shared_ptr<ledger::store::recon_store> recon; // the reconciler writes it, accounting reads it
-  if (payments.reconciliation.enabled) {
-    actors::reconciler_options ro;
-    ro.payments = pstore;
-    ro.path = site.data_dir + "/recon";
-    ro.durability = durability;
-    recon.reset(ledger::store::recon_store::open(ro.path, ro.durability, ro.map_size_bytes, err).release());
-    if (!recon) {
-      site.log(log::level::error, "cannot start reconciliation", {{"error", err.message}});
-      return nullptr;
-    }
-    ro.store = recon;
-    ro.channels = named;
-    ro.interval_ms = payments.reconciliation.interval_ms;
-    ro.grace_ms = payments.reconciliation.grace_ms;
-    ro.inflight_grace_ms = payments.reconciliation.inflight_grace_ms;
-    ro.ledger = ledger.directory; // rows <-> ledger: the bookings each row names; a case's booking
-    // the ledger scan's page: within what a shard answers to one query
-    ro.booking_scan_ids_max = std::min<uint32_t>(ro.booking_scan_ids_max, cfg.batching.batch_events_max);
-    ro.suspense_account = [shards = cfg.store.shards](u128 account, uint32_t l) {
-      namespace lp = ledger::payments;
-      return lp::account_id(lp::role::suspense, 0, actors::shard_of(account, shards), l);
-    };
-    std::vector<std::string> provider_names;
-    for (const config::provider_config& p : payments.providers) {
-      provider_names.push_back(p.name); // the index is the provider's in the chart of accounts
-      if (p.credentials) ro.credential_providers.push_back(p.name);
-    }
-    ro.clearing_account = [shards = cfg.store.shards, provider_names](const std::string& name, u128 account,
-                                                                        uint32_t l) -> u128 {
-      namespace lp = ledger::payments;
-      for (size_t i = 0; i < provider_names.size(); ++i)
-        if (provider_names[i] == name)
-          return lp::account_id(lp::role::provider_clearing, uint32_t(i), actors::shard_of(account, shards), l);
-      return 0;
-    };
-    ro.refund_timeout_ms = payments.reconciliation.refund_timeout_ms;
-    ro.log_booking_case = [site](const std::string& c) {
-      site.log(log::level::error, "a payment row and the ledger disagree; a reconciliation case is open", {{"case", c}});
-    };
-    core->reconciler = actors::spawn_reconciler(sys, ro, err);
-    if (!core->reconciler) {
-      site.log(log::level::error, "cannot start reconciliation", {{"error", err.message}});
-      return nullptr;
-    }
-  }
-  if (payments.accounting.enabled) {
-    actors::accounting_options ao;
-    ao.payments = pstore;
-    ao.recon = recon; // null when reconciliation is off: no corrections to account for
-    ao.path = site.data_dir + "/accounting";
-    ao.durability = durability;
-    ao.interval_ms = payments.accounting.interval_ms;
-    ao.batch_events_max = payments.accounting.batch_events_max;
-    ao.log_error = [site](const std::string& msg) { site.log(log::level::error, "accounting", {{"error", msg}}); };
-    core->accounting = actors::spawn_accounting(sys, ao, err);
-    if (!core->accounting) {
-      site.log(log::level::error, "cannot start accounting", {{"error", err.message}});
-      return nullptr;
-    }
-  }
+  if (payments.reconciliation.enabled && !start_reconciler(sys, cfg, payments, ledger, pstore, named, *core, recon))
+    return nullptr;
+  if (payments.accounting.enabled && !start_accounting(sys, cfg, payments, site, pstore, recon, *core)) return nullptr;
   actors::payments_options po;
   po.cfg = payments;
   po.shards = cfg.store.shards;
