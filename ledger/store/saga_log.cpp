@@ -201,6 +201,67 @@ int upgrade_from_1(MDB_txn* txn, MDB_dbi sagas, std::string& problem) {
 }
 } // namespace
 
+namespace {
+
+// A new log gets meta; an older format is upgraded in place; a newer one is refused.
+error open_format(MDB_txn* txn, MDB_dbi sagas, MDB_dbi meta, MDB_env* env, const std::string& path) {
+  uint64_t version = 0;
+  bool found = false;
+  int rc;
+  if ((rc = get_u64(txn, meta, meta_format_version, version, found)) != 0)
+    return lmdb_error(rc, "reading meta.format_version", env);
+  if (!found) {
+    // A new log: the sagas table must be empty, or someone removed meta.
+    MDB_stat st;
+    if ((rc = mdb_stat(txn, sagas, &st)) != 0) return lmdb_error(rc, "mdb_stat", env);
+    if (st.ms_entries != 0)
+      return corrupt(env, "meta.format_version is missing but the sagas table holds " +
+                              std::to_string(st.ms_entries) + " records");
+    if ((rc = put_u64(txn, meta, meta_format_version, saga_format_version)) != 0 ||
+        (rc = put_u64(txn, meta, meta_id_last, 0)) != 0)
+      return lmdb_error(rc, "initialising meta", env);
+  } else if (version == 1) {
+    std::string problem;
+    if ((rc = upgrade_from_1(txn, sagas, problem)) != 0 ||
+        (rc = put_u64(txn, meta, meta_format_version, saga_format_version)) != 0)
+      return lmdb_error(rc, "upgrading the saga log from format version 1", env);
+    if (!problem.empty()) return corrupt(env, "upgrading from format version 1: a record: " + problem);
+  } else if (version == 2) {
+    // Format 3 writes the same records; its redo records may also hold two-phase legs across
+    // shards and expiries (system_expire), which a kassa of format 2 must not replay.
+    if ((rc = put_u64(txn, meta, meta_format_version, saga_format_version)) != 0)
+      return lmdb_error(rc, "upgrading the saga log from format version 2", env);
+  } else if (version != saga_format_version) {
+    return make_error(errc::version_mismatch,
+                      "saga log " + path + " has format version " + std::to_string(version) +
+                          ", this kassa reads version " + std::to_string(saga_format_version) +
+                          ": run the kassa release that wrote it");
+  }
+  return {};
+}
+
+// meta.id_last, which covers every record: the newest key must not lie beyond it.
+error read_id_last(MDB_txn* txn, MDB_dbi sagas, MDB_dbi meta, MDB_env* env, uint64_t& id_last) {
+  bool found = false;
+  int rc;
+  if ((rc = get_u64(txn, meta, meta_id_last, id_last, found)) != 0) return lmdb_error(rc, "reading meta.id_last", env);
+  if (!found) return corrupt(env, "meta lacks id_last");
+  cursor_guard c;
+  MDB_val k, v;
+  if ((rc = mdb_cursor_open(txn, sagas, &c.cursor)) != 0) return lmdb_error(rc, "opening a sagas cursor", env);
+  rc = mdb_cursor_get(c.cursor, &k, &v, MDB_LAST);
+  if (rc == MDB_NOTFOUND) return {};
+  if (rc != 0) return lmdb_error(rc, "reading the sagas", env);
+  if (k.mv_size != 8) return corrupt(env, "a sagas key is not 8 bytes");
+  const uint64_t newest = layout::get_be64(static_cast<const uint8_t*>(k.mv_data));
+  if (newest > id_last)
+    return corrupt(env, "the newest saga has id " + std::to_string(newest) + " but meta.id_last is " +
+                            std::to_string(id_last));
+  return {};
+}
+
+} // namespace
+
 std::unique_ptr<saga_log> saga_log::open(const std::string& path, enum durability durability,
                                          uint64_t map_size_bytes, error& err) {
   err = {};
@@ -244,88 +305,10 @@ std::unique_ptr<saga_log> saga_log::open(const std::string& path, enum durabilit
     err = lmdb_error(rc, "opening the tables", log->env_);
     return nullptr;
   }
-
-  uint64_t version = 0, id_last = 0;
-  bool found = false;
-  if ((rc = get_u64(txn.txn, meta, meta_format_version, version, found)) != 0) {
-    err = lmdb_error(rc, "reading meta.format_version", log->env_);
-    return nullptr;
-  }
-  if (!found) {
-    // A new log: the sagas table must be empty, or someone removed meta.
-    MDB_stat st;
-    if ((rc = mdb_stat(txn.txn, sagas, &st)) != 0) {
-      err = lmdb_error(rc, "mdb_stat", log->env_);
-      return nullptr;
-    }
-    if (st.ms_entries != 0) {
-      err = corrupt(log->env_, "meta.format_version is missing but the sagas table holds " +
-                                   std::to_string(st.ms_entries) + " records");
-      return nullptr;
-    }
-    if ((rc = put_u64(txn.txn, meta, meta_format_version, saga_format_version)) != 0 ||
-        (rc = put_u64(txn.txn, meta, meta_id_last, 0)) != 0) {
-      err = lmdb_error(rc, "initialising meta", log->env_);
-      return nullptr;
-    }
-  } else if (version == 1) {
-    std::string problem;
-    if ((rc = upgrade_from_1(txn.txn, sagas, problem)) != 0 ||
-        (rc = put_u64(txn.txn, meta, meta_format_version, saga_format_version)) != 0) {
-      err = lmdb_error(rc, "upgrading the saga log from format version 1", log->env_);
-      return nullptr;
-    }
-    if (!problem.empty()) {
-      err = corrupt(log->env_, "upgrading from format version 1: a record: " + problem);
-      return nullptr;
-    }
-  } else if (version == 2) {
-    // Format 3 writes the same records; its redo records may also hold two-phase legs across
-    // shards and expiries (system_expire), which a kassa of format 2 must not replay.
-    if ((rc = put_u64(txn.txn, meta, meta_format_version, saga_format_version)) != 0) {
-      err = lmdb_error(rc, "upgrading the saga log from format version 2", log->env_);
-      return nullptr;
-    }
-  } else if (version != saga_format_version) {
-    err = make_error(errc::version_mismatch,
-                     "saga log " + path + " has format version " + std::to_string(version) +
-                         ", this kassa reads version " + std::to_string(saga_format_version) +
-                         ": run the kassa release that wrote it");
-    return nullptr;
-  }
-  if ((rc = get_u64(txn.txn, meta, meta_id_last, id_last, found)) != 0) {
-    err = lmdb_error(rc, "reading meta.id_last", log->env_);
-    return nullptr;
-  }
-  if (!found) {
-    err = corrupt(log->env_, "meta lacks id_last");
-    return nullptr;
-  }
-  // id_last covers every record: the newest key must not lie beyond it.
-  {
-    cursor_guard c;
-    MDB_val k, v;
-    if ((rc = mdb_cursor_open(txn.txn, sagas, &c.cursor)) != 0) {
-      err = lmdb_error(rc, "opening a sagas cursor", log->env_);
-      return nullptr;
-    }
-    rc = mdb_cursor_get(c.cursor, &k, &v, MDB_LAST);
-    if (rc == 0) {
-      if (k.mv_size != 8) {
-        err = corrupt(log->env_, "a sagas key is not 8 bytes");
-        return nullptr;
-      }
-      const uint64_t newest = layout::get_be64(static_cast<const uint8_t*>(k.mv_data));
-      if (newest > id_last) {
-        err = corrupt(log->env_, "the newest saga has id " + std::to_string(newest) +
-                                     " but meta.id_last is " + std::to_string(id_last));
-        return nullptr;
-      }
-    } else if (rc != MDB_NOTFOUND) {
-      err = lmdb_error(rc, "reading the sagas", log->env_);
-      return nullptr;
-    }
-  }
+  uint64_t id_last = 0;
+  if ((err = open_format(txn.txn, sagas, meta, log->env_, path)).ok())
+    err = read_id_last(txn.txn, sagas, meta, log->env_, id_last);
+  if (!err.ok()) return nullptr;
   if ((rc = txn.commit()) != 0) {
     err = lmdb_error(rc, "committing the open transaction", log->env_);
     return nullptr;
