@@ -211,6 +211,51 @@ int journal_expirations(MDB_txn* txn, MDB_dbi dbi, const std::vector<pending_upd
   return 0;
 }
 
+// Takes back what a commit added to a list unless the commit succeeded (keep).
+struct sides_guard {
+  std::vector<id_ts>& sides;
+  size_t size_before;
+  bool keep = false;
+  ~sides_guard() {
+    if (!keep) sides.resize(size_before);
+  }
+};
+
+// The journal entry of commit `sequence`: what it wrote, and the CRC-32C of its transfers.
+journal_entry journal_entry_of(const change_set& changes, uint64_t sequence, uint64_t timestamp_last,
+                               size_t accounts_written, uint32_t crc) {
+  journal_entry je{};
+  je.sequence = sequence;
+  je.timestamp_last = timestamp_last;
+  if (!changes.transfers_created.empty()) {
+    je.transfer_timestamp_min = changes.transfers_created.front().timestamp;
+    je.transfer_timestamp_max = changes.transfers_created.back().timestamp;
+    KASSA_ASSERT(je.transfer_timestamp_max <= timestamp_last);
+  }
+  je.committed_at_ns = wall_ns();
+  je.accounts_created = uint32_t(changes.accounts_created.size());
+  je.accounts_written = uint32_t(accounts_written);
+  je.transfers_created = uint32_t(changes.transfers_created.size());
+  je.pending_updates = uint32_t(changes.pending_updates.size());
+  je.history_entries = uint32_t(changes.history.size());
+  je.transfers_crc32c = crc;
+  return je;
+}
+
+// Meta after a commit: its sequence and timestamps, and the checkpoint's and the bulk index's
+// when this commit made them.
+int write_meta(MDB_txn* txn, MDB_dbi meta, uint64_t sequence, uint64_t timestamp_last, uint64_t transfer_timestamp_last,
+               bool checkpoint, bool indexed) {
+  int rc;
+  if ((rc = put_u64(txn, meta, meta_commit_sequence, sequence)) != 0 ||
+      (rc = put_u64(txn, meta, meta_timestamp_last, timestamp_last)) != 0 ||
+      (rc = put_u64(txn, meta, meta_transfer_timestamp_last, transfer_timestamp_last)) != 0)
+    return rc;
+  if (checkpoint && (rc = put_u64(txn, meta, meta_accounts_checkpoint_timestamp, timestamp_last)) != 0) return rc;
+  if (indexed && (rc = put_u64(txn, meta, meta_account_transfers_indexed, transfer_timestamp_last)) != 0) return rc;
+  return 0;
+}
+
 } // namespace
 
 error store::commit(const change_set& changes) {
@@ -228,12 +273,7 @@ error store::commit(const change_set& changes) {
   const char* stage = "";
   auto fail = [&](int code) { return lmdb_error(code, std::string("commit: ") + stage, options_); };
   // This commit's transfer sides join the unindexed ones; a failed commit takes them back.
-  struct sides_guard {
-    std::vector<id_ts>& sides;
-    size_t size_before;
-    bool keep = false;
-    ~sides_guard() { if (!keep) sides.resize(size_before); }
-  } sides{m.unindexed_sides, m.unindexed_sides.size()};
+  sides_guard sides{m.unindexed_sides, m.unindexed_sides.size()};
   for (const transfer& t : changes.transfers_created) {
     m.unindexed_sides.push_back({t.debit_account_id, t.timestamp});
     m.unindexed_sides.push_back({t.credit_account_id, t.timestamp});
@@ -300,21 +340,7 @@ error store::commit(const change_set& changes) {
   // 8. The commit's journal entry and meta.
   stage = "writing the journal";
   const uint64_t sequence = commit_sequence_ + 1;
-  journal_entry je{};
-  je.sequence = sequence;
-  je.timestamp_last = timestamp_last;
-  if (!changes.transfers_created.empty()) {
-    je.transfer_timestamp_min = changes.transfers_created.front().timestamp;
-    je.transfer_timestamp_max = changes.transfers_created.back().timestamp;
-    KASSA_ASSERT(je.transfer_timestamp_max <= timestamp_last);
-  }
-  je.committed_at_ns = wall_ns();
-  je.accounts_created = uint32_t(changes.accounts_created.size());
-  je.accounts_written = uint32_t(m.account_rows.size());
-  je.transfers_created = uint32_t(changes.transfers_created.size());
-  je.pending_updates = uint32_t(changes.pending_updates.size());
-  je.history_entries = uint32_t(changes.history.size());
-  je.transfers_crc32c = crc;
+  const journal_entry je = journal_entry_of(changes, sequence, timestamp_last, m.account_rows.size(), crc);
   {
     key_u64 key(sequence);
     k = val_of(key);
@@ -322,14 +348,7 @@ error store::commit(const change_set& changes) {
     if ((rc = mdb_put(txn.txn, m.journal, &k, &v, MDB_APPEND)) != 0) return fail(rc);
   }
   stage = "writing meta";
-  if ((rc = put_u64(txn.txn, m.meta, meta_commit_sequence, sequence)) != 0 ||
-      (rc = put_u64(txn.txn, m.meta, meta_timestamp_last, timestamp_last)) != 0 ||
-      (rc = put_u64(txn.txn, m.meta, meta_transfer_timestamp_last, ts_prev)) != 0)
-    return fail(rc);
-  if (checkpoint_due &&
-      (rc = put_u64(txn.txn, m.meta, meta_accounts_checkpoint_timestamp, timestamp_last)) != 0)
-    return fail(rc);
-  if (index_due && (rc = put_u64(txn.txn, m.meta, meta_account_transfers_indexed, ts_prev)) != 0)
+  if ((rc = write_meta(txn.txn, m.meta, sequence, timestamp_last, ts_prev, checkpoint_due, index_due)) != 0)
     return fail(rc);
 
   const uint64_t t_write = mono_ns();
@@ -342,24 +361,8 @@ error store::commit(const change_set& changes) {
   commit_sequence_ = sequence;
   timestamp_last_ = timestamp_last;
   transfer_timestamp_last_ = ts_prev;
-  if (checkpoint_due) {
-    m.dirty = {};
-    m.checkpoint_timestamp = timestamp_last;
-    m.commits_since_checkpoint = m.transfers_since_checkpoint = 0;
-  } else {
-    for (const account& a : changes.account_rows) m.dirty.upsert(a);
-    ++m.commits_since_checkpoint;
-    m.transfers_since_checkpoint += transfers_count;
-  }
   sides.keep = true;
-  if (index_due) {
-    m.indexed_timestamp = ts_prev;
-    m.commits_since_index = m.transfers_unindexed = 0;
-    m.unindexed_sides.clear();
-  } else {
-    ++m.commits_since_index;
-    m.transfers_unindexed += transfers_count;
-  }
+  m.committed(changes, checkpoint_due, index_due, timestamp_last, ts_prev);
   last_commit_ = commit_stats{sequence,          transfers_count, m.account_rows.size(),
                               transfers_indexed, checkpoint_due,  t_write - t_begin,
                               t_end - t_write};

@@ -178,6 +178,30 @@ struct store::impl {
     return {};
   }
 
+  // A commit is durable: the rows it left for the next checkpoint, or the checkpoint it made;
+  // the sides it left for the next bulk index, or the index it made.
+  void committed(const change_set& changes, bool checkpoint, bool indexed, uint64_t timestamp_last,
+                 uint64_t transfer_timestamp_last) {
+    const size_t transfers = changes.transfers_created.size();
+    if (checkpoint) {
+      dirty = {};
+      checkpoint_timestamp = timestamp_last;
+      commits_since_checkpoint = transfers_since_checkpoint = 0;
+    } else {
+      for (const account& a : changes.account_rows) dirty.upsert(a);
+      ++commits_since_checkpoint;
+      transfers_since_checkpoint += transfers;
+    }
+    if (indexed) {
+      indexed_timestamp = transfer_timestamp_last;
+      commits_since_index = transfers_unindexed = 0;
+      unindexed_sides.clear();
+    } else {
+      ++commits_since_index;
+      transfers_unindexed += transfers;
+    }
+  }
+
   ~impl() {
     if (prefetch_txn) mdb_txn_abort(prefetch_txn);
     if (env) mdb_env_close(env);
